@@ -1,0 +1,35 @@
+//! The systems under test, behind one small trait.
+
+mod floor;
+mod seglog_segment_peer;
+
+use anyhow::Result;
+use std::path::Path;
+
+/// One system that can make an append durable.
+pub trait Peer: Send + Sync {
+    /// Appends `payload` to `execution` and returns once it is durable.
+    fn append(&self, execution: u64, payload: &[u8]) -> Result<()>;
+}
+
+/// How to make a fresh instance of a peer in a directory.
+pub struct PeerKind {
+    /// Name in reports.
+    pub name: &'static str,
+    /// Opens a fresh instance in an empty directory.
+    pub open: fn(&Path) -> Result<Box<dyn Peer>>,
+}
+
+/// Every peer, in the order of the first round.
+pub fn all() -> Vec<PeerKind> {
+    vec![
+        PeerKind {
+            name: "floor (write+fdatasync)",
+            open: floor::open,
+        },
+        PeerKind {
+            name: "seglog-segment",
+            open: seglog_segment_peer::open,
+        },
+    ]
+}

@@ -1,0 +1,124 @@
+//! The segment layer's one error type.
+//!
+//! Corruption is kept apart from I/O: an `Io` error says the operating system refused
+//! something, a `Corruption` says the bytes on disk are not what the writer wrote.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the segment layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system failed an operation on `path`.
+    #[error("I/O error during {op} on {}: {source}", path.display())]
+    Io {
+        /// What was being done (`"write"`, `"sync_data"`, `"open"` …).
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Bytes on disk that a correct writer cannot have produced.
+    #[error("corruption in segment {segment} at offset {offset}: {reason}")]
+    Corruption {
+        /// Segment number (from its header), or 0 when the header itself is unreadable.
+        segment: u64,
+        /// Byte offset of the bad record or header within the segment file.
+        offset: u64,
+        /// What is wrong, for a human.
+        reason: String,
+    },
+
+    /// A record whose checksum does not match its bytes, read outside recovery.
+    #[error("checksum mismatch in segment {segment} at offset {offset}")]
+    ChecksumMismatch {
+        /// Segment number.
+        segment: u64,
+        /// Byte offset of the record.
+        offset: u64,
+    },
+
+    /// A write or fsync failed earlier; nothing more is accepted until the log is reopened.
+    ///
+    /// After a failed fsync the kernel may have dropped the dirty pages and cleared the error
+    /// (PostgreSQL's "fsyncgate"), so retrying and trusting a later fsync would be a lie.
+    #[error("the log is poisoned by an earlier I/O failure ({cause}); reopen it to recover")]
+    Poisoned {
+        /// The failure that poisoned the log.
+        cause: String,
+    },
+
+    /// An append larger than the configured maximum record size. Nothing was written.
+    #[error("record of {size} bytes exceeds the maximum record size of {max} bytes")]
+    TooLarge {
+        /// Encoded size of the record that was refused.
+        size: u64,
+        /// The configured limit.
+        max: u64,
+    },
+
+    /// An execution or tenant id outside the 1..=255 byte limit, or an empty batch.
+    #[error("invalid record: {0}")]
+    InvalidRecord(&'static str),
+
+    /// Another process (or another `open` in this one) holds the directory's lock.
+    #[error("log directory {} is locked by another writer", dir.display())]
+    Locked {
+        /// The log directory.
+        dir: PathBuf,
+    },
+
+    /// The log was closed; no further appends or reads are served.
+    #[error("the log is closed")]
+    Closed,
+
+    /// The segment was written by a format version this build does not read.
+    #[error("segment {} has format version {found}; this build reads version {supported}", path.display())]
+    UnsupportedVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// Version found in the header.
+        found: u16,
+        /// The version this build reads and writes.
+        supported: u16,
+    },
+
+    /// The options cannot work together.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+
+    /// A position that does not name a record of this log.
+    #[error("no record at segment {segment} offset {offset}")]
+    NoSuchRecord {
+        /// Segment number.
+        segment: u64,
+        /// Byte offset.
+        offset: u64,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with the operation and path it concerns.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors that mean the bytes on disk are damaged (as opposed to the OS failing).
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::Corruption { .. } | Error::ChecksumMismatch { .. }
+        )
+    }
+}

@@ -1,0 +1,141 @@
+//! The on-disk format, in one place. Every constant here is a row of
+//! [docs/format.md](../../../../docs/format.md); change both together and bump
+//! [`FORMAT_VERSION`].
+//!
+//! Little-endian everywhere. Checksums are CRC32 (IEEE) from `crc32fast`.
+
+pub(crate) mod header;
+mod record;
+
+pub use header::{HeaderDefect, SegmentHeader};
+pub use record::{decode_record, EncodedRecord, EventBatch, RecordDefect, RecordRef, RecordScan};
+
+/// First 8 bytes of every segment file.
+pub const MAGIC: [u8; 8] = *b"SEGLOGSG";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Size of the segment header; the first record starts here.
+pub const SEGMENT_HEADER_LEN: usize = 64;
+/// Segment header: offset of `format_version` (u16).
+pub const HDR_VERSION_OFFSET: usize = 8;
+/// Segment header: offset of `header_len` (u16).
+pub const HDR_LEN_OFFSET: usize = 10;
+/// Segment header: offset of `flags` (u32).
+pub const HDR_FLAGS_OFFSET: usize = 12;
+/// Segment header: offset of `segment_number` (u64).
+pub const HDR_SEGMENT_NUMBER_OFFSET: usize = 16;
+/// Segment header: offset of `first_lsn` (u64).
+pub const HDR_FIRST_LSN_OFFSET: usize = 24;
+/// Segment header: offset of `created_unix_nanos` (i64).
+pub const HDR_CREATED_OFFSET: usize = 32;
+/// Segment header: offset of `header_crc` (u32), which covers bytes `0..HDR_CRC_OFFSET`.
+pub const HDR_CRC_OFFSET: usize = 60;
+
+/// Size of a record's fixed header; the execution id starts here.
+pub const RECORD_HEADER_LEN: usize = 48;
+/// Record: offset of `record_len` (u32, the whole record).
+pub const REC_LEN_OFFSET: usize = 0;
+/// Record: offset of `crc` (u32).
+pub const REC_CRC_OFFSET: usize = 4;
+/// Record: offset of `lsn` (u64).
+pub const REC_LSN_OFFSET: usize = 8;
+/// Record: offset of `durable_through_lsn` (u64).
+pub const REC_DURABLE_THROUGH_OFFSET: usize = 16;
+/// Record: offset of `kind` (u8).
+pub const REC_KIND_OFFSET: usize = 24;
+/// Record: offset of `encoding` (u8).
+pub const REC_ENCODING_OFFSET: usize = 25;
+/// Record: offset of `execution_id_len` (u8).
+pub const REC_EXECUTION_LEN_OFFSET: usize = 26;
+/// Record: offset of `tenant_id_len` (u8).
+pub const REC_TENANT_LEN_OFFSET: usize = 27;
+/// Record: offset of `event_count` (u32).
+pub const REC_EVENT_COUNT_OFFSET: usize = 28;
+/// Record: offset of `first_seq` (u64).
+pub const REC_FIRST_SEQ_OFFSET: usize = 32;
+/// Record: offset of `timestamp_unix_nanos` (i64).
+pub const REC_TIMESTAMP_OFFSET: usize = 40;
+/// Bytes per entry of the event length table (u32).
+pub const EVENT_LEN_SIZE: usize = 4;
+
+/// `kind` of a record holding events of one execution.
+pub const KIND_EVENTS: u8 = 1;
+
+/// Longest execution or tenant id, in bytes (the length is a u8 in the record header).
+pub const MAX_ID_LEN: usize = 255;
+/// Default `max_record_size`: 64 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE: u32 = 64 << 20;
+/// Upper bound on any configured `max_record_size`: 1 GiB.
+pub const MAX_RECORD_SIZE_LIMIT: u32 = 1 << 30;
+/// Default segment size at which the writer rolls to a new segment: 128 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 128 << 20;
+
+/// File name suffix of segment files.
+pub const SEGMENT_SUFFIX: &str = ".seg";
+/// Digits in a segment file name (enough for any u64).
+pub const SEGMENT_NAME_DIGITS: usize = 20;
+/// Name of the lock file in a log directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// The file name of the segment whose first record has `first_lsn`.
+pub fn segment_file_name(first_lsn: u64) -> String {
+    format!(
+        "{first_lsn:0width$}{SEGMENT_SUFFIX}",
+        width = SEGMENT_NAME_DIGITS
+    )
+}
+
+/// Parses a segment file name back to its first LSN. `None` for names that are not
+/// segment files at all; `Some(Err(()))` for a `.seg` name with a malformed number.
+pub fn parse_segment_file_name(name: &str) -> Option<Result<u64, ()>> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Err(()));
+    }
+    Some(digits.parse::<u64>().map_err(|_| ()))
+}
+
+/// Reads a little-endian u32 at `at`. The caller has checked the bounds.
+pub(crate) fn le_u32(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// Reads a little-endian u64 at `at`. The caller has checked the bounds.
+pub(crate) fn le_u64(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Reads a little-endian u16 at `at`. The caller has checked the bounds.
+pub(crate) fn le_u16(buf: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([buf[at], buf[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_sort_in_lsn_order_and_round_trip() {
+        let names: Vec<String> = [1u64, 9, 10, 52_213, u64::MAX]
+            .iter()
+            .map(|&l| segment_file_name(l))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        for (name, lsn) in names.iter().zip([1u64, 9, 10, 52_213, u64::MAX]) {
+            assert_eq!(parse_segment_file_name(name), Some(Ok(lsn)));
+        }
+        assert_eq!(parse_segment_file_name("LOCK"), None);
+        assert_eq!(parse_segment_file_name("12.seg"), Some(Err(())));
+        assert_eq!(
+            parse_segment_file_name("0000000000000000000x.seg"),
+            Some(Err(()))
+        );
+    }
+}

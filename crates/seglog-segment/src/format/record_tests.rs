@@ -1,0 +1,139 @@
+use super::*;
+use proptest::prelude::*;
+
+fn sealed(payloads: &[&[u8]], salt: u64, lsn: u64) -> Vec<u8> {
+    let batch = EventBatch {
+        encoding: 0,
+        execution_id: b"exec-1",
+        tenant_id: b"tenant-a",
+        first_seq: 10,
+        timestamp_unix_nanos: 42,
+        payloads,
+    };
+    EncodedRecord::new(&batch, DEFAULT_MAX_RECORD_SIZE)
+        .map(|r| r.seal(salt, lsn, lsn - 1))
+        .unwrap_or_default()
+}
+
+#[test]
+fn record_round_trips_every_field() {
+    let bytes = sealed(&[b"one", b"", b"three"], 3, 17);
+    let RecordScan::Record(r) = decode_record(&bytes, 3, 1, u64::MAX) else {
+        panic!("valid record refused");
+    };
+    assert_eq!(r.len(), bytes.len());
+    assert_eq!(r.lsn(), 17);
+    assert_eq!(r.durable_through_lsn(), 16);
+    assert_eq!(r.execution_id(), b"exec-1");
+    assert_eq!(r.tenant_id(), b"tenant-a");
+    assert_eq!((r.first_seq(), r.last_seq(), r.event_count()), (10, 12, 3));
+    assert_eq!(r.timestamp_unix_nanos(), 42);
+    let events: Vec<&[u8]> = r.events().collect();
+    assert_eq!(events, vec![&b"one"[..], b"", b"three"]);
+    assert_eq!(r.event_range(2).map(|rg| &bytes[rg]), Some(&b"three"[..]));
+    assert_eq!(r.event_range(3), None);
+}
+
+#[test]
+fn record_from_another_segment_fails_the_salted_checksum() {
+    let bytes = sealed(&[b"payload"], 3, 5);
+    assert!(matches!(
+        decode_record(&bytes, 4, 1, u64::MAX),
+        RecordScan::Defect(RecordDefect::Checksum)
+    ));
+}
+
+#[test]
+fn every_bit_flip_and_every_truncation_is_detected() {
+    let bytes = sealed(&[b"alpha", b"beta"], 9, 100);
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            !matches!(decode_record(&b, 9, 1, u64::MAX), RecordScan::Record(_)),
+            "flip of bit {bit} accepted"
+        );
+    }
+    for cut in 0..bytes.len() {
+        assert!(!matches!(
+            decode_record(&bytes[..cut], 9, 1, u64::MAX),
+            RecordScan::Record(_)
+        ));
+    }
+}
+
+#[test]
+fn limits_are_enforced_before_anything_is_written() {
+    let big = [0u8; 100];
+    let batch = EventBatch {
+        encoding: 0,
+        execution_id: b"e",
+        tenant_id: b"t",
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads: &[&big[..]],
+    };
+    assert!(matches!(
+        EncodedRecord::new(&batch, 100),
+        Err(crate::Error::TooLarge { max: 100, .. })
+    ));
+    let long_id = vec![b'x'; 256];
+    let bad = EventBatch {
+        execution_id: &long_id,
+        ..batch
+    };
+    assert!(matches!(
+        EncodedRecord::new(&bad, u32::MAX),
+        Err(crate::Error::InvalidRecord(_))
+    ));
+    let empty: EventBatch<'_, &[u8]> = EventBatch {
+        encoding: 0,
+        execution_id: b"e",
+        tenant_id: b"t",
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads: &[],
+    };
+    assert!(matches!(
+        EncodedRecord::new(&empty, u32::MAX),
+        Err(crate::Error::InvalidRecord(_))
+    ));
+}
+
+#[test]
+fn lsn_must_increase() {
+    let bytes = sealed(&[b"x"], 1, 5);
+    assert!(matches!(
+        decode_record(&bytes, 1, 6, u64::MAX),
+        RecordScan::Defect(RecordDefect::LsnOrder)
+    ));
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_and_never_decode_by_accident(
+        buf in proptest::collection::vec(any::<u8>(), 0..512),
+        salt in any::<u64>(),
+    ) {
+        // Random bytes are vanishingly unlikely to carry a valid CRC; what must hold is
+        // that decoding never panics or reads out of bounds.
+        let _ = decode_record(&buf, salt, 0, u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn encode_decode_round_trip(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8),
+        salt in 1u64..,
+        lsn in 1u64..u64::MAX,
+    ) {
+        let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+        let bytes = sealed(&refs, salt, lsn);
+        match decode_record(&bytes, salt, lsn, u64::MAX) {
+            RecordScan::Record(r) => {
+                let got: Vec<&[u8]> = r.events().collect();
+                prop_assert_eq!(got, refs);
+            }
+            other => prop_assert!(false, "decode failed: {:?}", other),
+        }
+    }
+}

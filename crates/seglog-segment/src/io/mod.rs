@@ -1,0 +1,78 @@
+//! The one door to the file system. Every byte the engine reads or writes goes through
+//! [`FileSystem`] and [`SegmentFile`], so tests can swap in a file system that fails on
+//! demand or forgets unsynced bytes the way a power cut would (see `sim`, feature `sim`).
+
+#[cfg(feature = "sim")]
+pub mod sim;
+mod std_fs;
+
+pub use std_fs::StdFs;
+
+use bytes::Bytes;
+use std::io;
+use std::path::Path;
+
+/// Directory-level operations.
+///
+/// Paths are absolute or relative to the process; the engine only passes paths inside the
+/// log directory.
+pub trait FileSystem: Send + Sync + 'static {
+    /// An open file.
+    type File: SegmentFile;
+    /// Proof of the directory lock; dropping it releases the lock.
+    type DirLock: Send + Sync + 'static;
+
+    /// Creates `dir` and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates a new file for reading and writing; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Self::File>;
+    /// Opens an existing file for reading and writing.
+    fn open(&self, path: &Path) -> io::Result<Self::File>;
+    /// Opens an existing file read-only.
+    fn open_read_only(&self, path: &Path) -> io::Result<Self::File>;
+    /// Renames `from` to `to`, replacing `to`. Durable only after [`Self::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file. Durable only after [`Self::sync_dir`].
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the files in `dir`, in no particular order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Takes the exclusive lock on `dir` (through a `LOCK` file in it).
+    /// Fails with [`io::ErrorKind::WouldBlock`] when someone else holds it.
+    fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock>;
+}
+
+/// File-level operations. All positional, so readers and the writer never share a cursor.
+#[allow(clippy::len_without_is_empty)] // `len` is a file's size, not a collection's.
+pub trait SegmentFile: Send + Sync + 'static {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data and size durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves space up to `len` bytes (`fallocate`); reads of it return zeros.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+    /// The file's current size.
+    fn len(&self) -> io::Result<u64>;
+    /// A read-only view of the file's current contents (a memory map for real files).
+    /// The view must not be used on a file that can still shrink.
+    fn map(&self) -> io::Result<Bytes>;
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}

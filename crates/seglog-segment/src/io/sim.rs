@@ -1,0 +1,549 @@
+//! An in-memory file system that simulates power loss and injects I/O errors
+//! (feature `sim`, for tests only).
+//!
+//! It keeps, per file, the bytes written and the bytes made durable by `sync_data`, and per
+//! directory the entries made durable by `sync_dir`. [`SimFs::crash`] "pulls the plug": the
+//! old handles die, and a new file system holds only what could have survived — durable bytes,
+//! plus none, all, or a torn subset of the unsynced writes — and only the directory entries
+//! that were dir-fsynced. That is stricter than ext4, which often keeps new entries anyway.
+//!
+//! Faults: [`SimFs::inject`] fails the N-th operation of a kind (once or from then on) with
+//! EIO, ENOSPC or a short write; [`SimFs::power_off_after`] stops the world after the N-th
+//! mutating operation, so a test can crash at every point of a workload.
+
+use super::{FileSystem, SegmentFile};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Sector size used when tearing a write.
+const SECTOR: usize = 512;
+
+/// The kinds of operation a fault can target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `create_new`.
+    Create,
+    /// `write_all_at`.
+    Write,
+    /// `sync_data`.
+    SyncData,
+    /// `set_len`.
+    SetLen,
+    /// `allocate`.
+    Allocate,
+    /// `rename`.
+    Rename,
+    /// `remove`.
+    Remove,
+    /// `sync_dir`.
+    SyncDir,
+}
+
+/// How an injected fault fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// EIO.
+    Eio,
+    /// ENOSPC.
+    Enospc,
+    /// Half the buffer is written, then the write fails (only meaningful for writes).
+    ShortWrite,
+}
+
+/// One planned failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    /// The kind of operation to fail; `None` counts every mutating operation.
+    pub op: Option<Op>,
+    /// Fail the `nth` matching operation (1-based).
+    pub nth: u64,
+    /// How it fails.
+    pub kind: FaultKind,
+    /// Keep failing every matching operation after the `nth`.
+    pub persistent: bool,
+}
+
+/// What survives of unsynced writes at a crash.
+#[derive(Debug, Clone, Copy)]
+pub enum CrashMode {
+    /// Only synced bytes survive.
+    LoseUnsynced,
+    /// Every write survives (as if the page cache was flushed just in time).
+    KeepUnsynced,
+    /// Each unsynced write is dropped, kept, or kept in part (random 512-byte sectors),
+    /// chosen by a seeded random generator.
+    Torn {
+        /// Seed of the choices, so a failing case can be replayed.
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { offset: u64, bytes: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Clone, Default)]
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+    unsynced: Vec<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inodes: HashMap<u64, Inode>,
+    next_inode: u64,
+    names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    dirs: BTreeSet<PathBuf>,
+    locked: BTreeSet<PathBuf>,
+    faults: Vec<Fault>,
+    counts: HashMap<Op, u64>,
+    mutating_ops: u64,
+    power_off_after: Option<u64>,
+    powered_off: bool,
+    sync_latency: std::time::Duration,
+}
+
+/// The simulated file system. Clones share state.
+#[derive(Debug, Clone, Default)]
+pub struct SimFs {
+    state: Arc<Mutex<State>>,
+}
+
+/// A handle to a simulated file.
+#[derive(Debug)]
+pub struct SimFile {
+    state: Arc<Mutex<State>>,
+    inode: u64,
+    writable: bool,
+}
+
+/// The simulated directory lock.
+#[derive(Debug)]
+pub struct SimDirLock {
+    state: Arc<Mutex<State>>,
+    dir: PathBuf,
+}
+
+impl Drop for SimDirLock {
+    fn drop(&mut self) {
+        self.state.lock().locked.remove(&self.dir);
+    }
+}
+
+fn powered_off() -> io::Error {
+    io::Error::other("simulated power loss: the machine is off")
+}
+
+fn errno(kind: FaultKind) -> io::Error {
+    match kind {
+        FaultKind::Eio | FaultKind::ShortWrite => io::Error::from(rustix::io::Errno::IO),
+        FaultKind::Enospc => io::Error::from(rustix::io::Errno::NOSPC),
+    }
+}
+
+impl State {
+    /// Counts a mutating operation; returns the fault to apply, if any.
+    fn begin(&mut self, op: Op) -> io::Result<Option<FaultKind>> {
+        if self.powered_off {
+            return Err(powered_off());
+        }
+        self.mutating_ops += 1;
+        let n = {
+            let c = self.counts.entry(op).or_insert(0);
+            *c += 1;
+            *c
+        };
+        let total = self.mutating_ops;
+        let fault = self.faults.iter().find_map(|f| {
+            let count = if f.op.is_some() { n } else { total };
+            let hit =
+                f.op.is_none_or(|o| o == op) && (count == f.nth || (f.persistent && count > f.nth));
+            hit.then_some(f.kind)
+        });
+        if self.power_off_after.is_some_and(|n| total >= n) {
+            // This operation completes; everything after it finds the machine off.
+            self.powered_off = true;
+        }
+        Ok(fault)
+    }
+
+    fn check_on(&self) -> io::Result<()> {
+        if self.powered_off {
+            Err(powered_off())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn inode(&mut self, id: u64) -> io::Result<&mut Inode> {
+        self.inodes
+            .get_mut(&id)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+fn write_into(data: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
+    let start = offset as usize;
+    let end = start + bytes.len();
+    if data.len() < end {
+        data.resize(end, 0);
+    }
+    data[start..end].copy_from_slice(bytes);
+}
+
+impl SimFs {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Plans a fault.
+    pub fn inject(&self, fault: Fault) {
+        self.state.lock().faults.push(fault);
+    }
+
+    /// Removes every planned fault.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
+    /// Powers the machine off right after the `n`-th mutating operation from now on counts
+    /// (operations are counted from the creation of this file system).
+    pub fn power_off_after(&self, n: u64) {
+        self.state.lock().power_off_after = Some(n);
+    }
+
+    /// Makes every `sync_data` take at least `latency` (slept outside any lock), so tests
+    /// can see commit groups form the way they do on a real disk.
+    pub fn set_sync_latency(&self, latency: std::time::Duration) {
+        self.state.lock().sync_latency = latency;
+    }
+
+    /// Mutating operations performed so far.
+    pub fn mutating_ops(&self) -> u64 {
+        self.state.lock().mutating_ops
+    }
+
+    /// True once the simulated power is off.
+    pub fn is_powered_off(&self) -> bool {
+        self.state.lock().powered_off
+    }
+
+    /// Pulls the plug: this file system and its handles stop working, and the returned one
+    /// holds what survived (see [`CrashMode`]). Only dir-fsynced entries survive.
+    pub fn crash(&self, mode: CrashMode) -> SimFs {
+        let mut st = self.state.lock();
+        st.powered_off = true;
+        let mut rng = match mode {
+            CrashMode::Torn { seed } => Some(StdRng::seed_from_u64(seed)),
+            _ => None,
+        };
+        let mut next = State {
+            dirs: st.dirs.clone(),
+            next_inode: st.next_inode,
+            durable_names: st.durable_names.clone(),
+            names: st.durable_names.clone(),
+            ..State::default()
+        };
+        let live: BTreeSet<u64> = st.durable_names.values().copied().collect();
+        for id in live {
+            let Some(inode) = st.inodes.get(&id) else {
+                continue;
+            };
+            let mut data = inode.durable.clone();
+            for p in &inode.unsynced {
+                let keep = match (mode, rng.as_mut()) {
+                    (CrashMode::LoseUnsynced, _) => 0,
+                    (CrashMode::KeepUnsynced, _) => 1,
+                    (_, Some(r)) => r.random_range(0..3u8),
+                    (_, None) => 0,
+                };
+                match (p, keep) {
+                    (_, 0) => {}
+                    (Pending::SetLen(len), _) => data.resize(*len as usize, 0),
+                    (Pending::Write { offset, bytes }, 1) => write_into(&mut data, *offset, bytes),
+                    (Pending::Write { offset, bytes }, _) => {
+                        for (i, sector) in bytes.chunks(SECTOR).enumerate() {
+                            if rng.as_mut().is_some_and(|r| r.random_bool(0.5)) {
+                                write_into(&mut data, offset + (i * SECTOR) as u64, sector);
+                            }
+                        }
+                    }
+                }
+            }
+            next.inodes.insert(
+                id,
+                Inode {
+                    durable: data.clone(),
+                    data,
+                    unsynced: Vec::new(),
+                },
+            );
+        }
+        SimFs {
+            state: Arc::new(Mutex::new(next)),
+        }
+    }
+
+    /// The current (not necessarily durable) contents of a file, for test assertions.
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.state.lock();
+        let id = st.names.get(path)?;
+        st.inodes.get(id).map(|i| i.data.clone())
+    }
+
+    /// Overwrites a file's contents as durable bytes, bypassing fault injection: for tests
+    /// that damage a log (bit flips, truncation, garbage) between runs.
+    pub fn replace_file(&self, path: &Path, contents: Vec<u8>) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let id = *st.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        let inode = st.inode(id)?;
+        inode.durable = contents.clone();
+        inode.data = contents;
+        inode.unsynced.clear();
+        Ok(())
+    }
+
+    /// The names in `dir`, sorted.
+    pub fn file_names(&self, dir: &Path) -> Vec<String> {
+        let mut names = self.list(dir).unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl FileSystem for SimFs {
+    type File = SimFile;
+    type DirLock = SimDirLock;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        // Directories are created durable: the engine never depends on a directory's own
+        // creation surviving, only on its entries.
+        for anc in dir.ancestors() {
+            st.dirs.insert(anc.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<SimFile> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        if st.names.contains_key(path) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        if !path.parent().is_some_and(|p| st.dirs.contains(p)) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if let Some(kind) = st.begin(Op::Create)? {
+            return Err(errno(kind));
+        }
+        st.next_inode += 1;
+        let id = st.next_inode;
+        st.inodes.insert(id, Inode::default());
+        st.names.insert(path.to_path_buf(), id);
+        Ok(SimFile {
+            state: self.state.clone(),
+            inode: id,
+            writable: true,
+        })
+    }
+
+    fn open(&self, path: &Path) -> io::Result<SimFile> {
+        let st = self.state.lock();
+        st.check_on()?;
+        let id = *st.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        Ok(SimFile {
+            state: self.state.clone(),
+            inode: id,
+            writable: true,
+        })
+    }
+
+    fn open_read_only(&self, path: &Path) -> io::Result<SimFile> {
+        let mut f = self.open(path)?;
+        f.writable = false;
+        Ok(f)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        if !st.names.contains_key(from) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if let Some(kind) = st.begin(Op::Rename)? {
+            return Err(errno(kind));
+        }
+        if let Some(id) = st.names.remove(from) {
+            st.names.insert(to.to_path_buf(), id);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        if !st.names.contains_key(path) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if let Some(kind) = st.begin(Op::Remove)? {
+            return Err(errno(kind));
+        }
+        st.names.remove(path);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        if let Some(kind) = st.begin(Op::SyncDir)? {
+            return Err(errno(kind));
+        }
+        let in_dir = |p: &Path| p.parent() == Some(dir);
+        let current: Vec<(PathBuf, u64)> = st
+            .names
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        st.durable_names.retain(|p, _| !in_dir(p));
+        st.durable_names.extend(current);
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.state.lock();
+        st.check_on()?;
+        if !st.dirs.contains(dir) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(st
+            .names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        if !st.locked.insert(dir.to_path_buf()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(SimDirLock {
+            state: self.state.clone(),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl SimFile {
+    fn mutate(
+        &self,
+        op: Op,
+        f: impl FnOnce(&mut Inode, Option<FaultKind>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut st = self.state.lock();
+        if !self.writable && !st.powered_off {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
+        let fault = st.begin(op)?;
+        let inode = st.inode(self.inode)?;
+        f(inode, fault)
+    }
+}
+
+impl SegmentFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        let inode = st.inode(self.inode)?;
+        let start = (offset as usize).min(inode.data.len());
+        let n = buf.len().min(inode.data.len() - start);
+        buf[..n].copy_from_slice(&inode.data[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.mutate(Op::Write, |inode, fault| {
+            let (bytes, result) = match fault {
+                None => (buf, Ok(())),
+                Some(FaultKind::ShortWrite) => {
+                    (&buf[..buf.len() / 2], Err(errno(FaultKind::ShortWrite)))
+                }
+                Some(kind) => (&buf[..0], Err(errno(kind))),
+            };
+            write_into(&mut inode.data, offset, bytes);
+            inode.unsynced.push(Pending::Write {
+                offset,
+                bytes: bytes.to_vec(),
+            });
+            result
+        })
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let latency = self.state.lock().sync_latency;
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
+        self.mutate(Op::SyncData, |inode, fault| {
+            if let Some(kind) = fault {
+                // Like Linux after a failed writeback: the dirty state is dropped and the
+                // data may or may not have reached the disk. We keep it unsynced.
+                return Err(errno(kind));
+            }
+            inode.durable = inode.data.clone();
+            inode.unsynced.clear();
+            Ok(())
+        })
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.mutate(Op::SetLen, |inode, fault| {
+            if let Some(kind) = fault {
+                return Err(errno(kind));
+            }
+            inode.data.resize(len as usize, 0);
+            inode.unsynced.push(Pending::SetLen(len));
+            Ok(())
+        })
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.mutate(Op::Allocate, |inode, fault| {
+            if let Some(kind) = fault {
+                return Err(errno(kind));
+            }
+            if (inode.data.len() as u64) < len {
+                inode.data.resize(len as usize, 0);
+                inode.unsynced.push(Pending::SetLen(len));
+            }
+            Ok(())
+        })
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        Ok(st.inode(self.inode)?.data.len() as u64)
+    }
+
+    fn map(&self) -> io::Result<Bytes> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        Ok(Bytes::copy_from_slice(&st.inode(self.inode)?.data))
+    }
+}

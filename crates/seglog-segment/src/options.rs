@@ -1,0 +1,95 @@
+//! Writer and recovery settings, each with the guarantee it gives written on it.
+
+use crate::format::{
+    DEFAULT_MAX_RECORD_SIZE, DEFAULT_SEGMENT_SIZE, MAX_RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN,
+};
+use crate::{Error, Result};
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Every commit group is `fdatasync`ed before its appends return Ok: an acknowledged
+    /// append survives a crash or power cut. Concurrent appends share one sync (group commit).
+    #[default]
+    Always,
+    /// Appends return once their bytes are handed to the OS; nothing is synced until the
+    /// segment is sealed or the log is closed. A process crash loses nothing, a power cut
+    /// may lose any unsealed append. For bulk loads and tests that say so.
+    Never,
+}
+
+/// What opening a log does with damage it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// A torn write at the end of the last segment (bytes of appends that were never
+    /// acknowledged) is cut off and the log opens. Anything else that is damaged —
+    /// a bad record in a sealed segment, or one that a later durable record proves was
+    /// acknowledged — fails the open with [`Error::Corruption`]. Never drops acknowledged data.
+    #[default]
+    TolerateTornTail,
+    /// Any bad or partial byte, even a torn tail, fails the open. For logs that were closed
+    /// cleanly, or to inspect damage before deciding.
+    AbsoluteConsistency,
+    /// Repair: every segment is cut at its first bad record, the loss is logged, and the log
+    /// opens. May drop acknowledged data; the price of opening a damaged log at all.
+    Salvage,
+}
+
+/// Settings of the segment layer. `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    /// Size in bytes at which the writer rolls to a new segment. Default: 128 MiB.
+    pub segment_size_bytes: u64,
+    /// Largest record (one append or batch, header included) in bytes. Default: 64 MiB;
+    /// at most 1 GiB and at most `segment_size_bytes - 64`.
+    pub max_record_size_bytes: u32,
+    /// Durability of acknowledged appends. Default: [`SyncMode::Always`].
+    pub sync_mode: SyncMode,
+    /// Handling of damage found when opening. Default: [`RecoveryMode::TolerateTornTail`].
+    pub recovery_mode: RecoveryMode,
+    /// Reserve each new segment's full size up front (`fallocate`), so appends do not grow
+    /// the file. Default: true.
+    pub preallocate: bool,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            segment_size_bytes: DEFAULT_SEGMENT_SIZE,
+            max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE,
+            sync_mode: SyncMode::Always,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+            preallocate: true,
+        }
+    }
+}
+
+impl SegmentOptions {
+    /// Checks that the options can work together.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] naming the first problem.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_record_size_bytes > MAX_RECORD_SIZE_LIMIT {
+            return Err(Error::InvalidOptions(format!(
+                "max_record_size_bytes {} exceeds the limit of {MAX_RECORD_SIZE_LIMIT}",
+                self.max_record_size_bytes
+            )));
+        }
+        let capacity = self
+            .segment_size_bytes
+            .saturating_sub(SEGMENT_HEADER_LEN as u64);
+        if u64::from(self.max_record_size_bytes) > capacity {
+            return Err(Error::InvalidOptions(format!(
+                "max_record_size_bytes {} does not fit in a segment of {} bytes",
+                self.max_record_size_bytes, self.segment_size_bytes
+            )));
+        }
+        if self.max_record_size_bytes < 64 {
+            return Err(Error::InvalidOptions(
+                "max_record_size_bytes must be at least 64".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,397 @@
+//! Opening a log directory: find the segments, check them, cut a torn tail.
+//!
+//! The rules are docs/format.md §4. In short: sealed segments must be whole; only the last
+//! segment's tail may be cut, and only when no later durable record proves the damaged bytes
+//! were acknowledged. After recovery the surviving tail is fsynced before anything new is
+//! written, so nothing a reader saw at open can later vanish.
+
+use crate::format::{
+    decode_record, parse_segment_file_name, RecordDefect, RecordRef, RecordScan, SegmentHeader,
+    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
+use crate::io::{FileSystem, SegmentFile};
+use crate::segment::{SegmentEntry, SegmentInfo};
+use crate::{Error, RecoveryMode, Result, SegmentOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Receives what recovery finds, so the layer above can rebuild its index in the same pass.
+pub trait RecoveryVisitor {
+    /// Asked for each sealed segment before it is read; `false` skips reading it (for
+    /// example because an index checkpoint already describes it). The last segment is
+    /// always read.
+    fn wants_scan(&mut self, _segment: &SegmentInfo) -> bool {
+        true
+    }
+
+    /// Called for each valid record, in log order. Records passed here survive recovery.
+    ///
+    /// # Errors
+    /// An error aborts the open.
+    fn record(
+        &mut self,
+        _segment: &SegmentInfo,
+        _offset: u64,
+        _record: &RecordRef<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A visitor that wants nothing.
+impl RecoveryVisitor for () {}
+
+/// Bytes cut from the end of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailCut {
+    /// Segment number.
+    pub segment: u64,
+    /// Where the cut was made (the new end of the file).
+    pub offset: u64,
+    /// Bytes that were after the cut (excluding zeroed preallocated space).
+    pub bytes_dropped: u64,
+    /// What was found at the cut.
+    pub reason: String,
+}
+
+/// What recovery did.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Segments in the log after recovery.
+    pub segments: usize,
+    /// Segments that were read record by record.
+    pub segments_scanned: usize,
+    /// Records read.
+    pub records_scanned: u64,
+    /// Bytes read.
+    pub bytes_scanned: u64,
+    /// A torn tail cut from the last segment.
+    pub torn_tail: Option<TailCut>,
+    /// Cuts made in [`RecoveryMode::Salvage`].
+    pub salvaged: Vec<TailCut>,
+    /// A last segment whose creation a crash interrupted, removed.
+    pub removed_incomplete_segment: Option<PathBuf>,
+    /// LSN of the last record in the log (0 for an empty log).
+    pub last_lsn: u64,
+    /// Wall time the recovery took.
+    pub duration: Duration,
+}
+
+pub(crate) struct Recovered<F: FileSystem> {
+    /// Segments in log order; the last is active.
+    pub segments: Vec<SegmentEntry<F>>,
+    pub last_lsn: u64,
+    pub report: RecoveryReport,
+}
+
+struct Found {
+    first_lsn: u64,
+    path: PathBuf,
+}
+
+fn list_segments<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<Found>> {
+    let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut found = Vec::new();
+    for name in names {
+        match parse_segment_file_name(&name) {
+            None => {}
+            Some(Ok(first_lsn)) => found.push(Found {
+                first_lsn,
+                path: dir.join(&name),
+            }),
+            Some(Err(())) => {
+                return Err(Error::Corruption {
+                    segment: 0,
+                    offset: 0,
+                    reason: format!("unexpected segment file name {name:?}"),
+                })
+            }
+        }
+    }
+    found.sort_by_key(|f| f.first_lsn);
+    Ok(found)
+}
+
+fn header_error(path: &Path, defect: crate::format::HeaderDefect) -> Error {
+    match defect {
+        crate::format::HeaderDefect::Version(found) => Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: crate::format::FORMAT_VERSION,
+        },
+        d => Error::Corruption {
+            segment: 0,
+            offset: 0,
+            reason: format!("{}: {d}", path.display()),
+        },
+    }
+}
+
+/// How a segment's record scan ended.
+struct Scan {
+    /// First byte after the last valid record.
+    end: usize,
+    last_lsn: u64,
+    records: u64,
+    /// Why it stopped early, if it did.
+    defect: Option<RecordDefect>,
+}
+
+fn scan_records(
+    bytes: &[u8],
+    info: &mut SegmentInfo,
+    prev_lsn: u64,
+    visitor: &mut dyn RecoveryVisitor,
+) -> Result<Scan> {
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut last_lsn = prev_lsn;
+    let mut records = 0;
+    let max_len = bytes.len() as u64;
+    let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
+    loop {
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        match decode_record(rest, info.number, min_lsn, max_len) {
+            RecordScan::Record(r) => {
+                visitor.record(info, at as u64, &r)?;
+                last_lsn = r.lsn();
+                min_lsn = last_lsn + 1;
+                records += 1;
+                at += r.len();
+            }
+            RecordScan::EndOfData => {
+                let defect = rest
+                    .iter()
+                    .any(|&b| b != 0)
+                    .then_some(RecordDefect::Layout("non-zero bytes after the end of data"));
+                return Ok(Scan {
+                    end: at,
+                    last_lsn,
+                    records,
+                    defect,
+                });
+            }
+            RecordScan::Defect(d) => {
+                return Ok(Scan {
+                    end: at,
+                    last_lsn,
+                    records,
+                    defect: Some(d),
+                });
+            }
+        }
+    }
+}
+
+/// Searches `bytes[from..]` for a valid record that proves the damage before it was
+/// acknowledged: one written after a sync that covered LSNs beyond `last_good_lsn`.
+fn later_durable_record(
+    bytes: &[u8],
+    from: usize,
+    salt: u64,
+    last_good_lsn: u64,
+) -> Option<(usize, u64)> {
+    let max_len = bytes.len() as u64;
+    (from..bytes.len().saturating_sub(RECORD_HEADER_LEN)).find_map(|at| {
+        match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
+            RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => Some((at, r.lsn())),
+            _ => None,
+        }
+    })
+}
+
+fn sync_file<F: FileSystem>(file: &F::File, path: &Path) -> Result<()> {
+    file.sync_data()
+        .map_err(|e| Error::io("sync_data", path, e))
+}
+
+fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> {
+    file.set_len(len)
+        .map_err(|e| Error::io("set_len", path, e))?;
+    sync_file::<F>(file, path)
+}
+
+/// Opens and checks every segment in `dir`.
+pub(crate) fn recover<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    opts: &SegmentOptions,
+    visitor: &mut dyn RecoveryVisitor,
+) -> Result<Recovered<F>> {
+    let started = Instant::now();
+    let mut report = RecoveryReport::default();
+    let mut found = list_segments(fs, dir)?;
+    let mut dir_changed = false;
+
+    // A last segment whose header never made it to disk was cut mid-creation: nothing in it
+    // was acknowledged (records are written only after the header and the directory entry are
+    // durable), so it goes.
+    if let Some(last) = found.last() {
+        let file = fs
+            .open(&last.path)
+            .map_err(|e| Error::io("open", &last.path, e))?;
+        let bytes = file.map().map_err(|e| Error::io("map", &last.path, e))?;
+        if let Err(defect) = SegmentHeader::decode(&bytes) {
+            let rest = bytes.get(SEGMENT_HEADER_LEN..).unwrap_or(&[]);
+            if rest.iter().all(|&b| b == 0)
+                && opts.recovery_mode != RecoveryMode::AbsoluteConsistency
+            {
+                tracing::warn!(path = %last.path.display(), %defect, "removing a segment whose creation was interrupted");
+                drop(bytes);
+                drop(file);
+                fs.remove(&last.path)
+                    .map_err(|e| Error::io("remove", &last.path, e))?;
+                report.removed_incomplete_segment = Some(last.path.clone());
+                dir_changed = true;
+                found.pop();
+            } else {
+                return Err(header_error(&last.path, defect));
+            }
+        }
+    }
+
+    let count = found.len();
+    let mut segments: Vec<SegmentEntry<F>> = Vec::with_capacity(count);
+    let mut prev_lsn = 0u64;
+    let mut numbers = std::collections::BTreeSet::new();
+    for (i, f) in found.iter().enumerate() {
+        let is_last = i + 1 == count;
+        let file = fs
+            .open(&f.path)
+            .map_err(|e| Error::io("open", &f.path, e))?;
+        let bytes = file.map().map_err(|e| Error::io("map", &f.path, e))?;
+        let header = SegmentHeader::decode(&bytes).map_err(|d| header_error(&f.path, d))?;
+        let corrupt = |offset: u64, reason: String| Error::Corruption {
+            segment: header.segment_number,
+            offset,
+            reason,
+        };
+        if header.first_lsn != f.first_lsn {
+            return Err(corrupt(
+                0,
+                format!(
+                    "file name says first LSN {} but header says {}",
+                    f.first_lsn, header.first_lsn
+                ),
+            ));
+        }
+        if header.first_lsn <= prev_lsn {
+            return Err(corrupt(
+                0,
+                format!(
+                    "first LSN {} does not follow LSN {prev_lsn} of the previous segment",
+                    header.first_lsn
+                ),
+            ));
+        }
+        if !numbers.insert(header.segment_number) {
+            return Err(corrupt(0, "segment number used twice".into()));
+        }
+        let mut info = SegmentInfo {
+            number: header.segment_number,
+            first_lsn: header.first_lsn,
+            last_lsn: header.first_lsn - 1,
+            path: f.path.clone(),
+            data_end: bytes.len() as u64,
+            sealed: !is_last,
+            created_unix_nanos: header.created_unix_nanos,
+        };
+        if !is_last && !visitor.wants_scan(&info) {
+            // Trusted by the layer above (its checkpoint covers it); its records are not read.
+            let entry = SegmentEntry::new(
+                header,
+                f.path.clone(),
+                file,
+                bytes.len() as u64,
+                info.last_lsn,
+            );
+            entry.seal(Some(bytes));
+            segments.push(entry);
+            prev_lsn = header.first_lsn;
+            continue;
+        }
+        let scan = scan_records(
+            &bytes,
+            &mut info,
+            prev_lsn.max(header.first_lsn - 1),
+            visitor,
+        )?;
+        report.segments_scanned += 1;
+        report.records_scanned += scan.records;
+        report.bytes_scanned += scan.end as u64;
+        let end = scan.end as u64;
+        if let Some(defect) = scan.defect {
+            let dropped = bytes[scan.end..]
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |p| p as u64 + 1);
+            let cut = TailCut {
+                segment: header.segment_number,
+                offset: end,
+                bytes_dropped: dropped,
+                reason: defect.to_string(),
+            };
+            match opts.recovery_mode {
+                RecoveryMode::Salvage => {
+                    tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
+                    drop(bytes);
+                    truncate::<F>(&file, &f.path, end)?;
+                    report.salvaged.push(cut);
+                }
+                RecoveryMode::AbsoluteConsistency => return Err(corrupt(end, defect.to_string())),
+                RecoveryMode::TolerateTornTail if !is_last => {
+                    return Err(corrupt(end, format!("{defect} in a sealed segment")));
+                }
+                RecoveryMode::TolerateTornTail => {
+                    if let Some((at, lsn)) = later_durable_record(
+                        &bytes,
+                        scan.end + 1,
+                        header.segment_number,
+                        scan.last_lsn,
+                    ) {
+                        return Err(corrupt(end, format!("{defect}, but record LSN {lsn} at offset {at} was written after this one was durable: acknowledged data is damaged")));
+                    }
+                    tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "cutting torn tail of the last segment");
+                    drop(bytes);
+                    truncate::<F>(&file, &f.path, end)?;
+                    report.torn_tail = Some(cut);
+                }
+            }
+        }
+        info.last_lsn = scan.last_lsn.max(header.first_lsn - 1);
+        let entry = SegmentEntry::new(header, f.path.clone(), file, end, info.last_lsn);
+        if !is_last {
+            entry.seal(fs_view_after_cut::<F>(&entry)?);
+        }
+        prev_lsn = info.last_lsn;
+        segments.push(entry);
+    }
+
+    if let Some(active) = segments.last() {
+        // IMPORTANT: the previous process may have written bytes it never synced; they are
+        // in the page cache now and readers may see them. Sync before serving anything so
+        // no record we recover can vanish in a later power cut.
+        sync_file::<F>(&active.file, &active.path)?;
+    }
+    if dir_changed {
+        // IMPORTANT: make the removal of an incomplete segment durable before new segments
+        // with the same first LSN can be created.
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
+    }
+    report.segments = segments.len();
+    report.last_lsn = prev_lsn;
+    report.duration = started.elapsed();
+    Ok(Recovered {
+        segments,
+        last_lsn: prev_lsn,
+        report,
+    })
+}
+
+fn fs_view_after_cut<F: FileSystem>(entry: &SegmentEntry<F>) -> Result<Option<bytes::Bytes>> {
+    entry
+        .file
+        .map()
+        .map(Some)
+        .map_err(|e| Error::io("map", &entry.path, e))
+}

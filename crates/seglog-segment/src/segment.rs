@@ -1,0 +1,257 @@
+//! One segment file as the log holds it open: its header, its file, how far its durable data
+//! reaches, and (once sealed) a read-only memory map. Shared by the writer and readers.
+
+use crate::format::{decode_record, RecordRef, RecordScan, SegmentHeader, REC_LEN_OFFSET};
+use crate::io::{FileSystem, SegmentFile};
+use crate::{Error, Result};
+use bytes::Bytes;
+use parking_lot::RwLock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Where a record starts: segment number and byte offset in that segment's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordPosition {
+    /// Segment number (from the segment header, not the file name).
+    pub segment: u64,
+    /// Byte offset of the record in the segment file.
+    pub offset: u64,
+}
+
+/// A public snapshot of one segment's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Segment number.
+    pub number: u64,
+    /// LSN of its first record (also its file name).
+    pub first_lsn: u64,
+    /// LSN of its last durable record, or `first_lsn - 1` when it has none.
+    pub last_lsn: u64,
+    /// The segment file.
+    pub path: PathBuf,
+    /// End of its durable records: the first byte after the last one.
+    pub data_end: u64,
+    /// Sealed segments never change again.
+    pub sealed: bool,
+    /// Creation time from the header, nanoseconds since the Unix epoch.
+    pub created_unix_nanos: i64,
+}
+
+/// A record read from the log; cheap to clone (the bytes are shared).
+#[derive(Debug, Clone)]
+pub struct Record {
+    position: RecordPosition,
+    bytes: Bytes,
+}
+
+impl Record {
+    /// Where the record is.
+    pub fn position(&self) -> RecordPosition {
+        self.position
+    }
+    /// The record's fields.
+    pub fn view(&self) -> RecordRef<'_> {
+        RecordRef::trusted(&self.bytes)
+    }
+    /// The record's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+    /// Payload of event `index` of the batch, sharing the record's memory.
+    pub fn event(&self, index: u32) -> Option<Bytes> {
+        self.view().event_range(index).map(|r| self.bytes.slice(r))
+    }
+}
+
+pub(crate) struct SegmentEntry<F: FileSystem> {
+    pub header: SegmentHeader,
+    pub path: PathBuf,
+    pub file: F::File,
+    /// First byte after the last durable record.
+    data_end: AtomicU64,
+    last_lsn: AtomicU64,
+    sealed: AtomicBool,
+    view: RwLock<Option<Bytes>>,
+}
+
+impl<F: FileSystem> SegmentEntry<F> {
+    pub fn new(
+        header: SegmentHeader,
+        path: PathBuf,
+        file: F::File,
+        data_end: u64,
+        last_lsn: u64,
+    ) -> Self {
+        SegmentEntry {
+            header,
+            path,
+            file,
+            data_end: AtomicU64::new(data_end),
+            last_lsn: AtomicU64::new(last_lsn),
+            sealed: AtomicBool::new(false),
+            view: RwLock::new(None),
+        }
+    }
+
+    pub fn number(&self) -> u64 {
+        self.header.segment_number
+    }
+
+    pub fn data_end(&self) -> u64 {
+        self.data_end.load(Ordering::Acquire)
+    }
+
+    /// Publishes that records up to `end` (last one `last_lsn`) are durable.
+    pub fn publish_durable(&self, end: u64, last_lsn: u64) {
+        self.last_lsn.store(last_lsn, Ordering::Release);
+        self.data_end.store(end, Ordering::Release);
+    }
+
+    /// Marks the segment sealed and keeps `view` (its whole contents) for readers.
+    pub fn seal(&self, view: Option<Bytes>) {
+        *self.view.write() = view;
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    pub fn info(&self) -> SegmentInfo {
+        SegmentInfo {
+            number: self.header.segment_number,
+            first_lsn: self.header.first_lsn,
+            last_lsn: self.last_lsn.load(Ordering::Acquire),
+            path: self.path.clone(),
+            data_end: self.data_end(),
+            sealed: self.sealed.load(Ordering::Acquire),
+            created_unix_nanos: self.header.created_unix_nanos,
+        }
+    }
+
+    /// The segment's bytes up to its durable end: the sealed map, or a fresh view.
+    pub fn durable_bytes(&self) -> Result<Bytes> {
+        let end = self.data_end() as usize;
+        if let Some(view) = self.view.read().as_ref() {
+            return Ok(view.slice(..end.min(view.len())));
+        }
+        let view = self
+            .file
+            .map()
+            .map_err(|e| Error::io("map", &self.path, e))?;
+        Ok(view.slice(..end.min(view.len())))
+    }
+
+    /// Reads and checks the record at `offset`.
+    pub fn read_record(&self, offset: u64, max_record_size: u64) -> Result<Record> {
+        let end = self.data_end();
+        let position = RecordPosition {
+            segment: self.number(),
+            offset,
+        };
+        let no_record = || Error::NoSuchRecord {
+            segment: position.segment,
+            offset,
+        };
+        if offset < crate::format::SEGMENT_HEADER_LEN as u64 || offset >= end {
+            return Err(no_record());
+        }
+        let bytes = if let Some(view) = self.view.read().as_ref() {
+            view.slice(offset as usize..(end as usize).min(view.len()))
+        } else {
+            let mut len_buf = [0u8; 4];
+            self.file
+                .read_exact_at(&mut len_buf, offset + REC_LEN_OFFSET as u64)
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            let len = u64::from(u32::from_le_bytes(len_buf));
+            // The length field is untrusted: bound it before allocating.
+            if len == 0 || len > max_record_size || offset + len > end {
+                return Err(self.corrupt(offset, format!("impossible record length {len}")));
+            }
+            let mut buf = vec![0u8; len as usize];
+            self.file
+                .read_exact_at(&mut buf, offset)
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            Bytes::from(buf)
+        };
+        match decode_record(&bytes, self.number(), 0, max_record_size.max(1)) {
+            RecordScan::Record(r) => {
+                let len = r.len();
+                Ok(Record {
+                    position,
+                    bytes: bytes.slice(..len),
+                })
+            }
+            RecordScan::EndOfData => Err(no_record()),
+            RecordScan::Defect(crate::format::RecordDefect::Checksum) => {
+                Err(Error::ChecksumMismatch {
+                    segment: position.segment,
+                    offset,
+                })
+            }
+            RecordScan::Defect(d) => Err(self.corrupt(offset, d.to_string())),
+        }
+    }
+
+    fn corrupt(&self, offset: u64, reason: String) -> Error {
+        Error::Corruption {
+            segment: self.number(),
+            offset,
+            reason,
+        }
+    }
+}
+
+/// Iterates the records of a segment's bytes from an offset, checking each.
+pub struct SegmentRecords {
+    segment: u64,
+    bytes: Bytes,
+    offset: usize,
+    max_len: u64,
+    done: bool,
+}
+
+impl SegmentRecords {
+    pub(crate) fn new(segment: u64, bytes: Bytes, offset: u64) -> Self {
+        SegmentRecords {
+            segment,
+            bytes,
+            offset: offset as usize,
+            max_len: u64::from(u32::MAX),
+            done: false,
+        }
+    }
+}
+
+impl Iterator for SegmentRecords {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.offset >= self.bytes.len() {
+            return None;
+        }
+        let rest = self.bytes.slice(self.offset..);
+        let position = RecordPosition {
+            segment: self.segment,
+            offset: self.offset as u64,
+        };
+        match decode_record(&rest, self.segment, 0, self.max_len) {
+            RecordScan::Record(r) => {
+                let len = r.len();
+                self.offset += len;
+                Some(Ok(Record {
+                    position,
+                    bytes: rest.slice(..len),
+                }))
+            }
+            RecordScan::EndOfData => {
+                self.done = true;
+                None
+            }
+            RecordScan::Defect(d) => {
+                self.done = true;
+                Some(Err(Error::Corruption {
+                    segment: self.segment,
+                    offset: position.offset,
+                    reason: d.to_string(),
+                }))
+            }
+        }
+    }
+}

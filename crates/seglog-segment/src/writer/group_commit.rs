@@ -1,0 +1,335 @@
+//! Group commit: many appenders, one fsync per group.
+//!
+//! An appender *submits* its record: under the commit lock it gets an LSN and a position and
+//! its bytes join `pending`. Then it *waits* until `durable_lsn` (the synced-through
+//! watermark) reaches its LSN. If no leader is active, the waiter becomes the leader: it takes
+//! everything pending, writes it, fsyncs once, advances `durable_lsn` and wakes everyone.
+//! Appends that arrive while that fsync is in flight pile up in `pending` and go out together
+//! in the next round. A lone appender leads its own round at once: no timer, no handoff.
+//!
+//! Invariants:
+//! - `durable_lsn` only moves forward, and only after an fsync that began after every record
+//!   up to it was written returned Ok.
+//! - At most one leader at a time (`leader_active`); the commit lock is never held during I/O.
+//! - Once `poisoned` is set it is never cleared: every waiter beyond `durable_lsn` and every
+//!   later submit fails. A failed fsync is never retried (fsyncgate).
+
+use super::Inner;
+use crate::format::EncodedRecord;
+use crate::io::{FileSystem, SegmentFile};
+use crate::segment::{RecordPosition, SegmentEntry};
+use crate::{Error, Result, SyncMode};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Records waiting to be written to one segment, contiguous from `start_offset`.
+pub(crate) struct PendingChunk {
+    segment: u64,
+    /// Set when this chunk is the first of a new segment, which the leader creates first.
+    creates_segment_at_lsn: Option<u64>,
+    start_offset: u64,
+    end_offset: u64,
+    last_lsn: u64,
+    parts: Vec<Vec<u8>>,
+}
+
+/// State behind the commit lock.
+pub(crate) struct CommitState {
+    pub next_lsn: u64,
+    pub durable_lsn: u64,
+    pub leader_active: bool,
+    pub poisoned: Option<Arc<str>>,
+    pub closed: bool,
+    /// Where the next submitted record goes.
+    pub tail_segment: u64,
+    pub tail_offset: u64,
+    pub next_segment_number: u64,
+    pending: Vec<PendingChunk>,
+}
+
+impl CommitState {
+    pub fn new(
+        next_lsn: u64,
+        tail_segment: u64,
+        tail_offset: u64,
+        next_segment_number: u64,
+    ) -> Self {
+        CommitState {
+            next_lsn,
+            durable_lsn: next_lsn - 1,
+            leader_active: false,
+            poisoned: None,
+            closed: false,
+            tail_segment,
+            tail_offset,
+            next_segment_number,
+            pending: Vec::new(),
+        }
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned {
+                cause: cause.to_string(),
+            });
+        }
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// `Some(result)` once the wait for `lsn` is over.
+    pub fn wait_outcome(&self, lsn: u64) -> Option<Result<()>> {
+        if self.durable_lsn >= lsn {
+            return Some(Ok(()));
+        }
+        if let Some(cause) = &self.poisoned {
+            return Some(Err(Error::Poisoned {
+                cause: cause.to_string(),
+            }));
+        }
+        None
+    }
+}
+
+/// Result of a submit: the record's LSN and where it will be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The record's LSN.
+    pub lsn: u64,
+    /// Where the record is written.
+    pub position: RecordPosition,
+}
+
+/// The right to lead one commit round. Dropping it unused (say, a blocking task that never
+/// ran) hands leadership back, so waiters are never stranded.
+pub(crate) struct LeaderClaim<F: FileSystem> {
+    inner: Arc<Inner<F>>,
+    finished: bool,
+}
+
+impl<F: FileSystem> Drop for LeaderClaim<F> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner.finish_round(None);
+        }
+    }
+}
+
+impl<F: FileSystem> LeaderClaim<F> {
+    /// Runs the round: write everything pending, fsync once, publish.
+    pub fn lead(mut self) {
+        let inner = self.inner.clone();
+        let chunks = std::mem::take(&mut inner.commit.lock().pending);
+        let outcome = if chunks.is_empty() {
+            None
+        } else {
+            Some(inner.write_and_sync(&chunks))
+        };
+        self.finished = true;
+        inner.finish_round(outcome);
+    }
+}
+
+impl<F: FileSystem> Inner<F> {
+    /// Assigns the record its LSN and position and queues it. Writes nothing.
+    pub(crate) fn submit(&self, record: EncodedRecord) -> Result<Appended> {
+        let len = record.len() as u64;
+        if len > u64::from(self.opts.max_record_size_bytes) {
+            return Err(Error::TooLarge {
+                size: len,
+                max: u64::from(self.opts.max_record_size_bytes),
+            });
+        }
+        let mut st = self.commit.lock();
+        st.check_usable()?;
+        let mut creates_segment_at_lsn = None;
+        if st.tail_offset + len > self.opts.segment_size_bytes {
+            st.tail_segment = st.next_segment_number;
+            st.next_segment_number += 1;
+            st.tail_offset = crate::format::SEGMENT_HEADER_LEN as u64;
+            creates_segment_at_lsn = Some(st.next_lsn);
+        }
+        let lsn = st.next_lsn;
+        st.next_lsn += 1;
+        let position = RecordPosition {
+            segment: st.tail_segment,
+            offset: st.tail_offset,
+        };
+        st.tail_offset += len;
+        let bytes = record.seal(position.segment, lsn, st.durable_lsn);
+        let end_offset = st.tail_offset;
+        match st.pending.last_mut() {
+            Some(chunk) if chunk.segment == position.segment => {
+                chunk.parts.push(bytes);
+                chunk.end_offset = end_offset;
+                chunk.last_lsn = lsn;
+            }
+            _ => st.pending.push(PendingChunk {
+                segment: position.segment,
+                creates_segment_at_lsn,
+                start_offset: position.offset,
+                end_offset,
+                last_lsn: lsn,
+                parts: vec![bytes],
+            }),
+        }
+        Ok(Appended { lsn, position })
+    }
+
+    /// Claims leadership if nobody holds it. The caller holds the commit lock.
+    pub(crate) fn try_claim(self: &Arc<Self>, st: &mut CommitState) -> Option<LeaderClaim<F>> {
+        if st.leader_active {
+            return None;
+        }
+        st.leader_active = true;
+        Some(LeaderClaim {
+            inner: self.clone(),
+            finished: false,
+        })
+    }
+
+    /// Blocks until `lsn` is durable, leading commit rounds when nobody else does.
+    pub(crate) fn wait_durable(self: &Arc<Self>, lsn: u64) -> Result<()> {
+        let mut st = self.commit.lock();
+        loop {
+            if let Some(outcome) = st.wait_outcome(lsn) {
+                return outcome;
+            }
+            if let Some(claim) = self.try_claim(&mut st) {
+                drop(st);
+                claim.lead();
+                st = self.commit.lock();
+            } else {
+                self.durable_cv.wait(&mut st);
+            }
+        }
+    }
+
+    /// Like [`Self::wait_durable`], but never blocks the calling (tokio) thread: leadership
+    /// rounds run on tokio's blocking pool.
+    pub(crate) async fn wait_durable_async(self: &Arc<Self>, lsn: u64) -> Result<()> {
+        let mut durable_rx = self.durable_tx.subscribe();
+        loop {
+            {
+                let mut st = self.commit.lock();
+                if let Some(outcome) = st.wait_outcome(lsn) {
+                    return outcome;
+                }
+                if let Some(claim) = self.try_claim(&mut st) {
+                    drop(st);
+                    tokio::task::spawn_blocking(move || claim.lead());
+                }
+            }
+            // Subscribed before the check above, so a publish in between is not missed.
+            if durable_rx.changed().await.is_err() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// The I/O of one round. Returns the last LSN made durable.
+    fn write_and_sync(&self, chunks: &[PendingChunk]) -> Result<u64> {
+        let started = Instant::now();
+        let mut buf = Vec::with_capacity(
+            chunks
+                .iter()
+                .map(|c| (c.end_offset - c.start_offset) as usize)
+                .max()
+                .unwrap_or(0),
+        );
+        let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = None;
+        let mut records = 0usize;
+        let mut written = 0u64;
+        for chunk in chunks {
+            if let Some(first_lsn) = chunk.creates_segment_at_lsn {
+                let previous = match touched.take() {
+                    Some(t) => Some(t),
+                    None => self.active_entry_with_end(),
+                };
+                if let Some((prev, end, last_lsn)) = previous {
+                    self.seal_segment(&prev, end, last_lsn)?;
+                }
+                self.create_segment(chunk.segment, first_lsn)?;
+            }
+            let entry = self.entry(chunk.segment)?;
+            // One write per chunk: a lone record goes as it is, a group is gathered first.
+            let bytes: &[u8] = match chunk.parts.as_slice() {
+                [only] => only,
+                parts => {
+                    buf.clear();
+                    parts.iter().for_each(|p| buf.extend_from_slice(p));
+                    &buf
+                }
+            };
+            records += chunk.parts.len();
+            written += bytes.len() as u64;
+            entry
+                .file
+                .write_all_at(bytes, chunk.start_offset)
+                .map_err(|e| Error::io("write", &entry.path, e))?;
+            touched = Some((entry, chunk.end_offset, chunk.last_lsn));
+        }
+        let Some((entry, end, last_lsn)) = touched else {
+            return Err(Error::InvalidOptions("empty commit round".into()));
+        };
+        if self.opts.sync_mode == SyncMode::Always {
+            let sync_started = Instant::now();
+            // IMPORTANT: this fsync began after every write above returned, so when it
+            // returns Ok every record up to `last_lsn` is on stable storage.
+            entry
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("sync_data", &entry.path, e))?;
+            self.stats.record_sync(sync_started.elapsed());
+        }
+        entry.publish_durable(end, last_lsn);
+        self.stats
+            .record_commit(records, written, started.elapsed());
+        Ok(last_lsn)
+    }
+
+    /// The active segment with its durable end, for sealing it when a new one is needed.
+    fn active_entry_with_end(&self) -> Option<(Arc<SegmentEntry<F>>, u64, u64)> {
+        let segments = self.segments.read();
+        let entry = segments
+            .values()
+            .filter(|e| !e.info().sealed)
+            .max_by_key(|e| e.header.first_lsn)?
+            .clone();
+        let info = entry.info();
+        Some((entry, info.data_end, info.last_lsn))
+    }
+
+    fn entry(&self, number: u64) -> Result<Arc<SegmentEntry<F>>> {
+        self.segments
+            .read()
+            .get(&number)
+            .cloned()
+            .ok_or(Error::NoSuchRecord {
+                segment: number,
+                offset: 0,
+            })
+    }
+
+    /// Ends a round: publish the new watermark or poison, hand back leadership, wake all.
+    fn finish_round(&self, outcome: Option<Result<u64>>) {
+        let durable = {
+            let mut st = self.commit.lock();
+            match outcome {
+                Some(Ok(lsn)) => st.durable_lsn = st.durable_lsn.max(lsn),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "write or fsync failed; the log is poisoned until reopened");
+                    st.poisoned.get_or_insert_with(|| Arc::from(e.to_string()));
+                    self.stats.record_poisoned();
+                }
+                None => {}
+            }
+            st.leader_active = false;
+            st.durable_lsn
+        };
+        self.durable_cv.notify_all();
+        self.durable_tx.send_modify(|v| *v = durable);
+    }
+}

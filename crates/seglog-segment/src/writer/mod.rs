@@ -1,0 +1,334 @@
+//! [`SegmentLog`]: a directory of segments opened for appending and reading.
+//!
+//! Appends go through group commit (`group_commit`); segment creation and sealing through
+//! `roll`; reads go straight to a segment's bytes and never wait for a commit.
+
+mod group_commit;
+mod roll;
+
+pub use group_commit::Appended;
+
+use crate::format::{EncodedRecord, EventBatch};
+use crate::io::{FileSystem, SegmentFile};
+use crate::recovery::{recover, RecoveryReport, RecoveryVisitor};
+use crate::segment::{Record, RecordPosition, SegmentEntry, SegmentInfo, SegmentRecords};
+use crate::stats::{WriterCounters, WriterStats};
+use crate::{Error, Result, SegmentOptions};
+use group_commit::CommitState;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub(crate) struct Inner<F: FileSystem> {
+    fs: F,
+    dir: PathBuf,
+    opts: SegmentOptions,
+    commit: Mutex<CommitState>,
+    durable_cv: Condvar,
+    durable_tx: watch::Sender<u64>,
+    segments: RwLock<BTreeMap<u64, Arc<SegmentEntry<F>>>>,
+    closed: AtomicBool,
+    dir_lock: Mutex<Option<F::DirLock>>,
+    stats: WriterCounters,
+}
+
+/// An open log directory: the append-only writer and random-access reader of its segments.
+///
+/// Cheap to clone; clones share the log. Appends from many threads and tasks are grouped
+/// into shared fsyncs. The directory is locked against other writers until [`Self::close`]
+/// (or until the last clone is dropped).
+pub struct SegmentLog<F: FileSystem> {
+    inner: Arc<Inner<F>>,
+}
+
+impl<F: FileSystem> Clone for SegmentLog<F> {
+    fn clone(&self) -> Self {
+        SegmentLog {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentLog")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FileSystem> SegmentLog<F> {
+    /// Opens (creating if needed) the log in `dir`: locks it, recovers it, and makes the
+    /// recovered tail durable. `visitor` sees every record recovery reads.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another writer holds the directory, [`Error::Corruption`] /
+    /// [`Error::UnsupportedVersion`] for damage the [`crate::RecoveryMode`] does not accept,
+    /// [`Error::InvalidOptions`], and I/O errors.
+    pub fn open(
+        fs: F,
+        dir: impl Into<PathBuf>,
+        opts: SegmentOptions,
+        visitor: &mut dyn RecoveryVisitor,
+    ) -> Result<(Self, RecoveryReport)> {
+        opts.validate()?;
+        let dir = dir.into();
+        fs.create_dir_all(&dir)
+            .map_err(|e| Error::io("create_dir", &dir, e))?;
+        let dir_lock = fs.lock_dir(&dir).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
+            _ => Error::io("lock", &dir, e),
+        })?;
+        let recovered = recover(&fs, &dir, &opts, visitor)?;
+        let next_segment_number = recovered
+            .segments
+            .iter()
+            .map(|s| s.number())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut segments = BTreeMap::new();
+        let mut active = None;
+        for entry in recovered.segments {
+            let entry = Arc::new(entry);
+            active = Some(entry.clone());
+            segments.insert(entry.number(), entry);
+        }
+        let next_lsn = recovered.last_lsn + 1;
+        let inner = Arc::new(Inner {
+            fs,
+            dir,
+            opts,
+            commit: Mutex::new(CommitState::new(next_lsn, 0, 0, next_segment_number)),
+            durable_cv: Condvar::new(),
+            durable_tx: watch::Sender::new(recovered.last_lsn),
+            segments: RwLock::new(segments),
+            closed: AtomicBool::new(false),
+            dir_lock: Mutex::new(Some(dir_lock)),
+            stats: WriterCounters::default(),
+        });
+        let active = match active {
+            Some(a) => a,
+            None => inner.create_segment(next_segment_number, next_lsn)?,
+        };
+        if inner.opts.preallocate {
+            active
+                .file
+                .allocate(inner.opts.segment_size_bytes)
+                .map_err(|e| Error::io("allocate", &active.path, e))?;
+        }
+        {
+            let mut st = inner.commit.lock();
+            let next_lsn = next_lsn.max(active.header.first_lsn);
+            *st = CommitState::new(
+                next_lsn,
+                active.number(),
+                active.data_end(),
+                next_segment_number.max(active.number() + 1),
+            );
+        }
+        Ok((SegmentLog { inner }, recovered.report))
+    }
+
+    /// Lays out a record for `batch`, checking the limits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRecord`] and [`Error::TooLarge`]; nothing is written.
+    pub fn encode<P: AsRef<[u8]>>(&self, batch: &EventBatch<'_, P>) -> Result<EncodedRecord> {
+        EncodedRecord::new(batch, self.inner.opts.max_record_size_bytes)
+    }
+
+    /// Queues a record and returns its LSN and position; it is **not durable yet**: call
+    /// [`Self::wait_durable`] (or use [`Self::append`]). The order of submits is the log order.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`], [`Error::Closed`], [`Error::TooLarge`].
+    pub fn submit(&self, record: EncodedRecord) -> Result<Appended> {
+        self.inner.submit(record)
+    }
+
+    /// Blocks until the record with `lsn` is durable (leading a commit round if needed).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if a write or fsync failed before `lsn` became durable.
+    pub fn wait_durable(&self, lsn: u64) -> Result<()> {
+        self.inner.wait_durable(lsn)
+    }
+
+    /// Waits until `lsn` is durable without blocking the async runtime's threads.
+    ///
+    /// # Errors
+    /// As [`Self::wait_durable`].
+    pub async fn wait_durable_async(&self, lsn: u64) -> Result<()> {
+        self.inner.wait_durable_async(lsn).await
+    }
+
+    /// Appends one record and returns once it is durable (blocking).
+    ///
+    /// # Errors
+    /// Those of [`Self::encode`], [`Self::submit`] and [`Self::wait_durable`].
+    pub fn append<P: AsRef<[u8]>>(&self, batch: &EventBatch<'_, P>) -> Result<Appended> {
+        let appended = self.submit(self.encode(batch)?)?;
+        self.wait_durable(appended.lsn)?;
+        Ok(appended)
+    }
+
+    /// Appends one record and returns once it is durable (async).
+    ///
+    /// # Errors
+    /// As [`Self::append`].
+    pub async fn append_async<P: AsRef<[u8]>>(
+        &self,
+        batch: &EventBatch<'_, P>,
+    ) -> Result<Appended> {
+        let appended = self.submit(self.encode(batch)?)?;
+        self.wait_durable_async(appended.lsn).await?;
+        Ok(appended)
+    }
+
+    /// LSN through which every record is durable.
+    pub fn durable_lsn(&self) -> u64 {
+        *self.inner.durable_tx.borrow()
+    }
+
+    /// A receiver that changes whenever [`Self::durable_lsn`] advances (or the log is
+    /// poisoned or closed), for followers of the log.
+    pub fn durable_watch(&self) -> watch::Receiver<u64> {
+        self.inner.durable_tx.subscribe()
+    }
+
+    /// Reads the record at `position` (durable records only).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchRecord`], [`Error::ChecksumMismatch`], [`Error::Corruption`],
+    /// [`Error::Closed`], I/O errors.
+    pub fn read(&self, position: RecordPosition) -> Result<Record> {
+        self.check_open()?;
+        let entry = self
+            .inner
+            .segments
+            .read()
+            .get(&position.segment)
+            .cloned()
+            .ok_or(Error::NoSuchRecord {
+                segment: position.segment,
+                offset: position.offset,
+            })?;
+        entry.read_record(
+            position.offset,
+            u64::from(self.inner.opts.max_record_size_bytes),
+        )
+    }
+
+    /// Every durable record of segment `segment` from `offset`, in order.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchRecord`] for an unknown segment, [`Error::Closed`], I/O errors.
+    pub fn records_from(&self, position: RecordPosition) -> Result<SegmentRecords> {
+        self.check_open()?;
+        let entry = self
+            .inner
+            .segments
+            .read()
+            .get(&position.segment)
+            .cloned()
+            .ok_or(Error::NoSuchRecord {
+                segment: position.segment,
+                offset: position.offset,
+            })?;
+        Ok(SegmentRecords::new(
+            entry.number(),
+            entry.durable_bytes()?,
+            position.offset,
+        ))
+    }
+
+    /// Every durable record of the log, in log order.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], I/O errors.
+    pub fn records(&self) -> Result<impl Iterator<Item = Result<Record>>> {
+        let mut iters = Vec::new();
+        for info in self.segments() {
+            iters.push(self.records_from(RecordPosition {
+                segment: info.number,
+                offset: crate::format::SEGMENT_HEADER_LEN as u64,
+            })?);
+        }
+        Ok(iters.into_iter().flatten())
+    }
+
+    /// The segments, in log order.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let mut infos: Vec<SegmentInfo> = self
+            .inner
+            .segments
+            .read()
+            .values()
+            .map(|e| e.info())
+            .collect();
+        infos.sort_by_key(|i| i.first_lsn);
+        infos
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &SegmentOptions {
+        &self.inner.opts
+    }
+
+    /// The writer's counters since open.
+    pub fn stats(&self) -> WriterStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// The cause, if a failed write or fsync has poisoned the log.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner
+            .commit
+            .lock()
+            .poisoned
+            .as_ref()
+            .map(|c| c.to_string())
+    }
+
+    /// Makes everything submitted durable, then closes: later calls fail with
+    /// [`Error::Closed`] and the directory lock is released. Closing twice is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when the final flush fails (the log is closed anyway).
+    pub fn close(&self) -> Result<()> {
+        let last = {
+            let st = self.inner.commit.lock();
+            if st.closed {
+                return Ok(());
+            }
+            st.next_lsn - 1
+        };
+        let flushed = self.inner.wait_durable(last);
+        {
+            let mut st = self.inner.commit.lock();
+            st.closed = true;
+        }
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.durable_cv.notify_all();
+        self.inner.durable_tx.send_modify(|_| {});
+        self.inner.dir_lock.lock().take();
+        flushed
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+}

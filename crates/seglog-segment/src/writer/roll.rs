@@ -1,0 +1,101 @@
+//! Creating a segment and sealing the one before it.
+//!
+//! Both happen on the commit leader's thread, between writes, never under a lock that
+//! appenders or readers wait on.
+
+use super::Inner;
+use crate::format::{segment_file_name, SegmentHeader};
+use crate::io::{FileSystem, SegmentFile};
+use crate::segment::SegmentEntry;
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn now_unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl<F: FileSystem> Inner<F> {
+    /// Creates segment `number` starting at `first_lsn` and makes it durable, name included.
+    pub(crate) fn create_segment(
+        &self,
+        number: u64,
+        first_lsn: u64,
+    ) -> Result<Arc<SegmentEntry<F>>> {
+        let path = self.dir.join(segment_file_name(first_lsn));
+        let file = self
+            .fs
+            .create_new(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        let header = SegmentHeader {
+            segment_number: number,
+            first_lsn,
+            created_unix_nanos: now_unix_nanos(),
+        };
+        file.write_all_at(&header.encode(), 0)
+            .map_err(|e| Error::io("write", &path, e))?;
+        if self.opts.preallocate {
+            file.allocate(self.opts.segment_size_bytes)
+                .map_err(|e| Error::io("allocate", &path, e))?;
+        }
+        // IMPORTANT: the header (and the preallocated size) must be durable before any record
+        // in this file is acknowledged, or recovery could not read the records' salt.
+        file.sync_data()
+            .map_err(|e| Error::io("sync_data", &path, e))?;
+        // IMPORTANT: and so must the directory entry: without this fsync a power cut can make
+        // the whole file, with every acknowledged record in it, disappear.
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
+        tracing::debug!(segment = number, first_lsn, path = %path.display(), "created segment");
+        let entry = Arc::new(SegmentEntry::new(
+            header,
+            path,
+            file,
+            crate::format::SEGMENT_HEADER_LEN as u64,
+            first_lsn - 1,
+        ));
+        self.segments.write().insert(number, entry.clone());
+        Ok(entry)
+    }
+
+    /// Seals `entry`: cuts its preallocated tail at `data_end` and makes it durable.
+    pub(crate) fn seal_segment(
+        &self,
+        entry: &SegmentEntry<F>,
+        data_end: u64,
+        last_lsn: u64,
+    ) -> Result<()> {
+        let len = entry
+            .file
+            .len()
+            .map_err(|e| Error::io("stat", &entry.path, e))?;
+        if len > data_end {
+            entry
+                .file
+                .set_len(data_end)
+                .map_err(|e| Error::io("set_len", &entry.path, e))?;
+        }
+        // IMPORTANT: a sealed segment is whole and durable before the next segment exists;
+        // recovery relies on it to call any damage in a sealed segment corruption.
+        entry
+            .file
+            .sync_data()
+            .map_err(|e| Error::io("sync_data", &entry.path, e))?;
+        entry.publish_durable(data_end, last_lsn);
+        let view = entry
+            .file
+            .map()
+            .map_err(|e| Error::io("map", &entry.path, e))?;
+        entry.seal(Some(view));
+        tracing::info!(
+            segment = entry.number(),
+            bytes = data_end,
+            last_lsn,
+            "sealed segment"
+        );
+        Ok(())
+    }
+}

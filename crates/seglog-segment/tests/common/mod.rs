@@ -1,0 +1,104 @@
+//! Shared helpers of the segment layer's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use seglog_segment::format::EventBatch;
+use seglog_segment::io::sim::SimFs;
+use seglog_segment::io::{FileSystem, StdFs};
+use seglog_segment::{Record, SegmentLog, SegmentOptions};
+use std::path::PathBuf;
+
+/// Small segments so a short test rolls over several times.
+pub fn small_opts() -> SegmentOptions {
+    SegmentOptions {
+        segment_size_bytes: 4096,
+        max_record_size_bytes: 2048,
+        preallocate: true,
+        ..SegmentOptions::default()
+    }
+}
+
+pub fn payload(i: u64) -> Vec<u8> {
+    let len = 20 + (i * 37 % 200) as usize;
+    let mut p = format!("event-{i}-").into_bytes();
+    p.resize(len, b'a' + (i % 26) as u8);
+    p
+}
+
+pub fn append_one<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<u64> {
+    let p = payload(i);
+    log.append(&EventBatch {
+        encoding: 0,
+        execution_id: format!("exec-{}", i % 7).as_bytes(),
+        tenant_id: b"tenant",
+        first_seq: i,
+        timestamp_unix_nanos: i as i64,
+        payloads: &[&p[..]],
+    })
+    .map(|a| a.lsn)
+}
+
+/// (lsn, first payload) of every record, in log order.
+pub fn contents<F: FileSystem>(log: &SegmentLog<F>) -> Vec<(u64, Vec<u8>)> {
+    log.records()
+        .unwrap()
+        .map(|r: seglog_segment::Result<Record>| {
+            let r = r.unwrap();
+            (r.view().lsn(), r.event(0).unwrap().to_vec())
+        })
+        .collect()
+}
+
+/// A fresh directory on a file system: real files in a temp dir, or the simulated one.
+pub trait Backend {
+    type Fs: FileSystem + Clone;
+    fn new() -> Self;
+    fn fs(&self) -> Self::Fs;
+    fn dir(&self) -> PathBuf;
+}
+
+pub struct RealFiles(tempfile::TempDir);
+
+impl Backend for RealFiles {
+    type Fs = StdFs;
+    fn new() -> Self {
+        RealFiles(tempfile::tempdir().unwrap())
+    }
+    fn fs(&self) -> StdFs {
+        StdFs
+    }
+    fn dir(&self) -> PathBuf {
+        self.0.path().join("log")
+    }
+}
+
+pub struct Simulated(SimFs);
+
+impl Backend for Simulated {
+    type Fs = SimFs;
+    fn new() -> Self {
+        Simulated(SimFs::new())
+    }
+    fn fs(&self) -> SimFs {
+        self.0.clone()
+    }
+    fn dir(&self) -> PathBuf {
+        PathBuf::from("/log")
+    }
+}
+
+/// Runs a scenario written once against both back ends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn real_files() {
+                super::$name::<super::common::RealFiles>();
+            }
+            #[test]
+            fn simulated() {
+                super::$name::<super::common::Simulated>();
+            }
+        }
+    };
+}
