@@ -39,4 +39,4 @@ pub use options::{RecoveryMode, SegmentOptions, SyncMode};
 pub use recovery::{RecoveryReport, RecoveryVisitor, TailCut};
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::WriterStats;
-pub use writer::{Appended, SegmentLog};
+pub use writer::{Appended, SealListener, SegmentLog};

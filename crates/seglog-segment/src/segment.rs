@@ -107,6 +107,13 @@ impl<F: FileSystem> SegmentEntry<F> {
         self.data_end.store(end, Ordering::Release);
     }
 
+    /// Keeps a live view of the active segment, so reads need no system call.
+    pub fn set_live_view(&self, view: Option<Bytes>) {
+        if !self.sealed.load(Ordering::Acquire) {
+            *self.view.write() = view;
+        }
+    }
+
     /// Marks the segment sealed and keeps `view` (its whole contents) for readers.
     pub fn seal(&self, view: Option<Bytes>) {
         *self.view.write() = view;
@@ -128,8 +135,8 @@ impl<F: FileSystem> SegmentEntry<F> {
     /// The segment's bytes up to its durable end: the sealed map, or a fresh view.
     pub fn durable_bytes(&self) -> Result<Bytes> {
         let end = self.data_end() as usize;
-        if let Some(view) = self.view.read().as_ref() {
-            return Ok(view.slice(..end.min(view.len())));
+        if let Some(view) = self.view.read().as_ref().filter(|v| v.len() >= end) {
+            return Ok(view.slice(..end));
         }
         let view = self
             .file
@@ -152,8 +159,14 @@ impl<F: FileSystem> SegmentEntry<F> {
         if offset < crate::format::SEGMENT_HEADER_LEN as u64 || offset >= end {
             return Err(no_record());
         }
-        let bytes = if let Some(view) = self.view.read().as_ref() {
-            view.slice(offset as usize..(end as usize).min(view.len()))
+        let view = self
+            .view
+            .read()
+            .as_ref()
+            .filter(|v| v.len() as u64 >= end)
+            .cloned();
+        let bytes = if let Some(view) = view {
+            view.slice(offset as usize..end as usize)
         } else {
             let mut len_buf = [0u8; 4];
             self.file

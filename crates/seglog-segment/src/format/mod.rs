@@ -42,20 +42,21 @@ pub const REC_CRC_OFFSET: usize = 4;
 pub const REC_LSN_OFFSET: usize = 8;
 /// Record: offset of `durable_through_lsn` (u64).
 pub const REC_DURABLE_THROUGH_OFFSET: usize = 16;
-/// Record: offset of `kind` (u8).
-pub const REC_KIND_OFFSET: usize = 24;
-/// Record: offset of `encoding` (u8).
-pub const REC_ENCODING_OFFSET: usize = 25;
-/// Record: offset of `execution_id_len` (u8).
-pub const REC_EXECUTION_LEN_OFFSET: usize = 26;
-/// Record: offset of `tenant_id_len` (u8).
-pub const REC_TENANT_LEN_OFFSET: usize = 27;
-/// Record: offset of `event_count` (u32).
-pub const REC_EVENT_COUNT_OFFSET: usize = 28;
 /// Record: offset of `first_seq` (u64).
-pub const REC_FIRST_SEQ_OFFSET: usize = 32;
+pub const REC_FIRST_SEQ_OFFSET: usize = 24;
 /// Record: offset of `timestamp_unix_nanos` (i64).
-pub const REC_TIMESTAMP_OFFSET: usize = 40;
+pub const REC_TIMESTAMP_OFFSET: usize = 32;
+/// Record: offset of `kind` (u8). Everything from here on is fixed when the record is
+/// encoded; the fields before it may be filled in later, under the writer's lock.
+pub const REC_KIND_OFFSET: usize = 40;
+/// Record: offset of `encoding` (u8).
+pub const REC_ENCODING_OFFSET: usize = 41;
+/// Record: offset of `execution_id_len` (u8).
+pub const REC_EXECUTION_LEN_OFFSET: usize = 42;
+/// Record: offset of `tenant_id_len` (u8).
+pub const REC_TENANT_LEN_OFFSET: usize = 43;
+/// Record: offset of `event_count` (u32).
+pub const REC_EVENT_COUNT_OFFSET: usize = 44;
 /// Bytes per entry of the event length table (u32).
 pub const EVENT_LEN_SIZE: usize = 4;
 

@@ -75,13 +75,13 @@ impl EncodedRecord {
         let mut bytes = Vec::with_capacity(size as usize);
         bytes.extend_from_slice(&(size as u32).to_le_bytes());
         bytes.extend_from_slice(&[0u8; 4 + 8 + 8]); // crc, lsn, durable_through: sealed later
+        bytes.extend_from_slice(&batch.first_seq.to_le_bytes());
+        bytes.extend_from_slice(&batch.timestamp_unix_nanos.to_le_bytes());
         bytes.push(KIND_EVENTS);
         bytes.push(batch.encoding);
         bytes.push(exec_len as u8);
         bytes.push(tenant_len as u8);
         bytes.extend_from_slice(&(count as u32).to_le_bytes());
-        bytes.extend_from_slice(&batch.first_seq.to_le_bytes());
-        bytes.extend_from_slice(&batch.timestamp_unix_nanos.to_le_bytes());
         bytes.extend_from_slice(batch.execution_id);
         bytes.extend_from_slice(batch.tenant_id);
         for p in batch.payloads {
@@ -103,6 +103,24 @@ impl EncodedRecord {
     /// Always false: a record has at least its header.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// Sets the sequence number of the first event (for callers that assign it late, under
+    /// their own lock).
+    pub fn set_first_seq(&mut self, first_seq: u64) {
+        self.bytes[REC_FIRST_SEQ_OFFSET..REC_FIRST_SEQ_OFFSET + 8]
+            .copy_from_slice(&first_seq.to_le_bytes());
+    }
+
+    /// Sets the append timestamp, nanoseconds since the Unix epoch.
+    pub fn set_timestamp_unix_nanos(&mut self, timestamp: i64) {
+        self.bytes[REC_TIMESTAMP_OFFSET..REC_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&timestamp.to_le_bytes());
+    }
+
+    /// Number of events in the record.
+    pub fn event_count(&self) -> u32 {
+        le_u32(&self.bytes, REC_EVENT_COUNT_OFFSET)
     }
 
     /// Fills in the fields only the writer knows and the checksum; returns the final bytes.

@@ -62,6 +62,13 @@ pub trait SegmentFile: Send + Sync + 'static {
     /// The view must not be used on a file that can still shrink.
     fn map(&self) -> io::Result<Bytes>;
 
+    /// A view of the first `len` bytes that keeps showing later writes (a shared memory
+    /// map), or `None` where the file system cannot offer one. The file must already be
+    /// at least `len` bytes long, and readers must stay below what was written.
+    fn map_live(&self, _len: u64) -> io::Result<Option<Bytes>> {
+        Ok(None)
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {

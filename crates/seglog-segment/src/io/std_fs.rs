@@ -131,4 +131,17 @@ impl SegmentFile for StdFile {
         let map = unsafe { memmap2::Mmap::map(&self.0)? };
         Ok(Bytes::from_owner(map))
     }
+
+    fn map_live(&self, len: u64) -> io::Result<Option<Bytes>> {
+        if len == 0 || self.0.metadata()?.len() < len {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: as for `map`. A shared read-only mapping of a file this process appends to
+        // with pwrite sees those writes (one page cache). The active segment is preallocated
+        // to `len` and only shrinks when sealed, to its data end, below which readers stay.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
+        Ok(Some(Bytes::from_owner(map)))
+    }
 }

@@ -34,7 +34,12 @@ pub(crate) struct Inner<F: FileSystem> {
     closed: AtomicBool,
     dir_lock: Mutex<Option<F::DirLock>>,
     stats: WriterCounters,
+    seal_listener: RwLock<Option<SealListener>>,
 }
+
+/// Called on the commit leader's thread right after a segment is sealed, with the segment
+/// and its whole (durable, immutable) contents. Keep it short: hand work to another thread.
+pub type SealListener = Box<dyn Fn(&SegmentInfo, &bytes::Bytes) + Send + Sync>;
 
 /// An open log directory: the append-only writer and random-access reader of its segments.
 ///
@@ -110,6 +115,7 @@ impl<F: FileSystem> SegmentLog<F> {
             closed: AtomicBool::new(false),
             dir_lock: Mutex::new(Some(dir_lock)),
             stats: WriterCounters::default(),
+            seal_listener: RwLock::new(None),
         });
         let active = match active {
             Some(a) => a,
@@ -120,6 +126,12 @@ impl<F: FileSystem> SegmentLog<F> {
                 .file
                 .allocate(inner.opts.segment_size_bytes)
                 .map_err(|e| Error::io("allocate", &active.path, e))?;
+            active.set_live_view(
+                active
+                    .file
+                    .map_live(inner.opts.segment_size_bytes)
+                    .map_err(|e| Error::io("map", &active.path, e))?,
+            );
         }
         {
             let mut st = inner.commit.lock();
@@ -247,6 +259,23 @@ impl<F: FileSystem> SegmentLog<F> {
         ))
     }
 
+    /// The durable bytes of segment `segment`, header included (a shared view, no copy for
+    /// sealed segments).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchRecord`] for an unknown segment, [`Error::Closed`], I/O errors.
+    pub fn segment_bytes(&self, segment: u64) -> Result<bytes::Bytes> {
+        self.check_open()?;
+        let entry = self
+            .inner
+            .segments
+            .read()
+            .get(&segment)
+            .cloned()
+            .ok_or(Error::NoSuchRecord { segment, offset: 0 })?;
+        entry.durable_bytes()
+    }
+
     /// Every durable record of the log, in log order.
     ///
     /// # Errors
@@ -288,6 +317,12 @@ impl<F: FileSystem> SegmentLog<F> {
     /// The writer's counters since open.
     pub fn stats(&self) -> WriterStats {
         self.inner.stats.snapshot()
+    }
+
+    /// Installs the function told about every segment sealed from now on (replacing any
+    /// earlier one). Used to write index checkpoints.
+    pub fn set_seal_listener(&self, listener: SealListener) {
+        *self.inner.seal_listener.write() = Some(listener);
     }
 
     /// The cause, if a failed write or fsync has poisoned the log.

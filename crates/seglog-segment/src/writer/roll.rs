@@ -50,13 +50,21 @@ impl<F: FileSystem> Inner<F> {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
         tracing::debug!(segment = number, first_lsn, path = %path.display(), "created segment");
-        let entry = Arc::new(SegmentEntry::new(
+        let entry: Arc<SegmentEntry<F>> = Arc::new(SegmentEntry::new(
             header,
             path,
             file,
             crate::format::SEGMENT_HEADER_LEN as u64,
             first_lsn - 1,
         ));
+        if self.opts.preallocate {
+            entry.set_live_view(
+                entry
+                    .file
+                    .map_live(self.opts.segment_size_bytes)
+                    .map_err(|e| Error::io("map", &entry.path, e))?,
+            );
+        }
         self.segments.write().insert(number, entry.clone());
         Ok(entry)
     }
@@ -89,13 +97,19 @@ impl<F: FileSystem> Inner<F> {
             .file
             .map()
             .map_err(|e| Error::io("map", &entry.path, e))?;
-        entry.seal(Some(view));
+        entry.seal(Some(view.clone()));
         tracing::info!(
             segment = entry.number(),
             bytes = data_end,
             last_lsn,
             "sealed segment"
         );
+        if let Some(listener) = self.seal_listener.read().as_ref() {
+            listener(
+                &entry.info(),
+                &view.slice(..(data_end as usize).min(view.len())),
+            );
+        }
         Ok(())
     }
 }

@@ -1,0 +1,169 @@
+//! Checkpoint bytes ⇄ records. Pure functions; the decoder trusts nothing it reads.
+
+use super::{HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION};
+use seglog_segment::SegmentInfo;
+
+/// One record of the segment, as the checkpoint lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// Index of the execution id in the string table.
+    pub execution: u32,
+    /// Index of the tenant id in the string table.
+    pub tenant: u32,
+    /// Byte offset of the record in the segment.
+    pub offset: u32,
+    /// Events in the record.
+    pub event_count: u32,
+    /// Sequence of its first event.
+    pub first_seq: u64,
+    /// The record's LSN.
+    pub lsn: u64,
+    /// The record's timestamp.
+    pub timestamp_unix_nanos: i64,
+}
+
+/// A decoded, checked checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedCheckpoint {
+    /// Execution and tenant ids.
+    pub strings: Vec<String>,
+    /// Records in log order.
+    pub records: Vec<CheckpointRecord>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Encodes a checkpoint of `segment`.
+pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
+    let mut body = Vec::new();
+    for s in &cp.strings {
+        // Ids are at most 255 bytes (the segment format's limit).
+        let bytes = &s.as_bytes()[..s.len().min(255)];
+        body.push(bytes.len() as u8);
+        body.extend_from_slice(bytes);
+    }
+    for r in &cp.records {
+        body.extend_from_slice(&r.execution.to_le_bytes());
+        body.extend_from_slice(&r.tenant.to_le_bytes());
+        body.extend_from_slice(&r.offset.to_le_bytes());
+        body.extend_from_slice(&r.event_count.to_le_bytes());
+        body.extend_from_slice(&r.first_seq.to_le_bytes());
+        body.extend_from_slice(&r.lsn.to_le_bytes());
+        body.extend_from_slice(&r.timestamp_unix_nanos.to_le_bytes());
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&segment.number.to_le_bytes());
+    out.extend_from_slice(&segment.first_lsn.to_le_bytes());
+    out.extend_from_slice(&segment.data_end.to_le_bytes());
+    out.extend_from_slice(&(cp.records.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(cp.strings.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let header_crc = crc32fast::hash(&out);
+    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&body);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&segment.number.to_le_bytes());
+    crc.update(&body);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out
+}
+
+/// Decodes `bytes` and checks that they describe `segment`. `Err` says why not.
+///
+/// # Errors
+/// A short reason; the caller logs it and scans the segment instead.
+pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, String> {
+    let h = bytes.get(..HEADER_LEN).ok_or("shorter than its header")?;
+    if h[..8] != MAGIC {
+        return Err("bad magic".into());
+    }
+    if crc32fast::hash(&h[..60]) != u32_at(h, 60).unwrap_or(0) {
+        return Err("header checksum mismatch".into());
+    }
+    let field = |at| u64_at(h, at).unwrap_or(0);
+    if u16::from_le_bytes([h[8], h[9]]) != VERSION
+        || usize::from(u16::from_le_bytes([h[10], h[11]])) != HEADER_LEN
+    {
+        return Err("unsupported version".into());
+    }
+    if (field(16), field(24), field(32)) != (segment.number, segment.first_lsn, segment.data_end) {
+        return Err("describes another segment (stale)".into());
+    }
+    let record_count = u32_at(h, 40).unwrap_or(0) as usize;
+    let string_count = u32_at(h, 44).unwrap_or(0) as usize;
+    let body_len = usize::try_from(field(48)).map_err(|_| "body length overflows")?;
+    if HEADER_LEN
+        .checked_add(body_len)
+        .and_then(|n| n.checked_add(TRAILER_LEN))
+        != Some(bytes.len())
+    {
+        return Err("length does not match its header".into());
+    }
+    let body = &bytes[HEADER_LEN..HEADER_LEN + body_len];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&segment.number.to_le_bytes());
+    crc.update(body);
+    if crc.finalize() != u32_at(bytes, HEADER_LEN + body_len).unwrap_or(0) {
+        return Err("body checksum mismatch".into());
+    }
+    // Counts are bounded by the body they must fit in before anything is allocated.
+    let records_len = record_count
+        .checked_mul(RECORD_ENTRY_LEN)
+        .filter(|&n| n <= body.len())
+        .ok_or("record count too large")?;
+    if string_count > body.len() - records_len {
+        return Err("string count too large".into());
+    }
+    let mut strings = Vec::with_capacity(string_count);
+    let mut at = 0usize;
+    for _ in 0..string_count {
+        let len = usize::from(*body.get(at).ok_or("string table truncated")?);
+        let s = body
+            .get(at + 1..at + 1 + len)
+            .ok_or("string table truncated")?;
+        strings.push(String::from_utf8(s.to_vec()).map_err(|_| "id is not UTF-8")?);
+        at += 1 + len;
+    }
+    if body.len() - at != records_len {
+        return Err("record table size mismatch".into());
+    }
+    let mut records = Vec::with_capacity(record_count);
+    let mut prev_lsn = segment.first_lsn.saturating_sub(1);
+    let mut prev_end = 0u64;
+    for e in body[at..].chunks_exact(RECORD_ENTRY_LEN) {
+        let r = CheckpointRecord {
+            execution: u32_at(e, 0).unwrap_or(0),
+            tenant: u32_at(e, 4).unwrap_or(0),
+            offset: u32_at(e, 8).unwrap_or(0),
+            event_count: u32_at(e, 12).unwrap_or(0),
+            first_seq: u64_at(e, 16).unwrap_or(0),
+            lsn: u64_at(e, 24).unwrap_or(0),
+            timestamp_unix_nanos: u64_at(e, 32).unwrap_or(0) as i64,
+        };
+        let ok = (r.execution as usize) < strings.len()
+            && (r.tenant as usize) < strings.len()
+            && u64::from(r.offset) >= prev_end.max(64)
+            && u64::from(r.offset) < segment.data_end
+            && r.lsn > prev_lsn
+            && r.event_count > 0
+            && r.first_seq > 0;
+        if !ok {
+            return Err(format!("record entry for LSN {} is out of place", r.lsn));
+        }
+        prev_lsn = r.lsn;
+        prev_end = u64::from(r.offset) + 1;
+        records.push(r);
+    }
+    Ok(DecodedCheckpoint { strings, records })
+}

@@ -1,0 +1,180 @@
+//! Writing and loading checkpoint files through the log's `FileSystem`.
+
+use super::{codec, CheckpointRecord, DecodedCheckpoint, SUFFIX, TEMP_SUFFIX};
+use crate::{Error, Result};
+use seglog_segment::format::{
+    decode_record, parse_segment_file_name, RecordScan, SEGMENT_HEADER_LEN, SEGMENT_NAME_DIGITS,
+};
+use seglog_segment::io::{FileSystem, SegmentFile};
+use seglog_segment::SegmentInfo;
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::path::Path;
+
+/// File name of the checkpoint of the segment starting at `first_lsn`.
+pub fn checkpoint_file_name(first_lsn: u64) -> String {
+    format!("{first_lsn:0width$}{SUFFIX}", width = SEGMENT_NAME_DIGITS)
+}
+
+fn io_err(op: &'static str, path: &Path, e: io::Error) -> Error {
+    Error::Segment(seglog_segment::Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// Lists the records of a sealed segment's bytes as a checkpoint.
+fn describe(segment: &SegmentInfo, bytes: &[u8]) -> Result<DecodedCheckpoint> {
+    let mut strings: Vec<String> = Vec::new();
+    let mut ids: HashMap<&[u8], u32> = HashMap::new();
+    let mut records = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    fn intern<'b>(
+        id: &'b [u8],
+        lsn: u64,
+        ids: &mut HashMap<&'b [u8], u32>,
+        strings: &mut Vec<String>,
+    ) -> Result<u32> {
+        if let Some(&i) = ids.get(id) {
+            return Ok(i);
+        }
+        let s = std::str::from_utf8(id).map_err(|_| Error::Inconsistent {
+            lsn,
+            reason: "id is not UTF-8".into(),
+        })?;
+        let i = strings.len() as u32;
+        strings.push(s.to_owned());
+        ids.insert(id, i);
+        Ok(i)
+    }
+    while at < bytes.len() {
+        let r = match decode_record(&bytes[at..], segment.number, 0, u64::MAX) {
+            RecordScan::Record(r) => r,
+            RecordScan::EndOfData => break,
+            RecordScan::Defect(d) => {
+                return Err(Error::Segment(seglog_segment::Error::Corruption {
+                    segment: segment.number,
+                    offset: at as u64,
+                    reason: format!("sealed segment does not read back whole: {d}"),
+                }))
+            }
+        };
+        let execution = intern(r.execution_id(), r.lsn(), &mut ids, &mut strings)?;
+        let tenant = intern(r.tenant_id(), r.lsn(), &mut ids, &mut strings)?;
+        records.push(CheckpointRecord {
+            execution,
+            tenant,
+            offset: u32::try_from(at).map_err(|_| Error::LimitExceeded("segment offset"))?,
+            event_count: r.event_count(),
+            first_seq: r.first_seq(),
+            lsn: r.lsn(),
+            timestamp_unix_nanos: r.timestamp_unix_nanos(),
+        });
+        at += r.len();
+    }
+    Ok(DecodedCheckpoint { strings, records })
+}
+
+/// Writes the checkpoint of a sealed segment, crash-safely: temp file, fsync, rename,
+/// directory fsync.
+///
+/// # Errors
+/// I/O errors, or corruption if the sealed segment does not read back.
+pub fn write<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    segment: &SegmentInfo,
+    bytes: &[u8],
+) -> Result<usize> {
+    let cp = describe(segment, bytes)?;
+    let encoded = codec::encode(segment, &cp);
+    let name = checkpoint_file_name(segment.first_lsn);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(&name);
+    match fs.remove(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("remove", &tmp, e)),
+    }
+    let file = fs.create_new(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+    file.write_all_at(&encoded, 0)
+        .map_err(|e| io_err("write", &tmp, e))?;
+    // IMPORTANT: the contents must be durable before the rename makes them the checkpoint;
+    // otherwise a crash could leave the final name pointing at a torn file.
+    file.sync_data().map_err(|e| io_err("sync_data", &tmp, e))?;
+    drop(file);
+    fs.rename(&tmp, &path)
+        .map_err(|e| io_err("rename", &path, e))?;
+    // IMPORTANT: make the rename durable. (A lost rename is harmless — the segment is
+    // scanned instead — but the directory fsync bounds how long that can be true.)
+    fs.sync_dir(dir).map_err(|e| io_err("sync_dir", dir, e))?;
+    tracing::debug!(
+        segment = segment.number,
+        records = cp.records.len(),
+        "wrote index checkpoint"
+    );
+    Ok(encoded.len())
+}
+
+/// Loads the checkpoint of `segment`. `Ok(None)` when there is none or it is missing,
+/// damaged or stale (logged): the caller scans the segment instead.
+pub fn load<F: FileSystem>(fs: &F, dir: &Path, segment: &SegmentInfo) -> Option<DecodedCheckpoint> {
+    let path = dir.join(checkpoint_file_name(segment.first_lsn));
+    let file = match fs.open_read_only(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot open index checkpoint; scanning the segment");
+            return None;
+        }
+    };
+    let bytes = match file.map() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read index checkpoint; scanning the segment");
+            return None;
+        }
+    };
+    match codec::decode(&bytes, segment) {
+        Ok(cp) => Some(cp),
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), %reason, "ignoring index checkpoint; scanning the segment");
+            None
+        }
+    }
+}
+
+/// Removes temp files and checkpoints whose segment is gone. Best effort: failures are
+/// logged, never fatal (a stray checkpoint is ignored anyway).
+pub fn remove_orphans<F: FileSystem>(fs: &F, dir: &Path, segments: &[SegmentInfo]) {
+    let live: BTreeSet<u64> = segments.iter().map(|s| s.first_lsn).collect();
+    let Ok(names) = fs.list(dir) else { return };
+    let mut removed = false;
+    for name in names {
+        let orphan = if name.ends_with(TEMP_SUFFIX) {
+            true
+        } else if let Some(stem) = name.strip_suffix(SUFFIX) {
+            match parse_segment_file_name(&format!(
+                "{stem}{}",
+                seglog_segment::format::SEGMENT_SUFFIX
+            )) {
+                Some(Ok(lsn)) => !live.contains(&lsn),
+                _ => false,
+            }
+        } else {
+            false
+        };
+        if orphan {
+            match fs.remove(&dir.join(&name)) {
+                Ok(()) => removed = true,
+                Err(e) => tracing::warn!(name, error = %e, "cannot remove stale checkpoint file"),
+            }
+        }
+    }
+    if removed {
+        if let Err(e) = fs.sync_dir(dir) {
+            tracing::warn!(error = %e, "cannot sync directory after removing stale checkpoints");
+        }
+    }
+}

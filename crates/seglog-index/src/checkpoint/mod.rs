@@ -1,0 +1,28 @@
+//! Index checkpoints: for each sealed segment, a sidecar file `<first_lsn>.idx` listing its
+//! records, so opening a log reads a few bytes per record instead of every payload.
+//! The format is in docs/format.md §6; this module mirrors it.
+//!
+//! A checkpoint names the segment it describes (number, first LSN, data length) and carries
+//! two CRCs; one that fails any check is ignored and the segment is scanned instead. A
+//! checkpoint is only ever written for a sealed segment, whose bytes are all durable.
+
+mod codec;
+mod file;
+
+pub use codec::{decode, encode, CheckpointRecord, DecodedCheckpoint};
+pub use file::{checkpoint_file_name, load, remove_orphans, write};
+
+/// First 8 bytes of a checkpoint file.
+pub const MAGIC: [u8; 8] = *b"SEGLOGIX";
+/// Checkpoint format version.
+pub const VERSION: u16 = 1;
+/// Header size.
+pub const HEADER_LEN: usize = 64;
+/// Size of one record entry.
+pub const RECORD_ENTRY_LEN: usize = 40;
+/// Size of the trailer (body CRC).
+pub const TRAILER_LEN: usize = 4;
+/// Suffix of checkpoint files.
+pub const SUFFIX: &str = ".idx";
+/// Suffix of a checkpoint being written.
+pub const TEMP_SUFFIX: &str = ".idx.tmp";

@@ -1,0 +1,424 @@
+//! The in-memory index: execution → tenant, creation order, and where each event lives.
+//!
+//! Layout, chosen for memory (≈ 8–11 bytes per event, see docs/benchmarks.md):
+//! - one [`Execution`] per execution in a slab, found by id through a hash map;
+//! - per execution, one packed 8-byte [`Location`] per *record* (segment number and offset,
+//!   both u32); events of a single-event record need nothing more;
+//! - per execution with batches, a `u32` first-sequence per record (allocated the first time
+//!   a batch of more than one event arrives), searched by bisection;
+//! - per tenant, the executions in creation (log) order.
+//!
+//! Invariants: sequences of an execution are dense from 1 and follow log order; an
+//! execution's tenant never changes; `visible_seq ≤ last_seq`, and only events up to
+//! `visible_seq` (durable and published) are ever returned.
+
+use crate::{Error, Result};
+use seglog_segment::RecordPosition;
+use std::collections::HashMap;
+
+/// Where a record is: segment number and byte offset, packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Segment number.
+    pub segment: u32,
+    /// Byte offset in the segment file.
+    pub offset: u32,
+}
+
+impl Location {
+    /// Packs a segment-layer position.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past 2^32 segments or 4 GiB offsets.
+    pub fn from_position(p: RecordPosition) -> Result<Self> {
+        Ok(Location {
+            segment: u32::try_from(p.segment)
+                .map_err(|_| Error::LimitExceeded("segment number"))?,
+            offset: u32::try_from(p.offset).map_err(|_| Error::LimitExceeded("segment offset"))?,
+        })
+    }
+
+    /// Back to a segment-layer position.
+    pub fn position(self) -> RecordPosition {
+        RecordPosition {
+            segment: u64::from(self.segment),
+            offset: u64::from(self.offset),
+        }
+    }
+}
+
+/// Handle of an execution inside the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExecutionSlot(u32);
+
+/// One execution's entry.
+#[derive(Debug)]
+pub struct Execution {
+    id: Box<str>,
+    tenant: u32,
+    created_lsn: u64,
+    last_seq: u64,
+    visible_seq: u64,
+    last_timestamp_unix_nanos: i64,
+    records: Vec<Location>,
+    /// First sequence of each record, present once a record held more than one event.
+    record_first_seqs: Option<Vec<u32>>,
+}
+
+impl Execution {
+    /// The execution id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// LSN of its first record: its place in creation order.
+    pub fn created_lsn(&self) -> u64 {
+        self.created_lsn
+    }
+    /// Last sequence assigned (maybe not yet durable).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+    /// Last sequence that readers may see (durable and published).
+    pub fn visible_seq(&self) -> u64 {
+        self.visible_seq
+    }
+    /// Timestamp of its last record.
+    pub fn last_timestamp_unix_nanos(&self) -> i64 {
+        self.last_timestamp_unix_nanos
+    }
+
+    /// The record holding `seq` and the event's index inside it.
+    fn locate(&self, seq: u64) -> Option<(Location, u32)> {
+        if seq == 0 || seq > self.last_seq {
+            return None;
+        }
+        match &self.record_first_seqs {
+            None => self.records.get((seq - 1) as usize).map(|&l| (l, 0)),
+            Some(firsts) => {
+                let i = firsts
+                    .partition_point(|&f| u64::from(f) <= seq)
+                    .checked_sub(1)?;
+                let within = seq - u64::from(firsts[i]);
+                Some((*self.records.get(i)?, u32::try_from(within).ok()?))
+            }
+        }
+    }
+}
+
+/// An event's place: its sequence, record and index within the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLocation {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The record holding it.
+    pub location: Location,
+    /// Its index in the record's batch.
+    pub index_in_record: u32,
+}
+
+/// A record as the index learns it (from an append, a recovery scan or a checkpoint).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexedRecord<'a> {
+    /// Execution id.
+    pub execution: &'a str,
+    /// Tenant id.
+    pub tenant: &'a str,
+    /// The record's LSN.
+    pub lsn: u64,
+    /// Where it is.
+    pub location: Location,
+    /// Sequence of its first event.
+    pub first_seq: u64,
+    /// Number of events.
+    pub event_count: u32,
+    /// Its timestamp.
+    pub timestamp_unix_nanos: i64,
+}
+
+#[derive(Debug)]
+struct Tenant {
+    name: Box<str>,
+    executions: Vec<u32>,
+}
+
+/// What an append must use, decided by [`ExecutionIndex::plan_append`] without changing
+/// anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendPlan {
+    /// Sequence of the first new event.
+    pub first_seq: u64,
+    /// Timestamp to record: the caller's clock, but never before the execution's last one.
+    pub timestamp_unix_nanos: i64,
+}
+
+/// The index of every execution in the log.
+#[derive(Debug, Default)]
+pub struct ExecutionIndex {
+    by_id: HashMap<Box<str>, u32>,
+    executions: Vec<Execution>,
+    tenant_ids: HashMap<Box<str>, u32>,
+    tenants: Vec<Tenant>,
+    events: u64,
+}
+
+impl ExecutionIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The execution named `id`, if any record of it was indexed.
+    pub fn get(&self, id: &str) -> Option<&Execution> {
+        self.by_id.get(id).map(|&i| &self.executions[i as usize])
+    }
+
+    /// The slot of execution `id`.
+    pub fn slot(&self, id: &str) -> Option<ExecutionSlot> {
+        self.by_id.get(id).map(|&i| ExecutionSlot(i))
+    }
+
+    /// The tenant id of an execution.
+    pub fn tenant_of(&self, id: &str) -> Option<&str> {
+        let e = self.get(id)?;
+        self.tenants.get(e.tenant as usize).map(|t| &*t.name)
+    }
+
+    /// Number of executions (including ones whose first append is not yet durable).
+    pub fn execution_count(&self) -> usize {
+        self.executions.len()
+    }
+
+    /// Number of tenants.
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// Events indexed.
+    pub fn event_count(&self) -> u64 {
+        self.events
+    }
+
+    /// Checks an append of `count` events and decides its sequence and timestamp.
+    ///
+    /// # Errors
+    /// [`Error::TenantMismatch`], [`Error::Conflict`] when `expected_last_seq` is given and
+    /// differs (0 means "must not exist yet").
+    pub fn plan_append(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: Option<u64>,
+        now_unix_nanos: i64,
+    ) -> Result<AppendPlan> {
+        let existing = self.get(execution);
+        if let Some(e) = existing {
+            let same_tenant = self.tenant_ids.get(tenant).is_some_and(|&t| t == e.tenant);
+            if !same_tenant {
+                return Err(Error::TenantMismatch);
+            }
+        }
+        let last = existing.map_or(0, |e| e.last_seq);
+        if let Some(expected) = expected_last_seq {
+            if expected != last {
+                return Err(Error::Conflict {
+                    expected,
+                    actual: last,
+                });
+            }
+        }
+        Ok(AppendPlan {
+            first_seq: last + 1,
+            timestamp_unix_nanos: existing.map_or(now_unix_nanos, |e| {
+                now_unix_nanos.max(e.last_timestamp_unix_nanos)
+            }),
+        })
+    }
+
+    /// Adds a record. Records of an execution must come in log order with dense sequences.
+    ///
+    /// # Errors
+    /// [`Error::Inconsistent`] for a sequence gap or a tenant change,
+    /// [`Error::LimitExceeded`] at the u32 limits.
+    pub fn insert(&mut self, r: &IndexedRecord<'_>) -> Result<ExecutionSlot> {
+        let tenant = match self.tenant_ids.get(r.tenant) {
+            Some(&t) => t,
+            None => {
+                let t = u32::try_from(self.tenants.len())
+                    .map_err(|_| Error::LimitExceeded("tenants"))?;
+                self.tenant_ids.insert(r.tenant.into(), t);
+                self.tenants.push(Tenant {
+                    name: r.tenant.into(),
+                    executions: Vec::new(),
+                });
+                t
+            }
+        };
+        let slot = match self.by_id.get(r.execution) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.executions.len())
+                    .map_err(|_| Error::LimitExceeded("executions"))?;
+                self.by_id.insert(r.execution.into(), i);
+                self.executions.push(Execution {
+                    id: r.execution.into(),
+                    tenant,
+                    created_lsn: r.lsn,
+                    last_seq: 0,
+                    visible_seq: 0,
+                    last_timestamp_unix_nanos: i64::MIN,
+                    records: Vec::new(),
+                    record_first_seqs: None,
+                });
+                self.tenants[tenant as usize].executions.push(i);
+                i
+            }
+        };
+        let e = &mut self.executions[slot as usize];
+        let inconsistent = |reason: String| Error::Inconsistent { lsn: r.lsn, reason };
+        if e.tenant != tenant {
+            return Err(inconsistent(format!("execution {:?} changes tenant", e.id)));
+        }
+        if r.first_seq != e.last_seq + 1 || r.event_count == 0 {
+            return Err(inconsistent(format!(
+                "execution {:?} jumps from sequence {} to {}",
+                e.id, e.last_seq, r.first_seq
+            )));
+        }
+        let last_seq = r.first_seq + u64::from(r.event_count) - 1;
+        if last_seq > u64::from(u32::MAX) {
+            return Err(Error::LimitExceeded("events in one execution"));
+        }
+        if r.event_count > 1 && e.record_first_seqs.is_none() {
+            // Until now every record held one event: record i starts at sequence i + 1.
+            e.record_first_seqs = Some((1..=e.records.len() as u32).collect());
+        }
+        if let Some(firsts) = e.record_first_seqs.as_mut() {
+            firsts.push(r.first_seq as u32);
+        }
+        e.records.push(r.location);
+        e.last_seq = last_seq;
+        e.last_timestamp_unix_nanos = e.last_timestamp_unix_nanos.max(r.timestamp_unix_nanos);
+        self.events += u64::from(r.event_count);
+        Ok(ExecutionSlot(slot))
+    }
+
+    /// Checks that `records` could all be inserted, in order, without changing anything.
+    ///
+    /// # Errors
+    /// The error the first failing [`Self::insert`] would return.
+    pub fn check_insertable(&self, records: &[IndexedRecord<'_>]) -> Result<()> {
+        // execution -> (its tenant's name, its last sequence), as the inserts would leave it.
+        let mut next: HashMap<&str, (&str, u64)> = HashMap::new();
+        for r in records {
+            let (tenant, last) = match next.get(r.execution) {
+                Some(&state) => state,
+                None => match self.get(r.execution) {
+                    Some(e) => (
+                        self.tenants.get(e.tenant as usize).map_or("", |t| &*t.name),
+                        e.last_seq,
+                    ),
+                    None => (r.tenant, 0),
+                },
+            };
+            if tenant != r.tenant || r.first_seq != last + 1 || r.event_count == 0 {
+                return Err(Error::Inconsistent {
+                    lsn: r.lsn,
+                    reason: format!(
+                        "record of execution {:?} does not follow the index",
+                        r.execution
+                    ),
+                });
+            }
+            next.insert(
+                r.execution,
+                (tenant, r.first_seq + u64::from(r.event_count) - 1),
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes events up to `seq` of an execution visible to readers.
+    pub fn publish(&mut self, slot: ExecutionSlot, seq: u64) {
+        if let Some(e) = self.executions.get_mut(slot.0 as usize) {
+            e.visible_seq = e.visible_seq.max(seq.min(e.last_seq));
+        }
+    }
+
+    /// Makes everything indexed visible (after recovery, when all of it is durable).
+    pub fn publish_all(&mut self) {
+        for e in &mut self.executions {
+            e.visible_seq = e.last_seq;
+        }
+    }
+
+    /// Visible events of `execution` with sequence ≥ `from_seq`, at most `limit` of them.
+    pub fn events(&self, execution: &str, from_seq: u64, limit: usize) -> Vec<EventLocation> {
+        let Some(e) = self.get(execution) else {
+            return Vec::new();
+        };
+        let from = from_seq.max(1);
+        let to = e.visible_seq;
+        if from > to || limit == 0 {
+            return Vec::new();
+        }
+        let n = ((to - from + 1) as usize).min(limit);
+        let mut out = Vec::with_capacity(n);
+        for seq in from..from + n as u64 {
+            if let Some((location, index_in_record)) = e.locate(seq) {
+                out.push(EventLocation {
+                    seq,
+                    location,
+                    index_in_record,
+                });
+            }
+        }
+        out
+    }
+
+    /// A tenant's executions, newest first by creation (log order), skipping `offset` and
+    /// returning at most `limit`. Executions with no visible event are left out.
+    pub fn list_executions(&self, tenant: &str, limit: usize, offset: usize) -> Vec<&str> {
+        let Some(&t) = self.tenant_ids.get(tenant) else {
+            return Vec::new();
+        };
+        self.tenants[t as usize]
+            .executions
+            .iter()
+            .rev()
+            .map(|&i| &self.executions[i as usize])
+            .filter(|e| e.visible_seq > 0)
+            .skip(offset)
+            .take(limit)
+            .map(|e| e.id())
+            .collect()
+    }
+
+    /// Every execution, in creation order.
+    pub fn executions(&self) -> impl Iterator<Item = &Execution> {
+        self.executions.iter()
+    }
+
+    /// Bytes of heap and struct memory the index holds (capacities, not lengths).
+    pub fn memory_bytes(&self) -> usize {
+        let map_entry = |key_len: usize| std::mem::size_of::<(Box<str>, u32)>() + 1 + key_len;
+        let mut total = std::mem::size_of::<Self>();
+        total += self.by_id.capacity() * map_entry(0);
+        total += self.tenant_ids.capacity() * map_entry(0);
+        total += self.executions.capacity() * std::mem::size_of::<Execution>();
+        total += self.tenants.capacity() * std::mem::size_of::<Tenant>();
+        for e in &self.executions {
+            // The id is held twice: as the map key and in the entry.
+            total += 2 * e.id.len();
+            total += e.records.capacity() * std::mem::size_of::<Location>();
+            total += e.record_first_seqs.as_ref().map_or(0, |f| f.capacity() * 4);
+        }
+        for t in &self.tenants {
+            total += 2 * t.name.len() + t.executions.capacity() * 4;
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;

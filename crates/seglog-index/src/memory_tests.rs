@@ -1,0 +1,131 @@
+use super::*;
+
+fn rec<'a>(
+    execution: &'a str,
+    tenant: &'a str,
+    lsn: u64,
+    first_seq: u64,
+    event_count: u32,
+) -> IndexedRecord<'a> {
+    IndexedRecord {
+        execution,
+        tenant,
+        lsn,
+        location: Location {
+            segment: 1,
+            offset: lsn as u32 * 100,
+        },
+        first_seq,
+        event_count,
+        timestamp_unix_nanos: lsn as i64,
+    }
+}
+
+#[test]
+fn single_and_batched_records_locate_every_event() {
+    let mut ix = ExecutionIndex::new();
+    ix.insert(&rec("e", "t", 1, 1, 1)).unwrap();
+    ix.insert(&rec("e", "t", 2, 2, 1)).unwrap();
+    let slot = ix.insert(&rec("e", "t", 3, 3, 4)).unwrap();
+    ix.insert(&rec("e", "t", 4, 7, 1)).unwrap();
+    ix.publish(slot, 7);
+    let got: Vec<(u64, u32, u32)> = ix
+        .events("e", 1, 100)
+        .iter()
+        .map(|l| (l.seq, l.location.offset, l.index_in_record))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 100, 0),
+            (2, 200, 0),
+            (3, 300, 0),
+            (4, 300, 1),
+            (5, 300, 2),
+            (6, 300, 3),
+            (7, 400, 0)
+        ]
+    );
+    assert_eq!(
+        ix.events("e", 5, 2)
+            .iter()
+            .map(|l| l.seq)
+            .collect::<Vec<_>>(),
+        vec![5, 6]
+    );
+    assert!(ix.events("e", 8, 10).is_empty());
+    assert!(ix.events("nope", 1, 10).is_empty());
+}
+
+#[test]
+fn only_published_events_are_visible() {
+    let mut ix = ExecutionIndex::new();
+    let slot = ix.insert(&rec("e", "t", 1, 1, 1)).unwrap();
+    ix.insert(&rec("e", "t", 2, 2, 1)).unwrap();
+    assert!(ix.events("e", 1, 10).is_empty());
+    assert!(ix.list_executions("t", 10, 0).is_empty());
+    ix.publish(slot, 1);
+    assert_eq!(ix.events("e", 1, 10).len(), 1);
+    assert_eq!(ix.list_executions("t", 10, 0), vec!["e"]);
+}
+
+#[test]
+fn gaps_and_tenant_changes_are_inconsistent() {
+    let mut ix = ExecutionIndex::new();
+    ix.insert(&rec("e", "t", 1, 1, 1)).unwrap();
+    assert!(matches!(
+        ix.insert(&rec("e", "t", 2, 3, 1)),
+        Err(Error::Inconsistent { lsn: 2, .. })
+    ));
+    assert!(matches!(
+        ix.insert(&rec("e", "other", 2, 2, 1)),
+        Err(Error::Inconsistent { .. })
+    ));
+    assert!(matches!(
+        ix.insert(&rec("f", "t", 3, 2, 1)),
+        Err(Error::Inconsistent { .. })
+    ));
+}
+
+#[test]
+fn plan_append_enforces_tenant_and_expected_sequence() {
+    let mut ix = ExecutionIndex::new();
+    assert_eq!(ix.plan_append("e", "t", Some(0), 5).unwrap().first_seq, 1);
+    ix.insert(&rec("e", "t", 1, 1, 2)).unwrap();
+    assert!(matches!(
+        ix.plan_append("e", "x", None, 5),
+        Err(Error::TenantMismatch)
+    ));
+    assert!(matches!(
+        ix.plan_append("e", "t", Some(0), 5),
+        Err(Error::Conflict {
+            expected: 0,
+            actual: 2
+        })
+    ));
+    let plan = ix.plan_append("e", "t", Some(2), 0).unwrap();
+    assert_eq!(plan.first_seq, 3);
+    assert_eq!(
+        plan.timestamp_unix_nanos, 1,
+        "timestamps never go backwards"
+    );
+}
+
+#[test]
+fn list_executions_is_newest_first_and_paginates_at_the_edges() {
+    let mut ix = ExecutionIndex::new();
+    for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+        let s = ix.insert(&rec(name, "t", i as u64 + 1, 1, 1)).unwrap();
+        ix.publish(s, 1);
+    }
+    let s = ix.insert(&rec("other", "u", 9, 1, 1)).unwrap();
+    ix.publish(s, 1);
+    assert_eq!(ix.list_executions("t", 10, 0), vec!["d", "c", "b", "a"]);
+    assert_eq!(ix.list_executions("t", 2, 1), vec!["c", "b"]);
+    assert!(ix.list_executions("t", 0, 0).is_empty());
+    assert!(ix.list_executions("t", 10, 4).is_empty());
+    assert!(ix.list_executions("t", 10, usize::MAX).is_empty());
+    assert_eq!(ix.list_executions("t", usize::MAX, 3), vec!["a"]);
+    assert!(ix.list_executions("nobody", 10, 0).is_empty());
+    assert_eq!(ix.tenant_of("other"), Some("u"));
+}

@@ -1,0 +1,137 @@
+//! Rebuilding the index while the segment layer recovers the log: sealed segments with a
+//! valid checkpoint are loaded from it, everything else is read record by record.
+
+use crate::checkpoint;
+use crate::memory::{ExecutionIndex, IndexedRecord, Location};
+use crate::{Error, Result};
+use seglog_segment::format::RecordRef;
+use seglog_segment::io::FileSystem;
+use seglog_segment::{RecoveryVisitor, SegmentInfo};
+use std::path::Path;
+
+/// What the rebuild did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildStats {
+    /// Sealed segments taken from their checkpoint.
+    pub checkpoints_loaded: usize,
+    /// Sealed segments read record by record (no usable checkpoint, or checkpoints off).
+    pub segments_scanned: usize,
+    /// Records indexed in all.
+    pub records: u64,
+}
+
+/// A [`RecoveryVisitor`] that fills an [`ExecutionIndex`].
+pub struct IndexRebuilder<'a, F: FileSystem> {
+    fs: &'a F,
+    dir: &'a Path,
+    index: &'a mut ExecutionIndex,
+    use_checkpoints: bool,
+    stats: RebuildStats,
+}
+
+impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
+    /// A rebuilder filling `index`; `use_checkpoints` false reads every segment.
+    pub fn new(
+        fs: &'a F,
+        dir: &'a Path,
+        index: &'a mut ExecutionIndex,
+        use_checkpoints: bool,
+    ) -> Self {
+        IndexRebuilder {
+            fs,
+            dir,
+            index,
+            use_checkpoints,
+            stats: RebuildStats::default(),
+        }
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> RebuildStats {
+        self.stats
+    }
+
+    fn apply_checkpoint(&mut self, segment: &SegmentInfo) -> bool {
+        let Some(cp) = checkpoint::load(self.fs, self.dir, segment) else {
+            return false;
+        };
+        let records: Vec<IndexedRecord<'_>> = cp
+            .records
+            .iter()
+            .map(|r| IndexedRecord {
+                execution: &cp.strings[r.execution as usize],
+                tenant: &cp.strings[r.tenant as usize],
+                lsn: r.lsn,
+                location: Location {
+                    segment: segment.number as u32,
+                    offset: r.offset,
+                },
+                first_seq: r.first_seq,
+                event_count: r.event_count,
+                timestamp_unix_nanos: r.timestamp_unix_nanos,
+            })
+            .collect();
+        if u32::try_from(segment.number).is_err() {
+            return false;
+        }
+        // All or nothing: a checkpoint that does not fit the index is ignored whole.
+        if let Err(e) = self.index.check_insertable(&records) {
+            tracing::warn!(segment = segment.number, error = %e, "index checkpoint does not fit; scanning the segment");
+            return false;
+        }
+        for r in &records {
+            if self.index.insert(r).is_err() {
+                return false; // unreachable after check_insertable
+            }
+        }
+        self.stats.checkpoints_loaded += 1;
+        self.stats.records += records.len() as u64;
+        true
+    }
+}
+
+fn utf8<'r>(bytes: &'r [u8], lsn: u64, what: &str) -> Result<&'r str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::Inconsistent {
+        lsn,
+        reason: format!("{what} id is not UTF-8"),
+    })
+}
+
+impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
+    fn wants_scan(&mut self, segment: &SegmentInfo) -> bool {
+        let loaded = self.use_checkpoints && self.apply_checkpoint(segment);
+        if !loaded {
+            self.stats.segments_scanned += 1;
+        }
+        !loaded
+    }
+
+    fn record(
+        &mut self,
+        segment: &SegmentInfo,
+        offset: u64,
+        r: &RecordRef<'_>,
+    ) -> seglog_segment::Result<()> {
+        let to_segment_error = |e: Error| seglog_segment::Error::Corruption {
+            segment: segment.number,
+            offset,
+            reason: e.to_string(),
+        };
+        let rec = IndexedRecord {
+            execution: utf8(r.execution_id(), r.lsn(), "execution").map_err(to_segment_error)?,
+            tenant: utf8(r.tenant_id(), r.lsn(), "tenant").map_err(to_segment_error)?,
+            lsn: r.lsn(),
+            location: Location::from_position(seglog_segment::RecordPosition {
+                segment: segment.number,
+                offset,
+            })
+            .map_err(to_segment_error)?,
+            first_seq: r.first_seq(),
+            event_count: r.event_count(),
+            timestamp_unix_nanos: r.timestamp_unix_nanos(),
+        };
+        self.index.insert(&rec).map_err(to_segment_error)?;
+        self.stats.records += 1;
+        Ok(())
+    }
+}

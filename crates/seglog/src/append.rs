@@ -1,0 +1,266 @@
+//! Appends: sequence numbers are assigned and the record submitted under the index lock (so
+//! sequence order is log order), the wait for durability happens outside every lock, and the
+//! events become visible to readers only once durable.
+
+use crate::log::{Log, PendingVisibility};
+use crate::{Error, Result};
+use seglog_index::{IndexedRecord, Location};
+use seglog_segment::format::{EventBatch, MAX_ID_LEN};
+use seglog_segment::io::FileSystem;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A submitted append, not yet durable.
+pub(crate) struct Submitted {
+    lsn: u64,
+    first_seq: u64,
+    events: u64,
+    payload_bytes: u64,
+    started: Instant,
+}
+
+fn now_unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn check_id(id: &str, what: &'static str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(Error::InvalidId { what });
+    }
+    Ok(())
+}
+
+impl<F: FileSystem> Log<F> {
+    /// Checks, numbers and queues an append; writes nothing if it fails.
+    pub(crate) fn submit_append<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<Submitted> {
+        self.check_open()?;
+        let started = Instant::now();
+        check_id(execution, "execution")?;
+        check_id(tenant, "tenant")?;
+        if payloads.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        // Lay out and checksum the payload before taking any lock.
+        let mut record = self.shared.segments.encode(&EventBatch {
+            encoding,
+            execution_id: execution.as_bytes(),
+            tenant_id: tenant.as_bytes(),
+            first_seq: 0,
+            timestamp_unix_nanos: 0,
+            payloads,
+        })?;
+        let events = payloads.len() as u64;
+        let payload_bytes = payloads.iter().map(|p| p.as_ref().len() as u64).sum();
+        let mut st = self.shared.state.write();
+        let plan = st
+            .index
+            .plan_append(execution, tenant, expected_last_seq, now_unix_nanos())
+            .map_err(|e| match e {
+                seglog_index::Error::TenantMismatch => Error::TenantMismatch {
+                    execution: execution.to_owned(),
+                },
+                other => other.into(),
+            })?;
+        if plan.first_seq + events - 1 > u64::from(u32::MAX) {
+            return Err(Error::Index(seglog_index::Error::LimitExceeded(
+                "events in one execution",
+            )));
+        }
+        record.set_first_seq(plan.first_seq);
+        record.set_timestamp_unix_nanos(plan.timestamp_unix_nanos);
+        let appended = self.shared.segments.submit(record)?;
+        // Positions fit: segments are at most 4 GiB (Options) and numbered from 1.
+        let location = Location::from_position(appended.position)?;
+        let slot = st.index.insert(&IndexedRecord {
+            execution,
+            tenant,
+            lsn: appended.lsn,
+            location,
+            first_seq: plan.first_seq,
+            event_count: events as u32,
+            timestamp_unix_nanos: plan.timestamp_unix_nanos,
+        })?;
+        st.pending.push_back(PendingVisibility {
+            lsn: appended.lsn,
+            slot,
+            last_seq: plan.first_seq + events - 1,
+        });
+        Ok(Submitted {
+            lsn: appended.lsn,
+            first_seq: plan.first_seq,
+            events,
+            payload_bytes,
+            started,
+        })
+    }
+
+    /// Makes every durable pending append visible and wakes subscribers.
+    pub(crate) fn publish_durable(&self) {
+        let durable = self.shared.segments.durable_lsn();
+        let mut published = false;
+        {
+            let mut st = self.shared.state.write();
+            while st.pending.front().is_some_and(|p| p.lsn <= durable) {
+                if let Some(p) = st.pending.pop_front() {
+                    st.index.publish(p.slot, p.last_seq);
+                    published = true;
+                }
+            }
+        }
+        if published {
+            self.shared.visible_tx.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Publishes durable appends if any are waiting (cheap check under the read lock).
+    pub(crate) fn publish_if_due(&self) {
+        let durable = self.shared.segments.durable_lsn();
+        let due = self
+            .shared
+            .state
+            .read()
+            .pending
+            .front()
+            .is_some_and(|p| p.lsn <= durable);
+        if due {
+            self.publish_durable();
+        }
+    }
+
+    fn finish(&self, s: &Submitted) -> u64 {
+        self.publish_durable();
+        self.shared
+            .counters
+            .record_append(s.events, s.payload_bytes, s.started.elapsed());
+        s.first_seq
+    }
+
+    async fn append_async<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<u64> {
+        let s = self.submit_append(execution, tenant, expected, encoding, payloads)?;
+        self.shared.segments.wait_durable_async(s.lsn).await?;
+        Ok(self.finish(&s))
+    }
+
+    fn append_sync<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<u64> {
+        let s = self.submit_append(execution, tenant, expected, encoding, payloads)?;
+        self.shared.segments.wait_durable(s.lsn)?;
+        Ok(self.finish(&s))
+    }
+
+    /// Appends one event to `execution` (created, for `tenant`, by its first append) and
+    /// returns its sequence number once it is durable.
+    ///
+    /// # Errors
+    /// [`Error::TenantMismatch`], [`Error::InvalidId`], [`seglog_segment::Error::TooLarge`],
+    /// [`Error::Closed`], and a poisoned log's [`seglog_segment::Error::Poisoned`].
+    pub async fn append(&self, execution: &str, tenant: &str, payload: &[u8]) -> Result<u64> {
+        self.append_async(execution, tenant, None, 0, &[payload])
+            .await
+    }
+
+    /// Appends events atomically (all or none after a crash), numbered consecutively;
+    /// returns the first sequence number once durable.
+    ///
+    /// # Errors
+    /// As [`Self::append`], and [`Error::EmptyBatch`].
+    pub async fn append_batch<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        payloads: &[P],
+    ) -> Result<u64> {
+        self.append_async(execution, tenant, None, 0, payloads)
+            .await
+    }
+
+    /// Appends a batch only if the execution's last sequence is `expected_last_seq`
+    /// (0: the execution must not exist yet). Returns the first new sequence number.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the last sequence differs, and those of [`Self::append_batch`].
+    pub async fn append_expecting<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: u64,
+        payloads: &[P],
+    ) -> Result<u64> {
+        self.append_async(execution, tenant, Some(expected_last_seq), 0, payloads)
+            .await
+    }
+
+    /// The general append: optional expected last sequence and a payload encoding tag
+    /// stored with the record (`0` = opaque bytes). Returns the first sequence number.
+    ///
+    /// # Errors
+    /// As [`Self::append_expecting`].
+    pub async fn append_encoded<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<u64> {
+        self.append_async(execution, tenant, expected_last_seq, encoding, payloads)
+            .await
+    }
+
+    /// Blocking [`Self::append`]: do not call it on an async runtime's worker thread.
+    ///
+    /// # Errors
+    /// As [`Self::append`].
+    pub fn append_blocking(&self, execution: &str, tenant: &str, payload: &[u8]) -> Result<u64> {
+        self.append_sync(execution, tenant, None, 0, &[payload])
+    }
+
+    /// Blocking [`Self::append_batch`].
+    ///
+    /// # Errors
+    /// As [`Self::append_batch`].
+    pub fn append_batch_blocking<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        payloads: &[P],
+    ) -> Result<u64> {
+        self.append_sync(execution, tenant, None, 0, payloads)
+    }
+
+    /// Blocking [`Self::append_encoded`].
+    ///
+    /// # Errors
+    /// As [`Self::append_encoded`].
+    pub fn append_encoded_blocking<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<u64> {
+        self.append_sync(execution, tenant, expected_last_seq, encoding, payloads)
+    }
+}

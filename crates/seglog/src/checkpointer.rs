@@ -1,0 +1,108 @@
+//! Writes an index checkpoint for every sealed segment, off the append path.
+
+use crate::CheckpointMode;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use seglog_segment::io::FileSystem;
+use seglog_segment::{SealListener, SegmentInfo};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+type Job = (SegmentInfo, Bytes);
+
+/// The checkpoint writer: a thread fed through a channel (or nothing, inline/off).
+pub(crate) struct Checkpointer {
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    written: Arc<AtomicU64>,
+}
+
+fn write_one<F: FileSystem>(
+    fs: &F,
+    dir: &std::path::Path,
+    info: &SegmentInfo,
+    bytes: &Bytes,
+    written: &AtomicU64,
+) {
+    match seglog_index::checkpoint::write(fs, dir, info, bytes) {
+        Ok(_) => {
+            written.fetch_add(1, Ordering::Relaxed);
+        }
+        // Not fatal: without its checkpoint the segment is scanned on the next open.
+        Err(e) => tracing::warn!(segment = info.number, error = %e, "index checkpoint not written"),
+    }
+}
+
+impl Checkpointer {
+    pub fn start<F: FileSystem + Clone>(fs: F, dir: PathBuf, mode: CheckpointMode) -> Arc<Self> {
+        let written = Arc::new(AtomicU64::new(0));
+        let (sender, thread) = if mode == CheckpointMode::Background {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let w = written.clone();
+            let handle = std::thread::Builder::new()
+                .name("seglog-checkpoint".into())
+                .spawn(move || {
+                    for (info, bytes) in rx {
+                        write_one(&fs, &dir, &info, &bytes, &w);
+                    }
+                })
+                .map_err(|e| tracing::warn!(error = %e, "cannot start the checkpoint thread; checkpoints off"))
+                .ok();
+            (handle.is_some().then_some(tx), handle)
+        } else {
+            (None, None)
+        };
+        Arc::new(Checkpointer {
+            sender: Mutex::new(sender),
+            thread: Mutex::new(thread),
+            written,
+        })
+    }
+
+    /// Queues a sealed segment. Without a background thread, does nothing.
+    pub fn submit(&self, info: SegmentInfo, bytes: Bytes) {
+        if let Some(tx) = self.sender.lock().as_ref() {
+            let _ = tx.send((info, bytes));
+        }
+    }
+
+    /// The seal listener for the segment layer.
+    pub fn listener<F: FileSystem + Clone>(
+        self: &Arc<Self>,
+        fs: F,
+        dir: PathBuf,
+        mode: CheckpointMode,
+    ) -> Option<SealListener> {
+        match mode {
+            CheckpointMode::Off => None,
+            CheckpointMode::Background => {
+                let me = self.clone();
+                Some(Box::new(move |info: &SegmentInfo, bytes: &Bytes| {
+                    me.submit(info.clone(), bytes.clone())
+                }))
+            }
+            CheckpointMode::Inline => {
+                let written = self.written.clone();
+                Some(Box::new(move |info: &SegmentInfo, bytes: &Bytes| {
+                    write_one(&fs, &dir, info, bytes, &written)
+                }))
+            }
+        }
+    }
+
+    /// Checkpoints written since open.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is queued and stops the thread.
+    pub fn finish(&self) {
+        self.sender.lock().take();
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}

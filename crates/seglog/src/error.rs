@@ -1,0 +1,76 @@
+//! The engine's error type.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `seglog`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the segment layer: I/O, corruption, poisoning, size limits, locking.
+    #[error(transparent)]
+    Segment(#[from] seglog_segment::Error),
+
+    /// From the index layer: inconsistent records, limits.
+    #[error(transparent)]
+    Index(seglog_index::Error),
+
+    /// An append names another tenant than the one the execution belongs to. Nothing was
+    /// written. (Neither tenant is named, so the error leaks no other tenant's data.)
+    #[error("execution {execution:?} belongs to another tenant")]
+    TenantMismatch {
+        /// The execution.
+        execution: String,
+    },
+
+    /// `append_expecting`: the execution's last sequence is not the expected one.
+    #[error("conflict: expected last sequence {expected}, found {actual}")]
+    Conflict {
+        /// The caller's expectation (0 = must not exist).
+        expected: u64,
+        /// The execution's last sequence.
+        actual: u64,
+    },
+
+    /// A batch with no events. Nothing was written and no execution was created.
+    #[error("empty batch: an append needs at least one event")]
+    EmptyBatch,
+
+    /// An id that is empty or longer than 255 bytes.
+    #[error("invalid {what} id: must be 1..=255 bytes")]
+    InvalidId {
+        /// "execution" or "tenant".
+        what: &'static str,
+    },
+
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+
+    /// The options cannot work together.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+
+    /// A stored record does not say what the index expects of it.
+    #[error("corruption: {0}")]
+    Corruption(String),
+}
+
+impl From<seglog_index::Error> for Error {
+    fn from(e: seglog_index::Error) -> Self {
+        match e {
+            seglog_index::Error::Segment(s) => Error::Segment(s),
+            seglog_index::Error::Conflict { expected, actual } => {
+                Error::Conflict { expected, actual }
+            }
+            other => Error::Index(other),
+        }
+    }
+}
+
+impl Error {
+    /// True when the log is poisoned by an I/O failure and must be reopened.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Segment(seglog_segment::Error::Poisoned { .. }))
+    }
+}

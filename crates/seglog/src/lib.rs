@@ -1,0 +1,40 @@
+//! seglog: an embedded, segmented write-ahead log for per-execution event streams.
+//!
+//! [`Log`] joins the group-commit segment writer (`seglog-segment`) and the in-memory
+//! per-execution index (`seglog-index`): appends get dense per-execution sequence numbers
+//! and return once durable; reads go straight to the records through the index; opening a
+//! log loads index checkpoints and scans only what follows them. Payloads are bytes: seglog
+//! never looks inside them.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> seglog::Result<()> {
+//! # let dir = tempfile::tempdir().map_err(|e| seglog::Error::InvalidOptions(e.to_string()))?;
+//! let log = seglog::Log::open(dir.path(), seglog::Options::default()).await?;
+//! log.append("exec-1", "tenant-a", b"hello").await?;
+//! assert_eq!(log.latest_seq("exec-1")?, Some(1));
+//! assert_eq!(log.list_executions("tenant-a", 10, 0)?, vec!["exec-1".to_string()]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod append;
+mod checkpointer;
+mod error;
+mod log;
+mod options;
+mod read;
+mod stats;
+mod subscribe;
+
+pub use error::{Error, Result};
+pub use log::Log;
+pub use options::{CheckpointMode, Options};
+pub use read::Event;
+pub use seglog_segment::{RecoveryMode, SyncMode};
+pub use stats::{LatencySummary, RecoveryStats, Stats};
+
+/// The file-system abstraction, for opening a log on something other than real files.
+pub mod io {
+    pub use seglog_segment::io::*;
+}

@@ -1,0 +1,276 @@
+//! [`Log`]: opening, closing and the state shared by appends and reads.
+
+use crate::checkpointer::Checkpointer;
+use crate::stats::{EngineCounters, RecoveryStats, Stats};
+use crate::{CheckpointMode, Error, Options, Result};
+use parking_lot::RwLock;
+use seglog_index::{ExecutionIndex, ExecutionSlot, IndexRebuilder};
+use seglog_segment::io::{FileSystem, StdFs};
+use seglog_segment::SegmentLog;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// An appended record waiting to become visible: once `lsn` is durable, readers may see
+/// the execution's events through `last_seq`.
+pub(crate) struct PendingVisibility {
+    pub lsn: u64,
+    pub slot: ExecutionSlot,
+    pub last_seq: u64,
+}
+
+/// The index and the queue of not-yet-visible appends, behind one lock.
+pub(crate) struct IndexState {
+    pub index: ExecutionIndex,
+    pub pending: VecDeque<PendingVisibility>,
+}
+
+pub(crate) struct Shared<F: FileSystem> {
+    pub dir: PathBuf,
+    pub segments: SegmentLog<F>,
+    pub state: RwLock<IndexState>,
+    /// Bumped whenever events become visible (or the log closes): subscribers wait on it.
+    pub visible_tx: watch::Sender<u64>,
+    pub closed: AtomicBool,
+    pub checkpointer: Arc<Checkpointer>,
+    pub counters: EngineCounters,
+    pub recovery: RecoveryStats,
+}
+
+/// An open seglog: per-execution event streams in one segmented, group-committed log.
+///
+/// Cheap to clone; clones share the log. Appends are durable when they return
+/// ([`seglog_segment::SyncMode::Always`], the default); reads see only durable events.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> seglog::Result<()> {
+/// let dir = tempfile::tempdir().map_err(|e| seglog::Error::InvalidOptions(e.to_string()))?;
+/// let log = seglog::Log::open(dir.path(), seglog::Options::default()).await?;
+/// let seq = log.append("exec-1", "tenant-a", b"started").await?;
+/// assert_eq!(seq, 1);
+/// let first = log.append_batch("exec-1", "tenant-a", &[b"step".as_slice(), b"done"]).await?;
+/// assert_eq!(first, 2);
+/// let events = log.read("exec-1")?;
+/// assert_eq!(events.len(), 3);
+/// assert_eq!(&events[2].payload[..], b"done");
+/// log.close()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Log<F: FileSystem = StdFs> {
+    pub(crate) shared: Arc<Shared<F>>,
+}
+
+impl<F: FileSystem> Clone for Log<F> {
+    fn clone(&self) -> Self {
+        Log {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<F: FileSystem> std::fmt::Debug for Log<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log<StdFs> {
+    /// Opens (or creates) the log in `dir`, off the async runtime's threads.
+    ///
+    /// # Errors
+    /// As [`Log::open_with_fs`].
+    pub async fn open(dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
+        let dir = dir.into();
+        tokio::task::spawn_blocking(move || Log::open_with_fs(StdFs, dir, options))
+            .await
+            .map_err(|e| Error::InvalidOptions(format!("open task failed: {e}")))?
+    }
+
+    /// Opens (or creates) the log in `dir`, blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`Log::open_with_fs`].
+    pub fn open_blocking(dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
+        Log::open_with_fs(StdFs, dir, options)
+    }
+}
+
+impl<F: FileSystem + Clone> Log<F> {
+    /// Opens the log in `dir` on the file system `fs` (blocking): locks the directory,
+    /// recovers the segments, rebuilds the index from checkpoints and the records after them.
+    ///
+    /// # Errors
+    /// [`seglog_segment::Error::Locked`] when another writer holds the directory,
+    /// corruption the [`seglog_segment::RecoveryMode`] does not accept, I/O errors,
+    /// [`Error::InvalidOptions`].
+    pub fn open_with_fs(fs: F, dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
+        let started = Instant::now();
+        let dir = dir.into();
+        let segment_options = options.segment_options()?;
+        let mut index = ExecutionIndex::new();
+        let use_checkpoints = options.checkpoints != CheckpointMode::Off;
+        let mut rebuilder = IndexRebuilder::new(&fs, &dir, &mut index, use_checkpoints);
+        let (segments, report) =
+            SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut rebuilder)?;
+        let rebuild = rebuilder.stats();
+        index.publish_all();
+        let infos = segments.segments();
+        let checkpointer = Checkpointer::start(fs.clone(), dir.clone(), options.checkpoints);
+        if use_checkpoints {
+            seglog_index::checkpoint::remove_orphans(&fs, &dir, &infos);
+        }
+        if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone(), options.checkpoints)
+        {
+            segments.set_seal_listener(listener);
+        }
+        if options.checkpoints == CheckpointMode::Background && rebuild.segments_scanned > 0 {
+            // Sealed segments that had to be scanned get their checkpoint now, so the next
+            // open is fast.
+            for info in infos.iter().filter(|i| i.sealed) {
+                if seglog_index::checkpoint::load(&fs, &dir, info).is_none() {
+                    if let Ok(bytes) = segments.segment_bytes(info.number) {
+                        checkpointer.submit(info.clone(), bytes);
+                    }
+                }
+            }
+        }
+        let recovery = RecoveryStats {
+            duration: started.elapsed(),
+            bytes_scanned: report.bytes_scanned,
+            records_scanned: report.records_scanned,
+            checkpoints_loaded: rebuild.checkpoints_loaded,
+            segments_scanned: report.segments_scanned,
+            torn_tail_bytes: report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
+        };
+        tracing::info!(
+            dir = %dir.display(),
+            segments = report.segments,
+            executions = index.execution_count(),
+            events = index.event_count(),
+            checkpoints = rebuild.checkpoints_loaded,
+            scanned_bytes = report.bytes_scanned,
+            took_ms = recovery.duration.as_millis() as u64,
+            "opened log"
+        );
+        Ok(Log {
+            shared: Arc::new(Shared {
+                dir,
+                segments,
+                state: RwLock::new(IndexState {
+                    index,
+                    pending: VecDeque::new(),
+                }),
+                visible_tx: watch::Sender::new(0),
+                closed: AtomicBool::new(false),
+                checkpointer,
+                counters: EngineCounters::default(),
+                recovery,
+            }),
+        })
+    }
+}
+
+impl<F: FileSystem> Log<F> {
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Flushes everything appended, writes pending checkpoints, releases the directory lock.
+    /// Later calls fail with [`Error::Closed`]; closing twice is a no-op.
+    ///
+    /// # Errors
+    /// A poisoned log reports its poisoning here (it is closed anyway).
+    pub fn close(&self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let flushed = self.shared.segments.close();
+        self.shared.checkpointer.finish();
+        self.shared.visible_tx.send_modify(|v| *v += 1);
+        flushed.map_err(Error::from)
+    }
+
+    /// Alias of [`Self::close`], for callers that speak of shutting down.
+    ///
+    /// # Errors
+    /// As [`Self::close`].
+    pub fn shutdown(&self) -> Result<()> {
+        self.close()
+    }
+
+    /// True once a failed write or fsync poisoned the log (reopen to recover).
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.segments.poisoned().is_some()
+    }
+
+    /// True once the log was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Counters and latency figures since open.
+    pub fn stats(&self) -> Stats {
+        let w = self.shared.segments.stats();
+        let mut s = Stats {
+            commits: w.commits,
+            fsyncs: w.syncs,
+            fsync_mean_us: w.sync_nanos_total.checked_div(w.syncs).unwrap_or(0) / 1000,
+            fsync_max_us: w.sync_nanos_max / 1000,
+            mean_group_size: if w.commits == 0 {
+                0.0
+            } else {
+                w.records as f64 / w.commits as f64
+            },
+            largest_group: w.largest_group,
+            bytes_written: w.bytes,
+            recovery: self.shared.recovery.clone(),
+            segments: self.shared.segments.segments().len(),
+            checkpoints_written: self.shared.checkpointer.written(),
+            poisoned: self.is_poisoned(),
+            ..Stats::default()
+        };
+        {
+            let st = self.shared.state.read();
+            s.index_memory_bytes = st.index.memory_bytes();
+            s.executions = st.index.execution_count();
+            s.tenants = st.index.tenant_count();
+            s.indexed_events = st.index.event_count();
+        }
+        self.shared.counters.fill(&mut s);
+        #[cfg(feature = "metrics")]
+        {
+            metrics::gauge!("seglog_index_memory_bytes").set(s.index_memory_bytes as f64);
+            metrics::gauge!("seglog_segments").set(s.segments as f64);
+            metrics::gauge!("seglog_fsync_mean_seconds").set(s.fsync_mean_us as f64 / 1e6);
+            metrics::gauge!("seglog_commit_group_mean").set(s.mean_group_size);
+            metrics::gauge!("seglog_recovery_seconds").set(s.recovery.duration.as_secs_f64());
+        }
+        s
+    }
+
+    /// The segments of the log, in order (for tools and tests).
+    pub fn segments(&self) -> Vec<seglog_segment::SegmentInfo> {
+        self.shared.segments.segments()
+    }
+}
+
+impl<F: FileSystem> Drop for Shared<F> {
+    fn drop(&mut self) {
+        self.checkpointer.finish();
+    }
+}

@@ -1,0 +1,64 @@
+//! Engine settings. Every field documents its unit and default.
+
+use seglog_segment::{RecoveryMode, SegmentOptions, SyncMode};
+
+/// When index checkpoints are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckpointMode {
+    /// Written by a background thread after each segment is sealed; loaded on open.
+    #[default]
+    Background,
+    /// Written on the commit leader's thread as part of sealing (deterministic: for tests).
+    Inline,
+    /// Neither written nor loaded: open reads every segment.
+    Off,
+}
+
+/// Settings of a [`crate::Log`]. `Options::default()` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Segment size in bytes at which the log rolls over. Default: 128 MiB; at most 4 GiB.
+    pub segment_size_bytes: u64,
+    /// Largest append (one record: a single event or a whole batch, with ~60 bytes of
+    /// header and ids) in bytes. Default: 64 MiB.
+    pub max_record_size_bytes: u32,
+    /// Durability of acknowledged appends. Default: [`SyncMode::Always`].
+    pub sync_mode: SyncMode,
+    /// Handling of damage found on open. Default: [`RecoveryMode::TolerateTornTail`].
+    pub recovery_mode: RecoveryMode,
+    /// Index checkpoints. Default: [`CheckpointMode::Background`].
+    pub checkpoints: CheckpointMode,
+    /// Preallocate segments (`fallocate`). Default: true.
+    pub preallocate: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let s = SegmentOptions::default();
+        Options {
+            segment_size_bytes: s.segment_size_bytes,
+            max_record_size_bytes: s.max_record_size_bytes,
+            sync_mode: s.sync_mode,
+            recovery_mode: s.recovery_mode,
+            checkpoints: CheckpointMode::default(),
+            preallocate: s.preallocate,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn segment_options(&self) -> crate::Result<SegmentOptions> {
+        if self.segment_size_bytes > u64::from(u32::MAX) {
+            return Err(crate::Error::InvalidOptions(
+                "segment_size_bytes must be at most 4 GiB".into(),
+            ));
+        }
+        Ok(SegmentOptions {
+            segment_size_bytes: self.segment_size_bytes,
+            max_record_size_bytes: self.max_record_size_bytes,
+            sync_mode: self.sync_mode,
+            recovery_mode: self.recovery_mode,
+            preallocate: self.preallocate,
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! Reads: the index says where each event is; the bytes come straight from the segment
+//! (a memory map for sealed and preallocated active segments). No scan, no commit lock.
+
+use crate::log::Log;
+use crate::{Error, Result};
+use bytes::Bytes;
+use seglog_index::EventLocation;
+use seglog_segment::io::FileSystem;
+use seglog_segment::Record;
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its sequence number in its execution (dense, from 1).
+    pub seq: u64,
+    /// When it was appended, nanoseconds since the Unix epoch (non-decreasing within an
+    /// execution; the events of a batch share it).
+    pub timestamp_unix_nanos: i64,
+    /// The payload encoding tag given at append (`0` = opaque bytes).
+    pub encoding: u8,
+    /// The payload (shares memory with the segment's map where it can).
+    pub payload: Bytes,
+}
+
+impl<F: FileSystem> Log<F> {
+    fn locations(
+        &self,
+        execution: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<EventLocation>> {
+        self.check_open()?;
+        self.publish_if_due();
+        Ok(self
+            .shared
+            .state
+            .read()
+            .index
+            .events(execution, from_seq, limit))
+    }
+
+    fn load(&self, execution: &str, locations: &[EventLocation]) -> Result<Vec<Event>> {
+        let mut out = Vec::with_capacity(locations.len());
+        let mut current: Option<Record> = None;
+        for loc in locations {
+            let position = loc.location.position();
+            let record = match current.take() {
+                Some(r) if r.position() == position => r,
+                _ => self.shared.segments.read(position)?,
+            };
+            let view = record.view();
+            let expected_seq = view.first_seq() + u64::from(loc.index_in_record);
+            if view.execution_id() != execution.as_bytes() || expected_seq != loc.seq {
+                return Err(Error::Corruption(format!(
+                    "record at segment {} offset {} is not event {} of execution {execution:?}",
+                    position.segment, position.offset, loc.seq
+                )));
+            }
+            let payload = record.event(loc.index_in_record).ok_or_else(|| {
+                Error::Corruption(format!("event {} missing from its record", loc.seq))
+            })?;
+            out.push(Event {
+                seq: loc.seq,
+                timestamp_unix_nanos: view.timestamp_unix_nanos(),
+                encoding: view.encoding(),
+                payload,
+            });
+            current = Some(record);
+        }
+        Ok(out)
+    }
+
+    /// Every event of `execution`, in order. Unknown execution: empty.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], corruption found while reading, I/O errors.
+    pub fn read(&self, execution: &str) -> Result<Vec<Event>> {
+        self.read_range(execution, 1, usize::MAX)
+    }
+
+    /// The events with sequence strictly greater than `after_seq`, in order.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub fn read_after(&self, execution: &str, after_seq: u64) -> Result<Vec<Event>> {
+        self.read_range(execution, after_seq.saturating_add(1), usize::MAX)
+    }
+
+    /// At most `limit` events starting at sequence `from_seq`, in order.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub fn read_range(&self, execution: &str, from_seq: u64, limit: usize) -> Result<Vec<Event>> {
+        let locations = self.locations(execution, from_seq, limit)?;
+        self.load(execution, &locations)
+    }
+
+    /// The last durable sequence number of `execution`, `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn latest_seq(&self, execution: &str) -> Result<Option<u64>> {
+        self.check_open()?;
+        self.publish_if_due();
+        let st = self.shared.state.read();
+        Ok(st
+            .index
+            .get(execution)
+            .map(|e| e.visible_seq())
+            .filter(|&s| s > 0))
+    }
+
+    /// Number of durable events of `execution` (0 if unknown).
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn count(&self, execution: &str) -> Result<u64> {
+        Ok(self.latest_seq(execution)?.unwrap_or(0))
+    }
+
+    /// True if `execution` has at least one durable event.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn exists(&self, execution: &str) -> Result<bool> {
+        Ok(self.latest_seq(execution)?.is_some())
+    }
+
+    /// The tenant `execution` belongs to.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn tenant_of(&self, execution: &str) -> Result<Option<String>> {
+        if self.latest_seq(execution)?.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .shared
+            .state
+            .read()
+            .index
+            .tenant_of(execution)
+            .map(str::to_owned))
+    }
+
+    /// `tenant`'s executions, newest first by creation (first append; ties by log order),
+    /// skipping `offset`, at most `limit`. Reads only the index, never the log.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn list_executions(
+        &self,
+        tenant: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<String>> {
+        self.check_open()?;
+        self.publish_if_due();
+        let st = self.shared.state.read();
+        Ok(st
+            .index
+            .list_executions(tenant, limit, offset)
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
+}

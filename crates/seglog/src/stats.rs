@@ -1,0 +1,146 @@
+//! What `Log::stats()` reports, and the engine's own counters.
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Percentiles of a latency distribution, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest sample.
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    fn of(h: &Histogram<u64>) -> Self {
+        LatencySummary {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// What the last open found and did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecoveryStats {
+    /// Wall time of the open, recovery and index rebuild included.
+    pub duration: Duration,
+    /// Bytes of segments read record by record.
+    pub bytes_scanned: u64,
+    /// Records read record by record.
+    pub records_scanned: u64,
+    /// Sealed segments indexed from their checkpoint.
+    pub checkpoints_loaded: usize,
+    /// Segments read record by record.
+    pub segments_scanned: usize,
+    /// Bytes cut from a torn tail.
+    pub torn_tail_bytes: u64,
+}
+
+/// A snapshot of the log's counters and latency figures since open.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Appends acknowledged (a batch counts once).
+    pub appends: u64,
+    /// Events acknowledged.
+    pub events: u64,
+    /// Payload bytes acknowledged.
+    pub payload_bytes: u64,
+    /// Latency of acknowledged appends, submit to durable.
+    pub append_latency: LatencySummary,
+    /// Commit rounds (each one write + one fdatasync).
+    pub commits: u64,
+    /// fdatasync calls for commits.
+    pub fsyncs: u64,
+    /// Mean fdatasync time, microseconds.
+    pub fsync_mean_us: u64,
+    /// Longest fdatasync, microseconds.
+    pub fsync_max_us: u64,
+    /// Records per commit round, on average.
+    pub mean_group_size: f64,
+    /// Most records in one commit round.
+    pub largest_group: u64,
+    /// Bytes of records written.
+    pub bytes_written: u64,
+    /// The last open.
+    pub recovery: RecoveryStats,
+    /// Bytes the in-memory index holds.
+    pub index_memory_bytes: usize,
+    /// Executions in the index.
+    pub executions: usize,
+    /// Tenants in the index.
+    pub tenants: usize,
+    /// Events in the index.
+    pub indexed_events: u64,
+    /// Segment files.
+    pub segments: usize,
+    /// Index checkpoints written since open.
+    pub checkpoints_written: u64,
+    /// True once a failed write or fsync poisoned the log.
+    pub poisoned: bool,
+}
+
+/// Counters of the engine (the segment layer keeps its own).
+#[derive(Debug)]
+pub(crate) struct EngineCounters {
+    appends: AtomicU64,
+    events: AtomicU64,
+    payload_bytes: AtomicU64,
+    /// `None` only if hdrhistogram refused its constant bounds (it does not).
+    latency_us: Mutex<Option<Histogram<u64>>>,
+}
+
+impl Default for EngineCounters {
+    fn default() -> Self {
+        EngineCounters {
+            appends: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            payload_bytes: AtomicU64::new(0),
+            // 3 significant figures from 1 µs to 1 hour.
+            latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()),
+        }
+    }
+}
+
+impl EngineCounters {
+    pub fn record_append(&self, events: u64, payload_bytes: u64, took: Duration) {
+        self.appends.fetch_add(1, Relaxed);
+        self.events.fetch_add(events, Relaxed);
+        self.payload_bytes.fetch_add(payload_bytes, Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        if let Some(h) = self.latency_us.lock().as_mut() {
+            h.saturating_record(us);
+        }
+        #[cfg(feature = "metrics")]
+        {
+            metrics::counter!("seglog_appends_total").increment(1);
+            metrics::counter!("seglog_events_total").increment(events);
+            metrics::counter!("seglog_payload_bytes_total").increment(payload_bytes);
+            metrics::histogram!("seglog_append_latency_seconds").record(took.as_secs_f64());
+        }
+    }
+
+    pub fn fill(&self, s: &mut Stats) {
+        s.appends = self.appends.load(Relaxed);
+        s.events = self.events.load(Relaxed);
+        s.payload_bytes = self.payload_bytes.load(Relaxed);
+        s.append_latency = self
+            .latency_us
+            .lock()
+            .as_ref()
+            .map(LatencySummary::of)
+            .unwrap_or_default();
+    }
+}

@@ -1,0 +1,143 @@
+//! Index checkpoints: used when valid, ignored when missing, stale or damaged — and the
+//! answers are the same either way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{dump, Dump};
+use seglog::io::sim::SimFs;
+use seglog::{CheckpointMode, Log, Options};
+use std::path::PathBuf;
+
+const TENANTS: [&str; 3] = ["ta", "tb", "tc"];
+
+fn opts(checkpoints: CheckpointMode) -> Options {
+    Options {
+        segment_size_bytes: 4096,
+        max_record_size_bytes: 2048,
+        checkpoints,
+        ..Options::default()
+    }
+}
+
+fn build() -> (SimFs, Dump, usize) {
+    let fs = SimFs::new();
+    let log = Log::open_with_fs(fs.clone(), "/log", opts(CheckpointMode::Inline)).unwrap();
+    for i in 0..400u64 {
+        let exec = format!("exec-{}", i % 23);
+        let tenant = TENANTS[(i % 23 % 3) as usize];
+        let p = format!("payload {i} {}", "x".repeat((i % 50) as usize));
+        if i % 7 == 0 {
+            log.append_batch_blocking(
+                &exec,
+                tenant,
+                &[p.clone(), format!("{p}+1"), format!("{p}+2")],
+            )
+            .unwrap();
+        } else {
+            log.append_blocking(&exec, tenant, p.as_bytes()).unwrap();
+        }
+    }
+    let sealed = log.segments().iter().filter(|s| s.sealed).count();
+    assert!(sealed >= 10, "only {sealed} sealed segments");
+    assert_eq!(log.stats().checkpoints_written, sealed as u64);
+    let d = dump(&log, &TENANTS);
+    log.close().unwrap();
+    (fs, d, sealed)
+}
+
+fn checkpoint_paths(fs: &SimFs) -> Vec<PathBuf> {
+    fs.file_names(std::path::Path::new("/log"))
+        .into_iter()
+        .filter(|n| n.ends_with(".idx"))
+        .map(|n| PathBuf::from("/log").join(n))
+        .collect()
+}
+
+fn reopen(fs: &SimFs, mode: CheckpointMode) -> (Dump, seglog::RecoveryStats) {
+    let log = Log::open_with_fs(fs.clone(), "/log", opts(mode)).unwrap();
+    let d = dump(&log, &TENANTS);
+    let r = log.stats().recovery;
+    log.close().unwrap();
+    (d, r)
+}
+
+#[test]
+fn open_uses_checkpoints_and_scans_only_the_last_segment() {
+    let (fs, expected, sealed) = build();
+    assert_eq!(checkpoint_paths(&fs).len(), sealed);
+    let (d, r) = reopen(&fs, CheckpointMode::Inline);
+    assert_eq!(d, expected);
+    assert_eq!(r.checkpoints_loaded, sealed);
+    assert_eq!(r.segments_scanned, 1);
+    let (d, r) = reopen(&fs, CheckpointMode::Off);
+    assert_eq!(d, expected, "the full-scan path answers the same");
+    assert_eq!(r.checkpoints_loaded, 0);
+    assert_eq!(r.segments_scanned, sealed + 1);
+}
+
+#[test]
+fn deleted_truncated_or_flipped_checkpoints_give_identical_answers() {
+    let (fs, expected, sealed) = build();
+    let paths = checkpoint_paths(&fs);
+    let victim = &paths[paths.len() / 2];
+    let original = fs.read_file(victim).unwrap();
+    // Truncated at many lengths.
+    for cut in (0..original.len()).step_by(7) {
+        fs.replace_file(victim, original[..cut].to_vec()).unwrap();
+        let (d, r) = reopen(&fs, CheckpointMode::Inline);
+        assert_eq!(d, expected, "cut at {cut}");
+        assert_eq!(r.checkpoints_loaded, sealed - 1, "cut at {cut}");
+    }
+    // A bit flipped in every byte.
+    for byte in 0..original.len() {
+        let mut b = original.clone();
+        b[byte] ^= 0x04;
+        fs.replace_file(victim, b).unwrap();
+        let (d, r) = reopen(&fs, CheckpointMode::Inline);
+        assert_eq!(d, expected, "flip in byte {byte}");
+        assert_eq!(r.checkpoints_loaded, sealed - 1, "flip in byte {byte}");
+    }
+    // Another segment's (valid) checkpoint under this name: stale, ignored.
+    let other = fs.read_file(&paths[0]).unwrap();
+    fs.replace_file(victim, other).unwrap();
+    let (d, r) = reopen(&fs, CheckpointMode::Inline);
+    assert_eq!(d, expected);
+    assert_eq!(r.checkpoints_loaded, sealed - 1);
+    // Deleted: the open rewrites it in the background, so a later open uses it again.
+    use seglog::io::FileSystem;
+    fs.remove(victim).unwrap();
+    let log = Log::open_with_fs(fs.clone(), "/log", opts(CheckpointMode::Background)).unwrap();
+    assert_eq!(dump(&log, &TENANTS), expected);
+    assert_eq!(log.stats().recovery.checkpoints_loaded, sealed - 1);
+    log.close().unwrap();
+    let (d, r) = reopen(&fs, CheckpointMode::Inline);
+    assert_eq!(d, expected);
+    assert_eq!(
+        r.checkpoints_loaded, sealed,
+        "the missing checkpoint was rewritten"
+    );
+}
+
+#[test]
+fn orphan_checkpoints_and_temp_files_are_removed() {
+    let (fs, expected, _) = build();
+    use seglog::io::{FileSystem, SegmentFile};
+    let f = fs
+        .create_new(std::path::Path::new("/log/00000000000099999999.idx"))
+        .unwrap();
+    f.write_all_at(b"junk", 0).unwrap();
+    let t = fs
+        .create_new(std::path::Path::new("/log/00000000000000000001.idx.tmp"))
+        .unwrap();
+    t.write_all_at(b"junk", 0).unwrap();
+    let (d, _) = reopen(&fs, CheckpointMode::Inline);
+    assert_eq!(d, expected);
+    let names = fs.file_names(std::path::Path::new("/log"));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("99999999") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
+}
