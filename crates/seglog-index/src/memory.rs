@@ -16,6 +16,10 @@ use crate::{Error, Result};
 use seglog_segment::RecordPosition;
 use std::collections::HashMap;
 
+/// Maps keyed by ids: ahash is fast and, with its random keys, resists collision attacks
+/// from hostile execution ids.
+type IdMap<V> = HashMap<Box<str>, V, ahash::RandomState>;
+
 /// Where a record is: segment number and byte offset, packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
@@ -154,9 +158,9 @@ pub struct AppendPlan {
 /// The index of every execution in the log.
 #[derive(Debug, Default)]
 pub struct ExecutionIndex {
-    by_id: HashMap<Box<str>, u32>,
+    by_id: IdMap<u32>,
     executions: Vec<Execution>,
-    tenant_ids: HashMap<Box<str>, u32>,
+    tenant_ids: IdMap<u32>,
     tenants: Vec<Tenant>,
     events: u64,
 }
@@ -302,37 +306,141 @@ impl ExecutionIndex {
         Ok(ExecutionSlot(slot))
     }
 
-    /// Checks that `records` could all be inserted, in order, without changing anything.
+    /// Adds the records of one segment's checkpoint, all or nothing. Ids are resolved once
+    /// per checkpoint rather than once per record, which is what makes opening from
+    /// checkpoints fast.
+    ///
+    /// `strings` are the checkpoint's ids; each record names its execution and tenant by
+    /// index into them (indices must be in range: the decoder checks it).
     ///
     /// # Errors
-    /// The error the first failing [`Self::insert`] would return.
-    pub fn check_insertable(&self, records: &[IndexedRecord<'_>]) -> Result<()> {
-        // execution -> (its tenant's name, its last sequence), as the inserts would leave it.
-        let mut next: HashMap<&str, (&str, u64)> = HashMap::new();
+    /// [`Error::Inconsistent`] when a record does not continue its execution (nothing is
+    /// changed then), [`Error::LimitExceeded`].
+    pub fn apply_checkpoint(
+        &mut self,
+        segment: u32,
+        strings: &[String],
+        records: &[crate::checkpoint::CheckpointRecord],
+    ) -> Result<()> {
+        // Per string: the existing execution and tenant slots it names, if any.
+        let exec_slot: Vec<Option<u32>> = strings
+            .iter()
+            .map(|s| self.by_id.get(s.as_str()).copied())
+            .collect();
+        let tenant_slot: Vec<Option<u32>> = strings
+            .iter()
+            .map(|s| self.tenant_ids.get(s.as_str()).copied())
+            .collect();
+        // Dry run: per execution string, (tenant string or existing tenant, last seq, records).
+        #[derive(Clone, Copy, PartialEq)]
+        enum Owner {
+            Unset,
+            Existing(u32),
+            New(u32),
+        }
+        let mut state: Vec<(Owner, u64, u32)> = exec_slot
+            .iter()
+            .map(|slot| match slot {
+                Some(i) => {
+                    let e = &self.executions[*i as usize];
+                    (Owner::Existing(e.tenant), e.last_seq, 0)
+                }
+                None => (Owner::Unset, 0, 0),
+            })
+            .collect();
         for r in records {
-            let (tenant, last) = match next.get(r.execution) {
-                Some(&state) => state,
-                None => match self.get(r.execution) {
-                    Some(e) => (
-                        self.tenants.get(e.tenant as usize).map_or("", |t| &*t.name),
-                        e.last_seq,
-                    ),
-                    None => (r.tenant, 0),
-                },
+            let (Some(st), Some(&tenant_existing)) = (
+                state.get_mut(r.execution as usize),
+                tenant_slot.get(r.tenant as usize),
+            ) else {
+                return Err(Error::Inconsistent {
+                    lsn: r.lsn,
+                    reason: "checkpoint names an unknown id".into(),
+                });
             };
-            if tenant != r.tenant || r.first_seq != last + 1 || r.event_count == 0 {
+            let owner_ok = match st.0 {
+                Owner::Unset => {
+                    st.0 = tenant_existing.map_or(Owner::New(r.tenant), Owner::Existing);
+                    true
+                }
+                Owner::Existing(t) => tenant_existing == Some(t),
+                Owner::New(t) => t == r.tenant,
+            };
+            if !owner_ok || r.first_seq != st.1 + 1 || r.event_count == 0 {
                 return Err(Error::Inconsistent {
                     lsn: r.lsn,
                     reason: format!(
-                        "record of execution {:?} does not follow the index",
-                        r.execution
+                        "checkpoint record of execution {:?} does not follow the index",
+                        strings[r.execution as usize]
                     ),
                 });
             }
-            next.insert(
-                r.execution,
-                (tenant, r.first_seq + u64::from(r.event_count) - 1),
-            );
+            st.1 = r.first_seq + u64::from(r.event_count) - 1;
+            if st.1 > u64::from(u32::MAX) {
+                return Err(Error::LimitExceeded("events in one execution"));
+            }
+            st.2 += 1;
+        }
+        // Apply: create tenants and executions in log order, reserve, push.
+        let mut tenant_of_string = tenant_slot;
+        let mut slot_of_string = exec_slot;
+        for r in records {
+            let t = match tenant_of_string[r.tenant as usize] {
+                Some(t) => t,
+                None => {
+                    let t = u32::try_from(self.tenants.len())
+                        .map_err(|_| Error::LimitExceeded("tenants"))?;
+                    let name: Box<str> = strings[r.tenant as usize].as_str().into();
+                    self.tenant_ids.insert(name.clone(), t);
+                    self.tenants.push(Tenant {
+                        name,
+                        executions: Vec::new(),
+                    });
+                    tenant_of_string[r.tenant as usize] = Some(t);
+                    t
+                }
+            };
+            let slot = match slot_of_string[r.execution as usize] {
+                Some(i) => i,
+                None => {
+                    let i = u32::try_from(self.executions.len())
+                        .map_err(|_| Error::LimitExceeded("executions"))?;
+                    let id: Box<str> = strings[r.execution as usize].as_str().into();
+                    self.by_id.insert(id.clone(), i);
+                    self.executions.push(Execution {
+                        id,
+                        tenant: t,
+                        created_lsn: r.lsn,
+                        last_seq: 0,
+                        visible_seq: 0,
+                        last_timestamp_unix_nanos: i64::MIN,
+                        records: Vec::new(),
+                        record_first_seqs: None,
+                    });
+                    self.tenants[t as usize].executions.push(i);
+                    slot_of_string[r.execution as usize] = Some(i);
+                    i
+                }
+            };
+            let e = &mut self.executions[slot as usize];
+            let pending = state[r.execution as usize].2;
+            if pending > 0 {
+                e.records.reserve_exact(pending as usize);
+                state[r.execution as usize].2 = 0;
+            }
+            if r.event_count > 1 && e.record_first_seqs.is_none() {
+                e.record_first_seqs = Some((1..=e.records.len() as u32).collect());
+            }
+            if let Some(firsts) = e.record_first_seqs.as_mut() {
+                firsts.push(r.first_seq as u32);
+            }
+            e.records.push(Location {
+                segment,
+                offset: r.offset,
+            });
+            e.last_seq = r.first_seq + u64::from(r.event_count) - 1;
+            e.last_timestamp_unix_nanos = e.last_timestamp_unix_nanos.max(r.timestamp_unix_nanos);
+            self.events += u64::from(r.event_count);
         }
         Ok(())
     }
@@ -341,6 +449,20 @@ impl ExecutionIndex {
     pub fn publish(&mut self, slot: ExecutionSlot, seq: u64) {
         if let Some(e) = self.executions.get_mut(slot.0 as usize) {
             e.visible_seq = e.visible_seq.max(seq.min(e.last_seq));
+        }
+    }
+
+    /// Gives back the spare capacity of every per-execution table (after a rebuild, when
+    /// growth by doubling has left up to half of it unused).
+    pub fn shrink_to_fit(&mut self) {
+        for e in &mut self.executions {
+            e.records.shrink_to_fit();
+            if let Some(f) = e.record_first_seqs.as_mut() {
+                f.shrink_to_fit();
+            }
+        }
+        for t in &mut self.tenants {
+            t.executions.shrink_to_fit();
         }
     }
 

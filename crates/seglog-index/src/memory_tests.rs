@@ -129,3 +129,41 @@ fn list_executions_is_newest_first_and_paginates_at_the_edges() {
     assert!(ix.list_executions("nobody", 10, 0).is_empty());
     assert_eq!(ix.tenant_of("other"), Some("u"));
 }
+
+#[test]
+fn checkpoint_apply_matches_inserts_and_is_all_or_nothing() {
+    use crate::checkpoint::CheckpointRecord;
+    let strings: Vec<String> = ["e1", "t", "e2"].iter().map(|s| s.to_string()).collect();
+    let cp = |execution, first_seq, event_count, lsn| CheckpointRecord {
+        execution,
+        tenant: 1,
+        offset: 64 + lsn as u32,
+        event_count,
+        first_seq,
+        lsn,
+        timestamp_unix_nanos: 0,
+    };
+    let mut ix = ExecutionIndex::new();
+    ix.insert(&rec("e1", "t", 1, 1, 1)).unwrap();
+    ix.apply_checkpoint(
+        2,
+        &strings,
+        &[cp(0, 2, 3, 2), cp(2, 1, 1, 3), cp(0, 5, 1, 4)],
+    )
+    .unwrap();
+    ix.publish_all();
+    assert_eq!(
+        ix.events("e1", 1, 10)
+            .iter()
+            .map(|l| (l.seq, l.location.segment, l.index_in_record))
+            .collect::<Vec<_>>(),
+        vec![(1, 1, 0), (2, 2, 0), (3, 2, 1), (4, 2, 2), (5, 2, 0)]
+    );
+    assert_eq!(ix.list_executions("t", 10, 0), vec!["e2", "e1"]);
+    // A gap (e2 jumps to 3): rejected, and nothing changes.
+    let before = (ix.event_count(), ix.execution_count());
+    let bad = ix.apply_checkpoint(3, &strings, &[cp(0, 6, 1, 5), cp(2, 3, 1, 6)]);
+    assert!(matches!(bad, Err(Error::Inconsistent { lsn: 6, .. })));
+    assert_eq!((ix.event_count(), ix.execution_count()), before);
+    assert_eq!(ix.get("e1").unwrap().last_seq(), 5);
+}

@@ -52,40 +52,22 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
     }
 
     fn apply_checkpoint(&mut self, segment: &SegmentInfo) -> bool {
+        let Ok(number) = u32::try_from(segment.number) else {
+            return false;
+        };
         let Some(cp) = checkpoint::load(self.fs, self.dir, segment) else {
             return false;
         };
-        let records: Vec<IndexedRecord<'_>> = cp
-            .records
-            .iter()
-            .map(|r| IndexedRecord {
-                execution: &cp.strings[r.execution as usize],
-                tenant: &cp.strings[r.tenant as usize],
-                lsn: r.lsn,
-                location: Location {
-                    segment: segment.number as u32,
-                    offset: r.offset,
-                },
-                first_seq: r.first_seq,
-                event_count: r.event_count,
-                timestamp_unix_nanos: r.timestamp_unix_nanos,
-            })
-            .collect();
-        if u32::try_from(segment.number).is_err() {
-            return false;
-        }
         // All or nothing: a checkpoint that does not fit the index is ignored whole.
-        if let Err(e) = self.index.check_insertable(&records) {
+        if let Err(e) = self
+            .index
+            .apply_checkpoint(number, &cp.strings, &cp.records)
+        {
             tracing::warn!(segment = segment.number, error = %e, "index checkpoint does not fit; scanning the segment");
             return false;
         }
-        for r in &records {
-            if self.index.insert(r).is_err() {
-                return false; // unreachable after check_insertable
-            }
-        }
         self.stats.checkpoints_loaded += 1;
-        self.stats.records += records.len() as u64;
+        self.stats.records += cp.records.len() as u64;
         true
     }
 }

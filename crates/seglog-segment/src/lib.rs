@@ -38,5 +38,5 @@ pub use error::{Error, Result};
 pub use options::{RecoveryMode, SegmentOptions, SyncMode};
 pub use recovery::{RecoveryReport, RecoveryVisitor, TailCut};
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
-pub use stats::WriterStats;
+pub use stats::{Percentiles, WriterStats};
 pub use writer::{Appended, SealListener, SegmentLog};

@@ -137,8 +137,11 @@ struct Scan {
     defect: Option<RecordDefect>,
 }
 
+/// Reads the records of `bytes`; `written_end` bounds the bytes that may be non-zero (the
+/// file system guarantees zeros after it).
 fn scan_records(
     bytes: &[u8],
+    written_end: usize,
     info: &mut SegmentInfo,
     prev_lsn: u64,
     visitor: &mut dyn RecoveryVisitor,
@@ -159,7 +162,9 @@ fn scan_records(
                 at += r.len();
             }
             RecordScan::EndOfData => {
-                let defect = rest
+                let defect = bytes
+                    .get(at..written_end.max(at))
+                    .unwrap_or(&[])
                     .iter()
                     .any(|&b| b != 0)
                     .then_some(RecordDefect::Layout("non-zero bytes after the end of data"));
@@ -231,7 +236,12 @@ pub(crate) fn recover<F: FileSystem>(
             .map_err(|e| Error::io("open", &last.path, e))?;
         let bytes = file.map().map_err(|e| Error::io("map", &last.path, e))?;
         if let Err(defect) = SegmentHeader::decode(&bytes) {
-            let rest = bytes.get(SEGMENT_HEADER_LEN..).unwrap_or(&[]);
+            let written_end = file
+                .written_data_end(0)
+                .map_err(|e| Error::io("seek", &last.path, e))?;
+            let rest = bytes
+                .get(SEGMENT_HEADER_LEN..(written_end as usize).min(bytes.len()))
+                .unwrap_or(&[]);
             if rest.iter().all(|&b| b == 0)
                 && opts.recovery_mode != RecoveryMode::AbsoluteConsistency
             {
@@ -309,8 +319,14 @@ pub(crate) fn recover<F: FileSystem>(
             prev_lsn = header.first_lsn;
             continue;
         }
+        // Bytes past this offset are holes or preallocated space: zeros, never read.
+        let written_end = file
+            .written_data_end(SEGMENT_HEADER_LEN as u64)
+            .map_err(|e| Error::io("seek", &f.path, e))?
+            .min(bytes.len() as u64) as usize;
         let scan = scan_records(
             &bytes,
+            written_end,
             &mut info,
             prev_lsn.max(header.first_lsn - 1),
             visitor,
@@ -320,7 +336,9 @@ pub(crate) fn recover<F: FileSystem>(
         report.bytes_scanned += scan.end as u64;
         let end = scan.end as u64;
         if let Some(defect) = scan.defect {
-            let dropped = bytes[scan.end..]
+            let dropped = bytes
+                .get(scan.end..written_end.max(scan.end))
+                .unwrap_or(&[])
                 .iter()
                 .rposition(|&b| b != 0)
                 .map_or(0, |p| p as u64 + 1);
@@ -343,7 +361,7 @@ pub(crate) fn recover<F: FileSystem>(
                 }
                 RecoveryMode::TolerateTornTail => {
                     if let Some((at, lsn)) = later_durable_record(
-                        &bytes,
+                        &bytes[..written_end.max(scan.end)],
                         scan.end + 1,
                         header.segment_number,
                         scan.last_lsn,

@@ -1,9 +1,42 @@
-//! Counters of the writer, kept with relaxed atomics so recording them costs next to nothing.
+//! Counters of the writer, kept with relaxed atomics so recording them costs next to nothing,
+//! and two histograms (fsync time, records per commit) recorded once per commit round.
 
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-#[derive(Debug, Default)]
+/// Percentiles of a distribution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+fn percentiles(h: &Mutex<Option<Histogram<u64>>>) -> Percentiles {
+    h.lock()
+        .as_ref()
+        .map_or_else(Percentiles::default, |h| Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        })
+}
+
+fn record(h: &Mutex<Option<Histogram<u64>>>, v: u64) {
+    if let Some(h) = h.lock().as_mut() {
+        h.saturating_record(v.max(1));
+    }
+}
+
+#[derive(Debug)]
 pub(crate) struct WriterCounters {
     commits: AtomicU64,
     records: AtomicU64,
@@ -13,11 +46,36 @@ pub(crate) struct WriterCounters {
     max_sync_nanos: AtomicU64,
     largest_group: AtomicU64,
     poisonings: AtomicU64,
+    /// fdatasync time in microseconds (`None` only if hdrhistogram refused constant bounds).
+    sync_us: Mutex<Option<Histogram<u64>>>,
+    /// Records per commit round.
+    group_size: Mutex<Option<Histogram<u64>>>,
+}
+
+impl Default for WriterCounters {
+    fn default() -> Self {
+        WriterCounters {
+            commits: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
+            max_sync_nanos: AtomicU64::new(0),
+            largest_group: AtomicU64::new(0),
+            poisonings: AtomicU64::new(0),
+            sync_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 2).ok()),
+            group_size: Mutex::new(Histogram::new_with_bounds(1, 1 << 24, 2).ok()),
+        }
+    }
 }
 
 /// A snapshot of the writer's counters since open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
+    /// fdatasync time of commits, microseconds.
+    pub sync_us: Percentiles,
+    /// Records per commit round.
+    pub group_size: Percentiles,
     /// Commit rounds that wrote something.
     pub commits: u64,
     /// Records written.
@@ -42,6 +100,7 @@ impl WriterCounters {
         self.syncs.fetch_add(1, Relaxed);
         self.sync_nanos.fetch_add(nanos, Relaxed);
         self.max_sync_nanos.fetch_max(nanos, Relaxed);
+        record(&self.sync_us, nanos / 1000);
     }
 
     pub fn record_commit(&self, records: usize, bytes: u64, _took: Duration) {
@@ -49,6 +108,7 @@ impl WriterCounters {
         self.records.fetch_add(records as u64, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
         self.largest_group.fetch_max(records as u64, Relaxed);
+        record(&self.group_size, records as u64);
     }
 
     pub fn record_poisoned(&self) {
@@ -57,6 +117,8 @@ impl WriterCounters {
 
     pub fn snapshot(&self) -> WriterStats {
         WriterStats {
+            sync_us: percentiles(&self.sync_us),
+            group_size: percentiles(&self.group_size),
             commits: self.commits.load(Relaxed),
             records: self.records.load(Relaxed),
             bytes: self.bytes.load(Relaxed),

@@ -251,3 +251,46 @@ fn segment_with_an_unknown_format_version_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn garbage_inside_preallocated_space_on_real_files_is_found_and_cut() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let logdir = dir.path().join("log");
+    let o = SegmentOptions {
+        segment_size_bytes: 1 << 20,
+        ..opts(RecoveryMode::TolerateTornTail)
+    };
+    let (log, _) =
+        SegmentLog::open(seglog_segment::io::StdFs, &logdir, o.clone(), &mut ()).unwrap();
+    for i in 1..=5 {
+        append_one(&log, i).unwrap();
+    }
+    let info = log.segments()[0].clone();
+    log.close().unwrap();
+    // A torn write far inside the preallocated region (a later page of an unsynced group).
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&info.path)
+        .unwrap();
+    f.write_all_at(&[0xEE; 700], info.data_end + 300_000)
+        .unwrap();
+    drop(f);
+    let (log, report) =
+        SegmentLog::open(seglog_segment::io::StdFs, &logdir, o.clone(), &mut ()).unwrap();
+    assert_eq!(contents(&log), expected(5));
+    let cut = report
+        .torn_tail
+        .expect("garbage past the data was not noticed");
+    assert_eq!(cut.offset, info.data_end);
+    drop(log);
+    // The garbage is gone for good: a clean reopen in strict mode.
+    let strict = SegmentOptions {
+        recovery_mode: RecoveryMode::AbsoluteConsistency,
+        ..o
+    };
+    let (log, report) =
+        SegmentLog::open(seglog_segment::io::StdFs, &logdir, strict, &mut ()).unwrap();
+    assert!(report.torn_tail.is_none());
+    assert_eq!(contents(&log), expected(5));
+}

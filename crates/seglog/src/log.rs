@@ -121,6 +121,7 @@ impl<F: FileSystem + Clone> Log<F> {
             SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut rebuilder)?;
         let rebuild = rebuilder.stats();
         index.publish_all();
+        index.shrink_to_fit();
         let infos = segments.segments();
         let checkpointer = Checkpointer::start(fs.clone(), dir.clone(), options.checkpoints);
         if use_checkpoints {
@@ -231,6 +232,8 @@ impl<F: FileSystem> Log<F> {
             fsyncs: w.syncs,
             fsync_mean_us: w.sync_nanos_total.checked_div(w.syncs).unwrap_or(0) / 1000,
             fsync_max_us: w.sync_nanos_max / 1000,
+            fsync_us: w.sync_us,
+            group_size: w.group_size,
             mean_group_size: if w.commits == 0 {
                 0.0
             } else {

@@ -66,6 +66,10 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Mean fdatasync time, microseconds.
     pub fsync_mean_us: u64,
+    /// fdatasync time distribution, microseconds.
+    pub fsync_us: seglog_segment::Percentiles,
+    /// Records per commit round, distribution.
+    pub group_size: seglog_segment::Percentiles,
     /// Longest fdatasync, microseconds.
     pub fsync_max_us: u64,
     /// Records per commit round, on average.

@@ -307,8 +307,12 @@ fn blocking_api_from_many_threads_keeps_sequences_dense() {
                         )
                         .unwrap();
                     } else {
-                        log.append_blocking(&exec, "t", format!("{t}-{k}").as_bytes())
+                        let seq = log
+                            .append_blocking(&exec, "t", format!("{t}-{k}").as_bytes())
                             .unwrap();
+                        // Read your writes: an acknowledged event is visible at once.
+                        assert!(log.latest_seq(&exec).unwrap() >= Some(seq));
+                        assert_eq!(log.read_range(&exec, seq, 1).unwrap().len(), 1);
                     }
                 }
             });
@@ -341,4 +345,32 @@ fn blocking_api_from_many_threads_keeps_sequences_dense() {
     assert!(stats.mean_group_size > 1.0, "{stats:?}");
     log.close().unwrap();
     check(&open(&fs));
+}
+
+#[test]
+fn stats_count_what_happened() {
+    let fs = SimFs::new();
+    let log = open(&fs);
+    for i in 0..30u64 {
+        log.append_blocking(&format!("e{}", i % 3), "t", &[7u8; 300])
+            .unwrap();
+    }
+    log.append_batch_blocking("e0", "t", &[[1u8; 10], [2u8; 10]])
+        .unwrap();
+    let s = log.stats();
+    assert_eq!((s.appends, s.events, s.payload_bytes), (31, 32, 9020));
+    assert_eq!(s.append_latency.count, 31);
+    assert_eq!(s.fsyncs, s.fsync_us.count);
+    assert_eq!(s.commits, s.group_size.count);
+    assert!(s.commits >= 1 && s.commits <= 31);
+    assert_eq!((s.executions, s.tenants, s.indexed_events), (3, 1, 32));
+    assert!(s.index_memory_bytes > 32 * 8);
+    assert!(s.segments >= 2, "8 KiB segments should have rolled");
+    assert!(!s.poisoned);
+    log.close().unwrap();
+    let log = open(&fs);
+    let r = log.stats().recovery;
+    assert_eq!(r.checkpoints_loaded + 1, log.segments().len());
+    assert!(r.records_scanned > 0 && r.bytes_scanned > 0);
+    assert_eq!(log.stats().appends, 0, "counters are per open");
 }

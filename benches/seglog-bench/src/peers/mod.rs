@@ -1,6 +1,7 @@
 //! The systems under test, behind one small trait.
 
 mod floor;
+mod seglog_log;
 mod seglog_segment_peer;
 
 use anyhow::Result;
@@ -30,6 +31,10 @@ pub fn all() -> Vec<PeerKind> {
         PeerKind {
             name: "seglog-segment",
             open: seglog_segment_peer::open,
+        },
+        PeerKind {
+            name: "seglog (Log)",
+            open: seglog_log::open,
         },
     ]
 }

@@ -69,6 +69,15 @@ pub trait SegmentFile: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// An offset at or after `from` beyond which the file holds no written data (only holes
+    /// or preallocated space, which read as zeros). The file's length is always a correct
+    /// answer; a file system that tracks holes can answer much earlier, sparing callers
+    /// from reading megabytes of zeros.
+    fn written_data_end(&self, from: u64) -> io::Result<u64> {
+        let _ = from;
+        self.len()
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {

@@ -119,6 +119,33 @@ impl SegmentFile for StdFile {
         Ok(self.0.metadata()?.len())
     }
 
+    fn written_data_end(&self, from: u64) -> io::Result<u64> {
+        use rustix::fs::{seek, SeekFrom};
+        let len = self.0.metadata()?.len();
+        // Walk data/hole pairs with SEEK_DATA / SEEK_HOLE; the end of the last data run is
+        // where written bytes end. Preallocated (unwritten) extents count as holes on ext4
+        // and xfs when nothing of them is cached. Any failure falls back to the length.
+        let mut at = from;
+        let mut end = from;
+        while at < len {
+            let data = match seek(&self.0, SeekFrom::Data(at)) {
+                Ok(d) => d,
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(_) => return Ok(len),
+            };
+            let hole = match seek(&self.0, SeekFrom::Hole(data)) {
+                Ok(h) => h,
+                Err(_) => return Ok(len),
+            };
+            if hole <= data {
+                return Ok(len);
+            }
+            end = hole;
+            at = hole;
+        }
+        Ok(end.min(len))
+    }
+
     fn map(&self) -> io::Result<Bytes> {
         if self.0.metadata()?.len() == 0 {
             return Ok(Bytes::new());

@@ -318,7 +318,11 @@ impl<F: FileSystem> Inner<F> {
         let durable = {
             let mut st = self.commit.lock();
             match outcome {
-                Some(Ok(lsn)) => st.durable_lsn = st.durable_lsn.max(lsn),
+                Some(Ok(lsn)) => {
+                    st.durable_lsn = st.durable_lsn.max(lsn);
+                    self.durable_lsn
+                        .store(st.durable_lsn, std::sync::atomic::Ordering::Release);
+                }
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "write or fsync failed; the log is poisoned until reopened");
                     st.poisoned.get_or_insert_with(|| Arc::from(e.to_string()));

@@ -19,7 +19,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -30,6 +30,9 @@ pub(crate) struct Inner<F: FileSystem> {
     commit: Mutex<CommitState>,
     durable_cv: Condvar,
     durable_tx: watch::Sender<u64>,
+    /// Mirror of `CommitState::durable_lsn`, stored under the commit lock at the same moment,
+    /// so a caller whose wait just ended never reads an older value.
+    durable_lsn: AtomicU64,
     segments: RwLock<BTreeMap<u64, Arc<SegmentEntry<F>>>>,
     closed: AtomicBool,
     dir_lock: Mutex<Option<F::DirLock>>,
@@ -111,6 +114,7 @@ impl<F: FileSystem> SegmentLog<F> {
             commit: Mutex::new(CommitState::new(next_lsn, 0, 0, next_segment_number)),
             durable_cv: Condvar::new(),
             durable_tx: watch::Sender::new(recovered.last_lsn),
+            durable_lsn: AtomicU64::new(recovered.last_lsn),
             segments: RwLock::new(segments),
             closed: AtomicBool::new(false),
             dir_lock: Mutex::new(Some(dir_lock)),
@@ -136,6 +140,7 @@ impl<F: FileSystem> SegmentLog<F> {
         {
             let mut st = inner.commit.lock();
             let next_lsn = next_lsn.max(active.header.first_lsn);
+            inner.durable_lsn.store(next_lsn - 1, Ordering::Release);
             *st = CommitState::new(
                 next_lsn,
                 active.number(),
@@ -204,7 +209,7 @@ impl<F: FileSystem> SegmentLog<F> {
 
     /// LSN through which every record is durable.
     pub fn durable_lsn(&self) -> u64 {
-        *self.inner.durable_tx.borrow()
+        self.inner.durable_lsn.load(Ordering::Acquire)
     }
 
     /// A receiver that changes whenever [`Self::durable_lsn`] advances (or the log is

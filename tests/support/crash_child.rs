@@ -1,0 +1,62 @@
+//! The process the crash test kills: opens the log given on the command line and appends
+//! from several threads until killed, printing one `ack` line per acknowledged append.
+
+use anyhow::Result;
+use rand::Rng;
+use seglog::Log;
+use seglog_tests::{crash_options, own_payload, Ack};
+use std::io::Write;
+
+fn main() -> Result<()> {
+    let dir = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: seglog-crash-child DIR"))?;
+    let log = Log::open_blocking(&dir, crash_options())?;
+    println!("ready");
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let log = log.clone();
+            s.spawn(move || -> Result<()> {
+                let mut rng = rand::rng();
+                let own = format!("own-{t}");
+                loop {
+                    // This thread is the only writer of `own`, so it knows the next sequence.
+                    let next = log.count(&own)? + 1;
+                    let ack = if rng.random_bool(0.2) {
+                        let batch: Vec<String> =
+                            (0..3).map(|k| own_payload(&own, next + k)).collect();
+                        let first = log.append_batch_blocking(&own, "tenant", &batch)?;
+                        Ack {
+                            execution: own.clone(),
+                            first_seq: first,
+                            count: 3,
+                            payload: batch[0].clone(),
+                        }
+                    } else if rng.random_bool(0.5) {
+                        let payload = format!("shared-from-{t}-{}", rng.random::<u32>());
+                        let seq = log.append_blocking("shared", "tenant", payload.as_bytes())?;
+                        Ack {
+                            execution: "shared".into(),
+                            first_seq: seq,
+                            count: 1,
+                            payload,
+                        }
+                    } else {
+                        let payload = own_payload(&own, next);
+                        let seq = log.append_blocking(&own, "tenant", payload.as_bytes())?;
+                        Ack {
+                            execution: own.clone(),
+                            first_seq: seq,
+                            count: 1,
+                            payload,
+                        }
+                    };
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", ack.to_line())?;
+                    out.flush()?;
+                }
+            });
+        }
+    });
+    Ok(())
+}
