@@ -6,7 +6,7 @@
 pub fn crash_options() -> seglog::Options {
     seglog::Options {
         segment_size_bytes: 256 << 10,
-        max_record_size_bytes: 64 << 10,
+        max_record_size_bytes: Some(64 << 10),
         ..seglog::Options::default()
     }
 }

@@ -46,8 +46,10 @@ fn run_once(peer: &dyn Peer, spec: &Spec) -> Result<(u64, Duration, Histogram<u6
                 s.spawn(move || -> Result<(u64, Histogram<u64>)> {
                     let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-                    let payload: Vec<u8> =
-                        (0..spec.payload_bytes).map(|i| (i * 7 + t) as u8).collect();
+                    // ASCII, so the trait peer can carry it as a string of the same size.
+                    let payload: Vec<u8> = (0..spec.payload_bytes)
+                        .map(|i| b'a' + ((i * 7 + t) % 26) as u8)
+                        .collect();
                     let mut n = 0u64;
                     while Instant::now() < deadline {
                         let exec = rng.random_range(0..spec.executions);

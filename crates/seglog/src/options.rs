@@ -20,8 +20,9 @@ pub struct Options {
     /// Segment size in bytes at which the log rolls over. Default: 128 MiB; at most 4 GiB.
     pub segment_size_bytes: u64,
     /// Largest append (one record: a single event or a whole batch, with ~60 bytes of
-    /// header and ids) in bytes. Default: 64 MiB.
-    pub max_record_size_bytes: u32,
+    /// header and ids) in bytes. Default: `None`, meaning 64 MiB, or what fits in a segment
+    /// when segments are smaller. An explicit value must fit in a segment.
+    pub max_record_size_bytes: Option<u32>,
     /// Durability of acknowledged appends. Default: [`SyncMode::Always`].
     pub sync_mode: SyncMode,
     /// Handling of damage found on open. Default: [`RecoveryMode::TolerateTornTail`].
@@ -37,7 +38,7 @@ impl Default for Options {
         let s = SegmentOptions::default();
         Options {
             segment_size_bytes: s.segment_size_bytes,
-            max_record_size_bytes: s.max_record_size_bytes,
+            max_record_size_bytes: None,
             sync_mode: s.sync_mode,
             recovery_mode: s.recovery_mode,
             checkpoints: CheckpointMode::default(),
@@ -53,9 +54,16 @@ impl Options {
                 "segment_size_bytes must be at most 4 GiB".into(),
             ));
         }
+        let fits = self
+            .segment_size_bytes
+            .saturating_sub(seglog_segment::format::SEGMENT_HEADER_LEN as u64);
+        let max_record_size_bytes = self.max_record_size_bytes.unwrap_or_else(|| {
+            u32::try_from(fits.min(u64::from(seglog_segment::format::DEFAULT_MAX_RECORD_SIZE)))
+                .unwrap_or(u32::MAX)
+        });
         Ok(SegmentOptions {
             segment_size_bytes: self.segment_size_bytes,
-            max_record_size_bytes: self.max_record_size_bytes,
+            max_record_size_bytes,
             sync_mode: self.sync_mode,
             recovery_mode: self.recovery_mode,
             preallocate: self.preallocate,

@@ -9,7 +9,7 @@ use std::time::Duration;
 fn opts() -> Options {
     Options {
         segment_size_bytes: 8192,
-        max_record_size_bytes: 4096,
+        max_record_size_bytes: Some(4096),
         checkpoints: CheckpointMode::Inline,
         ..Options::default()
     }
@@ -373,4 +373,33 @@ fn stats_count_what_happened() {
     assert_eq!(r.checkpoints_loaded + 1, log.segments().len());
     assert!(r.records_scanned > 0 && r.bytes_scanned > 0);
     assert_eq!(log.stats().appends, 0, "counters are per open");
+}
+
+#[test]
+fn default_max_record_size_follows_small_segments_and_explicit_ones_are_checked() {
+    let fs = SimFs::new();
+    let small = Options {
+        segment_size_bytes: 4096,
+        ..Options::default()
+    };
+    let log = Log::open_with_fs(fs.clone(), "/log", small.clone()).unwrap();
+    log.append_blocking("e", "t", &[0u8; 3000]).unwrap();
+    let err = log.append_blocking("e", "t", &[0u8; 4096]).unwrap_err();
+    assert!(
+        matches!(err, Error::Segment(seglog_segment::Error::TooLarge { .. })),
+        "{err}"
+    );
+    log.close().unwrap();
+    let explicit = Options {
+        max_record_size_bytes: Some(8192),
+        ..small
+    };
+    let err = Log::open_with_fs(fs, "/log", explicit).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Segment(seglog_segment::Error::InvalidOptions(_))
+        ),
+        "{err}"
+    );
 }

@@ -14,7 +14,7 @@ const TENANTS: [&str; 3] = ["ta", "tb", "tc"];
 fn opts(checkpoints: CheckpointMode) -> Options {
     Options {
         segment_size_bytes: 4096,
-        max_record_size_bytes: 2048,
+        max_record_size_bytes: Some(2048),
         checkpoints,
         ..Options::default()
     }

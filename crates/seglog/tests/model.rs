@@ -79,7 +79,7 @@ impl Model {
 fn opts() -> Options {
     Options {
         segment_size_bytes: 2048,
-        max_record_size_bytes: 1024,
+        max_record_size_bytes: Some(1024),
         checkpoints: CheckpointMode::Inline,
         ..Options::default()
     }

@@ -3,6 +3,7 @@
 mod floor;
 mod seglog_log;
 mod seglog_segment_peer;
+mod seglog_trait;
 
 use anyhow::Result;
 use std::path::Path;
@@ -35,6 +36,10 @@ pub fn all() -> Vec<PeerKind> {
         PeerKind {
             name: "seglog (Log)",
             open: seglog_log::open,
+        },
+        PeerKind {
+            name: "seglog via EventStore",
+            open: seglog_trait::open,
         },
     ]
 }

@@ -1,0 +1,30 @@
+//! enact-core's `EventStore` over seglog.
+//!
+//! [`SeglogEventStore`] implements `enact_core::kernel::persistence::EventStore` and its
+//! supertrait `StorageBackend` (the traits of the published `enact-core` crate) over
+//! [`seglog::Log`]. Events are stored as MessagePack with field names ([`codec`]), one
+//! seglog event per enact event, each record tagged with its payload encoding.
+//!
+//! ```no_run
+//! use enact_core::kernel::persistence::{EventStore, ExecutionEventData};
+//! use enact_core::kernel::{ExecutionId, TenantId};
+//! use seglog_eventstore::SeglogEventStore;
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> anyhow::Result<()> {
+//! let store: Arc<dyn EventStore> = Arc::new(SeglogEventStore::open("/var/lib/enact/events").await?);
+//! let (exec, tenant) = (ExecutionId::new(), TenantId::from("tenant-a"));
+//! let seq = store
+//!     .append(&exec, &tenant, ExecutionEventData::ExecutionStarted { parent: None, metadata: None })
+//!     .await?; // durable: 1
+//! let events = store.load_events(&exec).await?;
+//! assert_eq!(events[0].sequence, seq);
+//! store.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod codec;
+pub mod sample;
+mod store;
+
+pub use store::SeglogEventStore;
