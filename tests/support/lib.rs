@@ -1,5 +1,7 @@
 //! Shared pieces of the workspace-level tests: the protocol between the crash-test child
-//! and its parent.
+//! and its parent, and the entry points of the fuzz targets.
+
+pub mod fuzz_entry;
 
 /// Options of the crash tests: small segments, so kills land around rollovers and
 /// checkpoint writes too.

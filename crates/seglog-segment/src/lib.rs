@@ -27,6 +27,7 @@
 
 mod error;
 pub mod format;
+pub mod inspect;
 pub mod io;
 mod options;
 mod recovery;

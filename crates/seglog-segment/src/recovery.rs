@@ -5,10 +5,8 @@
 //! were acknowledged. After recovery the surviving tail is fsynced before anything new is
 //! written, so nothing a reader saw at open can later vanish.
 
-use crate::format::{
-    decode_record, parse_segment_file_name, RecordDefect, RecordRef, RecordScan, SegmentHeader,
-    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
-};
+use crate::format::{RecordRef, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::inspect::{later_durable_record, scan_records};
 use crate::io::{FileSystem, SegmentFile};
 use crate::segment::{SegmentEntry, SegmentInfo};
 use crate::{Error, RecoveryMode, Result, SegmentOptions};
@@ -90,26 +88,10 @@ struct Found {
 }
 
 fn list_segments<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<Found>> {
-    let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
-    let mut found = Vec::new();
-    for name in names {
-        match parse_segment_file_name(&name) {
-            None => {}
-            Some(Ok(first_lsn)) => found.push(Found {
-                first_lsn,
-                path: dir.join(&name),
-            }),
-            Some(Err(())) => {
-                return Err(Error::Corruption {
-                    segment: 0,
-                    offset: 0,
-                    reason: format!("unexpected segment file name {name:?}"),
-                })
-            }
-        }
-    }
-    found.sort_by_key(|f| f.first_lsn);
-    Ok(found)
+    Ok(crate::inspect::list_segment_files(fs, dir)?
+        .into_iter()
+        .map(|(first_lsn, path)| Found { first_lsn, path })
+        .collect())
 }
 
 fn header_error(path: &Path, defect: crate::format::HeaderDefect) -> Error {
@@ -125,83 +107,6 @@ fn header_error(path: &Path, defect: crate::format::HeaderDefect) -> Error {
             reason: format!("{}: {d}", path.display()),
         },
     }
-}
-
-/// How a segment's record scan ended.
-struct Scan {
-    /// First byte after the last valid record.
-    end: usize,
-    last_lsn: u64,
-    records: u64,
-    /// Why it stopped early, if it did.
-    defect: Option<RecordDefect>,
-}
-
-/// Reads the records of `bytes`; `written_end` bounds the bytes that may be non-zero (the
-/// file system guarantees zeros after it).
-fn scan_records(
-    bytes: &[u8],
-    written_end: usize,
-    info: &mut SegmentInfo,
-    prev_lsn: u64,
-    visitor: &mut dyn RecoveryVisitor,
-) -> Result<Scan> {
-    let mut at = SEGMENT_HEADER_LEN;
-    let mut last_lsn = prev_lsn;
-    let mut records = 0;
-    let max_len = bytes.len() as u64;
-    let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
-    loop {
-        let rest = bytes.get(at..).unwrap_or(&[]);
-        match decode_record(rest, info.number, min_lsn, max_len) {
-            RecordScan::Record(r) => {
-                visitor.record(info, at as u64, &r)?;
-                last_lsn = r.lsn();
-                min_lsn = last_lsn + 1;
-                records += 1;
-                at += r.len();
-            }
-            RecordScan::EndOfData => {
-                let defect = bytes
-                    .get(at..written_end.max(at))
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|&b| b != 0)
-                    .then_some(RecordDefect::Layout("non-zero bytes after the end of data"));
-                return Ok(Scan {
-                    end: at,
-                    last_lsn,
-                    records,
-                    defect,
-                });
-            }
-            RecordScan::Defect(d) => {
-                return Ok(Scan {
-                    end: at,
-                    last_lsn,
-                    records,
-                    defect: Some(d),
-                });
-            }
-        }
-    }
-}
-
-/// Searches `bytes[from..]` for a valid record that proves the damage before it was
-/// acknowledged: one written after a sync that covered LSNs beyond `last_good_lsn`.
-fn later_durable_record(
-    bytes: &[u8],
-    from: usize,
-    salt: u64,
-    last_good_lsn: u64,
-) -> Option<(usize, u64)> {
-    let max_len = bytes.len() as u64;
-    (from..bytes.len().saturating_sub(RECORD_HEADER_LEN)).find_map(|at| {
-        match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
-            RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => Some((at, r.lsn())),
-            _ => None,
-        }
-    })
 }
 
 fn sync_file<F: FileSystem>(file: &F::File, path: &Path) -> Result<()> {

@@ -1,0 +1,245 @@
+//! Reading a log without owning it: for recovery (the record scan and the look-ahead that
+//! tells a torn tail from corruption) and for tools such as the `seglog` CLI, which must work
+//! on a log another process is appending to — no lock, no writes, no memory map (a writer may
+//! truncate the active segment when it seals it), and no allocation sized by a length field.
+
+use crate::format::{
+    decode_record, parse_segment_file_name, HeaderDefect, RecordDefect, RecordRef, RecordScan,
+    SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
+use crate::io::{FileSystem, SegmentFile};
+use crate::recovery::RecoveryVisitor;
+use crate::segment::SegmentInfo;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// How a segment's record scan ended.
+pub(crate) struct Scan {
+    /// First byte after the last valid record.
+    pub end: usize,
+    pub last_lsn: u64,
+    pub records: u64,
+    /// Why it stopped early, if it did.
+    pub defect: Option<RecordDefect>,
+}
+
+/// Reads the records of `bytes` (a whole segment file); `written_end` bounds the bytes that
+/// may be non-zero (the file system guarantees zeros after it).
+pub(crate) fn scan_records(
+    bytes: &[u8],
+    written_end: usize,
+    info: &mut SegmentInfo,
+    prev_lsn: u64,
+    visitor: &mut dyn RecoveryVisitor,
+) -> Result<Scan> {
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut last_lsn = prev_lsn;
+    let mut records = 0;
+    let max_len = bytes.len() as u64;
+    let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
+    loop {
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        match decode_record(rest, info.number, min_lsn, max_len) {
+            RecordScan::Record(r) => {
+                visitor.record(info, at as u64, &r)?;
+                last_lsn = r.lsn();
+                min_lsn = last_lsn + 1;
+                records += 1;
+                at += r.len();
+            }
+            RecordScan::EndOfData => {
+                let defect = bytes
+                    .get(at..written_end.max(at))
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|&b| b != 0)
+                    .then_some(RecordDefect::Layout("non-zero bytes after the end of data"));
+                return Ok(Scan {
+                    end: at,
+                    last_lsn,
+                    records,
+                    defect,
+                });
+            }
+            RecordScan::Defect(d) => {
+                return Ok(Scan {
+                    end: at,
+                    last_lsn,
+                    records,
+                    defect: Some(d),
+                });
+            }
+        }
+    }
+}
+
+/// Searches `bytes[from..]` for a valid record that proves the damage before it was
+/// acknowledged: one written after a sync that covered LSNs beyond `last_good_lsn`.
+/// Returns its offset and LSN.
+pub fn later_durable_record(
+    bytes: &[u8],
+    from: usize,
+    salt: u64,
+    last_good_lsn: u64,
+) -> Option<(usize, u64)> {
+    let max_len = bytes.len() as u64;
+    (from..bytes.len().saturating_sub(RECORD_HEADER_LEN)).find_map(|at| {
+        match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
+            RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => Some((at, r.lsn())),
+            _ => None,
+        }
+    })
+}
+
+/// The segment files of `dir`, by first LSN.
+///
+/// # Errors
+/// I/O errors, and a `.seg` file whose name is malformed.
+pub fn list_segment_files<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut found = Vec::new();
+    for name in names {
+        match parse_segment_file_name(&name) {
+            None => {}
+            Some(Ok(first_lsn)) => found.push((first_lsn, dir.join(&name))),
+            Some(Err(())) => {
+                return Err(Error::Corruption {
+                    segment: 0,
+                    offset: 0,
+                    reason: format!("unexpected segment file name {name:?}"),
+                })
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reads a file's written bytes (up to where the file system says written data ends) with
+/// positional reads. The allocation is bounded by the file's real size, never by its
+/// contents; a file that shrinks meanwhile yields what could be read.
+///
+/// # Errors
+/// I/O errors.
+pub fn read_file<F: FileSystem>(fs: &F, path: &Path) -> Result<Vec<u8>> {
+    let file = fs
+        .open_read_only(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let len = file
+        .written_data_end(0)
+        .map_err(|e| Error::io("seek", path, e))?;
+    let len = usize::try_from(len)
+        .map_err(|_| Error::InvalidRecord("file too large for this platform"))?;
+    let mut buf = vec![0u8; len];
+    let mut at = 0;
+    while at < len {
+        match file.read_at(&mut buf[at..], at as u64) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    buf.truncate(at);
+    Ok(buf)
+}
+
+/// Damage found in a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Where the intact part ends (the first bad byte).
+    pub offset: u64,
+    /// What is wrong there.
+    pub defect: RecordDefect,
+    /// A valid record after the damage that was written after the damaged bytes were
+    /// durable (offset, LSN): proof that acknowledged data is damaged.
+    pub later_durable_record: Option<(u64, u64)>,
+}
+
+/// What a segment file holds, as a tool sees it.
+#[derive(Debug, Clone)]
+pub struct SegmentAnalysis {
+    /// The header, or why it does not decode.
+    pub header: std::result::Result<SegmentHeader, HeaderDefect>,
+    /// Offsets of the valid records, in order.
+    pub record_offsets: Vec<u64>,
+    /// LSN of the last valid record (0 if none).
+    pub last_lsn: u64,
+    /// End of the intact part.
+    pub data_end: u64,
+    /// Bytes read (the written part of the file).
+    pub file_bytes: u64,
+    /// Why the intact part ends before the written data does, if it does.
+    pub damage: Option<Damage>,
+}
+
+impl SegmentAnalysis {
+    /// The valid record at `offset` of `bytes` (the bytes the analysis was made from).
+    pub fn record<'a>(&self, bytes: &'a [u8], offset: u64) -> Option<RecordRef<'a>> {
+        let salt = self.header.as_ref().ok()?.segment_number;
+        match decode_record(bytes.get(offset as usize..)?, salt, 0, bytes.len() as u64) {
+            RecordScan::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Analyses the bytes of one segment file. `prev_lsn` is the last LSN of the segment before
+/// it (0 when unknown). Never fails and never panics: damage is described, not raised.
+pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
+    let header = SegmentHeader::decode(bytes);
+    let mut analysis = SegmentAnalysis {
+        header: header.clone(),
+        record_offsets: Vec::new(),
+        last_lsn: 0,
+        data_end: 0,
+        file_bytes: bytes.len() as u64,
+        damage: None,
+    };
+    let Ok(h) = header else {
+        return analysis;
+    };
+    struct Offsets<'v>(&'v mut Vec<u64>);
+    impl RecoveryVisitor for Offsets<'_> {
+        fn record(&mut self, _: &SegmentInfo, offset: u64, _: &RecordRef<'_>) -> Result<()> {
+            self.0.push(offset);
+            Ok(())
+        }
+    }
+    let mut info = SegmentInfo {
+        number: h.segment_number,
+        first_lsn: h.first_lsn,
+        last_lsn: h.first_lsn.saturating_sub(1),
+        path: PathBuf::new(),
+        data_end: bytes.len() as u64,
+        sealed: false,
+        created_unix_nanos: h.created_unix_nanos,
+    };
+    let prev = prev_lsn.max(h.first_lsn.saturating_sub(1));
+    let mut offsets = Vec::new();
+    // The visitor never fails, so neither does the scan.
+    let Ok(scan) = scan_records(
+        bytes,
+        bytes.len(),
+        &mut info,
+        prev,
+        &mut Offsets(&mut offsets),
+    ) else {
+        return analysis;
+    };
+    analysis.record_offsets = offsets;
+    analysis.last_lsn = if scan.records > 0 { scan.last_lsn } else { 0 };
+    analysis.data_end = scan.end as u64;
+    analysis.damage = scan.defect.map(|defect| Damage {
+        offset: scan.end as u64,
+        defect,
+        later_durable_record: later_durable_record(
+            bytes,
+            scan.end + 1,
+            h.segment_number,
+            scan.last_lsn,
+        )
+        .map(|(at, lsn)| (at as u64, lsn)),
+    });
+    analysis
+}

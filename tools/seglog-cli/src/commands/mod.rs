@@ -1,0 +1,8 @@
+//! One module per command.
+
+pub mod demo;
+pub mod dump;
+pub mod events;
+pub mod stats;
+pub mod tail;
+pub mod verify;

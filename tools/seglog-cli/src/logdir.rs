@@ -1,0 +1,152 @@
+//! A read-only view of a log directory or segment file: no lock, no writes, no memory maps.
+//! Safe on a log another process is appending to.
+
+use anyhow::{bail, Context, Result};
+use seglog_segment::inspect::{analyze_segment, list_segment_files, read_file, SegmentAnalysis};
+use seglog_segment::io::StdFs;
+use seglog_segment::SegmentInfo;
+use std::path::{Path, PathBuf};
+
+/// One segment file, read and analysed.
+pub struct SegmentView {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub analysis: SegmentAnalysis,
+    /// Whether it is the last segment of its directory (only its tail may be torn).
+    pub is_last: bool,
+}
+
+/// How bad the worst damage is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    Clean,
+    TornTail,
+    Corrupt,
+}
+
+impl Health {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Health::Clean => 0,
+            Health::TornTail => 1,
+            Health::Corrupt => 2,
+        }
+    }
+}
+
+impl SegmentView {
+    pub fn segment_number(&self) -> Option<u64> {
+        self.analysis.header.as_ref().ok().map(|h| h.segment_number)
+    }
+
+    /// Clean, a torn tail (only possible in the last segment), or corruption.
+    pub fn health(&self) -> Health {
+        if self.analysis.header.is_err() {
+            return Health::Corrupt;
+        }
+        match &self.analysis.damage {
+            None => Health::Clean,
+            Some(d) if self.is_last && d.later_durable_record.is_none() => Health::TornTail,
+            Some(_) => Health::Corrupt,
+        }
+    }
+
+    /// The segment as the index layer describes it (for checkpoint checks).
+    pub fn info(&self) -> Option<SegmentInfo> {
+        let h = self.analysis.header.as_ref().ok()?;
+        Some(SegmentInfo {
+            number: h.segment_number,
+            first_lsn: h.first_lsn,
+            last_lsn: self.analysis.last_lsn,
+            path: self.path.clone(),
+            data_end: self.bytes.len() as u64,
+            sealed: !self.is_last,
+            created_unix_nanos: h.created_unix_nanos,
+        })
+    }
+}
+
+/// The segment files at `path`: every segment of a directory, or one file.
+pub fn segment_paths(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        let files = list_segment_files(&StdFs, path)
+            .with_context(|| format!("cannot list {}", path.display()))?;
+        if files.is_empty() {
+            bail!(
+                "{} holds no segment files (*.seg): not a seglog log directory",
+                path.display()
+            );
+        }
+        Ok(files.into_iter().map(|(_, p)| p).collect())
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+/// Reads and analyses one segment file.
+pub fn read_segment(path: &Path, prev_lsn: u64, is_last: bool) -> Result<SegmentView> {
+    let bytes =
+        read_file(&StdFs, path).with_context(|| format!("cannot read {}", path.display()))?;
+    let analysis = analyze_segment(&bytes, prev_lsn);
+    Ok(SegmentView {
+        path: path.to_path_buf(),
+        bytes,
+        analysis,
+        is_last,
+    })
+}
+
+/// Visits every segment at `path` in log order, reading one at a time (memory: one segment).
+pub fn for_each_segment(path: &Path, mut f: impl FnMut(&SegmentView) -> Result<()>) -> Result<()> {
+    let paths = segment_paths(path)?;
+    let single_file = paths.len() == 1 && !path.is_dir();
+    let mut prev_lsn = 0;
+    for (i, p) in paths.iter().enumerate() {
+        let view = read_segment(p, prev_lsn, single_file || i + 1 == paths.len())?;
+        prev_lsn = prev_lsn.max(view.analysis.last_lsn);
+        f(&view)?;
+    }
+    Ok(())
+}
+
+/// The state of a sealed segment's index checkpoint.
+pub enum CheckpointState {
+    Missing,
+    Valid(usize),
+    Stale(String),
+    Damaged(String),
+}
+
+/// Checks the checkpoint of a sealed segment (read-only).
+pub fn checkpoint_state(dir: &Path, view: &SegmentView) -> CheckpointState {
+    let Some(info) = view.info() else {
+        return CheckpointState::Missing;
+    };
+    let path = dir.join(seglog_index::checkpoint::checkpoint_file_name(
+        info.first_lsn,
+    ));
+    let bytes = match read_file(&StdFs, &path) {
+        Ok(b) => b,
+        Err(_) if !path.exists() => return CheckpointState::Missing,
+        Err(e) => return CheckpointState::Damaged(e.to_string()),
+    };
+    match seglog_index::checkpoint::decode(&bytes, &info) {
+        Ok(cp) => {
+            if cp.records.len() == view.analysis.record_offsets.len() {
+                CheckpointState::Valid(cp.records.len())
+            } else {
+                CheckpointState::Damaged(format!(
+                    "lists {} records, the segment has {}",
+                    cp.records.len(),
+                    view.analysis.record_offsets.len()
+                ))
+            }
+        }
+        // A checkpoint of another version of this segment (rewritten, or cut by recovery)
+        // is harmless; anything else under a final name is damage.
+        Err(reason) if reason.contains("stale") => CheckpointState::Stale(reason),
+        Err(reason) => CheckpointState::Damaged(reason),
+    }
+}

@@ -1,0 +1,78 @@
+//! `seglog`: run the demo and inspect seglog logs.
+//!
+//! Read-only commands (dump, verify, stats, events, tail) take no lock and never write, so
+//! they are safe on a log another process has open. Exit status: 0 success; 1 torn tail only
+//! (verify, dump); 2 corruption, or a file that is not a readable segment; 3 any other error
+//! (I/O, missing path); 64 bad usage.
+
+mod commands;
+mod logdir;
+mod output;
+
+use clap::{Parser, Subcommand};
+use commands::{demo, dump, events, stats, tail, verify};
+
+/// seglog: an embedded segmented write-ahead log. Inspect logs, or run the demo.
+#[derive(Parser, Debug)]
+#[command(
+    name = "seglog",
+    version,
+    about,
+    after_help = "Exit status: 0 ok, 1 torn tail only, 2 corruption or unreadable file, 3 other errors, 64 usage."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a realistic multi-tenant Enact workload, reopen, verify, and show it.
+    Demo(demo::DemoArgs),
+    /// One line per record of a log directory or segment file.
+    Dump(dump::DumpArgs),
+    /// Check every record and checkpoint (exit 0 clean, 1 torn tail, 2 corruption).
+    Verify(verify::VerifyArgs),
+    /// Segments, bytes, records, events, executions, tenants, checkpoints.
+    Stats(stats::StatsArgs),
+    /// One execution's events, decoded.
+    Events(events::EventsArgs),
+    /// Follow an execution as it is appended to (like tail -f).
+    Tail(tail::TailArgs),
+}
+
+/// Errors caused by a file's contents (not by the OS) exit with 2.
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<seglog_segment::Error>().is_some_and(|s| {
+            s.is_corruption() || matches!(s, seglog_segment::Error::UnsupportedVersion { .. })
+        })
+    })
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match &cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Dump(a) => dump::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::Events(a) => events::run(a),
+        Command::Tail(a) => tail::run(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("seglog: error: {}", format!("{e:#}").replace('\n', " "));
+            std::process::exit(if is_bad_input(&e) { 2 } else { 3 });
+        }
+    }
+}

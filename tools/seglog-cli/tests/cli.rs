@@ -1,0 +1,405 @@
+//! The `seglog` binary, run as users run it, on logs made here: every command's output,
+//! exit codes, and hostile input (random, truncated, lying length fields, bad checkpoints).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use proptest::prelude::*;
+use seglog::{CheckpointMode, Log, Options};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seglog(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seglog"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failure is a clean one: the expected code, one line on stderr, no panic.
+fn assert_clean_failure(o: &Output, code: i32) {
+    let e = err(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {e}");
+    assert!(!e.contains("panicked"), "panic: {e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "not one line: {e:?}");
+}
+
+/// A log of 3 executions × 40 events over several 4 KiB segments, payloads as MessagePack
+/// enact events, plus one execution with a hostile id.
+fn make_log(dir: &Path) -> Vec<PathBuf> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use enact_core::kernel::persistence::{EventStore, ExecutionEventData, StorageBackend};
+        use enact_core::kernel::{ExecutionId, TenantId};
+        let opts = Options {
+            segment_size_bytes: 4096,
+            checkpoints: CheckpointMode::Inline,
+            ..Options::default()
+        };
+        let store = seglog_eventstore::SeglogEventStore::open_with(dir, opts)
+            .await
+            .unwrap();
+        for i in 0..120u64 {
+            let exec = ExecutionId::from_string(format!("exec-{}", i % 3));
+            let tenant = TenantId::from_string(format!("tenant-{}", i % 3 % 2));
+            let ev = ExecutionEventData::ExecutionPaused {
+                reason: format!("reason {i}"),
+            };
+            store.append(&exec, &tenant, ev).await.unwrap();
+        }
+        let evil = ExecutionId::from_string("evil\x1b[31m\nid");
+        store
+            .append(
+                &evil,
+                &TenantId::from_string("tenant-0"),
+                ExecutionEventData::ExecutionResumed,
+            )
+            .await
+            .unwrap();
+        let segs = store
+            .log()
+            .segments()
+            .iter()
+            .map(|s| s.path.clone())
+            .collect();
+        store.shutdown().await.unwrap();
+        segs
+    })
+}
+
+#[test]
+fn dump_lists_every_record_and_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    assert!(segs.len() >= 3);
+    let dir = tmp.path().to_str().unwrap();
+    let o = seglog(&["dump", dir]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let out = text(&o);
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), 121, "{out}");
+    assert!(
+        out.lines().all(|l| l.chars().count() <= 100),
+        "line over 100 columns"
+    );
+    assert!(
+        out.contains("evil\\u{1b}[31m\\nid"),
+        "control characters not escaped"
+    );
+    let o = seglog(&["dump", dir, "--execution", "exec-1", "--json", "--decode"]);
+    let rows: Vec<serde_json::Value> = text(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 40);
+    assert!(rows
+        .iter()
+        .all(|r| r["execution"] == "exec-1" && r["checksum"] == "ok"));
+    assert_eq!(rows[0]["events"][0]["type"], "execution_paused");
+    assert_eq!(rows[0]["events"][0]["reason"], "reason 1");
+    let o = seglog(&["dump", dir, "--tenant", "tenant-1", "--json"]);
+    assert_eq!(text(&o).lines().count(), 40);
+    let o = seglog(&["dump", dir, "--from-lsn", "10", "--to-lsn", "19", "--json"]);
+    let lsns: Vec<u64> = text(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["lsn"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lsns, (10..=19).collect::<Vec<_>>());
+    let o = seglog(&["dump", segs[1].to_str().unwrap(), "--header", "--json"]);
+    let first: serde_json::Value = serde_json::from_str(text(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(first["segment"], 2);
+}
+
+#[test]
+fn verify_exit_codes_follow_the_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    let dir = tmp.path().to_str().unwrap();
+    let o = seglog(&["verify", dir]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("clean"));
+    assert!(text(&o).contains("checkpoint: ok"));
+
+    // A torn tail: the last record cut short.
+    let last = segs.last().unwrap();
+    let bytes = std::fs::read(last).unwrap();
+    let end = seglog_segment::inspect::analyze_segment(&bytes, 0).data_end as usize;
+    std::fs::write(last, &bytes[..end - 7]).unwrap();
+    let o = seglog(&["verify", dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("torn tail"));
+    std::fs::write(last, &bytes).unwrap();
+
+    // A bit flipped in a sealed segment.
+    let mut sealed = std::fs::read(&segs[0]).unwrap();
+    sealed[200] ^= 0x20;
+    std::fs::write(&segs[0], &sealed).unwrap();
+    let o = seglog(&["verify", dir]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("CORRUPT"));
+    let o = seglog(&["dump", dir]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_damaged_checkpoint_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    let first = seglog_segment::inspect::read_file(&seglog_segment::io::StdFs, &segs[0]).unwrap();
+    let a = seglog_segment::inspect::analyze_segment(&first, 0);
+    let h = a.header.clone().unwrap();
+    // A well-formed checkpoint whose record points past the end of the segment.
+    let info = seglog_segment::SegmentInfo {
+        number: h.segment_number,
+        first_lsn: h.first_lsn,
+        last_lsn: a.last_lsn,
+        path: segs[0].clone(),
+        data_end: first.len() as u64,
+        sealed: true,
+        created_unix_nanos: 0,
+    };
+    let cp = seglog_index::checkpoint::DecodedCheckpoint {
+        strings: vec!["exec-0".into(), "tenant-0".into()],
+        records: vec![seglog_index::checkpoint::CheckpointRecord {
+            execution: 0,
+            tenant: 1,
+            offset: u32::MAX,
+            event_count: 1,
+            first_seq: 1,
+            lsn: 1,
+            timestamp_unix_nanos: 0,
+        }],
+    };
+    let path = tmp
+        .path()
+        .join(seglog_index::checkpoint::checkpoint_file_name(h.first_lsn));
+    std::fs::write(&path, seglog_index::checkpoint::encode(&info, &cp)).unwrap();
+    let o = seglog(&["verify", tmp.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("checkpoint: DAMAGED"), "{}", text(&o));
+    // The log itself still opens: the checkpoint is ignored, the segment scanned.
+    let log = Log::open_blocking(
+        tmp.path(),
+        Options {
+            segment_size_bytes: 4096,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(log.count("exec-0").unwrap(), 40);
+    assert_eq!(
+        log.stats().recovery.checkpoints_loaded + 2,
+        log.segments().len()
+    );
+}
+
+#[test]
+fn stats_and_events_describe_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_log(tmp.path());
+    let dir = tmp.path().to_str().unwrap();
+    let o = seglog(&["stats", dir, "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let s: serde_json::Value = serde_json::from_str(&text(&o)).unwrap();
+    assert_eq!(
+        (
+            s["records"].as_u64(),
+            s["events"].as_u64(),
+            s["executions"].as_u64(),
+            s["tenants"].as_u64()
+        ),
+        (Some(121), Some(121), Some(4), Some(2))
+    );
+    assert_eq!(
+        s["checkpoints"]["with_valid_checkpoint"],
+        s["checkpoints"]["sealed_segments"]
+    );
+    assert!(s["torn_tail"].is_null());
+    let o = seglog(&["stats", dir]);
+    assert!(text(&o).contains("executions  4"));
+    let o = seglog(&["events", dir, "exec-2", "--json"]);
+    let rows: Vec<serde_json::Value> = text(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+    assert_eq!(rows[39]["event"]["reason"], "reason 119");
+    let o = seglog(&["events", dir, "exec-2"]);
+    assert!(
+        text(&o)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("execution_paused reason=reason 2"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn tail_follows_appends_from_another_process_handle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let log = Log::open_blocking(&dir, Options::default()).unwrap();
+    log.append_encoded_blocking("e", "t", None, 0, &[b"before"])
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_seglog"))
+        .args([
+            "tail",
+            dir.to_str().unwrap(),
+            "e",
+            "--max-events",
+            "5",
+            "--timeout-secs",
+            "20",
+            "--json",
+            "--poll-ms",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for i in 0..5 {
+        log.append_encoded_blocking("e", "t", None, 0, &[format!("live {i}").as_bytes()])
+            .unwrap();
+        log.append_encoded_blocking("other", "t", None, 0, &[b"noise"])
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5, 6], "only the new events, in order");
+}
+
+#[test]
+fn hostile_files_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("00000000000000000001.seg");
+    // Random bytes.
+    std::fs::write(
+        &f,
+        (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_clean_failure(&seglog(&["dump", f.to_str().unwrap()]), 2);
+    // A valid header, then a record claiming 4 GiB.
+    let header = seglog_segment::format::SegmentHeader {
+        segment_number: 1,
+        first_lsn: 1,
+        created_unix_nanos: 0,
+    }
+    .encode();
+    let mut b = header.to_vec();
+    b.extend_from_slice(&u32::MAX.to_le_bytes());
+    b.extend_from_slice(&[7u8; 100]);
+    std::fs::write(&f, &b).unwrap();
+    let o = seglog(&["dump", f.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a lone file's bad tail is a torn tail: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("impossible record length"));
+    // Truncated inside the header.
+    std::fs::write(&f, &header[..30]).unwrap();
+    assert_clean_failure(&seglog(&["verify", tmp.path().to_str().unwrap()]), 2);
+    // Not there at all; not a log directory.
+    assert_clean_failure(&seglog(&["dump", "/nonexistent/seglog"]), 3);
+    let empty = tempfile::tempdir().unwrap();
+    assert_clean_failure(&seglog(&["stats", empty.path().to_str().unwrap()]), 3);
+    // Usage errors.
+    assert_eq!(seglog(&["dump"]).status.code(), Some(64));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in ["demo", "dump", "verify", "stats", "events", "tail"] {
+        let o = seglog(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(text(&o).contains("Example"), "{cmd} --help has no example");
+        assert!(
+            text(&o).lines().all(|l| l.chars().count() <= 100),
+            "{cmd} --help wider than 100 columns"
+        );
+    }
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let o = seglog(&[
+        "demo",
+        dir.to_str().unwrap(),
+        "--runs",
+        "60",
+        "--tasks",
+        "8",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o), err(&o));
+    let out = text(&o);
+    for needle in [
+        "durable append latency",
+        "reopened in",
+        "clean",
+        "replayed through the EventStore trait",
+    ] {
+        assert!(out.contains(needle), "demo output lacks {needle:?}:\n{out}");
+    }
+    // It refuses to wipe a directory that is not a demo.
+    let other = tmp.path().join("precious");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "keep me").unwrap();
+    assert_clean_failure(&seglog(&["demo", other.to_str().unwrap()]), 3);
+    assert!(other.join("notes.txt").exists());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn arbitrary_bytes_never_crash_the_cli(bytes in proptest::collection::vec(any::<u8>(), 0..2000), with_header in any::<bool>()) {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("00000000000000000001.seg");
+        let mut content = Vec::new();
+        if with_header {
+            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0 }.encode());
+        }
+        content.extend_from_slice(&bytes);
+        std::fs::write(&f, &content).unwrap();
+        for args in [vec!["dump", f.to_str().unwrap(), "--decode"], vec!["verify", tmp.path().to_str().unwrap()], vec!["stats", tmp.path().to_str().unwrap()]] {
+            let o = seglog(&args);
+            let code = o.status.code();
+            prop_assert!(matches!(code, Some(0..=2)), "{args:?} exited {code:?}: {}", err(&o));
+            prop_assert!(!err(&o).contains("panicked"));
+        }
+    }
+}
