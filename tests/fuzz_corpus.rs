@@ -9,7 +9,9 @@ use seglog_tests::fuzz_entry;
 use std::path::{Path, PathBuf};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -27,27 +29,49 @@ fn write_seeds() {
     use seglog::{CheckpointMode, Log, Options};
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let tmp = tempfile::tempdir().unwrap();
-    let opts = Options { segment_size_bytes: 2048, checkpoints: CheckpointMode::Inline, ..Options::default() };
+    let opts = Options {
+        segment_size_bytes: 2048,
+        checkpoints: CheckpointMode::Inline,
+        ..Options::default()
+    };
     let log = Log::open_blocking(tmp.path(), opts).unwrap();
     for i in 0..30u64 {
         let p = format!("payload {i}");
         if i % 4 == 0 {
-            log.append_batch_blocking(&format!("e{}", i % 3), "t", &[p.as_bytes(), b"second"]).unwrap();
+            log.append_batch_blocking(&format!("e{}", i % 3), "t", &[p.as_bytes(), b"second"])
+                .unwrap();
         } else {
-            log.append_blocking(&format!("e{}", i % 3), "t", p.as_bytes()).unwrap();
+            log.append_blocking(&format!("e{}", i % 3), "t", p.as_bytes())
+                .unwrap();
         }
     }
     let segs = log.segments();
     log.close().unwrap();
     let seg0 = std::fs::read(&segs[0].path).unwrap();
     std::fs::write(base.join("segment_file/sealed_segment"), &seg0).unwrap();
-    std::fs::write(base.join("segment_file/torn_segment"), &seg0[..seg0.len() - 9]).unwrap();
-    std::fs::write(base.join("record_decoder/single_record"), &seg0[64..64 + 70]).unwrap();
+    std::fs::write(
+        base.join("segment_file/torn_segment"),
+        &seg0[..seg0.len() - 9],
+    )
+    .unwrap();
+    std::fs::write(
+        base.join("record_decoder/single_record"),
+        &seg0[64..64 + 70],
+    )
+    .unwrap();
     let a = seglog_segment::inspect::analyze_segment(&seg0, 0);
     let second = a.record_offsets[1] as usize;
     std::fs::write(base.join("record_decoder/batch_record"), &seg0[64..second]).unwrap();
-    let idx = tmp.path().join(seglog_index::checkpoint::checkpoint_file_name(segs[0].first_lsn));
-    std::fs::write(base.join("checkpoint_decoder/checkpoint"), std::fs::read(idx).unwrap()).unwrap();
+    let idx = tmp
+        .path()
+        .join(seglog_index::checkpoint::checkpoint_file_name(
+            segs[0].first_lsn,
+        ));
+    std::fs::write(
+        base.join("checkpoint_decoder/checkpoint"),
+        std::fs::read(idx).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]

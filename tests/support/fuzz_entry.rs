@@ -41,7 +41,10 @@ pub fn checkpoint_decoder(data: &[u8]) {
 pub fn segment_file(data: &[u8]) {
     let a = analyze_segment(data, 0);
     for &off in &a.record_offsets {
-        assert!(a.record(data, off).is_some(), "listed record does not decode");
+        assert!(
+            a.record(data, off).is_some(),
+            "listed record does not decode"
+        );
     }
     assert!(a.data_end as usize <= data.len());
 }

@@ -93,8 +93,12 @@ fn dump_lists_every_record_and_filters() {
         "line over 100 columns"
     );
     assert!(
-        out.contains("evil\\u{1b}[31m\\nid"),
+        out.contains("evil\\u{1b}"),
         "control characters not escaped"
+    );
+    assert!(
+        !out.contains('\x1b'),
+        "a raw control character reached the terminal"
     );
     let o = seglog(&["dump", dir, "--execution", "exec-1", "--json", "--decode"]);
     let rows: Vec<serde_json::Value> = text(&o)

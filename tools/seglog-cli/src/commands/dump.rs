@@ -47,11 +47,12 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
             out,
             "{}",
             paint.dim(&format!(
-                "{:>3} {:>10} {:>6} {:>8} {:<18} {:<10} {:>11} {:<15} {:>7} crc",
+                "{:>3} {:>10} {:>6} {:>8} {:<6} {:<16} {:<10} {:>9} {:<12} {:>7} crc",
                 "seg",
                 "offset",
                 "len",
                 "lsn",
+                "kind",
                 "execution",
                 "tenant",
                 "seq",
@@ -141,13 +142,14 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                 writeln!(out, "{}", serde_json::Value::Object(m))?;
             } else {
                 let line = format!(
-                    "{number:>3} {offset:>10} {:>6} {:>8} {:<18} {:<10} {:>11} {} {:>7}B {}",
+                    "{number:>3} {offset:>10} {:>6} {:>8} {:<6} {:<16} {:<10} {:>9} {} {:>7}B {}",
                     r.len(),
                     r.lsn(),
-                    fit(&escape(r.execution_id()), 18),
+                    "events",
+                    fit(&escape(r.execution_id()), 16),
                     fit(&escape(r.tenant_id()), 10),
-                    fit(&format!("{}..{}", r.first_seq(), r.last_seq()), 11),
-                    &timestamp(r.timestamp_unix_nanos())[11..26],
+                    fit(&format!("{}..{}", r.first_seq(), r.last_seq()), 9),
+                    &timestamp(r.timestamp_unix_nanos())[11..23],
                     r.payload_len(),
                     paint.good("ok"),
                 );
