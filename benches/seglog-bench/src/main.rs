@@ -1,5 +1,6 @@
-//! seglog's benchmark: durable append latency against peers (alternating rounds in one
-//! process, so ratios survive a noisy machine), and open / read / index-memory figures.
+//! seglog's benchmark: durable append latency and throughput against SQLite, raft-engine and
+//! the fsync floor, in one process run with peers alternating round by round (A B A B …) so
+//! ratios survive a noisy machine; and open / read / index-memory figures against raft-engine.
 //! See docs/benchmarks.md for the figures and how to read them.
 
 mod peers;
@@ -10,19 +11,25 @@ mod workload;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// seglog benchmarks. `--quick` runs every workload briefly (CI smoke test).
+/// seglog benchmarks (W1–W8). `--quick` runs every workload briefly (CI smoke test).
+///
+/// Workloads (256-byte payloads, 1,000 executions, every append durable):
+///   W1 1 writer · W2 16 writers · W3 64 writers · W4 batches of 10, 1 writer
+///   W5 4 KiB payloads, 16 writers (MB/s, vs. the disk's sequential bandwidth)
+///   W6 open after 1M events · W7 read a 1,000-event execution · W8 index memory
 ///
 /// Examples:
-///   seglog-bench append --writers 1,16,64 --seconds 3 --rounds 3
+///   seglog-bench all                     # the documented full run (~15 minutes)
+///   seglog-bench append --writers 64 --seconds 3 --rounds 3
 ///   seglog-bench open --events 1000000 --executions 1000
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
 #[command(version, about, verbatim_doc_comment)]
 struct Args {
-    /// Every workload, briefly (a few seconds in all).
+    /// Every workload, briefly (seconds in all).
     #[arg(long)]
     quick: bool,
     /// Directory for the temporary logs (default: the system temp dir).
@@ -34,11 +41,26 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Workload {
-    /// W1–W3: closed-loop durable appends from N writers; every peer, alternating rounds.
+    /// W1–W8, the full documented run.
+    All {
+        /// Seconds per peer per round for W1–W5.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Rounds for W1–W5.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Events in the W6–W8 logs.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
+    /// Closed-loop durable appends from N writers; every peer, alternating rounds.
     Append {
         /// Comma-separated writer counts (each is one workload).
         #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
         writers: Vec<usize>,
+        /// Events per append.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// Seconds per peer per round.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
@@ -52,8 +74,8 @@ enum Workload {
         #[arg(long, default_value_t = 1000)]
         executions: u64,
     },
-    /// W6–W8: build a log, then time open (with and without checkpoints), reading one
-    /// 1,000-event execution, and index memory per event.
+    /// W6–W8: open (with and without checkpoints), read one execution, index memory;
+    /// seglog and raft-engine on the same events.
     Open {
         /// Events in the log.
         #[arg(long, default_value_t = 1_000_000)]
@@ -64,42 +86,82 @@ enum Workload {
         /// Payload size in bytes.
         #[arg(long, default_value_t = 256)]
         payload_bytes: usize,
-        /// Timed opens per mode (the median is reported).
+        /// Timed opens per system (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
 }
 
-fn append(
-    base: &std::path::Path,
-    writers: &[usize],
-    seconds: f64,
-    rounds: usize,
+fn spec(
+    name: &'static str,
+    writers: usize,
+    batch: usize,
     payload_bytes: usize,
-    executions: u64,
-) -> Result<()> {
-    let probe_before = probe::fdatasync_p50(base)?;
-    println!(
-        "fdatasync probe before: p50 {:.0} µs",
-        probe_before.as_secs_f64() * 1e6
-    );
-    let mut rows = Vec::new();
-    for &w in writers {
-        let spec = workload::Spec {
-            writers: w,
-            duration: Duration::from_secs_f64(seconds),
-            payload_bytes,
-            executions,
-        };
-        rows.extend(workload::run_alternating(base, &spec, rounds)?);
+    seconds: f64,
+) -> workload::Spec {
+    workload::Spec {
+        name,
+        writers,
+        batch,
+        duration: Duration::from_secs_f64(seconds),
+        payload_bytes,
+        executions: 1000,
     }
-    let probe_after = probe::fdatasync_p50(base)?;
+}
+
+fn appends(base: &Path, specs: &[workload::Spec], rounds: usize, bandwidth: bool) -> Result<()> {
+    let before = probe::fdatasync_p50(base)?;
+    let mut rows = Vec::new();
+    for s in specs {
+        rows.extend(workload::run_alternating(base, s, rounds)?);
+    }
+    let after = probe::fdatasync_p50(base)?;
     println!(
-        "fdatasync probe after:  p50 {:.0} µs\n",
-        probe_after.as_secs_f64() * 1e6
+        "fdatasync probe (4 KiB write + fdatasync, p50): before {:.0} µs, after {:.0} µs",
+        before.as_secs_f64() * 1e6,
+        after.as_secs_f64() * 1e6
     );
+    if bandwidth {
+        println!(
+            "disk sequential write bandwidth (512 MiB, 1 MiB writes, one fdatasync): {:.0} MB/s",
+            probe::sequential_write_mb_s(base)?
+        );
+    }
+    println!();
     print!("{}", report::markdown(&rows));
     Ok(())
+}
+
+fn opens(
+    base: &Path,
+    events: u64,
+    executions: u64,
+    payload_bytes: usize,
+    runs: usize,
+) -> Result<()> {
+    let shape = recovery::Shape {
+        events,
+        executions,
+        payload_bytes,
+        long_execution: 1000.min(events / 2),
+    };
+    print!("{}", recovery::run(base, &shape, runs)?);
+    Ok(())
+}
+
+fn all(base: &Path, seconds: f64, rounds: usize, events: u64) -> Result<()> {
+    let specs = [
+        spec("W1", 1, 1, 256, seconds),
+        spec("W2", 16, 1, 256, seconds),
+        spec("W3", 64, 1, 256, seconds),
+        spec("W4", 1, 10, 256, seconds),
+        spec("W5", 16, 1, 4096, seconds),
+    ];
+    appends(base, &specs, rounds, true)?;
+    println!("\nW6, W7 (1,000 executions):\n");
+    opens(base, events, 1000, 256, 5)?;
+    println!("\nW8 (10,000 executions):\n");
+    opens(base, events, 10_000, 256, 3)
 }
 
 fn main() -> Result<()> {
@@ -108,14 +170,32 @@ fn main() -> Result<()> {
     match (args.quick, args.workload) {
         (
             false,
+            Some(Workload::All {
+                seconds,
+                rounds,
+                events,
+            }),
+        ) => all(&base, seconds, rounds, events),
+        (
+            false,
             Some(Workload::Append {
                 writers,
+                batch,
                 seconds,
                 rounds,
                 payload_bytes,
                 executions,
             }),
-        ) => append(&base, &writers, seconds, rounds, payload_bytes, executions),
+        ) => {
+            let specs: Vec<workload::Spec> = writers
+                .iter()
+                .map(|&w| workload::Spec {
+                    executions,
+                    ..spec("append", w, batch, payload_bytes, seconds)
+                })
+                .collect();
+            appends(&base, &specs, rounds, false)
+        }
         (
             false,
             Some(Workload::Open {
@@ -124,19 +204,8 @@ fn main() -> Result<()> {
                 payload_bytes,
                 runs,
             }),
-        ) => {
-            print!(
-                "{}",
-                recovery::run(&base, events, executions, payload_bytes, runs)?
-            );
-            Ok(())
-        }
+        ) => opens(&base, events, executions, payload_bytes, runs),
         // --quick, or no workload named: everything, briefly.
-        _ => {
-            append(&base, &[1, 4], 0.3, 1, 256, 1000)?;
-            println!();
-            print!("{}", recovery::run(&base, 20_000, 100, 256, 2)?);
-            Ok(())
-        }
+        _ => all(&base, 0.25, 1, 20_000),
     }
 }

@@ -1,167 +1,203 @@
-//! Open, read and index-memory workloads (W6–W8): build a log once, then time reopening it
-//! with and without index checkpoints, reading one execution, and the index's size.
+//! W6–W8: build the same log in seglog and in raft-engine, then time reopening each (seglog
+//! with and without index checkpoints), reading one 1,000-event execution after reopen
+//! (seglog through the EventStore trait, decoding included), and seglog's index memory.
 
+use crate::peers::raft_engine_peer::{entry, open_engine, BenchEntries};
+use crate::peers::seglog_trait::event_of;
 use anyhow::{Context, Result};
+use enact_core::kernel::persistence::EventStore;
+use enact_core::kernel::ExecutionId;
+use raft_engine::LogBatch;
 use seglog::{CheckpointMode, Log, Options, SyncMode};
+use seglog_eventstore::{codec, SeglogEventStore};
+use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Builds a log of `events` events of `payload_bytes` over `executions` executions, with a
-/// dedicated execution of `long_execution` events for the read test. Bulk-loaded without
-/// per-append fsync (the log is synced when closed).
-pub fn build(
-    dir: &Path,
-    events: u64,
-    executions: u64,
-    payload_bytes: usize,
-    long_execution: u64,
-) -> Result<Duration> {
-    let started = Instant::now();
-    let opts = Options {
-        sync_mode: SyncMode::Never,
-        ..Options::default()
-    };
-    let log = Log::open_blocking(dir, opts)?;
-    let payload = vec![0x5Au8; payload_bytes];
-    let threads = 2u64;
-    let per_thread = events.saturating_sub(long_execution) / threads;
-    let every = (per_thread / long_execution.max(1)).max(1);
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let log = log.clone();
-                let payload = &payload;
-                s.spawn(move || -> Result<()> {
-                    for i in 0..per_thread {
-                        let n = t * per_thread + i;
-                        // Interleave the long execution's events through the whole log.
-                        if t == 0 && i % every == 0 && i / every < long_execution {
-                            log.append_blocking("long-execution", "tenant-0", payload)?;
-                        }
-                        let exec = format!("exec-{:06}", n % executions);
-                        log.append_blocking(
-                            &exec,
-                            &format!("tenant-{}", n % executions % 10),
-                            payload,
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("loader thread panicked"))??;
+/// The shape of the log.
+pub struct Shape {
+    pub events: u64,
+    pub executions: u64,
+    pub payload_bytes: usize,
+    /// Events of the execution read back (spread through the whole log).
+    pub long_execution: u64,
+}
+
+const LONG: &str = "long-execution";
+const LONG_GROUP: u64 = u64::MAX / 2;
+
+/// Calls `f(execution, event_number)` for every event, in log order; `None` is the long one.
+fn for_each_event(shape: &Shape, mut f: impl FnMut(Option<u64>) -> Result<()>) -> Result<()> {
+    let others = shape.events.saturating_sub(shape.long_execution);
+    let every = (others / shape.long_execution.max(1)).max(1);
+    for n in 0..others {
+        if n % every == 0 && n / every < shape.long_execution {
+            f(None)?;
+        }
+        f(Some(n % shape.executions))?;
+    }
+    Ok(())
+}
+
+fn build_seglog(dir: &Path, shape: &Shape) -> Result<u64> {
+    let log = Log::open_blocking(
+        dir,
+        Options {
+            sync_mode: SyncMode::Never,
+            ..Options::default()
+        },
+    )?;
+    let encoded = codec::encode(&event_of(&vec![b'x'; shape.payload_bytes]))?;
+    for_each_event(shape, |exec| {
+        let id = exec.map_or_else(|| LONG.to_string(), |e| format!("exec-{e:06}"));
+        log.append_encoded_blocking(
+            &id,
+            "tenant",
+            None,
+            codec::ENCODING_MSGPACK_NAMED,
+            &[&encoded],
+        )?;
+        Ok(())
+    })?;
+    let bytes = log.segments().iter().map(|s| s.data_end).sum();
+    log.close()?;
+    Ok(bytes)
+}
+
+fn build_raft_engine(dir: &Path, shape: &Shape) -> Result<()> {
+    let engine = open_engine(dir)?;
+    let payload = vec![b'x'; shape.payload_bytes];
+    let mut next = std::collections::HashMap::<u64, u64>::new();
+    let mut batch = LogBatch::default();
+    let mut pending = 0;
+    for_each_event(shape, |exec| {
+        let group = exec.map_or(LONG_GROUP, |e| e + 1);
+        let index = next.entry(group).or_insert(1);
+        batch.add_entries::<BenchEntries>(group, &[entry(*index, &payload)])?;
+        *index += 1;
+        pending += 1;
+        if pending == 256 {
+            engine.write(&mut batch, false)?;
+            pending = 0;
         }
         Ok(())
     })?;
-    let have = log.count("long-execution")?;
-    if have < long_execution {
-        let missing = vec![payload.clone(); (long_execution - have) as usize];
-        log.append_batch_blocking("long-execution", "tenant-0", &missing)?;
-    }
-    log.close()?;
-    Ok(started.elapsed())
+    engine.write(&mut batch, true)?;
+    Ok(())
 }
 
-/// Median open time over `runs` opens (warm page cache), and the recovery figures of the last.
-pub fn time_open(
-    dir: &Path,
-    checkpoints: CheckpointMode,
-    runs: usize,
-) -> Result<(Duration, seglog::RecoveryStats)> {
-    let mut times = Vec::new();
-    let mut last = None;
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Runs W6–W8 and returns a markdown table.
+pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
+    let tmp = tempfile::tempdir_in(base)?;
+    let (seg_dir, raft_dir) = (tmp.path().join("seglog"), tmp.path().join("raft"));
+    std::fs::create_dir_all(&raft_dir)?;
+    let t = Instant::now();
+    let bytes = build_seglog(&seg_dir, shape)?;
+    eprintln!(
+        "built seglog log ({} MiB) in {:.1?}",
+        bytes >> 20,
+        t.elapsed()
+    );
+    let t = Instant::now();
+    build_raft_engine(&raft_dir, shape)?;
+    eprintln!("built raft-engine log in {:.1?}", t.elapsed());
+    // One open to write any missing checkpoint; then the timed ones, alternating systems.
+    Log::open_blocking(&seg_dir, Options::default())?.close()?;
+    let (mut with_ckpt, mut without, mut raft) = (Vec::new(), Vec::new(), Vec::new());
+    let mut recovery = None;
     for _ in 0..runs {
         let t = Instant::now();
+        let log = Log::open_blocking(&seg_dir, Options::default())?;
+        with_ckpt.push(t.elapsed());
+        recovery = Some(log.stats().recovery);
+        log.close()?;
+        let t = Instant::now();
+        let engine = open_engine(&raft_dir)?;
+        raft.push(t.elapsed());
+        drop(engine);
+        let t = Instant::now();
         let log = Log::open_blocking(
-            dir,
+            &seg_dir,
             Options {
-                checkpoints,
+                checkpoints: CheckpointMode::Off,
                 ..Options::default()
             },
         )?;
-        times.push(t.elapsed());
-        last = Some(log.stats().recovery);
+        without.push(t.elapsed());
         log.close()?;
     }
-    times.sort();
-    Ok((times[times.len() / 2], last.context("no run")?))
-}
+    let recovery = recovery.context("no run")?;
+    let (with_ckpt, without, raft) = (median(with_ckpt), median(without), median(raft));
 
-/// Median time to read every event of `execution` after a reopen, over `runs` reads.
-pub fn time_read(dir: &Path, execution: &str, runs: usize) -> Result<(Duration, usize)> {
-    let log = Log::open_blocking(dir, Options::default())?;
-    let mut times = Vec::new();
+    // W7: read the long execution after a reopen.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let log = Log::open_blocking(&seg_dir, Options::default())?;
+    let (index_bytes, indexed, executions) = {
+        let s = log.stats();
+        (s.index_memory_bytes, s.indexed_events, s.executions)
+    };
+    let store = SeglogEventStore::from_log(log.clone());
+    let exec = ExecutionId::from_string(LONG);
+    let (mut via_trait, mut raw) = (Vec::new(), Vec::new());
     let mut n = 0;
-    for _ in 0..runs {
+    for _ in 0..runs.max(7) {
         let t = Instant::now();
-        let events = log.read(execution)?;
-        times.push(t.elapsed());
-        n = events.len();
+        n = runtime.block_on(store.load_events(&exec))?.len();
+        via_trait.push(t.elapsed());
+        let t = Instant::now();
+        log.read(LONG)?;
+        raw.push(t.elapsed());
     }
     log.close()?;
-    times.sort();
-    Ok((times[times.len() / 2], n))
-}
+    let engine = open_engine(&raft_dir)?;
+    let mut raft_read = Vec::new();
+    let mut raft_n = 0;
+    for _ in 0..runs.max(7) {
+        let mut out = Vec::new();
+        let t = Instant::now();
+        engine.fetch_entries_to::<BenchEntries>(
+            LONG_GROUP,
+            1,
+            shape.long_execution + 1,
+            None,
+            &mut out,
+        )?;
+        raft_read.push(t.elapsed());
+        raft_n = out.len();
+    }
+    let (via_trait, raw, raft_read) = (median(via_trait), median(raw), median(raft_read));
 
-/// Index memory per event of the log in `dir`.
-pub fn index_memory(dir: &Path) -> Result<(usize, u64, usize)> {
-    let log = Log::open_blocking(dir, Options::default())?;
-    let s = log.stats();
-    log.close()?;
-    Ok((s.index_memory_bytes, s.indexed_events, s.executions))
-}
-
-/// Bytes of records in the log (not counting preallocated space).
-fn log_bytes(dir: &Path) -> Result<u64> {
-    let log = Log::open_blocking(dir, Options::default())?;
-    let total = log.segments().iter().map(|s| s.data_end).sum();
-    log.close()?;
-    Ok(total)
-}
-
-/// W6, W7 and W8 on one log; prints a markdown table.
-pub fn run(
-    base: &Path,
-    events: u64,
-    executions: u64,
-    payload_bytes: usize,
-    runs: usize,
-) -> Result<String> {
-    let tmp = tempfile::tempdir_in(base)?;
-    let dir = tmp.path().join("log");
-    let built = build(&dir, events, executions, payload_bytes, 1000)?;
-    let bytes = log_bytes(&dir)?;
-    eprintln!(
-        "built {events} events over {executions} executions ({} MiB) in {:.1?}",
-        bytes >> 20,
-        built
-    );
-    // The first open writes any checkpoint still missing; time the opens after it.
-    let (_, _) = time_open(&dir, CheckpointMode::Background, 1)?;
-    let (with_ckpt, r1) = time_open(&dir, CheckpointMode::Background, runs)?;
-    let (without, r2) = time_open(&dir, CheckpointMode::Off, runs)?;
-    let (read, n) = time_read(&dir, "long-execution", runs.max(5))?;
-    let (mem, indexed, execs) = index_memory(&dir)?;
     let mut out = String::new();
-    use std::fmt::Write;
-    let _ = writeln!(out, "| figure | value |");
-    let _ = writeln!(out, "|---|---:|");
-    let _ = writeln!(out, "| log | {events} events × {payload_bytes} B over {executions} executions, {} MiB in {} segments |", bytes >> 20, r1.checkpoints_loaded + 1);
-    let _ = writeln!(out, "| open with checkpoints (median of {runs}) | {:.1} ms ({} checkpoints, {} segment scanned, {} KiB read) |", with_ckpt.as_secs_f64() * 1e3, r1.checkpoints_loaded, r1.segments_scanned, r1.bytes_scanned >> 10);
     let _ = writeln!(
         out,
-        "| open without checkpoints (median of {runs}) | {:.1} ms ({} MiB scanned, {:.0} MB/s) |",
-        without.as_secs_f64() * 1e3,
-        r2.bytes_scanned >> 20,
-        r2.bytes_scanned as f64 / without.as_secs_f64() / 1e6
+        "| figure | seglog | raft-engine | seglog ÷ raft-engine |"
     );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let _ = writeln!(out, "| log | {} events × {} B over {} executions, {} MiB | same entries, one raft group per execution | |", shape.events, shape.payload_bytes, shape.executions, bytes >> 20);
+    let _ = writeln!(out, "| W6 open, with checkpoints (median of {runs}) | {} ({} checkpoints, {} KiB scanned) | {} | {:.2} |", ms(with_ckpt), recovery.checkpoints_loaded, recovery.bytes_scanned >> 10, ms(raft), with_ckpt.as_secs_f64() / raft.as_secs_f64());
     let _ = writeln!(
         out,
-        "| read one {n}-event execution after reopen (median) | {:.3} ms |",
-        read.as_secs_f64() * 1e3
+        "| W6 open, full scan (median of {runs}) | {} | {} | {:.2} |",
+        ms(without),
+        ms(raft),
+        without.as_secs_f64() / raft.as_secs_f64()
     );
-    let _ = writeln!(out, "| index memory | {:.1} MiB for {indexed} events in {execs} executions = {:.2} bytes/event |", mem as f64 / 1048576.0, mem as f64 / indexed.max(1) as f64);
+    let _ = writeln!(out, "| W7 read a {n}-event execution, through the EventStore trait (decoding) | {} | {} ({raft_n} entries) | {:.2} |", ms(via_trait), ms(raft_read), via_trait.as_secs_f64() / raft_read.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "| W7 read, raw `Log::read` (no decoding) | {} | | {:.2} |",
+        ms(raw),
+        raw.as_secs_f64() / raft_read.as_secs_f64()
+    );
+    let _ = writeln!(out, "| W8 index memory | {:.2} B/event ({:.1} MiB for {indexed} events, {executions} executions) | | |", index_bytes as f64 / indexed.max(1) as f64, index_bytes as f64 / 1048576.0);
     Ok(out)
 }

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 /// One workload.
 #[derive(Debug, Clone)]
 pub struct Spec {
+    /// Name in reports (W1, W2 …).
+    pub name: &'static str,
     pub writers: usize,
+    /// Events per append (1 = single appends).
+    pub batch: usize,
     pub duration: Duration,
     pub payload_bytes: usize,
     pub executions: u64,
@@ -19,10 +23,12 @@ pub struct Spec {
 
 /// One peer's result on one workload, over all rounds.
 pub struct Row {
+    pub workload: &'static str,
     pub peer: &'static str,
     pub writers: usize,
+    pub batch: usize,
     pub payload_bytes: usize,
-    /// Appends per second of each round.
+    /// Appends (calls) per second of each round.
     pub rounds_per_sec: Vec<f64>,
     /// Latencies of every append of every round, microseconds.
     pub latency_us: Histogram<u64>,
@@ -50,11 +56,16 @@ fn run_once(peer: &dyn Peer, spec: &Spec) -> Result<(u64, Duration, Histogram<u6
                     let payload: Vec<u8> = (0..spec.payload_bytes)
                         .map(|i| b'a' + ((i * 7 + t) % 26) as u8)
                         .collect();
+                    let batch: Vec<&[u8]> = vec![payload.as_slice(); spec.batch.max(1)];
                     let mut n = 0u64;
                     while Instant::now() < deadline {
                         let exec = rng.random_range(0..spec.executions);
                         let t0 = Instant::now();
-                        peer.append(exec, &payload)?;
+                        if batch.len() == 1 {
+                            peer.append(exec, &payload)?;
+                        } else {
+                            peer.append_batch(exec, &batch)?;
+                        }
                         hist.saturating_record(t0.elapsed().as_micros() as u64);
                         n += 1;
                     }
@@ -88,8 +99,10 @@ pub fn run_alternating(base: &Path, spec: &Spec, rounds: usize) -> Result<Vec<Ro
         .iter()
         .map(|k| -> Result<Row> {
             Ok(Row {
+                workload: spec.name,
                 peer: k.name,
                 writers: spec.writers,
+                batch: spec.batch.max(1),
                 payload_bytes: spec.payload_bytes,
                 rounds_per_sec: Vec::new(),
                 latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
@@ -108,7 +121,8 @@ pub fn run_alternating(base: &Path, spec: &Spec, rounds: usize) -> Result<Vec<Ro
             drop(peer);
             let per_sec = n as f64 / elapsed.as_secs_f64();
             eprintln!(
-                "round {round} {:<26} writers {:>3}: {per_sec:>9.0}/s p50 {:>6} µs p99 {:>6} µs",
+                "{} round {round} {:<30} writers {:>3}: {per_sec:>9.0} appends/s p50 {:>6} µs p99 {:>6} µs",
+                spec.name,
                 kinds[i].name,
                 spec.writers,
                 hist.value_at_quantile(0.5),

@@ -112,6 +112,10 @@ fn acknowledged_records_survive_a_power_cut_after_every_operation() {
         fs.mutating_ops()
     };
     assert!(total_ops > 40, "workload too small: {total_ops} ops");
+    eprintln!(
+        "power cut after each of {total_ops} operations, 4 crash modes each: {} recoveries",
+        total_ops * 4 * 2
+    );
     for n in 1..=total_ops {
         let modes = [
             CrashMode::LoseUnsynced,

@@ -98,6 +98,10 @@ fn deleted_truncated_or_flipped_checkpoints_give_identical_answers() {
         assert_eq!(d, expected, "flip in byte {byte}");
         assert_eq!(r.checkpoints_loaded, sealed - 1, "flip in byte {byte}");
     }
+    eprintln!(
+        "damaged-checkpoint reopens: {}",
+        original.len().div_ceil(7) + original.len()
+    );
     // Another segment's (valid) checkpoint under this name: stale, ignored.
     let other = fs.read_file(&paths[0]).unwrap();
     fs.replace_file(victim, other).unwrap();

@@ -47,4 +47,9 @@ impl Peer for Floor {
         *offset = at + payload.len() as u64;
         Ok(())
     }
+
+    fn append_batch(&self, execution: u64, payloads: &[&[u8]]) -> Result<()> {
+        // The floor's batch: one write of the concatenation, one fdatasync.
+        self.append(execution, &payloads.concat())
+    }
 }

@@ -1,9 +1,11 @@
 //! The systems under test, behind one small trait.
 
 mod floor;
+pub mod raft_engine_peer;
 mod seglog_log;
 mod seglog_segment_peer;
-mod seglog_trait;
+pub mod seglog_trait;
+mod sqlite;
 
 use anyhow::Result;
 use std::path::Path;
@@ -12,6 +14,10 @@ use std::path::Path;
 pub trait Peer: Send + Sync {
     /// Appends `payload` to `execution` and returns once it is durable.
     fn append(&self, execution: u64, payload: &[u8]) -> Result<()>;
+
+    /// Appends `payloads` to `execution` atomically, with one durability wait, in the peer's
+    /// native way (one transaction, one log batch, one record).
+    fn append_batch(&self, execution: u64, payloads: &[&[u8]]) -> Result<()>;
 }
 
 /// How to make a fresh instance of a peer in a directory.
@@ -28,6 +34,14 @@ pub fn all() -> Vec<PeerKind> {
         PeerKind {
             name: "floor (write+fdatasync)",
             open: floor::open,
+        },
+        PeerKind {
+            name: "SQLite (WAL, synchronous=FULL)",
+            open: sqlite::open,
+        },
+        PeerKind {
+            name: "raft-engine",
+            open: raft_engine_peer::open,
         },
         PeerKind {
             name: "seglog-segment",

@@ -21,4 +21,10 @@ impl Peer for LogPeer {
         self.log.append_blocking(&id, "bench", payload)?;
         Ok(())
     }
+
+    fn append_batch(&self, execution: u64, payloads: &[&[u8]]) -> Result<()> {
+        let id = format!("exec-{execution:06}");
+        self.log.append_batch_blocking(&id, "bench", payloads)?;
+        Ok(())
+    }
 }

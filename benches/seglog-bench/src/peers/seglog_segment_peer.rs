@@ -23,6 +23,10 @@ pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
 
 impl Peer for SegmentPeer {
     fn append(&self, execution: u64, payload: &[u8]) -> Result<()> {
+        self.append_batch(execution, &[payload])
+    }
+
+    fn append_batch(&self, execution: u64, payloads: &[&[u8]]) -> Result<()> {
         let id = format!("exec-{execution:06}");
         self.log.append(&EventBatch {
             encoding: 0,
@@ -30,7 +34,7 @@ impl Peer for SegmentPeer {
             tenant_id: b"bench",
             first_seq: 0,
             timestamp_unix_nanos: 0,
-            payloads: &[payload],
+            payloads,
         })?;
         Ok(())
     }

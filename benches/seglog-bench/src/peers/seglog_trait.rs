@@ -28,19 +28,29 @@ pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
     }))
 }
 
+/// An event whose MessagePack encoding is about `payload.len()` bytes (~35 bytes of
+/// framing around the text), so the trait peer writes what the others write.
+pub fn event_of(payload: &[u8]) -> ExecutionEventData {
+    let text = String::from_utf8_lossy(&payload[..payload.len().saturating_sub(35)]).into_owned();
+    ExecutionEventData::Custom {
+        event_type: "bench".into(),
+        data: serde_json::Value::String(text),
+    }
+}
+
 impl Peer for TraitPeer {
     fn append(&self, execution: u64, payload: &[u8]) -> Result<()> {
         let exec = ExecutionId::from_string(format!("exec-{execution:06}"));
-        // ~35 bytes of MessagePack framing around the text: subtract it so the encoded event
-        // is about the payload size of the other peers.
-        let text =
-            String::from_utf8_lossy(&payload[..payload.len().saturating_sub(35)]).into_owned();
-        let event = ExecutionEventData::Custom {
-            event_type: "bench".into(),
-            data: serde_json::Value::String(text),
-        };
         self.runtime
-            .block_on(self.store.append(&exec, &self.tenant, event))?;
+            .block_on(self.store.append(&exec, &self.tenant, event_of(payload)))?;
+        Ok(())
+    }
+
+    fn append_batch(&self, execution: u64, payloads: &[&[u8]]) -> Result<()> {
+        let exec = ExecutionId::from_string(format!("exec-{execution:06}"));
+        let events = payloads.iter().map(|p| event_of(p)).collect();
+        self.runtime
+            .block_on(self.store.append_batch(&exec, &self.tenant, events))?;
         Ok(())
     }
 }
