@@ -73,6 +73,9 @@ enum Workload {
         /// Executions the appends are spread over (chosen uniformly).
         #[arg(long, default_value_t = 1000)]
         executions: u64,
+        /// Only peers whose name contains one of these (comma-separated), e.g. `raft,Log`.
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<String>,
     },
     /// W6–W8: open (with and without checkpoints), read one execution, index memory;
     /// seglog and raft-engine on the same events.
@@ -185,8 +188,10 @@ fn main() -> Result<()> {
                 rounds,
                 payload_bytes,
                 executions,
+                peers,
             }),
         ) => {
+            workload::set_peer_filter(peers);
             let specs: Vec<workload::Spec> = writers
                 .iter()
                 .map(|&w| workload::Spec {

@@ -92,9 +92,20 @@ fn run_once(peer: &dyn Peer, spec: &Spec) -> Result<(u64, Duration, Histogram<u6
     Ok((total, elapsed, hist))
 }
 
+static PEER_FILTER: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Restricts later runs to peers whose name contains one of `names` (empty: all).
+pub fn set_peer_filter(names: Vec<String>) {
+    let _ = PEER_FILTER.set(names);
+}
+
 /// Runs every peer `rounds` times on `spec`, alternating the order each round.
 pub fn run_alternating(base: &Path, spec: &Spec, rounds: usize) -> Result<Vec<Row>> {
-    let kinds = peers::all();
+    let filter = PEER_FILTER.get().cloned().unwrap_or_default();
+    let kinds: Vec<_> = peers::all()
+        .into_iter()
+        .filter(|k| filter.is_empty() || filter.iter().any(|f| k.name.contains(f.as_str())))
+        .collect();
     let mut rows: Vec<Row> = kinds
         .iter()
         .map(|k| -> Result<Row> {

@@ -15,6 +15,7 @@
 use crate::{Error, Result};
 use seglog_segment::RecordPosition;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Maps keyed by ids: ahash is fast and, with its random keys, resists collision attacks
 /// from hostile execution ids.
@@ -62,7 +63,8 @@ pub struct Execution {
     tenant: u32,
     created_lsn: u64,
     last_seq: u64,
-    visible_seq: u64,
+    /// Atomic so that appenders publish under the index's read lock.
+    visible_seq: AtomicU64,
     last_timestamp_unix_nanos: i64,
     records: Vec<Location>,
     /// First sequence of each record, present once a record held more than one event.
@@ -84,7 +86,7 @@ impl Execution {
     }
     /// Last sequence that readers may see (durable and published).
     pub fn visible_seq(&self) -> u64 {
-        self.visible_seq
+        self.visible_seq.load(Ordering::Acquire)
     }
     /// Timestamp of its last record.
     pub fn last_timestamp_unix_nanos(&self) -> i64 {
@@ -268,7 +270,7 @@ impl ExecutionIndex {
                     tenant,
                     created_lsn: r.lsn,
                     last_seq: 0,
-                    visible_seq: 0,
+                    visible_seq: AtomicU64::new(0),
                     last_timestamp_unix_nanos: i64::MIN,
                     records: Vec::new(),
                     record_first_seqs: None,
@@ -412,7 +414,7 @@ impl ExecutionIndex {
                         tenant: t,
                         created_lsn: r.lsn,
                         last_seq: 0,
-                        visible_seq: 0,
+                        visible_seq: AtomicU64::new(0),
                         last_timestamp_unix_nanos: i64::MIN,
                         records: Vec::new(),
                         record_first_seqs: None,
@@ -445,10 +447,12 @@ impl ExecutionIndex {
         Ok(())
     }
 
-    /// Makes events up to `seq` of an execution visible to readers.
-    pub fn publish(&mut self, slot: ExecutionSlot, seq: u64) {
-        if let Some(e) = self.executions.get_mut(slot.0 as usize) {
-            e.visible_seq = e.visible_seq.max(seq.min(e.last_seq));
+    /// Makes events up to `seq` of an execution visible to readers. Takes `&self`: callers
+    /// publish under a shared lock. Correct only when every event up to `seq` is durable.
+    pub fn publish(&self, slot: ExecutionSlot, seq: u64) {
+        if let Some(e) = self.executions.get(slot.0 as usize) {
+            e.visible_seq
+                .fetch_max(seq.min(e.last_seq), Ordering::AcqRel);
         }
     }
 
@@ -469,7 +473,7 @@ impl ExecutionIndex {
     /// Makes everything indexed visible (after recovery, when all of it is durable).
     pub fn publish_all(&mut self) {
         for e in &mut self.executions {
-            e.visible_seq = e.last_seq;
+            *e.visible_seq.get_mut() = e.last_seq;
         }
     }
 
@@ -479,7 +483,7 @@ impl ExecutionIndex {
             return Vec::new();
         };
         let from = from_seq.max(1);
-        let to = e.visible_seq;
+        let to = e.visible_seq();
         if from > to || limit == 0 {
             return Vec::new();
         }
@@ -508,7 +512,7 @@ impl ExecutionIndex {
             .iter()
             .rev()
             .map(|&i| &self.executions[i as usize])
-            .filter(|e| e.visible_seq > 0)
+            .filter(|e| e.visible_seq() > 0)
             .skip(offset)
             .take(limit)
             .map(|e| e.id())

@@ -7,12 +7,15 @@ use crate::{Error, Result};
 use seglog_index::{IndexedRecord, Location};
 use seglog_segment::format::{EventBatch, MAX_ID_LEN};
 use seglog_segment::io::FileSystem;
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A submitted append, not yet durable.
 pub(crate) struct Submitted {
     lsn: u64,
+    slot: seglog_index::ExecutionSlot,
     first_seq: u64,
+    last_seq: u64,
     events: u64,
     payload_bytes: u64,
     started: Instant,
@@ -29,6 +32,25 @@ fn check_id(id: &str, what: &'static str) -> Result<()> {
         return Err(Error::InvalidId { what });
     }
     Ok(())
+}
+
+/// Registers an append whose caller stopped waiting for it.
+struct AbandonGuard<'a, F: FileSystem> {
+    log: &'a Log<F>,
+    submitted: Option<&'a Submitted>,
+}
+
+impl<F: FileSystem> Drop for AbandonGuard<'_, F> {
+    fn drop(&mut self) {
+        if let Some(s) = self.submitted.take() {
+            self.log.shared.abandoned.lock().push(PendingVisibility {
+                lsn: s.lsn,
+                slot: s.slot,
+                last_seq: s.last_seq,
+            });
+            self.log.shared.has_abandoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl<F: FileSystem> Log<F> {
@@ -88,55 +110,51 @@ impl<F: FileSystem> Log<F> {
             event_count: events as u32,
             timestamp_unix_nanos: plan.timestamp_unix_nanos,
         })?;
-        st.pending.push_back(PendingVisibility {
-            lsn: appended.lsn,
-            slot,
-            last_seq: plan.first_seq + events - 1,
-        });
         Ok(Submitted {
             lsn: appended.lsn,
+            slot,
             first_seq: plan.first_seq,
+            last_seq: plan.first_seq + events - 1,
             events,
             payload_bytes,
             started,
         })
     }
 
-    /// Makes every durable pending append visible and wakes subscribers.
-    pub(crate) fn publish_durable(&self) {
-        let durable = self.shared.segments.durable_lsn();
-        let mut published = false;
-        {
-            let mut st = self.shared.state.write();
-            while st.pending.front().is_some_and(|p| p.lsn <= durable) {
-                if let Some(p) = st.pending.pop_front() {
-                    st.index.publish(p.slot, p.last_seq);
-                    published = true;
-                }
-            }
-        }
-        if published {
+    /// Makes a durable append visible and wakes subscribers. Sequence order is LSN order
+    /// within an execution, so "my LSN is durable" means every event up to mine is: publishing
+    /// up to my last sequence needs only the index's read lock.
+    fn publish(&self, slot: seglog_index::ExecutionSlot, last_seq: u64) {
+        self.shared.state.read().index.publish(slot, last_seq);
+        if self.shared.visible_tx.receiver_count() > 0 {
             self.shared.visible_tx.send_modify(|v| *v += 1);
         }
     }
 
-    /// Publishes durable appends if any are waiting (cheap check under the read lock).
+    /// Publishes cancelled appends that have become durable (called by readers).
     pub(crate) fn publish_if_due(&self) {
+        if !self.shared.has_abandoned.load(Ordering::Acquire) {
+            return;
+        }
         let durable = self.shared.segments.durable_lsn();
-        let due = self
-            .shared
-            .state
-            .read()
-            .pending
-            .front()
-            .is_some_and(|p| p.lsn <= durable);
-        if due {
-            self.publish_durable();
+        let due: Vec<PendingVisibility> = {
+            let mut abandoned = self.shared.abandoned.lock();
+            let (due, rest) = std::mem::take(&mut *abandoned)
+                .into_iter()
+                .partition(|p| p.lsn <= durable);
+            *abandoned = rest;
+            self.shared
+                .has_abandoned
+                .store(!abandoned.is_empty(), Ordering::Release);
+            due
+        };
+        for p in due {
+            self.publish(p.slot, p.last_seq);
         }
     }
 
     fn finish(&self, s: &Submitted) -> u64 {
-        self.publish_durable();
+        self.publish(s.slot, s.last_seq);
         self.shared
             .counters
             .record_append(s.events, s.payload_bytes, s.started.elapsed());
@@ -152,7 +170,14 @@ impl<F: FileSystem> Log<F> {
         payloads: &[P],
     ) -> Result<u64> {
         let s = self.submit_append(execution, tenant, expected, encoding, payloads)?;
+        // If this future is dropped while waiting, the append may still become durable: hand
+        // it to the readers to publish.
+        let mut guard = AbandonGuard {
+            log: self,
+            submitted: Some(&s),
+        };
         self.shared.segments.wait_durable_async(s.lsn).await?;
+        guard.submitted = None;
         Ok(self.finish(&s))
     }
 

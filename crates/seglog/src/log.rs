@@ -7,31 +7,33 @@ use parking_lot::RwLock;
 use seglog_index::{ExecutionIndex, ExecutionSlot, IndexRebuilder};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentLog;
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// An appended record waiting to become visible: once `lsn` is durable, readers may see
-/// the execution's events through `last_seq`.
+/// An append whose caller stopped waiting (a cancelled async append): once `lsn` is durable,
+/// readers may see the execution's events through `last_seq`.
 pub(crate) struct PendingVisibility {
     pub lsn: u64,
     pub slot: ExecutionSlot,
     pub last_seq: u64,
 }
 
-/// The index and the queue of not-yet-visible appends, behind one lock.
+/// The index behind the engine's lock.
 pub(crate) struct IndexState {
     pub index: ExecutionIndex,
-    pub pending: VecDeque<PendingVisibility>,
 }
 
 pub(crate) struct Shared<F: FileSystem> {
     pub dir: PathBuf,
     pub segments: SegmentLog<F>,
     pub state: RwLock<IndexState>,
+    /// Appends submitted but never published by their caller (cancelled); published by the
+    /// next reader once durable.
+    pub abandoned: parking_lot::Mutex<Vec<PendingVisibility>>,
+    pub has_abandoned: AtomicBool,
     /// Bumped whenever events become visible (or the log closes): subscribers wait on it.
     pub visible_tx: watch::Sender<u64>,
     pub closed: AtomicBool,
@@ -164,10 +166,9 @@ impl<F: FileSystem + Clone> Log<F> {
             shared: Arc::new(Shared {
                 dir,
                 segments,
-                state: RwLock::new(IndexState {
-                    index,
-                    pending: VecDeque::new(),
-                }),
+                state: RwLock::new(IndexState { index }),
+                abandoned: parking_lot::Mutex::new(Vec::new()),
+                has_abandoned: AtomicBool::new(false),
                 visible_tx: watch::Sender::new(0),
                 closed: AtomicBool::new(false),
                 checkpointer,

@@ -403,3 +403,22 @@ fn default_max_record_size_follows_small_segments_and_explicit_ones_are_checked(
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_append_becomes_visible_once_durable() {
+    let fs = SimFs::new();
+    fs.set_sync_latency(Duration::from_millis(50));
+    let log = open(&fs);
+    // Give up waiting long before the fsync returns.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(5), log.append("e", "t", b"orphan")).await;
+    assert!(
+        cancelled.is_err(),
+        "the append should still have been waiting"
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // Durable now: a reader publishes it, with no other append needed.
+    assert_eq!(log.latest_seq("e").unwrap(), Some(1));
+    assert_eq!(&log.read("e").unwrap()[0].payload[..], b"orphan");
+    assert_eq!(log.append("e", "t", b"next").await.unwrap(), 2);
+}

@@ -15,7 +15,7 @@ use crate::segment::{Record, RecordPosition, SegmentEntry, SegmentInfo, SegmentR
 use crate::stats::{WriterCounters, WriterStats};
 use crate::{Error, Result, SegmentOptions};
 use group_commit::CommitState;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,6 @@ pub(crate) struct Inner<F: FileSystem> {
     dir: PathBuf,
     opts: SegmentOptions,
     commit: Mutex<CommitState>,
-    durable_cv: Condvar,
     durable_tx: watch::Sender<u64>,
     /// Mirror of `CommitState::durable_lsn`, stored under the commit lock at the same moment,
     /// so a caller whose wait just ended never reads an older value.
@@ -112,7 +111,6 @@ impl<F: FileSystem> SegmentLog<F> {
             dir,
             opts,
             commit: Mutex::new(CommitState::new(next_lsn, 0, 0, next_segment_number)),
-            durable_cv: Condvar::new(),
             durable_tx: watch::Sender::new(recovered.last_lsn),
             durable_lsn: AtomicU64::new(recovered.last_lsn),
             segments: RwLock::new(segments),
@@ -359,7 +357,6 @@ impl<F: FileSystem> SegmentLog<F> {
             st.closed = true;
         }
         self.inner.closed.store(true, Ordering::Release);
-        self.inner.durable_cv.notify_all();
         self.inner.durable_tx.send_modify(|_| {});
         self.inner.dir_lock.lock().take();
         flushed
