@@ -124,16 +124,20 @@ impl<F: FileSystem> SegmentLog<F> {
             None => inner.create_segment(next_segment_number, next_lsn)?,
         };
         if inner.opts.preallocate {
-            active
-                .file
-                .allocate(inner.opts.segment_size_bytes)
-                .map_err(|e| Error::io("allocate", &active.path, e))?;
-            active.set_live_view(
-                active
-                    .file
-                    .map_live(inner.opts.segment_size_bytes)
-                    .map_err(|e| Error::io("map", &active.path, e))?,
-            );
+            // A full disk must not keep a log from opening (to be read, or to be compacted):
+            // without the reservation, appends simply grow the file (and fail with ENOSPC if
+            // the disk is still full), and reads use positional reads instead of a live map.
+            match active.file.allocate(inner.opts.segment_size_bytes) {
+                Ok(()) => active.set_live_view(
+                    active
+                        .file
+                        .map_live(inner.opts.segment_size_bytes)
+                        .map_err(|e| Error::io("map", &active.path, e))?,
+                ),
+                Err(e) => {
+                    tracing::warn!(path = %active.path.display(), error = %e, "cannot preallocate the active segment; continuing without")
+                }
+            }
         }
         {
             let mut st = inner.commit.lock();

@@ -1,0 +1,295 @@
+//! Power cuts and a full disk on a real kernel file system.
+//!
+//! A small ext4 image is loop-mounted; a child process appends from 8 threads and reports each
+//! acknowledgement; at a random moment the test calls the `FS_IOC_SHUTDOWN` ioctl with
+//! `FS_GOING_DOWN_NOLOGFLUSH` — ext4 stops at once, neither writing back dirty pages nor
+//! committing its journal, as if the power went — then unmounts, remounts (the journal
+//! replays what was committed) and checks every acknowledged event. And: a log on an image too
+//! small for it must fail appends with a typed error, keep every acknowledged event, and
+//! still open.
+//!
+//! Needs root and loop devices; elsewhere each test says why it skips and passes. CI runs as
+//! root. `SEGLOG_EXT4_CYCLES=100` runs a longer power-cut series.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use rand::Rng;
+use seglog::{Log, Options};
+use seglog_tests::{crash_options, own_payload, Ack};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `FS_IOC_SHUTDOWN` = `_IOR('X', 125, __u32)`.
+const FS_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
+/// Shut down without flushing the journal: the closest thing to pulling the plug.
+const FS_GOING_DOWN_NOLOGFLUSH: u32 = 2;
+
+/// A loop-mounted ext4 image, unmounted (lazily, if need be) when dropped.
+struct Ext4 {
+    image: PathBuf,
+    mount: PathBuf,
+    mounted: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Ext4 {
+    /// Makes and mounts an image of `mib` MiB, or says why it cannot.
+    fn new(mib: u64) -> Result<Ext4, String> {
+        if unsafe_free_geteuid() != 0 {
+            return Err("not root".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let image = dir.path().join("fs.img");
+        let mount = dir.path().join("mnt");
+        std::fs::create_dir(&mount).map_err(|e| e.to_string())?;
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(mib << 20))
+            .map_err(|e| e.to_string())?;
+        // No lazy initialisation: nothing writes in the background behind the test's back.
+        run(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-E",
+                "lazy_itable_init=0,lazy_journal_init=0",
+                image.to_str().unwrap(),
+            ],
+        )?;
+        let mut fs = Ext4 {
+            image,
+            mount,
+            mounted: false,
+            _dir: dir,
+        };
+        fs.mount()?;
+        Ok(fs)
+    }
+
+    fn mount(&mut self) -> Result<(), String> {
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop",
+                self.image.to_str().unwrap(),
+                self.mount.to_str().unwrap(),
+            ],
+        )?;
+        self.mounted = true;
+        Ok(())
+    }
+
+    fn unmount(&mut self) {
+        if self.mounted {
+            let _ = run("umount", &[self.mount.to_str().unwrap()])
+                .or_else(|_| run("umount", &["-l", self.mount.to_str().unwrap()]));
+            self.mounted = false;
+        }
+    }
+
+    /// Pulls the plug on the file system.
+    fn shut_down(&self) {
+        let dir = std::fs::File::open(&self.mount).unwrap();
+        let flags: u32 = FS_GOING_DOWN_NOLOGFLUSH;
+        use std::os::fd::AsRawFd;
+        // SAFETY: FS_IOC_SHUTDOWN reads one u32 through the pointer, which points at a live
+        // local; the descriptor is open for the duration of the call.
+        #[allow(unsafe_code)]
+        let rc =
+            unsafe { libc::ioctl(dir.as_raw_fd(), FS_IOC_SHUTDOWN as _, &flags as *const u32) };
+        assert_eq!(
+            rc,
+            0,
+            "FS_IOC_SHUTDOWN failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+fn unsafe_free_geteuid() -> u32 {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+fn skip(why: &str) {
+    eprintln!("SKIPPED: this test needs root, loop devices and mkfs.ext4 ({why})");
+}
+
+/// Runs the crash child on `dir` until `run_for` has passed, then cuts the power.
+fn append_then_cut(fs: &Ext4, dir: &Path, run_for: Duration) -> Vec<Ack> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seglog-crash-child"))
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "ready");
+    let mut acks = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < run_for {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
+            acks.extend(Ack::parse(&line));
+        }
+    }
+    // Power off. Anything printed before this point was acknowledged before it.
+    fs.shut_down();
+    acks.extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    // Lines printed after the cut were acknowledged by fsyncs that returned before it
+    // (an fsync after the shutdown fails), so they count too.
+    acks.extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
+    acks
+}
+
+fn check(log: &Log, acks: &[Ack], what: &str) {
+    for exec in log.list_executions("tenant", usize::MAX, 0).unwrap() {
+        let events = log.read(&exec).unwrap();
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1, "{what}: {exec} has a hole");
+            if exec.starts_with("own-") {
+                assert_eq!(
+                    String::from_utf8_lossy(&e.payload),
+                    own_payload(&exec, e.seq),
+                    "{what}: {exec} #{}",
+                    e.seq
+                );
+            }
+        }
+    }
+    for ack in acks {
+        let events = log
+            .read_range(&ack.execution, ack.first_seq, ack.count as usize)
+            .unwrap();
+        assert_eq!(
+            events.len() as u64,
+            ack.count,
+            "{what}: acknowledged {ack:?} lost"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&events[0].payload),
+            ack.payload,
+            "{what}: {ack:?}"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_appends_survive_an_ext4_shutdown() {
+    let mut fs = match Ext4::new(256) {
+        Ok(fs) => fs,
+        Err(why) => return skip(&why),
+    };
+    let cycles: usize = std::env::var("SEGLOG_EXT4_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let dir = fs.mount.join("log");
+    let mut rng = rand::rng();
+    let mut all_acks = Vec::new();
+    for cycle in 0..cycles {
+        let acks = append_then_cut(&fs, &dir, Duration::from_millis(rng.random_range(50..500)));
+        all_acks.extend(acks);
+        fs.unmount();
+        fs.mount().unwrap();
+        let log = Log::open_blocking(&dir, crash_options()).unwrap_or_else(|e| {
+            panic!("cycle {cycle}: the log does not open after the power cut: {e}")
+        });
+        check(&log, &all_acks, &format!("cycle {cycle}"));
+        log.close().unwrap();
+    }
+    assert!(
+        all_acks.len() > 50,
+        "only {} appends were acknowledged",
+        all_acks.len()
+    );
+    eprintln!(
+        "{cycles} ext4 power cuts, {} acknowledged appends checked",
+        all_acks.len()
+    );
+}
+
+#[test]
+fn a_full_disk_fails_appends_cleanly_and_keeps_what_was_acknowledged() {
+    let mut fs = match Ext4::new(24) {
+        Ok(fs) => fs,
+        Err(why) => return skip(&why),
+    };
+    let dir = fs.mount.join("log");
+    let opts = Options {
+        segment_size_bytes: 1 << 20,
+        ..Options::default()
+    };
+    let log = Log::open_blocking(&dir, opts.clone()).unwrap();
+    let payload = vec![b'z'; 2000];
+    let mut acked = 0u64;
+    let err = loop {
+        match log.append_blocking("e", "t", &payload) {
+            Ok(seq) => acked = seq,
+            Err(e) => break e,
+        }
+        assert!(acked < 1_000_000, "the disk never filled");
+    };
+    assert!(acked > 1000, "the disk filled after only {acked} appends");
+    // Typed: poisoned by the failed write, fsync or segment creation, or an I/O error.
+    assert!(
+        err.is_poisoned()
+            || matches!(
+                err,
+                seglog::Error::Segment(seglog_segment::Error::Io { .. })
+            ),
+        "{err}"
+    );
+    assert!(
+        log.append_blocking("e", "t", b"more").is_err(),
+        "appends after the failure must fail"
+    );
+    drop(log);
+    // The disk is still full: the log opens anyway, with everything acknowledged.
+    fs.unmount();
+    fs.mount().unwrap();
+    let log = Log::open_blocking(&dir, opts).unwrap();
+    assert_eq!(log.latest_seq("e").unwrap(), Some(acked));
+    let events = log.read("e").unwrap();
+    assert!(events.iter().all(|e| e.payload.len() == 2000));
+    eprintln!("full disk after {acked} acknowledged appends: {err}");
+}
