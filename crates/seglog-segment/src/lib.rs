@@ -33,6 +33,8 @@ mod options;
 mod recovery;
 mod segment;
 mod stats;
+#[cfg_attr(not(feature = "teeth"), allow(dead_code))]
+pub mod teeth;
 mod writer;
 
 pub use error::{Error, Result};

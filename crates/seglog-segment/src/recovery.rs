@@ -293,7 +293,9 @@ pub(crate) fn recover<F: FileSystem>(
         // IMPORTANT: the previous process may have written bytes it never synced; they are
         // in the page cache now and readers may see them. Sync before serving anything so
         // no record we recover can vanish in a later power cut.
-        sync_file::<F>(&active.file, &active.path)?;
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailFsync) {
+            sync_file::<F>(&active.file, &active.path)?;
+        }
     }
     if dir_changed {
         // IMPORTANT: make the removal of an incomplete segment durable before new segments

@@ -12,96 +12,11 @@
 
 mod common;
 
+use common::crash::*;
 use common::*;
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, SimFs};
-use seglog_segment::{SegmentLog, SegmentOptions};
-use std::collections::BTreeMap;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 2048,
-        max_record_size_bytes: 1024,
-        ..SegmentOptions::default()
-    }
-}
-
-/// Everything the workload submitted (LSN → payloads) and what it saw acknowledged.
-#[derive(Default)]
-struct Outcome {
-    submitted: BTreeMap<u64, Vec<Vec<u8>>>,
-    acked: Vec<u64>,
-}
-
-/// Single appends and batches, enough to roll over several segments.
-fn workload(fs: &SimFs) -> Outcome {
-    let mut out = Outcome::default();
-    let Ok((log, _)) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()) else {
-        return out;
-    };
-    for i in 1..=24u64 {
-        let payloads: Vec<Vec<u8>> = if i % 5 == 0 {
-            (0..3).map(|k| payload(i * 10 + k)).collect()
-        } else {
-            vec![payload(i)]
-        };
-        let batch = EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: 0,
-            payloads: &payloads,
-        };
-        let Ok(record) = log.encode(&batch) else {
-            break;
-        };
-        let Ok(appended) = log.submit(record) else {
-            break;
-        };
-        out.submitted.insert(appended.lsn, payloads);
-        if log.wait_durable(appended.lsn).is_err() {
-            break;
-        }
-        out.acked.push(appended.lsn);
-    }
-    out
-}
-
-fn recovered(fs: &SimFs) -> Vec<(u64, Vec<Vec<u8>>)> {
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ())
-        .unwrap_or_else(|e| panic!("recovery failed: {e}"));
-    let records = log
-        .records()
-        .unwrap()
-        .map(|r| {
-            let r = r.unwrap();
-            (
-                r.view().lsn(),
-                r.view().events().map(<[u8]>::to_vec).collect(),
-            )
-        })
-        .collect();
-    records
-}
-
-fn check(outcome: &Outcome, got: &[(u64, Vec<Vec<u8>>)], what: &str) {
-    for (i, (lsn, events)) in got.iter().enumerate() {
-        assert_eq!(*lsn, i as u64 + 1, "{what}: hole or phantom at LSN {lsn}");
-        assert_eq!(
-            outcome.submitted.get(lsn),
-            Some(events),
-            "{what}: LSN {lsn} differs from what was written"
-        );
-    }
-    let last = got.last().map_or(0, |(l, _)| *l);
-    for lsn in &outcome.acked {
-        assert!(
-            *lsn <= last,
-            "{what}: acknowledged LSN {lsn} lost (recovered through {last})"
-        );
-    }
-}
+use seglog_segment::SegmentLog;
 
 #[test]
 fn acknowledged_records_survive_a_power_cut_after_every_operation() {
@@ -194,5 +109,15 @@ fn concurrent_appenders_survive_power_cuts() {
                 &format!("power off after op {n}, {mode:?}"),
             );
         }
+    }
+}
+
+#[test]
+fn what_a_restarted_process_reads_survives_a_later_power_cut() {
+    for (seen, after) in process_restart_then_power_cut() {
+        assert_eq!(
+            after, seen,
+            "records read after a restart vanished in a later power cut"
+        );
     }
 }

@@ -96,12 +96,47 @@ struct Inode {
     unsynced: Vec<Pending>,
 }
 
+/// A namespace change not yet made durable by a directory fsync.
+#[derive(Debug, Clone)]
+enum DirOp {
+    Link(PathBuf, u64),
+    Rename(PathBuf, PathBuf),
+    Unlink(PathBuf),
+}
+
+impl DirOp {
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            DirOp::Link(p, _) | DirOp::Unlink(p) => p.parent(),
+            DirOp::Rename(_, to) => to.parent(),
+        }
+    }
+
+    fn apply(&self, names: &mut BTreeMap<PathBuf, u64>) {
+        match self {
+            DirOp::Link(p, id) => {
+                names.insert(p.clone(), *id);
+            }
+            DirOp::Rename(from, to) => {
+                if let Some(id) = names.remove(from) {
+                    names.insert(to.clone(), id);
+                }
+            }
+            DirOp::Unlink(p) => {
+                names.remove(p);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     inodes: HashMap<u64, Inode>,
     next_inode: u64,
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
+    /// Namespace changes since the last fsync of their directory, in order.
+    unsynced_dir_ops: Vec<DirOp>,
     dirs: BTreeSet<PathBuf>,
     locked: BTreeSet<PathBuf>,
     faults: Vec<Fault>,
@@ -239,7 +274,10 @@ impl SimFs {
     }
 
     /// Pulls the plug: this file system and its handles stop working, and the returned one
-    /// holds what survived (see [`CrashMode`]). Only dir-fsynced entries survive.
+    /// holds what survived (see [`CrashMode`]). Of the namespace changes (create, rename,
+    /// remove) not yet made durable by a directory fsync, none survive with
+    /// `LoseUnsynced`, all with `KeepUnsynced`, and a random prefix with `Torn` — journaled
+    /// file systems commit metadata in order.
     pub fn crash(&self, mode: CrashMode) -> SimFs {
         let mut st = self.state.lock();
         st.powered_off = true;
@@ -247,14 +285,24 @@ impl SimFs {
             CrashMode::Torn { seed } => Some(StdRng::seed_from_u64(seed)),
             _ => None,
         };
+        let kept_ops = match (mode, rng.as_mut()) {
+            (CrashMode::LoseUnsynced, _) => 0,
+            (CrashMode::KeepUnsynced, _) => st.unsynced_dir_ops.len(),
+            (_, Some(r)) => r.random_range(0..=st.unsynced_dir_ops.len()),
+            (_, None) => 0,
+        };
+        let mut names = st.durable_names.clone();
+        for op in &st.unsynced_dir_ops[..kept_ops] {
+            op.apply(&mut names);
+        }
         let mut next = State {
             dirs: st.dirs.clone(),
             next_inode: st.next_inode,
-            durable_names: st.durable_names.clone(),
-            names: st.durable_names.clone(),
+            durable_names: names.clone(),
+            names,
             ..State::default()
         };
-        let live: BTreeSet<u64> = st.durable_names.values().copied().collect();
+        let live: BTreeSet<u64> = next.names.values().copied().collect();
         for id in live {
             let Some(inode) = st.inodes.get(&id) else {
                 continue;
@@ -352,6 +400,8 @@ impl FileSystem for SimFs {
         let id = st.next_inode;
         st.inodes.insert(id, Inode::default());
         st.names.insert(path.to_path_buf(), id);
+        st.unsynced_dir_ops
+            .push(DirOp::Link(path.to_path_buf(), id));
         Ok(SimFile {
             state: self.state.clone(),
             inode: id,
@@ -388,6 +438,8 @@ impl FileSystem for SimFs {
         if let Some(id) = st.names.remove(from) {
             st.names.insert(to.to_path_buf(), id);
         }
+        st.unsynced_dir_ops
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
 
@@ -401,6 +453,7 @@ impl FileSystem for SimFs {
             return Err(errno(kind));
         }
         st.names.remove(path);
+        st.unsynced_dir_ops.push(DirOp::Unlink(path.to_path_buf()));
         Ok(())
     }
 
@@ -419,6 +472,7 @@ impl FileSystem for SimFs {
             .collect();
         st.durable_names.retain(|p, _| !in_dir(p));
         st.durable_names.extend(current);
+        st.unsynced_dir_ops.retain(|op| op.dir() != Some(dir));
         Ok(())
     }
 

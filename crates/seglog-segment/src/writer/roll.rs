@@ -42,13 +42,17 @@ impl<F: FileSystem> Inner<F> {
         }
         // IMPORTANT: the header (and the preallocated size) must be durable before any record
         // in this file is acknowledged, or recovery could not read the records' salt.
-        file.sync_data()
-            .map_err(|e| Error::io("sync_data", &path, e))?;
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::NewSegmentFsync) {
+            file.sync_data()
+                .map_err(|e| Error::io("sync_data", &path, e))?;
+        }
         // IMPORTANT: and so must the directory entry: without this fsync a power cut can make
         // the whole file, with every acknowledged record in it, disappear.
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::NewSegmentDirFsync) {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
+        }
         tracing::debug!(segment = number, first_lsn, path = %path.display(), "created segment");
         let entry: Arc<SegmentEntry<F>> = Arc::new(SegmentEntry::new(
             header,
@@ -88,10 +92,12 @@ impl<F: FileSystem> Inner<F> {
         }
         // IMPORTANT: a sealed segment is whole and durable before the next segment exists;
         // recovery relies on it to call any damage in a sealed segment corruption.
-        entry
-            .file
-            .sync_data()
-            .map_err(|e| Error::io("sync_data", &entry.path, e))?;
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::SealFsync) {
+            entry
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("sync_data", &entry.path, e))?;
+        }
         entry.publish_durable(data_end, last_lsn);
         let view = entry
             .file

@@ -1,6 +1,8 @@
 //! Shared helpers of the segment layer's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod crash;
+
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::SimFs;
 use seglog_segment::io::{FileSystem, StdFs};

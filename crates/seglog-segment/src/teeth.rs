@@ -1,0 +1,45 @@
+//! Test switches that remove one sync point at a time (feature `teeth`), so the crash tests
+//! can show that each sync they rely on is really needed. Without the feature every switch
+//! is a constant `false` and costs nothing.
+
+/// The sync points of the segment layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncPoint {
+    /// The fdatasync of each commit round.
+    CommitFsync = 1,
+    /// The fdatasync of a new segment's header.
+    NewSegmentFsync = 2,
+    /// The directory fsync after a segment is created.
+    NewSegmentDirFsync = 3,
+    /// The fdatasync of a segment being sealed.
+    SealFsync = 4,
+    /// The fdatasync of the recovered tail on open.
+    RecoveredTailFsync = 5,
+}
+
+#[cfg(feature = "teeth")]
+static DISABLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Removes `point` (or, with `None`, restores every point) for the whole process.
+#[cfg(feature = "teeth")]
+pub fn disable(point: Option<SyncPoint>) {
+    DISABLED.store(
+        point.map_or(0, |p| p as u8),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+/// True when `point` has been removed.
+#[inline]
+pub(crate) fn skipped(point: SyncPoint) -> bool {
+    #[cfg(feature = "teeth")]
+    {
+        DISABLED.load(std::sync::atomic::Ordering::SeqCst) == point as u8
+    }
+    #[cfg(not(feature = "teeth"))]
+    {
+        let _ = point;
+        false
+    }
+}
