@@ -14,12 +14,10 @@
 
 use rand::Rng;
 use seglog::{Log, Options};
-use seglog_tests::{crash_options, own_payload, Ack};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use seglog_tests::{check_acks, crash_options, run_child_until};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 /// `FS_IOC_SHUTDOWN` = `_IOR('X', 125, __u32)`.
 const FS_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
@@ -143,76 +141,6 @@ fn skip(why: &str) {
     eprintln!("SKIPPED: this test needs root, loop devices and mkfs.ext4 ({why})");
 }
 
-/// Runs the crash child on `dir` until `run_for` has passed, then cuts the power.
-fn append_then_cut(fs: &Ext4, dir: &Path, run_for: Duration) -> Vec<Ack> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seglog-crash-child"))
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "ready");
-    let mut acks = Vec::new();
-    let started = Instant::now();
-    while started.elapsed() < run_for {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
-            acks.extend(Ack::parse(&line));
-        }
-    }
-    // Power off. Anything printed before this point was acknowledged before it.
-    fs.shut_down();
-    acks.extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    reader.join().unwrap();
-    // Lines printed after the cut were acknowledged by fsyncs that returned before it
-    // (an fsync after the shutdown fails), so they count too.
-    acks.extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
-    acks
-}
-
-fn check(log: &Log, acks: &[Ack], what: &str) {
-    for exec in log.list_executions("tenant", usize::MAX, 0).unwrap() {
-        let events = log.read(&exec).unwrap();
-        for (i, e) in events.iter().enumerate() {
-            assert_eq!(e.seq, i as u64 + 1, "{what}: {exec} has a hole");
-            if exec.starts_with("own-") {
-                assert_eq!(
-                    String::from_utf8_lossy(&e.payload),
-                    own_payload(&exec, e.seq),
-                    "{what}: {exec} #{}",
-                    e.seq
-                );
-            }
-        }
-    }
-    for ack in acks {
-        let events = log
-            .read_range(&ack.execution, ack.first_seq, ack.count as usize)
-            .unwrap();
-        assert_eq!(
-            events.len() as u64,
-            ack.count,
-            "{what}: acknowledged {ack:?} lost"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&events[0].payload),
-            ack.payload,
-            "{what}: {ack:?}"
-        );
-    }
-}
-
 #[test]
 fn acknowledged_appends_survive_an_ext4_shutdown() {
     let mut fs = match Ext4::new(256) {
@@ -227,14 +155,20 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
     let mut rng = rand::rng();
     let mut all_acks = Vec::new();
     for cycle in 0..cycles {
-        let acks = append_then_cut(&fs, &dir, Duration::from_millis(rng.random_range(50..500)));
+        let run_for = Duration::from_millis(rng.random_range(50..500));
+        let acks = run_child_until(
+            env!("CARGO_BIN_EXE_seglog-crash-child"),
+            &dir,
+            run_for,
+            || fs.shut_down(),
+        );
         all_acks.extend(acks);
         fs.unmount();
         fs.mount().unwrap();
         let log = Log::open_blocking(&dir, crash_options()).unwrap_or_else(|e| {
             panic!("cycle {cycle}: the log does not open after the power cut: {e}")
         });
-        check(&log, &all_acks, &format!("cycle {cycle}"));
+        check_acks(&log, &all_acks, &format!("cycle {cycle}"));
         log.close().unwrap();
     }
     assert!(

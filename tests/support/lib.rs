@@ -1,6 +1,8 @@
 //! Shared pieces of the workspace-level tests: the protocol between the crash-test child
 //! and its parent, and the entry points of the fuzz targets.
 
+#![allow(clippy::panic)] // test support: a failed check is a panic.
+
 pub mod fuzz_entry;
 
 /// Options of the crash tests: small segments, so kills land around rollovers and
@@ -57,5 +59,94 @@ impl Ack {
             count,
             payload,
         })
+    }
+}
+
+/// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` for `run_for`, then
+/// calls `cut` (SIGKILL, a file-system shutdown …) while it runs, and returns every
+/// acknowledgement it printed — also those printed between the cut and its death, which
+/// fsyncs that returned before the cut vouch for.
+pub fn run_child_until(
+    child_exe: &str,
+    dir: &std::path::Path,
+    run_for: std::time::Duration,
+    cut: impl FnOnce(),
+) -> Vec<Ack> {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(child_exe)
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {child_exe}: {e}"));
+    let Some(stdout) = child.stdout.take() else {
+        panic!("no stdout")
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).ok().as_deref(),
+        Some("ready"),
+        "the child did not open the log"
+    );
+    let mut acks = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < run_for {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
+            acks.extend(Ack::parse(&line));
+        }
+    }
+    cut();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    acks.extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
+    acks
+}
+
+/// Checks the contract on a reopened log: every execution dense from 1, each `own-*`
+/// execution's bytes as written, and every acknowledged append present with its bytes.
+pub fn check_acks(log: &seglog::Log, acks: &[Ack], what: &str) {
+    for exec in log
+        .list_executions("tenant", usize::MAX, 0)
+        .unwrap_or_default()
+    {
+        let events = log
+            .read(&exec)
+            .unwrap_or_else(|e| panic!("{what}: cannot read {exec}: {e}"));
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1, "{what}: {exec} has a hole");
+            if exec.starts_with("own-") {
+                assert_eq!(
+                    String::from_utf8_lossy(&e.payload),
+                    own_payload(&exec, e.seq),
+                    "{what}: {exec} #{}",
+                    e.seq
+                );
+            }
+        }
+    }
+    for ack in acks {
+        let events = log
+            .read_range(&ack.execution, ack.first_seq, ack.count as usize)
+            .unwrap_or_default();
+        assert_eq!(
+            events.len() as u64,
+            ack.count,
+            "{what}: acknowledged {ack:?} lost"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&events[0].payload),
+            ack.payload,
+            "{what}: {ack:?}"
+        );
     }
 }

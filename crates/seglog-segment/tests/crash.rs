@@ -13,10 +13,7 @@
 mod common;
 
 use common::crash::*;
-use common::*;
-use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, SimFs};
-use seglog_segment::SegmentLog;
 
 #[test]
 fn acknowledged_records_survive_a_power_cut_after_every_operation() {
@@ -56,51 +53,7 @@ fn acknowledged_records_survive_a_power_cut_after_every_operation() {
 #[test]
 fn concurrent_appenders_survive_power_cuts() {
     for n in (10..400).step_by(13) {
-        let fs = SimFs::new();
-        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-        fs.power_off_after(n);
-        let results: Vec<(u64, Vec<u8>, bool)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8u64)
-                .map(|t| {
-                    let log = log.clone();
-                    s.spawn(move || {
-                        let mut out = Vec::new();
-                        for k in 0..30u64 {
-                            let p = payload(t * 100 + k);
-                            let batch = EventBatch {
-                                encoding: 0,
-                                execution_id: b"e",
-                                tenant_id: b"t",
-                                first_seq: 1,
-                                timestamp_unix_nanos: 0,
-                                payloads: &[&p[..]],
-                            };
-                            let Ok(a) = log.submit(log.encode(&batch).unwrap()) else {
-                                break;
-                            };
-                            let ok = log.wait_durable(a.lsn).is_ok();
-                            out.push((a.lsn, p, ok));
-                            if !ok {
-                                break;
-                            }
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap())
-                .collect()
-        });
-        drop(log);
-        let mut outcome = Outcome::default();
-        for (lsn, p, ok) in results {
-            outcome.submitted.insert(lsn, vec![p]);
-            if ok {
-                outcome.acked.push(lsn);
-            }
-        }
+        let (outcome, fs) = concurrent_workload(n);
         for mode in [CrashMode::LoseUnsynced, CrashMode::Torn { seed: n }] {
             let crashed = fs.crash(mode);
             check(

@@ -227,16 +227,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::Closed`], I/O errors.
     pub fn read(&self, position: RecordPosition) -> Result<Record> {
         self.check_open()?;
-        let entry = self
-            .inner
-            .segments
-            .read()
-            .get(&position.segment)
-            .cloned()
-            .ok_or(Error::NoSuchRecord {
-                segment: position.segment,
-                offset: position.offset,
-            })?;
+        let entry = self.segment_entry(position)?;
         entry.read_record(
             position.offset,
             u64::from(self.inner.opts.max_record_size_bytes),
@@ -249,16 +240,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::NoSuchRecord`] for an unknown segment, [`Error::Closed`], I/O errors.
     pub fn records_from(&self, position: RecordPosition) -> Result<SegmentRecords> {
         self.check_open()?;
-        let entry = self
-            .inner
-            .segments
-            .read()
-            .get(&position.segment)
-            .cloned()
-            .ok_or(Error::NoSuchRecord {
-                segment: position.segment,
-                offset: position.offset,
-            })?;
+        let entry = self.segment_entry(position)?;
         Ok(SegmentRecords::new(
             entry.number(),
             entry.durable_bytes()?,
@@ -273,13 +255,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::NoSuchRecord`] for an unknown segment, [`Error::Closed`], I/O errors.
     pub fn segment_bytes(&self, segment: u64) -> Result<bytes::Bytes> {
         self.check_open()?;
-        let entry = self
-            .inner
-            .segments
-            .read()
-            .get(&segment)
-            .cloned()
-            .ok_or(Error::NoSuchRecord { segment, offset: 0 })?;
+        let entry = self.segment_entry(RecordPosition { segment, offset: 0 })?;
         entry.durable_bytes()
     }
 
@@ -364,6 +340,19 @@ impl<F: FileSystem> SegmentLog<F> {
         self.inner.durable_tx.send_modify(|_| {});
         self.inner.dir_lock.lock().take();
         flushed
+    }
+
+    /// The open segment named by `position`.
+    fn segment_entry(&self, position: RecordPosition) -> Result<Arc<SegmentEntry<F>>> {
+        self.inner
+            .segments
+            .read()
+            .get(&position.segment)
+            .cloned()
+            .ok_or(Error::NoSuchRecord {
+                segment: position.segment,
+                offset: position.offset,
+            })
     }
 
     fn check_open(&self) -> Result<()> {
