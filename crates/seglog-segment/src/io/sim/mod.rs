@@ -11,8 +11,11 @@
 //! EIO, ENOSPC or a short write; [`SimFs::power_off_after`] stops the world after the N-th
 //! mutating operation, so a test can crash at every point of a workload.
 
-use super::{FileSystem, SegmentFile};
-use bytes::Bytes;
+mod file;
+
+pub use file::SimFile;
+
+use super::FileSystem;
 use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -151,14 +154,6 @@ struct State {
 #[derive(Debug, Clone, Default)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,
-}
-
-/// A handle to a simulated file.
-#[derive(Debug)]
-pub struct SimFile {
-    state: Arc<Mutex<State>>,
-    inode: u64,
-    writable: bool,
 }
 
 /// The simulated directory lock.
@@ -500,104 +495,5 @@ impl FileSystem for SimFs {
             state: self.state.clone(),
             dir: dir.to_path_buf(),
         })
-    }
-}
-
-impl SimFile {
-    fn mutate(
-        &self,
-        op: Op,
-        f: impl FnOnce(&mut Inode, Option<FaultKind>) -> io::Result<()>,
-    ) -> io::Result<()> {
-        let mut st = self.state.lock();
-        if !self.writable && !st.powered_off {
-            return Err(io::ErrorKind::PermissionDenied.into());
-        }
-        let fault = st.begin(op)?;
-        let inode = st.inode(self.inode)?;
-        f(inode, fault)
-    }
-}
-
-impl SegmentFile for SimFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut st = self.state.lock();
-        st.check_on()?;
-        let inode = st.inode(self.inode)?;
-        let start = (offset as usize).min(inode.data.len());
-        let n = buf.len().min(inode.data.len() - start);
-        buf[..n].copy_from_slice(&inode.data[start..start + n]);
-        Ok(n)
-    }
-
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.mutate(Op::Write, |inode, fault| {
-            let (bytes, result) = match fault {
-                None => (buf, Ok(())),
-                Some(FaultKind::ShortWrite) => {
-                    (&buf[..buf.len() / 2], Err(errno(FaultKind::ShortWrite)))
-                }
-                Some(kind) => (&buf[..0], Err(errno(kind))),
-            };
-            write_into(&mut inode.data, offset, bytes);
-            inode.unsynced.push(Pending::Write {
-                offset,
-                bytes: bytes.to_vec(),
-            });
-            result
-        })
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        let latency = self.state.lock().sync_latency;
-        if !latency.is_zero() {
-            std::thread::sleep(latency);
-        }
-        self.mutate(Op::SyncData, |inode, fault| {
-            if let Some(kind) = fault {
-                // Like Linux after a failed writeback: the dirty state is dropped and the
-                // data may or may not have reached the disk. We keep it unsynced.
-                return Err(errno(kind));
-            }
-            inode.durable = inode.data.clone();
-            inode.unsynced.clear();
-            Ok(())
-        })
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.mutate(Op::SetLen, |inode, fault| {
-            if let Some(kind) = fault {
-                return Err(errno(kind));
-            }
-            inode.data.resize(len as usize, 0);
-            inode.unsynced.push(Pending::SetLen(len));
-            Ok(())
-        })
-    }
-
-    fn allocate(&self, len: u64) -> io::Result<()> {
-        self.mutate(Op::Allocate, |inode, fault| {
-            if let Some(kind) = fault {
-                return Err(errno(kind));
-            }
-            if (inode.data.len() as u64) < len {
-                inode.data.resize(len as usize, 0);
-                inode.unsynced.push(Pending::SetLen(len));
-            }
-            Ok(())
-        })
-    }
-
-    fn len(&self) -> io::Result<u64> {
-        let mut st = self.state.lock();
-        st.check_on()?;
-        Ok(st.inode(self.inode)?.data.len() as u64)
-    }
-
-    fn map(&self) -> io::Result<Bytes> {
-        let mut st = self.state.lock();
-        st.check_on()?;
-        Ok(Bytes::copy_from_slice(&st.inode(self.inode)?.data))
     }
 }
