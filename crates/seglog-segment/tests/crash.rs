@@ -74,3 +74,19 @@ fn what_a_restarted_process_reads_survives_a_later_power_cut() {
         );
     }
 }
+
+#[test]
+fn slow_fsyncs_under_concurrency_survive_power_cuts() {
+    // Slow fsyncs: big groups queue behind each sync, and cuts land mid-sync.
+    for n in (20..300).step_by(17) {
+        let (outcome, fs) = concurrent_workload_with(n, std::time::Duration::from_micros(500));
+        for mode in [CrashMode::LoseUnsynced, CrashMode::Torn { seed: n }] {
+            let crashed = fs.crash(mode);
+            check(
+                &outcome,
+                &recovered(&crashed),
+                &format!("power off after op {n}, {mode:?}"),
+            );
+        }
+    }
+}

@@ -143,7 +143,14 @@ pub fn process_restart_then_power_cut() -> Vec<(Records, Records)> {
 
 /// 8 threads appending, the power cut after `n` operations. Returns (outcome, fs).
 pub fn concurrent_workload(n: u64) -> (Outcome, SimFs) {
+    concurrent_workload_with(n, std::time::Duration::ZERO)
+}
+
+/// As [`concurrent_workload`], with every fsync taking `sync_latency`, so that several
+/// commit rounds are in flight when the power goes.
+pub fn concurrent_workload_with(n: u64, sync_latency: std::time::Duration) -> (Outcome, SimFs) {
     let fs = SimFs::new();
+    fs.set_sync_latency(sync_latency);
     let Ok((log, _)) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()) else {
         return (Outcome::default(), fs);
     };
