@@ -14,7 +14,7 @@
 
 use rand::Rng;
 use seglog::{Log, Options};
-use seglog_tests::{check_acks, crash_options, run_child_until};
+use seglog_tests::{check_acks, crash_options, missing, run_child_until};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -154,6 +154,8 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
     let dir = fs.mount.join("log");
     let mut rng = rand::rng();
     let mut all_acks = Vec::new();
+    let mut racing_acks = Vec::new();
+    let mut racing_lost = 0;
     for cycle in 0..cycles {
         let run_for = Duration::from_millis(rng.random_range(50..500));
         let acks = run_child_until(
@@ -162,13 +164,30 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
             run_for,
             || fs.shut_down(),
         );
-        all_acks.extend(acks);
+        // Only acks seen before the shutdown are evidence (see `Acks::after_cut`).
+        all_acks.extend(acks.before_cut);
+        racing_acks.extend(acks.after_cut);
         fs.unmount();
         fs.mount().unwrap();
+        // What recovery is about to see, kept for the diagnosis if a check fails.
+        let before = last_segment_snapshot(&dir);
         let log = Log::open_blocking(&dir, crash_options()).unwrap_or_else(|e| {
             panic!("cycle {cycle}: the log does not open after the power cut: {e}")
         });
-        check_acks(&log, &all_acks, &format!("cycle {cycle}"));
+        let what = format!("cycle {cycle}");
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_acks(&log, &all_acks, &what)
+        }));
+        if let Err(e) = checked {
+            eprintln!(
+                "{what}: recovery {:?}\n{}",
+                log.stats().recovery,
+                describe(&before)
+            );
+            std::panic::resume_unwind(e);
+        }
+        racing_lost += missing(&log, &racing_acks);
+        racing_acks.clear();
         log.close().unwrap();
     }
     assert!(
@@ -177,7 +196,8 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
         all_acks.len()
     );
     eprintln!(
-        "{cycles} ext4 power cuts, {} acknowledged appends checked",
+        "{cycles} ext4 power cuts, {} acknowledged appends checked; of the acks printed while \
+         the shutdown raced them, {racing_lost} were not on disk",
         all_acks.len()
     );
 }
@@ -226,4 +246,68 @@ fn a_full_disk_fails_appends_cleanly_and_keeps_what_was_acknowledged() {
     let events = log.read("e").unwrap();
     assert!(events.iter().all(|e| e.payload.len() == 2000));
     eprintln!("full disk after {acked} acknowledged appends: {err}");
+}
+
+/// The last segment file's name and bytes.
+fn last_segment_snapshot(dir: &std::path::Path) -> (String, Vec<u8>) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".seg"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let name = names.pop().unwrap_or_default();
+    let bytes = std::fs::read(dir.join(&name)).unwrap_or_default();
+    (name, bytes)
+}
+
+/// The end of a segment as recovery saw it: the last records, the damage, and every valid
+/// record after the damage with its durability hint.
+fn describe((name, bytes): &(String, Vec<u8>)) -> String {
+    use seglog_segment::format::{decode_record, RecordScan};
+    let a = seglog_segment::inspect::analyze_segment(bytes, 0);
+    let mut out = format!(
+        "{name}: {} bytes, {} valid records, last LSN {}, data end {}, damage {:?}\n",
+        bytes.len(),
+        a.record_offsets.len(),
+        a.last_lsn,
+        a.data_end,
+        a.damage
+    );
+    for &off in a.record_offsets.iter().rev().take(4).rev() {
+        if let Some(r) = a.record(bytes, off) {
+            out += &format!(
+                "  @{off} lsn {} durable_through {} {} seq {}..{}\n",
+                r.lsn(),
+                r.durable_through_lsn(),
+                String::from_utf8_lossy(r.execution_id()),
+                r.first_seq(),
+                r.last_seq()
+            );
+        }
+    }
+    let salt = a.header.as_ref().map_or(0, |h| h.segment_number);
+    let nonzero = bytes[a.data_end as usize..]
+        .iter()
+        .filter(|&&b| b != 0)
+        .count();
+    out += &format!("  non-zero bytes after the data end: {nonzero}\n");
+    for at in a.data_end as usize + 1..bytes.len().saturating_sub(48) {
+        if let RecordScan::Record(r) =
+            decode_record(&bytes[at..], salt, a.last_lsn + 1, bytes.len() as u64)
+        {
+            out += &format!(
+                "  after the damage @{at}: lsn {} durable_through {} {} seq {}..{}\n",
+                r.lsn(),
+                r.durable_through_lsn(),
+                String::from_utf8_lossy(r.execution_id()),
+                r.first_seq(),
+                r.last_seq()
+            );
+        }
+    }
+    out
 }

@@ -62,16 +62,28 @@ impl Ack {
     }
 }
 
+/// Acknowledgements a child printed, split at the moment of the cut.
+#[derive(Debug, Default)]
+pub struct Acks {
+    /// Read before the cut: their fsyncs returned before it.
+    pub before_cut: Vec<Ack>,
+    /// Read after the cut. After a process kill these are as good as the others. After a
+    /// file-system shutdown they are not evidence: an fdatasync racing the shutdown ioctl can
+    /// return success for data the aborted journal never committed (ext4's
+    /// `jbd2_complete_transaction` returns 0 for a transaction the abort already disposed of).
+    /// A real power cut has no "after".
+    pub after_cut: Vec<Ack>,
+}
+
 /// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` for `run_for`, then
-/// calls `cut` (SIGKILL, a file-system shutdown …) while it runs, and returns every
-/// acknowledgement it printed — also those printed between the cut and its death, which
-/// fsyncs that returned before the cut vouch for.
+/// calls `cut` (SIGKILL, a file-system shutdown …) while it runs, and returns the
+/// acknowledgements it printed, split at the cut.
 pub fn run_child_until(
     child_exe: &str,
     dir: &std::path::Path,
     run_for: std::time::Duration,
     cut: impl FnOnce(),
-) -> Vec<Ack> {
+) -> Acks {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
     let mut child = std::process::Command::new(child_exe)
@@ -97,19 +109,38 @@ pub fn run_child_until(
         Some("ready"),
         "the child did not open the log"
     );
-    let mut acks = Vec::new();
+    let mut acks = Acks::default();
     let started = Instant::now();
     while started.elapsed() < run_for {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
-            acks.extend(Ack::parse(&line));
+            acks.before_cut.extend(Ack::parse(&line));
         }
     }
+    // Whatever is already in the pipe was printed before the cut.
+    acks.before_cut
+        .extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
     cut();
     let _ = child.kill();
     let _ = child.wait();
     let _ = reader.join();
-    acks.extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
+    acks.after_cut
+        .extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
     acks
+}
+
+/// The acknowledgements of `acks` that `log` does not hold.
+pub fn missing(log: &seglog::Log, acks: &[Ack]) -> usize {
+    acks.iter()
+        .filter(|a| {
+            log.read_range(&a.execution, a.first_seq, a.count as usize)
+                .map_or(true, |e| {
+                    e.len() as u64 != a.count
+                        || e.first()
+                            .map(|x| String::from_utf8_lossy(&x.payload) != a.payload)
+                            .unwrap_or(true)
+                })
+        })
+        .count()
 }
 
 /// Checks the contract on a reopened log: every execution dense from 1, each `own-*`
@@ -135,13 +166,20 @@ pub fn check_acks(log: &seglog::Log, acks: &[Ack], what: &str) {
         }
     }
     for ack in acks {
-        let events = log
-            .read_range(&ack.execution, ack.first_seq, ack.count as usize)
-            .unwrap_or_default();
+        let events = match log.read_range(&ack.execution, ack.first_seq, ack.count as usize) {
+            Ok(events) => events,
+            Err(e) => panic!("{what}: reading acknowledged {ack:?} failed: {e}"),
+        };
         assert_eq!(
             events.len() as u64,
             ack.count,
-            "{what}: acknowledged {ack:?} lost"
+            "{what}: acknowledged {ack:?} lost: the execution now ends at {:?} ({} segments: {:?})",
+            log.latest_seq(&ack.execution),
+            log.segments().len(),
+            log.segments()
+                .iter()
+                .map(|s| (s.number, s.first_lsn, s.last_lsn, s.data_end, s.sealed))
+                .collect::<Vec<_>>()
         );
         assert_eq!(
             String::from_utf8_lossy(&events[0].payload),
