@@ -47,48 +47,38 @@ fn record_format(c: &mut Criterion) {
     g.finish();
 }
 
+/// Inserts `n` single-event records round-robin over `ids` (1,000 executions).
+fn fill(ix: &mut ExecutionIndex, ids: &[String], n: u64) {
+    for k in 0..n {
+        let _ = ix.insert(&IndexedRecord {
+            execution: &ids[(k % 1000) as usize],
+            tenant: "t",
+            lsn: k + 1,
+            location: Location {
+                segment: 1,
+                offset: 64 + (k as u32).wrapping_mul(300),
+            },
+            first_seq: k / 1000 + 1,
+            event_count: 1,
+            timestamp_unix_nanos: 0,
+        });
+    }
+}
+
 fn index(c: &mut Criterion) {
     let ids: Vec<String> = (0..1000).map(|i| format!("exec-{i:06}")).collect();
     c.bench_function("index insert (1000 executions)", |b| {
         b.iter_batched(
             ExecutionIndex::new,
             |mut ix| {
-                for n in 0..10_000u64 {
-                    let e = &ids[(n % 1000) as usize];
-                    let _ = ix.insert(&IndexedRecord {
-                        execution: e,
-                        tenant: "t",
-                        lsn: n + 1,
-                        location: Location {
-                            segment: 1,
-                            offset: 64 + n as u32 * 300,
-                        },
-                        first_seq: n / 1000 + 1,
-                        event_count: 1,
-                        timestamp_unix_nanos: 0,
-                    });
-                }
+                fill(&mut ix, &ids, 10_000);
                 ix
             },
             BatchSize::LargeInput,
         )
     });
     let mut ix = ExecutionIndex::new();
-    for n in 0..100_000u64 {
-        let e = &ids[(n % 1000) as usize];
-        let _ = ix.insert(&IndexedRecord {
-            execution: e,
-            tenant: "t",
-            lsn: n + 1,
-            location: Location {
-                segment: 1,
-                offset: 64,
-            },
-            first_seq: n / 1000 + 1,
-            event_count: 1,
-            timestamp_unix_nanos: 0,
-        });
-    }
+    fill(&mut ix, &ids, 100_000);
     ix.publish_all();
     c.bench_function("index locate 100 events", |b| {
         b.iter(|| black_box(ix.events(black_box("exec-000500"), 1, 100)).len())

@@ -93,6 +93,26 @@ impl Execution {
         self.last_timestamp_unix_nanos
     }
 
+    /// Adds a record that continues this execution (the caller has checked that it does).
+    fn push_record(
+        &mut self,
+        location: Location,
+        first_seq: u64,
+        event_count: u32,
+        timestamp: i64,
+    ) {
+        if event_count > 1 && self.record_first_seqs.is_none() {
+            // Until now every record held one event: record i starts at sequence i + 1.
+            self.record_first_seqs = Some((1..=self.records.len() as u32).collect());
+        }
+        if let Some(firsts) = self.record_first_seqs.as_mut() {
+            firsts.push(first_seq as u32);
+        }
+        self.records.push(location);
+        self.last_seq = first_seq + u64::from(event_count) - 1;
+        self.last_timestamp_unix_nanos = self.last_timestamp_unix_nanos.max(timestamp);
+    }
+
     /// The record holding `seq` and the event's index inside it.
     fn locate(&self, seq: u64) -> Option<(Location, u32)> {
         if seq == 0 || seq > self.last_seq {
@@ -204,6 +224,37 @@ impl ExecutionIndex {
         self.events
     }
 
+    /// Registers a new tenant; the caller has checked it is new.
+    fn add_tenant(&mut self, name: &str) -> Result<u32> {
+        let t = u32::try_from(self.tenants.len()).map_err(|_| Error::LimitExceeded("tenants"))?;
+        self.tenant_ids.insert(name.into(), t);
+        self.tenants.push(Tenant {
+            name: name.into(),
+            executions: Vec::new(),
+        });
+        Ok(t)
+    }
+
+    /// Registers a new execution of `tenant`, created by the record at `created_lsn`; the
+    /// caller has checked it is new.
+    fn add_execution(&mut self, id: &str, tenant: u32, created_lsn: u64) -> Result<u32> {
+        let i =
+            u32::try_from(self.executions.len()).map_err(|_| Error::LimitExceeded("executions"))?;
+        self.by_id.insert(id.into(), i);
+        self.executions.push(Execution {
+            id: id.into(),
+            tenant,
+            created_lsn,
+            last_seq: 0,
+            visible_seq: AtomicU64::new(0),
+            last_timestamp_unix_nanos: i64::MIN,
+            records: Vec::new(),
+            record_first_seqs: None,
+        });
+        self.tenants[tenant as usize].executions.push(i);
+        Ok(i)
+    }
+
     /// Checks an append of `count` events and decides its sequence and timestamp.
     ///
     /// # Errors
@@ -248,36 +299,11 @@ impl ExecutionIndex {
     pub fn insert(&mut self, r: &IndexedRecord<'_>) -> Result<ExecutionSlot> {
         let tenant = match self.tenant_ids.get(r.tenant) {
             Some(&t) => t,
-            None => {
-                let t = u32::try_from(self.tenants.len())
-                    .map_err(|_| Error::LimitExceeded("tenants"))?;
-                self.tenant_ids.insert(r.tenant.into(), t);
-                self.tenants.push(Tenant {
-                    name: r.tenant.into(),
-                    executions: Vec::new(),
-                });
-                t
-            }
+            None => self.add_tenant(r.tenant)?,
         };
         let slot = match self.by_id.get(r.execution) {
             Some(&i) => i,
-            None => {
-                let i = u32::try_from(self.executions.len())
-                    .map_err(|_| Error::LimitExceeded("executions"))?;
-                self.by_id.insert(r.execution.into(), i);
-                self.executions.push(Execution {
-                    id: r.execution.into(),
-                    tenant,
-                    created_lsn: r.lsn,
-                    last_seq: 0,
-                    visible_seq: AtomicU64::new(0),
-                    last_timestamp_unix_nanos: i64::MIN,
-                    records: Vec::new(),
-                    record_first_seqs: None,
-                });
-                self.tenants[tenant as usize].executions.push(i);
-                i
-            }
+            None => self.add_execution(r.execution, tenant, r.lsn)?,
         };
         let e = &mut self.executions[slot as usize];
         let inconsistent = |reason: String| Error::Inconsistent { lsn: r.lsn, reason };
@@ -294,16 +320,12 @@ impl ExecutionIndex {
         if last_seq > u64::from(u32::MAX) {
             return Err(Error::LimitExceeded("events in one execution"));
         }
-        if r.event_count > 1 && e.record_first_seqs.is_none() {
-            // Until now every record held one event: record i starts at sequence i + 1.
-            e.record_first_seqs = Some((1..=e.records.len() as u32).collect());
-        }
-        if let Some(firsts) = e.record_first_seqs.as_mut() {
-            firsts.push(r.first_seq as u32);
-        }
-        e.records.push(r.location);
-        e.last_seq = last_seq;
-        e.last_timestamp_unix_nanos = e.last_timestamp_unix_nanos.max(r.timestamp_unix_nanos);
+        e.push_record(
+            r.location,
+            r.first_seq,
+            r.event_count,
+            r.timestamp_unix_nanos,
+        );
         self.events += u64::from(r.event_count);
         Ok(ExecutionSlot(slot))
     }
@@ -390,14 +412,7 @@ impl ExecutionIndex {
             let t = match tenant_of_string[r.tenant as usize] {
                 Some(t) => t,
                 None => {
-                    let t = u32::try_from(self.tenants.len())
-                        .map_err(|_| Error::LimitExceeded("tenants"))?;
-                    let name: Box<str> = strings[r.tenant as usize].as_str().into();
-                    self.tenant_ids.insert(name.clone(), t);
-                    self.tenants.push(Tenant {
-                        name,
-                        executions: Vec::new(),
-                    });
+                    let t = self.add_tenant(&strings[r.tenant as usize])?;
                     tenant_of_string[r.tenant as usize] = Some(t);
                     t
                 }
@@ -405,21 +420,7 @@ impl ExecutionIndex {
             let slot = match slot_of_string[r.execution as usize] {
                 Some(i) => i,
                 None => {
-                    let i = u32::try_from(self.executions.len())
-                        .map_err(|_| Error::LimitExceeded("executions"))?;
-                    let id: Box<str> = strings[r.execution as usize].as_str().into();
-                    self.by_id.insert(id.clone(), i);
-                    self.executions.push(Execution {
-                        id,
-                        tenant: t,
-                        created_lsn: r.lsn,
-                        last_seq: 0,
-                        visible_seq: AtomicU64::new(0),
-                        last_timestamp_unix_nanos: i64::MIN,
-                        records: Vec::new(),
-                        record_first_seqs: None,
-                    });
-                    self.tenants[t as usize].executions.push(i);
+                    let i = self.add_execution(&strings[r.execution as usize], t, r.lsn)?;
                     slot_of_string[r.execution as usize] = Some(i);
                     i
                 }
@@ -430,18 +431,11 @@ impl ExecutionIndex {
                 e.records.reserve_exact(pending as usize);
                 state[r.execution as usize].2 = 0;
             }
-            if r.event_count > 1 && e.record_first_seqs.is_none() {
-                e.record_first_seqs = Some((1..=e.records.len() as u32).collect());
-            }
-            if let Some(firsts) = e.record_first_seqs.as_mut() {
-                firsts.push(r.first_seq as u32);
-            }
-            e.records.push(Location {
+            let location = Location {
                 segment,
                 offset: r.offset,
-            });
-            e.last_seq = r.first_seq + u64::from(r.event_count) - 1;
-            e.last_timestamp_unix_nanos = e.last_timestamp_unix_nanos.max(r.timestamp_unix_nanos);
+            };
+            e.push_record(location, r.first_seq, r.event_count, r.timestamp_unix_nanos);
             self.events += u64::from(r.event_count);
         }
         Ok(())

@@ -27,6 +27,7 @@ pub struct IndexRebuilder<'a, F: FileSystem> {
     index: &'a mut ExecutionIndex,
     use_checkpoints: bool,
     stats: RebuildStats,
+    unchecked: Vec<u64>,
 }
 
 impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
@@ -43,7 +44,13 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
             index,
             use_checkpoints,
             stats: RebuildStats::default(),
+            unchecked: Vec::new(),
         }
+    }
+
+    /// Numbers of the sealed segments that had no usable checkpoint (and were scanned).
+    pub fn sealed_without_checkpoint(&self) -> &[u64] {
+        &self.unchecked
     }
 
     /// What happened so far.
@@ -84,6 +91,7 @@ impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
         let loaded = self.use_checkpoints && self.apply_checkpoint(segment);
         if !loaded {
             self.stats.segments_scanned += 1;
+            self.unchecked.push(segment.number);
         }
         !loaded
     }

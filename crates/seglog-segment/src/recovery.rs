@@ -240,7 +240,10 @@ pub(crate) fn recover<F: FileSystem>(
         report.records_scanned += scan.records;
         report.bytes_scanned += scan.end as u64;
         let end = scan.end as u64;
+        // The map the scan read, kept as a sealed segment's view unless the file is cut.
+        let mut view = Some(bytes);
         if let Some(defect) = scan.defect {
+            let bytes: &[u8] = view.as_deref().unwrap_or(&[]);
             let dropped = bytes
                 .get(scan.end..written_end.max(scan.end))
                 .unwrap_or(&[])
@@ -256,7 +259,7 @@ pub(crate) fn recover<F: FileSystem>(
             match opts.recovery_mode {
                 RecoveryMode::Salvage => {
                     tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
-                    drop(bytes);
+                    view = None; // no map may outlive the cut
                     truncate::<F>(&file, &f.path, end)?;
                     report.salvaged.push(cut);
                 }
@@ -274,16 +277,25 @@ pub(crate) fn recover<F: FileSystem>(
                         return Err(corrupt(end, format!("{defect}, but record LSN {lsn} at offset {at} was written after this one was durable: acknowledged data is damaged")));
                     }
                     tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "cutting torn tail of the last segment");
-                    drop(bytes);
+                    view = None; // no map may outlive the cut
                     truncate::<F>(&file, &f.path, end)?;
                     report.torn_tail = Some(cut);
                 }
             }
         }
         info.last_lsn = scan.last_lsn.max(header.first_lsn - 1);
-        let entry = SegmentEntry::new(header, f.path.clone(), file, end, info.last_lsn);
+        let entry: SegmentEntry<F> =
+            SegmentEntry::new(header, f.path.clone(), file, end, info.last_lsn);
         if !is_last {
-            entry.seal(fs_view_after_cut::<F>(&entry)?);
+            // A cut segment (Salvage) is mapped again: the old map covered the cut bytes.
+            let view = match view {
+                Some(v) => v,
+                None => entry
+                    .file
+                    .map()
+                    .map_err(|e| Error::io("map", &entry.path, e))?,
+            };
+            entry.seal(Some(view));
         }
         prev_lsn = info.last_lsn;
         segments.push(entry);
@@ -311,12 +323,4 @@ pub(crate) fn recover<F: FileSystem>(
         last_lsn: prev_lsn,
         report,
     })
-}
-
-fn fs_view_after_cut<F: FileSystem>(entry: &SegmentEntry<F>) -> Result<Option<bytes::Bytes>> {
-    entry
-        .file
-        .map()
-        .map(Some)
-        .map_err(|e| Error::io("map", &entry.path, e))
 }

@@ -103,7 +103,7 @@ impl WriterCounters {
         record(&self.sync_us, nanos / 1000);
     }
 
-    pub fn record_commit(&self, records: usize, bytes: u64, _took: Duration) {
+    pub fn record_commit(&self, records: usize, bytes: u64) {
         self.commits.fetch_add(1, Relaxed);
         self.records.fetch_add(records as u64, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);

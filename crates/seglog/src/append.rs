@@ -81,9 +81,8 @@ impl<F: FileSystem> Log<F> {
         })?;
         let events = payloads.len() as u64;
         let payload_bytes = payloads.iter().map(|p| p.as_ref().len() as u64).sum();
-        let mut st = self.shared.state.write();
+        let mut st = self.shared.index.write();
         let plan = st
-            .index
             .plan_append(execution, tenant, expected_last_seq, now_unix_nanos())
             .map_err(|e| match e {
                 seglog_index::Error::TenantMismatch => Error::TenantMismatch {
@@ -101,7 +100,7 @@ impl<F: FileSystem> Log<F> {
         let appended = self.shared.segments.submit(record)?;
         // Positions fit: segments are at most 4 GiB (Options) and numbered from 1.
         let location = Location::from_position(appended.position)?;
-        let slot = st.index.insert(&IndexedRecord {
+        let slot = st.insert(&IndexedRecord {
             execution,
             tenant,
             lsn: appended.lsn,
@@ -125,7 +124,7 @@ impl<F: FileSystem> Log<F> {
     /// within an execution, so "my LSN is durable" means every event up to mine is: publishing
     /// up to my last sequence needs only the index's read lock.
     fn publish(&self, slot: seglog_index::ExecutionSlot, last_seq: u64) {
-        self.shared.state.read().index.publish(slot, last_seq);
+        self.shared.index.read().publish(slot, last_seq);
         if self.shared.visible_tx.receiver_count() > 0 {
             self.shared.visible_tx.send_modify(|v| *v += 1);
         }

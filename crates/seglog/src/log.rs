@@ -21,15 +21,10 @@ pub(crate) struct PendingVisibility {
     pub last_seq: u64,
 }
 
-/// The index behind the engine's lock.
-pub(crate) struct IndexState {
-    pub index: ExecutionIndex,
-}
-
 pub(crate) struct Shared<F: FileSystem> {
     pub dir: PathBuf,
     pub segments: SegmentLog<F>,
-    pub state: RwLock<IndexState>,
+    pub index: RwLock<ExecutionIndex>,
     /// Appends submitted but never published by their caller (cancelled); published by the
     /// next reader once durable.
     pub abandoned: parking_lot::Mutex<Vec<PendingVisibility>>,
@@ -122,6 +117,7 @@ impl<F: FileSystem + Clone> Log<F> {
         let (segments, report) =
             SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut rebuilder)?;
         let rebuild = rebuilder.stats();
+        let without_checkpoint = rebuilder.sealed_without_checkpoint().to_vec();
         index.publish_all();
         index.shrink_to_fit();
         let infos = segments.segments();
@@ -133,14 +129,15 @@ impl<F: FileSystem + Clone> Log<F> {
         {
             segments.set_seal_listener(listener);
         }
-        if options.checkpoints == CheckpointMode::Background && rebuild.segments_scanned > 0 {
+        if options.checkpoints == CheckpointMode::Background {
             // Sealed segments that had to be scanned get their checkpoint now, so the next
             // open is fast.
-            for info in infos.iter().filter(|i| i.sealed) {
-                if seglog_index::checkpoint::load(&fs, &dir, info).is_none() {
-                    if let Ok(bytes) = segments.segment_bytes(info.number) {
-                        checkpointer.submit(info.clone(), bytes);
-                    }
+            for info in infos
+                .iter()
+                .filter(|i| i.sealed && without_checkpoint.contains(&i.number))
+            {
+                if let Ok(bytes) = segments.segment_bytes(info.number) {
+                    checkpointer.submit(info.clone(), bytes);
                 }
             }
         }
@@ -166,7 +163,7 @@ impl<F: FileSystem + Clone> Log<F> {
             shared: Arc::new(Shared {
                 dir,
                 segments,
-                state: RwLock::new(IndexState { index }),
+                index: RwLock::new(index),
                 abandoned: parking_lot::Mutex::new(Vec::new()),
                 has_abandoned: AtomicBool::new(false),
                 visible_tx: watch::Sender::new(0),
@@ -249,11 +246,11 @@ impl<F: FileSystem> Log<F> {
             ..Stats::default()
         };
         {
-            let st = self.shared.state.read();
-            s.index_memory_bytes = st.index.memory_bytes();
-            s.executions = st.index.execution_count();
-            s.tenants = st.index.tenant_count();
-            s.indexed_events = st.index.event_count();
+            let st = self.shared.index.read();
+            s.index_memory_bytes = st.memory_bytes();
+            s.executions = st.execution_count();
+            s.tenants = st.tenant_count();
+            s.indexed_events = st.event_count();
         }
         self.shared.counters.fill(&mut s);
         #[cfg(feature = "metrics")]

@@ -31,12 +31,7 @@ impl<F: FileSystem> Log<F> {
     ) -> Result<Vec<EventLocation>> {
         self.check_open()?;
         self.publish_if_due();
-        Ok(self
-            .shared
-            .state
-            .read()
-            .index
-            .events(execution, from_seq, limit))
+        Ok(self.shared.index.read().events(execution, from_seq, limit))
     }
 
     fn load(&self, execution: &str, locations: &[EventLocation]) -> Result<Vec<Event>> {
@@ -102,9 +97,8 @@ impl<F: FileSystem> Log<F> {
     pub fn latest_seq(&self, execution: &str) -> Result<Option<u64>> {
         self.check_open()?;
         self.publish_if_due();
-        let st = self.shared.state.read();
+        let st = self.shared.index.read();
         Ok(st
-            .index
             .get(execution)
             .map(|e| e.visible_seq())
             .filter(|&s| s > 0))
@@ -136,9 +130,8 @@ impl<F: FileSystem> Log<F> {
         }
         Ok(self
             .shared
-            .state
-            .read()
             .index
+            .read()
             .tenant_of(execution)
             .map(str::to_owned))
     }
@@ -156,9 +149,8 @@ impl<F: FileSystem> Log<F> {
     ) -> Result<Vec<String>> {
         self.check_open()?;
         self.publish_if_due();
-        let st = self.shared.state.read();
+        let st = self.shared.index.read();
         Ok(st
-            .index
             .list_executions(tenant, limit, offset)
             .into_iter()
             .map(str::to_owned)

@@ -282,7 +282,6 @@ impl<F: FileSystem> Inner<F> {
 
     /// The I/O of one round. Returns the last LSN made durable.
     fn write_and_sync(&self, chunks: &[PendingChunk]) -> Result<u64> {
-        let started = Instant::now();
         let mut buf = Vec::with_capacity(
             chunks
                 .iter()
@@ -338,8 +337,7 @@ impl<F: FileSystem> Inner<F> {
             self.stats.record_sync(sync_started.elapsed());
         }
         entry.publish_durable(end, last_lsn);
-        self.stats
-            .record_commit(records, written, started.elapsed());
+        self.stats.record_commit(records, written);
         Ok(last_lsn)
     }
 

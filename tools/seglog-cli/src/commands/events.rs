@@ -42,6 +42,23 @@ pub fn summarize(v: &serde_json::Value) -> String {
     format!("{kind} {}", rest.join(" "))
 }
 
+/// Prints one event: a JSON line (payload decoded) or a table row fitted to the terminal.
+pub fn print_event(seq: u64, timestamp_unix_nanos: i64, encoding: u8, payload: &[u8], json: bool) {
+    let v = payload_json(encoding, payload);
+    let at = timestamp(timestamp_unix_nanos);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"seq": seq, "timestamp": at, "event": v})
+        );
+    } else {
+        println!(
+            "{}",
+            fit(&format!("{seq:>6}  {at:<27}  {}", summarize(&v)), COLUMNS)
+        );
+    }
+}
+
 pub fn run(args: &EventsArgs) -> Result<i32> {
     let mut found = 0u64;
     if !args.json {
@@ -57,21 +74,8 @@ pub fn run(args: &EventsArgs) -> Result<i32> {
             }
             for (i, p) in r.events().enumerate() {
                 let seq = r.first_seq() + i as u64;
-                let v = payload_json(r.encoding(), p);
                 found += 1;
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"seq": seq, "timestamp": timestamp(r.timestamp_unix_nanos()), "event": v})
-                    );
-                } else {
-                    let line = format!(
-                        "{seq:>6}  {:<27}  {}",
-                        timestamp(r.timestamp_unix_nanos()),
-                        summarize(&v)
-                    );
-                    println!("{}", fit(&line, COLUMNS));
-                }
+                print_event(seq, r.timestamp_unix_nanos(), r.encoding(), p, args.json);
             }
         }
         Ok(())

@@ -1,8 +1,7 @@
 //! `seglog tail`: follow an execution as another process appends to it, like `tail -f`.
 //! Reads new bytes of the segment files as they appear; takes no lock.
 
-use crate::commands::events::summarize;
-use crate::output::{fit, payload_json, timestamp, COLUMNS};
+use crate::commands::events::print_event;
 use anyhow::{Context, Result};
 use seglog_segment::format::{decode_record, RecordScan, SegmentHeader, SEGMENT_HEADER_LEN};
 use seglog_segment::inspect::list_segment_files;
@@ -90,25 +89,7 @@ fn poll(
                     }
                     *last_seq = seq;
                     if printing {
-                        let v = payload_json(r.encoding(), p);
-                        if args.json {
-                            println!(
-                                "{}",
-                                serde_json::json!({"seq": seq, "timestamp": timestamp(r.timestamp_unix_nanos()), "event": v})
-                            );
-                        } else {
-                            println!(
-                                "{}",
-                                fit(
-                                    &format!(
-                                        "{seq:>6}  {:<27}  {}",
-                                        timestamp(r.timestamp_unix_nanos()),
-                                        summarize(&v)
-                                    ),
-                                    COLUMNS
-                                )
-                            );
-                        }
+                        print_event(seq, r.timestamp_unix_nanos(), r.encoding(), p, args.json);
                         printed += 1;
                     }
                 }
