@@ -92,6 +92,15 @@ impl Execution {
     pub fn last_timestamp_unix_nanos(&self) -> i64 {
         self.last_timestamp_unix_nanos
     }
+    /// Where its records are, in log order.
+    pub fn records(&self) -> &[Location] {
+        &self.records
+    }
+
+    /// True for the empty shell left by [`ExecutionIndex::remove_executions`].
+    fn removed(&self) -> bool {
+        self.id.is_empty()
+    }
 
     /// Adds a record that continues this execution (the caller has checked that it does).
     fn push_record(
@@ -211,7 +220,7 @@ impl ExecutionIndex {
 
     /// Number of executions (including ones whose first append is not yet durable).
     pub fn execution_count(&self) -> usize {
-        self.executions.len()
+        self.by_id.len()
     }
 
     /// Number of tenants.
@@ -515,7 +524,74 @@ impl ExecutionIndex {
 
     /// Every execution, in creation order.
     pub fn executions(&self) -> impl Iterator<Item = &Execution> {
-        self.executions.iter()
+        self.executions.iter().filter(|e| !e.removed())
+    }
+
+    /// Removes executions and all their events (compaction dropped them from the log).
+    /// Unknown ids are ignored. Returns the executions and events removed.
+    ///
+    /// The slots stay allocated, empty, so that an appender still holding one publishes
+    /// into nothing; a later append of the same id starts a new execution at sequence 1.
+    pub fn remove_executions<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> (u64, u64) {
+        let mut removed_slots = std::collections::HashSet::new();
+        let mut events = 0;
+        for id in ids {
+            let Some(slot) = self.by_id.remove(id) else {
+                continue;
+            };
+            let e = &mut self.executions[slot as usize];
+            events += e.last_seq;
+            e.id = "".into();
+            e.records = Vec::new();
+            e.record_first_seqs = None;
+            e.last_seq = 0;
+            *e.visible_seq.get_mut() = 0;
+            removed_slots.insert(slot);
+        }
+        if !removed_slots.is_empty() {
+            for t in &mut self.tenants {
+                t.executions.retain(|i| !removed_slots.contains(i));
+            }
+        }
+        self.events -= events.min(self.events);
+        (removed_slots.len() as u64, events)
+    }
+
+    /// Points every record of the segments in `replaced` at its new place, given by
+    /// `moved_to` (compaction rewrote those segments). All or nothing.
+    ///
+    /// # Errors
+    /// [`Error::Inconsistent`] when a record of a remaining execution has no new place.
+    pub fn relocate(
+        &mut self,
+        replaced: &std::collections::HashSet<u32>,
+        moved_to: impl Fn(Location) -> Option<Location>,
+    ) -> Result<()> {
+        for e in self.executions.iter().filter(|e| !e.removed()) {
+            for &l in e.records.iter().filter(|l| replaced.contains(&l.segment)) {
+                if moved_to(l).is_none() {
+                    return Err(Error::Inconsistent {
+                        lsn: e.created_lsn,
+                        reason: format!(
+                            "record of execution {:?} at segment {} offset {} has no place after compaction",
+                            e.id, l.segment, l.offset
+                        ),
+                    });
+                }
+            }
+        }
+        for e in &mut self.executions {
+            for l in e
+                .records
+                .iter_mut()
+                .filter(|l| replaced.contains(&l.segment))
+            {
+                if let Some(new) = moved_to(*l) {
+                    *l = new;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Bytes of heap and struct memory the index holds (capacities, not lengths).

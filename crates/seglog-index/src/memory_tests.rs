@@ -167,3 +167,60 @@ fn checkpoint_apply_matches_inserts_and_is_all_or_nothing() {
     assert_eq!((ix.event_count(), ix.execution_count()), before);
     assert_eq!(ix.get("e1").unwrap().last_seq(), 5);
 }
+
+#[test]
+fn removed_executions_vanish_and_their_ids_start_over() {
+    let mut ix = ExecutionIndex::new();
+    ix.insert(&rec("a", "t", 1, 1, 1)).unwrap();
+    let b = ix.insert(&rec("b", "t", 2, 1, 3)).unwrap();
+    ix.insert(&rec("c", "u", 3, 1, 1)).unwrap();
+    ix.publish_all();
+    assert_eq!(ix.remove_executions(["b", "nope"]), (1, 3));
+    assert!(ix.get("b").is_none());
+    assert_eq!(ix.event_count(), 2);
+    assert_eq!(ix.execution_count(), 2);
+    assert_eq!(ix.list_executions("t", 10, 0), vec!["a"]);
+    assert_eq!(ix.executions().count(), 2);
+    // An appender still holding the old slot publishes into nothing.
+    ix.publish(b, 3);
+    assert!(ix.events("b", 1, 10).is_empty());
+    // The id can be used again, from sequence 1.
+    let plan = ix.plan_append("b", "u", Some(0), 0).unwrap();
+    assert_eq!(plan.first_seq, 1);
+    ix.insert(&rec("b", "u", 4, 1, 1)).unwrap();
+    assert_eq!(ix.tenant_of("b"), Some("u"));
+}
+
+#[test]
+fn relocate_moves_records_of_replaced_segments_all_or_nothing() {
+    let mut ix = ExecutionIndex::new();
+    for lsn in 1..=4u64 {
+        let mut r = rec("e", "t", lsn, lsn, 1);
+        r.location.segment = if lsn <= 2 { 1 } else { 2 };
+        ix.insert(&r).unwrap();
+    }
+    ix.publish_all();
+    let replaced: std::collections::HashSet<u32> = [1].into_iter().collect();
+    // A record without a new place: nothing changes.
+    let err = ix.relocate(&replaced, |l| {
+        (l.offset == 100).then_some(Location {
+            segment: 9,
+            offset: 64,
+        })
+    });
+    assert!(err.is_err());
+    assert_eq!(ix.events("e", 1, 1)[0].location.segment, 1);
+    ix.relocate(&replaced, |l| {
+        Some(Location {
+            segment: 9,
+            offset: l.offset - 36,
+        })
+    })
+    .unwrap();
+    let segs: Vec<(u32, u32)> = ix
+        .events("e", 1, 10)
+        .iter()
+        .map(|l| (l.location.segment, l.location.offset))
+        .collect();
+    assert_eq!(segs, vec![(9, 64), (9, 164), (2, 300), (2, 400)]);
+}

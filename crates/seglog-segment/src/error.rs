@@ -80,7 +80,7 @@ pub enum Error {
     Closed,
 
     /// The segment was written by a format version this build does not read.
-    #[error("segment {} has format version {found}; this build reads version {supported}", path.display())]
+    #[error("segment {} has format version {found}; this build reads versions 1 to {supported}", path.display())]
     UnsupportedVersion {
         /// The segment file.
         path: PathBuf,
@@ -102,6 +102,11 @@ pub enum Error {
         /// Byte offset.
         offset: u64,
     },
+
+    /// A segment replacement (compaction) that would break the log's order, or that names
+    /// segments which are not sealed segments of this log. Nothing was changed.
+    #[error("invalid segment replacement: {0}")]
+    InvalidReplacement(String),
 }
 
 impl Error {

@@ -25,21 +25,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod builder;
 mod error;
 pub mod format;
 pub mod inspect;
 pub mod io;
 mod options;
 mod recovery;
+mod replacement;
 mod segment;
 mod stats;
 #[cfg_attr(not(feature = "teeth"), allow(dead_code))]
 pub mod teeth;
 mod writer;
 
+pub use builder::{BuiltSegment, SegmentBuilder};
 pub use error::{Error, Result};
 pub use options::{RecoveryMode, SegmentOptions, SyncMode};
 pub use recovery::{RecoveryReport, RecoveryVisitor, TailCut};
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
-pub use writer::{Appended, SealListener, SegmentLog};
+pub use writer::{Appended, Replacement, SealListener, SegmentLog};

@@ -69,6 +69,10 @@ pub struct RecoveryReport {
     pub salvaged: Vec<TailCut>,
     /// A last segment whose creation a crash interrupted, removed.
     pub removed_incomplete_segment: Option<PathBuf>,
+    /// A compaction that a crash interrupted after its commit point, finished.
+    pub finished_replacement: bool,
+    /// Files of a compaction that a crash interrupted before its commit point, removed.
+    pub discarded_replacement_files: usize,
     /// LSN of the last record in the log (0 for an empty log).
     pub last_lsn: u64,
     /// Wall time the recovery took.
@@ -129,6 +133,11 @@ pub(crate) fn recover<F: FileSystem>(
 ) -> Result<Recovered<F>> {
     let started = Instant::now();
     let mut report = RecoveryReport::default();
+    // A compaction interrupted by a crash is finished or undone before the segments are
+    // listed, so the list is either the old set or the new one.
+    let replacement = crate::replacement::finish_at_open(fs, dir)?;
+    report.finished_replacement = replacement.rolled_forward;
+    report.discarded_replacement_files = replacement.discarded_files;
     let mut found = list_segments(fs, dir)?;
     let mut dir_changed = false;
 

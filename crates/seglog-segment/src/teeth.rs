@@ -16,6 +16,10 @@ pub enum SyncPoint {
     SealFsync = 4,
     /// The fdatasync of the recovered tail on open.
     RecoveredTailFsync = 5,
+    /// The fdatasync of a segment written by compaction, before the manifest names it.
+    ReplacementSegmentFsync = 6,
+    /// The directory fsync that commits a replacement manifest.
+    ManifestDirFsync = 7,
 }
 
 #[cfg(feature = "teeth")]

@@ -82,6 +82,13 @@ impl<F: FileSystem> Log<F> {
         let events = payloads.len() as u64;
         let payload_bytes = payloads.iter().map(|p| p.as_ref().len() as u64).sum();
         let mut st = self.shared.index.write();
+        if self.shared.erasing_active.load(Ordering::Acquire)
+            && self.shared.erasing.lock().contains(execution)
+        {
+            return Err(Error::Erasing {
+                execution: execution.to_owned(),
+            });
+        }
         let plan = st
             .plan_append(execution, tenant, expected_last_seq, now_unix_nanos())
             .map_err(|e| match e {

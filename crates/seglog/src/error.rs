@@ -54,6 +54,27 @@ pub enum Error {
     /// A stored record does not say what the index expects of it.
     #[error("corruption: {0}")]
     Corruption(String),
+
+    /// A compaction is erasing this execution: appends to it fail until the compaction
+    /// ends. Afterwards the id is free again (a new execution starts at sequence 1).
+    #[error("execution {execution:?} is being erased by a compaction; retry once it ends")]
+    Erasing {
+        /// The execution.
+        execution: String,
+    },
+
+    /// From compaction.
+    #[error(transparent)]
+    Compaction(seglog_compact::Error),
+}
+
+impl From<seglog_compact::Error> for Error {
+    fn from(e: seglog_compact::Error) -> Self {
+        match e {
+            seglog_compact::Error::Segment(s) => Error::Segment(s),
+            other => Error::Compaction(other),
+        }
+    }
 }
 
 impl From<seglog_index::Error> for Error {

@@ -20,6 +20,7 @@
 
 mod append;
 mod checkpointer;
+mod compact;
 mod error;
 mod log;
 mod options;
@@ -27,12 +28,21 @@ mod read;
 mod stats;
 mod subscribe;
 
+pub use compact::{CompactOptions, CompactionReport};
 pub use error::{Error, Result};
 pub use log::Log;
 pub use options::{CheckpointMode, Options};
 pub use read::Event;
 pub use seglog_segment::{RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};
+
+/// Compaction plans and the policies that make them (from `seglog-compact`); carry a plan
+/// out with [`Log::compact`].
+pub mod compaction {
+    pub use seglog_compact::{
+        policy, ExecutionSummary, IndexView, LastEvent, Plan, RewriteStats, SegmentSummary,
+    };
+}
 
 /// The file-system abstraction, for opening a log on something other than real files.
 pub mod io {

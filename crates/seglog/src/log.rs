@@ -33,8 +33,18 @@ pub(crate) struct Shared<F: FileSystem> {
     pub visible_tx: watch::Sender<u64>,
     pub closed: AtomicBool,
     pub checkpointer: Arc<Checkpointer>,
+    pub checkpoint_mode: CheckpointMode,
     pub counters: EngineCounters,
     pub recovery: RecoveryStats,
+    /// Held by a running compaction: one at a time.
+    pub compaction: parking_lot::Mutex<()>,
+    /// Executions a running compaction is erasing; appends to them fail. Changed only under
+    /// the index's write lock, which every append holds while it checks.
+    pub erasing: parking_lot::Mutex<ahash::AHashSet<Box<str>>>,
+    pub erasing_active: AtomicBool,
+    /// Bumped (under the index's write lock) each time compaction moves records, so a
+    /// reader whose positions went stale knows to look them up again.
+    pub layout_epoch: std::sync::atomic::AtomicU64,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -169,8 +179,13 @@ impl<F: FileSystem + Clone> Log<F> {
                 visible_tx: watch::Sender::new(0),
                 closed: AtomicBool::new(false),
                 checkpointer,
+                checkpoint_mode: options.checkpoints,
                 counters: EngineCounters::default(),
                 recovery,
+                compaction: parking_lot::Mutex::new(()),
+                erasing: parking_lot::Mutex::new(ahash::AHashSet::new()),
+                erasing_active: AtomicBool::new(false),
+                layout_epoch: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }

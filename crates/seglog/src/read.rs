@@ -7,6 +7,7 @@ use bytes::Bytes;
 use seglog_index::EventLocation;
 use seglog_segment::io::FileSystem;
 use seglog_segment::Record;
+use std::sync::atomic::Ordering;
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +87,16 @@ impl<F: FileSystem> Log<F> {
     /// # Errors
     /// As [`Self::read`].
     pub fn read_range(&self, execution: &str, from_seq: u64, limit: usize) -> Result<Vec<Event>> {
-        let locations = self.locations(execution, from_seq, limit)?;
-        self.load(execution, &locations)
+        loop {
+            let epoch = self.shared.layout_epoch.load(Ordering::Acquire);
+            let locations = self.locations(execution, from_seq, limit)?;
+            match self.load(execution, &locations) {
+                // A compaction moved the records after we looked them up: look again.
+                // Segment numbers are never reused, so stale positions fail, never mislead.
+                Err(_) if self.shared.layout_epoch.load(Ordering::Acquire) != epoch => continue,
+                done => return done,
+            }
+        }
     }
 
     /// The last durable sequence number of `execution`, `None` if it does not exist.

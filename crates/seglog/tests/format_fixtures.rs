@@ -3,6 +3,7 @@
 //! The fixtures in `tests/fixtures/v<N>/` were written by the build of format version N.
 //! To regenerate the current version's fixture (only when its writer changes):
 //! `SEGLOG_WRITE_FIXTURES=1 cargo test -p seglog --test format_fixtures`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::{CheckpointMode, Log, Options};
 use std::path::{Path, PathBuf};
@@ -66,14 +67,23 @@ fn version_1_log_opens_and_reads_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture, dir.path());
     let log = Log::open_blocking(dir.path(), fixture_options()).unwrap();
-    assert!(log.segments().len() >= 3, "the fixture spans several segments");
+    assert!(
+        log.segments().len() >= 3,
+        "the fixture spans several segments"
+    );
     for (id, tenant, events) in expected() {
         let read = log.read(&id).unwrap();
         let payloads: Vec<Vec<u8>> = read.iter().map(|e| e.payload.to_vec()).collect();
         assert_eq!(payloads, events, "{id}");
-        assert_eq!(log.tenant_of(&id).unwrap().as_deref(), Some(tenant.as_str()));
+        assert_eq!(
+            log.tenant_of(&id).unwrap().as_deref(),
+            Some(tenant.as_str())
+        );
     }
     // The old log stays appendable.
-    assert_eq!(log.append_blocking("exec-0", "tenant-0", b"new").unwrap(), 41);
+    assert_eq!(
+        log.append_blocking("exec-0", "tenant-0", b"new").unwrap(),
+        41
+    );
     log.close().unwrap();
 }

@@ -65,7 +65,7 @@ impl SegmentHeader {
             return Err(HeaderDefect::Checksum);
         }
         let version = le_u16(b, HDR_VERSION_OFFSET);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderDefect::Version(version));
         }
         if usize::from(le_u16(b, HDR_LEN_OFFSET)) != SEGMENT_HEADER_LEN {

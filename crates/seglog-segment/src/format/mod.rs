@@ -5,15 +5,23 @@
 //! Little-endian everywhere. Checksums are CRC32 (IEEE) from `crc32fast`.
 
 pub(crate) mod header;
+mod manifest;
 mod record;
 
 pub use header::{HeaderDefect, SegmentHeader};
+pub use manifest::{ManifestInput, ManifestOutput, ReplacementManifest};
+pub(crate) use record::resalt;
 pub use record::{decode_record, EncodedRecord, EventBatch, RecordDefect, RecordRef, RecordScan};
 
 /// First 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"SEGLOGSG";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes. Version 2 added compaction (docs/format.md §6): a
+/// directory may hold a replacement manifest and its temporary segments, record LSNs may skip
+/// inside a segment, and segment numbers need not follow LSN order.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads. A version-1 log is a version-2 log that was
+/// never compacted.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 
 /// Size of the segment header; the first record starts here.
 pub const SEGMENT_HEADER_LEN: usize = 64;
@@ -78,6 +86,23 @@ pub const SEGMENT_SUFFIX: &str = ".seg";
 pub const SEGMENT_NAME_DIGITS: usize = 20;
 /// Name of the lock file in a log directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Suffix added to a segment's file name while compaction writes it; such a file is not part
+/// of the log until a committed replacement manifest renames it.
+pub const REPLACEMENT_TEMP_SUFFIX: &str = ".compacting";
+/// Name of the committed replacement manifest (docs/format.md §6).
+pub const MANIFEST_FILE_NAME: &str = "REPLACE";
+/// Name the manifest is written under before the rename that commits it.
+pub const MANIFEST_TEMP_FILE_NAME: &str = "REPLACE.tmp";
+/// First 8 bytes of a replacement manifest.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"SEGLOGRM";
+/// Fixed part of a manifest: magic, version, reserved, input count, output count.
+pub const MANIFEST_HEADER_LEN: usize = 24;
+/// Bytes per manifest input entry: segment number, first LSN.
+pub const MANIFEST_INPUT_LEN: usize = 16;
+/// Bytes per manifest output entry: segment number, first LSN, length.
+pub const MANIFEST_OUTPUT_LEN: usize = 24;
+/// Largest manifest this build reads (bounds the read of an untrusted file).
+pub const MANIFEST_MAX_LEN: u64 = 16 << 20;
 
 /// The file name of the segment whose first record has `first_lsn`.
 pub fn segment_file_name(first_lsn: u64) -> String {

@@ -245,12 +245,27 @@ pub fn decode_record(buf: &[u8], salt: u64, min_lsn: u64, max_len: u64) -> Recor
     RecordScan::Record(r)
 }
 
-fn checksum_ok(rec: &[u8], salt: u64) -> bool {
+/// The checksum a whole record must carry in a segment salted with `salt`.
+fn record_crc(rec: &[u8], salt: u64) -> u32 {
     let mut crc = Hasher::new();
     crc.update(&salt.to_le_bytes());
     crc.update(&rec[REC_LEN_OFFSET..REC_LEN_OFFSET + 4]);
     crc.update(&rec[REC_LSN_OFFSET..]);
-    crc.finalize() == le_u32(rec, REC_CRC_OFFSET)
+    crc.finalize()
+}
+
+fn checksum_ok(rec: &[u8], salt: u64) -> bool {
+    record_crc(rec, salt) == le_u32(rec, REC_CRC_OFFSET)
+}
+
+/// Rewrites the checksum of a valid record's bytes for a segment salted with `salt`, so the
+/// record can move to another segment (compaction). Nothing else in a record depends on
+/// where it is.
+pub(crate) fn resalt(rec: &mut [u8], salt: u64) {
+    if rec.len() >= RECORD_HEADER_LEN {
+        let crc = record_crc(rec, salt);
+        rec[REC_CRC_OFFSET..REC_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// A valid record, borrowed from a segment's bytes. Only [`decode_record`] makes one.

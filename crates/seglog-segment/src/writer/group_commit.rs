@@ -87,7 +87,7 @@ impl CommitState {
         }
     }
 
-    fn check_usable(&self) -> Result<()> {
+    pub(crate) fn check_usable(&self) -> Result<()> {
         if let Some(cause) = &self.poisoned {
             return Err(Error::Poisoned {
                 cause: cause.to_string(),
@@ -214,6 +214,55 @@ impl<F: FileSystem> Inner<F> {
         Ok(Appended { lsn, position })
     }
 
+    /// Queues a roll: the active segment is sealed and a new one created by the next commit
+    /// round, with no record needed. The roll takes an LSN of its own (no record carries it)
+    /// so that waiting for that LSN waits for the round. Returns that LSN and the number of
+    /// the segment that will be sealed, or `None` when the active segment holds no record.
+    pub(crate) fn submit_roll(&self) -> Result<Option<(u64, u64)>> {
+        let mut st = self.commit.lock();
+        st.check_usable()?;
+        if st.tail_offset <= crate::format::SEGMENT_HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        let sealed = st.tail_segment;
+        let lsn = st.next_lsn;
+        st.next_lsn += 1;
+        st.tail_segment = st.next_segment_number;
+        st.next_segment_number += 1;
+        st.tail_offset = crate::format::SEGMENT_HEADER_LEN as u64;
+        let (segment, offset) = (st.tail_segment, st.tail_offset);
+        st.pending.push(PendingChunk {
+            segment,
+            // The new segment starts after the roll's LSN: its last LSN reads `first - 1`
+            // until a record arrives, as for any empty segment.
+            creates_segment_at_lsn: Some(lsn + 1),
+            start_offset: offset,
+            end_offset: offset,
+            last_lsn: lsn,
+            parts: Vec::new(),
+        });
+        Ok(Some((lsn, sealed)))
+    }
+
+    /// Poisons the log from outside a commit round (a failed step of a segment replacement):
+    /// every waiter and every later submit fails until the log is reopened.
+    pub(crate) fn poison(&self, cause: &Error) {
+        use std::sync::atomic::Ordering;
+        tracing::error!(error = %cause, "the log is poisoned until reopened");
+        let woken: Vec<Arc<Waiter>> = {
+            let mut st = self.commit.lock();
+            st.poisoned
+                .get_or_insert_with(|| Arc::from(cause.to_string()));
+            st.waiters.drain(..).collect()
+        };
+        self.stats.record_poisoned();
+        for w in woken {
+            w.state.store(WOKEN, Ordering::Release);
+            w.thread.unpark();
+        }
+        self.durable_tx.send_modify(|_| {});
+    }
+
     /// Claims leadership if nobody holds it. The caller holds the commit lock.
     pub(crate) fn try_claim(self: &Arc<Self>, st: &mut CommitState) -> Option<LeaderClaim<F>> {
         if st.leader_active {
@@ -315,10 +364,12 @@ impl<F: FileSystem> Inner<F> {
             };
             records += chunk.parts.len();
             written += bytes.len() as u64;
-            entry
-                .file
-                .write_all_at(bytes, chunk.start_offset)
-                .map_err(|e| Error::io("write", &entry.path, e))?;
+            if !bytes.is_empty() {
+                entry
+                    .file
+                    .write_all_at(bytes, chunk.start_offset)
+                    .map_err(|e| Error::io("write", &entry.path, e))?;
+            }
             touched = Some((entry, chunk.end_offset, chunk.last_lsn));
         }
         let Some((entry, end, last_lsn)) = touched else {

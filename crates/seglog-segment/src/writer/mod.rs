@@ -4,9 +4,11 @@
 //! `roll`; reads go straight to a segment's bytes and never wait for a commit.
 
 mod group_commit;
+mod replace;
 mod roll;
 
 pub use group_commit::Appended;
+pub use replace::Replacement;
 
 use crate::format::{EncodedRecord, EventBatch};
 use crate::io::{FileSystem, SegmentFile};
@@ -37,6 +39,8 @@ pub(crate) struct Inner<F: FileSystem> {
     dir_lock: Mutex<Option<F::DirLock>>,
     stats: WriterCounters,
     seal_listener: RwLock<Option<SealListener>>,
+    /// Held for the whole of a segment replacement: one at a time.
+    replace_lock: Mutex<()>,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -118,6 +122,7 @@ impl<F: FileSystem> SegmentLog<F> {
             dir_lock: Mutex::new(Some(dir_lock)),
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
+            replace_lock: Mutex::new(()),
         });
         let active = match active {
             Some(a) => a,
@@ -306,6 +311,17 @@ impl<F: FileSystem> SegmentLog<F> {
     /// earlier one). Used to write index checkpoints.
     pub fn set_seal_listener(&self, listener: SealListener) {
         *self.inner.seal_listener.write() = Some(listener);
+    }
+
+    /// The file system the log lives on.
+    pub fn file_system(&self) -> &F {
+        &self.inner.fs
+    }
+
+    /// Poisons the log: every later append fails until it is reopened. For layers above
+    /// that find their own state can no longer follow the log's.
+    pub fn poison(&self, cause: &Error) {
+        self.inner.poison(cause);
     }
 
     /// The cause, if a failed write or fsync has poisoned the log.

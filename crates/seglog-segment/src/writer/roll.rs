@@ -11,7 +11,7 @@ use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn now_unix_nanos() -> i64 {
+pub(super) fn now_unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

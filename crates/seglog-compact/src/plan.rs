@@ -1,0 +1,30 @@
+//! [`Plan`]: what one compaction will do.
+
+use std::collections::BTreeSet;
+
+/// The outcome of one or more policies: executions to drop and segments to rewrite.
+///
+/// Carrying it out rewrites every sealed segment that holds a record of a dropped execution
+/// plus `rewrite_segments`, keeping every other record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Executions whose every event goes, from the index and from the bytes on disk.
+    pub drop_executions: BTreeSet<String>,
+    /// Sealed segments to rewrite even without anything to drop (merging small segments).
+    pub rewrite_segments: BTreeSet<u64>,
+}
+
+impl Plan {
+    /// True when carrying it out would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.drop_executions.is_empty() && self.rewrite_segments.is_empty()
+    }
+
+    /// Both plans at once.
+    #[must_use]
+    pub fn and(mut self, other: Plan) -> Plan {
+        self.drop_executions.extend(other.drop_executions);
+        self.rewrite_segments.extend(other.rewrite_segments);
+        self
+    }
+}

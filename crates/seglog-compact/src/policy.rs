@@ -1,0 +1,90 @@
+//! Compaction policies: pure functions from an [`IndexView`] to a [`Plan`]. No I/O, no
+//! clock (the view carries "now"), so each is unit-tested on hand-made views. Combine them
+//! with [`Plan::and`].
+
+use crate::{ExecutionSummary, IndexView, Plan};
+use std::time::Duration;
+
+fn age_limit(view: &IndexView, age: Duration) -> i64 {
+    let age = i64::try_from(age.as_nanos()).unwrap_or(i64::MAX);
+    view.now_unix_nanos.saturating_sub(age)
+}
+
+fn dropping<'a>(executions: impl Iterator<Item = &'a ExecutionSummary>) -> Plan {
+    Plan {
+        drop_executions: executions.map(|e| e.id.clone()).collect(),
+        ..Plan::default()
+    }
+}
+
+/// Erases a tenant: every execution of `tenant`.
+pub fn drop_tenant(view: &IndexView, tenant: &str) -> Plan {
+    dropping(view.executions.iter().filter(|e| e.tenant == tenant))
+}
+
+/// Drops the listed executions (ids the log does not hold are ignored).
+pub fn drop_executions<'a>(view: &IndexView, ids: impl IntoIterator<Item = &'a str>) -> Plan {
+    let wanted: std::collections::HashSet<&str> = ids.into_iter().collect();
+    dropping(
+        view.executions
+            .iter()
+            .filter(|e| wanted.contains(e.id.as_str())),
+    )
+}
+
+/// Retention: drops executions whose last event is older than `age`.
+pub fn drop_older_than(view: &IndexView, age: Duration) -> Plan {
+    let limit = age_limit(view, age);
+    dropping(
+        view.executions
+            .iter()
+            .filter(|e| e.last_timestamp_unix_nanos < limit),
+    )
+}
+
+/// Drops executions that `is_finished` says are over and whose last event is older than
+/// `age`. The predicate sees the execution's summary, with its last event when the view was
+/// built with them (seglog-eventstore's predicate checks for a terminal event).
+pub fn drop_finished_before(
+    view: &IndexView,
+    age: Duration,
+    is_finished: impl Fn(&ExecutionSummary) -> bool,
+) -> Plan {
+    let limit = age_limit(view, age);
+    dropping(
+        view.executions
+            .iter()
+            .filter(|e| e.last_timestamp_unix_nanos < limit && is_finished(e)),
+    )
+}
+
+/// Merges runs of adjacent small sealed segments: each run of two or more sealed segments
+/// smaller than `small_below_bytes`, at most `target_bytes` together, is rewritten as one.
+pub fn merge_small_segments(view: &IndexView, small_below_bytes: u64, target_bytes: u64) -> Plan {
+    let mut plan = Plan::default();
+    let mut run: Vec<u64> = Vec::new();
+    let mut run_bytes = 0u64;
+    let close = |run: &mut Vec<u64>, plan: &mut Plan| {
+        if run.len() >= 2 {
+            plan.rewrite_segments.extend(run.iter().copied());
+        }
+        run.clear();
+    };
+    for s in &view.segments {
+        let small = s.sealed && s.bytes < small_below_bytes;
+        if !small || run_bytes + s.bytes > target_bytes {
+            close(&mut run, &mut plan);
+            run_bytes = 0;
+        }
+        if small {
+            run.push(s.number);
+            run_bytes += s.bytes;
+        }
+    }
+    close(&mut run, &mut plan);
+    plan
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

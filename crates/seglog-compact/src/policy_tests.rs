@@ -1,0 +1,109 @@
+use super::*;
+use crate::{LastEvent, SegmentSummary};
+
+const DAY: i64 = 86_400 * 1_000_000_000;
+
+fn exec(id: &str, tenant: &str, last_day: i64, last: &str) -> ExecutionSummary {
+    ExecutionSummary {
+        id: id.into(),
+        tenant: tenant.into(),
+        events: 3,
+        last_timestamp_unix_nanos: last_day * DAY,
+        segments: vec![1],
+        last_event: Some(LastEvent {
+            encoding: 0,
+            payload: bytes::Bytes::copy_from_slice(last.as_bytes()),
+        }),
+    }
+}
+
+fn seg(number: u64, bytes: u64, sealed: bool) -> SegmentSummary {
+    SegmentSummary {
+        number,
+        first_lsn: number * 100,
+        bytes,
+        sealed,
+    }
+}
+
+fn view() -> IndexView {
+    IndexView {
+        now_unix_nanos: 100 * DAY,
+        executions: vec![
+            exec("a1", "acme", 10, "completed"),
+            exec("a2", "acme", 95, "running"),
+            exec("b1", "bolt", 50, "completed"),
+            exec("b2", "bolt", 99, "completed"),
+        ],
+        segments: vec![],
+    }
+}
+
+fn ids(plan: &Plan) -> Vec<&str> {
+    plan.drop_executions.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn drop_tenant_takes_every_execution_of_that_tenant_only() {
+    assert_eq!(ids(&drop_tenant(&view(), "acme")), vec!["a1", "a2"]);
+    assert!(drop_tenant(&view(), "nobody").is_empty());
+}
+
+#[test]
+fn drop_executions_ignores_unknown_ids() {
+    assert_eq!(ids(&drop_executions(&view(), ["b1", "zz"])), vec!["b1"]);
+}
+
+#[test]
+fn older_than_compares_the_last_event_with_now_minus_age() {
+    let d = |days: u64| Duration::from_secs(days * 86_400);
+    assert_eq!(ids(&drop_older_than(&view(), d(30))), vec!["a1", "b1"]);
+    assert_eq!(ids(&drop_older_than(&view(), d(60))), vec!["a1"]);
+    // Exactly at the limit is not older.
+    assert_eq!(ids(&drop_older_than(&view(), d(90))), Vec::<&str>::new());
+    assert!(drop_older_than(&view(), Duration::MAX).is_empty());
+}
+
+#[test]
+fn finished_before_needs_both_the_predicate_and_the_age() {
+    let finished = |e: &ExecutionSummary| {
+        e.last_event
+            .as_ref()
+            .is_some_and(|l| &l.payload[..] == b"completed")
+    };
+    let d = Duration::from_secs(3 * 86_400);
+    assert_eq!(
+        ids(&drop_finished_before(&view(), d, finished)),
+        vec!["a1", "b1"]
+    );
+}
+
+#[test]
+fn merge_takes_runs_of_two_or_more_small_sealed_segments_up_to_the_target() {
+    let v = IndexView {
+        segments: vec![
+            seg(1, 100, true),
+            seg(2, 100, true),
+            seg(3, 5_000, true), // big: breaks the run
+            seg(4, 100, true),   // alone: nothing to merge with
+            seg(5, 5_000, true),
+            seg(6, 300, true),
+            seg(7, 300, true),
+            seg(8, 300, true), // would pass the target of 700: a new run
+            seg(9, 300, true),
+            seg(10, 10, false), // the active segment never
+        ],
+        ..view()
+    };
+    let plan = merge_small_segments(&v, 1_000, 700);
+    assert_eq!(
+        plan.rewrite_segments.into_iter().collect::<Vec<_>>(),
+        vec![1, 2, 6, 7, 8, 9]
+    );
+}
+
+#[test]
+fn plans_combine() {
+    let p = drop_tenant(&view(), "acme").and(drop_executions(&view(), ["b2"]));
+    assert_eq!(ids(&p), vec!["a1", "a2", "b2"]);
+}

@@ -1,0 +1,55 @@
+//! [`IndexView`]: what a policy may look at. Built by the engine from its index under a
+//! read lock, then handed to pure policy functions.
+
+use bytes::Bytes;
+
+/// One execution as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionSummary {
+    /// Execution id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Number of events.
+    pub events: u64,
+    /// Timestamp of its last event, nanoseconds since the Unix epoch.
+    pub last_timestamp_unix_nanos: i64,
+    /// Numbers of the segments holding its records, ascending, without repeats.
+    pub segments: Vec<u64>,
+    /// Its last event, when the view was built with them (for "finished" predicates).
+    pub last_event: Option<LastEvent>,
+}
+
+/// The last event of an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastEvent {
+    /// The payload encoding tag stored with it.
+    pub encoding: u8,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// One segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// Segment number.
+    pub number: u64,
+    /// LSN of its first record.
+    pub first_lsn: u64,
+    /// Its size in bytes (durable data, header included).
+    pub bytes: u64,
+    /// Only sealed segments are ever rewritten.
+    pub sealed: bool,
+}
+
+/// A snapshot of the index for policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexView {
+    /// "Now" for age-based policies, nanoseconds since the Unix epoch (passed in, so that
+    /// policies stay pure and testable).
+    pub now_unix_nanos: i64,
+    /// Every execution, in creation order.
+    pub executions: Vec<ExecutionSummary>,
+    /// Every segment, in log order; the last is the active one.
+    pub segments: Vec<SegmentSummary>,
+}

@@ -1,0 +1,345 @@
+//! Compaction of a live log: [`Log::compact`] carries out a [`Plan`] while appends and reads
+//! go on.
+//!
+//! The steps, and why each is safe:
+//! 1. Under the index's write lock the executions to drop are marked *erasing*: from here on
+//!    appends to them fail, so every record they will ever have in this incarnation is
+//!    already in the log.
+//! 2. If one of them has records in the active segment, the segment is rolled (sealed), so
+//!    that all of their records are in sealed segments, which is all compaction touches.
+//! 3. The sealed segments holding their records (and those the plan merges) are rewritten
+//!    without them (`seglog_compact::rewrite_runs`), outside every lock.
+//! 4. The segment layer swaps the new segments in crash-atomically (docs/format.md §6).
+//! 5. Under the index's write lock the dropped executions leave the index, the surviving
+//!    records move to their new places, and the new segments become visible, all at once.
+//!    Readers that looked positions up before this retry (`layout_epoch`).
+//! 6. The new segments get index checkpoints; the old segments' checkpoints go.
+
+use crate::log::Log;
+use crate::{CheckpointMode, Error, Result};
+use seglog_compact::{group_into_runs, rewrite_runs, ExecutionSummary, IndexView, LastEvent};
+use seglog_compact::{Plan, RewriteStats, SegmentSummary};
+use seglog_index::Location;
+use seglog_segment::io::FileSystem;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How to carry out a plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// Count what would be reclaimed, change nothing. Default: false.
+    pub dry_run: bool,
+    /// Largest segment compaction writes, in bytes. Default (`None`): the log's
+    /// `segment_size_bytes`.
+    pub target_segment_bytes: Option<u64>,
+}
+
+/// What a compaction did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// True for a dry run: nothing was changed.
+    pub dry_run: bool,
+    /// Executions dropped.
+    pub executions_dropped: u64,
+    /// Events dropped.
+    pub events_dropped: u64,
+    /// Disk space given back: bytes of the old segments minus those of the new ones (in a
+    /// dry run, the bytes of the records that would be dropped).
+    pub bytes_reclaimed: u64,
+    /// The active segment was sealed first because it held records to drop.
+    pub rolled_active_segment: bool,
+    /// The rewrite's counts.
+    pub rewrite: RewriteStats,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+fn now_unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl<F: FileSystem + Clone> Log<F> {
+    /// A snapshot of the index for compaction policies. With `with_last_events`, each
+    /// execution's last event is read too (for predicates such as "finished").
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; with `with_last_events`, errors reading the events.
+    pub fn compaction_view(&self, with_last_events: bool) -> Result<IndexView> {
+        self.check_open()?;
+        let segments = self
+            .segments()
+            .into_iter()
+            .map(|s| SegmentSummary {
+                number: s.number,
+                first_lsn: s.first_lsn,
+                bytes: s.data_end,
+                sealed: s.sealed,
+            })
+            .collect();
+        let mut executions: Vec<ExecutionSummary> = {
+            let index = self.shared.index.read();
+            index
+                .executions()
+                .filter(|e| e.visible_seq() > 0)
+                .map(|e| {
+                    let mut segs: Vec<u64> =
+                        e.records().iter().map(|l| u64::from(l.segment)).collect();
+                    segs.sort_unstable();
+                    segs.dedup();
+                    ExecutionSummary {
+                        id: e.id().to_owned(),
+                        tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
+                        events: e.visible_seq(),
+                        last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
+                        segments: segs,
+                        last_event: None,
+                    }
+                })
+                .collect()
+        };
+        if with_last_events {
+            for e in &mut executions {
+                e.last_event = self
+                    .read_range(&e.id, e.events, 1)?
+                    .pop()
+                    .map(|ev| LastEvent {
+                        encoding: ev.encoding,
+                        payload: ev.payload,
+                    });
+            }
+        }
+        Ok(IndexView {
+            now_unix_nanos: now_unix_nanos(),
+            executions,
+            segments,
+        })
+    }
+
+    /// Carries out `plan` on the live log (blocking): drops its executions from the index
+    /// and from the bytes on disk, and rewrites the segments it names. Appends and reads go
+    /// on meanwhile; appends to executions being dropped fail with [`Error::Erasing`].
+    /// `progress` is told (input bytes done, input bytes in all) as the rewrite advances.
+    ///
+    /// Crash-safe: a crash at any moment leaves the log as it was before or as it is after.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], I/O errors and corruption found in the segments read. An error
+    /// after the new segments were committed poisons the log; reopening finishes the job.
+    pub fn compact_blocking(
+        &self,
+        plan: &Plan,
+        options: CompactOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<CompactionReport> {
+        let started = Instant::now();
+        let _one_at_a_time = self.shared.compaction.lock();
+        self.check_open()?;
+        let mut report = CompactionReport {
+            dry_run: options.dry_run,
+            ..CompactionReport::default()
+        };
+        let active = self.segments().iter().find(|s| !s.sealed).map(|s| s.number);
+        // Step 1: fix the set of executions to drop, and stop appends to them.
+        let (doomed, in_active) = {
+            let index = self.shared.index.write();
+            let doomed: Vec<String> = plan
+                .drop_executions
+                .iter()
+                .filter(|id| index.get(id).is_some())
+                .cloned()
+                .collect();
+            let in_active = doomed.iter().any(|id| {
+                index.get(id).is_some_and(|e| {
+                    e.records()
+                        .iter()
+                        .any(|l| Some(u64::from(l.segment)) == active)
+                })
+            });
+            for id in &doomed {
+                let e = index.get(id);
+                report.executions_dropped += 1;
+                report.events_dropped += e.map_or(0, |e| e.last_seq());
+            }
+            if !options.dry_run && !doomed.is_empty() {
+                self.shared
+                    .erasing
+                    .lock()
+                    .extend(doomed.iter().map(|d| Box::from(d.as_str())));
+                self.shared.erasing_active.store(true, Ordering::Release);
+            }
+            (doomed, in_active)
+        };
+        let result = self.compact_marked(plan, options, &doomed, in_active, &mut report, progress);
+        if !doomed.is_empty() && !options.dry_run {
+            let _index = self.shared.index.write();
+            self.shared.erasing.lock().clear();
+            self.shared.erasing_active.store(false, Ordering::Release);
+        }
+        result?;
+        report.duration = started.elapsed();
+        tracing::info!(
+            dry_run = report.dry_run,
+            executions = report.executions_dropped,
+            events = report.events_dropped,
+            bytes_reclaimed = report.bytes_reclaimed,
+            segments_in = report.rewrite.input_segments,
+            segments_out = report.rewrite.output_segments,
+            took_ms = report.duration.as_millis() as u64,
+            "compaction done"
+        );
+        Ok(report)
+    }
+
+    /// Steps 2–6, with the doomed executions already marked.
+    fn compact_marked(
+        &self,
+        plan: &Plan,
+        options: CompactOptions,
+        doomed: &[String],
+        in_active: bool,
+        report: &mut CompactionReport,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let segments = &self.shared.segments;
+        // Step 2. A dry run reads the active segment's durable records instead.
+        if in_active && !options.dry_run {
+            report.rolled_active_segment = segments.roll()?.is_some();
+        }
+        let infos = self.segments();
+        let chosen: BTreeSet<u64> = {
+            let index = self.shared.index.read();
+            let mut chosen: BTreeSet<u64> = doomed
+                .iter()
+                .filter_map(|id| index.get(id))
+                .flat_map(|e| e.records().iter().map(|l| u64::from(l.segment)))
+                .collect();
+            chosen.extend(plan.rewrite_segments.iter().copied());
+            chosen.retain(|n| {
+                infos
+                    .iter()
+                    .any(|i| i.number == *n && (i.sealed || options.dry_run))
+            });
+            chosen
+        };
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let order: Vec<u64> = infos.iter().map(|i| i.number).collect();
+        let runs = group_into_runs(&order, &chosen);
+        let total: u64 = infos
+            .iter()
+            .filter(|i| chosen.contains(&i.number))
+            .map(|i| i.data_end)
+            .sum();
+        let doomed_ids: HashSet<&[u8], ahash::RandomState> =
+            doomed.iter().map(|d| d.as_bytes()).collect();
+        let mut done = 0u64;
+        let rewritten = rewrite_runs(
+            segments,
+            &runs,
+            &|id| doomed_ids.contains(id),
+            options
+                .target_segment_bytes
+                .unwrap_or(segments.options().segment_size_bytes),
+            options.dry_run,
+            &mut |bytes| {
+                done += bytes;
+                progress(done, total);
+            },
+        )?;
+        report.rewrite = rewritten.stats.clone();
+        if options.dry_run {
+            report.bytes_reclaimed = rewritten.stats.bytes_dropped;
+            return Ok(());
+        }
+        report.bytes_reclaimed = rewritten
+            .stats
+            .input_bytes
+            .saturating_sub(rewritten.stats.output_bytes);
+        let inputs: Vec<u64> = chosen.iter().copied().collect();
+        let input_first_lsns: Vec<u64> = infos
+            .iter()
+            .filter(|i| chosen.contains(&i.number))
+            .map(|i| i.first_lsn)
+            .collect();
+        // Step 4.
+        let replacement = segments.replace_segments(&inputs, rewritten.outputs)?;
+        // Step 5.
+        let outputs = {
+            let mut index = self.shared.index.write();
+            index.remove_executions(doomed.iter().map(String::as_str));
+            let replaced: HashSet<u32> = inputs
+                .iter()
+                .filter_map(|&n| u32::try_from(n).ok())
+                .collect();
+            let moves = &rewritten.moves;
+            if let Err(e) = index.relocate(&replaced, |l| {
+                moves
+                    .moved_to(l.position())
+                    .and_then(|p| Location::from_position(p).ok())
+            }) {
+                // The disk holds the new segments; an index that cannot follow is a bug,
+                // and serving from it could return wrong data. Stop; reopening rebuilds.
+                let e = Error::from(e);
+                segments.poison(&seglog_segment::Error::InvalidReplacement(e.to_string()));
+                return Err(e);
+            }
+            let outputs = segments.install(replacement);
+            self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel);
+            outputs
+        };
+        // Step 6.
+        self.checkpoint_replacement(&outputs, &input_first_lsns);
+        Ok(())
+    }
+
+    /// Index checkpoints for the new segments; the old segments' checkpoints go (a stale one
+    /// would be refused anyway: it names another segment number).
+    fn checkpoint_replacement(
+        &self,
+        outputs: &[seglog_segment::SegmentInfo],
+        old_first_lsns: &[u64],
+    ) {
+        let fs = self.shared.segments.file_system();
+        let dir = &self.shared.dir;
+        for lsn in old_first_lsns {
+            if outputs.iter().any(|o| o.first_lsn == *lsn) {
+                continue;
+            }
+            let path = dir.join(seglog_index::checkpoint::checkpoint_file_name(*lsn));
+            if let Err(e) = fs.remove(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint");
+                }
+            }
+        }
+        for info in outputs {
+            let Ok(bytes) = self.shared.segments.segment_bytes(info.number) else {
+                continue;
+            };
+            match self.shared.checkpoint_mode {
+                CheckpointMode::Background => self.shared.checkpointer.submit(info.clone(), bytes),
+                CheckpointMode::Inline => {
+                    if let Err(e) = seglog_index::checkpoint::write(fs, dir, info, &bytes) {
+                        tracing::warn!(segment = info.number, error = %e, "index checkpoint not written");
+                    }
+                }
+                CheckpointMode::Off => {}
+            }
+        }
+    }
+
+    /// [`Self::compact_blocking`] off the async runtime's threads, without progress.
+    ///
+    /// # Errors
+    /// As [`Self::compact_blocking`].
+    pub async fn compact(&self, plan: Plan, options: CompactOptions) -> Result<CompactionReport> {
+        let log = self.clone();
+        tokio::task::spawn_blocking(move || log.compact_blocking(&plan, options, &mut |_, _| {}))
+            .await
+            .map_err(|e| Error::InvalidOptions(format!("compaction task failed: {e}")))?
+    }
+}
