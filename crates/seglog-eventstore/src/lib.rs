@@ -24,6 +24,7 @@
 //! ```
 
 pub mod codec;
+pub mod retention;
 pub mod sample;
 mod store;
 

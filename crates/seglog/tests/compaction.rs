@@ -224,7 +224,8 @@ fn compaction_runs_while_appends_and_reads_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open_blocking(dir.path(), opts(CheckpointMode::Background)).unwrap();
     // Payloads say who they are, so any event read can be checked on its own.
-    let payload = |exec: &str, seq: u64| format!("{exec}/{seq}/{}", "z".repeat((seq % 40) as usize));
+    let payload =
+        |exec: &str, seq: u64| format!("{exec}/{seq}/{}", "z".repeat((seq % 40) as usize));
     for i in 0..400u64 {
         let tenant = if i % 2 == 0 { "keep" } else { "gone" };
         let exec = format!("{tenant}-{}", i % 8);
@@ -312,7 +313,10 @@ fn compaction_runs_while_appends_and_reads_go_on() {
     let check = |log: &Log| {
         for (exec, last) in &acked {
             let events = log.read(exec).unwrap();
-            assert!(events.len() as u64 >= *last, "{exec} lost acknowledged events");
+            assert!(
+                events.len() as u64 >= *last,
+                "{exec} lost acknowledged events"
+            );
             for (i, e) in events.iter().enumerate() {
                 assert_eq!(e.seq, i as u64 + 1);
                 assert_eq!(&e.payload[..], payload(exec, e.seq).as_bytes());

@@ -1,7 +1,8 @@
 //! `seglog`: run the demo and inspect seglog logs.
 //!
 //! Read-only commands (dump, verify, stats, events, tail) take no lock and never write, so
-//! they are safe on a log another process has open. Exit status: 0 success; 1 torn tail only
+//! they are safe on a log another process has open. `compact` writes, so it takes the lock
+//! and refuses a log another process has open. Exit status: 0 success; 1 torn tail only
 //! (verify, dump); 2 corruption, or a file that is not a readable segment; 3 any other error
 //! (I/O, missing path); 64 bad usage.
 
@@ -10,7 +11,7 @@ mod logdir;
 mod output;
 
 use clap::{Parser, Subcommand};
-use commands::{demo, dump, events, stats, tail, verify};
+use commands::{compact, demo, dump, events, stats, tail, verify};
 
 /// seglog: an embedded segmented write-ahead log. Inspect logs, or run the demo.
 #[derive(Parser, Debug)]
@@ -39,6 +40,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Follow an execution as it is appended to (like tail -f).
     Tail(tail::TailArgs),
+    /// Drop tenants or old executions and merge small segments (the log must be closed).
+    Compact(compact::CompactArgs),
 }
 
 /// Errors caused by a file's contents (not by the OS) exit with 2.
@@ -66,6 +69,7 @@ fn main() {
         Command::Stats(a) => stats::run(a),
         Command::Events(a) => events::run(a),
         Command::Tail(a) => tail::run(a),
+        Command::Compact(a) => compact::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
