@@ -3,6 +3,7 @@
 //! ratios survive a noisy machine; and open / read / index-memory figures against raft-engine.
 //! See docs/benchmarks.md for the figures and how to read them.
 
+mod compaction;
 mod peers;
 mod probe;
 mod recovery;
@@ -20,11 +21,13 @@ use std::time::Duration;
 ///   W1 1 writer · W2 16 writers · W3 64 writers · W4 batches of 10, 1 writer
 ///   W5 4 KiB payloads, 16 writers (MB/s, vs. the disk's sequential bandwidth)
 ///   W6 open after 1M events · W7 read a 1,000-event execution · W8 index memory
+///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
 ///
 /// Examples:
 ///   seglog-bench all                     # the documented full run (~15 minutes)
 ///   seglog-bench append --writers 64 --seconds 3 --rounds 3
 ///   seglog-bench open --events 1000000 --executions 1000
+///   seglog-bench compact --mib 1024
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
 #[command(version, about, verbatim_doc_comment)]
@@ -93,6 +96,18 @@ enum Workload {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// C1: compaction rewrite throughput (erase a tenant; merge everything).
+    Compact {
+        /// Size of the log to compact, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        payload_bytes: usize,
+        /// Runs per shape (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 fn spec(
@@ -149,6 +164,21 @@ fn opens(
         long_execution: 1000.min(events / 2),
     };
     print!("{}", recovery::run(base, &shape, runs)?);
+    Ok(())
+}
+
+fn compactions(base: &Path, mib: u64, payload_bytes: usize, runs: usize) -> Result<()> {
+    let before = probe::fdatasync_p50(base)?;
+    let table = compaction::run(base, mib << 20, payload_bytes, runs, true)?;
+    let after = probe::fdatasync_p50(base)?;
+    println!(
+        "fdatasync probe (p50): before {:.0} µs, after {:.0} µs; disk sequential write bandwidth: {:.0} MB/s",
+        before.as_secs_f64() * 1e6,
+        after.as_secs_f64() * 1e6,
+        probe::sequential_write_mb_s(base)?
+    );
+    println!();
+    print!("{table}");
     Ok(())
 }
 
@@ -210,7 +240,20 @@ fn main() -> Result<()> {
                 runs,
             }),
         ) => opens(&base, events, executions, payload_bytes, runs),
+        (
+            false,
+            Some(Workload::Compact {
+                mib,
+                payload_bytes,
+                runs,
+            }),
+        ) => compactions(&base, mib, payload_bytes, runs),
         // --quick, or no workload named: everything, briefly.
-        _ => all(&base, 0.25, 1, 20_000),
+        _ => {
+            all(&base, 0.25, 1, 20_000)?;
+            println!("\nC1 (8 MiB log):\n");
+            print!("{}", compaction::run(&base, 8 << 20, 1024, 1, false)?);
+            Ok(())
+        }
     }
 }
