@@ -90,3 +90,14 @@ fn slow_fsyncs_under_concurrency_survive_power_cuts() {
         }
     }
 }
+
+#[test]
+fn a_segment_replacement_cut_at_any_step_leaves_the_old_set_or_the_new_one() {
+    let (runs, bad) = common::crash::replacement_runs();
+    assert!(runs > 30, "{runs}");
+    assert_eq!(
+        bad, 0,
+        "{bad} of {runs} power cuts broke a segment replacement"
+    );
+    eprintln!("segment replacement: {runs} power cuts, each recovered twice");
+}

@@ -1,7 +1,8 @@
 //! Teeth: remove each sync point in turn and show that the crash tests notice.
 //!
 //! For every `SyncPoint`, the power-cut enumeration of `crash.rs` (every operation, four crash
-//! modes, then a second cut after recovery) runs with that sync removed, and counts runs that
+//! modes, then a second cut after recovery) and of a segment replacement (compaction) runs
+//! with that sync removed, and counts runs that
 //! lose an acknowledged record, show one half-written, or fail to recover. The table it
 //! prints is in docs/reliability.md. One test per binary: the switch is process-wide.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -54,6 +55,9 @@ fn enumerate() -> (usize, usize) {
             bad += 1;
         }
     }
+    let (replacement_runs, replacement_bad) = replacement_runs();
+    runs += replacement_runs;
+    bad += replacement_bad;
     for n in (10..400).step_by(13) {
         let (outcome, fs) = concurrent_workload(n);
         for mode in [CrashMode::LoseUnsynced, CrashMode::Torn { seed: n }] {
@@ -84,6 +88,8 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         SyncPoint::NewSegmentDirFsync,
         SyncPoint::SealFsync,
         SyncPoint::RecoveredTailFsync,
+        SyncPoint::ReplacementSegmentFsync,
+        SyncPoint::ManifestDirFsync,
     ] {
         disable(Some(point));
         let (runs, bad) = enumerate();
@@ -102,6 +108,7 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         SyncPoint::CommitFsync,
         SyncPoint::NewSegmentDirFsync,
         SyncPoint::RecoveredTailFsync,
+        SyncPoint::ReplacementSegmentFsync,
     ] {
         assert!(
             detected.contains(&needed),
