@@ -35,6 +35,7 @@ mod recovery;
 mod replacement;
 mod segment;
 mod stats;
+mod sync;
 #[cfg_attr(not(feature = "teeth"), allow(dead_code))]
 pub mod teeth;
 mod writer;

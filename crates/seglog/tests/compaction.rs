@@ -334,3 +334,37 @@ fn compaction_runs_while_appends_and_reads_go_on() {
     let log = Log::open_blocking(dir.path(), opts(CheckpointMode::Background)).unwrap();
     check(&log);
 }
+
+#[test]
+fn events_read_before_a_compaction_keep_their_bytes_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open_blocking(dir.path(), opts(CheckpointMode::Off)).unwrap();
+    fill(&log);
+    let held = log.read("bolt-run-1").unwrap();
+    let copies: Vec<Vec<u8>> = held.iter().map(|e| e.payload.to_vec()).collect();
+    let view = log.compaction_view(false).unwrap();
+    // Rewrite every sealed segment: the files the held events were read from are replaced
+    // or removed while their bytes are still referenced.
+    let plan = Plan {
+        rewrite_segments: view
+            .segments
+            .iter()
+            .filter(|s| s.sealed)
+            .map(|s| s.number)
+            .collect(),
+        ..Plan::default()
+    };
+    let report = log
+        .compact_blocking(&plan, CompactOptions::default(), &mut no_compact_progress())
+        .unwrap();
+    assert!(report.rewrite.input_segments >= 3);
+    let after: Vec<Vec<u8>> = held.iter().map(|e| e.payload.to_vec()).collect();
+    assert_eq!(after, copies);
+    let reread: Vec<Vec<u8>> = log
+        .read("bolt-run-1")
+        .unwrap()
+        .iter()
+        .map(|e| e.payload.to_vec())
+        .collect();
+    assert_eq!(reread, copies);
+}

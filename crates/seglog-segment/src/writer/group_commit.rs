@@ -41,9 +41,9 @@ pub(crate) struct PendingChunk {
 /// A blocked waiter, parked until its LSN is durable or it is asked to lead.
 pub(crate) struct Waiter {
     lsn: u64,
-    thread: std::thread::Thread,
+    thread: crate::sync::thread::Thread,
     /// `WAITING`, `WOKEN` (durable or poisoned: look again) or `LEAD` (no leader: take over).
-    state: std::sync::atomic::AtomicU8,
+    state: crate::sync::AtomicU8,
 }
 
 const WAITING: u8 = 0;
@@ -291,8 +291,8 @@ impl<F: FileSystem> Inner<F> {
             }
             let me = Arc::new(Waiter {
                 lsn,
-                thread: std::thread::current(),
-                state: std::sync::atomic::AtomicU8::new(WAITING),
+                thread: crate::sync::thread::current(),
+                state: crate::sync::AtomicU8::new(WAITING),
             });
             // Waiters arrive in roughly LSN order; keep the queue sorted so a round wakes a
             // prefix of it.
@@ -301,7 +301,7 @@ impl<F: FileSystem> Inner<F> {
             drop(st);
             // park() may return spuriously; the state says whether we were really woken.
             while me.state.load(Ordering::Acquire) == WAITING {
-                std::thread::park();
+                crate::sync::thread::park();
             }
             st = self.commit.lock();
         }

@@ -15,13 +15,14 @@ use crate::io::{FileSystem, SegmentFile};
 use crate::recovery::{recover, RecoveryReport, RecoveryVisitor};
 use crate::segment::{Record, RecordPosition, SegmentEntry, SegmentInfo, SegmentRecords};
 use crate::stats::{WriterCounters, WriterStats};
+use crate::sync::{AtomicU64, Mutex};
 use crate::{Error, Result, SegmentOptions};
 use group_commit::CommitState;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -36,11 +37,11 @@ pub(crate) struct Inner<F: FileSystem> {
     durable_lsn: AtomicU64,
     segments: RwLock<BTreeMap<u64, Arc<SegmentEntry<F>>>>,
     closed: AtomicBool,
-    dir_lock: Mutex<Option<F::DirLock>>,
+    dir_lock: parking_lot::Mutex<Option<F::DirLock>>,
     stats: WriterCounters,
     seal_listener: RwLock<Option<SealListener>>,
     /// Held for the whole of a segment replacement: one at a time.
-    replace_lock: Mutex<()>,
+    replace_lock: parking_lot::Mutex<()>,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -119,10 +120,10 @@ impl<F: FileSystem> SegmentLog<F> {
             durable_lsn: AtomicU64::new(recovered.last_lsn),
             segments: RwLock::new(segments),
             closed: AtomicBool::new(false),
-            dir_lock: Mutex::new(Some(dir_lock)),
+            dir_lock: parking_lot::Mutex::new(Some(dir_lock)),
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
-            replace_lock: Mutex::new(()),
+            replace_lock: parking_lot::Mutex::new(()),
         });
         let active = match active {
             Some(a) => a,

@@ -263,6 +263,11 @@ impl SimFs {
         self.state.lock().mutating_ops
     }
 
+    /// Operations of kind `op` performed so far (what a [`Fault`]'s `nth` counts).
+    pub fn op_count(&self, op: Op) -> u64 {
+        self.state.lock().counts.get(&op).copied().unwrap_or(0)
+    }
+
     /// True once the simulated power is off.
     pub fn is_powered_off(&self) -> bool {
         self.state.lock().powered_off

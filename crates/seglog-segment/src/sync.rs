@@ -1,0 +1,42 @@
+//! The synchronization primitives of the commit path — the commit lock, the durable
+//! watermark, the waiters' state and their parking — in one place, so that the `loom`
+//! feature can swap in loom's model-checked versions (`tests/loom_group_commit.rs`).
+//! Everything else keeps parking_lot and std: only the coordinator's own interleavings are
+//! explored.
+
+#[cfg(not(feature = "loom"))]
+mod imp {
+    pub use parking_lot::Mutex;
+    pub use std::sync::atomic::{AtomicU64, AtomicU8};
+
+    pub mod thread {
+        pub use std::thread::{current, park, Thread};
+    }
+}
+
+#[cfg(feature = "loom")]
+mod imp {
+    pub use loom::sync::atomic::{AtomicU64, AtomicU8};
+
+    pub mod thread {
+        pub use loom::thread::{current, park, Thread};
+    }
+
+    /// loom's mutex with parking_lot's signature (no lock poisoning).
+    #[derive(Debug)]
+    pub struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+}
+
+pub(crate) use imp::*;
