@@ -14,7 +14,7 @@
 
 use rand::Rng;
 use seglog::{Log, Options};
-use seglog_tests::{check_acks, crash_options, missing, run_child_until};
+use seglog_tests::{check_acks, check_erased, crash_options, missing, run_child_until};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -161,6 +161,7 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
         let acks = run_child_until(
             env!("CARGO_BIN_EXE_seglog-crash-child"),
             &dir,
+            &[],
             run_for,
             || fs.shut_down(),
         );
@@ -199,6 +200,49 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
         "{cycles} ext4 power cuts, {} acknowledged appends checked; of the acks printed while \
          the shutdown raced them, {racing_lost} were not on disk",
         all_acks.len()
+    );
+}
+
+#[test]
+fn compaction_survives_an_ext4_shutdown_and_erased_data_stays_gone() {
+    let mut fs = match Ext4::new(256) {
+        Ok(fs) => fs,
+        Err(why) => return skip(&why),
+    };
+    let cycles: usize = std::env::var("SEGLOG_EXT4_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let dir = fs.mount.join("log");
+    let mut rng = rand::rng();
+    let (mut all_acks, mut erased) = (Vec::new(), Vec::new());
+    for cycle in 0..cycles {
+        let run_for = Duration::from_millis(rng.random_range(100..600));
+        let acks = run_child_until(
+            env!("CARGO_BIN_EXE_seglog-crash-child"),
+            &dir,
+            &["--compact"],
+            run_for,
+            || fs.shut_down(),
+        );
+        // Only what was printed before the shutdown is evidence (see `Acks::after_cut`).
+        all_acks.extend(acks.before_cut);
+        erased.extend(acks.erased_before_cut);
+        fs.unmount();
+        fs.mount().unwrap();
+        let log = Log::open_blocking(&dir, crash_options()).unwrap_or_else(|e| {
+            panic!("cycle {cycle}: the log does not open after the power cut: {e}")
+        });
+        let what = format!("cycle {cycle}");
+        check_acks(&log, &all_acks, &what);
+        check_erased(&log, &dir, &erased, &what);
+        log.close().unwrap();
+    }
+    assert!(!erased.is_empty(), "no compaction finished before a cut");
+    eprintln!(
+        "{cycles} ext4 power cuts during compactions: {} acknowledged appends and {} erasures checked",
+        all_acks.len(),
+        erased.len()
     );
 }
 

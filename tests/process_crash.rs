@@ -3,13 +3,16 @@
 //! every acknowledged event is there with its bytes, sequences are dense, batches whole.
 //! Then it starts the child again on the same log, for many cycles.
 //!
+//! The second test runs the child with `--compact`: it also erases executions with
+//! `Log::compact` while the others append; erased executions must never come back.
+//!
 //! CI runs a short version; `SEGLOG_CRASH_CYCLES=500 cargo test -p seglog-tests --test
 //! process_crash --release` runs a long one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand::Rng;
 use seglog::Log;
-use seglog_tests::{check_acks, crash_options, run_child_until, Ack};
+use seglog_tests::{check_acks, check_erased, crash_options, run_child_until, Ack};
 use std::time::Duration;
 
 fn cycles() -> usize {
@@ -32,6 +35,7 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
         let acks = run_child_until(
             env!("CARGO_BIN_EXE_seglog-crash-child"),
             &dir,
+            &[],
             run_for,
             || {},
         );
@@ -46,5 +50,50 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
     assert!(
         total_acks > 100,
         "the child acknowledged only {total_acks} appends"
+    );
+}
+
+#[test]
+fn compaction_killed_at_random_moments_loses_nothing_and_resurrects_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut rng = rand::rng();
+    let (mut all_acks, mut erased) = (Vec::new(), Vec::new());
+    for cycle in 0..cycles() {
+        let run_for = Duration::from_millis(rng.random_range(50..400));
+        let acks = run_child_until(
+            env!("CARGO_BIN_EXE_seglog-crash-child"),
+            &dir,
+            &["--compact"],
+            run_for,
+            || {},
+        );
+        all_acks.extend(acks.before_cut.into_iter().chain(acks.after_cut));
+        erased.extend(
+            acks.erased_before_cut
+                .into_iter()
+                .chain(acks.erased_after_cut),
+        );
+        let log = Log::open_blocking(&dir, crash_options()).unwrap();
+        let what = format!("cycle {cycle}");
+        check_acks(&log, &all_acks, &what);
+        check_erased(&log, &dir, &erased, &what);
+        log.close().unwrap();
+    }
+    assert!(
+        all_acks.len() > 100,
+        "only {} appends acknowledged",
+        all_acks.len()
+    );
+    assert!(
+        erased.len() > 3,
+        "only {} compactions finished",
+        erased.len()
+    );
+    eprintln!(
+        "{} kills during compactions: {} acknowledged appends and {} erasures checked",
+        cycles(),
+        all_acks.len(),
+        erased.len()
     );
 }

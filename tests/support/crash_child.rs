@@ -1,19 +1,29 @@
 //! The process the crash test kills: opens the log given on the command line and appends
 //! from several threads until killed, printing one `ack` line per acknowledged append.
+//! With `--compact`, one more thread writes short-lived `doomed-<k>` executions and erases
+//! each with `Log::compact` (merging small segments too), printing `erased doomed-<k>` once
+//! `compact` returns Ok.
 
 use anyhow::Result;
 use rand::Rng;
+use seglog::compaction::policy;
+use seglog::CompactOptions;
 use seglog::Log;
-use seglog_tests::{crash_options, own_payload, Ack};
+use seglog_tests::{crash_options, doomed_marker, erased_line, own_payload, Ack};
 use std::io::Write;
 
 fn main() -> Result<()> {
     let dir = std::env::args()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: seglog-crash-child DIR"))?;
+    let compact = std::env::args().any(|a| a == "--compact");
     let log = Log::open_blocking(&dir, crash_options())?;
     println!("ready");
     std::thread::scope(|s| {
+        if compact {
+            let log = log.clone();
+            s.spawn(move || compactor(&log));
+        }
         for t in 0..8 {
             let log = log.clone();
             s.spawn(move || -> Result<()> {
@@ -59,4 +69,25 @@ fn main() -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// Writes `doomed-<k>` (each run of the child starts its numbering at a random point, so
+/// runs never reuse an id), erases it, reports it; forever.
+fn compactor(log: &Log) -> Result<()> {
+    let mut k: u64 = rand::rng().random();
+    loop {
+        let exec = format!("doomed-{k}");
+        for s in 1..=10 {
+            let payload = format!("{} {s} {}", doomed_marker(&exec), "d".repeat(200));
+            log.append_blocking(&exec, "doomed", payload.as_bytes())?;
+        }
+        let view = log.compaction_view(false)?;
+        let plan = policy::drop_executions(&view, [exec.as_str()])
+            .and(policy::merge_small_segments(&view, 64 << 10, 256 << 10));
+        log.compact_blocking(&plan, CompactOptions::default(), &mut |_, _| {})?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", erased_line(&exec))?;
+        out.flush()?;
+        k = k.wrapping_add(1);
+    }
 }

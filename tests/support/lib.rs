@@ -73,14 +73,86 @@ pub struct Acks {
     /// `jbd2_complete_transaction` returns 0 for a transaction the abort already disposed of).
     /// A real power cut has no "after".
     pub after_cut: Vec<Ack>,
+    /// Executions the child erased (its `compact` returned Ok), read before the cut.
+    pub erased_before_cut: Vec<String>,
+    /// The same, read after the cut (evidence after a kill, not after a shutdown).
+    pub erased_after_cut: Vec<String>,
 }
 
-/// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` for `run_for`, then
+/// The line the child prints once `compact` has erased `execution`.
+pub fn erased_line(execution: &str) -> String {
+    format!("erased {execution}")
+}
+
+/// Marker bytes in every payload of the child's doomed execution `execution`: after the
+/// erasure no file of the log may contain them.
+pub fn doomed_marker(execution: &str) -> String {
+    format!("MARKER<{execution}>")
+}
+
+impl Acks {
+    fn take(&mut self, line: &str, before_cut: bool) {
+        match (line.strip_prefix("erased "), before_cut) {
+            (Some(e), true) => self.erased_before_cut.push(e.to_owned()),
+            (Some(e), false) => self.erased_after_cut.push(e.to_owned()),
+            (None, true) => self.before_cut.extend(Ack::parse(line)),
+            (None, false) => self.after_cut.extend(Ack::parse(line)),
+        }
+    }
+}
+
+/// Checks that every execution in `erased` is gone: no event in the reopened log, and its
+/// marker bytes in no file of `dir`.
+pub fn check_erased(log: &seglog::Log, dir: &std::path::Path, erased: &[String], what: &str) {
+    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let bytes = std::fs::read(e.path()).ok()?;
+                    Some((e.file_name().to_string_lossy().into_owned(), bytes))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for exec in erased {
+        let events = log.read(exec).unwrap_or_default();
+        assert!(
+            events.is_empty(),
+            "{what}: erased {exec} came back with {} events",
+            events.len()
+        );
+    }
+    // One pass per file: every marker found names its execution, which must not be erased.
+    let erased: std::collections::HashSet<&str> = erased.iter().map(String::as_str).collect();
+    let open = doomed_marker("");
+    let open = &open.as_bytes()[..open.len() - 1];
+    for (name, bytes) in &files {
+        let mut at = 0;
+        while let Some(found) = bytes[at..].windows(open.len()).position(|w| w == open) {
+            let start = at + found + open.len();
+            let end = bytes[start..]
+                .iter()
+                .position(|&b| b == b'>')
+                .map_or(bytes.len(), |p| start + p);
+            let exec = String::from_utf8_lossy(&bytes[start..end]);
+            assert!(
+                !erased.contains(exec.as_ref()),
+                "{what}: erased {exec}'s bytes are still in {name}"
+            );
+            at = start;
+        }
+    }
+}
+
+/// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` (with `child_args`,
+/// such as `--compact`) for `run_for`, then
 /// calls `cut` (SIGKILL, a file-system shutdown …) while it runs, and returns the
 /// acknowledgements it printed, split at the cut.
 pub fn run_child_until(
     child_exe: &str,
     dir: &std::path::Path,
+    child_args: &[&str],
     run_for: std::time::Duration,
     cut: impl FnOnce(),
 ) -> Acks {
@@ -88,6 +160,7 @@ pub fn run_child_until(
     use std::time::{Duration, Instant};
     let mut child = std::process::Command::new(child_exe)
         .arg(dir)
+        .args(child_args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -113,18 +186,20 @@ pub fn run_child_until(
     let started = Instant::now();
     while started.elapsed() < run_for {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
-            acks.before_cut.extend(Ack::parse(&line));
+            acks.take(&line, true);
         }
     }
     // Whatever is already in the pipe was printed before the cut.
-    acks.before_cut
-        .extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
+    for line in rx.try_iter() {
+        acks.take(&line, true);
+    }
     cut();
     let _ = child.kill();
     let _ = child.wait();
     let _ = reader.join();
-    acks.after_cut
-        .extend(rx.try_iter().filter_map(|l| Ack::parse(&l)));
+    for line in rx.try_iter() {
+        acks.take(&line, false);
+    }
     acks
 }
 
