@@ -137,6 +137,14 @@ fn unsafe_free_geteuid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Power cuts per test: 6, or `SEGLOG_EXT4_CYCLES`.
+fn cycles() -> usize {
+    std::env::var("SEGLOG_EXT4_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
 fn skip(why: &str) {
     eprintln!("SKIPPED: this test needs root, loop devices and mkfs.ext4 ({why})");
 }
@@ -147,10 +155,7 @@ fn acknowledged_appends_survive_an_ext4_shutdown() {
         Ok(fs) => fs,
         Err(why) => return skip(&why),
     };
-    let cycles: usize = std::env::var("SEGLOG_EXT4_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let cycles = cycles();
     let dir = fs.mount.join("log");
     let mut rng = rand::rng();
     let mut all_acks = Vec::new();
@@ -209,10 +214,7 @@ fn compaction_survives_an_ext4_shutdown_and_erased_data_stays_gone() {
         Ok(fs) => fs,
         Err(why) => return skip(&why),
     };
-    let cycles: usize = std::env::var("SEGLOG_EXT4_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let cycles = cycles();
     let dir = fs.mount.join("log");
     let mut rng = rand::rng();
     let (mut all_acks, mut erased) = (Vec::new(), Vec::new());

@@ -25,6 +25,18 @@ pub struct Outcome {
     pub acked: Vec<u64>,
 }
 
+/// Record `i` of the one execution the workloads write.
+fn batch_of(i: u64, payloads: &[Vec<u8>]) -> EventBatch<'_, Vec<u8>> {
+    EventBatch {
+        encoding: 0,
+        execution_id: b"exec",
+        tenant_id: b"tenant",
+        first_seq: i,
+        timestamp_unix_nanos: 0,
+        payloads,
+    }
+}
+
 /// Single appends and batches, enough to roll over several segments.
 pub fn workload(fs: &SimFs) -> Outcome {
     let mut out = Outcome::default();
@@ -37,15 +49,7 @@ pub fn workload(fs: &SimFs) -> Outcome {
         } else {
             vec![payload(i)]
         };
-        let batch = EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: 0,
-            payloads: &payloads,
-        };
-        let Ok(record) = log.encode(&batch) else {
+        let Ok(record) = log.encode(&batch_of(i, &payloads)) else {
             break;
         };
         let Ok(appended) = log.submit(record) else {
@@ -214,15 +218,7 @@ fn replacement_setup(fs: &SimFs) -> Option<SegmentLog<SimFs>> {
         } else {
             payload(i)
         };
-        let batch = EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: 0,
-            payloads: &[body],
-        };
-        log.append(&batch).ok()?;
+        log.append(&batch_of(i, &[body])).ok()?;
     }
     log.roll().ok()?;
     Some(log)
