@@ -67,15 +67,7 @@ fn run_once(
     let view = log.compaction_view(false)?;
     let plan: Plan = match shape {
         "erase 1 tenant of 10" => policy::drop_tenant(&view, "tenant-3"),
-        _ => Plan {
-            rewrite_segments: view
-                .segments
-                .iter()
-                .filter(|s| s.sealed)
-                .map(|s| s.number)
-                .collect(),
-            ..Plan::default()
-        },
+        _ => policy::rewrite_all_sealed(&view),
     };
     if cold && !drop_caches() {
         anyhow::bail!("cannot drop the page cache");

@@ -58,6 +58,19 @@ pub fn drop_finished_before(
     )
 }
 
+/// Rewrites every sealed segment (merging them up to the target size): a full compaction.
+pub fn rewrite_all_sealed(view: &IndexView) -> Plan {
+    Plan {
+        rewrite_segments: view
+            .segments
+            .iter()
+            .filter(|s| s.sealed)
+            .map(|s| s.number)
+            .collect(),
+        ..Plan::default()
+    }
+}
+
 /// Merges runs of adjacent small sealed segments: each run of two or more sealed segments
 /// smaller than `small_below_bytes`, at most `target_bytes` together, is rewritten as one.
 pub fn merge_small_segments(view: &IndexView, small_below_bytes: u64, target_bytes: u64) -> Plan {

@@ -107,3 +107,18 @@ fn plans_combine() {
     let p = drop_tenant(&view(), "acme").and(drop_executions(&view(), ["b2"]));
     assert_eq!(ids(&p), vec!["a1", "a2", "b2"]);
 }
+
+#[test]
+fn rewrite_all_sealed_takes_every_sealed_segment_and_never_the_active_one() {
+    let v = IndexView {
+        segments: vec![seg(1, 100, true), seg(2, 9_000, true), seg(3, 10, false)],
+        ..view()
+    };
+    assert_eq!(
+        rewrite_all_sealed(&v)
+            .rewrite_segments
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}

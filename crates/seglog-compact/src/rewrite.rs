@@ -111,6 +111,7 @@ pub fn rewrite_runs<F: FileSystem + Clone>(
 ) -> Result<Rewritten<F>> {
     let mut job = Job {
         log,
+        segments: log.segments(),
         drop,
         target_bytes,
         dry_run,
@@ -144,6 +145,8 @@ pub fn rewrite_runs<F: FileSystem + Clone>(
 
 struct Job<'a, F: FileSystem + Clone> {
     log: &'a SegmentLog<F>,
+    /// The log's segments when the rewrite began (sealed ones never change).
+    segments: Vec<seglog_segment::SegmentInfo>,
     drop: &'a dyn Fn(&[u8]) -> bool,
     target_bytes: u64,
     dry_run: bool,
@@ -155,16 +158,17 @@ struct Job<'a, F: FileSystem + Clone> {
 
 impl<F: FileSystem + Clone> Job<'_, F> {
     fn run(&mut self, run: &[u64], progress: &mut dyn FnMut(u64)) -> Result<()> {
-        let infos = self.log.segments();
         let mut run_first_lsn = None;
         for &number in run {
-            let info = infos
+            let (first_lsn, data_end) = self
+                .segments
                 .iter()
                 .find(|i| i.number == number && (i.sealed || self.dry_run))
+                .map(|i| (i.first_lsn, i.data_end))
                 .ok_or(Error::NotSealed(number))?;
-            let run_first_lsn = *run_first_lsn.get_or_insert(info.first_lsn);
+            let run_first_lsn = *run_first_lsn.get_or_insert(first_lsn);
             self.stats.input_segments += 1;
-            self.stats.input_bytes += info.data_end;
+            self.stats.input_bytes += data_end;
             let mut moved = Vec::new();
             let records = self.log.records_from(RecordPosition {
                 segment: number,
@@ -213,7 +217,7 @@ impl<F: FileSystem + Clone> Job<'_, F> {
             if !moved.is_empty() {
                 self.moves.by_segment.insert(number, moved);
             }
-            progress(info.data_end);
+            progress(data_end);
         }
         self.finish_current()
     }

@@ -173,9 +173,7 @@ impl<F: FileSystem> SegmentBuilder<F> {
 
 /// Removes a temporary segment file, logging (not failing) when it cannot.
 pub(crate) fn remove_temp<F: FileSystem>(fs: &F, path: &std::path::Path) {
-    if let Err(e) = fs.remove(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove a temporary segment; recovery will");
-        }
+    if let Err(e) = crate::replacement::remove_if_present(fs, path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove a temporary segment; recovery will");
     }
 }

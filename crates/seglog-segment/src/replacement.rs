@@ -40,7 +40,7 @@ fn corrupt(reason: String) -> Error {
 }
 
 /// Removes `path` if it exists.
-fn remove_if_present<F: FileSystem>(fs: &F, path: &Path) -> Result<bool> {
+pub(crate) fn remove_if_present<F: FileSystem>(fs: &F, path: &Path) -> Result<bool> {
     match fs.remove(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -21,7 +21,8 @@ pub(crate) struct Submitted {
     started: Instant,
 }
 
-fn now_unix_nanos() -> i64 {
+/// The wall clock, nanoseconds since the Unix epoch (0 before it, saturating far after).
+pub(crate) fn now_unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

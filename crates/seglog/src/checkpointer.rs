@@ -15,6 +15,7 @@ type Job = (SegmentInfo, Bytes);
 
 /// The checkpoint writer: a thread fed through a channel (or nothing, inline/off).
 pub(crate) struct Checkpointer {
+    mode: CheckpointMode,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     written: Arc<AtomicU64>,
@@ -56,6 +57,7 @@ impl Checkpointer {
             (None, None)
         };
         Arc::new(Checkpointer {
+            mode,
             sender: Mutex::new(sender),
             thread: Mutex::new(thread),
             written,
@@ -69,28 +71,35 @@ impl Checkpointer {
         }
     }
 
+    /// Checkpoints a sealed segment as the mode says: queued for the thread, written now, or
+    /// not at all.
+    pub fn checkpoint<F: FileSystem>(
+        &self,
+        fs: &F,
+        dir: &std::path::Path,
+        info: &SegmentInfo,
+        bytes: &Bytes,
+    ) {
+        match self.mode {
+            CheckpointMode::Background => self.submit(info.clone(), bytes.clone()),
+            CheckpointMode::Inline => write_one(fs, dir, info, bytes, &self.written),
+            CheckpointMode::Off => {}
+        }
+    }
+
     /// The seal listener for the segment layer.
     pub fn listener<F: FileSystem + Clone>(
         self: &Arc<Self>,
         fs: F,
         dir: PathBuf,
-        mode: CheckpointMode,
     ) -> Option<SealListener> {
-        match mode {
-            CheckpointMode::Off => None,
-            CheckpointMode::Background => {
-                let me = self.clone();
-                Some(Box::new(move |info: &SegmentInfo, bytes: &Bytes| {
-                    me.submit(info.clone(), bytes.clone())
-                }))
-            }
-            CheckpointMode::Inline => {
-                let written = self.written.clone();
-                Some(Box::new(move |info: &SegmentInfo, bytes: &Bytes| {
-                    write_one(&fs, &dir, info, bytes, &written)
-                }))
-            }
+        if self.mode == CheckpointMode::Off {
+            return None;
         }
+        let me = self.clone();
+        Some(Box::new(move |info: &SegmentInfo, bytes: &Bytes| {
+            me.checkpoint(&fs, &dir, info, bytes)
+        }))
     }
 
     /// Checkpoints written since open.

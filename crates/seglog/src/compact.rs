@@ -5,8 +5,9 @@
 //! 1. Under the index's write lock the executions to drop are marked *erasing*: from here on
 //!    appends to them fail, so every record they will ever have in this incarnation is
 //!    already in the log.
-//! 2. If one of them has records in the active segment, the segment is rolled (sealed), so
-//!    that all of their records are in sealed segments, which is all compaction touches.
+//! 2. If one of them has a record in a segment that is not sealed (the active one, or one
+//!    the writer has queued records for but not created yet), the writer rolls, so that all
+//!    of their records are in sealed segments, which is all compaction touches.
 //! 3. The sealed segments holding their records (and those the plan merges) are rewritten
 //!    without them (`seglog_compact::rewrite_runs`), outside every lock.
 //! 4. The segment layer swaps the new segments in crash-atomically (docs/format.md §6).
@@ -15,15 +16,16 @@
 //!    Readers that looked positions up before this retry (`layout_epoch`).
 //! 6. The new segments get index checkpoints; the old segments' checkpoints go.
 
+use crate::append::now_unix_nanos;
 use crate::log::Log;
-use crate::{CheckpointMode, Error, Result};
+use crate::{Error, Result};
 use seglog_compact::{group_into_runs, rewrite_runs, ExecutionSummary, IndexView, LastEvent};
 use seglog_compact::{Plan, RewriteStats, SegmentSummary};
 use seglog_index::Location;
 use seglog_segment::io::FileSystem;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How to carry out a plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,12 +55,6 @@ pub struct CompactionReport {
     pub rewrite: RewriteStats,
     /// Wall time.
     pub duration: Duration,
-}
-
-fn now_unix_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl<F: FileSystem + Clone> Log<F> {
@@ -141,21 +137,28 @@ impl<F: FileSystem + Clone> Log<F> {
             dry_run: options.dry_run,
             ..CompactionReport::default()
         };
-        let active = self.segments().iter().find(|s| !s.sealed).map(|s| s.number);
         // Step 1: fix the set of executions to drop, and stop appends to them.
-        let (doomed, in_active) = {
+        let (doomed, needs_roll) = {
             let index = self.shared.index.write();
+            // Under the index lock no append can move the tail. A record may still sit in a
+            // segment the writer has not even created yet, so ask "sealed?", not "active?".
+            let sealed: BTreeSet<u64> = self
+                .segments()
+                .iter()
+                .filter(|s| s.sealed)
+                .map(|s| s.number)
+                .collect();
             let doomed: Vec<String> = plan
                 .drop_executions
                 .iter()
                 .filter(|id| index.get(id).is_some())
                 .cloned()
                 .collect();
-            let in_active = doomed.iter().any(|id| {
+            let needs_roll = doomed.iter().any(|id| {
                 index.get(id).is_some_and(|e| {
                     e.records()
                         .iter()
-                        .any(|l| Some(u64::from(l.segment)) == active)
+                        .any(|l| !sealed.contains(&u64::from(l.segment)))
                 })
             });
             for id in &doomed {
@@ -170,9 +173,9 @@ impl<F: FileSystem + Clone> Log<F> {
                     .extend(doomed.iter().map(|d| Box::from(d.as_str())));
                 self.shared.erasing_active.store(true, Ordering::Release);
             }
-            (doomed, in_active)
+            (doomed, needs_roll)
         };
-        let result = self.compact_marked(plan, options, &doomed, in_active, &mut report, progress);
+        let result = self.compact_marked(plan, options, &doomed, needs_roll, &mut report, progress);
         if !doomed.is_empty() && !options.dry_run {
             let _index = self.shared.index.write();
             self.shared.erasing.lock().clear();
@@ -199,35 +202,41 @@ impl<F: FileSystem + Clone> Log<F> {
         plan: &Plan,
         options: CompactOptions,
         doomed: &[String],
-        in_active: bool,
+        needs_roll: bool,
         report: &mut CompactionReport,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
         let segments = &self.shared.segments;
         // Step 2. A dry run reads the active segment's durable records instead.
-        if in_active && !options.dry_run {
+        if needs_roll && !options.dry_run {
             report.rolled_active_segment = segments.roll()?.is_some();
         }
         let infos = self.segments();
         let chosen: BTreeSet<u64> = {
             let index = self.shared.index.read();
+            // Every segment holding a doomed record is sealed now; should one not be, the
+            // rewrite refuses it (`NotSealed`) rather than leave a record behind.
             let mut chosen: BTreeSet<u64> = doomed
                 .iter()
                 .filter_map(|id| index.get(id))
                 .flat_map(|e| e.records().iter().map(|l| u64::from(l.segment)))
                 .collect();
-            chosen.extend(plan.rewrite_segments.iter().copied());
-            chosen.retain(|n| {
-                infos
+            chosen.extend(
+                plan.rewrite_segments
                     .iter()
-                    .any(|i| i.number == *n && (i.sealed || options.dry_run))
-            });
+                    .filter(|n| infos.iter().any(|i| i.number == **n && i.sealed)),
+            );
             chosen
         };
         if chosen.is_empty() {
             return Ok(());
         }
         let order: Vec<u64> = infos.iter().map(|i| i.number).collect();
+        if let Some(&missing) = chosen.iter().find(|n| !order.contains(n)) {
+            if !options.dry_run {
+                return Err(seglog_compact::Error::NotSealed(missing).into());
+            }
+        }
         let runs = group_into_runs(&order, &chosen);
         let total: u64 = infos
             .iter()
@@ -320,15 +329,7 @@ impl<F: FileSystem + Clone> Log<F> {
             let Ok(bytes) = self.shared.segments.segment_bytes(info.number) else {
                 continue;
             };
-            match self.shared.checkpoint_mode {
-                CheckpointMode::Background => self.shared.checkpointer.submit(info.clone(), bytes),
-                CheckpointMode::Inline => {
-                    if let Err(e) = seglog_index::checkpoint::write(fs, dir, info, &bytes) {
-                        tracing::warn!(segment = info.number, error = %e, "index checkpoint not written");
-                    }
-                }
-                CheckpointMode::Off => {}
-            }
+            self.shared.checkpointer.checkpoint(fs, dir, info, &bytes);
         }
     }
 

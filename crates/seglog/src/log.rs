@@ -33,7 +33,6 @@ pub(crate) struct Shared<F: FileSystem> {
     pub visible_tx: watch::Sender<u64>,
     pub closed: AtomicBool,
     pub checkpointer: Arc<Checkpointer>,
-    pub checkpoint_mode: CheckpointMode,
     pub counters: EngineCounters,
     pub recovery: RecoveryStats,
     /// Held by a running compaction: one at a time.
@@ -135,8 +134,7 @@ impl<F: FileSystem + Clone> Log<F> {
         if use_checkpoints {
             seglog_index::checkpoint::remove_orphans(&fs, &dir, &infos);
         }
-        if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone(), options.checkpoints)
-        {
+        if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone()) {
             segments.set_seal_listener(listener);
         }
         if options.checkpoints == CheckpointMode::Background {
@@ -179,7 +177,6 @@ impl<F: FileSystem + Clone> Log<F> {
                 visible_tx: watch::Sender::new(0),
                 closed: AtomicBool::new(false),
                 checkpointer,
-                checkpoint_mode: options.checkpoints,
                 counters: EngineCounters::default(),
                 recovery,
                 compaction: parking_lot::Mutex::new(()),

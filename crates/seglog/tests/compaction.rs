@@ -345,15 +345,7 @@ fn events_read_before_a_compaction_keep_their_bytes_after_it() {
     let view = log.compaction_view(false).unwrap();
     // Rewrite every sealed segment: the files the held events were read from are replaced
     // or removed while their bytes are still referenced.
-    let plan = Plan {
-        rewrite_segments: view
-            .segments
-            .iter()
-            .filter(|s| s.sealed)
-            .map(|s| s.number)
-            .collect(),
-        ..Plan::default()
-    };
+    let plan = policy::rewrite_all_sealed(&view);
     let report = log
         .compact_blocking(&plan, CompactOptions::default(), &mut no_compact_progress())
         .unwrap();

@@ -217,12 +217,14 @@ impl<F: FileSystem> Inner<F> {
     /// Queues a roll: the active segment is sealed and a new one created by the next commit
     /// round, with no record needed. The roll takes an LSN of its own (no record carries it)
     /// so that waiting for that LSN waits for the round. Returns that LSN and the number of
-    /// the segment that will be sealed, or `None` when the active segment holds no record.
-    pub(crate) fn submit_roll(&self) -> Result<Option<(u64, u64)>> {
+    /// the segment that will be sealed. When the tail segment holds no record there is
+    /// nothing to roll: returns the last LSN submitted (waiting for it seals every segment
+    /// before the tail) and `None`.
+    pub(crate) fn submit_roll(&self) -> Result<(u64, Option<u64>)> {
         let mut st = self.commit.lock();
         st.check_usable()?;
         if st.tail_offset <= crate::format::SEGMENT_HEADER_LEN as u64 {
-            return Ok(None);
+            return Ok((st.next_lsn - 1, None));
         }
         let sealed = st.tail_segment;
         let lsn = st.next_lsn;
@@ -241,7 +243,7 @@ impl<F: FileSystem> Inner<F> {
             last_lsn: lsn,
             parts: Vec::new(),
         });
-        Ok(Some((lsn, sealed)))
+        Ok((lsn, Some(sealed)))
     }
 
     /// Poisons the log from outside a commit round (a failed step of a segment replacement):

@@ -9,7 +9,9 @@ use crate::format::{
     segment_file_name, ManifestInput, ManifestOutput, ReplacementManifest, SegmentHeader,
 };
 use crate::io::{FileSystem, SegmentFile};
-use crate::replacement::{apply_manifest, commit_manifest, retire_manifest, temp_path_for};
+use crate::replacement::{
+    apply_manifest, commit_manifest, remove_if_present, retire_manifest, temp_path_for,
+};
 use crate::segment::{SegmentEntry, SegmentInfo};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -31,20 +33,17 @@ impl<F: FileSystem> Replacement<F> {
 }
 
 impl<F: FileSystem + Clone> SegmentLog<F> {
-    /// Seals the active segment now if it holds any record, and starts a new one. Returns
-    /// the number of the segment sealed. Use before compacting records that may be in the
-    /// active segment.
+    /// Seals the active segment now if it holds any record, and starts a new one; returns
+    /// the number of the segment sealed. Either way, when it returns every record submitted
+    /// before the call is durable and in a sealed segment. Use before compacting records
+    /// that may not be sealed yet.
     ///
     /// # Errors
     /// As [`Self::wait_durable`].
     pub fn roll(&self) -> Result<Option<u64>> {
-        match self.inner.submit_roll()? {
-            Some((lsn, sealed)) => {
-                self.inner.wait_durable(lsn)?;
-                Ok(Some(sealed))
-            }
-            None => Ok(None),
-        }
+        let (lsn, sealed) = self.inner.submit_roll()?;
+        self.inner.wait_durable(lsn)?;
+        Ok(sealed)
     }
 
     /// Starts a new segment whose first LSN (and file name) is `first_lsn`, under a
@@ -56,11 +55,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
         let number = self.inner.reserve_segment_number()?;
         let final_path = self.inner.dir.join(segment_file_name(first_lsn.max(1)));
         let temp_path = temp_path_for(&final_path);
-        match self.inner.fs.remove(&temp_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &temp_path, e)),
-        }
+        remove_if_present(&self.inner.fs, &temp_path)?;
         let file = self
             .inner
             .fs
