@@ -1,6 +1,6 @@
 //! A handle to a file of the simulated file system.
 
-use super::{errno, write_into, FaultKind, Inode, Op, Pending, State};
+use super::{apply, errno, write_into, FaultKind, Inode, Op, Pending, State};
 use crate::io::SegmentFile;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -66,13 +66,16 @@ impl SegmentFile for SimFile {
             std::thread::sleep(latency);
         }
         self.mutate(Op::SyncData, |inode, fault| {
+            let pending = std::mem::take(&mut inode.unsynced);
             if let Some(kind) = fault {
-                // Like Linux after a failed writeback: the dirty state is dropped and the
-                // data may or may not have reached the disk. We keep it unsynced.
+                // Like Linux after a failed writeback: the pages are marked clean, so no later
+                // sync writes them; their contents stay in the page cache (`data`) for anyone
+                // who reads the file, but not on the disk (`durable`).
                 return Err(errno(kind));
             }
-            inode.durable = inode.data.clone();
-            inode.unsynced.clear();
+            for p in pending {
+                apply(&mut inode.durable, &p);
+            }
             Ok(())
         })
     }

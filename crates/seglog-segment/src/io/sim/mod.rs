@@ -1,11 +1,19 @@
 //! An in-memory file system that simulates power loss and injects I/O errors
 //! (feature `sim`, for tests only).
 //!
-//! It keeps, per file, the bytes written and the bytes made durable by `sync_data`, and per
-//! directory the entries made durable by `sync_dir`. [`SimFs::crash`] "pulls the plug": the
-//! old handles die, and a new file system holds only what could have survived — durable bytes,
-//! plus none, all, or a torn subset of the unsynced writes — and only the directory entries
-//! that were dir-fsynced. That is stricter than ext4, which often keeps new entries anyway.
+//! It keeps, per file, the bytes written (the page cache) and the bytes made durable by
+//! `sync_data`, and per directory the entries made durable by `sync_dir`; a new directory's
+//! own entry is durable only once its parent is dir-fsynced. [`SimFs::crash`] "pulls the
+//! plug": the old handles die, and a new file system holds only what could have survived —
+//! durable bytes, plus none, all, or a torn subset of the unsynced writes — and only the
+//! directory entries that were dir-fsynced. That is stricter than ext4, which often keeps new
+//! entries anyway.
+//!
+//! A failed `sync_data` behaves like Linux after a failed writeback ("fsyncgate"): the error
+//! is reported once, the pages are marked clean, so no later sync writes them again, and their
+//! contents stay in the page cache, where a restarted process (a new [`SimFs`] handle on the
+//! same state, no power cut) still reads them. Only a rewrite of those bytes makes them
+//! durable.
 //!
 //! Faults: [`SimFs::inject`] fails the N-th operation of a kind (once or from then on) with
 //! EIO, ENOSPC or a short write; [`SimFs::power_off_after`] stops the world after the N-th
@@ -79,8 +87,16 @@ pub enum CrashMode {
     /// Every write survives (as if the page cache was flushed just in time).
     KeepUnsynced,
     /// Each unsynced write is dropped, kept, or kept in part (random 512-byte sectors),
-    /// chosen by a seeded random generator.
+    /// chosen by a seeded random generator; a random prefix of the unsynced directory
+    /// operations survives (journaled file systems commit metadata in order).
     Torn {
+        /// Seed of the choices, so a failing case can be replayed.
+        seed: u64,
+    },
+    /// As `Torn` for file data, but each unsynced directory operation survives or not on its
+    /// own, in any combination: a file system that reorders metadata. Only a directory fsync
+    /// orders anything.
+    Reordered {
         /// Seed of the choices, so a failing case can be replayed.
         seed: u64,
     },
@@ -105,17 +121,19 @@ enum DirOp {
     Link(PathBuf, u64),
     Rename(PathBuf, PathBuf),
     Unlink(PathBuf),
+    /// A new directory's entry in its parent.
+    MakeDir(PathBuf),
 }
 
 impl DirOp {
     fn dir(&self) -> Option<&Path> {
         match self {
-            DirOp::Link(p, _) | DirOp::Unlink(p) => p.parent(),
+            DirOp::Link(p, _) | DirOp::Unlink(p) | DirOp::MakeDir(p) => p.parent(),
             DirOp::Rename(_, to) => to.parent(),
         }
     }
 
-    fn apply(&self, names: &mut BTreeMap<PathBuf, u64>) {
+    fn apply(&self, names: &mut BTreeMap<PathBuf, u64>, dirs: &mut BTreeSet<PathBuf>) {
         match self {
             DirOp::Link(p, id) => {
                 names.insert(p.clone(), *id);
@@ -127,6 +145,9 @@ impl DirOp {
             }
             DirOp::Unlink(p) => {
                 names.remove(p);
+            }
+            DirOp::MakeDir(p) => {
+                dirs.insert(p.clone());
             }
         }
     }
@@ -141,6 +162,8 @@ struct State {
     /// Namespace changes since the last fsync of their directory, in order.
     unsynced_dir_ops: Vec<DirOp>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose own entry is durable (the root always is).
+    durable_dirs: BTreeSet<PathBuf>,
     locked: BTreeSet<PathBuf>,
     faults: Vec<Fault>,
     counts: HashMap<Op, u64>,
@@ -230,6 +253,14 @@ fn write_into(data: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
     data[start..end].copy_from_slice(bytes);
 }
 
+/// Applies one unsynced change to a file's bytes.
+fn apply(data: &mut Vec<u8>, change: &Pending) {
+    match change {
+        Pending::Write { offset, bytes } => write_into(data, *offset, bytes),
+        Pending::SetLen(len) => data.resize(*len as usize, 0),
+    }
+}
+
 impl SimFs {
     /// An empty file system.
     pub fn new() -> Self {
@@ -282,21 +313,36 @@ impl SimFs {
         let mut st = self.state.lock();
         st.powered_off = true;
         let mut rng = match mode {
-            CrashMode::Torn { seed } => Some(StdRng::seed_from_u64(seed)),
+            CrashMode::Torn { seed } | CrashMode::Reordered { seed } => {
+                Some(StdRng::seed_from_u64(seed))
+            }
             _ => None,
         };
-        let kept_ops = match (mode, rng.as_mut()) {
-            (CrashMode::LoseUnsynced, _) => 0,
-            (CrashMode::KeepUnsynced, _) => st.unsynced_dir_ops.len(),
-            (_, Some(r)) => r.random_range(0..=st.unsynced_dir_ops.len()),
-            (_, None) => 0,
+        let ops = st.unsynced_dir_ops.len();
+        let kept: Vec<bool> = match (mode, rng.as_mut()) {
+            (CrashMode::KeepUnsynced, _) => vec![true; ops],
+            (CrashMode::Torn { .. }, Some(r)) => {
+                let prefix = r.random_range(0..=ops);
+                (0..ops).map(|i| i < prefix).collect()
+            }
+            (CrashMode::Reordered { .. }, Some(r)) => (0..ops).map(|_| r.random_bool(0.5)).collect(),
+            _ => vec![false; ops],
         };
         let mut names = st.durable_names.clone();
-        for op in &st.unsynced_dir_ops[..kept_ops] {
-            op.apply(&mut names);
+        let mut dirs = st.durable_dirs.clone();
+        for (op, _) in st.unsynced_dir_ops.iter().zip(&kept).filter(|(_, k)| **k) {
+            op.apply(&mut names, &mut dirs);
         }
+        // A directory (and everything in it) survives only if its whole path did.
+        let dirs: BTreeSet<PathBuf> = dirs
+            .iter()
+            .filter(|d| d.ancestors().skip(1).all(|a| dirs.contains(a)))
+            .cloned()
+            .collect();
+        names.retain(|p, _| p.parent().is_some_and(|d| dirs.contains(d)));
         let mut next = State {
-            dirs: st.dirs.clone(),
+            dirs: dirs.clone(),
+            durable_dirs: dirs,
             next_inode: st.next_inode,
             durable_names: names.clone(),
             names,
@@ -376,10 +422,21 @@ impl FileSystem for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
-        // Directories are created durable: the engine never depends on a directory's own
-        // creation surviving, only on its entries.
-        for anc in dir.ancestors() {
-            st.dirs.insert(anc.to_path_buf());
+        // A new directory's entry is durable only after its parent is dir-fsynced, as on a
+        // real file system. The root always exists.
+        let mut created: Vec<PathBuf> = dir
+            .ancestors()
+            .filter(|a| !st.dirs.contains(*a))
+            .map(Path::to_path_buf)
+            .collect();
+        created.reverse();
+        for d in created {
+            if d.parent().is_none() || d.as_os_str().is_empty() {
+                st.durable_dirs.insert(d.clone());
+            } else {
+                st.unsynced_dir_ops.push(DirOp::MakeDir(d.clone()));
+            }
+            st.dirs.insert(d);
         }
         Ok(())
     }
@@ -460,6 +517,9 @@ impl FileSystem for SimFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        if !st.dirs.contains(dir) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         if let Some(kind) = st.begin(Op::SyncDir)? {
             return Err(errno(kind));
         }
@@ -472,6 +532,9 @@ impl FileSystem for SimFs {
             .collect();
         st.durable_names.retain(|p, _| !in_dir(p));
         st.durable_names.extend(current);
+        let subdirs: Vec<PathBuf> = st.dirs.iter().filter(|d| in_dir(d)).cloned().collect();
+        st.durable_dirs.retain(|d| !in_dir(d));
+        st.durable_dirs.extend(subdirs);
         st.unsynced_dir_ops.retain(|op| op.dir() != Some(dir));
         Ok(())
     }
