@@ -21,6 +21,39 @@ pub(crate) struct Scan {
     pub records: u64,
     /// Why it stopped early, if it did.
     pub defect: Option<RecordDefect>,
+    /// Offset of the first valid record that no later record of the segment vouches for
+    /// (its LSN is above every `durable_through_lsn` read): nothing in the file proves it
+    /// ever reached the disk.
+    pub unvouched_from: Option<usize>,
+}
+
+/// Tracks which records of a scan a later record vouches for. Only the unvouched suffix is
+/// kept, so memory follows the last commit groups, not the segment.
+#[derive(Default)]
+struct Vouching {
+    vouched_through: u64,
+    /// (LSN, offset) of the records not yet vouched for, in order.
+    open: std::collections::VecDeque<(u64, usize)>,
+}
+
+impl Vouching {
+    fn record(&mut self, lsn: u64, durable_through: u64, offset: usize) {
+        self.vouched_through = self.vouched_through.max(durable_through);
+        while self
+            .open
+            .front()
+            .is_some_and(|&(l, _)| l <= self.vouched_through)
+        {
+            self.open.pop_front();
+        }
+        if lsn > self.vouched_through {
+            self.open.push_back((lsn, offset));
+        }
+    }
+
+    fn first_unvouched(&self) -> Option<usize> {
+        self.open.front().map(|&(_, offset)| offset)
+    }
 }
 
 /// Reads the records of `bytes` (a whole segment file); `written_end` bounds the bytes that
@@ -37,11 +70,13 @@ pub(crate) fn scan_records(
     let mut records = 0;
     let max_len = bytes.len() as u64;
     let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
+    let mut vouching = Vouching::default();
     loop {
         let rest = bytes.get(at..).unwrap_or(&[]);
         match decode_record(rest, info.number, min_lsn, max_len) {
             RecordScan::Record(r) => {
                 visitor.record(info, at as u64, &r)?;
+                vouching.record(r.lsn(), r.durable_through_lsn(), at);
                 last_lsn = r.lsn();
                 min_lsn = last_lsn + 1;
                 records += 1;
@@ -59,6 +94,7 @@ pub(crate) fn scan_records(
                     last_lsn,
                     records,
                     defect,
+                    unvouched_from: vouching.first_unvouched(),
                 });
             }
             RecordScan::Defect(d) => {
@@ -67,6 +103,7 @@ pub(crate) fn scan_records(
                     last_lsn,
                     records,
                     defect: Some(d),
+                    unvouched_from: vouching.first_unvouched(),
                 });
             }
         }

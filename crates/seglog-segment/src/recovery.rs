@@ -124,6 +124,19 @@ fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> 
     sync_file::<F>(file, path)
 }
 
+/// What of the last segment must be written again before its fsync can vouch for it: the
+/// header, and every record from the first one no later record vouches for.
+fn unproven_bytes(bytes: &[u8], scan: &crate::inspect::Scan) -> Vec<(u64, Vec<u8>)> {
+    let mut out = vec![(0, bytes.get(..SEGMENT_HEADER_LEN).unwrap_or(&[]).to_vec())];
+    if let Some(from) = scan.unvouched_from.filter(|&f| f < scan.end) {
+        out.push((
+            from as u64,
+            bytes.get(from..scan.end).unwrap_or(&[]).to_vec(),
+        ));
+    }
+    out
+}
+
 /// Opens and checks every segment in `dir`.
 pub(crate) fn recover<F: FileSystem>(
     fs: &F,
@@ -177,6 +190,7 @@ pub(crate) fn recover<F: FileSystem>(
     let mut segments: Vec<SegmentEntry<F>> = Vec::with_capacity(count);
     let mut prev_lsn = 0u64;
     let mut numbers = std::collections::BTreeSet::new();
+    let mut last_segment_rewrite: Vec<(u64, Vec<u8>)> = Vec::new();
     for (i, f) in found.iter().enumerate() {
         let is_last = i + 1 == count;
         let file = fs
@@ -249,6 +263,10 @@ pub(crate) fn recover<F: FileSystem>(
         report.records_scanned += scan.records;
         report.bytes_scanned += scan.end as u64;
         let end = scan.end as u64;
+        if is_last {
+            // Copied now: the map goes before a cut.
+            last_segment_rewrite = unproven_bytes(&bytes, &scan);
+        }
         // The map the scan read, kept as a sealed segment's view unless the file is cut.
         let mut view = Some(bytes);
         if let Some(defect) = scan.defect {
@@ -287,7 +305,9 @@ pub(crate) fn recover<F: FileSystem>(
                     }
                     tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "cutting torn tail of the last segment");
                     view = None; // no map may outlive the cut
-                    truncate::<F>(&file, &f.path, end)?;
+                                 // Made durable with the rest of the tail below.
+                    file.set_len(end)
+                        .map_err(|e| Error::io("set_len", &f.path, e))?;
                     report.torn_tail = Some(cut);
                 }
             }
@@ -311,14 +331,29 @@ pub(crate) fn recover<F: FileSystem>(
     }
 
     if let Some(active) = segments.last() {
-        // IMPORTANT: the previous process may have written bytes it never synced; they are
-        // in the page cache now and readers may see them. Sync before serving anything so
-        // no record we recover can vanish in a later power cut.
+        // IMPORTANT: bytes of the last segment may sit in the page cache without being on the
+        // disk: written but never synced by a process that died, or — after a failed fsync —
+        // marked clean by the kernel, so that no fsync of ours would ever write them
+        // (fsyncgate). Rewriting what nothing in the file proves durable (the header, and the
+        // records no later record vouches for) dirties those pages again, so the fsync below
+        // really puts them on the disk before anything we serve can be vouched for.
+        let rewrite = !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailRewrite);
+        for (offset, bytes) in last_segment_rewrite.iter().filter(|_| rewrite) {
+            active
+                .file
+                .write_all_at(bytes, *offset)
+                .map_err(|e| Error::io("write", &active.path, e))?;
+        }
         if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailFsync) {
             sync_file::<F>(&active.file, &active.path)?;
         }
-    }
-    if dir_changed {
+        // IMPORTANT: the active segment's name may never have been made durable (a roll that
+        // failed after creating the file, a removal above): appends go into it from now on.
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredDirFsync) {
+            fs.sync_dir(dir)
+                .map_err(|e| Error::io("sync_dir", dir, e))?;
+        }
+    } else if dir_changed {
         // IMPORTANT: make the removal of an incomplete segment durable before new segments
         // with the same first LSN can be created.
         fs.sync_dir(dir)

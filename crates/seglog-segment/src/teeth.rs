@@ -20,6 +20,12 @@ pub enum SyncPoint {
     ReplacementSegmentFsync = 6,
     /// The directory fsync that commits a replacement manifest.
     ManifestDirFsync = 7,
+    /// The directory fsync on open, before anything is appended to the recovered segment.
+    RecoveredDirFsync = 8,
+    /// The rewrite, on open, of the last segment's bytes that nothing proves durable.
+    RecoveredTailRewrite = 9,
+    /// The fsyncs of a new log directory's parents.
+    NewDirParentFsync = 10,
 }
 
 #[cfg(feature = "teeth")]

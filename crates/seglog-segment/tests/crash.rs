@@ -34,6 +34,7 @@ fn acknowledged_records_survive_a_power_cut_after_every_operation() {
             CrashMode::KeepUnsynced,
             CrashMode::Torn { seed: n },
             CrashMode::Torn { seed: n * 7 + 3 },
+            CrashMode::Reordered { seed: n },
         ];
         for mode in modes {
             let fs = SimFs::new();
@@ -67,11 +68,10 @@ fn concurrent_appenders_survive_power_cuts() {
 
 #[test]
 fn what_a_restarted_process_reads_survives_a_later_power_cut() {
-    for (seen, after) in process_restart_then_power_cut() {
-        assert_eq!(
-            after, seen,
-            "records read after a restart vanished in a later power cut"
-        );
+    for outcome in process_restart_then_power_cut() {
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
     }
 }
 

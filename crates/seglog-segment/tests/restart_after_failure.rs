@@ -83,7 +83,10 @@ fn a_failed_sync_is_reported_once_and_its_bytes_stay_only_in_the_page_cache() {
         persistent: false,
     });
     file.write_all_at(b"LOST", 0).unwrap();
-    assert!(file.sync_data().is_err(), "the injected failure is reported");
+    assert!(
+        file.sync_data().is_err(),
+        "the injected failure is reported"
+    );
     assert!(file.sync_data().is_ok(), "… but only once");
     // A restarted process reads the page cache …
     let reopened = fs.open(Path::new("/d/f")).unwrap();
@@ -103,7 +106,10 @@ fn a_new_directory_survives_a_power_cut_only_once_its_parent_is_synced() {
     fs.create_new(Path::new("/a/b/f")).unwrap();
     fs.sync_dir(Path::new("/a/b")).unwrap();
     let cut = fs.crash(CrashMode::LoseUnsynced);
-    assert!(cut.list(Path::new("/a/b")).is_err(), "/a/b was never linked durably");
+    assert!(
+        cut.list(Path::new("/a/b")).is_err(),
+        "/a/b was never linked durably"
+    );
     assert!(cut.read_file(Path::new("/a/b/f")).is_none());
 
     let fs = SimFs::new();
@@ -129,7 +135,11 @@ fn a_new_log_directory_survives_a_power_cut() {
         .unwrap()
         .map(|r| r.unwrap().view().lsn())
         .collect();
-    assert_eq!(lsns, vec![lsn], "the acknowledged append lived in a directory a power cut took");
+    assert_eq!(
+        lsns,
+        vec![lsn],
+        "the acknowledged append lived in a directory a power cut took"
+    );
 }
 
 /// Appends until the next append must create a new segment; returns the acknowledged
@@ -190,8 +200,7 @@ fn a_segment_left_by_a_failed_roll_is_made_durable_before_anything_is_appended_t
 }
 
 #[test]
-fn records_a_failed_fsync_left_in_the_page_cache_are_made_durable_before_they_are_vouched_for()
-{
+fn records_a_failed_fsync_left_in_the_page_cache_are_made_durable_before_they_are_vouched_for() {
     for group in [1u64, 3] {
         let fs = SimFs::new();
         let log = open(&fs);

@@ -73,6 +73,42 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
     }
 }
 
+/// Creates `dir` (and missing parents) so that a power cut cannot take it away.
+fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| {
+            fs.list(a)
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        })
+        .collect();
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io("create_dir", dir, e))?;
+    if crate::teeth::skipped(crate::teeth::SyncPoint::NewDirParentFsync) {
+        return Ok(());
+    }
+    // IMPORTANT: a directory's entry lives in its parent, durable only once the parent is
+    // fsynced. The log directory's parent is synced at every open, not only when this call
+    // created it: a process that created it and died may never have synced it.
+    let mut parents: Vec<&Path> = missing.iter().filter_map(|d| d.parent()).collect();
+    if let Some(parent) = dir.parent() {
+        if !parents.contains(&parent) {
+            parents.insert(0, parent);
+        }
+    }
+    for parent in parents {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        fs.sync_dir(parent)
+            .map_err(|e| Error::io("sync_dir", parent, e))?;
+    }
+    Ok(())
+}
+
 impl<F: FileSystem> SegmentLog<F> {
     /// Opens (creating if needed) the log in `dir`: locks it, recovers it, and makes the
     /// recovered tail durable. `visitor` sees every record recovery reads.
@@ -89,8 +125,7 @@ impl<F: FileSystem> SegmentLog<F> {
     ) -> Result<(Self, RecoveryReport)> {
         opts.validate()?;
         let dir = dir.into();
-        fs.create_dir_all(&dir)
-            .map_err(|e| Error::io("create_dir", &dir, e))?;
+        create_dir_durably(&fs, &dir)?;
         let dir_lock = fs.lock_dir(&dir).map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
             _ => Error::io("lock", &dir, e),

@@ -39,11 +39,16 @@ fn batch_of(i: u64, payloads: &[Vec<u8>]) -> EventBatch<'_, Vec<u8>> {
 
 /// Single appends and batches, enough to roll over several segments.
 pub fn workload(fs: &SimFs) -> Outcome {
+    workload_of(fs, 24)
+}
+
+/// The first `appends` appends of [`workload`].
+pub fn workload_of(fs: &SimFs, appends: u64) -> Outcome {
     let mut out = Outcome::default();
     let Ok((log, _)) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()) else {
         return out;
     };
-    for i in 1..=24u64 {
+    for i in 1..=appends {
         let payloads: Vec<Vec<u8>> = if i % 5 == 0 {
             (0..3).map(|k| payload(i * 10 + k)).collect()
         } else {
@@ -121,26 +126,75 @@ pub fn try_recovered(fs: &SimFs) -> Result<Records, String> {
     })
 }
 
-/// A process dies after writing records it never synced (its fsync failed); it restarts on
-/// the same machine and reads what recovery found; then the power fails. Returns what the
-/// restarted process saw and what survived the power cut, for each point of failure.
-pub fn process_restart_then_power_cut() -> Vec<(Records, Records)> {
+/// A process dies after a failed write or fsync; it restarts on the same machine (the page
+/// cache still holds the bytes the failed writeback never wrote) and reads what recovery
+/// found; then the power fails. Again, with a few appends after the restart. Returns one
+/// result per point of failure, scenario and crash mode: what the restarted process served
+/// and what it acknowledged must survive the power cut.
+pub fn process_restart_then_power_cut() -> Vec<Result<(), String>> {
     use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op};
     let mut out = Vec::new();
-    for nth in 2..12 {
+    // The failed step: a commit or seal fsync (whose pages the kernel then marks clean), or
+    // a roll's preallocation or directory fsync (leaving a segment whose name is not durable).
+    let failures = (2..12)
+        .map(|nth| (Op::SyncData, FaultKind::Eio, nth))
+        .chain((1..4).map(|nth| (Op::SyncDir, FaultKind::Eio, nth)))
+        .chain((1..4).map(|nth| (Op::Allocate, FaultKind::Enospc, nth)));
+    for (op, kind, nth) in failures {
+        let what = format!("{op:?} {kind:?} #{nth}");
         let fs = SimFs::new();
         fs.inject(Fault {
-            op: Some(Op::SyncData),
+            op: Some(op),
             nth,
-            kind: FaultKind::Eio,
+            kind,
             persistent: true,
         });
         let _ = workload(&fs);
         fs.clear_faults();
-        // Same machine, new process: the unsynced bytes are still in the page cache.
-        let seen = recovered(&fs);
-        let after_power_cut = recovered(&fs.crash(CrashMode::LoseUnsynced));
-        out.push((seen, after_power_cut));
+        let served = match try_recovered(&fs) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Err(format!("{what}: the restarted log did not open: {e}")));
+                continue;
+            }
+        };
+        let modes = [CrashMode::LoseUnsynced, CrashMode::Reordered { seed: nth }];
+        for mode in modes {
+            out.push(match try_recovered(&fs.fork().crash(mode)) {
+                Ok(after) if after == served => Ok(()),
+                other => Err(format!(
+                    "{what}, {mode:?}: served {} records after the restart, the power cut left {other:?}",
+                    served.len()
+                )),
+            });
+        }
+        // The restarted process appends (without rolling: its appends go into whatever
+        // segment recovery left active).
+        let second = workload_of(&fs, 3);
+        for mode in modes {
+            out.push(match try_recovered(&fs.crash(mode)) {
+                Ok(after) => {
+                    let lost: Vec<u64> = second
+                        .acked
+                        .iter()
+                        .filter(|lsn| {
+                            !after
+                                .iter()
+                                .any(|(l, p)| l == *lsn && second.submitted.get(l) == Some(p))
+                        })
+                        .copied()
+                        .collect();
+                    if after.starts_with(&served) && lost.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{what}, appends after the restart, {mode:?}: lost {lost:?}"
+                        ))
+                    }
+                }
+                Err(e) => Err(format!("{what}, appends after the restart, {mode:?}: {e}")),
+            });
+        }
     }
     out
 }
@@ -301,6 +355,7 @@ pub fn replacement_runs() -> (usize, usize) {
             CrashMode::LoseUnsynced,
             CrashMode::KeepUnsynced,
             CrashMode::Torn { seed: n },
+            CrashMode::Reordered { seed: n },
         ] {
             let fs = SimFs::new();
             fs.power_off_after(n);

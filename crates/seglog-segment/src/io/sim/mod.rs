@@ -153,7 +153,7 @@ impl DirOp {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct State {
     inodes: HashMap<u64, Inode>,
     next_inode: u64,
@@ -325,7 +325,9 @@ impl SimFs {
                 let prefix = r.random_range(0..=ops);
                 (0..ops).map(|i| i < prefix).collect()
             }
-            (CrashMode::Reordered { .. }, Some(r)) => (0..ops).map(|_| r.random_bool(0.5)).collect(),
+            (CrashMode::Reordered { .. }, Some(r)) => {
+                (0..ops).map(|_| r.random_bool(0.5)).collect()
+            }
             _ => vec![false; ops],
         };
         let mut names = st.durable_names.clone();
@@ -385,6 +387,17 @@ impl SimFs {
         }
         SimFs {
             state: Arc::new(Mutex::new(next)),
+        }
+    }
+
+    /// A copy of this machine, page cache, unsynced changes and planned faults included, that
+    /// goes its own way from now on: for a test that cuts the power in one copy and lets the
+    /// other run on.
+    pub fn fork(&self) -> SimFs {
+        let mut copy = self.state.lock().clone();
+        copy.locked.clear();
+        SimFs {
+            state: Arc::new(Mutex::new(copy)),
         }
     }
 
