@@ -255,7 +255,22 @@ impl Iterator for SegmentRecords {
             }
             RecordScan::EndOfData => {
                 self.done = true;
-                None
+                // The bytes end at the segment's data end: a record must start here.
+                Some(Err(Error::Corruption {
+                    segment: self.segment,
+                    offset: position.offset,
+                    reason: format!(
+                        "no record where the segment's data runs on to byte {}",
+                        self.bytes.len()
+                    ),
+                }))
+            }
+            RecordScan::Defect(crate::format::RecordDefect::Checksum) => {
+                self.done = true;
+                Some(Err(Error::ChecksumMismatch {
+                    segment: self.segment,
+                    offset: position.offset,
+                }))
             }
             RecordScan::Defect(d) => {
                 self.done = true;

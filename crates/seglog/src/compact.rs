@@ -269,6 +269,16 @@ impl<F: FileSystem + Clone> Log<F> {
             .input_bytes
             .saturating_sub(rewritten.stats.output_bytes);
         let inputs: Vec<u64> = chosen.iter().copied().collect();
+        // Before the commit point: every record that stays must have a new home. A record
+        // the rewrite could not read (damage the checkpoints hid at open) would otherwise
+        // be lost when the inputs go.
+        if let Err(e) = self.check_every_survivor_moved(&chosen, doomed, &rewritten.moves) {
+            rewritten
+                .outputs
+                .into_iter()
+                .for_each(seglog_segment::BuiltSegment::abandon);
+            return Err(e);
+        }
         let input_first_lsns: Vec<u64> = infos
             .iter()
             .filter(|i| chosen.contains(&i.number))
@@ -302,6 +312,38 @@ impl<F: FileSystem + Clone> Log<F> {
         };
         // Step 6.
         self.checkpoint_replacement(&outputs, &input_first_lsns);
+        Ok(())
+    }
+
+    /// Fails, naming segment and offset, when a record of an execution that stays sits in
+    /// a rewritten segment but was not copied.
+    fn check_every_survivor_moved(
+        &self,
+        rewritten: &BTreeSet<u64>,
+        doomed: &[String],
+        moves: &seglog_compact::Moves,
+    ) -> Result<()> {
+        let index = self.shared.index.read();
+        for e in index.executions() {
+            if doomed.iter().any(|d| d == e.id()) {
+                continue;
+            }
+            for l in e.records() {
+                let position = l.position();
+                if rewritten.contains(&position.segment) && moves.moved_to(position).is_none() {
+                    return Err(seglog_segment::Error::Corruption {
+                        segment: position.segment,
+                        offset: position.offset,
+                        reason: format!(
+                            "a record of execution {:?} could not be read for compaction; \
+                             nothing was changed",
+                            e.id()
+                        ),
+                    }
+                    .into());
+                }
+            }
+        }
         Ok(())
     }
 

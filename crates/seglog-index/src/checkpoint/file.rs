@@ -51,7 +51,13 @@ fn describe(segment: &SegmentInfo, bytes: &[u8]) -> Result<DecodedCheckpoint> {
     while at < bytes.len() {
         let r = match decode_record(&bytes[at..], segment.number, 0, u64::MAX) {
             RecordScan::Record(r) => r,
-            RecordScan::EndOfData => break,
+            RecordScan::EndOfData => {
+                return Err(Error::Segment(seglog_segment::Error::Corruption {
+                    segment: segment.number,
+                    offset: at as u64,
+                    reason: "sealed segment has no record where its data runs on".into(),
+                }))
+            }
             RecordScan::Defect(d) => {
                 return Err(Error::Segment(seglog_segment::Error::Corruption {
                     segment: segment.number,
