@@ -119,7 +119,7 @@ impl<F: FileSystem> SegmentBuilder<F> {
         let offset = self.len;
         let start = self.buf.len();
         self.buf.extend_from_slice(record.as_bytes());
-        resalt(&mut self.buf[start..], self.header.segment_number);
+        resalt(&mut self.buf[start..], self.header.record_salt());
         self.len += record.len() as u64;
         self.last_lsn = record.lsn();
         self.records += 1;

@@ -5,7 +5,9 @@
 
 use crate::format::{
     decode_record, parse_segment_file_name, HeaderDefect, RecordDefect, RecordRef, RecordScan,
-    SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    SegmentHeader, COMMIT_MARKER_LEN, KIND_COMMIT, KIND_EVENTS, RECORD_HEADER_LEN,
+    REC_DURABLE_THROUGH_OFFSET, REC_KIND_OFFSET, REC_LEN_OFFSET, REC_LSN_OFFSET,
+    SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::recovery::RecoveryVisitor;
@@ -56,10 +58,12 @@ impl Vouching {
     }
 }
 
-/// Reads the records of `bytes` (a whole segment file); `written_end` bounds the bytes that
-/// may be non-zero (the file system guarantees zeros after it).
+/// Reads the records of `bytes` (a whole segment file, its checksums salted with `salt`);
+/// `written_end` bounds the bytes that may be non-zero (the file system guarantees zeros
+/// after it). Commit markers are checked and counted for vouching, but not visited.
 pub(crate) fn scan_records(
     bytes: &[u8],
+    salt: u64,
     written_end: usize,
     info: &mut SegmentInfo,
     prev_lsn: u64,
@@ -73,7 +77,7 @@ pub(crate) fn scan_records(
     let mut vouching = Vouching::default();
     loop {
         let rest = bytes.get(at..).unwrap_or(&[]);
-        match decode_record(rest, info.number, min_lsn, max_len) {
+        match decode_record(rest, salt, min_lsn, max_len) {
             RecordScan::Record(r) => {
                 visitor.record(info, at as u64, &r)?;
                 vouching.record(r.lsn(), r.durable_through_lsn(), at);
@@ -81,6 +85,12 @@ pub(crate) fn scan_records(
                 min_lsn = last_lsn + 1;
                 records += 1;
                 at += r.len();
+            }
+            RecordScan::Commit(marker) => {
+                vouching.record(marker.lsn, marker.durable_through_lsn, at);
+                last_lsn = marker.lsn;
+                min_lsn = last_lsn + 1;
+                at += COMMIT_MARKER_LEN;
             }
             RecordScan::EndOfData => {
                 let defect = bytes
@@ -110,9 +120,15 @@ pub(crate) fn scan_records(
     }
 }
 
-/// Searches `bytes[from..]` for a valid record that proves the damage before it was
-/// acknowledged: one written after a sync that covered LSNs beyond `last_good_lsn`.
-/// Returns its offset and LSN.
+/// Searches `bytes[from..]` for a valid record (or commit marker) that proves the damage
+/// before it was acknowledged: one written after a sync that covered LSNs beyond
+/// `last_good_lsn`. Returns its offset and LSN.
+///
+/// Linear in the bytes searched: a position is checksummed only when its header already
+/// claims such a proof, and the bytes checksummed in all are bounded by
+/// [`LOOK_AHEAD_BUDGET_FACTOR`] times the bytes searched. A region that exhausts that budget
+/// (it would take payloads crafted to look like record headers) cannot be told from damage:
+/// the search then answers `Some((offset, 0))`, LSN 0 meaning "not ruled out".
 pub fn later_durable_record(
     bytes: &[u8],
     from: usize,
@@ -120,12 +136,56 @@ pub fn later_durable_record(
     last_good_lsn: u64,
 ) -> Option<(usize, u64)> {
     let max_len = bytes.len() as u64;
-    (from..bytes.len().saturating_sub(RECORD_HEADER_LEN)).find_map(|at| {
-        match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
-            RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => Some((at, r.lsn())),
-            _ => None,
-        }
-    })
+    let end = bytes.len().saturating_sub(RECORD_HEADER_LEN);
+    let searched = end.saturating_sub(from) as u64;
+    let mut budget = searched
+        .saturating_mul(LOOK_AHEAD_BUDGET_FACTOR)
+        .saturating_add(1 << 20);
+    // Records after the damage follow the last good one: at most one LSN per record header's
+    // worth of bytes (LSNs skip only in compacted, sealed segments).
+    let lsn_limit = last_good_lsn
+        .saturating_add(searched / RECORD_HEADER_LEN as u64)
+        .saturating_add(2);
+    for at in from..end {
+        let Some(claimed_len) = claims_proof(&bytes[at..], last_good_lsn, lsn_limit) else {
+            continue;
+        };
+        let Some(left) = budget.checked_sub(claimed_len) else {
+            return Some((at, 0));
+        };
+        budget = left;
+        let proof = match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
+            RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => r.lsn(),
+            RecordScan::Commit(m) if m.durable_through_lsn > last_good_lsn => m.lsn,
+            _ => continue,
+        };
+        return Some((at, proof));
+    }
+    None
+}
+
+/// How many times the searched bytes [`later_durable_record`] may checksum.
+pub const LOOK_AHEAD_BUDGET_FACTOR: u64 = 4;
+
+/// The record length claimed at the start of `rec` when its header, read without the
+/// checksum, would prove data beyond `last_good_lsn` durable (with an LSN up to `lsn_limit`).
+fn claims_proof(rec: &[u8], last_good_lsn: u64, lsn_limit: u64) -> Option<u64> {
+    let header = rec.get(..RECORD_HEADER_LEN)?;
+    let len = u64::from(crate::format::le_u32(header, REC_LEN_OFFSET));
+    let kind = header[REC_KIND_OFFSET];
+    let plausible_len = match kind {
+        KIND_EVENTS => len > RECORD_HEADER_LEN as u64,
+        KIND_COMMIT => len == COMMIT_MARKER_LEN as u64,
+        _ => false,
+    };
+    let lsn = crate::format::le_u64(header, REC_LSN_OFFSET);
+    let durable_through = crate::format::le_u64(header, REC_DURABLE_THROUGH_OFFSET);
+    (plausible_len
+        && len <= rec.len() as u64
+        && durable_through > last_good_lsn
+        && durable_through < lsn
+        && lsn <= lsn_limit)
+        .then_some(len)
 }
 
 /// The segment files of `dir`, by first LSN.
@@ -213,7 +273,7 @@ pub struct SegmentAnalysis {
 impl SegmentAnalysis {
     /// The valid record at `offset` of `bytes` (the bytes the analysis was made from).
     pub fn record<'a>(&self, bytes: &'a [u8], offset: u64) -> Option<RecordRef<'a>> {
-        let salt = self.header.as_ref().ok()?.segment_number;
+        let salt = self.header.as_ref().ok()?.record_salt();
         match decode_record(bytes.get(offset as usize..)?, salt, 0, bytes.len() as u64) {
             RecordScan::Record(r) => Some(r),
             _ => None,
@@ -257,6 +317,7 @@ pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
     // The visitor never fails, so neither does the scan.
     let Ok(scan) = scan_records(
         bytes,
+        h.record_salt(),
         bytes.len(),
         &mut info,
         prev,
@@ -273,7 +334,7 @@ pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
         later_durable_record: later_durable_record(
             bytes,
             scan.end + 1,
-            h.segment_number,
+            h.record_salt(),
             scan.last_lsn,
         )
         .map(|(at, lsn)| (at as u64, lsn)),

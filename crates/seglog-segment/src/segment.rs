@@ -183,7 +183,7 @@ impl<F: FileSystem> SegmentEntry<F> {
                 .map_err(|e| Error::io("read", &self.path, e))?;
             Bytes::from(buf)
         };
-        match decode_record(&bytes, self.number(), 0, max_record_size.max(1)) {
+        match decode_record(&bytes, self.header.record_salt(), 0, max_record_size.max(1)) {
             RecordScan::Record(r) => {
                 let len = r.len();
                 Ok(Record {
@@ -191,7 +191,7 @@ impl<F: FileSystem> SegmentEntry<F> {
                     bytes: bytes.slice(..len),
                 })
             }
-            RecordScan::EndOfData => Err(no_record()),
+            RecordScan::EndOfData | RecordScan::Commit(_) => Err(no_record()),
             RecordScan::Defect(crate::format::RecordDefect::Checksum) => {
                 Err(Error::ChecksumMismatch {
                     segment: position.segment,
@@ -214,6 +214,7 @@ impl<F: FileSystem> SegmentEntry<F> {
 /// Iterates the records of a segment's bytes from an offset, checking each.
 pub struct SegmentRecords {
     segment: u64,
+    salt: u64,
     bytes: Bytes,
     offset: usize,
     max_len: u64,
@@ -221,9 +222,10 @@ pub struct SegmentRecords {
 }
 
 impl SegmentRecords {
-    pub(crate) fn new(segment: u64, bytes: Bytes, offset: u64) -> Self {
+    pub(crate) fn new(header: &SegmentHeader, bytes: Bytes, offset: u64) -> Self {
         SegmentRecords {
-            segment,
+            segment: header.segment_number,
+            salt: header.record_salt(),
             bytes,
             offset: offset as usize,
             max_len: u64::from(u32::MAX),
@@ -236,50 +238,52 @@ impl Iterator for SegmentRecords {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done || self.offset >= self.bytes.len() {
-            return None;
-        }
-        let rest = self.bytes.slice(self.offset..);
-        let position = RecordPosition {
-            segment: self.segment,
-            offset: self.offset as u64,
-        };
-        match decode_record(&rest, self.segment, 0, self.max_len) {
-            RecordScan::Record(r) => {
-                let len = r.len();
-                self.offset += len;
-                Some(Ok(Record {
-                    position,
-                    bytes: rest.slice(..len),
-                }))
+        loop {
+            if self.done || self.offset >= self.bytes.len() {
+                return None;
             }
-            RecordScan::EndOfData => {
-                self.done = true;
-                // The bytes end at the segment's data end: a record must start here.
-                Some(Err(Error::Corruption {
+            let rest = self.bytes.slice(self.offset..);
+            let position = RecordPosition {
+                segment: self.segment,
+                offset: self.offset as u64,
+            };
+            let error = match decode_record(&rest, self.salt, 0, self.max_len) {
+                RecordScan::Record(r) => {
+                    let len = r.len();
+                    self.offset += len;
+                    return Some(Ok(Record {
+                        position,
+                        bytes: rest.slice(..len),
+                    }));
+                }
+                // Commit markers hold no events: step over them.
+                RecordScan::Commit(_) => {
+                    self.offset += crate::format::COMMIT_MARKER_LEN;
+                    continue;
+                }
+                // The bytes run on to the segment's data end: a record must start here.
+                RecordScan::EndOfData => Error::Corruption {
                     segment: self.segment,
                     offset: position.offset,
                     reason: format!(
                         "no record where the segment's data runs on to byte {}",
                         self.bytes.len()
                     ),
-                }))
-            }
-            RecordScan::Defect(crate::format::RecordDefect::Checksum) => {
-                self.done = true;
-                Some(Err(Error::ChecksumMismatch {
-                    segment: self.segment,
-                    offset: position.offset,
-                }))
-            }
-            RecordScan::Defect(d) => {
-                self.done = true;
-                Some(Err(Error::Corruption {
+                },
+                RecordScan::Defect(crate::format::RecordDefect::Checksum) => {
+                    Error::ChecksumMismatch {
+                        segment: self.segment,
+                        offset: position.offset,
+                    }
+                }
+                RecordScan::Defect(d) => Error::Corruption {
                     segment: self.segment,
                     offset: position.offset,
                     reason: d.to_string(),
-                }))
-            }
+                },
+            };
+            self.done = true;
+            return Some(Err(error));
         }
     }
 }

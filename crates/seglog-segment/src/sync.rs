@@ -10,7 +10,7 @@ mod imp {
     pub use std::sync::atomic::{AtomicU64, AtomicU8};
 
     pub mod thread {
-        pub use std::thread::{current, park, Thread};
+        pub use std::thread::{current, park, yield_now, Thread};
     }
 }
 
@@ -19,7 +19,7 @@ mod imp {
     pub use loom::sync::atomic::{AtomicU64, AtomicU8};
 
     pub mod thread {
-        pub use loom::thread::{current, park, Thread};
+        pub use loom::thread::{current, park, yield_now, Thread};
     }
 
     /// loom's mutex with parking_lot's signature (no lock poisoning).

@@ -210,8 +210,11 @@ impl<F: FileSystem> Log<F> {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let flushed = self.shared.segments.close();
+        let flushed = self.shared.segments.stop_writes();
+        // The checkpoint thread writes files in the directory: it finishes before the lock
+        // goes, or another process could open the log while it still writes.
         self.shared.checkpointer.finish();
+        self.shared.segments.release_lock();
         self.shared.visible_tx.send_modify(|v| *v += 1);
         flushed.map_err(Error::from)
     }

@@ -319,6 +319,7 @@ fn hostile_files_fail_cleanly() {
         segment_number: 1,
         first_lsn: 1,
         created_unix_nanos: 0,
+        salt: 7,
     }
     .encode();
     let mut b = header.to_vec();
@@ -395,7 +396,7 @@ proptest! {
         let f = tmp.path().join("00000000000000000001.seg");
         let mut content = Vec::new();
         if with_header {
-            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0 }.encode());
+            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0, salt: 7 }.encode());
         }
         content.extend_from_slice(&bytes);
         std::fs::write(&f, &content).unwrap();

@@ -29,6 +29,15 @@ fn describe(segment: &SegmentInfo, bytes: &[u8]) -> Result<DecodedCheckpoint> {
     let mut strings: Vec<String> = Vec::new();
     let mut ids: HashMap<&[u8], u32> = HashMap::new();
     let mut records = Vec::new();
+    let salt = seglog_segment::format::SegmentHeader::decode(bytes)
+        .map_err(|d| {
+            Error::Segment(seglog_segment::Error::Corruption {
+                segment: segment.number,
+                offset: 0,
+                reason: d.to_string(),
+            })
+        })?
+        .record_salt();
     let mut at = SEGMENT_HEADER_LEN;
     fn intern<'b>(
         id: &'b [u8],
@@ -49,8 +58,12 @@ fn describe(segment: &SegmentInfo, bytes: &[u8]) -> Result<DecodedCheckpoint> {
         Ok(i)
     }
     while at < bytes.len() {
-        let r = match decode_record(&bytes[at..], segment.number, 0, u64::MAX) {
+        let r = match decode_record(&bytes[at..], salt, 0, u64::MAX) {
             RecordScan::Record(r) => r,
+            RecordScan::Commit(_) => {
+                at += seglog_segment::format::COMMIT_MARKER_LEN;
+                continue;
+            }
             RecordScan::EndOfData => {
                 return Err(Error::Segment(seglog_segment::Error::Corruption {
                     segment: segment.number,

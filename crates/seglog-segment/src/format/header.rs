@@ -5,12 +5,15 @@ use super::*;
 /// The decoded header of a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
-    /// Segment number: 1, 2, 3 … in creation order; salts every record checksum.
+    /// Segment number: unique in the log, never reused.
     pub segment_number: u64,
     /// LSN of the segment's first record.
     pub first_lsn: u64,
     /// Creation time, nanoseconds since the Unix epoch.
     pub created_unix_nanos: i64,
+    /// Random, non-zero salt of every record checksum in the segment (format version 3 on).
+    /// `0` in older segments, whose records are salted with the segment number.
+    pub salt: u64,
 }
 
 /// Why a header did not decode.
@@ -29,6 +32,32 @@ pub enum HeaderDefect {
 }
 
 impl SegmentHeader {
+    /// A header for a new segment, with a fresh random salt.
+    ///
+    /// # Errors
+    /// When the operating system's random source fails.
+    pub fn new(
+        segment_number: u64,
+        first_lsn: u64,
+        created_unix_nanos: i64,
+    ) -> std::io::Result<Self> {
+        Ok(SegmentHeader {
+            segment_number,
+            first_lsn,
+            created_unix_nanos,
+            salt: random_salt()?,
+        })
+    }
+
+    /// The salt of this segment's record checksums.
+    pub fn record_salt(&self) -> u64 {
+        if self.salt == 0 {
+            self.segment_number
+        } else {
+            self.salt
+        }
+    }
+
     /// Encodes the header to its 64 bytes.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
@@ -37,13 +66,14 @@ impl SegmentHeader {
             .copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[HDR_LEN_OFFSET..HDR_LEN_OFFSET + 2]
             .copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
-        // flags (12..16) and reserved (40..60) stay zero.
+        // flags (12..16) and reserved (48..60) stay zero.
         b[HDR_SEGMENT_NUMBER_OFFSET..HDR_SEGMENT_NUMBER_OFFSET + 8]
             .copy_from_slice(&self.segment_number.to_le_bytes());
         b[HDR_FIRST_LSN_OFFSET..HDR_FIRST_LSN_OFFSET + 8]
             .copy_from_slice(&self.first_lsn.to_le_bytes());
         b[HDR_CREATED_OFFSET..HDR_CREATED_OFFSET + 8]
             .copy_from_slice(&self.created_unix_nanos.to_le_bytes());
+        b[HDR_SALT_OFFSET..HDR_SALT_OFFSET + 8].copy_from_slice(&self.salt.to_le_bytes());
         let crc = crc32fast::hash(&b[..HDR_CRC_OFFSET]);
         b[HDR_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         b
@@ -82,11 +112,32 @@ impl SegmentHeader {
         if first_lsn == 0 {
             return Err(HeaderDefect::Field("first_lsn"));
         }
+        let salt = if version >= SALTED_HEADER_VERSION {
+            match le_u64(b, HDR_SALT_OFFSET) {
+                0 => return Err(HeaderDefect::Field("record_salt")),
+                salt => salt,
+            }
+        } else {
+            0
+        };
         Ok(SegmentHeader {
             segment_number,
             first_lsn,
             created_unix_nanos: le_u64(b, HDR_CREATED_OFFSET) as i64,
+            salt,
         })
+    }
+}
+
+/// A random non-zero u64 from the operating system.
+pub(crate) fn random_salt() -> std::io::Result<u64> {
+    loop {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        let salt = u64::from_le_bytes(bytes);
+        if salt != 0 {
+            return Ok(salt);
+        }
     }
 }
 
@@ -106,16 +157,19 @@ impl std::fmt::Display for HeaderDefect {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn header_round_trips_and_every_bit_flip_is_caught() {
-        let h = SegmentHeader {
-            segment_number: 7,
-            first_lsn: 1234,
-            created_unix_nanos: 1_700_000_000_000_000_000,
-        };
+        let h = SegmentHeader::new(7, 1234, 1_700_000_000_000_000_000).unwrap();
+        assert_ne!(h.salt, 0);
+        assert_ne!(
+            h.salt,
+            SegmentHeader::new(7, 1234, 0).unwrap().salt,
+            "every segment draws its own salt"
+        );
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         for bit in 0..SEGMENT_HEADER_LEN * 8 {

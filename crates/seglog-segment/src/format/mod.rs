@@ -8,17 +8,25 @@ pub(crate) mod header;
 mod manifest;
 mod record;
 
+pub(crate) use header::random_salt;
 pub use header::{HeaderDefect, SegmentHeader};
 pub use manifest::{ManifestInput, ManifestOutput, ReplacementManifest};
 pub(crate) use record::resalt;
-pub use record::{decode_record, EncodedRecord, EventBatch, RecordDefect, RecordRef, RecordScan};
+pub use record::{
+    decode_record, encode_commit_marker, CommitMarker, EncodedRecord, EventBatch, RecordDefect,
+    RecordRef, RecordScan,
+};
 
 /// First 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"SEGLOGSG";
 /// The format version this build writes. Version 2 added compaction (docs/format.md §6): a
 /// directory may hold a replacement manifest and its temporary segments, record LSNs may skip
-/// inside a segment, and segment numbers need not follow LSN order.
-pub const FORMAT_VERSION: u16 = 2;
+/// inside a segment, and segment numbers need not follow LSN order. Version 3 salts record
+/// checksums with a random per-segment salt kept in the header (so no payload can carry a
+/// record that checks out) and adds the commit marker record (`KIND_COMMIT`).
+pub const FORMAT_VERSION: u16 = 3;
+/// The first version whose headers carry a random record salt.
+pub const SALTED_HEADER_VERSION: u16 = 3;
 /// The oldest format version this build reads. A version-1 log is a version-2 log that was
 /// never compacted.
 pub const OLDEST_READABLE_VERSION: u16 = 1;
@@ -37,6 +45,8 @@ pub const HDR_SEGMENT_NUMBER_OFFSET: usize = 16;
 pub const HDR_FIRST_LSN_OFFSET: usize = 24;
 /// Segment header: offset of `created_unix_nanos` (i64).
 pub const HDR_CREATED_OFFSET: usize = 32;
+/// Segment header: offset of `record_salt` (u64, version 3 on; reserved zeros before).
+pub const HDR_SALT_OFFSET: usize = 40;
 /// Segment header: offset of `header_crc` (u32), which covers bytes `0..HDR_CRC_OFFSET`.
 pub const HDR_CRC_OFFSET: usize = 60;
 
@@ -70,6 +80,11 @@ pub const EVENT_LEN_SIZE: usize = 4;
 
 /// `kind` of a record holding events of one execution.
 pub const KIND_EVENTS: u8 = 1;
+/// `kind` of a commit marker: a bare 48-byte record header with no ids and no events, whose
+/// `durable_through_lsn` vouches for every record before it (written when a log is closed).
+pub const KIND_COMMIT: u8 = 2;
+/// Length of a commit marker.
+pub const COMMIT_MARKER_LEN: usize = RECORD_HEADER_LEN;
 
 /// Longest execution or tenant id, in bytes (the length is a u8 in the record header).
 pub const MAX_ID_LEN: usize = 255;

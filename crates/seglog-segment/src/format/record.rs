@@ -123,13 +123,14 @@ impl EncodedRecord {
         le_u32(&self.bytes, REC_EVENT_COUNT_OFFSET)
     }
 
-    /// Fills in the fields only the writer knows and the checksum; returns the final bytes.
-    pub fn seal(mut self, segment_number: u64, lsn: u64, durable_through_lsn: u64) -> Vec<u8> {
+    /// Fills in the fields only the writer knows and the checksum (salted with the target
+    /// segment's [`super::SegmentHeader::record_salt`]); returns the final bytes.
+    pub fn seal(mut self, salt: u64, lsn: u64, durable_through_lsn: u64) -> Vec<u8> {
         self.bytes[REC_LSN_OFFSET..REC_LSN_OFFSET + 8].copy_from_slice(&lsn.to_le_bytes());
         self.bytes[REC_DURABLE_THROUGH_OFFSET..REC_DURABLE_THROUGH_OFFSET + 8]
             .copy_from_slice(&durable_through_lsn.to_le_bytes());
         let mut crc = Hasher::new();
-        crc.update(&segment_number.to_le_bytes());
+        crc.update(&salt.to_le_bytes());
         crc.update(&self.bytes[REC_LEN_OFFSET..REC_LEN_OFFSET + 4]);
         crc.update(&self.bytes[REC_LSN_OFFSET..REC_KIND_OFFSET]);
         crc.combine(&self.body_crc);
@@ -169,11 +170,42 @@ impl std::fmt::Display for RecordDefect {
     }
 }
 
+/// A valid commit marker: it holds no events, and vouches that every record up to
+/// `durable_through_lsn` was on stable storage when it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitMarker {
+    /// The marker's own LSN.
+    pub lsn: u64,
+    /// Every record up to this LSN was durable when the marker was written.
+    pub durable_through_lsn: u64,
+}
+
+/// The bytes of a commit marker for a segment salted with `salt`.
+pub fn encode_commit_marker(
+    salt: u64,
+    lsn: u64,
+    durable_through_lsn: u64,
+) -> [u8; COMMIT_MARKER_LEN] {
+    let mut b = [0u8; COMMIT_MARKER_LEN];
+    b[REC_LEN_OFFSET..REC_LEN_OFFSET + 4]
+        .copy_from_slice(&(COMMIT_MARKER_LEN as u32).to_le_bytes());
+    b[REC_LSN_OFFSET..REC_LSN_OFFSET + 8].copy_from_slice(&lsn.to_le_bytes());
+    b[REC_DURABLE_THROUGH_OFFSET..REC_DURABLE_THROUGH_OFFSET + 8]
+        .copy_from_slice(&durable_through_lsn.to_le_bytes());
+    b[REC_KIND_OFFSET] = KIND_COMMIT;
+    let crc = record_crc(&b, salt);
+    b[REC_CRC_OFFSET..REC_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
 /// What [`decode_record`] found at a position.
 #[derive(Debug, Clone, Copy)]
 pub enum RecordScan<'a> {
-    /// A valid record.
+    /// A valid record of events.
     Record(RecordRef<'a>),
+    /// A valid commit marker, [`COMMIT_MARKER_LEN`] bytes long. Not an event record: readers
+    /// of events step over it.
+    Commit(CommitMarker),
     /// No record starts here: `record_len` is zero or fewer than 4 bytes remain.
     EndOfData,
     /// Something that is not a valid record.
@@ -182,7 +214,7 @@ pub enum RecordScan<'a> {
 
 /// Decodes the record at the start of `buf` (which runs to the end of the known data).
 ///
-/// `salt` is the segment number, `min_lsn` the smallest acceptable LSN (previous + 1) and
+/// `salt` is the segment's [`super::SegmentHeader::record_salt`], `min_lsn` the smallest acceptable LSN (previous + 1) and
 /// `max_len` the largest record the reader accepts. Never allocates, never panics: `buf`
 /// can be any bytes.
 pub fn decode_record(buf: &[u8], salt: u64, min_lsn: u64, max_len: u64) -> RecordScan<'_> {
@@ -193,22 +225,56 @@ pub fn decode_record(buf: &[u8], salt: u64, min_lsn: u64, max_len: u64) -> Recor
     if len == 0 {
         return RecordScan::EndOfData;
     }
-    let min_len = RECORD_HEADER_LEN + 2 + EVENT_LEN_SIZE;
-    if (len as usize) < min_len || u64::from(len) > max_len {
+    if (len as usize) < RECORD_HEADER_LEN || u64::from(len) > max_len {
         return RecordScan::Defect(RecordDefect::BadLength(len));
     }
     let Some(rec) = buf.get(..len as usize) else {
         return RecordScan::Defect(RecordDefect::Truncated);
     };
-    let kind = rec[REC_KIND_OFFSET];
-    if kind != KIND_EVENTS {
-        // Checked after the CRC below would be kinder to newer versions, but an unknown kind
-        // with a good CRC is reported the same way: this build cannot read it.
-        return RecordScan::Defect(if checksum_ok(rec, salt) {
+    match rec[REC_KIND_OFFSET] {
+        KIND_EVENTS => decode_events(rec, salt, min_lsn),
+        KIND_COMMIT => decode_commit(rec, salt, min_lsn),
+        // An unknown kind with a good CRC is reported apart: this build cannot read it.
+        kind => RecordScan::Defect(if checksum_ok(rec, salt) {
             RecordDefect::UnknownKind(kind)
         } else {
             RecordDefect::Checksum
-        });
+        }),
+    }
+}
+
+/// The checks every valid record passes once its own layout is known: checksum, LSN order.
+fn check_common(rec: &[u8], salt: u64, min_lsn: u64) -> Option<RecordDefect> {
+    if !checksum_ok(rec, salt) {
+        return Some(RecordDefect::Checksum);
+    }
+    let lsn = le_u64(rec, REC_LSN_OFFSET);
+    if le_u64(rec, REC_DURABLE_THROUGH_OFFSET) >= lsn {
+        return Some(RecordDefect::Layout("durable_through_lsn ≥ lsn"));
+    }
+    if lsn < min_lsn {
+        return Some(RecordDefect::LsnOrder);
+    }
+    None
+}
+
+fn decode_commit(rec: &[u8], salt: u64, min_lsn: u64) -> RecordScan<'_> {
+    if rec.len() != COMMIT_MARKER_LEN || rec[REC_KIND_OFFSET + 1..].iter().any(|&b| b != 0) {
+        return RecordScan::Defect(RecordDefect::Layout("commit marker with a body"));
+    }
+    if let Some(defect) = check_common(rec, salt, min_lsn) {
+        return RecordScan::Defect(defect);
+    }
+    RecordScan::Commit(CommitMarker {
+        lsn: le_u64(rec, REC_LSN_OFFSET),
+        durable_through_lsn: le_u64(rec, REC_DURABLE_THROUGH_OFFSET),
+    })
+}
+
+fn decode_events(rec: &[u8], salt: u64, min_lsn: u64) -> RecordScan<'_> {
+    let len = rec.len() as u32;
+    if rec.len() < RECORD_HEADER_LEN + 2 + EVENT_LEN_SIZE {
+        return RecordScan::Defect(RecordDefect::BadLength(len));
     }
     let e = usize::from(rec[REC_EXECUTION_LEN_OFFSET]);
     let t = usize::from(rec[REC_TENANT_LEN_OFFSET]);
@@ -232,17 +298,10 @@ pub fn decode_record(buf: &[u8], salt: u64, min_lsn: u64, max_len: u64) -> Recor
     if payload_sum != (rec.len() - table_end) as u64 {
         return RecordScan::Defect(RecordDefect::Layout("event lengths do not add up"));
     }
-    if !checksum_ok(rec, salt) {
-        return RecordScan::Defect(RecordDefect::Checksum);
+    if let Some(defect) = check_common(rec, salt, min_lsn) {
+        return RecordScan::Defect(defect);
     }
-    let r = RecordRef { bytes: rec };
-    if r.durable_through_lsn() >= r.lsn() {
-        return RecordScan::Defect(RecordDefect::Layout("durable_through_lsn ≥ lsn"));
-    }
-    if r.lsn() < min_lsn {
-        return RecordScan::Defect(RecordDefect::LsnOrder);
-    }
-    RecordScan::Record(r)
+    RecordScan::Record(RecordRef { bytes: rec })
 }
 
 /// The checksum a whole record must carry in a segment salted with `salt`.

@@ -6,7 +6,7 @@
 pub mod sim;
 mod std_fs;
 
-pub use std_fs::StdFs;
+pub use std_fs::{StdDirLock, StdFs};
 
 use bytes::Bytes;
 use std::io;

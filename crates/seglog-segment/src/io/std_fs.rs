@@ -15,9 +15,26 @@ pub struct StdFs;
 #[derive(Debug)]
 pub struct StdFile(File);
 
+/// The lock on a log directory: an exclusive `flock` on its `LOCK` file.
+///
+/// Dropping it unlocks explicitly (`LOCK_UN`) before closing. A `flock` belongs to the open
+/// file description, which a child process forked by another thread shares until it calls
+/// `exec`; closing only our descriptor would leave the lock held by that child meanwhile, and
+/// a reopen right after `close` would fail with `Locked`. `LOCK_UN` releases it for every copy.
+#[derive(Debug)]
+pub struct StdDirLock(File);
+
+impl Drop for StdDirLock {
+    fn drop(&mut self) {
+        if let Err(e) = rustix::fs::flock(&self.0, rustix::fs::FlockOperation::Unlock) {
+            tracing::warn!(error = %e, "cannot unlock the log directory; closing the lock file anyway");
+        }
+    }
+}
+
 impl FileSystem for StdFs {
     type File = StdFile;
-    type DirLock = File;
+    type DirLock = StdDirLock;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
@@ -69,7 +86,7 @@ impl FileSystem for StdFs {
         Ok(names)
     }
 
-    fn lock_dir(&self, dir: &Path) -> io::Result<File> {
+    fn lock_dir(&self, dir: &Path) -> io::Result<StdDirLock> {
         let path = dir.join(crate::format::LOCK_FILE_NAME);
         let file = OpenOptions::new()
             .read(true)
@@ -78,7 +95,7 @@ impl FileSystem for StdFs {
             .truncate(false)
             .open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(file),
+            Ok(()) => Ok(StdDirLock(file)),
             Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }

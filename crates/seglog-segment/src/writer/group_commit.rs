@@ -13,8 +13,10 @@
 //! few cores this spares every round a thundering herd. Async waiters follow a `watch`.
 //!
 //! Invariants:
-//! - `durable_lsn` only moves forward, and only after an fsync that began after every record
-//!   up to it was written returned Ok.
+//! - `synced_lsn` only moves forward, and only after an fsync that began after every record
+//!   up to it was written returned Ok; it is what a new record's `durable_through_lsn`
+//!   vouches for. `durable_lsn` (what waiters are acknowledged through) equals it under
+//!   `SyncMode::Always`; under `SyncMode::Never` it runs ahead, once records are written.
 //! - At most one leader at a time (`leader_active`); the commit lock is never held during I/O.
 //! - Once `poisoned` is set it is never cleared: every waiter beyond `durable_lsn` and every
 //!   later submit fails. A failed fsync is never retried (fsyncgate).
@@ -30,8 +32,9 @@ use std::time::Instant;
 /// Records waiting to be written to one segment, contiguous from `start_offset`.
 pub(crate) struct PendingChunk {
     segment: u64,
-    /// Set when this chunk is the first of a new segment, which the leader creates first.
-    creates_segment_at_lsn: Option<u64>,
+    /// Set when this chunk is the first of a new segment, which the leader creates first:
+    /// its first LSN and record salt.
+    creates_segment: Option<(u64, u64)>,
     start_offset: u64,
     end_offset: u64,
     last_lsn: u64,
@@ -54,11 +57,16 @@ const LEAD: u8 = 2;
 pub(crate) struct CommitState {
     pub next_lsn: u64,
     pub durable_lsn: u64,
+    /// Every record up to here is on stable storage (an fsync returned Ok after it was
+    /// written): what new records vouch for.
+    pub synced_lsn: u64,
     pub leader_active: bool,
     pub poisoned: Option<Arc<str>>,
+    /// Set when `close` begins: no new submits.
     pub closed: bool,
-    /// Where the next submitted record goes.
+    /// Where the next submitted record goes, and that segment's record salt.
     pub tail_segment: u64,
+    pub tail_salt: u64,
     pub tail_offset: u64,
     pub next_segment_number: u64,
     pending: Vec<PendingChunk>,
@@ -69,17 +77,19 @@ pub(crate) struct CommitState {
 impl CommitState {
     pub fn new(
         next_lsn: u64,
-        tail_segment: u64,
+        (tail_segment, tail_salt): (u64, u64),
         tail_offset: u64,
         next_segment_number: u64,
     ) -> Self {
         CommitState {
             next_lsn,
             durable_lsn: next_lsn - 1,
+            synced_lsn: next_lsn - 1,
             leader_active: false,
             poisoned: None,
             closed: false,
             tail_segment,
+            tail_salt,
             tail_offset,
             next_segment_number,
             pending: Vec::new(),
@@ -99,6 +109,16 @@ impl CommitState {
         Ok(())
     }
 
+    /// Like [`Self::check_usable`], for the closing path itself: only poisoning counts.
+    pub(crate) fn check_usable_while_closing(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `Some(result)` once the wait for `lsn` is over.
     pub fn wait_outcome(&self, lsn: u64) -> Option<Result<()>> {
         if self.durable_lsn >= lsn {
@@ -111,6 +131,14 @@ impl CommitState {
         }
         None
     }
+}
+
+/// What one commit round wrote.
+pub(crate) struct Round {
+    /// The last LSN written; acknowledged once the round ends.
+    last_lsn: u64,
+    /// The LSN an fsync of this round made durable everything through, if any.
+    synced_lsn: Option<u64>,
 }
 
 /// Result of a submit: the record's LSN and where it will be.
@@ -131,7 +159,17 @@ pub(crate) struct LeaderClaim<F: FileSystem> {
 
 impl<F: FileSystem> Drop for LeaderClaim<F> {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.finished {
+            return;
+        }
+        if std::thread::panicking() {
+            // A panic inside the round (say, in a seal listener): records it took may or may
+            // not be written, and nobody will finish the round. Poison, so that every waiter
+            // gets an error instead of waiting forever.
+            self.inner.finish_round(Some(Err(Error::Poisoned {
+                cause: "a commit round panicked".into(),
+            })));
+        } else {
             self.inner.finish_round(None);
         }
     }
@@ -147,15 +185,18 @@ impl<F: FileSystem> LeaderClaim<F> {
     pub fn lead(mut self) {
         let inner = self.inner.clone();
         let chunks = std::mem::take(&mut inner.commit.lock().pending);
-        self.finished = true;
         if chunks.is_empty() {
+            self.finished = true;
             inner.finish_round(None);
             return;
         }
-        match inner.write_and_sync(&chunks) {
+        // Until `finished` is set, a panic in here poisons the log (see `Drop`).
+        let result = inner.write_and_sync(&chunks);
+        self.finished = true;
+        match result {
             Err(e) => inner.finish_round(Some(Err(e))),
-            Ok(lsn) => {
-                let mut to_wake = inner.advance(lsn);
+            Ok(round) => {
+                let mut to_wake = inner.advance(round);
                 wake(&mut to_wake);
             }
         }
@@ -180,12 +221,15 @@ impl<F: FileSystem> Inner<F> {
         }
         let mut st = self.commit.lock();
         st.check_usable()?;
-        let mut creates_segment_at_lsn = None;
+        let mut creates_segment = None;
         if st.tail_offset + len > self.opts.segment_size_bytes {
+            let salt =
+                crate::format::random_salt().map_err(|e| Error::io("getrandom", &self.dir, e))?;
             st.tail_segment = st.next_segment_number;
+            st.tail_salt = salt;
             st.next_segment_number += 1;
             st.tail_offset = crate::format::SEGMENT_HEADER_LEN as u64;
-            creates_segment_at_lsn = Some(st.next_lsn);
+            creates_segment = Some((st.next_lsn, salt));
         }
         let lsn = st.next_lsn;
         st.next_lsn += 1;
@@ -194,7 +238,7 @@ impl<F: FileSystem> Inner<F> {
             offset: st.tail_offset,
         };
         st.tail_offset += len;
-        let bytes = record.seal(position.segment, lsn, st.durable_lsn);
+        let bytes = record.seal(st.tail_salt, lsn, st.synced_lsn);
         let end_offset = st.tail_offset;
         match st.pending.last_mut() {
             Some(chunk) if chunk.segment == position.segment => {
@@ -204,7 +248,7 @@ impl<F: FileSystem> Inner<F> {
             }
             _ => st.pending.push(PendingChunk {
                 segment: position.segment,
-                creates_segment_at_lsn,
+                creates_segment,
                 start_offset: position.offset,
                 end_offset,
                 last_lsn: lsn,
@@ -221,12 +265,15 @@ impl<F: FileSystem> Inner<F> {
     /// nothing to roll: returns the last LSN submitted (waiting for it seals every segment
     /// before the tail) and `None`.
     pub(crate) fn submit_roll(&self) -> Result<(u64, Option<u64>)> {
+        let salt =
+            crate::format::random_salt().map_err(|e| Error::io("getrandom", &self.dir, e))?;
         let mut st = self.commit.lock();
         st.check_usable()?;
         if st.tail_offset <= crate::format::SEGMENT_HEADER_LEN as u64 {
             return Ok((st.next_lsn - 1, None));
         }
         let sealed = st.tail_segment;
+        st.tail_salt = salt;
         let lsn = st.next_lsn;
         st.next_lsn += 1;
         st.tail_segment = st.next_segment_number;
@@ -237,7 +284,7 @@ impl<F: FileSystem> Inner<F> {
             segment,
             // The new segment starts after the roll's LSN: its last LSN reads `first - 1`
             // until a record arrives, as for any empty segment.
-            creates_segment_at_lsn: Some(lsn + 1),
+            creates_segment: Some((lsn + 1, salt)),
             start_offset: offset,
             end_offset: offset,
             last_lsn: lsn,
@@ -331,8 +378,8 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// The I/O of one round. Returns the last LSN made durable.
-    fn write_and_sync(&self, chunks: &[PendingChunk]) -> Result<u64> {
+    /// The I/O of one round.
+    fn write_and_sync(&self, chunks: &[PendingChunk]) -> Result<Round> {
         let mut buf = Vec::with_capacity(
             chunks
                 .iter()
@@ -343,16 +390,19 @@ impl<F: FileSystem> Inner<F> {
         let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = None;
         let mut records = 0usize;
         let mut written = 0u64;
+        let mut sealed_through = None;
         for chunk in chunks {
-            if let Some(first_lsn) = chunk.creates_segment_at_lsn {
+            if let Some((first_lsn, salt)) = chunk.creates_segment {
                 let previous = match touched.take() {
                     Some(t) => Some(t),
                     None => self.active_entry_with_end(),
                 };
                 if let Some((prev, end, last_lsn)) = previous {
+                    // Sealing fsyncs the segment: everything up to its last LSN is synced.
                     self.seal_segment(&prev, end, last_lsn)?;
+                    sealed_through = Some(last_lsn);
                 }
-                self.create_segment(chunk.segment, first_lsn)?;
+                self.create_segment(chunk.segment, first_lsn, salt)?;
             }
             let entry = self.entry(chunk.segment)?;
             // One write per chunk: a lone record goes as it is, a group is gathered first.
@@ -377,6 +427,10 @@ impl<F: FileSystem> Inner<F> {
         let Some((entry, end, last_lsn)) = touched else {
             return Err(Error::InvalidOptions("empty commit round".into()));
         };
+        let mut synced_lsn = sealed_through;
+        if self.opts.sync_mode == SyncMode::Always {
+            synced_lsn = Some(last_lsn);
+        }
         if self.opts.sync_mode == SyncMode::Always
             && !crate::teeth::skipped(crate::teeth::SyncPoint::CommitFsync)
         {
@@ -391,7 +445,10 @@ impl<F: FileSystem> Inner<F> {
         }
         entry.publish_durable(end, last_lsn);
         self.stats.record_commit(records, written);
-        Ok(last_lsn)
+        Ok(Round {
+            last_lsn,
+            synced_lsn,
+        })
     }
 
     /// The active segment with its durable end, for sealing it when a new one is needed.
@@ -420,12 +477,15 @@ impl<F: FileSystem> Inner<F> {
     /// After a successful round: publishes `lsn` as durable, hands leadership back (to the
     /// oldest waiter if records are queued) and returns the waiters to wake — the next
     /// leader first, so the next round starts as early as possible.
-    fn advance(&self, lsn: u64) -> Vec<Arc<Waiter>> {
+    fn advance(&self, round: Round) -> Vec<Arc<Waiter>> {
         use std::sync::atomic::Ordering;
         let mut to_wake = Vec::new();
         let durable = {
             let mut st = self.commit.lock();
-            st.durable_lsn = st.durable_lsn.max(lsn);
+            st.durable_lsn = st.durable_lsn.max(round.last_lsn);
+            if let Some(synced) = round.synced_lsn {
+                st.synced_lsn = st.synced_lsn.max(synced);
+            }
             self.durable_lsn.store(st.durable_lsn, Ordering::Release);
             st.leader_active = false;
             let done = st.waiters.partition_point(|w| w.lsn <= st.durable_lsn);

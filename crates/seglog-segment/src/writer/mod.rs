@@ -3,6 +3,7 @@
 //! Appends go through group commit (`group_commit`); segment creation and sealing through
 //! `roll`; reads go straight to a segment's bytes and never wait for a commit.
 
+mod close;
 mod group_commit;
 mod replace;
 mod roll;
@@ -150,7 +151,7 @@ impl<F: FileSystem> SegmentLog<F> {
             fs,
             dir,
             opts,
-            commit: Mutex::new(CommitState::new(next_lsn, 0, 0, next_segment_number)),
+            commit: Mutex::new(CommitState::new(next_lsn, (0, 0), 0, next_segment_number)),
             durable_tx: watch::Sender::new(recovered.last_lsn),
             durable_lsn: AtomicU64::new(recovered.last_lsn),
             segments: RwLock::new(segments),
@@ -162,7 +163,11 @@ impl<F: FileSystem> SegmentLog<F> {
         });
         let active = match active {
             Some(a) => a,
-            None => inner.create_segment(next_segment_number, next_lsn)?,
+            None => {
+                let salt = crate::format::random_salt()
+                    .map_err(|e| Error::io("getrandom", &inner.dir, e))?;
+                inner.create_segment(next_segment_number, next_lsn, salt)?
+            }
         };
         if inner.opts.preallocate {
             // A full disk must not keep a log from opening (to be read, or to be compacted):
@@ -186,7 +191,7 @@ impl<F: FileSystem> SegmentLog<F> {
             inner.durable_lsn.store(next_lsn - 1, Ordering::Release);
             *st = CommitState::new(
                 next_lsn,
-                active.number(),
+                (active.number(), active.header.record_salt()),
                 active.data_end(),
                 next_segment_number.max(active.number() + 1),
             );
@@ -283,7 +288,7 @@ impl<F: FileSystem> SegmentLog<F> {
         self.check_open()?;
         let entry = self.segment_entry(position)?;
         Ok(SegmentRecords::new(
-            entry.number(),
+            &entry.header,
             entry.durable_bytes()?,
             position.offset,
         ))
@@ -371,27 +376,32 @@ impl<F: FileSystem> SegmentLog<F> {
     }
 
     /// Makes everything submitted durable, then closes: later calls fail with
-    /// [`Error::Closed`] and the directory lock is released. Closing twice is a no-op.
+    /// [`Error::Closed`] and the directory lock is released. Appends submitted before the
+    /// call are made durable (or fail) before it returns; appends after it fail. The last
+    /// thing written is a commit marker that vouches for every record, so that the next open
+    /// tells damage to them from a torn tail. Closing twice is a no-op.
     ///
     /// # Errors
     /// [`Error::Poisoned`] when the final flush fails (the log is closed anyway).
     pub fn close(&self) -> Result<()> {
-        let last = {
-            let st = self.inner.commit.lock();
-            if st.closed {
-                return Ok(());
-            }
-            st.next_lsn - 1
-        };
-        let flushed = self.inner.wait_durable(last);
-        {
-            let mut st = self.inner.commit.lock();
-            st.closed = true;
-        }
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.durable_tx.send_modify(|_| {});
+        let stopped = self.stop_writes();
+        self.release_lock();
+        stopped
+    }
+
+    /// The first half of [`Self::close`]: everything but releasing the directory lock, for a
+    /// layer above that still writes files of its own in the directory (index checkpoints).
+    ///
+    /// # Errors
+    /// As [`Self::close`].
+    pub fn stop_writes(&self) -> Result<()> {
+        self.inner.stop_writes()
+    }
+
+    /// The second half of [`Self::close`]: releases the directory lock (which
+    /// [`Self::stop_writes`] left held).
+    pub fn release_lock(&self) {
         self.inner.dir_lock.lock().take();
-        flushed
     }
 
     /// The open segment named by `position`.

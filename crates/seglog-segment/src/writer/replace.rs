@@ -61,11 +61,8 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
             .fs
             .create_new(&temp_path)
             .map_err(|e| Error::io("create", &temp_path, e))?;
-        let header = SegmentHeader {
-            segment_number: number,
-            first_lsn: first_lsn.max(1),
-            created_unix_nanos: super::roll::now_unix_nanos(),
-        };
+        let header = SegmentHeader::new(number, first_lsn.max(1), super::roll::now_unix_nanos())
+            .map_err(|e| Error::io("getrandom", &temp_path, e))?;
         Ok(SegmentBuilder::new(
             self.inner.fs.clone(),
             file,

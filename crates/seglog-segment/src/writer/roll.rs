@@ -18,11 +18,13 @@ pub(super) fn now_unix_nanos() -> i64 {
 }
 
 impl<F: FileSystem> Inner<F> {
-    /// Creates segment `number` starting at `first_lsn` and makes it durable, name included.
+    /// Creates segment `number` starting at `first_lsn`, its records salted with `salt`, and
+    /// makes it durable, name included.
     pub(crate) fn create_segment(
         &self,
         number: u64,
         first_lsn: u64,
+        salt: u64,
     ) -> Result<Arc<SegmentEntry<F>>> {
         let path = self.dir.join(segment_file_name(first_lsn));
         let file = self
@@ -33,6 +35,7 @@ impl<F: FileSystem> Inner<F> {
             segment_number: number,
             first_lsn,
             created_unix_nanos: now_unix_nanos(),
+            salt,
         };
         file.write_all_at(&header.encode(), 0)
             .map_err(|e| Error::io("write", &path, e))?;

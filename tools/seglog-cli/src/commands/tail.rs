@@ -72,7 +72,7 @@ fn poll(
         if cursor.salt.is_none() {
             match SegmentHeader::decode(&buf) {
                 Ok(h) => {
-                    cursor.salt = Some(h.segment_number);
+                    cursor.salt = Some(h.record_salt());
                     at = SEGMENT_HEADER_LEN;
                 }
                 Err(_) => continue, // being created: try again next poll

@@ -1,0 +1,96 @@
+//! Closing a log: no new appends, every submitted one drained (made durable or failed), then
+//! a commit marker that vouches for the whole log, so that damage to the last records found
+//! at the next open is told from a torn tail.
+
+use super::Inner;
+use crate::format::{encode_commit_marker, COMMIT_MARKER_LEN};
+use crate::io::{FileSystem, SegmentFile};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+impl<F: FileSystem> Inner<F> {
+    /// Stops appends and drains them; writes and syncs the commit marker. Leaves the
+    /// directory lock alone. Returns Ok once, on the first call; later calls do nothing.
+    ///
+    /// When it returns, no commit round is running or can start: nothing writes to the log
+    /// again in this process.
+    pub(crate) fn stop_writes(self: &Arc<Self>) -> Result<()> {
+        let last = {
+            let mut st = self.commit.lock();
+            if st.closed {
+                return Ok(());
+            }
+            // Submits fail from here on; rounds already queued still run.
+            st.closed = true;
+            st.next_lsn - 1
+        };
+        let drained = self.wait_durable(last);
+        // Take the leader's seat for good: once it is ours, no round runs, and none starts.
+        // (A round can still be finishing: the one that made `last` durable hands the seat
+        // back only after it publishes.)
+        loop {
+            {
+                let mut st = self.commit.lock();
+                if !st.leader_active {
+                    st.leader_active = true;
+                    break;
+                }
+            }
+            crate::sync::thread::yield_now();
+        }
+        let marked = drained.and_then(|()| self.write_commit_marker());
+        if let Err(e) = &marked {
+            self.poison(e);
+        }
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.durable_tx.send_modify(|_| {});
+        marked
+    }
+
+    /// Makes the active segment durable and appends a commit marker that vouches for every
+    /// record before it, then syncs it. The caller holds the leader's seat.
+    fn write_commit_marker(&self) -> Result<()> {
+        let (segment, salt, offset, lsn, synced) = {
+            let mut st = self.commit.lock();
+            st.check_usable_while_closing()?;
+            let lsn = st.next_lsn;
+            st.next_lsn += 1;
+            let offset = st.tail_offset;
+            st.tail_offset += COMMIT_MARKER_LEN as u64;
+            (st.tail_segment, st.tail_salt, offset, lsn, st.synced_lsn)
+        };
+        let last = lsn - 1;
+        let Some(entry) = self.segments.read().get(&segment).cloned() else {
+            return Ok(());
+        };
+        if entry.header.salt == 0 {
+            // A segment of format version 1 or 2 (the log was opened by an older build):
+            // those versions know no commit marker, so none goes into it.
+            return Ok(());
+        }
+        let sync = || {
+            entry
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("sync_data", &entry.path, e))
+        };
+        // IMPORTANT: the marker vouches for everything before it, so everything before it is
+        // synced first (under `SyncMode::Never` nothing of the active segment may be yet).
+        if synced < last {
+            sync()?;
+        }
+        let marker = encode_commit_marker(salt, lsn, last);
+        entry
+            .file
+            .write_all_at(&marker, offset)
+            .map_err(|e| Error::io("write", &entry.path, e))?;
+        sync()?;
+        let mut st = self.commit.lock();
+        st.synced_lsn = last;
+        st.durable_lsn = st.durable_lsn.max(lsn);
+        self.durable_lsn
+            .store(st.durable_lsn, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+}
