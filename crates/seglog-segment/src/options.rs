@@ -30,8 +30,12 @@ pub enum RecoveryMode {
     /// Any bad or partial byte, even a torn tail, fails the open. For logs that were closed
     /// cleanly, or to inspect damage before deciding.
     AbsoluteConsistency,
-    /// Repair: every segment is cut at its first bad record, the loss is logged, and the log
-    /// opens. May drop acknowledged data; the price of opening a damaged log at all.
+    /// Repair, point in time: the log keeps its longest undamaged prefix. Every segment is
+    /// read (checkpoints are not trusted); the first bad record cuts its segment there, every
+    /// later segment is removed, the loss is logged and reported
+    /// ([`crate::RecoveryReport::salvaged`], [`crate::RecoveryReport::salvage_removed`]), and
+    /// the log opens — and opens again later in the default mode. May drop acknowledged data;
+    /// the price of opening a damaged log at all.
     Salvage,
 }
 

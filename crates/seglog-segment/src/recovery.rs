@@ -67,6 +67,9 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TailCut>,
     /// Cuts made in [`RecoveryMode::Salvage`].
     pub salvaged: Vec<TailCut>,
+    /// Segments removed in [`RecoveryMode::Salvage`] because they followed a cut in an
+    /// earlier segment (the log keeps its longest undamaged prefix).
+    pub salvage_removed: Vec<PathBuf>,
     /// A last segment whose creation a crash interrupted, removed.
     pub removed_incomplete_segment: Option<PathBuf>,
     /// A compaction that a crash interrupted after its commit point, finished.
@@ -191,8 +194,9 @@ pub(crate) fn recover<F: FileSystem>(
     let mut prev_lsn = 0u64;
     let mut numbers = std::collections::BTreeSet::new();
     let mut last_segment_rewrite: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut salvage_stop = None;
     for (i, f) in found.iter().enumerate() {
-        let is_last = i + 1 == count;
+        let mut is_last = i + 1 == count;
         let file = fs
             .open(&f.path)
             .map_err(|e| Error::io("open", &f.path, e))?;
@@ -233,7 +237,8 @@ pub(crate) fn recover<F: FileSystem>(
             sealed: !is_last,
             created_unix_nanos: header.created_unix_nanos,
         };
-        if !is_last && !visitor.wants_scan(&info) {
+        // Salvage reads every record: damage hidden behind a checkpoint is damage too.
+        if !is_last && opts.recovery_mode != RecoveryMode::Salvage && !visitor.wants_scan(&info) {
             // Trusted by the layer above (its checkpoint covers it); its records are not read.
             let entry = SegmentEntry::new(
                 header,
@@ -287,6 +292,14 @@ pub(crate) fn recover<F: FileSystem>(
             match opts.recovery_mode {
                 RecoveryMode::Salvage => {
                     tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
+                    if !is_last {
+                        // Point-in-time salvage: the log keeps its longest undamaged prefix.
+                        // Later segments go (their records would continue executions past
+                        // the records this cut drops), and this segment becomes the active one.
+                        last_segment_rewrite = unproven_bytes(bytes, &scan);
+                        is_last = true;
+                        salvage_stop = Some(i);
+                    }
                     view = None; // no map may outlive the cut
                     truncate::<F>(&file, &f.path, end)?;
                     report.salvaged.push(cut);
@@ -331,6 +344,16 @@ pub(crate) fn recover<F: FileSystem>(
         }
         prev_lsn = info.last_lsn;
         segments.push(entry);
+        if salvage_stop.is_some() {
+            break;
+        }
+    }
+    if let Some(cut_at) = salvage_stop {
+        for later in &found[cut_at + 1..] {
+            tracing::error!(path = %later.path.display(), "salvage: removing a segment after the cut");
+            crate::replacement::remove_if_present(fs, &later.path)?;
+            report.salvage_removed.push(later.path.clone());
+        }
     }
 
     if let Some(active) = segments.last() {
