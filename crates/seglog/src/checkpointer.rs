@@ -11,7 +11,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-type Job = (SegmentInfo, Bytes);
+/// Work for the checkpoint thread.
+enum Job {
+    /// Write the checkpoint of a sealed segment.
+    Write(SegmentInfo, Bytes),
+    /// Tell the sender that every job queued before this one is done.
+    Barrier(mpsc::Sender<()>),
+}
 
 /// The checkpoint writer: a thread fed through a channel (or nothing, inline/off).
 pub(crate) struct Checkpointer {
@@ -46,8 +52,13 @@ impl Checkpointer {
             let handle = std::thread::Builder::new()
                 .name("seglog-checkpoint".into())
                 .spawn(move || {
-                    for (info, bytes) in rx {
-                        write_one(&fs, &dir, &info, &bytes, &w);
+                    for job in rx {
+                        match job {
+                            Job::Write(info, bytes) => write_one(&fs, &dir, &info, &bytes, &w),
+                            Job::Barrier(done) => {
+                                let _ = done.send(());
+                            }
+                        }
                     }
                 })
                 .map_err(|e| tracing::warn!(error = %e, "cannot start the checkpoint thread; checkpoints off"))
@@ -67,7 +78,22 @@ impl Checkpointer {
     /// Queues a sealed segment. Without a background thread, does nothing.
     pub fn submit(&self, info: SegmentInfo, bytes: Bytes) {
         if let Some(tx) = self.sender.lock().as_ref() {
-            let _ = tx.send((info, bytes));
+            let _ = tx.send(Job::Write(info, bytes));
+        }
+    }
+
+    /// Returns once every checkpoint queued before the call is written (or given up on), so
+    /// that none of them can appear after the caller deletes checkpoints.
+    pub fn barrier(&self) {
+        let (done_tx, done_rx) = mpsc::channel();
+        let sent = self
+            .sender
+            .lock()
+            .as_ref()
+            .is_some_and(|tx| tx.send(Job::Barrier(done_tx)).is_ok());
+        if sent {
+            // An error means the thread is gone: nothing of it can still write.
+            let _ = done_rx.recv();
         }
     }
 

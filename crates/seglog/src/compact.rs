@@ -347,8 +347,10 @@ impl<F: FileSystem + Clone> Log<F> {
         Ok(())
     }
 
-    /// Index checkpoints for the new segments; the old segments' checkpoints go (a stale one
-    /// would be refused anyway: it names another segment number).
+    /// Index checkpoints for the new segments; the old segments' checkpoints go, in every
+    /// checkpoint mode: they hold the ids of the executions dropped. Checkpoints queued
+    /// before (an input sealed by the roll, say) are written first, so none of them can
+    /// reappear afterwards.
     fn checkpoint_replacement(
         &self,
         outputs: &[seglog_segment::SegmentInfo],
@@ -356,16 +358,19 @@ impl<F: FileSystem + Clone> Log<F> {
     ) {
         let fs = self.shared.segments.file_system();
         let dir = &self.shared.dir;
+        self.shared.checkpointer.barrier();
         for lsn in old_first_lsns {
-            if outputs.iter().any(|o| o.first_lsn == *lsn) {
-                continue;
-            }
             let path = dir.join(seglog_index::checkpoint::checkpoint_file_name(*lsn));
             if let Err(e) = fs.remove(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint");
                 }
             }
+        }
+        // IMPORTANT: the removals are durable before compaction returns: an erased id must
+        // not come back in a power cut.
+        if let Err(e) = fs.sync_dir(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the removal of old checkpoints");
         }
         for info in outputs {
             let Ok(bytes) = self.shared.segments.segment_bytes(info.number) else {
