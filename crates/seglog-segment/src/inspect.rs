@@ -23,10 +23,6 @@ pub(crate) struct Scan {
     pub records: u64,
     /// Why it stopped early, if it did.
     pub defect: Option<RecordDefect>,
-    /// Offset of the first valid record that no later record of the segment vouches for
-    /// (its LSN is above every `durable_through_lsn` read): nothing in the file proves it
-    /// ever reached the disk.
-    pub unvouched_from: Option<usize>,
 }
 
 /// Tracks which records of a scan a later record vouches for. Only the unvouched suffix is
@@ -74,20 +70,17 @@ pub(crate) fn scan_records(
     let mut records = 0;
     let max_len = bytes.len() as u64;
     let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
-    let mut vouching = Vouching::default();
     loop {
         let rest = bytes.get(at..).unwrap_or(&[]);
         match decode_record(rest, salt, min_lsn, max_len) {
             RecordScan::Record(r) => {
                 visitor.record(info, at as u64, &r)?;
-                vouching.record(r.lsn(), r.durable_through_lsn(), at);
                 last_lsn = r.lsn();
                 min_lsn = last_lsn + 1;
                 records += 1;
                 at += r.len();
             }
             RecordScan::Commit(marker) => {
-                vouching.record(marker.lsn, marker.durable_through_lsn, at);
                 last_lsn = marker.lsn;
                 min_lsn = last_lsn + 1;
                 at += COMMIT_MARKER_LEN;
@@ -104,7 +97,6 @@ pub(crate) fn scan_records(
                     last_lsn,
                     records,
                     defect,
-                    unvouched_from: vouching.first_unvouched(),
                 });
             }
             RecordScan::Defect(d) => {
@@ -113,11 +105,43 @@ pub(crate) fn scan_records(
                     last_lsn,
                     records,
                     defect: Some(d),
-                    unvouched_from: vouching.first_unvouched(),
                 });
             }
         }
     }
+}
+
+/// The offset in a segment's bytes (a whole file, header included) from which nothing in
+/// the file proves the bytes durable: the first record that no later record or commit
+/// marker vouches for (its LSN is above every `durable_through_lsn` after it), or where the
+/// record headers stop making sense. `SEGMENT_HEADER_LEN` when no record is proven, `0` when
+/// there is no record at all (then not even the header is: records are written only after the
+/// header is durable). Reads record headers only, without checksums: a wrong guess only moves
+/// the answer earlier, since what it vouches is never more than what writers claimed.
+pub(crate) fn first_unproven_offset(bytes: &[u8], written_end: usize) -> usize {
+    let mut vouching = Vouching::default();
+    let mut at = SEGMENT_HEADER_LEN;
+    let end = written_end.min(bytes.len());
+    while let Some(header) = bytes.get(at..at + RECORD_HEADER_LEN).filter(|_| at < end) {
+        let len = crate::format::le_u32(header, REC_LEN_OFFSET) as usize;
+        let kind = header[REC_KIND_OFFSET];
+        if len < RECORD_HEADER_LEN
+            || at + len > end
+            || !(kind == KIND_EVENTS || kind == KIND_COMMIT)
+        {
+            break;
+        }
+        vouching.record(
+            crate::format::le_u64(header, REC_LSN_OFFSET),
+            crate::format::le_u64(header, REC_DURABLE_THROUGH_OFFSET),
+            at,
+        );
+        at += len;
+    }
+    if at == SEGMENT_HEADER_LEN {
+        return 0;
+    }
+    vouching.first_unvouched().unwrap_or(at)
 }
 
 /// Searches `bytes[from..]` for a valid record (or commit marker) that proves the damage

@@ -6,7 +6,7 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{RecordRef, SegmentHeader, SEGMENT_HEADER_LEN};
-use crate::inspect::{later_durable_record, scan_records};
+use crate::inspect::{first_unproven_offset, later_durable_record, scan_records};
 use crate::io::{FileSystem, SegmentFile};
 use crate::segment::{SegmentEntry, SegmentInfo};
 use crate::{Error, RecoveryMode, Result, SegmentOptions};
@@ -127,17 +127,40 @@ fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> 
     sync_file::<F>(file, path)
 }
 
-/// What of the last segment must be written again before its fsync can vouch for it: the
-/// header, and every record from the first one no later record vouches for.
-fn unproven_bytes(bytes: &[u8], scan: &crate::inspect::Scan) -> Vec<(u64, Vec<u8>)> {
-    let mut out = vec![(0, bytes.get(..SEGMENT_HEADER_LEN).unwrap_or(&[]).to_vec())];
-    if let Some(from) = scan.unvouched_from.filter(|&f| f < scan.end) {
-        out.push((
-            from as u64,
-            bytes.get(from..scan.end).unwrap_or(&[]).to_vec(),
-        ));
+/// Makes the page cache of the last segment show what the disk holds wherever nothing in
+/// the file proves its bytes durable, before recovery reads it.
+///
+/// IMPORTANT: after a failed fsync, Linux marks the failed pages clean and keeps them cached:
+/// they read back fine, but they are not on the disk, and no fsync of ours would write them
+/// (fsyncgate). Serving them — and vouching for them with later records — loses them in the
+/// next power cut. Rewriting them is no cure either (ext4 leaves the preallocated extent
+/// unwritten and the rewrite is lost too). So: sync the dirty pages (those of a process that
+/// died without syncing: they are fine), then drop the cache from where proof ends, so that
+/// recovery reads the disk there.
+fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path) -> Result<()> {
+    let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
+    let from = {
+        let bytes = file.map().map_err(|e| Error::io("map", path, e))?;
+        let written_end = file
+            .written_data_end(0)
+            .map_err(|e| Error::io("seek", path, e))?;
+        match SegmentHeader::decode(&bytes) {
+            Ok(_) => first_unproven_offset(&bytes, written_end as usize),
+            Err(_) => 0,
+        }
+    };
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    if from as u64 >= len || crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailEvict) {
+        return Ok(());
     }
-    out
+    // IMPORTANT: the previous process may have written bytes it never synced; they are in
+    // the page cache, and what recovery reads of them will be served and vouched for. Sync
+    // them before anything else (and before the eviction, which cannot drop dirty pages).
+    if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailFsync) {
+        sync_file::<F>(&file, path)?;
+    }
+    file.evict(from as u64, len - from as u64)
+        .map_err(|e| Error::io("fadvise", path, e))
 }
 
 /// Opens and checks every segment in `dir`.
@@ -156,6 +179,9 @@ pub(crate) fn recover<F: FileSystem>(
     report.discarded_replacement_files = replacement.discarded_files;
     let mut found = list_segments(fs, dir)?;
     let mut dir_changed = false;
+    if let Some(last) = found.last() {
+        settle_last_segment(fs, &last.path)?;
+    }
 
     // A last segment whose header never made it to disk was cut mid-creation: nothing in it
     // was acknowledged (records are written only after the header and the directory entry are
@@ -193,7 +219,6 @@ pub(crate) fn recover<F: FileSystem>(
     let mut segments: Vec<SegmentEntry<F>> = Vec::with_capacity(count);
     let mut prev_lsn = 0u64;
     let mut numbers = std::collections::BTreeSet::new();
-    let mut last_segment_rewrite: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut salvage_stop = None;
     for (i, f) in found.iter().enumerate() {
         let mut is_last = i + 1 == count;
@@ -269,10 +294,6 @@ pub(crate) fn recover<F: FileSystem>(
         report.records_scanned += scan.records;
         report.bytes_scanned += scan.end as u64;
         let end = scan.end as u64;
-        if is_last {
-            // Copied now: the map goes before a cut.
-            last_segment_rewrite = unproven_bytes(&bytes, &scan);
-        }
         // The map the scan read, kept as a sealed segment's view unless the file is cut.
         let mut view = Some(bytes);
         if let Some(defect) = scan.defect {
@@ -296,7 +317,6 @@ pub(crate) fn recover<F: FileSystem>(
                         // Point-in-time salvage: the log keeps its longest undamaged prefix.
                         // Later segments go (their records would continue executions past
                         // the records this cut drops), and this segment becomes the active one.
-                        last_segment_rewrite = unproven_bytes(bytes, &scan);
                         is_last = true;
                         salvage_stop = Some(i);
                     }
@@ -321,9 +341,7 @@ pub(crate) fn recover<F: FileSystem>(
                     }
                     tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "cutting torn tail of the last segment");
                     view = None; // no map may outlive the cut
-                                 // Made durable with the rest of the tail below.
-                    file.set_len(end)
-                        .map_err(|e| Error::io("set_len", &f.path, e))?;
+                    truncate::<F>(&file, &f.path, end)?;
                     report.torn_tail = Some(cut);
                 }
             }
@@ -356,23 +374,7 @@ pub(crate) fn recover<F: FileSystem>(
         }
     }
 
-    if let Some(active) = segments.last() {
-        // IMPORTANT: bytes of the last segment may sit in the page cache without being on the
-        // disk: written but never synced by a process that died, or — after a failed fsync —
-        // marked clean by the kernel, so that no fsync of ours would ever write them
-        // (fsyncgate). Rewriting what nothing in the file proves durable (the header, and the
-        // records no later record vouches for) dirties those pages again, so the fsync below
-        // really puts them on the disk before anything we serve can be vouched for.
-        let rewrite = !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailRewrite);
-        for (offset, bytes) in last_segment_rewrite.iter().filter(|_| rewrite) {
-            active
-                .file
-                .write_all_at(bytes, *offset)
-                .map_err(|e| Error::io("write", &active.path, e))?;
-        }
-        if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailFsync) {
-            sync_file::<F>(&active.file, &active.path)?;
-        }
+    if !segments.is_empty() {
         // IMPORTANT: the active segment's name may never have been made durable (a roll that
         // failed after creating the file, a removal above): appends go into it from now on.
         if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredDirFsync) {

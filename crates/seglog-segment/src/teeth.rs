@@ -14,7 +14,7 @@ pub enum SyncPoint {
     NewSegmentDirFsync = 3,
     /// The fdatasync of a segment being sealed.
     SealFsync = 4,
-    /// The fdatasync of the recovered tail on open.
+    /// The fdatasync, on open, of what a dead process left unsynced in the last segment.
     RecoveredTailFsync = 5,
     /// The fdatasync of a segment written by compaction, before the manifest names it.
     ReplacementSegmentFsync = 6,
@@ -22,8 +22,9 @@ pub enum SyncPoint {
     ManifestDirFsync = 7,
     /// The directory fsync on open, before anything is appended to the recovered segment.
     RecoveredDirFsync = 8,
-    /// The rewrite, on open, of the last segment's bytes that nothing proves durable.
-    RecoveredTailRewrite = 9,
+    /// The eviction, on open, of the cached pages of the last segment that nothing proves
+    /// durable (so that recovery reads the disk there).
+    RecoveredTailEvict = 9,
     /// The fsyncs of a new log directory's parents.
     NewDirParentFsync = 10,
 }

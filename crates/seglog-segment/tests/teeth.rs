@@ -92,7 +92,7 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         SyncPoint::ReplacementSegmentFsync,
         SyncPoint::ManifestDirFsync,
         SyncPoint::RecoveredDirFsync,
-        SyncPoint::RecoveredTailRewrite,
+        SyncPoint::RecoveredTailEvict,
         SyncPoint::NewDirParentFsync,
     ] {
         disable(Some(point));
@@ -115,7 +115,7 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         SyncPoint::ReplacementSegmentFsync,
         SyncPoint::ManifestDirFsync,
         SyncPoint::RecoveredDirFsync,
-        SyncPoint::RecoveredTailRewrite,
+        SyncPoint::RecoveredTailEvict,
         SyncPoint::NewDirParentFsync,
     ] {
         assert!(

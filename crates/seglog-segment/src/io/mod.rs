@@ -78,6 +78,15 @@ pub trait SegmentFile: Send + Sync + 'static {
         self.len()
     }
 
+    /// Drops every cached page that overlaps `offset..offset + len`, so that the next read of
+    /// them comes from the disk (`POSIX_FADV_DONTNEED`). Dirty pages stay: sync first.
+    /// After a failed writeback, the page cache may hold bytes the disk never got; this is how
+    /// recovery sees the disk instead. A file system without a page cache does nothing.
+    fn evict(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {

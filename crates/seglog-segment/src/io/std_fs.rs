@@ -136,6 +136,19 @@ impl SegmentFile for StdFile {
         Ok(self.0.metadata()?.len())
     }
 
+    fn evict(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        // The kernel drops whole pages inside the range only: widen it to the pages it
+        // overlaps (the end is widened by the kernel itself at the end of the file).
+        let page = rustix::param::page_size() as u64;
+        let start = offset / page * page;
+        let len = std::num::NonZeroU64::new(len + (offset - start));
+        rustix::fs::fadvise(&self.0, start, len, rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
+
     fn written_data_end(&self, from: u64) -> io::Result<u64> {
         use rustix::fs::{seek, SeekFrom};
         let len = self.0.metadata()?.len();

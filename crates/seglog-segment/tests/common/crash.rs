@@ -44,8 +44,13 @@ pub fn workload(fs: &SimFs) -> Outcome {
 
 /// The first `appends` appends of [`workload`].
 pub fn workload_of(fs: &SimFs, appends: u64) -> Outcome {
+    workload_with(fs, appends, opts())
+}
+
+/// The first `appends` appends of [`workload`], with `opts`.
+pub fn workload_with(fs: &SimFs, appends: u64, opts: SegmentOptions) -> Outcome {
     let mut out = Outcome::default();
-    let Ok((log, _)) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()) else {
+    let Ok((log, _)) = SegmentLog::open(fs.clone(), "/log", opts, &mut ()) else {
         return out;
     };
     for i in 1..=appends {
@@ -140,16 +145,32 @@ pub fn process_restart_then_power_cut() -> Vec<Result<(), String>> {
         .map(|nth| (Op::SyncData, FaultKind::Eio, nth))
         .chain((1..4).map(|nth| (Op::SyncDir, FaultKind::Eio, nth)))
         .chain((1..4).map(|nth| (Op::Allocate, FaultKind::Enospc, nth)));
-    for (op, kind, nth) in failures {
-        let what = format!("{op:?} {kind:?} #{nth}");
+    // And no failure at all: a process that never synced what it wrote (`SyncMode::Never`)
+    // dies, leaving dirty pages that the restarted process reads.
+    let failures = failures.map(Some).chain((1..25).step_by(6).map(|_| None));
+    for (run, failure) in failures.enumerate() {
         let fs = SimFs::new();
-        fs.inject(Fault {
-            op: Some(op),
-            nth,
-            kind,
-            persistent: true,
-        });
-        let _ = workload(&fs);
+        let (what, nth) = match failure {
+            Some((op, kind, nth)) => {
+                fs.inject(Fault {
+                    op: Some(op),
+                    nth,
+                    kind,
+                    persistent: true,
+                });
+                let _ = workload(&fs);
+                (format!("{op:?} {kind:?} #{nth}"), nth)
+            }
+            None => {
+                let appends = run as u64 % 24 + 1;
+                let never = SegmentOptions {
+                    sync_mode: seglog_segment::SyncMode::Never,
+                    ..opts()
+                };
+                let _ = workload_with(&fs, appends, never);
+                (format!("{appends} unsynced appends"), appends)
+            }
+        };
         fs.clear_faults();
         let served = match try_recovered(&fs) {
             Ok(r) => r,

@@ -1,6 +1,6 @@
 //! A handle to a file of the simulated file system.
 
-use super::{apply, errno, write_into, FaultKind, Inode, Op, Pending, State};
+use super::{apply, errno, write_into, FaultKind, Inode, Op, Pending, State, PAGE};
 use crate::io::SegmentFile;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -71,10 +71,17 @@ impl SegmentFile for SimFile {
                 // Like Linux after a failed writeback: the pages are marked clean, so no later
                 // sync writes them; their contents stay in the page cache (`data`) for anyone
                 // who reads the file, but not on the disk (`durable`).
+                for p in &pending {
+                    if let Pending::Write { offset, bytes } = p {
+                        inode
+                            .failed_pages
+                            .extend(Inode::pages(*offset, bytes.len()));
+                    }
+                }
                 return Err(errno(kind));
             }
-            for p in pending {
-                apply(&mut inode.durable, &p);
+            for p in &pending {
+                inode.persist(p);
             }
             Ok(())
         })
@@ -85,6 +92,7 @@ impl SegmentFile for SimFile {
             if let Some(kind) = fault {
                 return Err(errno(kind));
             }
+            inode.failed_pages.retain(|&p| p * PAGE < len);
             inode.data.resize(len as usize, 0);
             inode.unsynced.push(Pending::SetLen(len));
             Ok(())
@@ -108,6 +116,30 @@ impl SegmentFile for SimFile {
         let mut st = self.state.lock();
         st.check_on()?;
         Ok(st.inode(self.inode)?.data.len() as u64)
+    }
+
+    fn evict(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        let inode = st.inode(self.inode)?;
+        // What the disk holds, with the dirty (unsynced) changes on top: those pages stay.
+        let mut disk_and_dirty = inode.durable.clone();
+        disk_and_dirty.resize(inode.data.len(), 0);
+        for p in &inode.unsynced {
+            apply(&mut disk_and_dirty, p);
+        }
+        disk_and_dirty.resize(inode.data.len(), 0);
+        // Every page the range overlaps.
+        let file_len = inode.data.len() as u64;
+        let first = offset / PAGE;
+        let end = offset.saturating_add(len).min(file_len).div_ceil(PAGE);
+        for page in first..end {
+            let start = (page * PAGE) as usize;
+            let stop = (((page + 1) * PAGE) as usize).min(inode.data.len());
+            inode.data[start..stop].copy_from_slice(&disk_and_dirty[start..stop]);
+            inode.failed_pages.remove(&page);
+        }
+        Ok(())
     }
 
     fn map(&self) -> io::Result<Bytes> {

@@ -12,8 +12,11 @@
 //! A failed `sync_data` behaves like Linux after a failed writeback ("fsyncgate"): the error
 //! is reported once, the pages are marked clean, so no later sync writes them again, and their
 //! contents stay in the page cache, where a restarted process (a new [`SimFs`] handle on the
-//! same state, no power cut) still reads them. Only a rewrite of those bytes makes them
-//! durable.
+//! same state, no power cut) still reads them. And like ext4 (seen on Linux 6.18, where a
+//! failed writeback into a preallocated extent leaves the extent unwritten while the cached
+//! page says its blocks are mapped), a later write into such a page does not become durable
+//! even after a sync that returns Ok — until the page has been dropped from the cache
+//! ([`crate::io::SegmentFile::evict`]) or truncated away.
 //!
 //! Faults: [`SimFs::inject`] fails the N-th operation of a kind (once or from then on) with
 //! EIO, ENOSPC or a short write; [`SimFs::power_off_after`] stops the world after the N-th
@@ -33,6 +36,8 @@ use std::sync::Arc;
 
 /// Sector size used when tearing a write.
 const SECTOR: usize = 512;
+/// Page size of the simulated page cache.
+pub(crate) const PAGE: u64 = 4096;
 
 /// The kinds of operation a fault can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,9 +115,39 @@ enum Pending {
 
 #[derive(Debug, Clone, Default)]
 struct Inode {
+    /// The page cache: what reads return.
     data: Vec<u8>,
+    /// The disk.
     durable: Vec<u8>,
     unsynced: Vec<Pending>,
+    /// Pages whose writeback failed and that are still cached: writes into them never reach
+    /// the disk until they are evicted or truncated away.
+    failed_pages: BTreeSet<u64>,
+}
+
+impl Inode {
+    /// The pages a write touches.
+    fn pages(offset: u64, len: usize) -> std::ops::Range<u64> {
+        offset / PAGE..(offset + len as u64).div_ceil(PAGE)
+    }
+
+    /// Applies a synced change to the disk, except within failed pages.
+    fn persist(&mut self, change: &Pending) {
+        match change {
+            Pending::Write { offset, bytes } if !self.failed_pages.is_empty() => {
+                for page in Self::pages(*offset, bytes.len()) {
+                    if self.failed_pages.contains(&page) {
+                        continue;
+                    }
+                    let start = (page * PAGE).max(*offset);
+                    let end = ((page + 1) * PAGE).min(offset + bytes.len() as u64);
+                    let slice = &bytes[(start - offset) as usize..(end - offset) as usize];
+                    write_into(&mut self.durable, start, slice);
+                }
+            }
+            other => apply(&mut self.durable, other),
+        }
+    }
 }
 
 /// A namespace change not yet made durable by a directory fsync.
@@ -356,6 +391,8 @@ impl SimFs {
                 continue;
             };
             let mut data = inode.durable.clone();
+            // Unsynced writes into pages whose writeback failed never reach the disk either.
+            let reachable = |offset: u64| !inode.failed_pages.contains(&(offset / PAGE));
             for p in &inode.unsynced {
                 let keep = match (mode, rng.as_mut()) {
                     (CrashMode::LoseUnsynced, _) => 0,
@@ -366,11 +403,13 @@ impl SimFs {
                 match (p, keep) {
                     (_, 0) => {}
                     (Pending::SetLen(len), _) => data.resize(*len as usize, 0),
-                    (Pending::Write { offset, bytes }, 1) => write_into(&mut data, *offset, bytes),
-                    (Pending::Write { offset, bytes }, _) => {
+                    (Pending::Write { offset, bytes }, keep) => {
                         for (i, sector) in bytes.chunks(SECTOR).enumerate() {
-                            if rng.as_mut().is_some_and(|r| r.random_bool(0.5)) {
-                                write_into(&mut data, offset + (i * SECTOR) as u64, sector);
+                            let at = offset + (i * SECTOR) as u64;
+                            let kept =
+                                keep == 1 || rng.as_mut().is_some_and(|r| r.random_bool(0.5));
+                            if kept && reachable(at) {
+                                write_into(&mut data, at, sector);
                             }
                         }
                     }
@@ -382,6 +421,7 @@ impl SimFs {
                     durable: data.clone(),
                     data,
                     unsynced: Vec::new(),
+                    failed_pages: BTreeSet::new(),
                 },
             );
         }
