@@ -104,19 +104,28 @@ impl Acks {
 /// Checks that every execution in `erased` is gone: no event in the reopened log, and its
 /// marker bytes in no file of `dir`.
 pub fn check_erased(log: &seglog::Log, dir: &std::path::Path, erased: &[String], what: &str) {
-    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| {
-                    let bytes = std::fs::read(e.path()).ok()?;
-                    Some((e.file_name().to_string_lossy().into_owned(), bytes))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // A file that cannot be read is not a file without the marker: only one that vanished
+    // between the listing and the read (a checkpoint's temp file renamed) is skipped.
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{what}: cannot list {}: {e}", dir.display()));
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("{what}: cannot list {}: {e}", dir.display()));
+        match std::fs::read(entry.path()) {
+            Ok(bytes) => files.push((entry.file_name().to_string_lossy().into_owned(), bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("{what}: cannot read {}: {e}", entry.path().display()),
+        }
+    }
+    assert!(
+        files.iter().any(|(name, _)| name.ends_with(".seg")),
+        "{what}: no segment file in {}",
+        dir.display()
+    );
     for exec in erased {
-        let events = log.read(exec).unwrap_or_default();
+        let events = log
+            .read(exec)
+            .unwrap_or_else(|e| panic!("{what}: cannot read erased {exec}: {e}"));
         assert!(
             events.is_empty(),
             "{what}: erased {exec} came back with {} events",
@@ -146,9 +155,12 @@ pub fn check_erased(log: &seglog::Log, dir: &std::path::Path, erased: &[String],
 }
 
 /// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` (with `child_args`,
-/// such as `--compact`) for `run_for`, then
-/// calls `cut` (SIGKILL, a file-system shutdown …) while it runs, and returns the
-/// acknowledgements it printed, split at the cut.
+/// such as `--compact`) for `run_for`, then calls `cut` (SIGKILL, a file-system shutdown …)
+/// while it runs, and returns the acknowledgements it printed, split at the cut.
+///
+/// # Panics
+/// With the child's exit status and its stderr, when the child does not start, does not
+/// open the log, or exits before the cut: a child that dies early has not been cut at all.
 pub fn run_child_until(
     child_exe: &str,
     dir: &std::path::Path,
@@ -156,18 +168,24 @@ pub fn run_child_until(
     run_for: std::time::Duration,
     cut: impl FnOnce(),
 ) -> Acks {
-    use std::io::BufRead;
+    use std::io::{BufRead, Read};
+    use std::sync::mpsc::RecvTimeoutError;
     use std::time::{Duration, Instant};
     let mut child = std::process::Command::new(child_exe)
         .arg(dir)
         .args(child_args)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {child_exe}: {e}"));
-    let Some(stdout) = child.stdout.take() else {
-        panic!("no stdout")
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        panic!("no stdout or stderr")
     };
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
@@ -177,30 +195,66 @@ pub fn run_child_until(
             }
         }
     });
-    assert_eq!(
-        rx.recv_timeout(Duration::from_secs(30)).ok().as_deref(),
-        Some("ready"),
-        "the child did not open the log"
-    );
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) if line == "ready" => {}
+        other => child_failed(
+            child,
+            stderr_reader,
+            &format!("the child did not open the log: {other:?}"),
+        ),
+    }
     let mut acks = Acks::default();
     let started = Instant::now();
     while started.elapsed() < run_for {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
-            acks.take(&line, true);
+        match rx.recv_timeout(Duration::from_millis(5)) {
+            Ok(line) => acks.take(&line, true),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => child_failed(
+                child,
+                stderr_reader,
+                "the child closed its stdout (exited) before the cut",
+            ),
         }
     }
     // Whatever is already in the pipe was printed before the cut.
     for line in rx.try_iter() {
         acks.take(&line, true);
     }
+    match child.try_wait() {
+        Ok(None) => {}
+        Ok(Some(status)) => child_failed(
+            child,
+            stderr_reader,
+            &format!("the child exited before the cut: {status}"),
+        ),
+        Err(e) => child_failed(
+            child,
+            stderr_reader,
+            &format!("cannot check on the child: {e}"),
+        ),
+    }
     cut();
     let _ = child.kill();
     let _ = child.wait();
     let _ = reader.join();
+    // After the cut the child may fail (its file system is gone): not a finding, and its
+    // stderr is left to the reader thread, which ends with the child.
     for line in rx.try_iter() {
         acks.take(&line, false);
     }
     acks
+}
+
+/// Kills the child (if it still runs) and fails with its exit status and its stderr.
+fn child_failed(
+    mut child: std::process::Child,
+    stderr_reader: std::thread::JoinHandle<String>,
+    why: &str,
+) -> ! {
+    let _ = child.kill();
+    let status = child.wait();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    panic!("{why}; the crash child: {status:?}; its stderr:\n{stderr}")
 }
 
 /// The acknowledgements of `acks` that `log` does not hold.
@@ -223,7 +277,7 @@ pub fn missing(log: &seglog::Log, acks: &[Ack]) -> usize {
 pub fn check_acks(log: &seglog::Log, acks: &[Ack], what: &str) {
     for exec in log
         .list_executions("tenant", usize::MAX, 0)
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("{what}: cannot list executions: {e}"))
     {
         let events = log
             .read(&exec)
