@@ -43,8 +43,10 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
         let acks: Vec<Ack> = acks.before_cut.into_iter().chain(acks.after_cut).collect();
         total_acks += acks.len();
         all_acks.extend(acks);
-        let log = Log::open_blocking(&dir, crash_options()).unwrap();
-        check_acks(&log, &all_acks, &format!("cycle {cycle}"));
+        let what = format!("cycle {cycle} (killed after {run_for:?})");
+        let log = Log::open_blocking(&dir, crash_options())
+            .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
+        check_acks(&log, &all_acks, &what);
         log.close().unwrap();
     }
     assert!(
@@ -74,8 +76,9 @@ fn compaction_killed_at_random_moments_loses_nothing_and_resurrects_nothing() {
                 .into_iter()
                 .chain(acks.erased_after_cut),
         );
-        let log = Log::open_blocking(&dir, crash_options()).unwrap();
-        let what = format!("cycle {cycle}");
+        let what = format!("cycle {cycle} (killed after {run_for:?})");
+        let log = Log::open_blocking(&dir, crash_options())
+            .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
         check_acks(&log, &all_acks, &what);
         check_erased(&log, &dir, &erased, &what);
         log.close().unwrap();
