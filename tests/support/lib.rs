@@ -159,13 +159,51 @@ pub fn check_erased(log: &seglog::Log, dir: &std::path::Path, erased: &[String],
 /// while it runs, and returns the acknowledgements it printed, split at the cut.
 ///
 /// # Panics
-/// With the child's exit status and its stderr, when the child does not start, does not
-/// open the log, or exits before the cut: a child that dies early has not been cut at all.
+/// As [`run_child`].
 pub fn run_child_until(
     child_exe: &str,
     dir: &std::path::Path,
     child_args: &[&str],
     run_for: std::time::Duration,
+    cut: impl FnOnce(),
+) -> Acks {
+    let when = CutWhen {
+        run_for,
+        min_acks: 0,
+        min_erased: 0,
+    };
+    run_child(child_exe, dir, child_args, when, cut)
+}
+
+/// When [`run_child`] cuts the child: once it ran for `run_for` *and* printed at least
+/// `min_acks` acknowledgements and `min_erased` erasures. The minimums make "the test saw
+/// something happen" hold on a slow machine too, instead of depending on its speed.
+#[derive(Debug, Clone, Copy)]
+pub struct CutWhen {
+    /// Least time from "ready" to the cut.
+    pub run_for: std::time::Duration,
+    /// Least `ack` lines before the cut.
+    pub min_acks: usize,
+    /// Least `erased` lines before the cut (the child must run with `--compact`).
+    pub min_erased: usize,
+}
+
+/// How long [`run_child`] waits for the child to reach `CutWhen`'s minimums.
+const CHILD_PROGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` (with `child_args`,
+/// such as `--compact`) until `when`, then calls `cut` (SIGKILL, a file-system shutdown …)
+/// while it runs, and returns the acknowledgements it printed, split at the cut.
+///
+/// # Panics
+/// With the child's exit status and its stderr, when the child does not start, does not
+/// open the log, exits before the cut (a child that dies early has not been cut at all), or
+/// does not reach `when`'s minimums within a minute.
+pub fn run_child(
+    child_exe: &str,
+    dir: &std::path::Path,
+    child_args: &[&str],
+    when: CutWhen,
     cut: impl FnOnce(),
 ) -> Acks {
     use std::io::{BufRead, Read};
@@ -200,19 +238,36 @@ pub fn run_child_until(
         other => child_failed(
             child,
             stderr_reader,
-            &format!("the child did not open the log: {other:?}"),
+            &format!("the child did not open the log: {other:?} (cut planned {when:?})"),
         ),
     }
     let mut acks = Acks::default();
     let started = Instant::now();
-    while started.elapsed() < run_for {
+    let due = |acks: &Acks| {
+        started.elapsed() >= when.run_for
+            && acks.before_cut.len() >= when.min_acks
+            && acks.erased_before_cut.len() >= when.min_erased
+    };
+    while !due(&acks) {
+        if started.elapsed() > when.run_for + CHILD_PROGRESS_TIMEOUT {
+            child_failed(
+                child,
+                stderr_reader,
+                &format!(
+                    "the child printed {} acks and {} erasures in {:?}, wanted {when:?}",
+                    acks.before_cut.len(),
+                    acks.erased_before_cut.len(),
+                    started.elapsed()
+                ),
+            );
+        }
         match rx.recv_timeout(Duration::from_millis(5)) {
             Ok(line) => acks.take(&line, true),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => child_failed(
                 child,
                 stderr_reader,
-                "the child closed its stdout (exited) before the cut",
+                &format!("the child closed its stdout (exited) before the cut ({when:?})"),
             ),
         }
     }
@@ -225,7 +280,7 @@ pub fn run_child_until(
         Ok(Some(status)) => child_failed(
             child,
             stderr_reader,
-            &format!("the child exited before the cut: {status}"),
+            &format!("the child exited before the cut ({when:?}): {status}"),
         ),
         Err(e) => child_failed(
             child,
