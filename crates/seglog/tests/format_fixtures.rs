@@ -95,12 +95,13 @@ fn version_1_log_opens_and_reads_back_exactly() {
 // - `v2/compacted/`: a log that was compacted (a tenant and one execution erased, small
 //   segments merged) and appended to afterwards, then closed cleanly. It holds what only
 //   version 2 writes: segments whose numbers do not follow LSN order, LSN gaps inside a
-//   segment, outputs named after a record that was not first in any input, and index
-//   checkpoints of the new segments.
-// - `v2/replace_pending/`: the same log before its appends after compaction, cut by a power
-//   loss right after the compaction's commit point: a committed `REPLACE` manifest, the
-//   `*.compacting` outputs, and every input still in place. Opening it must finish the
-//   replacement (docs/format.md §6).
+//   segment, a segment whose first record comes after the LSN in its name (that record was
+//   dropped), outputs named after a record that was first in no input, and index checkpoints
+//   of the new segments.
+// - `v2/replace_pending/`: the same workload up to the compaction (on the simulated disk),
+//   cut by a power loss right after the compaction's commit point: a committed `REPLACE`
+//   manifest, the `*.compacting` outputs, and every input still in place. Opening it must
+//   finish the replacement (docs/format.md §6).
 
 const V2_TENANTS: [&str; 3] = ["tenant-a", "tenant-b", "tenant-gone"];
 /// Erased besides the whole of `tenant-gone` (`exec-0`, the log's first record, and `exec-3`).
