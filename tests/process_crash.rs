@@ -12,7 +12,7 @@
 
 use rand::Rng;
 use seglog::Log;
-use seglog_tests::{check_acks, check_erased, crash_options, run_child_until, Ack};
+use seglog_tests::{check_acks, check_erased, crash_options, run_child, Ack, CutWhen};
 use std::time::Duration;
 
 fn cycles() -> usize {
@@ -31,25 +31,35 @@ fn acknowledged_appends_survive_sigkill_at_random_moments() {
     let mut total_acks = 0;
     for cycle in 0..cycles() {
         let run_for = Duration::from_millis(rng.random_range(20..400));
-        // SIGKILL happens in run_child_until right after `cut`.
-        let acks = run_child_until(
+        // Not before the child acknowledged something: every cycle checks some acks,
+        // however slow the machine.
+        let when = CutWhen {
+            run_for,
+            min_acks: 10,
+            min_erased: 0,
+        };
+        // SIGKILL happens in run_child right after `cut`.
+        let acks = run_child(
             env!("CARGO_BIN_EXE_seglog-crash-child"),
             &dir,
             &[],
-            run_for,
+            when,
             || {},
         );
         // After SIGKILL the page cache survives: acks printed up to the kill all count.
         let acks: Vec<Ack> = acks.before_cut.into_iter().chain(acks.after_cut).collect();
         total_acks += acks.len();
         all_acks.extend(acks);
-        let log = Log::open_blocking(&dir, crash_options()).unwrap();
-        check_acks(&log, &all_acks, &format!("cycle {cycle}"));
+        let what = format!("cycle {cycle} (killed after {run_for:?})");
+        let log = Log::open_blocking(&dir, crash_options())
+            .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
+        check_acks(&log, &all_acks, &what);
         log.close().unwrap();
     }
-    assert!(
-        total_acks > 100,
-        "the child acknowledged only {total_acks} appends"
+    // At least 10 per cycle: `run_child` does not cut before.
+    eprintln!(
+        "{} SIGKILLs: {total_acks} acknowledged appends checked",
+        cycles()
     );
 }
 
@@ -61,11 +71,18 @@ fn compaction_killed_at_random_moments_loses_nothing_and_resurrects_nothing() {
     let (mut all_acks, mut erased) = (Vec::new(), Vec::new());
     for cycle in 0..cycles() {
         let run_for = Duration::from_millis(rng.random_range(50..400));
-        let acks = run_child_until(
+        // Every other cycle not before an erasure, so that erasures are checked however
+        // slow the machine; the other cycles are cut wherever `run_for` ends.
+        let when = CutWhen {
+            run_for,
+            min_acks: 10,
+            min_erased: cycle % 2,
+        };
+        let acks = run_child(
             env!("CARGO_BIN_EXE_seglog-crash-child"),
             &dir,
             &["--compact"],
-            run_for,
+            when,
             || {},
         );
         all_acks.extend(acks.before_cut.into_iter().chain(acks.after_cut));
@@ -74,22 +91,15 @@ fn compaction_killed_at_random_moments_loses_nothing_and_resurrects_nothing() {
                 .into_iter()
                 .chain(acks.erased_after_cut),
         );
-        let log = Log::open_blocking(&dir, crash_options()).unwrap();
-        let what = format!("cycle {cycle}");
+        let what = format!("cycle {cycle} (killed after {run_for:?})");
+        let log = Log::open_blocking(&dir, crash_options())
+            .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
         check_acks(&log, &all_acks, &what);
         check_erased(&log, &dir, &erased, &what);
         log.close().unwrap();
     }
-    assert!(
-        all_acks.len() > 100,
-        "only {} appends acknowledged",
-        all_acks.len()
-    );
-    assert!(
-        erased.len() > 3,
-        "only {} compactions finished",
-        erased.len()
-    );
+    // At least 10 acks per cycle and an erasure every other cycle: `run_child` does not cut
+    // before.
     eprintln!(
         "{} kills during compactions: {} acknowledged appends and {} erasures checked",
         cycles(),

@@ -3,6 +3,9 @@
 //! With `--compact`, one more thread writes short-lived `doomed-<k>` executions and erases
 //! each with `Log::compact` (merging small segments too), printing `erased doomed-<k>` once
 //! `compact` returns Ok.
+//!
+//! Nothing here is expected to fail before the kill: the first error of any thread is printed
+//! to stderr and ends the process with status 1, which the parent reports with that stderr.
 
 use anyhow::Result;
 use rand::Rng;
@@ -22,53 +25,64 @@ fn main() -> Result<()> {
     std::thread::scope(|s| {
         if compact {
             let log = log.clone();
-            s.spawn(move || compactor(&log));
+            s.spawn(move || exit_on_error("the compactor", compactor(&log)));
         }
         for t in 0..8 {
             let log = log.clone();
-            s.spawn(move || -> Result<()> {
-                let mut rng = rand::rng();
-                let own = format!("own-{t}");
-                loop {
-                    // This thread is the only writer of `own`, so it knows the next sequence.
-                    let next = log.count(&own)? + 1;
-                    let ack = if rng.random_bool(0.2) {
-                        let batch: Vec<String> =
-                            (0..3).map(|k| own_payload(&own, next + k)).collect();
-                        let first = log.append_batch_blocking(&own, "tenant", &batch)?;
-                        Ack {
-                            execution: own.clone(),
-                            first_seq: first,
-                            count: 3,
-                            payload: batch[0].clone(),
-                        }
-                    } else if rng.random_bool(0.5) {
-                        let payload = format!("shared-from-{t}-{}", rng.random::<u32>());
-                        let seq = log.append_blocking("shared", "tenant", payload.as_bytes())?;
-                        Ack {
-                            execution: "shared".into(),
-                            first_seq: seq,
-                            count: 1,
-                            payload,
-                        }
-                    } else {
-                        let payload = own_payload(&own, next);
-                        let seq = log.append_blocking(&own, "tenant", payload.as_bytes())?;
-                        Ack {
-                            execution: own.clone(),
-                            first_seq: seq,
-                            count: 1,
-                            payload,
-                        }
-                    };
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "{}", ack.to_line())?;
-                    out.flush()?;
-                }
-            });
+            s.spawn(move || exit_on_error(&format!("appender {t}"), appender(&log, t)));
         }
     });
     Ok(())
+}
+
+/// Ends the process with status 1 and the error on stderr.
+fn exit_on_error(what: &str, result: Result<()>) {
+    if let Err(e) = result {
+        eprintln!("seglog-crash-child: {what} failed: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Appends to its own execution `own-<t>` (single events and batches of 3) and to the
+/// shared one, printing an `ack` line for each; forever.
+fn appender(log: &Log, t: usize) -> Result<()> {
+    let mut rng = rand::rng();
+    let own = format!("own-{t}");
+    loop {
+        // This thread is the only writer of `own`, so it knows the next sequence.
+        let next = log.count(&own)? + 1;
+        let ack = if rng.random_bool(0.2) {
+            let batch: Vec<String> = (0..3).map(|k| own_payload(&own, next + k)).collect();
+            let first = log.append_batch_blocking(&own, "tenant", &batch)?;
+            Ack {
+                execution: own.clone(),
+                first_seq: first,
+                count: 3,
+                payload: batch[0].clone(),
+            }
+        } else if rng.random_bool(0.5) {
+            let payload = format!("shared-from-{t}-{}", rng.random::<u32>());
+            let seq = log.append_blocking("shared", "tenant", payload.as_bytes())?;
+            Ack {
+                execution: "shared".into(),
+                first_seq: seq,
+                count: 1,
+                payload,
+            }
+        } else {
+            let payload = own_payload(&own, next);
+            let seq = log.append_blocking(&own, "tenant", payload.as_bytes())?;
+            Ack {
+                execution: own.clone(),
+                first_seq: seq,
+                count: 1,
+                payload,
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", ack.to_line())?;
+        out.flush()?;
+    }
 }
 
 /// Writes `doomed-<k>` (each run of the child starts its numbering at a random point, so

@@ -104,19 +104,28 @@ impl Acks {
 /// Checks that every execution in `erased` is gone: no event in the reopened log, and its
 /// marker bytes in no file of `dir`.
 pub fn check_erased(log: &seglog::Log, dir: &std::path::Path, erased: &[String], what: &str) {
-    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| {
-                    let bytes = std::fs::read(e.path()).ok()?;
-                    Some((e.file_name().to_string_lossy().into_owned(), bytes))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // A file that cannot be read is not a file without the marker: only one that vanished
+    // between the listing and the read (a checkpoint's temp file renamed) is skipped.
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{what}: cannot list {}: {e}", dir.display()));
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("{what}: cannot list {}: {e}", dir.display()));
+        match std::fs::read(entry.path()) {
+            Ok(bytes) => files.push((entry.file_name().to_string_lossy().into_owned(), bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("{what}: cannot read {}: {e}", entry.path().display()),
+        }
+    }
+    assert!(
+        files.iter().any(|(name, _)| name.ends_with(".seg")),
+        "{what}: no segment file in {}",
+        dir.display()
+    );
     for exec in erased {
-        let events = log.read(exec).unwrap_or_default();
+        let events = log
+            .read(exec)
+            .unwrap_or_else(|e| panic!("{what}: cannot read erased {exec}: {e}"));
         assert!(
             events.is_empty(),
             "{what}: erased {exec} came back with {} events",
@@ -146,9 +155,11 @@ pub fn check_erased(log: &seglog::Log, dir: &std::path::Path, erased: &[String],
 }
 
 /// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` (with `child_args`,
-/// such as `--compact`) for `run_for`, then
-/// calls `cut` (SIGKILL, a file-system shutdown …) while it runs, and returns the
-/// acknowledgements it printed, split at the cut.
+/// such as `--compact`) for `run_for`, then calls `cut` (SIGKILL, a file-system shutdown …)
+/// while it runs, and returns the acknowledgements it printed, split at the cut.
+///
+/// # Panics
+/// As [`run_child`].
 pub fn run_child_until(
     child_exe: &str,
     dir: &std::path::Path,
@@ -156,18 +167,63 @@ pub fn run_child_until(
     run_for: std::time::Duration,
     cut: impl FnOnce(),
 ) -> Acks {
-    use std::io::BufRead;
+    let when = CutWhen {
+        run_for,
+        min_acks: 0,
+        min_erased: 0,
+    };
+    run_child(child_exe, dir, child_args, when, cut)
+}
+
+/// When [`run_child`] cuts the child: once it ran for `run_for` *and* printed at least
+/// `min_acks` acknowledgements and `min_erased` erasures. The minimums make "the test saw
+/// something happen" hold on a slow machine too, instead of depending on its speed.
+#[derive(Debug, Clone, Copy)]
+pub struct CutWhen {
+    /// Least time from "ready" to the cut.
+    pub run_for: std::time::Duration,
+    /// Least `ack` lines before the cut.
+    pub min_acks: usize,
+    /// Least `erased` lines before the cut (the child must run with `--compact`).
+    pub min_erased: usize,
+}
+
+/// How long [`run_child`] waits for the child to reach `CutWhen`'s minimums.
+const CHILD_PROGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs the crash child (`seglog-crash-child`, at `child_exe`) on `dir` (with `child_args`,
+/// such as `--compact`) until `when`, then calls `cut` (SIGKILL, a file-system shutdown …)
+/// while it runs, and returns the acknowledgements it printed, split at the cut.
+///
+/// # Panics
+/// With the child's exit status and its stderr, when the child does not start, does not
+/// open the log, exits before the cut (a child that dies early has not been cut at all), or
+/// does not reach `when`'s minimums within a minute.
+pub fn run_child(
+    child_exe: &str,
+    dir: &std::path::Path,
+    child_args: &[&str],
+    when: CutWhen,
+    cut: impl FnOnce(),
+) -> Acks {
+    use std::io::{BufRead, Read};
+    use std::sync::mpsc::RecvTimeoutError;
     use std::time::{Duration, Instant};
     let mut child = std::process::Command::new(child_exe)
         .arg(dir)
         .args(child_args)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {child_exe}: {e}"));
-    let Some(stdout) = child.stdout.take() else {
-        panic!("no stdout")
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        panic!("no stdout or stderr")
     };
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
@@ -177,30 +233,83 @@ pub fn run_child_until(
             }
         }
     });
-    assert_eq!(
-        rx.recv_timeout(Duration::from_secs(30)).ok().as_deref(),
-        Some("ready"),
-        "the child did not open the log"
-    );
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) if line == "ready" => {}
+        other => child_failed(
+            child,
+            stderr_reader,
+            &format!("the child did not open the log: {other:?} (cut planned {when:?})"),
+        ),
+    }
     let mut acks = Acks::default();
     let started = Instant::now();
-    while started.elapsed() < run_for {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
-            acks.take(&line, true);
+    let due = |acks: &Acks| {
+        started.elapsed() >= when.run_for
+            && acks.before_cut.len() >= when.min_acks
+            && acks.erased_before_cut.len() >= when.min_erased
+    };
+    while !due(&acks) {
+        if started.elapsed() > when.run_for + CHILD_PROGRESS_TIMEOUT {
+            child_failed(
+                child,
+                stderr_reader,
+                &format!(
+                    "the child printed {} acks and {} erasures in {:?}, wanted {when:?}",
+                    acks.before_cut.len(),
+                    acks.erased_before_cut.len(),
+                    started.elapsed()
+                ),
+            );
+        }
+        match rx.recv_timeout(Duration::from_millis(5)) {
+            Ok(line) => acks.take(&line, true),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => child_failed(
+                child,
+                stderr_reader,
+                &format!("the child closed its stdout (exited) before the cut ({when:?})"),
+            ),
         }
     }
     // Whatever is already in the pipe was printed before the cut.
     for line in rx.try_iter() {
         acks.take(&line, true);
     }
+    match child.try_wait() {
+        Ok(None) => {}
+        Ok(Some(status)) => child_failed(
+            child,
+            stderr_reader,
+            &format!("the child exited before the cut ({when:?}): {status}"),
+        ),
+        Err(e) => child_failed(
+            child,
+            stderr_reader,
+            &format!("cannot check on the child: {e}"),
+        ),
+    }
     cut();
     let _ = child.kill();
     let _ = child.wait();
     let _ = reader.join();
+    // After the cut the child may fail (its file system is gone): not a finding, and its
+    // stderr is left to the reader thread, which ends with the child.
     for line in rx.try_iter() {
         acks.take(&line, false);
     }
     acks
+}
+
+/// Kills the child (if it still runs) and fails with its exit status and its stderr.
+fn child_failed(
+    mut child: std::process::Child,
+    stderr_reader: std::thread::JoinHandle<String>,
+    why: &str,
+) -> ! {
+    let _ = child.kill();
+    let status = child.wait();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    panic!("{why}; the crash child: {status:?}; its stderr:\n{stderr}")
 }
 
 /// The acknowledgements of `acks` that `log` does not hold.
@@ -223,7 +332,7 @@ pub fn missing(log: &seglog::Log, acks: &[Ack]) -> usize {
 pub fn check_acks(log: &seglog::Log, acks: &[Ack], what: &str) {
     for exec in log
         .list_executions("tenant", usize::MAX, 0)
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("{what}: cannot list executions: {e}"))
     {
         let events = log
             .read(&exec)

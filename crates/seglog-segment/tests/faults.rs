@@ -114,13 +114,18 @@ fn every_injected_failure_poisons_and_keeps_acknowledged_records() {
 
 #[test]
 fn waiters_of_a_failed_group_all_get_the_error() {
+    const THREADS: u64 = 16;
+    const APPENDS_PER_THREAD: u64 = 10;
+    /// Commit rounds that succeed before the one whose fsync fails.
+    const GOOD_ROUNDS: usize = 2;
     let fs = SimFs::new();
+    // Slow fsyncs, so that rounds gather several appenders.
     fs.set_sync_latency(std::time::Duration::from_millis(2));
     let (log, _) = SegmentLog::open(
         fs.clone(),
         "/log",
         SegmentOptions {
-            segment_size_bytes: 1 << 20,
+            segment_size_bytes: 1 << 20, // no roll: every fsync is a commit round's
             ..opts()
         },
         &mut (),
@@ -129,35 +134,59 @@ fn waiters_of_a_failed_group_all_get_the_error() {
     append_one(&log, 0).unwrap();
     fs.inject(Fault {
         op: Some(Op::SyncData),
-        nth: 3,
+        nth: fs.op_count(Op::SyncData) + GOOD_ROUNDS as u64 + 1,
         kind: FaultKind::Eio,
         persistent: false,
     });
-    let results: Vec<Result<u64, Error>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..16u64)
+    // Each thread's results, in the order it appended (one append in flight at a time).
+    let per_thread: Vec<Vec<(u64, Result<u64, Error>)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (1..=THREADS)
             .map(|t| {
                 let log = log.clone();
                 s.spawn(move || {
-                    (0..10)
-                        .map(|k| append_one(&log, t * 10 + k))
+                    (0..APPENDS_PER_THREAD)
+                        .map(|k| {
+                            let i = t * APPENDS_PER_THREAD + k;
+                            (i, append_one(&log, i))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let errors = results.iter().filter(|r| r.is_err()).count();
-    assert!(errors > 0);
-    assert!(results
-        .iter()
-        .all(|r| matches!(r, Ok(_) | Err(Error::Poisoned { .. }))));
-    // Nothing after the failed sync was acknowledged: every Ok LSN precedes every failed one.
-    let max_ok = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .max()
-        .copied()
-        .unwrap_or(0);
-    let durable = log.durable_lsn();
-    assert!(max_ok <= durable);
+    let mut acked = Vec::new();
+    for (t, results) in per_thread.iter().enumerate() {
+        let oks = results.iter().take_while(|(_, r)| r.is_ok()).count();
+        // A thread has one append in flight, so each successful round acknowledges at most
+        // one of its appends; an Ok beyond that came from the failed round.
+        assert!(
+            oks <= GOOD_ROUNDS,
+            "thread {t}: {oks} appends acknowledged, only {GOOD_ROUNDS} rounds succeeded: {results:?}"
+        );
+        // Every waiter of the failed round, and every append after it, gets the error.
+        assert!(
+            results[oks..]
+                .iter()
+                .all(|(_, r)| matches!(r, Err(Error::Poisoned { .. }))),
+            "thread {t}: {results:?}"
+        );
+        acked.extend(
+            results[..oks]
+                .iter()
+                .map(|(i, r)| (*r.as_ref().unwrap(), payload(*i))),
+        );
+    }
+    assert!(log.poisoned().is_some());
+    // What was acknowledged is on stable storage: only synced bytes survive this cut.
+    let crashed = fs.crash(CrashMode::LoseUnsynced);
+    let (log, _) = SegmentLog::open(crashed, "/log", opts(), &mut ()).unwrap();
+    let got = contents(&log);
+    for a in &acked {
+        assert!(
+            got.contains(a),
+            "acknowledged LSN {} lost after a crash",
+            a.0
+        );
+    }
 }

@@ -341,8 +341,15 @@ fn blocking_api_from_many_threads_keeps_sequences_dense() {
         assert_eq!(total, 8 * (32 + 8 * 2));
     };
     check(&log);
+    // How many appends share a round depends on scheduling (the segment layer's
+    // `lone_writer_is_not_delayed_and_a_round_takes_every_record_submitted_before_it` checks grouping deterministically);
+    // what must hold is that every round carried an append and every append was counted.
     let stats = log.stats();
-    assert!(stats.mean_group_size > 1.0, "{stats:?}");
+    assert_eq!(stats.appends, 8 * 40, "{stats:?}");
+    assert!(
+        stats.commits >= 1 && stats.commits <= stats.appends && stats.mean_group_size >= 1.0,
+        "{stats:?}"
+    );
     log.close().unwrap();
     check(&open(&fs));
 }
@@ -406,18 +413,29 @@ fn default_max_record_size_follows_small_segments_and_explicit_ones_are_checked(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_append_becomes_visible_once_durable() {
+    use futures_util::FutureExt;
     let fs = SimFs::new();
-    fs.set_sync_latency(Duration::from_millis(50));
+    // A slow fsync: one poll of the append returns long before it does.
+    let fsync = Duration::from_millis(300);
+    fs.set_sync_latency(fsync);
     let log = open(&fs);
-    // Give up waiting long before the fsync returns.
-    let cancelled =
-        tokio::time::timeout(Duration::from_millis(5), log.append("e", "t", b"orphan")).await;
+    // Polled once, then dropped: submitted, its commit round started, then cancelled.
+    let polled_once = log.append("e", "t", b"orphan").now_or_never();
     assert!(
-        cancelled.is_err(),
-        "the append should still have been waiting"
+        polled_once.is_none(),
+        "the append finished within one poll, before its {fsync:?} fsync: {polled_once:?}"
     );
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    // Durable now: a reader publishes it, with no other append needed.
+    // Nobody waits for it any more. Once durable, a reader publishes it, with no other
+    // append needed. (Polling a reader until it does is the claim under test.)
+    let started = std::time::Instant::now();
+    while log.latest_seq("e").unwrap().is_none() {
+        assert!(
+            started.elapsed() < fsync + Duration::from_secs(30),
+            "still invisible {:?} after a {fsync:?} fsync",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(log.latest_seq("e").unwrap(), Some(1));
     assert_eq!(&log.read("e").unwrap()[0].payload[..], b"orphan");
     assert_eq!(log.append("e", "t", b"next").await.unwrap(), 2);

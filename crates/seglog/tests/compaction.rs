@@ -5,9 +5,10 @@
 
 mod common;
 
-use seglog::compaction::{policy, Plan};
+use seglog::compaction::{policy, IndexView, Plan};
 use seglog::{CheckpointMode, CompactOptions, Log, Options};
 use std::path::Path;
+use std::time::Duration;
 
 const TENANTS: [&str; 3] = ["acme", "bolt", "core"];
 const MARKER: &str = "SECRET-MARKER-7f3a";
@@ -184,17 +185,36 @@ fn dry_run_counts_and_changes_nothing() {
     log.append_blocking("bolt-run-1", "bolt", b"more").unwrap();
 }
 
+/// The age whose limit, seen from `view`'s own "now", falls exactly on `execution`'s last
+/// event: executions whose last event is older are past it, `execution` itself is not. Taken
+/// from the view, not the wall clock, so slow fsyncs between the appends change nothing.
+fn age_sparing(view: &IndexView, execution: &str) -> Duration {
+    let last = last_timestamp(view, execution);
+    Duration::from_nanos(u64::try_from(view.now_unix_nanos - last).unwrap_or(0))
+}
+
+fn last_timestamp(view: &IndexView, execution: &str) -> i64 {
+    view.executions
+        .iter()
+        .find(|e| e.id == execution)
+        .unwrap_or_else(|| panic!("{execution} not in the view"))
+        .last_timestamp_unix_nanos
+}
+
 #[test]
 fn retention_and_finished_policies_pick_by_last_event() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open_blocking(dir.path(), opts(CheckpointMode::Inline)).unwrap();
     log.append_blocking("old-done", "acme", b"done").unwrap();
     log.append_blocking("old-open", "acme", b"working").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(30));
     log.append_blocking("new-done", "acme", b"done").unwrap();
     let view = log.compaction_view(true).unwrap();
-    let age = std::time::Duration::from_millis(20);
-    let plan = policy::drop_finished_before(&view, age, |e| {
+    // An fsync lies between the appends: the clock moved on.
+    assert!(
+        last_timestamp(&view, "old-open") < last_timestamp(&view, "new-done"),
+        "{view:?}"
+    );
+    let plan = policy::drop_finished_before(&view, age_sparing(&view, "new-done"), |e| {
         e.last_event
             .as_ref()
             .is_some_and(|l| &l.payload[..] == b"done")
@@ -210,16 +230,29 @@ fn retention_and_finished_policies_pick_by_last_event() {
         log.list_executions("acme", 10, 0).unwrap(),
         vec!["new-done", "old-open"]
     );
-    let plan = policy::drop_older_than(&log.compaction_view(false).unwrap(), age);
+    let view = log.compaction_view(false).unwrap();
+    let plan = policy::drop_older_than(&view, age_sparing(&view, "new-done"));
     assert_eq!(
         plan.drop_executions.iter().collect::<Vec<_>>(),
         vec!["old-open"]
     );
 }
 
+/// Waits (yielding) until `done` holds; fails after a minute, naming what it waited for.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still waiting for {what} after a minute"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn compaction_runs_while_appends_and_reads_go_on() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open_blocking(dir.path(), opts(CheckpointMode::Background)).unwrap();
@@ -234,9 +267,13 @@ fn compaction_runs_while_appends_and_reads_go_on() {
             .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // Progress counters: the compactions start once every thread is under way and the test
+    // stops only after appends and reads went on past them (waiting on these, not on time).
+    let appends_done = Arc::new(AtomicU64::new(0));
+    let reads_done = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for w in 0..3 {
-        let (log, stop) = (log.clone(), stop.clone());
+        let (log, stop, appends_done) = (log.clone(), stop.clone(), appends_done.clone());
         writers.push(std::thread::spawn(move || {
             let exec = format!("keep-{}", w * 2);
             let mut acked = 0u64;
@@ -251,6 +288,7 @@ fn compaction_runs_while_appends_and_reads_go_on() {
                 )
                 .unwrap();
                 acked = seq;
+                appends_done.fetch_add(1, Ordering::Relaxed);
             }
             (exec, acked)
         }));
@@ -271,7 +309,7 @@ fn compaction_runs_while_appends_and_reads_go_on() {
     };
     let mut readers = Vec::new();
     for r in 0..2 {
-        let (log, stop) = (log.clone(), stop.clone());
+        let (log, stop, reads_done) = (log.clone(), stop.clone(), reads_done.clone());
         readers.push(std::thread::spawn(move || {
             let mut reads = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -284,11 +322,21 @@ fn compaction_runs_while_appends_and_reads_go_on() {
                     }
                     reads += 1;
                 }
+                reads_done.fetch_add(1, Ordering::Relaxed);
             }
             reads
         }));
     }
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let progress = || {
+        (
+            appends_done.load(Ordering::Relaxed),
+            reads_done.load(Ordering::Relaxed),
+        )
+    };
+    wait_until("every writer and reader under way", || {
+        let (appends, reads) = progress();
+        appends >= 3 && reads >= 2
+    });
     let mut reports = Vec::new();
     for round in 0..3 {
         let view = log.compaction_view(false).unwrap();
@@ -302,12 +350,16 @@ fn compaction_runs_while_appends_and_reads_go_on() {
                 .unwrap(),
         );
     }
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let (appends_then, reads_then) = progress();
+    wait_until("appends and reads after the compactions", || {
+        let (appends, reads) = progress();
+        appends >= appends_then + 3 && reads >= reads_then + 2
+    });
     stop.store(true, Ordering::Relaxed);
     let acked: Vec<(String, u64)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     erasing_seen.join().unwrap();
-    assert!(reads > 0);
+    assert!(reads >= 2);
     assert!(reports[0].executions_dropped >= 4, "{:?}", reports[0]);
 
     let check = |log: &Log| {

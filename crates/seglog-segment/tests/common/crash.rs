@@ -264,9 +264,11 @@ pub fn concurrent_workload_with(n: u64, sync_latency: std::time::Duration) -> (O
                 })
             })
             .collect();
+        // An appender's panic is the test's: re-raised as it was, never read as "nothing
+        // acknowledged".
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
     drop(log);
