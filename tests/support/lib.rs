@@ -1,9 +1,24 @@
 //! Shared pieces of the workspace-level tests: the protocol between the crash-test child
-//! and its parent, and the entry points of the fuzz targets.
+//! and its parent, real kernel file systems to run them on, and the entry points of the fuzz
+//! targets.
 
 #![allow(clippy::panic)] // test support: a failed check is a panic.
 
 pub mod fuzz_entry;
+pub mod kernel_fs;
+pub mod segment_snapshot;
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so that a failing test
+/// leaves no process behind — nor one holding files on a mount the test must unmount.
+#[derive(Debug)]
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// Options of the crash tests: small segments, so kills land around rollovers and
 /// checkpoint writes too.
@@ -158,14 +173,16 @@ pub fn run_child_until(
 ) -> Acks {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
-    let mut child = std::process::Command::new(child_exe)
+    let child = std::process::Command::new(child_exe)
         .arg(dir)
         .args(child_args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {child_exe}: {e}"));
-    let Some(stdout) = child.stdout.take() else {
+    // Killed on every way out, the panics below included.
+    let mut child = KilledOnDrop(child);
+    let Some(stdout) = child.0.stdout.take() else {
         panic!("no stdout")
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -194,8 +211,7 @@ pub fn run_child_until(
         acks.take(&line, true);
     }
     cut();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = reader.join();
     for line in rx.try_iter() {
         acks.take(&line, false);
