@@ -1,12 +1,13 @@
 //! Shared pieces of the workspace-level tests: the protocol between the crash-test child
-//! and its parent, real kernel file systems to run them on, and the entry points of the fuzz
-//! targets.
+//! and its parent, real kernel file systems to run them on, the protocol of the
+//! failed-writeback child, and the entry points of the fuzz targets.
 
 #![allow(clippy::panic)] // test support: a failed check is a panic.
 
 pub mod fuzz_entry;
 pub mod kernel_fs;
 pub mod segment_snapshot;
+pub mod writeback_protocol;
 
 /// A child process that is killed (SIGKILL) and reaped when dropped, so that a failing test
 /// leaves no process behind — nor one holding files on a mount the test must unmount.
