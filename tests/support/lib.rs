@@ -1,9 +1,25 @@
 //! Shared pieces of the workspace-level tests: the protocol between the crash-test child
-//! and its parent, and the entry points of the fuzz targets.
+//! and its parent, real kernel file systems to run them on, the protocol of the
+//! failed-writeback child, and the entry points of the fuzz targets.
 
 #![allow(clippy::panic)] // test support: a failed check is a panic.
 
 pub mod fuzz_entry;
+pub mod kernel_fs;
+pub mod segment_snapshot;
+pub mod writeback_protocol;
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so that a failing test
+/// leaves no process behind — nor one holding files on a mount the test must unmount.
+#[derive(Debug)]
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// Options of the crash tests: small segments, so kills land around rollovers and
 /// checkpoint writes too.
@@ -209,7 +225,7 @@ pub fn run_child(
     use std::io::{BufRead, Read};
     use std::sync::mpsc::RecvTimeoutError;
     use std::time::{Duration, Instant};
-    let mut child = std::process::Command::new(child_exe)
+    let child = std::process::Command::new(child_exe)
         .arg(dir)
         .args(child_args)
         .stdout(std::process::Stdio::piped())
@@ -289,6 +305,7 @@ pub fn run_child(
         ),
     }
     cut();
+    // The cut may have left it running (a file-system shutdown): it goes now.
     let _ = child.kill();
     let _ = child.wait();
     let _ = reader.join();
