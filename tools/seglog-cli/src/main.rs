@@ -7,6 +7,7 @@
 //! (I/O, missing path); 64 bad usage.
 
 mod commands;
+mod lockfile;
 mod logdir;
 mod output;
 

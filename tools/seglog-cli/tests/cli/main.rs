@@ -84,3 +84,44 @@ pub fn make_log(dir: &Path) -> Vec<PathBuf> {
         segs
     })
 }
+
+/// Every file of `dir` (recursively), by path relative to it: name, length and bytes.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Asserts two snapshots hold the same files with the same bytes, naming the first that
+/// differs.
+pub fn assert_same_files(
+    before: &std::collections::BTreeMap<PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<PathBuf, Vec<u8>>,
+) {
+    let names =
+        |s: &std::collections::BTreeMap<PathBuf, Vec<u8>>| s.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(before), names(after), "files added or removed");
+    for (name, bytes) in before {
+        let now = &after[name];
+        assert_eq!(
+            bytes.len(),
+            now.len(),
+            "{} changed length: {} -> {}",
+            name.display(),
+            bytes.len(),
+            now.len()
+        );
+        assert!(bytes == now, "{} changed content", name.display());
+    }
+}
