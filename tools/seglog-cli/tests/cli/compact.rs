@@ -283,3 +283,26 @@ fn compact_without_a_policy_or_with_a_bad_age_is_a_usage_error() {
         Some(64)
     );
 }
+
+#[test]
+fn compact_never_preallocates_the_active_segment_to_its_segment_size() {
+    // Compaction appends nothing, so it has no reason to reserve its --segment-size (128 MiB
+    // by default) for a log written with 4 KiB segments: neither the active segment it finds
+    // nor the one it rolls to (exec-1 has records in the active segment).
+    let tmp = tempfile::tempdir().unwrap();
+    make_log(tmp.path());
+    let d = tmp.path().to_str().unwrap();
+    let o = seglog(&["compact", d, "--drop-execution", "exec-1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let files = snapshot(tmp.path());
+    let (name, active) = files
+        .iter()
+        .rfind(|(n, _)| n.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    assert!(
+        active.len() <= 4096,
+        "{} is {} bytes",
+        name.display(),
+        active.len()
+    );
+}
