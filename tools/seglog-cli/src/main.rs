@@ -75,8 +75,9 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            // One line: the error and its causes.
-            eprintln!("seglog: error: {}", format!("{e:#}").replace('\n', " "));
+            // One line: the error and its causes (which may quote ids, paths and file contents).
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("seglog: error: {}", output::escape_str(&message));
             std::process::exit(if is_bad_input(&e) { 2 } else { 3 });
         }
     }

@@ -5,7 +5,7 @@
 //! It clears only a directory it made itself ([`MARKER_FILE_NAME`]), holding nothing but a
 //! demo's files, whose log no process has open.
 
-use crate::output::{progress, Paint};
+use crate::output::{escape_path, progress, Paint};
 use anyhow::{bail, Context, Result};
 use enact_core::kernel::persistence::{EventStore, StorageBackend};
 use enact_core::kernel::{ExecutionId, TenantId};
@@ -138,7 +138,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         args.runs,
         args.tenants,
         args.tasks,
-        dir.display()
+        escape_path(dir)
     );
     let store = Arc::new(SeglogEventStore::open_with(dir, options.clone()).await?);
     let total_events: u64 = (0..args.runs)
@@ -222,11 +222,11 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
     let events = store.load_events(&exec).await?;
     store.shutdown().await?;
 
-    println!("\n$ seglog verify {}", dir.display());
+    println!("\n$ seglog verify {}", escape_path(dir));
     let code = crate::commands::verify::run(&crate::commands::verify::VerifyArgs {
         dir: dir.to_path_buf(),
     })?;
-    println!("\n$ seglog dump {} --to-lsn 6", dir.display());
+    println!("\n$ seglog dump {} --to-lsn 6", escape_path(dir));
     crate::commands::dump::run(&crate::commands::dump::DumpArgs {
         path: dir.to_path_buf(),
         json: false,

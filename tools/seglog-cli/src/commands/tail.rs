@@ -1,7 +1,7 @@
 //! `seglog tail`: follow an execution as another process appends to it, like `tail -f`.
 //! Reads new bytes of the segment files as they appear; takes no lock.
 
-use crate::commands::events::print_event;
+use crate::output::event_line;
 use anyhow::{Context, Result};
 use seglog_segment::format::{decode_record, RecordScan, SegmentHeader, SEGMENT_HEADER_LEN};
 use seglog_segment::inspect::list_segment_files;
@@ -89,7 +89,10 @@ fn poll(
                     }
                     *last_seq = seq;
                     if printing {
-                        print_event(seq, r.timestamp_unix_nanos(), r.encoding(), p, args.json);
+                        println!(
+                            "{}",
+                            event_line(seq, r.timestamp_unix_nanos(), r.encoding(), p, args.json)
+                        );
                         printed += 1;
                     }
                 }

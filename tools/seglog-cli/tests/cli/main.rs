@@ -5,6 +5,7 @@
 
 mod compact;
 mod demo;
+mod escapes;
 mod inspect;
 mod tail;
 
