@@ -32,7 +32,10 @@ pub fn run(args: &EventsArgs) -> Result<i32> {
                 continue;
             }
             for (i, p) in r.events().enumerate() {
-                let seq = r.first_seq() + i as u64;
+                // A sequence past u64::MAX is not a real event (a crafted record).
+                let Some(seq) = r.first_seq().checked_add(i as u64) else {
+                    break;
+                };
                 found += 1;
                 println!(
                     "{}",

@@ -135,7 +135,10 @@ impl Follower<'_> {
                     continue;
                 }
                 for (i, payload) in r.events().enumerate() {
-                    let seq = r.first_seq() + i as u64;
+                    // A sequence past u64::MAX is not a real event (a crafted record).
+                    let Some(seq) = r.first_seq().checked_add(i as u64) else {
+                        break;
+                    };
                     if seq <= self.last_seq {
                         continue;
                     }

@@ -254,11 +254,60 @@ proptest! {
         }
         content.extend_from_slice(&bytes);
         std::fs::write(&f, &content).unwrap();
-        for args in [vec!["dump", f.to_str().unwrap(), "--decode"], vec!["verify", tmp.path().to_str().unwrap()], vec!["stats", tmp.path().to_str().unwrap()]] {
+        let d = tmp.path().to_str().unwrap();
+        for args in [
+            vec!["dump", f.to_str().unwrap(), "--decode"],
+            vec!["verify", d],
+            vec!["stats", d],
+            vec!["tail", d, "e", "--from-seq", "0", "--timeout-secs", "0"],
+            vec!["compact", d, "--drop-tenant", "t", "--merge-small", "--dry-run"],
+        ] {
             let o = seglog(&args);
             let code = o.status.code();
             prop_assert!(matches!(code, Some(0..=2)), "{args:?} exited {code:?}: {}", err(&o));
             prop_assert!(!err(&o).contains("panicked"));
         }
+    }
+}
+
+#[test]
+fn a_record_whose_sequence_would_overflow_fails_no_command() {
+    // A well-formed, checksummed record claiming events u64::MAX and u64::MAX + 1.
+    let tmp = tempfile::tempdir().unwrap();
+    let header = seglog_segment::format::SegmentHeader {
+        segment_number: 1,
+        first_lsn: 1,
+        created_unix_nanos: 0,
+    };
+    let batch = seglog_segment::format::EventBatch {
+        encoding: 0,
+        execution_id: b"e",
+        tenant_id: b"t",
+        first_seq: u64::MAX,
+        timestamp_unix_nanos: 0,
+        payloads: &[b"a".as_slice(), b"b"],
+    };
+    let record = seglog_segment::format::EncodedRecord::new(&batch, 1 << 20)
+        .unwrap()
+        .seal(1, 1, 0);
+    let seg = tmp
+        .path()
+        .join(seglog_segment::format::segment_file_name(1));
+    std::fs::write(&seg, [&header.encode()[..], &record].concat()).unwrap();
+    let d = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["events", d, "e"],
+        vec!["tail", d, "e", "--from-seq", "0", "--timeout-secs", "0"],
+        vec!["dump", d, "--decode"],
+        vec!["stats", d],
+        vec!["compact", d, "--drop-execution", "e", "--dry-run"],
+    ] {
+        let o = seglog(&args);
+        assert!(!err(&o).contains("panicked"), "{args:?}: {}", err(&o));
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "{args:?}: {}",
+            err(&o)
+        );
     }
 }
