@@ -231,7 +231,9 @@ fn hostile_files_fail_cleanly() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["demo", "dump", "verify", "stats", "events", "tail"] {
+    for cmd in [
+        "demo", "dump", "verify", "stats", "events", "tail", "compact",
+    ] {
         let o = seglog(&[cmd, "--help"]);
         assert_eq!(o.status.code(), Some(0));
         assert!(text(&o).contains("Example"), "{cmd} --help has no example");

@@ -34,17 +34,16 @@ pub struct CompactArgs {
     /// Drop executions whose last event is older than this.
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub older_than: Option<Duration>,
-    /// Drop Enact executions that completed, failed or were cancelled longer ago than this.
+    /// Drop finished Enact executions older than this (by last event).
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub finished_before: Option<Duration>,
-    /// Also merge runs of small sealed segments (under a quarter of the segment size).
+    /// Also merge runs of small sealed segments (< segment size / 4).
     #[arg(long)]
     pub merge_small: bool,
     /// Largest segment to write, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = seglog_segment::format::DEFAULT_SEGMENT_SIZE)]
     pub segment_size: u64,
-    /// Print what would be reclaimed and change nothing (reads the files without opening the
-    /// log: no lock, no writes).
+    /// Only estimate what would go (read-only: no lock, no writes).
     #[arg(long)]
     pub dry_run: bool,
 }
