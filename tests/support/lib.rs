@@ -225,7 +225,7 @@ pub fn run_child(
     use std::io::{BufRead, Read};
     use std::sync::mpsc::RecvTimeoutError;
     use std::time::{Duration, Instant};
-    let child = std::process::Command::new(child_exe)
+    let mut child = std::process::Command::new(child_exe)
         .arg(dir)
         .args(child_args)
         .stdout(std::process::Stdio::piped())

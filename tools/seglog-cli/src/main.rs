@@ -1,12 +1,15 @@
 //! `seglog`: run the demo and inspect seglog logs.
 //!
-//! Read-only commands (dump, verify, stats, events, tail) take no lock and never write, so
-//! they are safe on a log another process has open. `compact` writes, so it takes the lock
-//! and refuses a log another process has open. Exit status: 0 success; 1 torn tail only
+//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run) take no lock
+//! and never write, so they are safe on a log another process has open (tail only asks
+//! whether a writer holds the lock). `compact` writes, so it takes the lock and refuses a log
+//! another process has open; `demo` clears only a directory it made, never one in use.
+//! Everything printed goes through `output`, which escapes untrusted strings. Exit status: 0 success; 1 torn tail only
 //! (verify, dump); 2 corruption, or a file that is not a readable segment; 3 any other error
 //! (I/O, missing path); 64 bad usage.
 
 mod commands;
+mod lockfile;
 mod logdir;
 mod output;
 
@@ -38,7 +41,7 @@ enum Command {
     Stats(stats::StatsArgs),
     /// One execution's events, decoded.
     Events(events::EventsArgs),
-    /// Follow an execution as it is appended to (like tail -f).
+    /// Follow an execution as it is appended to, durable events only (like tail -f).
     Tail(tail::TailArgs),
     /// Drop tenants or old executions and merge small segments (the log must be closed).
     Compact(compact::CompactArgs),
@@ -74,8 +77,9 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            // One line: the error and its causes.
-            eprintln!("seglog: error: {}", format!("{e:#}").replace('\n', " "));
+            // One line: the error and its causes (which may quote ids, paths and file contents).
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("seglog: error: {}", output::escape_str(&message));
             std::process::exit(if is_bad_input(&e) { 2 } else { 3 });
         }
     }

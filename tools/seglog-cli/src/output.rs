@@ -1,26 +1,77 @@
-//! Output helpers: escaping untrusted ids, fitting lines to 100 columns, colour only on a
-//! terminal, payloads decoded for display.
+//! Output: the one place where untrusted strings (ids, tenant names, payloads, decoded
+//! fields, paths, messages quoting file contents) are made safe for a terminal, for text
+//! ([`escape`]) and for JSON ([`json_line`]); fitting lines to 100 columns; colour only on a
+//! terminal; payloads decoded for display.
+//!
+//! Invariant: nothing printed contains a raw control character (C0, DEL, C1) other than the
+//! newline ending a line, nor a bidi control or line separator. Callers print only text
+//! built from [`escape`]d strings, [`json_line`]s and their own literals and numbers.
 
 use seglog_segment::format::RecordRef;
+use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::path::Path;
 
 /// Width the text output is laid out for.
 pub const COLUMNS: usize = 100;
 
-/// Bytes shown as text: valid UTF-8 stays, control characters and invalid bytes are escaped
-/// (`\n`, `\x1b`, …), so ids cannot move the cursor or forge lines.
+/// Whether `c` must not reach a terminal raw: control characters (C0, DEL, C1) move the
+/// cursor, retitle the window or start escape sequences (U+009B is a one-character CSI);
+/// bidi controls reorder what is shown, so text can pass for other text; line and paragraph
+/// separators start a new line on some terminals.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Bytes shown as text: valid UTF-8 stays, unsafe characters are escaped (`\n`, `\u{1b}`,
+/// `\u{202e}`, …) and invalid bytes shown as `\xff`, so untrusted strings cannot move the
+/// cursor, forge lines or reorder text.
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() {
+            if is_unsafe(c) {
                 out.extend(c.escape_default());
             } else {
                 out.push(c);
             }
         }
         for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// [`escape`] for a string.
+pub fn escape_str(s: &str) -> String {
+    escape(s.as_bytes())
+}
+
+/// [`escape`] for a path (which may come from a directory listing).
+pub fn escape_path(p: &Path) -> String {
+    escape_str(&p.display().to_string())
+}
+
+/// A JSON value as one line that is still valid JSON with the same value, and safe on a
+/// terminal: serde_json escapes C0 controls, quotes and backslashes; DEL, C1 controls, bidi
+/// controls and line separators, which it leaves raw, become `\uXXXX` here. (They can only
+/// occur inside strings, where such an escape means the same character.)
+pub fn json_line(v: &serde_json::Value) -> String {
+    let raw = v.to_string();
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if is_unsafe(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
         }
     }
     out
@@ -52,6 +103,44 @@ pub fn payload_json(encoding: u8, payload: &[u8]) -> serde_json::Value {
         }
     } else {
         serde_json::Value::String(escape(payload))
+    }
+}
+
+/// A one-line summary of a decoded event for text output: its `type`, then `key=value` for
+/// the other fields (strings as they are, other values as JSON), all escaped.
+pub fn summarize(v: &serde_json::Value) -> String {
+    let Some(m) = v.as_object() else {
+        return match v.as_str() {
+            Some(s) => escape_str(s),
+            None => json_line(v),
+        };
+    };
+    let kind = m.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+    let mut out = escape_str(kind);
+    for (k, v) in m.iter().filter(|(k, _)| *k != "type") {
+        let value = match v.as_str() {
+            Some(s) => escape_str(s),
+            None => json_line(v),
+        };
+        let _ = write!(out, " {}={value}", escape_str(k));
+    }
+    out
+}
+
+/// One event as a line: JSON (payload decoded) or a table row fitted to [`COLUMNS`].
+pub fn event_line(
+    seq: u64,
+    timestamp_unix_nanos: i64,
+    encoding: u8,
+    payload: &[u8],
+    json: bool,
+) -> String {
+    let v = payload_json(encoding, payload);
+    let at = timestamp(timestamp_unix_nanos);
+    if json {
+        json_line(&serde_json::json!({"seq": seq, "timestamp": at, "event": v}))
+    } else {
+        fit(&format!("{seq:>6}  {at:<27}  {}", summarize(&v)), COLUMNS)
     }
 }
 
@@ -135,6 +224,21 @@ mod tests {
         assert_eq!(escape(b"a\nb\x1b[31mc"), "a\\nb\\u{1b}[31mc");
         assert_eq!(escape(b"\xff\xfeok"), "\\xff\\xfeok");
         assert_eq!(escape("日本".as_bytes()), "日本");
+        assert_eq!(
+            escape("a\u{9b}b\u{202e}c\rd".as_bytes()),
+            "a\\u{9b}b\\u{202e}c\\rd"
+        );
+    }
+
+    #[test]
+    fn json_line_escapes_what_serde_json_leaves_raw_and_keeps_the_value() {
+        let v = serde_json::json!({"k\u{202e}": "a\x1b[2J\u{9b}\u{7f}\u{2029}"});
+        let line = json_line(&v);
+        assert!(line.chars().all(|c| !is_unsafe(c)), "{line:?}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line).ok(),
+            Some(v)
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! `seglog demo`: the main job on an embedded default. Writes a multi-tenant Enact workload
 //! through `SeglogEventStore` from many concurrent tasks, reports append latency and
 //! throughput, reopens (recovery time), verifies, and shows a dump excerpt and one execution.
+//!
+//! It clears only a directory it made itself ([`MARKER_FILE_NAME`]), holding nothing but a
+//! demo's files, whose log no process has open.
 
-use crate::output::{progress, Paint};
+use crate::output::{escape_path, progress, Paint};
 use anyhow::{bail, Context, Result};
 use enact_core::kernel::persistence::{EventStore, StorageBackend};
 use enact_core::kernel::{ExecutionId, TenantId};
@@ -17,10 +20,14 @@ use std::time::Instant;
 /// Options of `seglog demo`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  seglog demo                 # in $TMPDIR/seglog-demo, replaced on each run\n  seglog demo ./my-demo --runs 5000 --tasks 128"
+    after_help = "A new or empty directory is marked as the demo's own (a SEGLOG_DEMO file). A later run\n\
+    replaces the log only in such a directory, holding nothing else, that no process has open;\n\
+    any other directory is refused and left untouched.\n\n\
+    Examples:\n  seglog demo                 # in $TMPDIR/seglog-demo, replaced on each run\n  \
+    seglog demo ./my-demo --runs 5000 --tasks 128"
 )]
 pub struct DemoArgs {
-    /// Log directory (default: seglog-demo in the temp dir; an older demo is replaced)
+    /// Log directory (default: seglog-demo in the temp dir; see below for what is cleared)
     pub dir: Option<PathBuf>,
     /// Agent runs (executions) to write.
     #[arg(long, default_value_t = 2000)]
@@ -33,21 +40,78 @@ pub struct DemoArgs {
     pub tenants: u64,
 }
 
+/// The file that makes a directory the demo's own: written when the demo starts in a new or
+/// empty directory, required before the demo clears one. Without it the demo clears nothing:
+/// a log's files (`LOCK`, `*.seg`, `*.idx`) alone do not say whose log it is.
+pub const MARKER_FILE_NAME: &str = "SEGLOG_DEMO";
+
+/// Files a demo run leaves, besides its marker.
+fn is_demo_file(name: &str) -> bool {
+    name == seglog_segment::format::LOCK_FILE_NAME
+        || name.ends_with(".seg")
+        || name.ends_with(".idx")
+        || name.ends_with(".idx.tmp")
+}
+
+/// Makes `dir` an empty demo directory: creates and marks a new or empty one; clears one the
+/// demo marked earlier, only if it holds nothing else and no process has the log open.
 fn prepare(dir: &Path) -> Result<()> {
-    if dir.exists() {
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            let ours = name == "LOCK"
-                || name.ends_with(".seg")
-                || name.ends_with(".idx")
-                || name.ends_with(".idx.tmp");
-            if !ours {
-                bail!("{} holds {name:?}, which is not part of a seglog demo; choose another directory", dir.display());
-            }
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            return mark(dir);
         }
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Ok(entries) => entries,
+    };
+    let mut files = Vec::new();
+    let mut marked = false;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && name == MARKER_FILE_NAME {
+            marked = true;
+        } else {
+            files.push((name, is_file));
+        }
+    }
+    if !marked {
+        if files.is_empty() {
+            return mark(dir);
+        }
+        bail!(
+            "{} was not made by `seglog demo` (it has no {MARKER_FILE_NAME} file), so the demo will not clear it; choose another directory",
+            dir.display()
+        );
+    }
+    if let Some((name, _)) = files.iter().find(|(n, f)| !(*f && is_demo_file(n))) {
+        bail!(
+            "{} holds {name:?}, which is not part of a seglog demo; choose another directory",
+            dir.display()
+        );
+    }
+    // Held while clearing, so no writer can open the log meanwhile.
+    let _lock =
+        crate::lockfile::lock_exclusive(dir).context("the demo will not clear a log in use")?;
+    for (name, _) in &files {
+        if name == seglog_segment::format::LOCK_FILE_NAME {
+            continue;
+        }
+        let path = dir.join(name);
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
     }
     Ok(())
+}
+
+fn mark(dir: &Path) -> Result<()> {
+    let path = dir.join(MARKER_FILE_NAME);
+    std::fs::write(
+        &path,
+        "Made by `seglog demo`, which replaces this directory's log on each run.\n",
+    )
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn run(args: &DemoArgs) -> Result<i32> {
@@ -74,7 +138,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         args.runs,
         args.tenants,
         args.tasks,
-        dir.display()
+        escape_path(dir)
     );
     let store = Arc::new(SeglogEventStore::open_with(dir, options.clone()).await?);
     let total_events: u64 = (0..args.runs)
@@ -158,11 +222,11 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
     let events = store.load_events(&exec).await?;
     store.shutdown().await?;
 
-    println!("\n$ seglog verify {}", dir.display());
+    println!("\n$ seglog verify {}", escape_path(dir));
     let code = crate::commands::verify::run(&crate::commands::verify::VerifyArgs {
         dir: dir.to_path_buf(),
     })?;
-    println!("\n$ seglog dump {} --to-lsn 6", dir.display());
+    println!("\n$ seglog dump {} --to-lsn 6", escape_path(dir));
     crate::commands::dump::run(&crate::commands::dump::DumpArgs {
         path: dir.to_path_buf(),
         json: false,

@@ -1,10 +1,12 @@
 //! `seglog dump`: one line per record.
 
 use crate::logdir::{for_each_segment, Health};
-use crate::output::{escape, fit, payload_json, record_json, timestamp, Paint, COLUMNS};
+use crate::output::{
+    escape, escape_path, fit, json_line, payload_json, record_json, timestamp, Paint, COLUMNS,
+};
 use anyhow::Result;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `seglog dump`.
 #[derive(clap::Args, Debug)]
@@ -65,7 +67,7 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
         let file = seg
             .path
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| escape_path(Path::new(n)))
             .unwrap_or_default();
         let number = seg.segment_number().unwrap_or(0);
         match &seg.analysis.header {
@@ -76,7 +78,9 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                     writeln!(
                         out,
                         "{}",
-                        serde_json::json!({"file": file, "damage": defect.to_string(), "status": "corruption"})
+                        json_line(
+                            &serde_json::json!({"file": file, "damage": defect.to_string(), "status": "corruption"})
+                        )
                     )?;
                 } else {
                     writeln!(
@@ -92,9 +96,11 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                     writeln!(
                         out,
                         "{}",
-                        serde_json::json!({"file": file, "segment": h.segment_number, "first_lsn": h.first_lsn,
+                        json_line(
+                            &serde_json::json!({"file": file, "segment": h.segment_number, "first_lsn": h.first_lsn,
                         "created": timestamp(h.created_unix_nanos), "format_version": seglog_segment::format::FORMAT_VERSION,
                         "bytes": seg.bytes.len()})
+                        )
                     )?;
                 } else {
                     writeln!(
@@ -139,7 +145,7 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                 if args.decode {
                     m.insert("events".into(), events.into());
                 }
-                writeln!(out, "{}", serde_json::Value::Object(m))?;
+                writeln!(out, "{}", json_line(&serde_json::Value::Object(m)))?;
             } else {
                 let line = format!(
                     "{number:>3} {offset:>10} {:>6} {:>8} {:<6} {:<16} {:<10} {:>9} {} {:>7}B {}",
@@ -155,7 +161,7 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                 );
                 writeln!(out, "{line}")?;
                 for e in events {
-                    writeln!(out, "    {}", fit(&e.to_string(), COLUMNS - 4))?;
+                    writeln!(out, "    {}", fit(&json_line(&e), COLUMNS - 4))?;
                 }
             }
         }
@@ -174,7 +180,9 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                 writeln!(
                     out,
                     "{}",
-                    serde_json::json!({"segment": number, "offset": d.offset, "damage": d.defect.to_string(), "status": status})
+                    json_line(
+                        &serde_json::json!({"segment": number, "offset": d.offset, "damage": d.defect.to_string(), "status": status})
+                    )
                 )?;
             } else {
                 let msg = format!("{number:>3} {:>10} {status}: {}", d.offset, d.defect);

@@ -76,7 +76,7 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         "per_segment": segments,
     });
     if args.json {
-        println!("{summary}");
+        println!("{}", crate::output::json_line(&summary));
     } else {
         println!("segments    {}", summary["segments"]);
         println!("bytes       {bytes}");

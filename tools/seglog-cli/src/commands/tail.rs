@@ -1,9 +1,28 @@
 //! `seglog tail`: follow an execution as another process appends to it, like `tail -f`.
-//! Reads new bytes of the segment files as they appear; takes no lock.
+//! Reads new bytes of the segment files as they appear; takes no lock and writes nothing.
+//!
+//! Invariant: a record is shown only once something proves it durable (docs/format.md §4),
+//! since a writer writes a commit group before it fsyncs it, and a power cut can take back
+//! what was written but not synced. The proofs:
+//! - a later record's `durable_through_lsn` covers its LSN (the writer stamps each record
+//!   with the highest LSN whose fsync had returned);
+//! - a later segment exists: the writer seals (truncates and fsyncs) a segment before it
+//!   creates the next one;
+//! - no writer holds the log's `LOCK` any more: closing the log syncs everything. (A writer
+//!   that crashed instead leaves its unsynced tail to the next open, which syncs the records
+//!   it keeps.)
+//!
+//! So the newest records of a live log wait for the writer's next commit round. Records
+//! still waiting are read again on the next poll; the cursor of a segment only moves past
+//! records that have been shown (or skipped), never past a record that may still vanish.
 
-use crate::commands::events::print_event;
+use crate::lockfile::writer_holds_lock;
+use crate::output::{escape_str, event_line};
 use anyhow::{Context, Result};
-use seglog_segment::format::{decode_record, RecordScan, SegmentHeader, SEGMENT_HEADER_LEN};
+use seglog_segment::format::SEGMENT_HEADER_LEN;
+use seglog_segment::format::{
+    decode_record, RecordRef, RecordScan, SegmentHeader, COMMIT_MARKER_LEN,
+};
 use seglog_segment::inspect::list_segment_files;
 use seglog_segment::io::{FileSystem, SegmentFile, StdFs};
 use std::collections::BTreeMap;
@@ -12,7 +31,12 @@ use std::time::{Duration, Instant};
 
 /// Options of `seglog tail`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example (Ctrl-C to stop):\n  seglog tail ./log exec_2abc --from-seq 0")]
+#[command(
+    after_help = "Shows an event only once it is durable: once a later record says its \
+    commit was synced,\nits segment is followed by another, or the writer has closed the log. \
+    So the newest events\nof a live log appear when the writer commits again.\n\n\
+    Example (Ctrl-C to stop):\n  seglog tail ./log exec_2abc --from-seq 0"
+)]
 pub struct TailArgs {
     /// A log directory.
     pub dir: PathBuf,
@@ -35,86 +59,163 @@ pub struct TailArgs {
     pub json: bool,
 }
 
-/// How far each segment file has been read.
+/// How far a segment file has been shown.
 struct Cursor {
+    path: PathBuf,
+    /// The segment number (the records' checksum salt), once the header could be read.
     salt: Option<u64>,
+    /// Offset of the first record not yet shown.
     offset: u64,
 }
 
-fn poll(
-    args: &TailArgs,
-    cursors: &mut BTreeMap<u64, (PathBuf, Cursor)>,
-    last_seq: &mut u64,
-    printing: bool,
-) -> Result<u64> {
-    for (lsn, path) in list_segment_files(&StdFs, &args.dir)? {
-        cursors.entry(lsn).or_insert((
-            path,
-            Cursor {
+/// The follower's state across polls.
+struct Follower<'a> {
+    args: &'a TailArgs,
+    /// Segments by first LSN.
+    cursors: BTreeMap<u64, Cursor>,
+    /// The highest `durable_through_lsn` seen in any record: every LSN up to it is durable.
+    vouched_through_lsn: u64,
+    /// The last sequence shown (or skipped).
+    last_seq: u64,
+}
+
+impl Follower<'_> {
+    /// Reads what is new; shows (or, unless `printing`, skips) the events of records proven
+    /// durable. Returns how many it printed.
+    fn poll(&mut self, printing: bool) -> Result<u64> {
+        let dir = &self.args.dir;
+        // Listed before any segment is read: a segment that is not the last one here was
+        // sealed, and so durable, before the reads below.
+        let listed = list_segment_files(&StdFs, dir)?;
+        let last_first_lsn = listed.last().map(|(lsn, _)| *lsn);
+        for (lsn, path) in listed {
+            self.cursors.entry(lsn).or_insert(Cursor {
+                path,
                 salt: None,
                 offset: 0,
-            },
-        ));
-    }
-    let mut printed = 0;
-    for (path, cursor) in cursors.values_mut() {
-        let Ok(file) = StdFs.open_read_only(path) else {
-            continue;
-        };
-        let end = file.written_data_end(cursor.offset)?;
-        if end <= cursor.offset && cursor.salt.is_some() {
-            continue;
+            });
         }
-        let mut buf = vec![0u8; (end - cursor.offset) as usize];
-        let n = file.read_at(&mut buf, cursor.offset)?;
-        buf.truncate(n);
-        let mut at = 0usize;
-        if cursor.salt.is_none() {
-            match SegmentHeader::decode(&buf) {
-                Ok(h) => {
-                    cursor.salt = Some(h.record_salt());
-                    at = SEGMENT_HEADER_LEN;
+        let mut printed = 0;
+        for (&first_lsn, cursor) in &mut self.cursors {
+            let sealed = last_first_lsn.is_some_and(|last| first_lsn < last);
+            let Some(buf) = read_new_bytes(cursor)? else {
+                continue;
+            };
+            let start = if cursor.offset == 0 {
+                SEGMENT_HEADER_LEN
+            } else {
+                0
+            };
+            let Some(salt) = cursor.salt else { continue };
+            // Whole, checksummed records (and commit markers, which vouch but hold no
+            // events) only; a partial one is an append in progress. Each with its LSN and the
+            // offset where it ends.
+            let mut records: Vec<(Option<RecordRef<'_>>, u64, usize)> = Vec::new();
+            let mut at = start;
+            loop {
+                match decode_record(buf.get(at..).unwrap_or(&[]), salt, 0, buf.len() as u64) {
+                    RecordScan::Record(r) => {
+                        at += r.len();
+                        self.vouched_through_lsn =
+                            self.vouched_through_lsn.max(r.durable_through_lsn());
+                        records.push((Some(r), r.lsn(), at));
+                    }
+                    RecordScan::Commit(m) => {
+                        at += COMMIT_MARKER_LEN;
+                        self.vouched_through_lsn =
+                            self.vouched_through_lsn.max(m.durable_through_lsn);
+                        records.push((None, m.lsn, at));
+                    }
+                    RecordScan::EndOfData | RecordScan::Defect(_) => break,
                 }
-                Err(_) => continue, // being created: try again next poll
             }
-        }
-        let Some(salt) = cursor.salt else { continue };
-        // Whole, checksummed records only; a partial one is an append in progress.
-        while let RecordScan::Record(r) = decode_record(&buf[at..], salt, 0, buf.len() as u64) {
-            if r.execution_id() == args.execution.as_bytes() {
-                for (i, p) in r.events().enumerate() {
-                    let seq = r.first_seq() + i as u64;
-                    if seq <= *last_seq {
+            let mut proven = if sealed {
+                records.len()
+            } else {
+                records
+                    .iter()
+                    .take_while(|(_, lsn, _)| *lsn <= self.vouched_through_lsn)
+                    .count()
+            };
+            // Checked after the bytes were read: if no writer holds the log now, the one that
+            // wrote them has closed it since.
+            if proven < records.len() && !writer_holds_lock(dir)? {
+                proven = records.len();
+            }
+            let mut shown = start;
+            for (r, _, end) in &records[..proven] {
+                shown = *end;
+                let Some(r) = r.filter(|r| r.execution_id() == self.args.execution.as_bytes())
+                else {
+                    continue;
+                };
+                for (i, payload) in r.events().enumerate() {
+                    // A sequence past u64::MAX is not a real event (a crafted record).
+                    let Some(seq) = r.first_seq().checked_add(i as u64) else {
+                        break;
+                    };
+                    if seq <= self.last_seq {
                         continue;
                     }
-                    *last_seq = seq;
+                    self.last_seq = seq;
                     if printing {
-                        print_event(seq, r.timestamp_unix_nanos(), r.encoding(), p, args.json);
+                        let line = event_line(
+                            seq,
+                            r.timestamp_unix_nanos(),
+                            r.encoding(),
+                            payload,
+                            self.args.json,
+                        );
+                        println!("{line}");
                         printed += 1;
                     }
                 }
             }
-            at += r.len();
+            cursor.offset += shown as u64;
         }
-        cursor.offset += at as u64;
+        Ok(printed)
     }
-    Ok(printed)
+}
+
+/// The bytes of `cursor`'s segment from its offset to the end of written data, reading the
+/// header first if it has not been read; `None` when the file is gone or has no header yet.
+fn read_new_bytes(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
+    let Ok(file) = StdFs.open_read_only(&cursor.path) else {
+        return Ok(None); // removed (by compaction): nothing more to show from it
+    };
+    let end = file.written_data_end(cursor.offset)?;
+    let mut buf = vec![0u8; end.saturating_sub(cursor.offset) as usize];
+    let n = file.read_at(&mut buf, cursor.offset)?;
+    buf.truncate(n);
+    if cursor.salt.is_none() {
+        match SegmentHeader::decode(&buf) {
+            Ok(h) => cursor.salt = Some(h.record_salt()),
+            Err(_) => return Ok(None), // being created: try again next poll
+        }
+    }
+    Ok(Some(buf))
 }
 
 pub fn run(args: &TailArgs) -> Result<i32> {
-    let mut cursors = BTreeMap::new();
-    let mut last_seq = 0u64;
-    match args.from_seq {
-        Some(s) => last_seq = s,
-        // Skip what is already there.
-        None => {
-            poll(args, &mut cursors, &mut last_seq, false).context("cannot read the log")?;
-        }
+    let mut follower = Follower {
+        args,
+        cursors: BTreeMap::new(),
+        vouched_through_lsn: 0,
+        last_seq: args.from_seq.unwrap_or(0),
+    };
+    if args.from_seq.is_none() {
+        // Skip what is already there (and durable).
+        follower.poll(false).context("cannot read the log")?;
     }
+    eprintln!(
+        "seglog tail: following execution \"{}\" after seq {}; events appear once durable",
+        escape_str(&args.execution),
+        follower.last_seq
+    );
     let started = Instant::now();
     let mut printed = 0u64;
     loop {
-        printed += poll(args, &mut cursors, &mut last_seq, true)?;
+        printed += follower.poll(true)?;
         use std::io::Write;
         std::io::stdout().flush()?;
         if args.max_events.is_some_and(|m| printed >= m)

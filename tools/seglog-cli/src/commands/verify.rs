@@ -1,7 +1,7 @@
 //! `seglog verify`: check every record and checkpoint; exit 0 clean, 1 torn tail, 2 corruption.
 
 use crate::logdir::{checkpoint_state, read_segment, segment_paths, CheckpointState, Health};
-use crate::output::{progress, Paint};
+use crate::output::{escape_path, progress, Paint};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -27,7 +27,7 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         prev_lsn = prev_lsn.max(seg.analysis.last_lsn);
         let file = p
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| escape_path(std::path::Path::new(n)))
             .unwrap_or_default();
         let health = seg.health();
         worst = worst.max(health);

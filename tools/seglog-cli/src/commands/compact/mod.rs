@@ -1,8 +1,12 @@
 //! `seglog compact`: retention and erasure on a log no other process has open.
 //!
-//! Prints what the plan would reclaim before changing anything; with `--dry-run`, stops
-//! there. Unlike the read-only commands it takes the log's lock, so it refuses to run while
-//! another process has the log open.
+//! Prints what the plan would reclaim before changing anything. Unlike the read-only
+//! commands it takes the log's lock, so it refuses to run while another process has the log
+//! open. `--dry-run` is a read-only command: it never opens the log (which would write to
+//! it) but works the estimate out from the files ([`estimate`]), so it changes no byte of the
+//! directory and also works on a log in use.
+
+mod estimate;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -30,16 +34,16 @@ pub struct CompactArgs {
     /// Drop executions whose last event is older than this.
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub older_than: Option<Duration>,
-    /// Drop Enact executions that completed, failed or were cancelled longer ago than this.
+    /// Drop finished Enact executions older than this (by last event).
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub finished_before: Option<Duration>,
-    /// Also merge runs of small sealed segments (under a quarter of the segment size).
+    /// Also merge runs of small sealed segments (< segment size / 4).
     #[arg(long)]
     pub merge_small: bool,
     /// Largest segment to write, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = seglog_segment::format::DEFAULT_SEGMENT_SIZE)]
     pub segment_size: u64,
-    /// Print what would be reclaimed and change nothing.
+    /// Only estimate what would go (read-only: no lock, no writes).
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -102,6 +106,9 @@ fn open(args: &CompactArgs) -> Result<Log> {
     }
     let options = Options {
         segment_size_bytes: args.segment_size,
+        // Compaction appends nothing: no reason to reserve `--segment-size` bytes for the
+        // active segment, which the log may have been written with a smaller size.
+        preallocate: false,
         ..Options::default()
     };
     match Log::open_blocking(&args.dir, options) {
@@ -123,6 +130,12 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         eprintln!("seglog compact: nothing to do; give --drop-tenant, --drop-execution, --older-than, --finished-before or --merge-small");
         return Ok(64);
     }
+    if args.dry_run {
+        let log = estimate::ReadOnlyLog::scan(&args.dir, args.finished_before.is_some())?;
+        let plan = make_plan(args, &log.view);
+        println!("{}", describe(&log.estimate(&plan)?, "would reclaim:"));
+        return Ok(0);
+    }
     let log = open(args)?;
     let view = log.compaction_view(args.finished_before.is_some())?;
     let plan = make_plan(args, &view);
@@ -135,7 +148,7 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         &mut |_, _| {},
     )?;
     println!("{}", describe(&estimate, "would reclaim:"));
-    if args.dry_run || plan.is_empty() {
+    if plan.is_empty() {
         log.close()?;
         return Ok(0);
     }

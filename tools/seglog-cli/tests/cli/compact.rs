@@ -1,0 +1,308 @@
+//! `seglog compact`: dry runs, erasure, and refusing a log in use.
+
+use super::*;
+use seglog::{Log, Options};
+
+fn files_containing(dir: &Path, needle: &[u8]) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let bytes = std::fs::read(e.as_ref().unwrap().path()).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+        .count()
+}
+
+/// Cuts the last record of the last segment short: a torn tail, as a crash leaves it.
+fn tear_tail(last_segment: &Path) {
+    let bytes = std::fs::read(last_segment).unwrap();
+    let end = seglog_segment::inspect::analyze_segment(&bytes, 0).data_end as usize;
+    std::fs::write(last_segment, &bytes[..end - 7]).unwrap();
+}
+
+#[test]
+fn compact_dry_run_changes_no_byte_of_the_directory() {
+    // A log of 4 KiB segments (the CLI's default segment size is 128 MiB), several of them.
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    let d = tmp.path().to_str().unwrap();
+    let dry_run = |args: &[&str]| {
+        let before = snapshot(tmp.path());
+        let o = seglog(&[&["compact", d][..], args, &["--dry-run"]].concat());
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", err(&o));
+        assert_same_files(&before, &snapshot(tmp.path()));
+        text(&o)
+    };
+    // tenant-1 is exec-1: 40 events.
+    let out = dry_run(&["--drop-tenant", "tenant-1"]);
+    assert!(
+        out.contains("would reclaim: 1 executions, 40 events"),
+        "{out}"
+    );
+    dry_run(&[
+        "--merge-small",
+        "--older-than",
+        "1s",
+        "--finished-before",
+        "1s",
+    ]);
+
+    // With a torn tail (which opening the log would cut), and without a LOCK file (which
+    // opening would create).
+    tear_tail(segs.last().unwrap());
+    std::fs::remove_file(tmp.path().join("LOCK")).unwrap();
+    let out = dry_run(&["--drop-tenant", "tenant-0", "--merge-small"]);
+    assert!(
+        out.contains("would reclaim: 2 executions, 80 events"),
+        "the torn record is not counted: {out}"
+    );
+    let o = seglog(&["verify", d]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the torn tail is still there: {}",
+        text(&o)
+    );
+}
+
+#[test]
+fn compact_dry_run_reads_a_log_in_use_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_log(tmp.path());
+    let holder = Log::open_blocking(tmp.path(), Options::default()).unwrap();
+    let before = snapshot(tmp.path());
+    let d = tmp.path().to_str().unwrap();
+    let o = seglog(&["compact", d, "--drop-execution", "exec-2", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        text(&o).contains("would reclaim: 1 executions, 40 events"),
+        "{}",
+        text(&o)
+    );
+    assert_same_files(&before, &snapshot(tmp.path()));
+    holder.close().unwrap();
+}
+
+/// A log of Enact agent runs (some finished), in 4 KiB segments, with a torn tail.
+fn agent_runs_log(dir: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use enact_core::kernel::persistence::{EventStore, StorageBackend};
+        use enact_core::kernel::{ExecutionId, TenantId};
+        let opts = Options {
+            segment_size_bytes: 4096,
+            checkpoints: seglog::CheckpointMode::Inline,
+            ..Options::default()
+        };
+        let store = seglog_eventstore::SeglogEventStore::open_with(dir, opts)
+            .await
+            .unwrap();
+        for run in 0..12u64 {
+            let exec = ExecutionId::from_string(format!("run-{run}"));
+            let tenant = TenantId::from_string(format!("tenant-{}", run % 3));
+            let events = seglog_eventstore::sample::agent_run(run);
+            // Every third run is still going: its last events are not written yet.
+            let keep = if run % 3 == 2 {
+                events.len() / 2
+            } else {
+                events.len()
+            };
+            for event in events.into_iter().take(keep) {
+                store.append(&exec, &tenant, event).await.unwrap();
+            }
+        }
+        let last = store.log().segments().last().unwrap().path.clone();
+        store.shutdown().await.unwrap();
+        tear_tail(&last);
+    });
+}
+
+/// `size` of the command's output.
+fn size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit < 3 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", ["B", "KiB", "MiB", "GiB"][unit])
+}
+
+/// The plan the library makes from a view.
+type PlanOf = fn(&seglog::compaction::IndexView) -> seglog::compaction::Plan;
+
+#[test]
+fn compact_dry_run_estimates_what_the_library_would_reclaim() {
+    use seglog::compaction::policy;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    agent_runs_log(&dir);
+    let cases: [(&[&str], PlanOf); 4] =
+        [
+            (&["--drop-tenant", "tenant-1"], |v| {
+                policy::drop_tenant(v, "tenant-1")
+            }),
+            (
+                &[
+                    "--drop-execution",
+                    "run-4",
+                    "--drop-execution",
+                    "run-11",
+                    "--merge-small",
+                ],
+                |v| {
+                    policy::drop_executions(v, ["run-4", "run-11"])
+                        .and(policy::merge_small_segments(v, 16384 / 4, 16384))
+                },
+            ),
+            (&["--finished-before", "0s"], |v| {
+                seglog_eventstore::retention::finished_before(v, std::time::Duration::ZERO)
+            }),
+            (&["--older-than", "1h"], |v| {
+                policy::drop_older_than(v, std::time::Duration::from_secs(3600))
+            }),
+        ];
+    for (args, plan) in cases {
+        let d = dir.to_str().unwrap();
+        let o = seglog(
+            &[
+                &["compact", d, "--segment-size", "16384"][..],
+                args,
+                &["--dry-run"],
+            ]
+            .concat(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", err(&o));
+        // The library's own dry run, on a copy (opening the log writes to it).
+        let copy = tmp.path().join("copy");
+        let _ = std::fs::remove_dir_all(&copy);
+        std::fs::create_dir(&copy).unwrap();
+        for (name, bytes) in snapshot(&dir) {
+            std::fs::write(copy.join(name), bytes).unwrap();
+        }
+        let log = Log::open_blocking(
+            &copy,
+            Options {
+                segment_size_bytes: 4096,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let view = log.compaction_view(true).unwrap();
+        let plan = plan(&view);
+        let r = log
+            .compact_blocking(
+                &plan,
+                seglog::CompactOptions {
+                    dry_run: true,
+                    target_segment_bytes: Some(16384),
+                },
+                &mut |_, _| {},
+            )
+            .unwrap();
+        log.close().unwrap();
+        let expected = format!(
+            "would reclaim: {} executions, {} events, {} (segments: {} read, {} written)",
+            r.executions_dropped,
+            r.events_dropped,
+            size(r.bytes_reclaimed),
+            r.rewrite.input_segments,
+            r.rewrite.output_segments,
+        );
+        assert_eq!(text(&o).trim_end(), expected, "{args:?}");
+        assert!(
+            r.executions_dropped > 0 || args.contains(&"--older-than"),
+            "{args:?}: a case that drops nothing"
+        );
+    }
+}
+
+#[test]
+fn compact_erases_a_tenant_from_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path());
+    let d = dir.path().to_str().unwrap();
+    assert!(files_containing(dir.path(), b"exec-1") > 0);
+    let o = seglog(&[
+        "compact",
+        d,
+        "--drop-tenant",
+        "tenant-1",
+        "--merge-small",
+        "--segment-size",
+        "65536",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        text(&o).contains("reclaimed: 1 executions, 40 events"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(files_containing(dir.path(), b"exec-1"), 0);
+    let o = seglog(&["verify", d]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o), err(&o));
+    let o = seglog(&["events", d, "exec-0"]);
+    assert_eq!(text(&o).matches("execution_paused").count(), 40);
+    let o = seglog(&["events", d, "exec-1"]);
+    assert_eq!(
+        text(&o).matches("execution_paused").count(),
+        0,
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn compact_refuses_a_log_another_process_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let holder = Log::open_blocking(dir.path(), Options::default()).unwrap();
+    let o = seglog(&["compact", d, "--older-than", "1s"]);
+    assert_clean_failure(&o, 3);
+    assert!(err(&o).contains("open in another process"), "{}", err(&o));
+    holder.close().unwrap();
+}
+
+#[test]
+fn compact_without_a_policy_or_with_a_bad_age_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path());
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(seglog(&["compact", d]).status.code(), Some(64));
+    assert_eq!(
+        seglog(&["compact", d, "--older-than", "soon"])
+            .status
+            .code(),
+        Some(64)
+    );
+}
+
+#[test]
+fn compact_never_preallocates_the_active_segment_to_its_segment_size() {
+    // Compaction appends nothing, so it has no reason to reserve its --segment-size (128 MiB
+    // by default) for a log written with 4 KiB segments: neither the active segment it finds
+    // nor the one it rolls to (exec-1 has records in the active segment).
+    let tmp = tempfile::tempdir().unwrap();
+    make_log(tmp.path());
+    let d = tmp.path().to_str().unwrap();
+    let o = seglog(&["compact", d, "--drop-execution", "exec-1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let files = snapshot(tmp.path());
+    let (name, active) = files
+        .iter()
+        .rfind(|(n, _)| n.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    assert!(
+        active.len() <= 4096,
+        "{} is {} bytes",
+        name.display(),
+        active.len()
+    );
+}

@@ -1,0 +1,203 @@
+//! `seglog tail` following a log another handle appends to: new events in order, and only
+//! once something proves them durable.
+
+use super::*;
+use seglog::{Log, Options};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// A running `seglog tail`, its output read line by line as it comes.
+struct Tail {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// How long a test waits for output it expects before it fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+impl Tail {
+    fn spawn(args: &[&str]) -> Tail {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_seglog"))
+            .arg("tail")
+            .args(args)
+            .args(["--poll-ms", "10", "--timeout-secs", "30"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Tail {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits until tail says it is following (the events already there are skipped).
+    fn wait_until_following(&self) {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains("following") => return,
+                Ok(_) => {}
+                Err(e) => panic!("tail never said it was following: {e}"),
+            }
+        }
+    }
+
+    /// The seq of each of the next `n` JSON lines on stdout.
+    fn next_seqs(&self, n: usize) -> Vec<u64> {
+        let until = Instant::now() + DEADLINE;
+        (0..n)
+            .map(|i| {
+                let left = until.saturating_duration_since(Instant::now());
+                let line = self
+                    .stdout
+                    .recv_timeout(left)
+                    .unwrap_or_else(|e| panic!("event {i} of {n} never came: {e}"));
+                serde_json::from_str::<serde_json::Value>(&line).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The seqs `seglog tail --json` prints for `args` before it stops.
+fn tail_seqs(args: &[&str]) -> Vec<u64> {
+    let o = seglog(&[&["tail"][..], args, &["--json", "--poll-ms", "10"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    text(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn tail_follows_appends_from_another_process_handle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let log = Log::open_blocking(tmp.path(), Options::default()).unwrap();
+    log.append_encoded_blocking("e", "t", None, 0, &[b"before"])
+        .unwrap();
+    log.append_encoded_blocking("other", "t", None, 0, &[b"vouches for it"])
+        .unwrap();
+    let tail = Tail::spawn(&[dir, "e", "--max-events", "5", "--json"]);
+    tail.wait_until_following();
+    for i in 0..5 {
+        log.append_encoded_blocking("e", "t", None, 0, &[format!("live {i}").as_bytes()])
+            .unwrap();
+        // The next commit round's record proves the one before it durable.
+        log.append_encoded_blocking("other", "t", None, 0, &[b"noise"])
+            .unwrap();
+    }
+    assert_eq!(
+        tail.next_seqs(5),
+        vec![2, 3, 4, 5, 6],
+        "only the new events, in order"
+    );
+    log.close().unwrap();
+}
+
+#[test]
+fn tail_holds_back_a_record_no_later_record_vouches_for_while_the_log_is_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let log = Log::open_blocking(tmp.path(), Options::default()).unwrap();
+    // Appended one after another, each record carries the LSN of the one before it as
+    // durable: the last one has nothing after it that says it was synced.
+    for i in 1..=3 {
+        log.append_encoded_blocking("e", "t", None, 0, &[format!("event {i}").as_bytes()])
+            .unwrap();
+    }
+    let seqs = tail_seqs(&[dir, "e", "--from-seq", "0", "--timeout-secs", "1"]);
+    assert_eq!(seqs, vec![1, 2], "event 3 is not proven durable yet");
+
+    // A tail that is already following shows it as soon as a later commit vouches for it.
+    let tail = Tail::spawn(&[dir, "e", "--from-seq", "0", "--json"]);
+    assert_eq!(tail.next_seqs(2), vec![1, 2]);
+    log.append_encoded_blocking("other", "t", None, 0, &[b"next round"])
+        .unwrap();
+    assert_eq!(tail.next_seqs(1), vec![3]);
+
+    // Once the writer has closed the log, its last record is final too.
+    log.close().unwrap();
+    let seqs = tail_seqs(&[
+        dir,
+        "other",
+        "--from-seq",
+        "0",
+        "--max-events",
+        "1",
+        "--timeout-secs",
+        "20",
+    ]);
+    assert_eq!(seqs, vec![1]);
+}
+
+#[test]
+fn tail_shows_every_record_of_a_segment_a_later_segment_follows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let log = Log::open_blocking(tmp.path(), Options::default()).unwrap();
+    for i in 1..=3 {
+        log.append_encoded_blocking("e", "t", None, 0, &[format!("event {i}").as_bytes()])
+            .unwrap();
+    }
+    // The writer creates the next segment only after sealing (and syncing) this one. Its
+    // header alone, as right after a roll, proves every record before it durable.
+    let header = seglog_segment::format::SegmentHeader {
+        segment_number: 2,
+        first_lsn: 4,
+        created_unix_nanos: 0,
+        salt: 7,
+    };
+    std::fs::write(
+        tmp.path()
+            .join(seglog_segment::format::segment_file_name(4)),
+        header.encode(),
+    )
+    .unwrap();
+    let seqs = tail_seqs(&[
+        dir,
+        "e",
+        "--from-seq",
+        "0",
+        "--max-events",
+        "3",
+        "--timeout-secs",
+        "20",
+    ]);
+    assert_eq!(seqs, vec![1, 2, 3]);
+    log.close().unwrap();
+}
