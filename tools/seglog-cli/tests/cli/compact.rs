@@ -13,10 +13,13 @@ fn files_containing(dir: &Path, needle: &[u8]) -> usize {
         .count()
 }
 
-/// Cuts the last record of the last segment short: a torn tail, as a crash leaves it.
+/// Cuts the last record of the last segment short (and the commit marker a clean close put
+/// after it): a torn tail, as a crash leaves it.
 fn tear_tail(last_segment: &Path) {
     let bytes = std::fs::read(last_segment).unwrap();
-    let end = seglog_segment::inspect::analyze_segment(&bytes, 0).data_end as usize;
+    let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
+    let last = *analysis.record_offsets.last().unwrap();
+    let end = last as usize + analysis.record(&bytes, last).unwrap().len();
     std::fs::write(last_segment, &bytes[..end - 7]).unwrap();
 }
 
