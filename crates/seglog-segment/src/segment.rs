@@ -145,8 +145,10 @@ impl<F: FileSystem> SegmentEntry<F> {
         Ok(view.slice(..end.min(view.len())))
     }
 
-    /// Reads and checks the record at `offset`.
-    pub fn read_record(&self, offset: u64, max_record_size: u64) -> Result<Record> {
+    /// Reads and checks the record at `offset`. A record may be as long as the segment's
+    /// durable data after it: readers do not apply the writer's `max_record_size`, which may
+    /// have been larger when the record was written (docs/format.md §3.1).
+    pub fn read_record(&self, offset: u64) -> Result<Record> {
         let end = self.data_end();
         let position = RecordPosition {
             segment: self.number(),
@@ -173,8 +175,8 @@ impl<F: FileSystem> SegmentEntry<F> {
                 .read_exact_at(&mut len_buf, offset + REC_LEN_OFFSET as u64)
                 .map_err(|e| Error::io("read", &self.path, e))?;
             let len = u64::from(u32::from_le_bytes(len_buf));
-            // The length field is untrusted: bound it before allocating.
-            if len == 0 || len > max_record_size || offset + len > end {
+            // The length field is untrusted: bound it (by the durable data) before allocating.
+            if len == 0 || offset + len > end {
                 return Err(self.corrupt(offset, format!("impossible record length {len}")));
             }
             let mut buf = vec![0u8; len as usize];
@@ -183,7 +185,7 @@ impl<F: FileSystem> SegmentEntry<F> {
                 .map_err(|e| Error::io("read", &self.path, e))?;
             Bytes::from(buf)
         };
-        match decode_record(&bytes, self.header.record_salt(), 0, max_record_size.max(1)) {
+        match decode_record(&bytes, self.header.record_salt(), 0, end - offset) {
             RecordScan::Record(r) => {
                 let len = r.len();
                 Ok(Record {

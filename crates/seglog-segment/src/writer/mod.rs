@@ -274,10 +274,7 @@ impl<F: FileSystem> SegmentLog<F> {
     pub fn read(&self, position: RecordPosition) -> Result<Record> {
         self.check_open()?;
         let entry = self.segment_entry(position)?;
-        entry.read_record(
-            position.offset,
-            u64::from(self.inner.opts.max_record_size_bytes),
-        )
+        entry.read_record(position.offset)
     }
 
     /// Every durable record of segment `segment` from `offset`, in order.
