@@ -87,18 +87,20 @@ impl<F: FileSystem> SeglogEventStore<F> {
         Ok(first)
     }
 
+    /// The events of `execution_id` from `from_seq`, labelled with the tenant their own
+    /// records carry (never one read separately: the execution may have been erased and
+    /// created again under another tenant in between).
     fn stored(
         &self,
         execution_id: &ExecutionId,
-        events: Vec<seglog::Event>,
+        from_seq: u64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        if events.is_empty() {
+        let (events, tenant) =
+            self.log
+                .read_range_with_tenant(execution_id.as_str(), from_seq, usize::MAX)?;
+        let Some(tenant) = tenant else {
             return Ok(Vec::new());
-        }
-        let tenant = self
-            .log
-            .tenant_of(execution_id.as_str())?
-            .with_context(|| format!("execution {execution_id} has events but no tenant"))?;
+        };
         let tenant_id = TenantId::from_string(tenant);
         events
             .into_iter()
@@ -171,8 +173,7 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
     }
 
     async fn load_events(&self, execution_id: &ExecutionId) -> anyhow::Result<Vec<StoredEvent>> {
-        let events = self.log.read(execution_id.as_str())?;
-        self.stored(execution_id, events)
+        self.stored(execution_id, 1)
     }
 
     async fn load_events_after(
@@ -180,8 +181,7 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
         execution_id: &ExecutionId,
         after_seq: u64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        let events = self.log.read_after(execution_id.as_str(), after_seq)?;
-        self.stored(execution_id, events)
+        self.stored(execution_id, after_seq.saturating_add(1))
     }
 
     async fn get_latest_sequence(&self, execution_id: &ExecutionId) -> anyhow::Result<Option<u64>> {

@@ -127,3 +127,30 @@ fn the_look_ahead_finds_a_real_proof_and_random_bytes_prove_nothing() {
     bytes[at..at + real.len()].copy_from_slice(&real);
     assert_eq!(later_durable_record(&bytes, 0, 7, 1000), Some((at, 1002)));
 }
+
+#[test]
+fn a_checksum_valid_record_at_the_end_of_the_lsn_space_is_refused_without_overflow() {
+    use seglog_segment::format::SegmentHeader;
+    for lsn in [u64::MAX, u64::MAX - 1, 1 << 62] {
+        let fs = SimFs::new();
+        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+        let kept = log.append(&batch(&[b"kept"])).unwrap();
+        let info = log.segments()[0].clone();
+        drop(log); // no close: no commit marker after the record
+        let mut bytes = fs.read_file(&info.path).unwrap();
+        let salt = SegmentHeader::decode(&bytes).unwrap().record_salt();
+        let evil = EncodedRecord::new(&batch(&[b"end of time"]), u32::MAX)
+            .unwrap()
+            .seal(salt, lsn, kept.lsn);
+        let end = info.data_end as usize;
+        bytes[end..end + evil.len()].copy_from_slice(&evil);
+        fs.replace_file(&info.path, bytes).unwrap();
+        let (log, report) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ())
+            .unwrap_or_else(|e| panic!("LSN {lsn}: {e}"));
+        assert_eq!(
+            report.last_lsn, kept.lsn,
+            "LSN {lsn} was taken for a record"
+        );
+        assert_eq!(log.append(&batch(&[b"next"])).unwrap().lsn, kept.lsn + 1);
+    }
+}

@@ -50,6 +50,9 @@ impl<F: FileSystem> Drop for AbandonGuard<'_, F> {
                 last_seq: s.last_seq,
             });
             self.log.shared.has_abandoned.store(true, Ordering::Release);
+            // Subscribers waiting for new events look again: from now on they also follow
+            // the durable watermark, so that this append wakes them when it is durable.
+            self.log.shared.visible_tx.send_modify(|v| *v += 1);
         }
     }
 }

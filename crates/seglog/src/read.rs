@@ -35,8 +35,14 @@ impl<F: FileSystem> Log<F> {
         Ok(self.shared.index.read().events(execution, from_seq, limit))
     }
 
-    fn load(&self, execution: &str, locations: &[EventLocation]) -> Result<Vec<Event>> {
+    /// The events at `locations`, and the tenant their records carry.
+    fn load(
+        &self,
+        execution: &str,
+        locations: &[EventLocation],
+    ) -> Result<(Vec<Event>, Option<String>)> {
         let mut out = Vec::with_capacity(locations.len());
+        let mut tenant = None;
         let mut current: Option<Record> = None;
         for loc in locations {
             let position = loc.location.position();
@@ -52,6 +58,12 @@ impl<F: FileSystem> Log<F> {
                     position.segment, position.offset, loc.seq
                 )));
             }
+            if tenant.is_none() {
+                let id = std::str::from_utf8(view.tenant_id()).map_err(|_| {
+                    Error::Corruption(format!("tenant id of execution {execution:?} is not UTF-8"))
+                })?;
+                tenant = Some(id.to_owned());
+            }
             let payload = record.event(loc.index_in_record).ok_or_else(|| {
                 Error::Corruption(format!("event {} missing from its record", loc.seq))
             })?;
@@ -63,7 +75,7 @@ impl<F: FileSystem> Log<F> {
             });
             current = Some(record);
         }
-        Ok(out)
+        Ok((out, tenant))
     }
 
     /// Every event of `execution`, in order. Unknown execution: empty.
@@ -87,6 +99,23 @@ impl<F: FileSystem> Log<F> {
     /// # Errors
     /// As [`Self::read`].
     pub fn read_range(&self, execution: &str, from_seq: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read_range_with_tenant(execution, from_seq, limit)
+            .map(|(events, _)| events)
+    }
+
+    /// As [`Self::read_range`], with the tenant the events were written under, taken from the
+    /// same records (`None` when there are no events). Unlike a separate [`Self::tenant_of`],
+    /// this cannot pair the events with the tenant of another incarnation of the execution
+    /// (erased and created again in between).
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub fn read_range_with_tenant(
+        &self,
+        execution: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<String>)> {
         loop {
             let epoch = self.shared.layout_epoch.load(Ordering::Acquire);
             let locations = self.locations(execution, from_seq, limit)?;

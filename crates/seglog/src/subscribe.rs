@@ -6,6 +6,7 @@ use crate::{Error, Result};
 use futures_core::Stream;
 use seglog_segment::io::FileSystem;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 /// How many events one catch-up read fetches.
@@ -17,6 +18,9 @@ struct Cursor<F: FileSystem> {
     last_seq: u64,
     buffered: VecDeque<Event>,
     visible: watch::Receiver<u64>,
+    /// The segment layer's durable watermark: followed while cancelled appends wait to be
+    /// published, since nothing else would wake us when they become durable.
+    durable: watch::Receiver<u64>,
     done: bool,
 }
 
@@ -35,6 +39,7 @@ impl<F: FileSystem> Log<F> {
             last_seq: after_seq,
             buffered: VecDeque::new(),
             visible: self.shared.visible_tx.subscribe(),
+            durable: self.shared.segments.durable_watch(),
             done: false,
         };
         futures_util::stream::unfold(cursor, |mut c| async move {
@@ -49,13 +54,22 @@ impl<F: FileSystem> Log<F> {
                 // Mark the current version seen *before* reading, so a publish that lands
                 // after the read wakes the wait below.
                 c.visible.borrow_and_update();
+                c.durable.borrow_and_update();
                 match c
                     .log
-                    .read_range(&c.execution, c.last_seq + 1, CATCH_UP_BATCH)
+                    .read_range(&c.execution, c.last_seq.saturating_add(1), CATCH_UP_BATCH)
                 {
                     Ok(events) if !events.is_empty() => c.buffered.extend(events),
                     Ok(_) => {
-                        if c.visible.changed().await.is_err() || c.log.is_closed() {
+                        let changed = if c.log.shared.has_abandoned.load(Ordering::Acquire) {
+                            tokio::select! {
+                                r = c.visible.changed() => r,
+                                r = c.durable.changed() => r,
+                            }
+                        } else {
+                            c.visible.changed().await
+                        };
+                        if changed.is_err() || c.log.is_closed() {
                             return None;
                         }
                     }

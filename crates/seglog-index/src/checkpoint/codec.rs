@@ -126,12 +126,17 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         return Err("string count too large".into());
     }
     let mut strings = Vec::with_capacity(string_count);
+    let mut seen = std::collections::HashSet::with_capacity(string_count);
     let mut at = 0usize;
     for _ in 0..string_count {
         let len = usize::from(*body.get(at).ok_or("string table truncated")?);
         let s = body
             .get(at + 1..at + 1 + len)
             .ok_or("string table truncated")?;
+        // Each id once: two entries of one id would make two executions of it.
+        if !seen.insert(s) {
+            return Err("string table holds an id twice".into());
+        }
         strings.push(String::from_utf8(s.to_vec()).map_err(|_| "id is not UTF-8")?);
         at += 1 + len;
     }
@@ -166,4 +171,46 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         records.push(r);
     }
     Ok(DecodedCheckpoint { strings, records })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_naming_an_id_twice_is_refused() {
+        let segment = SegmentInfo {
+            number: 3,
+            first_lsn: 10,
+            last_lsn: 11,
+            path: std::path::PathBuf::from("00000000000000000010.seg"),
+            data_end: 4096,
+            sealed: true,
+            created_unix_nanos: 0,
+        };
+        let record = |execution, lsn, offset| CheckpointRecord {
+            execution,
+            tenant: 1,
+            offset,
+            event_count: 1,
+            first_seq: 1,
+            lsn,
+            timestamp_unix_nanos: 0,
+        };
+        // "exec" twice: entries 0 and 2 would be two executions with one id.
+        let cp = DecodedCheckpoint {
+            strings: vec!["exec".into(), "tenant".into(), "exec".into()],
+            records: vec![record(0, 10, 64), record(2, 11, 200)],
+        };
+        assert_eq!(
+            decode(&encode(&segment, &cp), &segment).err().as_deref(),
+            Some("string table holds an id twice")
+        );
+        let unique = DecodedCheckpoint {
+            strings: vec!["exec".into(), "tenant".into()],
+            records: vec![record(0, 10, 64)],
+        };
+        assert!(decode(&encode(&segment, &unique), &segment).is_ok());
+    }
 }

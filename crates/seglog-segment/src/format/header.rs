@@ -109,7 +109,7 @@ impl SegmentHeader {
         if segment_number == 0 {
             return Err(HeaderDefect::Field("segment_number"));
         }
-        if first_lsn == 0 {
+        if first_lsn == 0 || first_lsn >= LSN_LIMIT {
             return Err(HeaderDefect::Field("first_lsn"));
         }
         let salt = if version >= SALTED_HEADER_VERSION {

@@ -86,6 +86,11 @@ pub const KIND_COMMIT: u8 = 2;
 /// Length of a commit marker.
 pub const COMMIT_MARKER_LEN: usize = RECORD_HEADER_LEN;
 
+/// LSNs are below this (2^62): a record or header claiming more is invalid, so that no
+/// arithmetic on an LSN read from a file can overflow, and the writer stops (with an error)
+/// long before it could wrap.
+pub const LSN_LIMIT: u64 = 1 << 62;
+
 /// Longest execution or tenant id, in bytes (the length is a u8 in the record header).
 pub const MAX_ID_LEN: usize = 255;
 /// Default `max_record_size`: 64 MiB.

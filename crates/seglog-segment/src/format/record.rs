@@ -249,6 +249,9 @@ fn check_common(rec: &[u8], salt: u64, min_lsn: u64) -> Option<RecordDefect> {
         return Some(RecordDefect::Checksum);
     }
     let lsn = le_u64(rec, REC_LSN_OFFSET);
+    if lsn >= LSN_LIMIT {
+        return Some(RecordDefect::Layout("lsn out of range"));
+    }
     if le_u64(rec, REC_DURABLE_THROUGH_OFFSET) >= lsn {
         return Some(RecordDefect::Layout("durable_through_lsn ≥ lsn"));
     }

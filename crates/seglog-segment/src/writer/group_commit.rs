@@ -221,6 +221,9 @@ impl<F: FileSystem> Inner<F> {
         }
         let mut st = self.commit.lock();
         st.check_usable()?;
+        if st.next_lsn >= crate::format::LSN_LIMIT - 2 {
+            return Err(Error::InvalidRecord("the log has used up its LSNs"));
+        }
         let mut creates_segment = None;
         if st.tail_offset + len > self.opts.segment_size_bytes {
             let salt =

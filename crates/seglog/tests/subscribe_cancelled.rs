@@ -1,0 +1,42 @@
+//! A subscriber is woken by an append whose caller stopped waiting for it (a cancelled async
+//! append) once that append is durable, even when nothing else reads the log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures_util::{FutureExt, StreamExt};
+use seglog::io::sim::SimFs;
+use seglog::{Log, Options};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_append_that_becomes_durable_wakes_a_subscriber() {
+    let fs = SimFs::new();
+    fs.set_sync_latency(Duration::from_millis(200));
+    let log = Log::open_with_fs(fs, "/log", Options::default()).unwrap();
+    let mut events = Box::pin(log.subscribe("exec", 0));
+    // The subscriber finds nothing and waits.
+    assert!(events.next().now_or_never().is_none());
+    // The append is submitted, its commit round starts, and its caller goes away.
+    assert!(log
+        .append("exec", "tenant", b"cancelled")
+        .now_or_never()
+        .is_none());
+    let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .expect("the subscriber was never woken")
+        .expect("the stream ended")
+        .unwrap();
+    assert_eq!((event.seq, &event.payload[..]), (1, &b"cancelled"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_after_the_last_possible_sequence_neither_panics_nor_yields() {
+    let log = Log::open_with_fs(SimFs::new(), "/log", Options::default()).unwrap();
+    log.append("exec", "tenant", b"one").await.unwrap();
+    let mut events = Box::pin(log.subscribe("exec", u64::MAX));
+    assert!(events.next().now_or_never().is_none());
+    log.close().unwrap();
+    assert!(
+        events.next().await.is_none(),
+        "the stream ends with the log"
+    );
+}
