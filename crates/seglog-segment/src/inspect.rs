@@ -150,9 +150,11 @@ pub(crate) fn first_unproven_offset(bytes: &[u8], written_end: usize) -> usize {
 ///
 /// Linear in the bytes searched: a position is checksummed only when its header already
 /// claims such a proof, and the bytes checksummed in all are bounded by
-/// [`LOOK_AHEAD_BUDGET_FACTOR`] times the bytes searched. A region that exhausts that budget
-/// (it would take payloads crafted to look like record headers) cannot be told from damage:
-/// the search then answers `Some((offset, 0))`, LSN 0 meaning "not ruled out".
+/// [`LOOK_AHEAD_BUDGET_FACTOR`] times the bytes searched. Only payloads crafted to look like
+/// record headers can exhaust that budget; the search then stops and answers `None` (logged):
+/// a tenant must not be able to make an ordinary torn tail refuse to open. What that gives up
+/// is detecting real damage to acknowledged records in the same crash — damage a tenant
+/// cannot cause.
 pub fn later_durable_record(
     bytes: &[u8],
     from: usize,
@@ -175,7 +177,11 @@ pub fn later_durable_record(
             continue;
         };
         let Some(left) = budget.checked_sub(claimed_len) else {
-            return Some((at, 0));
+            tracing::warn!(
+                offset = at,
+                "torn-tail look-ahead stopped: too many record-like headers to check"
+            );
+            return None;
         };
         budget = left;
         let proof = match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {

@@ -329,15 +329,13 @@ pub(crate) fn recover<F: FileSystem>(
                     return Err(corrupt(end, format!("{defect} in a sealed segment")));
                 }
                 RecoveryMode::TolerateTornTail => {
-                    match later_durable_record(
+                    if let Some((at, lsn)) = later_durable_record(
                         &bytes[..written_end.max(scan.end)],
                         scan.end + 1,
                         header.record_salt(),
                         scan.last_lsn,
                     ) {
-                        Some((at, 0)) => return Err(corrupt(end, format!("{defect}, and the bytes up to offset {at} are too costly to search for proof that it is only a torn tail: open with RecoveryMode::Salvage to cut here"))),
-                        Some((at, lsn)) => return Err(corrupt(end, format!("{defect}, but record LSN {lsn} at offset {at} was written after this one was durable: acknowledged data is damaged"))),
-                        None => {}
+                        return Err(corrupt(end, format!("{defect}, but record LSN {lsn} at offset {at} was written after this one was durable: acknowledged data is damaged")));
                     }
                     tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "cutting torn tail of the last segment");
                     view = None; // no map may outlive the cut

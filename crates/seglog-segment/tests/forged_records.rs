@@ -98,13 +98,10 @@ fn fake_headers(len: usize, last_good: u64) -> Vec<u8> {
 
 #[test]
 fn the_look_ahead_gives_up_on_crafted_headers_instead_of_checksumming_them_all() {
-    // 4 MiB of fake headers: checksumming each would cost ~170 GB of CRC.
+    // 4 MiB of fake headers: checksumming each would cost ~170 GB of CRC. The search must
+    // end (the test would run for hours otherwise) and prove nothing.
     let bytes = fake_headers(4 << 20, 10);
-    assert_eq!(
-        later_durable_record(&bytes, 0, 0x5eed, 10).map(|(_, lsn)| lsn),
-        Some(0),
-        "crafted headers must end the search as undecided (LSN 0), not as a proof"
-    );
+    assert_eq!(later_durable_record(&bytes, 0, 0x5eed, 10), None);
 }
 
 #[test]

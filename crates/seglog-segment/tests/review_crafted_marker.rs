@@ -1,4 +1,4 @@
-// FINDING: a segment file is untrusted input, and `analyze_segment` promises "never fails and
+// Regression test for a review finding (fixed): a segment file is untrusted input, and `analyze_segment` promises "never fails and
 // never panics" (crates/seglog-segment/src/inspect.rs), but a valid commit marker (new in
 // format v3) whose LSN is u64::MAX makes the record scan compute `last_lsn + 1`
 // (inspect.rs, `scan_records`, `RecordScan::Commit` arm: `min_lsn = last_lsn + 1`) and panic
@@ -39,7 +39,8 @@ fn analyze_segment_never_panics_on_a_commit_marker_with_the_largest_lsn() {
 #[test]
 fn open_reports_corruption_instead_of_panicking_on_a_commit_marker_with_the_largest_lsn() {
     let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", SegmentOptions::default(), &mut ()).unwrap();
+    let (log, _) =
+        SegmentLog::open(fs.clone(), "/log", SegmentOptions::default(), &mut ()).unwrap();
     log.close().unwrap();
     drop(log);
     let path = Path::new("/log").join(segment_file_name(1));
@@ -49,6 +50,8 @@ fn open_reports_corruption_instead_of_panicking_on_a_commit_marker_with_the_larg
     }));
     match outcome {
         Ok(r) => eprintln!("open returned {r:?}"),
-        Err(_) => panic!("SegmentLog::open panicked on a crafted segment (commit marker with LSN u64::MAX)"),
+        Err(_) => panic!(
+            "SegmentLog::open panicked on a crafted segment (commit marker with LSN u64::MAX)"
+        ),
     }
 }

@@ -1,4 +1,4 @@
-// FINDING: `SyncMode::Never` promises "nothing is synced until the segment is sealed or the
+// Regression test for a review finding (fixed): `SyncMode::Never` promises "nothing is synced until the segment is sealed or the
 // log is closed", and close() is documented to make everything submitted durable. But
 // `write_commit_marker` (crates/seglog-segment/src/writer/close.rs) returns early for a
 // version-1/2 active segment (`if entry.header.salt == 0 { return Ok(()) }`) *before* the
@@ -65,5 +65,10 @@ fn close_syncs_never_mode_appends_in_a_version_2_segment() {
     let after = fs.crash(CrashMode::LoseUnsynced);
     let (log, _) = SegmentLog::open(after, dir, opts, &mut ()).unwrap();
     let n = log.records().unwrap().count();
-    assert_eq!(n, 3, "close() returned Ok, yet {} of 3 appends were lost in a power cut after it", 3 - n);
+    assert_eq!(
+        n,
+        3,
+        "close() returned Ok, yet {} of 3 appends were lost in a power cut after it",
+        3 - n
+    );
 }

@@ -1,4 +1,4 @@
-// FINDING: format v3's random salt is there so that "a tenant ... [cannot make] any crash
+// Regression test for a review finding (fixed): format v3's random salt is there so that "a tenant ... [cannot make] any crash
 // make the log refuse to open" (docs/format.md §3.2). The new torn-tail look-ahead budget
 // (inspect.rs `later_durable_record` / `claims_proof`) brings that back without any
 // checksum: `claims_proof` trusts unchecked header fields, so a tenant payload made of fake
@@ -36,7 +36,12 @@ fn batch<'a>(tenant: &'a [u8], payloads: &'a [&'a [u8]]) -> EventBatch<'a, &'a [
 
 /// A payload of fake record headers that claim (without a valid checksum) to vouch for
 /// LSNs around `lsn_guess`, each claiming a length that runs to `file_len`.
-fn fake_headers(payload_len: usize, payload_offset_in_file: usize, file_len: usize, lsn_guess: u64) -> Vec<u8> {
+fn fake_headers(
+    payload_len: usize,
+    payload_offset_in_file: usize,
+    file_len: usize,
+    lsn_guess: u64,
+) -> Vec<u8> {
     let mut bytes = vec![0u8; payload_len];
     let mut at = 0;
     while at + RECORD_HEADER_LEN <= payload_len {
@@ -58,15 +63,23 @@ fn a_tenant_payload_cannot_make_an_ordinary_torn_tail_refuse_to_open() {
     let acked = log.append(&batch(b"good", &[b"acknowledged"])).unwrap();
     // The last (unsynced) window: another tenant's record, then the evil tenant's.
     let torn = log
-        .submit(log.encode(&batch(b"good", &[b"torn by the power cut"])).unwrap())
+        .submit(
+            log.encode(&batch(b"good", &[b"torn by the power cut"]))
+                .unwrap(),
+        )
         .unwrap();
     let payload_len = 16 << 10;
     // Where the payload will sit: after the carrier's header, ids and event table.
     let carrier_offset = (torn.position.offset as usize)
-        + log.encode(&batch(b"good", &[b"torn by the power cut"])).unwrap().len();
+        + log
+            .encode(&batch(b"good", &[b"torn by the power cut"]))
+            .unwrap()
+            .len();
     let payload_offset = carrier_offset + RECORD_HEADER_LEN + 4 + 4 + 4;
     let evil = fake_headers(payload_len, payload_offset, 64 << 10, acked.lsn + 1);
-    let carrier = log.submit(log.encode(&batch(b"evil", &[&evil[..]])).unwrap()).unwrap();
+    let carrier = log
+        .submit(log.encode(&batch(b"evil", &[&evil[..]])).unwrap())
+        .unwrap();
     assert_eq!(carrier.position.offset as usize, carrier_offset);
     log.wait_durable(carrier.lsn).unwrap();
     let path = log.segments()[0].path.clone();
@@ -78,7 +91,10 @@ fn a_tenant_payload_cannot_make_an_ordinary_torn_tail_refuse_to_open() {
     cut.replace_file(&path, bytes).unwrap();
 
     match SegmentLog::open(cut, "/log", opts(), &mut ()) {
-        Ok((_, report)) => assert_eq!(report.torn_tail.map(|t| t.offset), Some(torn.position.offset)),
+        Ok((_, report)) => assert_eq!(
+            report.torn_tail.map(|t| t.offset),
+            Some(torn.position.offset)
+        ),
         Err(e) => panic!("a tenant's payload made an ordinary torn tail unopenable: {e}"),
     }
 }

@@ -131,9 +131,7 @@ impl<F: FileSystem + Clone> Log<F> {
         index.shrink_to_fit();
         let infos = segments.segments();
         let checkpointer = Checkpointer::start(fs.clone(), dir.clone(), options.checkpoints);
-        if use_checkpoints {
-            seglog_index::checkpoint::remove_orphans(&fs, &dir, &infos);
-        }
+        seglog_index::checkpoint::remove_orphans(&fs, &dir, &infos, use_checkpoints);
         if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone()) {
             segments.set_seal_listener(listener);
         }
@@ -210,6 +208,9 @@ impl<F: FileSystem> Log<F> {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // A running compaction writes in the directory: it finishes first (it fails fast
+        // from here on: the log reports itself closed).
+        let _no_compaction = self.shared.compaction.lock();
         let flushed = self.shared.segments.stop_writes();
         // The checkpoint thread writes files in the directory: it finishes before the lock
         // goes, or another process could open the log while it still writes.

@@ -76,6 +76,20 @@ fn open_uses_checkpoints_and_scans_only_the_last_segment() {
     assert_eq!(r.segments_scanned, sealed + 1);
 }
 
+/// Writes `bytes` as the file at `path`, creating it again if an open removed it (an open
+/// removes checkpoints that do not describe their segment).
+fn put(fs: &SimFs, path: &std::path::Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    use seglog::io::{FileSystem, SegmentFile};
+    if fs.replace_file(path, bytes.clone()).is_ok() {
+        return Ok(());
+    }
+    let file = fs.create_new(path)?;
+    file.write_all_at(&bytes, 0)?;
+    file.sync_data()?;
+    fs.sync_dir(path.parent().unwrap_or(std::path::Path::new("/")))?;
+    Ok(())
+}
+
 #[test]
 fn deleted_truncated_or_flipped_checkpoints_give_identical_answers() {
     let (fs, expected, sealed) = build();
@@ -84,7 +98,7 @@ fn deleted_truncated_or_flipped_checkpoints_give_identical_answers() {
     let original = fs.read_file(victim).unwrap();
     // Truncated at many lengths.
     for cut in (0..original.len()).step_by(7) {
-        fs.replace_file(victim, original[..cut].to_vec()).unwrap();
+        put(&fs, victim, original[..cut].to_vec()).unwrap();
         let (d, r) = reopen(&fs, CheckpointMode::Inline);
         assert_eq!(d, expected, "cut at {cut}");
         assert_eq!(r.checkpoints_loaded, sealed - 1, "cut at {cut}");
@@ -93,7 +107,7 @@ fn deleted_truncated_or_flipped_checkpoints_give_identical_answers() {
     for byte in 0..original.len() {
         let mut b = original.clone();
         b[byte] ^= 0x04;
-        fs.replace_file(victim, b).unwrap();
+        put(&fs, victim, b).unwrap();
         let (d, r) = reopen(&fs, CheckpointMode::Inline);
         assert_eq!(d, expected, "flip in byte {byte}");
         assert_eq!(r.checkpoints_loaded, sealed - 1, "flip in byte {byte}");
@@ -102,15 +116,17 @@ fn deleted_truncated_or_flipped_checkpoints_give_identical_answers() {
         "damaged-checkpoint reopens: {}",
         original.len().div_ceil(7) + original.len()
     );
-    // Another segment's (valid) checkpoint under this name: stale, ignored.
+    // Another segment's (valid) checkpoint under this name: stale, ignored, and removed.
     let other = fs.read_file(&paths[0]).unwrap();
-    fs.replace_file(victim, other).unwrap();
+    put(&fs, victim, other).unwrap();
     let (d, r) = reopen(&fs, CheckpointMode::Inline);
     assert_eq!(d, expected);
     assert_eq!(r.checkpoints_loaded, sealed - 1);
+    assert!(
+        fs.read_file(victim).is_none(),
+        "a checkpoint naming another segment stays behind"
+    );
     // Deleted: the open rewrites it in the background, so a later open uses it again.
-    use seglog::io::FileSystem;
-    fs.remove(victim).unwrap();
     let log = Log::open_with_fs(fs.clone(), "/log", opts(CheckpointMode::Background)).unwrap();
     assert_eq!(dump(&log, &TENANTS), expected);
     assert_eq!(log.stats().recovery.checkpoints_loaded, sealed - 1);

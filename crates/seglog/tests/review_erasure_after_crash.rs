@@ -1,4 +1,4 @@
-// FINDING: erasure must reach every file ("no file in the log directory may hold [an erased
+// Regression test for a review finding (fixed): erasure must reach every file ("no file in the log directory may hold [an erased
 // tenant's] id or its executions' ids — not a segment, and not an index checkpoint",
 // crates/seglog/tests/erasure_files.rs). But the old segments' checkpoints are removed only
 // in step 6 (`checkpoint_replacement`, crates/seglog/src/compact.rs), after the commit point,
@@ -139,7 +139,6 @@ fn run(fs: &SimFs) -> bool {
         .is_ok()
 }
 
-
 fn id_files(fs: &SimFs) -> Vec<String> {
     fs.file_names(Path::new("/log"))
         .into_iter()
@@ -160,7 +159,10 @@ fn a_power_cut_after_the_commit_point_leaves_no_erased_id_in_any_file() {
             fs.power_off_after(n);
             let _ = run(&fs);
             let crashed = fs.crash(mode);
-            let what = format!("cut after op {n} ({} into compaction), {mode:?}", n - setup_ops);
+            let what = format!(
+                "cut after op {n} ({} into compaction), {mode:?}",
+                n - setup_ops
+            );
             let got = open_dump(&crashed, &what);
             if got == after {
                 let files = id_files(&crashed);
@@ -170,5 +172,9 @@ fn a_power_cut_after_the_commit_point_leaves_no_erased_id_in_any_file() {
             }
         }
     }
-    assert!(leaks.is_empty(), "the erasure committed and recovery finished it, yet:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "the erasure committed and recovery finished it, yet:\n{}",
+        leaks.join("\n")
+    );
 }

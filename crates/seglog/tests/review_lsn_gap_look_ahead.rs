@@ -1,4 +1,4 @@
-// FINDING: the torn-tail look-ahead's new LSN bound (`later_durable_record`,
+// Regression test for a review finding (fixed): the torn-tail look-ahead's new LSN bound (`later_durable_record`,
 // crates/seglog-segment/src/inspect.rs: `lsn_limit = last_good + searched/48 + 2`) assumes
 // LSNs in the last segment are dense ("LSNs skip only in compacted, sealed segments"). But a
 // compacted segment becomes the active one after `RecoveryMode::Salvage` (docs/format.md §4:
@@ -42,8 +42,12 @@ fn damage_before_an_erasure_gap_in_a_salvaged_compacted_segment_is_not_a_torn_ta
     }
     // An execution that will be erased: hundreds of LSNs that compaction drops.
     for i in 0..400 {
-        log.append_blocking("gone", "t", format!("gone {i} {}", "g".repeat(60)).as_bytes())
-            .unwrap();
+        log.append_blocking(
+            "gone",
+            "t",
+            format!("gone {i} {}", "g".repeat(60)).as_bytes(),
+        )
+        .unwrap();
     }
     for i in 5..10 {
         log.append_blocking("keep", "t", format!("keep {i}").as_bytes())
@@ -69,7 +73,13 @@ fn damage_before_an_erasure_gap_in_a_salvaged_compacted_segment_is_not_a_torn_ta
     // active segment.
     flip(&compacted.path, Some(0), 0);
     let log = Log::open_blocking(dir.path(), opts(RecoveryMode::Salvage)).unwrap();
-    assert_eq!(log.segments().len(), 1, "salvage kept the compacted segment only");
+    // The compacted segment stays sealed: appends go to a new segment (whose LSNs are
+    // dense), so no torn-tail rule ever applies to a segment with erasure gaps.
+    assert!(
+        log.segments()[0].sealed,
+        "salvage made the cut segment active"
+    );
+    assert_eq!(log.segments()[0].first_lsn, compacted.first_lsn);
     assert_eq!(log.read("keep").unwrap().len(), 9);
     log.close().unwrap();
 

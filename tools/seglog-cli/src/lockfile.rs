@@ -36,29 +36,3 @@ pub fn lock_exclusive(dir: &Path) -> Result<HeldLock> {
         }
     }
 }
-
-/// Whether a writer has the log in `dir` open: a non-blocking *shared* lock on `LOCK` fails
-/// exactly while a writer holds its exclusive one. Nothing is created or written.
-///
-/// When no writer holds it, the shared lock is taken and dropped at once; a writer opening
-/// the log in that instant (microseconds) would find it locked. `seglog tail` calls this only
-/// when records wait for a proof that they are durable, so at most once after a writer
-/// closes the log. A missing `LOCK` means no writer has it open.
-///
-/// # Errors
-/// I/O errors other than a missing `LOCK`, and file systems without `flock`.
-pub fn writer_holds_lock(dir: &Path) -> Result<bool> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-    };
-    match file.try_lock_shared() {
-        Ok(()) => Ok(false), // released when `file` is dropped, now
-        Err(TryLockError::WouldBlock) => Ok(true),
-        Err(TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot tell whether {} is held", path.display()))
-        }
-    }
-}

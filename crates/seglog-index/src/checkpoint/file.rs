@@ -7,7 +7,7 @@ use seglog_segment::format::{
 };
 use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::SegmentInfo;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
@@ -164,10 +164,15 @@ pub fn load<F: FileSystem>(fs: &F, dir: &Path, segment: &SegmentInfo) -> Option<
     }
 }
 
-/// Removes temp files and checkpoints whose segment is gone. Best effort: failures are
-/// logged, never fatal (a stray checkpoint is ignored anyway).
-pub fn remove_orphans<F: FileSystem>(fs: &F, dir: &Path, segments: &[SegmentInfo]) {
-    let live: BTreeSet<u64> = segments.iter().map(|s| s.first_lsn).collect();
+/// Removes what no open may trust: temporary checkpoint files, checkpoints of segments that
+/// are gone, and checkpoints that do not describe their segment as it is now (a segment
+/// replaced by compaction, or cut by salvage, and the process stopped before its old
+/// checkpoint went: such a file may still hold the ids of erased executions). With `keep`
+/// false (checkpoints off), every checkpoint goes: nothing keeps them current. Best effort:
+/// failures are logged.
+pub fn remove_orphans<F: FileSystem>(fs: &F, dir: &Path, segments: &[SegmentInfo], keep: bool) {
+    let live: std::collections::BTreeMap<u64, &SegmentInfo> =
+        segments.iter().map(|s| (s.first_lsn, s)).collect();
     let Ok(names) = fs.list(dir) else { return };
     let mut removed = false;
     for name in names {
@@ -178,7 +183,10 @@ pub fn remove_orphans<F: FileSystem>(fs: &F, dir: &Path, segments: &[SegmentInfo
                 "{stem}{}",
                 seglog_segment::format::SEGMENT_SUFFIX
             )) {
-                Some(Ok(lsn)) => !live.contains(&lsn),
+                Some(Ok(lsn)) => match live.get(&lsn) {
+                    Some(segment) if keep => !describes(fs, &dir.join(&name), segment),
+                    _ => true,
+                },
                 _ => false,
             }
         } else {
@@ -192,8 +200,30 @@ pub fn remove_orphans<F: FileSystem>(fs: &F, dir: &Path, segments: &[SegmentInfo
         }
     }
     if removed {
+        // IMPORTANT: a removed checkpoint may have held erased ids: the removal is made
+        // durable.
         if let Err(e) = fs.sync_dir(dir) {
             tracing::warn!(error = %e, "cannot sync directory after removing stale checkpoints");
         }
     }
+}
+
+/// True when the checkpoint at `path` names `segment` (number, first LSN, length) and the
+/// segment is sealed; unreadable files count as describing it (left for `load` to judge).
+fn describes<F: FileSystem>(fs: &F, path: &Path, segment: &SegmentInfo) -> bool {
+    let Ok(file) = fs.open_read_only(path) else {
+        return true;
+    };
+    let mut header = [0u8; super::HEADER_LEN];
+    if file.read_exact_at(&mut header, 0).is_err() {
+        return true;
+    }
+    let field = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&header[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    segment.sealed
+        && (field(16), field(24), field(32))
+            == (segment.number, segment.first_lsn, segment.data_end)
 }

@@ -51,35 +51,41 @@ impl<F: FileSystem> Inner<F> {
     /// Makes the active segment durable and appends a commit marker that vouches for every
     /// record before it, then syncs it. The caller holds the leader's seat.
     fn write_commit_marker(&self) -> Result<()> {
-        let (segment, salt, offset, lsn, synced) = {
-            let mut st = self.commit.lock();
+        let (segment, synced, next_lsn) = {
+            let st = self.commit.lock();
             st.check_usable_while_closing()?;
-            let lsn = st.next_lsn;
-            st.next_lsn += 1;
-            let offset = st.tail_offset;
-            st.tail_offset += COMMIT_MARKER_LEN as u64;
-            (st.tail_segment, st.tail_salt, offset, lsn, st.synced_lsn)
+            (st.tail_segment, st.synced_lsn, st.next_lsn)
         };
-        let last = lsn - 1;
         let Some(entry) = self.segments.read().get(&segment).cloned() else {
             return Ok(());
         };
-        if entry.header.salt == 0 {
-            // A segment of format version 1 or 2 (the log was opened by an older build):
-            // those versions know no commit marker, so none goes into it.
-            return Ok(());
-        }
         let sync = || {
             entry
                 .file
                 .sync_data()
                 .map_err(|e| Error::io("sync_data", &entry.path, e))
         };
+        let last = next_lsn - 1;
         // IMPORTANT: the marker vouches for everything before it, so everything before it is
-        // synced first (under `SyncMode::Never` nothing of the active segment may be yet).
+        // synced first (under `SyncMode::Never` nothing of the active segment may be yet; and
+        // `close` promises that sync in every mode).
         if synced < last {
             sync()?;
+            self.commit.lock().synced_lsn = last;
         }
+        if entry.header.salt == 0 {
+            // A segment of format version 1 or 2 (the log was created by an older build):
+            // those versions know no commit marker, so none goes into it.
+            return Ok(());
+        }
+        let (salt, offset, lsn) = {
+            let mut st = self.commit.lock();
+            let lsn = st.next_lsn;
+            st.next_lsn += 1;
+            let offset = st.tail_offset;
+            st.tail_offset += COMMIT_MARKER_LEN as u64;
+            (st.tail_salt, offset, lsn)
+        };
         let marker = encode_commit_marker(salt, lsn, last);
         entry
             .file
@@ -87,7 +93,6 @@ impl<F: FileSystem> Inner<F> {
             .map_err(|e| Error::io("write", &entry.path, e))?;
         sync()?;
         let mut st = self.commit.lock();
-        st.synced_lsn = last;
         st.durable_lsn = st.durable_lsn.max(lsn);
         self.durable_lsn
             .store(st.durable_lsn, std::sync::atomic::Ordering::Release);

@@ -196,6 +196,13 @@ impl<F: FileSystem> SegmentLog<F> {
                 next_segment_number.max(active.number() + 1),
             );
         }
+        if !recovered.report.salvage_removed.is_empty() {
+            // Salvage cut a sealed segment and made it the last one. It may be a compaction
+            // output, whose LSNs skip; the torn-tail rules assume the active segment's do
+            // not. So it is sealed again, and appends go to a new segment.
+            let (lsn, _) = inner.submit_roll()?;
+            inner.wait_durable(lsn)?;
+        }
         Ok((SegmentLog { inner }, recovered.report))
     }
 

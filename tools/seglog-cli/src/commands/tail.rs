@@ -8,15 +8,14 @@
 //!   with the highest LSN whose fsync had returned);
 //! - a later segment exists: the writer seals (truncates and fsyncs) a segment before it
 //!   creates the next one;
-//! - no writer holds the log's `LOCK` any more: closing the log syncs everything. (A writer
-//!   that crashed instead leaves its unsynced tail to the next open, which syncs the records
-//!   it keeps.)
+//! - a commit marker follows it: `close` writes one after syncing everything. (A free `LOCK`
+//!   proves nothing: a writer that crashed, or closed a poisoned log, leaves records that were
+//!   never synced, and the next open may drop them.)
 //!
 //! So the newest records of a live log wait for the writer's next commit round. Records
 //! still waiting are read again on the next poll; the cursor of a segment only moves past
 //! records that have been shown (or skipped), never past a record that may still vanish.
 
-use crate::lockfile::writer_holds_lock;
 use crate::output::{escape_str, event_line};
 use anyhow::{Context, Result};
 use seglog_segment::format::SEGMENT_HEADER_LEN;
@@ -129,7 +128,7 @@ impl Follower<'_> {
                     RecordScan::EndOfData | RecordScan::Defect(_) => break,
                 }
             }
-            let mut proven = if sealed {
+            let proven = if sealed {
                 records.len()
             } else {
                 records
@@ -137,11 +136,6 @@ impl Follower<'_> {
                     .take_while(|(_, lsn, _)| *lsn <= self.vouched_through_lsn)
                     .count()
             };
-            // Checked after the bytes were read: if no writer holds the log now, the one that
-            // wrote them has closed it since.
-            if proven < records.len() && !writer_holds_lock(dir)? {
-                proven = records.len();
-            }
             let mut shown = start;
             for (r, _, end) in &records[..proven] {
                 shown = *end;
