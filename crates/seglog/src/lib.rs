@@ -25,6 +25,7 @@ mod error;
 mod log;
 mod options;
 mod read;
+mod scrub;
 mod stats;
 mod subscribe;
 
@@ -33,6 +34,7 @@ pub use error::{Error, Result};
 pub use log::Log;
 pub use options::{CheckpointMode, Options};
 pub use read::Event;
+pub use scrub::{ScrubReport, ScrubbedSegment};
 pub use seglog_segment::{RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};
 

@@ -128,3 +128,26 @@ fn compaction_refuses_a_zeroed_length_field_and_changes_nothing() {
 fn compaction_refuses_a_bit_flip_and_changes_nothing() {
     refuses_and_changes_nothing(|rec| rec[60] ^= 0x10, "flipped bit");
 }
+
+#[test]
+fn scrub_finds_damage_that_a_checkpoint_hid_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let sealed = fill(dir.path());
+    let log = Log::open_blocking(dir.path(), opts()).unwrap();
+    let clean = log.scrub().unwrap();
+    assert!(clean.is_clean());
+    assert_eq!(clean.segments.len(), sealed.len());
+    assert!(clean.segments.iter().all(|s| s.records > 0));
+    log.close().unwrap();
+    let offset = damage(&sealed[1].path, |rec| rec[60] ^= 0x01);
+    let log = Log::open_blocking(dir.path(), opts()).unwrap();
+    let report = log.scrub().unwrap();
+    assert!(!report.is_clean());
+    let damaged: Vec<(u64, u64)> = report
+        .segments
+        .iter()
+        .filter_map(|s| s.damage.as_ref().map(|(at, _)| (s.number, *at)))
+        .collect();
+    assert_eq!(damaged, vec![(sealed[1].number, offset)]);
+    log.close().unwrap();
+}
