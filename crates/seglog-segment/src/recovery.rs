@@ -261,6 +261,7 @@ pub(crate) fn recover<F: FileSystem>(
             data_end: bytes.len() as u64,
             sealed: !is_last,
             created_unix_nanos: header.created_unix_nanos,
+            record_salt: header.record_salt(),
         };
         // Salvage reads every record: damage hidden behind a checkpoint is damage too.
         if !is_last && opts.recovery_mode != RecoveryMode::Salvage && !visitor.wants_scan(&info) {

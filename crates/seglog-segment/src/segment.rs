@@ -35,6 +35,10 @@ pub struct SegmentInfo {
     pub sealed: bool,
     /// Creation time from the header, nanoseconds since the Unix epoch.
     pub created_unix_nanos: i64,
+    /// The salt of its record checksums (`SegmentHeader::record_salt`): random for format
+    /// version 3, the segment number before. What binds an index checkpoint to this very
+    /// segment, whatever its number.
+    pub record_salt: u64,
 }
 
 /// A record read from the log; cheap to clone (the bytes are shared).
@@ -129,6 +133,7 @@ impl<F: FileSystem> SegmentEntry<F> {
             data_end: self.data_end(),
             sealed: self.sealed.load(Ordering::Acquire),
             created_unix_nanos: self.header.created_unix_nanos,
+            record_salt: self.header.record_salt(),
         }
     }
 

@@ -62,6 +62,7 @@ impl SegmentView {
             data_end: self.bytes.len() as u64,
             sealed: !self.is_last,
             created_unix_nanos: h.created_unix_nanos,
+            record_salt: h.record_salt(),
         })
     }
 }

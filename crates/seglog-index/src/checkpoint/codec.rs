@@ -73,7 +73,7 @@ pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
     out.extend_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(&body);
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&segment.number.to_le_bytes());
+    crc.update(&segment.record_salt.to_le_bytes());
     crc.update(&body);
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out
@@ -111,8 +111,11 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         return Err("length does not match its header".into());
     }
     let body = &bytes[HEADER_LEN..HEADER_LEN + body_len];
+    // Salted with the segment's record salt: a checkpoint of another segment that happens to
+    // have the same number, first LSN and length (numbers of removed segments can come back)
+    // fails here.
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&segment.number.to_le_bytes());
+    crc.update(&segment.record_salt.to_le_bytes());
     crc.update(body);
     if crc.finalize() != u32_at(bytes, HEADER_LEN + body_len).unwrap_or(0) {
         return Err("body checksum mismatch".into());
@@ -188,6 +191,7 @@ mod tests {
             data_end: 4096,
             sealed: true,
             created_unix_nanos: 0,
+            record_salt: 3,
         };
         let record = |execution, lsn, offset| CheckpointRecord {
             execution,
@@ -212,5 +216,43 @@ mod tests {
             records: vec![record(0, 10, 64)],
         };
         assert!(decode(&encode(&segment, &unique), &segment).is_ok());
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_segment_with_the_same_number_and_length_is_refused() {
+        // Segment numbers of removed segments can come back after a reopen; only the random
+        // record salt tells two such segments apart.
+        let old = SegmentInfo {
+            number: 7,
+            first_lsn: 100,
+            last_lsn: 100,
+            path: std::path::PathBuf::from("00000000000000000100.seg"),
+            data_end: 4096,
+            sealed: true,
+            created_unix_nanos: 0,
+            record_salt: 0x1111_2222_3333_4444,
+        };
+        let new = SegmentInfo {
+            record_salt: 0x5555_6666_7777_8888,
+            ..old.clone()
+        };
+        let cp = DecodedCheckpoint {
+            strings: vec!["erased-exec".into(), "tenant".into()],
+            records: vec![CheckpointRecord {
+                execution: 0,
+                tenant: 1,
+                offset: 64,
+                event_count: 1,
+                first_seq: 1,
+                lsn: 100,
+                timestamp_unix_nanos: 0,
+            }],
+        };
+        let bytes = encode(&old, &cp);
+        assert!(decode(&bytes, &old).is_ok());
+        assert_eq!(
+            decode(&bytes, &new).err().as_deref(),
+            Some("body checksum mismatch")
+        );
     }
 }

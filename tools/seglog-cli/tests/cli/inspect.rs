@@ -102,6 +102,7 @@ fn a_damaged_checkpoint_is_reported() {
         data_end: first.len() as u64,
         sealed: true,
         created_unix_nanos: 0,
+        record_salt: h.record_salt(),
     };
     let cp = seglog_index::checkpoint::DecodedCheckpoint {
         strings: vec!["exec-0".into(), "tenant-0".into()],
