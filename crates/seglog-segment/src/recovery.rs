@@ -5,39 +5,13 @@
 //! were acknowledged. After recovery the surviving tail is fsynced before anything new is
 //! written, so nothing a reader saw at open can later vanish.
 
-use crate::format::{RecordRef, SegmentHeader, SEGMENT_HEADER_LEN};
-use crate::inspect::{first_unproven_offset, later_durable_record, scan_records};
+use crate::format::{SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::io::{FileSystem, SegmentFile};
+use crate::scan::{first_unproven_offset, later_durable_record, scan_records, RecoveryVisitor};
 use crate::segment::{SegmentEntry, SegmentInfo};
 use crate::{Error, RecoveryMode, Result, SegmentOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Receives what recovery finds, so the layer above can rebuild its index in the same pass.
-pub trait RecoveryVisitor {
-    /// Asked for each sealed segment before it is read; `false` skips reading it (for
-    /// example because an index checkpoint already describes it). The last segment is
-    /// always read.
-    fn wants_scan(&mut self, _segment: &SegmentInfo) -> bool {
-        true
-    }
-
-    /// Called for each valid record, in log order. Records passed here survive recovery.
-    ///
-    /// # Errors
-    /// An error aborts the open.
-    fn record(
-        &mut self,
-        _segment: &SegmentInfo,
-        _offset: u64,
-        _record: &RecordRef<'_>,
-    ) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// A visitor that wants nothing.
-impl RecoveryVisitor for () {}
 
 /// Bytes cut from the end of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

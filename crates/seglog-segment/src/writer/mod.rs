@@ -13,7 +13,8 @@ pub use replace::Replacement;
 
 use crate::format::{EncodedRecord, EventBatch};
 use crate::io::{FileSystem, SegmentFile};
-use crate::recovery::{recover, RecoveryReport, RecoveryVisitor};
+use crate::recovery::{recover, RecoveryReport};
+use crate::scan::RecoveryVisitor;
 use crate::segment::{Record, RecordPosition, SegmentEntry, SegmentInfo, SegmentRecords};
 use crate::stats::{WriterCounters, WriterStats};
 use crate::sync::{AtomicU64, Mutex};

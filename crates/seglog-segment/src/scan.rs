@@ -1,0 +1,242 @@
+//! Reading a segment's records in order, and what its bytes prove about durability: the
+//! record scan that recovery and tools share, the walk to the first record nothing vouches
+//! for, and the look-ahead that tells a torn tail from damage to acknowledged data.
+//! Both `recovery` (which owns the log) and `inspect` (which only reads) build on this; it
+//! depends on neither.
+
+use crate::format::{
+    decode_record, RecordDefect, RecordRef, RecordScan, COMMIT_MARKER_LEN, KIND_COMMIT,
+    KIND_EVENTS, RECORD_HEADER_LEN, REC_DURABLE_THROUGH_OFFSET, REC_KIND_OFFSET, REC_LEN_OFFSET,
+    REC_LSN_OFFSET, SEGMENT_HEADER_LEN,
+};
+use crate::segment::SegmentInfo;
+use crate::Result;
+
+/// Receives what recovery finds, so the layer above can rebuild its index in the same pass.
+pub trait RecoveryVisitor {
+    /// Asked for each sealed segment before it is read; `false` skips reading it (for
+    /// example because an index checkpoint already describes it). The last segment is
+    /// always read.
+    fn wants_scan(&mut self, _segment: &SegmentInfo) -> bool {
+        true
+    }
+
+    /// Called for each valid record, in log order. Records passed here survive recovery.
+    ///
+    /// # Errors
+    /// An error aborts the open.
+    fn record(
+        &mut self,
+        _segment: &SegmentInfo,
+        _offset: u64,
+        _record: &RecordRef<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A visitor that wants nothing.
+impl RecoveryVisitor for () {}
+
+/// How a segment's record scan ended.
+pub(crate) struct Scan {
+    /// First byte after the last valid record.
+    pub end: usize,
+    pub last_lsn: u64,
+    pub records: u64,
+    /// Why it stopped early, if it did.
+    pub defect: Option<RecordDefect>,
+}
+
+/// Tracks which records of a scan a later record vouches for. Only the unvouched suffix is
+/// kept, so memory follows the last commit groups, not the segment.
+#[derive(Default)]
+struct Vouching {
+    vouched_through: u64,
+    /// (LSN, offset) of the records not yet vouched for, in order.
+    open: std::collections::VecDeque<(u64, usize)>,
+}
+
+impl Vouching {
+    fn record(&mut self, lsn: u64, durable_through: u64, offset: usize) {
+        self.vouched_through = self.vouched_through.max(durable_through);
+        while self
+            .open
+            .front()
+            .is_some_and(|&(l, _)| l <= self.vouched_through)
+        {
+            self.open.pop_front();
+        }
+        if lsn > self.vouched_through {
+            self.open.push_back((lsn, offset));
+        }
+    }
+
+    fn first_unvouched(&self) -> Option<usize> {
+        self.open.front().map(|&(_, offset)| offset)
+    }
+}
+
+/// Reads the records of `bytes` (a whole segment file, its checksums salted with `salt`);
+/// `written_end` bounds the bytes that may be non-zero (the file system guarantees zeros
+/// after it). Commit markers are checked and counted for vouching, but not visited.
+pub(crate) fn scan_records(
+    bytes: &[u8],
+    salt: u64,
+    written_end: usize,
+    info: &mut SegmentInfo,
+    prev_lsn: u64,
+    visitor: &mut dyn RecoveryVisitor,
+) -> Result<Scan> {
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut last_lsn = prev_lsn;
+    let mut records = 0;
+    let max_len = bytes.len() as u64;
+    let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
+    loop {
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        match decode_record(rest, salt, min_lsn, max_len) {
+            RecordScan::Record(r) => {
+                visitor.record(info, at as u64, &r)?;
+                last_lsn = r.lsn();
+                min_lsn = last_lsn + 1;
+                records += 1;
+                at += r.len();
+            }
+            RecordScan::Commit(marker) => {
+                last_lsn = marker.lsn;
+                min_lsn = last_lsn + 1;
+                at += COMMIT_MARKER_LEN;
+            }
+            RecordScan::EndOfData => {
+                let defect = bytes
+                    .get(at..written_end.max(at))
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|&b| b != 0)
+                    .then_some(RecordDefect::Layout("non-zero bytes after the end of data"));
+                return Ok(Scan {
+                    end: at,
+                    last_lsn,
+                    records,
+                    defect,
+                });
+            }
+            RecordScan::Defect(d) => {
+                return Ok(Scan {
+                    end: at,
+                    last_lsn,
+                    records,
+                    defect: Some(d),
+                });
+            }
+        }
+    }
+}
+
+/// The offset in a segment's bytes (a whole file, header included) from which nothing in
+/// the file proves the bytes durable: the first record that no later record or commit
+/// marker vouches for (its LSN is above every `durable_through_lsn` after it), or where the
+/// record headers stop making sense. `SEGMENT_HEADER_LEN` when no record is proven, `0` when
+/// there is no record at all (then not even the header is: records are written only after the
+/// header is durable). Reads record headers only, without checksums: a wrong guess only moves
+/// the answer earlier, since what it vouches is never more than what writers claimed.
+pub(crate) fn first_unproven_offset(bytes: &[u8], written_end: usize) -> usize {
+    let mut vouching = Vouching::default();
+    let mut at = SEGMENT_HEADER_LEN;
+    let end = written_end.min(bytes.len());
+    while let Some(header) = bytes.get(at..at + RECORD_HEADER_LEN).filter(|_| at < end) {
+        let len = crate::format::le_u32(header, REC_LEN_OFFSET) as usize;
+        let kind = header[REC_KIND_OFFSET];
+        if len < RECORD_HEADER_LEN
+            || at + len > end
+            || !(kind == KIND_EVENTS || kind == KIND_COMMIT)
+        {
+            break;
+        }
+        vouching.record(
+            crate::format::le_u64(header, REC_LSN_OFFSET),
+            crate::format::le_u64(header, REC_DURABLE_THROUGH_OFFSET),
+            at,
+        );
+        at += len;
+    }
+    if at == SEGMENT_HEADER_LEN {
+        return 0;
+    }
+    vouching.first_unvouched().unwrap_or(at)
+}
+
+/// Searches `bytes[from..]` for a valid record (or commit marker) that proves the damage
+/// before it was acknowledged: one written after a sync that covered LSNs beyond
+/// `last_good_lsn`. Returns its offset and LSN.
+///
+/// Linear in the bytes searched: a position is checksummed only when its header already
+/// claims such a proof, and the bytes checksummed in all are bounded by
+/// [`LOOK_AHEAD_BUDGET_FACTOR`] times the bytes searched. Only payloads crafted to look like
+/// record headers can exhaust that budget; the search then stops and answers `None` (logged):
+/// a tenant must not be able to make an ordinary torn tail refuse to open. What that gives up
+/// is detecting real damage to acknowledged records in the same crash — damage a tenant
+/// cannot cause.
+pub fn later_durable_record(
+    bytes: &[u8],
+    from: usize,
+    salt: u64,
+    last_good_lsn: u64,
+) -> Option<(usize, u64)> {
+    let max_len = bytes.len() as u64;
+    let end = bytes.len().saturating_sub(RECORD_HEADER_LEN);
+    let searched = end.saturating_sub(from) as u64;
+    let mut budget = searched
+        .saturating_mul(LOOK_AHEAD_BUDGET_FACTOR)
+        .saturating_add(1 << 20);
+    // Records after the damage follow the last good one: at most one LSN per record header's
+    // worth of bytes (LSNs skip only in compacted, sealed segments).
+    let lsn_limit = last_good_lsn
+        .saturating_add(searched / RECORD_HEADER_LEN as u64)
+        .saturating_add(2);
+    for at in from..end {
+        let Some(claimed_len) = claims_proof(&bytes[at..], last_good_lsn, lsn_limit) else {
+            continue;
+        };
+        let Some(left) = budget.checked_sub(claimed_len) else {
+            tracing::warn!(
+                offset = at,
+                "torn-tail look-ahead stopped: too many record-like headers to check"
+            );
+            return None;
+        };
+        budget = left;
+        let proof = match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
+            RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => r.lsn(),
+            RecordScan::Commit(m) if m.durable_through_lsn > last_good_lsn => m.lsn,
+            _ => continue,
+        };
+        return Some((at, proof));
+    }
+    None
+}
+
+/// How many times the searched bytes [`later_durable_record`] may checksum.
+pub const LOOK_AHEAD_BUDGET_FACTOR: u64 = 4;
+
+/// The record length claimed at the start of `rec` when its header, read without the
+/// checksum, would prove data beyond `last_good_lsn` durable (with an LSN up to `lsn_limit`).
+fn claims_proof(rec: &[u8], last_good_lsn: u64, lsn_limit: u64) -> Option<u64> {
+    let header = rec.get(..RECORD_HEADER_LEN)?;
+    let len = u64::from(crate::format::le_u32(header, REC_LEN_OFFSET));
+    let kind = header[REC_KIND_OFFSET];
+    let plausible_len = match kind {
+        KIND_EVENTS => len > RECORD_HEADER_LEN as u64,
+        KIND_COMMIT => len == COMMIT_MARKER_LEN as u64,
+        _ => false,
+    };
+    let lsn = crate::format::le_u64(header, REC_LSN_OFFSET);
+    let durable_through = crate::format::le_u64(header, REC_DURABLE_THROUGH_OFFSET);
+    (plausible_len
+        && len <= rec.len() as u64
+        && durable_through > last_good_lsn
+        && durable_through < lsn
+        && lsn <= lsn_limit)
+        .then_some(len)
+}
