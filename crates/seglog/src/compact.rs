@@ -57,6 +57,32 @@ pub struct CompactionReport {
     pub duration: Duration,
 }
 
+/// Marks the current thread as the one compacting, for as long as it lives; on the way out,
+/// releases the directory lock if the log was closed from this thread meanwhile.
+struct CompactionThread<'a, F: FileSystem> {
+    shared: &'a crate::log::Shared<F>,
+}
+
+impl<'a, F: FileSystem> CompactionThread<'a, F> {
+    fn enter(shared: &'a crate::log::Shared<F>) -> Self {
+        *shared.compaction_thread.lock() = Some(std::thread::current().id());
+        CompactionThread { shared }
+    }
+}
+
+impl<F: FileSystem> Drop for CompactionThread<'_, F> {
+    fn drop(&mut self) {
+        *self.shared.compaction_thread.lock() = None;
+        if self
+            .shared
+            .unlock_after_compaction
+            .swap(false, Ordering::AcqRel)
+        {
+            self.shared.segments.release_lock();
+        }
+    }
+}
+
 impl<F: FileSystem + Clone> Log<F> {
     /// A snapshot of the index for compaction policies. With `with_last_events`, each
     /// execution's last event is read too (for predicates such as "finished").
@@ -132,6 +158,7 @@ impl<F: FileSystem + Clone> Log<F> {
     ) -> Result<CompactionReport> {
         let started = Instant::now();
         let _one_at_a_time = self.shared.compaction.lock();
+        let _on_this_thread = CompactionThread::enter(&self.shared);
         self.check_open()?;
         let mut report = CompactionReport {
             dry_run: options.dry_run,

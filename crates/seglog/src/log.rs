@@ -37,6 +37,12 @@ pub(crate) struct Shared<F: FileSystem> {
     pub recovery: RecoveryStats,
     /// Held by a running compaction: one at a time.
     pub compaction: parking_lot::Mutex<()>,
+    /// The thread running a compaction, if any (`close` from that very thread, say from its
+    /// progress callback, must not wait for it).
+    pub compaction_thread: parking_lot::Mutex<Option<std::thread::ThreadId>>,
+    /// Set by a `close` made on the compaction's own thread: the compaction releases the
+    /// directory lock when it ends, not the close.
+    pub unlock_after_compaction: AtomicBool,
     /// Executions a running compaction is erasing; appends to them fail. Changed only under
     /// the index's write lock, which every append holds while it checks.
     pub erasing: parking_lot::Mutex<ahash::AHashSet<Box<str>>>,
@@ -178,6 +184,8 @@ impl<F: FileSystem + Clone> Log<F> {
                 counters: EngineCounters::default(),
                 recovery,
                 compaction: parking_lot::Mutex::new(()),
+                compaction_thread: parking_lot::Mutex::new(None),
+                unlock_after_compaction: AtomicBool::new(false),
                 erasing: parking_lot::Mutex::new(ahash::AHashSet::new()),
                 erasing_active: AtomicBool::new(false),
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
@@ -208,14 +216,23 @@ impl<F: FileSystem> Log<F> {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        // A running compaction writes in the directory: it finishes first (it fails fast
-        // from here on: the log reports itself closed).
-        let _no_compaction = self.shared.compaction.lock();
+        // A running compaction writes in the directory: it finishes first. Unless this is
+        // its own thread (a close from its progress callback): then it releases the lock
+        // itself when it ends.
+        let on_compaction_thread =
+            *self.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        let _no_compaction = (!on_compaction_thread).then(|| self.shared.compaction.lock());
         let flushed = self.shared.segments.stop_writes();
         // The checkpoint thread writes files in the directory: it finishes before the lock
         // goes, or another process could open the log while it still writes.
         self.shared.checkpointer.finish();
-        self.shared.segments.release_lock();
+        if on_compaction_thread {
+            self.shared
+                .unlock_after_compaction
+                .store(true, Ordering::Release);
+        } else {
+            self.shared.segments.release_lock();
+        }
         self.shared.visible_tx.send_modify(|v| *v += 1);
         flushed.map_err(Error::from)
     }

@@ -1,10 +1,10 @@
-// FINDING (low): `Log::close` now takes the compaction mutex (log.rs, "close waits for
-// compaction"). `compact_blocking` holds that mutex while it calls the caller's `progress`
-// callback. A progress callback that closes the log (a shutdown handler reached from it, or
-// simply a clone of the `Log` closed on cancellation) blocks forever: parking_lot's mutex is
-// not re-entrant, and close has already set `closed`, so nothing else can finish either.
-// Before this change close did not touch that mutex. The docs of `close`/`compact_blocking`
-// do not forbid it.
+//! FINDING (low): `Log::close` now takes the compaction mutex (log.rs, "close waits for
+//! compaction"). `compact_blocking` holds that mutex while it calls the caller's `progress`
+//! callback. A progress callback that closes the log (a shutdown handler reached from it, or
+//! simply a clone of the `Log` closed on cancellation) blocks forever: parking_lot's mutex is
+//! not re-entrant, and close has already set `closed`, so nothing else can finish either.
+//! Before this change close did not touch that mutex. The docs of `close`/`compact_blocking`
+//! do not forbid it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::compaction::Plan;
@@ -22,8 +22,12 @@ fn closing_the_log_from_compactions_progress_callback_hangs() {
     };
     let log = Log::open_blocking(dir.path(), opts).unwrap();
     for i in 0..100 {
-        log.append_blocking("gone", "t", format!("gone {i} {}", "g".repeat(60)).as_bytes())
-            .unwrap();
+        log.append_blocking(
+            "gone",
+            "t",
+            format!("gone {i} {}", "g".repeat(60)).as_bytes(),
+        )
+        .unwrap();
     }
     log.append_blocking("keep", "t", b"k").unwrap();
     let plan = Plan {

@@ -1,14 +1,14 @@
-// FINDING: salvage's fix "the cut segment is sealed again and appends go to a new segment"
-// (writer/mod.rs, roll at open) is not crash-safe. The roll runs *after* recovery has already
-// truncated the compacted segment and removed the later ones. A power cut during that roll's
-// `create_segment` (file created, header not yet durable) leaves an empty/headerless last
-// segment. The next open — in the default mode, which docs/format.md §4 promises works after
-// salvage — removes it as "a segment whose creation was interrupted", and the *compacted*
-// segment (LSNs with erasure gaps) becomes the active one again, with no roll (the roll is
-// only done when `salvage_removed` is non-empty in *that* open). Appends then go into a
-// segment with erasure gaps, which is exactly what review_lsn_gap_look_ahead.rs showed breaks
-// the look-ahead's LSN bound: later proven damage before the gap is cut as a torn tail and
-// acknowledged events are silently dropped.
+//! Regression test for a review finding (fixed): salvage's fix "the cut segment is sealed again and appends go to a new segment"
+//! (writer/mod.rs, roll at open) is not crash-safe. The roll runs *after* recovery has already
+//! truncated the compacted segment and removed the later ones. A power cut during that roll's
+//! `create_segment` (file created, header not yet durable) leaves an empty/headerless last
+//! segment. The next open — in the default mode, which docs/format.md §4 promises works after
+//! salvage — removes it as "a segment whose creation was interrupted", and the *compacted*
+//! segment (LSNs with erasure gaps) becomes the active one again, with no roll (the roll is
+//! only done when `salvage_removed` is non-empty in *that* open). Appends then go into a
+//! segment with erasure gaps, which is exactly what review_lsn_gap_look_ahead.rs showed breaks
+//! the look-ahead's LSN bound: later proven damage before the gap is cut as a torn tail and
+//! acknowledged events are silently dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::compaction::Plan;

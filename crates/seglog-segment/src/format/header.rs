@@ -14,6 +14,8 @@ pub struct SegmentHeader {
     /// Random, non-zero salt of every record checksum in the segment (format version 3 on).
     /// `0` in older segments, whose records are salted with the segment number.
     pub salt: u64,
+    /// Written by compaction ([`FLAG_COMPACTED`], version 3 on): its LSNs may skip.
+    pub compacted: bool,
 }
 
 /// Why a header did not decode.
@@ -46,6 +48,7 @@ impl SegmentHeader {
             first_lsn,
             created_unix_nanos,
             salt: random_salt()?,
+            compacted: false,
         })
     }
 
@@ -66,7 +69,9 @@ impl SegmentHeader {
             .copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[HDR_LEN_OFFSET..HDR_LEN_OFFSET + 2]
             .copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
-        // flags (12..16) and reserved (48..60) stay zero.
+        // reserved (48..60) stays zero.
+        let flags = if self.compacted { FLAG_COMPACTED } else { 0 };
+        b[HDR_FLAGS_OFFSET..HDR_FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
         b[HDR_SEGMENT_NUMBER_OFFSET..HDR_SEGMENT_NUMBER_OFFSET + 8]
             .copy_from_slice(&self.segment_number.to_le_bytes());
         b[HDR_FIRST_LSN_OFFSET..HDR_FIRST_LSN_OFFSET + 8]
@@ -101,7 +106,13 @@ impl SegmentHeader {
         if usize::from(le_u16(b, HDR_LEN_OFFSET)) != SEGMENT_HEADER_LEN {
             return Err(HeaderDefect::Field("header_len"));
         }
-        if le_u32(b, HDR_FLAGS_OFFSET) != 0 {
+        let known_flags = if version >= SALTED_HEADER_VERSION {
+            FLAG_COMPACTED
+        } else {
+            0
+        };
+        let flags = le_u32(b, HDR_FLAGS_OFFSET);
+        if flags & !known_flags != 0 {
             return Err(HeaderDefect::Field("flags"));
         }
         let segment_number = le_u64(b, HDR_SEGMENT_NUMBER_OFFSET);
@@ -125,6 +136,7 @@ impl SegmentHeader {
             first_lsn,
             created_unix_nanos: le_u64(b, HDR_CREATED_OFFSET) as i64,
             salt,
+            compacted: flags & FLAG_COMPACTED != 0,
         })
     }
 }

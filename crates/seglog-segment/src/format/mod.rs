@@ -37,6 +37,9 @@ pub const SEGMENT_HEADER_LEN: usize = 64;
 pub const HDR_VERSION_OFFSET: usize = 8;
 /// Segment header: offset of `header_len` (u16).
 pub const HDR_LEN_OFFSET: usize = 10;
+/// Segment header flag (version 3): the segment was written by compaction, so its record
+/// LSNs may skip (erased records leave gaps). The writer never appends to such a segment.
+pub const FLAG_COMPACTED: u32 = 1;
 /// Segment header: offset of `flags` (u32).
 pub const HDR_FLAGS_OFFSET: usize = 12;
 /// Segment header: offset of `segment_number` (u64).

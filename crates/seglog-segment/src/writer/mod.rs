@@ -197,10 +197,12 @@ impl<F: FileSystem> SegmentLog<F> {
                 next_segment_number.max(active.number() + 1),
             );
         }
-        if !recovered.report.salvage_removed.is_empty() {
-            // Salvage cut a sealed segment and made it the last one. It may be a compaction
-            // output, whose LSNs skip; the torn-tail rules assume the active segment's do
-            // not. So it is sealed again, and appends go to a new segment.
+        if active.header.compacted {
+            // The last segment is a compaction output (salvage cut the segments after it, or
+            // a crash undid the roll that followed such a cut): its LSNs skip, and the
+            // torn-tail rules assume the active segment's do not. It is sealed again, and
+            // appends go to a new segment. The flag is on disk, so every open does this
+            // until the roll has happened.
             let (lsn, _) = inner.submit_roll()?;
             inner.wait_durable(lsn)?;
         }

@@ -61,8 +61,12 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
             .fs
             .create_new(&temp_path)
             .map_err(|e| Error::io("create", &temp_path, e))?;
-        let header = SegmentHeader::new(number, first_lsn.max(1), super::roll::now_unix_nanos())
-            .map_err(|e| Error::io("getrandom", &temp_path, e))?;
+        let header = SegmentHeader {
+            // Its LSNs may skip: the writer never appends to it (see `SegmentLog::open`).
+            compacted: true,
+            ..SegmentHeader::new(number, first_lsn.max(1), super::roll::now_unix_nanos())
+                .map_err(|e| Error::io("getrandom", &temp_path, e))?
+        };
         Ok(SegmentBuilder::new(
             self.inner.fs.clone(),
             file,

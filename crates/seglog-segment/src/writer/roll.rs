@@ -36,6 +36,7 @@ impl<F: FileSystem> Inner<F> {
             first_lsn,
             created_unix_nanos: now_unix_nanos(),
             salt,
+            compacted: false,
         };
         file.write_all_at(&header.encode(), 0)
             .map_err(|e| Error::io("write", &path, e))?;

@@ -206,6 +206,7 @@ fn hostile_files_fail_cleanly() {
         first_lsn: 1,
         created_unix_nanos: 0,
         salt: 7,
+        compacted: false,
     }
     .encode();
     let mut b = header.to_vec();
@@ -254,7 +255,7 @@ proptest! {
         let f = tmp.path().join("00000000000000000001.seg");
         let mut content = Vec::new();
         if with_header {
-            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0, salt: 7 }.encode());
+            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0, salt: 7, compacted: false }.encode());
         }
         content.extend_from_slice(&bytes);
         std::fs::write(&f, &content).unwrap();
@@ -283,6 +284,7 @@ fn a_record_whose_sequence_would_overflow_fails_no_command() {
         first_lsn: 1,
         created_unix_nanos: 0,
         salt: 1,
+        compacted: false,
     };
     let batch = seglog_segment::format::EventBatch {
         encoding: 0,
