@@ -1,4 +1,8 @@
 //! `seglog verify`: check every record and checkpoint; exit 0 clean, 1 torn tail, 2 corruption.
+//! It is always the deep check: every record of every segment is read and checksummed (bit
+//! rot in a sealed segment that a checkpoint covers is found here, not only when a reader
+//! trips over it), and each sealed segment's checkpoint is compared with its records entry by
+//! entry. `Log::scrub` is the same check from inside a running application.
 
 use crate::logdir::{checkpoint_state, read_segment, segment_paths, CheckpointState, Health};
 use crate::output::{escape_path, progress, Paint};
@@ -8,7 +12,7 @@ use std::path::PathBuf;
 /// Options of `seglog verify`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 clean; 1 torn tail only (normal after a crash: opening the log cuts it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\n\nExample:\n  seglog verify ./log && echo intact"
+    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only (normal after a crash: opening the log cuts it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\n\nExample:\n  seglog verify ./log && echo intact"
 )]
 pub struct VerifyArgs {
     /// A log directory.

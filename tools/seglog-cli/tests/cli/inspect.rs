@@ -318,3 +318,41 @@ fn a_record_whose_sequence_would_overflow_fails_no_command() {
         );
     }
 }
+
+#[test]
+fn verify_compares_each_checkpoint_entry_with_its_record() {
+    // A checkpoint that decodes and lists as many records as its segment holds, but says
+    // another execution's sequence for one of them: an open would build a wrong index from it.
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    let bytes = seglog_segment::inspect::read_file(&seglog_segment::io::StdFs, &segs[0]).unwrap();
+    let a = seglog_segment::inspect::analyze_segment(&bytes, 0);
+    let h = a.header.clone().unwrap();
+    let info = seglog_segment::SegmentInfo {
+        number: h.segment_number,
+        first_lsn: h.first_lsn,
+        last_lsn: a.last_lsn,
+        path: segs[0].clone(),
+        data_end: bytes.len() as u64,
+        sealed: true,
+        created_unix_nanos: 0,
+        record_salt: h.record_salt(),
+    };
+    let path = tmp
+        .path()
+        .join(seglog_index::checkpoint::checkpoint_file_name(h.first_lsn));
+    let mut cp = seglog_index::checkpoint::decode(&std::fs::read(&path).unwrap(), &info).unwrap();
+    let o = seglog(&["verify", tmp.path().to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the real checkpoint: {}",
+        text(&o)
+    );
+    let last = cp.records.len() - 1;
+    cp.records[last].first_seq += 1000;
+    std::fs::write(&path, seglog_index::checkpoint::encode(&info, &cp)).unwrap();
+    let o = seglog(&["verify", tmp.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("checkpoint: DAMAGED"), "{}", text(&o));
+}
