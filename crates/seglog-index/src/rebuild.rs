@@ -28,6 +28,8 @@ pub struct IndexRebuilder<'a, F: FileSystem> {
     use_checkpoints: bool,
     stats: RebuildStats,
     unchecked: Vec<u64>,
+    /// LSN of the last record of the checkpoint applied last (for `skipped_last_lsn`).
+    last_checkpoint_lsn: Option<u64>,
 }
 
 impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
@@ -45,6 +47,7 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
             use_checkpoints,
             stats: RebuildStats::default(),
             unchecked: Vec::new(),
+            last_checkpoint_lsn: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
         }
         self.stats.checkpoints_loaded += 1;
         self.stats.records += cp.records.len() as u64;
+        self.last_checkpoint_lsn = cp.records.last().map(|r| r.lsn);
         true
     }
 }
@@ -87,7 +91,12 @@ fn utf8<'r>(bytes: &'r [u8], lsn: u64, what: &str) -> Result<&'r str> {
 }
 
 impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
+    fn skipped_last_lsn(&self) -> Option<u64> {
+        self.last_checkpoint_lsn
+    }
+
     fn wants_scan(&mut self, segment: &SegmentInfo) -> bool {
+        self.last_checkpoint_lsn = None;
         let loaded = self.use_checkpoints && self.apply_checkpoint(segment);
         if !loaded {
             self.stats.segments_scanned += 1;

@@ -239,17 +239,17 @@ pub(crate) fn recover<F: FileSystem>(
         };
         // Salvage reads every record: damage hidden behind a checkpoint is damage too.
         if !is_last && opts.recovery_mode != RecoveryMode::Salvage && !visitor.wants_scan(&info) {
-            // Trusted by the layer above (its checkpoint covers it); its records are not read.
-            let entry = SegmentEntry::new(
-                header,
-                f.path.clone(),
-                file,
-                bytes.len() as u64,
-                info.last_lsn,
-            );
+            // Trusted by the layer above (its checkpoint covers it); its records are not read,
+            // but its last LSN is known, so the next segment must start after it.
+            let last_lsn = visitor
+                .skipped_last_lsn()
+                .unwrap_or(info.last_lsn)
+                .max(info.last_lsn);
+            let entry =
+                SegmentEntry::new(header, f.path.clone(), file, bytes.len() as u64, last_lsn);
             entry.seal(Some(bytes));
             segments.push(entry);
-            prev_lsn = header.first_lsn;
+            prev_lsn = last_lsn;
             continue;
         }
         // Bytes past this offset are holes or preallocated space: zeros, never read.

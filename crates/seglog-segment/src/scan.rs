@@ -21,6 +21,14 @@ pub trait RecoveryVisitor {
         true
     }
 
+    /// After [`Self::wants_scan`] returned `false`: the LSN of the segment's last record as
+    /// the layer above knows it (from its checkpoint), so that recovery can check that LSNs
+    /// increase across segments it does not read. `None` when it does not know (then the
+    /// segment counts as ending right before its first LSN).
+    fn skipped_last_lsn(&self) -> Option<u64> {
+        None
+    }
+
     /// Called for each valid record, in log order. Records passed here survive recovery.
     ///
     /// # Errors

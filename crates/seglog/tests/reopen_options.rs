@@ -34,3 +34,33 @@ fn records_larger_than_the_current_limit_read_back_after_a_reopen_with_smaller_s
     assert!(events.iter().all(|e| e.payload[..] == big[..]));
     log.close().unwrap();
 }
+
+#[test]
+fn segments_opened_from_checkpoints_report_their_last_lsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        segment_size_bytes: 4096,
+        checkpoints: seglog::CheckpointMode::Inline,
+        ..Options::default()
+    };
+    let log = Log::open_blocking(dir.path(), options()).unwrap();
+    for i in 0..400u64 {
+        log.append_blocking("exec", "tenant", format!("event {i}").as_bytes())
+            .unwrap();
+    }
+    let written = log.segments();
+    log.close().unwrap();
+    let log = Log::open_blocking(dir.path(), options()).unwrap();
+    assert!(log.stats().recovery.checkpoints_loaded >= 2);
+    let reopened = log.segments();
+    for (w, r) in written.iter().zip(&reopened).filter(|(w, _)| w.sealed) {
+        assert_eq!(
+            (r.number, r.last_lsn),
+            (w.number, w.last_lsn),
+            "a segment opened from its checkpoint reports another last LSN"
+        );
+        // And the LSNs of the segments follow each other.
+        assert!(r.last_lsn >= r.first_lsn);
+    }
+    log.close().unwrap();
+}
