@@ -41,7 +41,7 @@ fn flip(path: &Path, index: usize, from_end: bool) {
 /// the salvaging open.
 fn salvaged_compacted_log(dir: &Path) -> (SegmentInfo, Vec<SegmentInfo>) {
     let log = Log::open_blocking(dir, opts(RecoveryMode::TolerateTornTail)).unwrap();
-    let mut append = |exec: &str, body: String| {
+    let append = |exec: &str, body: String| {
         log.append_blocking(exec, "t", body.as_bytes()).unwrap();
     };
     (0..5).for_each(|i| append("keep", format!("keep {i}")));
