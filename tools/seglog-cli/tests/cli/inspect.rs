@@ -86,24 +86,36 @@ fn verify_exit_codes_follow_the_damage() {
     assert_eq!(o.status.code(), Some(2));
 }
 
-#[test]
-fn a_damaged_checkpoint_is_reported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let segs = make_log(tmp.path());
-    let first = seglog_segment::inspect::read_file(&seglog_segment::io::StdFs, &segs[0]).unwrap();
-    let a = seglog_segment::inspect::analyze_segment(&first, 0);
+/// A sealed segment file as the index layer describes it (for writing its checkpoint), and
+/// its header.
+fn sealed_segment_info(
+    path: &Path,
+) -> (
+    seglog_segment::SegmentInfo,
+    seglog_segment::format::SegmentHeader,
+) {
+    let bytes = seglog_segment::inspect::read_file(&seglog_segment::io::StdFs, path).unwrap();
+    let a = seglog_segment::inspect::analyze_segment(&bytes, 0);
     let h = a.header.clone().unwrap();
-    // A well-formed checkpoint whose record points past the end of the segment.
     let info = seglog_segment::SegmentInfo {
         number: h.segment_number,
         first_lsn: h.first_lsn,
         last_lsn: a.last_lsn,
-        path: segs[0].clone(),
-        data_end: first.len() as u64,
+        path: path.to_path_buf(),
+        data_end: bytes.len() as u64,
         sealed: true,
         created_unix_nanos: 0,
         record_salt: h.record_salt(),
     };
+    (info, h)
+}
+
+#[test]
+fn a_damaged_checkpoint_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    let (info, h) = sealed_segment_info(&segs[0]);
+    // A well-formed checkpoint whose record points past the end of the segment.
     let cp = seglog_index::checkpoint::DecodedCheckpoint {
         strings: vec!["exec-0".into(), "tenant-0".into()],
         records: vec![seglog_index::checkpoint::CheckpointRecord {
@@ -325,19 +337,7 @@ fn verify_compares_each_checkpoint_entry_with_its_record() {
     // another execution's sequence for one of them: an open would build a wrong index from it.
     let tmp = tempfile::tempdir().unwrap();
     let segs = make_log(tmp.path());
-    let bytes = seglog_segment::inspect::read_file(&seglog_segment::io::StdFs, &segs[0]).unwrap();
-    let a = seglog_segment::inspect::analyze_segment(&bytes, 0);
-    let h = a.header.clone().unwrap();
-    let info = seglog_segment::SegmentInfo {
-        number: h.segment_number,
-        first_lsn: h.first_lsn,
-        last_lsn: a.last_lsn,
-        path: segs[0].clone(),
-        data_end: bytes.len() as u64,
-        sealed: true,
-        created_unix_nanos: 0,
-        record_salt: h.record_salt(),
-    };
+    let (info, h) = sealed_segment_info(&segs[0]);
     let path = tmp
         .path()
         .join(seglog_index::checkpoint::checkpoint_file_name(h.first_lsn));
