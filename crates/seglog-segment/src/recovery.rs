@@ -193,7 +193,7 @@ pub(crate) fn recover<F: FileSystem>(
     let mut segments: Vec<SegmentEntry<F>> = Vec::with_capacity(count);
     let mut prev_lsn = 0u64;
     let mut numbers = std::collections::BTreeSet::new();
-    let mut salvage_stop = None;
+    let mut salvage_stop = false;
     for (i, f) in found.iter().enumerate() {
         let mut is_last = i + 1 == count;
         let file = fs
@@ -293,7 +293,19 @@ pub(crate) fn recover<F: FileSystem>(
                         // Later segments go (their records would continue executions past
                         // the records this cut drops), and this segment becomes the active one.
                         is_last = true;
-                        salvage_stop = Some(i);
+                        salvage_stop = true;
+                        // IMPORTANT: the later segments go, durably, *before* the cut: a crash
+                        // between the two must not leave the cut segment clean and the later
+                        // ones in place (nothing would show damage any more, and the gap in
+                        // sequences would make every open fail). Last first, so that what
+                        // survives a crash midway is always a prefix of the log.
+                        for later in found[i + 1..].iter().rev() {
+                            tracing::error!(path = %later.path.display(), "salvage: removing a segment after the cut");
+                            crate::replacement::remove_if_present(fs, &later.path)?;
+                            report.salvage_removed.push(later.path.clone());
+                        }
+                        fs.sync_dir(dir)
+                            .map_err(|e| Error::io("sync_dir", dir, e))?;
                     }
                     view = None; // no map may outlive the cut
                     truncate::<F>(&file, &f.path, end)?;
@@ -335,15 +347,8 @@ pub(crate) fn recover<F: FileSystem>(
         }
         prev_lsn = info.last_lsn;
         segments.push(entry);
-        if salvage_stop.is_some() {
+        if salvage_stop {
             break;
-        }
-    }
-    if let Some(cut_at) = salvage_stop {
-        for later in &found[cut_at + 1..] {
-            tracing::error!(path = %later.path.display(), "salvage: removing a segment after the cut");
-            crate::replacement::remove_if_present(fs, &later.path)?;
-            report.salvage_removed.push(later.path.clone());
         }
     }
 
