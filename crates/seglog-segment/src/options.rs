@@ -39,6 +39,9 @@ pub enum RecoveryMode {
     Salvage,
 }
 
+/// Default of [`SegmentOptions::zero_ahead_bytes`].
+pub const DEFAULT_ZERO_AHEAD: u64 = 2 << 20;
+
 /// Settings of the segment layer. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct SegmentOptions {
@@ -54,6 +57,13 @@ pub struct SegmentOptions {
     /// Reserve each new segment's full size up front (`fallocate`), so appends do not grow
     /// the file. Default: true.
     pub preallocate: bool,
+    /// Bytes of the active segment a background thread keeps written with zeros ahead of
+    /// the tail, with preallocation and [`SyncMode::Always`] only. Appends then write into
+    /// space whose blocks are already mapped, so their fdatasync is a pure data flush instead
+    /// of also writing the file's block map (measured on ext4: about half the latency).
+    /// Zeros read as the end of data, so the format does not change; recovery reads at most
+    /// this many zeros more. 0 turns it off. Default: 2 MiB.
+    pub zero_ahead_bytes: u64,
 }
 
 impl Default for SegmentOptions {
@@ -64,6 +74,7 @@ impl Default for SegmentOptions {
             sync_mode: SyncMode::Always,
             recovery_mode: RecoveryMode::TolerateTornTail,
             preallocate: true,
+            zero_ahead_bytes: DEFAULT_ZERO_AHEAD,
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct Options {
     pub checkpoints: CheckpointMode,
     /// Preallocate segments (`fallocate`). Default: true.
     pub preallocate: bool,
+    /// Bytes kept written with zeros ahead of the tail by a background thread, so that
+    /// commit fsyncs do not also write the file's block map (see
+    /// [`SegmentOptions::zero_ahead_bytes`]). 0 turns it off. Default: 2 MiB.
+    pub zero_ahead_bytes: u64,
 }
 
 impl Default for Options {
@@ -43,6 +47,7 @@ impl Default for Options {
             recovery_mode: s.recovery_mode,
             checkpoints: CheckpointMode::default(),
             preallocate: s.preallocate,
+            zero_ahead_bytes: s.zero_ahead_bytes,
         }
     }
 }
@@ -67,6 +72,7 @@ impl Options {
             sync_mode: self.sync_mode,
             recovery_mode: self.recovery_mode,
             preallocate: self.preallocate,
+            zero_ahead_bytes: self.zero_ahead_bytes,
         })
     }
 }

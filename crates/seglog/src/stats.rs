@@ -96,6 +96,19 @@ pub struct Stats {
     pub poisoned: bool,
 }
 
+/// Latency histograms are sharded by thread: with many appenders one shared histogram's
+/// mutex is taken once per append by every thread.
+const LATENCY_SHARDS: usize = 8;
+
+/// The shard of the calling thread (threads take shards round-robin as they first append).
+fn latency_shard() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static SHARD: usize = (NEXT.fetch_add(1, Relaxed) % LATENCY_SHARDS as u64) as usize;
+    }
+    SHARD.with(|s| *s)
+}
+
 /// Counters of the engine (the segment layer keeps its own).
 #[derive(Debug)]
 pub(crate) struct EngineCounters {
@@ -103,7 +116,7 @@ pub(crate) struct EngineCounters {
     events: AtomicU64,
     payload_bytes: AtomicU64,
     /// `None` only if hdrhistogram refused its constant bounds (it does not).
-    latency_us: Mutex<Option<Histogram<u64>>>,
+    latency_us: [Mutex<Option<Histogram<u64>>>; LATENCY_SHARDS],
 }
 
 impl Default for EngineCounters {
@@ -113,7 +126,9 @@ impl Default for EngineCounters {
             events: AtomicU64::new(0),
             payload_bytes: AtomicU64::new(0),
             // 3 significant figures from 1 µs to 1 hour.
-            latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()),
+            latency_us: std::array::from_fn(|_| {
+                Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).ok())
+            }),
         }
     }
 }
@@ -124,7 +139,7 @@ impl EngineCounters {
         self.events.fetch_add(events, Relaxed);
         self.payload_bytes.fetch_add(payload_bytes, Relaxed);
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-        if let Some(h) = self.latency_us.lock().as_mut() {
+        if let Some(h) = self.latency_us[latency_shard()].lock().as_mut() {
             h.saturating_record(us);
         }
         #[cfg(feature = "metrics")]
@@ -140,11 +155,18 @@ impl EngineCounters {
         s.appends = self.appends.load(Relaxed);
         s.events = self.events.load(Relaxed);
         s.payload_bytes = self.payload_bytes.load(Relaxed);
-        s.append_latency = self
-            .latency_us
-            .lock()
-            .as_ref()
-            .map(LatencySummary::of)
-            .unwrap_or_default();
+        let mut merged: Option<Histogram<u64>> = None;
+        for shard in &self.latency_us {
+            if let Some(h) = shard.lock().as_ref() {
+                match merged.as_mut() {
+                    // Same bounds in every shard: adding cannot fail.
+                    Some(m) => {
+                        let _ = m.add(h);
+                    }
+                    None => merged = Some(h.clone()),
+                }
+            }
+        }
+        s.append_latency = merged.as_ref().map(LatencySummary::of).unwrap_or_default();
     }
 }

@@ -419,7 +419,14 @@ async fn a_cancelled_append_becomes_visible_once_durable() {
     let fsync = Duration::from_millis(300);
     fs.set_sync_latency(fsync);
     let log = open(&fs);
-    // Polled once, then dropped: submitted, its commit round started, then cancelled.
+    // Another appender leads a commit round and sits in its fsync (an async appender that
+    // finds no leader runs the round itself, within its poll).
+    let leader = {
+        let log = log.clone();
+        std::thread::spawn(move || log.append_blocking("other", "t", b"leader"))
+    };
+    tokio::time::sleep(fsync / 6).await;
+    // Polled once, then dropped: submitted, queued for the next round, then cancelled.
     let polled_once = log.append("e", "t", b"orphan").now_or_never();
     assert!(
         polled_once.is_none(),
@@ -439,4 +446,5 @@ async fn a_cancelled_append_becomes_visible_once_durable() {
     assert_eq!(log.latest_seq("e").unwrap(), Some(1));
     assert_eq!(&log.read("e").unwrap()[0].payload[..], b"orphan");
     assert_eq!(log.append("e", "t", b"next").await.unwrap(), 2);
+    assert_eq!(leader.join().unwrap().unwrap(), 1);
 }

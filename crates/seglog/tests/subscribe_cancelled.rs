@@ -15,7 +15,14 @@ async fn a_cancelled_append_that_becomes_durable_wakes_a_subscriber() {
     let mut events = Box::pin(log.subscribe("exec", 0));
     // The subscriber finds nothing and waits.
     assert!(events.next().now_or_never().is_none());
-    // The append is submitted, its commit round starts, and its caller goes away.
+    // Another appender leads a commit round and sits in its fsync (an async appender that
+    // finds no leader runs the round itself, within its poll).
+    let leader = {
+        let log = log.clone();
+        std::thread::spawn(move || log.append_blocking("other", "tenant", b"leader"))
+    };
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    // The append is submitted, queued for the next round, and its caller goes away.
     assert!(log
         .append("exec", "tenant", b"cancelled")
         .now_or_never()
@@ -26,6 +33,7 @@ async fn a_cancelled_append_that_becomes_durable_wakes_a_subscriber() {
         .expect("the stream ended")
         .unwrap();
     assert_eq!((event.seq, &event.payload[..]), (1, &b"cancelled"[..]));
+    assert_eq!(leader.join().unwrap().unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

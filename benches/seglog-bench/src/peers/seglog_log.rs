@@ -11,7 +11,12 @@ struct LogPeer {
 }
 
 pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
-    let log = Log::open_blocking(dir.join("seglog"), Options::default())?;
+    let mut options = Options::default();
+    // For A/B runs of the zeroed window (docs/benchmarks.md): SEGLOG_BENCH_ZERO_AHEAD=0.
+    if let Ok(v) = std::env::var("SEGLOG_BENCH_ZERO_AHEAD") {
+        options.zero_ahead_bytes = v.parse()?;
+    }
+    let log = Log::open_blocking(dir.join("seglog"), options)?;
     Ok(Box::new(LogPeer { log }))
 }
 

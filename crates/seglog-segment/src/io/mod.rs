@@ -41,6 +41,14 @@ pub trait FileSystem: Send + Sync + 'static {
     /// Takes the exclusive lock on `dir` (through a `LOCK` file in it).
     /// Fails with [`io::ErrorKind::WouldBlock`] when someone else holds it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock>;
+
+    /// Whether appends gain from written zeros ahead of the tail (see
+    /// [`crate::SegmentOptions::zero_ahead_bytes`]). True for real files: a write into
+    /// preallocated, unwritten space makes its fdatasync also write the file's block map.
+    /// Default: false.
+    fn zeroes_ahead(&self) -> bool {
+        false
+    }
 }
 
 /// File-level operations. All positional, so readers and the writer never share a cursor.
@@ -84,6 +92,21 @@ pub trait SegmentFile: Send + Sync + 'static {
     /// recovery sees the disk instead. A file system without a page cache does nothing.
     fn evict(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
+        Ok(())
+    }
+
+    /// Makes `offset..offset + len` written zeros (not merely reserved space), so that a
+    /// later write there and its fdatasync change nothing in the file's block map. Within
+    /// the file's size only. The default writes zeros.
+    fn write_zeros(&self, offset: u64, len: u64) -> io::Result<()> {
+        const PIECE: u64 = 64 << 10;
+        let zeros = vec![0u8; PIECE.min(len) as usize];
+        let mut at = offset;
+        while at < offset + len {
+            let n = PIECE.min(offset + len - at) as usize;
+            self.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
         Ok(())
     }
 

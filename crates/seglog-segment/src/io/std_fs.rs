@@ -86,6 +86,10 @@ impl FileSystem for StdFs {
         Ok(names)
     }
 
+    fn zeroes_ahead(&self) -> bool {
+        true
+    }
+
     fn lock_dir(&self, dir: &Path) -> io::Result<StdDirLock> {
         let path = dir.join(crate::format::LOCK_FILE_NAME);
         let file = OpenOptions::new()
@@ -134,6 +138,34 @@ impl SegmentFile for StdFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+
+    fn write_zeros(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // FALLOC_FL_WRITE_ZEROES (Linux 6.17): written zeros made by the device, with no
+        // page-cache traffic. Older kernels and devices without a write-zeroes command refuse
+        // it; then zeros are written by hand (and the flag is not tried again).
+        const FALLOC_FL_WRITE_ZEROES: u32 = 0x80;
+        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+        if !UNSUPPORTED.load(Ordering::Relaxed) {
+            let flags = rustix::fs::FallocateFlags::from_bits_retain(FALLOC_FL_WRITE_ZEROES);
+            match rustix::fs::fallocate(&self.0, flags, offset, len) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+                    UNSUPPORTED.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        const PIECE: u64 = 256 << 10;
+        let zeros = vec![0u8; PIECE.min(len) as usize];
+        let mut at = offset;
+        while at < offset + len {
+            let n = PIECE.min(offset + len - at) as usize;
+            FileExt::write_all_at(&self.0, &zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 
     fn evict(&self, offset: u64, len: u64) -> io::Result<()> {

@@ -27,11 +27,12 @@ impl<F: FileSystem> Inner<F> {
         let drained = self.wait_durable(last);
         // Take the leader's seat for good: once it is ours, no round runs, and none starts.
         // (A round can still be finishing: the one that made `last` durable hands the seat
-        // back only after it publishes.)
+        // back only after it publishes.) A zeroing claim must end too: no claim starts once
+        // the log is closed, and the zeros must not follow the commit marker.
         loop {
             {
                 let mut st = self.commit.lock();
-                if !st.leader_active {
+                if !st.leader_active && st.zeroing.is_none() {
                     st.leader_active = true;
                     break;
                 }

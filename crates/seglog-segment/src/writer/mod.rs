@@ -7,6 +7,7 @@ mod close;
 mod group_commit;
 mod replace;
 mod roll;
+mod zeroing;
 
 pub use group_commit::Appended;
 pub use replace::Replacement;
@@ -44,6 +45,8 @@ pub(crate) struct Inner<F: FileSystem> {
     seal_listener: RwLock<Option<SealListener>>,
     /// Held for the whole of a segment replacement: one at a time.
     replace_lock: parking_lot::Mutex<()>,
+    /// The thread keeping zeros ahead of the tail (`zeroing`), to wake.
+    zeroer: parking_lot::Mutex<Option<std::thread::Thread>>,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -57,13 +60,30 @@ pub type SealListener = Box<dyn Fn(&SegmentInfo, &bytes::Bytes) + Send + Sync>;
 /// (or until the last clone is dropped).
 pub struct SegmentLog<F: FileSystem> {
     inner: Arc<Inner<F>>,
+    /// Shared by the clones only (background threads hold `inner`, never this): when the
+    /// last clone goes, the log stops its own writers and releases the directory lock at
+    /// once, whatever a background thread still holds.
+    _handles: Arc<LastHandle<F>>,
 }
 
 impl<F: FileSystem> Clone for SegmentLog<F> {
     fn clone(&self) -> Self {
         SegmentLog {
             inner: self.inner.clone(),
+            _handles: self._handles.clone(),
         }
+    }
+}
+
+/// Dropped with the last [`SegmentLog`] clone.
+struct LastHandle<F: FileSystem> {
+    inner: Arc<Inner<F>>,
+}
+
+impl<F: FileSystem> Drop for LastHandle<F> {
+    fn drop(&mut self) {
+        self.inner.stop_background_writes();
+        self.inner.dir_lock.lock().take();
     }
 }
 
@@ -161,6 +181,7 @@ impl<F: FileSystem> SegmentLog<F> {
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
+            zeroer: parking_lot::Mutex::new(None),
         });
         let active = match active {
             Some(a) => a,
@@ -206,7 +227,17 @@ impl<F: FileSystem> SegmentLog<F> {
             let (lsn, _) = inner.submit_roll()?;
             inner.wait_durable(lsn)?;
         }
-        Ok((SegmentLog { inner }, recovered.report))
+        inner.start_zeroing()?;
+        let handles = Arc::new(LastHandle {
+            inner: inner.clone(),
+        });
+        Ok((
+            SegmentLog {
+                inner,
+                _handles: handles,
+            },
+            recovered.report,
+        ))
     }
 
     /// Lays out a record for `batch`, checking the limits.

@@ -13,6 +13,9 @@ pub struct SimFile {
     pub(super) state: Arc<Mutex<State>>,
     pub(super) inode: u64,
     pub(super) writable: bool,
+    /// The inode's `writeback_errors` this handle has reported (Linux keeps this cursor per
+    /// open file description: a failure is reported once to each).
+    pub(super) errors_seen: std::sync::atomic::AtomicU64,
 }
 
 impl SimFile {
@@ -66,7 +69,23 @@ impl SegmentFile for SimFile {
             std::thread::sleep(latency);
         }
         self.mutate(Op::SyncData, |inode, fault| {
+            use std::sync::atomic::Ordering;
             let pending = std::mem::take(&mut inode.unsynced);
+            if fault.is_some() {
+                inode.writeback_errors += 1;
+            }
+            // A failure since this handle last looked is reported now, even when another
+            // handle's sync met it (and this one found nothing left to write).
+            let unseen = self
+                .errors_seen
+                .swap(inode.writeback_errors, Ordering::Relaxed)
+                < inode.writeback_errors;
+            if fault.is_none() && unseen {
+                for p in &pending {
+                    inode.persist(p);
+                }
+                return Err(errno(FaultKind::Eio));
+            }
             if let Some(kind) = fault {
                 // Like Linux after a failed writeback: the pages are marked clean, so no later
                 // sync writes them; their contents stay in the page cache (`data`) for anyone

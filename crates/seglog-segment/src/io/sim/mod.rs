@@ -123,6 +123,9 @@ struct Inode {
     /// Pages whose writeback failed and that are still cached: writes into them never reach
     /// the disk until they are evicted or truncated away.
     failed_pages: BTreeSet<u64>,
+    /// Failed writebacks so far (Linux's per-file `errseq`): every handle that was open when
+    /// one happened reports it at its next sync, once, whichever handle's sync failed.
+    writeback_errors: u64,
 }
 
 impl Inode {
@@ -206,6 +209,8 @@ struct State {
     power_off_after: Option<u64>,
     powered_off: bool,
     sync_latency: std::time::Duration,
+    /// Whether logs keep written zeros ahead of their tail here (off unless a test asks).
+    zeroes_ahead: bool,
 }
 
 /// The simulated file system. Clones share state.
@@ -318,6 +323,13 @@ impl SimFs {
         self.state.lock().power_off_after = Some(n);
     }
 
+    /// Lets logs on this file system keep written zeros ahead of their tail (a background
+    /// thread, see `SegmentOptions::zero_ahead_bytes`). Off by default: its writes and syncs
+    /// come at times of their own, which tests that count operations must not see.
+    pub fn set_zeroes_ahead(&self, on: bool) {
+        self.state.lock().zeroes_ahead = on;
+    }
+
     /// Makes every `sync_data` take at least `latency` (slept outside any lock), so tests
     /// can see commit groups form the way they do on a real disk.
     pub fn set_sync_latency(&self, latency: std::time::Duration) {
@@ -422,6 +434,7 @@ impl SimFs {
                     data,
                     unsynced: Vec::new(),
                     failed_pages: BTreeSet::new(),
+                    writeback_errors: 0,
                 },
             );
         }
@@ -469,6 +482,10 @@ impl SimFs {
 }
 
 impl FileSystem for SimFs {
+    fn zeroes_ahead(&self) -> bool {
+        self.state.lock().zeroes_ahead
+    }
+
     type File = SimFile;
     type DirLock = SimDirLock;
 
@@ -516,17 +533,21 @@ impl FileSystem for SimFs {
             state: self.state.clone(),
             inode: id,
             writable: true,
+            errors_seen: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     fn open(&self, path: &Path) -> io::Result<SimFile> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         st.check_on()?;
         let id = *st.names.get(path).ok_or(io::ErrorKind::NotFound)?;
+        // A new handle reports only the writeback errors that happen after it was opened.
+        let seen = st.inode(id).map_or(0, |i| i.writeback_errors);
         Ok(SimFile {
             state: self.state.clone(),
             inode: id,
             writable: true,
+            errors_seen: std::sync::atomic::AtomicU64::new(seen),
         })
     }
 

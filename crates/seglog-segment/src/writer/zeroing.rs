@@ -1,0 +1,228 @@
+//! Written zeros ahead of the tail: a background thread keeps up to
+//! [`crate::SegmentOptions::zero_ahead_bytes`] of the active segment, past the tail, written
+//! with zeros and synced.
+//!
+//! Why: segments are preallocated, and on ext4 and XFS preallocated space is *unwritten*. The
+//! first write into an unwritten block changes the file's block map, so the commit round's
+//! fdatasync must write that metadata too: an extra device write on every round. Blocks that
+//! already hold written zeros make the fdatasync a pure data flush. Zeros read as the end of
+//! data, so nothing in the format changes.
+//!
+//! Invariants (the commit lock guards `zeroed` and `zeroing`):
+//! - The thread only zeroes a range that starts at or after the page-aligned tail as it was
+//!   when it claimed the range (`zeroing`): no submitted record lies in it then.
+//! - A commit round never writes into a claimed range, and never seals or rolls, while the
+//!   claim stands: the leader waits for it (`round_collides`). Zeros therefore always land
+//!   before the records that later go there, and never past a sealed segment's end.
+//! - `close` waits for a claim to end, and no claim starts once the log is closed or
+//!   poisoned: nothing is written after `close` returns.
+//! - The thread writes and syncs through a handle of its own. A failed sync poisons the log:
+//!   the failed writeback may have covered records (fsyncgate), and the log is never trusted
+//!   after an fsync error.
+
+use super::Inner;
+use crate::io::{FileSystem, SegmentFile};
+use crate::{Error, SyncMode};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How much one step zeroes: big enough to be cheap per byte, small enough that a commit
+/// round waiting for it (rare) waits little.
+const CHUNK_BYTES: u64 = 256 << 10;
+
+/// Page size the ranges are aligned to.
+const PAGE: u64 = 4096;
+
+/// How long the thread sleeps when it has no work and nobody wakes it (a safety net: rounds
+/// wake it when the tail nears the zeroed frontier).
+const IDLE_PARK: Duration = Duration::from_millis(200);
+
+/// Through where the tail segment is known to hold written zeros (or records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ZeroedSpace {
+    pub segment: u64,
+    pub through: u64,
+}
+
+/// A range being zeroed right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ZeroClaim {
+    pub segment: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+fn align_up(offset: u64) -> u64 {
+    offset.div_ceil(PAGE) * PAGE
+}
+
+/// What one step of the thread did.
+enum Step {
+    Zeroed,
+    Idle,
+    Stop,
+}
+
+impl<F: FileSystem> Inner<F> {
+    /// Whether this log keeps zeros ahead of its tail.
+    pub(crate) fn zeroes_ahead(&self) -> bool {
+        self.opts.zero_ahead_bytes > 0
+            && self.opts.preallocate
+            && self.opts.sync_mode == SyncMode::Always
+            && self.fs.zeroes_ahead()
+    }
+
+    /// Starts the zeroing thread (when this log keeps zeros ahead of its tail).
+    pub(crate) fn start_zeroing(self: &Arc<Self>) -> crate::Result<()> {
+        if !self.zeroes_ahead() || cfg!(feature = "loom") {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(self);
+        let handle = std::thread::Builder::new()
+            .name("seglog-zeroer".into())
+            .spawn(move || zeroing_thread(&weak))
+            .map_err(|e| Error::io("spawn", &self.dir, e))?;
+        *self.zeroer.lock() = Some(handle.thread().clone());
+        Ok(())
+    }
+
+    /// Called under the commit lock after a round: wakes the zeroing thread when the tail has
+    /// come within half the window of the zeroed frontier.
+    pub(crate) fn wants_zeros(&self, st: &super::group_commit::CommitState) -> bool {
+        if !self.zeroes_ahead() || st.zeroing.is_some() {
+            return false;
+        }
+        st.zeroed.segment != st.tail_segment
+            || st.zeroed.through < align_up(st.tail_offset) + self.opts.zero_ahead_bytes / 2
+    }
+
+    /// Ends background zeroing for good (the last handle is gone): no claim starts, and the
+    /// one running, if any, ends before this returns.
+    pub(crate) fn stop_background_writes(&self) {
+        loop {
+            {
+                let mut st = self.commit.lock();
+                st.zeroing_stopped = true;
+                if st.zeroing.is_none() {
+                    break;
+                }
+            }
+            crate::sync::thread::yield_now();
+        }
+        self.wake_zeroer();
+    }
+
+    /// Wakes the zeroing thread, if there is one.
+    pub(crate) fn wake_zeroer(&self) {
+        if let Some(t) = self.zeroer.lock().as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// One step: claim a range ahead of the tail, zero it, sync it, publish it.
+    fn zero_step(&self, handle: &mut Option<(u64, std::path::PathBuf, F::File)>) -> Step {
+        let claim = {
+            let mut st = self.commit.lock();
+            if st.closed || st.zeroing_stopped || st.poisoned.is_some() {
+                return Step::Stop;
+            }
+            let segment = st.tail_segment;
+            let tail = align_up(st.tail_offset);
+            let from = if st.zeroed.segment == segment {
+                st.zeroed.through.max(tail)
+            } else {
+                tail
+            };
+            let target = (tail + self.opts.zero_ahead_bytes).min(self.opts.segment_size_bytes);
+            if from >= target {
+                return Step::Idle;
+            }
+            let claim = ZeroClaim {
+                segment,
+                start: from,
+                end: (from + CHUNK_BYTES).min(target),
+            };
+            st.zeroing = Some(claim);
+            claim
+        };
+        let outcome = self.zero_range(handle, claim);
+        let mut st = self.commit.lock();
+        st.zeroing = None;
+        match outcome {
+            Ok(true) => {
+                st.zeroed = ZeroedSpace {
+                    segment: claim.segment,
+                    through: claim.end,
+                };
+                Step::Zeroed
+            }
+            // The segment is not open yet (its round is still creating it): later.
+            Ok(false) => Step::Idle,
+            Err(e) => {
+                drop(st);
+                self.poison(&e);
+                Step::Stop
+            }
+        }
+    }
+
+    /// Writes and syncs zeros over the claimed range. `Ok(false)` when the segment is not
+    /// open (yet).
+    fn zero_range(
+        &self,
+        handle: &mut Option<(u64, std::path::PathBuf, F::File)>,
+        claim: ZeroClaim,
+    ) -> crate::Result<bool> {
+        if handle.as_ref().is_none_or(|(n, _, _)| *n != claim.segment) {
+            let Some(entry) = self.segments.read().get(&claim.segment).cloned() else {
+                return Ok(false);
+            };
+            // A handle of its own: its syncs report their own errors (and poison the log),
+            // never taking one the commit round's fdatasync must see.
+            let file = self
+                .fs
+                .open(&entry.path)
+                .map_err(|e| Error::io("open", &entry.path, e))?;
+            *handle = Some((claim.segment, entry.path.clone(), file));
+        }
+        let Some((_, path, file)) = handle.as_ref() else {
+            return Ok(false);
+        };
+        file.write_zeros(claim.start, claim.end - claim.start)
+            .map_err(|e| Error::io("write zeros", path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("sync_data", path, e))?;
+        Ok(true)
+    }
+
+    /// True when a round that takes `pending` must wait for the claim to end: it writes
+    /// into the claimed range, or it rolls (sealing cuts the segment being zeroed).
+    pub(crate) fn round_collides(
+        claim: Option<ZeroClaim>,
+        pending: &[super::group_commit::PendingChunk],
+    ) -> bool {
+        let Some(z) = claim else {
+            return false;
+        };
+        pending
+            .iter()
+            .any(|c| c.creates_segment() || c.overlaps(z.segment, z.start, z.end))
+    }
+}
+
+fn zeroing_thread<F: FileSystem>(log: &Weak<Inner<F>>) {
+    let mut handle = None;
+    loop {
+        let Some(inner) = log.upgrade() else {
+            return;
+        };
+        match inner.zero_step(&mut handle) {
+            Step::Zeroed => {}
+            Step::Idle => {
+                drop(inner);
+                std::thread::park_timeout(IDLE_PARK);
+            }
+            Step::Stop => return,
+        }
+    }
+}
