@@ -2,12 +2,27 @@
 //! the fsync floor, in one process run with peers alternating round by round (A B A B …) so
 //! ratios survive a noisy machine; and open / read / index-memory figures against raft-engine.
 //! See docs/benchmarks.md for the figures and how to read them.
+//!
+//! Workloads:
+//! - W1–W4: 256-byte appends from 1, 16 and 64 closed-loop writers, and batches of 10 from 1.
+//! - W5: 4 KiB payloads, 16 writers (MB/s).
+//! - W6–W8: open after 1M events, read a 1,000-event execution, index memory.
+//! - W9: 256 KiB records, 16 writers (MB/s), against the durable-bandwidth floor (one thread,
+//!   1 MiB `pwrite` + `fdatasync` in a loop into a preallocated file) measured in the same run.
+//! - C1: compaction rewrite throughput.
+//!
+//! Every append run reports, per peer, throughput, the ratios to the floor and to
+//! raft-engine, latency percentiles, process CPU per append (user + sys, `getrusage`), and the
+//! block device's write requests, flushes and jbd2 commits per second; and writes SVG figures
+//! (throughput, latency) into `--plots`.
 
 mod compaction;
 mod peers;
+mod plots;
 mod probe;
 mod recovery;
 mod report;
+mod usage;
 mod workload;
 
 use anyhow::Result;
@@ -15,16 +30,23 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// seglog benchmarks (W1–W8). `--quick` runs every workload briefly (CI smoke test).
+/// seglog benchmarks (W1–W9). `--quick` runs every workload briefly (CI smoke test).
 ///
 /// Workloads (256-byte payloads, 1,000 executions, every append durable):
 ///   W1 1 writer · W2 16 writers · W3 64 writers · W4 batches of 10, 1 writer
 ///   W5 4 KiB payloads, 16 writers (MB/s, vs. the disk's sequential bandwidth)
 ///   W6 open after 1M events · W7 read a 1,000-event execution · W8 index memory
+///   W9 256 KiB records, 16 writers (MB/s, vs. the durable-bandwidth floor: one thread
+///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
 ///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
 ///
+/// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
+/// process CPU µs per append (user, sys), and the block device's writes, flushes, MB and
+/// jbd2 commits per second; and write SVG figures (throughput, latency per workload) to
+/// --plots.
+///
 /// Examples:
-///   seglog-bench all                     # the documented full run (~15 minutes)
+///   seglog-bench all                     # the documented full run (~16 minutes)
 ///   seglog-bench append --writers 64 --seconds 3 --rounds 3
 ///   seglog-bench open --events 1000000 --executions 1000
 ///   seglog-bench compact --mib 1024
@@ -38,18 +60,21 @@ struct Args {
     /// Directory for the temporary logs (default: the system temp dir).
     #[arg(long, global = true)]
     dir: Option<PathBuf>,
+    /// Directory for the SVG figures of append runs (created if missing).
+    #[arg(long, global = true, default_value = "target/bench-plots")]
+    plots: PathBuf,
     #[command(subcommand)]
     workload: Option<Workload>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Workload {
-    /// W1–W8, the full documented run.
+    /// W1–W9, the full documented run.
     All {
-        /// Seconds per peer per round for W1–W5.
+        /// Seconds per peer per round for W1–W5 and W9.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
-        /// Rounds for W1–W5.
+        /// Rounds for W1–W5 and W9.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Events in the W6–W8 logs.
@@ -77,8 +102,13 @@ enum Workload {
         #[arg(long, default_value_t = 1000)]
         executions: u64,
         /// Only peers whose name contains one of these (comma-separated), e.g. `raft,Log`.
+        /// (The bandwidth floor of --bandwidth-floor runs regardless.)
         #[arg(long, value_delimiter = ',')]
         peers: Vec<String>,
+        /// Also run the durable-bandwidth floor (1 writer looping 1 MiB pwrite + fdatasync)
+        /// in every round, and compare MB/s with it, as W9 does.
+        #[arg(long)]
+        bandwidth_floor: bool,
     },
     /// W6–W8: open (with and without checkpoints), read one execution, index memory;
     /// seglog and raft-engine on the same events.
@@ -111,27 +141,35 @@ enum Workload {
 }
 
 fn spec(
-    name: &'static str,
+    name: &str,
     writers: usize,
     batch: usize,
     payload_bytes: usize,
     seconds: f64,
 ) -> workload::Spec {
     workload::Spec {
-        name,
+        name: name.to_owned(),
         writers,
         batch,
         duration: Duration::from_secs_f64(seconds),
         payload_bytes,
         executions: 1000,
+        bandwidth_floor: false,
     }
 }
 
-fn appends(base: &Path, specs: &[workload::Spec], rounds: usize, bandwidth: bool) -> Result<()> {
+fn appends(
+    base: &Path,
+    specs: &[workload::Spec],
+    rounds: usize,
+    bandwidth: bool,
+    plots_dir: &Path,
+) -> Result<()> {
+    let device = usage::Device::of(base);
     let before = probe::fdatasync_p50(base)?;
     let mut rows = Vec::new();
     for s in specs {
-        rows.extend(workload::run_alternating(base, s, rounds)?);
+        rows.extend(workload::run_alternating(base, s, rounds, &device)?);
     }
     let after = probe::fdatasync_p50(base)?;
     println!(
@@ -145,8 +183,13 @@ fn appends(base: &Path, specs: &[workload::Spec], rounds: usize, bandwidth: bool
             probe::sequential_write_mb_s(base)?
         );
     }
+    println!("{}", device.describe());
     println!();
     print!("{}", report::markdown(&rows));
+    println!();
+    for path in plots::write(plots_dir, &rows)? {
+        println!("plot: {}", path.display());
+    }
     Ok(())
 }
 
@@ -182,15 +225,19 @@ fn compactions(base: &Path, mib: u64, payload_bytes: usize, runs: usize) -> Resu
     Ok(())
 }
 
-fn all(base: &Path, seconds: f64, rounds: usize, events: u64) -> Result<()> {
+fn all(base: &Path, plots_dir: &Path, seconds: f64, rounds: usize, events: u64) -> Result<()> {
     let specs = [
         spec("W1", 1, 1, 256, seconds),
         spec("W2", 16, 1, 256, seconds),
         spec("W3", 64, 1, 256, seconds),
         spec("W4", 1, 10, 256, seconds),
         spec("W5", 16, 1, 4096, seconds),
+        workload::Spec {
+            bandwidth_floor: true,
+            ..spec("W9", 16, 1, 256 << 10, seconds)
+        },
     ];
-    appends(base, &specs, rounds, true)?;
+    appends(base, &specs, rounds, true, plots_dir)?;
     println!("\nW6, W7 (1,000 executions):\n");
     opens(base, events, 1000, 256, 5)?;
     println!("\nW8 (10,000 executions):\n");
@@ -208,7 +255,7 @@ fn main() -> Result<()> {
                 rounds,
                 events,
             }),
-        ) => all(&base, seconds, rounds, events),
+        ) => all(&base, &args.plots, seconds, rounds, events),
         (
             false,
             Some(Workload::Append {
@@ -219,6 +266,7 @@ fn main() -> Result<()> {
                 payload_bytes,
                 executions,
                 peers,
+                bandwidth_floor,
             }),
         ) => {
             workload::set_peer_filter(peers);
@@ -226,10 +274,11 @@ fn main() -> Result<()> {
                 .iter()
                 .map(|&w| workload::Spec {
                     executions,
-                    ..spec("append", w, batch, payload_bytes, seconds)
+                    bandwidth_floor,
+                    ..spec(&format!("append-{w}"), w, batch, payload_bytes, seconds)
                 })
                 .collect();
-            appends(&base, &specs, rounds, false)
+            appends(&base, &specs, rounds, false, &args.plots)
         }
         (
             false,
@@ -250,7 +299,7 @@ fn main() -> Result<()> {
         ) => compactions(&base, mib, payload_bytes, runs),
         // --quick, or no workload named: everything, briefly.
         _ => {
-            all(&base, 0.25, 1, 20_000)?;
+            all(&base, &args.plots, 0.25, 1, 20_000)?;
             println!("\nC1 (8 MiB log):\n");
             print!("{}", compaction::run(&base, 8 << 20, 1024, 1, false)?);
             Ok(())

@@ -10,6 +10,15 @@ mod sqlite;
 use anyhow::Result;
 use std::path::Path;
 
+pub use floor::{bandwidth as bandwidth_floor, BANDWIDTH_WRITE_BYTES};
+
+/// Name of the per-append floor peer: the reference of "vs floor".
+pub const FLOOR: &str = "floor (write+fdatasync)";
+/// Name of the durable-bandwidth floor: the reference of "vs floor" where it runs (W9).
+pub const BANDWIDTH_FLOOR: &str = "bandwidth floor (1 MiB write+fdatasync)";
+/// Name of the raft-engine peer: the reference of "vs raft-engine".
+pub const RAFT_ENGINE: &str = "raft-engine";
+
 /// One system that can make an append durable.
 pub trait Peer: Send + Sync {
     /// Appends `payload` to `execution` and returns once it is durable.
@@ -32,7 +41,7 @@ pub struct PeerKind {
 pub fn all() -> Vec<PeerKind> {
     vec![
         PeerKind {
-            name: "floor (write+fdatasync)",
+            name: FLOOR,
             open: floor::open,
         },
         PeerKind {
@@ -40,7 +49,7 @@ pub fn all() -> Vec<PeerKind> {
             open: sqlite::open,
         },
         PeerKind {
-            name: "raft-engine",
+            name: RAFT_ENGINE,
             open: raft_engine_peer::open,
         },
         PeerKind {
