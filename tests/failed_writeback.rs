@@ -96,8 +96,16 @@ fn restart_after_a_failed_writeback(kind: FsKind, cache: PageCache, test: &str) 
     let dir = disk.fs().path().join("log");
     let exe = env!("CARGO_BIN_EXE_seglog-writeback-child");
 
+    // With the page cache dropped the test proves the failed append is not read back: that
+    // append's own writeback must be the one that fails, so nothing may provision its space
+    // first (zeros ahead of the tail would). With the cache kept, zeros ahead stay on: every
+    // ack must survive whichever writeback fails.
+    let args: &[&str] = match cache {
+        PageCache::Dropped => &["no-zeroing"],
+        PageCache::Kept => &[],
+    };
     // 1. The first process: acknowledged appends while the disk has room.
-    let mut first = ScriptedChild::start(exe, &dir);
+    let mut first = ScriptedChild::start_with(exe, &dir, args);
     if let Err(e) = first.opened() {
         panic!("{kind}: the first process cannot open a new log: {e}");
     }
@@ -139,7 +147,7 @@ fn restart_after_a_failed_writeback(kind: FsKind, cache: PageCache, test: &str) 
     if cache == PageCache::Dropped {
         evict_page_cache(&dir);
     }
-    let mut second = ScriptedChild::start(exe, &dir);
+    let mut second = ScriptedChild::start_with(exe, &dir, args);
     let opened = match second.opened() {
         Ok(opened) => opened,
         Err(e) => panic!("{kind}: the restarted process cannot open the log: {e}"),

@@ -16,8 +16,14 @@ const MAX_BIG_APPENDS: u64 = 4096;
 fn main() -> Result<()> {
     let dir = std::env::args()
         .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: seglog-writeback-child DIR"))?;
-    let log = match Log::open_blocking(&dir, writeback_options()) {
+        .ok_or_else(|| anyhow::anyhow!("usage: seglog-writeback-child DIR [no-zeroing]"))?;
+    let mut options = writeback_options();
+    // `no-zeroing`: appends write into unprovisioned space, so the writeback that fails
+    // is the append's own (with zeros ahead, the zeroing thread's fails first).
+    if std::env::args().nth(2).as_deref() == Some("no-zeroing") {
+        options.zero_ahead_bytes = 0;
+    }
+    let log = match Log::open_blocking(&dir, options) {
         Ok(log) => log,
         Err(e) => {
             println!("open-failed {e}");

@@ -116,8 +116,14 @@ impl ScriptedChild {
     /// Starts the child (`seglog-writeback-child`, at `exe`) on the log in `dir` and waits for
     /// its first line.
     pub fn start(exe: &str, dir: &std::path::Path) -> ScriptedChild {
+        Self::start_with(exe, dir, &[])
+    }
+
+    /// As [`Self::start`], with more arguments after the directory.
+    pub fn start_with(exe: &str, dir: &std::path::Path, args: &[&str]) -> ScriptedChild {
         let child = Command::new(exe)
             .arg(dir)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -46,6 +46,7 @@ pub(crate) struct WriterCounters {
     max_sync_nanos: AtomicU64,
     largest_group: AtomicU64,
     poisonings: AtomicU64,
+    zeroed_bytes: AtomicU64,
     /// fdatasync time in microseconds (`None` only if hdrhistogram refused constant bounds).
     sync_us: Mutex<Option<Histogram<u64>>>,
     /// Records per commit round.
@@ -63,6 +64,7 @@ impl Default for WriterCounters {
             max_sync_nanos: AtomicU64::new(0),
             largest_group: AtomicU64::new(0),
             poisonings: AtomicU64::new(0),
+            zeroed_bytes: AtomicU64::new(0),
             sync_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 2).ok()),
             group_size: Mutex::new(Histogram::new_with_bounds(1, 1 << 24, 2).ok()),
         }
@@ -92,6 +94,9 @@ pub struct WriterStats {
     pub largest_group: u64,
     /// Times the writer was poisoned (0 or 1).
     pub poisonings: u64,
+    /// Bytes written (and synced) as zeros ahead of the tail
+    /// ([`crate::SegmentOptions::zero_ahead_bytes`]).
+    pub zeroed_bytes: u64,
 }
 
 impl WriterCounters {
@@ -111,6 +116,10 @@ impl WriterCounters {
         record(&self.group_size, records as u64);
     }
 
+    pub fn record_zeroed(&self, bytes: u64) {
+        self.zeroed_bytes.fetch_add(bytes, Relaxed);
+    }
+
     pub fn record_poisoned(&self) {
         self.poisonings.fetch_add(1, Relaxed);
     }
@@ -127,6 +136,7 @@ impl WriterCounters {
             sync_nanos_max: self.max_sync_nanos.load(Relaxed),
             largest_group: self.largest_group.load(Relaxed),
             poisonings: self.poisonings.load(Relaxed),
+            zeroed_bytes: self.zeroed_bytes.load(Relaxed),
         }
     }
 }

@@ -49,6 +49,9 @@ pub(crate) struct PendingChunk {
     parts: Vec<Vec<u8>>,
 }
 
+/// The waiters one round acknowledged, in LSN order, woken through each other.
+type AckedGroup = Arc<[Arc<Waiter>]>;
+
 impl PendingChunk {
     /// Whether this chunk starts a new segment (and so seals the one before).
     pub(crate) fn creates_segment(&self) -> bool {
@@ -70,7 +73,7 @@ pub(crate) struct Waiter {
     /// Set before `state` turns `WOKEN` when the waiter was acknowledged with others: the
     /// whole acknowledged group and this waiter's place in it. The waiter wakes its two
     /// children in that group (a binary heap) before it returns; see [`fan_out`].
-    fan_out: crate::sync::Mutex<Option<(Arc<[Arc<Waiter>]>, usize)>>,
+    fan_out: crate::sync::Mutex<Option<(AckedGroup, usize)>>,
 }
 
 const WAITING: u8 = 0;
@@ -259,7 +262,7 @@ impl<F: FileSystem> LeaderClaim<F> {
 /// Wakes an acknowledged group: the first waiter now, the rest through each other (waiter
 /// `i` wakes `2i + 1` and `2i + 2` once it runs, see [`Waiter::fan_out`]). Every waiter of
 /// the group already reads `WOKEN`; its `fan_out` slot was filled before that.
-fn fan_out(acked: Option<Arc<[Arc<Waiter>]>>) {
+fn fan_out(acked: Option<AckedGroup>) {
     if let Some(first) = acked.as_ref().and_then(|group| group.first()) {
         first.thread.unpark();
     }
@@ -588,12 +591,11 @@ impl<F: FileSystem> Inner<F> {
     /// are queued, the leader keeps leading when `keep_leading` (the third value is then
     /// true); otherwise leadership goes back, to the oldest waiter if records are queued (the
     /// first value: to be woken first).
-    #[allow(clippy::type_complexity)]
     fn advance(
         &self,
         round: Round,
         keep_leading: bool,
-    ) -> (Option<Arc<Waiter>>, Option<Arc<[Arc<Waiter>]>>, bool) {
+    ) -> (Option<Arc<Waiter>>, Option<AckedGroup>, bool) {
         use std::sync::atomic::Ordering;
         let mut next_leader = None;
         let (durable, acked, still_leading) = {
@@ -604,8 +606,7 @@ impl<F: FileSystem> Inner<F> {
             }
             self.durable_lsn.store(st.durable_lsn, Ordering::Release);
             let done = st.waiters.partition_point(|w| w.lsn <= st.durable_lsn);
-            let acked: Option<Arc<[Arc<Waiter>]>> =
-                (done > 0).then(|| st.waiters.drain(..done).collect());
+            let acked: Option<AckedGroup> = (done > 0).then(|| st.waiters.drain(..done).collect());
             if self.wants_zeros(&st) {
                 self.wake_zeroer();
             }
@@ -620,7 +621,11 @@ impl<F: FileSystem> Inner<F> {
                 }
             }
             if let Some(group) = &acked {
-                for (i, w) in group.iter().enumerate() {
+                // IMPORTANT: children before parents (higher indices first). A waiter that
+                // has not parked yet may see `WOKEN` at once and wake its children: they must
+                // already read `WOKEN` too, or they take the wake-up, park again, and sleep
+                // for good (found by loom).
+                for (i, w) in group.iter().enumerate().rev() {
                     *w.fan_out.lock() = Some((group.clone(), i));
                     w.state.store(WOKEN, Ordering::Release);
                 }

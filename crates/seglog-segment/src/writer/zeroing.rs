@@ -150,6 +150,7 @@ impl<F: FileSystem> Inner<F> {
         st.zeroing = None;
         match outcome {
             Ok(true) => {
+                self.stats.record_zeroed(claim.end - claim.start);
                 st.zeroed = ZeroedSpace {
                     segment: claim.segment,
                     through: claim.end,

@@ -1,0 +1,218 @@
+//! Zeros kept ahead of the tail (`SegmentOptions::zero_ahead_bytes`): a background thread
+//! writes into the active segment while commit rounds do. What must hold: its zeros never
+//! land on a record or past a sealed segment's end, it never costs an acknowledged append,
+//! and a failed writeback is reported to the commit path whichever handle met it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::crash::{check, recovered};
+use seglog_segment::format::EventBatch;
+use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
+use seglog_segment::io::{FileSystem, SegmentFile, StdFs};
+use seglog_segment::{SegmentLog, SegmentOptions};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Segments small enough to roll often, a window smaller than one segment.
+fn zeroing_opts() -> SegmentOptions {
+    SegmentOptions {
+        segment_size_bytes: 64 << 10,
+        max_record_size_bytes: 8 << 10,
+        zero_ahead_bytes: 16 << 10,
+        ..SegmentOptions::default()
+    }
+}
+
+/// A payload of `i`'s own size (up to ~4 KiB) and bytes, so a zeroed byte shows.
+fn sized_payload(i: u64) -> Vec<u8> {
+    let len = 1 + (i * 7919 % 4000) as usize;
+    (0..len)
+        .map(|k| 1 + ((i as usize + k) % 251) as u8)
+        .collect()
+}
+
+fn append<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<u64> {
+    let p = sized_payload(i);
+    Ok(log
+        .append(&EventBatch {
+            encoding: 0,
+            execution_id: format!("exec-{}", i % 7).as_bytes(),
+            tenant_id: b"tenant",
+            first_seq: 1,
+            timestamp_unix_nanos: 0,
+            payloads: &[p.as_slice()],
+        })?
+        .lsn)
+}
+
+/// Appends from `threads` threads, `per_thread` each; returns LSN → payload index acked.
+fn concurrent_appends<F: FileSystem>(
+    log: &SegmentLog<F>,
+    threads: u64,
+    per_thread: u64,
+) -> BTreeMap<u64, u64> {
+    let acked = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (log, acked) = (log.clone(), &acked);
+            s.spawn(move || {
+                for k in 0..per_thread {
+                    let i = t * 100_000 + k;
+                    match append(&log, i) {
+                        Ok(lsn) => {
+                            acked.lock().unwrap().insert(lsn, i);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    acked.into_inner().unwrap()
+}
+
+fn payloads_by_lsn<F: FileSystem>(log: &SegmentLog<F>) -> BTreeMap<u64, Vec<u8>> {
+    log.records()
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            let v = r.view();
+            let first = v.events().next().unwrap().to_vec();
+            (v.lsn(), first)
+        })
+        .collect()
+}
+
+#[test]
+fn zeros_ahead_never_touch_records_or_sealed_segments_on_real_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let (log, _) = SegmentLog::open(StdFs, &path, zeroing_opts(), &mut ()).unwrap();
+    let acked = concurrent_appends(&log, 8, 150);
+    let stats = log.stats();
+    assert!(
+        stats.zeroed_bytes > 0,
+        "the zeroing thread never ran: {stats:?}"
+    );
+    let segments = log.segments();
+    assert!(segments.len() > 5, "only {} segments", segments.len());
+    log.close().unwrap();
+    drop(log);
+
+    // Every sealed segment ends where its data ends: no zeros were written past a seal.
+    for info in &segments[..segments.len() - 1] {
+        let file = StdFs.open(&info.path).unwrap();
+        assert_eq!(
+            file.len().unwrap(),
+            info.data_end,
+            "sealed segment {} has bytes past its end",
+            info.number
+        );
+    }
+    let (log, report) = SegmentLog::open(StdFs, &path, zeroing_opts(), &mut ()).unwrap();
+    assert!(report.torn_tail.is_none(), "{report:?}");
+    let stored = payloads_by_lsn(&log);
+    assert_eq!(stored.len(), acked.len());
+    for (lsn, i) in &acked {
+        assert_eq!(
+            stored.get(lsn),
+            Some(&sized_payload(*i)),
+            "record LSN {lsn} is not what was appended"
+        );
+    }
+}
+
+#[test]
+fn dropping_the_last_handle_stops_zeroing_and_frees_the_directory_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    for round in 0..20 {
+        let (log, _) = SegmentLog::open(StdFs, &path, zeroing_opts(), &mut ())
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        append(&log, round).unwrap();
+        drop(log);
+    }
+}
+
+#[test]
+fn acknowledged_appends_survive_power_cuts_while_zeroing_runs() {
+    let opts = SegmentOptions {
+        segment_size_bytes: 16 << 10,
+        max_record_size_bytes: 4 << 10,
+        zero_ahead_bytes: 8 << 10,
+        ..SegmentOptions::default()
+    };
+    let mut zeroed = 0;
+    for cut_after in [20u64, 45, 80, 130, 200, 300] {
+        for mode in [
+            CrashMode::LoseUnsynced,
+            CrashMode::Torn { seed: cut_after },
+            CrashMode::Reordered { seed: cut_after },
+        ] {
+            let fs = SimFs::new();
+            fs.set_zeroes_ahead(true);
+            let (log, _) = SegmentLog::open(fs.clone(), "/log", opts.clone(), &mut ()).unwrap();
+            fs.power_off_after(cut_after);
+            let acked = concurrent_appends(&log, 4, 40);
+            zeroed += log.stats().zeroed_bytes;
+            drop(log);
+            let survived = fs.crash(mode);
+            let (log, _) = SegmentLog::open(survived, "/log", opts.clone(), &mut ())
+                .unwrap_or_else(|e| panic!("cut after {cut_after} ({mode:?}): {e}"));
+            let stored = payloads_by_lsn(&log);
+            for (lsn, i) in &acked {
+                assert_eq!(
+                    stored.get(lsn),
+                    Some(&sized_payload(*i)),
+                    "cut after {cut_after} ({mode:?}): acknowledged LSN {lsn} lost or damaged"
+                );
+            }
+        }
+    }
+    assert!(zeroed > 0, "the zeroing thread never ran");
+}
+
+#[test]
+fn the_single_writer_crash_workload_holds_with_zeroing_on() {
+    let fs = SimFs::new();
+    fs.set_zeroes_ahead(true);
+    let outcome = common::crash::workload_with(
+        &fs,
+        24,
+        SegmentOptions {
+            zero_ahead_bytes: 1024,
+            ..common::crash::opts()
+        },
+    );
+    let survived = fs.crash(CrashMode::LoseUnsynced);
+    let got = recovered(&survived);
+    check(&outcome, &got, "zeroing on");
+    assert_eq!(got.len(), outcome.acked.len());
+}
+
+/// Linux reports a failed writeback once to every open file description (errseq), so a
+/// second handle's sync cannot take the error the commit path's sync must see.
+#[test]
+fn a_failed_writeback_is_reported_to_every_handle_once() {
+    let fs = SimFs::new();
+    fs.create_dir_all("/d".as_ref()).unwrap();
+    let a = fs.create_new("/d/f".as_ref()).unwrap();
+    let b = fs.open("/d/f".as_ref()).unwrap();
+    a.write_all_at(b"records", 0).unwrap();
+    fs.inject(Fault {
+        op: Some(Op::SyncData),
+        nth: fs.op_count(Op::SyncData) + 1,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    // The other handle (the zeroing thread's) meets the failure first...
+    assert!(b.sync_data().is_err());
+    // ...and the commit path's handle still hears of it, once.
+    assert!(a.sync_data().is_err(), "the failure was swallowed");
+    assert!(a.sync_data().is_ok());
+    assert!(b.sync_data().is_ok());
+    // A handle opened after the failure does not report it.
+    let c = fs.open("/d/f".as_ref()).unwrap();
+    assert!(c.sync_data().is_ok());
+}
