@@ -120,11 +120,17 @@ fn a_dropped_log_keeps_its_directory_lock_while_its_commit_rounds_still_write() 
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    rt.block_on(async {
-        // Polled once (its round goes to the blocking pool), then cancelled.
-        let mut wait = pin!(l1.wait_durable_async(a.lsn));
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(wait.as_mut().poll(&mut cx).is_pending());
+    // Polled once inside a spawned task (so its round goes to the blocking pool; a
+    // `block_on` root future would lead in place), then cancelled.
+    let l = l1.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut wait = pin!(l.wait_durable_async(a.lsn));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+        })
+        .await
+        .unwrap();
     });
     // The blocking-pool leader has written A and sits in its fsync.
     while fs.op_count(Op::Write) == writes_before {
@@ -188,7 +194,8 @@ fn zeroer_workload(
     use std::collections::BTreeMap;
     fs.set_zeroes_ahead(true);
     fs.set_sync_latency(Duration::from_micros(300));
-    let (log, _) = SegmentLog::open(fs.clone(), PathBuf::from("/log"), zero_opts(), &mut ()).unwrap();
+    let (log, _) =
+        SegmentLog::open(fs.clone(), PathBuf::from("/log"), zero_opts(), &mut ()).unwrap();
     if let Some(n) = cut {
         fs.power_off_after(fs.mutating_ops() + n);
     }
@@ -203,7 +210,9 @@ fn zeroer_workload(
                     let mut p = format!("t{t}-k{k}-").into_bytes();
                     p.resize(len, b'a' + (k % 26) as u8);
                     let pp = [p.as_slice()];
-                    let Ok(rec) = log.encode(&batch(&pp, 1)) else { break };
+                    let Ok(rec) = log.encode(&batch(&pp, 1)) else {
+                        break;
+                    };
                     let Ok(a) = log.submit(rec) else { break };
                     let ok = log.wait_durable(a.lsn).is_ok();
                     out.push((a.lsn, p, ok));
@@ -276,7 +285,11 @@ fn zeros_ahead_of_the_tail_never_land_on_records_or_past_a_sealed_end() {
         assert!(acked.len() > 500);
         let got = recovered_payloads(&fs).unwrap();
         for (lsn, p) in &acked {
-            assert_eq!(got.get(lsn), Some(p), "acknowledged LSN {lsn} lost or changed");
+            assert_eq!(
+                got.get(lsn),
+                Some(p),
+                "acknowledged LSN {lsn} lost or changed"
+            );
         }
     }
 }
@@ -298,7 +311,11 @@ fn with_zeros_ahead_every_acknowledged_record_survives_a_power_cut() {
             let got = recovered_payloads(&after)
                 .unwrap_or_else(|e| panic!("cut {cut}, {mode:?}: recovery failed: {e}"));
             for (lsn, p) in &acked {
-                assert_eq!(got.get(lsn), Some(p), "cut {cut}, {mode:?}: acknowledged LSN {lsn} lost");
+                assert_eq!(
+                    got.get(lsn),
+                    Some(p),
+                    "cut {cut}, {mode:?}: acknowledged LSN {lsn} lost"
+                );
             }
             for (lsn, p) in &got {
                 if let Some(s) = submitted.get(lsn) {

@@ -268,11 +268,14 @@ fn fan_out(acked: Option<AckedGroup>) {
     }
 }
 
-/// True when `tokio::task::block_in_place` may be called here: on a multi-threaded runtime
-/// (it panics on a current-thread one). Outside any runtime there is nothing to block.
-fn may_block_in_place() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+/// True when an async caller may run its commit round on its own thread: it is not a task
+/// on a runtime's worker (which other tasks need), but the root future of a `block_on` (the
+/// caller's own thread, blocked in any case) or polled outside any tokio runtime (where
+/// there is no blocking pool). Tasks hand the round to tokio's blocking pool instead.
+/// (`block_in_place` is not used: tokio refuses it, by panicking, in places a caller cannot
+/// see, such as a `LocalSet`.)
+fn may_lead_in_place() -> bool {
+    tokio::runtime::Handle::try_current().is_err() || tokio::task::try_id().is_none()
 }
 
 /// Called by a woken waiter before anything else: wakes its children in its group.
@@ -462,10 +465,9 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// Like [`Self::wait_durable`], for async callers. A round this task leads runs in
-    /// place on a multi-threaded runtime (`block_in_place`: the worker's other tasks move to
-    /// another thread, and the task needs no wake-up when its round ends), else on tokio's
-    /// blocking pool.
+    /// Like [`Self::wait_durable`], for async callers. A round a spawned task leads runs on
+    /// tokio's blocking pool; a round the root future of a `block_on` leads (or a future
+    /// polled outside tokio) runs in place, with no thread hop (see [`may_lead_in_place`]).
     pub(crate) async fn wait_durable_async(self: &Arc<Self>, lsn: u64) -> Result<()> {
         let mut durable_rx = self.durable_tx.subscribe();
         loop {
@@ -476,8 +478,8 @@ impl<F: FileSystem> Inner<F> {
                 }
                 if let Some(claim) = self.try_claim(&mut st) {
                     drop(st);
-                    if may_block_in_place() {
-                        tokio::task::block_in_place(|| claim.lead());
+                    if may_lead_in_place() {
+                        claim.lead();
                         continue;
                     }
                     tokio::task::spawn_blocking(move || claim.lead());

@@ -83,7 +83,13 @@ struct LastHandle<F: FileSystem> {
 impl<F: FileSystem> Drop for LastHandle<F> {
     fn drop(&mut self) {
         self.inner.stop_background_writes();
-        self.inner.dir_lock.lock().take();
+        // IMPORTANT: a commit round may still be running (a cancelled async append's round
+        // on the blocking pool holds the log, not a handle): it writes where the next owner
+        // of the directory would. Then the lock goes only with the log itself, when that
+        // round lets go of it. No round can start once no handle is left.
+        if !self.inner.commit.lock().leader_active {
+            self.inner.dir_lock.lock().take();
+        }
     }
 }
 
