@@ -6,21 +6,13 @@
 
 mod common;
 
-use common::payload;
+use common::{payload, small_opts as opts};
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::{Error, SegmentLog, SegmentOptions, SyncMode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: 2048,
-        ..SegmentOptions::default()
-    }
-}
 
 fn append_at<F: FileSystem>(
     log: &SegmentLog<F>,

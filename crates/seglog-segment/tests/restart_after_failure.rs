@@ -8,20 +8,13 @@
 
 mod common;
 
+use common::crash::opts;
 use common::payload;
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::io::{FileSystem, SegmentFile};
-use seglog_segment::{SegmentLog, SegmentOptions};
+use seglog_segment::SegmentLog;
 use std::path::Path;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 2048,
-        max_record_size_bytes: 1024,
-        ..SegmentOptions::default()
-    }
-}
 
 fn open(fs: &SimFs) -> SegmentLog<SimFs> {
     SegmentLog::open(fs.clone(), "/log", opts(), &mut ())

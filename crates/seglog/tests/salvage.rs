@@ -3,18 +3,12 @@
 //! dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog::{CheckpointMode, Log, Options, RecoveryMode};
-use seglog_segment::inspect::analyze_segment;
+mod common;
 
-fn opts(recovery_mode: RecoveryMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        recovery_mode,
-        ..Options::default()
-    }
-}
+use common::small_inline_opts as opts;
+
+use seglog::{Log, RecoveryMode};
+use seglog_segment::inspect::analyze_segment;
 
 #[test]
 fn salvage_keeps_the_undamaged_prefix_and_the_log_opens_again_in_the_default_mode() {

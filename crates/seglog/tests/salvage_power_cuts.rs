@@ -5,19 +5,13 @@
 //! exec-0 jumps from sequence 14 to 19".)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog::io::sim::{CrashMode, SimFs};
-use seglog::{CheckpointMode, Log, Options, RecoveryMode};
-use seglog_segment::inspect::analyze_segment;
+mod common;
 
-fn opts(recovery_mode: RecoveryMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        recovery_mode,
-        ..Options::default()
-    }
-}
+use common::small_inline_opts as opts;
+
+use seglog::io::sim::{CrashMode, SimFs};
+use seglog::{Log, RecoveryMode};
+use seglog_segment::inspect::analyze_segment;
 
 /// A log of four interleaved executions over several segments, with a bit flipped in the
 /// middle of the second segment.

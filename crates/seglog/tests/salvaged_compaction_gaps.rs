@@ -6,21 +6,15 @@
 //! "the default open succeeded with 4 of 12 acknowledged events").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::small_inline_opts as opts;
+
 use seglog::compaction::Plan;
-use seglog::{CheckpointMode, CompactOptions, Log, Options, RecoveryMode};
+use seglog::{CompactOptions, Log, RecoveryMode};
 use seglog_segment::inspect::analyze_segment;
 use seglog_segment::SegmentInfo;
 use std::path::Path;
-
-fn opts(recovery_mode: RecoveryMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        recovery_mode,
-        ..Options::default()
-    }
-}
 
 /// Flips a bit in record `index` of the segment (counted from the end with `from_end`).
 fn flip(path: &Path, index: usize, from_end: bool) {

@@ -18,13 +18,14 @@ struct Floor {
     offset: Mutex<u64>,
 }
 
-pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
+/// A new file of `PREALLOCATED_BYTES`, reserved with `fallocate` and synced.
+fn preallocated_file(path: &Path) -> Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
-        .open(dir.join("floor.dat"))?;
+        .open(path)?;
     rustix::fs::fallocate(
         &file,
         rustix::fs::FallocateFlags::empty(),
@@ -32,6 +33,11 @@ pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
         PREALLOCATED_BYTES,
     )?;
     file.sync_all()?;
+    Ok(file)
+}
+
+pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
+    let file = preallocated_file(&dir.join("floor.dat"))?;
     Ok(Box::new(Floor {
         file,
         offset: Mutex::new(0),
@@ -65,19 +71,7 @@ pub const BANDWIDTH_WRITE_BYTES: usize = 1 << 20;
 /// can make durable per second when no format, no index and no group commit stands in the
 /// way. Returns (writes, elapsed, latency of each write + fdatasync in µs).
 pub fn bandwidth(dir: &Path, duration: Duration) -> Result<(u64, Duration, Histogram<u64>)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.join("bandwidth-floor.dat"))?;
-    rustix::fs::fallocate(
-        &file,
-        rustix::fs::FallocateFlags::empty(),
-        0,
-        PREALLOCATED_BYTES,
-    )?;
-    file.sync_all()?;
+    let file = preallocated_file(&dir.join("bandwidth-floor.dat"))?;
     let block = vec![0x5Au8; BANDWIDTH_WRITE_BYTES];
     let slots = PREALLOCATED_BYTES / BANDWIDTH_WRITE_BYTES as u64;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;

@@ -99,15 +99,7 @@ pub trait SegmentFile: Send + Sync + 'static {
     /// later write there and its fdatasync change nothing in the file's block map. Within
     /// the file's size only. The default writes zeros.
     fn write_zeros(&self, offset: u64, len: u64) -> io::Result<()> {
-        const PIECE: u64 = 64 << 10;
-        let zeros = vec![0u8; PIECE.min(len) as usize];
-        let mut at = offset;
-        while at < offset + len {
-            let n = PIECE.min(offset + len - at) as usize;
-            self.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
-        Ok(())
+        write_zeros_by_hand(self, offset, len)
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`.
@@ -123,4 +115,21 @@ pub trait SegmentFile: Send + Sync + 'static {
         }
         Ok(())
     }
+}
+
+/// Writes zeros over `offset..offset + len` in pieces of at most 256 KiB.
+pub(crate) fn write_zeros_by_hand<F: SegmentFile + ?Sized>(
+    file: &F,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    const PIECE: u64 = 256 << 10;
+    let zeros = vec![0u8; PIECE.min(len) as usize];
+    let mut at = offset;
+    while at < offset + len {
+        let n = PIECE.min(offset + len - at) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }

@@ -157,15 +157,7 @@ impl SegmentFile for StdFile {
                 Err(e) => return Err(e.into()),
             }
         }
-        const PIECE: u64 = 256 << 10;
-        let zeros = vec![0u8; PIECE.min(len) as usize];
-        let mut at = offset;
-        while at < offset + len {
-            let n = PIECE.min(offset + len - at) as usize;
-            FileExt::write_all_at(&self.0, &zeros[..n], at)?;
-            at += n as u64;
-        }
-        Ok(())
+        super::write_zeros_by_hand(self, offset, len)
     }
 
     fn evict(&self, offset: u64, len: u64) -> io::Result<()> {

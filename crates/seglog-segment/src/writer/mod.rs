@@ -45,8 +45,9 @@ pub(crate) struct Inner<F: FileSystem> {
     seal_listener: RwLock<Option<SealListener>>,
     /// Held for the whole of a segment replacement: one at a time.
     replace_lock: parking_lot::Mutex<()>,
-    /// The thread keeping zeros ahead of the tail (`zeroing`), to wake.
-    zeroer: parking_lot::Mutex<Option<std::thread::Thread>>,
+    /// The thread keeping zeros ahead of the tail (`zeroing`), to wake; unset when the log
+    /// keeps none.
+    zeroer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -187,7 +188,7 @@ impl<F: FileSystem> SegmentLog<F> {
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
-            zeroer: parking_lot::Mutex::new(None),
+            zeroer: std::sync::OnceLock::new(),
         });
         let active = match active {
             Some(a) => a,

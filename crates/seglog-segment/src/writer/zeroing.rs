@@ -64,17 +64,14 @@ enum Step {
 }
 
 impl<F: FileSystem> Inner<F> {
-    /// Whether this log keeps zeros ahead of its tail.
-    pub(crate) fn zeroes_ahead(&self) -> bool {
-        self.opts.zero_ahead_bytes > 0
+    /// Starts the zeroing thread, when a log with these options on this file system keeps
+    /// zeros ahead of its tail (never under loom, which models the commit path alone).
+    pub(crate) fn start_zeroing(self: &Arc<Self>) -> crate::Result<()> {
+        let wanted = self.opts.zero_ahead_bytes > 0
             && self.opts.preallocate
             && self.opts.sync_mode == SyncMode::Always
-            && self.fs.zeroes_ahead()
-    }
-
-    /// Starts the zeroing thread (when this log keeps zeros ahead of its tail).
-    pub(crate) fn start_zeroing(self: &Arc<Self>) -> crate::Result<()> {
-        if !self.zeroes_ahead() || cfg!(feature = "loom") {
+            && self.fs.zeroes_ahead();
+        if !wanted || cfg!(feature = "loom") {
             return Ok(());
         }
         let weak = Arc::downgrade(self);
@@ -82,14 +79,14 @@ impl<F: FileSystem> Inner<F> {
             .name("seglog-zeroer".into())
             .spawn(move || zeroing_thread(&weak))
             .map_err(|e| Error::io("spawn", &self.dir, e))?;
-        *self.zeroer.lock() = Some(handle.thread().clone());
+        let _ = self.zeroer.set(handle.thread().clone());
         Ok(())
     }
 
     /// Called under the commit lock after a round: wakes the zeroing thread when the tail has
     /// come within half the window of the zeroed frontier.
     pub(crate) fn wants_zeros(&self, st: &super::group_commit::CommitState) -> bool {
-        if !self.zeroes_ahead() || st.zeroing.is_some() {
+        if self.zeroer.get().is_none() || st.zeroing.is_some() {
             return false;
         }
         st.zeroed.segment != st.tail_segment
@@ -114,7 +111,7 @@ impl<F: FileSystem> Inner<F> {
 
     /// Wakes the zeroing thread, if there is one.
     pub(crate) fn wake_zeroer(&self) {
-        if let Some(t) = self.zeroer.lock().as_ref() {
+        if let Some(t) = self.zeroer.get() {
             t.unpark();
         }
     }

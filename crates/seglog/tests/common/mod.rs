@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::io::FileSystem;
-use seglog::Log;
+use seglog::{CheckpointMode, Log, Options, RecoveryMode};
 use std::collections::BTreeMap;
 
 /// Everything a reader can observe: per tenant, its executions newest first, each with its
@@ -29,4 +29,15 @@ pub fn dump<F: FileSystem>(log: &Log<F>, tenants: &[&str]) -> Dump {
         out.insert((*t).to_string(), rows);
     }
     out
+}
+
+/// Small segments (so a short test rolls over several times), checkpoints written inline.
+pub fn small_inline_opts(recovery_mode: RecoveryMode) -> Options {
+    Options {
+        segment_size_bytes: 4096,
+        max_record_size_bytes: Some(2048),
+        checkpoints: CheckpointMode::Inline,
+        recovery_mode,
+        ..Options::default()
+    }
 }
