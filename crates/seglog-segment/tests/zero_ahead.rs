@@ -216,3 +216,50 @@ fn a_failed_writeback_is_reported_to_every_handle_once() {
     let c = fs.open("/d/f".as_ref()).unwrap();
     assert!(c.sync_data().is_ok());
 }
+
+/// A log whose active segment could not be preallocated (a full disk at open) appends by
+/// growing the file. Zeros ahead would grow it further, and on a full disk fail and poison a
+/// log whose records still fit: the zeroing thread stays within the file's reserved size.
+#[test]
+fn zeros_ahead_never_grow_a_segment_that_was_not_preallocated() {
+    let opts = SegmentOptions {
+        segment_size_bytes: 1 << 20,
+        max_record_size_bytes: 8 << 10,
+        zero_ahead_bytes: 64 << 10,
+        ..SegmentOptions::default()
+    };
+    let fs = SimFs::new();
+    fs.set_zeroes_ahead(true);
+    // Written first without reservations: the segment is as long as its data.
+    let unreserved = SegmentOptions {
+        preallocate: false,
+        ..opts.clone()
+    };
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", unreserved, &mut ()).unwrap();
+    append(&log, 1).unwrap();
+    log.close().unwrap();
+    drop(log);
+    // From now on the disk refuses to reserve space: the reopened log continues without.
+    fs.inject(Fault {
+        op: Some(Op::Allocate),
+        nth: fs.op_count(Op::Allocate) + 1,
+        kind: FaultKind::Enospc,
+        persistent: true,
+    });
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts, &mut ()).unwrap();
+    for i in 2..40 {
+        append(&log, i).unwrap();
+    }
+    // Give the zeroing thread every chance to run.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    append(&log, 40).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let active = log.segments().pop().unwrap();
+    let len = fs.open(&active.path).unwrap().len().unwrap();
+    assert!(
+        len <= active.data_end + 4096,
+        "the zeroing thread grew an unreserved segment to {len} bytes (data ends at {})",
+        active.data_end
+    );
+    assert!(log.poisoned().is_none());
+}

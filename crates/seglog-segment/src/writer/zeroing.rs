@@ -16,6 +16,8 @@
 //!   before the records that later go there, and never past a sealed segment's end.
 //! - `close` waits for a claim to end, and no claim starts once the log is closed or
 //!   poisoned: nothing is written after `close` returns.
+//! - Zeros go only into space the file already has: a segment that could not be
+//!   preallocated is never grown by them.
 //! - The thread writes and syncs through a handle of its own. A failed sync poisons the log:
 //!   the failed writeback may have covered records (fsyncgate), and the log is never trusted
 //!   after an fsync error.
@@ -146,8 +148,8 @@ impl<F: FileSystem> Inner<F> {
         let mut st = self.commit.lock();
         st.zeroing = None;
         match outcome {
-            Ok(true) => {
-                self.stats.record_zeroed(claim.end - claim.start);
+            Ok(Some(zeroed)) => {
+                self.stats.record_zeroed(zeroed);
                 st.zeroed = ZeroedSpace {
                     segment: claim.segment,
                     through: claim.end,
@@ -155,7 +157,7 @@ impl<F: FileSystem> Inner<F> {
                 Step::Zeroed
             }
             // The segment is not open yet (its round is still creating it): later.
-            Ok(false) => Step::Idle,
+            Ok(None) => Step::Idle,
             Err(e) => {
                 drop(st);
                 self.poison(&e);
@@ -164,16 +166,16 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// Writes and syncs zeros over the claimed range. `Ok(false)` when the segment is not
-    /// open (yet).
+    /// Writes and syncs zeros over the claimed range; returns the bytes zeroed, or `None`
+    /// when the segment is not open (yet).
     fn zero_range(
         &self,
         handle: &mut Option<(u64, std::path::PathBuf, F::File)>,
         claim: ZeroClaim,
-    ) -> crate::Result<bool> {
+    ) -> crate::Result<Option<u64>> {
         if handle.as_ref().is_none_or(|(n, _, _)| *n != claim.segment) {
             let Some(entry) = self.segments.read().get(&claim.segment).cloned() else {
-                return Ok(false);
+                return Ok(None);
             };
             // A handle of its own: its syncs report their own errors (and poison the log),
             // never taking one the commit round's fdatasync must see.
@@ -184,13 +186,20 @@ impl<F: FileSystem> Inner<F> {
             *handle = Some((claim.segment, entry.path.clone(), file));
         }
         let Some((_, path, file)) = handle.as_ref() else {
-            return Ok(false);
+            return Ok(None);
         };
-        file.write_zeros(claim.start, claim.end - claim.start)
-            .map_err(|e| Error::io("write zeros", path, e))?;
-        file.sync_data()
-            .map_err(|e| Error::io("sync_data", path, e))?;
-        Ok(true)
+        // Only space the file already reserves: a segment that could not be preallocated
+        // grows with its records, and growing it here could fail on a full disk (and poison
+        // a log whose records still fit). Space past the end counts as done: nothing to zero.
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let end = claim.end.min(len);
+        if claim.start < end {
+            file.write_zeros(claim.start, end - claim.start)
+                .map_err(|e| Error::io("write zeros", path, e))?;
+            file.sync_data()
+                .map_err(|e| Error::io("sync_data", path, e))?;
+        }
+        Ok(Some(end.saturating_sub(claim.start)))
     }
 
     /// True when a round that takes `pending` must wait for the claim to end: it writes
