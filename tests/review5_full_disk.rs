@@ -57,7 +57,10 @@ fn appends_on_a_nearly_full_disk(zero_ahead_bytes: u64) -> Result<(), String> {
     let mount = match LoopMount::new(FsKind::Ext4, 64) {
         Ok(m) => m,
         Err(why) => {
-            skip("appends_that_fit_on_a_nearly_full_disk_succeed_with_zeros_ahead_on", &why);
+            skip(
+                "appends_that_fit_on_a_nearly_full_disk_succeed_with_zeros_ahead_on",
+                &why,
+            );
             return Ok(());
         }
     };

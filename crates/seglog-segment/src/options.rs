@@ -62,7 +62,8 @@ pub struct SegmentOptions {
     /// space whose blocks are already mapped, so their fdatasync is a pure data flush instead
     /// of also writing the file's block map (measured on ext4: about half the latency).
     /// Zeros read as the end of data, so the format does not change; recovery reads at most
-    /// this many zeros more. 0 turns it off. Default: 2 MiB.
+    /// this many zeros more. 0 turns it off; more than a segment means up to the segment's
+    /// end. Default: 2 MiB.
     pub zero_ahead_bytes: u64,
 }
 

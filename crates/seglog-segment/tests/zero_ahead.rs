@@ -263,3 +263,49 @@ fn zeros_ahead_never_grow_a_segment_that_was_not_preallocated() {
     );
     assert!(log.poisoned().is_none());
 }
+
+/// Only a failed *sync* of the zeroing thread can hide a failed writeback of records
+/// (fsyncgate), so only that poisons the log. A failed open or write of zeros (ENOSPC from a
+/// thin disk's write-zeroes, EMFILE) just ends zeroing: appends go on.
+#[test]
+fn a_failed_write_of_zeros_ends_zeroing_but_not_the_log() {
+    let opts = SegmentOptions {
+        segment_size_bytes: 1 << 20,
+        max_record_size_bytes: 8 << 10,
+        zero_ahead_bytes: 64 << 10,
+        ..SegmentOptions::default()
+    };
+    // How many writes an open of a new log makes (without the zeroing thread).
+    let dry = SimFs::new();
+    drop(SegmentLog::open(dry.clone(), "/log", opts.clone(), &mut ()).unwrap());
+    let writes_at_open = dry.op_count(Op::Write);
+
+    let fs = SimFs::new();
+    fs.set_zeroes_ahead(true);
+    // The first write after the open: the test writes nothing, so it is the zeroing thread's.
+    fs.inject(Fault {
+        op: Some(Op::Write),
+        nth: writes_at_open + 1,
+        kind: FaultKind::Enospc,
+        persistent: false,
+    });
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts, &mut ()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs.op_count(Op::Write) <= writes_at_open {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the zeroing thread never wrote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(log.poisoned(), None);
+    for i in 1..20 {
+        append(&log, i).unwrap();
+    }
+    assert_eq!(
+        log.stats().zeroed_bytes,
+        0,
+        "zeroing went on after its write failed"
+    );
+}

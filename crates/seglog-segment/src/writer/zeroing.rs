@@ -20,7 +20,8 @@
 //!   preallocated is never grown by them.
 //! - The thread writes and syncs through a handle of its own. A failed sync poisons the log:
 //!   the failed writeback may have covered records (fsyncgate), and the log is never trusted
-//!   after an fsync error.
+//!   after an fsync error. Any other failure (opening the handle, writing zeros) only ends
+//!   zeroing.
 
 use super::Inner;
 use crate::io::{FileSystem, SegmentFile};
@@ -58,6 +59,12 @@ fn align_up(offset: u64) -> u64 {
     offset.div_ceil(PAGE) * PAGE
 }
 
+/// Why zeroing failed: only a failed sync concerns the records.
+enum ZeroFailure {
+    Sync(Error),
+    Other(Error),
+}
+
 /// What one step of the thread did.
 enum Step {
     Zeroed,
@@ -92,7 +99,8 @@ impl<F: FileSystem> Inner<F> {
             return false;
         }
         st.zeroed.segment != st.tail_segment
-            || st.zeroed.through < align_up(st.tail_offset) + self.opts.zero_ahead_bytes / 2
+            || st.zeroed.through
+                < align_up(st.tail_offset).saturating_add(self.opts.zero_ahead_bytes / 2)
     }
 
     /// Ends background zeroing for good (the last handle is gone): no claim starts, and the
@@ -132,14 +140,16 @@ impl<F: FileSystem> Inner<F> {
             } else {
                 tail
             };
-            let target = (tail + self.opts.zero_ahead_bytes).min(self.opts.segment_size_bytes);
+            let target = tail
+                .saturating_add(self.opts.zero_ahead_bytes)
+                .min(self.opts.segment_size_bytes);
             if from >= target {
                 return Step::Idle;
             }
             let claim = ZeroClaim {
                 segment,
                 start: from,
-                end: (from + CHUNK_BYTES).min(target),
+                end: from.saturating_add(CHUNK_BYTES).min(target),
             };
             st.zeroing = Some(claim);
             claim
@@ -158,9 +168,17 @@ impl<F: FileSystem> Inner<F> {
             }
             // The segment is not open yet (its round is still creating it): later.
             Ok(None) => Step::Idle,
-            Err(e) => {
+            // IMPORTANT: a failed sync may have dropped dirty pages of records too (one
+            // page cache for every handle): the log is not trusted after it (fsyncgate).
+            Err(ZeroFailure::Sync(e)) => {
                 drop(st);
                 self.poison(&e);
+                Step::Stop
+            }
+            // Opening the handle or writing zeros failed: no record is touched by that; zeroing
+            // ends, the log goes on (commit fsyncs then also write the block map).
+            Err(ZeroFailure::Other(e)) => {
+                tracing::warn!(error = %e, "cannot keep zeros ahead of the tail; appends continue without");
                 Step::Stop
             }
         }
@@ -172,7 +190,7 @@ impl<F: FileSystem> Inner<F> {
         &self,
         handle: &mut Option<(u64, std::path::PathBuf, F::File)>,
         claim: ZeroClaim,
-    ) -> crate::Result<Option<u64>> {
+    ) -> Result<Option<u64>, ZeroFailure> {
         if handle.as_ref().is_none_or(|(n, _, _)| *n != claim.segment) {
             let Some(entry) = self.segments.read().get(&claim.segment).cloned() else {
                 return Ok(None);
@@ -182,7 +200,7 @@ impl<F: FileSystem> Inner<F> {
             let file = self
                 .fs
                 .open(&entry.path)
-                .map_err(|e| Error::io("open", &entry.path, e))?;
+                .map_err(|e| ZeroFailure::Other(Error::io("open", &entry.path, e)))?;
             *handle = Some((claim.segment, entry.path.clone(), file));
         }
         let Some((_, path, file)) = handle.as_ref() else {
@@ -191,13 +209,15 @@ impl<F: FileSystem> Inner<F> {
         // Only space the file already reserves: a segment that could not be preallocated
         // grows with its records, and growing it here could fail on a full disk (and poison
         // a log whose records still fit). Space past the end counts as done: nothing to zero.
-        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let len = file
+            .len()
+            .map_err(|e| ZeroFailure::Other(Error::io("stat", path, e)))?;
         let end = claim.end.min(len);
         if claim.start < end {
             file.write_zeros(claim.start, end - claim.start)
-                .map_err(|e| Error::io("write zeros", path, e))?;
+                .map_err(|e| ZeroFailure::Other(Error::io("write zeros", path, e)))?;
             file.sync_data()
-                .map_err(|e| Error::io("sync_data", path, e))?;
+                .map_err(|e| ZeroFailure::Sync(Error::io("sync_data", path, e)))?;
         }
         Ok(Some(end.saturating_sub(claim.start)))
     }
