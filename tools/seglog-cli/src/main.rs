@@ -76,6 +76,8 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // The reader of stdout went away (`seglog dump ./log | head`): it has all it wanted.
+        Err(e) if output::is_broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
             // One line: the error and its causes (which may quote ids, paths and file contents).
             let message = format!("{e:#}").replace('\n', " ");

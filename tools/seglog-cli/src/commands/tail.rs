@@ -160,7 +160,7 @@ impl Follower<'_> {
                             payload,
                             self.args.json,
                         );
-                        println!("{line}");
+                        crate::outln!("{line}")?;
                         printed += 1;
                     }
                 }

@@ -94,8 +94,9 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // The verdict is the exit status: it stands even if the reader of stdout went away.
     for l in lines {
-        println!("{l}");
+        crate::output::ignore_broken_pipe(crate::outln!("{l}"))?;
     }
     let verdict = match worst {
         Health::Clean => paint.good("clean"),
@@ -104,10 +105,10 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         }
         Health::Corrupt => paint.bad("CORRUPTION FOUND"),
     };
-    println!(
+    crate::output::ignore_broken_pipe(crate::outln!(
         "{} segments, {records} records, {bytes} bytes: {verdict}",
         paths.len()
-    );
+    ))?;
     if let Some(p) = first_problem {
         eprintln!("seglog: {p}");
     }

@@ -7,6 +7,7 @@ mod compact;
 mod demo;
 mod escapes;
 mod inspect;
+mod pipe;
 mod tail;
 
 use seglog::{CheckpointMode, Options};

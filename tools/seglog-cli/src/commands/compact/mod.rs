@@ -133,7 +133,10 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     if args.dry_run {
         let log = estimate::ReadOnlyLog::scan(&args.dir, args.finished_before.is_some())?;
         let plan = make_plan(args, &log.view);
-        println!("{}", describe(&log.estimate(&plan)?, "would reclaim:"));
+        crate::output::ignore_broken_pipe(crate::outln!(
+            "{}",
+            describe(&log.estimate(&plan)?, "would reclaim:")
+        ))?;
         return Ok(0);
     }
     let log = open(args)?;
@@ -147,7 +150,8 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         },
         &mut |_, _| {},
     )?;
-    println!("{}", describe(&estimate, "would reclaim:"));
+    // The compaction goes on if the reader of stdout went away.
+    crate::output::ignore_broken_pipe(crate::outln!("{}", describe(&estimate, "would reclaim:")))?;
     if plan.is_empty() {
         log.close()?;
         return Ok(0);
@@ -171,10 +175,10 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     bar.finish_and_clear();
     let report = result?;
     log.close()?;
-    println!(
+    crate::output::ignore_broken_pipe(crate::outln!(
         "{} in {:.2} s",
         describe(&report, "reclaimed:"),
         report.duration.as_secs_f64()
-    );
+    ))?;
     Ok(0)
 }
