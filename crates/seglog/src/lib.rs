@@ -6,6 +6,9 @@
 //! log loads index checkpoints and scans only what follows them. Payloads are bytes: seglog
 //! never looks inside them.
 //!
+//! Every record also has a global position (its LSN): [`Log::read_global`] and
+//! [`Log::subscribe_global`] read all executions in log order from a position.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> seglog::Result<()> {
@@ -22,6 +25,7 @@ mod append;
 mod checkpointer;
 mod compact;
 mod error;
+mod global;
 mod log;
 mod options;
 mod read;
@@ -31,6 +35,7 @@ mod subscribe;
 
 pub use compact::{CompactOptions, CompactionReport};
 pub use error::{Error, Result};
+pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
 pub use options::{CheckpointMode, Options};
 pub use read::Event;

@@ -50,6 +50,8 @@ pub(crate) struct Shared<F: FileSystem> {
     /// Bumped (under the index's write lock) each time compaction moves records, so a
     /// reader whose positions went stale knows to look them up again.
     pub layout_epoch: std::sync::atomic::AtomicU64,
+    /// Sparse LSN → offset samples per segment, for reads in global order.
+    pub lsn_samples: crate::global::LsnSamples,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -189,6 +191,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 erasing: parking_lot::Mutex::new(ahash::AHashSet::new()),
                 erasing_active: AtomicBool::new(false),
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
+                lsn_samples: crate::global::LsnSamples::default(),
             }),
         })
     }
