@@ -127,7 +127,8 @@ pub fn timestamp(nanos: i64) -> String {
 
 /// A payload as JSON: MessagePack decoded (encoding 1), anything else as escaped text.
 pub fn payload_json(encoding: u8, payload: &[u8]) -> serde_json::Value {
-    if encoding == seglog_eventstore::codec::ENCODING_MSGPACK_NAMED {
+    use seglog_eventstore::codec::{ENCODING_EXECUTION_EVENT_MSGPACK, ENCODING_MSGPACK_NAMED};
+    if encoding == ENCODING_MSGPACK_NAMED || encoding == ENCODING_EXECUTION_EVENT_MSGPACK {
         match rmp_serde::from_slice::<serde_json::Value>(payload) {
             Ok(v) => v,
             Err(e) => serde_json::json!({ "undecodable": e.to_string(), "bytes": payload.len() }),
