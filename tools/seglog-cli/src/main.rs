@@ -41,7 +41,7 @@ enum Command {
     Stats(stats::StatsArgs),
     /// One execution's events, decoded.
     Events(events::EventsArgs),
-    /// Follow an execution as it is appended to, durable events only (like tail -f).
+    /// Follow an execution, or the whole log (--all), durable events only (like tail -f).
     Tail(tail::TailArgs),
     /// Drop tenants or old executions and merge small segments (the log must be closed).
     Compact(compact::CompactArgs),
