@@ -99,6 +99,25 @@ impl<F: FileSystem> Log<F> {
     /// the position, then the records returned. The first read in a segment also builds its
     /// sparse samples: from its index checkpoint, or by one scan of that segment.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> seglog::Result<()> {
+    /// # let dir = tempfile::tempdir().map_err(|e| seglog::Error::InvalidOptions(e.to_string()))?;
+    /// let log = seglog::Log::open(dir.path(), seglog::Options::default()).await?;
+    /// let a = log.append_encoded_at("exec-a", "t", None, 0, &[b"a1"]).await?;
+    /// log.append("exec-b", "t", b"b1").await?;
+    /// log.append("exec-a", "t", b"a2").await?;
+    /// let after_a1: Vec<String> = log
+    ///     .read_global(a.lsn, 10)?
+    ///     .into_iter()
+    ///     .map(|r| r.execution)
+    ///     .collect();
+    /// assert_eq!(after_a1, ["exec-b", "exec-a"]);
+    /// assert_eq!(log.read_global(0, usize::MAX)?.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Closed`], corruption found while reading, I/O errors.
     pub fn read_global(&self, after_lsn: u64, limit: usize) -> Result<Vec<LogRecord>> {

@@ -148,7 +148,9 @@ fn build<F: FileSystem>(
             offset + record.bytes().len() as u64,
         );
     }
-    samples.covered_to = samples.covered_to.max(from);
+    // The walk covered the segment's durable bytes as they were when it ran, which reach at
+    // least `segment.data_end` (a durable end only grows): trailing commit markers included.
+    samples.covered_to = samples.covered_to.max(from).max(segment.data_end);
     Ok(samples)
 }
 
