@@ -89,6 +89,8 @@ struct Follower<'a> {
     last_seq: u64,
     /// With `--all`: the global position (LSN) of the last record shown (or skipped).
     last_lsn: u64,
+    /// Events still to print before `--max-events` is reached (`None`: no limit).
+    left: Option<u64>,
 }
 
 impl Follower<'_> {
@@ -156,7 +158,9 @@ impl Follower<'_> {
                     if let Some(r) = r.filter(|r| r.lsn() > self.last_lsn) {
                         self.last_lsn = r.lsn();
                         if printing {
-                            printed += print_record(&r, self.args.json)?;
+                            let n = print_record(&r, self.args.json, self.left)?;
+                            printed += n;
+                            self.left = self.left.map(|l| l - n);
                         }
                     }
                     continue;
@@ -174,6 +178,9 @@ impl Follower<'_> {
                         continue;
                     }
                     self.last_seq = seq;
+                    if self.left == Some(0) {
+                        return Ok(printed); // --max-events reached: the command ends
+                    }
                     if printing {
                         let line = event_line(
                             seq,
@@ -184,6 +191,7 @@ impl Follower<'_> {
                         );
                         crate::outln!("{line}")?;
                         printed += 1;
+                        self.left = self.left.map(|l| l - 1);
                     }
                 }
             }
@@ -193,11 +201,14 @@ impl Follower<'_> {
     }
 }
 
-/// Prints every event of `r` with its global position, execution and tenant (`--all`);
-/// returns how many it printed.
-fn print_record(r: &RecordRef<'_>, json: bool) -> Result<u64> {
+/// Prints the events of `r` (at most `limit`) with its global position, execution and
+/// tenant (`--all`); returns how many it printed.
+fn print_record(r: &RecordRef<'_>, json: bool, limit: Option<u64>) -> Result<u64> {
     let mut printed = 0;
     for (i, payload) in r.events().enumerate() {
+        if limit.is_some_and(|l| printed >= l) {
+            break;
+        }
         let Some(seq) = r.first_seq().checked_add(i as u64) else {
             break;
         };
@@ -252,6 +263,7 @@ pub fn run(args: &TailArgs) -> Result<i32> {
         vouched_through_lsn: 0,
         last_seq: args.from_seq.unwrap_or(0),
         last_lsn: args.from_lsn.unwrap_or(0),
+        left: args.max_events,
     };
     let from_given = if args.all {
         args.from_lsn.is_some()

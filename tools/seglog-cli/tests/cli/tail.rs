@@ -281,6 +281,39 @@ fn tail_all_follows_every_execution_in_global_order() {
     ]);
     let after: Vec<_> = want.iter().filter(|w| w.0 > middle).cloned().collect();
     assert_eq!(all_lines(&text(&o)), after);
+    // --max-events stops mid-poll, mid-record (the first record is a batch of two).
+    for n in [1usize, 5] {
+        let o = seglog(&[
+            "tail",
+            dir,
+            "--all",
+            "--from-lsn",
+            "0",
+            "--json",
+            "--max-events",
+            &n.to_string(),
+            "--timeout-secs",
+            "20",
+        ]);
+        assert_eq!(all_lines(&text(&o)), want[..n], "--max-events {n}");
+    }
+    let o = seglog(&[
+        "tail",
+        dir,
+        "e1",
+        "--from-seq",
+        "0",
+        "--json",
+        "--max-events",
+        "3",
+        "--timeout-secs",
+        "20",
+    ]);
+    assert_eq!(
+        text(&o).lines().count(),
+        3,
+        "--max-events 3 of one execution"
+    );
     // An execution and --all do not go together.
     assert_eq!(
         seglog(&["tail", dir, "e1", "--all"]).status.code(),
