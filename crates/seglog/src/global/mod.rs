@@ -17,6 +17,8 @@
 
 mod follow;
 mod samples;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use samples::LsnSamples;
 
@@ -200,11 +202,16 @@ impl<F: FileSystem> Log<F> {
         let walk = |start: u64| -> Result<Vec<LogRecord>> {
             let mut out: Vec<LogRecord> = Vec::new();
             let mut last: Option<Record> = None;
+            let mut walked = 0;
+            let counted = |walked| samples.walked_records.fetch_add(walked, Ordering::Relaxed);
             for record in log.records_from(RecordPosition {
                 segment: segment.number,
                 offset: start,
             })? {
-                let record = record?;
+                let record = record.inspect_err(|_| {
+                    counted(walked);
+                })?;
+                walked += 1;
                 if last_only {
                     last = Some(record);
                     continue;
@@ -217,6 +224,7 @@ impl<F: FileSystem> Log<F> {
                     break;
                 }
             }
+            counted(walked);
             if let Some(last) = last {
                 out.push(LogRecord::from_record(&last)?);
             }

@@ -20,6 +20,7 @@ use seglog_segment::io::FileSystem;
 use seglog_segment::{RecordPosition, SegmentInfo, SegmentLog};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes of records between two samples: the longest walk to a position within a segment.
@@ -64,6 +65,10 @@ impl SegmentSamples {
 #[derive(Default)]
 pub(crate) struct LsnSamples {
     by_segment: parking_lot::Mutex<HashMap<u64, Arc<SegmentSamples>>>,
+    /// Records read to build samples (scans of segments without a usable checkpoint).
+    pub scanned_records: AtomicU64,
+    /// Records global reads stepped over or returned (see `global::records_after`).
+    pub walked_records: AtomicU64,
 }
 
 impl LsnSamples {
@@ -86,7 +91,13 @@ impl LsnSamples {
             known => {
                 // Built outside the lock: a scan may take a while, and two readers building
                 // the same samples at once only do the work twice.
-                let built = Arc::new(build(log, dir, segment, known.as_deref())?);
+                let built = Arc::new(build(
+                    log,
+                    dir,
+                    segment,
+                    known.as_deref(),
+                    &self.scanned_records,
+                )?);
                 self.by_segment.lock().insert(segment.number, built.clone());
                 built
             }
@@ -120,6 +131,7 @@ fn build<F: FileSystem>(
     dir: &Path,
     segment: &SegmentInfo,
     known: Option<&SegmentSamples>,
+    scanned_records: &AtomicU64,
 ) -> Result<SegmentSamples> {
     if known.is_none() && segment.sealed {
         if let Some(cp) = seglog_index::checkpoint::load(log.file_system(), dir, segment) {
@@ -136,11 +148,13 @@ fn build<F: FileSystem>(
     }
     let mut samples = known.cloned().unwrap_or_default();
     let from = samples.covered_to.max(SEGMENT_HEADER_LEN as u64);
+    let mut scanned = 0;
     for record in log.records_from(RecordPosition {
         segment: segment.number,
         offset: from,
     })? {
         let record = record?;
+        scanned += 1;
         let offset = record.position().offset;
         samples.add(
             record.view().lsn(),
@@ -151,6 +165,7 @@ fn build<F: FileSystem>(
     // The walk covered the segment's durable bytes as they were when it ran, which reach at
     // least `segment.data_end` (a durable end only grows): trailing commit markers included.
     samples.covered_to = samples.covered_to.max(from).max(segment.data_end);
+    scanned_records.fetch_add(scanned, Ordering::Relaxed);
     Ok(samples)
 }
 
