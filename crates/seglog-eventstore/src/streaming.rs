@@ -40,6 +40,8 @@ pub const NO_TENANT: &str = "~no-tenant";
 /// - An execution belongs to the tenant of its first event. A later event without a tenant
 ///   joins it; one naming another tenant is refused (nothing is written). An execution whose
 ///   first event has no tenant is kept under [`NO_TENANT`].
+/// - Execution and tenant ids must be 1 to 255 bytes (seglog's limit; enact-core's stores
+///   take any string); an append with another id fails and writes nothing.
 ///
 /// Give it a log directory of its own: the kernel store ([`crate::SeglogEventStore`]) numbers
 /// each execution's events densely, and the two kinds of event would share (and break) that
