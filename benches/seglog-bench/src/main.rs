@@ -9,6 +9,8 @@
 //! - W6–W8: open after 1M events, read a 1,000-event execution, index memory.
 //! - W9: 256 KiB records, 16 writers (MB/s), against the durable-bandwidth floor (one thread,
 //!   1 MiB `pwrite` + `fdatasync` in a loop into a preallocated file) measured in the same run.
+//! - W10: bulk import of 1M events in batches of 10 with one sync at the end (seglog's
+//!   buffered appends against raft-engine's `write(sync = false)`).
 //! - C1: compaction rewrite throughput.
 //!
 //! Every append run reports, per peer, throughput, the ratios to the floor and to
@@ -16,6 +18,7 @@
 //! block device's write requests, flushes and jbd2 commits per second; and writes SVG figures
 //! (throughput, latency) into `--plots`.
 
+mod bulk;
 mod compaction;
 mod peers;
 mod plots;
@@ -30,7 +33,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// seglog benchmarks (W1–W9). `--quick` runs every workload briefly (CI smoke test).
+/// seglog benchmarks (W1–W10). `--quick` runs every workload briefly (CI smoke test).
 ///
 /// Workloads (256-byte payloads, 1,000 executions, every append durable):
 ///   W1 1 writer · W2 16 writers · W3 64 writers · W4 batches of 10, 1 writer
@@ -38,6 +41,7 @@ use std::time::Duration;
 ///   W6 open after 1M events · W7 read a 1,000-event execution · W8 index memory
 ///   W9 256 KiB records, 16 writers (MB/s, vs. the durable-bandwidth floor: one thread
 ///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
+///   W10 bulk import, 1M events in batches of 10, one sync at the end (vs. raft-engine)
 ///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
 ///
 /// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
@@ -50,6 +54,7 @@ use std::time::Duration;
 ///   seglog-bench append --writers 64 --seconds 3 --rounds 3
 ///   seglog-bench open --events 1000000 --executions 1000
 ///   seglog-bench compact --mib 1024
+///   seglog-bench import --events 1000000 --batch 10
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
 #[command(version, about, verbatim_doc_comment)]
@@ -69,7 +74,7 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Workload {
-    /// W1–W9, the full documented run.
+    /// W1–W10, the full documented run.
     All {
         /// Seconds per peer per round for W1–W5 and W9.
         #[arg(long, default_value_t = 3.0)]
@@ -124,6 +129,25 @@ enum Workload {
         payload_bytes: usize,
         /// Timed opens per system (the median is reported).
         #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// W10: bulk import without an fsync per batch, one sync at the end; seglog's buffered
+    /// appends against raft-engine's `write(sync = false)`.
+    Import {
+        /// Events imported.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per batch.
+        #[arg(long, default_value_t = 10)]
+        batch: u64,
+        /// Executions the batches go to, in turn.
+        #[arg(long, default_value_t = 1000)]
+        executions: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 256)]
+        payload_bytes: usize,
+        /// Runs per system (the median is reported).
+        #[arg(long, default_value_t = 3)]
         runs: usize,
     },
     /// C1: compaction rewrite throughput (erase a tenant; merge everything).
@@ -241,7 +265,20 @@ fn all(base: &Path, plots_dir: &Path, seconds: f64, rounds: usize, events: u64) 
     println!("\nW6, W7 (1,000 executions):\n");
     opens(base, events, 1000, 256, 5)?;
     println!("\nW8 (10,000 executions):\n");
-    opens(base, events, 10_000, 256, 3)
+    opens(base, events, 10_000, 256, 3)?;
+    println!("\nW10:\n");
+    imports(base, events, 3)
+}
+
+fn imports(base: &Path, events: u64, runs: usize) -> Result<()> {
+    let shape = bulk::Shape {
+        events,
+        batch: 10,
+        executions: 1000,
+        payload_bytes: 256,
+    };
+    print!("{}", bulk::run(base, &shape, runs)?);
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -297,6 +334,25 @@ fn main() -> Result<()> {
                 runs,
             }),
         ) => compactions(&base, mib, payload_bytes, runs),
+        (
+            false,
+            Some(Workload::Import {
+                events,
+                batch,
+                executions,
+                payload_bytes,
+                runs,
+            }),
+        ) => {
+            let shape = bulk::Shape {
+                events,
+                batch,
+                executions,
+                payload_bytes,
+            };
+            print!("{}", bulk::run(&base, &shape, runs)?);
+            Ok(())
+        }
         // --quick, or no workload named: everything, briefly.
         _ => {
             all(&base, &args.plots, 0.25, 1, 20_000)?;

@@ -19,6 +19,7 @@
 //! ```
 
 mod append;
+mod buffered;
 mod checkpointer;
 mod compact;
 mod error;

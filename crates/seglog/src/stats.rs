@@ -60,6 +60,9 @@ pub struct Stats {
     pub payload_bytes: u64,
     /// Latency of acknowledged appends, submit to durable.
     pub append_latency: LatencySummary,
+    /// Buffered appends submitted ([`crate::Log::append_batch_buffered`]; counted in
+    /// neither `appends` nor `append_latency`: nobody waited for them to be durable).
+    pub buffered_appends: u64,
     /// Commit rounds (each one write + one fdatasync).
     pub commits: u64,
     /// fdatasync calls for commits.
@@ -113,6 +116,7 @@ fn latency_shard() -> usize {
 #[derive(Debug)]
 pub(crate) struct EngineCounters {
     appends: AtomicU64,
+    buffered_appends: AtomicU64,
     events: AtomicU64,
     payload_bytes: AtomicU64,
     /// `None` only if hdrhistogram refused its constant bounds (it does not).
@@ -123,6 +127,7 @@ impl Default for EngineCounters {
     fn default() -> Self {
         EngineCounters {
             appends: AtomicU64::new(0),
+            buffered_appends: AtomicU64::new(0),
             events: AtomicU64::new(0),
             payload_bytes: AtomicU64::new(0),
             // 3 significant figures from 1 µs to 1 hour.
@@ -151,8 +156,13 @@ impl EngineCounters {
         }
     }
 
+    pub fn record_buffered_append(&self) {
+        self.buffered_appends.fetch_add(1, Relaxed);
+    }
+
     pub fn fill(&self, s: &mut Stats) {
         s.appends = self.appends.load(Relaxed);
+        s.buffered_appends = self.buffered_appends.load(Relaxed);
         s.events = self.events.load(Relaxed);
         s.payload_bytes = self.payload_bytes.load(Relaxed);
         let mut merged: Option<Histogram<u64>> = None;

@@ -52,6 +52,30 @@ pub(crate) struct PendingChunk {
 /// The waiters one round acknowledged, in LSN order, woken through each other.
 type AckedGroup = Arc<[Arc<Waiter>]>;
 
+/// The end of what a buffered round wrote without syncing: a segment, the offset its
+/// written records end at, and their last LSN.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnsyncedTail {
+    segment: u64,
+    end: u64,
+    last_lsn: u64,
+}
+
+/// What one round must do: write the chunks (in order), and make durable what an earlier
+/// buffered round left unsynced.
+struct RoundWork {
+    chunks: Vec<PendingChunk>,
+    unsynced: Option<UnsyncedTail>,
+}
+
+/// Whether a round ends with the commit fsync (and acknowledges what it wrote), or only
+/// writes (a buffered round: the records wait for the next commit round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundKind {
+    Commit,
+    WriteOnly,
+}
+
 impl PendingChunk {
     /// Whether this chunk starts a new segment (and so seals the one before).
     pub(crate) fn creates_segment(&self) -> bool {
@@ -97,6 +121,9 @@ pub(crate) struct CommitState {
     pub tail_offset: u64,
     pub next_segment_number: u64,
     pending: Vec<PendingChunk>,
+    /// Where records written by a buffered round (`write_queued_if_large`) end: written to
+    /// the file, not yet synced, not yet readable. The next commit round syncs them.
+    unsynced: Option<UnsyncedTail>,
     /// Where the tail segment holds written zeros, and the range being zeroed now
     /// (`zeroing` module).
     pub zeroed: super::zeroing::ZeroedSpace,
@@ -126,6 +153,7 @@ impl CommitState {
             tail_offset,
             next_segment_number,
             pending: Vec::new(),
+            unsynced: None,
             zeroed: super::zeroing::ZeroedSpace::default(),
             zeroing: None,
             zeroing_stopped: false,
@@ -155,6 +183,19 @@ impl CommitState {
         }
     }
 
+    /// True when a round has something to do: records queued, or written but not synced.
+    fn has_round_work(&self) -> bool {
+        !self.pending.is_empty() || self.unsynced.is_some()
+    }
+
+    /// Bytes queued for the next round.
+    fn pending_bytes(&self) -> u64 {
+        self.pending
+            .iter()
+            .map(|c| c.end_offset - c.start_offset)
+            .sum()
+    }
+
     /// `Some(result)` once the wait for `lsn` is over.
     pub fn wait_outcome(&self, lsn: u64) -> Option<Result<()>> {
         if self.durable_lsn >= lsn {
@@ -175,6 +216,8 @@ pub(crate) struct Round {
     last_lsn: u64,
     /// The LSN an fsync of this round made durable everything through, if any.
     synced_lsn: Option<u64>,
+    /// What a write-only round left unsynced.
+    unsynced: Option<UnsyncedTail>,
 }
 
 /// Result of a submit: the record's LSN and where it will be.
@@ -224,14 +267,13 @@ impl<F: FileSystem> LeaderClaim<F> {
         let inner = self.inner.clone();
         let mut rounds = 0;
         loop {
-            let chunks = inner.take_pending();
-            if chunks.is_empty() {
+            let Some(work) = inner.take_round_work() else {
                 self.finished = true;
                 inner.finish_round(None);
                 return;
-            }
+            };
             // Until `finished` is set, a panic in here poisons the log (see `Drop`).
-            let result = inner.write_and_sync(&chunks);
+            let result = inner.write_and_sync(work, RoundKind::Commit);
             rounds += 1;
             match result {
                 Err(e) => {
@@ -256,6 +298,34 @@ impl<F: FileSystem> LeaderClaim<F> {
                 }
             }
         }
+    }
+}
+
+impl<F: FileSystem> LeaderClaim<F> {
+    /// Runs one buffered round: writes everything queued, without the commit fsync. Nothing
+    /// becomes durable (except a segment sealed on the way, which sealing syncs); the next
+    /// commit round syncs it. Waiters that arrived meanwhile get the next round.
+    fn write_only(mut self) -> Result<()> {
+        let inner = self.inner.clone();
+        self.finished = true;
+        let Some(work) = inner.take_round_work() else {
+            inner.finish_round(None);
+            return Ok(());
+        };
+        let round = match inner.write_and_sync(work, RoundKind::WriteOnly) {
+            Ok(round) => round,
+            Err(e) => {
+                let cause = e.to_string();
+                inner.finish_round(Some(Err(e)));
+                return Err(Error::Poisoned { cause });
+            }
+        };
+        let (next_leader, acked, _) = inner.advance(round, false);
+        if let Some(w) = next_leader {
+            w.thread.unpark();
+        }
+        fan_out(acked);
+        Ok(())
     }
 }
 
@@ -377,18 +447,48 @@ impl<F: FileSystem> Inner<F> {
         Ok((lsn, Some(sealed)))
     }
 
-    /// Takes everything queued for a round, once no zeroing claim stands in its way (see
-    /// the `zeroing` module; the wait is rare and short: one chunk's write and sync).
-    fn take_pending(&self) -> Vec<PendingChunk> {
+    /// Takes everything queued for a round (and what a buffered round left unsynced), once
+    /// no zeroing claim stands in its way (see the `zeroing` module; the wait is rare and
+    /// short: one chunk's write and sync). `None` when there is nothing to do.
+    fn take_round_work(&self) -> Option<RoundWork> {
         loop {
             {
                 let mut st = self.commit.lock();
+                if !st.has_round_work() {
+                    return None;
+                }
                 if !Self::round_collides(st.zeroing, &st.pending) {
-                    return std::mem::take(&mut st.pending);
+                    return Some(RoundWork {
+                        chunks: std::mem::take(&mut st.pending),
+                        unsynced: st.unsynced.take(),
+                    });
                 }
             }
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
+    }
+
+    /// For buffered appends: when more than `buffered_write_bytes` are queued and no round
+    /// is running, writes the queue now, on this thread, without the commit fsync.
+    pub(crate) fn write_queued_if_large(self: &Arc<Self>) -> Result<()> {
+        let claim = {
+            let mut st = self.commit.lock();
+            st.check_usable()?;
+            if st.pending_bytes() < self.opts.buffered_write_bytes.max(1) {
+                return Ok(());
+            }
+            self.try_claim(&mut st)
+        };
+        match claim {
+            Some(claim) => claim.write_only(),
+            // The running round's leader takes the queue when its round ends.
+            None => Ok(()),
+        }
+    }
+
+    /// The last LSN submitted so far.
+    pub(crate) fn last_submitted_lsn(&self) -> u64 {
+        self.commit.lock().next_lsn - 1
     }
 
     /// Poisons the log from outside a commit round (a failed step of a segment replacement):
@@ -493,7 +593,8 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// The I/O of one round.
-    fn write_and_sync(&self, chunks: &[PendingChunk]) -> Result<Round> {
+    fn write_and_sync(&self, work: RoundWork, kind: RoundKind) -> Result<Round> {
+        let chunks = &work.chunks;
         let mut buf = Vec::with_capacity(
             chunks
                 .iter()
@@ -501,7 +602,12 @@ impl<F: FileSystem> Inner<F> {
                 .max()
                 .unwrap_or(0),
         );
-        let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = None;
+        // The segment last written to, where its written records end, and their last LSN.
+        // A buffered round's unwritten-to-disk records come first: they are the log's tail.
+        let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = match work.unsynced {
+            Some(u) => Some((self.entry(u.segment)?, u.end, u.last_lsn)),
+            None => None,
+        };
         let mut records = 0usize;
         let mut written = 0u64;
         let mut sealed_through = None;
@@ -541,6 +647,22 @@ impl<F: FileSystem> Inner<F> {
         let Some((entry, end, last_lsn)) = touched else {
             return Err(Error::InvalidOptions("empty commit round".into()));
         };
+        if kind == RoundKind::WriteOnly && self.opts.sync_mode == SyncMode::Always {
+            // Written, not synced: not readable, not acknowledged, vouched for by no record.
+            self.stats.record_buffered_round(written);
+            return Ok(Round {
+                last_lsn: sealed_through.unwrap_or(0),
+                synced_lsn: sealed_through,
+                unsynced: Some(UnsyncedTail {
+                    segment: entry.number(),
+                    end,
+                    last_lsn,
+                }),
+            });
+        }
+        if records > 0 {
+            self.stats.record_commit(records, written);
+        }
         let mut synced_lsn = sealed_through;
         if self.opts.sync_mode == SyncMode::Always {
             synced_lsn = Some(last_lsn);
@@ -549,8 +671,9 @@ impl<F: FileSystem> Inner<F> {
             && !crate::teeth::skipped(crate::teeth::SyncPoint::CommitFsync)
         {
             let sync_started = Instant::now();
-            // IMPORTANT: this fsync began after every write above returned, so when it
-            // returns Ok every record up to `last_lsn` is on stable storage.
+            // IMPORTANT: this fsync began after every write above (and every write of an
+            // earlier buffered round) returned, so when it returns Ok every record up to
+            // `last_lsn` is on stable storage.
             entry
                 .file
                 .sync_data()
@@ -558,10 +681,10 @@ impl<F: FileSystem> Inner<F> {
             self.stats.record_sync(sync_started.elapsed());
         }
         entry.publish_durable(end, last_lsn);
-        self.stats.record_commit(records, written);
         Ok(Round {
             last_lsn,
             synced_lsn,
+            unsynced: None,
         })
     }
 
@@ -606,16 +729,17 @@ impl<F: FileSystem> Inner<F> {
             if let Some(synced) = round.synced_lsn {
                 st.synced_lsn = st.synced_lsn.max(synced);
             }
+            st.unsynced = round.unsynced;
             self.durable_lsn.store(st.durable_lsn, Ordering::Release);
             let done = st.waiters.partition_point(|w| w.lsn <= st.durable_lsn);
             let acked: Option<AckedGroup> = (done > 0).then(|| st.waiters.drain(..done).collect());
             if self.wants_zeros(&st) {
                 self.wake_zeroer();
             }
-            let still_leading = keep_leading && !st.pending.is_empty();
+            let still_leading = keep_leading && st.has_round_work();
             if !still_leading {
                 st.leader_active = false;
-                if !st.pending.is_empty() {
+                if st.has_round_work() {
                     if let Some(w) = st.waiters.pop_front() {
                         w.state.store(LEAD, Ordering::Release);
                         next_leader = Some(w);
@@ -669,8 +793,9 @@ impl<F: FileSystem> Inner<F> {
                 w.state.store(WOKEN, Ordering::Release);
                 to_wake.push(w);
             }
-            // Records are queued and nobody leads: hand the next round to the oldest waiter.
-            if !st.pending.is_empty() && st.poisoned.is_none() {
+            // Records are queued (or written, unsynced) and nobody leads: hand the next round
+            // to the oldest waiter.
+            if st.has_round_work() && st.poisoned.is_none() {
                 if let Some(w) = st.waiters.pop_front() {
                     w.state.store(LEAD, Ordering::Release);
                     to_wake.push(w);
