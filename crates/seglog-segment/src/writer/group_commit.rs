@@ -13,12 +13,7 @@
 //! long; then it hands leadership to the oldest waiter). An idle log keeps the inline leader:
 //! a lone appender pays one write and one fsync, nothing else.
 //!
-//! Blocking waiters do not share one condition variable: each registers with its LSN and
-//! parks. The leader does not wake the waiters its round acknowledged one by one either: it
-//! wakes the first, and each woken waiter wakes two more (a binary heap over the group)
-//! before it returns. The leader is back at its next write after one wake-up, and with many
-//! writers on few cores no round pays for a thundering herd. Woken waiters read the atomic
-//! watermark and return without retaking the commit lock. Async waiters follow a `watch`.
+//! Waiting — blocking and async — and the fan-out of wake-ups are in the `waiters` module.
 //!
 //! Invariants:
 //! - `synced_lsn` only moves forward, and only after an fsync that began after every record
@@ -29,6 +24,7 @@
 //! - Once `poisoned` is set it is never cleared: every waiter beyond `durable_lsn` and every
 //!   later submit fails. A failed fsync is never retried (fsyncgate).
 
+use super::waiters::{fan_out, AckedGroup, Waiter, LEAD, WOKEN};
 use super::Inner;
 use crate::format::EncodedRecord;
 use crate::io::{FileSystem, SegmentFile};
@@ -48,9 +44,6 @@ pub(crate) struct PendingChunk {
     last_lsn: u64,
     parts: Vec<Vec<u8>>,
 }
-
-/// The waiters one round acknowledged, in LSN order, woken through each other.
-type AckedGroup = Arc<[Arc<Waiter>]>;
 
 /// The end of what a buffered round wrote without syncing: a segment, the offset its
 /// written records end at, and their last LSN.
@@ -88,22 +81,6 @@ impl PendingChunk {
     }
 }
 
-/// A blocked waiter, parked until its LSN is durable or it is asked to lead.
-pub(crate) struct Waiter {
-    lsn: u64,
-    thread: crate::sync::thread::Thread,
-    /// `WAITING`, `WOKEN` (durable or poisoned: look again) or `LEAD` (no leader: take over).
-    state: crate::sync::AtomicU8,
-    /// Set before `state` turns `WOKEN` when the waiter was acknowledged with others: the
-    /// whole acknowledged group and this waiter's place in it. The waiter wakes its two
-    /// children in that group (a binary heap) before it returns; see [`fan_out`].
-    fan_out: crate::sync::Mutex<Option<(AckedGroup, usize)>>,
-}
-
-const WAITING: u8 = 0;
-const WOKEN: u8 = 1;
-const LEAD: u8 = 2;
-
 /// State behind the commit lock.
 pub(crate) struct CommitState {
     pub next_lsn: u64,
@@ -131,7 +108,7 @@ pub(crate) struct CommitState {
     /// Set when the last handle is dropped: no zeroing claim starts any more.
     pub zeroing_stopped: bool,
     /// Blocked waiters in LSN order.
-    waiters: std::collections::VecDeque<Arc<Waiter>>,
+    pub(super) waiters: std::collections::VecDeque<Arc<Waiter>>,
 }
 
 impl CommitState {
@@ -289,7 +266,7 @@ impl<F: FileSystem> LeaderClaim<F> {
                     }
                     // The next leader first, so that the next round starts as early as possible.
                     if let Some(w) = next_leader {
-                        w.thread.unpark();
+                        w.wake();
                     }
                     fan_out(acked);
                     if !still_leading {
@@ -322,41 +299,10 @@ impl<F: FileSystem> LeaderClaim<F> {
         };
         let (next_leader, acked, _) = inner.advance(round, false);
         if let Some(w) = next_leader {
-            w.thread.unpark();
+            w.wake();
         }
         fan_out(acked);
         Ok(())
-    }
-}
-
-/// Wakes an acknowledged group: the first waiter now, the rest through each other (waiter
-/// `i` wakes `2i + 1` and `2i + 2` once it runs, see [`Waiter::fan_out`]). Every waiter of
-/// the group already reads `WOKEN`; its `fan_out` slot was filled before that.
-fn fan_out(acked: Option<AckedGroup>) {
-    if let Some(first) = acked.as_ref().and_then(|group| group.first()) {
-        first.thread.unpark();
-    }
-}
-
-/// True when an async caller may run its commit round on its own thread: it is not a task
-/// on a runtime's worker (which other tasks need), but the root future of a `block_on` (the
-/// caller's own thread, blocked in any case) or polled outside any tokio runtime (where
-/// there is no blocking pool). Tasks hand the round to tokio's blocking pool instead.
-/// (`block_in_place` is not used: tokio refuses it, by panicking, in places a caller cannot
-/// see, such as a `LocalSet`.)
-fn may_lead_in_place() -> bool {
-    tokio::runtime::Handle::try_current().is_err() || tokio::task::try_id().is_none()
-}
-
-/// Called by a woken waiter before anything else: wakes its children in its group.
-fn wake_children(me: &Waiter) {
-    let slot = me.fan_out.lock().take();
-    if let Some((group, i)) = slot {
-        for child in [2 * i + 1, 2 * i + 2] {
-            if let Some(w) = group.get(child) {
-                w.thread.unpark();
-            }
-        }
     }
 }
 
@@ -505,7 +451,7 @@ impl<F: FileSystem> Inner<F> {
         self.stats.record_poisoned();
         for w in woken {
             w.state.store(WOKEN, Ordering::Release);
-            w.thread.unpark();
+            w.wake();
         }
         self.durable_tx.send_modify(|_| {});
     }
@@ -520,76 +466,6 @@ impl<F: FileSystem> Inner<F> {
             inner: self.clone(),
             finished: false,
         })
-    }
-
-    /// Blocks until `lsn` is durable, leading commit rounds when nobody else does.
-    pub(crate) fn wait_durable(self: &Arc<Self>, lsn: u64) -> Result<()> {
-        use std::sync::atomic::Ordering;
-        let mut st = self.commit.lock();
-        loop {
-            if let Some(outcome) = st.wait_outcome(lsn) {
-                return outcome;
-            }
-            if let Some(claim) = self.try_claim(&mut st) {
-                drop(st);
-                claim.lead();
-                st = self.commit.lock();
-                continue;
-            }
-            let me = Arc::new(Waiter {
-                lsn,
-                thread: crate::sync::thread::current(),
-                state: crate::sync::AtomicU8::new(WAITING),
-                fan_out: crate::sync::Mutex::new(None),
-            });
-            // Waiters arrive in roughly LSN order; keep the queue sorted so a round wakes a
-            // prefix of it.
-            let at = st.waiters.partition_point(|w| w.lsn <= lsn);
-            st.waiters.insert(at, me.clone());
-            drop(st);
-            // park() may return spuriously; the state says whether we were really woken.
-            let mut state = me.state.load(Ordering::Acquire);
-            while state == WAITING {
-                crate::sync::thread::park();
-                state = me.state.load(Ordering::Acquire);
-            }
-            // IMPORTANT: before anything else (returning included), wake the rest of the
-            // group this waiter was acknowledged with: they wait for it.
-            wake_children(&me);
-            // The watermark is stored before any waiter is marked woken: a woken waiter whose
-            // LSN it covers is done without the commit lock.
-            if state == WOKEN && self.durable_lsn.load(Ordering::Acquire) >= lsn {
-                return Ok(());
-            }
-            st = self.commit.lock();
-        }
-    }
-
-    /// Like [`Self::wait_durable`], for async callers. A round a spawned task leads runs on
-    /// tokio's blocking pool; a round the root future of a `block_on` leads (or a future
-    /// polled outside tokio) runs in place, with no thread hop (see [`may_lead_in_place`]).
-    pub(crate) async fn wait_durable_async(self: &Arc<Self>, lsn: u64) -> Result<()> {
-        let mut durable_rx = self.durable_tx.subscribe();
-        loop {
-            {
-                let mut st = self.commit.lock();
-                if let Some(outcome) = st.wait_outcome(lsn) {
-                    return outcome;
-                }
-                if let Some(claim) = self.try_claim(&mut st) {
-                    drop(st);
-                    if may_lead_in_place() {
-                        claim.lead();
-                        continue;
-                    }
-                    tokio::task::spawn_blocking(move || claim.lead());
-                }
-            }
-            // Subscribed before the check above, so a publish in between is not missed.
-            if durable_rx.changed().await.is_err() {
-                return Err(Error::Closed);
-            }
-        }
     }
 
     /// The I/O of one round.
@@ -804,7 +680,7 @@ impl<F: FileSystem> Inner<F> {
             st.durable_lsn
         };
         for w in to_wake {
-            w.thread.unpark();
+            w.wake();
         }
         self.durable_tx.send_modify(|v| *v = durable);
     }

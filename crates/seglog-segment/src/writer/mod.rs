@@ -7,6 +7,7 @@ mod close;
 mod group_commit;
 mod replace;
 mod roll;
+mod waiters;
 mod zeroing;
 
 pub use group_commit::Appended;
