@@ -6,7 +6,8 @@
 //! Workloads:
 //! - W1–W4: 256-byte appends from 1, 16 and 64 closed-loop writers, and batches of 10 from 1.
 //! - W5: 4 KiB payloads, 16 writers (MB/s).
-//! - W6–W8: open after 1M events, read a 1,000-event execution, index memory.
+//! - W6–W8: open after 1M events, read a 1,000-event execution, index memory; W6 and W7 warm
+//!   and cold (every file evicted from the page cache before the open), SQLite the cold peer.
 //! - W9: 256 KiB records, 16 writers (MB/s), against the durable-bandwidth floor (one thread,
 //!   1 MiB `pwrite` + `fdatasync` in a loop into a preallocated file) measured in the same run.
 //! - W10: bulk import of 1M events in batches of 10 with one sync at the end (seglog's
@@ -19,6 +20,7 @@
 //! (throughput, latency) into `--plots`.
 
 mod bulk;
+mod cold;
 mod compaction;
 mod peers;
 mod plots;
@@ -39,6 +41,8 @@ use std::time::Duration;
 ///   W1 1 writer · W2 16 writers · W3 64 writers · W4 batches of 10, 1 writer
 ///   W5 4 KiB payloads, 16 writers (MB/s, vs. the disk's sequential bandwidth)
 ///   W6 open after 1M events · W7 read a 1,000-event execution · W8 index memory
+///      (W6/W7 warm, then cold: every file evicted from the page cache before the open,
+///      against SQLite evicted the same way)
 ///   W9 256 KiB records, 16 writers (MB/s, vs. the durable-bandwidth floor: one thread
 ///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
 ///   W10 bulk import, 1M events in batches of 10, one sync at the end (vs. raft-engine)
@@ -230,7 +234,15 @@ fn opens(
         payload_bytes,
         long_execution: 1000.min(events / 2),
     };
-    print!("{}", recovery::run(base, &shape, runs)?);
+    let before = probe::fdatasync_p50(base)?;
+    let table = recovery::run(base, &shape, runs)?;
+    let after = probe::fdatasync_p50(base)?;
+    println!(
+        "fdatasync probe (4 KiB write + fdatasync, p50): before {:.0} µs, after {:.0} µs",
+        before.as_secs_f64() * 1e6,
+        after.as_secs_f64() * 1e6
+    );
+    print!("{table}");
     Ok(())
 }
 

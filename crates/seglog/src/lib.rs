@@ -26,6 +26,7 @@ mod error;
 mod log;
 mod options;
 mod read;
+mod read_ahead;
 mod scrub;
 mod stats;
 mod subscribe;

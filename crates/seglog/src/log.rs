@@ -68,6 +68,8 @@ pub(crate) struct Shared<F: FileSystem> {
     /// Bumped (under the index's write lock) each time compaction moves records, so a
     /// reader whose positions went stale knows to look them up again.
     pub layout_epoch: std::sync::atomic::AtomicU64,
+    /// Handles for read-ahead hints (see `read_ahead`).
+    pub read_ahead: crate::read_ahead::ReadAhead<F>,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -207,6 +209,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 erasing: parking_lot::Mutex::new(ahash::AHashSet::new()),
                 erasing_active: AtomicBool::new(false),
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
+                read_ahead: crate::read_ahead::ReadAhead::new(),
             }),
         })
     }
@@ -251,6 +254,7 @@ impl<F: FileSystem> Log<F> {
         } else {
             self.shared.segments.release_lock();
         }
+        self.shared.read_ahead.forget(u64::MAX);
         self.shared.visible_tx.send_modify(|v| *v += 1);
         flushed.map_err(Error::from)
     }
