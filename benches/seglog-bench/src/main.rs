@@ -6,9 +6,12 @@
 //! Workloads:
 //! - W1–W4: 256-byte appends from 1, 16 and 64 closed-loop writers, and batches of 10 from 1.
 //! - W5: 4 KiB payloads, 16 writers (MB/s).
-//! - W6–W8: open after 1M events, read a 1,000-event execution, index memory.
+//! - W6–W8: open after 1M events, read a 1,000-event execution, index memory; W6 and W7 warm
+//!   and cold (every file evicted from the page cache before the open), SQLite the cold peer.
 //! - W9: 256 KiB records, 16 writers (MB/s), against the durable-bandwidth floor (one thread,
 //!   1 MiB `pwrite` + `fdatasync` in a loop into a preallocated file) measured in the same run.
+//! - W10: bulk import of 1M events in batches of 10 with one sync at the end (seglog's
+//!   buffered appends against raft-engine's `write(sync = false)`).
 //! - C1: compaction rewrite throughput.
 //! - S1–S5: enact-core's streaming `EventStore`: seglog against `JsonlEventStore` and
 //!   `InMemoryEventStore` (appends from 1 and 64 writers, get_by_execution, get_after, open).
@@ -18,6 +21,8 @@
 //! block device's write requests, flushes and jbd2 commits per second; and writes SVG figures
 //! (throughput, latency) into `--plots`.
 
+mod bulk;
+mod cold;
 mod compaction;
 mod peers;
 mod plots;
@@ -33,14 +38,17 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// seglog benchmarks (W1–W9). `--quick` runs every workload briefly (CI smoke test).
+/// seglog benchmarks (W1–W10). `--quick` runs every workload briefly (CI smoke test).
 ///
 /// Workloads (256-byte payloads, 1,000 executions, every append durable):
 ///   W1 1 writer · W2 16 writers · W3 64 writers · W4 batches of 10, 1 writer
 ///   W5 4 KiB payloads, 16 writers (MB/s, vs. the disk's sequential bandwidth)
 ///   W6 open after 1M events · W7 read a 1,000-event execution · W8 index memory
+///      (W6/W7 warm, then cold: every file evicted from the page cache before the open,
+///      against SQLite evicted the same way)
 ///   W9 256 KiB records, 16 writers (MB/s, vs. the durable-bandwidth floor: one thread
 ///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
+///   W10 bulk import, 1M events in batches of 10, one sync at the end (vs. raft-engine)
 ///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
 ///   S1–S5 enact-core's streaming EventStore: seglog vs JsonlEventStore (no fsync) and
 ///      InMemoryEventStore: appends from 1 and 64 writers, get_by_execution of a
@@ -57,6 +65,7 @@ use std::time::Duration;
 ///   seglog-bench open --events 1000000 --executions 1000
 ///   seglog-bench compact --mib 1024
 ///   seglog-bench streaming --events 1000000
+///   seglog-bench import --events 1000000 --batch 10
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
 #[command(version, about, verbatim_doc_comment)]
@@ -76,7 +85,7 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Workload {
-    /// W1–W9, the full documented run.
+    /// W1–W10, the full documented run.
     All {
         /// Seconds per peer per round for W1–W5 and W9.
         #[arg(long, default_value_t = 3.0)]
@@ -131,6 +140,25 @@ enum Workload {
         payload_bytes: usize,
         /// Timed opens per system (the median is reported).
         #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// W10: bulk import without an fsync per batch, one sync at the end; seglog's buffered
+    /// appends against raft-engine's `write(sync = false)`.
+    Import {
+        /// Events imported.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per batch.
+        #[arg(long, default_value_t = 10)]
+        batch: u64,
+        /// Executions the batches go to, in turn.
+        #[arg(long, default_value_t = 1000)]
+        executions: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 256)]
+        payload_bytes: usize,
+        /// Runs per system (the median is reported).
+        #[arg(long, default_value_t = 3)]
         runs: usize,
     },
     /// C1: compaction rewrite throughput (erase a tenant; merge everything).
@@ -222,7 +250,15 @@ fn opens(
         payload_bytes,
         long_execution: 1000.min(events / 2),
     };
-    print!("{}", recovery::run(base, &shape, runs)?);
+    let before = probe::fdatasync_p50(base)?;
+    let table = recovery::run(base, &shape, runs)?;
+    let after = probe::fdatasync_p50(base)?;
+    println!(
+        "fdatasync probe (4 KiB write + fdatasync, p50): before {:.0} µs, after {:.0} µs",
+        before.as_secs_f64() * 1e6,
+        after.as_secs_f64() * 1e6
+    );
+    print!("{table}");
     Ok(())
 }
 
@@ -257,7 +293,20 @@ fn all(base: &Path, plots_dir: &Path, seconds: f64, rounds: usize, events: u64) 
     println!("\nW6, W7 (1,000 executions):\n");
     opens(base, events, 1000, 256, 5)?;
     println!("\nW8 (10,000 executions):\n");
-    opens(base, events, 10_000, 256, 3)
+    opens(base, events, 10_000, 256, 3)?;
+    println!("\nW10:\n");
+    imports(base, events, 3)
+}
+
+fn imports(base: &Path, events: u64, runs: usize) -> Result<()> {
+    let shape = bulk::Shape {
+        events,
+        batch: 10,
+        executions: 1000,
+        payload_bytes: 256,
+    };
+    print!("{}", bulk::run(base, &shape, runs)?);
+    Ok(())
 }
 
 fn streaming_shape(seconds: f64, events: u64) -> streaming::Shape {
@@ -328,6 +377,25 @@ fn main() -> Result<()> {
                 "{}",
                 streaming::run(&base, &streaming_shape(seconds, events))?
             );
+            Ok(())
+        }
+        (
+            false,
+            Some(Workload::Import {
+                events,
+                batch,
+                executions,
+                payload_bytes,
+                runs,
+            }),
+        ) => {
+            let shape = bulk::Shape {
+                events,
+                batch,
+                executions,
+                payload_bytes,
+            };
+            print!("{}", bulk::run(&base, &shape, runs)?);
             Ok(())
         }
         // --quick, or no workload named: everything, briefly.

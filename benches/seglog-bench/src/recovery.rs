@@ -1,6 +1,8 @@
-//! W6–W8: build the same log in seglog and in raft-engine, then time reopening each (seglog
-//! with and without index checkpoints), reading one 1,000-event execution after reopen
-//! (seglog through the EventStore trait, decoding included), and seglog's index memory.
+//! W6–W8: build the same log in seglog, raft-engine and SQLite, then time reopening each
+//! (seglog with and without index checkpoints), reading one 1,000-event execution after
+//! reopen (seglog through the EventStore trait, decoding included), and seglog's index
+//! memory: first with a warm page cache (everything just written or read), then cold
+//! (every file evicted before the open: see [`crate::cold`]), against SQLite.
 
 use crate::peers::raft_engine_peer::{entry, open_engine, BenchEntries};
 use crate::peers::seglog_trait::event_of;
@@ -8,7 +10,7 @@ use anyhow::{Context, Result};
 use enact_core::kernel::persistence::EventStore;
 use enact_core::kernel::ExecutionId;
 use raft_engine::LogBatch;
-use seglog::{CheckpointMode, Log, Options, SyncMode};
+use seglog::{CheckpointMode, Log, Options};
 use seglog_eventstore::{codec, SeglogEventStore};
 use std::fmt::Write;
 use std::path::Path;
@@ -40,17 +42,12 @@ fn for_each_event(shape: &Shape, mut f: impl FnMut(Option<u64>) -> Result<()>) -
 }
 
 fn build_seglog(dir: &Path, shape: &Shape) -> Result<u64> {
-    let log = Log::open_blocking(
-        dir,
-        Options {
-            sync_mode: SyncMode::Never,
-            ..Options::default()
-        },
-    )?;
+    // A bulk load: buffered appends, one sync at the end (close).
+    let log = Log::open_blocking(dir, Options::default())?;
     let encoded = codec::encode(&event_of(&vec![b'x'; shape.payload_bytes]))?;
     for_each_event(shape, |exec| {
-        let id = exec.map_or_else(|| LONG.to_string(), |e| format!("exec-{e:06}"));
-        log.append_encoded_blocking(
+        let id = execution_name(exec);
+        log.append_encoded_buffered(
             &id,
             "tenant",
             None,
@@ -86,20 +83,34 @@ fn build_raft_engine(dir: &Path, shape: &Shape) -> Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
     v.sort();
     v[v.len() / 2]
+}
+
+fn execution_name(exec: Option<u64>) -> String {
+    exec.map_or_else(|| LONG.to_string(), |e| format!("exec-{e:06}"))
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+fn build_sqlite(file: &Path, shape: &Shape) -> Result<()> {
+    let encoded = codec::encode(&event_of(&vec![b'x'; shape.payload_bytes]))?;
+    crate::cold::build_sqlite(file, |insert| {
+        for_each_event(shape, |exec| insert(&execution_name(exec), &encoded))
+    })
+}
+
 /// Runs W6–W8 and returns a markdown table.
 pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
     let tmp = tempfile::tempdir_in(base)?;
     let (seg_dir, raft_dir) = (tmp.path().join("seglog"), tmp.path().join("raft"));
+    let sqlite_dir = tmp.path().join("sqlite");
+    let sqlite_file = sqlite_dir.join("events.sqlite");
     std::fs::create_dir_all(&raft_dir)?;
+    std::fs::create_dir_all(&sqlite_dir)?;
     let t = Instant::now();
     let bytes = build_seglog(&seg_dir, shape)?;
     eprintln!(
@@ -110,6 +121,9 @@ pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
     let t = Instant::now();
     build_raft_engine(&raft_dir, shape)?;
     eprintln!("built raft-engine log in {:.1?}", t.elapsed());
+    let t = Instant::now();
+    build_sqlite(&sqlite_file, shape)?;
+    eprintln!("built SQLite database in {:.1?}", t.elapsed());
     // One open to write any missing checkpoint; then the timed ones, alternating systems.
     Log::open_blocking(&seg_dir, Options::default())?.close()?;
     let (mut with_ckpt, mut without, mut raft) = (Vec::new(), Vec::new(), Vec::new());
@@ -134,6 +148,10 @@ pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
         )?;
         without.push(t.elapsed());
         log.close()?;
+        // An open without checkpoints removes them all (they may hold erased ids); the next
+        // timed open must find them again: an untimed open rewrites them (at its close).
+        drop(log);
+        Log::open_blocking(&seg_dir, Options::default())?.close()?;
     }
     let recovery = recovery.context("no run")?;
     let (with_ckpt, without, raft) = (median(with_ckpt), median(without), median(raft));
@@ -158,6 +176,10 @@ pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
         raw.push(t.elapsed());
     }
     log.close()?;
+    // No map of the log may outlive this point: mapped pages cannot be evicted (the cold
+    // rounds below depend on it).
+    drop(store);
+    drop(log);
     let engine = open_engine(&raft_dir)?;
     let mut raft_read = Vec::new();
     let mut raft_n = 0;
@@ -174,7 +196,28 @@ pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
         raft_read.push(t.elapsed());
         raft_n = out.len();
     }
+    drop(engine);
+    let sqlite = crate::cold::open_sqlite(&sqlite_file)?;
+    let mut sqlite_read = Vec::new();
+    for _ in 0..runs.max(7) {
+        let t = Instant::now();
+        crate::cold::read_sqlite(&sqlite, LONG)?;
+        sqlite_read.push(t.elapsed());
+    }
+    drop(sqlite);
     let (via_trait, raw, raft_read) = (median(via_trait), median(raw), median(raft_read));
+    let sqlite_read = median(sqlite_read);
+
+    // W6/W7 cold: every file evicted before each open.
+    let device = crate::usage::Device::of(base);
+    let setup = crate::cold::Setup {
+        seglog_dir: &seg_dir,
+        sqlite_dir: &sqlite_dir,
+        sqlite_file: &sqlite_file,
+        execution: LONG,
+        events: n,
+    };
+    let cold = crate::cold::run(&setup, runs.max(3), &device)?;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -198,6 +241,14 @@ pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
         ms(raw),
         raw.as_secs_f64() / raft_read.as_secs_f64()
     );
+    let _ = writeln!(
+        out,
+        "| W7 read, warm, SQLite (same events; `SELECT … WHERE execution = ? ORDER BY seq`) | | | seglog raw ÷ SQLite {:.2} ({}) |",
+        raw.as_secs_f64() / sqlite_read.as_secs_f64(),
+        ms(sqlite_read)
+    );
     let _ = writeln!(out, "| W8 index memory | {:.2} B/event ({:.1} MiB for {indexed} events, {executions} executions) | | |", index_bytes as f64 / indexed.max(1) as f64, index_bytes as f64 / 1048576.0);
+    out.push('\n');
+    out.push_str(&crate::cold::table(&cold, runs.max(3)));
     Ok(out)
 }

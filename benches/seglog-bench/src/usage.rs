@@ -125,10 +125,12 @@ impl Device {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .map(|s| s.split_whitespace().map_while(|f| f.parse().ok()).collect())
             .unwrap_or_default();
-        // Documentation/block/stat.rst: field 5 write I/Os, 7 write sectors (512 bytes),
-        // 16 flush I/Os (Linux 5.5 and later).
+        // Documentation/block/stat.rst: field 1 read I/Os, 3 read sectors (512 bytes),
+        // 5 write I/Os, 7 write sectors, 16 flush I/Os (Linux 5.5 and later).
         let field = |n: usize| fields.get(n - 1).copied();
         DevCounters {
+            read_ios: field(1),
+            read_sectors: field(3),
             write_ios: field(5),
             write_sectors: field(7),
             flush_ios: field(16),
@@ -152,6 +154,8 @@ fn jbd2_transactions(info: &str) -> Option<u64> {
 /// Block-device counters at one moment (or their change over a run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DevCounters {
+    pub read_ios: Option<u64>,
+    pub read_sectors: Option<u64>,
     pub write_ios: Option<u64>,
     pub write_sectors: Option<u64>,
     pub flush_ios: Option<u64>,
@@ -163,6 +167,8 @@ impl DevCounters {
     pub fn since(self, earlier: DevCounters) -> DevCounters {
         let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
         DevCounters {
+            read_ios: d(self.read_ios, earlier.read_ios),
+            read_sectors: d(self.read_sectors, earlier.read_sectors),
             write_ios: d(self.write_ios, earlier.write_ios),
             write_sectors: d(self.write_sectors, earlier.write_sectors),
             flush_ios: d(self.flush_ios, earlier.flush_ios),
@@ -174,6 +180,8 @@ impl DevCounters {
     pub fn plus(self, other: DevCounters) -> DevCounters {
         let s = |a: Option<u64>, b: Option<u64>| Some(a? + b?);
         DevCounters {
+            read_ios: s(self.read_ios, other.read_ios),
+            read_sectors: s(self.read_sectors, other.read_sectors),
             write_ios: s(self.write_ios, other.write_ios),
             write_sectors: s(self.write_sectors, other.write_sectors),
             flush_ios: s(self.flush_ios, other.flush_ios),
@@ -208,18 +216,24 @@ mod tests {
     #[test]
     fn counter_deltas_need_both_ends() {
         let a = DevCounters {
+            read_ios: Some(1),
+            read_sectors: None,
             write_ios: Some(10),
             write_sectors: Some(100),
             flush_ios: None,
             jbd2_transactions: Some(3),
         };
         let b = DevCounters {
+            read_ios: Some(4),
+            read_sectors: Some(8),
             write_ios: Some(15),
             write_sectors: Some(180),
             flush_ios: Some(4),
             jbd2_transactions: Some(5),
         };
         let d = b.since(a);
+        assert_eq!(d.read_ios, Some(3));
+        assert_eq!(d.read_sectors, None);
         assert_eq!(d.write_ios, Some(5));
         assert_eq!(d.write_sectors, Some(80));
         assert_eq!(d.flush_ios, None);

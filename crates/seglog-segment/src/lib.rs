@@ -43,7 +43,7 @@ mod writer;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
 pub use error::{Error, Result};
-pub use options::{RecoveryMode, SegmentOptions, SyncMode};
+pub use options::{RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES};
 pub use recovery::{RecoveryReport, TailCut};
 pub use scan::RecoveryVisitor;
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};

@@ -42,6 +42,9 @@ pub enum RecoveryMode {
 /// Default of [`SegmentOptions::zero_ahead_bytes`].
 pub const DEFAULT_ZERO_AHEAD: u64 = 2 << 20;
 
+/// Default of [`SegmentOptions::buffered_write_bytes`].
+pub const DEFAULT_BUFFERED_WRITE_BYTES: u64 = 1 << 20;
+
 /// Settings of the segment layer. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct SegmentOptions {
@@ -65,6 +68,10 @@ pub struct SegmentOptions {
     /// this many zeros more. 0 turns it off; more than a segment means up to the segment's
     /// end. Default: 2 MiB.
     pub zero_ahead_bytes: u64,
+    /// Bytes of buffered appends ([`crate::SegmentLog::submit_buffered`]) queued in memory
+    /// before the appender writes them to the file itself (without fsync). Bounds what a
+    /// bulk import holds in memory; larger values mean fewer, bigger writes. Default: 1 MiB.
+    pub buffered_write_bytes: u64,
 }
 
 impl Default for SegmentOptions {
@@ -76,6 +83,7 @@ impl Default for SegmentOptions {
             recovery_mode: RecoveryMode::TolerateTornTail,
             preallocate: true,
             zero_ahead_bytes: DEFAULT_ZERO_AHEAD,
+            buffered_write_bytes: DEFAULT_BUFFERED_WRITE_BYTES,
         }
     }
 }

@@ -199,6 +199,11 @@ pub(crate) fn recover<F: FileSystem>(
         let file = fs
             .open(&f.path)
             .map_err(|e| Error::io("open", &f.path, e))?;
+        if !is_last {
+            // Only the header of a sealed segment may be read here: ask for it alone, or the
+            // map's first fault reads megabytes around it (the kernel's read-around).
+            let _ = file.will_need(&[(0, SEGMENT_HEADER_LEN as u64)]);
+        }
         let bytes = file.map().map_err(|e| Error::io("map", &f.path, e))?;
         let header = SegmentHeader::decode(&bytes).map_err(|d| header_error(&f.path, d))?;
         let corrupt = |offset: u64, reason: String| Error::Corruption {

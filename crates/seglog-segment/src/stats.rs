@@ -47,6 +47,8 @@ pub(crate) struct WriterCounters {
     largest_group: AtomicU64,
     poisonings: AtomicU64,
     zeroed_bytes: AtomicU64,
+    buffered_rounds: AtomicU64,
+    buffered_bytes: AtomicU64,
     /// fdatasync time in microseconds (`None` only if hdrhistogram refused constant bounds).
     sync_us: Mutex<Option<Histogram<u64>>>,
     /// Records per commit round.
@@ -65,6 +67,8 @@ impl Default for WriterCounters {
             largest_group: AtomicU64::new(0),
             poisonings: AtomicU64::new(0),
             zeroed_bytes: AtomicU64::new(0),
+            buffered_rounds: AtomicU64::new(0),
+            buffered_bytes: AtomicU64::new(0),
             sync_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 2).ok()),
             group_size: Mutex::new(Histogram::new_with_bounds(1, 1 << 24, 2).ok()),
         }
@@ -97,6 +101,10 @@ pub struct WriterStats {
     /// Bytes written (and synced) as zeros ahead of the tail
     /// ([`crate::SegmentOptions::zero_ahead_bytes`]).
     pub zeroed_bytes: u64,
+    /// Buffered rounds: queues of buffered appends written without the commit fsync.
+    pub buffered_rounds: u64,
+    /// Bytes of records those rounds wrote (not in `bytes`, which counts commit rounds).
+    pub buffered_bytes: u64,
 }
 
 impl WriterCounters {
@@ -114,6 +122,11 @@ impl WriterCounters {
         self.bytes.fetch_add(bytes, Relaxed);
         self.largest_group.fetch_max(records as u64, Relaxed);
         record(&self.group_size, records as u64);
+    }
+
+    pub fn record_buffered_round(&self, bytes: u64) {
+        self.buffered_rounds.fetch_add(1, Relaxed);
+        self.buffered_bytes.fetch_add(bytes, Relaxed);
     }
 
     pub fn record_zeroed(&self, bytes: u64) {
@@ -137,6 +150,8 @@ impl WriterCounters {
             largest_group: self.largest_group.load(Relaxed),
             poisonings: self.poisonings.load(Relaxed),
             zeroed_bytes: self.zeroed_bytes.load(Relaxed),
+            buffered_rounds: self.buffered_rounds.load(Relaxed),
+            buffered_bytes: self.buffered_bytes.load(Relaxed),
         }
     }
 }

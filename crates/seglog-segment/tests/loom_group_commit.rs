@@ -130,3 +130,49 @@ fn a_failed_fsync_reaches_every_waiter() {
     });
     assert!(runs > 100, "only {runs} interleavings explored");
 }
+
+#[test]
+fn durable_appenders_racing_a_buffered_round_are_acknowledged_only_once_durable() {
+    let runs = model(|| {
+        let fs = SimFs::new();
+        // Every buffered submit writes the queue out itself (a write-only round).
+        let opts = SegmentOptions {
+            buffered_write_bytes: 1,
+            ..opts()
+        };
+        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts.clone(), &mut ()).unwrap();
+        let log = Arc::new(log);
+        let threads: Vec<_> = (1..APPENDERS)
+            .map(|i| {
+                let log = log.clone();
+                spawn(move || {
+                    let lsn = append(&log, i).unwrap();
+                    assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
+                })
+            })
+            .collect();
+        let buffered = log
+            .submit_buffered(
+                log.encode(&EventBatch {
+                    encoding: 0,
+                    execution_id: b"bulk",
+                    tenant_id: b"tenant",
+                    first_seq: 1,
+                    timestamp_unix_nanos: 0,
+                    payloads: &[b"buffered".as_slice()],
+                })
+                .unwrap(),
+            )
+            .unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let through = log.sync().unwrap();
+        assert!(through >= buffered.lsn && log.durable_lsn() >= through);
+        drop(log);
+        let survived = fs.crash(CrashMode::LoseUnsynced);
+        let (log, _) = SegmentLog::open(survived, "/log", opts, &mut ()).unwrap();
+        assert_eq!(log.records().unwrap().count() as u64, APPENDERS);
+    });
+    assert!(runs > 100, "only {runs} interleavings explored");
+}

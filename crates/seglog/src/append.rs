@@ -21,6 +21,13 @@ pub(crate) struct Submitted {
     started: Instant,
 }
 
+impl Submitted {
+    /// The batch's first sequence number.
+    pub(crate) fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+}
+
 /// The wall clock, nanoseconds since the Unix epoch (0 before it, saturating far after).
 pub(crate) fn now_unix_nanos() -> i64 {
     SystemTime::now()
@@ -44,15 +51,7 @@ struct AbandonGuard<'a, F: FileSystem> {
 impl<F: FileSystem> Drop for AbandonGuard<'_, F> {
     fn drop(&mut self) {
         if let Some(s) = self.submitted.take() {
-            self.log.shared.abandoned.lock().push(PendingVisibility {
-                lsn: s.lsn,
-                slot: s.slot,
-                last_seq: s.last_seq,
-            });
-            self.log.shared.has_abandoned.store(true, Ordering::Release);
-            // Subscribers waiting for new events look again: from now on they also follow
-            // the durable watermark, so that this append wakes them when it is durable.
-            self.log.shared.visible_tx.send_modify(|v| *v += 1);
+            self.log.publish_when_durable(s);
         }
     }
 }
@@ -141,29 +140,46 @@ impl<F: FileSystem> Log<F> {
         }
     }
 
-    /// Publishes cancelled appends that have become durable (called by readers).
+    /// Leaves a submitted append that nobody waits on (cancelled, or buffered) to be
+    /// published once durable, by [`Self::publish_if_due`].
+    pub(crate) fn publish_when_durable(&self, s: &Submitted) {
+        self.shared.unpublished.lock().push(PendingVisibility {
+            lsn: s.lsn,
+            slot: s.slot,
+            last_seq: s.last_seq,
+        });
+        if !self.shared.has_unpublished.swap(true, Ordering::AcqRel) {
+            // Subscribers waiting for new events look again: from now on they also follow
+            // the durable watermark, so that this append wakes them when it is durable.
+            self.shared.visible_tx.send_modify(|v| *v += 1);
+        }
+        // The watermark may have passed this append before it was queued here.
+        self.publish_if_due();
+    }
+
+    /// Publishes the appends left to [`Self::publish_when_durable`] that have become
+    /// durable (called by readers and `sync`).
     pub(crate) fn publish_if_due(&self) {
-        if !self.shared.has_abandoned.load(Ordering::Acquire) {
+        if !self.shared.has_unpublished.load(Ordering::Acquire) {
             return;
         }
         let durable = self.shared.segments.durable_lsn();
-        let due: Vec<PendingVisibility> = {
-            let mut abandoned = self.shared.abandoned.lock();
-            let (due, rest) = std::mem::take(&mut *abandoned)
-                .into_iter()
-                .partition(|p| p.lsn <= durable);
-            *abandoned = rest;
+        let mut due = Vec::new();
+        {
+            let mut unpublished = self.shared.unpublished.lock();
+            while unpublished.peek().is_some_and(|p| p.lsn <= durable) {
+                due.extend(unpublished.pop());
+            }
             self.shared
-                .has_abandoned
-                .store(!abandoned.is_empty(), Ordering::Release);
-            due
-        };
+                .has_unpublished
+                .store(!unpublished.is_empty(), Ordering::Release);
+        }
         for p in due {
             self.publish(p.slot, p.last_seq);
         }
     }
 
-    fn finish(&self, s: &Submitted) -> u64 {
+    pub(crate) fn finish(&self, s: &Submitted) -> u64 {
         self.publish(s.slot, s.last_seq);
         self.shared
             .counters

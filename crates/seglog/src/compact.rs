@@ -334,7 +334,10 @@ impl<F: FileSystem + Clone> Log<F> {
                 return Err(e);
             }
             let outputs = segments.install(replacement);
-            self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel);
+            let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            // The read-ahead handles may name the old segments: they go, so that their space
+            // comes back once the last map of them is dropped.
+            self.shared.read_ahead.forget(epoch);
             outputs
         };
         // Step 6.

@@ -22,6 +22,7 @@
 //! ```
 
 mod append;
+mod buffered;
 mod checkpointer;
 mod compact;
 mod error;
@@ -29,6 +30,7 @@ mod global;
 mod log;
 mod options;
 mod read;
+mod read_ahead;
 mod scrub;
 mod stats;
 mod subscribe;

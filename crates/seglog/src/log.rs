@@ -13,22 +13,40 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// An append whose caller stopped waiting (a cancelled async append): once `lsn` is durable,
-/// readers may see the execution's events through `last_seq`.
+/// An append nobody waits on to publish it (a cancelled async append, or a buffered one):
+/// once `lsn` is durable, readers may see the execution's events through `last_seq`.
 pub(crate) struct PendingVisibility {
     pub lsn: u64,
     pub slot: ExecutionSlot,
     pub last_seq: u64,
 }
 
+// Ordered by LSN alone (reversed, for a min-heap): what becomes visible next is on top.
+impl PartialEq for PendingVisibility {
+    fn eq(&self, other: &Self) -> bool {
+        self.lsn == other.lsn
+    }
+}
+impl Eq for PendingVisibility {}
+impl PartialOrd for PendingVisibility {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PendingVisibility {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.lsn.cmp(&self.lsn)
+    }
+}
+
 pub(crate) struct Shared<F: FileSystem> {
     pub dir: PathBuf,
     pub segments: SegmentLog<F>,
     pub index: RwLock<ExecutionIndex>,
-    /// Appends submitted but never published by their caller (cancelled); published by the
-    /// next reader once durable.
-    pub abandoned: parking_lot::Mutex<Vec<PendingVisibility>>,
-    pub has_abandoned: AtomicBool,
+    /// Appends submitted but not published by their caller (cancelled, or buffered);
+    /// published once durable, by the next reader or `sync`. Lowest LSN on top.
+    pub unpublished: parking_lot::Mutex<std::collections::BinaryHeap<PendingVisibility>>,
+    pub has_unpublished: AtomicBool,
     /// Bumped whenever events become visible (or the log closes): subscribers wait on it.
     pub visible_tx: watch::Sender<u64>,
     pub closed: AtomicBool,
@@ -50,6 +68,8 @@ pub(crate) struct Shared<F: FileSystem> {
     /// Bumped (under the index's write lock) each time compaction moves records, so a
     /// reader whose positions went stale knows to look them up again.
     pub layout_epoch: std::sync::atomic::AtomicU64,
+    /// Handles for read-ahead hints (see `read_ahead`).
+    pub read_ahead: crate::read_ahead::ReadAhead<F>,
     /// Sparse LSN → offset samples per segment, for reads in global order.
     pub lsn_samples: crate::global::LsnSamples,
 }
@@ -178,8 +198,8 @@ impl<F: FileSystem + Clone> Log<F> {
                 dir,
                 segments,
                 index: RwLock::new(index),
-                abandoned: parking_lot::Mutex::new(Vec::new()),
-                has_abandoned: AtomicBool::new(false),
+                unpublished: parking_lot::Mutex::new(std::collections::BinaryHeap::new()),
+                has_unpublished: AtomicBool::new(false),
                 visible_tx: watch::Sender::new(0),
                 closed: AtomicBool::new(false),
                 checkpointer,
@@ -191,6 +211,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 erasing: parking_lot::Mutex::new(ahash::AHashSet::new()),
                 erasing_active: AtomicBool::new(false),
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
+                read_ahead: crate::read_ahead::ReadAhead::new(),
                 lsn_samples: crate::global::LsnSamples::default(),
             }),
         })
@@ -236,6 +257,7 @@ impl<F: FileSystem> Log<F> {
         } else {
             self.shared.segments.release_lock();
         }
+        self.shared.read_ahead.forget(u64::MAX);
         self.shared.visible_tx.send_modify(|v| *v += 1);
         flushed.map_err(Error::from)
     }

@@ -35,6 +35,9 @@ pub struct Options {
     /// commit fsyncs do not also write the file's block map (see
     /// [`SegmentOptions::zero_ahead_bytes`]). 0 turns it off. Default: 2 MiB.
     pub zero_ahead_bytes: u64,
+    /// Bytes of buffered appends ([`crate::Log::append_batch_buffered`]) queued in memory
+    /// before the appender writes them out (without fsync). Default: 1 MiB.
+    pub buffered_write_bytes: u64,
 }
 
 impl Default for Options {
@@ -48,6 +51,7 @@ impl Default for Options {
             checkpoints: CheckpointMode::default(),
             preallocate: s.preallocate,
             zero_ahead_bytes: s.zero_ahead_bytes,
+            buffered_write_bytes: s.buffered_write_bytes,
         }
     }
 }
@@ -73,6 +77,7 @@ impl Options {
             recovery_mode: self.recovery_mode,
             preallocate: self.preallocate,
             zero_ahead_bytes: self.zero_ahead_bytes,
+            buffered_write_bytes: self.buffered_write_bytes,
         })
     }
 }

@@ -38,12 +38,16 @@ impl<F: FileSystem> Log<F> {
         Ok(self.shared.index.read().events(execution, from_seq, limit))
     }
 
-    /// The events at `locations`, and the tenant their records carry.
+    /// The events at `locations` (looked up at layout `epoch`), and the tenant their records
+    /// carry. The records' ranges are hinted to the file system first, so that a cold read
+    /// waits for the disk about once, not once per record.
     fn load(
         &self,
         execution: &str,
         locations: &[EventLocation],
+        epoch: u64,
     ) -> Result<(Vec<Event>, Option<String>)> {
+        self.read_ahead(locations, epoch);
         let mut out = Vec::with_capacity(locations.len());
         let mut tenant = None;
         let mut current: Option<Record> = None;
@@ -123,7 +127,7 @@ impl<F: FileSystem> Log<F> {
         loop {
             let epoch = self.shared.layout_epoch.load(Ordering::Acquire);
             let locations = self.locations(execution, from_seq, limit)?;
-            match self.load(execution, &locations) {
+            match self.load(execution, &locations, epoch) {
                 // A compaction moved the records after we looked them up: look again.
                 // Segment numbers are never reused, so stale positions fail, never mislead.
                 Err(_) if self.shared.layout_epoch.load(Ordering::Acquire) != epoch => continue,

@@ -60,6 +60,9 @@ pub struct Stats {
     pub payload_bytes: u64,
     /// Latency of acknowledged appends, submit to durable.
     pub append_latency: LatencySummary,
+    /// Buffered appends submitted ([`crate::Log::append_batch_buffered`]; counted in
+    /// neither `appends` nor `append_latency`: nobody waited for them to be durable).
+    pub buffered_appends: u64,
     /// Commit rounds (each one write + one fdatasync).
     pub commits: u64,
     /// fdatasync calls for commits.
@@ -94,6 +97,9 @@ pub struct Stats {
     pub checkpoints_written: u64,
     /// True once a failed write or fsync poisoned the log.
     pub poisoned: bool,
+    /// Reads since open that found their records out of the page cache and had the file
+    /// system start reading all of them at once (read-ahead hints).
+    pub cold_reads: u64,
 }
 
 /// Latency histograms are sharded by thread: with many appenders one shared histogram's
@@ -113,8 +119,10 @@ fn latency_shard() -> usize {
 #[derive(Debug)]
 pub(crate) struct EngineCounters {
     appends: AtomicU64,
+    buffered_appends: AtomicU64,
     events: AtomicU64,
     payload_bytes: AtomicU64,
+    cold_reads: AtomicU64,
     /// `None` only if hdrhistogram refused its constant bounds (it does not).
     latency_us: [Mutex<Option<Histogram<u64>>>; LATENCY_SHARDS],
 }
@@ -123,8 +131,10 @@ impl Default for EngineCounters {
     fn default() -> Self {
         EngineCounters {
             appends: AtomicU64::new(0),
+            buffered_appends: AtomicU64::new(0),
             events: AtomicU64::new(0),
             payload_bytes: AtomicU64::new(0),
+            cold_reads: AtomicU64::new(0),
             // 3 significant figures from 1 µs to 1 hour.
             latency_us: std::array::from_fn(|_| {
                 Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).ok())
@@ -151,8 +161,19 @@ impl EngineCounters {
         }
     }
 
+    pub fn record_buffered_append(&self) {
+        self.buffered_appends.fetch_add(1, Relaxed);
+    }
+
+    /// A read hinted its records to the file system, which started reading them.
+    pub fn record_cold_read(&self) {
+        self.cold_reads.fetch_add(1, Relaxed);
+    }
+
     pub fn fill(&self, s: &mut Stats) {
+        s.cold_reads = self.cold_reads.load(Relaxed);
         s.appends = self.appends.load(Relaxed);
+        s.buffered_appends = self.buffered_appends.load(Relaxed);
         s.events = self.events.load(Relaxed);
         s.payload_bytes = self.payload_bytes.load(Relaxed);
         let mut merged: Option<Histogram<u64>> = None;

@@ -18,8 +18,8 @@ struct Cursor<F: FileSystem> {
     last_seq: u64,
     buffered: VecDeque<Event>,
     visible: watch::Receiver<u64>,
-    /// The segment layer's durable watermark: followed while cancelled appends wait to be
-    /// published, since nothing else would wake us when they become durable.
+    /// The segment layer's durable watermark: followed while cancelled or buffered appends
+    /// wait to be published, since nothing else would wake us when they become durable.
     durable: watch::Receiver<u64>,
     done: bool,
 }
@@ -61,7 +61,7 @@ impl<F: FileSystem> Log<F> {
                 {
                     Ok(events) if !events.is_empty() => c.buffered.extend(events),
                     Ok(_) => {
-                        let changed = if c.log.shared.has_abandoned.load(Ordering::Acquire) {
+                        let changed = if c.log.shared.has_unpublished.load(Ordering::Acquire) {
                             tokio::select! {
                                 r = c.visible.changed() => r,
                                 r = c.durable.changed() => r,

@@ -2,6 +2,7 @@
 //! [`FileSystem`] and [`SegmentFile`], so tests can swap in a file system that fails on
 //! demand or forgets unsynced bytes the way a power cut would (see `sim`, feature `sim`).
 
+mod read_ahead;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod std_fs;
@@ -93,6 +94,17 @@ pub trait SegmentFile: Send + Sync + 'static {
     fn evict(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())
+    }
+
+    /// A hint that `ranges` (offset, length) of the file are about to be read: a file system
+    /// with a page cache may start reading all of them from the disk now, so that the disk
+    /// works on many at once instead of one page per fault. It never changes what a read
+    /// returns, and callers go on whatever it answers. Returns whether reads were started
+    /// (`false`: nothing to do, or the ranges look cached already). The default does
+    /// nothing.
+    fn will_need(&self, ranges: &[(u64, u64)]) -> io::Result<bool> {
+        let _ = ranges;
+        Ok(false)
     }
 
     /// Makes `offset..offset + len` written zeros (not merely reserved space), so that a

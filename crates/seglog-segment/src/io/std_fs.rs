@@ -173,6 +173,10 @@ impl SegmentFile for StdFile {
             .map_err(io::Error::from)
     }
 
+    fn will_need(&self, ranges: &[(u64, u64)]) -> io::Result<bool> {
+        super::read_ahead::will_need(&self.0, ranges)
+    }
+
     fn written_data_end(&self, from: u64) -> io::Result<u64> {
         use rustix::fs::{seek, SeekFrom};
         let len = self.0.metadata()?.len();

@@ -13,12 +13,7 @@
 //! long; then it hands leadership to the oldest waiter). An idle log keeps the inline leader:
 //! a lone appender pays one write and one fsync, nothing else.
 //!
-//! Blocking waiters do not share one condition variable: each registers with its LSN and
-//! parks. The leader does not wake the waiters its round acknowledged one by one either: it
-//! wakes the first, and each woken waiter wakes two more (a binary heap over the group)
-//! before it returns. The leader is back at its next write after one wake-up, and with many
-//! writers on few cores no round pays for a thundering herd. Woken waiters read the atomic
-//! watermark and return without retaking the commit lock. Async waiters follow a `watch`.
+//! Waiting — blocking and async — and the fan-out of wake-ups are in the `waiters` module.
 //!
 //! Invariants:
 //! - `synced_lsn` only moves forward, and only after an fsync that began after every record
@@ -29,6 +24,7 @@
 //! - Once `poisoned` is set it is never cleared: every waiter beyond `durable_lsn` and every
 //!   later submit fails. A failed fsync is never retried (fsyncgate).
 
+use super::waiters::{Waiter, Wakeups, WOKEN};
 use super::Inner;
 use crate::format::EncodedRecord;
 use crate::io::{FileSystem, SegmentFile};
@@ -49,8 +45,29 @@ pub(crate) struct PendingChunk {
     parts: Vec<Vec<u8>>,
 }
 
-/// The waiters one round acknowledged, in LSN order, woken through each other.
-type AckedGroup = Arc<[Arc<Waiter>]>;
+/// The end of what a buffered round wrote without syncing: a segment, the offset its
+/// written records end at, and their last LSN.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnsyncedTail {
+    segment: u64,
+    end: u64,
+    last_lsn: u64,
+}
+
+/// What one round must do: write the chunks (in order), and make durable what an earlier
+/// buffered round left unsynced.
+struct RoundWork {
+    chunks: Vec<PendingChunk>,
+    unsynced: Option<UnsyncedTail>,
+}
+
+/// Whether a round ends with the commit fsync (and acknowledges what it wrote), or only
+/// writes (a buffered round: the records wait for the next commit round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundKind {
+    Commit,
+    WriteOnly,
+}
 
 impl PendingChunk {
     /// Whether this chunk starts a new segment (and so seals the one before).
@@ -64,22 +81,6 @@ impl PendingChunk {
     }
 }
 
-/// A blocked waiter, parked until its LSN is durable or it is asked to lead.
-pub(crate) struct Waiter {
-    lsn: u64,
-    thread: crate::sync::thread::Thread,
-    /// `WAITING`, `WOKEN` (durable or poisoned: look again) or `LEAD` (no leader: take over).
-    state: crate::sync::AtomicU8,
-    /// Set before `state` turns `WOKEN` when the waiter was acknowledged with others: the
-    /// whole acknowledged group and this waiter's place in it. The waiter wakes its two
-    /// children in that group (a binary heap) before it returns; see [`fan_out`].
-    fan_out: crate::sync::Mutex<Option<(AckedGroup, usize)>>,
-}
-
-const WAITING: u8 = 0;
-const WOKEN: u8 = 1;
-const LEAD: u8 = 2;
-
 /// State behind the commit lock.
 pub(crate) struct CommitState {
     pub next_lsn: u64,
@@ -91,12 +92,18 @@ pub(crate) struct CommitState {
     pub poisoned: Option<Arc<str>>,
     /// Set when `close` begins: no new submits.
     pub closed: bool,
+    /// Set when `close` has drained the log and holds the leader's seat for good: no round
+    /// runs again, so a wait beyond `durable_lsn` ends with `Closed`.
+    pub writes_stopped: bool,
     /// Where the next submitted record goes, and that segment's record salt.
     pub tail_segment: u64,
     pub tail_salt: u64,
     pub tail_offset: u64,
     pub next_segment_number: u64,
     pending: Vec<PendingChunk>,
+    /// Where records written by a buffered round (`write_queued_if_large`) end: written to
+    /// the file, not yet synced, not yet readable. The next commit round syncs them.
+    unsynced: Option<UnsyncedTail>,
     /// Where the tail segment holds written zeros, and the range being zeroed now
     /// (`zeroing` module).
     pub zeroed: super::zeroing::ZeroedSpace,
@@ -104,7 +111,7 @@ pub(crate) struct CommitState {
     /// Set when the last handle is dropped: no zeroing claim starts any more.
     pub zeroing_stopped: bool,
     /// Blocked waiters in LSN order.
-    waiters: std::collections::VecDeque<Arc<Waiter>>,
+    pub(super) waiters: std::collections::VecDeque<Arc<Waiter>>,
 }
 
 impl CommitState {
@@ -121,11 +128,13 @@ impl CommitState {
             leader_active: false,
             poisoned: None,
             closed: false,
+            writes_stopped: false,
             tail_segment,
             tail_salt,
             tail_offset,
             next_segment_number,
             pending: Vec::new(),
+            unsynced: None,
             zeroed: super::zeroing::ZeroedSpace::default(),
             zeroing: None,
             zeroing_stopped: false,
@@ -155,6 +164,19 @@ impl CommitState {
         }
     }
 
+    /// True when a round has something to do: records queued, or written but not synced.
+    fn has_round_work(&self) -> bool {
+        !self.pending.is_empty() || self.unsynced.is_some()
+    }
+
+    /// Bytes queued for the next round.
+    fn pending_bytes(&self) -> u64 {
+        self.pending
+            .iter()
+            .map(|c| c.end_offset - c.start_offset)
+            .sum()
+    }
+
     /// `Some(result)` once the wait for `lsn` is over.
     pub fn wait_outcome(&self, lsn: u64) -> Option<Result<()>> {
         if self.durable_lsn >= lsn {
@@ -164,6 +186,9 @@ impl CommitState {
             return Some(Err(Error::Poisoned {
                 cause: cause.to_string(),
             }));
+        }
+        if self.writes_stopped {
+            return Some(Err(Error::Closed));
         }
         None
     }
@@ -175,6 +200,8 @@ pub(crate) struct Round {
     last_lsn: u64,
     /// The LSN an fsync of this round made durable everything through, if any.
     synced_lsn: Option<u64>,
+    /// What a write-only round left unsynced.
+    unsynced: Option<UnsyncedTail>,
 }
 
 /// Result of a submit: the record's LSN and where it will be.
@@ -224,14 +251,13 @@ impl<F: FileSystem> LeaderClaim<F> {
         let inner = self.inner.clone();
         let mut rounds = 0;
         loop {
-            let chunks = inner.take_pending();
-            if chunks.is_empty() {
+            let Some(work) = inner.take_round_work() else {
                 self.finished = true;
                 inner.finish_round(None);
                 return;
-            }
+            };
             // Until `finished` is set, a panic in here poisons the log (see `Drop`).
-            let result = inner.write_and_sync(&chunks);
+            let result = inner.write_and_sync(work, RoundKind::Commit);
             rounds += 1;
             match result {
                 Err(e) => {
@@ -241,15 +267,11 @@ impl<F: FileSystem> LeaderClaim<F> {
                 }
                 Ok(round) => {
                     let keep_leading = rounds < MAX_ROUNDS_PER_LEADER;
-                    let (next_leader, acked, still_leading) = inner.advance(round, keep_leading);
+                    let (wakeups, still_leading) = inner.advance(round, keep_leading);
                     if !still_leading {
                         self.finished = true;
                     }
-                    // The next leader first, so that the next round starts as early as possible.
-                    if let Some(w) = next_leader {
-                        w.thread.unpark();
-                    }
-                    fan_out(acked);
+                    wakeups.wake();
                     if !still_leading {
                         return;
                     }
@@ -259,34 +281,36 @@ impl<F: FileSystem> LeaderClaim<F> {
     }
 }
 
-/// Wakes an acknowledged group: the first waiter now, the rest through each other (waiter
-/// `i` wakes `2i + 1` and `2i + 2` once it runs, see [`Waiter::fan_out`]). Every waiter of
-/// the group already reads `WOKEN`; its `fan_out` slot was filled before that.
-fn fan_out(acked: Option<AckedGroup>) {
-    if let Some(first) = acked.as_ref().and_then(|group| group.first()) {
-        first.thread.unpark();
-    }
-}
-
-/// True when an async caller may run its commit round on its own thread: it is not a task
-/// on a runtime's worker (which other tasks need), but the root future of a `block_on` (the
-/// caller's own thread, blocked in any case) or polled outside any tokio runtime (where
-/// there is no blocking pool). Tasks hand the round to tokio's blocking pool instead.
-/// (`block_in_place` is not used: tokio refuses it, by panicking, in places a caller cannot
-/// see, such as a `LocalSet`.)
-fn may_lead_in_place() -> bool {
-    tokio::runtime::Handle::try_current().is_err() || tokio::task::try_id().is_none()
-}
-
-/// Called by a woken waiter before anything else: wakes its children in its group.
-fn wake_children(me: &Waiter) {
-    let slot = me.fan_out.lock().take();
-    if let Some((group, i)) = slot {
-        for child in [2 * i + 1, 2 * i + 2] {
-            if let Some(w) = group.get(child) {
-                w.thread.unpark();
+impl<F: FileSystem> LeaderClaim<F> {
+    /// Runs one buffered round: writes everything queued, without the commit fsync. Nothing
+    /// becomes durable (except a segment sealed on the way, which sealing syncs); the next
+    /// commit round syncs it. Waiters that arrived meanwhile get the next round.
+    fn write_only(mut self) -> Result<()> {
+        let inner = self.inner.clone();
+        let Some(work) = inner.take_round_work() else {
+            self.release();
+            return Ok(());
+        };
+        // Until `finished` is set, a panic in here poisons the log (see `Drop`).
+        let result = inner.write_and_sync(work, RoundKind::WriteOnly);
+        self.finished = true;
+        match result {
+            Ok(round) => {
+                inner.advance(round, false).0.wake();
+                Ok(())
+            }
+            Err(e) => {
+                let cause = e.to_string();
+                inner.finish_round(Some(Err(e)));
+                Err(Error::Poisoned { cause })
             }
         }
+    }
+
+    /// Gives the seat back unused: the next round goes to a waiter, if work is queued.
+    pub(crate) fn release(mut self) {
+        self.finished = true;
+        self.inner.finish_round(None);
     }
 }
 
@@ -377,18 +401,48 @@ impl<F: FileSystem> Inner<F> {
         Ok((lsn, Some(sealed)))
     }
 
-    /// Takes everything queued for a round, once no zeroing claim stands in its way (see
-    /// the `zeroing` module; the wait is rare and short: one chunk's write and sync).
-    fn take_pending(&self) -> Vec<PendingChunk> {
+    /// Takes everything queued for a round (and what a buffered round left unsynced), once
+    /// no zeroing claim stands in its way (see the `zeroing` module; the wait is rare and
+    /// short: one chunk's write and sync). `None` when there is nothing to do.
+    fn take_round_work(&self) -> Option<RoundWork> {
         loop {
             {
                 let mut st = self.commit.lock();
+                if !st.has_round_work() {
+                    return None;
+                }
                 if !Self::round_collides(st.zeroing, &st.pending) {
-                    return std::mem::take(&mut st.pending);
+                    return Some(RoundWork {
+                        chunks: std::mem::take(&mut st.pending),
+                        unsynced: st.unsynced.take(),
+                    });
                 }
             }
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
+    }
+
+    /// For buffered appends: when more than `buffered_write_bytes` are queued and no round
+    /// is running, writes the queue now, on this thread, without the commit fsync.
+    pub(crate) fn write_queued_if_large(self: &Arc<Self>) -> Result<()> {
+        let claim = {
+            let mut st = self.commit.lock();
+            st.check_usable()?;
+            if st.pending_bytes() < self.opts.buffered_write_bytes.max(1) {
+                return Ok(());
+            }
+            self.try_claim(&mut st)
+        };
+        match claim {
+            Some(claim) => claim.write_only(),
+            // The running round's leader takes the queue when its round ends.
+            None => Ok(()),
+        }
+    }
+
+    /// The last LSN submitted so far.
+    pub(crate) fn last_submitted_lsn(&self) -> u64 {
+        self.commit.lock().next_lsn - 1
     }
 
     /// Poisons the log from outside a commit round (a failed step of a segment replacement):
@@ -405,7 +459,7 @@ impl<F: FileSystem> Inner<F> {
         self.stats.record_poisoned();
         for w in woken {
             w.state.store(WOKEN, Ordering::Release);
-            w.thread.unpark();
+            w.wake();
         }
         self.durable_tx.send_modify(|_| {});
     }
@@ -422,78 +476,9 @@ impl<F: FileSystem> Inner<F> {
         })
     }
 
-    /// Blocks until `lsn` is durable, leading commit rounds when nobody else does.
-    pub(crate) fn wait_durable(self: &Arc<Self>, lsn: u64) -> Result<()> {
-        use std::sync::atomic::Ordering;
-        let mut st = self.commit.lock();
-        loop {
-            if let Some(outcome) = st.wait_outcome(lsn) {
-                return outcome;
-            }
-            if let Some(claim) = self.try_claim(&mut st) {
-                drop(st);
-                claim.lead();
-                st = self.commit.lock();
-                continue;
-            }
-            let me = Arc::new(Waiter {
-                lsn,
-                thread: crate::sync::thread::current(),
-                state: crate::sync::AtomicU8::new(WAITING),
-                fan_out: crate::sync::Mutex::new(None),
-            });
-            // Waiters arrive in roughly LSN order; keep the queue sorted so a round wakes a
-            // prefix of it.
-            let at = st.waiters.partition_point(|w| w.lsn <= lsn);
-            st.waiters.insert(at, me.clone());
-            drop(st);
-            // park() may return spuriously; the state says whether we were really woken.
-            let mut state = me.state.load(Ordering::Acquire);
-            while state == WAITING {
-                crate::sync::thread::park();
-                state = me.state.load(Ordering::Acquire);
-            }
-            // IMPORTANT: before anything else (returning included), wake the rest of the
-            // group this waiter was acknowledged with: they wait for it.
-            wake_children(&me);
-            // The watermark is stored before any waiter is marked woken: a woken waiter whose
-            // LSN it covers is done without the commit lock.
-            if state == WOKEN && self.durable_lsn.load(Ordering::Acquire) >= lsn {
-                return Ok(());
-            }
-            st = self.commit.lock();
-        }
-    }
-
-    /// Like [`Self::wait_durable`], for async callers. A round a spawned task leads runs on
-    /// tokio's blocking pool; a round the root future of a `block_on` leads (or a future
-    /// polled outside tokio) runs in place, with no thread hop (see [`may_lead_in_place`]).
-    pub(crate) async fn wait_durable_async(self: &Arc<Self>, lsn: u64) -> Result<()> {
-        let mut durable_rx = self.durable_tx.subscribe();
-        loop {
-            {
-                let mut st = self.commit.lock();
-                if let Some(outcome) = st.wait_outcome(lsn) {
-                    return outcome;
-                }
-                if let Some(claim) = self.try_claim(&mut st) {
-                    drop(st);
-                    if may_lead_in_place() {
-                        claim.lead();
-                        continue;
-                    }
-                    tokio::task::spawn_blocking(move || claim.lead());
-                }
-            }
-            // Subscribed before the check above, so a publish in between is not missed.
-            if durable_rx.changed().await.is_err() {
-                return Err(Error::Closed);
-            }
-        }
-    }
-
     /// The I/O of one round.
-    fn write_and_sync(&self, chunks: &[PendingChunk]) -> Result<Round> {
+    fn write_and_sync(&self, work: RoundWork, kind: RoundKind) -> Result<Round> {
+        let chunks = &work.chunks;
         let mut buf = Vec::with_capacity(
             chunks
                 .iter()
@@ -501,7 +486,12 @@ impl<F: FileSystem> Inner<F> {
                 .max()
                 .unwrap_or(0),
         );
-        let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = None;
+        // The segment last written to, where its written records end, and their last LSN.
+        // A buffered round's unwritten-to-disk records come first: they are the log's tail.
+        let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = match work.unsynced {
+            Some(u) => Some((self.entry(u.segment)?, u.end, u.last_lsn)),
+            None => None,
+        };
         let mut records = 0usize;
         let mut written = 0u64;
         let mut sealed_through = None;
@@ -541,6 +531,22 @@ impl<F: FileSystem> Inner<F> {
         let Some((entry, end, last_lsn)) = touched else {
             return Err(Error::InvalidOptions("empty commit round".into()));
         };
+        if kind == RoundKind::WriteOnly && self.opts.sync_mode == SyncMode::Always {
+            // Written, not synced: not readable, not acknowledged, vouched for by no record.
+            self.stats.record_buffered_round(written);
+            return Ok(Round {
+                last_lsn: sealed_through.unwrap_or(0),
+                synced_lsn: sealed_through,
+                unsynced: Some(UnsyncedTail {
+                    segment: entry.number(),
+                    end,
+                    last_lsn,
+                }),
+            });
+        }
+        if records > 0 {
+            self.stats.record_commit(records, written);
+        }
         let mut synced_lsn = sealed_through;
         if self.opts.sync_mode == SyncMode::Always {
             synced_lsn = Some(last_lsn);
@@ -549,8 +555,9 @@ impl<F: FileSystem> Inner<F> {
             && !crate::teeth::skipped(crate::teeth::SyncPoint::CommitFsync)
         {
             let sync_started = Instant::now();
-            // IMPORTANT: this fsync began after every write above returned, so when it
-            // returns Ok every record up to `last_lsn` is on stable storage.
+            // IMPORTANT: this fsync began after every write above (and every write of an
+            // earlier buffered round) returned, so when it returns Ok every record up to
+            // `last_lsn` is on stable storage.
             entry
                 .file
                 .sync_data()
@@ -558,10 +565,10 @@ impl<F: FileSystem> Inner<F> {
             self.stats.record_sync(sync_started.elapsed());
         }
         entry.publish_durable(end, last_lsn);
-        self.stats.record_commit(records, written);
         Ok(Round {
             last_lsn,
             synced_lsn,
+            unsynced: None,
         })
     }
 
@@ -589,53 +596,35 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// After a successful round: publishes its LSN as durable and takes the waiters it
-    /// acknowledged out of the queue, marked woken, as one group for [`fan_out`]. If records
-    /// are queued, the leader keeps leading when `keep_leading` (the third value is then
-    /// true); otherwise leadership goes back, to the oldest waiter if records are queued (the
-    /// first value: to be woken first).
-    fn advance(
-        &self,
-        round: Round,
-        keep_leading: bool,
-    ) -> (Option<Arc<Waiter>>, Option<AckedGroup>, bool) {
+    /// acknowledged out of the queue, marked woken, to be woken ([`Wakeups`]). If records are
+    /// queued, the leader keeps leading when `keep_leading` (the second value is then true);
+    /// otherwise leadership goes back, to a waiter if records are queued.
+    fn advance(&self, round: Round, keep_leading: bool) -> (Wakeups, bool) {
         use std::sync::atomic::Ordering;
-        let mut next_leader = None;
-        let (durable, acked, still_leading) = {
+        let (durable, wakeups, still_leading) = {
             let mut st = self.commit.lock();
             st.durable_lsn = st.durable_lsn.max(round.last_lsn);
             if let Some(synced) = round.synced_lsn {
                 st.synced_lsn = st.synced_lsn.max(synced);
             }
+            st.unsynced = round.unsynced;
             self.durable_lsn.store(st.durable_lsn, Ordering::Release);
             let done = st.waiters.partition_point(|w| w.lsn <= st.durable_lsn);
-            let acked: Option<AckedGroup> = (done > 0).then(|| st.waiters.drain(..done).collect());
+            let mut wakeups = Wakeups::acknowledge(&mut st, done);
             if self.wants_zeros(&st) {
                 self.wake_zeroer();
             }
-            let still_leading = keep_leading && !st.pending.is_empty();
+            let still_leading = keep_leading && st.has_round_work();
             if !still_leading {
                 st.leader_active = false;
-                if !st.pending.is_empty() {
-                    if let Some(w) = st.waiters.pop_front() {
-                        w.state.store(LEAD, Ordering::Release);
-                        next_leader = Some(w);
-                    }
+                if st.has_round_work() {
+                    wakeups.hand_leadership(&mut st);
                 }
             }
-            if let Some(group) = &acked {
-                // IMPORTANT: children before parents (higher indices first). A waiter that
-                // has not parked yet may see `WOKEN` at once and wake its children: they must
-                // already read `WOKEN` too, or they take the wake-up, park again, and sleep
-                // for good (found by loom).
-                for (i, w) in group.iter().enumerate().rev() {
-                    *w.fan_out.lock() = Some((group.clone(), i));
-                    w.state.store(WOKEN, Ordering::Release);
-                }
-            }
-            (st.durable_lsn, acked, still_leading)
+            (st.durable_lsn, wakeups, still_leading)
         };
         self.durable_tx.send_modify(|v| *v = durable);
-        (next_leader, acked, still_leading)
+        (wakeups, still_leading)
     }
 
     /// Ends a round: publish the new watermark or poison, hand back leadership, and wake the
@@ -669,18 +658,19 @@ impl<F: FileSystem> Inner<F> {
                 w.state.store(WOKEN, Ordering::Release);
                 to_wake.push(w);
             }
-            // Records are queued and nobody leads: hand the next round to the oldest waiter.
-            if !st.pending.is_empty() && st.poisoned.is_none() {
-                if let Some(w) = st.waiters.pop_front() {
-                    w.state.store(LEAD, Ordering::Release);
-                    to_wake.push(w);
-                }
+            // Records are queued (or written, unsynced) and nobody leads: hand the next round
+            // on.
+            let mut wakeups = Wakeups::default();
+            if st.has_round_work() && st.poisoned.is_none() {
+                wakeups.hand_leadership(&mut st);
             }
-            st.durable_lsn
+            (st.durable_lsn, wakeups)
         };
+        let (durable, wakeups) = durable;
         for w in to_wake {
-            w.thread.unpark();
+            w.wake();
         }
+        wakeups.wake();
         self.durable_tx.send_modify(|v| *v = durable);
     }
 }

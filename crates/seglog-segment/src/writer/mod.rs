@@ -7,6 +7,7 @@ mod close;
 mod group_commit;
 mod replace;
 mod roll;
+mod waiters;
 mod zeroing;
 
 pub use group_commit::Appended;
@@ -278,6 +279,55 @@ impl<F: FileSystem> SegmentLog<F> {
     /// As [`Self::wait_durable`].
     pub async fn wait_durable_async(&self, lsn: u64) -> Result<()> {
         self.inner.wait_durable_async(lsn).await
+    }
+
+    /// Queues a record for a *buffered* append: like [`Self::submit`], and when more than
+    /// [`SegmentOptions::buffered_write_bytes`] are queued and no commit round is running, writes the queue
+    /// to the file on this thread, without fsync. The record is **not durable** (and not
+    /// readable) until a later commit round: [`Self::sync`], any durable append, or `close`.
+    /// A crash before then may lose it, and any buffered record after it.
+    ///
+    /// # Errors
+    /// Those of [`Self::submit`]; [`Error::Poisoned`] when the write of the queue failed
+    /// (the record may or may not have reached the file; it is not durable).
+    pub fn submit_buffered(&self, record: EncodedRecord) -> Result<Appended> {
+        let appended = self.inner.submit(record)?;
+        self.write_queued_if_large()?;
+        Ok(appended)
+    }
+
+    /// The second half of [`Self::submit_buffered`], for a caller that submits under a lock
+    /// of its own and must not write while holding it: when more than
+    /// [`SegmentOptions::buffered_write_bytes`] are queued and no commit round is running, writes the queue
+    /// on this thread, without fsync.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] (the write failed, or an earlier one did), [`Error::Closed`].
+    pub fn write_queued_if_large(&self) -> Result<()> {
+        self.inner.write_queued_if_large()
+    }
+
+    /// Makes every record submitted before the call durable (buffered ones included): one
+    /// commit round, shared with concurrent appends. Returns the LSN it made durable through.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; [`Error::Poisoned`] if a write or fsync failed.
+    pub fn sync(&self) -> Result<u64> {
+        self.check_open()?;
+        let last = self.inner.last_submitted_lsn();
+        self.wait_durable(last)?;
+        Ok(last)
+    }
+
+    /// Async [`Self::sync`].
+    ///
+    /// # Errors
+    /// As [`Self::sync`].
+    pub async fn sync_async(&self) -> Result<u64> {
+        self.check_open()?;
+        let last = self.inner.last_submitted_lsn();
+        self.wait_durable_async(last).await?;
+        Ok(last)
     }
 
     /// Appends one record and returns once it is durable (blocking).

@@ -1,0 +1,339 @@
+//! Waiting for durability: the queue of waiters and how a round wakes them.
+//!
+//! Waiters do not share one condition variable or channel: each — a blocked thread or an
+//! async task — registers in the commit state's queue with its LSN (kept in LSN order), and
+//! sleeps. When a round ends, the leader takes the prefix of the queue its round made
+//! durable and does not wake it one by one either: it wakes the first, and each woken waiter
+//! wakes two more (a binary heap over the group) before it returns. The leader is back at its
+//! next write after one wake-up, and with many writers on few cores no round pays for a
+//! thundering herd. Woken waiters read the atomic watermark and return without retaking the
+//! commit lock.
+//!
+//! A waiter is `WAITING` (in the queue), `WOKEN` (taken out: durable or poisoned, look again)
+//! or `LEAD` (taken out: records are queued and nobody leads, try to lead). States change only
+//! under the commit lock, and a waiter leaves the queue only by such a change — or, for an
+//! async waiter whose future is dropped, by removing itself, which then passes on what it was
+//! handed: its group's wake-ups, or the chance to lead.
+
+use super::group_commit::CommitState;
+use super::Inner;
+use crate::io::FileSystem;
+use crate::sync::thread::Thread;
+use crate::Result;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+pub(crate) const WAITING: u8 = 0;
+pub(crate) const WOKEN: u8 = 1;
+pub(crate) const LEAD: u8 = 2;
+
+/// The waiters one round acknowledged, in LSN order, woken through each other.
+pub(crate) type AckedGroup = Arc<[Arc<Waiter>]>;
+
+/// How to wake a waiter.
+enum Wake {
+    /// A blocked thread, parked.
+    Thread(Thread),
+    /// An async task: its latest waker.
+    Task(crate::sync::Mutex<Waker>),
+}
+
+/// A waiter, asleep until its LSN is durable or it is asked to lead.
+pub(crate) struct Waiter {
+    pub(super) lsn: u64,
+    wake: Wake,
+    /// `WAITING`, `WOKEN` or `LEAD` (see the module's documentation).
+    pub(super) state: crate::sync::AtomicU8,
+    /// Set before `state` turns `WOKEN` when the waiter was acknowledged with others: the
+    /// whole acknowledged group and this waiter's place in it. The waiter wakes its two
+    /// children in that group (a binary heap) before it returns; see [`fan_out`].
+    pub(super) fan_out: crate::sync::Mutex<Option<(AckedGroup, usize)>>,
+}
+
+impl Waiter {
+    fn new(lsn: u64, wake: Wake) -> Arc<Self> {
+        Arc::new(Waiter {
+            lsn,
+            wake,
+            state: crate::sync::AtomicU8::new(WAITING),
+            fan_out: crate::sync::Mutex::new(None),
+        })
+    }
+
+    /// Wakes the waiter (its state was set first).
+    pub(super) fn wake(&self) {
+        match &self.wake {
+            Wake::Thread(t) => t.unpark(),
+            Wake::Task(waker) => waker.lock().wake_by_ref(),
+        }
+    }
+}
+
+/// Whom the end of a round wakes, gathered under the commit lock and woken after it.
+///
+/// Only blocked threads pass wake-ups on (the heap fan-out): a thread that is unparked runs.
+/// A task runs only when its runtime polls it, which its owner may put off for as long as it
+/// likes, so a task is never anybody's parent in the heap, and never the only one asked to
+/// lead: the leader wakes tasks itself (a waker call, no system call on a busy runtime).
+#[derive(Default)]
+pub(super) struct Wakeups {
+    /// Asked to lead, woken first so that the next round starts as early as possible.
+    leaders: Vec<Arc<Waiter>>,
+    /// Acknowledged blocked threads, woken through each other (see [`Waiter::fan_out`]).
+    threads: Option<AckedGroup>,
+    /// Acknowledged async waiters, woken one by one.
+    tasks: Vec<Arc<Waiter>>,
+}
+
+impl Wakeups {
+    /// Takes the first `done` waiters out of the queue and marks them woken. The commit lock
+    /// is held (`st`), and the watermark that acknowledges them is already stored.
+    pub(super) fn acknowledge(st: &mut CommitState, done: usize) -> Self {
+        let mut threads = Vec::new();
+        let mut tasks = Vec::new();
+        for w in st.waiters.drain(..done) {
+            match w.wake {
+                Wake::Thread(_) => threads.push(w),
+                Wake::Task(_) => tasks.push(w),
+            }
+        }
+        for w in &tasks {
+            w.state.store(WOKEN, Ordering::Release);
+        }
+        let threads: Option<AckedGroup> = (!threads.is_empty()).then(|| threads.into());
+        if let Some(group) = &threads {
+            // IMPORTANT: children before parents (higher indices first). A waiter that has
+            // not parked yet may see `WOKEN` at once and wake its children: they must already
+            // read `WOKEN` too, or they take the wake-up, park again, and sleep for good
+            // (found by loom).
+            for (i, w) in group.iter().enumerate().rev() {
+                *w.fan_out.lock() = Some((group.clone(), i));
+                w.state.store(WOKEN, Ordering::Release);
+            }
+        }
+        Wakeups {
+            leaders: Vec::new(),
+            threads,
+            tasks,
+        }
+    }
+
+    /// Nobody leads and work is queued: asks the oldest blocked thread to lead, or, when only
+    /// tasks wait, every task (the first to run leads; the others queue again). The commit
+    /// lock is held (`st`).
+    pub(super) fn hand_leadership(&mut self, st: &mut CommitState) {
+        let leaders: Vec<Arc<Waiter>> = match st
+            .waiters
+            .iter()
+            .position(|w| matches!(w.wake, Wake::Thread(_)))
+        {
+            Some(i) => st.waiters.remove(i).into_iter().collect(),
+            None => st.waiters.drain(..).collect(),
+        };
+        for w in &leaders {
+            w.state.store(LEAD, Ordering::Release);
+        }
+        self.leaders.extend(leaders);
+    }
+
+    /// Wakes them all (after the commit lock is released).
+    pub(super) fn wake(self) {
+        for w in &self.leaders {
+            w.wake();
+        }
+        if let Some(first) = self.threads.as_ref().and_then(|group| group.first()) {
+            first.wake();
+        }
+        for w in &self.tasks {
+            w.wake();
+        }
+    }
+}
+
+/// Called by a woken waiter before anything else: wakes its children in its group.
+fn wake_children(me: &Waiter) {
+    let slot = me.fan_out.lock().take();
+    if let Some((group, i)) = slot {
+        for child in [2 * i + 1, 2 * i + 2] {
+            if let Some(w) = group.get(child) {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// True when an async caller may run its commit round on its own thread: it is not a task
+/// on a runtime's worker (which other tasks need), but the root future of a `block_on` (the
+/// caller's own thread, blocked in any case) or polled outside any tokio runtime (where
+/// there is no blocking pool). Tasks hand the round to tokio's blocking pool instead.
+/// (`block_in_place` is not used: tokio refuses it, by panicking, in places a caller cannot
+/// see, such as a `LocalSet`.)
+fn may_lead_in_place() -> bool {
+    tokio::runtime::Handle::try_current().is_err() || tokio::task::try_id().is_none()
+}
+
+/// Queues `waiter` in LSN order. Waiters arrive in roughly LSN order; a round wakes a prefix.
+fn enqueue(st: &mut CommitState, waiter: Arc<Waiter>) {
+    let at = st.waiters.partition_point(|w| w.lsn <= waiter.lsn);
+    st.waiters.insert(at, waiter);
+}
+
+impl<F: FileSystem> Inner<F> {
+    /// Blocks until `lsn` is durable, leading commit rounds when nobody else does.
+    pub(crate) fn wait_durable(self: &Arc<Self>, lsn: u64) -> Result<()> {
+        let mut st = self.commit.lock();
+        loop {
+            if let Some(outcome) = st.wait_outcome(lsn) {
+                return outcome;
+            }
+            if let Some(claim) = self.try_claim(&mut st) {
+                drop(st);
+                claim.lead();
+                st = self.commit.lock();
+                continue;
+            }
+            let me = Waiter::new(lsn, Wake::Thread(crate::sync::thread::current()));
+            enqueue(&mut st, me.clone());
+            drop(st);
+            // park() may return spuriously; the state says whether we were really woken.
+            let mut state = me.state.load(Ordering::Acquire);
+            while state == WAITING {
+                crate::sync::thread::park();
+                state = me.state.load(Ordering::Acquire);
+            }
+            // IMPORTANT: before anything else (returning included), wake the rest of the
+            // group this waiter was acknowledged with: they wait for it.
+            wake_children(&me);
+            // The watermark is stored before any waiter is marked woken: a woken waiter whose
+            // LSN it covers is done without the commit lock.
+            if state == WOKEN && self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                return Ok(());
+            }
+            st = self.commit.lock();
+        }
+    }
+
+    /// Like [`Self::wait_durable`], for async callers: the task registers its waker in the
+    /// queue and is woken like a thread. A round a spawned task leads runs on tokio's
+    /// blocking pool; a round the root future of a `block_on` leads (or a future polled
+    /// outside tokio) runs in place, with no thread hop (see [`may_lead_in_place`]).
+    ///
+    /// Dropping the future gives up the wait, never the record: it stays submitted.
+    pub(crate) fn wait_durable_async(self: &Arc<Self>, lsn: u64) -> DurableWait<F> {
+        DurableWait {
+            inner: self.clone(),
+            lsn,
+            registered: None,
+        }
+    }
+
+    /// Takes a cancelled async waiter out of the queue and passes on what it was handed.
+    fn withdraw(self: &Arc<Self>, me: &Waiter) {
+        let claim = {
+            let mut st = self.commit.lock();
+            match me.state.load(Ordering::Acquire) {
+                WAITING => {
+                    st.waiters.retain(|w| !std::ptr::eq(Arc::as_ptr(w), me));
+                    None
+                }
+                // Asked to lead, and gone: nobody may be left to start the next round.
+                LEAD => self.try_claim(&mut st),
+                _ => None,
+            }
+        };
+        // Given back explicitly, not dropped: a drop during a panic of the caller's own would
+        // be taken for a panic inside a commit round, and poison the log.
+        if let Some(claim) = claim {
+            claim.release();
+        }
+        // IMPORTANT: a woken waiter's group waits for it to pass on the wake-up.
+        wake_children(me);
+    }
+}
+
+/// The future of [`Inner::wait_durable_async`].
+pub(crate) struct DurableWait<F: FileSystem> {
+    inner: Arc<Inner<F>>,
+    lsn: u64,
+    /// Our entry in the queue, while we are in it (or were taken out and have not looked).
+    registered: Option<Arc<Waiter>>,
+}
+
+impl<F: FileSystem> DurableWait<F> {
+    /// One look at the commit state: done, lead, or (re)register and sleep.
+    fn look(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            let mut st = self.inner.commit.lock();
+            if let Some(outcome) = st.wait_outcome(self.lsn) {
+                return Poll::Ready(outcome);
+            }
+            if let Some(claim) = self.inner.try_claim(&mut st) {
+                drop(st);
+                if may_lead_in_place() {
+                    claim.lead();
+                    continue;
+                }
+                tokio::task::spawn_blocking(move || claim.lead());
+                st = self.inner.commit.lock();
+                if let Some(outcome) = st.wait_outcome(self.lsn) {
+                    return Poll::Ready(outcome);
+                }
+            }
+            let me = Waiter::new(
+                self.lsn,
+                Wake::Task(crate::sync::Mutex::new(cx.waker().clone())),
+            );
+            enqueue(&mut st, me.clone());
+            self.registered = Some(me);
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<F: FileSystem> Future for DurableWait<F> {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(me) = self.registered.clone() {
+            let mut state = me.state.load(Ordering::Acquire);
+            if state == WAITING {
+                if let Wake::Task(waker) = &me.wake {
+                    let mut current = waker.lock();
+                    if !current.will_wake(cx.waker()) {
+                        current.clone_from(cx.waker());
+                    }
+                }
+                // A wake-up between the first look and the new waker went to the old one:
+                // look again.
+                state = me.state.load(Ordering::Acquire);
+                if state == WAITING {
+                    return Poll::Pending;
+                }
+            }
+            self.registered = None;
+            // IMPORTANT: before anything else (returning included), wake the rest of the
+            // group this waiter was acknowledged with: they wait for it.
+            wake_children(&me);
+            if state == WOKEN && self.inner.durable_lsn.load(Ordering::Acquire) >= self.lsn {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let this = &mut *self;
+        this.look(cx)
+    }
+}
+
+impl<F: FileSystem> Drop for DurableWait<F> {
+    fn drop(&mut self) {
+        if let Some(me) = self.registered.take() {
+            self.inner.withdraw(&me);
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+#[path = "waiters_tests.rs"]
+mod tests;
