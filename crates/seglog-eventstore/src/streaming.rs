@@ -39,7 +39,8 @@ pub const NO_TENANT: &str = "~no-tenant";
 /// - `latest_sequence`: the position of the last durable event, 0 when there is none.
 /// - An execution belongs to the tenant of its first event. A later event without a tenant
 ///   joins it; one naming another tenant is refused (nothing is written). An execution whose
-///   first event has no tenant is kept under [`NO_TENANT`].
+///   first event has no tenant is kept under [`NO_TENANT`], a name no event may give as
+///   its tenant (such an append is refused).
 /// - Execution and tenant ids must be 1 to 255 bytes (seglog's limit; enact-core's stores
 ///   take any string); an append with another id fails and writes nothing.
 ///
@@ -107,6 +108,12 @@ impl<F: FileSystem> SeglogStreamStore<F> {
     /// The seglog tenant an event is stored under (see the type's documentation).
     fn tenant_for(&self, event: &ExecutionEvent) -> anyhow::Result<String> {
         if let Some(t) = &event.context.tenant_id {
+            // The name is reserved for executions without a tenant: an event naming it would
+            // join (and a retention policy for it would erase) every such execution.
+            anyhow::ensure!(
+                t.as_str() != NO_TENANT,
+                "the tenant id {NO_TENANT:?} is reserved for executions without a tenant"
+            );
             return Ok(t.as_str().to_owned());
         }
         let execution = event.context.execution_id.as_str();

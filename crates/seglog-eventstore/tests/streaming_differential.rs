@@ -325,3 +325,45 @@ async fn an_execution_keeps_the_tenant_of_its_first_event() {
     );
     store.close().unwrap();
 }
+
+/// The documented rule: an execution belongs to the tenant of its first event, and a later
+/// event naming another tenant is refused. An execution started without a tenant belongs to
+/// none; an event naming the tenant whose id happens to be `NO_TENANT`'s spelling must not
+/// join it (nor be told apart from it by nothing but a string).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_started_without_a_tenant_refuses_an_event_naming_the_tenant_no_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SeglogStreamStore::open_with(dir.path(), opts())
+        .await
+        .unwrap();
+    let ctx = |exec: &str, tenant: Option<&str>| {
+        let mut c = ExecutionContext::new(ExecutionId::from_string(exec));
+        c.tenant_id = tenant.map(TenantId::from_string);
+        c
+    };
+    let ev = |c| ExecutionEvent::new(ExecutionEventType::StepStart, c);
+    store.append(ev(ctx("untenanted", None))).await.unwrap();
+    // Any real tenant is refused...
+    assert!(store
+        .append(ev(ctx("untenanted", Some("acme"))))
+        .await
+        .is_err());
+    // ...and so must be the one spelled like the placeholder.
+    let crafted = store
+        .append(ev(ctx(
+            "untenanted",
+            Some(seglog_eventstore::streaming::NO_TENANT),
+        )))
+        .await;
+    let events = store
+        .get_by_execution(&ExecutionId::from_string("untenanted"))
+        .await
+        .unwrap();
+    store.close().unwrap();
+    assert!(
+        crafted.is_err(),
+        "tenant {:?} joined an execution that has no tenant: {events:?}",
+        seglog_eventstore::streaming::NO_TENANT
+    );
+    assert_eq!(events.len(), 1);
+}

@@ -275,6 +275,12 @@ impl<F: FileSystem> Log<F> {
         self.shared.segments.poisoned().is_some()
     }
 
+    /// How many times compaction has moved records since open (readers holding positions
+    /// or records read ahead compare it).
+    pub(crate) fn layout_epoch(&self) -> u64 {
+        self.shared.layout_epoch.load(Ordering::Acquire)
+    }
+
     /// True once the log was closed.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)

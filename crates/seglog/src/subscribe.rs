@@ -17,6 +17,8 @@ struct Cursor<F: FileSystem> {
     execution: String,
     last_seq: u64,
     buffered: VecDeque<Event>,
+    /// The `layout_epoch` before the read that filled `buffered` (see `subscribe_global`).
+    buffered_epoch: u64,
     visible: watch::Receiver<u64>,
     /// The segment layer's durable watermark: followed while cancelled or buffered appends
     /// wait to be published, since nothing else would wake us when they become durable.
@@ -38,6 +40,7 @@ impl<F: FileSystem> Log<F> {
             execution: execution.to_owned(),
             last_seq: after_seq,
             buffered: VecDeque::new(),
+            buffered_epoch: 0,
             visible: self.shared.visible_tx.subscribe(),
             durable: self.shared.segments.durable_watch(),
             done: false,
@@ -47,6 +50,11 @@ impl<F: FileSystem> Log<F> {
                 if c.done {
                     return None;
                 }
+                // IMPORTANT: once `compact` has returned, nothing it erased may be handed out
+                // (reliability clause 6), read ahead or not.
+                if c.log.layout_epoch() != c.buffered_epoch {
+                    c.buffered.clear();
+                }
                 if let Some(event) = c.buffered.pop_front() {
                     c.last_seq = event.seq;
                     return Some((Ok(event), c));
@@ -55,6 +63,7 @@ impl<F: FileSystem> Log<F> {
                 // after the read wakes the wait below.
                 c.visible.borrow_and_update();
                 c.durable.borrow_and_update();
+                c.buffered_epoch = c.log.layout_epoch();
                 match c
                     .log
                     .read_range(&c.execution, c.last_seq.saturating_add(1), CATCH_UP_BATCH)

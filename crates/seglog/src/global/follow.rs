@@ -22,6 +22,9 @@ struct GlobalCursor<F: FileSystem> {
     log: Log<F>,
     after_lsn: u64,
     buffered: VecDeque<LogRecord>,
+    /// The `layout_epoch` before the read that filled `buffered`: when a compaction has
+    /// moved records since, the buffer may hold records it erased, and is read again.
+    buffered_epoch: u64,
     /// The segment layer's durable watermark: moves after every commit round.
     durable: watch::Receiver<u64>,
     /// Bumped by the engine when it closes (among other things).
@@ -43,6 +46,7 @@ impl<F: FileSystem> Log<F> {
             log: self.clone(),
             after_lsn,
             buffered: VecDeque::new(),
+            buffered_epoch: 0,
             durable: self.shared.segments.durable_watch(),
             visible: self.shared.visible_tx.subscribe(),
             done: false,
@@ -52,6 +56,11 @@ impl<F: FileSystem> Log<F> {
                 if c.done {
                     return None;
                 }
+                // IMPORTANT: once `compact` has returned, nothing it erased may be handed out
+                // (reliability clause 6), read ahead or not.
+                if c.log.layout_epoch() != c.buffered_epoch {
+                    c.buffered.clear();
+                }
                 if let Some(record) = c.buffered.pop_front() {
                     c.after_lsn = record.lsn;
                     return Some((Ok(record), c));
@@ -59,6 +68,7 @@ impl<F: FileSystem> Log<F> {
                 // Seen before the read: a commit after it wakes the wait below.
                 c.durable.borrow_and_update();
                 c.visible.borrow_and_update();
+                c.buffered_epoch = c.log.layout_epoch();
                 match c.log.read_global(c.after_lsn, CATCH_UP_BATCH) {
                     Ok(records) if !records.is_empty() => c.buffered.extend(records),
                     Ok(_) => {

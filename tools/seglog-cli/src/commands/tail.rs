@@ -243,6 +243,17 @@ fn read_new_bytes(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
     let Ok(file) = StdFs.open_read_only(&cursor.path) else {
         return Ok(None); // removed (by compaction): nothing more to show from it
     };
+    if let (Some(salt), true) = (cursor.salt, cursor.offset > 0) {
+        // Compaction may have replaced the file under the same name (its first output takes
+        // the first input's first LSN) with other offsets and a new salt: start it again
+        // from its first record; what was shown already is skipped by LSN and sequence.
+        let mut header = vec![0u8; SEGMENT_HEADER_LEN];
+        let n = file.read_at(&mut header, 0)?;
+        if SegmentHeader::decode(&header[..n]).map_or(true, |h| h.record_salt() != salt) {
+            cursor.offset = 0;
+            cursor.salt = None;
+        }
+    }
     let end = file.written_data_end(cursor.offset)?;
     let mut buf = vec![0u8; end.saturating_sub(cursor.offset) as usize];
     let n = file.read_at(&mut buf, cursor.offset)?;
