@@ -76,6 +76,10 @@ pub(crate) struct SegmentEntry<F: FileSystem> {
     last_lsn: AtomicU64,
     sealed: AtomicBool,
     view: RwLock<Option<Bytes>>,
+    /// Read with positional reads only, never mapped: the file belongs to a writer in another
+    /// process, which may truncate it (a salvage, a torn tail cut), and a map of a truncated
+    /// file faults the reader (SIGBUS) instead of failing a read.
+    positional_only: AtomicBool,
 }
 
 impl<F: FileSystem> SegmentEntry<F> {
@@ -94,7 +98,13 @@ impl<F: FileSystem> SegmentEntry<F> {
             last_lsn: AtomicU64::new(last_lsn),
             sealed: AtomicBool::new(false),
             view: RwLock::new(None),
+            positional_only: AtomicBool::new(false),
         }
+    }
+
+    /// From now on the file is read with positional reads only (see `positional_only`).
+    pub fn read_positionally(&self) {
+        self.positional_only.store(true, Ordering::Release);
     }
 
     pub fn number(&self) -> u64 {
@@ -140,6 +150,14 @@ impl<F: FileSystem> SegmentEntry<F> {
     /// The segment's bytes up to its durable end: the sealed map, or a fresh view.
     pub fn durable_bytes(&self) -> Result<Bytes> {
         let end = self.data_end() as usize;
+        if self.positional_only.load(Ordering::Acquire) {
+            // Bounded by the durable end, which was checked against the file when it was set.
+            let mut buf = vec![0u8; end];
+            self.file
+                .read_exact_at(&mut buf, 0)
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            return Ok(Bytes::from(buf));
+        }
         if let Some(view) = self.view.read().as_ref().filter(|v| v.len() >= end) {
             return Ok(view.slice(..end));
         }

@@ -157,6 +157,9 @@ impl<F: FileSystem + Clone> Log<F> {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<CompactionReport> {
         let started = Instant::now();
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
         let _one_at_a_time = self.shared.compaction.lock();
         let _on_this_thread = CompactionThread::enter(&self.shared);
         self.check_open()?;

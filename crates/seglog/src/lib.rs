@@ -27,6 +27,7 @@ mod log;
 mod options;
 mod read;
 mod read_ahead;
+mod read_only;
 mod scrub;
 mod stats;
 mod subscribe;

@@ -70,6 +70,8 @@ pub(crate) struct Shared<F: FileSystem> {
     pub layout_epoch: std::sync::atomic::AtomicU64,
     /// Handles for read-ahead hints (see `read_ahead`).
     pub read_ahead: crate::read_ahead::ReadAhead<F>,
+    /// Held by a refresh of a read-only log: one at a time.
+    pub refresh: parking_lot::Mutex<()>,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -191,7 +193,20 @@ impl<F: FileSystem + Clone> Log<F> {
             took_ms = recovery.duration.as_millis() as u64,
             "opened log"
         );
-        Ok(Log {
+        Ok(Log::assemble(dir, segments, index, checkpointer, recovery))
+    }
+}
+
+impl<F: FileSystem> Log<F> {
+    /// A log serving `segments` and `index` (for the opens, writable or read-only).
+    pub(crate) fn assemble(
+        dir: PathBuf,
+        segments: SegmentLog<F>,
+        index: ExecutionIndex,
+        checkpointer: Arc<Checkpointer>,
+        recovery: RecoveryStats,
+    ) -> Self {
+        Log {
             shared: Arc::new(Shared {
                 dir,
                 segments,
@@ -210,12 +225,11 @@ impl<F: FileSystem + Clone> Log<F> {
                 erasing_active: AtomicBool::new(false),
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
                 read_ahead: crate::read_ahead::ReadAhead::new(),
+                refresh: parking_lot::Mutex::new(()),
             }),
-        })
+        }
     }
-}
 
-impl<F: FileSystem> Log<F> {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir

@@ -5,12 +5,14 @@
 
 mod close;
 mod group_commit;
+mod read_only;
 mod replace;
 mod roll;
 mod waiters;
 mod zeroing;
 
 pub use group_commit::Appended;
+pub use read_only::ReloadedView;
 pub use replace::Replacement;
 
 use crate::format::{EncodedRecord, EventBatch};
@@ -49,6 +51,8 @@ pub(crate) struct Inner<F: FileSystem> {
     /// The thread keeping zeros ahead of the tail (`zeroing`), to wake; unset when the log
     /// keeps none.
     zeroer: std::sync::OnceLock<std::thread::Thread>,
+    /// Opened by `open_read_only`: nothing may be written (see `read_only`).
+    read_only: bool,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -190,6 +194,7 @@ impl<F: FileSystem> SegmentLog<F> {
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
+            read_only: false,
         });
         let active = match active {
             Some(a) => a,
@@ -262,6 +267,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// [`Error::Poisoned`], [`Error::Closed`], [`Error::TooLarge`].
     pub fn submit(&self, record: EncodedRecord) -> Result<Appended> {
+        self.check_writable()?;
         self.inner.submit(record)
     }
 
@@ -291,6 +297,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// Those of [`Self::submit`]; [`Error::Poisoned`] when the write of the queue failed
     /// (the record may or may not have reached the file; it is not durable).
     pub fn submit_buffered(&self, record: EncodedRecord) -> Result<Appended> {
+        self.check_writable()?;
         let appended = self.inner.submit(record)?;
         self.write_queued_if_large()?;
         Ok(appended)
@@ -304,6 +311,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// [`Error::Poisoned`] (the write failed, or an earlier one did), [`Error::Closed`].
     pub fn write_queued_if_large(&self) -> Result<()> {
+        self.check_writable()?;
         self.inner.write_queued_if_large()
     }
 
@@ -314,6 +322,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::Closed`]; [`Error::Poisoned`] if a write or fsync failed.
     pub fn sync(&self) -> Result<u64> {
         self.check_open()?;
+        self.check_writable()?;
         let last = self.inner.last_submitted_lsn();
         self.wait_durable(last)?;
         Ok(last)
@@ -325,6 +334,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// As [`Self::sync`].
     pub async fn sync_async(&self) -> Result<u64> {
         self.check_open()?;
+        self.check_writable()?;
         let last = self.inner.last_submitted_lsn();
         self.wait_durable_async(last).await?;
         Ok(last)
@@ -490,6 +500,13 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// As [`Self::close`].
     pub fn stop_writes(&self) -> Result<()> {
+        if self.inner.read_only {
+            // Nothing was written, so there is nothing to drain and no marker to write.
+            self.inner.commit.lock().closed = true;
+            self.inner.closed.store(true, Ordering::Release);
+            self.inner.durable_tx.send_modify(|_| {});
+            return Ok(());
+        }
         self.inner.stop_writes()
     }
 
