@@ -117,6 +117,13 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// A backup's destination exists and is not an empty directory. Nothing was written.
+    #[error("backup destination {} is not empty", path.display())]
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+
     /// A segment replacement (compaction) that would break the log's order, or that names
     /// segments which are not sealed segments of this log. Nothing was changed.
     #[error("invalid segment replacement: {0}")]

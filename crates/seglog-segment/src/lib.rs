@@ -50,4 +50,7 @@ pub use recovery::{RecoveryReport, TailCut};
 pub use scan::RecoveryVisitor;
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
-pub use writer::{Appended, ReloadedView, Replacement, SealListener, SegmentLog};
+pub use writer::{
+    copy_prefix, link_or_copy, prepare_destination, Appended, ReloadedView, Replacement,
+    SealListener, SegmentBackup, SegmentLog,
+};

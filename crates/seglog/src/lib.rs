@@ -19,6 +19,7 @@
 //! ```
 
 mod append;
+mod backup;
 mod buffered;
 mod checkpointer;
 mod compact;
@@ -32,6 +33,7 @@ mod scrub;
 mod stats;
 mod subscribe;
 
+pub use backup::BackupReport;
 pub use compact::{CompactOptions, CompactionReport};
 pub use error::{Error, Result};
 pub use log::Log;

@@ -14,7 +14,7 @@ mod logdir;
 mod output;
 
 use clap::{Parser, Subcommand};
-use commands::{compact, demo, dump, events, stats, tail, verify};
+use commands::{backup, compact, demo, dump, events, stats, tail, verify};
 
 /// seglog: an embedded segmented write-ahead log. Inspect logs, or run the demo.
 #[derive(Parser, Debug)]
@@ -45,6 +45,8 @@ enum Command {
     Tail(tail::TailArgs),
     /// Drop tenants or old executions and merge small segments (the log must be closed).
     Compact(compact::CompactArgs),
+    /// Copy a log, live or closed, into a new directory (hard links where possible).
+    Backup(backup::BackupArgs),
 }
 
 /// Errors caused by a file's contents (not by the OS) exit with 2.
@@ -52,7 +54,9 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<seglog_segment::Error>().is_some_and(|s| {
             s.is_corruption() || matches!(s, seglog_segment::Error::UnsupportedVersion { .. })
-        })
+        }) || c
+            .downcast_ref::<seglog::Error>()
+            .is_some_and(seglog::Error::is_corruption)
     })
 }
 
@@ -73,6 +77,7 @@ fn main() {
         Command::Events(a) => events::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Compact(a) => compact::run(a),
+        Command::Backup(a) => backup::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -3,6 +3,7 @@
 //! Appends go through group commit (`group_commit`); segment creation and sealing through
 //! `roll`; reads go straight to a segment's bytes and never wait for a commit.
 
+mod backup;
 mod close;
 mod group_commit;
 mod read_only;
@@ -11,6 +12,7 @@ mod roll;
 mod waiters;
 mod zeroing;
 
+pub use backup::{copy_prefix, link_or_copy, prepare_destination, SegmentBackup};
 pub use group_commit::Appended;
 pub use read_only::ReloadedView;
 pub use replace::Replacement;
@@ -108,7 +110,7 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
 }
 
 /// Creates `dir` (and missing parents) so that a power cut cannot take it away.
-fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+pub(crate) fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
     let missing: Vec<&Path> = dir
         .ancestors()
         .filter(|a| !a.as_os_str().is_empty())
