@@ -32,6 +32,7 @@ mod read_only;
 mod scrub;
 mod stats;
 mod subscribe;
+mod verify;
 
 pub use backup::BackupReport;
 pub use compact::{CompactOptions, CompactionReport};
@@ -42,6 +43,9 @@ pub use read::Event;
 pub use scrub::{ScrubReport, ScrubbedSegment};
 pub use seglog_segment::{RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};
+pub use verify::{
+    verify_dir, verify_dir_with_fs, CheckpointCheck, Damage, Health, VerifiedSegment, VerifyReport,
+};
 
 /// Compaction plans and the policies that make them (from `seglog-compact`); carry a plan
 /// out with [`Log::compact`].

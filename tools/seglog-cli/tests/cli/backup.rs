@@ -22,3 +22,11 @@ fn backup_copies_a_log_that_verifies_clean_and_leaves_the_log_untouched() {
     let again = seglog(&["backup", log.to_str().unwrap(), dest.to_str().unwrap()]);
     assert_clean_failure(&again, 3);
 }
+
+#[test]
+fn backup_has_help_with_an_example() {
+    let o = seglog(&["backup", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("Example"));
+    assert!(text(&o).lines().all(|l| l.chars().count() <= 100));
+}
