@@ -114,10 +114,13 @@ impl<F: FileSystem + Clone> Log<F> {
         {
             let mut current = self.shared.index.write();
             *current = index;
-            self.shared.segments.install_view(view);
-            // Positions looked up in the old view may name other files now: readers that
-            // took them look again.
+            // IMPORTANT: the epoch moves before the new segments are installed. Readers take
+            // their positions under the index lock but read the segments without it: one
+            // that took old positions and then reads in the new table must find the epoch
+            // moved when it checks after the read (the table's lock orders the two), or it
+            // would return the failure (or a record of another file) as its answer.
             let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            self.shared.segments.install_view(view);
             self.shared.read_ahead.forget(epoch);
         }
         self.shared.visible_tx.send_modify(|v| *v += 1);

@@ -41,7 +41,11 @@ fn contains_marker(dir: &Path) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            let bytes = std::fs::read(p).unwrap();
+            // The checkpoint thread renames its temporary files away as we look.
+            let bytes = match std::fs::read(p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+                read => read.unwrap(),
+            };
             bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes())
         })
         .map(|p| p.display().to_string())

@@ -301,9 +301,11 @@ fn a_writers_compaction_never_makes_a_reader_return_wrong_data() {
 
     // Readers run (refreshing as they go) while the writer erases a tenant and merges.
     let stop = Arc::new(AtomicBool::new(false));
+    let rounds: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let readers: Vec<_> = (0..2)
         .map(|r| {
             let (reader, stop, execs) = (reader.clone(), stop.clone(), execs.clone());
+            let rounds = rounds.clone();
             std::thread::spawn(move || {
                 let mut reads = 0u64;
                 while !stop.load(Ordering::SeqCst) {
@@ -314,11 +316,15 @@ fn a_writers_compaction_never_makes_a_reader_return_wrong_data() {
                         check_prefix(&reader, exec);
                         reads += 1;
                     }
+                    rounds[r].fetch_add(1, Ordering::SeqCst);
                 }
                 reads
             })
         })
         .collect();
+    while rounds.iter().any(|n| n.load(Ordering::SeqCst) == 0) {
+        std::thread::yield_now();
+    }
     let plan = policy::drop_tenant(&writer.compaction_view(false).unwrap(), "gone");
     let report = writer
         .compact_blocking(&plan, CompactOptions::default(), &mut |_, _| {})
