@@ -388,3 +388,36 @@ fn a_reader_that_does_not_refresh_keeps_serving_its_view_through_a_compaction() 
     // The compaction rolled the active segment: sealed, its last event is proven durable.
     assert_eq!(check_prefix(&reader, "k"), 31);
 }
+
+#[test]
+fn a_committed_manifest_that_stays_makes_a_read_only_open_fail_typed_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Log::open_blocking(dir.path(), small(CheckpointMode::Inline)).unwrap();
+    for seq in 1..=50 {
+        writer
+            .append_blocking("a", "t", &payload("a", seq))
+            .unwrap();
+    }
+    writer.close().unwrap();
+    // What a compaction that crashed after its commit point leaves for the next writer's
+    // open to finish: the reader can tell neither set is whole, and waits, then gives up.
+    std::fs::write(
+        dir.path().join("REPLACE"),
+        b"a manifest only a writer may carry out",
+    )
+    .unwrap();
+    let before = files(dir.path());
+    let err = Log::open_read_only_blocking(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Segment(seglog_segment::Error::DirectoryChanging { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(files(dir.path()), before);
+    // A missing directory is an error, and is not created.
+    let missing = dir.path().join("nope");
+    assert!(Log::open_read_only_blocking(&missing).is_err());
+    assert!(!missing.exists());
+}
