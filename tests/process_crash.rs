@@ -6,13 +6,17 @@
 //! The second test runs the child with `--compact`: it also erases executions with
 //! `Log::compact` while the others append; erased executions must never come back.
 //!
+//! The third runs the child with `--global-reader`: a reader follows the log in global order
+//! while the others append; after the kill, the reopened log's global order starts with
+//! exactly what the reader saw, in the same order.
+//!
 //! CI runs a short version; `SEGLOG_CRASH_CYCLES=500 cargo test -p seglog-tests --test
 //! process_crash --release` runs a long one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand::Rng;
 use seglog::Log;
-use seglog_tests::{check_acks, check_erased, crash_options, run_child, Ack, CutWhen};
+use seglog_tests::{check_acks, check_erased, crash_options, run_child, Ack, CutWhen, Seen};
 use std::time::Duration;
 
 fn cycles() -> usize {
@@ -106,4 +110,71 @@ fn compaction_killed_at_random_moments_loses_nothing_and_resurrects_nothing() {
         all_acks.len(),
         erased.len()
     );
+}
+
+#[test]
+fn the_global_order_after_sigkill_is_the_order_readers_saw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut rng = rand::rng();
+    let mut all_acks: Vec<Ack> = Vec::new();
+    let mut checked = 0;
+    for cycle in 0..cycles().div_ceil(2) {
+        let run_for = Duration::from_millis(rng.random_range(20..400));
+        let when = CutWhen {
+            run_for,
+            min_acks: 10,
+            min_erased: 0,
+        };
+        let acks = run_child(
+            env!("CARGO_BIN_EXE_seglog-crash-child"),
+            &dir,
+            &["--global-reader"],
+            when,
+            || {},
+        );
+        all_acks.extend(acks.before_cut.into_iter().chain(acks.after_cut));
+        let what = format!("cycle {cycle} (killed after {run_for:?})");
+        let log = Log::open_blocking(&dir, crash_options())
+            .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
+        check_acks(&log, &all_acks, &what);
+        // The reader started at the beginning of the log and read on in order, so what it
+        // saw is a prefix of the recovered global order: same records, same positions.
+        let recovered: Vec<Seen> = log
+            .read_global(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|r| Seen {
+                lsn: r.lsn,
+                execution: r.execution,
+                first_seq: r.first_seq,
+                count: r.payloads.len() as u64,
+            })
+            .collect();
+        assert!(
+            recovered.windows(2).all(|w| w[0].lsn < w[1].lsn),
+            "{what}: positions do not increase"
+        );
+        let seen = &acks.seen;
+        assert!(
+            seen.len() <= recovered.len() && recovered[..seen.len()] == seen[..],
+            "{what}: the reader saw {} records the recovered log does not start with",
+            seen.len()
+        );
+        // Every acknowledged append is in the global order too.
+        let in_order: std::collections::HashSet<(&str, u64, u64)> = recovered
+            .iter()
+            .map(|r| (r.execution.as_str(), r.first_seq, r.count))
+            .collect();
+        for a in &all_acks {
+            assert!(
+                in_order.contains(&(a.execution.as_str(), a.first_seq, a.count)),
+                "{what}: acknowledged {a:?} missing from the global order"
+            );
+        }
+        checked += seen.len();
+        log.close().unwrap();
+    }
+    assert!(checked > 0, "the reader saw nothing");
+    eprintln!("{checked} records seen by global readers checked after SIGKILL");
 }

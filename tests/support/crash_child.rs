@@ -2,7 +2,9 @@
 //! from several threads until killed, printing one `ack` line per acknowledged append.
 //! With `--compact`, one more thread writes short-lived `doomed-<k>` executions and erases
 //! each with `Log::compact` (merging small segments too), printing `erased doomed-<k>` once
-//! `compact` returns Ok.
+//! `compact` returns Ok. With `--global-reader`, one more thread reads the log in global
+//! order from the start (`Log::read_global`) and follows it, printing a `seen` line per
+//! record.
 //!
 //! Nothing here is expected to fail before the kill: the first error of any thread is printed
 //! to stderr and ends the process with status 1, which the parent reports with that stderr.
@@ -12,7 +14,7 @@ use rand::Rng;
 use seglog::compaction::policy;
 use seglog::CompactOptions;
 use seglog::Log;
-use seglog_tests::{crash_options, doomed_marker, erased_line, own_payload, Ack};
+use seglog_tests::{crash_options, doomed_marker, erased_line, own_payload, Ack, Seen};
 use std::io::Write;
 
 fn main() -> Result<()> {
@@ -20,12 +22,17 @@ fn main() -> Result<()> {
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: seglog-crash-child DIR"))?;
     let compact = std::env::args().any(|a| a == "--compact");
+    let global_reader = std::env::args().any(|a| a == "--global-reader");
     let log = Log::open_blocking(&dir, crash_options())?;
     println!("ready");
     std::thread::scope(|s| {
         if compact {
             let log = log.clone();
             s.spawn(move || exit_on_error("the compactor", compactor(&log)));
+        }
+        if global_reader {
+            let log = log.clone();
+            s.spawn(move || exit_on_error("the global reader", read_globally(&log)));
         }
         for t in 0..8 {
             let log = log.clone();
@@ -103,5 +110,30 @@ fn compactor(log: &Log) -> Result<()> {
         writeln!(out, "{}", erased_line(&exec))?;
         out.flush()?;
         k = k.wrapping_add(1);
+    }
+}
+
+/// Follows the log in global order from the start, printing a `seen` line per record;
+/// forever.
+fn read_globally(log: &Log) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let records = log.read_global(after, 256)?;
+        if records.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        let mut out = std::io::stdout().lock();
+        for r in records {
+            let seen = Seen {
+                lsn: r.lsn,
+                execution: r.execution,
+                first_seq: r.first_seq,
+                count: r.payloads.len() as u64,
+            };
+            writeln!(out, "{}", seen.to_line())?;
+            after = r.lsn;
+        }
+        out.flush()?;
     }
 }

@@ -93,6 +93,48 @@ pub struct Acks {
     pub erased_before_cut: Vec<String>,
     /// The same, read after the cut (evidence after a kill, not after a shutdown).
     pub erased_after_cut: Vec<String>,
+    /// Records the child's global reader saw (`--global-reader`), in the order it saw them,
+    /// before and after the cut.
+    pub seen: Vec<Seen>,
+}
+
+/// A record the child's global reader saw: `seen <lsn> <execution> <first_seq> <count>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Its global position.
+    pub lsn: u64,
+    /// Its execution.
+    pub execution: String,
+    /// Its first sequence.
+    pub first_seq: u64,
+    /// Its events.
+    pub count: u64,
+}
+
+impl Seen {
+    /// The line the child prints.
+    pub fn to_line(&self) -> String {
+        format!(
+            "seen {} {} {} {}",
+            self.lsn, self.execution, self.first_seq, self.count
+        )
+    }
+
+    /// Parses a line printed by [`Seen::to_line`]; `None` for anything else (a line the kill
+    /// cut short: the count is the last field, one digit).
+    pub fn parse(line: &str) -> Option<Seen> {
+        let mut it = line.split(' ');
+        if it.next()? != "seen" {
+            return None;
+        }
+        let seen = Seen {
+            lsn: it.next()?.parse().ok()?,
+            execution: it.next()?.to_string(),
+            first_seq: it.next()?.parse().ok()?,
+            count: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(seen)
+    }
 }
 
 /// The line the child prints once `compact` has erased `execution`.
@@ -108,6 +150,10 @@ pub fn doomed_marker(execution: &str) -> String {
 
 impl Acks {
     fn take(&mut self, line: &str, before_cut: bool) {
+        if line.starts_with("seen ") {
+            self.seen.extend(Seen::parse(line));
+            return;
+        }
         match (line.strip_prefix("erased "), before_cut) {
             (Some(e), true) => self.erased_before_cut.push(e.to_owned()),
             (Some(e), false) => self.erased_after_cut.push(e.to_owned()),

@@ -13,6 +13,8 @@
 //! - W10: bulk import of 1M events in batches of 10 with one sync at the end (seglog's
 //!   buffered appends against raft-engine's `write(sync = false)`).
 //! - C1: compaction rewrite throughput.
+//! - S1–S5: enact-core's streaming `EventStore`: seglog against `JsonlEventStore` and
+//!   `InMemoryEventStore` (appends from 1 and 64 writers, get_by_execution, get_after, open).
 //!
 //! Every append run reports, per peer, throughput, the ratios to the floor and to
 //! raft-engine, latency percentiles, process CPU per append (user + sys, `getrusage`), and the
@@ -27,6 +29,7 @@ mod plots;
 mod probe;
 mod recovery;
 mod report;
+mod streaming;
 mod usage;
 mod workload;
 
@@ -47,6 +50,9 @@ use std::time::Duration;
 ///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
 ///   W10 bulk import, 1M events in batches of 10, one sync at the end (vs. raft-engine)
 ///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
+///   S1–S5 enact-core's streaming EventStore: seglog vs JsonlEventStore (no fsync) and
+///      InMemoryEventStore: appends from 1 and 64 writers, get_by_execution of a
+///      1,000-event execution, get_after of 10,000 from the middle, open after N events
 ///
 /// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
 /// process CPU µs per append (user, sys), and the block device's writes, flushes, MB and
@@ -58,6 +64,7 @@ use std::time::Duration;
 ///   seglog-bench append --writers 64 --seconds 3 --rounds 3
 ///   seglog-bench open --events 1000000 --executions 1000
 ///   seglog-bench compact --mib 1024
+///   seglog-bench streaming --events 1000000
 ///   seglog-bench import --events 1000000 --batch 10
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
@@ -165,6 +172,15 @@ enum Workload {
         /// Runs per shape (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+    },
+    /// S1–S5: enact-core's streaming EventStore, seglog against JSONL and in-memory.
+    Streaming {
+        /// Seconds per append workload (S1, S2).
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Events in the S3–S5 log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
     },
 }
 
@@ -293,6 +309,16 @@ fn imports(base: &Path, events: u64, runs: usize) -> Result<()> {
     Ok(())
 }
 
+fn streaming_shape(seconds: f64, events: u64) -> streaming::Shape {
+    streaming::Shape {
+        seconds,
+        events,
+        // One writer of 64 writes it (see streaming::fill).
+        long_execution: 1000.min(events / 64),
+        get_after: 10_000,
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -346,6 +372,13 @@ fn main() -> Result<()> {
                 runs,
             }),
         ) => compactions(&base, mib, payload_bytes, runs),
+        (false, Some(Workload::Streaming { seconds, events })) => {
+            print!(
+                "{}",
+                streaming::run(&base, &streaming_shape(seconds, events))?
+            );
+            Ok(())
+        }
         (
             false,
             Some(Workload::Import {
@@ -370,6 +403,8 @@ fn main() -> Result<()> {
             all(&base, &args.plots, 0.25, 1, 20_000)?;
             println!("\nC1 (8 MiB log):\n");
             print!("{}", compaction::run(&base, 8 << 20, 1024, 1, false)?);
+            println!("\nS1–S5 (20,000 events):\n");
+            print!("{}", streaming::run(&base, &streaming_shape(0.25, 20_000))?);
             Ok(())
         }
     }

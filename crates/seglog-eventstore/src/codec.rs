@@ -1,4 +1,5 @@
-//! How an `ExecutionEventData` becomes record payload bytes, and back.
+//! How an `ExecutionEventData` (kernel persistence) or an `ExecutionEvent` (the streaming
+//! store) becomes record payload bytes, and back.
 //!
 //! MessagePack with field names (`rmp_serde::to_vec_named`): self-describing, so fields can be
 //! added and reordered by later versions of enact-core without breaking old logs, and the
@@ -6,9 +7,15 @@
 //! encoding tag in its header, so a future encoding can be read beside this one.
 
 use enact_core::kernel::persistence::ExecutionEventData;
+use enact_core::kernel::ExecutionEvent;
 
 /// Encoding tag of MessagePack with field names (the record header's `encoding` byte).
 pub const ENCODING_MSGPACK_NAMED: u8 = 1;
+
+/// Encoding tag of a whole `enact_core::kernel::ExecutionEvent` (the streaming store's
+/// events), MessagePack with field names. A tag of its own, so that tools and readers tell
+/// the two kinds of event apart.
+pub const ENCODING_EXECUTION_EVENT_MSGPACK: u8 = 2;
 
 /// Encodes one event.
 ///
@@ -36,4 +43,31 @@ pub fn decode(
     }
     rmp_serde::from_slice(bytes)
         .map_err(|e| anyhow::anyhow!("cannot decode event {seq} of execution {execution:?}: {e}"))
+}
+
+/// Encodes one streaming event (context, type, timestamp, payload: all of it).
+///
+/// # Errors
+/// If serialization fails (it does not for well-formed enact-core values).
+pub fn encode_execution_event(event: &ExecutionEvent) -> anyhow::Result<Vec<u8>> {
+    rmp_serde::to_vec_named(event).map_err(|e| anyhow::anyhow!("cannot encode event: {e}"))
+}
+
+/// Decodes one stored streaming event; the error names its global position.
+///
+/// # Errors
+/// A record of another encoding (not written by the streaming store), or bytes that do not
+/// decode.
+pub fn decode_execution_event(
+    encoding: u8,
+    bytes: &[u8],
+    position: u64,
+) -> anyhow::Result<ExecutionEvent> {
+    if encoding != ENCODING_EXECUTION_EVENT_MSGPACK {
+        anyhow::bail!(
+            "the record at global position {position} uses payload encoding {encoding}, not a streaming event's ({ENCODING_EXECUTION_EVENT_MSGPACK}): give the streaming store a log directory of its own"
+        );
+    }
+    rmp_serde::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("cannot decode the event at global position {position}: {e}"))
 }

@@ -1,9 +1,13 @@
-//! enact-core's `EventStore` over seglog.
+//! enact-core's two event stores over seglog.
 //!
 //! [`SeglogEventStore`] implements `enact_core::kernel::persistence::EventStore` and its
 //! supertrait `StorageBackend` (the traits of the published `enact-core` crate) over
 //! [`seglog::Log`]. Events are stored as MessagePack with field names ([`codec`]), one
 //! seglog event per enact event, each record tagged with its payload encoding.
+//!
+//! [`SeglogStreamStore`] implements the runtime's streaming store,
+//! `enact_core::streaming::EventStore` (behind `EventLog` and `StorageContext`): a global
+//! sequence across all executions, taken from the log's global order ([`streaming`]).
 //!
 //! ```no_run
 //! use enact_core::kernel::persistence::{EventStore, ExecutionEventData};
@@ -27,5 +31,7 @@ pub mod codec;
 pub mod retention;
 pub mod sample;
 mod store;
+pub mod streaming;
 
 pub use store::SeglogEventStore;
+pub use streaming::SeglogStreamStore;

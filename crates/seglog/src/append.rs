@@ -315,3 +315,33 @@ impl<F: FileSystem> Log<F> {
         self.append_sync(execution, tenant, expected_last_seq, encoding, payloads)
     }
 }
+
+/// Appends that also report the global position of their record (see `global`).
+impl<F: FileSystem> Log<F> {
+    /// As [`Self::append_encoded`], returning the record's global position (its LSN) with
+    /// its first sequence number, once durable.
+    ///
+    /// # Errors
+    /// As [`Self::append_encoded`].
+    pub async fn append_encoded_at<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<crate::AppendReceipt> {
+        let s = self.submit_append(execution, tenant, expected_last_seq, encoding, payloads)?;
+        let mut guard = AbandonGuard {
+            log: self,
+            submitted: Some(&s),
+        };
+        self.shared.segments.wait_durable_async(s.lsn).await?;
+        guard.submitted = None;
+        let first_seq = self.finish(&s);
+        Ok(crate::AppendReceipt {
+            lsn: s.lsn,
+            first_seq,
+        })
+    }
+}

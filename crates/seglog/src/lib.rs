@@ -6,6 +6,9 @@
 //! log loads index checkpoints and scans only what follows them. Payloads are bytes: seglog
 //! never looks inside them.
 //!
+//! Every record also has a global position (its LSN): [`Log::read_global`] and
+//! [`Log::subscribe_global`] read all executions in log order from a position.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> seglog::Result<()> {
@@ -24,6 +27,7 @@ mod buffered;
 mod checkpointer;
 mod compact;
 mod error;
+mod global;
 mod log;
 mod options;
 mod read;
@@ -37,6 +41,7 @@ mod verify;
 pub use backup::BackupReport;
 pub use compact::{CompactOptions, CompactionReport};
 pub use error::{Error, Result};
+pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
 pub use options::{CheckpointMode, Options};
 pub use read::Event;

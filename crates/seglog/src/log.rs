@@ -70,6 +70,8 @@ pub(crate) struct Shared<F: FileSystem> {
     pub layout_epoch: std::sync::atomic::AtomicU64,
     /// Handles for read-ahead hints (see `read_ahead`).
     pub read_ahead: crate::read_ahead::ReadAhead<F>,
+    /// Sparse LSN → offset samples per segment, for reads in global order.
+    pub lsn_samples: crate::global::LsnSamples,
     /// Held by a refresh of a read-only log: one at a time.
     pub refresh: parking_lot::Mutex<()>,
 }
@@ -225,6 +227,7 @@ impl<F: FileSystem> Log<F> {
                 erasing_active: AtomicBool::new(false),
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
                 read_ahead: crate::read_ahead::ReadAhead::new(),
+                lsn_samples: crate::global::LsnSamples::default(),
                 refresh: parking_lot::Mutex::new(()),
             }),
         }

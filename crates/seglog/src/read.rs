@@ -21,6 +21,9 @@ pub struct Event {
     pub encoding: u8,
     /// The payload (shares memory with the segment's map where it can).
     pub payload: Bytes,
+    /// The global position of its record (shared by the events of a batch): see
+    /// [`Log::read_global`].
+    pub lsn: u64,
 }
 
 impl<F: FileSystem> Log<F> {
@@ -76,6 +79,7 @@ impl<F: FileSystem> Log<F> {
                 timestamp_unix_nanos: view.timestamp_unix_nanos(),
                 encoding: view.encoding(),
                 payload,
+                lsn: view.lsn(),
             });
             current = Some(record);
         }

@@ -122,6 +122,9 @@ impl<F: FileSystem + Clone> Log<F> {
             let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             self.shared.segments.install_view(view);
             self.shared.read_ahead.forget(epoch);
+            // The global order's samples name offsets in the old view's files: a writer's
+            // later open may give a number to another file. They are rebuilt on next use.
+            self.shared.lsn_samples.retain(&[]);
         }
         self.shared.visible_tx.send_modify(|v| *v += 1);
         Ok(())

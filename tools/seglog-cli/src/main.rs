@@ -41,7 +41,7 @@ enum Command {
     Stats(stats::StatsArgs),
     /// One execution's events, decoded.
     Events(events::EventsArgs),
-    /// Follow an execution as it is appended to, durable events only (like tail -f).
+    /// Follow an execution, or the whole log (--all), durable events only (like tail -f).
     Tail(tail::TailArgs),
     /// Drop tenants or old executions and merge small segments (the log must be closed).
     Compact(compact::CompactArgs),
@@ -81,6 +81,8 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // The reader of stdout went away (`seglog dump ./log | head`): it has all it wanted.
+        Err(e) if output::is_broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
             // One line: the error and its causes (which may quote ids, paths and file contents).
             let message = format!("{e:#}").replace('\n', " ");

@@ -12,6 +12,37 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
 
+/// `println!` that returns the write's error instead of panicking, so a reader of stdout
+/// that went away (`seglog dump ./log | head`) ends the command through `?`; `main` ends
+/// quietly with status 0 on that error ([`is_broken_pipe`]).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// True when `e` or one of its causes is a write into a pipe whose reader went away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A write's result with a reader that went away counted as success: for commands whose
+/// work or verdict must not stop with their output (verify, compact).
+///
+/// # Errors
+/// Any other write error.
+pub fn ignore_broken_pipe(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Width the text output is laid out for.
 pub const COLUMNS: usize = 100;
 
@@ -96,7 +127,8 @@ pub fn timestamp(nanos: i64) -> String {
 
 /// A payload as JSON: MessagePack decoded (encoding 1), anything else as escaped text.
 pub fn payload_json(encoding: u8, payload: &[u8]) -> serde_json::Value {
-    if encoding == seglog_eventstore::codec::ENCODING_MSGPACK_NAMED {
+    use seglog_eventstore::codec::{ENCODING_EXECUTION_EVENT_MSGPACK, ENCODING_MSGPACK_NAMED};
+    if encoding == ENCODING_MSGPACK_NAMED || encoding == ENCODING_EXECUTION_EVENT_MSGPACK {
         match rmp_serde::from_slice::<serde_json::Value>(payload) {
             Ok(v) => v,
             Err(e) => serde_json::json!({ "undecodable": e.to_string(), "bytes": payload.len() }),

@@ -28,7 +28,9 @@ const PROBES: usize = 8;
 /// too. A probe is a one-byte `preadv2(RWF_NOWAIT)`, which fails with `EAGAIN` instead of
 /// reading the disk. Where the kernel cannot tell, the answer is false.
 fn looks_cached(file: &File, ranges: &[(u64, u64)]) -> bool {
-    let total: u64 = ranges.iter().map(|&(_, len)| len).sum();
+    let total: u64 = ranges
+        .iter()
+        .fold(0u64, |sum, &(_, len)| sum.saturating_add(len));
     if total == 0 {
         return true;
     }
@@ -65,11 +67,20 @@ fn looks_cached(file: &File, ranges: &[(u64, u64)]) -> bool {
 
 /// Asks the kernel to start reading `ranges` (offset, length) unless they look cached.
 /// Returns whether reads were asked for.
+///
+/// Ranges are cut to the file's length first: nothing past it can be read, and a length from
+/// a damaged field must not turn into billions of system calls.
 pub(crate) fn will_need(file: &File, ranges: &[(u64, u64)]) -> io::Result<bool> {
-    if ranges.is_empty() || looks_cached(file, ranges) {
+    let file_len = file.metadata()?.len();
+    let ranges: Vec<(u64, u64)> = ranges
+        .iter()
+        .filter(|&&(offset, len)| offset < file_len && len > 0)
+        .map(|&(offset, len)| (offset, len.min(file_len - offset)))
+        .collect();
+    if ranges.is_empty() || looks_cached(file, &ranges) {
         return Ok(false);
     }
-    for &(offset, len) in ranges {
+    for &(offset, len) in &ranges {
         let end = offset.saturating_add(len);
         let mut at = offset;
         while at < end {

@@ -43,6 +43,15 @@ impl<F: FileSystem> Inner<F> {
         if let Err(e) = &marked {
             self.poison(e);
         }
+        // Waits that began during the drain (a `sync` that read the marker's LSN, say) would
+        // wait for a round that never comes: they look again, and end.
+        let wakeups = {
+            let mut st = self.commit.lock();
+            st.writes_stopped = true;
+            let all = st.waiters.len();
+            super::waiters::Wakeups::acknowledge(&mut st, all)
+        };
+        wakeups.wake();
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
         self.durable_tx.send_modify(|_| {});

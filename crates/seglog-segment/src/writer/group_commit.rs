@@ -24,7 +24,7 @@
 //! - Once `poisoned` is set it is never cleared: every waiter beyond `durable_lsn` and every
 //!   later submit fails. A failed fsync is never retried (fsyncgate).
 
-use super::waiters::{fan_out, AckedGroup, Waiter, LEAD, WOKEN};
+use super::waiters::{Waiter, Wakeups, WOKEN};
 use super::Inner;
 use crate::format::EncodedRecord;
 use crate::io::{FileSystem, SegmentFile};
@@ -92,6 +92,9 @@ pub(crate) struct CommitState {
     pub poisoned: Option<Arc<str>>,
     /// Set when `close` begins: no new submits.
     pub closed: bool,
+    /// Set when `close` has drained the log and holds the leader's seat for good: no round
+    /// runs again, so a wait beyond `durable_lsn` ends with `Closed`.
+    pub writes_stopped: bool,
     /// Where the next submitted record goes, and that segment's record salt.
     pub tail_segment: u64,
     pub tail_salt: u64,
@@ -125,6 +128,7 @@ impl CommitState {
             leader_active: false,
             poisoned: None,
             closed: false,
+            writes_stopped: false,
             tail_segment,
             tail_salt,
             tail_offset,
@@ -182,6 +186,9 @@ impl CommitState {
             return Some(Err(Error::Poisoned {
                 cause: cause.to_string(),
             }));
+        }
+        if self.writes_stopped {
+            return Some(Err(Error::Closed));
         }
         None
     }
@@ -260,15 +267,11 @@ impl<F: FileSystem> LeaderClaim<F> {
                 }
                 Ok(round) => {
                     let keep_leading = rounds < MAX_ROUNDS_PER_LEADER;
-                    let (next_leader, acked, still_leading) = inner.advance(round, keep_leading);
+                    let (wakeups, still_leading) = inner.advance(round, keep_leading);
                     if !still_leading {
                         self.finished = true;
                     }
-                    // The next leader first, so that the next round starts as early as possible.
-                    if let Some(w) = next_leader {
-                        w.wake();
-                    }
-                    fan_out(acked);
+                    wakeups.wake();
                     if !still_leading {
                         return;
                     }
@@ -284,25 +287,30 @@ impl<F: FileSystem> LeaderClaim<F> {
     /// commit round syncs it. Waiters that arrived meanwhile get the next round.
     fn write_only(mut self) -> Result<()> {
         let inner = self.inner.clone();
-        self.finished = true;
         let Some(work) = inner.take_round_work() else {
-            inner.finish_round(None);
+            self.release();
             return Ok(());
         };
-        let round = match inner.write_and_sync(work, RoundKind::WriteOnly) {
-            Ok(round) => round,
+        // Until `finished` is set, a panic in here poisons the log (see `Drop`).
+        let result = inner.write_and_sync(work, RoundKind::WriteOnly);
+        self.finished = true;
+        match result {
+            Ok(round) => {
+                inner.advance(round, false).0.wake();
+                Ok(())
+            }
             Err(e) => {
                 let cause = e.to_string();
                 inner.finish_round(Some(Err(e)));
-                return Err(Error::Poisoned { cause });
+                Err(Error::Poisoned { cause })
             }
-        };
-        let (next_leader, acked, _) = inner.advance(round, false);
-        if let Some(w) = next_leader {
-            w.wake();
         }
-        fan_out(acked);
-        Ok(())
+    }
+
+    /// Gives the seat back unused: the next round goes to a waiter, if work is queued.
+    pub(crate) fn release(mut self) {
+        self.finished = true;
+        self.inner.finish_round(None);
     }
 }
 
@@ -588,18 +596,12 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// After a successful round: publishes its LSN as durable and takes the waiters it
-    /// acknowledged out of the queue, marked woken, as one group for [`fan_out`]. If records
-    /// are queued, the leader keeps leading when `keep_leading` (the third value is then
-    /// true); otherwise leadership goes back, to the oldest waiter if records are queued (the
-    /// first value: to be woken first).
-    fn advance(
-        &self,
-        round: Round,
-        keep_leading: bool,
-    ) -> (Option<Arc<Waiter>>, Option<AckedGroup>, bool) {
+    /// acknowledged out of the queue, marked woken, to be woken ([`Wakeups`]). If records are
+    /// queued, the leader keeps leading when `keep_leading` (the second value is then true);
+    /// otherwise leadership goes back, to a waiter if records are queued.
+    fn advance(&self, round: Round, keep_leading: bool) -> (Wakeups, bool) {
         use std::sync::atomic::Ordering;
-        let mut next_leader = None;
-        let (durable, acked, still_leading) = {
+        let (durable, wakeups, still_leading) = {
             let mut st = self.commit.lock();
             st.durable_lsn = st.durable_lsn.max(round.last_lsn);
             if let Some(synced) = round.synced_lsn {
@@ -608,7 +610,7 @@ impl<F: FileSystem> Inner<F> {
             st.unsynced = round.unsynced;
             self.durable_lsn.store(st.durable_lsn, Ordering::Release);
             let done = st.waiters.partition_point(|w| w.lsn <= st.durable_lsn);
-            let acked: Option<AckedGroup> = (done > 0).then(|| st.waiters.drain(..done).collect());
+            let mut wakeups = Wakeups::acknowledge(&mut st, done);
             if self.wants_zeros(&st) {
                 self.wake_zeroer();
             }
@@ -616,26 +618,13 @@ impl<F: FileSystem> Inner<F> {
             if !still_leading {
                 st.leader_active = false;
                 if st.has_round_work() {
-                    if let Some(w) = st.waiters.pop_front() {
-                        w.state.store(LEAD, Ordering::Release);
-                        next_leader = Some(w);
-                    }
+                    wakeups.hand_leadership(&mut st);
                 }
             }
-            if let Some(group) = &acked {
-                // IMPORTANT: children before parents (higher indices first). A waiter that
-                // has not parked yet may see `WOKEN` at once and wake its children: they must
-                // already read `WOKEN` too, or they take the wake-up, park again, and sleep
-                // for good (found by loom).
-                for (i, w) in group.iter().enumerate().rev() {
-                    *w.fan_out.lock() = Some((group.clone(), i));
-                    w.state.store(WOKEN, Ordering::Release);
-                }
-            }
-            (st.durable_lsn, acked, still_leading)
+            (st.durable_lsn, wakeups, still_leading)
         };
         self.durable_tx.send_modify(|v| *v = durable);
-        (next_leader, acked, still_leading)
+        (wakeups, still_leading)
     }
 
     /// Ends a round: publish the new watermark or poison, hand back leadership, and wake the
@@ -670,18 +659,18 @@ impl<F: FileSystem> Inner<F> {
                 to_wake.push(w);
             }
             // Records are queued (or written, unsynced) and nobody leads: hand the next round
-            // to the oldest waiter.
+            // on.
+            let mut wakeups = Wakeups::default();
             if st.has_round_work() && st.poisoned.is_none() {
-                if let Some(w) = st.waiters.pop_front() {
-                    w.state.store(LEAD, Ordering::Release);
-                    to_wake.push(w);
-                }
+                wakeups.hand_leadership(&mut st);
             }
-            st.durable_lsn
+            (st.durable_lsn, wakeups)
         };
+        let (durable, wakeups) = durable;
         for w in to_wake {
             w.wake();
         }
+        wakeups.wake();
         self.durable_tx.send_modify(|v| *v = durable);
     }
 }

@@ -72,12 +72,84 @@ impl Waiter {
     }
 }
 
-/// Wakes an acknowledged group: the first waiter now, the rest through each other (waiter
-/// `i` wakes `2i + 1` and `2i + 2` once it runs, see [`Waiter::fan_out`]). Every waiter of
-/// the group already reads `WOKEN`; its `fan_out` slot was filled before that.
-pub(super) fn fan_out(acked: Option<AckedGroup>) {
-    if let Some(first) = acked.as_ref().and_then(|group| group.first()) {
-        first.wake();
+/// Whom the end of a round wakes, gathered under the commit lock and woken after it.
+///
+/// Only blocked threads pass wake-ups on (the heap fan-out): a thread that is unparked runs.
+/// A task runs only when its runtime polls it, which its owner may put off for as long as it
+/// likes, so a task is never anybody's parent in the heap, and never the only one asked to
+/// lead: the leader wakes tasks itself (a waker call, no system call on a busy runtime).
+#[derive(Default)]
+pub(super) struct Wakeups {
+    /// Asked to lead, woken first so that the next round starts as early as possible.
+    leaders: Vec<Arc<Waiter>>,
+    /// Acknowledged blocked threads, woken through each other (see [`Waiter::fan_out`]).
+    threads: Option<AckedGroup>,
+    /// Acknowledged async waiters, woken one by one.
+    tasks: Vec<Arc<Waiter>>,
+}
+
+impl Wakeups {
+    /// Takes the first `done` waiters out of the queue and marks them woken. The commit lock
+    /// is held (`st`), and the watermark that acknowledges them is already stored.
+    pub(super) fn acknowledge(st: &mut CommitState, done: usize) -> Self {
+        let mut threads = Vec::new();
+        let mut tasks = Vec::new();
+        for w in st.waiters.drain(..done) {
+            match w.wake {
+                Wake::Thread(_) => threads.push(w),
+                Wake::Task(_) => tasks.push(w),
+            }
+        }
+        for w in &tasks {
+            w.state.store(WOKEN, Ordering::Release);
+        }
+        let threads: Option<AckedGroup> = (!threads.is_empty()).then(|| threads.into());
+        if let Some(group) = &threads {
+            // IMPORTANT: children before parents (higher indices first). A waiter that has
+            // not parked yet may see `WOKEN` at once and wake its children: they must already
+            // read `WOKEN` too, or they take the wake-up, park again, and sleep for good
+            // (found by loom).
+            for (i, w) in group.iter().enumerate().rev() {
+                *w.fan_out.lock() = Some((group.clone(), i));
+                w.state.store(WOKEN, Ordering::Release);
+            }
+        }
+        Wakeups {
+            leaders: Vec::new(),
+            threads,
+            tasks,
+        }
+    }
+
+    /// Nobody leads and work is queued: asks the oldest blocked thread to lead, or, when only
+    /// tasks wait, every task (the first to run leads; the others queue again). The commit
+    /// lock is held (`st`).
+    pub(super) fn hand_leadership(&mut self, st: &mut CommitState) {
+        let leaders: Vec<Arc<Waiter>> = match st
+            .waiters
+            .iter()
+            .position(|w| matches!(w.wake, Wake::Thread(_)))
+        {
+            Some(i) => st.waiters.remove(i).into_iter().collect(),
+            None => st.waiters.drain(..).collect(),
+        };
+        for w in &leaders {
+            w.state.store(LEAD, Ordering::Release);
+        }
+        self.leaders.extend(leaders);
+    }
+
+    /// Wakes them all (after the commit lock is released).
+    pub(super) fn wake(self) {
+        for w in &self.leaders {
+            w.wake();
+        }
+        if let Some(first) = self.threads.as_ref().and_then(|group| group.first()) {
+            first.wake();
+        }
+        for w in &self.tasks {
+            w.wake();
+        }
     }
 }
 
@@ -172,8 +244,11 @@ impl<F: FileSystem> Inner<F> {
                 _ => None,
             }
         };
-        // Dropping an unused claim hands leadership to the oldest waiter when work is queued.
-        drop(claim);
+        // Given back explicitly, not dropped: a drop during a panic of the caller's own would
+        // be taken for a panic inside a commit round, and poison the log.
+        if let Some(claim) = claim {
+            claim.release();
+        }
         // IMPORTANT: a woken waiter's group waits for it to pass on the wake-up.
         wake_children(me);
     }

@@ -133,13 +133,13 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         segment_size_bytes: 4 << 20,
         ..Options::default()
     };
-    println!(
+    crate::outln!(
         "seglog demo: {} agent runs for {} tenants from {} concurrent tasks, into {}",
         args.runs,
         args.tenants,
         args.tasks,
         escape_path(dir)
-    );
+    )?;
     let store = Arc::new(SeglogEventStore::open_with(dir, options.clone()).await?);
     let total_events: u64 = (0..args.runs)
         .map(|r| sample::agent_run(r).len() as u64)
@@ -192,7 +192,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         .lock()
         .map_err(|_| anyhow::anyhow!("latency histogram lock poisoned"))?
         .clone();
-    println!(
+    crate::outln!(
         "wrote {total_events} events ({} MiB) in {:.2} s: {} events/s, {:.1} appends per fsync",
         stats.bytes_written >> 20,
         elapsed.as_secs_f64(),
@@ -201,32 +201,32 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
             total_events as f64 / elapsed.as_secs_f64()
         )),
         stats.mean_group_size
-    );
-    println!(
+    )?;
+    crate::outln!(
         "durable append latency: p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs   (fdatasync p50 {} µs)",
         h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max(), stats.fsync_us.p50
-    );
+    )?;
     store.shutdown().await?;
 
     let t = Instant::now();
     let store = SeglogEventStore::open_with(dir, options).await?;
     let r = store.log().stats().recovery;
-    println!(
+    crate::outln!(
         "reopened in {:.1} ms: {} segments, {} from checkpoints, {} KiB scanned",
         t.elapsed().as_secs_f64() * 1e3,
         store.log().segments().len(),
         r.checkpoints_loaded,
         r.bytes_scanned >> 10
-    );
+    )?;
     let exec = ExecutionId::from_string("exec_demo_000007");
     let events = store.load_events(&exec).await?;
     store.shutdown().await?;
 
-    println!("\n$ seglog verify {}", escape_path(dir));
+    crate::outln!("\n$ seglog verify {}", escape_path(dir))?;
     let code = crate::commands::verify::run(&crate::commands::verify::VerifyArgs {
         dir: dir.to_path_buf(),
     })?;
-    println!("\n$ seglog dump {} --to-lsn 6", escape_path(dir));
+    crate::outln!("\n$ seglog dump {} --to-lsn 6", escape_path(dir))?;
     crate::commands::dump::run(&crate::commands::dump::DumpArgs {
         path: dir.to_path_buf(),
         json: false,
@@ -237,20 +237,20 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         to_lsn: Some(6),
         header: false,
     })?;
-    println!(
+    crate::outln!(
         "\nexecution {exec} ({} events, replayed through the EventStore trait):",
         events.len()
-    );
+    )?;
     for e in events.iter().take(12) {
-        println!(
+        crate::outln!(
             "  #{:<3} {}  {}",
             e.sequence,
             e.timestamp.format("%H:%M:%S%.6f"),
             sample::label(&e.event)
-        );
+        )?;
     }
     if events.len() > 12 {
-        println!("  … {} more", events.len() - 12);
+        crate::outln!("  … {} more", events.len() - 12)?;
     }
     Ok(code)
 }

@@ -21,7 +21,7 @@ pub struct EventsArgs {
 pub fn run(args: &EventsArgs) -> Result<i32> {
     let mut found = 0u64;
     if !args.json {
-        println!("{:>6}  {:<27}  event", "seq", "timestamp (UTC)");
+        crate::outln!("{:>6}  {:<27}  event", "seq", "timestamp (UTC)")?;
     }
     for_each_segment(&args.dir, |seg| {
         for &off in &seg.analysis.record_offsets {
@@ -37,10 +37,10 @@ pub fn run(args: &EventsArgs) -> Result<i32> {
                     break;
                 };
                 found += 1;
-                println!(
+                crate::outln!(
                     "{}",
                     event_line(seq, r.timestamp_unix_nanos(), r.encoding(), p, args.json)
-                );
+                )?;
             }
         }
         Ok(())

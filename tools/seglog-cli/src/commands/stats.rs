@@ -76,34 +76,38 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         "per_segment": segments,
     });
     if args.json {
-        println!("{}", crate::output::json_line(&summary));
+        crate::outln!("{}", crate::output::json_line(&summary))?;
     } else {
-        println!("segments    {}", summary["segments"]);
-        println!("bytes       {bytes}");
-        println!("records     {records}");
-        println!("events      {events}");
-        println!("executions  {}", executions.len());
-        println!("tenants     {}", tenants.len());
-        println!("checkpoints {checkpointed} of {sealed} sealed segments");
+        crate::outln!("segments    {}", summary["segments"])?;
+        crate::outln!("bytes       {bytes}")?;
+        crate::outln!("records     {records}")?;
+        crate::outln!("events      {events}")?;
+        crate::outln!("executions  {}", executions.len())?;
+        crate::outln!("tenants     {}", tenants.len())?;
+        crate::outln!("checkpoints {checkpointed} of {sealed} sealed segments")?;
         match torn {
             Some((s, o, b)) => {
-                println!("torn tail   segment {s} at offset {o} ({b} bytes after it)")
+                crate::outln!("torn tail   segment {s} at offset {o} ({b} bytes after it)")?
             }
-            None => println!("torn tail   none"),
+            None => crate::outln!("torn tail   none")?,
         }
-        println!(
+        crate::outln!(
             "{:>8} {:>12} {:>9} {:>9}  checkpoint",
-            "segment", "bytes", "records", "events"
-        );
+            "segment",
+            "bytes",
+            "records",
+            "events"
+        )?;
         for s in &segments {
-            println!(
+            // Rendered to strings first: a JSON value's Display ignores width and alignment.
+            crate::outln!(
                 "{:>8} {:>12} {:>9} {:>9}  {}",
-                s["segment"],
-                s["bytes"],
-                s["records"],
-                s["events"],
+                s["segment"].to_string(),
+                s["bytes"].to_string(),
+                s["records"].to_string(),
+                s["events"].to_string(),
                 s["checkpoint"].as_str().unwrap_or("")
-            );
+            )?;
         }
     }
     if worst == Health::Corrupt {

@@ -1,5 +1,6 @@
-//! `seglog tail`: follow an execution as another process appends to it, like `tail -f`.
-//! Reads new bytes of the segment files as they appear; takes no lock and writes nothing.
+//! `seglog tail`: follow an execution (or, with `--all`, the whole log in global order) as
+//! another process appends to it, like `tail -f`. Reads new bytes of the segment files as
+//! they appear; takes no lock and writes nothing.
 //!
 //! Invariant: a record is shown only once something proves it durable (docs/format.md §4),
 //! since a writer writes a commit group before it fsyncs it, and a power cut can take back
@@ -16,7 +17,9 @@
 //! still waiting are read again on the next poll; the cursor of a segment only moves past
 //! records that have been shown (or skipped), never past a record that may still vanish.
 
-use crate::output::{escape_str, event_line};
+use crate::output::{
+    escape, escape_str, event_line, fit, json_line, payload_json, summarize, timestamp, COLUMNS,
+};
 use anyhow::{Context, Result};
 use seglog_segment::format::SEGMENT_HEADER_LEN;
 use seglog_segment::format::{
@@ -34,16 +37,24 @@ use std::time::{Duration, Instant};
     after_help = "Shows an event only once it is durable: once a later record says its \
     commit was synced,\nits segment is followed by another, or the writer has closed the log. \
     So the newest events\nof a live log appear when the writer commits again.\n\n\
-    Example (Ctrl-C to stop):\n  seglog tail ./log exec_2abc --from-seq 0"
+    Examples (Ctrl-C to stop):\n  seglog tail ./log exec_2abc --from-seq 0\n  \
+    seglog tail ./log --all --from-lsn 0    # every execution, in global order"
 )]
 pub struct TailArgs {
     /// A log directory.
     pub dir: PathBuf,
-    /// The execution id.
-    pub execution: String,
-    /// Print events after this sequence (default: only new events)
+    /// The execution id (not with --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub execution: Option<String>,
+    /// Follow every execution, in global order (LSN).
     #[arg(long)]
+    pub all: bool,
+    /// Print events after this sequence (default: only new events)
+    #[arg(long, conflicts_with = "all")]
     pub from_seq: Option<u64>,
+    /// With --all: records after this LSN (0: all)
+    #[arg(long, requires = "all")]
+    pub from_lsn: Option<u64>,
     /// How often to look for new bytes, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
@@ -76,6 +87,10 @@ struct Follower<'a> {
     vouched_through_lsn: u64,
     /// The last sequence shown (or skipped).
     last_seq: u64,
+    /// With `--all`: the global position (LSN) of the last record shown (or skipped).
+    last_lsn: u64,
+    /// Events still to print before `--max-events` is reached (`None`: no limit).
+    left: Option<u64>,
 }
 
 impl Follower<'_> {
@@ -139,8 +154,19 @@ impl Follower<'_> {
             let mut shown = start;
             for (r, _, end) in &records[..proven] {
                 shown = *end;
-                let Some(r) = r.filter(|r| r.execution_id() == self.args.execution.as_bytes())
-                else {
+                if self.args.all {
+                    if let Some(r) = r.filter(|r| r.lsn() > self.last_lsn) {
+                        self.last_lsn = r.lsn();
+                        if printing {
+                            let n = print_record(&r, self.args.json, self.left)?;
+                            printed += n;
+                            self.left = self.left.map(|l| l - n);
+                        }
+                    }
+                    continue;
+                }
+                let execution = self.args.execution.as_deref().unwrap_or_default();
+                let Some(r) = r.filter(|r| r.execution_id() == execution.as_bytes()) else {
                     continue;
                 };
                 for (i, payload) in r.events().enumerate() {
@@ -152,6 +178,9 @@ impl Follower<'_> {
                         continue;
                     }
                     self.last_seq = seq;
+                    if self.left == Some(0) {
+                        return Ok(printed); // --max-events reached: the command ends
+                    }
                     if printing {
                         let line = event_line(
                             seq,
@@ -160,8 +189,9 @@ impl Follower<'_> {
                             payload,
                             self.args.json,
                         );
-                        println!("{line}");
+                        crate::outln!("{line}")?;
                         printed += 1;
+                        self.left = self.left.map(|l| l - 1);
                     }
                 }
             }
@@ -169,6 +199,42 @@ impl Follower<'_> {
         }
         Ok(printed)
     }
+}
+
+/// Prints the events of `r` (at most `limit`) with its global position, execution and
+/// tenant (`--all`); returns how many it printed.
+fn print_record(r: &RecordRef<'_>, json: bool, limit: Option<u64>) -> Result<u64> {
+    let mut printed = 0;
+    for (i, payload) in r.events().enumerate() {
+        if limit.is_some_and(|l| printed >= l) {
+            break;
+        }
+        let Some(seq) = r.first_seq().checked_add(i as u64) else {
+            break;
+        };
+        let event = payload_json(r.encoding(), payload);
+        let at = timestamp(r.timestamp_unix_nanos());
+        let line = if json {
+            json_line(&serde_json::json!({
+                "lsn": r.lsn(), "execution": escape(r.execution_id()),
+                "tenant": escape(r.tenant_id()), "seq": seq, "timestamp": at, "event": event,
+            }))
+        } else {
+            fit(
+                &format!(
+                    "{:>8}  {:<16} {:>6}  {at:<27}  {}",
+                    r.lsn(),
+                    fit(&escape(r.execution_id()), 16),
+                    seq,
+                    summarize(&event)
+                ),
+                COLUMNS,
+            )
+        };
+        crate::outln!("{line}")?;
+        printed += 1;
+    }
+    Ok(printed)
 }
 
 /// The bytes of `cursor`'s segment from its offset to the end of written data, reading the
@@ -196,16 +262,30 @@ pub fn run(args: &TailArgs) -> Result<i32> {
         cursors: BTreeMap::new(),
         vouched_through_lsn: 0,
         last_seq: args.from_seq.unwrap_or(0),
+        last_lsn: args.from_lsn.unwrap_or(0),
+        left: args.max_events,
     };
-    if args.from_seq.is_none() {
+    let from_given = if args.all {
+        args.from_lsn.is_some()
+    } else {
+        args.from_seq.is_some()
+    };
+    if !from_given {
         // Skip what is already there (and durable).
         follower.poll(false).context("cannot read the log")?;
     }
-    eprintln!(
-        "seglog tail: following execution \"{}\" after seq {}; events appear once durable",
-        escape_str(&args.execution),
-        follower.last_seq
-    );
+    if args.all {
+        eprintln!(
+            "seglog tail: following every execution after global position {}; events appear once durable",
+            follower.last_lsn
+        );
+    } else {
+        eprintln!(
+            "seglog tail: following execution \"{}\" after seq {}; events appear once durable",
+            escape_str(args.execution.as_deref().unwrap_or_default()),
+            follower.last_seq
+        );
+    }
     let started = Instant::now();
     let mut printed = 0u64;
     loop {

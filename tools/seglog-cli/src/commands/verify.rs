@@ -21,6 +21,12 @@ pub struct VerifyArgs {
     pub dir: PathBuf,
 }
 
+/// One line on stdout. The verdict is the exit status: it stands even if the reader of
+/// stdout went away.
+fn out(line: String) -> std::io::Result<()> {
+    crate::output::ignore_broken_pipe(crate::outln!("{line}"))
+}
+
 fn exit_code(h: Health) -> i32 {
     match h {
         Health::Clean => 0,
@@ -86,13 +92,13 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         if let Some(p) = problem {
             first_problem.get_or_insert(format!("{file}: {p}"));
         }
-        println!(
+        out(format!(
             "{file}  seg {:>4}  records {:>8}  intact through {:>10} of {:>10}  {shown}",
             seg.number.unwrap_or(0),
             seg.records,
             seg.intact_bytes,
             seg.bytes
-        );
+        ))?;
         if !seg.is_last {
             let cp = match &seg.checkpoint {
                 CheckpointCheck::Valid { records } => {
@@ -105,18 +111,18 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
                 }
                 _ => paint.dim("none (the segment is scanned on open)"),
             };
-            println!("    checkpoint: {cp}");
+            out(format!("    checkpoint: {cp}"))?;
         }
     }
     for p in &report.index_problems {
-        println!("index: {}", paint.bad(&escape_str(p)));
+        out(format!("index: {}", paint.bad(&escape_str(p))))?;
         first_problem.get_or_insert(format!("index: {p}"));
     }
     if report.index_problem_count > report.index_problems.len() {
-        println!(
+        out(format!(
             "index: {} more problems",
             report.index_problem_count - report.index_problems.len()
-        );
+        ))?;
     }
     let health = report.health();
     let verdict = match health {
@@ -126,12 +132,12 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         }
         _ => paint.bad("CORRUPTION FOUND"),
     };
-    println!(
+    out(format!(
         "{} segments, {} records, {} bytes: {verdict}",
         report.segments.len(),
         report.records(),
         report.intact_bytes()
-    );
+    ))?;
     if let Some(p) = first_problem {
         eprintln!("seglog: {}", escape_str(&p));
     }

@@ -124,17 +124,8 @@ fn agent_runs_log(dir: &Path) {
     });
 }
 
-/// `size` of the command's output.
 fn size(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let (mut value, mut unit) = (bytes as f64, 0);
-    while value >= 1024.0 && unit < 3 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", ["B", "KiB", "MiB", "GiB"][unit])
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// The plan the library makes from a view.
@@ -240,6 +231,7 @@ fn compact_erases_a_tenant_from_the_files() {
         "--merge-small",
         "--segment-size",
         "65536",
+        "--yes",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(
@@ -295,7 +287,7 @@ fn compact_never_preallocates_the_active_segment_to_its_segment_size() {
     let tmp = tempfile::tempdir().unwrap();
     make_log(tmp.path());
     let d = tmp.path().to_str().unwrap();
-    let o = seglog(&["compact", d, "--drop-execution", "exec-1"]);
+    let o = seglog(&["compact", d, "--drop-execution", "exec-1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let files = snapshot(tmp.path());
     let (name, active) = files
@@ -308,4 +300,51 @@ fn compact_never_preallocates_the_active_segment_to_its_segment_size() {
         name.display(),
         active.len()
     );
+}
+
+#[test]
+fn compact_erases_nothing_without_yes_when_nobody_can_confirm() {
+    // Standard input is not a terminal here: nobody can answer the question, so an erasure
+    // without --yes is refused and no byte changes. Merging alone erases nothing: no question.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let before = snapshot(dir.path());
+    let o = seglog(&["compact", d, "--drop-tenant", "tenant-1"]);
+    assert_eq!(o.status.code(), Some(64), "{}", err(&o));
+    assert!(err(&o).contains("--yes"), "{}", err(&o));
+    assert!(
+        before == snapshot(dir.path()),
+        "a refused erasure changed the log"
+    );
+    let o = seglog(&["compact", d, "--merge-small"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+}
+
+#[test]
+fn compact_takes_the_segment_size_from_the_log() {
+    // make_log writes 4 KiB segments: merging with the log's own size keeps segments that
+    // small, where the 128 MiB default would make one big segment of everything.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let o = seglog(&[
+        "compact",
+        d,
+        "--merge-small",
+        "--drop-execution",
+        "exec-1",
+        "--yes",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    for (name, bytes) in snapshot(dir.path()) {
+        if name.extension().is_some_and(|x| x == "seg") {
+            assert!(
+                bytes.len() <= 4096,
+                "{} is {} bytes",
+                name.display(),
+                bytes.len()
+            );
+        }
+    }
 }

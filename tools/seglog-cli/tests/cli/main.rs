@@ -8,6 +8,7 @@ mod compact;
 mod demo;
 mod escapes;
 mod inspect;
+mod pipe;
 mod tail;
 
 use seglog::{CheckpointMode, Options};

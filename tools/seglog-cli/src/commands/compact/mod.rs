@@ -9,9 +9,10 @@
 mod estimate;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use seglog::compaction::{policy, IndexView, Plan};
 use seglog::{CompactOptions, CompactionReport, Log, Options};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 #[command(after_help = "Examples:\n  \
     seglog compact ./log --drop-tenant acme --dry-run\n  \
     seglog compact ./log --older-than 30d\n  \
+    seglog compact ./log --drop-tenant acme --yes   # no question asked (scripts)\n  \
     seglog compact ./log --finished-before 7d --merge-small\n\n\
     Durations: 90s, 45m, 12h, 30d, 2w (or combined, as in 1d 12h).")]
 pub struct CompactArgs {
@@ -40,31 +42,71 @@ pub struct CompactArgs {
     /// Also merge runs of small sealed segments (< segment size / 4).
     #[arg(long)]
     pub merge_small: bool,
-    /// Largest segment to write, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = seglog_segment::format::DEFAULT_SEGMENT_SIZE)]
-    pub segment_size: u64,
+    /// Largest segment to write, in bytes [default: the log's own]
+    #[arg(long, value_name = "BYTES")]
+    pub segment_size: Option<u64>,
     /// Only estimate what would go (read-only: no lock, no writes).
     #[arg(long)]
     pub dry_run: bool,
+    /// Erase without asking (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
-/// Bytes as B, KiB, MiB or GiB.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
+impl CompactArgs {
+    /// True when the plan's policies erase events (as opposed to only merging segments).
+    fn erases(&self) -> bool {
+        !self.drop_tenant.is_empty()
+            || !self.drop_execution.is_empty()
+            || self.older_than.is_some()
+            || self.finished_before.is_some()
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+
+    /// `--segment-size`, or the log's own: its largest segment file (the active one is
+    /// preallocated to the segment size it is written with), or the default for a log
+    /// without segments.
+    fn segment_size(&self) -> Result<u64> {
+        if let Some(size) = self.segment_size {
+            return Ok(size);
+        }
+        let mut largest = 0;
+        for entry in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list {}", self.dir.display()))?
+        {
+            let entry = entry?;
+            if entry.path().extension().is_some_and(|x| x == "seg") {
+                largest = largest.max(entry.metadata()?.len());
+            }
+        }
+        Ok(if largest == 0 {
+            seglog_segment::format::DEFAULT_SEGMENT_SIZE
+        } else {
+            largest
+        })
     }
 }
 
-fn make_plan(args: &CompactArgs, view: &IndexView) -> Plan {
+/// Asks whether to go ahead with an erasure. `interactive`: standard input is a terminal.
+/// Without a terminal nobody can answer: the erasure needs `--yes`.
+fn confirm(
+    question: &str,
+    interactive: bool,
+    input: &mut impl BufRead,
+    prompt: &mut impl Write,
+) -> Result<bool> {
+    if !interactive {
+        bail!(
+            "refusing to erase without confirmation: standard input is not a terminal (pass --yes)"
+        );
+    }
+    write!(prompt, "{question} [y/N] ")?;
+    prompt.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn make_plan(args: &CompactArgs, view: &IndexView, segment_size: u64) -> Plan {
     let mut plan = Plan::default();
     for t in &args.drop_tenant {
         plan = plan.and(policy::drop_tenant(view, t));
@@ -82,8 +124,8 @@ fn make_plan(args: &CompactArgs, view: &IndexView) -> Plan {
     if args.merge_small {
         plan = plan.and(policy::merge_small_segments(
             view,
-            args.segment_size / 4,
-            args.segment_size,
+            segment_size / 4,
+            segment_size,
         ));
     }
     plan
@@ -94,18 +136,15 @@ fn describe(report: &CompactionReport, verb: &str) -> String {
         "{verb} {} executions, {} events, {} (segments: {} read, {} written)",
         report.executions_dropped,
         report.events_dropped,
-        size(report.bytes_reclaimed),
+        HumanBytes(report.bytes_reclaimed),
         report.rewrite.input_segments,
         report.rewrite.output_segments,
     )
 }
 
-fn open(args: &CompactArgs) -> Result<Log> {
-    if !args.dir.is_dir() {
-        bail!("{} is not a log directory", args.dir.display());
-    }
+fn open(args: &CompactArgs, segment_size: u64) -> Result<Log> {
     let options = Options {
-        segment_size_bytes: args.segment_size,
+        segment_size_bytes: segment_size,
         // Compaction appends nothing: no reason to reserve `--segment-size` bytes for the
         // active segment, which the log may have been written with a smaller size.
         preallocate: false,
@@ -130,24 +169,62 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         eprintln!("seglog compact: nothing to do; give --drop-tenant, --drop-execution, --older-than, --finished-before or --merge-small");
         return Ok(64);
     }
+    if !args.dir.is_dir() {
+        bail!("{} is not a log directory", args.dir.display());
+    }
+    let segment_size = args.segment_size()?;
     if args.dry_run {
         let log = estimate::ReadOnlyLog::scan(&args.dir, args.finished_before.is_some())?;
-        let plan = make_plan(args, &log.view);
-        println!("{}", describe(&log.estimate(&plan)?, "would reclaim:"));
+        let plan = make_plan(args, &log.view, segment_size);
+        crate::output::ignore_broken_pipe(crate::outln!(
+            "{}",
+            describe(&log.estimate(&plan)?, "would reclaim:")
+        ))?;
         return Ok(0);
     }
-    let log = open(args)?;
+    if args.erases() && !args.yes {
+        // Asked before the log is opened (opening writes): a "no" leaves every byte as it was.
+        let read_only = estimate::ReadOnlyLog::scan(&args.dir, args.finished_before.is_some())?;
+        let estimate = read_only.estimate(&make_plan(args, &read_only.view, segment_size))?;
+        if estimate.events_dropped > 0 {
+            let stdin = std::io::stdin();
+            let question = format!(
+                "Erase {} events of {} executions from {} for good?",
+                estimate.events_dropped,
+                estimate.executions_dropped,
+                args.dir.display()
+            );
+            match confirm(
+                &question,
+                stdin.is_terminal(),
+                &mut stdin.lock(),
+                &mut std::io::stderr(),
+            ) {
+                Ok(true) => {}
+                Ok(false) => {
+                    eprintln!("seglog compact: not confirmed; nothing changed");
+                    return Ok(1);
+                }
+                Err(e) => {
+                    eprintln!("seglog compact: {e}; nothing changed");
+                    return Ok(64);
+                }
+            }
+        }
+    }
+    let log = open(args, segment_size)?;
     let view = log.compaction_view(args.finished_before.is_some())?;
-    let plan = make_plan(args, &view);
+    let plan = make_plan(args, &view, segment_size);
     let estimate = log.compact_blocking(
         &plan,
         CompactOptions {
             dry_run: true,
-            target_segment_bytes: Some(args.segment_size),
+            target_segment_bytes: Some(segment_size),
         },
         &mut |_, _| {},
     )?;
-    println!("{}", describe(&estimate, "would reclaim:"));
+    // The compaction goes on if the reader of stdout went away.
+    crate::output::ignore_broken_pipe(crate::outln!("{}", describe(&estimate, "would reclaim:")))?;
     if plan.is_empty() {
         log.close()?;
         return Ok(0);
@@ -161,7 +238,7 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         &plan,
         CompactOptions {
             dry_run: false,
-            target_segment_bytes: Some(args.segment_size),
+            target_segment_bytes: Some(segment_size),
         },
         &mut |done, total| {
             bar.set_length(total.max(1));
@@ -171,10 +248,31 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     bar.finish_and_clear();
     let report = result?;
     log.close()?;
-    println!(
+    crate::output::ignore_broken_pipe(crate::outln!(
         "{} in {:.2} s",
         describe(&report, "reclaimed:"),
         report.duration.as_secs_f64()
-    );
+    ))?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirm;
+
+    fn answer(interactive: bool, typed: &str) -> Option<bool> {
+        let mut prompt = Vec::new();
+        confirm("Erase?", interactive, &mut typed.as_bytes(), &mut prompt).ok()
+    }
+
+    #[test]
+    fn only_a_yes_typed_on_a_terminal_confirms_an_erasure() {
+        assert_eq!(answer(true, "y\n"), Some(true));
+        assert_eq!(answer(true, "yes\n"), Some(true));
+        assert_eq!(answer(true, "\n"), Some(false));
+        assert_eq!(answer(true, "n\n"), Some(false));
+        assert_eq!(answer(true, "yess\n"), Some(false));
+        assert_eq!(answer(true, ""), Some(false), "end of input is a no");
+        assert_eq!(answer(false, "y\n"), None, "no terminal: refused, not read");
+    }
 }

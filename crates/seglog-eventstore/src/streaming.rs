@@ -1,0 +1,180 @@
+//! [`SeglogStreamStore`]: enact-core's *streaming* `EventStore`
+//! (`enact_core::streaming::EventStore`, behind `EventLog` and `StorageContext`) over
+//! `seglog::Log`.
+//!
+//! Each `ExecutionEvent` is one record of the event's execution, its tenant taken from the
+//! event's context, the whole event stored as MessagePack with field names
+//! ([`codec::ENCODING_EXECUTION_EVENT_MSGPACK`]). The trait's global sequence is the record's
+//! global position in the log (its LSN, docs/design.md "Global order"): strictly increasing
+//! across all executions, never reused, stable across restarts and compaction, but not dense
+//! (it skips). `get_after` reads the log in global order from that position
+//! (`Log::read_global`); `get_by_execution` goes through the per-execution index.
+//!
+//! Invariants: an append returns only once durable; readers see only durable events.
+
+use crate::codec::{self, ENCODING_EXECUTION_EVENT_MSGPACK};
+use anyhow::Context;
+use async_trait::async_trait;
+use enact_core::kernel::{ExecutionEvent, ExecutionId};
+use enact_core::streaming::{EventLogEntry, EventStore};
+use seglog::io::{FileSystem, StdFs};
+use seglog::{Log, LogRecord, Options};
+use std::path::PathBuf;
+
+/// The seglog tenant of an event whose context names none, when its execution has no tenant
+/// yet. Events keep their context as it was (reads give back `tenant_id: None`); this only
+/// names the group such executions are listed, retained and erased under
+/// (`policy::drop_tenant(view, NO_TENANT)`).
+pub const NO_TENANT: &str = "~no-tenant";
+
+/// enact-core's streaming event store in a seglog log directory.
+///
+/// - `append` is durable (fdatasync) when it returns; its entry's `sequence` is the event's
+///   global position: strictly increasing across all executions, never reused, the same
+///   after a restart or a compaction, **not dense**. (enact-core's `InMemoryEventStore`
+///   numbers from 0 and densely, `JsonlEventStore` from 1: callers should only compare
+///   sequences and pass them back to `get_after`.)
+/// - `get_after(after, limit)`: the events stored after position `after`, all executions,
+///   in global order; `get_after(0, n)` starts at the beginning.
+/// - `latest_sequence`: the position of the last durable event, 0 when there is none.
+/// - An execution belongs to the tenant of its first event. A later event without a tenant
+///   joins it; one naming another tenant is refused (nothing is written). An execution whose
+///   first event has no tenant is kept under [`NO_TENANT`].
+/// - Execution and tenant ids must be 1 to 255 bytes (seglog's limit; enact-core's stores
+///   take any string); an append with another id fails and writes nothing.
+///
+/// Give it a log directory of its own: the kernel store ([`crate::SeglogEventStore`]) numbers
+/// each execution's events densely, and the two kinds of event would share (and break) that
+/// numbering if one log held both for the same execution ids.
+///
+/// Cheap to clone; `Arc<dyn EventStore>` works.
+#[derive(Debug)]
+pub struct SeglogStreamStore<F: FileSystem = StdFs> {
+    log: Log<F>,
+}
+
+impl<F: FileSystem> Clone for SeglogStreamStore<F> {
+    fn clone(&self) -> Self {
+        SeglogStreamStore {
+            log: self.log.clone(),
+        }
+    }
+}
+
+impl SeglogStreamStore<StdFs> {
+    /// Opens (or creates) the store in `path` with seglog's default options.
+    ///
+    /// # Errors
+    /// When the log cannot be opened: locked by another process, damaged, I/O.
+    pub async fn open(path: impl Into<PathBuf>) -> anyhow::Result<Self> {
+        Self::open_with(path, Options::default()).await
+    }
+
+    /// Opens (or creates) the store in `path` with the given options.
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_with(path: impl Into<PathBuf>, options: Options) -> anyhow::Result<Self> {
+        let path = path.into();
+        let log = Log::open(path.clone(), options)
+            .await
+            .with_context(|| format!("cannot open seglog streaming store at {}", path.display()))?;
+        Ok(SeglogStreamStore { log })
+    }
+}
+
+impl<F: FileSystem> SeglogStreamStore<F> {
+    /// A store over a log opened elsewhere (on any file system).
+    pub fn from_log(log: Log<F>) -> Self {
+        SeglogStreamStore { log }
+    }
+
+    /// The underlying log (statistics, `subscribe_global`, compaction, tools).
+    pub fn log(&self) -> &Log<F> {
+        &self.log
+    }
+
+    /// Flushes and closes the log, releasing its directory.
+    ///
+    /// # Errors
+    /// A poisoned log reports its poisoning here (it is closed anyway).
+    pub fn close(&self) -> anyhow::Result<()> {
+        self.log
+            .close()
+            .context("seglog streaming store did not close cleanly")
+    }
+
+    /// The seglog tenant an event is stored under (see the type's documentation).
+    fn tenant_for(&self, event: &ExecutionEvent) -> anyhow::Result<String> {
+        if let Some(t) = &event.context.tenant_id {
+            return Ok(t.as_str().to_owned());
+        }
+        let execution = event.context.execution_id.as_str();
+        Ok(self
+            .log
+            .tenant_of(execution)?
+            .unwrap_or_else(|| NO_TENANT.to_owned()))
+    }
+}
+
+/// The entry of a record the streaming store wrote: one event.
+fn entry(record: &LogRecord) -> anyhow::Result<EventLogEntry> {
+    let [payload] = record.payloads.as_slice() else {
+        anyhow::bail!(
+            "the record at global position {} holds {} events; the streaming store writes one per record",
+            record.lsn,
+            record.payloads.len()
+        );
+    };
+    let event = codec::decode_execution_event(record.encoding, payload, record.lsn)?;
+    Ok(EventLogEntry::new(record.lsn, event))
+}
+
+#[async_trait]
+impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
+    async fn append(&self, event: ExecutionEvent) -> anyhow::Result<EventLogEntry> {
+        let payload = codec::encode_execution_event(&event)?;
+        let tenant = self.tenant_for(&event)?;
+        let receipt = self
+            .log
+            .append_encoded_at(
+                event.context.execution_id.as_str(),
+                &tenant,
+                None,
+                ENCODING_EXECUTION_EVENT_MSGPACK,
+                &[payload],
+            )
+            .await?;
+        Ok(EventLogEntry::new(receipt.lsn, event))
+    }
+
+    async fn get_by_execution(
+        &self,
+        execution_id: &ExecutionId,
+    ) -> anyhow::Result<Vec<EventLogEntry>> {
+        self.log
+            .read(execution_id.as_str())?
+            .into_iter()
+            .map(|e| {
+                let event = codec::decode_execution_event(e.encoding, &e.payload, e.lsn)?;
+                Ok(EventLogEntry::new(e.lsn, event))
+            })
+            .collect()
+    }
+
+    async fn get_after(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<EventLogEntry>> {
+        self.log
+            .read_global(after_sequence, limit)?
+            .iter()
+            .map(entry)
+            .collect()
+    }
+
+    async fn latest_sequence(&self) -> anyhow::Result<u64> {
+        Ok(self.log.latest_lsn()?)
+    }
+}

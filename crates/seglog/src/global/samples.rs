@@ -1,0 +1,215 @@
+//! A sparse, in-memory LSN → offset map per segment, so that a read in global order starts
+//! near its position instead of at the start of the log or of a segment.
+//!
+//! Per segment it keeps one `(lsn, offset)` sample every [`SAMPLE_EVERY_BYTES`] of records,
+//! so a lookup walks at most that many bytes (plus one record) before the first record it
+//! wants. Samples are built on first use: a sealed segment's from its index checkpoint when
+//! it has a valid one (a few bytes per record, no segment read), else by one scan of the
+//! segment; the active segment's are extended, on each use, over what became durable since.
+//! Nothing is written to disk: the format is unchanged and a reopen starts empty.
+//!
+//! Invariants: a sample names the start of a durable record whose LSN it gives (segments are
+//! append-only and sealed ones immutable, and segment numbers are never reused, so a sample
+//! never goes stale while its segment exists); samples of segments that left the log
+//! (compaction) are dropped at the next lookup. A checkpoint is only a hint: a walk that
+//! fails from a checkpoint's sample rescans the segment (`forget`).
+
+use crate::Result;
+use seglog_segment::format::SEGMENT_HEADER_LEN;
+use seglog_segment::io::FileSystem;
+use seglog_segment::{RecordPosition, SegmentInfo, SegmentLog};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Bytes of records between two samples: the longest walk to a position within a segment.
+/// Memory: 16 bytes per sample, 32 KiB for a full 128 MiB segment.
+pub(crate) const SAMPLE_EVERY_BYTES: u64 = 64 * 1024;
+
+/// The samples of one segment.
+#[derive(Debug, Clone, Default)]
+struct SegmentSamples {
+    /// `(lsn, offset)` of sampled records, both increasing.
+    points: Vec<(u64, u64)>,
+    /// Offset up to which records have been looked at (the end of the last one).
+    covered_to: u64,
+    /// Taken from a checkpoint (a hint to verify), not from the records themselves.
+    from_checkpoint: bool,
+}
+
+impl SegmentSamples {
+    fn add(&mut self, lsn: u64, offset: u64, end: u64) {
+        let due = self
+            .points
+            .last()
+            .is_none_or(|&(_, at)| offset >= at + SAMPLE_EVERY_BYTES);
+        if due {
+            self.points.push((lsn, offset));
+        }
+        self.covered_to = end;
+    }
+
+    /// Where to start walking for the first record with an LSN above `after_lsn`: the last
+    /// sample at or below it, else the first record.
+    fn start_for(&self, after_lsn: u64) -> u64 {
+        let i = self.points.partition_point(|&(lsn, _)| lsn <= after_lsn);
+        match i.checked_sub(1) {
+            Some(i) => self.points[i].1,
+            None => SEGMENT_HEADER_LEN as u64,
+        }
+    }
+}
+
+/// The samples of every segment looked up so far, by segment number.
+#[derive(Default)]
+pub(crate) struct LsnSamples {
+    by_segment: parking_lot::Mutex<HashMap<u64, Arc<SegmentSamples>>>,
+    /// Records read to build samples (scans of segments without a usable checkpoint).
+    pub scanned_records: AtomicU64,
+    /// Records global reads stepped over or returned (see `global::records_after`).
+    pub walked_records: AtomicU64,
+}
+
+impl LsnSamples {
+    /// The offset in `segment` from which to walk to the first record with an LSN above
+    /// `after_lsn`, and whether that offset came from a checkpoint (to [`Self::forget`] it if
+    /// the walk fails there). Builds or extends the segment's samples as needed.
+    ///
+    /// # Errors
+    /// Reading the segment: I/O, corruption.
+    pub fn start_for<F: FileSystem>(
+        &self,
+        log: &SegmentLog<F>,
+        dir: &Path,
+        segment: &SegmentInfo,
+        after_lsn: u64,
+    ) -> Result<(u64, bool)> {
+        let known = self.by_segment.lock().get(&segment.number).cloned();
+        let samples = match known {
+            Some(s) if s.covered_to >= segment.data_end => s,
+            known => {
+                // Built outside the lock: a scan may take a while, and two readers building
+                // the same samples at once only do the work twice.
+                let built = Arc::new(build(
+                    log,
+                    dir,
+                    segment,
+                    known.as_deref(),
+                    &self.scanned_records,
+                )?);
+                self.by_segment.lock().insert(segment.number, built.clone());
+                built
+            }
+        };
+        let start = samples.start_for(after_lsn);
+        Ok((
+            start,
+            samples.from_checkpoint && start != SEGMENT_HEADER_LEN as u64,
+        ))
+    }
+
+    /// Drops the samples of `segment` (a walk from one of them failed), so the next lookup
+    /// scans the segment itself.
+    pub fn forget(&self, segment: u64) {
+        self.by_segment.lock().remove(&segment);
+    }
+
+    /// Keeps only the samples of `segments` (the others left the log).
+    pub fn retain(&self, segments: &[SegmentInfo]) {
+        let mut by_segment = self.by_segment.lock();
+        if by_segment.len() > segments.len() {
+            by_segment.retain(|n, _| segments.iter().any(|s| s.number == *n));
+        }
+    }
+}
+
+/// The samples of `segment`: `known` extended over its records after `known.covered_to`, or
+/// new ones (from its checkpoint when sealed and it has a valid one).
+fn build<F: FileSystem>(
+    log: &SegmentLog<F>,
+    dir: &Path,
+    segment: &SegmentInfo,
+    known: Option<&SegmentSamples>,
+    scanned_records: &AtomicU64,
+) -> Result<SegmentSamples> {
+    if known.is_none() && segment.sealed {
+        if let Some(cp) = seglog_index::checkpoint::load(log.file_system(), dir, segment) {
+            let mut samples = SegmentSamples {
+                from_checkpoint: true,
+                ..SegmentSamples::default()
+            };
+            for r in &cp.records {
+                samples.add(r.lsn, u64::from(r.offset), segment.data_end);
+            }
+            samples.covered_to = segment.data_end;
+            return Ok(samples);
+        }
+    }
+    let mut samples = known.cloned().unwrap_or_default();
+    let from = samples.covered_to.max(SEGMENT_HEADER_LEN as u64);
+    let mut scanned = 0;
+    for record in log.records_from(RecordPosition {
+        segment: segment.number,
+        offset: from,
+    })? {
+        let record = record?;
+        scanned += 1;
+        let offset = record.position().offset;
+        samples.add(
+            record.view().lsn(),
+            offset,
+            offset + record.bytes().len() as u64,
+        );
+    }
+    // The walk covered the segment's durable bytes as they were when it ran, which reach at
+    // least `segment.data_end` (a durable end only grows): trailing commit markers included.
+    samples.covered_to = samples.covered_to.max(from).max(segment.data_end);
+    scanned_records.fetch_add(scanned, Ordering::Relaxed);
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_spaced_and_lookups_start_at_or_before_the_position() {
+        let mut s = SegmentSamples::default();
+        // Records of 1 KiB from offset 64, LSNs 10, 12, 14, … (compaction leaves gaps).
+        for i in 0..1000u64 {
+            s.add(10 + 2 * i, 64 + i * 1024, 64 + (i + 1) * 1024);
+        }
+        assert_eq!(s.covered_to, 64 + 1000 * 1024);
+        assert!(s
+            .points
+            .windows(2)
+            .all(|w| w[1].1 - w[0].1 >= SAMPLE_EVERY_BYTES && w[1].0 > w[0].0));
+        assert_eq!(s.points.len(), 1000usize.div_ceil(64));
+        assert_eq!(
+            s.start_for(0),
+            SEGMENT_HEADER_LEN as u64,
+            "before the first record"
+        );
+        for after in [9, 10, 11, 500, 1000, 2007, 5000] {
+            let start = s.start_for(after);
+            // The first record's offset is the header's end: starting there is always safe.
+            let lsn = match s.points.iter().find(|p| p.1 == start) {
+                Some(&(lsn, _)) if start != SEGMENT_HEADER_LEN as u64 => lsn,
+                _ => 0,
+            };
+            assert!(lsn <= after, "sample {lsn} past {after}");
+            // The walk from there is at most one sample interval long.
+            let i = if after < 10 {
+                0
+            } else {
+                ((after - 10) / 2 + 1).min(1000)
+            };
+            let first_wanted = 64 + i * 1024;
+            assert!(
+                first_wanted - start <= SAMPLE_EVERY_BYTES + 1024,
+                "{after}: walk from {start}"
+            );
+        }
+    }
+}
