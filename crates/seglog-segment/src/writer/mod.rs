@@ -394,9 +394,11 @@ impl<F: FileSystem> SegmentLog<F> {
     pub fn records_from(&self, position: RecordPosition) -> Result<SegmentRecords> {
         self.check_open()?;
         let entry = self.segment_entry(position)?;
+        let (bytes, base) = entry.durable_bytes_from(position.offset)?;
         Ok(SegmentRecords::new(
             &entry.header,
-            entry.durable_bytes()?,
+            bytes,
+            base,
             position.offset,
         ))
     }
