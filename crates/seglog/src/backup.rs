@@ -57,7 +57,8 @@ impl<F: FileSystem + Clone> Log<F> {
     ///
     /// # Errors
     /// [`seglog_segment::Error::DestinationNotEmpty`], [`Error::Closed`], I/O errors; as
-    /// [`Log::refresh`] for a read-only log. A failed backup may leave files in `dest`.
+    /// [`Log::refresh`] for a read-only log; [`Error::InvalidOptions`] from a compaction's
+    /// progress callback. A failed backup may leave files in `dest`.
     pub fn backup_blocking(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let started = Instant::now();
         let dest = dest.as_ref();
@@ -66,12 +67,10 @@ impl<F: FileSystem + Clone> Log<F> {
         prepare_destination(fs, dest)?;
         // IMPORTANT: no compaction may switch segments while they are linked and copied (a
         // read-only log cannot hold the writer's lock; its handles keep its view whole).
-        let _no_compaction = if self.is_read_only() {
+        if self.is_read_only() {
             self.refresh()?;
-            None
-        } else {
-            Some(self.shared.compaction.lock())
-        };
+        }
+        let _no_compaction = self.hold_off_compaction()?;
         self.check_open()?;
         let segments = self.shared.segments.backup_segments(dest)?;
         let mut report = BackupReport {

@@ -238,6 +238,24 @@ impl<F: FileSystem> Log<F> {
         &self.shared.dir
     }
 
+    /// Holds the compaction lock of a writable log (`None` for a read-only one, whose view
+    /// no compaction changes), for work that must not see segments switched under it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] when called from a running compaction's own thread (its
+    /// progress callback): waiting for the lock there would never end.
+    pub(crate) fn hold_off_compaction(&self) -> Result<Option<parking_lot::MutexGuard<'_, ()>>> {
+        if self.shared.segments.is_read_only() {
+            return Ok(None);
+        }
+        if *self.shared.compaction_thread.lock() == Some(std::thread::current().id()) {
+            return Err(Error::InvalidOptions(
+                "cannot be called from a compaction's progress callback".into(),
+            ));
+        }
+        Ok(Some(self.shared.compaction.lock()))
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);

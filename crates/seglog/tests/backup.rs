@@ -246,3 +246,29 @@ fn a_read_only_logs_backup_of_a_live_log_holds_what_the_writer_acknowledged() {
     // newest commit group.
     assert_eq!(check_prefix(&copy, "a"), 149);
 }
+
+#[test]
+fn a_backup_or_verify_from_a_compactions_progress_callback_fails_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let dests = tempfile::tempdir().unwrap();
+    let log = Log::open_blocking(dir.path(), small()).unwrap();
+    for seq in 1..=60 {
+        log.append_blocking("a", "t", &payload("a", seq)).unwrap();
+        log.append_blocking("b", "u", &payload("b", seq)).unwrap();
+    }
+    let plan = policy::drop_tenant(&log.compaction_view(false).unwrap(), "u");
+    let mut results = Vec::new();
+    log.compact_blocking(&plan, CompactOptions::default(), &mut |_, _| {
+        if results.is_empty() {
+            results.push((
+                log.backup_blocking(dests.path().join("x")).is_err(),
+                log.verify().is_err(),
+            ));
+        }
+    })
+    .unwrap();
+    assert_eq!(results, vec![(true, true)]);
+    // Outside the callback both work.
+    log.backup_blocking(dests.path().join("y")).unwrap();
+    assert!(log.verify().unwrap().is_clean());
+}

@@ -1,7 +1,8 @@
 //! `seglog`: run the demo and inspect seglog logs.
 //!
-//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run) take no lock
-//! and never write, so they are safe on a log another process has open (tail only asks
+//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run, and backup, which
+//! writes only its destination) take no lock and never write in the log's directory, so they
+//! are safe on a log another process has open (tail only asks
 //! whether a writer holds the lock). `compact` writes, so it takes the lock and refuses a log
 //! another process has open; `demo` clears only a directory it made, never one in use.
 //! Everything printed goes through `output`, which escapes untrusted strings. Exit status: 0 success; 1 torn tail only

@@ -295,10 +295,11 @@ impl<F: FileSystem + Clone> Log<F> {
     /// compactions wait until it is done. On a read-only log it verifies the current view.
     ///
     /// # Errors
-    /// [`crate::Error::Closed`], I/O errors. Damage is reported, not raised.
+    /// [`crate::Error::Closed`], I/O errors; [`crate::Error::InvalidOptions`] from a
+    /// compaction's progress callback. Damage is reported, not raised.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.check_open()?;
-        let _no_compaction = (!self.is_read_only()).then(|| self.shared.compaction.lock());
+        let _no_compaction = self.hold_off_compaction()?;
         let fs = self.shared.segments.file_system();
         let infos = self.segments();
         let mut report = VerifyReport::default();
