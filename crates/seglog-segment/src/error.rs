@@ -103,6 +103,27 @@ pub enum Error {
         offset: u64,
     },
 
+    /// The log is open read-only ([`crate::SegmentLog::open_read_only`]): appends, syncs,
+    /// rolls and replacements are refused, and nothing was written.
+    #[error("the log is open read-only")]
+    ReadOnly,
+
+    /// A reader without the directory lock could not find the directory's segments in a
+    /// consistent state: they kept changing (or a crashed compaction waits for the next
+    /// writer's open to finish it). Nothing was changed; retry later.
+    #[error("log directory {} kept changing while it was read without a lock; retry", dir.display())]
+    DirectoryChanging {
+        /// The log directory.
+        dir: PathBuf,
+    },
+
+    /// A backup's destination exists and is not an empty directory. Nothing was written.
+    #[error("backup destination {} is not empty", path.display())]
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+
     /// A segment replacement (compaction) that would break the log's order, or that names
     /// segments which are not sealed segments of this log. Nothing was changed.
     #[error("invalid segment replacement: {0}")]
@@ -117,6 +138,16 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// True when another writer holds the log directory ([`Error::Locked`]).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Locked { .. })
+    }
+
+    /// True when the log is poisoned by an earlier write or fsync failure.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Poisoned { .. })
     }
 
     /// True for errors that mean the bytes on disk are damaged (as opposed to the OS failing).

@@ -31,10 +31,12 @@ pub mod format;
 pub mod inspect;
 pub mod io;
 mod options;
+mod read_view;
 mod recovery;
 mod replacement;
 mod scan;
 mod segment;
+mod snapshot;
 mod stats;
 mod sync;
 #[cfg_attr(not(feature = "teeth"), allow(dead_code))]
@@ -48,4 +50,7 @@ pub use recovery::{RecoveryReport, TailCut};
 pub use scan::RecoveryVisitor;
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
-pub use writer::{Appended, Replacement, SealListener, SegmentLog};
+pub use writer::{
+    copy_prefix, link_or_copy, prepare_destination, Appended, ReloadedView, Replacement,
+    SealListener, SegmentBackup, SegmentLog,
+};

@@ -248,3 +248,28 @@ fn claims_proof(rec: &[u8], last_good_lsn: u64, lsn_limit: u64) -> Option<u64> {
         && lsn <= lsn_limit)
         .then_some(len)
 }
+
+/// Where the records of `bytes` (a whole segment file, its checksums salted with `salt`)
+/// stop being proven durable, for a reader that cannot ask the writer: the offset of the
+/// first valid record that no later valid record or commit marker vouches for, or where the
+/// valid records end. Unlike [`first_unproven_offset`], only checksummed records count, so
+/// neither a torn write nor a tenant's payload can vouch for anything. `SEGMENT_HEADER_LEN`
+/// when nothing is proven.
+pub(crate) fn proven_end(bytes: &[u8], salt: u64, min_lsn: u64) -> usize {
+    let mut vouching = Vouching::default();
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut min_lsn = min_lsn;
+    let max_len = bytes.len() as u64;
+    loop {
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        let (lsn, durable_through, len) = match decode_record(rest, salt, min_lsn, max_len) {
+            RecordScan::Record(r) => (r.lsn(), r.durable_through_lsn(), r.len()),
+            RecordScan::Commit(m) => (m.lsn, m.durable_through_lsn, COMMIT_MARKER_LEN),
+            RecordScan::EndOfData | RecordScan::Defect(_) => break,
+        };
+        vouching.record(lsn, durable_through, at);
+        min_lsn = lsn + 1;
+        at += len;
+    }
+    vouching.first_unvouched().unwrap_or(at)
+}

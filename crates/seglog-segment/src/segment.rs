@@ -76,6 +76,10 @@ pub(crate) struct SegmentEntry<F: FileSystem> {
     last_lsn: AtomicU64,
     sealed: AtomicBool,
     view: RwLock<Option<Bytes>>,
+    /// Read with positional reads only, never mapped: the file belongs to a writer in another
+    /// process, which may truncate it (a salvage, a torn tail cut), and a map of a truncated
+    /// file faults the reader (SIGBUS) instead of failing a read.
+    positional_only: AtomicBool,
 }
 
 impl<F: FileSystem> SegmentEntry<F> {
@@ -94,7 +98,13 @@ impl<F: FileSystem> SegmentEntry<F> {
             last_lsn: AtomicU64::new(last_lsn),
             sealed: AtomicBool::new(false),
             view: RwLock::new(None),
+            positional_only: AtomicBool::new(false),
         }
+    }
+
+    /// From now on the file is read with positional reads only (see `positional_only`).
+    pub fn read_positionally(&self) {
+        self.positional_only.store(true, Ordering::Release);
     }
 
     pub fn number(&self) -> u64 {
@@ -138,8 +148,33 @@ impl<F: FileSystem> SegmentEntry<F> {
     }
 
     /// The segment's bytes up to its durable end: the sealed map, or a fresh view.
+    /// The segment's durable bytes from `offset` on, and the offset they start at: a slice
+    /// of the sealed map (starting at 0), or, for a segment read positionally, only the bytes
+    /// from `offset` (so that following a long segment does not read all of it each time).
+    pub fn durable_bytes_from(&self, offset: u64) -> Result<(Bytes, u64)> {
+        if !self.positional_only.load(Ordering::Acquire) {
+            return Ok((self.durable_bytes()?, 0));
+        }
+        let end = self.data_end();
+        let from = offset.min(end);
+        // Bounded by the durable end, which was checked against the file when it was set.
+        let mut buf = vec![0u8; (end - from) as usize];
+        self.file
+            .read_exact_at(&mut buf, from)
+            .map_err(|e| Error::io("read", &self.path, e))?;
+        Ok((Bytes::from(buf), from))
+    }
+
     pub fn durable_bytes(&self) -> Result<Bytes> {
         let end = self.data_end() as usize;
+        if self.positional_only.load(Ordering::Acquire) {
+            // Bounded by the durable end, which was checked against the file when it was set.
+            let mut buf = vec![0u8; end];
+            self.file
+                .read_exact_at(&mut buf, 0)
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            return Ok(Bytes::from(buf));
+        }
         if let Some(view) = self.view.read().as_ref().filter(|v| v.len() >= end) {
             return Ok(view.slice(..end));
         }
@@ -222,19 +257,25 @@ impl<F: FileSystem> SegmentEntry<F> {
 pub struct SegmentRecords {
     segment: u64,
     salt: u64,
+    /// The segment's bytes from `base` on.
     bytes: Bytes,
+    base: u64,
+    /// Position in `bytes` (the segment offset is `base + offset`).
     offset: usize,
     max_len: u64,
     done: bool,
 }
 
 impl SegmentRecords {
-    pub(crate) fn new(header: &SegmentHeader, bytes: Bytes, offset: u64) -> Self {
+    /// Records of `bytes`, the segment's bytes from offset `base` on, from segment offset
+    /// `offset` (at or after `base`).
+    pub(crate) fn new(header: &SegmentHeader, bytes: Bytes, base: u64, offset: u64) -> Self {
         SegmentRecords {
             segment: header.segment_number,
             salt: header.record_salt(),
             bytes,
-            offset: offset as usize,
+            base,
+            offset: offset.saturating_sub(base) as usize,
             max_len: u64::from(u32::MAX),
             done: false,
         }
@@ -252,7 +293,7 @@ impl Iterator for SegmentRecords {
             let rest = self.bytes.slice(self.offset..);
             let position = RecordPosition {
                 segment: self.segment,
-                offset: self.offset as u64,
+                offset: self.base + self.offset as u64,
             };
             let error = match decode_record(&rest, self.salt, 0, self.max_len) {
                 RecordScan::Record(r) => {
@@ -274,7 +315,7 @@ impl Iterator for SegmentRecords {
                     offset: position.offset,
                     reason: format!(
                         "no record where the segment's data runs on to byte {}",
-                        self.bytes.len()
+                        self.base + self.bytes.len() as u64
                     ),
                 },
                 RecordScan::Defect(crate::format::RecordDefect::Checksum) => {

@@ -157,6 +157,9 @@ impl<F: FileSystem + Clone> Log<F> {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<CompactionReport> {
         let started = Instant::now();
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
         let _one_at_a_time = self.shared.compaction.lock();
         let _on_this_thread = CompactionThread::enter(&self.shared);
         self.check_open()?;
@@ -333,8 +336,12 @@ impl<F: FileSystem + Clone> Log<F> {
                 segments.poison(&seglog_segment::Error::InvalidReplacement(e.to_string()));
                 return Err(e);
             }
-            let outputs = segments.install(replacement);
+            // IMPORTANT: the epoch moves before the new segments are installed: a reader
+            // that looked positions up before this and reads in the new table must see the
+            // epoch moved when it checks after its read, and retry, instead of returning
+            // `NoSuchRecord` (the table's lock orders the two).
             let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            let outputs = segments.install(replacement);
             // The read-ahead handles may name the old segments: they go, so that their space
             // comes back once the last map of them is dropped.
             self.shared.read_ahead.forget(epoch);

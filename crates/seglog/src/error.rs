@@ -9,7 +9,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// From the segment layer: I/O, corruption, poisoning, size limits, locking.
     #[error(transparent)]
-    Segment(#[from] seglog_segment::Error),
+    Segment(seglog_segment::Error),
+
+    /// The log was opened with [`crate::Log::open_read_only`]: appends, syncs and
+    /// compactions are refused. Nothing was written.
+    #[error("the log is open read-only")]
+    ReadOnly,
 
     /// From the index layer: inconsistent records, limits.
     #[error(transparent)]
@@ -68,10 +73,19 @@ pub enum Error {
     Compaction(seglog_compact::Error),
 }
 
+impl From<seglog_segment::Error> for Error {
+    fn from(e: seglog_segment::Error) -> Self {
+        match e {
+            seglog_segment::Error::ReadOnly => Error::ReadOnly,
+            other => Error::Segment(other),
+        }
+    }
+}
+
 impl From<seglog_compact::Error> for Error {
     fn from(e: seglog_compact::Error) -> Self {
         match e {
-            seglog_compact::Error::Segment(s) => Error::Segment(s),
+            seglog_compact::Error::Segment(s) => Error::from(s),
             other => Error::Compaction(other),
         }
     }
@@ -80,7 +94,7 @@ impl From<seglog_compact::Error> for Error {
 impl From<seglog_index::Error> for Error {
     fn from(e: seglog_index::Error) -> Self {
         match e {
-            seglog_index::Error::Segment(s) => Error::Segment(s),
+            seglog_index::Error::Segment(s) => Error::from(s),
             seglog_index::Error::Conflict { expected, actual } => {
                 Error::Conflict { expected, actual }
             }
@@ -93,5 +107,28 @@ impl Error {
     /// True when the log is poisoned by an I/O failure and must be reopened.
     pub fn is_poisoned(&self) -> bool {
         matches!(self, Error::Segment(seglog_segment::Error::Poisoned { .. }))
+    }
+
+    /// True when another writer holds the log directory: [`crate::Log::open`] found it
+    /// locked (open it with [`crate::Log::open_read_only`] to read it meanwhile).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Segment(e) if e.is_locked())
+    }
+
+    /// True when the bytes on disk are damaged (a checksum mismatch, a record or checkpoint
+    /// that a correct writer cannot have produced), as opposed to the OS failing an
+    /// operation or the caller asking for something invalid.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::Segment(e) => e.is_corruption(),
+            Error::Corruption(_) => true,
+            Error::Index(seglog_index::Error::Inconsistent { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// True when the log is open read-only and the call would have written.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Error::ReadOnly)
     }
 }

@@ -22,6 +22,7 @@
 //! ```
 
 mod append;
+mod backup;
 mod buffered;
 mod checkpointer;
 mod compact;
@@ -31,10 +32,13 @@ mod log;
 mod options;
 mod read;
 mod read_ahead;
+mod read_only;
 mod scrub;
 mod stats;
 mod subscribe;
+mod verify;
 
+pub use backup::BackupReport;
 pub use compact::{CompactOptions, CompactionReport};
 pub use error::{Error, Result};
 pub use global::{AppendReceipt, LogRecord};
@@ -44,6 +48,9 @@ pub use read::Event;
 pub use scrub::{ScrubReport, ScrubbedSegment};
 pub use seglog_segment::{RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};
+pub use verify::{
+    verify_dir, verify_dir_with_fs, CheckpointCheck, Damage, Health, VerifiedSegment, VerifyReport,
+};
 
 /// Compaction plans and the policies that make them (from `seglog-compact`); carry a plan
 /// out with [`Log::compact`].

@@ -72,6 +72,8 @@ pub(crate) struct Shared<F: FileSystem> {
     pub read_ahead: crate::read_ahead::ReadAhead<F>,
     /// Sparse LSN → offset samples per segment, for reads in global order.
     pub lsn_samples: crate::global::LsnSamples,
+    /// Held by a refresh of a read-only log: one at a time.
+    pub refresh: parking_lot::Mutex<()>,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -193,7 +195,20 @@ impl<F: FileSystem + Clone> Log<F> {
             took_ms = recovery.duration.as_millis() as u64,
             "opened log"
         );
-        Ok(Log {
+        Ok(Log::assemble(dir, segments, index, checkpointer, recovery))
+    }
+}
+
+impl<F: FileSystem> Log<F> {
+    /// A log serving `segments` and `index` (for the opens, writable or read-only).
+    pub(crate) fn assemble(
+        dir: PathBuf,
+        segments: SegmentLog<F>,
+        index: ExecutionIndex,
+        checkpointer: Arc<Checkpointer>,
+        recovery: RecoveryStats,
+    ) -> Self {
+        Log {
             shared: Arc::new(Shared {
                 dir,
                 segments,
@@ -213,15 +228,32 @@ impl<F: FileSystem + Clone> Log<F> {
                 layout_epoch: std::sync::atomic::AtomicU64::new(0),
                 read_ahead: crate::read_ahead::ReadAhead::new(),
                 lsn_samples: crate::global::LsnSamples::default(),
+                refresh: parking_lot::Mutex::new(()),
             }),
-        })
+        }
     }
-}
 
-impl<F: FileSystem> Log<F> {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// Holds the compaction lock of a writable log (`None` for a read-only one, whose view
+    /// no compaction changes), for work that must not see segments switched under it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] when called from a running compaction's own thread (its
+    /// progress callback): waiting for the lock there would never end.
+    pub(crate) fn hold_off_compaction(&self) -> Result<Option<parking_lot::MutexGuard<'_, ()>>> {
+        if self.shared.segments.is_read_only() {
+            return Ok(None);
+        }
+        if *self.shared.compaction_thread.lock() == Some(std::thread::current().id()) {
+            return Err(Error::InvalidOptions(
+                "cannot be called from a compaction's progress callback".into(),
+            ));
+        }
+        Ok(Some(self.shared.compaction.lock()))
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {

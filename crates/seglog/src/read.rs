@@ -127,12 +127,16 @@ impl<F: FileSystem> Log<F> {
         loop {
             let epoch = self.shared.layout_epoch.load(Ordering::Acquire);
             let locations = self.locations(execution, from_seq, limit)?;
-            match self.load(execution, &locations, epoch) {
-                // A compaction moved the records after we looked them up: look again.
-                // Segment numbers are never reused, so stale positions fail, never mislead.
-                Err(_) if self.shared.layout_epoch.load(Ordering::Acquire) != epoch => continue,
-                done => return done,
+            let loaded = self.load(execution, &locations, epoch);
+            // A compaction (or a read-only log's refresh) moved the records after we looked
+            // them up: look again. A writer never reuses a segment number while it has the
+            // log open, so its stale positions fail, never mislead; a read-only log's refresh
+            // may install files of a later writer, so a result read across a change of
+            // layout is not trusted either, even when it read back.
+            if self.shared.layout_epoch.load(Ordering::Acquire) != epoch {
+                continue;
             }
+            return loaded;
         }
     }
 

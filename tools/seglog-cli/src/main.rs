@@ -1,7 +1,8 @@
 //! `seglog`: run the demo and inspect seglog logs.
 //!
-//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run) take no lock
-//! and never write, so they are safe on a log another process has open (tail only asks
+//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run, and backup, which
+//! writes only its destination) take no lock and never write in the log's directory, so they
+//! are safe on a log another process has open (tail only asks
 //! whether a writer holds the lock). `compact` writes, so it takes the lock and refuses a log
 //! another process has open; `demo` clears only a directory it made, never one in use.
 //! Everything printed goes through `output`, which escapes untrusted strings. Exit status: 0 success; 1 torn tail only
@@ -14,7 +15,7 @@ mod logdir;
 mod output;
 
 use clap::{Parser, Subcommand};
-use commands::{compact, demo, dump, events, stats, tail, verify};
+use commands::{backup, compact, demo, dump, events, stats, tail, verify};
 
 /// seglog: an embedded segmented write-ahead log. Inspect logs, or run the demo.
 #[derive(Parser, Debug)]
@@ -45,6 +46,8 @@ enum Command {
     Tail(tail::TailArgs),
     /// Drop tenants or old executions and merge small segments (the log must be closed).
     Compact(compact::CompactArgs),
+    /// Copy a log, live or closed, into a new directory (hard links where possible).
+    Backup(backup::BackupArgs),
 }
 
 /// Errors caused by a file's contents (not by the OS) exit with 2.
@@ -52,7 +55,9 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<seglog_segment::Error>().is_some_and(|s| {
             s.is_corruption() || matches!(s, seglog_segment::Error::UnsupportedVersion { .. })
-        })
+        }) || c
+            .downcast_ref::<seglog::Error>()
+            .is_some_and(seglog::Error::is_corruption)
     })
 }
 
@@ -73,6 +78,7 @@ fn main() {
         Command::Events(a) => events::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Compact(a) => compact::run(a),
+        Command::Backup(a) => backup::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -43,6 +43,14 @@ pub trait FileSystem: Send + Sync + 'static {
     /// Fails with [`io::ErrorKind::WouldBlock`] when someone else holds it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock>;
 
+    /// Makes `to` a second name of the file `from` (a hard link); fails if `to` exists.
+    /// Durable only after [`Self::sync_dir`] of `to`'s directory. The default refuses
+    /// ([`io::ErrorKind::Unsupported`]): callers copy instead.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
     /// Whether appends gain from written zeros ahead of the tail (see
     /// [`crate::SegmentOptions::zero_ahead_bytes`]). True for real files: a write into
     /// preallocated, unwritten space makes its fdatasync also write the file's block map.

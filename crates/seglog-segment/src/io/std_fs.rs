@@ -86,6 +86,10 @@ impl FileSystem for StdFs {
         Ok(names)
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+
     fn zeroes_ahead(&self) -> bool {
         true
     }

@@ -3,14 +3,18 @@
 //! Appends go through group commit (`group_commit`); segment creation and sealing through
 //! `roll`; reads go straight to a segment's bytes and never wait for a commit.
 
+mod backup;
 mod close;
 mod group_commit;
+mod read_only;
 mod replace;
 mod roll;
 mod waiters;
 mod zeroing;
 
+pub use backup::{copy_prefix, link_or_copy, prepare_destination, SegmentBackup};
 pub use group_commit::Appended;
+pub use read_only::ReloadedView;
 pub use replace::Replacement;
 
 use crate::format::{EncodedRecord, EventBatch};
@@ -49,6 +53,8 @@ pub(crate) struct Inner<F: FileSystem> {
     /// The thread keeping zeros ahead of the tail (`zeroing`), to wake; unset when the log
     /// keeps none.
     zeroer: std::sync::OnceLock<std::thread::Thread>,
+    /// Opened by `open_read_only`: nothing may be written (see `read_only`).
+    read_only: bool,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -104,7 +110,7 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
 }
 
 /// Creates `dir` (and missing parents) so that a power cut cannot take it away.
-fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+pub(crate) fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
     let missing: Vec<&Path> = dir
         .ancestors()
         .filter(|a| !a.as_os_str().is_empty())
@@ -190,6 +196,7 @@ impl<F: FileSystem> SegmentLog<F> {
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
+            read_only: false,
         });
         let active = match active {
             Some(a) => a,
@@ -262,6 +269,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// [`Error::Poisoned`], [`Error::Closed`], [`Error::TooLarge`].
     pub fn submit(&self, record: EncodedRecord) -> Result<Appended> {
+        self.check_writable()?;
         self.inner.submit(record)
     }
 
@@ -291,6 +299,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// Those of [`Self::submit`]; [`Error::Poisoned`] when the write of the queue failed
     /// (the record may or may not have reached the file; it is not durable).
     pub fn submit_buffered(&self, record: EncodedRecord) -> Result<Appended> {
+        self.check_writable()?;
         let appended = self.inner.submit(record)?;
         self.write_queued_if_large()?;
         Ok(appended)
@@ -304,6 +313,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// [`Error::Poisoned`] (the write failed, or an earlier one did), [`Error::Closed`].
     pub fn write_queued_if_large(&self) -> Result<()> {
+        self.check_writable()?;
         self.inner.write_queued_if_large()
     }
 
@@ -314,6 +324,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::Closed`]; [`Error::Poisoned`] if a write or fsync failed.
     pub fn sync(&self) -> Result<u64> {
         self.check_open()?;
+        self.check_writable()?;
         let last = self.inner.last_submitted_lsn();
         self.wait_durable(last)?;
         Ok(last)
@@ -325,6 +336,7 @@ impl<F: FileSystem> SegmentLog<F> {
     /// As [`Self::sync`].
     pub async fn sync_async(&self) -> Result<u64> {
         self.check_open()?;
+        self.check_writable()?;
         let last = self.inner.last_submitted_lsn();
         self.wait_durable_async(last).await?;
         Ok(last)
@@ -382,9 +394,11 @@ impl<F: FileSystem> SegmentLog<F> {
     pub fn records_from(&self, position: RecordPosition) -> Result<SegmentRecords> {
         self.check_open()?;
         let entry = self.segment_entry(position)?;
+        let (bytes, base) = entry.durable_bytes_from(position.offset)?;
         Ok(SegmentRecords::new(
             &entry.header,
-            entry.durable_bytes()?,
+            bytes,
+            base,
             position.offset,
         ))
     }
@@ -490,6 +504,13 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// As [`Self::close`].
     pub fn stop_writes(&self) -> Result<()> {
+        if self.inner.read_only {
+            // Nothing was written, so there is nothing to drain and no marker to write.
+            self.inner.commit.lock().closed = true;
+            self.inner.closed.store(true, Ordering::Release);
+            self.inner.durable_tx.send_modify(|_| {});
+            return Ok(());
+        }
         self.inner.stop_writes()
     }
 

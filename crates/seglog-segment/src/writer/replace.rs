@@ -41,6 +41,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
     /// # Errors
     /// As [`Self::wait_durable`].
     pub fn roll(&self) -> Result<Option<u64>> {
+        self.check_writable()?;
         let (lsn, sealed) = self.inner.submit_roll()?;
         self.inner.wait_durable(lsn)?;
         Ok(sealed)
@@ -52,6 +53,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
     /// # Errors
     /// [`Error::Poisoned`], [`Error::Closed`], I/O errors.
     pub fn segment_builder(&self, first_lsn: u64) -> Result<SegmentBuilder<F>> {
+        self.check_writable()?;
         let number = self.inner.reserve_segment_number()?;
         let final_path = self.inner.dir.join(segment_file_name(first_lsn.max(1)));
         let temp_path = temp_path_for(&final_path);
@@ -96,6 +98,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
             .commit
             .lock()
             .check_usable()
+            .and_then(|()| self.check_writable())
             .and_then(|()| self.plan_replacement(inputs, &outputs));
         let manifest = match prepared {
             Ok(m) => m,

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod backup;
 pub mod compact;
 pub mod demo;
 pub mod dump;

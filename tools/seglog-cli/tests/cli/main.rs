@@ -3,6 +3,7 @@
 //! One test binary; one module per concern, the shared helpers here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backup;
 mod compact;
 mod demo;
 mod escapes;

@@ -1,0 +1,169 @@
+//! A consistent set of a log directory's segment files, opened without the directory lock,
+//! for readers that do not own the log (read-only opens, their refreshes and backups).
+//!
+//! A writer in another process may roll, compact or recover while we look, so listing the
+//! directory and opening what it names is not enough: a compaction between two opens could
+//! hand us an output next to one of its own inputs (records twice), or one of them without
+//! the other (records missing). What must hold, and how:
+//!
+//! - Every file is opened once and read through that handle from then on: a file that
+//!   compaction renames over or removes lives on for us, unchanged (sealed segments never
+//!   change; the active one only grows past what a reader trusts).
+//! - The set is accepted only if, after every file was opened, the directory holds no
+//!   committed replacement manifest (`REPLACE`, format.md §6) and then still names each
+//!   opened file (same header: number, salt, first LSN, creation time) under the same name,
+//!   with no new segment name except after the last one. A file never comes back once
+//!   removed, so each opened file was present from its open to its check, and all of them at
+//!   the moment of the last open: a state of the directory that really existed. `REPLACE`
+//!   stands for the whole of a switch (from before its first rename to after its last
+//!   removal), so a set taken in the middle of one fails the check.
+//! - Otherwise the attempt is thrown away and made again, a bounded number of times.
+
+use crate::format::{SegmentHeader, MANIFEST_FILE_NAME, SEGMENT_HEADER_LEN};
+use crate::inspect::list_segment_files;
+use crate::io::{FileSystem, SegmentFile};
+use crate::{Error, Result};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Attempts before giving up on a directory that keeps changing.
+const ATTEMPTS: u32 = 50;
+
+/// One segment file, opened.
+pub(crate) struct OpenedSegment<F: FileSystem> {
+    pub path: PathBuf,
+    pub file: F::File,
+    pub header: SegmentHeader,
+}
+
+/// The segments of a directory at one moment.
+pub(crate) struct Snapshot<F: FileSystem> {
+    /// In log order.
+    pub segments: Vec<OpenedSegment<F>>,
+    /// A later segment file exists whose header is not readable yet (it is being created):
+    /// every segment in `segments` is sealed, the last one included.
+    pub last_is_sealed: bool,
+}
+
+/// The header at the start of `file`; `None` when it is short or does not decode.
+fn read_header<F: SegmentFile>(file: &F, path: &Path) -> Result<Option<SegmentHeader>> {
+    let mut buf = [0u8; SEGMENT_HEADER_LEN];
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => Ok(SegmentHeader::decode(&buf).ok()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Whether a committed replacement is in progress (or a crash left one for the next open).
+fn replacing<F: FileSystem>(fs: &F, dir: &Path) -> Result<bool> {
+    let path = dir.join(MANIFEST_FILE_NAME);
+    match fs.open_read_only(&path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("open", path, e)),
+    }
+}
+
+/// Takes a consistent snapshot of `dir`'s segments (see the module documentation).
+///
+/// # Errors
+/// [`Error::DirectoryChanging`] when no consistent set could be taken in
+/// `ATTEMPTS` tries (a replacement manifest that stays: a crashed compaction that only the
+/// next writer's open finishes); corruption (a sealed segment without a readable header, a
+/// header that contradicts its name); I/O errors.
+pub(crate) fn take<F: FileSystem>(fs: &F, dir: &Path) -> Result<Snapshot<F>> {
+    for attempt in 0..ATTEMPTS {
+        if let Some(snapshot) = attempt_once(fs, dir)? {
+            return Ok(snapshot);
+        }
+        std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20)) + 1));
+    }
+    Err(Error::DirectoryChanging {
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// One attempt: `None` when the directory changed under it.
+fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>> {
+    if replacing(fs, dir)? {
+        return Ok(None);
+    }
+    let listed = list_segment_files(fs, dir)?;
+    let mut segments: Vec<OpenedSegment<F>> = Vec::with_capacity(listed.len());
+    let mut last_is_sealed = false;
+    for (i, (first_lsn, path)) in listed.iter().enumerate() {
+        let file = match fs.open_read_only(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        match read_header(&file, path)? {
+            Some(header) if header.first_lsn == *first_lsn => segments.push(OpenedSegment {
+                path: path.clone(),
+                file,
+                header,
+            }),
+            Some(header) => {
+                return Err(Error::Corruption {
+                    segment: header.segment_number,
+                    offset: 0,
+                    reason: format!(
+                        "{}: file name says first LSN {first_lsn} but header says {}",
+                        path.display(),
+                        header.first_lsn
+                    ),
+                })
+            }
+            // The writer is creating the last segment: nothing in it is acknowledged yet,
+            // and the one before it is sealed.
+            None if i + 1 == listed.len() => last_is_sealed = !segments.is_empty(),
+            None => {
+                return Err(Error::Corruption {
+                    segment: 0,
+                    offset: 0,
+                    reason: format!("{}: unreadable header in a sealed segment", path.display()),
+                })
+            }
+        }
+    }
+    // IMPORTANT: checked after every open and before the names are checked again: a
+    // replacement switching files between our opens either still holds `REPLACE` here, or
+    // finished before this check, and then removed an input we hold (the check below).
+    if replacing(fs, dir)? {
+        return Ok(None);
+    }
+    let relisted = list_segment_files(fs, dir)?;
+    let last_listed = listed.last().map(|(lsn, _)| *lsn);
+    for (lsn, _) in &relisted {
+        let known = listed.iter().any(|(l, _)| l == lsn);
+        if !known && last_listed.is_some_and(|last| *lsn < last) {
+            return Ok(None); // a new name inside the log: a replacement output
+        }
+    }
+    if last_is_sealed {
+        // The segment being created must still be there: had it been removed (a writer's
+        // recovery found its creation cut short), the segment before it is active again.
+        let still_there = listed
+            .last()
+            .is_some_and(|(lsn, _)| relisted.iter().any(|(l, _)| l == lsn));
+        if !still_there {
+            return Ok(None);
+        }
+    }
+    for s in &segments {
+        let file = match fs.open_read_only(&s.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &s.path, e)),
+        };
+        if read_header(&file, &s.path)? != Some(s.header) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Snapshot {
+        segments,
+        last_is_sealed,
+    }))
+}

@@ -1,0 +1,152 @@
+//! [`SegmentLog::open_read_only`]: a log opened by a reader that does not own it.
+//!
+//! No lock is taken and nothing is written: what is served is `read_view`'s durable part of
+//! a consistent snapshot. Every entry point that would write (submit, sync, roll, segment
+//! replacement, the close's commit marker) fails with [`Error::ReadOnly`] or does nothing.
+//! [`SegmentLog::reload_read_only`] takes a new snapshot; [`SegmentLog::install_view`] swaps
+//! it in, under whatever lock keeps the caller's own positions consistent with it.
+
+use super::{Inner, LastHandle, SegmentLog};
+use crate::io::FileSystem;
+use crate::read_view::{self, ReadView};
+use crate::recovery::RecoveryReport;
+use crate::scan::RecoveryVisitor;
+use crate::segment::SegmentInfo;
+use crate::stats::WriterCounters;
+use crate::sync::{AtomicU64, Mutex};
+use crate::{Error, Result, SegmentOptions};
+use parking_lot::RwLock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+use super::group_commit::CommitState;
+
+/// A newer read-only view of the directory, not yet served: hand it to
+/// [`SegmentLog::install_view`].
+#[must_use = "a reloaded view must be installed to be served"]
+pub struct ReloadedView<F: FileSystem> {
+    view: ReadView<F>,
+}
+
+impl<F: FileSystem> ReloadedView<F> {
+    /// The segments of the new view, in log order.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.view.segments.iter().map(|e| e.info()).collect()
+    }
+
+    /// What loading it found.
+    pub fn report(&self) -> &RecoveryReport {
+        &self.view.report
+    }
+}
+
+impl<F: FileSystem> SegmentLog<F> {
+    /// Opens the log in `dir` for reading only: takes no lock and never writes (no file is
+    /// created, truncated, synced or removed), so it is safe on a log that a writer in
+    /// another process has open. Serves what is proven durable (see `read_view`); call
+    /// [`Self::reload_read_only`] to see newer data. `visitor` sees every record served.
+    ///
+    /// # Errors
+    /// [`Error::DirectoryChanging`] when the directory kept changing, corruption in what is
+    /// proven durable, I/O errors (a missing directory among them).
+    pub fn open_read_only(
+        fs: F,
+        dir: impl Into<PathBuf>,
+        visitor: &mut dyn RecoveryVisitor,
+    ) -> Result<(Self, RecoveryReport)> {
+        let dir = dir.into();
+        let view = read_view::load(&fs, &dir, visitor)?;
+        let report = view.report.clone();
+        let next_segment_number = view.segments.iter().map(|e| e.number()).max().unwrap_or(0) + 1;
+        let tail = view
+            .segments
+            .last()
+            .map_or((0, 0), |e| (e.number(), e.header.record_salt()));
+        let tail_offset = view.segments.last().map_or(0, |e| e.data_end());
+        let segments = view
+            .segments
+            .iter()
+            .map(|e| (e.number(), e.clone()))
+            .collect();
+        let inner = Arc::new(Inner {
+            fs,
+            dir,
+            opts: SegmentOptions {
+                preallocate: false,
+                zero_ahead_bytes: 0,
+                ..SegmentOptions::default()
+            },
+            commit: Mutex::new(CommitState::new(
+                view.last_lsn + 1,
+                tail,
+                tail_offset,
+                next_segment_number,
+            )),
+            durable_tx: watch::Sender::new(view.last_lsn),
+            durable_lsn: AtomicU64::new(view.last_lsn),
+            segments: RwLock::new(segments),
+            closed: AtomicBool::new(false),
+            dir_lock: parking_lot::Mutex::new(None),
+            stats: WriterCounters::default(),
+            seal_listener: RwLock::new(None),
+            replace_lock: parking_lot::Mutex::new(()),
+            zeroer: std::sync::OnceLock::new(),
+            read_only: true,
+        });
+        let handles = Arc::new(LastHandle {
+            inner: inner.clone(),
+        });
+        Ok((
+            SegmentLog {
+                inner,
+                _handles: handles,
+            },
+            report,
+        ))
+    }
+
+    /// True for a log opened with [`Self::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Takes a new snapshot of the directory of a read-only log and reads what of it is
+    /// durable, without changing what is served; `visitor` sees every record of the new view.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] on a log opened for writing (its view is always current);
+    /// [`Error::Closed`]; as [`Self::open_read_only`].
+    pub fn reload_read_only(&self, visitor: &mut dyn RecoveryVisitor) -> Result<ReloadedView<F>> {
+        self.check_open()?;
+        if !self.inner.read_only {
+            return Err(Error::InvalidOptions(
+                "reload_read_only: the log is open for writing".into(),
+            ));
+        }
+        Ok(ReloadedView {
+            view: read_view::load(&self.inner.fs, &self.inner.dir, visitor)?,
+        })
+    }
+
+    /// Serves `view` from now on. Records already read keep their bytes; positions taken
+    /// from the previous view may fail to read (or, where a writer reused a segment number
+    /// across its reopens, name another record: callers check what they read).
+    pub fn install_view(&self, view: ReloadedView<F>) {
+        let ReadView {
+            segments, last_lsn, ..
+        } = view.view;
+        *self.inner.segments.write() = segments.into_iter().map(|e| (e.number(), e)).collect();
+        self.inner.durable_lsn.store(last_lsn, Ordering::Release);
+        self.inner.durable_tx.send_replace(last_lsn);
+    }
+
+    /// [`Error::ReadOnly`] on a read-only log.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+}

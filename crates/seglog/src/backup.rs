@@ -1,0 +1,123 @@
+//! [`Log::backup`]: a consistent, durable copy of a live log, taken while it keeps running.
+//!
+//! The copy is the segments the log serves (sealed ones hard-linked, the last one copied up
+//! to its durable end; `SegmentLog::backup_segments`), plus the index checkpoints of the
+//! sealed ones, so that opening the copy is as fast as opening the log. What must hold:
+//! - Every event acknowledged before `backup` was called is in the copy, and the copy opens
+//!   with `Log::open` and verifies clean: it is the log as it was at one durable point.
+//! - No compaction switches segments meanwhile: a writable log holds its compaction lock for
+//!   the whole backup. A read-only log refreshes first, so that an erasure that returned
+//!   before the backup started is not undone by an old view; its kept handles then keep the
+//!   view whole whatever the writer does.
+//! - Erased data never comes back through a backup taken after the erasure returned: the
+//!   segments that held it are gone, and so are their checkpoints (removed before
+//!   `compact` returned); a checkpoint is copied only under the name of a segment of the copy.
+//! - Durable when it returns: every copied file was fdatasynced, then the destination
+//!   directory is fsynced, and its parent when the destination was created.
+
+use crate::log::Log;
+use crate::{Error, Result};
+use seglog_segment::io::FileSystem;
+use seglog_segment::{link_or_copy, prepare_destination};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What [`Log::backup`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// Segment files in the copy.
+    pub segments: usize,
+    /// Of those, hard-linked to the log's own files (sealed segments on the same file system).
+    pub segments_linked: usize,
+    /// Index checkpoints in the copy.
+    pub checkpoints: usize,
+    /// Bytes copied (linked files not counted).
+    pub bytes_copied: u64,
+    /// LSN of the last record in the copy.
+    pub last_lsn: u64,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl<F: FileSystem + Clone> Log<F> {
+    /// Writes a consistent copy of the log into `dest` (blocking), while appends and reads go
+    /// on: every event acknowledged before the call is in it, and it opens with
+    /// [`Log::open`] as a log of its own. `dest` must not exist or be an empty directory.
+    /// Sealed segments are hard-linked where `dest` is on the same file system (so the copy
+    /// costs little space and time), copied otherwise; the active segment is copied up to
+    /// its durable end. The copy is durable when this returns.
+    ///
+    /// A linked file is shared with the log: neither the log nor the copy ever writes it
+    /// again, except a [`crate::RecoveryMode::Salvage`] open, which cuts damaged segments in
+    /// place (salvage a copy made with `cp`, not a linked backup).
+    ///
+    /// Compactions of a writable log wait until the backup is done. On a read-only log the
+    /// view is refreshed first.
+    ///
+    /// # Errors
+    /// [`seglog_segment::Error::DestinationNotEmpty`], [`Error::Closed`], I/O errors; as
+    /// [`Log::refresh`] for a read-only log; [`Error::InvalidOptions`] from a compaction's
+    /// progress callback. A failed backup may leave files in `dest`.
+    pub fn backup_blocking(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        let started = Instant::now();
+        let dest = dest.as_ref();
+        self.check_open()?;
+        let fs = self.shared.segments.file_system();
+        prepare_destination(fs, dest)?;
+        // IMPORTANT: no compaction may switch segments while they are linked and copied (a
+        // read-only log cannot hold the writer's lock; its handles keep its view whole).
+        if self.is_read_only() {
+            self.refresh()?;
+        }
+        let _no_compaction = self.hold_off_compaction()?;
+        self.check_open()?;
+        let segments = self.shared.segments.backup_segments(dest)?;
+        let mut report = BackupReport {
+            segments: segments.segments.len(),
+            segments_linked: segments.linked,
+            bytes_copied: segments.bytes_copied,
+            last_lsn: segments.segments.last().map_or(0, |s| s.last_lsn),
+            ..BackupReport::default()
+        };
+        let count = segments.segments.len();
+        for info in segments.segments.iter().take(count.saturating_sub(1)) {
+            let name = seglog_index::checkpoint::checkpoint_file_name(info.first_lsn);
+            // A checkpoint is only an optimisation: one that does not describe its segment
+            // is ignored (and removed) by the copy's first open.
+            if link_or_copy(fs, &self.shared.dir.join(&name), &dest.join(&name))?.is_some() {
+                report.checkpoints += 1;
+            }
+        }
+        // IMPORTANT: last, once every file is in place and every copy synced: the names
+        // become durable together, so a power cut leaves no name of a file not yet whole.
+        fs.sync_dir(dest).map_err(|e| {
+            Error::from(seglog_segment::Error::Io {
+                op: "sync_dir",
+                path: dest.to_path_buf(),
+                source: e,
+            })
+        })?;
+        report.duration = started.elapsed();
+        tracing::info!(
+            dest = %dest.display(),
+            segments = report.segments,
+            linked = report.segments_linked,
+            bytes_copied = report.bytes_copied,
+            "backup done"
+        );
+        Ok(report)
+    }
+
+    /// [`Self::backup_blocking`] off the async runtime's threads.
+    ///
+    /// # Errors
+    /// As [`Self::backup_blocking`].
+    pub async fn backup(&self, dest: impl Into<PathBuf>) -> Result<BackupReport> {
+        let log = self.clone();
+        let dest = dest.into();
+        tokio::task::spawn_blocking(move || log.backup_blocking(dest))
+            .await
+            .map_err(|e| Error::InvalidOptions(format!("backup task failed: {e}")))?
+    }
+}

@@ -1,0 +1,139 @@
+//! Read-only opens: [`Log::open_read_only`] reads a log that another process (or another
+//! `Log` in this one) has open for writing, and [`Log::refresh`] moves its view forward.
+//!
+//! What a read-only log guarantees (docs/design.md, "Read-only opens"):
+//! - It takes no lock and writes nothing: no file of the directory is created, truncated,
+//!   synced or removed (not the lock file, not a checkpoint, not an orphan, not a torn tail).
+//! - It serves only what is durable: whole sealed segments, and of the last segment the
+//!   records a later record or commit marker proves synced. So its view is always a prefix of
+//!   what the writer acknowledged; the writer's newest commit group shows once the writer
+//!   commits again or closes the log.
+//! - Its view is one consistent state of the directory (segment layer, `snapshot`), read
+//!   through handles it keeps open: a compaction by the writer never changes what it serves
+//!   (the old files live on for it) until [`Log::refresh`] moves it, all at once, to the new
+//!   state. Reads that looked records up before a refresh look them up again
+//!   (`layout_epoch`), so a read never mixes two views.
+//! - Appends, syncs and compactions fail with [`Error::ReadOnly`].
+
+use crate::checkpointer::Checkpointer;
+use crate::log::Log;
+use crate::stats::RecoveryStats;
+use crate::{CheckpointMode, Error, Result};
+use seglog_index::{ExecutionIndex, IndexRebuilder};
+use seglog_segment::io::{FileSystem, StdFs};
+use seglog_segment::SegmentLog;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl Log<StdFs> {
+    /// Opens the log in `dir` for reading only, off the async runtime's threads. See
+    /// [`Log::open_read_only_with_fs`].
+    ///
+    /// # Errors
+    /// As [`Log::open_read_only_with_fs`].
+    pub async fn open_read_only(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        tokio::task::spawn_blocking(move || Log::open_read_only_with_fs(StdFs, dir))
+            .await
+            .map_err(|e| Error::InvalidOptions(format!("open task failed: {e}")))?
+    }
+
+    /// Opens the log in `dir` for reading only, blocking the calling thread. See
+    /// [`Log::open_read_only_with_fs`].
+    ///
+    /// # Errors
+    /// As [`Log::open_read_only_with_fs`].
+    pub fn open_read_only_blocking(dir: impl Into<PathBuf>) -> Result<Self> {
+        Log::open_read_only_with_fs(StdFs, dir)
+    }
+}
+
+impl<F: FileSystem + Clone> Log<F> {
+    /// Opens the log in `dir` on `fs` for reading only (blocking): safe on a log that a
+    /// writer has open, in this process or another. It takes no lock, never writes (the
+    /// directory is left byte for byte as it was), and serves what is durable as of the
+    /// open; [`Self::refresh`] moves the view forward. Index checkpoints are used when valid,
+    /// never written. Appends, syncs and compactions fail with [`Error::ReadOnly`].
+    ///
+    /// # Errors
+    /// [`seglog_segment::Error::DirectoryChanging`] when no consistent state of the directory
+    /// could be read (a compaction switching segments the whole time, or a crashed one that
+    /// waits for the writer's next open), corruption in what is durable, I/O errors (a
+    /// missing directory among them).
+    pub fn open_read_only_with_fs(fs: F, dir: impl Into<PathBuf>) -> Result<Self> {
+        let started = Instant::now();
+        let dir = dir.into();
+        let mut index = ExecutionIndex::new();
+        let mut rebuilder = IndexRebuilder::new(&fs, &dir, &mut index, true);
+        let (segments, report) =
+            SegmentLog::open_read_only(fs.clone(), dir.clone(), &mut rebuilder)?;
+        let rebuild = rebuilder.stats();
+        index.publish_all();
+        index.shrink_to_fit();
+        let recovery = RecoveryStats {
+            duration: started.elapsed(),
+            bytes_scanned: report.bytes_scanned,
+            records_scanned: report.records_scanned,
+            checkpoints_loaded: rebuild.checkpoints_loaded,
+            segments_scanned: report.segments_scanned,
+            torn_tail_bytes: 0,
+        };
+        tracing::debug!(
+            dir = %dir.display(),
+            segments = report.segments,
+            events = index.event_count(),
+            "opened log read-only"
+        );
+        // Checkpoints off: a read-only log writes none.
+        let checkpointer = Checkpointer::start(fs, dir.clone(), CheckpointMode::Off);
+        Ok(Log::assemble(dir, segments, index, checkpointer, recovery))
+    }
+
+    /// Moves a read-only log's view to what is durable now: newer events, new segments, and
+    /// the result of compactions the writer finished. The switch is atomic for readers: a
+    /// read returns events of the old view or of the new one, never a mix. On a log opened
+    /// for writing it does nothing (its view is always current).
+    ///
+    /// On an error the old view stays in place and keeps being served.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; as [`Self::open_read_only_with_fs`].
+    pub fn refresh(&self) -> Result<()> {
+        self.check_open()?;
+        if !self.is_read_only() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.shared.refresh.lock();
+        let fs = self.shared.segments.file_system();
+        let mut index = ExecutionIndex::new();
+        let mut rebuilder = IndexRebuilder::new(fs, &self.shared.dir, &mut index, true);
+        let view = self.shared.segments.reload_read_only(&mut rebuilder)?;
+        index.publish_all();
+        index.shrink_to_fit();
+        {
+            let mut current = self.shared.index.write();
+            *current = index;
+            // IMPORTANT: the epoch moves before the new segments are installed. Readers take
+            // their positions under the index lock but read the segments without it: one
+            // that took old positions and then reads in the new table must find the epoch
+            // moved when it checks after the read (the table's lock orders the two), or it
+            // would return the failure (or a record of another file) as its answer.
+            let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            self.shared.segments.install_view(view);
+            self.shared.read_ahead.forget(epoch);
+            // The global order's samples name offsets in the old view's files: a writer's
+            // later open may give a number to another file. They are rebuilt on next use.
+            self.shared.lsn_samples.retain(&[]);
+        }
+        self.shared.visible_tx.send_modify(|v| *v += 1);
+        Ok(())
+    }
+}
+
+impl<F: FileSystem> Log<F> {
+    /// True for a log opened with [`Log::open_read_only`] (or its variants).
+    pub fn is_read_only(&self) -> bool {
+        self.shared.segments.is_read_only()
+    }
+}
