@@ -148,7 +148,15 @@ impl<F: FileSystem> SegmentLog<F> {
                 Error::io("name", &entry.path, io::ErrorKind::InvalidInput.into())
             })?;
             let to = dest.join(&name);
-            let link = info.sealed && i + 1 < count;
+            // IMPORTANT: a writer's own table holds a segment only once its directory entry
+            // is durable, so any segment before the last is sealed for good. A read-only
+            // view is a directory listing, which can show a new last segment whose name a
+            // power cut may still take back; then the writer appends to the one before it
+            // again, and through a link into the backup. The creation of the segment after
+            // that one proves its name durable: so a read-only view links only segments with
+            // two later ones, and copies the one before the last.
+            let later_needed = if self.inner.read_only { 2 } else { 1 };
+            let link = info.sealed && i + later_needed < count;
             let linked = link
                 && fs_link(&self.inner.fs, &entry.path, &to)
                 && is_same_segment(&self.inner.fs, &to, &entry.header, info.data_end);
