@@ -195,6 +195,20 @@ impl<F: FileSystem> Log<F> {
         encoding: u8,
         payloads: &[P],
     ) -> Result<u64> {
+        self.append_async_at(execution, tenant, expected, encoding, payloads)
+            .await
+            .map(|receipt| receipt.first_seq)
+    }
+
+    /// The async append, reporting the record's global position with its first sequence.
+    async fn append_async_at<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<crate::AppendReceipt> {
         let s = self.submit_append(execution, tenant, expected, encoding, payloads)?;
         // If this future is dropped while waiting, the append may still become durable: hand
         // it to the readers to publish.
@@ -204,7 +218,11 @@ impl<F: FileSystem> Log<F> {
         };
         self.shared.segments.wait_durable_async(s.lsn).await?;
         guard.submitted = None;
-        Ok(self.finish(&s))
+        let first_seq = self.finish(&s);
+        Ok(crate::AppendReceipt {
+            lsn: s.lsn,
+            first_seq,
+        })
     }
 
     fn append_sync<P: AsRef<[u8]>>(
@@ -331,17 +349,7 @@ impl<F: FileSystem> Log<F> {
         encoding: u8,
         payloads: &[P],
     ) -> Result<crate::AppendReceipt> {
-        let s = self.submit_append(execution, tenant, expected_last_seq, encoding, payloads)?;
-        let mut guard = AbandonGuard {
-            log: self,
-            submitted: Some(&s),
-        };
-        self.shared.segments.wait_durable_async(s.lsn).await?;
-        guard.submitted = None;
-        let first_seq = self.finish(&s);
-        Ok(crate::AppendReceipt {
-            lsn: s.lsn,
-            first_seq,
-        })
+        self.append_async_at(execution, tenant, expected_last_seq, encoding, payloads)
+            .await
     }
 }
