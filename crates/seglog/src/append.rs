@@ -241,6 +241,13 @@ impl<F: FileSystem> Log<F> {
     /// Appends one event to `execution` (created, for `tenant`, by its first append) and
     /// returns its sequence number once it is durable.
     ///
+    /// # Cancel safety
+    /// Not cancel safe in the sense a retry needs: the record is queued before the first
+    /// await, so a future dropped while it waits may still become durable (and visible) —
+    /// or not, if the log fails first. To retry without a duplicate, use
+    /// [`Self::append_expecting`] with the last sequence you know. The same holds for every
+    /// async append.
+    ///
     /// # Errors
     /// [`Error::TenantMismatch`], [`Error::InvalidId`], [`seglog_segment::Error::TooLarge`],
     /// [`Error::Closed`], and a poisoned log's [`seglog_segment::Error::Poisoned`].
@@ -316,6 +323,20 @@ impl<F: FileSystem> Log<F> {
         payloads: &[P],
     ) -> Result<u64> {
         self.append_sync(execution, tenant, None, 0, payloads)
+    }
+
+    /// Blocking [`Self::append_expecting`].
+    ///
+    /// # Errors
+    /// As [`Self::append_expecting`].
+    pub fn append_expecting_blocking<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        expected_last_seq: u64,
+        payloads: &[P],
+    ) -> Result<u64> {
+        self.append_sync(execution, tenant, Some(expected_last_seq), 0, payloads)
     }
 
     /// Blocking [`Self::append_encoded`].

@@ -129,6 +129,29 @@ async fn another_tenant_cannot_append_and_nothing_is_written() {
     assert!(log.list_executions("tenant-b", 10, 0).unwrap().is_empty());
 }
 
+#[test]
+fn append_expecting_blocking_detects_conflicts_like_the_async_one() {
+    let fs = SimFs::new();
+    let log = open(&fs);
+    assert_eq!(
+        log.append_expecting_blocking("e", "t", 0, &[b"1"]).unwrap(),
+        1
+    );
+    assert!(matches!(
+        log.append_expecting_blocking("e", "t", 0, &[b"x"]),
+        Err(Error::Conflict {
+            expected: 0,
+            actual: 1
+        })
+    ));
+    assert_eq!(
+        log.append_expecting_blocking("e", "t", 1, &[b"2", b"3"])
+            .unwrap(),
+        2
+    );
+    assert_eq!(payloads(&log, "e").len(), 3);
+}
+
 #[tokio::test]
 async fn append_expecting_detects_conflicts() {
     let fs = SimFs::new();
