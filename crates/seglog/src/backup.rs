@@ -109,15 +109,14 @@ impl<F: FileSystem + Clone> Log<F> {
         Ok(report)
     }
 
-    /// [`Self::backup_blocking`] off the async runtime's threads.
+    /// [`Self::backup_blocking`] off the async runtime's threads (in place outside a tokio
+    /// runtime).
     ///
     /// # Errors
     /// As [`Self::backup_blocking`].
     pub async fn backup(&self, dest: impl Into<PathBuf>) -> Result<BackupReport> {
         let log = self.clone();
         let dest = dest.into();
-        tokio::task::spawn_blocking(move || log.backup_blocking(dest))
-            .await
-            .map_err(|e| Error::InvalidOptions(format!("backup task failed: {e}")))?
+        crate::offload::run_blocking("backup", move || log.backup_blocking(dest)).await
     }
 }

@@ -417,14 +417,16 @@ impl<F: FileSystem + Clone> Log<F> {
         }
     }
 
-    /// [`Self::compact_blocking`] off the async runtime's threads, without progress.
+    /// [`Self::compact_blocking`] off the async runtime's threads (in place outside a tokio
+    /// runtime), without progress.
     ///
     /// # Errors
     /// As [`Self::compact_blocking`].
     pub async fn compact(&self, plan: Plan, options: CompactOptions) -> Result<CompactionReport> {
         let log = self.clone();
-        tokio::task::spawn_blocking(move || log.compact_blocking(&plan, options, &mut |_, _| {}))
-            .await
-            .map_err(|e| Error::InvalidOptions(format!("compaction task failed: {e}")))?
+        crate::offload::run_blocking("compaction", move || {
+            log.compact_blocking(&plan, options, &mut |_, _| {})
+        })
+        .await
     }
 }

@@ -29,6 +29,7 @@ mod compact;
 mod error;
 mod global;
 mod log;
+mod offload;
 mod options;
 mod read;
 mod read_ahead;

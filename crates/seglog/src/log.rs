@@ -118,15 +118,14 @@ impl<F: FileSystem> std::fmt::Debug for Log<F> {
 }
 
 impl Log<StdFs> {
-    /// Opens (or creates) the log in `dir`, off the async runtime's threads.
+    /// Opens (or creates) the log in `dir`, off the async runtime's threads (in place
+    /// outside a tokio runtime).
     ///
     /// # Errors
     /// As [`Log::open_with_fs`].
     pub async fn open(dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
         let dir = dir.into();
-        tokio::task::spawn_blocking(move || Log::open_with_fs(StdFs, dir, options))
-            .await
-            .map_err(|e| Error::InvalidOptions(format!("open task failed: {e}")))?
+        crate::offload::run_blocking("open", move || Log::open_with_fs(StdFs, dir, options)).await
     }
 
     /// Opens (or creates) the log in `dir`, blocking the calling thread.

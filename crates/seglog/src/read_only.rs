@@ -18,7 +18,7 @@
 use crate::checkpointer::Checkpointer;
 use crate::log::Log;
 use crate::stats::RecoveryStats;
-use crate::{CheckpointMode, Error, Result};
+use crate::{CheckpointMode, Result};
 use seglog_index::{ExecutionIndex, IndexRebuilder};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentLog;
@@ -27,16 +27,15 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl Log<StdFs> {
-    /// Opens the log in `dir` for reading only, off the async runtime's threads. See
+    /// Opens the log in `dir` for reading only, off the async runtime's threads (in place
+    /// outside a tokio runtime). See
     /// [`Log::open_read_only_with_fs`].
     ///
     /// # Errors
     /// As [`Log::open_read_only_with_fs`].
     pub async fn open_read_only(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        tokio::task::spawn_blocking(move || Log::open_read_only_with_fs(StdFs, dir))
-            .await
-            .map_err(|e| Error::InvalidOptions(format!("open task failed: {e}")))?
+        crate::offload::run_blocking("open", move || Log::open_read_only_with_fs(StdFs, dir)).await
     }
 
     /// Opens the log in `dir` for reading only, blocking the calling thread. See
