@@ -31,5 +31,6 @@ mod rebuild;
 pub use error::{Error, Result};
 pub use memory::{
     AppendPlan, EventLocation, Execution, ExecutionIndex, ExecutionSlot, IndexedRecord, Location,
+    Visibility,
 };
 pub use rebuild::{IndexRebuilder, RebuildStats};

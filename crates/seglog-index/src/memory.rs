@@ -16,6 +16,7 @@ use crate::{Error, Result};
 use seglog_segment::RecordPosition;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Maps keyed by ids: ahash is fast and, with its random keys, resists collision attacks
 /// from hostile execution ids.
@@ -56,6 +57,20 @@ impl Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExecutionSlot(u32);
 
+/// An appender's handle on one execution's visible sequence: publishing through it takes
+/// no lock on the index. Once the execution is erased, the index holds a new counter and a
+/// handle taken before publishes into nothing.
+#[derive(Debug, Clone)]
+pub struct Visibility(Arc<AtomicU64>);
+
+impl Visibility {
+    /// Makes events up to `seq` visible to readers (never lowers what is visible). Correct
+    /// only when every event of the execution up to `seq` is durable and indexed.
+    pub fn publish(&self, seq: u64) {
+        self.0.fetch_max(seq, Ordering::AcqRel);
+    }
+}
+
 /// One execution's entry.
 #[derive(Debug)]
 pub struct Execution {
@@ -63,8 +78,8 @@ pub struct Execution {
     tenant: u32,
     created_lsn: u64,
     last_seq: u64,
-    /// Atomic so that appenders publish under the index's read lock.
-    visible_seq: AtomicU64,
+    /// Shared with appenders ([`Visibility`]) so that they publish without the index's lock.
+    visible_seq: Arc<AtomicU64>,
     last_timestamp_unix_nanos: i64,
     records: Vec<Location>,
     /// First sequence of each record, present once a record held more than one event.
@@ -255,7 +270,7 @@ impl ExecutionIndex {
             tenant,
             created_lsn,
             last_seq: 0,
-            visible_seq: AtomicU64::new(0),
+            visible_seq: Arc::new(AtomicU64::new(0)),
             last_timestamp_unix_nanos: i64::MIN,
             records: Vec::new(),
             record_first_seqs: None,
@@ -459,6 +474,14 @@ impl ExecutionIndex {
         }
     }
 
+    /// The handle through which an appender publishes events of the execution at `slot`
+    /// without any lock on the index (`None` for a slot this index never handed out).
+    pub fn visibility(&self, slot: ExecutionSlot) -> Option<Visibility> {
+        self.executions
+            .get(slot.0 as usize)
+            .map(|e| Visibility(e.visible_seq.clone()))
+    }
+
     /// Gives back the spare capacity of every per-execution table (after a rebuild, when
     /// growth by doubling has left up to half of it unused).
     pub fn shrink_to_fit(&mut self) {
@@ -476,7 +499,7 @@ impl ExecutionIndex {
     /// Makes everything indexed visible (after recovery, when all of it is durable).
     pub fn publish_all(&mut self) {
         for e in &mut self.executions {
-            *e.visible_seq.get_mut() = e.last_seq;
+            e.visible_seq.store(e.last_seq, Ordering::Release);
         }
     }
 
@@ -545,7 +568,8 @@ impl ExecutionIndex {
             e.records = Vec::new();
             e.record_first_seqs = None;
             e.last_seq = 0;
-            *e.visible_seq.get_mut() = 0;
+            // A fresh counter: appenders still holding the old one publish into nothing.
+            e.visible_seq = Arc::new(AtomicU64::new(0));
             removed_slots.insert(slot);
         }
         if !removed_slots.is_empty() {
@@ -602,6 +626,8 @@ impl ExecutionIndex {
         total += self.tenant_ids.capacity() * map_entry(0);
         total += self.executions.capacity() * std::mem::size_of::<Execution>();
         total += self.tenants.capacity() * std::mem::size_of::<Tenant>();
+        // Each execution's shared visibility counter: the counter and two reference counts.
+        total += self.executions.len() * std::mem::size_of::<[AtomicU64; 3]>();
         for e in &self.executions {
             // The id is held twice: as the map key and in the entry.
             total += 2 * e.id.len();

@@ -175,6 +175,7 @@ fn removed_executions_vanish_and_their_ids_start_over() {
     let b = ix.insert(&rec("b", "t", 2, 1, 3)).unwrap();
     ix.insert(&rec("c", "u", 3, 1, 1)).unwrap();
     ix.publish_all();
+    let held_by_appender = ix.visibility(b).unwrap();
     assert_eq!(ix.remove_executions(["b", "nope"]), (1, 3));
     assert!(ix.get("b").is_none());
     assert_eq!(ix.event_count(), 2);
@@ -187,8 +188,27 @@ fn removed_executions_vanish_and_their_ids_start_over() {
     // The id can be used again, from sequence 1.
     let plan = ix.plan_append("b", "u", Some(0), 0).unwrap();
     assert_eq!(plan.first_seq, 1);
-    ix.insert(&rec("b", "u", 4, 1, 1)).unwrap();
+    let reborn = ix.insert(&rec("b", "u", 4, 1, 1)).unwrap();
     assert_eq!(ix.tenant_of("b"), Some("u"));
+    // Nor does a handle taken before the erasure reach the execution created after it.
+    held_by_appender.publish(3);
+    ix.publish(b, 3);
+    assert_eq!(ix.get("b").unwrap().visible_seq(), 0);
+    assert!(ix.events("b", 1, 10).is_empty());
+    ix.visibility(reborn).unwrap().publish(1);
+    assert_eq!(ix.events("b", 1, 10).len(), 1);
+}
+
+#[test]
+fn a_visibility_handle_publishes_without_the_index_and_never_lowers() {
+    let mut ix = ExecutionIndex::new();
+    let slot = ix.insert(&rec("e", "t", 1, 1, 3)).unwrap();
+    let handle = ix.visibility(slot).unwrap();
+    handle.publish(2);
+    assert_eq!(ix.events("e", 1, 10).len(), 2);
+    handle.publish(1);
+    assert_eq!(ix.get("e").unwrap().visible_seq(), 2);
+    assert!(ix.visibility(ExecutionSlot(7)).is_none());
 }
 
 #[test]

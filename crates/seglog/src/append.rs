@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// A submitted append, not yet durable.
 pub(crate) struct Submitted {
     lsn: u64,
-    slot: seglog_index::ExecutionSlot,
+    visibility: seglog_index::Visibility,
     first_seq: u64,
     last_seq: u64,
     events: u64,
@@ -119,9 +119,15 @@ impl<F: FileSystem> Log<F> {
             event_count: events as u32,
             timestamp_unix_nanos: plan.timestamp_unix_nanos,
         })?;
+        let visibility =
+            st.visibility(slot)
+                .ok_or(Error::Index(seglog_index::Error::Inconsistent {
+                    lsn: appended.lsn,
+                    reason: "the index lost the slot it just handed out".to_owned(),
+                }))?;
         Ok(Submitted {
             lsn: appended.lsn,
-            slot,
+            visibility,
             first_seq: plan.first_seq,
             last_seq: plan.first_seq + events - 1,
             events,
@@ -132,9 +138,9 @@ impl<F: FileSystem> Log<F> {
 
     /// Makes a durable append visible and wakes subscribers. Sequence order is LSN order
     /// within an execution, so "my LSN is durable" means every event up to mine is: publishing
-    /// up to my last sequence needs only the index's read lock.
-    fn publish(&self, slot: seglog_index::ExecutionSlot, last_seq: u64) {
-        self.shared.index.read().publish(slot, last_seq);
+    /// up to my last sequence takes no lock on the index (the execution's shared counter).
+    fn publish(&self, visibility: &seglog_index::Visibility, last_seq: u64) {
+        visibility.publish(last_seq);
         if self.shared.visible_tx.receiver_count() > 0 {
             self.shared.visible_tx.send_modify(|v| *v += 1);
         }
@@ -145,7 +151,7 @@ impl<F: FileSystem> Log<F> {
     pub(crate) fn publish_when_durable(&self, s: &Submitted) {
         self.shared.unpublished.lock().push(PendingVisibility {
             lsn: s.lsn,
-            slot: s.slot,
+            visibility: s.visibility.clone(),
             last_seq: s.last_seq,
         });
         if !self.shared.has_unpublished.swap(true, Ordering::AcqRel) {
@@ -175,12 +181,12 @@ impl<F: FileSystem> Log<F> {
                 .store(!unpublished.is_empty(), Ordering::Release);
         }
         for p in due {
-            self.publish(p.slot, p.last_seq);
+            self.publish(&p.visibility, p.last_seq);
         }
     }
 
     pub(crate) fn finish(&self, s: &Submitted) -> u64 {
-        self.publish(s.slot, s.last_seq);
+        self.publish(&s.visibility, s.last_seq);
         self.shared
             .counters
             .record_append(s.events, s.payload_bytes, s.started.elapsed());

@@ -4,7 +4,7 @@ use crate::checkpointer::Checkpointer;
 use crate::stats::{EngineCounters, RecoveryStats, Stats};
 use crate::{CheckpointMode, Error, Options, Result};
 use parking_lot::RwLock;
-use seglog_index::{ExecutionIndex, ExecutionSlot, IndexRebuilder};
+use seglog_index::{ExecutionIndex, IndexRebuilder, Visibility};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentLog;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 /// once `lsn` is durable, readers may see the execution's events through `last_seq`.
 pub(crate) struct PendingVisibility {
     pub lsn: u64,
-    pub slot: ExecutionSlot,
+    pub visibility: Visibility,
     pub last_seq: u64,
 }
 
