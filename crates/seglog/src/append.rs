@@ -1,6 +1,7 @@
 //! Appends: sequence numbers are assigned and the record submitted under the index lock (so
-//! sequence order is log order), the wait for durability happens outside every lock, and the
-//! events become visible to readers only once durable.
+//! sequence order is log order) — inside the segment layer's commit lock when the index lock
+//! is free, so that appenders queue on one lock — the wait for durability happens outside
+//! every lock, and the events become visible to readers only once durable.
 
 use crate::log::{Log, PendingVisibility};
 use crate::{Error, Result};
@@ -9,6 +10,15 @@ use seglog_segment::format::{EventBatch, MAX_ID_LEN};
 use seglog_segment::io::FileSystem;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// What an append asks for, before it is numbered.
+#[derive(Clone, Copy)]
+struct PlannedAppend<'a> {
+    execution: &'a str,
+    tenant: &'a str,
+    expected_last_seq: Option<u64>,
+    events: u64,
+}
 
 /// A submitted append, not yet durable.
 pub(crate) struct Submitted {
@@ -74,7 +84,7 @@ impl<F: FileSystem> Log<F> {
             return Err(Error::EmptyBatch);
         }
         // Lay out and checksum the payload before taking any lock.
-        let mut record = self.shared.segments.encode(&EventBatch {
+        let record = self.shared.segments.encode(&EventBatch {
             encoding,
             execution_id: execution.as_bytes(),
             tenant_id: tenant.as_bytes(),
@@ -84,7 +94,66 @@ impl<F: FileSystem> Log<F> {
         })?;
         let events = payloads.len() as u64;
         let payload_bytes = payloads.iter().map(|p| p.as_ref().len() as u64).sum();
-        let mut st = self.shared.index.write();
+        let append = PlannedAppend {
+            execution,
+            tenant,
+            expected_last_seq,
+            events,
+        };
+        // Fast path: number and queue inside the commit lock's own section, so appenders
+        // queue on one lock, not on the index lock and then the commit lock. The index lock
+        // is only *tried* there (never waited for under the commit lock: compaction holds
+        // it while calling into the segment layer); when it is busy, the ordinary order.
+        let mut record = Some(record);
+        let fast = self.shared.segments.submit_in_order(|queue| {
+            let mut index = self.shared.index.try_write()?;
+            let record = record.take()?;
+            Some(self.number_and_queue(&mut index, &append, record, |r| queue.submit(r)))
+        })?;
+        let (lsn, first_seq, visibility) = match (fast, record) {
+            (Some(numbered), _) => numbered?,
+            (None, Some(record)) => {
+                let mut index = self.shared.index.write();
+                self.number_and_queue(&mut index, &append, record, |r| {
+                    self.shared.segments.submit(r)
+                })?
+            }
+            (None, None) => {
+                return Err(Error::Index(seglog_index::Error::Inconsistent {
+                    lsn: 0,
+                    reason: "an append lost its record on the way to the log".to_owned(),
+                }))
+            }
+        };
+        Ok(Submitted {
+            lsn,
+            visibility,
+            first_seq,
+            last_seq: first_seq + events - 1,
+            events,
+            payload_bytes,
+            started,
+        })
+    }
+
+    /// Under the index's write lock (`index`): checks the append, gives it its sequence
+    /// numbers and timestamp, queues it through `submit` and indexes it. Returns its LSN,
+    /// first sequence and the execution's visibility handle.
+    fn number_and_queue(
+        &self,
+        index: &mut seglog_index::ExecutionIndex,
+        append: &PlannedAppend<'_>,
+        mut record: seglog_segment::format::EncodedRecord,
+        submit: impl FnOnce(
+            seglog_segment::format::EncodedRecord,
+        ) -> seglog_segment::Result<seglog_segment::Appended>,
+    ) -> Result<(u64, u64, seglog_index::Visibility)> {
+        let PlannedAppend {
+            execution,
+            tenant,
+            expected_last_seq,
+            events,
+        } = *append;
         if self.shared.erasing_active.load(Ordering::Acquire)
             && self.shared.erasing.lock().contains(execution)
         {
@@ -92,7 +161,7 @@ impl<F: FileSystem> Log<F> {
                 execution: execution.to_owned(),
             });
         }
-        let plan = st
+        let plan = index
             .plan_append(execution, tenant, expected_last_seq, now_unix_nanos())
             .map_err(|e| match e {
                 seglog_index::Error::TenantMismatch => Error::TenantMismatch {
@@ -107,10 +176,10 @@ impl<F: FileSystem> Log<F> {
         }
         record.set_first_seq(plan.first_seq);
         record.set_timestamp_unix_nanos(plan.timestamp_unix_nanos);
-        let appended = self.shared.segments.submit(record)?;
+        let appended = submit(record)?;
         // Positions fit: segments are at most 4 GiB (Options) and numbered from 1.
         let location = Location::from_position(appended.position)?;
-        let slot = st.insert(&IndexedRecord {
+        let slot = index.insert(&IndexedRecord {
             execution,
             tenant,
             lsn: appended.lsn,
@@ -120,20 +189,13 @@ impl<F: FileSystem> Log<F> {
             timestamp_unix_nanos: plan.timestamp_unix_nanos,
         })?;
         let visibility =
-            st.visibility(slot)
+            index
+                .visibility(slot)
                 .ok_or(Error::Index(seglog_index::Error::Inconsistent {
                     lsn: appended.lsn,
                     reason: "the index lost the slot it just handed out".to_owned(),
                 }))?;
-        Ok(Submitted {
-            lsn: appended.lsn,
-            visibility,
-            first_seq: plan.first_seq,
-            last_seq: plan.first_seq + events - 1,
-            events,
-            payload_bytes,
-            started,
-        })
+        Ok((appended.lsn, plan.first_seq, visibility))
     }
 
     /// Makes a durable append visible and wakes subscribers. Sequence order is LSN order
@@ -380,3 +442,7 @@ impl<F: FileSystem> Log<F> {
             .await
     }
 }
+
+#[cfg(test)]
+#[path = "append_tests.rs"]
+mod tests;

@@ -317,6 +317,13 @@ impl<F: FileSystem> LeaderClaim<F> {
 impl<F: FileSystem> Inner<F> {
     /// Assigns the record its LSN and position and queues it. Writes nothing.
     pub(crate) fn submit(&self, record: EncodedRecord) -> Result<Appended> {
+        self.check_record_size(&record)?;
+        let mut st = self.commit.lock();
+        self.queue_record(&mut st, record)
+    }
+
+    /// [`Error::TooLarge`] for a record over the configured maximum.
+    pub(super) fn check_record_size(&self, record: &EncodedRecord) -> Result<()> {
         let len = record.len() as u64;
         if len > u64::from(self.opts.max_record_size_bytes) {
             return Err(Error::TooLarge {
@@ -324,7 +331,16 @@ impl<F: FileSystem> Inner<F> {
                 max: u64::from(self.opts.max_record_size_bytes),
             });
         }
-        let mut st = self.commit.lock();
+        Ok(())
+    }
+
+    /// The body of [`Self::submit`], under the commit lock (`st`).
+    pub(super) fn queue_record(
+        &self,
+        st: &mut CommitState,
+        record: EncodedRecord,
+    ) -> Result<Appended> {
+        let len = record.len() as u64;
         st.check_usable()?;
         if st.next_lsn >= crate::format::LSN_LIMIT - 2 {
             return Err(Error::InvalidRecord("the log has used up its LSNs"));

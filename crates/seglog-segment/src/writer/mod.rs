@@ -6,6 +6,7 @@
 mod backup;
 mod close;
 mod group_commit;
+mod ordered_submit;
 mod read_only;
 mod replace;
 mod roll;
@@ -14,6 +15,7 @@ mod zeroing;
 
 pub use backup::{copy_prefix, link_or_copy, prepare_destination, SegmentBackup};
 pub use group_commit::Appended;
+pub use ordered_submit::OrderedQueue;
 pub use read_only::ReloadedView;
 pub use replace::Replacement;
 
