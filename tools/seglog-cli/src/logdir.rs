@@ -24,16 +24,6 @@ pub enum Health {
     Corrupt,
 }
 
-impl Health {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Health::Clean => 0,
-            Health::TornTail => 1,
-            Health::Corrupt => 2,
-        }
-    }
-}
-
 impl SegmentView {
     pub fn segment_number(&self) -> Option<u64> {
         self.analysis.header.as_ref().ok().map(|h| h.segment_number)

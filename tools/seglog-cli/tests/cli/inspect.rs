@@ -276,7 +276,7 @@ proptest! {
             vec!["dump", f.to_str().unwrap(), "--decode"],
             vec!["verify", d],
             vec!["stats", d],
-            vec!["tail", d, "e", "--from-seq", "0", "--timeout-secs", "0"],
+            vec!["tail", d, "e", "--from-seq", "0", "--timeout", "0s"],
             vec!["compact", d, "--drop-tenant", "t", "--merge-small", "--dry-run"],
         ] {
             let o = seglog(&args);
@@ -316,7 +316,7 @@ fn a_record_whose_sequence_would_overflow_fails_no_command() {
     let d = tmp.path().to_str().unwrap();
     for args in [
         vec!["events", d, "e"],
-        vec!["tail", d, "e", "--from-seq", "0", "--timeout-secs", "0"],
+        vec!["tail", d, "e", "--from-seq", "0", "--timeout", "0s"],
         vec!["dump", d, "--decode"],
         vec!["stats", d],
         vec!["compact", d, "--drop-execution", "e", "--dry-run"],

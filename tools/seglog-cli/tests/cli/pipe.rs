@@ -41,15 +41,7 @@ fn commands_end_quietly_with_status_0_when_the_reader_of_stdout_goes_away() {
     assert_quiet_success(&["events", d, "exec-1", "--json"]);
     assert_quiet_success(&["stats", d]);
     assert_quiet_success(&["verify", d]);
-    assert_quiet_success(&[
-        "tail",
-        d,
-        "exec-1",
-        "--from-seq",
-        "0",
-        "--timeout-secs",
-        "5",
-    ]);
+    assert_quiet_success(&["tail", d, "exec-1", "--from-seq", "0", "--timeout", "5s"]);
 }
 
 #[test]
