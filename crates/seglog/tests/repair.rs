@@ -245,3 +245,23 @@ fn the_repaired_log_opens_in_the_default_mode() {
         .unwrap();
     assert_eq!(events(tmp.path()), 5);
 }
+
+#[test]
+fn a_segment_with_other_names_is_not_cut_and_nothing_is_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("log");
+    let segs = make_log(&log_dir);
+    // A backup's hard link to a sealed segment, which then rots.
+    let backup = tmp.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    let linked = backup.join(segs[1].file_name().unwrap());
+    std::fs::hard_link(&segs[1], &linked).unwrap();
+    damage_record(&segs[1], 2);
+    let before = files(&log_dir);
+    let backup_before = std::fs::read(&linked).unwrap();
+    let err = seglog::repair_dir(&log_dir, |_| panic!("asked")).unwrap_err();
+    assert!(matches!(err, seglog::Error::Unrepairable(_)), "{err}");
+    assert!(err.to_string().contains("other names"), "{err}");
+    assert_eq!(files(&log_dir), before);
+    assert_eq!(std::fs::read(&linked).unwrap(), backup_before);
+}

@@ -46,15 +46,21 @@ pub struct RepairReport {
     pub verified: VerifyReport,
 }
 
-/// [`repair_dir_with_fs`] on real files.
+/// [`repair_dir_with_fs`] on real files, where it also refuses to cut a segment file that
+/// has other names.
 ///
 /// # Errors
-/// As [`repair_dir_with_fs`].
+/// As [`repair_dir_with_fs`], and [`Error::Unrepairable`] when the segment to cut has other
+/// hard links (a backup made by [`crate::Log::backup`] links sealed segments): cutting it
+/// would cut them too. Nothing is asked or changed then.
 pub fn repair_dir(
     dir: impl AsRef<Path>,
     confirm: impl FnOnce(&SalvagePlan) -> bool,
 ) -> Result<RepairReport> {
-    repair_dir_with_fs(StdFs, dir.as_ref(), confirm)
+    repair(StdFs, dir.as_ref(), confirm, &|path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).map(|m| m.nlink())
+    })
 }
 
 /// Repairs the log in `dir`: takes its lock, plans the salvage ([`plan_salvage`]), and if
@@ -72,6 +78,16 @@ pub fn repair_dir_with_fs<F: FileSystem + Clone>(
     fs: F,
     dir: &Path,
     confirm: impl FnOnce(&SalvagePlan) -> bool,
+) -> Result<RepairReport> {
+    repair(fs, dir, confirm, &|_| Ok(1))
+}
+
+/// [`repair_dir_with_fs`], with `links` telling how many names a file has.
+fn repair<F: FileSystem + Clone>(
+    fs: F,
+    dir: &Path,
+    confirm: impl FnOnce(&SalvagePlan) -> bool,
+    links: &dyn Fn(&Path) -> std::io::Result<u64>,
 ) -> Result<RepairReport> {
     // Never create a log where there is none: the lock file would be the first write.
     match fs.list(dir) {
@@ -94,6 +110,19 @@ pub fn repair_dir_with_fs<F: FileSystem + Clone>(
         _ => io_error("lock", dir, e),
     })?;
     let plan = plan_salvage(&fs, dir)?;
+    if let Some(cut) = &plan.cut {
+        // A cut truncates the file in place: every other name of it would be cut too.
+        let names = links(&cut.path).map_err(|e| io_error("stat", &cut.path, e))?;
+        if names > 1 {
+            return Err(Error::Unrepairable(format!(
+                "{} has {} other names (hard links, as a backup makes): cutting it would cut \
+                 them too; remove them, or replace the segment with a copy of itself, then \
+                 repair again",
+                cut.path.display(),
+                names - 1
+            )));
+        }
+    }
     if plan.is_empty() || !confirm(&plan) {
         return Ok(RepairReport {
             verified: crate::verify_dir_with_fs(&fs, dir)?,

@@ -202,12 +202,19 @@ fn plan_text(plan: &SalvagePlan) -> Vec<String> {
     lines
 }
 
+/// One line on stdout. A repair's work and verdict (the exit status) do not depend on its
+/// output: it goes on if the reader of stdout went away.
+fn out(line: &str) -> Result<()> {
+    crate::output::ignore_broken_pipe(crate::outln!("{line}"))?;
+    Ok(())
+}
+
 fn print_plan(plan: &SalvagePlan, json: bool) -> Result<()> {
     if json {
-        crate::outln!("{}", json_line(&plan_line(plan))?)?;
+        out(&json_line(&plan_line(plan))?)?;
     } else {
         for line in plan_text(plan) {
-            crate::outln!("{line}")?;
+            out(&line)?;
         }
     }
     Ok(())
@@ -279,27 +286,21 @@ pub fn run(args: &RepairArgs) -> Result<i32> {
     if report.plan.is_empty() {
         print_plan(&report.plan, args.json)?;
     }
+    let verdict = crate::commands::verify::health_name(health).replace('_', " ");
     if args.json {
-        crate::outln!(
-            "{}",
-            json_line(&RepairLine {
-                repaired: report.repaired,
-                differences: report.differences.clone(),
-                health: crate::commands::verify::health_name(health),
-            })?
-        )?;
+        out(&json_line(&RepairLine {
+            repaired: report.repaired,
+            differences: report.differences.clone(),
+            health: crate::commands::verify::health_name(health),
+        })?)?;
     } else if report.repaired {
-        crate::outln!(
-            "repaired: {} records and {} dropped; the log verifies {}",
+        out(&format!(
+            "repaired: {} whole records and {} dropped; the log verifies {verdict}",
             report.plan.records_dropped(),
             HumanBytes(report.plan.bytes_dropped()),
-            crate::commands::verify::health_name(health).replace('_', " ")
-        )?;
+        ))?;
     } else {
-        crate::outln!(
-            "nothing to repair; the log verifies {}",
-            crate::commands::verify::health_name(health).replace('_', " ")
-        )?;
+        out(&format!("nothing to repair; the log verifies {verdict}"))?;
     }
     for d in &report.differences {
         eprintln!("seglog repair: the files differ from the plan: {d}");
