@@ -1,6 +1,8 @@
 //! `repair_dir`: the plan says exactly what the salvage then cuts, nothing changes without
 //! confirmation or while a writer holds the log, and the result verifies clean.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Options becomes #[non_exhaustive]: built by assignment, not by struct literal.
+#![allow(clippy::field_reassign_with_default)]
 
 use seglog::{CheckpointMode, Log, Options, RecoveryMode};
 use seglog_segment::inspect::analyze_segment;

@@ -101,7 +101,7 @@ fn repair<F: FileSystem + Clone>(
                 dir.display()
             )))
         }
-        Err(e) => return Err(io_error("list", dir, e).into()),
+        Err(e) => return Err(io_error("list", dir, e)),
     }
     let _lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
@@ -131,13 +131,7 @@ fn repair<F: FileSystem + Clone>(
             differences: Vec::new(),
         });
     }
-    let mut options = Options::default();
-    options.recovery_mode = RecoveryMode::Salvage;
-    // Nothing is appended: no reservation, no zeroing thread, checkpoints of segments
-    // sealed by the open (a compaction output left last) written before it returns.
-    options.preallocate = false;
-    options.zero_ahead_bytes = 0;
-    options.checkpoints = CheckpointMode::Inline;
+    let options = salvage_options();
     let held = PreLocked {
         inner: fs.clone(),
         locked: dir.to_path_buf(),
@@ -149,7 +143,7 @@ fn repair<F: FileSystem + Clone>(
             Ok(()) => {}
             // Removed by the open already (it no longer described its segment).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("remove", &cp.path, e).into()),
+            Err(e) => return Err(io_error("remove", &cp.path, e)),
         }
     }
     if !plan.damaged_checkpoints.is_empty() {
@@ -165,6 +159,22 @@ fn repair<F: FileSystem + Clone>(
     })
 }
 
+/// The options of the salvage open. Nothing is appended: no reservation, no zeroing thread;
+/// checkpoints of segments the open seals (a compaction output left last) are written
+/// before it returns.
+#[allow(
+    clippy::field_reassign_with_default,
+    reason = "Options becomes #[non_exhaustive]: no struct literal"
+)]
+fn salvage_options() -> Options {
+    let mut options = Options::default();
+    options.recovery_mode = RecoveryMode::Salvage;
+    options.preallocate = false;
+    options.zero_ahead_bytes = 0;
+    options.checkpoints = CheckpointMode::Inline;
+    options
+}
+
 /// Where the directory after the salvage differs from the plan: a removed segment still
 /// there, a kept segment gone, damaged, or holding another number of records, a cut segment
 /// that does not end where the plan cut it (a commit marker after the cut is the close's).
@@ -178,7 +188,7 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
     for path in gone {
         match fs.open_read_only(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("open", path, e).into()),
+            Err(e) => return Err(io_error("open", path, e)),
             Ok(_) => differences.push(format!("{} was to be removed but is there", path.display())),
         }
     }

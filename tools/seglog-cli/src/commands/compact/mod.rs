@@ -185,6 +185,10 @@ fn describe(report: &CompactionReport, verb: &str) -> String {
     )
 }
 
+#[allow(
+    clippy::field_reassign_with_default,
+    reason = "Options becomes #[non_exhaustive]: no struct literal"
+)]
 fn open(args: &CompactArgs, segment_size: u64) -> Result<Log> {
     let mut options = Options::default();
     options.segment_size_bytes = segment_size;
