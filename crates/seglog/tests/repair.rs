@@ -267,3 +267,20 @@ fn a_segment_with_other_names_is_not_cut_and_nothing_is_asked() {
     assert_eq!(files(&log_dir), before);
     assert_eq!(std::fs::read(&linked).unwrap(), backup_before);
 }
+
+#[test]
+fn a_pending_compaction_switch_is_refused_before_anything_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    damage_record(&segs[2], 1);
+    std::fs::write(
+        tmp.path()
+            .join(seglog_segment::format::MANIFEST_FILE_NAME),
+        b"",
+    )
+    .unwrap();
+    let before = files(tmp.path());
+    let err = seglog::repair_dir(tmp.path(), |_| panic!("asked")).unwrap_err();
+    assert!(matches!(err, seglog::Error::Unrepairable(_)), "{err}");
+    assert_eq!(files(tmp.path()), before);
+}
