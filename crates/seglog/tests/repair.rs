@@ -274,8 +274,7 @@ fn a_pending_compaction_switch_is_refused_before_anything_changes() {
     let segs = make_log(tmp.path());
     damage_record(&segs[2], 1);
     std::fs::write(
-        tmp.path()
-            .join(seglog_segment::format::MANIFEST_FILE_NAME),
+        tmp.path().join(seglog_segment::format::MANIFEST_FILE_NAME),
         b"",
     )
     .unwrap();

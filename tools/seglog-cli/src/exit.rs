@@ -25,7 +25,7 @@ Exit status (the same for every command):
   1   torn tail only: unacknowledged bytes at the end of the last segment (dump, verify,
       stats, events); everything shown is whole, and the next open cuts them
   2   corruption: acknowledged data damaged, an unreadable segment or checkpoint, records
-      that contradict each other; repair: the log is not clean afterwards
+      that contradict each other; repair: damage it cannot cut, or not clean afterwards
   3   other errors: I/O, a missing path, a log another process has open (compact, repair)
   4   not found: events of an execution the log does not hold
   5   declined: a confirmation was answered no; nothing changed (compact, repair)

@@ -295,7 +295,12 @@ pub fn run(args: &RepairArgs) -> Result<i32> {
         })?)?;
     } else if report.repaired {
         out(&format!(
-            "repaired: {} whole records and {} dropped; the log verifies {verdict}",
+            "repaired: dropped {}{} whole records and {}; the log verifies {verdict}",
+            if report.plan.cut.is_some() {
+                "the damaged record, "
+            } else {
+                ""
+            },
             report.plan.records_dropped(),
             HumanBytes(report.plan.bytes_dropped()),
         ))?;
