@@ -284,6 +284,19 @@ proptest! {
             prop_assert!(matches!(code, Some(0..=2)), "{args:?} exited {code:?}: {}", err(&o));
             prop_assert!(!err(&o).contains("panicked"));
         }
+        // An execution the log does not hold: 4, unless damage outranks it.
+        let o = seglog(&["events", d, "e"]);
+        prop_assert!(matches!(o.status.code(), Some(2 | 4)), "events exited {:?}: {}", o.status.code(), err(&o));
+        // Repair last (it writes): it fixes what it can and says so, or refuses cleanly; a
+        // repair that reports success leaves a log that verifies clean.
+        let o = seglog(&["repair", d, "--yes"]);
+        let code = o.status.code();
+        prop_assert!(matches!(code, Some(0 | 2 | 3)), "repair exited {code:?}: {}", err(&o));
+        prop_assert!(!err(&o).contains("panicked"));
+        if code == Some(0) && f.exists() {
+            let v = seglog(&["verify", d]);
+            prop_assert_eq!(v.status.code(), Some(0), "repaired but not clean: {}", text(&v));
+        }
     }
 }
 
