@@ -71,6 +71,11 @@ pub enum Error {
     /// From compaction.
     #[error(transparent)]
     Compaction(seglog_compact::Error),
+
+    /// [`crate::repair_dir`] refused before changing anything: the directory holds no log, or
+    /// a compaction's switch is pending (the next open finishes it).
+    #[error("cannot repair: {0}")]
+    Unrepairable(String),
 }
 
 impl From<seglog_segment::Error> for Error {

@@ -34,6 +34,7 @@ mod options;
 mod read;
 mod read_ahead;
 mod read_only;
+mod repair;
 mod scrub;
 mod stats;
 mod subscribe;
@@ -46,6 +47,10 @@ pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
 pub use options::{CheckpointMode, Options};
 pub use read::Event;
+pub use repair::{
+    plan_salvage, repair_dir, repair_dir_with_fs, DamagedCheckpoint, KeptSegment, RemovedSegment,
+    RepairReport, SalvagePlan, SegmentCut,
+};
 pub use scrub::{ScrubReport, ScrubbedSegment};
 pub use seglog_segment::{RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};

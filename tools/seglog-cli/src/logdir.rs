@@ -24,16 +24,6 @@ pub enum Health {
     Corrupt,
 }
 
-impl Health {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Health::Clean => 0,
-            Health::TornTail => 1,
-            Health::Corrupt => 2,
-        }
-    }
-}
-
 impl SegmentView {
     pub fn segment_number(&self) -> Option<u64> {
         self.analysis.header.as_ref().ok().map(|h| h.segment_number)
@@ -179,7 +169,7 @@ pub fn checkpoint_state(dir: &Path, view: &SegmentView) -> CheckpointState {
         },
         // A checkpoint of another version of this segment (rewritten, or cut by recovery)
         // is harmless; anything else under a final name is damage.
-        Err(reason) if reason.contains("stale") => CheckpointState::Stale(reason),
-        Err(reason) => CheckpointState::Damaged(reason),
+        Err(defect) if defect.is_stale() => CheckpointState::Stale(defect.to_string()),
+        Err(defect) => CheckpointState::Damaged(defect.to_string()),
     }
 }

@@ -1,21 +1,22 @@
 //! `seglog`: run the demo and inspect seglog logs.
 //!
-//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run, and backup, which
-//! writes only its destination) take no lock and never write in the log's directory, so they
-//! are safe on a log another process has open (tail only asks
-//! whether a writer holds the lock). `compact` writes, so it takes the lock and refuses a log
-//! another process has open; `demo` clears only a directory it made, never one in use.
-//! Everything printed goes through `output`, which escapes untrusted strings. Exit status: 0 success; 1 torn tail only
-//! (verify, dump); 2 corruption, or a file that is not a readable segment; 3 any other error
-//! (I/O, missing path); 64 bad usage.
+//! Read-only commands (dump, verify, stats, events, tail, compact --dry-run, repair --dry-run,
+//! and backup, which writes only its destination) take no lock and never write in the log's
+//! directory, so they are safe on a log another process has open (tail only asks whether a
+//! writer holds the lock). `compact` and `repair` write, so they take the lock and refuse a
+//! log another process has open; `demo` clears only a directory it made, never one in use.
+//! Everything printed goes through `output`, which escapes untrusted strings. Exit statuses
+//! are the same for every command: [`exit`] has them and the table `--help` prints.
 
 mod commands;
+mod confirm;
+mod exit;
 mod lockfile;
 mod logdir;
 mod output;
 
 use clap::{Parser, Subcommand};
-use commands::{backup, compact, demo, dump, events, stats, tail, verify};
+use commands::{backup, compact, demo, dump, events, repair, stats, tail, verify};
 
 /// seglog: an embedded segmented write-ahead log. Inspect logs, or run the demo.
 #[derive(Parser, Debug)]
@@ -23,7 +24,7 @@ use commands::{backup, compact, demo, dump, events, stats, tail, verify};
     name = "seglog",
     version,
     about,
-    after_help = "Exit status: 0 ok, 1 torn tail only, 2 corruption or unreadable file, 3 other errors, 64 usage."
+    after_help = exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,9 +39,11 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Check every record and checkpoint (exit 0 clean, 1 torn tail, 2 corruption).
     Verify(verify::VerifyArgs),
+    /// Salvage a damaged log: print exactly what goes, ask, cut (the log must be closed).
+    Repair(repair::RepairArgs),
     /// Segments, bytes, records, events, executions, tenants, checkpoints.
     Stats(stats::StatsArgs),
-    /// One execution's events, decoded.
+    /// One execution's events, decoded (exit 4 when the log holds none).
     Events(events::EventsArgs),
     /// Follow an execution, or the whole log (--all), durable events only (like tail -f).
     Tail(tail::TailArgs),
@@ -50,7 +53,7 @@ enum Command {
     Backup(backup::BackupArgs),
 }
 
-/// Errors caused by a file's contents (not by the OS) exit with 2.
+/// Errors caused by a file's contents (not by the OS) exit with [`exit::CORRUPT`].
 fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<seglog_segment::Error>().is_some_and(|s| {
@@ -65,7 +68,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 64 } else { 0 };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -79,16 +86,21 @@ fn main() {
         Command::Tail(a) => tail::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Backup(a) => backup::run(a),
+        Command::Repair(a) => repair::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
         // The reader of stdout went away (`seglog dump ./log | head`): it has all it wanted.
-        Err(e) if output::is_broken_pipe(&e) => std::process::exit(0),
+        Err(e) if output::is_broken_pipe(&e) => std::process::exit(exit::OK),
         Err(e) => {
             // One line: the error and its causes (which may quote ids, paths and file contents).
             let message = format!("{e:#}").replace('\n', " ");
             eprintln!("seglog: error: {}", output::escape_str(&message));
-            std::process::exit(if is_bad_input(&e) { 2 } else { 3 });
+            std::process::exit(if is_bad_input(&e) {
+                exit::CORRUPT
+            } else {
+                exit::ERROR
+            });
         }
     }
 }

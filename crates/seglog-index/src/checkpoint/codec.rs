@@ -1,6 +1,6 @@
 //! Checkpoint bytes ⇄ records. Pure functions; the decoder trusts nothing it reads.
 
-use super::{HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION};
+use super::{CheckpointDefect, HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION};
 use seglog_segment::SegmentInfo;
 
 /// One record of the segment, as the checkpoint lists it.
@@ -82,23 +82,24 @@ pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
 /// Decodes `bytes` and checks that they describe `segment`. `Err` says why not.
 ///
 /// # Errors
-/// A short reason; the caller logs it and scans the segment instead.
-pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, String> {
-    let h = bytes.get(..HEADER_LEN).ok_or("shorter than its header")?;
+/// Why the checkpoint cannot be used; [`CheckpointDefect::Stale`] when it is a valid
+/// checkpoint of another version of the segment. The caller scans the segment instead.
+pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, CheckpointDefect> {
+    let h = bytes.get(..HEADER_LEN).ok_or(CheckpointDefect::Truncated)?;
     if h[..8] != MAGIC {
-        return Err("bad magic".into());
+        return Err(CheckpointDefect::BadMagic);
     }
     if crc32fast::hash(&h[..60]) != u32_at(h, 60).unwrap_or(0) {
-        return Err("header checksum mismatch".into());
+        return Err(CheckpointDefect::HeaderChecksum);
     }
     let field = |at| u64_at(h, at).unwrap_or(0);
     if u16::from_le_bytes([h[8], h[9]]) != VERSION
         || usize::from(u16::from_le_bytes([h[10], h[11]])) != HEADER_LEN
     {
-        return Err("unsupported version".into());
+        return Err(CheckpointDefect::UnsupportedVersion);
     }
     if (field(16), field(24), field(32)) != (segment.number, segment.first_lsn, segment.data_end) {
-        return Err("describes another segment (stale)".into());
+        return Err(CheckpointDefect::Stale);
     }
     let record_count = u32_at(h, 40).unwrap_or(0) as usize;
     let string_count = u32_at(h, 44).unwrap_or(0) as usize;
@@ -118,7 +119,7 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
     crc.update(&segment.record_salt.to_le_bytes());
     crc.update(body);
     if crc.finalize() != u32_at(bytes, HEADER_LEN + body_len).unwrap_or(0) {
-        return Err("body checksum mismatch".into());
+        return Err(CheckpointDefect::BodyChecksum);
     }
     // Counts are bounded by the body they must fit in before anything is allocated.
     let records_len = record_count
@@ -167,7 +168,10 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
             && r.event_count > 0
             && r.first_seq > 0;
         if !ok {
-            return Err(format!("record entry for LSN {} is out of place", r.lsn));
+            return Err(CheckpointDefect::Malformed(format!(
+                "record entry for LSN {} is out of place",
+                r.lsn
+            )));
         }
         prev_lsn = r.lsn;
         prev_end = u64::from(r.offset) + 1;
@@ -208,8 +212,10 @@ mod tests {
             records: vec![record(0, 10, 64), record(2, 11, 200)],
         };
         assert_eq!(
-            decode(&encode(&segment, &cp), &segment).err().as_deref(),
-            Some("string table holds an id twice")
+            decode(&encode(&segment, &cp), &segment).err(),
+            Some(CheckpointDefect::Malformed(
+                "string table holds an id twice".into()
+            ))
         );
         let unique = DecodedCheckpoint {
             strings: vec!["exec".into(), "tenant".into()],
@@ -251,8 +257,52 @@ mod tests {
         let bytes = encode(&old, &cp);
         assert!(decode(&bytes, &old).is_ok());
         assert_eq!(
-            decode(&bytes, &new).err().as_deref(),
-            Some("body checksum mismatch")
+            decode(&bytes, &new).err(),
+            Some(CheckpointDefect::BodyChecksum)
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_segment_before_a_cut_is_stale_and_a_bit_flip_is_not() {
+        let before_cut = SegmentInfo {
+            number: 4,
+            first_lsn: 20,
+            last_lsn: 20,
+            path: std::path::PathBuf::from("00000000000000000020.seg"),
+            data_end: 8192,
+            sealed: true,
+            created_unix_nanos: 0,
+            record_salt: 4,
+        };
+        let cut = SegmentInfo {
+            data_end: 4096,
+            ..before_cut.clone()
+        };
+        let cp = DecodedCheckpoint {
+            strings: vec!["exec".into(), "tenant".into()],
+            records: vec![CheckpointRecord {
+                execution: 0,
+                tenant: 1,
+                offset: 64,
+                event_count: 1,
+                first_seq: 1,
+                lsn: 20,
+                timestamp_unix_nanos: 0,
+            }],
+        };
+        let bytes = encode(&before_cut, &cp);
+        let stale = decode(&bytes, &cut).err();
+        assert_eq!(stale, Some(CheckpointDefect::Stale));
+        assert!(stale.is_some_and(|d| d.is_stale()));
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let damaged = decode(&flipped, &before_cut).err();
+        assert_eq!(damaged, Some(CheckpointDefect::BodyChecksum));
+        assert!(!damaged.is_some_and(|d| d.is_stale()));
+        assert_eq!(
+            decode(&bytes[..10], &before_cut).err(),
+            Some(CheckpointDefect::Truncated)
         );
     }
 }

@@ -7,9 +7,11 @@
 //! checkpoint is only ever written for a sealed segment, whose bytes are all durable.
 
 mod codec;
+mod defect;
 mod file;
 
 pub use codec::{decode, encode, CheckpointRecord, DecodedCheckpoint};
+pub use defect::CheckpointDefect;
 pub use file::{checkpoint_file_name, load, remove_orphans, write};
 
 /// First 8 bytes of a checkpoint file.

@@ -78,8 +78,8 @@ pub(crate) fn check_checkpoint<F: FileSystem>(
         },
         // A checkpoint of another version of this segment (rewritten, or cut by recovery)
         // is harmless: the open ignores it. Anything else under a final name is damage.
-        Err(reason) if reason.contains("stale") => CheckpointCheck::Stale(reason),
-        Err(reason) => CheckpointCheck::Damaged(reason),
+        Err(defect) if defect.is_stale() => CheckpointCheck::Stale(defect.to_string()),
+        Err(defect) => CheckpointCheck::Damaged(defect.to_string()),
     }
 }
 

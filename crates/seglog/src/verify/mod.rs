@@ -10,7 +10,7 @@
 //! segment reports at most one checksum failure. Damage is reported, not raised; errors are
 //! for what prevents the check (I/O).
 
-mod checks;
+pub(crate) mod checks;
 
 use crate::log::Log;
 use crate::Result;

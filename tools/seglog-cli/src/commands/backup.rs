@@ -2,8 +2,9 @@
 //! library's read-only open (no lock, no write in the log's directory) and `Log::backup`.
 //! Sealed segments are hard-linked when DEST is on the same file system, copied otherwise.
 
-use crate::output::escape_path;
+use crate::output::{escape_path, json_line, JsonRecord};
 use anyhow::{Context, Result};
+use serde::Serialize;
 use std::path::PathBuf;
 
 /// Options of `seglog backup`.
@@ -16,6 +17,24 @@ pub struct BackupArgs {
     pub dir: PathBuf,
     /// Where the copy goes: a new or empty directory.
     pub dest: PathBuf,
+    /// One JSON line (with "schema" and "kind") instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the backup copied.
+#[derive(Serialize)]
+struct BackupLine {
+    dest: String,
+    segments: usize,
+    segments_linked: usize,
+    bytes_copied: u64,
+    checkpoints: usize,
+    last_lsn: u64,
+}
+
+impl JsonRecord for BackupLine {
+    const KIND: &'static str = "backup";
 }
 
 pub fn run(args: &BackupArgs) -> Result<i32> {
@@ -24,14 +43,28 @@ pub fn run(args: &BackupArgs) -> Result<i32> {
     let report = log
         .backup_blocking(&args.dest)
         .with_context(|| format!("cannot back up into {}", args.dest.display()))?;
-    println!(
-        "backed up {} segments ({} linked, {} bytes copied) and {} checkpoints into {}: through LSN {}",
-        report.segments,
-        report.segments_linked,
-        report.bytes_copied,
-        report.checkpoints,
-        escape_path(&args.dest),
-        report.last_lsn
-    );
-    Ok(0)
+    let line = BackupLine {
+        dest: escape_path(&args.dest),
+        segments: report.segments,
+        segments_linked: report.segments_linked,
+        bytes_copied: report.bytes_copied,
+        checkpoints: report.checkpoints,
+        last_lsn: report.last_lsn,
+    };
+    // The copy is made: its report stands even if the reader of stdout went away.
+    let text = if args.json {
+        json_line(&line)?
+    } else {
+        format!(
+            "backed up {} segments ({} linked, {} copied) and {} checkpoints into {}: through LSN {}",
+            line.segments,
+            line.segments_linked,
+            indicatif::HumanBytes(line.bytes_copied),
+            line.checkpoints,
+            line.dest,
+            line.last_lsn
+        )
+    };
+    crate::output::ignore_broken_pipe(crate::outln!("{text}"))?;
+    Ok(crate::exit::OK)
 }

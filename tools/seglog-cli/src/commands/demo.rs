@@ -193,9 +193,9 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         .map_err(|_| anyhow::anyhow!("latency histogram lock poisoned"))?
         .clone();
     crate::outln!(
-        "wrote {total_events} events ({} MiB) in {:.2} s: {} events/s, {:.1} appends per fsync",
-        stats.bytes_written >> 20,
-        elapsed.as_secs_f64(),
+        "wrote {total_events} events ({}) in {}: {} events/s, {:.1} appends per fsync",
+        indicatif::HumanBytes(stats.bytes_written),
+        crate::output::duration(elapsed),
         paint.good(&format!(
             "{:.0}",
             total_events as f64 / elapsed.as_secs_f64()
@@ -203,8 +203,12 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         stats.mean_group_size
     )?;
     crate::outln!(
-        "durable append latency: p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs   (fdatasync p50 {} µs)",
-        h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max(), stats.fsync_us.p50
+        "durable append latency: p50 {}  p99 {}  p99.9 {}  max {}   (fdatasync p50 {})",
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
+        us(stats.fsync_us.p50)
     )?;
     store.shutdown().await?;
 
@@ -212,11 +216,11 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
     let store = SeglogEventStore::open_with(dir, options).await?;
     let r = store.log().stats().recovery;
     crate::outln!(
-        "reopened in {:.1} ms: {} segments, {} from checkpoints, {} KiB scanned",
-        t.elapsed().as_secs_f64() * 1e3,
+        "reopened in {}: {} segments, {} from checkpoints, {} scanned",
+        crate::output::duration(t.elapsed()),
         store.log().segments().len(),
         r.checkpoints_loaded,
-        r.bytes_scanned >> 10
+        indicatif::HumanBytes(r.bytes_scanned)
     )?;
     let exec = ExecutionId::from_string("exec_demo_000007");
     let events = store.load_events(&exec).await?;
@@ -225,6 +229,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
     crate::outln!("\n$ seglog verify {}", escape_path(dir))?;
     let code = crate::commands::verify::run(&crate::commands::verify::VerifyArgs {
         dir: dir.to_path_buf(),
+        json: false,
     })?;
     crate::outln!("\n$ seglog dump {} --to-lsn 6", escape_path(dir))?;
     crate::commands::dump::run(&crate::commands::dump::DumpArgs {
@@ -245,7 +250,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         crate::outln!(
             "  #{:<3} {}  {}",
             e.sequence,
-            e.timestamp.format("%H:%M:%S%.6f"),
+            e.timestamp.format("%Y-%m-%d %H:%M:%S%.6f"),
             sample::label(&e.event)
         )?;
     }
@@ -253,4 +258,9 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         crate::outln!("  … {} more", events.len() - 12)?;
     }
     Ok(code)
+}
+
+/// A latency in microseconds, in humantime's style.
+fn us(micros: u64) -> String {
+    crate::output::duration(std::time::Duration::from_micros(micros))
 }

@@ -2,21 +2,23 @@
 
 use crate::logdir::{for_each_segment, Health};
 use crate::output::{
-    escape, escape_path, fit, json_line, payload_json, record_json, timestamp, Paint, COLUMNS,
+    column, date_time, escape, escape_path, fit, json_line, json_value, payload_json, timestamp,
+    JsonRecord, Paint, COLUMNS,
 };
 use anyhow::Result;
+use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Options of `seglog dump`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  seglog dump ./log\n  seglog dump ./log --execution exec_42 --decode\n  seglog dump ./log/00000000000000000001.seg --header --json"
+    after_help = "--from-lsn and --to-lsn are inclusive, like every --from-* of seglog.\n\nExamples:\n  seglog dump ./log\n  seglog dump ./log --execution exec_42 --decode\n  seglog dump ./log --from-lsn 100 --to-lsn 199 --json\n  seglog dump ./log/00000000000000000001.seg --header --json"
 )]
 pub struct DumpArgs {
     /// A log directory, or one segment file.
     pub path: PathBuf,
-    /// JSON lines instead of text.
+    /// JSON lines instead of text (each with "schema" and "kind").
     #[arg(long)]
     pub json: bool,
     /// Show payloads decoded from MessagePack as JSON.
@@ -28,15 +30,69 @@ pub struct DumpArgs {
     /// Only records of this tenant.
     #[arg(long)]
     pub tenant: Option<String>,
-    /// Only records with LSN ≥ this.
-    #[arg(long)]
+    /// Only records at this LSN or later (inclusive).
+    #[arg(long, value_name = "LSN")]
     pub from_lsn: Option<u64>,
-    /// Only records with LSN ≤ this.
-    #[arg(long)]
+    /// Only records at this LSN or earlier (inclusive).
+    #[arg(long, value_name = "LSN")]
     pub to_lsn: Option<u64>,
     /// Print each segment's header.
     #[arg(long)]
     pub header: bool,
+}
+
+/// A segment's header (`--header`).
+#[derive(Serialize)]
+struct SegmentHeaderLine {
+    file: String,
+    segment: u64,
+    first_lsn: u64,
+    created: String,
+    format_version: u16,
+    bytes: u64,
+}
+
+impl JsonRecord for SegmentHeaderLine {
+    const KIND: &'static str = "segment_header";
+}
+
+/// One record (without its payloads unless `--decode`).
+#[derive(Serialize)]
+struct RecordLine {
+    segment: u64,
+    offset: u64,
+    length: u64,
+    lsn: u64,
+    execution: String,
+    tenant: String,
+    first_seq: u64,
+    last_seq: u64,
+    timestamp: String,
+    encoding: u8,
+    payload_bytes: u64,
+    checksum: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<serde_json::Value>>,
+}
+
+impl JsonRecord for RecordLine {
+    const KIND: &'static str = "record";
+}
+
+/// Where a segment stops being readable.
+#[derive(Serialize)]
+struct DamageLine {
+    file: String,
+    /// `None` when the header is unreadable.
+    segment: Option<u64>,
+    offset: u64,
+    /// `torn_tail` or `corruption`.
+    status: &'static str,
+    reason: String,
+}
+
+impl JsonRecord for DamageLine {
+    const KIND: &'static str = "damage";
 }
 
 pub fn run(args: &DumpArgs) -> Result<i32> {
@@ -49,14 +105,13 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
             out,
             "{}",
             paint.dim(&format!(
-                "{:>3} {:>10} {:>6} {:>8} {:<6} {:<16} {:<10} {:>9} {:<12} {:>7} crc",
+                "{:>3} {:>10} {:>6} {:>8} {} {} {:>9} {:<23} {:>8}",
                 "seg",
                 "offset",
                 "len",
                 "lsn",
-                "kind",
-                "execution",
-                "tenant",
+                column("execution", 15),
+                column("tenant", 10),
                 "seq",
                 "time (UTC)",
                 "payload"
@@ -75,13 +130,14 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                 worst = worst.max(Health::Corrupt);
                 first_damage.get_or_insert_with(|| format!("{file}: unreadable header: {defect}"));
                 if args.json {
-                    writeln!(
-                        out,
-                        "{}",
-                        json_line(
-                            &serde_json::json!({"file": file, "damage": defect.to_string(), "status": "corruption"})
-                        )
-                    )?;
+                    let line = DamageLine {
+                        file,
+                        segment: None,
+                        offset: 0,
+                        status: "corruption",
+                        reason: format!("unreadable header: {defect}"),
+                    };
+                    writeln!(out, "{}", json_line(&line)?)?;
                 } else {
                     writeln!(
                         out,
@@ -93,15 +149,15 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
             }
             Ok(h) if args.header => {
                 if args.json {
-                    writeln!(
-                        out,
-                        "{}",
-                        json_line(
-                            &serde_json::json!({"file": file, "segment": h.segment_number, "first_lsn": h.first_lsn,
-                        "created": timestamp(h.created_unix_nanos), "format_version": seglog_segment::format::FORMAT_VERSION,
-                        "bytes": seg.bytes.len()})
-                        )
-                    )?;
+                    let line = SegmentHeaderLine {
+                        file: file.clone(),
+                        segment: h.segment_number,
+                        first_lsn: h.first_lsn,
+                        created: timestamp(h.created_unix_nanos),
+                        format_version: seglog_segment::format::FORMAT_VERSION,
+                        bytes: seg.bytes.len() as u64,
+                    };
+                    writeln!(out, "{}", json_line(&line)?)?;
                 } else {
                     writeln!(
                         out,
@@ -135,33 +191,40 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
             {
                 continue;
             }
-            let events: Vec<serde_json::Value> = if args.decode {
-                r.events().map(|p| payload_json(r.encoding(), p)).collect()
-            } else {
-                Vec::new()
-            };
+            let events: Option<Vec<serde_json::Value>> = args
+                .decode
+                .then(|| r.events().map(|p| payload_json(r.encoding(), p)).collect());
             if args.json {
-                let mut m = record_json(number, offset, &r);
-                if args.decode {
-                    m.insert("events".into(), events.into());
-                }
-                writeln!(out, "{}", json_line(&serde_json::Value::Object(m)))?;
+                let line = RecordLine {
+                    segment: number,
+                    offset,
+                    length: r.len() as u64,
+                    lsn: r.lsn(),
+                    execution: escape(r.execution_id()),
+                    tenant: escape(r.tenant_id()),
+                    first_seq: r.first_seq(),
+                    last_seq: r.last_seq(),
+                    timestamp: timestamp(r.timestamp_unix_nanos()),
+                    encoding: r.encoding(),
+                    payload_bytes: r.payload_len() as u64,
+                    checksum: "ok",
+                    events,
+                };
+                writeln!(out, "{}", json_line(&line)?)?;
             } else {
                 let line = format!(
-                    "{number:>3} {offset:>10} {:>6} {:>8} {:<6} {:<16} {:<10} {:>9} {} {:>7}B {}",
+                    "{number:>3} {offset:>10} {:>6} {:>8} {} {} {:>9} {} {:>7}B",
                     r.len(),
                     r.lsn(),
-                    "events",
-                    fit(&escape(r.execution_id()), 16),
-                    fit(&escape(r.tenant_id()), 10),
+                    column(&escape(r.execution_id()), 15),
+                    column(&escape(r.tenant_id()), 10),
                     fit(&format!("{}..{}", r.first_seq(), r.last_seq()), 9),
-                    &timestamp(r.timestamp_unix_nanos())[11..23],
+                    date_time(r.timestamp_unix_nanos()),
                     r.payload_len(),
-                    paint.good("ok"),
                 );
                 writeln!(out, "{line}")?;
-                for e in events {
-                    writeln!(out, "    {}", fit(&json_line(&e), COLUMNS - 4))?;
+                for e in events.unwrap_or_default() {
+                    writeln!(out, "    {}", fit(&json_value(&e), COLUMNS - 4))?;
                 }
             }
         }
@@ -177,13 +240,14 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
                 format!("{file}: {status} at offset {}: {}", d.offset, d.defect)
             });
             if args.json {
-                writeln!(
-                    out,
-                    "{}",
-                    json_line(
-                        &serde_json::json!({"segment": number, "offset": d.offset, "damage": d.defect.to_string(), "status": status})
-                    )
-                )?;
+                let line = DamageLine {
+                    file,
+                    segment: Some(number),
+                    offset: d.offset,
+                    status,
+                    reason: d.defect.to_string(),
+                };
+                writeln!(out, "{}", json_line(&line)?)?;
             } else {
                 let msg = format!("{number:>3} {:>10} {status}: {}", d.offset, d.defect);
                 writeln!(
@@ -203,5 +267,5 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
     if let Some(d) = first_damage {
         eprintln!("seglog: {d}");
     }
-    Ok(worst.exit_code())
+    Ok(crate::exit::combine(worst, true))
 }

@@ -1,19 +1,71 @@
 //! `seglog stats`: what a log holds.
 
 use crate::logdir::{checkpoint_state, for_each_segment, CheckpointState, Health};
+use crate::output::{escape_path, json_line, JsonRecord};
 use anyhow::Result;
+use indicatif::HumanBytes;
+use serde::Serialize;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `seglog stats`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  seglog stats ./log --json | jq .events")]
+#[command(
+    after_help = "Exits 1 when the log has a torn tail, 2 when it is damaged (see seglog --help).\n\nExample:\n  seglog stats ./log --json | jq .events"
+)]
 pub struct StatsArgs {
     /// A log directory.
     pub dir: PathBuf,
-    /// JSON instead of text.
+    /// One JSON line (with "schema" and "kind") instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One segment's figures.
+#[derive(Serialize)]
+struct SegmentStats {
+    segment: Option<u64>,
+    file: String,
+    bytes: u64,
+    records: u64,
+    events: u64,
+    /// `ok`, `none`, `stale`, `damaged`, or `active` for the last segment.
+    checkpoint: &'static str,
+}
+
+/// Checkpoint coverage of the sealed segments.
+#[derive(Serialize)]
+struct CheckpointStats {
+    sealed_segments: u64,
+    with_valid_checkpoint: u64,
+}
+
+/// Where the last segment's torn tail starts.
+#[derive(Serialize)]
+struct TornTail {
+    segment: u64,
+    offset: u64,
+    bytes: u64,
+}
+
+/// The whole log's figures.
+#[derive(Serialize)]
+struct StatsLine {
+    segments: usize,
+    bytes: u64,
+    records: u64,
+    events: u64,
+    executions: usize,
+    tenants: usize,
+    checkpoints: CheckpointStats,
+    torn_tail: Option<TornTail>,
+    /// `clean`, `torn_tail` or `corruption`.
+    health: &'static str,
+    per_segment: Vec<SegmentStats>,
+}
+
+impl JsonRecord for StatsLine {
+    const KIND: &'static str = "stats";
 }
 
 pub fn run(args: &StatsArgs) -> Result<i32> {
@@ -35,11 +87,11 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
             }
         }
         if let (true, Some(d)) = (seg.health() == Health::TornTail, &seg.analysis.damage) {
-            torn = Some((
-                seg.segment_number().unwrap_or(0),
-                d.offset,
-                seg.bytes.len() as u64 - d.offset,
-            ));
+            torn = Some(TornTail {
+                segment: seg.segment_number().unwrap_or(0),
+                offset: d.offset,
+                bytes: seg.bytes.len() as u64 - d.offset,
+            });
         }
         let checkpoint = if seg.is_last {
             "active"
@@ -52,43 +104,65 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
                 }
                 CheckpointState::Missing => "none",
                 CheckpointState::Stale(_) => "stale",
-                CheckpointState::Damaged(_) => "damaged",
+                CheckpointState::Damaged(_) => {
+                    worst = worst.max(Health::Corrupt);
+                    "damaged"
+                }
             }
         };
         records += seg.analysis.record_offsets.len() as u64;
         events += seg_events;
         bytes += seg.analysis.data_end;
-        segments.push(serde_json::json!({
-            "segment": seg.segment_number(),
-            "file": seg.path.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "bytes": seg.analysis.data_end,
-            "records": seg.analysis.record_offsets.len(),
-            "events": seg_events,
-            "checkpoint": checkpoint,
-        }));
+        segments.push(SegmentStats {
+            segment: seg.segment_number(),
+            file: seg
+                .path
+                .file_name()
+                .map(|n| escape_path(Path::new(n)))
+                .unwrap_or_default(),
+            bytes: seg.analysis.data_end,
+            records: seg.analysis.record_offsets.len() as u64,
+            events: seg_events,
+            checkpoint,
+        });
         Ok(())
     })?;
-    let summary = serde_json::json!({
-        "segments": segments.len(), "bytes": bytes, "records": records, "events": events,
-        "executions": executions.len(), "tenants": tenants.len(),
-        "checkpoints": {"sealed_segments": sealed, "with_valid_checkpoint": checkpointed},
-        "torn_tail": torn.map(|(s, o, b)| serde_json::json!({"segment": s, "offset": o, "bytes": b})),
-        "per_segment": segments,
-    });
+    let summary = StatsLine {
+        segments: segments.len(),
+        bytes,
+        records,
+        events,
+        executions: executions.len(),
+        tenants: tenants.len(),
+        checkpoints: CheckpointStats {
+            sealed_segments: sealed,
+            with_valid_checkpoint: checkpointed,
+        },
+        torn_tail: torn,
+        health: match worst {
+            Health::Clean => "clean",
+            Health::TornTail => "torn_tail",
+            Health::Corrupt => "corruption",
+        },
+        per_segment: segments,
+    };
     if args.json {
-        crate::outln!("{}", crate::output::json_line(&summary))?;
+        crate::outln!("{}", json_line(&summary)?)?;
     } else {
-        crate::outln!("segments    {}", summary["segments"])?;
-        crate::outln!("bytes       {bytes}")?;
+        crate::outln!("segments    {}", summary.segments)?;
+        crate::outln!("bytes       {} ({bytes} bytes)", HumanBytes(bytes))?;
         crate::outln!("records     {records}")?;
         crate::outln!("events      {events}")?;
-        crate::outln!("executions  {}", executions.len())?;
-        crate::outln!("tenants     {}", tenants.len())?;
+        crate::outln!("executions  {}", summary.executions)?;
+        crate::outln!("tenants     {}", summary.tenants)?;
         crate::outln!("checkpoints {checkpointed} of {sealed} sealed segments")?;
-        match torn {
-            Some((s, o, b)) => {
-                crate::outln!("torn tail   segment {s} at offset {o} ({b} bytes after it)")?
-            }
+        match &summary.torn_tail {
+            Some(t) => crate::outln!(
+                "torn tail   segment {} at offset {} ({} bytes after it)",
+                t.segment,
+                t.offset,
+                t.bytes
+            )?,
             None => crate::outln!("torn tail   none")?,
         }
         crate::outln!(
@@ -98,21 +172,25 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
             "records",
             "events"
         )?;
-        for s in &segments {
-            // Rendered to strings first: a JSON value's Display ignores width and alignment.
+        for s in &summary.per_segment {
             crate::outln!(
                 "{:>8} {:>12} {:>9} {:>9}  {}",
-                s["segment"].to_string(),
-                s["bytes"].to_string(),
-                s["records"].to_string(),
-                s["events"].to_string(),
-                s["checkpoint"].as_str().unwrap_or("")
+                s.segment.map_or_else(|| "?".to_string(), |n| n.to_string()),
+                s.bytes,
+                s.records,
+                s.events,
+                s.checkpoint
             )?;
         }
     }
-    if worst == Health::Corrupt {
-        eprintln!("seglog: the log is damaged; run `seglog verify` for details");
-        return Ok(2);
+    match worst {
+        Health::Corrupt => {
+            eprintln!("seglog: the log is damaged; run `seglog verify` for details")
+        }
+        Health::TornTail => eprintln!(
+            "seglog: the last segment has a torn tail (unacknowledged bytes; the next open cuts them)"
+        ),
+        Health::Clean => {}
     }
-    Ok(0)
+    Ok(crate::exit::combine(worst, true))
 }

@@ -17,9 +17,7 @@
 //! still waiting are read again on the next poll; the cursor of a segment only moves past
 //! records that have been shown (or skipped), never past a record that may still vanish.
 
-use crate::output::{
-    escape, escape_str, event_line, fit, json_line, payload_json, summarize, timestamp, COLUMNS,
-};
+use crate::output::{escape, escape_str, EventLine};
 use anyhow::{Context, Result};
 use seglog_segment::format::SEGMENT_HEADER_LEN;
 use seglog_segment::format::{
@@ -37,8 +35,10 @@ use std::time::{Duration, Instant};
     after_help = "Shows an event only once it is durable: once a later record says its \
     commit was synced,\nits segment is followed by another, or the writer has closed the log. \
     So the newest events\nof a live log appear when the writer commits again.\n\n\
-    Examples (Ctrl-C to stop):\n  seglog tail ./log exec_2abc --from-seq 0\n  \
-    seglog tail ./log --all --from-lsn 0    # every execution, in global order"
+    --from-seq and --from-lsn are inclusive, like every --from-* of seglog; durations are\n\
+    humantime's (250ms, 2s, 1m 30s).\n\n\
+    Examples (Ctrl-C to stop):\n  seglog tail ./log exec_2abc --from-seq 1     # from the first event\n  \
+    seglog tail ./log --all --from-lsn 1 --timeout 30s   # every execution, in global order"
 )]
 pub struct TailArgs {
     /// A log directory.
@@ -49,22 +49,22 @@ pub struct TailArgs {
     /// Follow every execution, in global order (LSN).
     #[arg(long)]
     pub all: bool,
-    /// Print events after this sequence (default: only new events)
-    #[arg(long, conflicts_with = "all")]
+    /// Events from this sequence on, inclusive [default: only new ones]
+    #[arg(long, value_name = "SEQ", conflicts_with = "all")]
     pub from_seq: Option<u64>,
-    /// With --all: records after this LSN (0: all)
-    #[arg(long, requires = "all")]
+    /// With --all: from this LSN on, inclusive [default: only new ones]
+    #[arg(long, value_name = "LSN", requires = "all")]
     pub from_lsn: Option<u64>,
-    /// How often to look for new bytes, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    pub poll_ms: u64,
+    /// How often to look for new bytes (100ms, 2s)
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub poll: Duration,
     /// Stop after printing this many events.
     #[arg(long)]
     pub max_events: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    pub timeout_secs: Option<u64>,
-    /// JSON lines.
+    /// Stop after this long (30s, 5m)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// JSON lines (with "schema" and "kind").
     #[arg(long)]
     pub json: bool,
 }
@@ -182,13 +182,7 @@ impl Follower<'_> {
                         return Ok(printed); // --max-events reached: the command ends
                     }
                     if printing {
-                        let line = event_line(
-                            seq,
-                            r.timestamp_unix_nanos(),
-                            r.encoding(),
-                            payload,
-                            self.args.json,
-                        );
+                        let line = EventLine::new(&r, seq, payload).render(self.args.json)?;
                         crate::outln!("{line}")?;
                         printed += 1;
                         self.left = self.left.map(|l| l - 1);
@@ -212,25 +206,12 @@ fn print_record(r: &RecordRef<'_>, json: bool, limit: Option<u64>) -> Result<u64
         let Some(seq) = r.first_seq().checked_add(i as u64) else {
             break;
         };
-        let event = payload_json(r.encoding(), payload);
-        let at = timestamp(r.timestamp_unix_nanos());
-        let line = if json {
-            json_line(&serde_json::json!({
-                "lsn": r.lsn(), "execution": escape(r.execution_id()),
-                "tenant": escape(r.tenant_id()), "seq": seq, "timestamp": at, "event": event,
-            }))
-        } else {
-            fit(
-                &format!(
-                    "{:>8}  {:<16} {:>6}  {at:<27}  {}",
-                    r.lsn(),
-                    fit(&escape(r.execution_id()), 16),
-                    seq,
-                    summarize(&event)
-                ),
-                COLUMNS,
-            )
-        };
+        let line = EventLine {
+            lsn: Some(r.lsn()),
+            tenant: Some(escape(r.tenant_id())),
+            ..EventLine::new(r, seq, payload)
+        }
+        .render(json)?;
         crate::outln!("{line}")?;
         printed += 1;
     }
@@ -272,8 +253,9 @@ pub fn run(args: &TailArgs) -> Result<i32> {
         args,
         cursors: BTreeMap::new(),
         vouched_through_lsn: 0,
-        last_seq: args.from_seq.unwrap_or(0),
-        last_lsn: args.from_lsn.unwrap_or(0),
+        // --from-* are inclusive: the cursor starts just before them.
+        last_seq: args.from_seq.unwrap_or(0).saturating_sub(1),
+        last_lsn: args.from_lsn.unwrap_or(0).saturating_sub(1),
         left: args.max_events,
     };
     let from_given = if args.all {
@@ -287,14 +269,14 @@ pub fn run(args: &TailArgs) -> Result<i32> {
     }
     if args.all {
         eprintln!(
-            "seglog tail: following every execution after global position {}; events appear once durable",
-            follower.last_lsn
+            "seglog tail: following every execution from global position {}; events appear once durable",
+            follower.last_lsn.saturating_add(1)
         );
     } else {
         eprintln!(
-            "seglog tail: following execution \"{}\" after seq {}; events appear once durable",
+            "seglog tail: following execution \"{}\" from seq {}; events appear once durable",
             escape_str(args.execution.as_deref().unwrap_or_default()),
-            follower.last_seq
+            follower.last_seq.saturating_add(1)
         );
     }
     let started = Instant::now();
@@ -304,12 +286,10 @@ pub fn run(args: &TailArgs) -> Result<i32> {
         use std::io::Write;
         std::io::stdout().flush()?;
         if args.max_events.is_some_and(|m| printed >= m)
-            || args
-                .timeout_secs
-                .is_some_and(|t| started.elapsed() >= Duration::from_secs(t))
+            || args.timeout.is_some_and(|t| started.elapsed() >= t)
         {
             return Ok(0);
         }
-        std::thread::sleep(Duration::from_millis(args.poll_ms));
+        std::thread::sleep(args.poll);
     }
 }

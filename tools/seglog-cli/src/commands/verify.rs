@@ -6,19 +6,95 @@
 //! records are checked against each other as an index rebuilt from them would be. This module
 //! only prints the report.
 
-use crate::output::{escape_path, escape_str, Paint};
+use crate::output::{escape_path, escape_str, json_line, JsonRecord, Paint};
 use anyhow::{bail, Context, Result};
-use seglog::{CheckpointCheck, Damage, Health, VerifiedSegment};
+use seglog::{CheckpointCheck, Damage, Health, VerifiedSegment, VerifyReport};
+use serde::Serialize;
 use std::path::PathBuf;
 
 /// Options of `seglog verify`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only (normal after a crash: opening the log cuts it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\n\nExample:\n  seglog verify ./log && echo intact"
+    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only (normal after a crash: opening the log cuts it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\nA damaged log can be salvaged with `seglog repair`.\n\nExamples:\n  seglog verify ./log && echo intact\n  seglog verify ./log --json | jq 'select(.kind == \"verdict\")'"
 )]
 pub struct VerifyArgs {
     /// A log directory.
     pub dir: PathBuf,
+    /// JSON lines, each with "schema" and "kind" (verified_segment, index_problem, verdict).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What is wrong with a segment's bytes.
+#[derive(Serialize)]
+pub struct DamageJson {
+    /// `header`, `torn_tail` or `corruption`.
+    status: &'static str,
+    offset: u64,
+    reason: String,
+    /// The later record (offset, LSN) that proves acknowledged data was damaged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proven_by: Option<ProvenBy>,
+}
+
+#[derive(Serialize)]
+pub struct ProvenBy {
+    offset: u64,
+    lsn: u64,
+}
+
+/// A sealed segment's checkpoint.
+#[derive(Serialize)]
+pub struct CheckpointJson {
+    /// `ok`, `missing`, `stale`, `damaged`, or `not_applicable` (the last segment).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// One segment of the report.
+#[derive(Serialize)]
+pub struct VerifiedSegmentLine {
+    file: String,
+    segment: Option<u64>,
+    first_lsn: Option<u64>,
+    is_last: bool,
+    records: u64,
+    intact_bytes: u64,
+    bytes: u64,
+    damage: Option<DamageJson>,
+    checkpoint: CheckpointJson,
+}
+
+impl JsonRecord for VerifiedSegmentLine {
+    const KIND: &'static str = "verified_segment";
+}
+
+/// Records that contradict each other.
+#[derive(Serialize)]
+pub struct IndexProblemLine {
+    problem: String,
+}
+
+impl JsonRecord for IndexProblemLine {
+    const KIND: &'static str = "index_problem";
+}
+
+/// The outcome.
+#[derive(Serialize)]
+pub struct VerdictLine {
+    /// `clean`, `torn_tail` or `corruption`.
+    health: &'static str,
+    segments: usize,
+    records: u64,
+    intact_bytes: u64,
+    index_problems: usize,
+}
+
+impl JsonRecord for VerdictLine {
+    const KIND: &'static str = "verdict";
 }
 
 /// One line on stdout. The verdict is the exit status: it stands even if the reader of
@@ -27,11 +103,81 @@ fn out(line: String) -> std::io::Result<()> {
     crate::output::ignore_broken_pipe(crate::outln!("{line}"))
 }
 
-fn exit_code(h: Health) -> i32 {
+pub fn exit_code(h: Health) -> i32 {
     match h {
-        Health::Clean => 0,
-        Health::TornTail => 1,
-        _ => 2,
+        Health::Clean => crate::exit::OK,
+        Health::TornTail => crate::exit::TORN_TAIL,
+        _ => crate::exit::CORRUPT,
+    }
+}
+
+pub fn health_name(h: Health) -> &'static str {
+    match h {
+        Health::Clean => "clean",
+        Health::TornTail => "torn_tail",
+        _ => "corruption",
+    }
+}
+
+fn file_name(seg: &VerifiedSegment) -> String {
+    seg.path
+        .file_name()
+        .map(|n| escape_path(std::path::Path::new(n)))
+        .unwrap_or_default()
+}
+
+fn segment_json(seg: &VerifiedSegment) -> VerifiedSegmentLine {
+    let damage = seg.damage.as_ref().map(|d| match d {
+        Damage::Header(h) => DamageJson {
+            status: "header",
+            offset: 0,
+            reason: escape_str(h),
+            proven_by: None,
+        },
+        Damage::TornTail { offset, reason } => DamageJson {
+            status: "torn_tail",
+            offset: *offset,
+            reason: escape_str(reason),
+            proven_by: None,
+        },
+        Damage::Corrupt {
+            offset,
+            reason,
+            proven_by,
+        } => DamageJson {
+            status: "corruption",
+            offset: *offset,
+            reason: escape_str(reason),
+            proven_by: proven_by.map(|(offset, lsn)| ProvenBy { offset, lsn }),
+        },
+        other => DamageJson {
+            status: "corruption",
+            offset: 0,
+            reason: escape_str(&format!("{other:?}")),
+            proven_by: None,
+        },
+    });
+    let (status, records, reason) = match &seg.checkpoint {
+        CheckpointCheck::Valid { records } => ("ok", Some(*records), None),
+        CheckpointCheck::Missing => ("missing", None, None),
+        CheckpointCheck::Stale(r) => ("stale", None, Some(escape_str(r))),
+        CheckpointCheck::Damaged(r) => ("damaged", None, Some(escape_str(r))),
+        _ => ("not_applicable", None, None),
+    };
+    VerifiedSegmentLine {
+        file: file_name(seg),
+        segment: seg.number,
+        first_lsn: seg.first_lsn,
+        is_last: seg.is_last,
+        records: seg.records,
+        intact_bytes: seg.intact_bytes,
+        bytes: seg.bytes,
+        damage,
+        checkpoint: CheckpointJson {
+            status,
+            records,
+            reason,
+        },
     }
 }
 
@@ -67,30 +213,44 @@ fn status(paint: &Paint, seg: &VerifiedSegment) -> (String, Option<String>) {
     }
 }
 
-pub fn run(args: &VerifyArgs) -> Result<i32> {
-    let paint = Paint::detect();
-    let meta = std::fs::metadata(&args.dir)
-        .with_context(|| format!("cannot read {}", args.dir.display()))?;
+/// The library's report of `dir`.
+///
+/// # Errors
+/// A path that is not a directory or holds no segments; I/O errors.
+pub fn report(dir: &std::path::Path) -> Result<VerifyReport> {
+    let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     if !meta.is_dir() {
-        bail!("{} is not a log directory", args.dir.display());
+        bail!("{} is not a log directory", dir.display());
     }
-    let report = seglog::verify_dir(&args.dir)?;
+    let report = seglog::verify_dir(dir)?;
     if report.segments.is_empty() {
         bail!(
             "{} holds no segment files (*.seg): not a seglog log directory",
-            args.dir.display()
+            dir.display()
         );
     }
+    Ok(report)
+}
+
+/// Prints `report` as text or JSON lines; returns the first problem, for stderr.
+///
+/// # Errors
+/// Write errors other than a reader that went away.
+pub fn print(report: &VerifyReport, json: bool) -> Result<Option<String>> {
+    let paint = Paint::detect();
     let mut first_problem: Option<String> = None;
     for seg in &report.segments {
-        let file = seg
-            .path
-            .file_name()
-            .map(|n| escape_path(std::path::Path::new(n)))
-            .unwrap_or_default();
+        let file = file_name(seg);
         let (shown, problem) = status(&paint, seg);
         if let Some(p) = problem {
             first_problem.get_or_insert(format!("{file}: {p}"));
+        }
+        if let CheckpointCheck::Damaged(r) = &seg.checkpoint {
+            first_problem.get_or_insert(format!("checkpoint of {file}: {r}"));
+        }
+        if json {
+            out(json_line(&segment_json(seg))?)?;
+            continue;
         }
         out(format!(
             "{file}  seg {:>4}  records {:>8}  intact through {:>10} of {:>10}  {shown}",
@@ -105,41 +265,59 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
                     paint.good(&format!("ok ({records} records)"))
                 }
                 CheckpointCheck::Stale(r) => paint.dim(&format!("stale, ignored ({r})")),
-                CheckpointCheck::Damaged(r) => {
-                    first_problem.get_or_insert(format!("checkpoint of {file}: {r}"));
-                    paint.bad(&format!("DAMAGED: {r}"))
-                }
+                CheckpointCheck::Damaged(r) => paint.bad(&format!("DAMAGED: {r}")),
                 _ => paint.dim("none (the segment is scanned on open)"),
             };
             out(format!("    checkpoint: {cp}"))?;
         }
     }
     for p in &report.index_problems {
-        out(format!("index: {}", paint.bad(&escape_str(p))))?;
         first_problem.get_or_insert(format!("index: {p}"));
+        if json {
+            out(json_line(&IndexProblemLine {
+                problem: escape_str(p),
+            })?)?;
+        } else {
+            out(format!("index: {}", paint.bad(&escape_str(p))))?;
+        }
     }
-    if report.index_problem_count > report.index_problems.len() {
+    if !json && report.index_problem_count > report.index_problems.len() {
         out(format!(
             "index: {} more problems",
             report.index_problem_count - report.index_problems.len()
         ))?;
     }
     let health = report.health();
-    let verdict = match health {
-        Health::Clean => paint.good("clean"),
-        Health::TornTail => {
-            paint.warn("torn tail only (unacknowledged bytes; the next open cuts them)")
-        }
-        _ => paint.bad("CORRUPTION FOUND"),
-    };
-    out(format!(
-        "{} segments, {} records, {} bytes: {verdict}",
-        report.segments.len(),
-        report.records(),
-        report.intact_bytes()
-    ))?;
-    if let Some(p) = first_problem {
+    if json {
+        out(json_line(&VerdictLine {
+            health: health_name(health),
+            segments: report.segments.len(),
+            records: report.records(),
+            intact_bytes: report.intact_bytes(),
+            index_problems: report.index_problem_count,
+        })?)?;
+    } else {
+        let verdict = match health {
+            Health::Clean => paint.good("clean"),
+            Health::TornTail => {
+                paint.warn("torn tail only (unacknowledged bytes; the next open cuts them)")
+            }
+            _ => paint.bad("CORRUPTION FOUND"),
+        };
+        out(format!(
+            "{} segments, {} records, {} bytes: {verdict}",
+            report.segments.len(),
+            report.records(),
+            report.intact_bytes()
+        ))?;
+    }
+    Ok(first_problem)
+}
+
+pub fn run(args: &VerifyArgs) -> Result<i32> {
+    let report = report(&args.dir)?;
+    if let Some(p) = print(&report, args.json)? {
         eprintln!("seglog: {}", escape_str(&p));
     }
-    Ok(exit_code(health))
+    Ok(exit_code(report.health()))
 }

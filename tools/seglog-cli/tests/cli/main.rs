@@ -7,8 +7,12 @@ mod backup;
 mod compact;
 mod demo;
 mod escapes;
+mod exit_codes;
 mod inspect;
+mod json;
+mod options;
 mod pipe;
+mod repair;
 mod tail;
 
 use seglog::{CheckpointMode, Options};

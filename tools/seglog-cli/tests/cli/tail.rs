@@ -36,7 +36,7 @@ impl Tail {
         let mut child = Command::new(env!("CARGO_BIN_EXE_seglog"))
             .arg("tail")
             .args(args)
-            .args(["--poll-ms", "10", "--timeout-secs", "30"])
+            .args(["--poll", "10ms", "--timeout", "30s"])
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -91,7 +91,7 @@ impl Drop for Tail {
 
 /// The seqs `seglog tail --json` prints for `args` before it stops.
 fn tail_seqs(args: &[&str]) -> Vec<u64> {
-    let o = seglog(&[&["tail"][..], args, &["--json", "--poll-ms", "10"]].concat());
+    let o = seglog(&[&["tail"][..], args, &["--json", "--poll", "10ms"]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     text(&o)
         .lines()
@@ -140,7 +140,7 @@ fn tail_holds_back_a_record_no_later_record_vouches_for_while_the_log_is_live() 
         log.append_encoded_blocking("e", "t", None, 0, &[format!("event {i}").as_bytes()])
             .unwrap();
     }
-    let seqs = tail_seqs(&[dir, "e", "--from-seq", "0", "--timeout-secs", "1"]);
+    let seqs = tail_seqs(&[dir, "e", "--from-seq", "0", "--timeout", "1s"]);
     assert_eq!(seqs, vec![1, 2], "event 3 is not proven durable yet");
 
     // A tail that is already following shows it as soon as a later commit vouches for it.
@@ -159,8 +159,8 @@ fn tail_holds_back_a_record_no_later_record_vouches_for_while_the_log_is_live() 
         "0",
         "--max-events",
         "1",
-        "--timeout-secs",
-        "20",
+        "--timeout",
+        "20s",
     ]);
     assert_eq!(seqs, vec![1]);
 }
@@ -196,8 +196,8 @@ fn tail_shows_every_record_of_a_segment_a_later_segment_follows() {
         "0",
         "--max-events",
         "3",
-        "--timeout-secs",
-        "20",
+        "--timeout",
+        "20s",
     ]);
     assert_eq!(seqs, vec![1, 2, 3]);
     log.close().unwrap();
@@ -256,16 +256,16 @@ fn tail_all_follows_every_execution_in_global_order() {
         "--from-lsn",
         "0",
         "--json",
-        "--poll-ms",
-        "10",
+        "--poll",
+        "10ms",
         "--max-events",
         &want.len().to_string(),
-        "--timeout-secs",
-        "20",
+        "--timeout",
+        "20s",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(all_lines(&text(&o)), want);
-    // From the middle: only what follows the position.
+    // From the middle: the position itself and what follows (--from-lsn is inclusive).
     let middle = want[want.len() / 2].0;
     let o = seglog(&[
         "tail",
@@ -274,12 +274,13 @@ fn tail_all_follows_every_execution_in_global_order() {
         "--from-lsn",
         &middle.to_string(),
         "--json",
-        "--poll-ms",
-        "10",
-        "--timeout-secs",
-        "1",
+        "--poll",
+        "10ms",
+        "--timeout",
+        "1s",
     ]);
-    let after: Vec<_> = want.iter().filter(|w| w.0 > middle).cloned().collect();
+    let after: Vec<_> = want.iter().filter(|w| w.0 >= middle).cloned().collect();
+    assert!(after.first().is_some_and(|w| w.0 == middle));
     assert_eq!(all_lines(&text(&o)), after);
     // --max-events stops mid-poll, mid-record (the first record is a batch of two).
     for n in [1usize, 5] {
@@ -292,8 +293,8 @@ fn tail_all_follows_every_execution_in_global_order() {
             "--json",
             "--max-events",
             &n.to_string(),
-            "--timeout-secs",
-            "20",
+            "--timeout",
+            "20s",
         ]);
         assert_eq!(all_lines(&text(&o)), want[..n], "--max-events {n}");
     }
@@ -306,8 +307,8 @@ fn tail_all_follows_every_execution_in_global_order() {
         "--json",
         "--max-events",
         "3",
-        "--timeout-secs",
-        "20",
+        "--timeout",
+        "20s",
     ]);
     assert_eq!(
         text(&o).lines().count(),

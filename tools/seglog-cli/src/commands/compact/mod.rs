@@ -8,11 +8,14 @@
 
 mod estimate;
 
+use crate::confirm::confirm;
+use crate::output::{json_line, JsonRecord};
 use anyhow::{bail, Context, Result};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use seglog::compaction::{policy, IndexView, Plan};
 use seglog::{CompactOptions, CompactionReport, Log, Options};
-use std::io::{BufRead, IsTerminal, Write};
+use serde::Serialize;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,8 +25,10 @@ use std::time::Duration;
     seglog compact ./log --drop-tenant acme --dry-run\n  \
     seglog compact ./log --older-than 30d\n  \
     seglog compact ./log --drop-tenant acme --yes   # no question asked (scripts)\n  \
-    seglog compact ./log --finished-before 7d --merge-small\n\n\
-    Durations: 90s, 45m, 12h, 30d, 2w (or combined, as in 1d 12h).")]
+    seglog compact ./log --finished-before 7d --merge-small --json\n\n\
+    Durations are humantime's: 90s, 45m, 12h, 30d, 2w (or combined, as in 1d 12h).\n\
+    Exits 5 when the question is answered no, 64 without --yes and no terminal (nothing\n\
+    changed either way), 3 when another process has the log open.")]
 pub struct CompactArgs {
     /// A log directory (not open in another process).
     pub dir: PathBuf,
@@ -51,6 +56,64 @@ pub struct CompactArgs {
     /// Erase without asking (required without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// JSON lines, each with "schema" and "kind"
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a compaction drops and rewrites.
+#[derive(Serialize)]
+struct CompactionFigures {
+    executions_dropped: u64,
+    events_dropped: u64,
+    bytes_reclaimed: u64,
+    input_segments: u64,
+    output_segments: u64,
+    /// How long it took (humantime), for a compaction that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<String>,
+}
+
+impl CompactionFigures {
+    fn of(report: &CompactionReport, ran: bool) -> Self {
+        CompactionFigures {
+            executions_dropped: report.executions_dropped,
+            events_dropped: report.events_dropped,
+            bytes_reclaimed: report.bytes_reclaimed,
+            input_segments: report.rewrite.input_segments,
+            output_segments: report.rewrite.output_segments,
+            duration: ran.then(|| crate::output::duration(report.duration)),
+        }
+    }
+}
+
+/// What the plan would reclaim.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct EstimateLine(CompactionFigures);
+
+impl JsonRecord for EstimateLine {
+    const KIND: &'static str = "compaction_estimate";
+}
+
+/// What the compaction reclaimed.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct DoneLine(CompactionFigures);
+
+impl JsonRecord for DoneLine {
+    const KIND: &'static str = "compaction";
+}
+
+/// Prints the estimate (text or JSON); the work goes on if the reader of stdout went away.
+fn print_estimate(args: &CompactArgs, estimate: &CompactionReport) -> Result<()> {
+    let line = if args.json {
+        json_line(&EstimateLine(CompactionFigures::of(estimate, false)))?
+    } else {
+        describe(estimate, "would reclaim:")
+    };
+    crate::output::ignore_broken_pipe(crate::outln!("{line}"))?;
+    Ok(())
 }
 
 impl CompactArgs {
@@ -84,26 +147,6 @@ impl CompactArgs {
             largest
         })
     }
-}
-
-/// Asks whether to go ahead with an erasure. `interactive`: standard input is a terminal.
-/// Without a terminal nobody can answer: the erasure needs `--yes`.
-fn confirm(
-    question: &str,
-    interactive: bool,
-    input: &mut impl BufRead,
-    prompt: &mut impl Write,
-) -> Result<bool> {
-    if !interactive {
-        bail!(
-            "refusing to erase without confirmation: standard input is not a terminal (pass --yes)"
-        );
-    }
-    write!(prompt, "{question} [y/N] ")?;
-    prompt.flush()?;
-    let mut answer = String::new();
-    input.read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 fn make_plan(args: &CompactArgs, view: &IndexView, segment_size: u64) -> Plan {
@@ -142,14 +185,16 @@ fn describe(report: &CompactionReport, verb: &str) -> String {
     )
 }
 
+#[allow(
+    clippy::field_reassign_with_default,
+    reason = "Options becomes #[non_exhaustive]: no struct literal"
+)]
 fn open(args: &CompactArgs, segment_size: u64) -> Result<Log> {
-    let options = Options {
-        segment_size_bytes: segment_size,
-        // Compaction appends nothing: no reason to reserve `--segment-size` bytes for the
-        // active segment, which the log may have been written with a smaller size.
-        preallocate: false,
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.segment_size_bytes = segment_size;
+    // Compaction appends nothing: no reason to reserve `--segment-size` bytes for the
+    // active segment, which the log may have been written with a smaller size.
+    options.preallocate = false;
     match Log::open_blocking(&args.dir, options) {
         Err(seglog::Error::Segment(seglog_segment::Error::Locked { dir })) => bail!(
             "{} is open in another process (its LOCK is held); stop that process first, or compact from inside it with Log::compact",
@@ -167,7 +212,7 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         && !args.merge_small
     {
         eprintln!("seglog compact: nothing to do; give --drop-tenant, --drop-execution, --older-than, --finished-before or --merge-small");
-        return Ok(64);
+        return Ok(crate::exit::USAGE);
     }
     if !args.dir.is_dir() {
         bail!("{} is not a log directory", args.dir.display());
@@ -176,11 +221,8 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     if args.dry_run {
         let log = estimate::ReadOnlyLog::scan(&args.dir, args.finished_before.is_some())?;
         let plan = make_plan(args, &log.view, segment_size);
-        crate::output::ignore_broken_pipe(crate::outln!(
-            "{}",
-            describe(&log.estimate(&plan)?, "would reclaim:")
-        ))?;
-        return Ok(0);
+        print_estimate(args, &log.estimate(&plan)?)?;
+        return Ok(crate::exit::OK);
     }
     if args.erases() && !args.yes {
         // Asked before the log is opened (opening writes): a "no" leaves every byte as it was.
@@ -203,11 +245,11 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
                 Ok(true) => {}
                 Ok(false) => {
                     eprintln!("seglog compact: not confirmed; nothing changed");
-                    return Ok(1);
+                    return Ok(crate::exit::DECLINED);
                 }
                 Err(e) => {
                     eprintln!("seglog compact: {e}; nothing changed");
-                    return Ok(64);
+                    return Ok(crate::exit::USAGE);
                 }
             }
         }
@@ -224,7 +266,7 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
         &mut |_, _| {},
     )?;
     // The compaction goes on if the reader of stdout went away.
-    crate::output::ignore_broken_pipe(crate::outln!("{}", describe(&estimate, "would reclaim:")))?;
+    print_estimate(args, &estimate)?;
     if plan.is_empty() {
         log.close()?;
         return Ok(0);
@@ -248,31 +290,15 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     bar.finish_and_clear();
     let report = result?;
     log.close()?;
-    crate::output::ignore_broken_pipe(crate::outln!(
-        "{} in {:.2} s",
-        describe(&report, "reclaimed:"),
-        report.duration.as_secs_f64()
-    ))?;
-    Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::confirm;
-
-    fn answer(interactive: bool, typed: &str) -> Option<bool> {
-        let mut prompt = Vec::new();
-        confirm("Erase?", interactive, &mut typed.as_bytes(), &mut prompt).ok()
-    }
-
-    #[test]
-    fn only_a_yes_typed_on_a_terminal_confirms_an_erasure() {
-        assert_eq!(answer(true, "y\n"), Some(true));
-        assert_eq!(answer(true, "yes\n"), Some(true));
-        assert_eq!(answer(true, "\n"), Some(false));
-        assert_eq!(answer(true, "n\n"), Some(false));
-        assert_eq!(answer(true, "yess\n"), Some(false));
-        assert_eq!(answer(true, ""), Some(false), "end of input is a no");
-        assert_eq!(answer(false, "y\n"), None, "no terminal: refused, not read");
-    }
+    let line = if args.json {
+        json_line(&DoneLine(CompactionFigures::of(&report, true)))?
+    } else {
+        format!(
+            "{} in {}",
+            describe(&report, "reclaimed:"),
+            crate::output::duration(report.duration)
+        )
+    };
+    crate::output::ignore_broken_pipe(crate::outln!("{line}"))?;
+    Ok(crate::exit::OK)
 }

@@ -1,0 +1,238 @@
+//! Repairing a damaged log directory (`seglog repair`): plan the salvage, ask, cut, check.
+//!
+//! The cut is the library's own [`crate::RecoveryMode::Salvage`] open; this module adds what
+//! a person repairing a log needs around it:
+//! - *what will go, before it goes*: [`plan_salvage`] reads the files with the scan recovery
+//!   uses and lists the segment cut (where, how many bytes and records), the segments
+//!   removed after it, and damaged checkpoints;
+//! - *no writer in between*: [`repair_dir`] takes the directory's lock first (failing with
+//!   [`seglog_segment::Error::Locked`] when a writer has the log open) and holds it while it
+//!   plans, asks, opens in salvage mode (through a file system that knows the lock is held)
+//!   and verifies, so the log that is cut is the log that was planned;
+//! - *proof it did what it said*: after the open, the files are compared with the plan (the
+//!   cut segment ends at the planned offset, the removed segments are gone, every other
+//!   segment is whole), and the directory is verified ([`crate::verify_dir`]).
+//!
+//! Invariant: nothing is changed unless the plan is non-empty and `confirm` approved it; a
+//! salvage open that fails (records that contradict each other before the damage) fails
+//! before its first cut.
+
+mod plan;
+mod prelocked;
+
+pub use plan::{
+    plan_salvage, DamagedCheckpoint, KeptSegment, RemovedSegment, SalvagePlan, SegmentCut,
+};
+
+use crate::{CheckpointMode, Error, Log, Options, RecoveryMode, Result, VerifyReport};
+use plan::io_error;
+use prelocked::PreLocked;
+use seglog_segment::io::{FileSystem, StdFs};
+use std::path::Path;
+
+/// What [`repair_dir`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepairReport {
+    /// What the repair changes (or, when not `repaired`, would have changed).
+    pub plan: SalvagePlan,
+    /// True when the plan was carried out; false when there was nothing to do or `confirm`
+    /// said no (then nothing was changed).
+    pub repaired: bool,
+    /// Where the files after the repair differ from the plan (empty when they match, as they
+    /// must: the plan and the cut use the same scan, under one lock).
+    pub differences: Vec<String>,
+    /// The directory verified after the repair (before it, when nothing was done).
+    pub verified: VerifyReport,
+}
+
+/// [`repair_dir_with_fs`] on real files, where it also refuses to cut a segment file that
+/// has other names.
+///
+/// # Errors
+/// As [`repair_dir_with_fs`], and [`Error::Unrepairable`] when the segment to cut has other
+/// hard links (a backup made by [`crate::Log::backup`] links sealed segments): cutting it
+/// would cut them too. Nothing is asked or changed then.
+pub fn repair_dir(
+    dir: impl AsRef<Path>,
+    confirm: impl FnOnce(&SalvagePlan) -> bool,
+) -> Result<RepairReport> {
+    repair(StdFs, dir.as_ref(), confirm, &|path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).map(|m| m.nlink())
+    })
+}
+
+/// Repairs the log in `dir`: takes its lock, plans the salvage ([`plan_salvage`]), and if
+/// there is something to do and `confirm` approves the plan, opens the log in
+/// [`RecoveryMode::Salvage`] (which cuts), closes it, removes the damaged checkpoints, checks
+/// the files against the plan and verifies the directory. The lock is held from before the
+/// plan until after the verification.
+///
+/// # Errors
+/// [`seglog_segment::Error::Locked`] (through [`Error::Segment`]) when another process has
+/// the log open: nothing was read or changed; a missing directory; damage salvage cannot
+/// repair (see [`plan_salvage`]), refused before any change; I/O errors; errors of the
+/// salvage open (records that contradict each other before the damage: nothing was cut).
+pub fn repair_dir_with_fs<F: FileSystem + Clone>(
+    fs: F,
+    dir: &Path,
+    confirm: impl FnOnce(&SalvagePlan) -> bool,
+) -> Result<RepairReport> {
+    repair(fs, dir, confirm, &|_| Ok(1))
+}
+
+/// [`repair_dir_with_fs`], with `links` telling how many names a file has.
+fn repair<F: FileSystem + Clone>(
+    fs: F,
+    dir: &Path,
+    confirm: impl FnOnce(&SalvagePlan) -> bool,
+    links: &dyn Fn(&Path) -> std::io::Result<u64>,
+) -> Result<RepairReport> {
+    // Never create a log where there is none: the lock file would be the first write.
+    match fs.list(dir) {
+        Ok(names)
+            if names
+                .iter()
+                .any(|n| n.ends_with(seglog_segment::format::SEGMENT_SUFFIX)) => {}
+        Ok(_) => {
+            return Err(Error::Unrepairable(format!(
+                "{} holds no segment files: not a seglog log directory",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(io_error("list", dir, e)),
+    }
+    let _lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        _ => io_error("lock", dir, e),
+    })?;
+    let plan = plan_salvage(&fs, dir)?;
+    if let Some(cut) = &plan.cut {
+        // A cut truncates the file in place: every other name of it would be cut too.
+        let names = links(&cut.path).map_err(|e| io_error("stat", &cut.path, e))?;
+        if names > 1 {
+            return Err(Error::Unrepairable(format!(
+                "{} has {} other names (hard links, as a backup makes): cutting it would cut \
+                 them too; remove them, or replace the segment with a copy of itself, then \
+                 repair again",
+                cut.path.display(),
+                names - 1
+            )));
+        }
+    }
+    if plan.is_empty() || !confirm(&plan) {
+        return Ok(RepairReport {
+            verified: crate::verify_dir_with_fs(&fs, dir)?,
+            plan,
+            repaired: false,
+            differences: Vec::new(),
+        });
+    }
+    let options = salvage_options();
+    let held = PreLocked {
+        inner: fs.clone(),
+        locked: dir.to_path_buf(),
+    };
+    let log = Log::open_with_fs(held, dir.to_path_buf(), options)?;
+    log.close()?;
+    for cp in &plan.damaged_checkpoints {
+        match fs.remove(&cp.path) {
+            Ok(()) => {}
+            // Removed by the open already (it no longer described its segment).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("remove", &cp.path, e)),
+        }
+    }
+    if !plan.damaged_checkpoints.is_empty() {
+        // IMPORTANT: a damaged checkpoint must not come back after a power cut.
+        fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
+    }
+    let differences = compare(&fs, &plan)?;
+    Ok(RepairReport {
+        verified: crate::verify_dir_with_fs(&fs, dir)?,
+        plan,
+        repaired: true,
+        differences,
+    })
+}
+
+/// The options of the salvage open. Nothing is appended: no reservation, no zeroing thread;
+/// checkpoints of segments the open seals (a compaction output left last) are written
+/// before it returns.
+#[allow(
+    clippy::field_reassign_with_default,
+    reason = "Options becomes #[non_exhaustive]: no struct literal"
+)]
+fn salvage_options() -> Options {
+    let mut options = Options::default();
+    options.recovery_mode = RecoveryMode::Salvage;
+    options.preallocate = false;
+    options.zero_ahead_bytes = 0;
+    options.checkpoints = CheckpointMode::Inline;
+    options
+}
+
+/// Where the directory after the salvage differs from the plan: a removed segment still
+/// there, a kept segment gone, damaged, or holding another number of records, a cut segment
+/// that does not end where the plan cut it (a commit marker after the cut is the close's).
+fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
+    let mut differences = Vec::new();
+    let gone = plan
+        .removed
+        .iter()
+        .map(|r| &r.path)
+        .chain(plan.incomplete_segment.as_ref());
+    for path in gone {
+        match fs.open_read_only(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("open", path, e)),
+            Ok(_) => differences.push(format!("{} was to be removed but is there", path.display())),
+        }
+    }
+    for kept in &plan.kept {
+        let bytes = match seglog_segment::inspect::read_file(fs, &kept.path) {
+            Ok(b) => b,
+            Err(seglog_segment::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                differences.push(format!(
+                    "{} was to be kept but is gone",
+                    kept.path.display()
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
+        let records = analysis.record_offsets.len() as u64;
+        if analysis.header.is_err() || analysis.damage.is_some() || records != kept.records {
+            differences.push(format!(
+                "{} was to keep {} valid records, it has {records}{}",
+                kept.path.display(),
+                kept.records,
+                if analysis.damage.is_some() || analysis.header.is_err() {
+                    " and is damaged"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(cut) = plan.cut.as_ref().filter(|c| c.path == kept.path) {
+            // Intact up to the cut, and nothing after it but the close's commit marker.
+            let room = seglog_segment::format::COMMIT_MARKER_LEN as u64;
+            if analysis.data_end < cut.offset || analysis.file_bytes > cut.offset + room {
+                differences.push(format!(
+                    "{} was to be cut at {}: its intact bytes now end at {} of {}",
+                    kept.path.display(),
+                    cut.offset,
+                    analysis.data_end,
+                    analysis.file_bytes
+                ));
+            }
+        }
+    }
+    Ok(differences)
+}
