@@ -513,10 +513,7 @@ async fn health_check_fails_when_the_log_is_poisoned() {
     let log = seglog::Log::open_with_fs(
         fs.clone(),
         "/log",
-        seglog::Options {
-            segment_size_bytes: 1 << 20,
-            ..Default::default()
-        },
+        seglog::Options::default().segment_size_bytes(1 << 20),
     )
     .unwrap();
     let store = SeglogEventStore::from_log(log);

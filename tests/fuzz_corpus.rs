@@ -29,11 +29,9 @@ fn write_seeds() {
     use seglog::{CheckpointMode, Log, Options};
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let tmp = tempfile::tempdir().unwrap();
-    let opts = Options {
-        segment_size_bytes: 2048,
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .segment_size_bytes(2048)
+        .checkpoints(CheckpointMode::Inline);
     let log = Log::open_blocking(tmp.path(), opts).unwrap();
     for i in 0..30u64 {
         let p = format!("payload {i}");

@@ -193,10 +193,7 @@ fn a_full_disk_fails_appends_cleanly(kind: FsKind, test: &str) {
         Err(why) => return skip(test, &why),
     };
     let dir = fs.path().join("log");
-    let opts = Options {
-        segment_size_bytes: 1 << 20,
-        ..Options::default()
-    };
+    let opts = Options::default().segment_size_bytes(1 << 20);
     let log = Log::open_blocking(&dir, opts.clone()).unwrap();
     let payload = vec![b'z'; payload_bytes];
     let mut acked = 0u64;

@@ -24,11 +24,9 @@ impl Drop for KilledOnDrop {
 /// Options of the crash tests: small segments, so kills land around rollovers and
 /// checkpoint writes too.
 pub fn crash_options() -> seglog::Options {
-    seglog::Options {
-        segment_size_bytes: 256 << 10,
-        max_record_size_bytes: Some(64 << 10),
-        ..seglog::Options::default()
-    }
+    seglog::Options::default()
+        .segment_size_bytes(256 << 10)
+        .max_record_size_bytes(Some(64 << 10))
 }
 
 /// Payload of event `seq` of the per-thread execution `exec`: the parent can recompute it.

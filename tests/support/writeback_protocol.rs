@@ -31,11 +31,9 @@ pub const BIG_PAYLOAD_BYTES: usize = 32 << 10;
 /// 16 MiB segments, so the test's few MiB of appends never roll over and the failed append
 /// lands inside the preallocated active segment.
 pub fn writeback_options() -> seglog::Options {
-    seglog::Options {
-        segment_size_bytes: 16 << 20,
-        max_record_size_bytes: Some(64 << 10),
-        ..seglog::Options::default()
-    }
+    seglog::Options::default()
+        .segment_size_bytes(16 << 20)
+        .max_record_size_bytes(Some(64 << 10))
 }
 
 /// Payload of event `seq` of [`BIG`]: its own payload padded with dots (no spaces: it goes in

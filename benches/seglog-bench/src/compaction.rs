@@ -15,21 +15,13 @@ const TENANTS: u64 = 10;
 
 /// 128 MiB segments, or smaller for small logs so that there are sealed ones to compact.
 fn options(bytes: u64) -> Options {
-    Options {
-        segment_size_bytes: (bytes / 8).clamp(1 << 20, 128 << 20),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes((bytes / 8).clamp(1 << 20, 128 << 20))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 fn build(dir: &Path, bytes: u64, payload_bytes: usize) -> Result<()> {
-    let log = Log::open_blocking(
-        dir,
-        Options {
-            sync_mode: SyncMode::Never,
-            ..options(bytes)
-        },
-    )?;
+    let log = Log::open_blocking(dir, options(bytes).sync_mode(SyncMode::Never))?;
     let payload = vec![b'c'; payload_bytes];
     let per_record = payload_bytes as u64 + 48 + 4 + 24;
     for i in 0..bytes / per_record {

@@ -141,10 +141,7 @@ pub fn run(base: &Path, shape: &Shape, runs: usize) -> Result<String> {
         let t = Instant::now();
         let log = Log::open_blocking(
             &seg_dir,
-            Options {
-                checkpoints: CheckpointMode::Off,
-                ..Options::default()
-            },
+            Options::default().checkpoints(CheckpointMode::Off),
         )?;
         without.push(t.elapsed());
         log.close()?;

@@ -30,10 +30,7 @@ fn written_under(event: &ExecutionEventData) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loaded_events_carry_the_tenant_they_were_written_under() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        segment_size_bytes: 64 << 10,
-        ..Options::default()
-    };
+    let options = Options::default().segment_size_bytes(64 << 10);
     let store = Arc::new(
         SeglogEventStore::open_with(dir.path(), options)
             .await

@@ -28,11 +28,9 @@ const TYPES: [ExecutionEventType; 6] = [
 ];
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 16 * 1024,
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(16 * 1024)
+        .checkpoints(CheckpointMode::Inline)
 }
 
 /// An event as both stores must give it back (everything but the sequence).

@@ -7,6 +7,9 @@ use crate::{Error, Result};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum SyncMode {
     /// Every commit group is `fdatasync`ed before its appends return Ok: an acknowledged
     /// append survives a crash or power cut. Concurrent appends share one sync (group commit).
@@ -20,6 +23,9 @@ pub enum SyncMode {
 
 /// What opening a log does with damage it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum RecoveryMode {
     /// A torn write at the end of the last segment (bytes of appends that were never
     /// acknowledged) is cut off and the log opens. Anything else that is damaged —

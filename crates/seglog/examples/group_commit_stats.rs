@@ -10,13 +10,8 @@ fn main() -> seglog::Result<()> {
     let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3.0);
     let dir = std::env::temp_dir().join(format!("seglog-group-stats-{}", std::process::id()));
     let preallocate = args.next().as_deref() != Some("no-prealloc");
-    let log = seglog::Log::open_blocking(
-        &dir,
-        seglog::Options {
-            preallocate,
-            ..seglog::Options::default()
-        },
-    )?;
+    let log =
+        seglog::Log::open_blocking(&dir, seglog::Options::default().preallocate(preallocate))?;
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let payload = [b'x'; 256];
     std::thread::scope(|s| {

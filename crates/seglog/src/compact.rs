@@ -27,14 +27,33 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// How to carry out a plan.
+/// How to carry out a plan. Set with the builder methods of the same names:
+/// `CompactOptions::default().dry_run(true)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactOptions {
     /// Count what would be reclaimed, change nothing. Default: false.
     pub dry_run: bool,
     /// Largest segment compaction writes, in bytes. Default (`None`): the log's
     /// `segment_size_bytes`.
     pub target_segment_bytes: Option<u64>,
+}
+
+/// Builder methods: each sets the field of the same name.
+impl CompactOptions {
+    /// Sets [`CompactOptions::dry_run`].
+    #[must_use]
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Sets [`CompactOptions::target_segment_bytes`] (`None`: the log's segment size).
+    #[must_use]
+    pub fn target_segment_bytes(mut self, bytes: impl Into<Option<u64>>) -> Self {
+        self.target_segment_bytes = bytes.into();
+        self
+    }
 }
 
 /// What a compaction did (or, in a dry run, would do).

@@ -34,6 +34,8 @@ mod options;
 mod read;
 mod read_ahead;
 mod read_only;
+#[cfg(feature = "serde")]
+mod readable_size;
 mod repair;
 mod scrub;
 mod stats;

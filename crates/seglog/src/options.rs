@@ -4,6 +4,9 @@ use seglog_segment::{RecoveryMode, SegmentOptions, SyncMode};
 
 /// When index checkpoints are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum CheckpointMode {
     /// Written by a background thread after each segment is sealed; loaded on open.
     #[default]
@@ -14,14 +17,34 @@ pub enum CheckpointMode {
     Off,
 }
 
-/// Settings of a [`crate::Log`]. `Options::default()` gives the documented defaults.
-#[derive(Debug, Clone)]
+/// Settings of a [`crate::Log`]. `Options::default()` gives the documented defaults; set
+/// the rest with the builder methods of the same names (new settings may be added in any
+/// release, so the struct cannot be written as a literal outside this crate):
+///
+/// ```
+/// use seglog::{CheckpointMode, Options};
+///
+/// let options = Options::default()
+///     .segment_size_bytes(64 << 20)
+///     .checkpoints(CheckpointMode::Inline);
+/// assert_eq!(options.segment_size_bytes, 64 << 20);
+/// ```
+///
+/// With the `serde` feature the options load from an application's configuration file:
+/// every field is optional (missing ones take their defaults), unknown ones are refused,
+/// and sizes may be written as numbers of bytes or as readable strings (`"128 MiB"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Options {
     /// Segment size in bytes at which the log rolls over. Default: 128 MiB; at most 4 GiB.
+    #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
     pub segment_size_bytes: u64,
     /// Largest append (one record: a single event or a whole batch, with ~60 bytes of
     /// header and ids) in bytes. Default: `None`, meaning 64 MiB, or what fits in a segment
     /// when segments are smaller. An explicit value must fit in a segment.
+    #[cfg_attr(feature = "serde", serde(with = "crate::readable_size::optional_u32"))]
     pub max_record_size_bytes: Option<u32>,
     /// Durability of acknowledged appends. Default: [`SyncMode::Always`].
     pub sync_mode: SyncMode,
@@ -34,9 +57,11 @@ pub struct Options {
     /// Bytes kept written with zeros ahead of the tail by a background thread, so that
     /// commit fsyncs do not also write the file's block map (see
     /// [`SegmentOptions::zero_ahead_bytes`]). 0 turns it off. Default: 2 MiB.
+    #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
     pub zero_ahead_bytes: u64,
     /// Bytes of buffered appends ([`crate::Log::append_batch_buffered`]) queued in memory
     /// before the appender writes them out (without fsync). Default: 1 MiB.
+    #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
     pub buffered_write_bytes: u64,
 }
 
@@ -53,6 +78,65 @@ impl Default for Options {
             zero_ahead_bytes: s.zero_ahead_bytes,
             buffered_write_bytes: s.buffered_write_bytes,
         }
+    }
+}
+
+/// Builder methods: each sets the field of the same name (see its documentation).
+impl Options {
+    /// Sets [`Options::segment_size_bytes`].
+    #[must_use]
+    pub fn segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::max_record_size_bytes`] (`None`: the default).
+    #[must_use]
+    pub fn max_record_size_bytes(mut self, bytes: impl Into<Option<u32>>) -> Self {
+        self.max_record_size_bytes = bytes.into();
+        self
+    }
+
+    /// Sets [`Options::sync_mode`].
+    #[must_use]
+    pub fn sync_mode(mut self, mode: SyncMode) -> Self {
+        self.sync_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::recovery_mode`].
+    #[must_use]
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::checkpoints`].
+    #[must_use]
+    pub fn checkpoints(mut self, mode: CheckpointMode) -> Self {
+        self.checkpoints = mode;
+        self
+    }
+
+    /// Sets [`Options::preallocate`].
+    #[must_use]
+    pub fn preallocate(mut self, preallocate: bool) -> Self {
+        self.preallocate = preallocate;
+        self
+    }
+
+    /// Sets [`Options::zero_ahead_bytes`].
+    #[must_use]
+    pub fn zero_ahead_bytes(mut self, bytes: u64) -> Self {
+        self.zero_ahead_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::buffered_write_bytes`].
+    #[must_use]
+    pub fn buffered_write_bytes(mut self, bytes: u64) -> Self {
+        self.buffered_write_bytes = bytes;
+        self
     }
 }
 

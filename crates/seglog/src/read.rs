@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event {
     /// Its sequence number in its execution (dense, from 1).
     pub seq: u64,

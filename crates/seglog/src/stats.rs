@@ -51,6 +51,7 @@ pub struct RecoveryStats {
 
 /// A snapshot of the log's counters and latency figures since open.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Appends acknowledged (a batch counts once).
     pub appends: u64,

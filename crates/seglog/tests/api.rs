@@ -7,12 +7,10 @@ use seglog::{CheckpointMode, Error, Log, Options};
 use std::time::Duration;
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 8192,
-        max_record_size_bytes: Some(4096),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(8192)
+        .max_record_size_bytes(Some(4096))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 fn open(fs: &SimFs) -> Log<SimFs> {
@@ -307,15 +305,7 @@ async fn subscribe_catches_up_then_follows_live_without_gap_or_duplicate() {
 fn blocking_api_from_many_threads_keeps_sequences_dense() {
     let fs = SimFs::new();
     fs.set_sync_latency(Duration::from_micros(300));
-    let log = Log::open_with_fs(
-        fs.clone(),
-        "/log",
-        Options {
-            segment_size_bytes: 1 << 20,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let log = Log::open_with_fs(fs.clone(), "/log", opts().segment_size_bytes(1 << 20)).unwrap();
     std::thread::scope(|s| {
         for t in 0..8 {
             let log = log.clone();
@@ -408,10 +398,7 @@ fn stats_count_what_happened() {
 #[test]
 fn default_max_record_size_follows_small_segments_and_explicit_ones_are_checked() {
     let fs = SimFs::new();
-    let small = Options {
-        segment_size_bytes: 4096,
-        ..Options::default()
-    };
+    let small = Options::default().segment_size_bytes(4096);
     let log = Log::open_with_fs(fs.clone(), "/log", small.clone()).unwrap();
     log.append_blocking("e", "t", &[0u8; 3000]).unwrap();
     let err = log.append_blocking("e", "t", &[0u8; 4096]).unwrap_err();
@@ -420,10 +407,7 @@ fn default_max_record_size_follows_small_segments_and_explicit_ones_are_checked(
         "{err}"
     );
     log.close().unwrap();
-    let explicit = Options {
-        max_record_size_bytes: Some(8192),
-        ..small
-    };
+    let explicit = small.max_record_size_bytes(Some(8192));
     let err = Log::open_with_fs(fs, "/log", explicit).unwrap_err();
     assert!(
         matches!(

@@ -14,12 +14,10 @@ use std::sync::Arc;
 const MARKER: &str = "ERASE-ME-51c2";
 
 fn small() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Background,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(CheckpointMode::Background)
 }
 
 fn payload(exec: &str, seq: u64) -> Vec<u8> {

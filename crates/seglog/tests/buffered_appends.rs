@@ -11,12 +11,10 @@ use seglog::{CheckpointMode, Error, Log, Options};
 use std::collections::BTreeMap;
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 2 << 20,
-        max_record_size_bytes: Some(128 << 10),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(2 << 20)
+        .max_record_size_bytes(Some(128 << 10))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 #[test]

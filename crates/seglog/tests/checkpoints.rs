@@ -12,12 +12,10 @@ use std::path::PathBuf;
 const TENANTS: [&str; 3] = ["ta", "tb", "tc"];
 
 fn opts(checkpoints: CheckpointMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(checkpoints)
 }
 
 fn build() -> (SimFs, Dump, usize) {

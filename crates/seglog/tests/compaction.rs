@@ -14,12 +14,10 @@ const TENANTS: [&str; 3] = ["acme", "bolt", "core"];
 const MARKER: &str = "SECRET-MARKER-7f3a";
 
 fn opts(checkpoints: CheckpointMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(checkpoints)
 }
 
 /// Three tenants, interleaved, many segments; only acme's payloads carry the marker.
@@ -126,10 +124,7 @@ fn merging_small_segments_keeps_every_event_and_fewer_files() {
     let report = log
         .compact_blocking(
             &plan,
-            CompactOptions {
-                target_segment_bytes: Some(64 * 1024),
-                ..CompactOptions::default()
-            },
+            CompactOptions::default().target_segment_bytes(Some(64 * 1024)),
             &mut no_compact_progress(),
         )
         .unwrap();
@@ -159,10 +154,7 @@ fn dry_run_counts_and_changes_nothing() {
     let report = log
         .compact_blocking(
             &plan,
-            CompactOptions {
-                dry_run: true,
-                ..CompactOptions::default()
-            },
+            CompactOptions::default().dry_run(true),
             &mut |done, total| {
                 calls += 1;
                 assert!(done <= total);

@@ -11,12 +11,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 /// Every file of the directory: name → bytes.

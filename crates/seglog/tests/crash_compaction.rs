@@ -20,12 +20,10 @@ const TENANTS: [&str; 2] = ["keep", "gone"];
 const MARKER: &[u8] = b"ERASE-ME-91c";
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 2048,
-        max_record_size_bytes: Some(1024),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(2048)
+        .max_record_size_bytes(Some(1024))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 fn fill(log: &Log<SimFs>) {

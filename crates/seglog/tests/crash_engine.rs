@@ -15,12 +15,10 @@ use std::collections::BTreeMap;
 const TENANTS: [&str; 2] = ["t0", "t1"];
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 2048,
-        max_record_size_bytes: Some(1024),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(2048)
+        .max_record_size_bytes(Some(1024))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 /// Per execution: the payloads submitted in order, and how many were acknowledged.

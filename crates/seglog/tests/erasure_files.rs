@@ -11,12 +11,10 @@ const GONE_TENANT: &str = "tenant-gone-5e1f";
 const GONE_EXEC: &str = "exec-gone-77aa";
 
 fn opts(checkpoints: CheckpointMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(checkpoints)
 }
 
 fn fill(log: &Log) {

@@ -14,11 +14,9 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn fixture_options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .checkpoints(CheckpointMode::Inline)
 }
 
 /// The fixture's contents: three executions over two tenants, single events and batches,
@@ -108,11 +106,9 @@ const V2_TENANTS: [&str; 3] = ["tenant-a", "tenant-b", "tenant-gone"];
 const V2_DROPPED_EXECUTION: &str = "exec-4";
 
 fn v2_options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .checkpoints(CheckpointMode::Inline)
 }
 
 /// One append of the version-2 workload.

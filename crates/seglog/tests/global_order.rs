@@ -13,12 +13,10 @@ use seglog::{CheckpointMode, CompactOptions, Log, LogRecord, Options};
 use std::path::{Path, PathBuf};
 
 fn opts(checkpoints: CheckpointMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(checkpoints)
 }
 
 /// What a reader can tell of a record but its position: execution, tenant, first

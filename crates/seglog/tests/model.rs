@@ -77,12 +77,10 @@ impl Model {
 }
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 2048,
-        max_record_size_bytes: Some(1024),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(2048)
+        .max_record_size_bytes(Some(1024))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 fn without_timestamps(mut d: common::Dump) -> common::Dump {

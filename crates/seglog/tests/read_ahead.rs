@@ -9,13 +9,11 @@ use seglog::{CheckpointMode, Log, Options, SyncMode};
 use std::path::Path;
 
 fn opts() -> Options {
-    Options {
-        segment_size_bytes: 64 << 10,
-        max_record_size_bytes: Some(32 << 10),
-        checkpoints: CheckpointMode::Inline,
-        sync_mode: SyncMode::Never,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(64 << 10)
+        .max_record_size_bytes(Some(32 << 10))
+        .checkpoints(CheckpointMode::Inline)
+        .sync_mode(SyncMode::Never)
 }
 
 /// Payload of event `seq` of execution `e`: mostly small, every 7th longer than the 4 KiB

@@ -8,10 +8,7 @@ use seglog::{Log, Options};
 fn records_larger_than_the_current_limit_read_back_after_a_reopen_with_smaller_segments() {
     let dir = tempfile::tempdir().unwrap();
     let big = vec![0x5au8; 300 << 10];
-    let large = Options {
-        segment_size_bytes: 1 << 20,
-        ..Options::default()
-    };
+    let large = Options::default().segment_size_bytes(1 << 20);
     let log = Log::open_blocking(dir.path(), large).unwrap();
     // Four of them fill more than one segment: a sealed segment and the active one both hold
     // big records.
@@ -22,10 +19,7 @@ fn records_larger_than_the_current_limit_read_back_after_a_reopen_with_smaller_s
     log.close().unwrap();
     // `seglog compact --segment-size` and a changed config both do this: 64 KiB segments,
     // whose largest record is under 64 KiB.
-    let small = Options {
-        segment_size_bytes: 64 << 10,
-        ..Options::default()
-    };
+    let small = Options::default().segment_size_bytes(64 << 10);
     let log = Log::open_blocking(dir.path(), small).unwrap();
     let events = log
         .read("big")
@@ -38,10 +32,10 @@ fn records_larger_than_the_current_limit_read_back_after_a_reopen_with_smaller_s
 #[test]
 fn segments_opened_from_checkpoints_report_their_last_lsn() {
     let dir = tempfile::tempdir().unwrap();
-    let options = || Options {
-        segment_size_bytes: 4096,
-        checkpoints: seglog::CheckpointMode::Inline,
-        ..Options::default()
+    let options = || {
+        Options::default()
+            .segment_size_bytes(4096)
+            .checkpoints(seglog::CheckpointMode::Inline)
     };
     let log = Log::open_blocking(dir.path(), options()).unwrap();
     for i in 0..400u64 {

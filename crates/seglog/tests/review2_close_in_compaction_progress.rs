@@ -14,12 +14,10 @@ use std::time::Duration;
 #[test]
 fn closing_the_log_from_compactions_progress_callback_hangs() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(CheckpointMode::Inline);
     let log = Log::open_blocking(dir.path(), opts).unwrap();
     for i in 0..100 {
         log.append_blocking(

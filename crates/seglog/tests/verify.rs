@@ -13,12 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn small() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(CheckpointMode::Inline)
 }
 
 fn fill(log: &Log, n: u64) {
@@ -98,14 +96,7 @@ fn verify_finds_a_flipped_bit_that_a_checkpoint_hid_at_open() {
 #[test]
 fn a_torn_tail_is_torn_in_the_directory_and_absent_from_an_open_view() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open_blocking(
-        dir.path(),
-        Options {
-            preallocate: false,
-            ..small()
-        },
-    )
-    .unwrap();
+    let log = Log::open_blocking(dir.path(), small().preallocate(false)).unwrap();
     fill(&log, 100);
     log.close().unwrap();
     let last = segment_files(dir.path()).pop().unwrap();

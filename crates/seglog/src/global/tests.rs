@@ -77,14 +77,7 @@ fn a_read_from_the_middle_walks_one_sample_interval_and_scans_at_most_one_segmen
     assert_eq!(scanned, 0, "the middle segment's checkpoint was not used");
     // Without checkpoints: one segment scanned, not the log.
     log.close().unwrap();
-    let log = Log::open_blocking(
-        dir.path(),
-        Options {
-            checkpoints: CheckpointMode::Off,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let log = Log::open_blocking(dir.path(), opts().checkpoints(CheckpointMode::Off)).unwrap();
     let (walked, scanned) = counted(&log, || log.read_global(middle, 10).unwrap());
     assert!(walked <= interval, "walked {walked} records");
     assert!(scanned <= per_segment * 2, "scanned {scanned} records");

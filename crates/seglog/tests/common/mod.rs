@@ -33,11 +33,9 @@ pub fn dump<F: FileSystem>(log: &Log<F>, tenants: &[&str]) -> Dump {
 
 /// Small segments (so a short test rolls over several times), checkpoints written inline.
 pub fn small_inline_opts(recovery_mode: RecoveryMode) -> Options {
-    Options {
-        segment_size_bytes: 4096,
-        max_record_size_bytes: Some(2048),
-        checkpoints: CheckpointMode::Inline,
-        recovery_mode,
-        ..Options::default()
-    }
+    Options::default()
+        .segment_size_bytes(4096)
+        .max_record_size_bytes(Some(2048))
+        .checkpoints(CheckpointMode::Inline)
+        .recovery_mode(recovery_mode)
 }

@@ -129,10 +129,7 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
 async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
     let paint = Paint::detect();
     // Small segments so the demo shows rollover and checkpoints.
-    let options = Options {
-        segment_size_bytes: 4 << 20,
-        ..Options::default()
-    };
+    let options = Options::default().segment_size_bytes(4 << 20);
     crate::outln!(
         "seglog demo: {} agent runs for {} tenants from {} concurrent tasks, into {}",
         args.runs,

@@ -40,10 +40,7 @@ fn backup_from_another_process_while_this_one_appends() {
     use std::sync::Arc;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("live");
-    let opts = seglog::Options {
-        segment_size_bytes: 4096,
-        ..seglog::Options::default()
-    };
+    let opts = seglog::Options::default().segment_size_bytes(4096);
     let log = seglog::Log::open_blocking(&dir, opts.clone()).unwrap();
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

@@ -96,11 +96,9 @@ fn agent_runs_log(dir: &Path) {
     rt.block_on(async {
         use enact_core::kernel::persistence::{EventStore, StorageBackend};
         use enact_core::kernel::{ExecutionId, TenantId};
-        let opts = Options {
-            segment_size_bytes: 4096,
-            checkpoints: seglog::CheckpointMode::Inline,
-            ..Options::default()
-        };
+        let opts = Options::default()
+            .segment_size_bytes(4096)
+            .checkpoints(seglog::CheckpointMode::Inline);
         let store = seglog_eventstore::SeglogEventStore::open_with(dir, opts)
             .await
             .unwrap();
@@ -180,23 +178,15 @@ fn compact_dry_run_estimates_what_the_library_would_reclaim() {
         for (name, bytes) in snapshot(&dir) {
             std::fs::write(copy.join(name), bytes).unwrap();
         }
-        let log = Log::open_blocking(
-            &copy,
-            Options {
-                segment_size_bytes: 4096,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let log = Log::open_blocking(&copy, Options::default().segment_size_bytes(4096)).unwrap();
         let view = log.compaction_view(true).unwrap();
         let plan = plan(&view);
         let r = log
             .compact_blocking(
                 &plan,
-                seglog::CompactOptions {
-                    dry_run: true,
-                    target_segment_bytes: Some(16384),
-                },
+                seglog::CompactOptions::default()
+                    .dry_run(true)
+                    .target_segment_bytes(16384),
                 &mut |_, _| {},
             )
             .unwrap();

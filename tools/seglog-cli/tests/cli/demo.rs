@@ -63,11 +63,9 @@ fn demo_reruns_in_its_own_directory() {
 fn real_log(dir: &Path) {
     let log = Log::open_blocking(
         dir,
-        Options {
-            segment_size_bytes: 4096,
-            checkpoints: seglog::CheckpointMode::Inline,
-            ..Options::default()
-        },
+        Options::default()
+            .segment_size_bytes(4096)
+            .checkpoints(seglog::CheckpointMode::Inline),
     )
     .unwrap();
     for i in 0..100u32 {

@@ -136,14 +136,7 @@ fn a_damaged_checkpoint_is_reported() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("checkpoint: DAMAGED"), "{}", text(&o));
     // The log itself still opens: the checkpoint is ignored, the segment scanned.
-    let log = Log::open_blocking(
-        tmp.path(),
-        Options {
-            segment_size_bytes: 4096,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let log = Log::open_blocking(tmp.path(), Options::default().segment_size_bytes(4096)).unwrap();
     assert_eq!(log.count("exec-0").unwrap(), 40);
     assert_eq!(
         log.stats().recovery.checkpoints_loaded + 2,

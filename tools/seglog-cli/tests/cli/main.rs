@@ -56,11 +56,9 @@ pub fn make_log(dir: &Path) -> Vec<PathBuf> {
     rt.block_on(async {
         use enact_core::kernel::persistence::{EventStore, ExecutionEventData, StorageBackend};
         use enact_core::kernel::{ExecutionId, TenantId};
-        let opts = Options {
-            segment_size_bytes: 4096,
-            checkpoints: CheckpointMode::Inline,
-            ..Options::default()
-        };
+        let opts = Options::default()
+            .segment_size_bytes(4096)
+            .checkpoints(CheckpointMode::Inline);
         let store = seglog_eventstore::SeglogEventStore::open_with(dir, opts)
             .await
             .unwrap();

@@ -221,10 +221,7 @@ fn all_lines(out: &str) -> Vec<(u64, String, u64)> {
 fn tail_all_follows_every_execution_in_global_order() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap();
-    let opts = Options {
-        segment_size_bytes: 4096,
-        ..Options::default()
-    };
+    let opts = Options::default().segment_size_bytes(4096);
     let log = Log::open_blocking(tmp.path(), opts.clone()).unwrap();
     for i in 0..150u32 {
         let exec = format!("e{}", i % 3);

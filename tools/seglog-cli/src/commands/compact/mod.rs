@@ -259,10 +259,9 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     let plan = make_plan(args, &view, segment_size);
     let estimate = log.compact_blocking(
         &plan,
-        CompactOptions {
-            dry_run: true,
-            target_segment_bytes: Some(segment_size),
-        },
+        CompactOptions::default()
+            .dry_run(true)
+            .target_segment_bytes(segment_size),
         &mut |_, _| {},
     )?;
     // The compaction goes on if the reader of stdout went away.
@@ -278,10 +277,7 @@ pub fn run(args: &CompactArgs) -> Result<i32> {
     );
     let result = log.compact_blocking(
         &plan,
-        CompactOptions {
-            dry_run: false,
-            target_segment_bytes: Some(segment_size),
-        },
+        CompactOptions::default().target_segment_bytes(segment_size),
         &mut |done, total| {
             bar.set_length(total.max(1));
             bar.set_position(done);
