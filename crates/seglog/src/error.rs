@@ -68,6 +68,14 @@ pub enum Error {
         execution: String,
     },
 
+    /// A chunked read ([`crate::Log::events`]) found that the execution it was reading had
+    /// been erased by a compaction between two chunks (and maybe created again since).
+    #[error("execution {execution:?} was erased while it was being read")]
+    Erased {
+        /// The execution.
+        execution: String,
+    },
+
     /// From compaction.
     #[error(transparent)]
     Compaction(seglog_compact::Error),

@@ -1,6 +1,7 @@
 //! Reads: the index says where each event is; the bytes come straight from the segment
 //! (a memory map for sealed and preallocated active segments). No scan, no commit lock.
 
+use crate::event_reader::CHUNK_EVENTS;
 use crate::log::Log;
 use crate::{Error, Result};
 use bytes::Bytes;
@@ -28,15 +29,19 @@ pub struct Event {
 }
 
 impl<F: FileSystem> Log<F> {
+    /// Where the events are, and the creation LSN of the execution's current incarnation
+    /// (`None`: unknown execution), from one look at the index.
     fn locations(
         &self,
         execution: &str,
         from_seq: u64,
         limit: usize,
-    ) -> Result<Vec<EventLocation>> {
+    ) -> Result<(Vec<EventLocation>, Option<u64>)> {
         self.check_open()?;
         self.publish_if_due();
-        Ok(self.shared.index.read().events(execution, from_seq, limit))
+        let index = self.shared.index.read();
+        let incarnation = index.get(execution).map(|e| e.created_lsn());
+        Ok((index.events(execution, from_seq, limit), incarnation))
     }
 
     /// The events at `locations` (looked up at layout `epoch`), and the tenant their records
@@ -125,9 +130,46 @@ impl<F: FileSystem> Log<F> {
         from_seq: u64,
         limit: usize,
     ) -> Result<(Vec<Event>, Option<String>)> {
+        // A chunk at a time, so that no lookup holds the index for the whole execution; all
+        // chunks must come from one incarnation of it, or the read starts over.
+        'read: loop {
+            let mut out = Vec::new();
+            let mut tenant = None;
+            let mut incarnation = None;
+            let mut next_seq = from_seq;
+            loop {
+                let want = (limit - out.len()).min(CHUNK_EVENTS);
+                let (events, chunk_tenant, now) =
+                    self.read_chunk_with_tenant(execution, next_seq, want)?;
+                if out.is_empty() {
+                    incarnation = now;
+                } else if now != incarnation {
+                    continue 'read;
+                }
+                tenant = tenant.or(chunk_tenant);
+                let complete = events.len() < want;
+                if let Some(last) = events.last() {
+                    next_seq = last.seq + 1;
+                }
+                out.extend(events);
+                if complete || out.len() == limit {
+                    return Ok((out, tenant));
+                }
+            }
+        }
+    }
+
+    /// At most `limit` events from one look at the index, the tenant their records carry,
+    /// and the creation LSN of the execution's incarnation they belong to.
+    pub(crate) fn read_chunk_with_tenant(
+        &self,
+        execution: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<String>, Option<u64>)> {
         loop {
             let epoch = self.shared.layout_epoch.load(Ordering::Acquire);
-            let locations = self.locations(execution, from_seq, limit)?;
+            let (locations, incarnation) = self.locations(execution, from_seq, limit)?;
             let loaded = self.load(execution, &locations, epoch);
             // A compaction (or a read-only log's refresh) moved the records after we looked
             // them up: look again. A writer never reuses a segment number while it has the
@@ -137,8 +179,19 @@ impl<F: FileSystem> Log<F> {
             if self.shared.layout_epoch.load(Ordering::Acquire) != epoch {
                 continue;
             }
-            return loaded;
+            return loaded.map(|(events, tenant)| (events, tenant, incarnation));
         }
+    }
+
+    /// [`Self::read_chunk_with_tenant`] without the tenant.
+    pub(crate) fn read_chunk(
+        &self,
+        execution: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<u64>)> {
+        self.read_chunk_with_tenant(execution, from_seq, limit)
+            .map(|(events, _, incarnation)| (events, incarnation))
     }
 
     /// The last durable sequence number of `execution`, `None` if it does not exist.
