@@ -58,6 +58,35 @@ pub fn drop_finished_before(
     )
 }
 
+/// Retention by size: when the log's segments add up to more than `max_bytes`, drops
+/// executions, the one whose last event is oldest first, until what they are estimated to
+/// hold brings the log under the limit. An execution's share is estimated from its events
+/// at the log's mean bytes per event (the index keeps no sizes), so a pass may leave the
+/// log somewhat over the limit; the next pass, on the compacted log, drops more. It never
+/// drops more than the estimate asks for.
+pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
+    let total: u64 = view.segments.iter().map(|s| s.bytes).sum();
+    if total <= max_bytes {
+        return Plan::default();
+    }
+    let events: u64 = view.executions.iter().map(|e| e.events).sum();
+    if events == 0 {
+        return Plan::default();
+    }
+    let bytes_per_event = total as f64 / events as f64;
+    let mut oldest_first: Vec<&ExecutionSummary> = view.executions.iter().collect();
+    // Ties by creation order: the view lists executions in it.
+    oldest_first.sort_by_key(|e| e.last_timestamp_unix_nanos);
+    let mut excess = (total - max_bytes) as f64;
+    dropping(oldest_first.into_iter().take_while(|e| {
+        if excess <= 0.0 {
+            return false;
+        }
+        excess -= e.events as f64 * bytes_per_event;
+        true
+    }))
+}
+
 /// Rewrites every sealed segment (merging them up to the target size): a full compaction.
 pub fn rewrite_all_sealed(view: &IndexView) -> Plan {
     Plan {

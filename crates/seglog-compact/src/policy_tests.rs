@@ -122,3 +122,24 @@ fn rewrite_all_sealed_takes_every_sealed_segment_and_never_the_active_one() {
         vec![1, 2]
     );
 }
+
+#[test]
+fn keep_log_under_drops_the_least_recently_active_until_the_estimate_fits() {
+    // 4 executions of 3 events in 1,200 bytes: 100 bytes per event, 300 per execution.
+    let mut v = view();
+    v.segments = vec![seg(1, 1_000, true), seg(2, 200, false)];
+    assert!(keep_log_under(&v, 1_200).is_empty());
+    assert!(keep_log_under(&v, 5_000).is_empty());
+    // 100 over: the oldest (a1, day 10) covers it.
+    assert_eq!(ids(&keep_log_under(&v, 1_100)), vec!["a1"]);
+    // 301 over: a1 and then b1 (day 50), never the recent ones.
+    assert_eq!(ids(&keep_log_under(&v, 899)), vec!["a1", "b1"]);
+    // Under everything: all of them.
+    assert_eq!(keep_log_under(&v, 0).drop_executions.len(), 4);
+    // No events at all: nothing to drop, whatever the size.
+    let empty = IndexView {
+        segments: v.segments.clone(),
+        ..IndexView::default()
+    };
+    assert!(keep_log_under(&empty, 0).is_empty());
+}

@@ -38,6 +38,7 @@ mod read_only;
 #[cfg(feature = "serde")]
 mod readable_size;
 mod repair;
+mod retention;
 mod scrub;
 mod stats;
 mod subscribe;
@@ -49,12 +50,13 @@ pub use error::{Error, Result};
 pub use event_reader::EventReader;
 pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
-pub use options::{CheckpointMode, Options};
+pub use options::{CheckpointMode, Options, Retention};
 pub use read::Event;
 pub use repair::{
     plan_salvage, repair_dir, repair_dir_with_fs, DamagedCheckpoint, KeptSegment, RemovedSegment,
     RepairReport, SalvagePlan, SegmentCut,
 };
+pub use retention::RetentionStats;
 pub use scrub::{ScrubReport, ScrubbedSegment};
 pub use seglog_segment::{RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};

@@ -74,6 +74,8 @@ pub(crate) struct Shared<F: FileSystem> {
     pub lsn_samples: crate::global::LsnSamples,
     /// Held by a refresh of a read-only log: one at a time.
     pub refresh: parking_lot::Mutex<()>,
+    /// The automatic retention thread, when `Options::retention` sets a limit.
+    pub retention: parking_lot::Mutex<Option<Arc<crate::retention::RetentionWorker>>>,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -194,7 +196,19 @@ impl<F: FileSystem + Clone> Log<F> {
             took_ms = recovery.duration.as_millis() as u64,
             "opened log"
         );
-        Ok(Log::assemble(dir, segments, index, checkpointer, recovery))
+        let log = Log::assemble(dir, segments, index, checkpointer, recovery);
+        if options.retention.is_enabled() {
+            let worker = crate::retention::RetentionWorker::start(&log.shared, options.retention)
+                .map_err(|source| {
+                Error::Segment(seglog_segment::Error::Io {
+                    op: "spawn the retention thread",
+                    path: log.dir().to_path_buf(),
+                    source,
+                })
+            })?;
+            *log.shared.retention.lock() = Some(worker);
+        }
+        Ok(log)
     }
 }
 
@@ -228,6 +242,7 @@ impl<F: FileSystem> Log<F> {
                 read_ahead: crate::read_ahead::ReadAhead::new(),
                 lsn_samples: crate::global::LsnSamples::default(),
                 refresh: parking_lot::Mutex::new(()),
+                retention: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -276,6 +291,10 @@ impl<F: FileSystem> Log<F> {
         // itself when it ends.
         let on_compaction_thread =
             *self.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        // Retention runs compactions: it stops (a pass in progress ends) first.
+        if let Some(retention) = self.shared.retention.lock().take() {
+            retention.finish();
+        }
         let _no_compaction = (!on_compaction_thread).then(|| self.shared.compaction.lock());
         let flushed = self.shared.segments.stop_writes();
         // The checkpoint thread writes files in the directory: it finishes before the lock
@@ -338,6 +357,13 @@ impl<F: FileSystem> Log<F> {
             segments: self.shared.segments.segments().len(),
             checkpoints_written: self.shared.checkpointer.written(),
             poisoned: self.is_poisoned(),
+            retention: self
+                .shared
+                .retention
+                .lock()
+                .as_ref()
+                .map(|r| r.stats())
+                .unwrap_or_default(),
             ..Stats::default()
         };
         {
@@ -367,6 +393,9 @@ impl<F: FileSystem> Log<F> {
 
 impl<F: FileSystem> Drop for Shared<F> {
     fn drop(&mut self) {
+        if let Some(retention) = self.retention.get_mut().take() {
+            retention.finish();
+        }
         self.checkpointer.finish();
     }
 }

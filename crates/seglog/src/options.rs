@@ -1,6 +1,7 @@
 //! Engine settings. Every field documents its unit and default.
 
 use seglog_segment::{RecoveryMode, SegmentOptions, SyncMode};
+use std::time::Duration;
 
 /// When index checkpoints are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,6 +16,79 @@ pub enum CheckpointMode {
     Inline,
     /// Neither written nor loaded: open reads every segment.
     Off,
+}
+
+/// Automatic retention: a background thread of the log that runs compaction's retention
+/// policies every [`Retention::interval`] (see `Options::retention`). Off by default (no
+/// limit set). Its passes show in [`crate::Stats`] (`retention_*`) and in `tracing`.
+///
+/// ```
+/// use seglog::{Options, Retention};
+/// use std::time::Duration;
+///
+/// let options = Options::default().retention(
+///     Retention::default()
+///         .max_age(Duration::from_secs(30 * 86_400))
+///         .max_log_bytes(50 << 30),
+/// );
+/// assert!(options.retention.is_enabled());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct Retention {
+    /// Drop every execution whose last event is older than this (whole executions: their
+    /// sequences stay dense). Default: `None`, no age limit.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_age: Option<Duration>,
+    /// Keep the log's segments under this many bytes by dropping the executions whose last
+    /// event is oldest (`compaction::policy::keep_log_under`: an estimate, corrected by the
+    /// next pass). Default: `None`, no size limit.
+    #[cfg_attr(feature = "serde", serde(with = "crate::readable_size::optional_u64"))]
+    pub max_log_bytes: Option<u64>,
+    /// Time between passes (the first runs one interval after open). Default: 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub interval: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: None,
+            max_log_bytes: None,
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Builder methods: each sets the field of the same name.
+impl Retention {
+    /// Sets [`Retention::max_age`].
+    #[must_use]
+    pub fn max_age(mut self, age: impl Into<Option<Duration>>) -> Self {
+        self.max_age = age.into();
+        self
+    }
+
+    /// Sets [`Retention::max_log_bytes`].
+    #[must_use]
+    pub fn max_log_bytes(mut self, bytes: impl Into<Option<u64>>) -> Self {
+        self.max_log_bytes = bytes.into();
+        self
+    }
+
+    /// Sets [`Retention::interval`].
+    #[must_use]
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// True when a limit is set (then a writable log runs the background thread).
+    pub fn is_enabled(&self) -> bool {
+        self.max_age.is_some() || self.max_log_bytes.is_some()
+    }
 }
 
 /// Settings of a [`crate::Log`]. `Options::default()` gives the documented defaults; set
@@ -63,6 +137,8 @@ pub struct Options {
     /// before the appender writes them out (without fsync). Default: 1 MiB.
     #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
     pub buffered_write_bytes: u64,
+    /// Automatic retention in the background. Default: off.
+    pub retention: Retention,
 }
 
 impl Default for Options {
@@ -77,6 +153,7 @@ impl Default for Options {
             preallocate: s.preallocate,
             zero_ahead_bytes: s.zero_ahead_bytes,
             buffered_write_bytes: s.buffered_write_bytes,
+            retention: Retention::default(),
         }
     }
 }
@@ -136,6 +213,13 @@ impl Options {
     #[must_use]
     pub fn buffered_write_bytes(mut self, bytes: u64) -> Self {
         self.buffered_write_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::retention`].
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 }

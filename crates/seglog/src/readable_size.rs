@@ -61,3 +61,28 @@ pub(crate) mod optional_u32 {
             .map_err(|_| de::Error::custom(format!("{bytes} bytes is more than 4 GiB - 1")))
     }
 }
+
+/// The same for an optional size (`null` or absent: `None`).
+pub(crate) mod optional_u64 {
+    use super::Written;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        bytes: &Option<u64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => super::serialize(b, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
+        match Option::<Written>::deserialize(deserializer)? {
+            Some(written) => super::parse::<D::Error>(written).map(Some),
+            None => Ok(None),
+        }
+    }
+}

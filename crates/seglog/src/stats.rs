@@ -101,6 +101,8 @@ pub struct Stats {
     /// Reads since open that found their records out of the page cache and had the file
     /// system start reading all of them at once (read-ahead hints).
     pub cold_reads: u64,
+    /// What automatic retention (`Options::retention`) has done since open.
+    pub retention: crate::retention::RetentionStats,
 }
 
 /// Latency histograms are sharded by thread: with many appenders one shared histogram's

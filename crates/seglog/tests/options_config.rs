@@ -69,3 +69,19 @@ fn a_bad_config_is_refused_with_what_is_wrong() {
         assert!(err.contains(says), "{text}: {err}");
     }
 }
+
+#[test]
+fn retention_reads_durations_and_sizes_readably() {
+    let options: Options = serde_json::from_str(
+        r#"{"retention": {"max_age": "30days", "max_log_bytes": "50 GiB", "interval": "5m"}}"#,
+    )
+    .unwrap();
+    let r = &options.retention;
+    assert_eq!(r.max_age, Some(std::time::Duration::from_secs(30 * 86_400)));
+    assert_eq!(r.max_log_bytes, Some(50 << 30));
+    assert_eq!(r.interval, std::time::Duration::from_secs(300));
+    assert!(r.is_enabled());
+    assert!(!Options::default().retention.is_enabled());
+    let text = serde_json::to_string(&options).unwrap();
+    assert_eq!(serde_json::from_str::<Options>(&text).unwrap(), options);
+}
