@@ -5,6 +5,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,8 +52,10 @@ pub enum Error {
     /// (PostgreSQL's "fsyncgate"), so retrying and trusting a later fsync would be a lie.
     #[error("the log is poisoned by an earlier I/O failure ({cause}); reopen it to recover")]
     Poisoned {
-        /// The failure that poisoned the log.
-        cause: String,
+        /// The failure that poisoned the log; its source is the operating system's error
+        /// (so that a full disk, `ENOSPC`, is told apart from a failing one, `EIO`).
+        #[source]
+        cause: PoisonCause,
     },
 
     /// An append larger than the configured maximum record size. Nothing was written.
@@ -150,11 +153,79 @@ impl Error {
         matches!(self, Error::Poisoned { .. })
     }
 
+    /// What poisoned the log, for [`Error::Poisoned`].
+    pub fn poison_cause(&self) -> Option<&PoisonCause> {
+        match self {
+            Error::Poisoned { cause } => Some(cause),
+            _ => None,
+        }
+    }
+
     /// True for errors that mean the bytes on disk are damaged (as opposed to the OS failing).
     pub fn is_corruption(&self) -> bool {
         matches!(
             self,
             Error::Corruption { .. } | Error::ChecksumMismatch { .. }
         )
+    }
+}
+
+/// Why a log was poisoned: the failure's message and, when the operating system refused an
+/// operation, its error (kind and `errno`), kept as this error's source. Cheap to clone:
+/// every later call on the poisoned log reports the same cause.
+#[derive(Debug, Clone)]
+pub struct PoisonCause {
+    message: Arc<str>,
+    os: Option<Arc<io::Error>>,
+}
+
+impl PoisonCause {
+    /// The cause of `error`, which poisons a log.
+    pub(crate) fn of(error: &Error) -> Self {
+        let os = match error {
+            Error::Io { source, .. } => Some(Arc::new(match source.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(source.kind(), source.to_string()),
+            })),
+            // Poisoned again by a step that found the log poisoned: the first cause stands.
+            Error::Poisoned { cause } => return cause.clone(),
+            _ => None,
+        };
+        PoisonCause {
+            message: Arc::from(error.to_string()),
+            os,
+        }
+    }
+
+    /// A cause that is not an error of the operating system's (a panic in a commit round).
+    pub(crate) fn other(message: &str) -> Self {
+        PoisonCause {
+            message: Arc::from(message),
+            os: None,
+        }
+    }
+
+    /// The kind of the operating system's error, when an I/O failure poisoned the log.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        self.os.as_deref().map(io::Error::kind)
+    }
+
+    /// The operating system's error code (`errno`), when it gave one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.os.as_deref().and_then(io::Error::raw_os_error)
+    }
+}
+
+impl std::fmt::Display for PoisonCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PoisonCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.os
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

@@ -44,7 +44,7 @@ pub mod teeth;
 mod writer;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
-pub use error::{Error, Result};
+pub use error::{Error, PoisonCause, Result};
 pub use options::{RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES};
 pub use recovery::{RecoveryReport, TailCut};
 pub use scan::RecoveryVisitor;

@@ -190,3 +190,47 @@ fn waiters_of_a_failed_group_all_get_the_error() {
         );
     }
 }
+
+#[test]
+fn a_poisoned_log_keeps_the_os_error_so_a_full_disk_is_told_apart_from_a_failing_one() {
+    use std::error::Error as _;
+    for (op, kind, errno, io_kind) in [
+        (
+            Op::Write,
+            FaultKind::Enospc,
+            libc::ENOSPC,
+            std::io::ErrorKind::StorageFull,
+        ),
+        (
+            Op::SyncData,
+            FaultKind::Eio,
+            libc::EIO,
+            std::io::ErrorKind::Other,
+        ),
+    ] {
+        let fs = SimFs::new();
+        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+        append_one(&log, 1).unwrap();
+        fs.inject(Fault {
+            op: Some(op),
+            nth: fs.op_count(op) + 1,
+            kind,
+            persistent: false,
+        });
+        // The failing call, and every later one, carry the same cause.
+        for attempt in 0..2 {
+            let err = append_one(&log, 2 + attempt).unwrap_err();
+            let cause = err
+                .poison_cause()
+                .unwrap_or_else(|| panic!("{op:?}: {err}"));
+            assert_eq!(cause.raw_os_error(), Some(errno), "{op:?}: {err}");
+            if io_kind != std::io::ErrorKind::Other {
+                assert_eq!(cause.io_kind(), Some(io_kind), "{op:?}: {err}");
+            }
+            // The chain: Poisoned -> its cause -> the operating system's error.
+            let os = err.source().and_then(|c| c.source()).unwrap();
+            let os = os.downcast_ref::<std::io::Error>().unwrap();
+            assert_eq!(os.raw_os_error(), Some(errno));
+        }
+    }
+}

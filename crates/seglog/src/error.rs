@@ -122,6 +122,15 @@ impl Error {
         matches!(self, Error::Segment(seglog_segment::Error::Poisoned { .. }))
     }
 
+    /// What poisoned the log (for a poisoned log's errors): its message and the operating
+    /// system's error, so that a full disk (`ENOSPC`) is told apart from a failing one.
+    pub fn poison_cause(&self) -> Option<&seglog_segment::PoisonCause> {
+        match self {
+            Error::Segment(e) => e.poison_cause(),
+            _ => None,
+        }
+    }
+
     /// True when another writer holds the log directory: [`crate::Log::open`] found it
     /// locked (open it with [`crate::Log::open_read_only`] to read it meanwhile).
     pub fn is_locked(&self) -> bool {

@@ -58,7 +58,7 @@ pub use repair::{
 };
 pub use retention::RetentionStats;
 pub use scrub::{ScrubReport, ScrubbedSegment};
-pub use seglog_segment::{RecoveryMode, SyncMode};
+pub use seglog_segment::{PoisonCause, RecoveryMode, SyncMode};
 pub use stats::{LatencySummary, RecoveryStats, Stats};
 pub use verify::{
     verify_dir, verify_dir_with_fs, CheckpointCheck, Damage, Health, VerifiedSegment, VerifyReport,

@@ -89,7 +89,7 @@ pub(crate) struct CommitState {
     /// written): what new records vouch for.
     pub synced_lsn: u64,
     pub leader_active: bool,
-    pub poisoned: Option<Arc<str>>,
+    pub poisoned: Option<crate::error::PoisonCause>,
     /// Set when `close` begins: no new submits.
     pub closed: bool,
     /// Set when `close` has drained the log and holds the leader's seat for good: no round
@@ -145,7 +145,7 @@ impl CommitState {
     pub(crate) fn check_usable(&self) -> Result<()> {
         if let Some(cause) = &self.poisoned {
             return Err(Error::Poisoned {
-                cause: cause.to_string(),
+                cause: cause.clone(),
             });
         }
         if self.closed {
@@ -158,7 +158,7 @@ impl CommitState {
     pub(crate) fn check_usable_while_closing(&self) -> Result<()> {
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
-                cause: cause.to_string(),
+                cause: cause.clone(),
             }),
             None => Ok(()),
         }
@@ -184,7 +184,7 @@ impl CommitState {
         }
         if let Some(cause) = &self.poisoned {
             return Some(Err(Error::Poisoned {
-                cause: cause.to_string(),
+                cause: cause.clone(),
             }));
         }
         if self.writes_stopped {
@@ -230,7 +230,7 @@ impl<F: FileSystem> Drop for LeaderClaim<F> {
             // not be written, and nobody will finish the round. Poison, so that every waiter
             // gets an error instead of waiting forever.
             self.inner.finish_round(Some(Err(Error::Poisoned {
-                cause: "a commit round panicked".into(),
+                cause: crate::error::PoisonCause::other("a commit round panicked"),
             })));
         } else {
             self.inner.finish_round(None);
@@ -300,7 +300,7 @@ impl<F: FileSystem> LeaderClaim<F> {
                 Ok(())
             }
             Err(e) => {
-                let cause = e.to_string();
+                let cause = crate::error::PoisonCause::of(&e);
                 inner.finish_round(Some(Err(e)));
                 Err(Error::Poisoned { cause })
             }
@@ -469,7 +469,7 @@ impl<F: FileSystem> Inner<F> {
         let woken: Vec<Arc<Waiter>> = {
             let mut st = self.commit.lock();
             st.poisoned
-                .get_or_insert_with(|| Arc::from(cause.to_string()));
+                .get_or_insert_with(|| crate::error::PoisonCause::of(cause));
             st.waiters.drain(..).collect()
         };
         self.stats.record_poisoned();
@@ -658,7 +658,8 @@ impl<F: FileSystem> Inner<F> {
                 }
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "write or fsync failed; the log is poisoned until reopened");
-                    st.poisoned.get_or_insert_with(|| Arc::from(e.to_string()));
+                    st.poisoned
+                        .get_or_insert_with(|| crate::error::PoisonCause::of(&e));
                     self.stats.record_poisoned();
                 }
                 None => {}
