@@ -34,6 +34,7 @@ mod options;
 mod read;
 mod read_ahead;
 mod read_only;
+mod roll;
 mod scrub;
 mod stats;
 mod subscribe;
