@@ -67,6 +67,37 @@ impl Tier {
     /// [`Error::UnsupportedVersion`] for a newest manifest this build cannot trust.
     pub async fn claim(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Tier> {
         let latest = objects::latest_manifest(store.as_ref(), &prefix).await?;
+        Self::claim_from(store, prefix, latest).await
+    }
+
+    /// Claims the log only if its newest manifest is still `seen` (`None`: the prefix is
+    /// still empty): the takeover of a failover controller that judged the owner of
+    /// manifest `seen` dead, and must not take the log from whoever claimed it since. Of
+    /// several nodes calling it with the same `seen`, exactly one wins.
+    ///
+    /// # Errors
+    /// [`Error::ClaimLost`] when the newest manifest is not `seen` any more, or another node
+    /// won the race; otherwise as [`Tier::claim`].
+    pub async fn claim_after(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        seen: Option<u64>,
+    ) -> Result<Tier> {
+        let latest = objects::latest_manifest(store.as_ref(), &prefix).await?;
+        if let Some(newest) = latest.as_ref().filter(|m| Some(m.manifest_id) != seen) {
+            return Err(Error::ClaimLost {
+                manifest_id: newest.manifest_id,
+                winner_epoch: newest.writer_epoch,
+            });
+        }
+        Self::claim_from(store, prefix, latest).await
+    }
+
+    async fn claim_from(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        latest: Option<Manifest>,
+    ) -> Result<Tier> {
         let (id, epoch, segments) = latest.map_or((0, 0, Vec::new()), |m| {
             (m.manifest_id, m.writer_epoch, m.segments)
         });
