@@ -186,6 +186,22 @@ impl Tier {
         }
     }
 
+    /// Checks that no manifest follows this writer's newest: one GET of the next id. Manifest
+    /// ids are dense (each is written create-only at the id after the newest its writer
+    /// read), so if that id is free no later one exists and nobody has claimed the log since.
+    pub(crate) async fn check_next_id_free(&self, state: &mut TierState) -> Result<()> {
+        let next_id = state.latest.manifest_id + 1;
+        match objects::read_manifest(self.store.as_ref(), &self.prefix, next_id).await? {
+            None => Ok(()),
+            Some(found) if found.writer_nonce == self.nonce && found.writer_epoch == self.epoch => {
+                // An earlier commit of ours whose outcome was unknown: adopt it.
+                state.latest = found;
+                Ok(())
+            }
+            Some(found) => Err(self.fenced_by(state, &found)),
+        }
+    }
+
     /// Brings `state.latest` up to the store's newest manifest when that one is this
     /// writer's own (an earlier commit whose outcome was unknown), and fails with
     /// [`Error::Fenced`] when it is a newer owner's. Used before deleting anything.

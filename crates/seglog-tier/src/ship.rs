@@ -200,6 +200,9 @@ impl Tier {
             entries.push(entry);
         }
         if entries == state.latest.segments {
+            // Nothing to name; still learn whether another node took the log, so that a
+            // zombie with nothing to ship is fenced as soon as one with something would be.
+            self.check_next_id_free(&mut state).await?;
             report.segments_named = entries.len();
             return Ok(report);
         }
