@@ -24,8 +24,9 @@
 //! // Node A is lost; node B takes over.
 //! let restored = seglog_tier::restore(store, prefix, dir.path().join("b"), options).await?;
 //! assert_eq!(restored.log.read("exec-1")?.len(), 1);
-//! // A's next ship would now fail with `Error::Fenced`, and poison A's log.
-//! assert!(tier.ship(&log).await.is_err_and(|e| e.is_fenced()) || tier.epoch() < restored.tier.epoch());
+//! // A's next ship fails with `Error::Fenced`, and poisons A's log.
+//! assert!(tier.ship(&log).await.is_err_and(|e| e.is_fenced()));
+//! assert!(log.append("exec-1", "tenant-a", b"late").await.is_err());
 //! # Ok(())
 //! # }
 //! ```
