@@ -1,0 +1,196 @@
+//! Attacks on the tier's promises, each a way data could be lost or a bad bucket trusted:
+//! a compaction that replaces shipped segments, a claim attached to the wrong local log,
+//! a manifest naming a missing or altered object, and manifests that break the rules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use seglog_tier::{Error, Tier};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn store() -> Arc<dyn ObjectStore> {
+    Arc::new(InMemory::new())
+}
+
+async fn shipped_log(store: &Arc<dyn ObjectStore>, root: &std::path::Path) -> (Tier, seglog::Log) {
+    let log = seglog::Log::open(root.join("a"), support::options())
+        .await
+        .unwrap();
+    let tier = Tier::claim(store.clone(), Path::from("p")).await.unwrap();
+    support::write_events(&log, 0, 150).await;
+    log.roll().await.unwrap();
+    tier.ship(&log).await.unwrap();
+    (tier, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_swaps_inputs_for_outputs_in_one_manifest_and_the_inputs_become_orphans() {
+    let store = store();
+    let root = tempfile::tempdir().unwrap();
+    let (tier, log) = shipped_log(&store, root.path()).await;
+    let before = tier.manifest().await;
+    let plan = seglog::compaction::Plan {
+        drop_executions: ["exec-1".to_owned()].into(),
+        ..Default::default()
+    };
+    let report = log
+        .compact(plan, seglog::CompactOptions::default())
+        .await
+        .unwrap();
+    assert!(report.events_dropped > 0);
+    let shipped = tier.ship(&log).await.unwrap();
+    assert!(
+        shipped.committed_manifest.is_some() && shipped.segments_uploaded > 0,
+        "{shipped:?}"
+    );
+    let after = tier.manifest().await;
+    let replaced: Vec<_> = before
+        .named_keys()
+        .filter(|k| !after.named_keys().any(|n| n == *k))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !replaced.is_empty(),
+        "the compacted inputs are no longer named"
+    );
+
+    let restored = seglog_tier::restore(
+        store.clone(),
+        Path::from("p"),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    let events = support::events_of(&restored.log, u64::MAX);
+    assert!(
+        !events.contains_key("exec-1"),
+        "the erased execution is not restored"
+    );
+    assert_eq!(events, support::events_of(&log, u64::MAX));
+    // The inputs are orphans now: the new owner collects them, and only them.
+    let gc = restored.tier.collect_orphans(Duration::ZERO).await.unwrap();
+    for key in &replaced {
+        assert!(gc.deleted.contains(key), "{key} collected");
+        assert!(store.head(&Path::from(key.as_str())).await.is_err());
+    }
+    support::assert_newest_manifest_complete(store.as_ref(), &Path::from("p")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_a_log_that_lacks_the_shipped_segments_is_refused() {
+    // A node claims the log but ships a fresh local directory: committing would name no
+    // segment, and drop every shipped event from the newest manifest.
+    let store = store();
+    let root = tempfile::tempdir().unwrap();
+    let (_tier, _log) = shipped_log(&store, root.path()).await;
+    let wrong = seglog::Log::open(root.path().join("empty"), support::options())
+        .await
+        .unwrap();
+    support::write_events(&wrong, 0, 10).await;
+    wrong.roll().await.unwrap();
+    let b = Tier::claim(store.clone(), Path::from("p")).await.unwrap();
+    let named = b.manifest().await.segments.len();
+    let err = b.ship(&wrong).await.unwrap_err();
+    assert!(matches!(err, Error::Diverged(_)), "{err}");
+    let newest = seglog_tier::latest_manifest(store.as_ref(), &Path::from("p"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newest.segments.len(), named, "nothing was dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_manifest_naming_a_missing_or_altered_object() {
+    for damage in ["missing", "truncated", "flipped"] {
+        let store = store();
+        let root = tempfile::tempdir().unwrap();
+        let (tier, _log) = shipped_log(&store, root.path()).await;
+        let manifest = tier.manifest().await;
+        let victim = Path::from(manifest.segments[1].segment.key.as_str());
+        let bytes = store.get(&victim).await.unwrap().bytes().await.unwrap();
+        store.delete(&victim).await.unwrap();
+        match damage {
+            "truncated" => {
+                store
+                    .put(&victim, PutPayload::from(bytes.slice(..bytes.len() - 1)))
+                    .await
+                    .unwrap();
+            }
+            "flipped" => {
+                let mut b = bytes.to_vec();
+                let at = b.len() / 2;
+                b[at] ^= 1;
+                store.put(&victim, PutPayload::from(b)).await.unwrap();
+            }
+            _ => {}
+        }
+        let err = seglog_tier::restore(
+            store.clone(),
+            Path::from("p"),
+            root.path().join("b"),
+            support::options(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Corruption { .. }), "{damage}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newest_manifest_that_breaks_the_rules_is_refused_not_skipped() {
+    let store = store();
+    let root = tempfile::tempdir().unwrap();
+    let (tier, _log) = shipped_log(&store, root.path()).await;
+    let m = tier.manifest().await;
+    let next = seglog_tier::manifest_key(&Path::from("p"), m.manifest_id + 1);
+    // Garbage, a lying id, a key outside the prefix, an unknown version.
+    let mut lying = m.clone();
+    lying.manifest_id += 7;
+    let mut outside = m.clone();
+    outside.manifest_id += 1;
+    outside.segments[0].segment.key = "elsewhere/x.seg".into();
+    let mut future = serde_json::to_value(&m).unwrap();
+    future["format_version"] = 99.into();
+    future["manifest_id"] = (m.manifest_id + 1).into();
+    let cases: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        serde_json::to_vec(&lying).unwrap(),
+        serde_json::to_vec(&outside).unwrap(),
+        serde_json::to_vec(&future).unwrap(),
+    ];
+    for bytes in cases {
+        store.put(&next, PutPayload::from(bytes)).await.unwrap();
+        let err = seglog_tier::restore(
+            store.clone(),
+            Path::from("p"),
+            root.path().join("b"),
+            support::options(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Corruption { .. } | Error::UnsupportedVersion { .. }
+            ),
+            "{err}"
+        );
+        store.delete(&next).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_manifest_is_refused_before_it_is_read() {
+    let store = store();
+    let prefix = Path::from("p");
+    let key = seglog_tier::manifest_key(&prefix, 1);
+    let big = vec![b' '; (seglog_tier::MAX_MANIFEST_BYTES + 1) as usize];
+    store.put(&key, PutPayload::from(big)).await.unwrap();
+    let err = Tier::claim(store, prefix).await.unwrap_err();
+    assert!(matches!(err, Error::Corruption { .. }), "{err}");
+}
