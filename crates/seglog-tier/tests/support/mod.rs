@@ -13,6 +13,9 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 /// Small segments, so a few dozen events seal several.
+// Options are set field by field: a struct literal would break once Options is
+// #[non_exhaustive], which it is about to become.
+#[allow(clippy::field_reassign_with_default)]
 pub fn options() -> seglog::Options {
     let mut o = seglog::Options::default();
     o.segment_size_bytes = 8 * 1024;
