@@ -194,3 +194,85 @@ async fn an_oversized_manifest_is_refused_before_it_is_read() {
     let err = Tier::claim(store, prefix).await.unwrap_err();
     assert!(matches!(err, Error::Corruption { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_fenced_between_its_check_and_its_deletes_deletes_nothing_of_the_new_owner() {
+    // A checks it owns the log, then stalls (a GC pause, a SIGSTOP) before it lists what to
+    // delete; B claims, ships and uploads an object it has not named yet; A resumes, lists
+    // (and so sees B's objects) and deletes.
+    let faults = support::fault::FaultStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = faults.clone();
+    let root = tempfile::tempdir().unwrap();
+    let (tier_a, log_a) = shipped_log(&store, root.path()).await;
+    // Give A orphans to delete: a compaction's inputs.
+    let plan = seglog::compaction::Plan {
+        drop_executions: ["exec-2".to_owned()].into(),
+        ..Default::default()
+    };
+    log_a
+        .compact(plan, seglog::CompactOptions::default())
+        .await
+        .unwrap();
+    tier_a.ship(&log_a).await.unwrap();
+
+    let gate = faults.pause_next_segment_list();
+    let tier_a = Arc::new(tier_a);
+    let collector = {
+        let tier_a = tier_a.clone();
+        tokio::spawn(async move { tier_a.collect_orphans(Duration::ZERO).await })
+    };
+    gate.reached.notified().await;
+
+    let b = seglog_tier::restore(
+        store.clone(),
+        Path::from("p"),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    support::write_events(&b.log, 500, 600).await;
+    b.log.roll().await.unwrap();
+    b.tier.ship(&b.log).await.unwrap();
+    let unnamed = seglog_tier::segment_key(&Path::from("p"), 1_000_000, 99, 7, b.tier.epoch());
+    store
+        .put(&unnamed, PutPayload::from_static(b"in flight"))
+        .await
+        .unwrap();
+    let named_by_b: Vec<String> = b
+        .tier
+        .manifest()
+        .await
+        .named_keys()
+        .map(str::to_string)
+        .collect();
+
+    gate.resume.notify_one();
+    let report = collector.await.unwrap().unwrap();
+    assert!(!report.deleted.is_empty(), "A did delete its own orphans");
+    for key in &named_by_b {
+        assert!(
+            store.head(&Path::from(key.as_str())).await.is_ok(),
+            "A deleted {key}, named by B"
+        );
+    }
+    assert!(
+        store.head(&unnamed).await.is_ok(),
+        "A deleted B's unnamed upload"
+    );
+    assert!(report.kept_newer_epoch >= 1, "{report:?}");
+    // B's data restores whole.
+    let c = seglog_tier::restore(
+        store.clone(),
+        Path::from("p"),
+        root.path().join("c"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    let m = b.tier.manifest().await;
+    assert_eq!(
+        support::events_of(&c.log, u64::MAX),
+        support::events_of(&b.log, m.last_lsn())
+    );
+}

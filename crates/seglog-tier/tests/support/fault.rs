@@ -45,7 +45,16 @@ pub struct FaultStore {
     inner: Arc<dyn ObjectStore>,
     ops: AtomicU64,
     armed: Mutex<Option<Armed>>,
+    /// Held at the next listing of a `segments/` folder.
+    segment_list_gate: Mutex<Option<Gate>>,
     pub counts: OpCounts,
+}
+
+/// A pause point: the store signals `reached`, then waits for `resume`.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    pub reached: Arc<tokio::sync::Notify>,
+    pub resume: Arc<tokio::sync::Notify>,
 }
 
 enum Decision {
@@ -60,6 +69,7 @@ impl FaultStore {
             inner,
             ops: AtomicU64::new(0),
             armed: Mutex::new(None),
+            segment_list_gate: Mutex::new(None),
             counts: OpCounts::default(),
         })
     }
@@ -77,6 +87,13 @@ impl FaultStore {
             fault,
             crash,
         });
+    }
+
+    /// The next listing of a `segments/` folder pauses until `gate.resume` is notified.
+    pub fn pause_next_segment_list(&self) -> Gate {
+        let gate = Gate::default();
+        *self.segment_list_gate.lock().unwrap() = Some(gate.clone());
+        gate
     }
 
     pub fn disarm(&self) {
@@ -164,6 +181,19 @@ impl ObjectStore for FaultStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         self.counts.lists.fetch_add(1, Ordering::SeqCst);
+        if prefix.is_some_and(|p| p.as_ref().ends_with("/segments")) {
+            if let Some(gate) = self.segment_list_gate.lock().unwrap().take() {
+                let inner = self.inner.clone();
+                let prefix = prefix.cloned();
+                return futures_util::stream::once(async move {
+                    gate.reached.notify_one();
+                    gate.resume.notified().await;
+                    inner.list(prefix.as_ref())
+                })
+                .flatten()
+                .boxed();
+            }
+        }
         match self.decide() {
             Decision::Run => self.inner.list(prefix),
             _ => futures_util::stream::once(async { Err(injected()) }).boxed(),
