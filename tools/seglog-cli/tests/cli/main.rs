@@ -9,6 +9,7 @@ mod demo;
 mod escapes;
 mod inspect;
 mod pipe;
+mod remote;
 mod tail;
 
 use seglog::{CheckpointMode, Options};
