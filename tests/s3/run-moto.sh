@@ -18,7 +18,12 @@ moto_spec='moto[server]>=5.1,<6'
 
 if [ ! -x "$venv/bin/moto_server" ]; then
     echo "installing $moto_spec into $venv"
-    python3 -m venv "$venv"
+    if ! python3 -m venv "$venv"; then
+        # Debian splits venv out of python3.
+        rm -rf "$venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    fi
     "$venv/bin/pip" install --quiet "$moto_spec"
 fi
 
@@ -52,5 +57,5 @@ curl -fsS -o /dev/null -X PUT "$endpoint/$conformance_bucket"
 echo "moto S3 server at $endpoint, buckets $bucket and $conformance_bucket"
 
 cd "$root"
-SEGLOG_S3_ENDPOINT="$endpoint" SEGLOG_S3_BUCKET="$bucket" SEGLOG_S3_CONFORMANCE_BUCKET="$conformance_bucket" \
+SEGLOG_REQUIRE_S3=1 SEGLOG_S3_ENDPOINT="$endpoint" SEGLOG_S3_BUCKET="$bucket" SEGLOG_S3_CONFORMANCE_BUCKET="$conformance_bucket" \
     "$cargo_cmd" nextest run -p seglog-tier -E 'binary(s3)' --no-fail-fast

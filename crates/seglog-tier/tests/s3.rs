@@ -21,6 +21,12 @@ fn s3_store() -> Option<Arc<dyn ObjectStore>> {
 
 fn s3_store_in(bucket: &str) -> Option<Arc<dyn ObjectStore>> {
     let Ok(endpoint) = std::env::var("SEGLOG_S3_ENDPOINT") else {
+        // Where the S3 server must be there (tests/s3/run-moto.sh sets it), a missing
+        // endpoint is a broken setup, not a skip.
+        assert!(
+            std::env::var_os("SEGLOG_REQUIRE_S3").is_none(),
+            "SEGLOG_REQUIRE_S3 is set but SEGLOG_S3_ENDPOINT is not"
+        );
         eprintln!("SEGLOG_S3_ENDPOINT is not set: not run (tests/s3/run-moto.sh runs it)");
         return None;
     };
