@@ -45,6 +45,14 @@ pub(crate) fn now_unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `n + 1` for a manifest id or an epoch read from the bucket, which may hold anything.
+pub(crate) fn next_number(prefix: &Path, n: u64) -> Result<u64> {
+    n.checked_add(1).ok_or_else(|| Error::Conflict {
+        key: crate::keys::manifest_dir(prefix).to_string(),
+        reason: "manifest ids or epochs are exhausted".into(),
+    })
+}
+
 fn random_nonce() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| Error::Io {
@@ -103,8 +111,8 @@ impl Tier {
         });
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
-            manifest_id: id + 1,
-            writer_epoch: epoch + 1,
+            manifest_id: next_number(&prefix, id)?,
+            writer_epoch: next_number(&prefix, epoch)?,
             writer_nonce: random_nonce()?,
             created_unix_millis: now_unix_millis(),
             segments,
@@ -190,7 +198,7 @@ impl Tier {
     /// ids are dense (each is written create-only at the id after the newest its writer
     /// read), so if that id is free no later one exists and nobody has claimed the log since.
     pub(crate) async fn check_next_id_free(&self, state: &mut TierState) -> Result<()> {
-        let next_id = state.latest.manifest_id + 1;
+        let next_id = next_number(&self.prefix, state.latest.manifest_id)?;
         match objects::read_manifest(self.store.as_ref(), &self.prefix, next_id).await? {
             None => Ok(()),
             Some(found) if found.writer_nonce == self.nonce && found.writer_epoch == self.epoch => {

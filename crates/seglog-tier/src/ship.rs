@@ -209,7 +209,7 @@ impl Tier {
         for _ in 0..MAX_OWN_EARLIER {
             let next = Manifest {
                 format_version: FORMAT_VERSION,
-                manifest_id: state.latest.manifest_id + 1,
+                manifest_id: crate::claim::next_number(&self.prefix, state.latest.manifest_id)?,
                 writer_epoch: self.epoch,
                 writer_nonce: self.nonce.clone(),
                 created_unix_millis: now_unix_millis(),

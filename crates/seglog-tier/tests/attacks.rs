@@ -276,3 +276,22 @@ async fn a_collector_fenced_between_its_check_and_its_deletes_deletes_nothing_of
         support::events_of(&b.log, m.last_lsn())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_at_the_last_epoch_makes_claims_fail_cleanly_not_panic() {
+    let store = store();
+    let root = tempfile::tempdir().unwrap();
+    let (tier, _log) = shipped_log(&store, root.path()).await;
+    let mut m = tier.manifest().await;
+    m.manifest_id += 1;
+    m.writer_epoch = u64::MAX;
+    let key = seglog_tier::manifest_key(&Path::from("p"), m.manifest_id);
+    store
+        .put(&key, PutPayload::from(serde_json::to_vec(&m).unwrap()))
+        .await
+        .unwrap();
+    let err = Tier::claim(store.clone(), Path::from("p"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+}
