@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 /// Ships a log with a few sealed segments into `<root>/bucket/p`; returns its URL and the
 /// number of events shipped.
+// Options are set field by field: they are about to become #[non_exhaustive].
+#[allow(clippy::field_reassign_with_default)]
 fn shipped(root: &std::path::Path) -> (String, usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
