@@ -143,14 +143,27 @@ impl Tier {
         let mut state = self.state.lock().await;
         self.check_not_fenced(&state)?;
         let mut report = ShipReport::default();
-        let sealed: Vec<SegmentInfo> = log.segments().into_iter().filter(|s| s.sealed).collect();
-        let local_last = sealed.last().map_or(0, |s| s.last_lsn);
-        if state.latest.last_lsn() > local_last {
+        let segments = log.segments();
+        // How far the log has come: past its last sealed record, and past everything before
+        // its active segment (a compaction may have erased the last sealed records whole).
+        let local_extent = segments
+            .iter()
+            .map(|s| {
+                if s.sealed {
+                    s.last_lsn
+                } else {
+                    s.first_lsn.saturating_sub(1)
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        if state.latest.last_lsn() > local_extent {
             return Err(Error::Diverged(format!(
-                "the manifest names LSNs up to {}, the log's sealed segments end at {local_last}",
+                "the manifest names LSNs up to {}, the log reaches only {local_extent}",
                 state.latest.last_lsn()
             )));
         }
+        let sealed: Vec<SegmentInfo> = segments.into_iter().filter(|s| s.sealed).collect();
         let mut entries = Vec::with_capacity(sealed.len());
         for info in sealed {
             let known = state

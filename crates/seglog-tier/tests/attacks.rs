@@ -295,3 +295,51 @@ async fn a_manifest_at_the_last_epoch_makes_claims_fail_cleanly_not_panic() {
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_erases_the_last_shipped_segments_whole_still_ships() {
+    // Not divergence: the log has moved past them, and the erasure must reach the bucket.
+    let store = store();
+    let root = tempfile::tempdir().unwrap();
+    let (tier, log) = shipped_log(&store, root.path()).await;
+    for i in 0..120 {
+        log.append("doomed", "tenant-a", &support::payload_of(i))
+            .await
+            .unwrap();
+    }
+    log.roll().await.unwrap();
+    tier.ship(&log).await.unwrap();
+    let before = tier.manifest().await;
+    let plan = seglog::compaction::Plan {
+        drop_executions: ["doomed".to_owned()].into(),
+        ..Default::default()
+    };
+    log.compact(plan, seglog::CompactOptions::default())
+        .await
+        .unwrap();
+    let sealed_last = log
+        .segments()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.last_lsn)
+        .max();
+    assert!(
+        sealed_last < Some(before.last_lsn()),
+        "the last shipped segments are gone whole"
+    );
+    let report = tier.ship(&log).await.unwrap();
+    assert!(report.committed_manifest.is_some(), "{report:?}");
+    let restored = seglog_tier::restore(
+        store,
+        Path::from("p"),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert!(restored.log.read("doomed").unwrap().is_empty());
+    assert_eq!(
+        support::events_of(&restored.log, u64::MAX),
+        support::events_of(&log, u64::MAX)
+    );
+}
