@@ -161,3 +161,54 @@ async fn a_ship_that_fails_once_at_any_step_succeeds_when_run_again() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_fails_at_any_step_can_be_run_again_into_a_fresh_directory() {
+    // Count the operations of a clean restore.
+    let root = tempfile::tempdir().unwrap();
+    let (store, tier, log) = setup(root.path()).await;
+    tier.ship(&log).await.unwrap();
+    let before = store.ops();
+    let dyn_store: Arc<dyn ObjectStore> = store.clone();
+    seglog_tier::restore(
+        dyn_store.clone(),
+        Path::from("p"),
+        root.path().join("count"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    let steps = store.ops() - before;
+    let expected = support::events_of(&log, tier.manifest().await.last_lsn());
+
+    for k in 1..=steps {
+        for fault in [Fault::Before, Fault::AfterSuccess] {
+            let context = format!("restore fault at step {k} ({fault:?})");
+            let dir = root.path().join(format!("r-{k}-{fault:?}"));
+            store.arm(k, fault, false);
+            let first =
+                seglog_tier::restore(dyn_store.clone(), Path::from("p"), &dir, support::options())
+                    .await;
+            store.disarm();
+            if let Ok(r) = first {
+                assert_eq!(support::events_of(&r.log, u64::MAX), expected, "{context}");
+                continue;
+            }
+            // A failed restore may leave a partial directory and may have claimed: neither
+            // keeps a second one, into a fresh directory, from restoring everything.
+            let again = seglog_tier::restore(
+                dyn_store.clone(),
+                Path::from("p"),
+                dir.with_extension("again"),
+                support::options(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{context}: second restore: {e}"));
+            assert_eq!(
+                support::events_of(&again.log, u64::MAX),
+                expected,
+                "{context}"
+            );
+        }
+    }
+}
