@@ -39,6 +39,7 @@ mod read_only;
 mod readable_size;
 mod repair;
 mod retention;
+mod roll;
 mod scrub;
 mod stats;
 mod subscribe;

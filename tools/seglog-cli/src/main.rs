@@ -5,6 +5,8 @@
 //! directory, so they are safe on a log another process has open (tail only asks whether a
 //! writer holds the lock). `compact` and `repair` write, so they take the lock and refuse a
 //! log another process has open; `demo` clears only a directory it made, never one in use.
+//! `remote status` only reads a bucket; `restore` claims a log in a bucket (fencing its
+//! owner) and writes only a new or empty directory.
 //! Everything printed goes through `output`, which escapes untrusted strings. Exit statuses
 //! are the same for every command: [`exit`] has them and the table `--help` prints.
 
@@ -16,7 +18,7 @@ mod logdir;
 mod output;
 
 use clap::{Parser, Subcommand};
-use commands::{backup, compact, demo, dump, events, repair, stats, tail, verify};
+use commands::{backup, compact, demo, dump, events, remote, repair, stats, tail, verify};
 
 /// seglog: an embedded segmented write-ahead log. Inspect logs, or run the demo.
 #[derive(Parser, Debug)]
@@ -51,6 +53,10 @@ enum Command {
     Compact(compact::CompactArgs),
     /// Copy a log, live or closed, into a new directory (hard links where possible).
     Backup(backup::BackupArgs),
+    /// A log in object storage (s3://, file://): its newest manifest and objects.
+    Remote(remote::RemoteArgs),
+    /// Claim a log in object storage and restore it into an empty directory.
+    Restore(remote::RestoreArgs),
 }
 
 /// Errors caused by a file's contents (not by the OS) exit with [`exit::CORRUPT`].
@@ -61,6 +67,13 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
         }) || c
             .downcast_ref::<seglog::Error>()
             .is_some_and(seglog::Error::is_corruption)
+            || c.downcast_ref::<seglog_tier::Error>().is_some_and(|t| {
+                matches!(
+                    t,
+                    seglog_tier::Error::Corruption { .. }
+                        | seglog_tier::Error::UnsupportedVersion { .. }
+                )
+            })
     })
 }
 
@@ -87,6 +100,8 @@ fn main() {
         Command::Compact(a) => compact::run(a),
         Command::Backup(a) => backup::run(a),
         Command::Repair(a) => repair::run(a),
+        Command::Remote(a) => remote::run(a),
+        Command::Restore(a) => remote::restore(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

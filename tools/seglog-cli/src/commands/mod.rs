@@ -5,6 +5,7 @@ pub mod compact;
 pub mod demo;
 pub mod dump;
 pub mod events;
+pub mod remote;
 pub mod repair;
 pub mod stats;
 pub mod tail;

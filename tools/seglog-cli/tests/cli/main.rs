@@ -12,6 +12,7 @@ mod inspect;
 mod json;
 mod options;
 mod pipe;
+mod remote;
 mod repair;
 mod tail;
 

@@ -1,0 +1,232 @@
+//! Ownership: claiming a log's prefix, and the [`Tier`] handle the owner ships through.
+//!
+//! A node claims by writing the manifest id after the newest with the writer epoch one
+//! higher, create-only: of several nodes claiming at once, exactly one write succeeds, and
+//! every earlier owner's next manifest write collides with it (manifests are never
+//! deleted), which is how it learns it is fenced.
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, FORMAT_VERSION};
+use crate::objects::{self, Commit};
+use object_store::path::Path;
+use object_store::ObjectStore;
+use std::sync::Arc;
+
+/// The owner's handle on a log's prefix: its claim (epoch and nonce) and the newest
+/// manifest it knows it wrote. Ships, orphan collection and the checks they make are
+/// serialized through it.
+pub struct Tier {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) prefix: Path,
+    pub(crate) epoch: u64,
+    pub(crate) nonce: String,
+    pub(crate) state: tokio::sync::Mutex<TierState>,
+}
+
+pub(crate) struct TierState {
+    /// The newest manifest this writer wrote (or its claim copied).
+    pub(crate) latest: Manifest,
+    /// Set once a newer owner was seen: sticky, every later call fails.
+    pub(crate) fenced_by: Option<(u64, u64)>,
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field("prefix", &self.prefix.as_ref())
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `n + 1` for a manifest id or an epoch read from the bucket, which may hold anything.
+pub(crate) fn next_number(prefix: &Path, n: u64) -> Result<u64> {
+    n.checked_add(1).ok_or_else(|| Error::Conflict {
+        key: crate::keys::manifest_dir(prefix).to_string(),
+        reason: "manifest ids or epochs are exhausted".into(),
+    })
+}
+
+fn random_nonce() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Io {
+        op: "getrandom",
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Tier {
+    /// Claims the log stored under `prefix`: writes the next manifest with an epoch one
+    /// higher than the newest's (epoch 1 and manifest 1 for an empty prefix), naming the
+    /// same segments. From then on the previous owner is fenced.
+    ///
+    /// # Errors
+    /// [`Error::ClaimLost`] when another node claimed the same manifest id first (this node
+    /// owns nothing; read the new owner's manifest before trying again), store errors (the
+    /// claim may or may not have happened: claiming again is safe), [`Error::Corruption`] /
+    /// [`Error::UnsupportedVersion`] for a newest manifest this build cannot trust.
+    pub async fn claim(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Tier> {
+        let latest = objects::latest_manifest(store.as_ref(), &prefix).await?;
+        Self::claim_from(store, prefix, latest).await
+    }
+
+    /// Claims the log only if its newest manifest is still `seen` (`None`: the prefix is
+    /// still empty): the takeover of a failover controller that judged the owner of
+    /// manifest `seen` dead, and must not take the log from whoever claimed it since. Of
+    /// several nodes calling it with the same `seen`, exactly one wins.
+    ///
+    /// # Errors
+    /// [`Error::ClaimLost`] when the newest manifest is not `seen` any more, or another node
+    /// won the race; otherwise as [`Tier::claim`].
+    pub async fn claim_after(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        seen: Option<u64>,
+    ) -> Result<Tier> {
+        let latest = objects::latest_manifest(store.as_ref(), &prefix).await?;
+        if let Some(newest) = latest.as_ref().filter(|m| Some(m.manifest_id) != seen) {
+            return Err(Error::ClaimLost {
+                manifest_id: newest.manifest_id,
+                winner_epoch: newest.writer_epoch,
+            });
+        }
+        Self::claim_from(store, prefix, latest).await
+    }
+
+    async fn claim_from(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        latest: Option<Manifest>,
+    ) -> Result<Tier> {
+        let (id, epoch, segments) = latest.map_or((0, 0, Vec::new()), |m| {
+            (m.manifest_id, m.writer_epoch, m.segments)
+        });
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            manifest_id: next_number(&prefix, id)?,
+            writer_epoch: next_number(&prefix, epoch)?,
+            writer_nonce: random_nonce()?,
+            created_unix_millis: now_unix_millis(),
+            segments,
+        };
+        let latest = match objects::commit_manifest(store.as_ref(), &prefix, &manifest).await? {
+            Commit::Done => manifest,
+            Commit::OwnEarlier(found) => found,
+            Commit::Taken(found) => {
+                return Err(Error::ClaimLost {
+                    manifest_id: found.manifest_id,
+                    winner_epoch: found.writer_epoch,
+                })
+            }
+        };
+        tracing::info!(prefix = %prefix, epoch = latest.writer_epoch, manifest = latest.manifest_id, "claimed log");
+        Ok(Tier {
+            store,
+            prefix,
+            epoch: latest.writer_epoch,
+            nonce: latest.writer_nonce.clone(),
+            state: tokio::sync::Mutex::new(TierState {
+                latest,
+                fenced_by: None,
+            }),
+        })
+    }
+
+    /// This writer's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The log's prefix in the bucket.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The newest manifest this writer wrote.
+    pub async fn manifest(&self) -> Manifest {
+        self.state.lock().await.latest.clone()
+    }
+
+    /// The error of a writer that `found` (at the id it tried to write) fenced, or a
+    /// conflict when `found` breaks the ownership rules (a lower or equal epoch).
+    pub(crate) fn fenced_by(&self, state: &mut TierState, found: &Manifest) -> Error {
+        if found.writer_epoch > self.epoch {
+            state.fenced_by = Some((found.writer_epoch, found.manifest_id));
+            tracing::error!(prefix = %self.prefix, own_epoch = self.epoch, newer_epoch = found.writer_epoch, "fenced by a newer owner");
+            Error::Fenced {
+                own_epoch: self.epoch,
+                newer_epoch: found.writer_epoch,
+                manifest_id: found.manifest_id,
+            }
+        } else {
+            Error::Conflict {
+                key: crate::keys::manifest_key(&self.prefix, found.manifest_id).to_string(),
+                reason: format!(
+                    "written by another writer with epoch {} (own epoch {}): only a claim raises the epoch",
+                    found.writer_epoch, self.epoch
+                ),
+            }
+        }
+    }
+
+    /// Fails with [`Error::Fenced`] once this writer has been fenced.
+    pub(crate) fn check_not_fenced(&self, state: &TierState) -> Result<()> {
+        match state.fenced_by {
+            Some((newer_epoch, manifest_id)) => Err(Error::Fenced {
+                own_epoch: self.epoch,
+                newer_epoch,
+                manifest_id,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that no manifest follows this writer's newest: one GET of the next id. Manifest
+    /// ids are dense (each is written create-only at the id after the newest its writer
+    /// read), so if that id is free no later one exists and nobody has claimed the log since.
+    pub(crate) async fn check_next_id_free(&self, state: &mut TierState) -> Result<()> {
+        let next_id = next_number(&self.prefix, state.latest.manifest_id)?;
+        match objects::read_manifest(self.store.as_ref(), &self.prefix, next_id).await? {
+            None => Ok(()),
+            Some(found) if found.writer_nonce == self.nonce && found.writer_epoch == self.epoch => {
+                // An earlier commit of ours whose outcome was unknown: adopt it.
+                state.latest = found;
+                Ok(())
+            }
+            Some(found) => Err(self.fenced_by(state, &found)),
+        }
+    }
+
+    /// Brings `state.latest` up to the store's newest manifest when that one is this
+    /// writer's own (an earlier commit whose outcome was unknown), and fails with
+    /// [`Error::Fenced`] when it is a newer owner's. Used before deleting anything.
+    pub(crate) async fn confirm_ownership(&self, state: &mut TierState) -> Result<()> {
+        self.check_not_fenced(state)?;
+        let newest = objects::latest_manifest(self.store.as_ref(), &self.prefix).await?;
+        let Some(newest) = newest else {
+            return Err(Error::NoManifest {
+                prefix: self.prefix.to_string(),
+            });
+        };
+        if newest.writer_nonce == self.nonce && newest.writer_epoch == self.epoch {
+            if newest.manifest_id >= state.latest.manifest_id {
+                state.latest = newest;
+            }
+            return Ok(());
+        }
+        Err(self.fenced_by(state, &newest))
+    }
+}

@@ -1,0 +1,107 @@
+//! Object keys under a log's prefix (docs/scale-out.md, "Bucket layout").
+//!
+//! ```text
+//! <prefix>/manifest/<id:020>
+//! <prefix>/segments/<first_lsn:020>-<number:020>-<salt:016x>-e<epoch:020>.seg
+//! <prefix>/checkpoints/<first_lsn:020>-<number:020>-<salt:016x>-e<epoch:020>.idx
+//! ```
+//!
+//! A segment's key names the segment (first LSN, number, random salt: a compaction output
+//! that takes an input's name has another salt) and the epoch of the writer that uploaded
+//! it. Every key is written with `PutMode::Create` and never overwritten, so two writers can
+//! never write the same key: the newer owner's objects always carry a higher epoch than the
+//! zombie's, which is what lets orphan collection leave them alone.
+
+use object_store::path::Path;
+
+/// Folder of the manifests.
+pub const MANIFEST_DIR: &str = "manifest";
+/// Folder of the segments.
+pub const SEGMENT_DIR: &str = "segments";
+/// Folder of the index checkpoints.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+
+/// `<prefix>/manifest/`.
+pub fn manifest_dir(prefix: &Path) -> Path {
+    prefix.clone().join(MANIFEST_DIR)
+}
+
+/// The key of manifest `id`.
+pub fn manifest_key(prefix: &Path, id: u64) -> Path {
+    manifest_dir(prefix).join(format!("{id:020}"))
+}
+
+/// The manifest id of a key listed under `manifest/` (`None` for anything else).
+pub fn parse_manifest_id(key: &Path) -> Option<u64> {
+    let name = key.filename()?;
+    (name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
+}
+
+fn stem(first_lsn: u64, number: u64, salt: u64, epoch: u64) -> String {
+    format!("{first_lsn:020}-{number:020}-{salt:016x}-e{epoch:020}")
+}
+
+/// The key a segment is uploaded to by the writer of `epoch`.
+pub fn segment_key(prefix: &Path, first_lsn: u64, number: u64, salt: u64, epoch: u64) -> Path {
+    prefix
+        .clone()
+        .join(SEGMENT_DIR)
+        .join(format!("{}.seg", stem(first_lsn, number, salt, epoch)))
+}
+
+/// The key a segment's checkpoint is uploaded to by the writer of `epoch`.
+pub fn checkpoint_key(prefix: &Path, first_lsn: u64, number: u64, salt: u64, epoch: u64) -> Path {
+    prefix
+        .clone()
+        .join(CHECKPOINT_DIR)
+        .join(format!("{}.idx", stem(first_lsn, number, salt, epoch)))
+}
+
+/// The epoch of the writer that uploaded a segment or checkpoint key (`None` for a key this
+/// build did not write: orphan collection never deletes those).
+pub fn parse_object_epoch(key: &Path) -> Option<u64> {
+    let name = key.filename()?;
+    let stem = name
+        .strip_suffix(".seg")
+        .or_else(|| name.strip_suffix(".idx"))?;
+    let mut parts = stem.split('-');
+    let (lsn, number, salt, epoch) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || lsn.len() != 20 || number.len() != 20 || salt.len() != 16 {
+        return None;
+    }
+    let epoch = epoch.strip_prefix('e')?;
+    if epoch.len() != 20 || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    epoch.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_their_ids_and_epochs() {
+        let prefix = Path::from("logs/p7");
+        let m = manifest_key(&prefix, 42);
+        assert_eq!(m.as_ref(), "logs/p7/manifest/00000000000000000042");
+        assert_eq!(parse_manifest_id(&m), Some(42));
+        assert_eq!(parse_manifest_id(&Path::from("logs/p7/manifest/42")), None);
+        let s = segment_key(&prefix, 5, 2, 0xabc, 9);
+        assert_eq!(
+            s.as_ref(),
+            "logs/p7/segments/00000000000000000005-00000000000000000002-0000000000000abc-e00000000000000000009.seg"
+        );
+        assert_eq!(parse_object_epoch(&s), Some(9));
+        assert_eq!(
+            parse_object_epoch(&checkpoint_key(&prefix, 5, 2, 0xabc, 10)),
+            Some(10)
+        );
+        assert_eq!(
+            parse_object_epoch(&Path::from("logs/p7/segments/x.seg")),
+            None
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The object-store operations the tier is built from, each with its failure cases settled:
+//! create-only PUTs (whose outcome may be unknown), bounded GETs, manifest listing, and the
+//! manifest commit that both claims and ships go through.
+//!
+//! What must hold: a manifest is never overwritten (every PUT is `PutMode::Create`); a PUT
+//! that failed in a way that may hide a success (a timeout, a retried request that found
+//! its own earlier write) is settled by reading the key back, never by assuming either way.
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload};
+
+/// How many times a manifest PUT whose outcome stayed unknown (it failed, and reading the key
+/// back found nothing) is sent again, with the same bytes, before giving up.
+const UNKNOWN_OUTCOME_RETRIES: usize = 3;
+
+/// What a create-only PUT did.
+pub(crate) enum Created {
+    /// The object is ours.
+    Yes,
+    /// An object was already there (maybe our own earlier attempt): read it to know.
+    AlreadyExists,
+    /// The PUT failed; it may still have been applied.
+    Unknown(object_store::Error),
+}
+
+/// PUTs `bytes` at `key` only if nothing is there (If-None-Match: *).
+pub(crate) async fn put_create(store: &dyn ObjectStore, key: &Path, bytes: Bytes) -> Created {
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..PutOptions::default()
+    };
+    match store.put_opts(key, PutPayload::from(bytes), opts).await {
+        Ok(_) => Created::Yes,
+        Err(object_store::Error::AlreadyExists { .. }) => Created::AlreadyExists,
+        Err(e) => Created::Unknown(e),
+    }
+}
+
+/// Reads `key` whole, refusing an object longer than `max_len` before reading it.
+/// `Ok(None)` when there is no such object.
+pub(crate) async fn get_bounded(
+    store: &dyn ObjectStore,
+    key: &Path,
+    max_len: u64,
+) -> Result<Option<Bytes>> {
+    let result = match store.get_opts(key, GetOptions::default()).await {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::store("get", key, e)),
+    };
+    if result.meta.size > max_len {
+        return Err(Error::corruption(
+            key,
+            format!(
+                "{} bytes, more than the {max_len} expected",
+                result.meta.size
+            ),
+        ));
+    }
+    let bytes = result
+        .bytes()
+        .await
+        .map_err(|e| Error::store("get", key, e))?;
+    if bytes.len() as u64 > max_len {
+        return Err(Error::corruption(
+            key,
+            format!("more than the {max_len} bytes expected"),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// The ids of the manifests under `prefix`, ascending.
+pub(crate) async fn manifest_ids(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<u64>> {
+    let dir = keys::manifest_dir(prefix);
+    let metas: Vec<_> = store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store("list", &dir, e))?;
+    let mut ids: Vec<u64> = metas
+        .iter()
+        .filter_map(|m| keys::parse_manifest_id(&m.location))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Reads and checks manifest `id`; `Ok(None)` when there is none.
+pub(crate) async fn read_manifest(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    id: u64,
+) -> Result<Option<Manifest>> {
+    let key = keys::manifest_key(prefix, id);
+    match get_bounded(store, &key, MAX_MANIFEST_BYTES).await? {
+        Some(bytes) => Manifest::decode(&bytes, &key, prefix, id).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The newest manifest under `prefix` (highest id), `None` when there is none.
+///
+/// # Errors
+/// Store errors; [`Error::Corruption`] for a newest manifest that does not decode (an older
+/// one is never used instead: it would hand the log to a stale owner).
+pub async fn latest_manifest(store: &dyn ObjectStore, prefix: &Path) -> Result<Option<Manifest>> {
+    let Some(&id) = manifest_ids(store, prefix).await?.last() else {
+        return Ok(None);
+    };
+    match read_manifest(store, prefix, id).await? {
+        Some(m) => Ok(Some(m)),
+        None => Err(Error::Conflict {
+            key: keys::manifest_key(prefix, id).to_string(),
+            reason: "listed but gone: manifests are never deleted".into(),
+        }),
+    }
+}
+
+/// What became of a manifest commit.
+pub(crate) enum Commit {
+    /// Our manifest is stored at its id.
+    Done,
+    /// A manifest of our own (same epoch and nonce) but other contents holds the id: an
+    /// earlier attempt whose outcome was unknown at the time. It is the newest we wrote.
+    OwnEarlier(Manifest),
+    /// Another writer's manifest holds the id.
+    Taken(Manifest),
+}
+
+/// Writes `manifest` at its id, create-only, settling an unknown outcome by reading the id
+/// back and comparing the writer's nonce.
+pub(crate) async fn commit_manifest(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    manifest: &Manifest,
+) -> Result<Commit> {
+    let key = keys::manifest_key(prefix, manifest.manifest_id);
+    let bytes = manifest.encode(&key)?;
+    let mut last_error = None;
+    for _ in 0..=UNKNOWN_OUTCOME_RETRIES {
+        let outcome = put_create(store, &key, bytes.clone()).await;
+        if let Created::Yes = outcome {
+            return Ok(Commit::Done);
+        }
+        // Either an object is there (ours from an earlier attempt or a retried request, or
+        // another writer's), or the PUT failed in a way that may hide a success: only what
+        // the key holds now says which.
+        match read_manifest(store, prefix, manifest.manifest_id).await {
+            Ok(Some(found))
+                if found.writer_nonce == manifest.writer_nonce
+                    && found.writer_epoch == manifest.writer_epoch =>
+            {
+                return Ok(if found == *manifest {
+                    Commit::Done
+                } else {
+                    Commit::OwnEarlier(found)
+                });
+            }
+            Ok(Some(found)) => return Ok(Commit::Taken(found)),
+            Ok(None) => match outcome {
+                Created::Unknown(e) => last_error = Some(Error::store("put", &key, e)),
+                _ => {
+                    return Err(Error::Conflict {
+                        key: key.to_string(),
+                        reason: "the store reported the manifest exists, then that it does not"
+                            .into(),
+                    })
+                }
+            },
+            // Neither the PUT nor the read back settled it: the caller keeps its last known
+            // manifest, and its next commit at this id finds out.
+            Err(read_error) => {
+                return Err(match outcome {
+                    Created::Unknown(e) => Error::store("put", &key, e),
+                    _ => read_error,
+                })
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| Error::Conflict {
+        key: key.to_string(),
+        reason: "manifest commit gave up".into(),
+    }))
+}
+
+/// Uploads an immutable object (a segment or a checkpoint): create-only; when the key is
+/// taken (our own earlier attempt), the object there must have the same length and CRC.
+pub(crate) async fn upload_immutable(
+    store: &dyn ObjectStore,
+    key: &Path,
+    bytes: Bytes,
+    crc32: u32,
+) -> Result<()> {
+    let outcome = put_create(store, key, bytes.clone()).await;
+    let error = match outcome {
+        Created::Yes => return Ok(()),
+        Created::AlreadyExists => None,
+        Created::Unknown(e) => Some(e),
+    };
+    match get_bounded(store, key, bytes.len() as u64).await {
+        Ok(Some(found)) if found.len() == bytes.len() && crc32fast::hash(&found) == crc32 => Ok(()),
+        Ok(Some(_)) | Err(Error::Corruption { .. }) => Err(Error::Conflict {
+            key: key.to_string(),
+            reason: "an object with other contents is already there".into(),
+        }),
+        Ok(None) => Err(match error {
+            Some(e) => Error::store("put", key, e),
+            None => Error::Conflict {
+                key: key.to_string(),
+                reason: "the store reported the object exists, then that it does not".into(),
+            },
+        }),
+        Err(e) => Err(e),
+    }
+}

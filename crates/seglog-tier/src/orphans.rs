@@ -1,0 +1,92 @@
+//! Orphan collection: deleting uploaded objects that no manifest will ever need.
+//!
+//! An upload that was never named (a crash or failure before the manifest commit, a zombie's
+//! upload after it was fenced) and an object the newest manifest stopped naming (a
+//! compaction's input) are orphans. What must hold — checked in this order, each a reason
+//! to keep an object:
+//! 1. only the owner collects: the store's newest manifest must be this writer's own (same
+//!    epoch and nonce), else [`Error::Fenced`] and nothing is deleted;
+//! 2. only objects uploaded by an epoch ≤ the collector's (parsed from the key): a newer
+//!    owner's uploads, even ones it has not named yet, carry a higher epoch, so a collector
+//!    fenced between its check and its deletes still cannot touch them;
+//! 3. only objects the newest manifest does not name (a newer owner's manifest names only
+//!    objects the collector's newest names, or its own higher-epoch uploads);
+//! 4. only objects older than the grace period (last modified by the store's clock vs ours);
+//! 5. never a key this build did not write (unparseable names are left alone).
+//!
+//! Manifests are never deleted in this slice: an old manifest id that vanished could be
+//! written again by a zombie, which would then not collide, and so not learn it is fenced.
+
+use crate::claim::Tier;
+use crate::error::{Error, Result};
+use crate::keys;
+use futures_util::TryStreamExt;
+use object_store::ObjectStoreExt;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// What [`Tier::collect_orphans`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OrphanReport {
+    /// Objects deleted.
+    pub deleted: Vec<String>,
+    /// Orphans kept because they are younger than the grace period.
+    pub kept_young: usize,
+    /// Unnamed objects of a newer epoch (another owner's), kept.
+    pub kept_newer_epoch: usize,
+}
+
+impl Tier {
+    /// Deletes the segments and checkpoints under the prefix that the newest manifest does
+    /// not name, that an epoch ≤ this writer's uploaded, and that are older than `grace`.
+    /// Set `grace` well above the longest time between an upload and its manifest commit
+    /// (default advice: an hour).
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] when this writer no longer owns the log (nothing is deleted), store
+    /// errors (what was deleted before stays deleted; running again is safe).
+    pub async fn collect_orphans(&self, grace: Duration) -> Result<OrphanReport> {
+        let mut state = self.state.lock().await;
+        self.confirm_ownership(&mut state).await?;
+        let named: HashSet<&str> = state.latest.named_keys().collect();
+        let now_millis = crate::claim::now_unix_millis() as i64;
+        let grace_millis = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let mut report = OrphanReport::default();
+        for dir in [keys::SEGMENT_DIR, keys::CHECKPOINT_DIR] {
+            let dir = self.prefix.clone().join(dir);
+            let metas: Vec<_> = self
+                .store
+                .list(Some(&dir))
+                .try_collect()
+                .await
+                .map_err(|e| Error::store("list", &dir, e))?;
+            for meta in metas {
+                let Some(epoch) = keys::parse_object_epoch(&meta.location) else {
+                    continue;
+                };
+                if named.contains(meta.location.as_ref()) {
+                    continue;
+                }
+                if epoch > self.epoch {
+                    report.kept_newer_epoch += 1;
+                    continue;
+                }
+                let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
+                if age_millis < grace_millis {
+                    report.kept_young += 1;
+                    continue;
+                }
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(Error::store("delete", &meta.location, e)),
+                }
+                report.deleted.push(meta.location.to_string());
+            }
+        }
+        if !report.deleted.is_empty() {
+            tracing::info!(deleted = report.deleted.len(), "collected orphans");
+        }
+        Ok(report)
+    }
+}

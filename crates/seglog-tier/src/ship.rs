@@ -1,0 +1,306 @@
+//! Shipping: upload the log's sealed segments (and their checkpoints) that the manifest does
+//! not name yet, then commit a manifest naming exactly the log's sealed segments.
+//!
+//! What must hold:
+//! - every object a committed manifest names was uploaded whole before the commit (the
+//!   commit is the last step, and an upload that cannot be confirmed fails the round);
+//! - a manifest names a consistent prefix of the log: all of its sealed segments as one
+//!   listing saw them, so a compaction's inputs and outputs are swapped in one commit;
+//! - a segment's bytes are taken only after its header is read back and found to be the
+//!   segment the listing named (a compaction may replace a file under the same name), and
+//!   a checkpoint only after it decodes as that segment's checkpoint.
+
+use crate::claim::{now_unix_millis, Tier};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::manifest::{Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION};
+use crate::objects::{self, Commit};
+use bytes::Bytes;
+use seglog_segment::SegmentInfo;
+
+/// How many manifests of its own a ship may find ahead of it (earlier commits whose outcome
+/// was unknown) before it gives up for this round.
+const MAX_OWN_EARLIER: usize = 8;
+
+/// What one [`Tier::ship`] round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShipReport {
+    /// The manifest committed by this round (`None`: nothing new to name).
+    pub committed_manifest: Option<u64>,
+    /// Segments uploaded.
+    pub segments_uploaded: usize,
+    /// Checkpoints uploaded.
+    pub checkpoints_uploaded: usize,
+    /// Bytes uploaded.
+    pub bytes_uploaded: u64,
+    /// Segments the newest manifest names after the round.
+    pub segments_named: usize,
+    /// A segment changed under the round (a compaction replaced it): nothing was committed,
+    /// the next round ships the new layout.
+    pub deferred: bool,
+}
+
+/// A sealed segment read from the local directory and checked against its listing.
+struct LocalSegment {
+    info: SegmentInfo,
+    bytes: Bytes,
+    checkpoint: Option<Bytes>,
+}
+
+/// Reads a sealed segment's file and its checkpoint; `Ok(None)` when the file is not (any
+/// more) the segment `info` describes.
+fn read_local(info: &SegmentInfo, want_checkpoint: bool) -> Result<Option<LocalSegment>> {
+    let bytes = match std::fs::read(&info.path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read",
+                path: info.path.clone(),
+                source: e,
+            })
+        }
+    };
+    let same = bytes.len() as u64 == info.data_end
+        && seglog_segment::format::SegmentHeader::decode(&bytes).is_ok_and(|h| {
+            h.segment_number == info.number
+                && h.first_lsn == info.first_lsn
+                && h.record_salt() == info.record_salt
+        });
+    if !same {
+        return Ok(None);
+    }
+    let checkpoint = if want_checkpoint {
+        read_checkpoint(info)?
+    } else {
+        None
+    };
+    Ok(Some(LocalSegment {
+        info: info.clone(),
+        bytes: Bytes::from(bytes),
+        checkpoint,
+    }))
+}
+
+/// The segment's checkpoint file, if there is one that decodes as this segment's.
+fn read_checkpoint(info: &SegmentInfo) -> Result<Option<Bytes>> {
+    let Some(dir) = info.path.parent() else {
+        return Ok(None);
+    };
+    let path = dir.join(seglog_index::checkpoint::checkpoint_file_name(
+        info.first_lsn,
+    ));
+    match std::fs::read(&path) {
+        Ok(b) if seglog_index::checkpoint::decode(&b, info).is_ok() => Ok(Some(Bytes::from(b))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io {
+            op: "read",
+            path,
+            source: e,
+        }),
+    }
+}
+
+fn same_segment(entry: &SegmentEntry, info: &SegmentInfo) -> bool {
+    entry.number == info.number
+        && entry.first_lsn == info.first_lsn
+        && entry.record_salt == info.record_salt
+        && entry.segment.len == info.data_end
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+impl Tier {
+    /// Ships `log`: uploads its sealed segments (and checkpoints) not yet named, then
+    /// commits a manifest naming all of its sealed segments. The active segment is not
+    /// shipped (see docs/scale-out.md, "Loss window").
+    ///
+    /// When another node has claimed the log, returns [`Error::Fenced`] and **poisons
+    /// `log`**: every later append to it fails, so the zombie cannot acknowledge writes the
+    /// new owner will never see.
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] (sticky: every later call returns it), [`Error::Diverged`] when the
+    /// log lacks sealed data the manifest names, store and I/O errors (the round may be
+    /// retried: every step is idempotent).
+    pub async fn ship(&self, log: &seglog::Log) -> Result<ShipReport> {
+        let result = self.ship_round(log).await;
+        if let Err(e @ Error::Fenced { .. }) = &result {
+            log.poison(&e.to_string());
+        }
+        result
+    }
+
+    async fn ship_round(&self, log: &seglog::Log) -> Result<ShipReport> {
+        let mut state = self.state.lock().await;
+        self.check_not_fenced(&state)?;
+        let mut report = ShipReport::default();
+        let segments = log.segments();
+        // How far the log has come: past its last sealed record, and past everything before
+        // its active segment (a compaction may have erased the last sealed records whole).
+        let local_extent = segments
+            .iter()
+            .map(|s| {
+                if s.sealed {
+                    s.last_lsn
+                } else {
+                    s.first_lsn.saturating_sub(1)
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        if state.latest.last_lsn() > local_extent {
+            return Err(Error::Diverged(format!(
+                "the manifest names LSNs up to {}, the log reaches only {local_extent}",
+                state.latest.last_lsn()
+            )));
+        }
+        let sealed: Vec<SegmentInfo> = segments.into_iter().filter(|s| s.sealed).collect();
+        let mut entries = Vec::with_capacity(sealed.len());
+        for info in sealed {
+            let known = state
+                .latest
+                .segments
+                .iter()
+                .find(|e| same_segment(e, &info))
+                .cloned();
+            if let Some(entry) = known.as_ref().filter(|e| e.checkpoint.is_some()) {
+                entries.push(entry.clone());
+                continue;
+            }
+            let read_info = info.clone();
+            let need_segment = known.is_none();
+            let local = if need_segment {
+                blocking(move || read_local(&read_info, true)).await?
+            } else {
+                blocking(move || {
+                    Ok(read_checkpoint(&read_info)?.map(|checkpoint| LocalSegment {
+                        info: read_info,
+                        bytes: Bytes::new(),
+                        checkpoint: Some(checkpoint),
+                    }))
+                })
+                .await?
+            };
+            let Some(local) = local else {
+                if let Some(entry) = known {
+                    // Shipped already; its checkpoint is not written yet.
+                    entries.push(entry);
+                    continue;
+                }
+                tracing::info!(
+                    segment = info.number,
+                    "segment changed under the ship (compaction?); deferred"
+                );
+                report.deferred = true;
+                return Ok(report);
+            };
+            let entry = match known {
+                Some(mut entry) => {
+                    entry.checkpoint = self.upload_checkpoint(&local, &mut report).await?;
+                    entry
+                }
+                None => self.upload_segment(&local, &mut report).await?,
+            };
+            entries.push(entry);
+        }
+        if entries == state.latest.segments {
+            // Nothing to name; still learn whether another node took the log, so that a
+            // zombie with nothing to ship is fenced as soon as one with something would be.
+            self.check_next_id_free(&mut state).await?;
+            report.segments_named = entries.len();
+            return Ok(report);
+        }
+        for _ in 0..MAX_OWN_EARLIER {
+            let next = Manifest {
+                format_version: FORMAT_VERSION,
+                manifest_id: crate::claim::next_number(&self.prefix, state.latest.manifest_id)?,
+                writer_epoch: self.epoch,
+                writer_nonce: self.nonce.clone(),
+                created_unix_millis: now_unix_millis(),
+                segments: entries.clone(),
+            };
+            match objects::commit_manifest(self.store.as_ref(), &self.prefix, &next).await? {
+                Commit::Done => {
+                    report.committed_manifest = Some(next.manifest_id);
+                    report.segments_named = next.segments.len();
+                    state.latest = next;
+                    return Ok(report);
+                }
+                // An earlier commit of ours whose outcome was unknown: it is our newest.
+                Commit::OwnEarlier(found) => state.latest = found,
+                Commit::Taken(found) => return Err(self.fenced_by(&mut state, &found)),
+            }
+        }
+        Err(Error::Conflict {
+            key: keys::manifest_dir(&self.prefix).to_string(),
+            reason: "too many manifests of this writer ahead of the one it knew".into(),
+        })
+    }
+
+    async fn upload_segment(
+        &self,
+        local: &LocalSegment,
+        report: &mut ShipReport,
+    ) -> Result<SegmentEntry> {
+        let info = &local.info;
+        let key = keys::segment_key(
+            &self.prefix,
+            info.first_lsn,
+            info.number,
+            info.record_salt,
+            self.epoch,
+        );
+        let crc32 = crc32fast::hash(&local.bytes);
+        objects::upload_immutable(self.store.as_ref(), &key, local.bytes.clone(), crc32).await?;
+        report.segments_uploaded += 1;
+        report.bytes_uploaded += local.bytes.len() as u64;
+        Ok(SegmentEntry {
+            number: info.number,
+            first_lsn: info.first_lsn,
+            last_lsn: info.last_lsn,
+            record_salt: info.record_salt,
+            segment: ObjectRef {
+                key: key.to_string(),
+                len: local.bytes.len() as u64,
+                crc32,
+            },
+            checkpoint: self.upload_checkpoint(local, report).await?,
+        })
+    }
+
+    async fn upload_checkpoint(
+        &self,
+        local: &LocalSegment,
+        report: &mut ShipReport,
+    ) -> Result<Option<ObjectRef>> {
+        let Some(bytes) = &local.checkpoint else {
+            return Ok(None);
+        };
+        let info = &local.info;
+        let key = keys::checkpoint_key(
+            &self.prefix,
+            info.first_lsn,
+            info.number,
+            info.record_salt,
+            self.epoch,
+        );
+        let crc32 = crc32fast::hash(bytes);
+        objects::upload_immutable(self.store.as_ref(), &key, bytes.clone(), crc32).await?;
+        report.checkpoints_uploaded += 1;
+        report.bytes_uploaded += bytes.len() as u64;
+        Ok(Some(ObjectRef {
+            key: key.to_string(),
+            len: bytes.len() as u64,
+            crc32,
+        }))
+    }
+}

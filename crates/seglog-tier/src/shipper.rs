@@ -1,0 +1,68 @@
+//! A background shipper: one [`Tier::ship`] round every `interval`, until stopped or fenced.
+//!
+//! Polling the log's segment list (rather than hooking the writer's seal listener) is
+//! crash-friendly: whatever was sealed while no shipper ran (before a crash, before a
+//! restart) is found by the next round, and a round that failed is simply run again.
+
+use crate::claim::Tier;
+use crate::error::{Error, Result};
+use crate::ship::ShipReport;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The running shipper; [`Shipper::stop`] ends it after a last round.
+#[derive(Debug)]
+pub struct Shipper {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Shipper {
+    /// Starts shipping `log` through `tier` every `interval` on the current tokio runtime.
+    /// A failed round is logged and retried at the next tick; [`Error::Fenced`] ends the
+    /// shipper (and has poisoned `log`, see [`Tier::ship`]).
+    pub fn spawn(tier: Arc<Tier>, log: seglog::Log, interval: Duration) -> Shipper {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let done = tokio::select! {
+                    _ = tokio::time::sleep(interval) => false,
+                    _ = stopped.changed() => true,
+                };
+                match tier.ship(&log).await {
+                    Ok(report) => log_round(&report),
+                    Err(e @ Error::Fenced { .. }) => return Err(e),
+                    Err(e) if done => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ship round failed; retrying at the next tick")
+                    }
+                }
+                if done {
+                    return Ok(());
+                }
+            }
+        });
+        Shipper { stop, task }
+    }
+
+    /// Runs a last round and stops.
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] if the shipper was fenced, the last round's error, or
+    /// [`Error::Task`] if the task panicked.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+fn log_round(report: &ShipReport) {
+    if let Some(id) = report.committed_manifest {
+        tracing::debug!(
+            manifest = id,
+            segments = report.segments_uploaded,
+            bytes = report.bytes_uploaded,
+            "shipped"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! An object store that fails on purpose: wraps another store (the in-memory one in tests)
+//! and numbers every operation; the operation armed with [`FaultStore::arm`] fails, either
+//! before it reaches the store or after it was applied ("timeout after success"), and with
+//! `crash` every later operation fails too (the node is gone).
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How the armed operation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The operation is not applied; an error is returned.
+    Before,
+    /// The operation is applied, then an error is returned (a timeout after success).
+    AfterSuccess,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Armed {
+    at_op: u64,
+    fault: Fault,
+    crash: bool,
+}
+
+/// Per-operation counters.
+#[derive(Debug, Default)]
+pub struct OpCounts {
+    pub puts: AtomicU64,
+    pub gets: AtomicU64,
+    pub lists: AtomicU64,
+    pub deletes: AtomicU64,
+}
+
+/// The fault-injecting store.
+#[derive(Debug)]
+pub struct FaultStore {
+    inner: Arc<dyn ObjectStore>,
+    ops: AtomicU64,
+    armed: Mutex<Option<Armed>>,
+    /// Held at the next listing of a `segments/` folder.
+    segment_list_gate: Mutex<Option<Gate>>,
+    pub counts: OpCounts,
+}
+
+/// A pause point: the store signals `reached`, then waits for `resume`.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    pub reached: Arc<tokio::sync::Notify>,
+    pub resume: Arc<tokio::sync::Notify>,
+}
+
+enum Decision {
+    Run,
+    FailBefore,
+    FailAfter,
+}
+
+impl FaultStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
+        Arc::new(FaultStore {
+            inner,
+            ops: AtomicU64::new(0),
+            armed: Mutex::new(None),
+            segment_list_gate: Mutex::new(None),
+            counts: OpCounts::default(),
+        })
+    }
+
+    /// Operations so far.
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    /// The `n`-th operation from now (1 = the next) fails with `fault`; with `crash`, every
+    /// later one fails too (before reaching the store).
+    pub fn arm(&self, n: u64, fault: Fault, crash: bool) {
+        *self.armed.lock().unwrap() = Some(Armed {
+            at_op: self.ops() + n,
+            fault,
+            crash,
+        });
+    }
+
+    /// The next listing of a `segments/` folder pauses until `gate.resume` is notified.
+    pub fn pause_next_segment_list(&self) -> Gate {
+        let gate = Gate::default();
+        *self.segment_list_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    pub fn disarm(&self) {
+        *self.armed.lock().unwrap() = None;
+    }
+
+    fn decide(&self) -> Decision {
+        let op = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        match *self.armed.lock().unwrap() {
+            Some(a) if op == a.at_op => match a.fault {
+                Fault::Before => Decision::FailBefore,
+                Fault::AfterSuccess => Decision::FailAfter,
+            },
+            Some(a) if a.crash && op > a.at_op => Decision::FailBefore,
+            _ => Decision::Run,
+        }
+    }
+}
+
+fn injected() -> object_store::Error {
+    object_store::Error::Generic {
+        store: "FaultStore",
+        source: "injected fault".into(),
+    }
+}
+
+impl std::fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        match self.decide() {
+            Decision::Run => self.inner.put_opts(location, payload, opts).await,
+            Decision::FailBefore => Err(injected()),
+            Decision::FailAfter => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(injected())
+            }
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        match self.decide() {
+            Decision::Run => self.inner.put_multipart_opts(location, opts).await,
+            _ => Err(injected()),
+        }
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.counts.gets.fetch_add(1, Ordering::SeqCst);
+        match self.decide() {
+            Decision::Run => self.inner.get_opts(location, options).await,
+            _ => Err(injected()),
+        }
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.counts.deletes.fetch_add(1, Ordering::SeqCst);
+        match self.decide() {
+            Decision::Run => self.inner.delete_stream(locations),
+            Decision::FailBefore => futures_util::stream::once(async { Err(injected()) }).boxed(),
+            Decision::FailAfter => {
+                let inner = self.inner.delete_stream(locations);
+                inner.map(|r| r.and(Err(injected()))).boxed()
+            }
+        }
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.counts.lists.fetch_add(1, Ordering::SeqCst);
+        if prefix.is_some_and(|p| p.as_ref().ends_with("/segments")) {
+            if let Some(gate) = self.segment_list_gate.lock().unwrap().take() {
+                let inner = self.inner.clone();
+                let prefix = prefix.cloned();
+                return futures_util::stream::once(async move {
+                    gate.reached.notify_one();
+                    gate.resume.notified().await;
+                    inner.list(prefix.as_ref())
+                })
+                .flatten()
+                .boxed();
+            }
+        }
+        match self.decide() {
+            Decision::Run => self.inner.list(prefix),
+            _ => futures_util::stream::once(async { Err(injected()) }).boxed(),
+        }
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.counts.lists.fetch_add(1, Ordering::SeqCst);
+        match self.decide() {
+            Decision::Run => self.inner.list_with_delimiter(prefix).await,
+            _ => Err(injected()),
+        }
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        match self.decide() {
+            Decision::Run => self.inner.copy_opts(from, to, options).await,
+            _ => Err(injected()),
+        }
+    }
+}

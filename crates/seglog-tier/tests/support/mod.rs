@@ -1,0 +1,294 @@
+//! Shared test scenarios: each runs against any object store (the in-memory one, the
+//! fault-injecting wrapper, or a real S3 server in `s3.rs`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod fault;
+
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use seglog_tier::{Error, Tier};
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+/// Small segments, so a few dozen events seal several.
+// Options are set field by field: a struct literal would break once Options is
+// #[non_exhaustive], which it is about to become.
+#[allow(clippy::field_reassign_with_default)]
+pub fn options() -> seglog::Options {
+    let mut o = seglog::Options::default();
+    o.segment_size_bytes = 8 * 1024;
+    o
+}
+
+pub const EXECUTIONS: usize = 5;
+
+/// Appends events `from..to` (numbered across executions, payload bytes derived from the
+/// number).
+pub async fn write_events(log: &seglog::Log, from: usize, to: usize) {
+    for i in from..to {
+        let exec = format!("exec-{}", i % EXECUTIONS);
+        let payload = payload_of(i);
+        log.append(&exec, "tenant-a", &payload).await.unwrap();
+    }
+}
+
+pub fn payload_of(i: usize) -> Vec<u8> {
+    let mut p = format!("event {i}: ").into_bytes();
+    p.extend((0..(100 + i % 97)).map(|k| (k * 31 + i) as u8));
+    p
+}
+
+pub type Events = BTreeMap<String, Vec<(u64, Vec<u8>)>>;
+
+/// Every event of `log` whose record LSN is at most `up_to_lsn`.
+pub fn events_of(log: &seglog::Log, up_to_lsn: u64) -> Events {
+    let mut out = Events::new();
+    for e in 0..EXECUTIONS {
+        let exec = format!("exec-{e}");
+        let events: Vec<_> = log
+            .read(&exec)
+            .unwrap()
+            .into_iter()
+            .filter(|ev| ev.lsn <= up_to_lsn)
+            .map(|ev| (ev.seq, ev.payload.to_vec()))
+            .collect();
+        if !events.is_empty() {
+            out.insert(exec, events);
+        }
+    }
+    out
+}
+
+/// Every key under `prefix`.
+pub async fn keys(store: &dyn ObjectStore, prefix: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .list(Some(prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// The newest manifest names only objects that exist, with the length it says.
+pub async fn assert_newest_manifest_complete(store: &dyn ObjectStore, prefix: &Path) {
+    let Some(m) = seglog_tier::latest_manifest(store, prefix).await.unwrap() else {
+        return;
+    };
+    for key in m.named_keys() {
+        let meta = store.head(&Path::from(key)).await;
+        assert!(
+            meta.is_ok(),
+            "manifest {} names missing object {key}",
+            m.manifest_id
+        );
+    }
+}
+
+use object_store::ObjectStoreExt;
+
+/// Node A writes, seals and ships; node B claims; A's next ship is fenced, A's log refuses
+/// appends, A's orphan collection deletes nothing, and none of B's objects is gone.
+pub async fn scenario_zombie(store: Arc<dyn ObjectStore>, prefix: Path, root: &FsPath) {
+    let log_a = seglog::Log::open(root.join("a"), options()).await.unwrap();
+    let a = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
+    write_events(&log_a, 0, 120).await;
+    log_a.roll().await.unwrap();
+    let shipped = a.ship(&log_a).await.unwrap();
+    assert!(shipped.segments_uploaded >= 2, "{shipped:?}");
+
+    let b = seglog_tier::restore(store.clone(), prefix.clone(), root.join("b"), options())
+        .await
+        .unwrap();
+    assert!(b.tier.epoch() > a.epoch());
+    write_events(&b.log, 1000, 1100).await;
+    b.log.roll().await.unwrap();
+    b.tier.ship(&b.log).await.unwrap();
+    let before = keys(store.as_ref(), &prefix).await;
+
+    // The zombie goes on: more appends, a ship, an orphan collection.
+    write_events(&log_a, 120, 200).await;
+    log_a.roll().await.unwrap();
+    let err = a.ship(&log_a).await.unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(
+        log_a.append("exec-0", "tenant-a", b"late").await.is_err(),
+        "a fenced log must refuse appends"
+    );
+    assert!(log_a.is_poisoned());
+    let err = a
+        .collect_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(
+        a.ship(&log_a).await.unwrap_err().is_fenced(),
+        "fencing is sticky"
+    );
+
+    let after = keys(store.as_ref(), &prefix).await;
+    for key in &before {
+        assert!(after.contains(key), "the zombie deleted {key}");
+    }
+    for key in after.iter().filter(|k| !before.contains(k)) {
+        assert!(
+            !key.contains("manifest/"),
+            "the zombie wrote manifest {key}"
+        );
+    }
+    assert_newest_manifest_complete(store.as_ref(), &prefix).await;
+    // B's data is whole: restore again on C.
+    let m = b.tier.manifest().await;
+    let expected = events_of(&b.log, m.last_lsn());
+    let c = seglog_tier::restore(store.clone(), prefix.clone(), root.join("c"), options())
+        .await
+        .unwrap();
+    assert_eq!(events_of(&c.log, u64::MAX), expected);
+    // B is fenced by C now, and its collection deletes nothing.
+    assert!(b
+        .tier
+        .collect_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap_err()
+        .is_fenced());
+}
+
+/// `rounds` rounds of `claimants` concurrent claims of the same newest manifest
+/// (`claim_after`): each round has exactly one winner, the losers get `ClaimLost`, and
+/// epochs increase by one per round. Then plain concurrent `claim`s: whoever won last owns
+/// the log, and every earlier winner is fenced at its next ship.
+pub async fn scenario_racing_claims(
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    rounds: usize,
+    claimants: usize,
+) {
+    let mut last_epoch = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .map_or(0, |m| m.writer_epoch);
+    for round in 0..rounds {
+        let seen = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+            .await
+            .unwrap()
+            .map(|m| m.manifest_id);
+        let barrier = Arc::new(tokio::sync::Barrier::new(claimants));
+        let tasks: Vec<_> = (0..claimants)
+            .map(|_| {
+                let (store, prefix, barrier) = (store.clone(), prefix.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    Tier::claim_after(store, prefix, seen).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(tier) => winners.push(tier),
+                Err(Error::ClaimLost { .. }) => {}
+                Err(e) => panic!("round {round}: unexpected claim error {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one claim wins");
+        let newest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(newest.writer_epoch, winners[0].epoch());
+        assert_eq!(winners[0].epoch(), last_epoch + 1, "round {round}");
+        last_epoch = winners[0].epoch();
+    }
+    let tasks: Vec<_> = (0..claimants)
+        .map(|_| {
+            let (store, prefix) = (store.clone(), prefix.clone());
+            tokio::spawn(async move { Tier::claim(store, prefix).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(tier) => winners.push(tier),
+            Err(Error::ClaimLost { .. }) => {}
+            Err(e) => panic!("unexpected claim error {e}"),
+        }
+    }
+    assert!(!winners.is_empty());
+    let newest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    let owners: Vec<_> = winners
+        .iter()
+        .filter(|t| t.epoch() == newest.writer_epoch)
+        .collect();
+    assert_eq!(owners.len(), 1, "one owner at the end");
+    for t in winners.iter().filter(|t| t.epoch() != newest.writer_epoch) {
+        let err = t
+            .collect_orphans(std::time::Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(err.is_fenced(), "{err}");
+    }
+}
+
+/// Write through a log with small segments, ship, lose the node's directory, restore on
+/// another node: every event of the shipped range is there, with the same sequence and
+/// bytes; the restored log takes appends in a fresh segment and ships them.
+pub async fn scenario_failover(store: Arc<dyn ObjectStore>, prefix: Path, root: &FsPath) {
+    let dir_a = root.join("a");
+    let log_a = seglog::Log::open(&dir_a, options()).await.unwrap();
+    let a = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
+    write_events(&log_a, 0, 150).await;
+    a.ship(&log_a).await.unwrap();
+    write_events(&log_a, 150, 300).await;
+    let report = a.ship(&log_a).await.unwrap();
+    assert!(report.committed_manifest.is_some());
+    // Node A is lost: its active segment with it.
+    let manifest = a.manifest().await;
+    let shipped = events_of(&log_a, manifest.last_lsn());
+    let all = events_of(&log_a, u64::MAX);
+    assert!(
+        shipped.values().map(Vec::len).sum::<usize>() > 100,
+        "most events shipped"
+    );
+    drop(log_a);
+    std::fs::remove_dir_all(&dir_a).unwrap();
+
+    let b = seglog_tier::restore(store.clone(), prefix.clone(), root.join("b"), options())
+        .await
+        .unwrap();
+    let restored = events_of(&b.log, u64::MAX);
+    assert_eq!(
+        restored, shipped,
+        "every shipped event, same sequence and bytes"
+    );
+    // What is missing is the unshipped tail: a suffix of each execution.
+    for (exec, events) in &all {
+        let got = restored.get(exec).map_or(&[][..], Vec::as_slice);
+        assert_eq!(got, &events[..got.len()], "{exec}: restored is a prefix");
+    }
+    let last_restored_number = b
+        .log
+        .segments()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.number)
+        .max();
+    write_events(&b.log, 300, 340).await;
+    let active = b.log.segments().into_iter().find(|s| !s.sealed).unwrap();
+    assert!(
+        Some(active.number) > last_restored_number,
+        "appends go to a fresh segment"
+    );
+    b.log.roll().await.unwrap();
+    b.tier.ship(&b.log).await.unwrap();
+    let m = b.tier.manifest().await;
+    let c = seglog_tier::restore(store, prefix, root.join("c"), options())
+        .await
+        .unwrap();
+    assert_eq!(events_of(&c.log, u64::MAX), events_of(&b.log, m.last_lsn()));
+}

@@ -1,0 +1,158 @@
+//! `seglog remote status URL` and `seglog restore URL DIR`: a log shipped to object storage
+//! by seglog-tier (docs/scale-out.md). URLs: `s3://bucket/prefix` (credentials, region and
+//! endpoint from the usual `AWS_*` variables, e.g. `AWS_ENDPOINT`, `AWS_ALLOW_HTTP=true`)
+//! and `file:///path/prefix`. `status` only reads; `restore` claims the log, which fences
+//! its current owner.
+
+use crate::output::{escape_path, escape_str};
+use anyhow::{bail, Context, Result};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Options of `seglog remote`.
+#[derive(clap::Args, Debug)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+/// Subcommands of `seglog remote`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RemoteCommand {
+    /// The newest manifest: owner epoch, segments, LSNs, bytes; checks every object it
+    /// names is there with its length (exit 2 if one is not).
+    #[command(
+        after_help = "Reads only: claims nothing, fences nobody.\n\nExamples:\n  seglog remote status s3://my-bucket/logs/partition-7\n  AWS_ENDPOINT=http://127.0.0.1:9000 AWS_ALLOW_HTTP=true seglog remote status s3://b/p\n  seglog remote status file:///srv/bucket/logs/partition-7"
+    )]
+    Status(StatusArgs),
+}
+
+/// Options of `seglog remote status`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The log's location: s3://bucket/prefix or file:///path/prefix.
+    pub url: String,
+}
+
+/// Options of `seglog restore`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Claims the log first: its current owner is fenced (its next ship fails and its log\nrefuses appends). Everything not in a shipped sealed segment is not in the bucket and is\nnot restored (docs/scale-out.md, \"Loss window\"). DIR must not exist or be empty.\n\nExample:\n  seglog restore s3://my-bucket/logs/partition-7 /var/lib/app/partition-7"
+)]
+pub struct RestoreArgs {
+    /// The log's location: s3://bucket/prefix or file:///path/prefix.
+    pub url: String,
+    /// Where to restore it: a new or empty directory.
+    pub dir: PathBuf,
+}
+
+/// The store and prefix of `url`, configured from the `AWS_*` environment for s3://.
+fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let parsed = url::Url::parse(url).with_context(|| format!("not a URL: {}", escape_str(url)))?;
+    if !matches!(parsed.scheme(), "s3" | "file") {
+        bail!(
+            "unsupported URL scheme {} (s3:// and file:// are)",
+            escape_str(parsed.scheme())
+        );
+    }
+    let options = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v));
+    let (store, prefix) = object_store::parse_url_opts(&parsed, options)
+        .with_context(|| format!("cannot open {}", escape_str(url)))?;
+    Ok((Arc::from(store), prefix))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn run(args: &RemoteArgs) -> Result<i32> {
+    match &args.command {
+        RemoteCommand::Status(a) => status(a),
+    }
+}
+
+fn status(args: &StatusArgs) -> Result<i32> {
+    let (store, prefix) = open_store(&args.url)?;
+    runtime()?.block_on(async move {
+        let manifest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+            .await
+            .context("cannot read the newest manifest")?;
+        let Some(m) = manifest else {
+            println!("no manifest under {}: nothing was shipped there", escape_str(prefix.as_ref()));
+            return Ok(crate::exit::ERROR);
+        };
+        let bytes: u64 = m.segments.iter().map(|s| s.segment.len).sum();
+        let checkpoints = m.segments.iter().filter(|s| s.checkpoint.is_some()).count();
+        let first = m.segments.first().map_or(0, |s| s.first_lsn);
+        println!(
+            "manifest {}: owner epoch {} (nonce {}), {} segments, LSNs {}..={}, {} bytes, {} checkpoints",
+            m.manifest_id,
+            m.writer_epoch,
+            escape_str(&m.writer_nonce),
+            m.segments.len(),
+            first,
+            m.last_lsn(),
+            bytes,
+            checkpoints
+        );
+        let mut bad = 0usize;
+        let named: Vec<(&str, u64)> = m
+            .segments
+            .iter()
+            .flat_map(|s| std::iter::once(&s.segment).chain(s.checkpoint.as_ref()))
+            .map(|o| (o.key.as_str(), o.len))
+            .collect();
+        for (key, len) in &named {
+            match store.head(&ObjectPath::from(*key)).await {
+                Ok(meta) if meta.size == *len => {}
+                Ok(meta) => {
+                    bad += 1;
+                    println!("  {}: {} bytes, the manifest says {len}", escape_str(key), meta.size);
+                }
+                Err(object_store::Error::NotFound { .. }) => {
+                    bad += 1;
+                    println!("  {}: missing", escape_str(key));
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot check {}", escape_str(key))),
+            }
+        }
+        if bad == 0 {
+            println!("all {} objects it names are present", named.len());
+            Ok(crate::exit::OK)
+        } else {
+            println!("{bad} of {} objects it names are missing or of the wrong length", named.len());
+            Ok(crate::exit::CORRUPT)
+        }
+    })
+}
+
+pub fn restore(args: &RestoreArgs) -> Result<i32> {
+    let (store, prefix) = open_store(&args.url)?;
+    let dir = args.dir.clone();
+    runtime()?.block_on(async move {
+        let restored = seglog_tier::restore(store, prefix, dir.clone(), seglog::Options::default())
+            .await
+            .with_context(|| format!("cannot restore into {}", escape_path(&dir)))?;
+        let r = &restored.report;
+        println!(
+            "restored manifest {} into {}: {} segments, {} checkpoints, {} bytes, through LSN {}; claimed with epoch {}",
+            r.manifest_id,
+            escape_path(&dir),
+            r.segments,
+            r.checkpoints,
+            r.bytes,
+            r.last_lsn,
+            restored.tier.epoch()
+        );
+        restored.log.close().context("cannot close the restored log")?;
+        Ok(crate::exit::OK)
+    })
+}
