@@ -179,6 +179,7 @@ impl<F: FileSystem + Clone> Log<F> {
         if self.is_read_only() {
             return Err(Error::ReadOnly);
         }
+        let _span = tracing::info_span!("compaction", dir = %self.shared.dir.display()).entered();
         let _one_at_a_time = self.shared.compaction.lock();
         let _on_this_thread = CompactionThread::enter(&self.shared);
         self.check_open()?;

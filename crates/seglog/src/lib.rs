@@ -20,6 +20,27 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `metrics`: publish the figures of [`Log::stats`] through the `metrics` facade as well:
+//!   counters `seglog_appends_total`, `seglog_events_total`, `seglog_payload_bytes_total`,
+//!   the histogram `seglog_append_latency_seconds` (per append), and gauges
+//!   `seglog_index_memory_bytes`, `seglog_segments`, `seglog_fsync_mean_seconds`,
+//!   `seglog_commit_group_mean`, `seglog_recovery_seconds` (each time `stats` is called).
+//!   Every one is labelled `log` = the log's directory, so several logs in one process
+//!   keep their figures apart.
+//! - `serde`: [`Options`] (with [`Retention`] and the mode enums) as serde types, for
+//!   configuration files; sizes as bytes or readable strings (`"128 MiB"`), durations as
+//!   humantime strings (`"30days"`).
+//! - `sim`: the crash-simulating file system of `seglog-segment` ([`io`]), for tests of
+//!   crates built on seglog.
+//!
+//! # Tracing
+//!
+//! Spans `open` (recovery and the index rebuild), `compaction` and `retention` (each
+//! automatic pass), with the log's directory; an `error` event when a failed write or fsync
+//! poisons the log.
 
 mod append;
 mod backup;
@@ -59,8 +80,14 @@ pub use repair::{
 };
 pub use retention::RetentionStats;
 pub use scrub::{ScrubReport, ScrubbedSegment};
-pub use seglog_segment::{PoisonCause, RecoveryMode, SyncMode};
+// Types of the layers below that appear in this crate's signatures: nameable from here.
+pub use seglog_compact::Error as CompactError;
+pub use seglog_index::Error as IndexError;
+pub use seglog_segment::{
+    Error as SegmentError, Percentiles, PoisonCause, RecoveryMode, SegmentInfo, SyncMode,
+};
 pub use stats::{LatencySummary, RecoveryStats, Stats};
+pub use subscribe::Subscription;
 pub use verify::{
     verify_dir, verify_dir_with_fs, CheckpointCheck, Damage, Health, VerifiedSegment, VerifyReport,
 };

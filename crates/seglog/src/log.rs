@@ -150,6 +150,8 @@ impl<F: FileSystem + Clone> Log<F> {
     pub fn open_with_fs(fs: F, dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
         let started = Instant::now();
         let dir = dir.into();
+        // Recovery, the index rebuild and their events are inside it.
+        let _span = tracing::info_span!("open", dir = %dir.display()).entered();
         let segment_options = options.segment_options()?;
         let mut index = ExecutionIndex::new();
         let use_checkpoints = options.checkpoints != CheckpointMode::Off;
@@ -221,6 +223,7 @@ impl<F: FileSystem> Log<F> {
         checkpointer: Arc<Checkpointer>,
         recovery: RecoveryStats,
     ) -> Self {
+        let counters = EngineCounters::new(&dir);
         Log {
             shared: Arc::new(Shared {
                 dir,
@@ -231,7 +234,7 @@ impl<F: FileSystem> Log<F> {
                 visible_tx: watch::Sender::new(0),
                 closed: AtomicBool::new(false),
                 checkpointer,
-                counters: EngineCounters::default(),
+                counters,
                 recovery,
                 compaction: parking_lot::Mutex::new(()),
                 compaction_thread: parking_lot::Mutex::new(None),
@@ -376,11 +379,15 @@ impl<F: FileSystem> Log<F> {
         self.shared.counters.fill(&mut s);
         #[cfg(feature = "metrics")]
         {
-            metrics::gauge!("seglog_index_memory_bytes").set(s.index_memory_bytes as f64);
-            metrics::gauge!("seglog_segments").set(s.segments as f64);
-            metrics::gauge!("seglog_fsync_mean_seconds").set(s.fsync_mean_us as f64 / 1e6);
-            metrics::gauge!("seglog_commit_group_mean").set(s.mean_group_size);
-            metrics::gauge!("seglog_recovery_seconds").set(s.recovery.duration.as_secs_f64());
+            let log = self.shared.dir.display().to_string();
+            let gauge = |name: &'static str, value: f64| {
+                metrics::gauge!(name, "log" => log.clone()).set(value);
+            };
+            gauge("seglog_index_memory_bytes", s.index_memory_bytes as f64);
+            gauge("seglog_segments", s.segments as f64);
+            gauge("seglog_fsync_mean_seconds", s.fsync_mean_us as f64 / 1e6);
+            gauge("seglog_commit_group_mean", s.mean_group_size);
+            gauge("seglog_recovery_seconds", s.recovery.duration.as_secs_f64());
         }
         s
     }

@@ -128,10 +128,27 @@ pub(crate) struct EngineCounters {
     cold_reads: AtomicU64,
     /// `None` only if hdrhistogram refused its constant bounds (it does not).
     latency_us: [Mutex<Option<Histogram<u64>>>; LATENCY_SHARDS],
+    /// The `metrics` facade's handles, labelled with this log's directory (`log`), made once
+    /// at open so that an append does not look them up (or allocate its label).
+    #[cfg(feature = "metrics")]
+    metrics: MetricHandles,
 }
 
-impl Default for EngineCounters {
-    fn default() -> Self {
+/// The per-append metrics, labelled `log = <directory>`.
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct MetricHandles {
+    appends: metrics::Counter,
+    events: metrics::Counter,
+    payload_bytes: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl EngineCounters {
+    /// Counters of the log whose directory is `log` (its metrics' label).
+    pub fn new(log: &std::path::Path) -> Self {
+        #[cfg(not(feature = "metrics"))]
+        let _ = log;
         EngineCounters {
             appends: AtomicU64::new(0),
             buffered_appends: AtomicU64::new(0),
@@ -142,6 +159,19 @@ impl Default for EngineCounters {
             latency_us: std::array::from_fn(|_| {
                 Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).ok())
             }),
+            #[cfg(feature = "metrics")]
+            metrics: {
+                let label = log.display().to_string();
+                MetricHandles {
+                    appends: metrics::counter!("seglog_appends_total", "log" => label.clone()),
+                    events: metrics::counter!("seglog_events_total", "log" => label.clone()),
+                    payload_bytes: metrics::counter!(
+                        "seglog_payload_bytes_total",
+                        "log" => label.clone()
+                    ),
+                    latency: metrics::histogram!("seglog_append_latency_seconds", "log" => label),
+                }
+            },
         }
     }
 }
@@ -157,10 +187,10 @@ impl EngineCounters {
         }
         #[cfg(feature = "metrics")]
         {
-            metrics::counter!("seglog_appends_total").increment(1);
-            metrics::counter!("seglog_events_total").increment(events);
-            metrics::counter!("seglog_payload_bytes_total").increment(payload_bytes);
-            metrics::histogram!("seglog_append_latency_seconds").record(took.as_secs_f64());
+            self.metrics.appends.increment(1);
+            self.metrics.events.increment(events);
+            self.metrics.payload_bytes.increment(payload_bytes);
+            self.metrics.latency.record(took.as_secs_f64());
         }
     }
 

@@ -26,15 +26,47 @@ struct Cursor<F: FileSystem> {
     done: bool,
 }
 
+/// A live stream of a log's events or records: what [`Log::subscribe`] (items
+/// [`Event`]) and [`Log::subscribe_global`] (items [`crate::LogRecord`]) return. A named
+/// type, so that it can be stored in a struct; it is `Send` and `'static` (it holds its own
+/// handle on the log) and `Unpin`.
+///
+/// Cancel safety: dropping it (or a `next()` future of it) loses nothing; a new
+/// subscription from the last item's position continues without gap or duplicate.
+pub struct Subscription<T> {
+    stream: std::pin::Pin<Box<dyn Stream<Item = Result<T>> + Send + 'static>>,
+}
+
+impl<T> Subscription<T> {
+    pub(crate) fn new(stream: impl Stream<Item = Result<T>> + Send + 'static) -> Self {
+        Subscription {
+            stream: Box::pin(stream),
+        }
+    }
+}
+
+impl<T> Stream for Subscription<T> {
+    type Item = Result<T>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<T>>> {
+        self.stream.as_mut().poll_next(cx)
+    }
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
 impl<F: FileSystem> Log<F> {
     /// A stream of `execution`'s events after `after_seq`: first those already stored, then
     /// each new one as it becomes durable, in order, with no gap or duplicate across the
     /// switch. It ends when the log is closed; an error is yielded once, then it ends.
-    pub fn subscribe(
-        &self,
-        execution: &str,
-        after_seq: u64,
-    ) -> impl Stream<Item = Result<Event>> + Send + 'static {
+    pub fn subscribe(&self, execution: &str, after_seq: u64) -> Subscription<Event> {
         let cursor = Cursor {
             log: self.clone(),
             execution: execution.to_owned(),
@@ -45,7 +77,7 @@ impl<F: FileSystem> Log<F> {
             durable: self.shared.segments.durable_watch(),
             done: false,
         };
-        futures_util::stream::unfold(cursor, |mut c| async move {
+        Subscription::new(futures_util::stream::unfold(cursor, |mut c| async move {
             loop {
                 if c.done {
                     return None;
@@ -89,6 +121,6 @@ impl<F: FileSystem> Log<F> {
                     }
                 }
             }
-        })
+        }))
     }
 }

@@ -9,8 +9,7 @@
 
 use crate::global::LogRecord;
 use crate::log::Log;
-use crate::{Error, Result};
-use futures_core::Stream;
+use crate::Error;
 use seglog_segment::io::FileSystem;
 use std::collections::VecDeque;
 use tokio::sync::watch;
@@ -38,10 +37,7 @@ impl<F: FileSystem> Log<F> {
     /// becomes durable. It ends when the log is closed; an error is yielded once, then it
     /// ends. Records dropped by a compaction before the stream reaches them are not
     /// yielded.
-    pub fn subscribe_global(
-        &self,
-        after_lsn: u64,
-    ) -> impl Stream<Item = Result<LogRecord>> + Send + 'static {
+    pub fn subscribe_global(&self, after_lsn: u64) -> crate::Subscription<LogRecord> {
         let cursor = GlobalCursor {
             log: self.clone(),
             after_lsn,
@@ -51,7 +47,7 @@ impl<F: FileSystem> Log<F> {
             visible: self.shared.visible_tx.subscribe(),
             done: false,
         };
-        futures_util::stream::unfold(cursor, |mut c| async move {
+        crate::Subscription::new(futures_util::stream::unfold(cursor, |mut c| async move {
             loop {
                 if c.done {
                     return None;
@@ -87,6 +83,6 @@ impl<F: FileSystem> Log<F> {
                     }
                 }
             }
-        })
+        }))
     }
 }
