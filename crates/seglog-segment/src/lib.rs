@@ -39,7 +39,7 @@ mod segment;
 mod snapshot;
 mod stats;
 mod sync;
-#[cfg_attr(not(feature = "teeth"), allow(dead_code))]
+#[cfg_attr(not(seglog_teeth), allow(dead_code))]
 pub mod teeth;
 mod writer;
 

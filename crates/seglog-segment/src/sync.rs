@@ -1,10 +1,10 @@
 //! The synchronization primitives of the commit path — the commit lock, the durable
-//! watermark, the waiters' state and their parking — in one place, so that the `loom`
-//! feature can swap in loom's model-checked versions (`tests/loom_group_commit.rs`).
+//! watermark, the waiters' state and their parking — in one place, so that the `seglog_loom`
+//! cfg flag can swap in loom's model-checked versions (`tests/loom_group_commit.rs`).
 //! Everything else keeps parking_lot and std: only the coordinator's own interleavings are
 //! explored.
 
-#[cfg(not(feature = "loom"))]
+#[cfg(not(seglog_loom))]
 mod imp {
     pub use parking_lot::Mutex;
     pub use std::sync::atomic::{AtomicU64, AtomicU8};
@@ -14,7 +14,7 @@ mod imp {
     }
 }
 
-#[cfg(feature = "loom")]
+#[cfg(seglog_loom)]
 mod imp {
     pub use loom::sync::atomic::{AtomicU64, AtomicU8};
 

@@ -1,5 +1,5 @@
-//! Test switches that remove one sync point at a time (feature `teeth`), so the crash tests
-//! can show that each sync they rely on is really needed. Without the feature every switch
+//! Test switches that remove one sync point at a time (cfg flag `seglog_teeth`: `RUSTFLAGS="--cfg seglog_teeth"`), so the crash tests
+//! can show that each sync they rely on is really needed. Without the flag every switch
 //! is a constant `false` and costs nothing.
 
 /// The sync points of the segment layer.
@@ -29,11 +29,11 @@ pub enum SyncPoint {
     NewDirParentFsync = 10,
 }
 
-#[cfg(feature = "teeth")]
+#[cfg(seglog_teeth)]
 static DISABLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Removes `point` (or, with `None`, restores every point) for the whole process.
-#[cfg(feature = "teeth")]
+#[cfg(seglog_teeth)]
 pub fn disable(point: Option<SyncPoint>) {
     DISABLED.store(
         point.map_or(0, |p| p as u8),
@@ -44,11 +44,11 @@ pub fn disable(point: Option<SyncPoint>) {
 /// True when `point` has been removed.
 #[inline]
 pub(crate) fn skipped(point: SyncPoint) -> bool {
-    #[cfg(feature = "teeth")]
+    #[cfg(seglog_teeth)]
     {
         DISABLED.load(std::sync::atomic::Ordering::SeqCst) == point as u8
     }
-    #[cfg(not(feature = "teeth"))]
+    #[cfg(not(seglog_teeth))]
     {
         let _ = point;
         false

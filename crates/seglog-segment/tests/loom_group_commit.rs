@@ -1,7 +1,7 @@
 //! The group-commit coordinator under loom: every interleaving (up to a preemption bound) of
 //! a few appenders that submit, lead, hand leadership over, park and wake.
 //!
-//! Run with `cargo test -p seglog-segment --features loom,sim --test loom_group_commit`
+//! Run with `RUSTFLAGS="--cfg seglog_loom" cargo test -p seglog-segment --features sim --test loom_group_commit`
 //! (`.ci/run` does). `LOOM_MAX_PREEMPTIONS` (default here 3) widens the search.
 //!
 //! Checked, in every explored interleaving:
@@ -10,7 +10,7 @@
 //!   LSN, and after a power cut the record is there;
 //! - errors reach every waiter: with every fdatasync failing, every append returns an error,
 //!   none returns Ok, none hangs.
-#![cfg(feature = "loom")]
+#![cfg(seglog_loom)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog_segment::format::EventBatch;

@@ -5,6 +5,10 @@
 //! with that sync removed, and counts runs that
 //! lose an acknowledged record, show one half-written, or fail to recover. The table it
 //! prints is in docs/reliability.md. One test per binary: the switch is process-wide.
+//!
+//! Built only with `RUSTFLAGS="--cfg seglog_teeth"` (`.ci/run` does, in a target directory of
+//! its own): the switches do not exist in ordinary builds.
+#![cfg(seglog_teeth)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

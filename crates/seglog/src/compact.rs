@@ -102,6 +102,37 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
     }
 }
 
+/// Every execution with a visible event, as policies see it (no last events).
+fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
+    index
+        .executions()
+        .filter(|e| e.visible_seq() > 0)
+        .map(|e| {
+            let mut segs: Vec<u64> = e.records().iter().map(|l| u64::from(l.segment)).collect();
+            segs.sort_unstable();
+            segs.dedup();
+            ExecutionSummary {
+                id: e.id().to_owned(),
+                tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
+                events: e.visible_seq(),
+                last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
+                segments: segs,
+                last_event: None,
+            }
+        })
+        .collect()
+}
+
+/// Where a compaction's plan comes from.
+pub(crate) enum PlanSource<'a> {
+    /// Made by the caller beforehand ([`Log::compact_blocking`]).
+    Given(&'a Plan),
+    /// Made at step 1, from a view taken under the index's write lock, so that no append
+    /// lands between the view and the marking of what the plan drops (automatic retention:
+    /// an execution an append has just made recent must not be dropped as old).
+    AtStart(&'a dyn Fn(&IndexView) -> Plan),
+}
+
 impl<F: FileSystem + Clone> Log<F> {
     /// A snapshot of the index for compaction policies. With `with_last_events`, each
     /// execution's last event is read too (for predicates such as "finished").
@@ -120,27 +151,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 sealed: s.sealed,
             })
             .collect();
-        let mut executions: Vec<ExecutionSummary> = {
-            let index = self.shared.index.read();
-            index
-                .executions()
-                .filter(|e| e.visible_seq() > 0)
-                .map(|e| {
-                    let mut segs: Vec<u64> =
-                        e.records().iter().map(|l| u64::from(l.segment)).collect();
-                    segs.sort_unstable();
-                    segs.dedup();
-                    ExecutionSummary {
-                        id: e.id().to_owned(),
-                        tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
-                        events: e.visible_seq(),
-                        last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
-                        segments: segs,
-                        last_event: None,
-                    }
-                })
-                .collect()
-        };
+        let mut executions = summaries(&self.shared.index.read());
         if with_last_events {
             for e in &mut executions {
                 e.last_event = self
@@ -175,21 +186,72 @@ impl<F: FileSystem + Clone> Log<F> {
         options: CompactOptions,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<CompactionReport> {
-        let started = Instant::now();
         if self.is_read_only() {
             return Err(Error::ReadOnly);
         }
+        let one_at_a_time = self.shared.compaction.lock();
+        self.compact_locked(one_at_a_time, PlanSource::Given(plan), options, progress)
+    }
+
+    /// A compaction, unless another one is running (then `Ok(None)` at once): for
+    /// automatic retention, which must never wait for the compaction lock — a `close` made
+    /// from a running compaction's progress callback waits for retention to stop.
+    pub(crate) fn compact_if_idle(
+        &self,
+        plan: PlanSource<'_>,
+        options: CompactOptions,
+    ) -> Result<Option<CompactionReport>> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let Some(one_at_a_time) = self.shared.compaction.try_lock() else {
+            return Ok(None);
+        };
+        self.compact_locked(one_at_a_time, plan, options, &mut |_, _| {})
+            .map(Some)
+    }
+
+    /// The compaction, with the compaction lock held (`_one_at_a_time`).
+    fn compact_locked(
+        &self,
+        _one_at_a_time: parking_lot::MutexGuard<'_, ()>,
+        source: PlanSource<'_>,
+        options: CompactOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<CompactionReport> {
+        let started = Instant::now();
         let _span = tracing::info_span!("compaction", dir = %self.shared.dir.display()).entered();
-        let _one_at_a_time = self.shared.compaction.lock();
         let _on_this_thread = CompactionThread::enter(&self.shared);
         self.check_open()?;
+        let planned_at_start;
         let mut report = CompactionReport {
             dry_run: options.dry_run,
             ..CompactionReport::default()
         };
         // Step 1: fix the set of executions to drop, and stop appends to them.
-        let (doomed, needs_roll) = {
+        let (plan, doomed, needs_roll) = {
             let index = self.shared.index.write();
+            let plan = match source {
+                PlanSource::Given(plan) => plan,
+                PlanSource::AtStart(make) => {
+                    let segments = self
+                        .segments()
+                        .into_iter()
+                        .map(|s| SegmentSummary {
+                            number: s.number,
+                            first_lsn: s.first_lsn,
+                            bytes: s.data_end,
+                            sealed: s.sealed,
+                        })
+                        .collect();
+                    planned_at_start = make(&IndexView {
+                        now_unix_nanos: now_unix_nanos(),
+                        executions: summaries(&index),
+                        segments,
+                    });
+                    &planned_at_start
+                }
+            };
             // Under the index lock no append can move the tail. A record may still sit in a
             // segment the writer has not even created yet, so ask "sealed?", not "active?".
             let sealed: BTreeSet<u64> = self
@@ -223,7 +285,7 @@ impl<F: FileSystem + Clone> Log<F> {
                     .extend(doomed.iter().map(|d| Box::from(d.as_str())));
                 self.shared.erasing_active.store(true, Ordering::Release);
             }
-            (doomed, needs_roll)
+            (plan, doomed, needs_roll)
         };
         let result = self.compact_marked(plan, options, &doomed, needs_roll, &mut report, progress);
         if !doomed.is_empty() && !options.dry_run {

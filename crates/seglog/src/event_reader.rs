@@ -121,16 +121,35 @@ impl<F: FileSystem> Log<F> {
         from_seq: u64,
         max_bytes: usize,
     ) -> Result<Vec<Event>> {
-        let mut out = Vec::new();
+        // Chunks that start small and double, so that a small budget never loads a full
+        // chunk of big events it will not return.
+        let mut out: Vec<Event> = Vec::new();
         let mut bytes = 0usize;
-        for event in self.events(execution, from_seq) {
-            let event = event?;
-            if !out.is_empty() && bytes.saturating_add(event.payload.len()) > max_bytes {
-                break;
+        let mut next_seq = from_seq.max(1);
+        let mut want = 16;
+        let mut incarnation = None;
+        loop {
+            let (events, now) = self.read_chunk(execution, next_seq, want)?;
+            if out.is_empty() {
+                incarnation = now;
+            } else if now != incarnation {
+                return Err(Error::Erased {
+                    execution: execution.to_owned(),
+                });
             }
-            bytes = bytes.saturating_add(event.payload.len());
-            out.push(event);
+            let complete = events.len() < want;
+            for event in events {
+                if !out.is_empty() && bytes.saturating_add(event.payload.len()) > max_bytes {
+                    return Ok(out);
+                }
+                bytes = bytes.saturating_add(event.payload.len());
+                next_seq = event.seq + 1;
+                out.push(event);
+            }
+            if complete {
+                return Ok(out);
+            }
+            want = (want * 2).min(CHUNK_EVENTS);
         }
-        Ok(out)
     }
 }

@@ -153,6 +153,11 @@ impl<F: FileSystem + Clone> Log<F> {
         // Recovery, the index rebuild and their events are inside it.
         let _span = tracing::info_span!("open", dir = %dir.display()).entered();
         let segment_options = options.segment_options()?;
+        if options.retention.is_enabled() && options.retention.interval.is_zero() {
+            return Err(Error::InvalidOptions(
+                "retention.interval must be more than zero".into(),
+            ));
+        }
         let mut index = ExecutionIndex::new();
         let use_checkpoints = options.checkpoints != CheckpointMode::Off;
         let mut rebuilder = IndexRebuilder::new(&fs, &dir, &mut index, use_checkpoints);
@@ -295,7 +300,10 @@ impl<F: FileSystem> Log<F> {
         let on_compaction_thread =
             *self.shared.compaction_thread.lock() == Some(std::thread::current().id());
         // Retention runs compactions: it stops (a pass in progress ends) first.
-        if let Some(retention) = self.shared.retention.lock().take() {
+        // (Taken out first: the mutex is not held while the thread is joined, since
+        // `stats` takes it.)
+        let retention = self.shared.retention.lock().take();
+        if let Some(retention) = retention {
             retention.finish();
         }
         let _no_compaction = (!on_compaction_thread).then(|| self.shared.compaction.lock());

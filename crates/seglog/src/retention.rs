@@ -6,10 +6,11 @@
 //! dropped stops it. A pass is an ordinary online compaction (`Log::compact_blocking`), so
 //! it has every guarantee of one and takes turns with compactions the application runs.
 
+use crate::compact::PlanSource;
 use crate::log::{Log, Shared};
 use crate::{CompactOptions, Retention};
 use parking_lot::{Condvar, Mutex};
-use seglog_compact::{policy, Plan};
+use seglog_compact::{policy, IndexView, Plan};
 use seglog_segment::io::FileSystem;
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
@@ -18,7 +19,8 @@ use std::thread::{JoinHandle, ThreadId};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetentionStats {
-    /// Passes run (including those that found nothing to drop).
+    /// Passes run (including those that found nothing to drop; not those skipped because
+    /// another compaction was running).
     pub passes: u64,
     /// Executions dropped.
     pub executions_dropped: u64,
@@ -86,41 +88,45 @@ impl RetentionWorker {
         }
     }
 
-    /// One pass: plan from the index, compact if there is anything to drop.
+    /// One pass: plan from the index and compact, if there is anything to drop and no other
+    /// compaction is running (then the pass is skipped: it never waits for the compaction
+    /// lock, which a `close` from that compaction's progress callback would deadlock on).
+    /// The plan is made at the compaction's step 1, under the index's write lock: an append
+    /// acknowledged before it makes its execution recent, and no append lands in between.
     fn pass<F: FileSystem + Clone>(&self, log: &Log<F>, retention: &Retention) {
         let _span = tracing::info_span!("retention", dir = %log.dir().display()).entered();
-        let outcome = log.compaction_view(false).and_then(|view| {
+        let plan = |view: &IndexView| {
             let mut plan = Plan::default();
             if let Some(age) = retention.max_age {
-                plan = plan.and(policy::drop_older_than(&view, age));
+                plan = plan.and(policy::drop_older_than(view, age));
             }
             if let Some(bytes) = retention.max_log_bytes {
-                plan = plan.and(policy::keep_log_under(&view, bytes));
+                plan = plan.and(policy::keep_log_under(view, bytes));
             }
-            if plan.is_empty() {
-                return Ok(None);
-            }
-            log.compact_blocking(&plan, CompactOptions::default(), &mut |_, _| {})
-                .map(Some)
-        });
+            plan
+        };
+        let outcome = log.compact_if_idle(PlanSource::AtStart(&plan), CompactOptions::default());
         let mut stats = self.stats.lock();
-        stats.passes += 1;
         match outcome {
             Ok(Some(report)) => {
+                stats.passes += 1;
                 stats.executions_dropped += report.executions_dropped;
                 stats.events_dropped += report.events_dropped;
                 stats.bytes_reclaimed += report.bytes_reclaimed;
-                tracing::info!(
-                    executions = report.executions_dropped,
-                    events = report.events_dropped,
-                    bytes_reclaimed = report.bytes_reclaimed,
-                    "retention pass dropped executions"
-                );
+                if report.executions_dropped > 0 {
+                    tracing::info!(
+                        executions = report.executions_dropped,
+                        events = report.events_dropped,
+                        bytes_reclaimed = report.bytes_reclaimed,
+                        "retention pass dropped executions"
+                    );
+                }
             }
-            Ok(None) => tracing::debug!("retention pass: nothing to drop"),
+            Ok(None) => tracing::debug!("retention pass skipped: another compaction is running"),
             // Closed under us: not a failure, the thread stops at its next look.
             Err(crate::Error::Closed) => {}
             Err(e) => {
+                stats.passes += 1;
                 stats.failures += 1;
                 stats.last_error = Some(e.to_string());
                 tracing::warn!(error = %e, "retention pass failed");

@@ -90,3 +90,25 @@ fn an_execution_erased_between_chunks_ends_the_iteration_with_erased() {
     assert_eq!(log.events("big", 1).count(), 3_000);
     assert_eq!(log.read("big").unwrap().len(), 3_000);
 }
+
+#[test]
+fn bounded_reads_page_through_every_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for i in 0..100u8 {
+        log.append_blocking("e", "t", &[i; 4096]).unwrap();
+    }
+    // Pages of two events: every event exactly once, in order, across the page boundaries.
+    let mut seqs = Vec::new();
+    let mut next = 1;
+    loop {
+        let page = log.read_bounded("e", next, 8192).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        next = page.last().unwrap().seq + 1;
+        seqs.extend(page.iter().map(|e| e.seq));
+    }
+    assert_eq!(seqs, (1..=100).collect::<Vec<u64>>());
+}

@@ -103,3 +103,14 @@ fn close_stops_the_thread_and_a_dropped_log_lets_go_of_its_directory() {
     assert!(log.exists("e").unwrap());
     assert_eq!(log.stats().retention.executions_dropped, 0);
 }
+
+#[test]
+fn a_zero_interval_is_refused_before_the_log_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention::default()
+        .max_age(Duration::from_secs(1))
+        .interval(Duration::ZERO);
+    let err = Log::open_blocking(dir.path().join("log"), options(retention)).unwrap_err();
+    assert!(matches!(err, seglog::Error::InvalidOptions(_)), "{err}");
+    assert!(!dir.path().join("log").exists());
+}

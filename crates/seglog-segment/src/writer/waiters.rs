@@ -334,6 +334,6 @@ impl<F: FileSystem> Drop for DurableWait<F> {
     }
 }
 
-#[cfg(all(test, not(feature = "loom")))]
+#[cfg(all(test, not(seglog_loom)))]
 #[path = "waiters_tests.rs"]
 mod tests;

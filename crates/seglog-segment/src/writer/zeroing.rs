@@ -80,7 +80,7 @@ impl<F: FileSystem> Inner<F> {
             && self.opts.preallocate
             && self.opts.sync_mode == SyncMode::Always
             && self.fs.zeroes_ahead();
-        if !wanted || cfg!(feature = "loom") {
+        if !wanted || cfg!(seglog_loom) {
             return Ok(());
         }
         let weak = Arc::downgrade(self);
