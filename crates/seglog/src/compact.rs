@@ -99,6 +99,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 first_lsn: s.first_lsn,
                 bytes: s.data_end,
                 sealed: s.sealed,
+                clustered: s.clustered,
             })
             .collect();
         let mut executions: Vec<ExecutionSummary> = {
@@ -284,6 +285,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 .target_segment_bytes
                 .unwrap_or(segments.options().segment_size_bytes),
             options.dry_run,
+            plan.cluster_by_execution,
             &mut |bytes| {
                 done += bytes;
                 progress(done, total);
