@@ -209,4 +209,47 @@ mod tests {
             Err(HeaderDefect::Short)
         );
     }
+
+    /// Re-encodes `bytes` with `version` and `flags`, fixing the CRC.
+    fn with(mut bytes: [u8; SEGMENT_HEADER_LEN], version: u16, flags: u32) -> [u8; 64] {
+        bytes[HDR_VERSION_OFFSET..HDR_VERSION_OFFSET + 2].copy_from_slice(&version.to_le_bytes());
+        bytes[HDR_FLAGS_OFFSET..HDR_FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..HDR_CRC_OFFSET]);
+        bytes[HDR_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn clustered_flag_is_read_from_version_4_only_and_only_with_compacted() {
+        let h = SegmentHeader {
+            compacted: true,
+            clustered: true,
+            ..SegmentHeader::new(3, 10, 0).unwrap()
+        };
+        let bytes = h.encode();
+        assert_eq!(
+            le_u32(&bytes, HDR_FLAGS_OFFSET),
+            FLAG_COMPACTED | FLAG_CLUSTERED
+        );
+        assert_eq!(le_u16(&bytes, HDR_VERSION_OFFSET), 4);
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+        let both = FLAG_COMPACTED | FLAG_CLUSTERED;
+        assert_eq!(
+            SegmentHeader::decode(&with(bytes, 3, both)),
+            Err(HeaderDefect::Field("flags")),
+            "a version-3 header cannot be clustered"
+        );
+        assert_eq!(
+            SegmentHeader::decode(&with(bytes, 4, FLAG_CLUSTERED)),
+            Err(HeaderDefect::Field("flags")),
+            "clustered without compacted"
+        );
+        assert_eq!(
+            SegmentHeader::decode(&with(bytes, 4, both | 4)),
+            Err(HeaderDefect::Field("flags")),
+            "an unknown bit"
+        );
+        let v3 = SegmentHeader::decode(&with(bytes, 3, FLAG_COMPACTED)).unwrap();
+        assert!(v3.compacted && !v3.clustered);
+    }
 }
