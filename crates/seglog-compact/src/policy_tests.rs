@@ -129,7 +129,12 @@ fn clustering_takes_sealed_unclustered_segments_and_asks_for_clustering() {
     let mut done = seg(2, 9_000, true);
     done.clustered = true;
     let v = IndexView {
-        segments: vec![seg(1, 100, true), done, seg(3, 500, true), seg(4, 10, false)],
+        segments: vec![
+            seg(1, 100, true),
+            done,
+            seg(3, 500, true),
+            seg(4, 10, false),
+        ],
         ..view()
     };
     let plan = cluster_sealed_segments(&v);
@@ -146,7 +151,12 @@ fn clustering_finished_executions_takes_only_their_sealed_unclustered_segments()
     let mut done = seg(2, 9_000, true);
     done.clustered = true;
     let mut v = IndexView {
-        segments: vec![seg(1, 100, true), done, seg(3, 500, true), seg(4, 10, false)],
+        segments: vec![
+            seg(1, 100, true),
+            done,
+            seg(3, 500, true),
+            seg(4, 10, false),
+        ],
         ..view()
     };
     v.executions[0].segments = vec![1, 2, 4]; // a1: completed
@@ -160,8 +170,13 @@ fn clustering_finished_executions_takes_only_their_sealed_unclustered_segments()
     };
     let plan = cluster_finished(&v, finished);
     assert!(plan.cluster_by_execution);
-    assert_eq!(plan.rewrite_segments.into_iter().collect::<Vec<_>>(), vec![1]);
-    assert!(drop_tenant(&v, "acme")
-        .and(cluster_finished(&v, |_| false))
-        .cluster_by_execution);
+    assert_eq!(
+        plan.rewrite_segments.into_iter().collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert!(
+        drop_tenant(&v, "acme")
+            .and(cluster_finished(&v, |_| false))
+            .cluster_by_execution
+    );
 }

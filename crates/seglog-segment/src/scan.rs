@@ -128,7 +128,11 @@ pub(crate) fn scan_records(
     let mut clustered = info.clustered.then(ClusteredOrder::default);
     loop {
         let rest = bytes.get(at..).unwrap_or(&[]);
-        let min = if clustered.is_some() { floor_lsn } else { min_lsn };
+        let min = if clustered.is_some() {
+            floor_lsn
+        } else {
+            min_lsn
+        };
         match decode_record(rest, salt, min, max_len) {
             RecordScan::Record(r) => {
                 if let Some(order) = clustered.as_mut() {

@@ -64,7 +64,11 @@ fn content(log: &Log<SimFs>) -> Content {
         .into_iter()
         .map(|r| {
             let payloads = r.payloads.iter().flat_map(|p| p.to_vec()).collect();
-            (r.lsn.to_string(), Some(r.execution), vec![(r.first_seq, payloads)])
+            (
+                r.lsn.to_string(),
+                Some(r.execution),
+                vec![(r.first_seq, payloads)],
+            )
         })
         .collect();
     let mut dump: Content = common::dump(log, &TENANTS)

@@ -494,7 +494,10 @@ fn version_3_compacted_log_opens_and_reads_back_exactly() {
         })
         .collect();
     assert!(flags.contains(&1), "a COMPACTED segment: {flags:?}");
-    assert!(flags.iter().all(|f| *f <= 1), "only version-3 flags: {flags:?}");
+    assert!(
+        flags.iter().all(|f| *f <= 1),
+        "only version-3 flags: {flags:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture, dir.path());

@@ -36,7 +36,10 @@ fn fill<F: FileSystem + Clone>(log: &Log<F>, rounds: u64, salt: &str) {
             }
             let tenant = TENANTS[(e % 3) as usize];
             let id = format!("{salt}exec-{e:02}");
-            let body = format!("{id} r{round} {}", "p".repeat(((round * 7 + e * 13) % 200) as usize));
+            let body = format!(
+                "{id} r{round} {}",
+                "p".repeat(((round * 7 + e * 13) % 200) as usize)
+            );
             if (round + e) % 4 == 0 {
                 log.append_batch_blocking(&id, tenant, &[body.as_bytes(), b"second"])
                     .unwrap();
@@ -47,11 +50,14 @@ fn fill<F: FileSystem + Clone>(log: &Log<F>, rounds: u64, salt: &str) {
     }
 }
 
+/// One record in global order: LSN, execution, tenant, first sequence, payloads.
+type GlobalRow = (u64, String, String, u64, Vec<Vec<u8>>);
+
 /// Everything a reader sees (timestamps included: clustering must not change a byte).
 #[derive(Debug, PartialEq)]
 struct Seen {
     by_tenant: common::Dump,
-    global: Vec<(u64, String, String, u64, Vec<Vec<u8>>)>,
+    global: Vec<GlobalRow>,
     global_paged: Vec<u64>,
     latest_lsn: u64,
 }
@@ -150,15 +156,21 @@ fn scenario<F: FileSystem + Clone>(fs: F, dir: &Path, read_file: &dyn Fn(&Path) 
         let mut ids = g.clone();
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), g.len(), "an execution split in two groups: {g:?}");
+        assert_eq!(
+            ids.len(),
+            g.len(),
+            "an execution split in two groups: {g:?}"
+        );
     }
     assert!(groups.iter().any(|g| g.len() >= 3), "{groups:?}");
     assert_eq!(seen(&log), before, "reads changed live");
     assert!(log.verify().unwrap().is_clean(), "{:?}", log.verify());
     // Clustering again finds nothing left to do.
-    assert!(policy::cluster_sealed_segments(&log.compaction_view(false).unwrap())
-        .rewrite_segments
-        .is_empty());
+    assert!(
+        policy::cluster_sealed_segments(&log.compaction_view(false).unwrap())
+            .rewrite_segments
+            .is_empty()
+    );
     log.close().unwrap();
 
     // A read-only open sees the same (it reads through handles and its own scan rules).
@@ -184,8 +196,11 @@ fn scenario<F: FileSystem + Clone>(fs: F, dir: &Path, read_file: &dyn Fn(&Path) 
     assert_eq!(log.append_blocking(&newest, "acme", b"more").unwrap(), next);
     fill(&log, 6, "late-");
     let view = log.compaction_view(false).unwrap();
-    let plan = policy::drop_executions(&view, ["exec-01"])
-        .and(policy::merge_small_segments(&view, 1 << 20, 1 << 20));
+    let plan = policy::drop_executions(&view, ["exec-01"]).and(policy::merge_small_segments(
+        &view,
+        1 << 20,
+        1 << 20,
+    ));
     log.compact_blocking(&plan, CompactOptions::default(), &mut |_, _| {})
         .unwrap();
     assert!(log.read("exec-01").unwrap().is_empty());
@@ -241,7 +256,11 @@ fn an_execution_going_back_in_a_clustered_segment_is_corruption() {
     let a = 64;
     let b = a + u32_at(&bytes, a);
     let end = b + u32_at(&bytes, b);
-    assert_eq!(bytes[a + 48..a + 56], bytes[b + 48..b + 56], "one execution");
+    assert_eq!(
+        bytes[a + 48..a + 56],
+        bytes[b + 48..b + 56],
+        "one execution"
+    );
     let swapped: Vec<u8> = [&bytes[b..end], &bytes[a..b]].concat();
     bytes[a..end].copy_from_slice(&swapped);
     std::fs::write(&target.path, &bytes).unwrap();

@@ -152,10 +152,9 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
     // A clustered segment (format.md §3.5): LSNs increase per execution. (That no LSN comes
     // twice across executions is checked where the segment itself is read and when it is
     // built; a set of every LSN here cost a cold open of 1M events ~40 ms.)
-    let mut clustered =
-        segment
-            .clustered
-            .then(|| vec![segment.first_lsn.saturating_sub(1); strings.len()]);
+    let mut clustered = segment
+        .clustered
+        .then(|| vec![segment.first_lsn.saturating_sub(1); strings.len()]);
     let mut prev_end = 0u64;
     for e in body[at..].chunks_exact(RECORD_ENTRY_LEN) {
         let r = CheckpointRecord {
