@@ -30,6 +30,7 @@ pub fn checkpoint_decoder(data: &[u8]) {
         created_unix_nanos: 0,
         // The salt of a version-1 or -2 segment: its number, as the corpus was made with.
         record_salt: 1,
+        clustered: false,
     };
     if let Ok(cp) = checkpoint::decode(data, &info) {
         for r in &cp.records {

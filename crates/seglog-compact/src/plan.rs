@@ -12,6 +12,12 @@ pub struct Plan {
     pub drop_executions: BTreeSet<String>,
     /// Sealed segments to rewrite even without anything to drop (merging small segments).
     pub rewrite_segments: BTreeSet<u64>,
+    /// Locality: every segment rewritten comes out *clustered* (docs/format.md §3.5): each
+    /// execution's records together, so a cold read of an execution is one sequential read
+    /// per segment. A clustered output replaces exactly one input (never a merge, never cut
+    /// in two). Sequences, bytes, LSNs and `list_executions` order are unchanged.
+    /// Default: false (records keep log order; a clustered input stays clustered).
+    pub cluster_by_execution: bool,
 }
 
 impl Plan {
@@ -25,6 +31,7 @@ impl Plan {
     pub fn and(mut self, other: Plan) -> Plan {
         self.drop_executions.extend(other.drop_executions);
         self.rewrite_segments.extend(other.rewrite_segments);
+        self.cluster_by_execution |= other.cluster_by_execution;
         self
     }
 }

@@ -127,6 +127,47 @@ pub fn merge_small_segments(view: &IndexView, small_below_bytes: u64, target_byt
     plan
 }
 
+/// Locality: clusters every sealed segment not clustered yet, so that each execution's
+/// records in it sit together (a cold read of an execution is then one sequential read per
+/// segment instead of one per record). Nothing is dropped.
+pub fn cluster_sealed_segments(view: &IndexView) -> Plan {
+    Plan {
+        rewrite_segments: view
+            .segments
+            .iter()
+            .filter(|s| s.sealed && !s.clustered)
+            .map(|s| s.number)
+            .collect(),
+        cluster_by_execution: true,
+        ..Plan::default()
+    }
+}
+
+/// Locality for finished executions: clusters the sealed, not yet clustered segments that
+/// hold a record of an execution `is_finished` accepts (with seglog-eventstore's
+/// `retention::is_finished`: the last event ends the execution). A finished execution gets
+/// no more records, so once its segments are clustered its cold read stays one sequential
+/// read per segment. Nothing is dropped.
+pub fn cluster_finished(view: &IndexView, is_finished: impl Fn(&ExecutionSummary) -> bool) -> Plan {
+    let candidates: std::collections::BTreeSet<u64> = view
+        .segments
+        .iter()
+        .filter(|s| s.sealed && !s.clustered)
+        .map(|s| s.number)
+        .collect();
+    Plan {
+        rewrite_segments: view
+            .executions
+            .iter()
+            .filter(|e| is_finished(e))
+            .flat_map(|e| e.segments.iter().copied())
+            .filter(|n| candidates.contains(n))
+            .collect(),
+        cluster_by_execution: true,
+        ..Plan::default()
+    }
+}
+
 #[cfg(test)]
 #[path = "policy_tests.rs"]
 mod tests;

@@ -23,6 +23,7 @@ fn seg(number: u64, bytes: u64, sealed: bool) -> SegmentSummary {
         first_lsn: number * 100,
         bytes,
         sealed,
+        clustered: false,
     }
 }
 
@@ -142,4 +143,61 @@ fn keep_log_under_drops_the_least_recently_active_until_the_estimate_fits() {
         ..IndexView::default()
     };
     assert!(keep_log_under(&empty, 0).is_empty());
+}
+
+#[test]
+fn clustering_takes_sealed_unclustered_segments_and_asks_for_clustering() {
+    let mut done = seg(2, 9_000, true);
+    done.clustered = true;
+    let v = IndexView {
+        segments: vec![
+            seg(1, 100, true),
+            done,
+            seg(3, 500, true),
+            seg(4, 10, false),
+        ],
+        ..view()
+    };
+    let plan = cluster_sealed_segments(&v);
+    assert!(plan.cluster_by_execution);
+    assert!(plan.drop_executions.is_empty());
+    assert_eq!(
+        plan.rewrite_segments.into_iter().collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+}
+
+#[test]
+fn clustering_finished_executions_takes_only_their_sealed_unclustered_segments() {
+    let mut done = seg(2, 9_000, true);
+    done.clustered = true;
+    let mut v = IndexView {
+        segments: vec![
+            seg(1, 100, true),
+            done,
+            seg(3, 500, true),
+            seg(4, 10, false),
+        ],
+        ..view()
+    };
+    v.executions[0].segments = vec![1, 2, 4]; // a1: completed
+    v.executions[1].segments = vec![3]; // a2: running
+    v.executions[2].segments = vec![2]; // b1: completed, already clustered
+    v.executions[3].segments = vec![4]; // b2: completed, active segment only
+    let finished = |e: &ExecutionSummary| {
+        e.last_event
+            .as_ref()
+            .is_some_and(|l| &l.payload[..] == b"completed")
+    };
+    let plan = cluster_finished(&v, finished);
+    assert!(plan.cluster_by_execution);
+    assert_eq!(
+        plan.rewrite_segments.into_iter().collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert!(
+        drop_tenant(&v, "acme")
+            .and(cluster_finished(&v, |_| false))
+            .cluster_by_execution
+    );
 }

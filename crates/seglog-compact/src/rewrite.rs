@@ -97,6 +97,12 @@ pub fn group_into_runs(log_order: &[u64], chosen: &BTreeSet<u64>) -> Vec<Vec<u64
 /// segments at `target_bytes`. With `dry_run`, only counts. `progress` is told the input
 /// bytes done after each segment.
 ///
+/// With `cluster`, and for every input that is already clustered, a segment is rewritten
+/// alone into one *clustered* output that takes its name (docs/format.md §3.5): its
+/// surviving records grouped by execution, groups in the order of their first LSN, each
+/// group in LSN order. So every output still covers the LSN range of its input, and an
+/// index rebuilt from the outputs creates executions in the same order as before.
+///
 /// # Errors
 /// [`Error::NotSealed`] for an input that is not sealed (a dry run may count the active
 /// segment's durable records), errors reading the inputs
@@ -107,6 +113,7 @@ pub fn rewrite_runs<F: FileSystem + Clone>(
     drop: &dyn Fn(&[u8]) -> bool,
     target_bytes: u64,
     dry_run: bool,
+    cluster: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Rewritten<F>> {
     let mut job = Job {
@@ -120,11 +127,22 @@ pub fn rewrite_runs<F: FileSystem + Clone>(
         moves: Moves::default(),
         stats: RewriteStats::default(),
     };
+    let clustered: BTreeSet<u64> = job
+        .segments
+        .iter()
+        .filter(|i| cluster || i.clustered)
+        .map(|i| i.number)
+        .collect();
     let mut done = Ok(());
-    for run in runs {
-        done = job.run(run, progress);
-        if done.is_err() {
-            break;
+    'runs: for run in runs {
+        for piece in split_at_clustered(run, &clustered) {
+            done = match piece {
+                Piece::Clustered(number) => job.cluster_one(number, progress),
+                Piece::InOrder(run) => job.run(run, progress),
+            };
+            if done.is_err() {
+                break 'runs;
+            }
         }
     }
     match done {
@@ -141,6 +159,31 @@ pub fn rewrite_runs<F: FileSystem + Clone>(
             Err(e)
         }
     }
+}
+
+/// A part of a run: a segment to cluster alone, or adjacent segments rewritten in log order.
+enum Piece<'r> {
+    Clustered(u64),
+    InOrder(&'r [u64]),
+}
+
+/// Splits `run` so that every segment in `clustered` stands alone.
+fn split_at_clustered<'r>(run: &'r [u64], clustered: &BTreeSet<u64>) -> Vec<Piece<'r>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, n) in run.iter().enumerate() {
+        if clustered.contains(n) {
+            if start < i {
+                pieces.push(Piece::InOrder(&run[start..i]));
+            }
+            pieces.push(Piece::Clustered(*n));
+            start = i + 1;
+        }
+    }
+    if start < run.len() {
+        pieces.push(Piece::InOrder(&run[start..]));
+    }
+    pieces
 }
 
 struct Job<'a, F: FileSystem + Clone> {
@@ -160,15 +203,8 @@ impl<F: FileSystem + Clone> Job<'_, F> {
     fn run(&mut self, run: &[u64], progress: &mut dyn FnMut(u64)) -> Result<()> {
         let mut run_first_lsn = None;
         for &number in run {
-            let (first_lsn, data_end) = self
-                .segments
-                .iter()
-                .find(|i| i.number == number && (i.sealed || self.dry_run))
-                .map(|i| (i.first_lsn, i.data_end))
-                .ok_or(Error::NotSealed(number))?;
+            let (first_lsn, data_end) = self.input(number)?;
             let run_first_lsn = *run_first_lsn.get_or_insert(first_lsn);
-            self.stats.input_segments += 1;
-            self.stats.input_bytes += data_end;
             let mut moved = Vec::new();
             let records = self.log.records_from(RecordPosition {
                 segment: number,
@@ -220,6 +256,86 @@ impl<F: FileSystem + Clone> Job<'_, F> {
             progress(data_end);
         }
         self.finish_current()
+    }
+
+    /// Rewrites segment `number` alone into one clustered segment of the same name: first
+    /// the surviving records' places, grouped by execution; then the copies, group by group.
+    fn cluster_one(&mut self, number: u64, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        let (first_lsn, data_end) = self.input(number)?;
+        // Per execution (in the order met), its surviving records as (LSN, old offset).
+        let mut groups: Vec<Vec<(u64, u64)>> = Vec::new();
+        let mut group_of: std::collections::HashMap<Box<[u8]>, usize> =
+            std::collections::HashMap::new();
+        for record in self.log.records_from(RecordPosition {
+            segment: number,
+            offset: SEGMENT_HEADER_LEN as u64,
+        })? {
+            let record = record?;
+            let view = record.view();
+            if (self.drop)(view.execution_id()) {
+                self.stats.records_dropped += 1;
+                self.stats.events_dropped += u64::from(view.event_count());
+                self.stats.bytes_dropped += view.len() as u64;
+                continue;
+            }
+            self.stats.records_kept += 1;
+            let g = match group_of.get(view.execution_id()) {
+                Some(&g) => g,
+                None => {
+                    groups.push(Vec::new());
+                    group_of.insert(Box::from(view.execution_id()), groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[g].push((view.lsn(), record.position().offset));
+        }
+        if self.dry_run {
+            progress(data_end);
+            return Ok(());
+        }
+        // Each execution's records in LSN order (sequence order); executions in the order of
+        // their first LSN here, which is creation order for those created in this segment.
+        for g in &mut groups {
+            g.sort_unstable();
+        }
+        groups.sort_unstable_by_key(|g| g.first().map_or(0, |r| r.0));
+        let mut moved = Vec::new();
+        let builder = self
+            .current
+            .insert(self.log.clustered_segment_builder(first_lsn)?);
+        for &(_, old_offset) in groups.iter().flatten() {
+            let record = self.log.read(RecordPosition {
+                segment: number,
+                offset: old_offset,
+            })?;
+            let offset = builder.push(&record.view())?;
+            let limit = || Error::LimitExceeded("segment number or offset past u32");
+            moved.push((
+                u32::try_from(old_offset).map_err(|_| limit())?,
+                u32::try_from(builder.number()).map_err(|_| limit())?,
+                u32::try_from(offset).map_err(|_| limit())?,
+            ));
+        }
+        // `Moves` looks old offsets up by binary search.
+        moved.sort_unstable();
+        if !moved.is_empty() {
+            self.moves.by_segment.insert(number, moved);
+        }
+        progress(data_end);
+        self.finish_current()
+    }
+
+    /// First LSN and data end of input `number`, counted in the stats.
+    fn input(&mut self, number: u64) -> Result<(u64, u64)> {
+        let (first_lsn, data_end) = self
+            .segments
+            .iter()
+            .find(|i| i.number == number && (i.sealed || self.dry_run))
+            .map(|i| (i.first_lsn, i.data_end))
+            .ok_or(Error::NotSealed(number))?;
+        self.stats.input_segments += 1;
+        self.stats.input_bytes += data_end;
+        Ok((first_lsn, data_end))
     }
 
     /// True once this run has produced a segment (finished or in progress).

@@ -40,6 +40,8 @@ pub struct SegmentSummary {
     pub bytes: u64,
     /// Only sealed segments are ever rewritten.
     pub sealed: bool,
+    /// Its records are already grouped by execution (written by a clustering compaction).
+    pub clustered: bool,
 }
 
 /// A snapshot of the index for policies.

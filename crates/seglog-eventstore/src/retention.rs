@@ -1,5 +1,5 @@
-//! Retention for Enact logs: which executions are finished, for
-//! `seglog::compaction::policy::drop_finished_before`.
+//! Retention and locality for Enact logs: which executions are finished, for
+//! `seglog::compaction::policy::drop_finished_before` and `policy::cluster_finished`.
 
 use crate::codec::{decode, ENCODING_MSGPACK_NAMED};
 use enact_core::kernel::persistence::ExecutionEventData;
@@ -34,6 +34,14 @@ pub fn is_finished(execution: &ExecutionSummary) -> bool {
 /// (`Log::compaction_view(true)`).
 pub fn finished_before(view: &IndexView, age: Duration) -> Plan {
     policy::drop_finished_before(view, age, is_finished)
+}
+
+/// The plan that clusters the sealed segments holding records of finished executions (see
+/// [`is_finished`]), so that a cold read of a finished execution is one sequential read per
+/// segment (docs/format.md §3.5). Drops nothing. Build `view` with last events
+/// (`Log::compaction_view(true)`).
+pub fn cluster_finished(view: &IndexView) -> Plan {
+    policy::cluster_finished(view, is_finished)
 }
 
 #[cfg(test)]
@@ -109,6 +117,32 @@ mod tests {
         assert_eq!(
             plan.drop_executions.into_iter().collect::<Vec<_>>(),
             vec!["old-done".to_string()]
+        );
+    }
+
+    #[test]
+    fn cluster_finished_takes_the_segments_of_finished_runs_only() {
+        let mut done = summary("done", last_of(1, 0), 1);
+        done.segments = vec![1, 3];
+        let mut running = summary("running", last_of(2, 1), 1);
+        running.segments = vec![2];
+        let segment = |number, sealed| seglog::compaction::SegmentSummary {
+            number,
+            first_lsn: number * 10,
+            bytes: 100,
+            sealed,
+            clustered: false,
+        };
+        let view = IndexView {
+            now_unix_nanos: 0,
+            executions: vec![done, running],
+            segments: vec![segment(1, true), segment(2, true), segment(3, false)],
+        };
+        let plan = cluster_finished(&view);
+        assert!(plan.cluster_by_execution && plan.drop_executions.is_empty());
+        assert_eq!(
+            plan.rewrite_segments.into_iter().collect::<Vec<_>>(),
+            vec![1]
         );
     }
 }

@@ -78,7 +78,8 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
         }
         self.stats.checkpoints_loaded += 1;
         self.stats.records += cp.records.len() as u64;
-        self.last_checkpoint_lsn = cp.records.last().map(|r| r.lsn);
+        // The greatest, not the last: a clustered segment's records are not in LSN order.
+        self.last_checkpoint_lsn = cp.records.iter().map(|r| r.lsn).max();
         true
     }
 }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 /// by system calls.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
-/// A segment being written by compaction. Records must be pushed in LSN order.
+/// A segment being written by compaction. Records must be pushed in LSN order, or, in a
+/// clustered segment (header flag `CLUSTERED`), in LSN order per execution.
 pub struct SegmentBuilder<F: FileSystem> {
     pub(crate) fs: F,
     pub(crate) file: F::File,
@@ -26,6 +27,14 @@ pub struct SegmentBuilder<F: FileSystem> {
     buf: Vec<u8>,
     last_lsn: u64,
     records: u64,
+    /// Clustered segments: the last LSN pushed per execution, and every LSN pushed.
+    clustered: Option<ClusteredPushes>,
+}
+
+#[derive(Default)]
+struct ClusteredPushes {
+    last_by_execution: std::collections::HashMap<Box<[u8]>, u64>,
+    lsns: std::collections::HashSet<u64>,
 }
 
 /// A finished, durable segment under its temporary name, waiting for
@@ -86,6 +95,7 @@ impl<F: FileSystem> SegmentBuilder<F> {
             buf,
             last_lsn: header.first_lsn - 1,
             records: 0,
+            clustered: header.clustered.then(ClusteredPushes::default),
         }
     }
 
@@ -111,7 +121,25 @@ impl<F: FileSystem> SegmentBuilder<F> {
     /// # Errors
     /// [`Error::InvalidRecord`] when LSNs would not increase, I/O errors.
     pub fn push(&mut self, record: &RecordRef<'_>) -> Result<u64> {
-        if record.lsn() <= self.last_lsn {
+        if let Some(c) = self.clustered.as_mut() {
+            // The segment's range starts at its name; within it, each execution's records
+            // keep their order and no LSN comes twice.
+            let last = c
+                .last_by_execution
+                .get(record.execution_id())
+                .copied()
+                .unwrap_or(self.header.first_lsn - 1);
+            if record.lsn() <= last || record.lsn() < self.header.first_lsn {
+                return Err(Error::InvalidRecord(
+                    "a clustered segment takes each execution's records in increasing LSN order",
+                ));
+            }
+            if !c.lsns.insert(record.lsn()) {
+                return Err(Error::InvalidRecord("an LSN copied twice"));
+            }
+            c.last_by_execution
+                .insert(Box::from(record.execution_id()), record.lsn());
+        } else if record.lsn() <= self.last_lsn {
             return Err(Error::InvalidRecord(
                 "compaction must copy records in increasing LSN order",
             ));
@@ -121,7 +149,7 @@ impl<F: FileSystem> SegmentBuilder<F> {
         self.buf.extend_from_slice(record.as_bytes());
         resalt(&mut self.buf[start..], self.header.record_salt());
         self.len += record.len() as u64;
-        self.last_lsn = record.lsn();
+        self.last_lsn = self.last_lsn.max(record.lsn());
         self.records += 1;
         if self.buf.len() >= WRITE_CHUNK_BYTES {
             self.flush()?;

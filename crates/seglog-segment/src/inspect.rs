@@ -137,6 +137,7 @@ pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
         sealed: false,
         created_unix_nanos: h.created_unix_nanos,
         record_salt: h.record_salt(),
+        clustered: h.clustered,
     };
     let prev = prev_lsn.max(h.first_lsn.saturating_sub(1));
     let mut offsets = Vec::new();

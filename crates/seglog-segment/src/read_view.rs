@@ -126,6 +126,7 @@ fn load_segment<F: FileSystem>(
         sealed,
         created_unix_nanos: header.created_unix_nanos,
         record_salt: header.record_salt(),
+        clustered: header.clustered,
     };
     let prev = prev_lsn.max(header.first_lsn - 1);
     if sealed && !visitor.wants_scan(&info) {
@@ -196,6 +197,7 @@ fn valid_end(bytes: &[u8], header: &crate::format::SegmentHeader, prev: u64) -> 
         sealed: true,
         created_unix_nanos: header.created_unix_nanos,
         record_salt: header.record_salt(),
+        clustered: header.clustered,
     };
     scan_records(
         bytes,

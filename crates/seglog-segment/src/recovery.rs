@@ -241,6 +241,7 @@ pub(crate) fn recover<F: FileSystem>(
             sealed: !is_last,
             created_unix_nanos: header.created_unix_nanos,
             record_salt: header.record_salt(),
+            clustered: header.clustered,
         };
         // Salvage reads every record: damage hidden behind a checkpoint is damage too.
         if !is_last && opts.recovery_mode != RecoveryMode::Salvage && !visitor.wants_scan(&info) {
@@ -319,6 +320,11 @@ pub(crate) fn recover<F: FileSystem>(
                 RecoveryMode::AbsoluteConsistency => return Err(corrupt(end, defect.to_string())),
                 RecoveryMode::TolerateTornTail if !is_last => {
                     return Err(corrupt(end, format!("{defect} in a sealed segment")));
+                }
+                // A clustered segment is a compaction output, whole and synced before the
+                // manifest named it: nothing in it was ever a torn write.
+                RecoveryMode::TolerateTornTail if header.clustered => {
+                    return Err(corrupt(end, format!("{defect} in a clustered segment")));
                 }
                 RecoveryMode::TolerateTornTail => {
                     if let Some((at, lsn)) = later_durable_record(

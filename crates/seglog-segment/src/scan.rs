@@ -56,6 +56,27 @@ pub(crate) struct Scan {
     pub defect: Option<RecordDefect>,
 }
 
+/// The order rule of a clustered segment: each execution's records in increasing LSN order,
+/// and no LSN twice in the segment. Memory grows with the records of the segment (an LSN
+/// each), only for clustered segments that are read, not loaded from a checkpoint.
+#[derive(Default)]
+pub(crate) struct ClusteredOrder<'a> {
+    last_by_execution: std::collections::HashMap<&'a [u8], u64>,
+    seen: std::collections::HashSet<u64>,
+}
+
+impl<'a> ClusteredOrder<'a> {
+    /// True when a record of `execution` with `lsn` may follow the records admitted so far.
+    pub(crate) fn admits(&mut self, execution: &'a [u8], lsn: u64) -> bool {
+        let last = self.last_by_execution.entry(execution).or_insert(0);
+        if lsn <= *last || !self.seen.insert(lsn) {
+            return false;
+        }
+        *last = lsn;
+        true
+    }
+}
+
 /// Tracks which records of a scan a later record vouches for. Only the unvouched suffix is
 /// kept, so memory follows the last commit groups, not the segment.
 #[derive(Default)]
@@ -100,19 +121,38 @@ pub(crate) fn scan_records(
     let mut last_lsn = prev_lsn;
     let mut records = 0;
     let max_len = bytes.len() as u64;
-    let mut min_lsn = info.first_lsn.max(prev_lsn + 1);
+    let floor_lsn = info.first_lsn.max(prev_lsn + 1);
+    let mut min_lsn = floor_lsn;
+    // A clustered segment (format.md §3.5): LSNs increase per execution, not through the
+    // file; `last_lsn` is then the greatest LSN seen.
+    let mut clustered = info.clustered.then(ClusteredOrder::default);
     loop {
         let rest = bytes.get(at..).unwrap_or(&[]);
-        match decode_record(rest, salt, min_lsn, max_len) {
+        let min = if clustered.is_some() {
+            floor_lsn
+        } else {
+            min_lsn
+        };
+        match decode_record(rest, salt, min, max_len) {
             RecordScan::Record(r) => {
+                if let Some(order) = clustered.as_mut() {
+                    if !order.admits(r.execution_id(), r.lsn()) {
+                        return Ok(Scan {
+                            end: at,
+                            last_lsn,
+                            records,
+                            defect: Some(RecordDefect::LsnOrder),
+                        });
+                    }
+                }
                 visitor.record(info, at as u64, &r)?;
-                last_lsn = r.lsn();
+                last_lsn = last_lsn.max(r.lsn());
                 min_lsn = last_lsn + 1;
                 records += 1;
                 at += r.len();
             }
             RecordScan::Commit(marker) => {
-                last_lsn = marker.lsn;
+                last_lsn = last_lsn.max(marker.lsn);
                 min_lsn = last_lsn + 1;
                 at += COMMIT_MARKER_LEN;
             }

@@ -39,6 +39,9 @@ pub struct SegmentInfo {
     /// version 3, the segment number before. What binds an index checkpoint to this very
     /// segment, whatever its number.
     pub record_salt: u64,
+    /// Its records are grouped by execution (header flag `CLUSTERED`, format version 4): LSNs
+    /// increase per execution inside it, not in file order. Written only by compaction.
+    pub clustered: bool,
 }
 
 /// A record read from the log; cheap to clone (the bytes are shared).
@@ -144,6 +147,7 @@ impl<F: FileSystem> SegmentEntry<F> {
             sealed: self.sealed.load(Ordering::Acquire),
             created_unix_nanos: self.header.created_unix_nanos,
             record_salt: self.header.record_salt(),
+            clustered: self.header.clustered,
         }
     }
 

@@ -134,6 +134,20 @@ pub(crate) enum PlanSource<'a> {
 }
 
 impl<F: FileSystem + Clone> Log<F> {
+    /// The segments as policies see them.
+    fn segment_summaries(&self) -> Vec<SegmentSummary> {
+        self.segments()
+            .into_iter()
+            .map(|s| SegmentSummary {
+                number: s.number,
+                first_lsn: s.first_lsn,
+                bytes: s.data_end,
+                sealed: s.sealed,
+                clustered: s.clustered,
+            })
+            .collect()
+    }
+
     /// A snapshot of the index for compaction policies. With `with_last_events`, each
     /// execution's last event is read too (for predicates such as "finished").
     ///
@@ -141,16 +155,7 @@ impl<F: FileSystem + Clone> Log<F> {
     /// [`Error::Closed`]; with `with_last_events`, errors reading the events.
     pub fn compaction_view(&self, with_last_events: bool) -> Result<IndexView> {
         self.check_open()?;
-        let segments = self
-            .segments()
-            .into_iter()
-            .map(|s| SegmentSummary {
-                number: s.number,
-                first_lsn: s.first_lsn,
-                bytes: s.data_end,
-                sealed: s.sealed,
-            })
-            .collect();
+        let segments = self.segment_summaries();
         let mut executions = summaries(&self.shared.index.read());
         if with_last_events {
             for e in &mut executions {
@@ -234,20 +239,10 @@ impl<F: FileSystem + Clone> Log<F> {
             let plan = match source {
                 PlanSource::Given(plan) => plan,
                 PlanSource::AtStart(make) => {
-                    let segments = self
-                        .segments()
-                        .into_iter()
-                        .map(|s| SegmentSummary {
-                            number: s.number,
-                            first_lsn: s.first_lsn,
-                            bytes: s.data_end,
-                            sealed: s.sealed,
-                        })
-                        .collect();
                     planned_at_start = make(&IndexView {
                         now_unix_nanos: now_unix_nanos(),
                         executions: summaries(&index),
-                        segments,
+                        segments: self.segment_summaries(),
                     });
                     &planned_at_start
                 }
@@ -366,6 +361,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 .target_segment_bytes
                 .unwrap_or(segments.options().segment_size_bytes),
             options.dry_run,
+            plan.cluster_by_execution,
             &mut |bytes| {
                 done += bytes;
                 progress(done, total);

@@ -5,6 +5,10 @@
 //! or the new set — every answer equal to one or the other, never a mix — and once
 //! `compact` has returned Ok, only the new set, with the tenant's marker bytes in no file.
 //! A second cut right after recovery changes nothing.
+//!
+//! Every scenario runs twice: erasing and merging (records keep log order), and erasing and
+//! clustering (locality: each output segment's records grouped by execution, format.md
+//! §3.5), where the answers compared include the whole log in global order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -52,7 +56,20 @@ fn fill(log: &Log<SimFs>) {
 type Content = BTreeMap<String, Vec<(String, Option<String>, Vec<(u64, Vec<u8>)>)>>;
 
 fn content(log: &Log<SimFs>) -> Content {
-    common::dump(log, &TENANTS)
+    let global = log
+        .read_global(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let payloads = r.payloads.iter().flat_map(|p| p.to_vec()).collect();
+            (
+                r.lsn.to_string(),
+                Some(r.execution),
+                vec![(r.first_seq, payloads)],
+            )
+        })
+        .collect();
+    let mut dump: Content = common::dump(log, &TENANTS)
         .into_iter()
         .map(|(t, rows)| {
             let rows = rows
@@ -67,7 +84,10 @@ fn content(log: &Log<SimFs>) -> Content {
                 .collect();
             (t, rows)
         })
-        .collect()
+        .collect();
+    // The whole log in global order (LSN, execution, first sequence, bytes).
+    dump.insert("~global".into(), global);
+    dump
 }
 
 /// Per tenant, its executions and their event counts: enough to see how two dumps differ.
@@ -83,24 +103,42 @@ fn summary(c: &Content) -> Vec<(&str, Vec<(&str, usize)>)> {
         .collect()
 }
 
-fn plan(log: &Log<SimFs>) -> Plan {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    EraseAndMerge,
+    EraseAndCluster,
+}
+
+const KINDS: [Kind; 2] = [Kind::EraseAndMerge, Kind::EraseAndCluster];
+
+fn plan(log: &Log<SimFs>, kind: Kind) -> Plan {
     let view = log.compaction_view(false).unwrap();
-    policy::drop_tenant(&view, "gone").and(policy::merge_small_segments(&view, 4096, 8192))
+    let erase = policy::drop_tenant(&view, "gone");
+    match kind {
+        Kind::EraseAndMerge => erase.and(policy::merge_small_segments(&view, 4096, 8192)),
+        Kind::EraseAndCluster => erase.and(policy::cluster_sealed_segments(&view)),
+    }
 }
 
 /// Builds the log and returns (before, after) dumps and the ops the setup takes.
-fn reference() -> (Content, Content, u64, u64) {
+fn reference(kind: Kind) -> (Content, Content, u64, u64) {
     let fs = SimFs::new();
     let log = Log::open_with_fs(fs.clone(), "/log", opts()).unwrap();
     fill(&log);
     let before = content(&log);
     let setup_ops = fs.mutating_ops();
-    let p = plan(&log);
+    let p = plan(&log, kind);
     let report = log
         .compact_blocking(&p, CompactOptions::default(), &mut |_, _| {})
         .unwrap();
     assert!(report.rolled_active_segment);
     assert!(report.rewrite.input_segments >= 3, "{report:?}");
+    let clustered = log.segments().iter().filter(|s| s.clustered).count();
+    if kind == Kind::EraseAndCluster {
+        assert!(clustered >= 3, "{:?}", log.segments());
+    } else {
+        assert_eq!(clustered, 0);
+    }
     let total_ops = fs.mutating_ops();
     let after = content(&log);
     assert!(after["gone"].is_empty() && !before["gone"].is_empty());
@@ -132,17 +170,23 @@ fn open_dump(fs: &SimFs, what: &str) -> Content {
 }
 
 /// Runs setup + compaction on `fs`; returns whether compact returned Ok.
-fn run(fs: &SimFs) -> bool {
+fn run(fs: &SimFs, kind: Kind) -> bool {
     let log = Log::open_with_fs(fs.clone(), "/log", opts()).unwrap();
     fill(&log);
-    let p = plan(&log);
+    let p = plan(&log, kind);
     log.compact_blocking(&p, CompactOptions::default(), &mut |_, _| {})
         .is_ok()
 }
 
 #[test]
 fn a_power_cut_at_any_step_of_a_compaction_leaves_the_old_set_or_the_new_one() {
-    let (before, after, setup_ops, total_ops) = reference();
+    for kind in KINDS {
+        power_cuts(kind);
+    }
+}
+
+fn power_cuts(kind: Kind) {
+    let (before, after, setup_ops, total_ops) = reference(kind);
     let mut recoveries = 0;
     let (mut saw_old, mut saw_new) = (0, 0);
     for n in setup_ops + 1..=total_ops {
@@ -154,10 +198,10 @@ fn a_power_cut_at_any_step_of_a_compaction_leaves_the_old_set_or_the_new_one() {
         ] {
             let fs = SimFs::new();
             fs.power_off_after(n);
-            let completed = run(&fs);
+            let completed = run(&fs, kind);
             let crashed = fs.crash(mode);
             let what = format!(
-                "cut after op {n} ({} into compaction), {mode:?}",
+                "{kind:?}: cut after op {n} ({} into compaction), {mode:?}",
                 n - setup_ops
             );
             let got = open_dump(&crashed, &what);
@@ -182,14 +226,20 @@ fn a_power_cut_at_any_step_of_a_compaction_leaves_the_old_set_or_the_new_one() {
     }
     assert!(saw_old > 0 && saw_new > 0, "old {saw_old}, new {saw_new}");
     eprintln!(
-        "compaction: power cut after each of {} operations × 4 modes: {recoveries} recoveries ({saw_old} old set, {saw_new} new set)",
+        "{kind:?}: power cut after each of {} operations × 4 modes: {recoveries} recoveries ({saw_old} old set, {saw_new} new set)",
         total_ops - setup_ops
     );
 }
 
 #[test]
 fn an_io_error_at_any_step_of_a_compaction_is_typed_and_reopening_settles_it() {
-    let (before, after, setup_ops, total_ops) = reference();
+    for kind in KINDS {
+        io_errors(kind);
+    }
+}
+
+fn io_errors(kind: Kind) {
+    let (before, after, setup_ops, total_ops) = reference(kind);
     for n in setup_ops + 1..=total_ops {
         for persistent in [false, true] {
             let fs = SimFs::new();
@@ -201,9 +251,9 @@ fn an_io_error_at_any_step_of_a_compaction_is_typed_and_reopening_settles_it() {
             });
             let log = Log::open_with_fs(fs.clone(), "/log", opts()).unwrap();
             fill(&log);
-            let p = plan(&log);
+            let p = plan(&log, kind);
             let result = log.compact_blocking(&p, CompactOptions::default(), &mut |_, _| {});
-            let what = format!("EIO at op {n}, persistent {persistent}: {result:?}");
+            let what = format!("{kind:?}: EIO at op {n}, persistent {persistent}: {result:?}");
             let live = content(&log);
             match &result {
                 Ok(_) => assert!(live == after, "{what}"),

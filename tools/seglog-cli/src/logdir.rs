@@ -53,6 +53,7 @@ impl SegmentView {
             sealed: !self.is_last,
             created_unix_nanos: h.created_unix_nanos,
             record_salt: h.record_salt(),
+            clustered: h.clustered,
         })
     }
 }

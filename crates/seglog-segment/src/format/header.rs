@@ -16,6 +16,9 @@ pub struct SegmentHeader {
     pub salt: u64,
     /// Written by compaction ([`FLAG_COMPACTED`], version 3 on): its LSNs may skip.
     pub compacted: bool,
+    /// Records grouped by execution ([`FLAG_CLUSTERED`], version 4 on; always with
+    /// `compacted`): LSNs increase per execution inside it, not through the file.
+    pub clustered: bool,
 }
 
 /// Why a header did not decode.
@@ -49,6 +52,7 @@ impl SegmentHeader {
             created_unix_nanos,
             salt: random_salt()?,
             compacted: false,
+            clustered: false,
         })
     }
 
@@ -70,7 +74,8 @@ impl SegmentHeader {
         b[HDR_LEN_OFFSET..HDR_LEN_OFFSET + 2]
             .copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
         // reserved (48..60) stays zero.
-        let flags = if self.compacted { FLAG_COMPACTED } else { 0 };
+        let flags = if self.compacted { FLAG_COMPACTED } else { 0 }
+            | if self.clustered { FLAG_CLUSTERED } else { 0 };
         b[HDR_FLAGS_OFFSET..HDR_FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
         b[HDR_SEGMENT_NUMBER_OFFSET..HDR_SEGMENT_NUMBER_OFFSET + 8]
             .copy_from_slice(&self.segment_number.to_le_bytes());
@@ -106,13 +111,19 @@ impl SegmentHeader {
         if usize::from(le_u16(b, HDR_LEN_OFFSET)) != SEGMENT_HEADER_LEN {
             return Err(HeaderDefect::Field("header_len"));
         }
-        let known_flags = if version >= SALTED_HEADER_VERSION {
+        let known_flags = if version >= CLUSTERED_VERSION {
+            FLAG_COMPACTED | FLAG_CLUSTERED
+        } else if version >= SALTED_HEADER_VERSION {
             FLAG_COMPACTED
         } else {
             0
         };
         let flags = le_u32(b, HDR_FLAGS_OFFSET);
         if flags & !known_flags != 0 {
+            return Err(HeaderDefect::Field("flags"));
+        }
+        // Only compaction writes clustered segments; the writer must never append to one.
+        if flags & FLAG_CLUSTERED != 0 && flags & FLAG_COMPACTED == 0 {
             return Err(HeaderDefect::Field("flags"));
         }
         let segment_number = le_u64(b, HDR_SEGMENT_NUMBER_OFFSET);
@@ -137,6 +148,7 @@ impl SegmentHeader {
             created_unix_nanos: le_u64(b, HDR_CREATED_OFFSET) as i64,
             salt,
             compacted: flags & FLAG_COMPACTED != 0,
+            clustered: flags & FLAG_CLUSTERED != 0,
         })
     }
 }
@@ -196,5 +208,48 @@ mod tests {
             SegmentHeader::decode(&bytes[..63]),
             Err(HeaderDefect::Short)
         );
+    }
+
+    /// Re-encodes `bytes` with `version` and `flags`, fixing the CRC.
+    fn with(mut bytes: [u8; SEGMENT_HEADER_LEN], version: u16, flags: u32) -> [u8; 64] {
+        bytes[HDR_VERSION_OFFSET..HDR_VERSION_OFFSET + 2].copy_from_slice(&version.to_le_bytes());
+        bytes[HDR_FLAGS_OFFSET..HDR_FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..HDR_CRC_OFFSET]);
+        bytes[HDR_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn clustered_flag_is_read_from_version_4_only_and_only_with_compacted() {
+        let h = SegmentHeader {
+            compacted: true,
+            clustered: true,
+            ..SegmentHeader::new(3, 10, 0).unwrap()
+        };
+        let bytes = h.encode();
+        assert_eq!(
+            le_u32(&bytes, HDR_FLAGS_OFFSET),
+            FLAG_COMPACTED | FLAG_CLUSTERED
+        );
+        assert_eq!(le_u16(&bytes, HDR_VERSION_OFFSET), 4);
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+        let both = FLAG_COMPACTED | FLAG_CLUSTERED;
+        assert_eq!(
+            SegmentHeader::decode(&with(bytes, 3, both)),
+            Err(HeaderDefect::Field("flags")),
+            "a version-3 header cannot be clustered"
+        );
+        assert_eq!(
+            SegmentHeader::decode(&with(bytes, 4, FLAG_CLUSTERED)),
+            Err(HeaderDefect::Field("flags")),
+            "clustered without compacted"
+        );
+        assert_eq!(
+            SegmentHeader::decode(&with(bytes, 4, both | 4)),
+            Err(HeaderDefect::Field("flags")),
+            "an unknown bit"
+        );
+        let v3 = SegmentHeader::decode(&with(bytes, 3, FLAG_COMPACTED)).unwrap();
+        assert!(v3.compacted && !v3.clustered);
     }
 }

@@ -23,8 +23,12 @@ pub const MAGIC: [u8; 8] = *b"SEGLOGSG";
 /// directory may hold a replacement manifest and its temporary segments, record LSNs may skip
 /// inside a segment, and segment numbers need not follow LSN order. Version 3 salts record
 /// checksums with a random per-segment salt kept in the header (so no payload can carry a
-/// record that checks out) and adds the commit marker record (`KIND_COMMIT`).
-pub const FORMAT_VERSION: u16 = 3;
+/// record that checks out) and adds the commit marker record (`KIND_COMMIT`). Version 4 adds
+/// clustered segments ([`FLAG_CLUSTERED`]): a compaction output whose records are grouped by
+/// execution, so LSNs increase per execution inside it rather than through the file.
+pub const FORMAT_VERSION: u16 = 4;
+/// The first version whose headers may carry [`FLAG_CLUSTERED`].
+pub const CLUSTERED_VERSION: u16 = 4;
 /// The first version whose headers carry a random record salt.
 pub const SALTED_HEADER_VERSION: u16 = 3;
 /// The oldest format version this build reads. A version-1 log is a version-2 log that was
@@ -40,6 +44,12 @@ pub const HDR_LEN_OFFSET: usize = 10;
 /// Segment header flag (version 3): the segment was written by compaction, so its record
 /// LSNs may skip (erased records leave gaps). The writer never appends to such a segment.
 pub const FLAG_COMPACTED: u32 = 1;
+/// Segment header flag (version 4): the segment is *clustered*. Written by locality
+/// compaction, always with [`FLAG_COMPACTED`]: its records are grouped by execution (groups
+/// in the order of their first LSN, each group's records in LSN order), so LSNs increase per
+/// execution, not through the file. Every LSN still lies in `[first_lsn, next segment's
+/// first_lsn)`, so the segment table's order by first LSN holds.
+pub const FLAG_CLUSTERED: u32 = 2;
 /// Segment header: offset of `flags` (u32).
 pub const HDR_FLAGS_OFFSET: usize = 12;
 /// Segment header: offset of `segment_number` (u64).

@@ -53,6 +53,21 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
     /// # Errors
     /// [`Error::Poisoned`], [`Error::Closed`], I/O errors.
     pub fn segment_builder(&self, first_lsn: u64) -> Result<SegmentBuilder<F>> {
+        self.new_segment_builder(first_lsn, false)
+    }
+
+    /// As [`Self::segment_builder`], for a clustered segment (header flag `CLUSTERED`,
+    /// docs/format.md §3.5): records are pushed grouped by execution, each execution's in LSN
+    /// order. Its records must all lie below the next segment's first LSN (the caller's
+    /// duty: a clustered output replaces exactly one input and takes its name).
+    ///
+    /// # Errors
+    /// As [`Self::segment_builder`].
+    pub fn clustered_segment_builder(&self, first_lsn: u64) -> Result<SegmentBuilder<F>> {
+        self.new_segment_builder(first_lsn, true)
+    }
+
+    fn new_segment_builder(&self, first_lsn: u64, clustered: bool) -> Result<SegmentBuilder<F>> {
         self.check_writable()?;
         let number = self.inner.reserve_segment_number()?;
         let final_path = self.inner.dir.join(segment_file_name(first_lsn.max(1)));
@@ -66,6 +81,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
         let header = SegmentHeader {
             // Its LSNs may skip: the writer never appends to it (see `SegmentLog::open`).
             compacted: true,
+            clustered,
             ..SegmentHeader::new(number, first_lsn.max(1), super::roll::now_unix_nanos())
                 .map_err(|e| Error::io("getrandom", &temp_path, e))?
         };

@@ -37,6 +37,7 @@ impl<F: FileSystem> Inner<F> {
             created_unix_nanos: now_unix_nanos(),
             salt,
             compacted: false,
+            clustered: false,
         };
         file.write_all_at(&header.encode(), 0)
             .map_err(|e| Error::io("write", &path, e))?;

@@ -195,6 +195,9 @@ impl<F: FileSystem> Log<F> {
         limit: usize,
         last_only: bool,
     ) -> Result<Vec<LogRecord>> {
+        if segment.clustered {
+            return self.clustered_records_after(segment, after_lsn, limit, last_only);
+        }
         let samples = &self.shared.lsn_samples;
         let log = &self.shared.segments;
         let from_lsn = if last_only { u64::MAX } else { after_lsn };
@@ -237,6 +240,58 @@ impl<F: FileSystem> Log<F> {
                 tracing::warn!(segment = segment.number, error = %e, "LSN samples from the index checkpoint do not match the segment; scanning it");
                 samples.forget(segment.number);
                 walk(SEGMENT_HEADER_LEN as u64)
+            }
+            done => done,
+        }
+    }
+
+    /// [`Self::records_after`] for a clustered segment: its records are grouped by execution,
+    /// so they are taken in the order of its LSN table, one positioned read each.
+    fn clustered_records_after(
+        &self,
+        segment: &SegmentInfo,
+        after_lsn: u64,
+        limit: usize,
+        last_only: bool,
+    ) -> Result<Vec<LogRecord>> {
+        let samples = &self.shared.lsn_samples;
+        let log = &self.shared.segments;
+        let read = |order: &samples::ClusteredOrder| -> Result<Vec<LogRecord>> {
+            let wanted: &[(u64, u64)] = if last_only {
+                order.by_lsn.last().map_or(&[], std::slice::from_ref)
+            } else {
+                let from = order.by_lsn.partition_point(|&(lsn, _)| lsn <= after_lsn);
+                let to = from.saturating_add(limit).min(order.by_lsn.len());
+                &order.by_lsn[from..to]
+            };
+            let mut out = Vec::with_capacity(wanted.len());
+            for &(lsn, offset) in wanted {
+                let record = log.read(RecordPosition {
+                    segment: segment.number,
+                    offset,
+                })?;
+                if record.view().lsn() != lsn {
+                    return Err(Error::Corruption(format!(
+                        "segment {} offset {offset}: LSN {} where its table says {lsn}",
+                        segment.number,
+                        record.view().lsn()
+                    )));
+                }
+                out.push(LogRecord::from_record(&record)?);
+            }
+            samples
+                .walked_records
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            Ok(out)
+        };
+        let order = samples.clustered_order(log, &self.shared.dir, segment)?;
+        match read(&order) {
+            // The table came from an index checkpoint that does not match the records (it is
+            // a hint, never the truth): build it from the segment itself.
+            Err(e) if order.from_checkpoint => {
+                tracing::warn!(segment = segment.number, error = %e, "LSN table from the index checkpoint does not match the clustered segment; scanning it");
+                samples.forget(segment.number);
+                read(&*samples.clustered_order(log, &self.shared.dir, segment)?)
             }
             done => done,
         }

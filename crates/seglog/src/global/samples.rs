@@ -13,6 +13,11 @@
 //! never goes stale while its segment exists); samples of segments that left the log
 //! (compaction) are dropped at the next lookup. A checkpoint is only a hint: a walk that
 //! fails from a checkpoint's sample rescans the segment (`forget`).
+//!
+//! A *clustered* segment (docs/format.md §3.5) holds its records grouped by execution, so no
+//! walk in file order yields LSN order: for it the map is dense instead, every record's
+//! `(lsn, offset)` sorted by LSN ([`LsnSamples::clustered_order`]), 16 bytes per record while
+//! global reads use the segment. Built the same way (checkpoint, else one scan).
 
 use crate::Result;
 use seglog_segment::format::SEGMENT_HEADER_LEN;
@@ -62,9 +67,17 @@ impl SegmentSamples {
 }
 
 /// The samples of every segment looked up so far, by segment number.
+/// Every record of a clustered segment as `(lsn, offset)`, sorted by LSN.
+#[derive(Debug, Default)]
+pub(crate) struct ClusteredOrder {
+    pub by_lsn: Vec<(u64, u64)>,
+    pub from_checkpoint: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct LsnSamples {
     by_segment: parking_lot::Mutex<HashMap<u64, Arc<SegmentSamples>>>,
+    clustered: parking_lot::Mutex<HashMap<u64, Arc<ClusteredOrder>>>,
     /// Records read to build samples (scans of segments without a usable checkpoint).
     pub scanned_records: AtomicU64,
     /// Records global reads stepped over or returned (see `global::records_after`).
@@ -113,6 +126,49 @@ impl LsnSamples {
     /// scans the segment itself.
     pub fn forget(&self, segment: u64) {
         self.by_segment.lock().remove(&segment);
+        self.clustered.lock().remove(&segment);
+    }
+
+    /// Every record of the clustered (hence sealed) `segment`, sorted by LSN: from its index
+    /// checkpoint when valid (a hint: a read that fails from it calls [`Self::forget`]), else
+    /// by one scan.
+    ///
+    /// # Errors
+    /// Errors reading the segment.
+    pub fn clustered_order<F: FileSystem>(
+        &self,
+        log: &SegmentLog<F>,
+        dir: &Path,
+        segment: &SegmentInfo,
+    ) -> Result<Arc<ClusteredOrder>> {
+        if let Some(known) = self.clustered.lock().get(&segment.number) {
+            return Ok(known.clone());
+        }
+        let mut order = ClusteredOrder::default();
+        if let Some(cp) = seglog_index::checkpoint::load(log.file_system(), dir, segment) {
+            order.by_lsn = cp
+                .records
+                .iter()
+                .map(|r| (r.lsn, u64::from(r.offset)))
+                .collect();
+            order.from_checkpoint = true;
+        } else {
+            for record in log.records_from(RecordPosition {
+                segment: segment.number,
+                offset: SEGMENT_HEADER_LEN as u64,
+            })? {
+                let record = record?;
+                order
+                    .by_lsn
+                    .push((record.view().lsn(), record.position().offset));
+            }
+            self.scanned_records
+                .fetch_add(order.by_lsn.len() as u64, Ordering::Relaxed);
+        }
+        order.by_lsn.sort_unstable();
+        let order = Arc::new(order);
+        self.clustered.lock().insert(segment.number, order.clone());
+        Ok(order)
     }
 
     /// Keeps only the samples of `segments` (the others left the log).
@@ -120,6 +176,11 @@ impl LsnSamples {
         let mut by_segment = self.by_segment.lock();
         if by_segment.len() > segments.len() {
             by_segment.retain(|n, _| segments.iter().any(|s| s.number == *n));
+        }
+        drop(by_segment);
+        let mut clustered = self.clustered.lock();
+        if !clustered.is_empty() {
+            clustered.retain(|n, _| segments.iter().any(|s| s.number == *n && s.clustered));
         }
     }
 }

@@ -264,6 +264,7 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
                     sealed: true,
                     created_unix_nanos: header.created_unix_nanos,
                     record_salt: header.record_salt(),
+                    clustered: header.clustered,
                 };
                 if let CheckpointCheck::Damaged(reason) =
                     check_checkpoint(fs, dir, &info, &bytes, &analysis)

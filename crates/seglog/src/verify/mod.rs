@@ -227,6 +227,7 @@ fn info_of(
         sealed,
         created_unix_nanos: h.created_unix_nanos,
         record_salt: h.record_salt(),
+        clustered: h.clustered,
     })
 }
 

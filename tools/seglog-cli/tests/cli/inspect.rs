@@ -106,6 +106,7 @@ fn sealed_segment_info(
         sealed: true,
         created_unix_nanos: 0,
         record_salt: h.record_salt(),
+        clustered: h.clustered,
     };
     (info, h)
 }
@@ -212,6 +213,7 @@ fn hostile_files_fail_cleanly() {
         created_unix_nanos: 0,
         salt: 7,
         compacted: false,
+        clustered: false,
     }
     .encode();
     let mut b = header.to_vec();
@@ -260,7 +262,7 @@ proptest! {
         let f = tmp.path().join("00000000000000000001.seg");
         let mut content = Vec::new();
         if with_header {
-            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0, salt: 7, compacted: false }.encode());
+            content.extend_from_slice(&seglog_segment::format::SegmentHeader { segment_number: 1, first_lsn: 1, created_unix_nanos: 0, salt: 7, compacted: false, clustered: false }.encode());
         }
         content.extend_from_slice(&bytes);
         std::fs::write(&f, &content).unwrap();
@@ -303,6 +305,7 @@ fn a_record_whose_sequence_would_overflow_fails_no_command() {
         created_unix_nanos: 0,
         salt: 1,
         compacted: false,
+        clustered: false,
     };
     let batch = seglog_segment::format::EventBatch {
         encoding: 0,

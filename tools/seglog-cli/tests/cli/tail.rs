@@ -182,6 +182,7 @@ fn tail_shows_every_record_of_a_segment_a_later_segment_follows() {
         created_unix_nanos: 0,
         salt: 7,
         compacted: false,
+        clustered: false,
     };
     std::fs::write(
         tmp.path()

@@ -169,6 +169,7 @@ impl ReadOnlyLog {
                 first_lsn: header.first_lsn,
                 bytes: seg.analysis.data_end,
                 sealed: !is_last,
+                clustered: header.clustered,
             });
             kept_paths.push(path);
         }
