@@ -104,3 +104,8 @@ pub mod compaction {
 pub mod io {
     pub use seglog_segment::io::*;
 }
+
+/// The README's Rust examples, compiled (and run, where not `no_run`) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
