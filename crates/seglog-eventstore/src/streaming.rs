@@ -66,8 +66,9 @@ impl SeglogStreamStore<StdFs> {
     /// Opens (or creates) the store in `path` with seglog's default options.
     ///
     /// # Errors
-    /// When the log cannot be opened: locked by another process, damaged, I/O.
-    pub async fn open(path: impl Into<PathBuf>) -> anyhow::Result<Self> {
+    /// [`seglog::Error`]: the log cannot be opened (locked by another process — see
+    /// [`seglog::Error::is_locked`] — damaged, I/O); its message names the directory.
+    pub async fn open(path: impl Into<PathBuf>) -> seglog::Result<Self> {
         Self::open_with(path, Options::default()).await
     }
 
@@ -75,12 +76,10 @@ impl SeglogStreamStore<StdFs> {
     ///
     /// # Errors
     /// As [`Self::open`].
-    pub async fn open_with(path: impl Into<PathBuf>, options: Options) -> anyhow::Result<Self> {
-        let path = path.into();
-        let log = Log::open(path.clone(), options)
-            .await
-            .with_context(|| format!("cannot open seglog streaming store at {}", path.display()))?;
-        Ok(SeglogStreamStore { log })
+    pub async fn open_with(path: impl Into<PathBuf>, options: Options) -> seglog::Result<Self> {
+        Ok(SeglogStreamStore {
+            log: Log::open(path.into(), options).await?,
+        })
     }
 }
 
