@@ -192,6 +192,12 @@ impl<F: FileSystem + Clone> Log<F> {
             checkpoints_loaded: rebuild.checkpoints_loaded,
             segments_scanned: report.segments_scanned,
             torn_tail_bytes: report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
+            torn_tail: report.torn_tail.clone(),
+            salvaged: report.salvaged.clone(),
+            salvage_removed: report.salvage_removed.clone(),
+            removed_incomplete_segment: report.removed_incomplete_segment.clone(),
+            finished_replacement: report.finished_replacement,
+            discarded_replacement_files: report.discarded_replacement_files,
         };
         tracing::info!(
             dir = %dir.display(),

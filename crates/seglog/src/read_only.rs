@@ -76,7 +76,7 @@ impl<F: FileSystem + Clone> Log<F> {
             records_scanned: report.records_scanned,
             checkpoints_loaded: rebuild.checkpoints_loaded,
             segments_scanned: report.segments_scanned,
-            torn_tail_bytes: 0,
+            ..RecoveryStats::default()
         };
         tracing::debug!(
             dir = %dir.display(),

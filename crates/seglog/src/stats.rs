@@ -47,6 +47,19 @@ pub struct RecoveryStats {
     pub segments_scanned: usize,
     /// Bytes cut from a torn tail.
     pub torn_tail_bytes: u64,
+    /// Where a torn tail was cut (segment, offset), if one was.
+    pub torn_tail: Option<seglog_segment::TailCut>,
+    /// Cuts made by a [`seglog_segment::RecoveryMode::Salvage`] open: each damaged
+    /// segment's cut point and the bytes it dropped (empty otherwise).
+    pub salvaged: Vec<seglog_segment::TailCut>,
+    /// Segments a salvage removed because they followed a cut.
+    pub salvage_removed: Vec<std::path::PathBuf>,
+    /// A last segment whose creation a crash interrupted, removed by the open.
+    pub removed_incomplete_segment: Option<std::path::PathBuf>,
+    /// A compaction that a crash interrupted after its commit point, finished by the open.
+    pub finished_replacement: bool,
+    /// Files of a compaction that a crash interrupted before its commit point, removed.
+    pub discarded_replacement_files: usize,
 }
 
 /// A snapshot of the log's counters and latency figures since open.

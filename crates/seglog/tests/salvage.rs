@@ -36,6 +36,17 @@ fn salvage_keeps_the_undamaged_prefix_and_the_log_opens_again_in_the_default_mod
     std::fs::write(&victim.path, &bytes).unwrap();
     let log = Log::open_blocking(dir.path(), opts(RecoveryMode::Salvage))
         .unwrap_or_else(|e| panic!("salvage did not open the log: {e}"));
+    // What the salvage cut is in the log's statistics: the damaged segment, where, and
+    // every later segment it removed.
+    let recovery = log.stats().recovery;
+    assert_eq!(recovery.salvaged.len(), 1, "{recovery:?}");
+    assert_eq!(recovery.salvaged[0].segment, victim.number, "{recovery:?}");
+    assert_eq!(recovery.salvaged[0].offset, damaged_at, "{recovery:?}");
+    assert_eq!(
+        recovery.salvage_removed.len(),
+        segments.len() - 2,
+        "{recovery:?}"
+    );
     let kept: Vec<(String, u64, String)> = (0..4)
         .flat_map(|e| {
             let exec = format!("exec-{e}");
