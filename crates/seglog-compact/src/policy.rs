@@ -102,6 +102,7 @@ pub fn rewrite_all_sealed(view: &IndexView) -> Plan {
 
 /// Merges runs of adjacent small sealed segments: each run of two or more sealed segments
 /// smaller than `small_below_bytes`, at most `target_bytes` together, is rewritten as one.
+/// Clustered segments are left alone (a clustered segment is rewritten only by itself).
 pub fn merge_small_segments(view: &IndexView, small_below_bytes: u64, target_bytes: u64) -> Plan {
     let mut plan = Plan::default();
     let mut run: Vec<u64> = Vec::new();
@@ -113,7 +114,9 @@ pub fn merge_small_segments(view: &IndexView, small_below_bytes: u64, target_byt
         run.clear();
     };
     for s in &view.segments {
-        let small = s.sealed && s.bytes < small_below_bytes;
+        // Clustered segments are rewritten alone, never merged (format.md §3.5): picking
+        // them would rewrite them on every pass and merge nothing.
+        let small = s.sealed && !s.clustered && s.bytes < small_below_bytes;
         if !small || run_bytes + s.bytes > target_bytes {
             close(&mut run, &mut plan);
             run_bytes = 0;

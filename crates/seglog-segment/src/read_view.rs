@@ -148,7 +148,9 @@ fn load_segment<F: FileSystem>(
             .min(len)
     };
     let bytes = read_prefix(&file, &path, read_len)?;
-    let end = if sealed {
+    // A clustered segment (a compaction output, whole and synced before it was named) must
+    // read back whole even when it is last, as the writer's open requires.
+    let end = if sealed || header.clustered {
         bytes.len()
     } else if header.compacted {
         // A compaction output, last only after a salvage: whole and synced before it was
@@ -169,6 +171,8 @@ fn load_segment<F: FileSystem>(
     if let Some(defect) = scan.defect {
         let what = if sealed {
             "in a sealed segment"
+        } else if header.clustered {
+            "in a clustered segment (a compaction output, whole when it was named)"
         } else {
             "before records that prove it was durable"
         };

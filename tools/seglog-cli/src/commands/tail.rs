@@ -151,9 +151,15 @@ impl Follower<'_> {
                     .take_while(|(_, lsn, _)| *lsn <= self.vouched_through_lsn)
                     .count()
             };
-            let mut shown = start;
-            for (r, _, end) in &records[..proven] {
-                shown = *end;
+            let shown = records[..proven].last().map_or(start, |(_, _, end)| *end);
+            let mut proven_records: Vec<&(Option<RecordRef<'_>>, u64, usize)> =
+                records[..proven].iter().collect();
+            if self.args.all {
+                // Global order is LSN order: in a clustered segment (a compaction output,
+                // grouped by execution; format.md §3.5) it is not the order in the file.
+                proven_records.sort_by_key(|(_, lsn, _)| *lsn);
+            }
+            for (r, _, _) in proven_records {
                 if self.args.all {
                     if let Some(r) = r.filter(|r| r.lsn() > self.last_lsn) {
                         self.last_lsn = r.lsn();

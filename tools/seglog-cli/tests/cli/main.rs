@@ -14,6 +14,7 @@ mod options;
 mod pipe;
 mod remote;
 mod repair;
+mod review10_tail_clustered;
 mod tail;
 
 use seglog::{CheckpointMode, Options};
