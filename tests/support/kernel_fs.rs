@@ -350,7 +350,7 @@ impl Drop for Tmpfs {
 }
 
 /// An image on a tmpfs just larger than it: a thin-provisioned disk. The file system has
-/// 4 KiB blocks and its loop device one-page requests (see [`LoopMount::attach`]). The
+/// 4 KiB blocks and its loop device one-page requests (see `LoopMount::attach`). The
 /// blocks it uses when it is made are backed (allocated in the tmpfs); its free blocks are
 /// holes (`fstrim` punches them out through the loop device). So new data needs room in the tmpfs,
 /// and after [`ThinDisk::exhaust`] the kernel's writeback of new data fails — the loop

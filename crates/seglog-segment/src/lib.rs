@@ -1,7 +1,7 @@
 //! seglog's bottom layer: the on-disk record format, segment files, the append-only writer
 //! with group commit and fsync-on-commit, readers, and torn-tail recovery.
 //!
-//! The format is specified byte by byte in `docs/format.md` and mirrored by [`format`].
+//! The format is specified byte by byte in `docs/format.md` and mirrored by [`mod@format`].
 //! All file I/O goes through [`io::FileSystem`]; tests use the crash-simulating
 //! `io::sim::SimFs` (feature `sim`).
 //!

@@ -88,8 +88,10 @@ pub enum Error {
 
 impl From<seglog_segment::Error> for Error {
     fn from(e: seglog_segment::Error) -> Self {
+        // One `Closed` and one `ReadOnly` for callers to match, whichever layer noticed.
         match e {
             seglog_segment::Error::ReadOnly => Error::ReadOnly,
+            seglog_segment::Error::Closed => Error::Closed,
             other => Error::Segment(other),
         }
     }
@@ -152,5 +154,24 @@ impl Error {
     /// True when the log is open read-only and the call would have written.
     pub fn is_read_only(&self) -> bool {
         matches!(self, Error::ReadOnly)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn every_layer_s_closed_and_read_only_are_the_engine_s_own() {
+        assert!(matches!(
+            Error::from(seglog_segment::Error::Closed),
+            Error::Closed
+        ));
+        assert!(matches!(
+            Error::from(seglog_segment::Error::ReadOnly),
+            Error::ReadOnly
+        ));
+        let via_index = seglog_index::Error::Segment(seglog_segment::Error::Closed);
+        assert!(matches!(Error::from(via_index), Error::Closed));
     }
 }

@@ -13,7 +13,7 @@
 //!   (the old files live on for it) until [`Log::refresh`] moves it, all at once, to the new
 //!   state. Reads that looked records up before a refresh look them up again
 //!   (`layout_epoch`), so a read never mixes two views.
-//! - Appends, syncs and compactions fail with [`Error::ReadOnly`].
+//! - Appends, syncs and compactions fail with [`crate::Error::ReadOnly`].
 
 use crate::checkpointer::Checkpointer;
 use crate::log::Log;
@@ -53,7 +53,7 @@ impl<F: FileSystem + Clone> Log<F> {
     /// writer has open, in this process or another. It takes no lock, never writes (the
     /// directory is left byte for byte as it was), and serves what is durable as of the
     /// open; [`Self::refresh`] moves the view forward. Index checkpoints are used when valid,
-    /// never written. Appends, syncs and compactions fail with [`Error::ReadOnly`].
+    /// never written. Appends, syncs and compactions fail with [`crate::Error::ReadOnly`].
     ///
     /// # Errors
     /// [`seglog_segment::Error::DirectoryChanging`] when no consistent state of the directory
@@ -97,7 +97,7 @@ impl<F: FileSystem + Clone> Log<F> {
     /// On an error the old view stays in place and keeps being served.
     ///
     /// # Errors
-    /// [`Error::Closed`]; as [`Self::open_read_only_with_fs`].
+    /// [`crate::Error::Closed`]; as [`Self::open_read_only_with_fs`].
     pub fn refresh(&self) -> Result<()> {
         self.check_open()?;
         if !self.is_read_only() {

@@ -91,6 +91,8 @@ struct Follower<'a> {
     last_lsn: u64,
     /// Events still to print before `--max-events` is reached (`None`: no limit).
     left: Option<u64>,
+    /// A damaged record was found in a sealed segment (reported once; exit status 2).
+    corrupt: bool,
 }
 
 impl Follower<'_> {
@@ -140,7 +142,21 @@ impl Follower<'_> {
                             self.vouched_through_lsn.max(m.durable_through_lsn);
                         records.push((None, m.lsn, at));
                     }
-                    RecordScan::EndOfData | RecordScan::Defect(_) => break,
+                    RecordScan::EndOfData => break,
+                    // In the active segment, a partial record is an append in progress; in a
+                    // sealed one, nothing more will come: it is damage.
+                    RecordScan::Defect(defect) => {
+                        if sealed && !self.corrupt {
+                            self.corrupt = true;
+                            eprintln!(
+                                "seglog tail: {}: damaged record at offset {} ({defect}); \
+                                 the events after it in that segment are not shown (run seglog verify)",
+                                cursor.path.display(),
+                                cursor.offset + at as u64
+                            );
+                        }
+                        break;
+                    }
                 }
             }
             let proven = if sealed {
@@ -263,6 +279,7 @@ pub fn run(args: &TailArgs) -> Result<i32> {
         last_seq: args.from_seq.unwrap_or(0).saturating_sub(1),
         last_lsn: args.from_lsn.unwrap_or(0).saturating_sub(1),
         left: args.max_events,
+        corrupt: false,
     };
     let from_given = if args.all {
         args.from_lsn.is_some()
@@ -294,7 +311,11 @@ pub fn run(args: &TailArgs) -> Result<i32> {
         if args.max_events.is_some_and(|m| printed >= m)
             || args.timeout.is_some_and(|t| started.elapsed() >= t)
         {
-            return Ok(0);
+            return Ok(if follower.corrupt {
+                crate::exit::CORRUPT
+            } else {
+                crate::exit::OK
+            });
         }
         std::thread::sleep(args.poll);
     }

@@ -90,6 +90,9 @@ fn status_2_for_corruption_from_every_reader() {
         vec!["events", d, "exec-1"],
         // Corruption outranks "not found": the execution's records may be behind it.
         vec!["events", d, "no-such-execution"],
+        // tail stops at the damage in a sealed segment, says so, and ends with 2.
+        vec!["tail", d, "--all", "--from-lsn", "1", "--timeout", "200ms"],
+        vec!["tail", d, "exec-1", "--from-seq", "1", "--timeout", "200ms"],
     ] {
         assert_eq!(code(&args), Some(2), "{args:?}");
     }
