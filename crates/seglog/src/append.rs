@@ -55,13 +55,14 @@ fn check_id(id: &str, what: &'static str) -> Result<()> {
 /// Registers an append whose caller stopped waiting for it.
 struct AbandonGuard<'a, F: FileSystem> {
     log: &'a Log<F>,
+    execution: &'a str,
     submitted: Option<&'a Submitted>,
 }
 
 impl<F: FileSystem> Drop for AbandonGuard<'_, F> {
     fn drop(&mut self) {
         if let Some(s) = self.submitted.take() {
-            self.log.publish_when_durable(s);
+            self.log.publish_when_durable(s, self.execution);
         }
     }
 }
@@ -201,18 +202,21 @@ impl<F: FileSystem> Log<F> {
     /// Makes a durable append visible and wakes subscribers. Sequence order is LSN order
     /// within an execution, so "my LSN is durable" means every event up to mine is: publishing
     /// up to my last sequence takes no lock on the index (the execution's shared counter).
-    fn publish(&self, visibility: &seglog_index::Visibility, last_seq: u64) {
+    fn publish(&self, visibility: &seglog_index::Visibility, last_seq: u64, execution: &str) {
         visibility.publish(last_seq);
+        // Global subscribers follow every publish; one execution's, only its own.
         if self.shared.visible_tx.receiver_count() > 0 {
             self.shared.visible_tx.send_modify(|v| *v += 1);
         }
+        self.shared.watchers.notify(execution);
     }
 
     /// Leaves a submitted append that nobody waits on (cancelled, or buffered) to be
     /// published once durable, by [`Self::publish_if_due`].
-    pub(crate) fn publish_when_durable(&self, s: &Submitted) {
+    pub(crate) fn publish_when_durable(&self, s: &Submitted, execution: &str) {
         self.shared.unpublished.lock().push(PendingVisibility {
             lsn: s.lsn,
+            execution: execution.into(),
             visibility: s.visibility.clone(),
             last_seq: s.last_seq,
         });
@@ -220,6 +224,7 @@ impl<F: FileSystem> Log<F> {
             // Subscribers waiting for new events look again: from now on they also follow
             // the durable watermark, so that this append wakes them when it is durable.
             self.shared.visible_tx.send_modify(|v| *v += 1);
+            self.shared.watchers.notify_all();
         }
         // The watermark may have passed this append before it was queued here.
         self.publish_if_due();
@@ -243,12 +248,12 @@ impl<F: FileSystem> Log<F> {
                 .store(!unpublished.is_empty(), Ordering::Release);
         }
         for p in due {
-            self.publish(&p.visibility, p.last_seq);
+            self.publish(&p.visibility, p.last_seq, &p.execution);
         }
     }
 
-    pub(crate) fn finish(&self, s: &Submitted) -> u64 {
-        self.publish(&s.visibility, s.last_seq);
+    pub(crate) fn finish(&self, s: &Submitted, execution: &str) -> u64 {
+        self.publish(&s.visibility, s.last_seq, execution);
         self.shared
             .counters
             .record_append(s.events, s.payload_bytes, s.started.elapsed());
@@ -282,11 +287,12 @@ impl<F: FileSystem> Log<F> {
         // it to the readers to publish.
         let mut guard = AbandonGuard {
             log: self,
+            execution,
             submitted: Some(&s),
         };
         self.shared.segments.wait_durable_async(s.lsn).await?;
         guard.submitted = None;
-        let first_seq = self.finish(&s);
+        let first_seq = self.finish(&s, execution);
         Ok(crate::AppendReceipt {
             lsn: s.lsn,
             first_seq,
@@ -303,7 +309,7 @@ impl<F: FileSystem> Log<F> {
     ) -> Result<u64> {
         let s = self.submit_append(execution, tenant, expected, encoding, payloads)?;
         self.shared.segments.wait_durable(s.lsn)?;
-        Ok(self.finish(&s))
+        Ok(self.finish(&s, execution))
     }
 
     /// Appends one event to `execution` (created, for `tenant`, by its first append) and

@@ -48,7 +48,7 @@ impl<F: FileSystem> Log<F> {
         payloads: &[P],
     ) -> Result<u64> {
         let s = self.submit_append(execution, tenant, expected_last_seq, encoding, payloads)?;
-        self.publish_when_durable(&s);
+        self.publish_when_durable(&s, execution);
         self.shared.counters.record_buffered_append();
         // Outside the index lock: this may write.
         self.shared.segments.write_queued_if_large()?;

@@ -65,6 +65,7 @@ mod scrub;
 mod stats;
 mod subscribe;
 mod verify;
+mod watchers;
 
 pub use backup::BackupReport;
 pub use compact::{CompactOptions, CompactionReport};

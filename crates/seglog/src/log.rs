@@ -17,6 +17,7 @@ use tokio::sync::watch;
 /// once `lsn` is durable, readers may see the execution's events through `last_seq`.
 pub(crate) struct PendingVisibility {
     pub lsn: u64,
+    pub execution: Box<str>,
     pub visibility: Visibility,
     pub last_seq: u64,
 }
@@ -49,6 +50,8 @@ pub(crate) struct Shared<F: FileSystem> {
     pub has_unpublished: AtomicBool,
     /// Bumped whenever events become visible (or the log closes): subscribers wait on it.
     pub visible_tx: watch::Sender<u64>,
+    /// Per-execution wake-ups of subscriptions to one execution (`subscribe`).
+    pub watchers: crate::watchers::ExecutionWatchers,
     pub closed: AtomicBool,
     pub checkpointer: Arc<Checkpointer>,
     pub counters: EngineCounters,
@@ -243,6 +246,7 @@ impl<F: FileSystem> Log<F> {
                 unpublished: parking_lot::Mutex::new(std::collections::BinaryHeap::new()),
                 has_unpublished: AtomicBool::new(false),
                 visible_tx: watch::Sender::new(0),
+                watchers: crate::watchers::ExecutionWatchers::default(),
                 closed: AtomicBool::new(false),
                 checkpointer,
                 counters,
@@ -326,6 +330,7 @@ impl<F: FileSystem> Log<F> {
         }
         self.shared.read_ahead.forget(u64::MAX);
         self.shared.visible_tx.send_modify(|v| *v += 1);
+        self.shared.watchers.notify_all();
         flushed.map_err(Error::from)
     }
 

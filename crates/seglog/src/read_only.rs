@@ -126,6 +126,7 @@ impl<F: FileSystem + Clone> Log<F> {
             self.shared.lsn_samples.retain(&[]);
         }
         self.shared.visible_tx.send_modify(|v| *v += 1);
+        self.shared.watchers.notify_all();
         Ok(())
     }
 }

@@ -19,11 +19,19 @@ struct Cursor<F: FileSystem> {
     buffered: VecDeque<Event>,
     /// The `layout_epoch` before the read that filled `buffered` (see `subscribe_global`).
     buffered_epoch: u64,
+    /// Bumped when events of this execution become visible (or every subscriber is woken).
     visible: watch::Receiver<u64>,
     /// The segment layer's durable watermark: followed while cancelled or buffered appends
     /// wait to be published, since nothing else would wake us when they become durable.
     durable: watch::Receiver<u64>,
     done: bool,
+}
+
+impl<F: FileSystem> Drop for Cursor<F> {
+    fn drop(&mut self) {
+        // Still holding `visible`: the execution's channel goes if it is the last receiver.
+        self.log.shared.watchers.release(&self.execution);
+    }
 }
 
 /// A live stream of a log's events or records: what [`Log::subscribe`] (items
@@ -73,7 +81,7 @@ impl<F: FileSystem> Log<F> {
             last_seq: after_seq,
             buffered: VecDeque::new(),
             buffered_epoch: 0,
-            visible: self.shared.visible_tx.subscribe(),
+            visible: self.shared.watchers.watch(execution),
             durable: self.shared.segments.durable_watch(),
             done: false,
         };
