@@ -88,10 +88,13 @@ pub enum Error {
 
 impl From<seglog_segment::Error> for Error {
     fn from(e: seglog_segment::Error) -> Self {
-        // One `Closed` and one `ReadOnly` for callers to match, whichever layer noticed.
+        // One `Closed`, one `ReadOnly` and one `Corruption` for callers to match, whichever
+        // layer noticed (the segment layer's message, with its segment and offset, is kept).
         match e {
             seglog_segment::Error::ReadOnly => Error::ReadOnly,
             seglog_segment::Error::Closed => Error::Closed,
+            e @ (seglog_segment::Error::Corruption { .. }
+            | seglog_segment::Error::ChecksumMismatch { .. }) => Error::Corruption(e.to_string()),
             other => Error::Segment(other),
         }
     }
@@ -162,7 +165,7 @@ mod tests {
     use super::Error;
 
     #[test]
-    fn every_layer_s_closed_and_read_only_are_the_engine_s_own() {
+    fn every_layer_s_closed_read_only_and_corruption_are_the_engine_s_own() {
         assert!(matches!(
             Error::from(seglog_segment::Error::Closed),
             Error::Closed
@@ -173,5 +176,13 @@ mod tests {
         ));
         let via_index = seglog_index::Error::Segment(seglog_segment::Error::Closed);
         assert!(matches!(Error::from(via_index), Error::Closed));
+        let damaged = seglog_segment::Error::ChecksumMismatch {
+            segment: 7,
+            offset: 4096,
+        };
+        match Error::from(damaged) {
+            Error::Corruption(m) => assert!(m.contains("segment 7") && m.contains("4096"), "{m}"),
+            other => panic!("{other}"),
+        }
     }
 }

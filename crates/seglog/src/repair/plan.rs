@@ -133,11 +133,10 @@ impl SalvagePlan {
 }
 
 fn unrepairable(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Segment(seglog_segment::Error::Corruption {
-        segment: 0,
-        offset: 0,
-        reason: format!("{}: {what}; salvage cannot repair it", path.display()),
-    })
+    Error::Corruption(format!(
+        "{}: {what}; salvage cannot repair it",
+        path.display()
+    ))
 }
 
 /// An I/O error of `op` on `path`, as the segment layer reports it.
