@@ -24,6 +24,18 @@
 //! log.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `sim`: the crash-simulating in-memory file system and fault injection (`io::sim`),
+//!   for tests of this crate and the crates above it. Never used by the engine itself.
+//! - `serde`: Serialize/Deserialize for [`SyncMode`] and [`RecoveryMode`] (configuration
+//!   files).
+//!
+//! Two test-only switches are `--cfg` flags, not features, so that feature unification can
+//! never turn them on in a production build: `seglog_loom` (the commit path's primitives
+//! from loom, for `tests/loom_group_commit.rs`) and `seglog_teeth` (switches that remove one
+//! sync point at a time, for `tests/teeth.rs`).
 
 mod builder;
 mod error;

@@ -112,6 +112,11 @@ impl<F: FileSystem + Clone> Log<F> {
     /// [`Self::backup_blocking`] off the async runtime's threads (in place outside a tokio
     /// runtime).
     ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the work: it runs on tokio's blocking pool to its
+    /// end, so `dest` may be written after the future is gone; do not trust a backup
+    /// whose report you did not get.
+    ///
     /// # Errors
     /// As [`Self::backup_blocking`].
     pub async fn backup(&self, dest: impl Into<PathBuf>) -> Result<BackupReport> {

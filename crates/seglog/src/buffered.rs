@@ -59,6 +59,10 @@ impl<F: FileSystem> Log<F> {
     /// visible to readers: one commit round (one write of what is queued and one fdatasync),
     /// shared with concurrent appends. Cheap when nothing is pending.
     ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future loses nothing. What it would have made durable
+    /// becomes durable with the next commit round; call `sync` again to wait for it.
+    ///
     /// # Errors
     /// [`crate::Error::Closed`]; [`seglog_segment::Error::Poisoned`] if a write or fsync
     /// failed: then what was not yet durable may be lost.

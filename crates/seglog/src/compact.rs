@@ -498,6 +498,11 @@ impl<F: FileSystem + Clone> Log<F> {
     /// [`Self::compact_blocking`] off the async runtime's threads (in place outside a tokio
     /// runtime), without progress.
     ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the work: it runs on tokio's blocking pool to its
+    /// end, and the compaction's result is lost with the future (the log is
+    /// as before or as after it, as for any compaction).
+    ///
     /// # Errors
     /// As [`Self::compact_blocking`].
     pub async fn compact(&self, plan: Plan, options: CompactOptions) -> Result<CompactionReport> {

@@ -126,6 +126,11 @@ impl Log<StdFs> {
     /// Opens (or creates) the log in `dir`, off the async runtime's threads (in place
     /// outside a tokio runtime).
     ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the work: it runs on tokio's blocking pool to its
+    /// end, and the log it opened is dropped, which releases the directory's lock
+    /// (recovery's repairs, such as a cut torn tail, stay done).
+    ///
     /// # Errors
     /// As [`Log::open_with_fs`].
     pub async fn open(dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
@@ -332,6 +337,22 @@ impl<F: FileSystem> Log<F> {
         self.shared.visible_tx.send_modify(|v| *v += 1);
         self.shared.watchers.notify_all();
         flushed.map_err(Error::from)
+    }
+
+    /// [`Self::close`] for async callers: the final flush (an fdatasync) and the joins of
+    /// the log's threads run off the runtime's worker threads (in place outside a tokio
+    /// runtime).
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the close, which runs to its end on tokio's
+    /// blocking pool: the log is closed either way (later calls fail with
+    /// [`Error::Closed`]); only the flush's result is lost.
+    ///
+    /// # Errors
+    /// As [`Self::close`].
+    pub async fn close_async(&self) -> Result<()> {
+        let log = self.clone();
+        crate::offload::run_blocking("close", move || log.close()).await
     }
 
     /// Alias of [`Self::close`], for callers that speak of shutting down.

@@ -31,6 +31,10 @@ impl Log<StdFs> {
     /// outside a tokio runtime). See
     /// [`Log::open_read_only_with_fs`].
     ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the work: it runs on tokio's blocking pool to its
+    /// end, and the log it opened is dropped (a read-only open writes nothing).
+    ///
     /// # Errors
     /// As [`Log::open_read_only_with_fs`].
     pub async fn open_read_only(dir: impl Into<PathBuf>) -> Result<Self> {

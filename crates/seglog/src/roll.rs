@@ -29,6 +29,10 @@ impl<F: FileSystem + Clone> Log<F> {
     /// [`Self::roll_blocking`] off the async runtime's threads (in place outside a tokio
     /// runtime).
     ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the work: it runs on tokio's blocking pool to its
+    /// end, so the segment may be sealed after the future is gone.
+    ///
     /// # Errors
     /// As [`Self::roll_blocking`].
     pub async fn roll(&self) -> Result<Option<u64>> {

@@ -455,3 +455,20 @@ async fn a_cancelled_append_becomes_visible_once_durable() {
     assert_eq!(log.append("e", "t", b"next").await.unwrap(), 2);
     assert_eq!(leader.join().unwrap().unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_async_flushes_closes_and_lets_go_of_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).await.unwrap();
+    log.append("e", "t", b"x").await.unwrap();
+    log.close_async().await.unwrap();
+    assert!(log.is_closed());
+    assert!(matches!(
+        log.append("e", "t", b"y").await,
+        Err(Error::Closed)
+    ));
+    // The lock went with it.
+    let reopened = Log::open(dir.path(), Options::default()).await.unwrap();
+    assert_eq!(reopened.read("e").unwrap().len(), 1);
+    reopened.close_async().await.unwrap();
+}
