@@ -341,18 +341,36 @@ impl<F: FileSystem> Log<F> {
 
     /// [`Self::close`] for async callers: the final flush (an fdatasync) and the joins of
     /// the log's threads run off the runtime's worker threads (in place outside a tokio
-    /// runtime).
+    /// runtime). The close starts when this is *called*, not when the future is first
+    /// polled.
     ///
     /// # Cancel safety
-    /// Dropping the future does not stop the close, which runs to its end on tokio's
-    /// blocking pool: the log is closed either way (later calls fail with
+    /// Dropping the future, polled or not, does not stop the close, which runs to its end on
+    /// tokio's blocking pool: the log is closed either way (later calls fail with
     /// [`Error::Closed`]); only the flush's result is lost.
     ///
     /// # Errors
     /// As [`Self::close`].
-    pub async fn close_async(&self) -> Result<()> {
+    pub fn close_async(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let log = self.clone();
-        crate::offload::run_blocking("close", move || log.close()).await
+        let started = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let closing = log.clone();
+                Ok(runtime.spawn_blocking(move || closing.close()))
+            }
+            Err(_) => Err(log.close()),
+        };
+        async move {
+            match started {
+                Ok(closing) => match closing.await {
+                    Ok(result) => result,
+                    // The runtime is shutting down and cancelled the task before it ran (or
+                    // it panicked): close here. Closing twice is a no-op.
+                    Err(_) => log.close(),
+                },
+                Err(closed_in_place) => closed_in_place,
+            }
+        }
     }
 
     /// Alias of [`Self::close`], for callers that speak of shutting down.

@@ -25,6 +25,9 @@ struct Cursor<F: FileSystem> {
     /// wait to be published, since nothing else would wake us when they become durable.
     durable: watch::Receiver<u64>,
     done: bool,
+    /// The creation LSN of the execution's incarnation this subscription follows, once it
+    /// has seen the execution.
+    incarnation: Option<u64>,
 }
 
 impl<F: FileSystem> Drop for Cursor<F> {
@@ -73,7 +76,9 @@ impl<T> std::fmt::Debug for Subscription<T> {
 impl<F: FileSystem> Log<F> {
     /// A stream of `execution`'s events after `after_seq`: first those already stored, then
     /// each new one as it becomes durable, in order, with no gap or duplicate across the
-    /// switch. It ends when the log is closed; an error is yielded once, then it ends.
+    /// switch. It ends when the log is closed; an error is yielded once, then it ends. It
+    /// follows one incarnation of the execution: if a compaction erases it, the next item is
+    /// [`Error::Erased`] (a later execution of the same name is not its continuation).
     pub fn subscribe(&self, execution: &str, after_seq: u64) -> Subscription<Event> {
         let cursor = Cursor {
             log: self.clone(),
@@ -84,6 +89,7 @@ impl<F: FileSystem> Log<F> {
             visible: self.shared.watchers.watch(execution),
             durable: self.shared.segments.durable_watch(),
             done: false,
+            incarnation: None,
         };
         Subscription::new(futures_util::stream::unfold(cursor, |mut c| async move {
             loop {
@@ -104,10 +110,23 @@ impl<F: FileSystem> Log<F> {
                 c.visible.borrow_and_update();
                 c.durable.borrow_and_update();
                 c.buffered_epoch = c.log.layout_epoch();
-                match c
-                    .log
-                    .read_range(&c.execution, c.last_seq.saturating_add(1), CATCH_UP_BATCH)
-                {
+                let read =
+                    c.log
+                        .read_chunk(&c.execution, c.last_seq.saturating_add(1), CATCH_UP_BATCH);
+                // IMPORTANT: a subscription follows one incarnation of the execution. Once a
+                // compaction has erased it, a later execution of the same name (maybe another
+                // tenant's) is not its continuation: end with `Erased` (review 11).
+                let read = read.and_then(|(events, now)| match (c.incarnation, now) {
+                    (Some(followed), now) if now != Some(followed) => Err(Error::Erased {
+                        execution: c.execution.clone(),
+                    }),
+                    (None, now) => {
+                        c.incarnation = now;
+                        Ok(events)
+                    }
+                    _ => Ok(events),
+                });
+                match read {
                     Ok(events) if !events.is_empty() => c.buffered.extend(events),
                     Ok(_) => {
                         let changed = if c.log.shared.has_unpublished.load(Ordering::Acquire) {

@@ -4,7 +4,8 @@
 
 use ahash::AHashMap;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The channels of the executions that have subscribers.
@@ -12,7 +13,9 @@ use tokio::sync::watch;
 pub(crate) struct ExecutionWatchers {
     /// Entries in `by_execution`: publishers look at the map only when some exist.
     watched: AtomicUsize,
-    by_execution: Mutex<AHashMap<Box<str>, watch::Sender<u64>>>,
+    /// Shared, so that a publisher bumps a channel *after* letting go of the map: a bump runs
+    /// wakers, and a waker may drop or make a subscription (which takes the map's lock).
+    by_execution: Mutex<AHashMap<Box<str>, Arc<watch::Sender<u64>>>>,
 }
 
 impl ExecutionWatchers {
@@ -23,8 +26,12 @@ impl ExecutionWatchers {
             return tx.subscribe();
         }
         let (tx, rx) = watch::channel(0);
-        map.insert(execution.into(), tx);
-        self.watched.store(map.len(), Ordering::Release);
+        map.insert(execution.into(), Arc::new(tx));
+        self.watched.store(map.len(), Ordering::SeqCst);
+        drop(map);
+        // Pairs with the fence in `notify`: either the publisher sees this subscriber, or
+        // the subscriber's first read (after this) sees the publisher's events.
+        fence(Ordering::SeqCst);
         rx
     }
 
@@ -38,26 +45,32 @@ impl ExecutionWatchers {
             .is_some_and(|tx| tx.receiver_count() <= 1)
         {
             map.remove(execution);
-            self.watched.store(map.len(), Ordering::Release);
+            self.watched.store(map.len(), Ordering::SeqCst);
         }
     }
 
     /// Wakes the subscribers of `execution`, if any.
     pub(crate) fn notify(&self, execution: &str) {
-        if self.watched.load(Ordering::Acquire) == 0 {
+        // Pairs with the fence in `watch` (the events were published just before this).
+        fence(Ordering::SeqCst);
+        if self.watched.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some(tx) = self.by_execution.lock().get(execution) {
+        let tx = self.by_execution.lock().get(execution).cloned();
+        if let Some(tx) = tx {
             tx.send_modify(|v| *v += 1);
         }
     }
 
     /// Wakes every subscriber (close, a refresh, appends left to be published later).
     pub(crate) fn notify_all(&self) {
-        if self.watched.load(Ordering::Acquire) == 0 {
+        fence(Ordering::SeqCst);
+        if self.watched.load(Ordering::SeqCst) == 0 {
             return;
         }
-        for tx in self.by_execution.lock().values() {
+        let all: Vec<Arc<watch::Sender<u64>>> =
+            self.by_execution.lock().values().cloned().collect();
+        for tx in all {
             tx.send_modify(|v| *v += 1);
         }
     }
