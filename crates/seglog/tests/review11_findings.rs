@@ -61,7 +61,6 @@ fn a_waker_that_drops_a_subscription_deadlocks_the_appender() {
             let woken = waker_state.woken.load(Ordering::SeqCst);
             // Unwinding would drop these, and block on the same mutex: leak them.
             std::mem::forget(sub);
-            std::mem::forget(cx);
             std::mem::forget(waker);
             std::mem::forget(waker_state);
             std::mem::forget(log);
