@@ -86,6 +86,7 @@ pub use seglog_compact::Error as CompactError;
 pub use seglog_index::Error as IndexError;
 pub use seglog_segment::{
     Error as SegmentError, Percentiles, PoisonCause, RecoveryMode, SegmentInfo, SyncMode,
+    TailCut,
 };
 pub use stats::{LatencySummary, RecoveryStats, Stats};
 pub use subscribe::Subscription;
