@@ -85,8 +85,7 @@ pub use scrub::{ScrubReport, ScrubbedSegment};
 pub use seglog_compact::Error as CompactError;
 pub use seglog_index::Error as IndexError;
 pub use seglog_segment::{
-    Error as SegmentError, Percentiles, PoisonCause, RecoveryMode, SegmentInfo, SyncMode,
-    TailCut,
+    Error as SegmentError, Percentiles, PoisonCause, RecoveryMode, SegmentInfo, SyncMode, TailCut,
 };
 pub use stats::{LatencySummary, RecoveryStats, Stats};
 pub use subscribe::Subscription;
