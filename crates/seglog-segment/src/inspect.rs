@@ -50,6 +50,16 @@ pub fn read_file<F: FileSystem>(fs: &F, path: &Path) -> Result<Vec<u8>> {
     let len = file
         .written_data_end(0)
         .map_err(|e| Error::io("seek", path, e))?;
+    read_prefix(&file, path, len)
+}
+
+/// Reads `len` bytes from the start of `file` (positional reads; `len` comes from the file
+/// system, never from the file's contents). A file that is shorter yields what it holds.
+pub(crate) fn read_prefix<F: crate::io::SegmentFile>(
+    file: &F,
+    path: &Path,
+    len: u64,
+) -> Result<Vec<u8>> {
     let len = usize::try_from(len)
         .map_err(|_| Error::InvalidRecord("file too large for this platform"))?;
     let mut buf = vec![0u8; len];

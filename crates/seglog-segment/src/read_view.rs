@@ -37,25 +37,6 @@ pub(crate) struct ReadView<F: FileSystem> {
     pub report: RecoveryReport,
 }
 
-/// Reads `len` bytes from the start of `file` (positional reads; `len` comes from the file
-/// system, never from the file's contents). A file that is shorter yields what it holds.
-fn read_prefix<F: SegmentFile>(file: &F, path: &Path, len: u64) -> Result<Vec<u8>> {
-    let len = usize::try_from(len)
-        .map_err(|_| Error::InvalidRecord("file too large for this platform"))?;
-    let mut buf = vec![0u8; len];
-    let mut at = 0;
-    while at < len {
-        match file.read_at(&mut buf[at..], at as u64) {
-            Ok(0) => break,
-            Ok(n) => at += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", path, e)),
-        }
-    }
-    buf.truncate(at);
-    Ok(buf)
-}
-
 /// Takes a consistent snapshot of `dir` and reads what of it is proven durable; `visitor`
 /// sees every trusted record, in log order.
 ///
@@ -147,7 +128,7 @@ fn load_segment<F: FileSystem>(
             .map_err(|e| Error::io("seek", &path, e))?
             .min(len)
     };
-    let bytes = read_prefix(&file, &path, read_len)?;
+    let bytes = crate::inspect::read_prefix(&file, &path, read_len)?;
     // A clustered segment (a compaction output, whole and synced before it was named) must
     // read back whole even when it is last, as the writer's open requires.
     let end = if sealed || header.clustered {

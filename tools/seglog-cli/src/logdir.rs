@@ -115,42 +115,6 @@ pub enum CheckpointState {
 }
 
 /// Checks the checkpoint of a sealed segment (read-only).
-/// Where a decoded checkpoint disagrees with the records of its segment, entry by entry:
-/// what an open would put in its index from the checkpoint must be what the records say.
-fn checkpoint_mismatch(
-    view: &SegmentView,
-    cp: &seglog_index::checkpoint::DecodedCheckpoint,
-) -> Option<String> {
-    let offsets = &view.analysis.record_offsets;
-    if cp.records.len() != offsets.len() {
-        return Some(format!(
-            "lists {} records, the segment has {}",
-            cp.records.len(),
-            offsets.len()
-        ));
-    }
-    let id = |i: u32| cp.strings.get(i as usize).map(String::as_bytes);
-    for (entry, &offset) in cp.records.iter().zip(offsets) {
-        let Some(r) = view.analysis.record(&view.bytes, offset) else {
-            return Some(format!("no record at offset {offset}"));
-        };
-        let same = u64::from(entry.offset) == offset
-            && entry.lsn == r.lsn()
-            && entry.first_seq == r.first_seq()
-            && entry.event_count == r.event_count()
-            && entry.timestamp_unix_nanos == r.timestamp_unix_nanos()
-            && id(entry.execution) == Some(r.execution_id())
-            && id(entry.tenant) == Some(r.tenant_id());
-        if !same {
-            return Some(format!(
-                "its entry for the record at offset {offset} (LSN {}) does not match the record",
-                r.lsn()
-            ));
-        }
-    }
-    None
-}
-
 pub fn checkpoint_state(dir: &Path, view: &SegmentView) -> CheckpointState {
     let Some(info) = view.info() else {
         return CheckpointState::Missing;
@@ -164,7 +128,7 @@ pub fn checkpoint_state(dir: &Path, view: &SegmentView) -> CheckpointState {
         Err(e) => return CheckpointState::Damaged(e.to_string()),
     };
     match seglog_index::checkpoint::decode(&bytes, &info) {
-        Ok(cp) => match checkpoint_mismatch(view, &cp) {
+        Ok(cp) => match seglog_index::checkpoint::disagreement(&view.bytes, &view.analysis, &cp) {
             None => CheckpointState::Valid(cp.records.len()),
             Some(why) => CheckpointState::Damaged(why),
         },

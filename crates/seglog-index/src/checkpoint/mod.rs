@@ -6,10 +6,12 @@
 //! two CRCs; one that fails any check is ignored and the segment is scanned instead. A
 //! checkpoint is only ever written for a sealed segment, whose bytes are all durable.
 
+mod agreement;
 mod codec;
 mod defect;
 mod file;
 
+pub use agreement::disagreement;
 pub use codec::{decode, encode, CheckpointRecord, DecodedCheckpoint};
 pub use defect::CheckpointDefect;
 pub use file::{checkpoint_file_name, load, remove_orphans, write};

@@ -4,7 +4,7 @@
 //! them would see them.
 
 use super::CheckpointCheck;
-use seglog_index::checkpoint::{checkpoint_file_name, decode, DecodedCheckpoint};
+use seglog_index::checkpoint::{checkpoint_file_name, decode};
 use seglog_index::{ExecutionIndex, IndexedRecord, Location};
 use seglog_segment::inspect::{read_file, SegmentAnalysis};
 use seglog_segment::io::FileSystem;
@@ -13,43 +13,6 @@ use std::path::Path;
 
 /// Problems listed at most; past that only counted.
 pub(crate) const MAX_PROBLEMS: usize = 20;
-
-/// Where a decoded checkpoint disagrees with the records of its segment: what an open would
-/// put in its index from the checkpoint must be what the records say.
-fn checkpoint_mismatch(
-    bytes: &[u8],
-    analysis: &SegmentAnalysis,
-    cp: &DecodedCheckpoint,
-) -> Option<String> {
-    let offsets = &analysis.record_offsets;
-    if cp.records.len() != offsets.len() {
-        return Some(format!(
-            "lists {} records, the segment has {}",
-            cp.records.len(),
-            offsets.len()
-        ));
-    }
-    let id = |i: u32| cp.strings.get(i as usize).map(String::as_bytes);
-    for (entry, &offset) in cp.records.iter().zip(offsets) {
-        let Some(r) = analysis.record(bytes, offset) else {
-            return Some(format!("no record at offset {offset}"));
-        };
-        let same = u64::from(entry.offset) == offset
-            && entry.lsn == r.lsn()
-            && entry.first_seq == r.first_seq()
-            && entry.event_count == r.event_count()
-            && entry.timestamp_unix_nanos == r.timestamp_unix_nanos()
-            && id(entry.execution) == Some(r.execution_id())
-            && id(entry.tenant) == Some(r.tenant_id());
-        if !same {
-            return Some(format!(
-                "its entry for the record at offset {offset} (LSN {}) does not match the record",
-                r.lsn()
-            ));
-        }
-    }
-    None
-}
 
 /// The state of a sealed segment's checkpoint (`bytes`: the whole segment).
 pub(crate) fn check_checkpoint<F: FileSystem>(
@@ -70,7 +33,7 @@ pub(crate) fn check_checkpoint<F: FileSystem>(
         Err(e) => return CheckpointCheck::Damaged(e.to_string()),
     };
     match decode(&cp_bytes, info) {
-        Ok(cp) => match checkpoint_mismatch(bytes, analysis, &cp) {
+        Ok(cp) => match seglog_index::checkpoint::disagreement(bytes, analysis, &cp) {
             None => CheckpointCheck::Valid {
                 records: cp.records.len(),
             },
