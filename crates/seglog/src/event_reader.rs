@@ -23,25 +23,21 @@ pub struct EventReader<'a, F: FileSystem> {
     log: &'a Log<F>,
     execution: String,
     next_seq: u64,
-    remaining: usize,
+    /// Events the next chunk asks for: doubles up to [`CHUNK_EVENTS`].
+    chunk_events: usize,
     /// The creation LSN of the execution's incarnation this reader follows, once known.
     incarnation: Option<u64>,
     chunk: VecDeque<Event>,
     done: bool,
 }
 
-impl<F: FileSystem> EventReader<'_, F> {
+impl<'a, F: FileSystem> EventReader<'a, F> {
     fn fill(&mut self) -> Result<()> {
-        let want = self.remaining.min(CHUNK_EVENTS);
+        let want = self.chunk_events;
         let (events, created_lsn) = self.log.read_chunk(&self.execution, self.next_seq, want)?;
         match (self.incarnation, created_lsn) {
-            (Some(followed), Some(now)) if followed != now => {
-                return Err(Error::Erased {
-                    execution: self.execution.clone(),
-                })
-            }
-            // Gone (erased, not created again): nothing more, unless we had read some of it.
-            (Some(_), None) => {
+            // Erased since (and maybe created again): what follows is not this execution.
+            (Some(followed), now) if now != Some(followed) => {
                 return Err(Error::Erased {
                     execution: self.execution.clone(),
                 })
@@ -55,9 +51,21 @@ impl<F: FileSystem> EventReader<'_, F> {
         if let Some(last) = events.last() {
             self.next_seq = last.seq + 1;
         }
-        self.remaining -= events.len();
+        self.chunk_events = (want * 2).min(CHUNK_EVENTS);
         self.chunk.extend(events);
         Ok(())
+    }
+
+    fn starting_with(log: &'a Log<F>, execution: &str, from_seq: u64, chunk_events: usize) -> Self {
+        EventReader {
+            log,
+            execution: execution.to_owned(),
+            next_seq: from_seq.max(1),
+            chunk_events,
+            incarnation: None,
+            chunk: VecDeque::new(),
+            done: false,
+        }
     }
 }
 
@@ -65,7 +73,7 @@ impl<F: FileSystem> Iterator for EventReader<'_, F> {
     type Item = Result<Event>;
 
     fn next(&mut self) -> Option<Result<Event>> {
-        if self.chunk.is_empty() && !self.done && self.remaining > 0 {
+        if self.chunk.is_empty() && !self.done {
             if let Err(e) = self.fill() {
                 self.done = true;
                 return Some(Err(e));
@@ -97,15 +105,7 @@ impl<F: FileSystem> Log<F> {
     /// Each item: those of [`Self::read`], and [`Error::Erased`] when a compaction erased the
     /// execution between two chunks.
     pub fn events(&self, execution: &str, from_seq: u64) -> EventReader<'_, F> {
-        EventReader {
-            log: self,
-            execution: execution.to_owned(),
-            next_seq: from_seq.max(1),
-            remaining: usize::MAX,
-            incarnation: None,
-            chunk: VecDeque::new(),
-            done: false,
-        }
+        EventReader::starting_with(self, execution, from_seq, CHUNK_EVENTS)
     }
 
     /// Events of `execution` from `from_seq` on, until their payloads add up to `max_bytes`
@@ -125,31 +125,14 @@ impl<F: FileSystem> Log<F> {
         // chunk of big events it will not return.
         let mut out: Vec<Event> = Vec::new();
         let mut bytes = 0usize;
-        let mut next_seq = from_seq.max(1);
-        let mut want = 16;
-        let mut incarnation = None;
-        loop {
-            let (events, now) = self.read_chunk(execution, next_seq, want)?;
-            if out.is_empty() {
-                incarnation = now;
-            } else if now != incarnation {
-                return Err(Error::Erased {
-                    execution: execution.to_owned(),
-                });
+        for event in EventReader::starting_with(self, execution, from_seq, 16) {
+            let event = event?;
+            if !out.is_empty() && bytes.saturating_add(event.payload.len()) > max_bytes {
+                break;
             }
-            let complete = events.len() < want;
-            for event in events {
-                if !out.is_empty() && bytes.saturating_add(event.payload.len()) > max_bytes {
-                    return Ok(out);
-                }
-                bytes = bytes.saturating_add(event.payload.len());
-                next_seq = event.seq + 1;
-                out.push(event);
-            }
-            if complete {
-                return Ok(out);
-            }
-            want = (want * 2).min(CHUNK_EVENTS);
+            bytes = bytes.saturating_add(event.payload.len());
+            out.push(event);
         }
+        Ok(out)
     }
 }
