@@ -129,9 +129,9 @@ fn load_segment<F: FileSystem>(
             .min(len)
     };
     let bytes = crate::inspect::read_prefix(&file, &path, read_len)?;
-    // A clustered segment (a compaction output, whole and synced before it was named) must
-    // read back whole even when it is last, as the writer's open requires.
-    let end = if sealed || header.clustered {
+    // A segment whose tail cannot be torn (a clustered compaction output) must read back
+    // whole even when it is last, as the writer's open requires.
+    let end = if sealed || !header.tail_may_be_torn() {
         bytes.len()
     } else if header.compacted {
         // A compaction output, last only after a salvage: whole and synced before it was
@@ -152,7 +152,7 @@ fn load_segment<F: FileSystem>(
     if let Some(defect) = scan.defect {
         let what = if sealed {
             "in a sealed segment"
-        } else if header.clustered {
+        } else if !header.tail_may_be_torn() {
             "in a clustered segment (a compaction output, whole when it was named)"
         } else {
             "before records that prove it was durable"

@@ -321,9 +321,7 @@ pub(crate) fn recover<F: FileSystem>(
                 RecoveryMode::TolerateTornTail if !is_last => {
                     return Err(corrupt(end, format!("{defect} in a sealed segment")));
                 }
-                // A clustered segment is a compaction output, whole and synced before the
-                // manifest named it: nothing in it was ever a torn write.
-                RecoveryMode::TolerateTornTail if header.clustered => {
+                RecoveryMode::TolerateTornTail if !header.tail_may_be_torn() => {
                     return Err(corrupt(end, format!("{defect} in a clustered segment")));
                 }
                 RecoveryMode::TolerateTornTail => {

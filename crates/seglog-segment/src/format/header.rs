@@ -56,6 +56,14 @@ impl SegmentHeader {
         })
     }
 
+    /// True when damage at the end of this segment, if it is the last one, may be a torn
+    /// write of appends never acknowledged. Not for a clustered segment: a compaction
+    /// output, whole and synced before the manifest named it (recovery, read-only opens,
+    /// verify and repair all ask this one question).
+    pub fn tail_may_be_torn(&self) -> bool {
+        !self.clustered
+    }
+
     /// The salt of this segment's record checksums.
     pub fn record_salt(&self) -> u64 {
         if self.salt == 0 {

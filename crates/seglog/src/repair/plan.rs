@@ -306,8 +306,9 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
             records_dropped,
             records_dropped_exact: exact,
             reason: damage.defect.to_string(),
-            // A clustered segment is a compaction output: all of it was acknowledged.
-            acknowledged: !is_last || header.clustered || damage.later_durable_record.is_some(),
+            acknowledged: !is_last
+                || !header.tail_may_be_torn()
+                || damage.later_durable_record.is_some(),
         });
         for (_, (_, later)) in files.by_ref() {
             let bytes = read_file(fs, &later)?;

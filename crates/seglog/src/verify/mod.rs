@@ -178,10 +178,8 @@ fn describe(
     let damage = match (&analysis.header, &analysis.damage) {
         (Err(h), _) => Some(Damage::Header(h.to_string())),
         (Ok(_), None) => None,
-        // A clustered segment is a compaction output, whole and synced before it was named:
-        // damage in it is never a torn tail, even when it is last (as the writer's open says).
         (Ok(h), Some(d))
-            if is_last && !durable && !h.clustered && d.later_durable_record.is_none() =>
+            if is_last && !durable && h.tail_may_be_torn() && d.later_durable_record.is_none() =>
         {
             Some(Damage::TornTail {
                 offset: d.offset,
