@@ -8,20 +8,6 @@ use super::*;
 use seglog::compaction::policy;
 use seglog::{CompactOptions, Log, Options};
 
-/// The `(lsn, execution, seq)` of each JSON line `seglog tail --all` printed.
-fn lines(out: &str) -> Vec<(u64, String, u64)> {
-    out.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["lsn"].as_u64().unwrap(),
-                v["execution"].as_str().unwrap().to_owned(),
-                v["seq"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn tail_all_shows_every_event_of_a_log_with_clustered_segments() {
     let tmp = tempfile::tempdir().unwrap();
@@ -65,7 +51,7 @@ fn tail_all_shows_every_event_of_a_log_with_clustered_segments() {
         "2s",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let got = lines(&text(&o));
+    let got = super::tail::all_lines(&text(&o));
     let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
     assert!(
         missing.is_empty(),

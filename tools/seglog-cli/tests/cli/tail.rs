@@ -205,7 +205,7 @@ fn tail_shows_every_record_of_a_segment_a_later_segment_follows() {
 }
 
 /// The `(lsn, execution, seq)` of each JSON line `seglog tail --all` printed.
-fn all_lines(out: &str) -> Vec<(u64, String, u64)> {
+pub(super) fn all_lines(out: &str) -> Vec<(u64, String, u64)> {
     out.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
