@@ -78,6 +78,13 @@ pub fn parse_object_epoch(key: &Path) -> Option<u64> {
     epoch.parse().ok()
 }
 
+/// True when `key` sits directly in `dir` (not in a folder below it, where another log's
+/// prefix may nest: listings are recursive; review 12).
+pub(crate) fn directly_in(dir: &Path, key: &Path) -> bool {
+    key.prefix_match(dir)
+        .is_some_and(|mut rest| rest.next().is_some() && rest.next().is_none())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,7 +134,12 @@ impl Manifest {
         if self.writer_epoch == 0 {
             return bad("writer_epoch 0".into());
         }
-        let own = format!("{prefix}/");
+        // Keys are `<prefix>/...`, or bare under the empty prefix (`s3://bucket`): review 12.
+        let own = if prefix.as_ref().is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
         let mut next_free_lsn = 1u64;
         for s in &self.segments {
             if s.first_lsn < next_free_lsn || s.last_lsn.saturating_add(1) < s.first_lsn {

@@ -85,6 +85,7 @@ pub(crate) async fn manifest_ids(store: &dyn ObjectStore, prefix: &Path) -> Resu
         .map_err(|e| Error::store("list", &dir, e))?;
     let mut ids: Vec<u64> = metas
         .iter()
+        .filter(|m| keys::directly_in(&dir, &m.location))
         .filter_map(|m| keys::parse_manifest_id(&m.location))
         .collect();
     ids.sort_unstable();

@@ -61,7 +61,10 @@ impl Tier {
                 .try_collect()
                 .await
                 .map_err(|e| Error::store("list", &dir, e))?;
-            for meta in metas {
+            for meta in metas
+                .iter()
+                .filter(|m| keys::directly_in(&dir, &m.location))
+            {
                 let Some(epoch) = keys::parse_object_epoch(&meta.location) else {
                     continue;
                 };
