@@ -57,7 +57,10 @@ mod writer;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
 pub use error::{Error, PoisonCause, Result};
-pub use options::{RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES};
+pub use options::{
+    RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES,
+    DEFAULT_OVERLAP_MIN_RECORDS,
+};
 pub use recovery::{RecoveryReport, TailCut};
 pub use scan::RecoveryVisitor;
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};

@@ -51,6 +51,9 @@ pub const DEFAULT_ZERO_AHEAD: u64 = 2 << 20;
 /// Default of [`SegmentOptions::buffered_write_bytes`].
 pub const DEFAULT_BUFFERED_WRITE_BYTES: u64 = 1 << 20;
 
+/// Default of [`SegmentOptions::overlap_min_records`].
+pub const DEFAULT_OVERLAP_MIN_RECORDS: usize = 32;
+
 /// Settings of the segment layer. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct SegmentOptions {
@@ -78,6 +81,12 @@ pub struct SegmentOptions {
     /// before the appender writes them to the file itself (without fsync). Bounds what a
     /// bulk import holds in memory; larger values mean fewer, bigger writes. Default: 1 MiB.
     pub buffered_write_bytes: u64,
+    /// Records that must be queued before a commit round starts while the previous round's
+    /// fsync is still in flight (two rounds in flight at most, acknowledged in order). Many
+    /// devices complete two overlapping flushes in much less than twice the time of one;
+    /// a lone appender never waits for this. With [`SyncMode::Always`] only. 0 turns
+    /// overlapping rounds off (one round in flight, as rounds were before). Default: 32.
+    pub overlap_min_records: usize,
 }
 
 impl Default for SegmentOptions {
@@ -90,6 +99,7 @@ impl Default for SegmentOptions {
             preallocate: true,
             zero_ahead_bytes: DEFAULT_ZERO_AHEAD,
             buffered_write_bytes: DEFAULT_BUFFERED_WRITE_BYTES,
+            overlap_min_records: DEFAULT_OVERLAP_MIN_RECORDS,
         }
     }
 }

@@ -74,6 +74,11 @@ pub(crate) struct SegmentEntry<F: FileSystem> {
     pub header: SegmentHeader,
     pub path: PathBuf,
     pub file: F::File,
+    /// A second handle of the active segment, opened before any record is written to it,
+    /// for a commit round whose fsync overlaps the previous round's (`group_commit`): each
+    /// handle then hears of every failed writeback (Linux reports one to each open file
+    /// description), so neither fsync can report success for a failure the other consumed.
+    overlap_file: std::sync::OnceLock<F::File>,
     /// First byte after the last durable record.
     data_end: AtomicU64,
     last_lsn: AtomicU64,
@@ -97,12 +102,33 @@ impl<F: FileSystem> SegmentEntry<F> {
             header,
             path,
             file,
+            overlap_file: std::sync::OnceLock::new(),
             data_end: AtomicU64::new(data_end),
             last_lsn: AtomicU64::new(last_lsn),
             sealed: AtomicBool::new(false),
             view: RwLock::new(None),
             positional_only: AtomicBool::new(false),
         }
+    }
+
+    /// Gives the segment its second handle (see `overlap_file`). Call before any record is
+    /// written to it.
+    pub fn set_overlap_file(&self, file: F::File) {
+        let _ = self.overlap_file.set(file);
+    }
+
+    /// The handle a commit round fsyncs through: rounds alternate between the two, so two
+    /// overlapping rounds never share one. Without a second handle, the first.
+    pub fn sync_handle(&self, round: u64) -> &F::File {
+        match self.overlap_file.get() {
+            Some(second) if round % 2 == 1 => second,
+            _ => &self.file,
+        }
+    }
+
+    /// Whether a commit round may overlap another's fsync in this segment.
+    pub fn can_overlap(&self) -> bool {
+        self.overlap_file.get().is_some()
     }
 
     /// From now on the file is read with positional reads only (see `positional_only`).

@@ -49,6 +49,7 @@ pub(crate) struct WriterCounters {
     zeroed_bytes: AtomicU64,
     buffered_rounds: AtomicU64,
     buffered_bytes: AtomicU64,
+    overlapped_rounds: AtomicU64,
     /// fdatasync time in microseconds (`None` only if hdrhistogram refused constant bounds).
     sync_us: Mutex<Option<Histogram<u64>>>,
     /// Records per commit round.
@@ -69,6 +70,7 @@ impl Default for WriterCounters {
             zeroed_bytes: AtomicU64::new(0),
             buffered_rounds: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
+            overlapped_rounds: AtomicU64::new(0),
             sync_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 2).ok()),
             group_size: Mutex::new(Histogram::new_with_bounds(1, 1 << 24, 2).ok()),
         }
@@ -105,6 +107,9 @@ pub struct WriterStats {
     pub buffered_rounds: u64,
     /// Bytes of records those rounds wrote (not in `bytes`, which counts commit rounds).
     pub buffered_bytes: u64,
+    /// Commit rounds whose fsync began while the previous round's was still in flight
+    /// ([`crate::SegmentOptions::overlap_min_records`]).
+    pub overlapped_rounds: u64,
 }
 
 impl WriterCounters {
@@ -127,6 +132,10 @@ impl WriterCounters {
     pub fn record_buffered_round(&self, bytes: u64) {
         self.buffered_rounds.fetch_add(1, Relaxed);
         self.buffered_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn record_overlapped_round(&self) {
+        self.overlapped_rounds.fetch_add(1, Relaxed);
     }
 
     pub fn record_zeroed(&self, bytes: u64) {
@@ -152,6 +161,7 @@ impl WriterCounters {
             zeroed_bytes: self.zeroed_bytes.load(Relaxed),
             buffered_rounds: self.buffered_rounds.load(Relaxed),
             buffered_bytes: self.buffered_bytes.load(Relaxed),
+            overlapped_rounds: self.overlapped_rounds.load(Relaxed),
         }
     }
 }

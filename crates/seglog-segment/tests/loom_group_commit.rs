@@ -9,7 +9,13 @@
 //! - no ack of the wrong group: when an append returns Ok, the durable watermark covers its
 //!   LSN, and after a power cut the record is there;
 //! - errors reach every waiter: with every fdatasync failing, every append returns an error,
-//!   none returns Ok, none hangs.
+//!   none returns Ok, none hangs;
+//! - with rounds overlapping, one failed fsync (and later ones succeeding) still fails every
+//!   appender: the later round's fsync goes through a second handle, which hears of the
+//!   failure too, and its result publishes only after the failed round's (in order).
+//!
+//! Rounds may overlap from one queued record on (`overlap_min_records: 1`), so the models
+//! explore two fsyncs in flight.
 #![cfg(seglog_loom)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,6 +30,7 @@ fn opts() -> SegmentOptions {
     SegmentOptions {
         segment_size_bytes: 4096,
         max_record_size_bytes: 1024,
+        overlap_min_records: 1,
         ..SegmentOptions::default()
     }
 }
@@ -126,6 +133,35 @@ fn a_failed_fsync_reaches_every_waiter() {
         for t in threads {
             t.join().unwrap();
         }
+        assert!(log.poisoned().is_some());
+    });
+    assert!(runs > 100, "only {runs} interleavings explored");
+}
+
+#[test]
+fn one_failed_fsync_among_overlapping_rounds_fails_every_appender() {
+    let runs = model(|| {
+        let fs = SimFs::new();
+        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+        // Only the next fsync fails; any later one succeeds.
+        fs.inject(Fault {
+            op: Some(Op::SyncData),
+            nth: fs.op_count(Op::SyncData) + 1,
+            kind: FaultKind::Eio,
+            persistent: false,
+        });
+        let log = Arc::new(log);
+        let threads: Vec<_> = (1..APPENDERS)
+            .map(|i| {
+                let log = log.clone();
+                spawn(move || append(&log, i).is_ok())
+            })
+            .collect();
+        let mut acked = u32::from(append(&log, 0).is_ok());
+        for t in threads {
+            acked += u32::from(t.join().unwrap());
+        }
+        assert_eq!(acked, 0, "a round after the failed fsync was acknowledged");
         assert!(log.poisoned().is_some());
     });
     assert!(runs > 100, "only {runs} interleavings explored");

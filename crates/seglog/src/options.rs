@@ -137,6 +137,10 @@ pub struct Options {
     /// before the appender writes them out (without fsync). Default: 1 MiB.
     #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
     pub buffered_write_bytes: u64,
+    /// Records that must be queued before a commit round starts while the previous round's
+    /// fsync is still in flight (at most two in flight, acknowledged in order; see
+    /// [`SegmentOptions::overlap_min_records`]). 0 turns overlapping rounds off. Default: 32.
+    pub overlap_min_records: usize,
     /// Automatic retention in the background. Default: off.
     pub retention: Retention,
 }
@@ -153,6 +157,7 @@ impl Default for Options {
             preallocate: s.preallocate,
             zero_ahead_bytes: s.zero_ahead_bytes,
             buffered_write_bytes: s.buffered_write_bytes,
+            overlap_min_records: s.overlap_min_records,
             retention: Retention::default(),
         }
     }
@@ -216,6 +221,13 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::overlap_min_records`].
+    #[must_use]
+    pub fn overlap_min_records(mut self, records: usize) -> Self {
+        self.overlap_min_records = records;
+        self
+    }
+
     /// Sets [`Options::retention`].
     #[must_use]
     pub fn retention(mut self, retention: Retention) -> Self {
@@ -246,6 +258,7 @@ impl Options {
             preallocate: self.preallocate,
             zero_ahead_bytes: self.zero_ahead_bytes,
             buffered_write_bytes: self.buffered_write_bytes,
+            overlap_min_records: self.overlap_min_records,
         })
     }
 }

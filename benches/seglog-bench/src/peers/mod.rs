@@ -66,3 +66,12 @@ pub fn all() -> Vec<PeerKind> {
         },
     ]
 }
+
+/// `SEGLOG_BENCH_OVERLAP`: the seglog peers' `overlap_min_records`, for A/B runs (0 turns
+/// overlapping commit rounds off).
+pub fn overlap_override() -> Result<Option<usize>> {
+    match std::env::var("SEGLOG_BENCH_OVERLAP") {
+        Ok(v) => Ok(Some(v.parse()?)),
+        Err(_) => Ok(None),
+    }
+}

@@ -16,6 +16,10 @@ pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
     if let Ok(v) = std::env::var("SEGLOG_BENCH_ZERO_AHEAD") {
         options.zero_ahead_bytes = v.parse()?;
     }
+    // For A/B runs of overlapping commit rounds: SEGLOG_BENCH_OVERLAP=0 turns them off.
+    if let Some(records) = super::overlap_override()? {
+        options.overlap_min_records = records;
+    }
     let log = Log::open_blocking(dir.join("seglog"), options)?;
     Ok(Box::new(LogPeer { log }))
 }

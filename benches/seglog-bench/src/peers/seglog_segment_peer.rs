@@ -15,7 +15,11 @@ pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
     let (log, _) = SegmentLog::open(
         StdFs,
         dir.join("seglog"),
-        SegmentOptions::default(),
+        SegmentOptions {
+            overlap_min_records: super::overlap_override()?
+                .unwrap_or(seglog_segment::DEFAULT_OVERLAP_MIN_RECORDS),
+            ..SegmentOptions::default()
+        },
         &mut (),
     )?;
     Ok(Box::new(SegmentPeer { log }))

@@ -32,7 +32,7 @@ impl<F: FileSystem> Inner<F> {
         loop {
             {
                 let mut st = self.commit.lock();
-                if !st.leader_active && st.zeroing.is_none() {
+                if st.rounds_idle() && st.zeroing.is_none() {
                     st.leader_active = true;
                     break;
                 }

@@ -89,6 +89,13 @@ pub(crate) struct CommitState {
     /// written): what new records vouch for.
     pub synced_lsn: u64,
     pub leader_active: bool,
+    /// Commit rounds written whose fsync result is not published yet: at most two, and then
+    /// the second began while the first's fsync was in flight (see `overlap`).
+    pub syncing: u8,
+    /// Rounds that have begun their fsync, and rounds published, ever: a round's ticket is
+    /// the first count when it begins; it publishes when the second reaches it (in order).
+    sync_tickets: u64,
+    published_rounds: u64,
     pub poisoned: Option<crate::error::PoisonCause>,
     /// Set when `close` begins: no new submits.
     pub closed: bool,
@@ -101,6 +108,8 @@ pub(crate) struct CommitState {
     pub tail_offset: u64,
     pub next_segment_number: u64,
     pending: Vec<PendingChunk>,
+    /// Records in `pending`.
+    pending_records: usize,
     /// Where records written by a buffered round (`write_queued_if_large`) end: written to
     /// the file, not yet synced, not yet readable. The next commit round syncs them.
     unsynced: Option<UnsyncedTail>,
@@ -126,6 +135,9 @@ impl CommitState {
             durable_lsn: next_lsn - 1,
             synced_lsn: next_lsn - 1,
             leader_active: false,
+            syncing: 0,
+            sync_tickets: 0,
+            published_rounds: 0,
             poisoned: None,
             closed: false,
             writes_stopped: false,
@@ -134,6 +146,7 @@ impl CommitState {
             tail_offset,
             next_segment_number,
             pending: Vec::new(),
+            pending_records: 0,
             unsynced: None,
             zeroed: super::zeroing::ZeroedSpace::default(),
             zeroing: None,
@@ -162,6 +175,11 @@ impl CommitState {
             }),
             None => Ok(()),
         }
+    }
+
+    /// True when no round runs: nobody holds the writer's seat and no fsync is in flight.
+    pub(crate) fn rounds_idle(&self) -> bool {
+        !self.leader_active && self.syncing == 0
     }
 
     /// True when a round has something to do: records queued, or written but not synced.
@@ -204,6 +222,22 @@ pub(crate) struct Round {
     unsynced: Option<UnsyncedTail>,
 }
 
+/// A commit round written whose fsync is still to come: the segment it ended in, where its
+/// records end there, and what it acknowledges once synced.
+pub(crate) struct WrittenRound<F: FileSystem> {
+    entry: Arc<SegmentEntry<F>>,
+    end: u64,
+    round: Round,
+}
+
+/// What a round's writes left to do.
+enum Written<F: FileSystem> {
+    /// Nothing: the round is complete (a write-only round, or no fsync in this mode).
+    Done(Round),
+    /// The commit fsync.
+    NeedsSync(WrittenRound<F>),
+}
+
 /// Result of a submit: the record's LSN and where it will be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -213,27 +247,47 @@ pub struct Appended {
     pub position: RecordPosition,
 }
 
-/// The right to lead one commit round. Dropping it unused (say, a blocking task that never
-/// ran) hands leadership back, so waiters are never stranded.
+/// The right to lead commit rounds: while `seat` is set, the writer's seat (only its holder
+/// takes queued records and writes them); then, during a round's fsync, its ticket. Dropping
+/// it unused (say, a blocking task that never ran) hands the seat back, so waiters are never
+/// stranded.
 pub(crate) struct LeaderClaim<F: FileSystem> {
     inner: Arc<Inner<F>>,
-    finished: bool,
+    phase: Phase,
+}
+
+/// Where a [`LeaderClaim`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Holds the writer's seat.
+    Seat,
+    /// Has given the seat back and waits for the fsync of the round with this ticket.
+    Syncing { ticket: u64, holds_seat: bool },
+    /// Done: nothing to hand back.
+    Finished,
 }
 
 impl<F: FileSystem> Drop for LeaderClaim<F> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if std::thread::panicking() {
-            // A panic inside the round (say, in a seal listener): records it took may or may
-            // not be written, and nobody will finish the round. Poison, so that every waiter
-            // gets an error instead of waiting forever.
-            self.inner.finish_round(Some(Err(Error::Poisoned {
-                cause: crate::error::PoisonCause::other("a commit round panicked"),
-            })));
-        } else {
-            self.inner.finish_round(None);
+        // Only a panic inside a round (say, in a seal listener) leaves a claim unfinished in
+        // a round; records it took may or may not be written, and nobody will finish the
+        // round. Poison, so that every waiter gets an error instead of waiting forever. An
+        // unused claim (a blocking task that never ran) just hands the seat back.
+        let panicked = || Error::Poisoned {
+            cause: crate::error::PoisonCause::other("a commit round panicked"),
+        };
+        match self.phase {
+            Phase::Finished => {}
+            Phase::Seat if std::thread::panicking() => {
+                self.inner.finish_round(Some(Err(panicked())));
+            }
+            Phase::Seat => self.inner.finish_round(None),
+            Phase::Syncing { ticket, holds_seat } => {
+                let (wakeups, _) = self
+                    .inner
+                    .publish(ticket, holds_seat, Err(panicked()), false);
+                wakeups.wake();
+            }
         }
     }
 }
@@ -247,36 +301,56 @@ impl<F: FileSystem> LeaderClaim<F> {
     /// the round made durable; then, while records are queued (and at most
     /// [`MAX_ROUNDS_PER_LEADER`] times), the next round at once. Leadership then goes to the
     /// oldest waiter if records are queued.
+    ///
+    /// During a round's fsync the writer's seat is free: once enough records are queued
+    /// ([`crate::SegmentOptions::overlap_min_records`]) another appender writes and syncs the
+    /// next round while this fsync is in flight. Rounds publish in order, whichever fsync
+    /// returns first.
     pub fn lead(mut self) {
         let inner = self.inner.clone();
         let mut rounds = 0;
         loop {
             let Some(work) = inner.take_round_work() else {
-                self.finished = true;
+                self.phase = Phase::Finished;
                 inner.finish_round(None);
                 return;
             };
-            // Until `finished` is set, a panic in here poisons the log (see `Drop`).
-            let result = inner.write_and_sync(work, RoundKind::Commit);
+            // Until the phase changes, a panic in here poisons the log (see `Drop`).
+            let written = inner.write_round(work, RoundKind::Commit);
             rounds += 1;
-            match result {
+            let keep_leading = rounds < MAX_ROUNDS_PER_LEADER;
+            let written = match written {
                 Err(e) => {
-                    self.finished = true;
+                    self.phase = Phase::Finished;
                     inner.finish_round(Some(Err(e)));
                     return;
                 }
-                Ok(round) => {
-                    let keep_leading = rounds < MAX_ROUNDS_PER_LEADER;
+                Ok(Written::Done(round)) => {
                     let (wakeups, still_leading) = inner.advance(round, keep_leading);
                     if !still_leading {
-                        self.finished = true;
+                        self.phase = Phase::Finished;
                     }
                     wakeups.wake();
                     if !still_leading {
                         return;
                     }
+                    continue;
                 }
+                Ok(Written::NeedsSync(written)) => written,
+            };
+            let (ticket, holds_seat, wakeups) = inner.begin_sync(written.entry.can_overlap());
+            self.phase = Phase::Syncing { ticket, holds_seat };
+            wakeups.wake();
+            let synced = inner.sync_round(&written, ticket);
+            inner.wait_for_turn(ticket);
+            self.phase = Phase::Finished;
+            let (wakeups, leads_again) =
+                inner.publish(ticket, holds_seat, synced.map(|()| written), keep_leading);
+            wakeups.wake();
+            if !leads_again {
+                return;
             }
+            self.phase = Phase::Seat;
         }
     }
 }
@@ -291,13 +365,19 @@ impl<F: FileSystem> LeaderClaim<F> {
             self.release();
             return Ok(());
         };
-        // Until `finished` is set, a panic in here poisons the log (see `Drop`).
-        let result = inner.write_and_sync(work, RoundKind::WriteOnly);
-        self.finished = true;
+        // Until the phase changes, a panic in here poisons the log (see `Drop`).
+        let result = inner.write_round(work, RoundKind::WriteOnly);
+        self.phase = Phase::Finished;
         match result {
-            Ok(round) => {
+            Ok(Written::Done(round)) => {
                 inner.advance(round, false).0.wake();
                 Ok(())
+            }
+            Ok(Written::NeedsSync(_)) => {
+                let e = Error::InvalidOptions("a write-only round asked for an fsync".into());
+                let cause = crate::error::PoisonCause::of(&e);
+                inner.finish_round(Some(Err(e)));
+                Err(Error::Poisoned { cause })
             }
             Err(e) => {
                 let cause = crate::error::PoisonCause::of(&e);
@@ -309,7 +389,7 @@ impl<F: FileSystem> LeaderClaim<F> {
 
     /// Gives the seat back unused: the next round goes to a waiter, if work is queued.
     pub(crate) fn release(mut self) {
-        self.finished = true;
+        self.phase = Phase::Finished;
         self.inner.finish_round(None);
     }
 }
@@ -364,6 +444,7 @@ impl<F: FileSystem> Inner<F> {
         st.tail_offset += len;
         let bytes = record.seal(st.tail_salt, lsn, st.synced_lsn);
         let end_offset = st.tail_offset;
+        st.pending_records += 1;
         match st.pending.last_mut() {
             Some(chunk) if chunk.segment == position.segment => {
                 chunk.parts.push(bytes);
@@ -418,8 +499,10 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// Takes everything queued for a round (and what a buffered round left unsynced), once
-    /// no zeroing claim stands in its way (see the `zeroing` module; the wait is rare and
-    /// short: one chunk's write and sync). `None` when there is nothing to do.
+    /// nothing stands in its way: a zeroing claim it would write into (see the `zeroing`
+    /// module; the wait is rare and short: one chunk's write and sync), or, for a round that
+    /// rolls, another round's fsync in flight (sealing publishes the old segment whole, and
+    /// must not overtake an earlier round's result). `None` when there is nothing to do.
     fn take_round_work(&self) -> Option<RoundWork> {
         loop {
             {
@@ -427,11 +510,19 @@ impl<F: FileSystem> Inner<F> {
                 if !st.has_round_work() {
                     return None;
                 }
-                if !Self::round_collides(st.zeroing, &st.pending) {
+                let rolls_early =
+                    st.syncing > 0 && st.pending.iter().any(PendingChunk::creates_segment);
+                if !rolls_early && !Self::round_collides(st.zeroing, &st.pending) {
+                    st.pending_records = 0;
                     return Some(RoundWork {
                         chunks: std::mem::take(&mut st.pending),
                         unsynced: st.unsynced.take(),
                     });
+                }
+                if rolls_early {
+                    drop(st);
+                    crate::sync::thread::yield_now();
+                    continue;
                 }
             }
             std::thread::sleep(std::time::Duration::from_micros(50));
@@ -444,7 +535,7 @@ impl<F: FileSystem> Inner<F> {
         let claim = {
             let mut st = self.commit.lock();
             st.check_usable()?;
-            if st.pending_bytes() < self.opts.buffered_write_bytes.max(1) {
+            if st.pending_bytes() < self.opts.buffered_write_bytes.max(1) || st.syncing > 0 {
                 return Ok(());
             }
             self.try_claim(&mut st)
@@ -480,20 +571,152 @@ impl<F: FileSystem> Inner<F> {
         self.durable_tx.send_modify(|_| {});
     }
 
-    /// Claims leadership if nobody holds it. The caller holds the commit lock.
+    /// Claims the writer's seat if nobody holds it, and, while a round's fsync is in flight,
+    /// only when enough records are queued to be worth a second fsync beside it (and never a
+    /// third). The caller holds the commit lock.
     pub(crate) fn try_claim(self: &Arc<Self>, st: &mut CommitState) -> Option<LeaderClaim<F>> {
         if st.leader_active {
+            return None;
+        }
+        if st.syncing > 0 && !self.may_overlap(st) {
             return None;
         }
         st.leader_active = true;
         Some(LeaderClaim {
             inner: self.clone(),
-            finished: false,
+            phase: Phase::Seat,
         })
     }
 
-    /// The I/O of one round.
-    fn write_and_sync(&self, work: RoundWork, kind: RoundKind) -> Result<Round> {
+    /// Whether a round may begin now beside the one whose fsync is in flight.
+    fn may_overlap(&self, st: &CommitState) -> bool {
+        let min = self.opts.overlap_min_records;
+        min > 0 && st.syncing < 2 && st.pending_records >= min
+    }
+
+    /// After a round's writes, under the commit lock: takes a ticket for its fsync and, when
+    /// the segment allows it (`overlap`), gives the writer's seat back for the fsync, asking
+    /// a waiter to write the next round if enough records are already queued. Returns the
+    /// ticket, whether the seat is still held, and whom to wake.
+    fn begin_sync(self: &Arc<Self>, overlap: bool) -> (u64, bool, Wakeups) {
+        let mut st = self.commit.lock();
+        let ticket = st.sync_tickets;
+        st.sync_tickets += 1;
+        if st.syncing > 0 {
+            self.stats.record_overlapped_round();
+        }
+        st.syncing += 1;
+        let mut wakeups = Wakeups::default();
+        if !overlap || self.opts.overlap_min_records == 0 {
+            return (ticket, true, wakeups);
+        }
+        st.leader_active = false;
+        if st.poisoned.is_none() && self.may_overlap(&st) {
+            wakeups.hand_leadership(&mut st);
+        }
+        (ticket, false, wakeups)
+    }
+
+    /// The commit fsync of a written round, through the handle its ticket picks (two rounds
+    /// in flight never share one).
+    fn sync_round(&self, written: &WrittenRound<F>, ticket: u64) -> Result<()> {
+        let sync_started = Instant::now();
+        // IMPORTANT: this fsync began after every write of this round and of every earlier
+        // round (and buffered round) returned, so when it returns Ok every record up to the
+        // round's last LSN is on stable storage.
+        written
+            .entry
+            .sync_handle(ticket)
+            .sync_data()
+            .map_err(|e| Error::io("sync_data", &written.entry.path, e))?;
+        self.stats.record_sync(sync_started.elapsed());
+        Ok(())
+    }
+
+    /// Waits until every round with an earlier ticket has published (or the log is
+    /// poisoned): results are published in ticket order.
+    fn wait_for_turn(&self, ticket: u64) {
+        loop {
+            {
+                let st = self.commit.lock();
+                if st.published_rounds >= ticket || st.poisoned.is_some() {
+                    return;
+                }
+            }
+            crate::sync::thread::yield_now();
+        }
+    }
+
+    /// Publishes the fsync result of round `ticket` (its turn has come): the new watermark
+    /// and the waiters it acknowledges, or poisoning. A result after poisoning acknowledges
+    /// nothing, even a successful one. Then decides who writes next: this thread again (the
+    /// second value) when `keep_leading`, records are queued and the seat is free (or still
+    /// its own); else a waiter, when records are queued and nobody holds the seat.
+    fn publish(
+        &self,
+        ticket: u64,
+        holds_seat: bool,
+        synced: Result<WrittenRound<F>>,
+        keep_leading: bool,
+    ) -> (Wakeups, bool) {
+        use std::sync::atomic::Ordering;
+        let (durable, wakeups, leads_again) = {
+            let mut st = self.commit.lock();
+            st.syncing = st.syncing.saturating_sub(1);
+            st.published_rounds = st.published_rounds.max(ticket + 1);
+            match synced {
+                Ok(written) if st.poisoned.is_none() => {
+                    written
+                        .entry
+                        .publish_durable(written.end, written.round.last_lsn);
+                    st.durable_lsn = st.durable_lsn.max(written.round.last_lsn);
+                    if let Some(synced) = written.round.synced_lsn {
+                        st.synced_lsn = st.synced_lsn.max(synced);
+                    }
+                    self.durable_lsn.store(st.durable_lsn, Ordering::Release);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "fsync failed; the log is poisoned until reopened");
+                    st.poisoned
+                        .get_or_insert_with(|| crate::error::PoisonCause::of(&e));
+                    self.stats.record_poisoned();
+                }
+            }
+            let done = if st.poisoned.is_some() {
+                st.waiters.len()
+            } else {
+                st.waiters.partition_point(|w| w.lsn <= st.durable_lsn)
+            };
+            let mut wakeups = Wakeups::acknowledge(&mut st, done);
+            if self.wants_zeros(&st) {
+                self.wake_zeroer();
+            }
+            // Records queued may start a round now if no other fsync is in flight, or if they
+            // are enough to overlap it; otherwise the round in flight takes them when it
+            // publishes.
+            let seat_free = holds_seat || !st.leader_active;
+            let may_start = st.has_round_work()
+                && st.poisoned.is_none()
+                && (st.syncing == 0 || self.may_overlap(&st));
+            let leads_again = seat_free && may_start && keep_leading;
+            if leads_again {
+                st.leader_active = true;
+            } else if seat_free {
+                st.leader_active = false;
+                if may_start {
+                    wakeups.hand_leadership(&mut st);
+                }
+            }
+            (st.durable_lsn, wakeups, leads_again)
+        };
+        self.durable_tx.send_modify(|v| *v = durable);
+        (wakeups, leads_again)
+    }
+
+    /// The writes of one round; a commit round's fsync is left to the caller
+    /// ([`Written::NeedsSync`]).
+    fn write_round(&self, work: RoundWork, kind: RoundKind) -> Result<Written<F>> {
         let chunks = &work.chunks;
         let mut buf = Vec::with_capacity(
             chunks
@@ -550,7 +773,7 @@ impl<F: FileSystem> Inner<F> {
         if kind == RoundKind::WriteOnly && self.opts.sync_mode == SyncMode::Always {
             // Written, not synced: not readable, not acknowledged, vouched for by no record.
             self.stats.record_buffered_round(written);
-            return Ok(Round {
+            return Ok(Written::Done(Round {
                 last_lsn: sealed_through.unwrap_or(0),
                 synced_lsn: sealed_through,
                 unsynced: Some(UnsyncedTail {
@@ -558,34 +781,29 @@ impl<F: FileSystem> Inner<F> {
                     end,
                     last_lsn,
                 }),
-            });
+            }));
         }
         if records > 0 {
             self.stats.record_commit(records, written);
         }
-        let mut synced_lsn = sealed_through;
         if self.opts.sync_mode == SyncMode::Always {
-            synced_lsn = Some(last_lsn);
-        }
-        if self.opts.sync_mode == SyncMode::Always
-            && !crate::teeth::skipped(crate::teeth::SyncPoint::CommitFsync)
-        {
-            let sync_started = Instant::now();
-            // IMPORTANT: this fsync began after every write above (and every write of an
-            // earlier buffered round) returned, so when it returns Ok every record up to
-            // `last_lsn` is on stable storage.
-            entry
-                .file
-                .sync_data()
-                .map_err(|e| Error::io("sync_data", &entry.path, e))?;
-            self.stats.record_sync(sync_started.elapsed());
+            let round = Round {
+                last_lsn,
+                synced_lsn: Some(last_lsn),
+                unsynced: None,
+            };
+            if !crate::teeth::skipped(crate::teeth::SyncPoint::CommitFsync) {
+                return Ok(Written::NeedsSync(WrittenRound { entry, end, round }));
+            }
+            entry.publish_durable(end, last_lsn);
+            return Ok(Written::Done(round));
         }
         entry.publish_durable(end, last_lsn);
-        Ok(Round {
+        Ok(Written::Done(Round {
             last_lsn,
-            synced_lsn,
+            synced_lsn: sealed_through,
             unsynced: None,
-        })
+        }))
     }
 
     /// The active segment with its durable end, for sealing it when a new one is needed.

@@ -97,7 +97,7 @@ impl<F: FileSystem> Drop for LastHandle<F> {
         // on the blocking pool holds the log, not a handle): it writes where the next owner
         // of the directory would. Then the lock goes only with the log itself, when that
         // round lets go of it. No round can start once no handle is left.
-        if !self.inner.commit.lock().leader_active {
+        if self.inner.commit.lock().rounds_idle() {
             self.inner.dir_lock.lock().take();
         }
     }
@@ -208,6 +208,16 @@ impl<F: FileSystem> SegmentLog<F> {
                 inner.create_segment(next_segment_number, next_lsn, salt)?
             }
         };
+        if !active.can_overlap() {
+            // The second handle of overlapping rounds (`group_commit`), opened before any new
+            // record is written. Without it rounds simply do not overlap in this segment.
+            match inner.fs.open(&active.path) {
+                Ok(file) => active.set_overlap_file(file),
+                Err(e) => {
+                    tracing::warn!(path = %active.path.display(), error = %e, "cannot open a second handle of the active segment; commit rounds will not overlap")
+                }
+            }
+        }
         if inner.opts.preallocate {
             // A full disk must not keep a log from opening (to be read, or to be compacted):
             // without the reservation, appends simply grow the file (and fail with ENOSPC if

@@ -31,6 +31,11 @@ impl<F: FileSystem> Inner<F> {
             .fs
             .create_new(&path)
             .map_err(|e| Error::io("create", &path, e))?;
+        // Opened before anything is written, so that it hears of every failed writeback.
+        let overlap_file = self
+            .fs
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
         let header = SegmentHeader {
             segment_number: number,
             first_lsn,
@@ -66,6 +71,7 @@ impl<F: FileSystem> Inner<F> {
             crate::format::SEGMENT_HEADER_LEN as u64,
             first_lsn - 1,
         ));
+        entry.set_overlap_file(overlap_file);
         if self.opts.preallocate {
             entry.set_live_view(
                 entry

@@ -64,7 +64,7 @@ impl SegmentFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let latency = self.state.lock().sync_latency;
+        let latency = self.state.lock().next_sync_latency();
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }

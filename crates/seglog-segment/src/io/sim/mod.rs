@@ -209,8 +209,27 @@ struct State {
     power_off_after: Option<u64>,
     powered_off: bool,
     sync_latency: std::time::Duration,
+    /// When not empty, the latencies `sync_data` calls take in turn (cycling), instead of
+    /// `sync_latency`: overlapping fsyncs then finish out of order, as on a real device.
+    sync_latency_cycle: Vec<std::time::Duration>,
+    sync_calls: usize,
     /// Whether logs keep written zeros ahead of their tail here (off unless a test asks).
     zeroes_ahead: bool,
+}
+
+impl State {
+    /// The latency of the next `sync_data` call.
+    pub(super) fn next_sync_latency(&mut self) -> std::time::Duration {
+        if self.sync_latency_cycle.is_empty() {
+            return self.sync_latency;
+        }
+        let at = self.sync_calls % self.sync_latency_cycle.len();
+        self.sync_calls = self.sync_calls.wrapping_add(1);
+        self.sync_latency_cycle
+            .get(at)
+            .copied()
+            .unwrap_or(self.sync_latency)
+    }
 }
 
 /// The simulated file system. Clones share state.
@@ -333,7 +352,16 @@ impl SimFs {
     /// Makes every `sync_data` take at least `latency` (slept outside any lock), so tests
     /// can see commit groups form the way they do on a real disk.
     pub fn set_sync_latency(&self, latency: std::time::Duration) {
-        self.state.lock().sync_latency = latency;
+        let mut st = self.state.lock();
+        st.sync_latency = latency;
+        st.sync_latency_cycle.clear();
+    }
+
+    /// Makes successive `sync_data` calls take these latencies in turn (cycling): with a
+    /// long one followed by a short one, a later fsync overtakes an earlier one still in
+    /// flight, as happens on real devices.
+    pub fn set_sync_latency_cycle(&self, latencies: &[std::time::Duration]) {
+        self.state.lock().sync_latency_cycle = latencies.to_vec();
     }
 
     /// Mutating operations performed so far.
