@@ -78,7 +78,8 @@ pub(crate) struct SegmentEntry<F: FileSystem> {
     /// for a commit round whose fsync overlaps the previous round's (`group_commit`): each
     /// handle then hears of every failed writeback (Linux reports one to each open file
     /// description), so neither fsync can report success for a failure the other consumed.
-    overlap_file: std::sync::OnceLock<F::File>,
+    /// Dropped when the segment is sealed: only the active segment needs it.
+    overlap_file: parking_lot::Mutex<Option<std::sync::Arc<F::File>>>,
     /// First byte after the last durable record.
     data_end: AtomicU64,
     last_lsn: AtomicU64,
@@ -102,7 +103,7 @@ impl<F: FileSystem> SegmentEntry<F> {
             header,
             path,
             file,
-            overlap_file: std::sync::OnceLock::new(),
+            overlap_file: parking_lot::Mutex::new(None),
             data_end: AtomicU64::new(data_end),
             last_lsn: AtomicU64::new(last_lsn),
             sealed: AtomicBool::new(false),
@@ -114,21 +115,22 @@ impl<F: FileSystem> SegmentEntry<F> {
     /// Gives the segment its second handle (see `overlap_file`). Call before any record is
     /// written to it.
     pub fn set_overlap_file(&self, file: F::File) {
-        let _ = self.overlap_file.set(file);
+        *self.overlap_file.lock() = Some(std::sync::Arc::new(file));
     }
 
-    /// The handle a commit round fsyncs through: rounds alternate between the two, so two
-    /// overlapping rounds never share one. Without a second handle, the first.
-    pub fn sync_handle(&self, round: u64) -> &F::File {
-        match self.overlap_file.get() {
-            Some(second) if round % 2 == 1 => second,
-            _ => &self.file,
-        }
+    /// The second handle, while the segment has one (not once sealed).
+    pub fn overlap_file(&self) -> Option<std::sync::Arc<F::File>> {
+        self.overlap_file.lock().clone()
+    }
+
+    /// Closes the second handle (at sealing: a sealed segment takes no more commit rounds).
+    pub fn drop_overlap_file(&self) {
+        self.overlap_file.lock().take();
     }
 
     /// Whether a commit round may overlap another's fsync in this segment.
     pub fn can_overlap(&self) -> bool {
-        self.overlap_file.get().is_some()
+        self.overlap_file.lock().is_some()
     }
 
     /// From now on the file is read with positional reads only (see `positional_only`).

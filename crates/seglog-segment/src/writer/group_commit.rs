@@ -292,6 +292,18 @@ impl<F: FileSystem> Drop for LeaderClaim<F> {
     }
 }
 
+/// One step of waiting for another round's fsync to end (rare, at most one fsync long):
+/// a few yields, then short sleeps, so that on few cores the wait does not take the CPU
+/// from the threads it waits for. Returns the steps taken so far.
+fn back_off(spins: u32) -> u32 {
+    if cfg!(seglog_loom) || spins < 4 {
+        crate::sync::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+    spins.saturating_add(1)
+}
+
 /// Rounds one leader runs back to back before it hands leadership on (its own caller waits
 /// for the last of them).
 pub(crate) const MAX_ROUNDS_PER_LEADER: usize = 8;
@@ -504,10 +516,14 @@ impl<F: FileSystem> Inner<F> {
     /// rolls, another round's fsync in flight (sealing publishes the old segment whole, and
     /// must not overtake an earlier round's result). `None` when there is nothing to do.
     fn take_round_work(&self) -> Option<RoundWork> {
+        let mut spins = 0;
         loop {
             {
                 let mut st = self.commit.lock();
-                if !st.has_round_work() {
+                // IMPORTANT: after a failed fsync (of a round that was in flight when this
+                // one took the seat) nothing more is written: a seal would publish, and a
+                // new segment make durable, records after a round that may be lost.
+                if !st.has_round_work() || st.poisoned.is_some() {
                     return None;
                 }
                 let rolls_early =
@@ -521,7 +537,7 @@ impl<F: FileSystem> Inner<F> {
                 }
                 if rolls_early {
                     drop(st);
-                    crate::sync::thread::yield_now();
+                    spins = back_off(spins);
                     continue;
                 }
             }
@@ -617,16 +633,20 @@ impl<F: FileSystem> Inner<F> {
         (ticket, false, wakeups)
     }
 
-    /// The commit fsync of a written round, through the handle its ticket picks (two rounds
-    /// in flight never share one).
+    /// The commit fsync of a written round, through the handle its ticket picks: rounds
+    /// alternate between the segment's two, so two overlapping rounds never share one.
     fn sync_round(&self, written: &WrittenRound<F>, ticket: u64) -> Result<()> {
         let sync_started = Instant::now();
+        let second = if ticket % 2 == 1 {
+            written.entry.overlap_file()
+        } else {
+            None
+        };
+        let handle = second.as_deref().unwrap_or(&written.entry.file);
         // IMPORTANT: this fsync began after every write of this round and of every earlier
         // round (and buffered round) returned, so when it returns Ok every record up to the
         // round's last LSN is on stable storage.
-        written
-            .entry
-            .sync_handle(ticket)
+        handle
             .sync_data()
             .map_err(|e| Error::io("sync_data", &written.entry.path, e))?;
         self.stats.record_sync(sync_started.elapsed());
@@ -636,6 +656,7 @@ impl<F: FileSystem> Inner<F> {
     /// Waits until every round with an earlier ticket has published (or the log is
     /// poisoned): results are published in ticket order.
     fn wait_for_turn(&self, ticket: u64) {
+        let mut spins = 0;
         loop {
             {
                 let st = self.commit.lock();
@@ -643,7 +664,7 @@ impl<F: FileSystem> Inner<F> {
                     return;
                 }
             }
-            crate::sync::thread::yield_now();
+            spins = back_off(spins);
         }
     }
 
@@ -710,7 +731,7 @@ impl<F: FileSystem> Inner<F> {
             }
             (st.durable_lsn, wakeups, leads_again)
         };
-        self.durable_tx.send_modify(|v| *v = durable);
+        self.durable_tx.send_modify(|v| *v = (*v).max(durable));
         (wakeups, leads_again)
     }
 
@@ -857,7 +878,7 @@ impl<F: FileSystem> Inner<F> {
             }
             (st.durable_lsn, wakeups, still_leading)
         };
-        self.durable_tx.send_modify(|v| *v = durable);
+        self.durable_tx.send_modify(|v| *v = (*v).max(durable));
         (wakeups, still_leading)
     }
 
@@ -906,6 +927,6 @@ impl<F: FileSystem> Inner<F> {
             w.wake();
         }
         wakeups.wake();
-        self.durable_tx.send_modify(|v| *v = durable);
+        self.durable_tx.send_modify(|v| *v = (*v).max(durable));
     }
 }

@@ -209,13 +209,8 @@ impl<F: FileSystem> SegmentLog<F> {
             }
         };
         if !active.can_overlap() {
-            // The second handle of overlapping rounds (`group_commit`), opened before any new
-            // record is written. Without it rounds simply do not overlap in this segment.
-            match inner.fs.open(&active.path) {
-                Ok(file) => active.set_overlap_file(file),
-                Err(e) => {
-                    tracing::warn!(path = %active.path.display(), error = %e, "cannot open a second handle of the active segment; commit rounds will not overlap")
-                }
+            if let Some(file) = inner.open_overlap_file(&active.path) {
+                active.set_overlap_file(file);
             }
         }
         if inner.opts.preallocate {

@@ -32,10 +32,7 @@ impl<F: FileSystem> Inner<F> {
             .create_new(&path)
             .map_err(|e| Error::io("create", &path, e))?;
         // Opened before anything is written, so that it hears of every failed writeback.
-        let overlap_file = self
-            .fs
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let overlap_file = self.open_overlap_file(&path);
         let header = SegmentHeader {
             segment_number: number,
             first_lsn,
@@ -71,7 +68,9 @@ impl<F: FileSystem> Inner<F> {
             crate::format::SEGMENT_HEADER_LEN as u64,
             first_lsn - 1,
         ));
-        entry.set_overlap_file(overlap_file);
+        if let Some(file) = overlap_file {
+            entry.set_overlap_file(file);
+        }
         if self.opts.preallocate {
             entry.set_live_view(
                 entry
@@ -82,6 +81,23 @@ impl<F: FileSystem> Inner<F> {
         }
         self.segments.write().insert(number, entry.clone());
         Ok(entry)
+    }
+
+    /// The second handle of a new active segment, for overlapping commit rounds
+    /// (`group_commit`); `None` when rounds never overlap in this log, or when it cannot be
+    /// opened (say, at the descriptor limit: then rounds in that segment simply do not
+    /// overlap).
+    pub(crate) fn open_overlap_file(&self, path: &std::path::Path) -> Option<F::File> {
+        if self.opts.overlap_min_records == 0 || self.opts.sync_mode != crate::SyncMode::Always {
+            return None;
+        }
+        match self.fs.open(path) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open a second handle of the active segment; commit rounds will not overlap in it");
+                None
+            }
+        }
     }
 
     /// Seals `entry`: cuts its preallocated tail at `data_end` and makes it durable.
@@ -110,6 +126,7 @@ impl<F: FileSystem> Inner<F> {
                 .map_err(|e| Error::io("sync_data", &entry.path, e))?;
         }
         entry.publish_durable(data_end, last_lsn);
+        entry.drop_overlap_file();
         let view = entry
             .file
             .map()
