@@ -32,6 +32,7 @@
 //! ```
 
 mod claim;
+mod divergence;
 mod error;
 mod keys;
 mod manifest;

@@ -2,6 +2,9 @@
 //! not name yet, then commit a manifest naming exactly the log's sealed segments.
 //!
 //! What must hold:
+//! - nothing is committed unless the local log continues the newest manifest's
+//!   (`divergence`): every segment it drops from the manifest was replaced or erased by a
+//!   local compaction;
 //! - every object a committed manifest names was uploaded whole before the commit (the
 //!   commit is the last step, and an upload that cannot be confirmed fails the round);
 //! - a manifest names a consistent prefix of the log: all of its sealed segments as one
@@ -11,6 +14,7 @@
 //!   a checkpoint only after it decodes as that segment's checkpoint.
 
 use crate::claim::{now_unix_millis, Tier};
+use crate::divergence;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::manifest::{Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION};
@@ -103,6 +107,38 @@ fn read_checkpoint(info: &SegmentInfo) -> Result<Option<Bytes>> {
     }
 }
 
+/// Whether the local segment `info` names is a compaction output (its header's `COMPACTED`
+/// flag); `Ok(None)` when its file is gone or is not that segment any more (a compaction
+/// replaced it under the same name).
+fn read_compacted_flag(info: &SegmentInfo) -> Result<Option<bool>> {
+    use std::io::Read;
+    let io = |op, e| Error::Io {
+        op,
+        path: info.path.clone(),
+        source: e,
+    };
+    let mut file = match std::fs::File::open(&info.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", e)),
+    };
+    let mut header = [0u8; seglog_segment::format::SEGMENT_HEADER_LEN];
+    match file.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io("read", e)),
+    }
+    let header =
+        seglog_segment::format::SegmentHeader::decode(&header).map_err(|e| Error::Corruption {
+            key: info.path.display().to_string(),
+            reason: format!("local segment header: {e:?}"),
+        })?;
+    let same = header.segment_number == info.number
+        && header.first_lsn == info.first_lsn
+        && header.record_salt() == info.record_salt;
+    Ok(same.then_some(header.compacted))
+}
+
 fn same_segment(entry: &SegmentEntry, info: &SegmentInfo) -> bool {
     entry.number == info.number
         && entry.first_lsn == info.first_lsn
@@ -129,7 +165,8 @@ impl Tier {
     ///
     /// # Errors
     /// [`Error::Fenced`] (sticky: every later call returns it), [`Error::Diverged`] when the
-    /// log lacks sealed data the manifest names, store and I/O errors (the round may be
+    /// log does not continue the manifest's (another log, or sealed data lost: see
+    /// docs/scale-out.md, "Shipping"), store and I/O errors (the round may be
     /// retried: every step is idempotent).
     pub async fn ship(&self, log: &seglog::Log) -> Result<ShipReport> {
         let result = self.ship_round(log).await;
@@ -144,24 +181,13 @@ impl Tier {
         self.check_not_fenced(&state)?;
         let mut report = ShipReport::default();
         let segments = log.segments();
-        // How far the log has come: past its last sealed record, and past everything before
-        // its active segment (a compaction may have erased the last sealed records whole).
-        let local_extent = segments
-            .iter()
-            .map(|s| {
-                if s.sealed {
-                    s.last_lsn
-                } else {
-                    s.first_lsn.saturating_sub(1)
-                }
-            })
-            .max()
-            .unwrap_or(0);
-        if state.latest.last_lsn() > local_extent {
-            return Err(Error::Diverged(format!(
-                "the manifest names LSNs up to {}, the log reaches only {local_extent}",
-                state.latest.last_lsn()
-            )));
+        let (manifest, listed) = (state.latest.clone(), segments.clone());
+        let verdict =
+            blocking(move || divergence::check(&manifest, &listed, read_compacted_flag)).await?;
+        if verdict == divergence::Verdict::Changed {
+            tracing::info!("a segment changed under the divergence check (compaction?); deferred");
+            report.deferred = true;
+            return Ok(report);
         }
         let sealed: Vec<SegmentInfo> = segments.into_iter().filter(|s| s.sealed).collect();
         let mut entries = Vec::with_capacity(sealed.len());
