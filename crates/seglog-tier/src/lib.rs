@@ -52,6 +52,6 @@ pub use manifest::{
 pub use object_store;
 pub use objects::latest_manifest;
 pub use orphans::OrphanReport;
-pub use restore::{restore, RestoreReport, Restored};
+pub use restore::{fetch_object, fetch_segment, restore, RestoreReport, Restored};
 pub use ship::ShipReport;
 pub use shipper::Shipper;

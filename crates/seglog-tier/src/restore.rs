@@ -68,8 +68,7 @@ pub async fn restore(
     };
     create_dir(&dir)?;
     for entry in &manifest.segments {
-        let bytes = download(tier.store().as_ref(), &entry.segment).await?;
-        check_segment_header(entry, &bytes)?;
+        let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
         write_file(
             &dir,
             &seglog_segment::format::segment_file_name(entry.first_lsn),
@@ -79,7 +78,7 @@ pub async fn restore(
         report.segments += 1;
         report.bytes += bytes.len() as u64;
         if let Some(checkpoint) = &entry.checkpoint {
-            let bytes = download(tier.store().as_ref(), checkpoint).await?;
+            let bytes = fetch_object(tier.store().as_ref(), checkpoint).await?;
             let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
             write_file(&dir, &name, &bytes).await?;
             report.checkpoints += 1;
@@ -137,8 +136,24 @@ fn create_dir(dir: &FsPath) -> Result<()> {
     })
 }
 
-/// Downloads `object`, refusing it unless its length and CRC-32 are the manifest's.
-async fn download(store: &dyn ObjectStore, object: &ObjectRef) -> Result<Bytes> {
+/// Downloads the segment `entry` names and checks it as [`restore`] does: its length and
+/// CRC-32 are the manifest's, and its header (magic, CRC, segment number, first LSN, salt)
+/// is that segment's. Reads only (`seglog remote verify` and `dump` use it).
+///
+/// # Errors
+/// [`Error::Corruption`] when the object is missing or differs from `entry`; store errors.
+pub async fn fetch_segment(store: &dyn ObjectStore, entry: &SegmentEntry) -> Result<Bytes> {
+    let bytes = fetch_object(store, &entry.segment).await?;
+    check_segment_header(entry, &bytes)?;
+    Ok(bytes)
+}
+
+/// Downloads an object a manifest names (a segment or a checkpoint), refusing it unless its
+/// length and CRC-32 are the manifest's. Never reads more than the manifest's length.
+///
+/// # Errors
+/// [`Error::Corruption`] when the object is missing or differs from `object`; store errors.
+pub async fn fetch_object(store: &dyn ObjectStore, object: &ObjectRef) -> Result<Bytes> {
     let key = Path::from(object.key.as_str());
     let bytes = objects::get_bounded(store, &key, object.len)
         .await?
