@@ -13,6 +13,9 @@
 //!   retention, which is a compaction, erased `e` whole). A segment `e` with no records
 //!   holds nothing to lose.
 //!
+//! - the active segment it names (chunk shipping) is a local segment, or the local log has
+//!   moved past it and only compaction outputs hold its first LSN.
+//!
 //! Anything else — a local segment that is not a compaction output holding LSNs `e` holds,
 //! a matching segment of another length, or still active — is another log: the ship fails
 //! with [`Error::Diverged`] and commits nothing.
@@ -21,7 +24,7 @@
 //! itself compacted over `e`'s LSNs, or that has no record in `e`'s range at all.
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, SegmentEntry};
+use crate::manifest::{ActiveSegment, Manifest};
 use seglog_segment::SegmentInfo;
 use std::collections::HashMap;
 
@@ -89,7 +92,7 @@ pub(crate) fn check(
         if entry.last_lsn < entry.first_lsn {
             continue; // no records: nothing to lose
         }
-        for holder in holders(local, entry) {
+        for holder in holders(local, entry.first_lsn, entry.last_lsn) {
             match is_compaction_output(holder)? {
                 None => return Ok(Verdict::Changed),
                 Some(true) if holder.sealed => {}
@@ -108,21 +111,62 @@ pub(crate) fn check(
             }
         }
     }
+    if let Some(active) = &manifest.active {
+        return check_active(active, local, is_compaction_output);
+    }
     Ok(Verdict::Continues)
 }
 
-/// The local segments that may hold records with LSNs in `entry`'s range. A segment's
+/// The active segment the manifest names (chunk shipping), whose chunks hold shipped
+/// events no sealed segment does: the local log must hold it (active, or sealed since), or
+/// have moved past it with only compaction outputs holding its first LSN (it was sealed,
+/// then compacted or erased whole). Its end is not in the manifest, so its first LSN stands
+/// for its range.
+fn check_active(
+    active: &ActiveSegment,
+    local: &[SegmentInfo],
+    mut is_compaction_output: impl FnMut(&SegmentInfo) -> Result<Option<bool>>,
+) -> Result<Verdict> {
+    if local
+        .iter()
+        .any(|s| active.same_segment(s.number, s.first_lsn, s.record_salt))
+    {
+        return Ok(Verdict::Continues);
+    }
+    let diverged = |why: String| {
+        Err(Error::Diverged(format!(
+            "the manifest names active segment {} (first LSN {}, salt {:016x}), whose chunks \
+             hold shipped events; {why}",
+            active.number, active.first_lsn, active.record_salt
+        )))
+    };
+    if !local.iter().any(|s| s.first_lsn > active.first_lsn) {
+        return diverged("the local log neither has it nor has moved past it".into());
+    }
+    for holder in holders(local, active.first_lsn, active.first_lsn) {
+        match is_compaction_output(holder)? {
+            None => return Ok(Verdict::Changed),
+            Some(true) if holder.sealed => {}
+            Some(_) => {
+                return diverged(format!(
+                    "local segment {} holds its first LSN and is not a compaction output",
+                    holder.number
+                ))
+            }
+        }
+    }
+    Ok(Verdict::Continues)
+}
+
+/// The local segments that may hold records with LSNs in `first..=last`. A segment's
 /// records lie in `first_lsn..=last_lsn`, except a clustered one's (format.md §3.5), which
 /// lie anywhere before the next segment's first LSN; no segment's records reach the next
-/// segment's first LSN, so only the last segment starting at or before `entry`'s first LSN,
-/// and those starting inside its range, are candidates.
-fn holders<'a>(
-    local: &'a [SegmentInfo],
-    entry: &'a SegmentEntry,
-) -> impl Iterator<Item = &'a SegmentInfo> + 'a {
-    let end = local.partition_point(|s| s.first_lsn <= entry.last_lsn);
+/// segment's first LSN, so only the last segment starting at or before `first`, and those
+/// starting inside the range, are candidates.
+fn holders(local: &[SegmentInfo], first: u64, last: u64) -> impl Iterator<Item = &SegmentInfo> {
+    let end = local.partition_point(|s| s.first_lsn <= last);
     let start = local
-        .partition_point(|s| s.first_lsn <= entry.first_lsn)
+        .partition_point(|s| s.first_lsn <= first)
         .saturating_sub(1)
         .min(end);
     (start..end)
@@ -135,7 +179,7 @@ fn holders<'a>(
             } else {
                 s.last_lsn
             };
-            records_end >= entry.first_lsn
+            records_end >= first
         })
         .map(move |i| &local[i])
 }

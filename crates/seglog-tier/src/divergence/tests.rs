@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::manifest::{ObjectRef, FORMAT_VERSION};
+use crate::manifest::ActiveSegment;
+use crate::manifest::{ObjectRef, SegmentEntry, FORMAT_VERSION};
 use std::path::PathBuf;
 
 /// A local segment: number, LSNs, salt, sealed, and whether it is a compaction output (the
@@ -52,6 +53,7 @@ fn manifest(entries: Vec<SegmentEntry>) -> Manifest {
         writer_nonce: "0".repeat(32),
         created_unix_millis: 0,
         segments: entries,
+        active: None,
     }
 }
 
@@ -162,4 +164,36 @@ fn a_clustered_output_holds_lsns_up_to_the_next_segment() {
     // Not flagged as a compaction output here, so holding shipped LSNs is divergence: the
     // check did look at it for segments 2 and 3.
     assert!(matches!(run(&m, &l), Err(Error::Diverged(_))));
+}
+
+#[test]
+fn the_chunked_active_segment_must_be_local_or_left_behind_by_compaction() {
+    let mut m = manifest(shipped().iter().map(entry_of).collect());
+    m.format_version = FORMAT_VERSION;
+    m.active = Some(ActiveSegment {
+        number: 4,
+        first_lsn: 121,
+        record_salt: 0xa4,
+        chunks_epoch: 1,
+    });
+    let mut same = shipped();
+    same.push(local(4, 121, 180, 0xa4, false, false));
+    assert_eq!(run(&m, &same).unwrap(), Verdict::Continues);
+    // Sealed since, then compacted into an output at its name; or erased whole.
+    let mut compacted = shipped();
+    compacted.push(local(6, 121, 150, 0xc6, true, true));
+    compacted.push(local(5, 190, 190, 0xa5, false, false));
+    assert_eq!(run(&m, &compacted).unwrap(), Verdict::Continues);
+    let mut erased = shipped();
+    erased.push(local(5, 190, 190, 0xa5, false, false));
+    assert_eq!(run(&m, &erased).unwrap(), Verdict::Continues);
+    // Not there, and not moved past it: another log, or one that lost it.
+    let mut missing = shipped();
+    missing.push(local(9, 121, 121, 0xb9, false, false));
+    assert!(matches!(run(&m, &missing), Err(Error::Diverged(_))));
+    // Moved past it with an original segment over its first LSN: another log.
+    let mut other = shipped();
+    other.push(local(9, 121, 170, 0xb9, true, false));
+    other.push(local(10, 171, 171, 0xba, false, false));
+    assert!(matches!(run(&m, &other), Err(Error::Diverged(_))));
 }
