@@ -110,6 +110,12 @@ async fn a_restore_rebuilds_the_active_segment_from_its_chunks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_failover_restores_the_active_segment_and_fences_the_zombie() {
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_chunk_failover(Arc::new(InMemory::new()), prefix(), root.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_writer_ships_no_chunk_after_the_restore_and_its_log_refuses_appends() {
     let faults = FaultStore::new(Arc::new(InMemory::new()));
     let store: Arc<dyn ObjectStore> = faults.clone();

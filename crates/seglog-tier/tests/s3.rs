@@ -124,3 +124,10 @@ async fn s3_after_an_erasure_and_the_grace_period_no_object_holds_the_erased_ten
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_chunk_shipping_restores_the_active_segment_and_fences_the_zombie() {
+    let Some(store) = s3_store() else { return };
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_chunk_failover(store, fresh_prefix("chunks"), root.path()).await;
+}

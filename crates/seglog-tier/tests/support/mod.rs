@@ -428,3 +428,47 @@ pub async fn scenario_erasure(
         assert!(b.log.read(gone).unwrap().is_empty(), "{gone}");
     }
 }
+
+/// Chunk shipping over any store: node A ships sealed segments and chunks of its active
+/// segment, and is lost with events in its active segment only; B restores every event
+/// (the active segment rebuilt from its chunks, which an end marker then closes); A, back
+/// as a zombie, is fenced at its next ship and writes no chunk after the marker.
+pub async fn scenario_chunk_failover(store: Arc<dyn ObjectStore>, prefix: Path, root: &FsPath) {
+    let log_a = seglog::Log::open(root.join("a"), options()).await.unwrap();
+    let a = Tier::claim(store.clone(), prefix.clone())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    write_events(&log_a, 0, 100).await;
+    a.ship(&log_a).await.unwrap();
+    write_events(&log_a, 100, 130).await;
+    let round = a.ship(&log_a).await.unwrap();
+    assert_eq!(round.chunks_uploaded, 1, "{round:?}");
+    let m = a.manifest().await;
+    let active = m.active.unwrap();
+    assert!(
+        events_of(&log_a, u64::MAX) != events_of(&log_a, m.last_lsn()),
+        "some events are only in the active segment"
+    );
+    let expected = events_of(&log_a, u64::MAX);
+
+    let b = seglog_tier::restore(store.clone(), prefix.clone(), root.join("b"), options())
+        .await
+        .unwrap();
+    assert!(b.report.active_bytes > 0, "{:?}", b.report);
+    assert_eq!(
+        events_of(&b.log, u64::MAX),
+        expected,
+        "every event, chunks included"
+    );
+    let folder = seglog_tier::chunk_folder(&prefix, &active);
+    let closed = keys(store.as_ref(), &folder).await;
+    write_events(&log_a, 130, 160).await;
+    assert!(a.ship(&log_a).await.unwrap_err().is_fenced());
+    assert!(log_a.append("exec-0", "tenant-a", b"late").await.is_err());
+    assert_eq!(
+        keys(store.as_ref(), &folder).await,
+        closed,
+        "no chunk after the marker"
+    );
+}
