@@ -6,7 +6,7 @@
 //! deleted), which is how it learns it is fenced.
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, FORMAT_VERSION};
+use crate::manifest::Manifest;
 use crate::objects::{self, Commit};
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -20,6 +20,8 @@ pub struct Tier {
     pub(crate) prefix: Path,
     pub(crate) epoch: u64,
     pub(crate) nonce: String,
+    /// Ship the active segment's durable bytes as chunks ([`Tier::with_active_chunks`]).
+    pub(crate) ship_active: bool,
     pub(crate) state: tokio::sync::Mutex<TierState>,
 }
 
@@ -28,6 +30,8 @@ pub(crate) struct TierState {
     pub(crate) latest: Manifest,
     /// Set once a newer owner was seen: sticky, every later call fails.
     pub(crate) fenced_by: Option<(u64, u64)>,
+    /// Where the chunks of the active segment stand (learnt from the bucket when unknown).
+    pub(crate) chunks: Option<crate::active::ChunkProgress>,
 }
 
 impl std::fmt::Debug for Tier {
@@ -106,16 +110,17 @@ impl Tier {
         prefix: Path,
         latest: Option<Manifest>,
     ) -> Result<Tier> {
-        let (id, epoch, segments) = latest.map_or((0, 0, Vec::new()), |m| {
-            (m.manifest_id, m.writer_epoch, m.segments)
+        let (id, epoch, segments, active) = latest.map_or((0, 0, Vec::new(), None), |m| {
+            (m.manifest_id, m.writer_epoch, m.segments, m.active)
         });
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: Manifest::version_for(&active),
             manifest_id: next_number(&prefix, id)?,
             writer_epoch: next_number(&prefix, epoch)?,
             writer_nonce: random_nonce()?,
             created_unix_millis: now_unix_millis(),
             segments,
+            active,
         };
         let latest = match objects::commit_manifest(store.as_ref(), &prefix, &manifest).await? {
             Commit::Done => manifest,
@@ -133,11 +138,23 @@ impl Tier {
             prefix,
             epoch: latest.writer_epoch,
             nonce: latest.writer_nonce.clone(),
+            ship_active: false,
             state: tokio::sync::Mutex::new(TierState {
                 latest,
                 fenced_by: None,
+                chunks: None,
             }),
         })
+    }
+
+    /// Turns on chunk shipping: every [`Tier::ship`] round also uploads the active
+    /// segment's bytes made durable since the last round, as the next chunk, so that the
+    /// loss window is one ship interval rather than the active segment (docs/scale-out.md,
+    /// "Chunk shipping"). Off by default.
+    #[must_use]
+    pub fn with_active_chunks(mut self) -> Tier {
+        self.ship_active = true;
+        self
     }
 
     /// This writer's epoch.

@@ -78,7 +78,9 @@ pub enum Error {
     },
 
     /// The local log does not continue the log the manifest describes (it is another log,
-    /// or lost sealed segments the manifest names): shipping it would drop shipped data.
+    /// or lost sealed segments the manifest names): a segment the manifest names is neither
+    /// a local sealed segment nor replaced by a local compaction, or the log does not reach
+    /// the manifest's last LSN. Shipping it would drop shipped data; nothing was committed.
     #[error("the local log diverges from the shipped one: {0}")]
     Diverged(String),
 

@@ -4,7 +4,12 @@
 //! <prefix>/manifest/<id:020>
 //! <prefix>/segments/<first_lsn:020>-<number:020>-<salt:016x>-e<epoch:020>.seg
 //! <prefix>/checkpoints/<first_lsn:020>-<number:020>-<salt:016x>-e<epoch:020>.idx
+//! <prefix>/chunks/<first_lsn:020>-<number:020>-<salt:016x>-e<epoch:020>/<index:020>
 //! ```
+//!
+//! A chunk's key has no epoch of its own: the chunks of one active segment are numbered
+//! 0, 1, 2 … in one folder (named with the epoch of the writer that first named the segment
+//! active), so a fenced writer's next chunk collides with the end marker a restore wrote.
 //!
 //! A segment's key names the segment (first LSN, number, random salt: a compaction output
 //! that takes an input's name has another salt) and the epoch of the writer that uploaded
@@ -20,6 +25,8 @@ pub const MANIFEST_DIR: &str = "manifest";
 pub const SEGMENT_DIR: &str = "segments";
 /// Folder of the index checkpoints.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// Folder of the active segments' chunks (one folder per active segment).
+pub const CHUNK_DIR: &str = "chunks";
 
 /// `<prefix>/manifest/`.
 pub fn manifest_dir(prefix: &Path) -> Path {
@@ -59,6 +66,34 @@ pub fn checkpoint_key(prefix: &Path, first_lsn: u64, number: u64, salt: u64, epo
         .join(format!("{}.idx", stem(first_lsn, number, salt, epoch)))
 }
 
+/// The folder of the chunks of `active`.
+pub fn chunk_folder(prefix: &Path, active: &crate::manifest::ActiveSegment) -> Path {
+    prefix.clone().join(CHUNK_DIR).join(stem(
+        active.first_lsn,
+        active.number,
+        active.record_salt,
+        active.chunks_epoch,
+    ))
+}
+
+/// The key of chunk `index` in `folder`.
+pub fn chunk_key(folder: &Path, index: u64) -> Path {
+    folder.clone().join(format!("{index:020}"))
+}
+
+/// The index of a chunk key (`None` for anything else).
+pub fn parse_chunk_index(key: &Path) -> Option<u64> {
+    let name = key.filename()?;
+    (name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
+}
+
+/// The epoch in a chunk folder's name (`None` for a name this build did not write).
+pub fn parse_chunk_folder_epoch(name: &str) -> Option<u64> {
+    parse_stem_epoch(name)
+}
+
 /// The epoch of the writer that uploaded a segment or checkpoint key (`None` for a key this
 /// build did not write: orphan collection never deletes those).
 pub fn parse_object_epoch(key: &Path) -> Option<u64> {
@@ -66,6 +101,10 @@ pub fn parse_object_epoch(key: &Path) -> Option<u64> {
     let stem = name
         .strip_suffix(".seg")
         .or_else(|| name.strip_suffix(".idx"))?;
+    parse_stem_epoch(stem)
+}
+
+fn parse_stem_epoch(stem: &str) -> Option<u64> {
     let mut parts = stem.split('-');
     let (lsn, number, salt, epoch) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || lsn.len() != 20 || number.len() != 20 || salt.len() != 16 {

@@ -1,11 +1,12 @@
 //! seglog-tier: a seglog log on object storage (S3 and compatible, through the
-//! `object_store` crate). The owner of a log ships its sealed segments to the bucket; any
+//! `object_store` crate). The owner of a log ships its sealed segments to the bucket (and,
+//! with [`Tier::with_active_chunks`], its active segment's durable bytes as chunks); any
 //! other node can claim the log, which fences the previous owner, and restore it.
 //!
 //! The bucket's conditional writes (`PutMode::Create`, If-None-Match) are the only
 //! authority on who owns a log: see `docs/scale-out.md` for the design, the manifest format
 //! and the loss window (everything not yet in a shipped sealed segment is lost with the
-//! node).
+//! node; with chunk shipping, everything appended since the last chunk).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -31,7 +32,10 @@
 //! # }
 //! ```
 
+mod active;
+mod chunk;
 mod claim;
+mod divergence;
 mod error;
 mod keys;
 mod manifest;
@@ -43,14 +47,15 @@ mod shipper;
 
 pub use claim::Tier;
 pub use error::{Error, Result};
-pub use keys::{checkpoint_key, manifest_key, segment_key};
+pub use keys::{checkpoint_key, chunk_folder, chunk_key, manifest_key, segment_key};
 pub use manifest::{
-    Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION, MAX_MANIFEST_BYTES, MAX_OBJECT_BYTES,
+    ActiveSegment, Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION, FORMAT_VERSION_SEALED_ONLY,
+    MAX_MANIFEST_BYTES, MAX_OBJECT_BYTES,
 };
 /// The `object_store` crate this one is built on (its store types, paths, and builders).
 pub use object_store;
 pub use objects::latest_manifest;
 pub use orphans::OrphanReport;
-pub use restore::{restore, RestoreReport, Restored};
+pub use restore::{fetch_object, fetch_segment, restore, RestoreReport, Restored};
 pub use ship::ShipReport;
 pub use shipper::Shipper;

@@ -3,19 +3,28 @@
 //! Mirrors `docs/scale-out.md`, "Manifest format". A manifest is a JSON object (UTF-8,
 //! `serde_json`) stored at `<prefix>/manifest/<id as 20 zero-padded digits>`. Invariants
 //! checked on every decode, so that restore never trusts a manifest that breaks them:
-//! - `format_version` is [`FORMAT_VERSION`]; `manifest_id` equals the id in the key;
+//! - `format_version` is 1 or 2 ([`FORMAT_VERSION`]); `manifest_id` equals the id in the key;
 //! - `writer_epoch` ≥ 1;
 //! - segments are in log order: first LSNs strictly increase, and each segment's LSNs end
 //!   before the next one's begin;
 //! - every object key lies under the log's prefix, every length is at most
-//!   [`MAX_OBJECT_BYTES`].
+//!   [`MAX_OBJECT_BYTES`];
+//! - an active segment (version 2 only) starts after the last sealed segment's LSNs, and its
+//!   chunks' epoch is between 1 and the writer's.
 
 use crate::error::{Error, Result};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
-/// The manifest format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest manifest format this build writes and reads: version 2 adds `active` (the
+/// active segment whose chunks a restore rebuilds, docs/scale-out.md "Chunk shipping").
+/// A manifest that names no active segment is written as version 1, so that builds which
+/// read only version 1 still read it; one that does is version 2, which they refuse rather
+/// than restore without its chunks.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest manifest format this build reads (no `active`).
+pub const FORMAT_VERSION_SEALED_ONLY: u32 = 1;
 
 /// Largest manifest this build reads, in bytes: a manifest names one entry (~400 bytes)
 /// per shipped segment, so 64 MiB is ~150 000 segments. A larger object is refused before
@@ -56,6 +65,28 @@ pub struct SegmentEntry {
     pub checkpoint: Option<ObjectRef>,
 }
 
+/// The active segment a manifest names (version 2): its chunks, under
+/// `chunks/<first_lsn>-<number>-<salt>-e<chunks_epoch>/`, hold its durable prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSegment {
+    /// Its segment number.
+    pub number: u64,
+    /// The LSN its first record has (its file name).
+    pub first_lsn: u64,
+    /// Its header's `record_salt`.
+    pub record_salt: u64,
+    /// The epoch of the writer that first named it active: part of its chunk folder's name,
+    /// so that orphan collection never touches a newer owner's chunks.
+    pub chunks_epoch: u64,
+}
+
+impl ActiveSegment {
+    /// True when `self` and `other` are the same segment (whoever named it).
+    pub fn same_segment(&self, number: u64, first_lsn: u64, record_salt: u64) -> bool {
+        self.number == number && self.first_lsn == first_lsn && self.record_salt == record_salt
+    }
+}
+
 /// One manifest: the writer that owns the log and the segments it has shipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -74,9 +105,21 @@ pub struct Manifest {
     pub created_unix_millis: u64,
     /// The shipped sealed segments, in log order (ascending first LSN).
     pub segments: Vec<SegmentEntry>,
+    /// The active segment whose chunks are shipped (version 2; `None`: no chunk shipping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveSegment>,
 }
 
 impl Manifest {
+    /// The format version a manifest naming `active` is written with.
+    pub fn version_for(active: &Option<ActiveSegment>) -> u32 {
+        if active.is_some() {
+            FORMAT_VERSION
+        } else {
+            FORMAT_VERSION_SEALED_ONLY
+        }
+    }
+
     /// The highest LSN the manifest's segments hold (0 when it names none).
     pub fn last_lsn(&self) -> u64 {
         self.segments.last().map_or(0, |s| s.last_lsn)
@@ -113,7 +156,7 @@ impl Manifest {
         }
         let version: VersionOnly = serde_json::from_slice(bytes)
             .map_err(|e| Error::corruption(key, format!("not a manifest: {e}")))?;
-        if version.format_version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_SEALED_ONLY..=FORMAT_VERSION).contains(&version.format_version) {
             return Err(Error::UnsupportedVersion {
                 key: key.to_string(),
                 found: version.format_version,
@@ -153,6 +196,20 @@ impl Manifest {
                 if !o.key.starts_with(&own) || o.len > MAX_OBJECT_BYTES {
                     return bad(format!("object {} outside the prefix or too long", o.key));
                 }
+            }
+        }
+        if let Some(a) = &self.active {
+            if self.format_version < FORMAT_VERSION {
+                return bad("an active segment in a version 1 manifest".into());
+            }
+            if a.first_lsn < next_free_lsn
+                || a.chunks_epoch == 0
+                || a.chunks_epoch > self.writer_epoch
+            {
+                return bad(format!(
+                    "active segment {} (first LSN {}, chunks of epoch {}) out of log order",
+                    a.number, a.first_lsn, a.chunks_epoch
+                ));
             }
         }
         Ok(())

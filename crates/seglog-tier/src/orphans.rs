@@ -14,6 +14,10 @@
 //! 4. only objects older than the grace period (last modified by the store's clock vs ours);
 //! 5. never a key this build did not write (unparseable names are left alone).
 //!
+//! The same rules apply to the chunks of active segments (`chunks/<folder>/<index>`): a
+//! folder the newest manifest does not name as its active segment's is an orphan, its epoch
+//! (in the folder's name) that of the writer that named it.
+//!
 //! Manifests are never deleted in this slice: an old manifest id that vanished could be
 //! written again by a zombie, which would then not collide, and so not learn it is fenced.
 
@@ -38,6 +42,64 @@ pub struct OrphanReport {
 }
 
 impl Tier {
+    /// The chunks of active segments the newest manifest does not name (segments sealed and
+    /// shipped since, or never named), under the same rules: a folder of an epoch ≤ the
+    /// collector's, each chunk older than the grace period. Only `chunks/<folder>/<index>`
+    /// keys are considered.
+    async fn collect_chunks(
+        &self,
+        state: &crate::claim::TierState,
+        grace_millis: i64,
+        now_millis: i64,
+        report: &mut OrphanReport,
+    ) -> Result<()> {
+        let dir = self.prefix.clone().join(keys::CHUNK_DIR);
+        let named = state
+            .latest
+            .active
+            .map(|a| keys::chunk_folder(&self.prefix, &a));
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store("list", &dir, e))?;
+        for meta in metas {
+            let Some(mut parts) = meta.location.prefix_match(&dir) else {
+                continue;
+            };
+            let (Some(folder), Some(_index), None) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Some(epoch) = keys::parse_chunk_folder_epoch(folder.as_ref()) else {
+                continue;
+            };
+            if keys::parse_chunk_index(&meta.location).is_none()
+                || named
+                    .as_ref()
+                    .is_some_and(|n| meta.location.prefix_matches(n))
+            {
+                continue;
+            }
+            if epoch > self.epoch {
+                report.kept_newer_epoch += 1;
+                continue;
+            }
+            let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
+            if age_millis < grace_millis {
+                report.kept_young += 1;
+                continue;
+            }
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store("delete", &meta.location, e)),
+            }
+            report.deleted.push(meta.location.to_string());
+        }
+        Ok(())
+    }
+
     /// Deletes the segments and checkpoints under the prefix that the newest manifest does
     /// not name, that an epoch ≤ this writer's uploaded, and that are older than `grace`.
     /// Set `grace` well above the longest time between an upload and its manifest commit
@@ -87,6 +149,8 @@ impl Tier {
                 report.deleted.push(meta.location.to_string());
             }
         }
+        self.collect_chunks(&state, grace_millis, now_millis, &mut report)
+            .await?;
         if !report.deleted.is_empty() {
             tracing::info!(deleted = report.deleted.len(), "collected orphans");
         }

@@ -1,5 +1,6 @@
-//! Restore: claim the log, download what the newest manifest names into an empty directory,
-//! check every byte against the manifest, then open it with the engine's normal recovery and
+//! Restore: claim the log, download what the newest manifest names into an empty directory
+//! (and the active segment's durable prefix from its chunks), check every byte against the
+//! manifest, then open it with the engine's normal recovery and
 //! roll, so the first append goes to a fresh segment number and no shipped segment changes.
 //!
 //! What must hold: nothing is written into the directory that does not match its manifest
@@ -41,10 +42,14 @@ pub struct RestoreReport {
     pub bytes: u64,
     /// The highest LSN restored (0 for an empty log).
     pub last_lsn: u64,
+    /// Bytes of the active segment rebuilt from its chunks (0: none, or no chunk shipping).
+    pub active_bytes: u64,
 }
 
 /// Claims the log under `prefix` and restores it into `dir` (which must be absent or
 /// empty), then opens it with `options`. The previous owner is fenced from the claim on.
+/// When the manifest names an active segment (chunk shipping), its durable prefix is
+/// rebuilt from its chunks, which an end marker then closes.
 ///
 /// # Errors
 /// [`Error::DestinationNotEmpty`]; the claim's errors ([`Error::ClaimLost`] …); store
@@ -68,8 +73,7 @@ pub async fn restore(
     };
     create_dir(&dir)?;
     for entry in &manifest.segments {
-        let bytes = download(tier.store().as_ref(), &entry.segment).await?;
-        check_segment_header(entry, &bytes)?;
+        let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
         write_file(
             &dir,
             &seglog_segment::format::segment_file_name(entry.first_lsn),
@@ -79,26 +83,52 @@ pub async fn restore(
         report.segments += 1;
         report.bytes += bytes.len() as u64;
         if let Some(checkpoint) = &entry.checkpoint {
-            let bytes = download(tier.store().as_ref(), checkpoint).await?;
+            let bytes = fetch_object(tier.store().as_ref(), checkpoint).await?;
             let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
             write_file(&dir, &name, &bytes).await?;
             report.checkpoints += 1;
             report.bytes += bytes.len() as u64;
         }
     }
+    // The active segment's durable prefix, from its chunks (after which the previous owner
+    // can upload none: an end marker closes them).
+    let mut expected: Vec<(u64, u64, u64, u64)> = manifest
+        .segments
+        .iter()
+        .map(|e| (e.number, e.first_lsn, e.record_salt, e.segment.len))
+        .collect();
+    if let Some(active) = &manifest.active {
+        if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
+            let name = seglog_segment::format::segment_file_name(active.first_lsn);
+            write_file(&dir, &name, &bytes).await?;
+            report.active_bytes = bytes.len() as u64;
+            report.bytes += bytes.len() as u64;
+            expected.push((
+                active.number,
+                active.first_lsn,
+                active.record_salt,
+                bytes.len() as u64,
+            ));
+        }
+    }
     sync_dir(&dir).await?;
     let log = seglog::Log::open(dir, options).await?;
     // IMPORTANT: the last restored segment would otherwise be the active one, and the
-    // first append would change a segment the manifest names. Rolling seals it as it is.
+    // first append would change a segment the manifest names (or the previous owner's
+    // chunks hold). Rolling seals it as it is.
     log.roll().await?;
     let restored: Vec<_> = log.segments().into_iter().filter(|s| s.sealed).collect();
-    let matches = restored.len() == manifest.segments.len()
-        && restored.iter().zip(&manifest.segments).all(|(s, e)| {
-            s.number == e.number
-                && s.first_lsn == e.first_lsn
-                && s.record_salt == e.record_salt
-                && s.data_end == e.segment.len
-        });
+    report.last_lsn = restored.iter().map(|s| s.last_lsn).max().unwrap_or(0);
+    let matches = restored.len() == expected.len()
+        && restored
+            .iter()
+            .zip(&expected)
+            .all(|(s, &(number, first_lsn, salt, len))| {
+                s.number == number
+                    && s.first_lsn == first_lsn
+                    && s.record_salt == salt
+                    && s.data_end == len
+            });
     if !matches {
         return Err(Error::Corruption {
             key: crate::keys::manifest_key(tier.prefix(), manifest.manifest_id).to_string(),
@@ -137,8 +167,24 @@ fn create_dir(dir: &FsPath) -> Result<()> {
     })
 }
 
-/// Downloads `object`, refusing it unless its length and CRC-32 are the manifest's.
-async fn download(store: &dyn ObjectStore, object: &ObjectRef) -> Result<Bytes> {
+/// Downloads the segment `entry` names and checks it as [`restore`] does: its length and
+/// CRC-32 are the manifest's, and its header (magic, CRC, segment number, first LSN, salt)
+/// is that segment's. Reads only (`seglog remote verify` and `dump` use it).
+///
+/// # Errors
+/// [`Error::Corruption`] when the object is missing or differs from `entry`; store errors.
+pub async fn fetch_segment(store: &dyn ObjectStore, entry: &SegmentEntry) -> Result<Bytes> {
+    let bytes = fetch_object(store, &entry.segment).await?;
+    check_segment_header(entry, &bytes)?;
+    Ok(bytes)
+}
+
+/// Downloads an object a manifest names (a segment or a checkpoint), refusing it unless its
+/// length and CRC-32 are the manifest's. Never reads more than the manifest's length.
+///
+/// # Errors
+/// [`Error::Corruption`] when the object is missing or differs from `object`; store errors.
+pub async fn fetch_object(store: &dyn ObjectStore, object: &ObjectRef) -> Result<Bytes> {
     let key = Path::from(object.key.as_str());
     let bytes = objects::get_bounded(store, &key, object.len)
         .await?

@@ -1,7 +1,11 @@
 //! Shipping: upload the log's sealed segments (and their checkpoints) that the manifest does
-//! not name yet, then commit a manifest naming exactly the log's sealed segments.
+//! not name yet, then commit a manifest naming exactly the log's sealed segments (and, with
+//! chunk shipping, its active segment, whose chunks `active` uploads after the commit).
 //!
 //! What must hold:
+//! - nothing is committed unless the local log continues the newest manifest's
+//!   (`divergence`): every segment it drops from the manifest was replaced or erased by a
+//!   local compaction;
 //! - every object a committed manifest names was uploaded whole before the commit (the
 //!   commit is the last step, and an upload that cannot be confirmed fails the round);
 //! - a manifest names a consistent prefix of the log: all of its sealed segments as one
@@ -10,10 +14,11 @@
 //!   segment the listing named (a compaction may replace a file under the same name), and
 //!   a checkpoint only after it decodes as that segment's checkpoint.
 
-use crate::claim::{now_unix_millis, Tier};
+use crate::claim::{now_unix_millis, Tier, TierState};
+use crate::divergence;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::manifest::{Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION};
+use crate::manifest::{ActiveSegment, Manifest, ObjectRef, SegmentEntry};
 use crate::objects::{self, Commit};
 use bytes::Bytes;
 use seglog_segment::SegmentInfo;
@@ -32,6 +37,8 @@ pub struct ShipReport {
     pub segments_uploaded: usize,
     /// Checkpoints uploaded.
     pub checkpoints_uploaded: usize,
+    /// Chunks of the active segment uploaded ([`Tier::with_active_chunks`]).
+    pub chunks_uploaded: usize,
     /// Bytes uploaded.
     pub bytes_uploaded: u64,
     /// Segments the newest manifest names after the round.
@@ -103,6 +110,38 @@ fn read_checkpoint(info: &SegmentInfo) -> Result<Option<Bytes>> {
     }
 }
 
+/// Whether the local segment `info` names is a compaction output (its header's `COMPACTED`
+/// flag); `Ok(None)` when its file is gone or is not that segment any more (a compaction
+/// replaced it under the same name).
+fn read_compacted_flag(info: &SegmentInfo) -> Result<Option<bool>> {
+    use std::io::Read;
+    let io = |op, e| Error::Io {
+        op,
+        path: info.path.clone(),
+        source: e,
+    };
+    let mut file = match std::fs::File::open(&info.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", e)),
+    };
+    let mut header = [0u8; seglog_segment::format::SEGMENT_HEADER_LEN];
+    match file.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io("read", e)),
+    }
+    let header =
+        seglog_segment::format::SegmentHeader::decode(&header).map_err(|e| Error::Corruption {
+            key: info.path.display().to_string(),
+            reason: format!("local segment header: {e:?}"),
+        })?;
+    let same = header.segment_number == info.number
+        && header.first_lsn == info.first_lsn
+        && header.record_salt() == info.record_salt;
+    Ok(same.then_some(header.compacted))
+}
+
 fn same_segment(entry: &SegmentEntry, info: &SegmentInfo) -> bool {
     entry.number == info.number
         && entry.first_lsn == info.first_lsn
@@ -120,8 +159,10 @@ async fn blocking<T: Send + 'static>(
 
 impl Tier {
     /// Ships `log`: uploads its sealed segments (and checkpoints) not yet named, then
-    /// commits a manifest naming all of its sealed segments. The active segment is not
-    /// shipped (see docs/scale-out.md, "Loss window").
+    /// commits a manifest naming all of its sealed segments; with
+    /// [`Tier::with_active_chunks`], names the active segment and uploads its newly durable
+    /// bytes as the next chunk (else the active segment is not shipped: docs/scale-out.md,
+    /// "Loss window").
     ///
     /// When another node has claimed the log, returns [`Error::Fenced`] and **poisons
     /// `log`**: every later append to it fails, so the zombie cannot acknowledge writes the
@@ -129,7 +170,8 @@ impl Tier {
     ///
     /// # Errors
     /// [`Error::Fenced`] (sticky: every later call returns it), [`Error::Diverged`] when the
-    /// log lacks sealed data the manifest names, store and I/O errors (the round may be
+    /// log does not continue the manifest's (another log, or sealed data lost: see
+    /// docs/scale-out.md, "Shipping"), store and I/O errors (the round may be
     /// retried: every step is idempotent).
     pub async fn ship(&self, log: &seglog::Log) -> Result<ShipReport> {
         let result = self.ship_round(log).await;
@@ -144,25 +186,19 @@ impl Tier {
         self.check_not_fenced(&state)?;
         let mut report = ShipReport::default();
         let segments = log.segments();
-        // How far the log has come: past its last sealed record, and past everything before
-        // its active segment (a compaction may have erased the last sealed records whole).
-        let local_extent = segments
-            .iter()
-            .map(|s| {
-                if s.sealed {
-                    s.last_lsn
-                } else {
-                    s.first_lsn.saturating_sub(1)
-                }
-            })
-            .max()
-            .unwrap_or(0);
-        if state.latest.last_lsn() > local_extent {
-            return Err(Error::Diverged(format!(
-                "the manifest names LSNs up to {}, the log reaches only {local_extent}",
-                state.latest.last_lsn()
-            )));
+        let (manifest, listed) = (state.latest.clone(), segments.clone());
+        let verdict =
+            blocking(move || divergence::check(&manifest, &listed, read_compacted_flag)).await?;
+        if verdict == divergence::Verdict::Changed {
+            tracing::info!("a segment changed under the divergence check (compaction?); deferred");
+            report.deferred = true;
+            return Ok(report);
         }
+        let active_info = if self.ship_active {
+            segments.iter().find(|s| !s.sealed).cloned()
+        } else {
+            None
+        };
         let sealed: Vec<SegmentInfo> = segments.into_iter().filter(|s| s.sealed).collect();
         let mut entries = Vec::with_capacity(sealed.len());
         for info in sealed {
@@ -212,32 +248,62 @@ impl Tier {
             };
             entries.push(entry);
         }
-        if entries == state.latest.segments {
+        // The active segment whose chunks are shipped: the one the manifest names already
+        // (whoever named it), or the log's new active segment, under this writer's epoch.
+        let active = active_info.as_ref().map(|info| match state.latest.active {
+            Some(a) if a.same_segment(info.number, info.first_lsn, info.record_salt) => a,
+            _ => ActiveSegment {
+                number: info.number,
+                first_lsn: info.first_lsn,
+                record_salt: info.record_salt,
+                chunks_epoch: self.epoch,
+            },
+        });
+        if entries == state.latest.segments && active == state.latest.active {
             // Nothing to name; still learn whether another node took the log, so that a
             // zombie with nothing to ship is fenced as soon as one with something would be.
             self.check_next_id_free(&mut state).await?;
             report.segments_named = entries.len();
-            return Ok(report);
+        } else {
+            self.commit(&mut state, entries, active, &mut report)
+                .await?;
         }
+        // IMPORTANT: after the commit naming the active segment, never before: a chunk of a
+        // segment no manifest names would be found by no restore.
+        if let Some(info) = &active_info {
+            self.ship_chunk(&mut state, info, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Commits a manifest naming `entries` and `active` at the id after the newest.
+    async fn commit(
+        &self,
+        state: &mut TierState,
+        entries: Vec<SegmentEntry>,
+        active: Option<ActiveSegment>,
+        report: &mut ShipReport,
+    ) -> Result<()> {
         for _ in 0..MAX_OWN_EARLIER {
             let next = Manifest {
-                format_version: FORMAT_VERSION,
+                format_version: Manifest::version_for(&active),
                 manifest_id: crate::claim::next_number(&self.prefix, state.latest.manifest_id)?,
                 writer_epoch: self.epoch,
                 writer_nonce: self.nonce.clone(),
                 created_unix_millis: now_unix_millis(),
                 segments: entries.clone(),
+                active,
             };
             match objects::commit_manifest(self.store.as_ref(), &self.prefix, &next).await? {
                 Commit::Done => {
                     report.committed_manifest = Some(next.manifest_id);
                     report.segments_named = next.segments.len();
                     state.latest = next;
-                    return Ok(report);
+                    return Ok(());
                 }
                 // An earlier commit of ours whose outcome was unknown: it is our newest.
                 Commit::OwnEarlier(found) => state.latest = found,
-                Commit::Taken(found) => return Err(self.fenced_by(&mut state, &found)),
+                Commit::Taken(found) => return Err(self.fenced_by(state, &found)),
             }
         }
         Err(Error::Conflict {

@@ -19,6 +19,8 @@ pub struct Shipper {
 
 impl Shipper {
     /// Starts shipping `log` through `tier` every `interval` on the current tokio runtime.
+    /// With a tier that ships chunks ([`Tier::with_active_chunks`]), `interval` is the
+    /// `ship_interval`: the loss window of the active segment.
     /// A failed round is logged and retried at the next tick; [`Error::Fenced`] ends the
     /// shipper (and has poisoned `log`, see [`Tier::ship`]).
     pub fn spawn(tier: Arc<Tier>, log: seglog::Log, interval: Duration) -> Shipper {
@@ -57,6 +59,9 @@ impl Shipper {
 }
 
 fn log_round(report: &ShipReport) {
+    if report.chunks_uploaded > 0 && report.committed_manifest.is_none() {
+        tracing::trace!(bytes = report.bytes_uploaded, "shipped a chunk");
+    }
     if let Some(id) = report.committed_manifest {
         tracing::debug!(
             manifest = id,

@@ -343,3 +343,70 @@ async fn a_compaction_that_erases_the_last_shipped_segments_whole_still_ships() 
         support::events_of(&log, u64::MAX)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_pass_that_drops_the_oldest_segments_whole_still_ships() {
+    // Retention is a compaction that drops whole executions: segments holding only the
+    // dropped ones disappear locally with no output. Not divergence; and, as for an erasure,
+    // the next manifest stops naming them (docs/scale-out.md, "Compaction, erasure and
+    // retention").
+    let store = store();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a");
+    let log = seglog::Log::open(&dir, support::options()).await.unwrap();
+    let tier = Tier::claim(store.clone(), Path::from("p")).await.unwrap();
+    for i in 0..150 {
+        log.append("old", "tenant-a", &support::payload_of(i))
+            .await
+            .unwrap();
+    }
+    log.roll().await.unwrap();
+    support::write_events(&log, 0, 150).await;
+    log.roll().await.unwrap();
+    tier.ship(&log).await.unwrap();
+    let before = tier.manifest().await;
+    let total: u64 = log
+        .compaction_view(false)
+        .unwrap()
+        .segments
+        .iter()
+        .map(|s| s.bytes)
+        .sum();
+    log.close().unwrap();
+    drop(log);
+    // Reopen with a size limit that only dropping "old" (half the events) satisfies.
+    let retention = seglog::Retention::default()
+        .max_log_bytes(total - total / 4)
+        .interval(Duration::from_millis(20));
+    let log = seglog::Log::open(&dir, support::options().retention(retention))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while log.stats().retention.executions_dropped == 0 {
+        assert!(std::time::Instant::now() < deadline, "no retention pass");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(log.read("old").unwrap().is_empty());
+    let first_local = log.segments().first().map(|s| s.first_lsn).unwrap();
+    assert!(
+        first_local > before.segments[0].last_lsn,
+        "the oldest shipped segments are gone locally, whole"
+    );
+    let report = tier.ship(&log).await.unwrap();
+    assert!(report.committed_manifest.is_some(), "{report:?}");
+    let after = tier.manifest().await;
+    assert!(after.segments[0].first_lsn >= first_local, "{after:?}");
+    let restored = seglog_tier::restore(
+        store,
+        Path::from("p"),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert!(restored.log.read("old").unwrap().is_empty());
+    assert_eq!(
+        support::events_of(&restored.log, u64::MAX),
+        support::events_of(&log, u64::MAX)
+    );
+}

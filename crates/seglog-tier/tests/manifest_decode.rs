@@ -4,7 +4,7 @@
 
 use object_store::path::Path;
 use proptest::prelude::*;
-use seglog_tier::{Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION};
+use seglog_tier::{ActiveSegment, Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION};
 
 fn valid() -> Manifest {
     let entry = |n: u64, first: u64, last: u64| SegmentEntry {
@@ -30,6 +30,12 @@ fn valid() -> Manifest {
         writer_nonce: "00112233445566778899aabbccddeeff".into(),
         created_unix_millis: 1,
         segments: vec![entry(1, 1, 10), entry(2, 12, 40), entry(4, 41, 41)],
+        active: Some(ActiveSegment {
+            number: 5,
+            first_lsn: 42,
+            record_salt: 0xdead_beef_0005,
+            chunks_epoch: 2,
+        }),
     }
 }
 
@@ -57,6 +63,11 @@ proptest! {
                 prop_assert!(s.first_lsn >= next);
                 next = s.last_lsn.max(s.first_lsn).saturating_add(1);
                 prop_assert!(s.segment.key.starts_with("p/"));
+            }
+            if let Some(a) = &m.active {
+                prop_assert!(m.format_version == FORMAT_VERSION);
+                prop_assert!(a.first_lsn >= next);
+                prop_assert!(a.chunks_epoch >= 1 && a.chunks_epoch <= m.writer_epoch);
             }
         }
     }

@@ -5,7 +5,7 @@ mod support;
 
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 
 /// A log shipped under the bucket's root (`s3://bucket` with no path: object_store's
@@ -95,4 +95,73 @@ async fn a_collector_deletes_nothing_outside_its_own_log() {
         "A's collector deleted log B's objects: {of_b:?}"
     );
     support::assert_newest_manifest_complete(store.as_ref(), &prefix_b).await;
+}
+
+/// Review 12's open finding: the divergence check compared only how far the local log and
+/// the manifest reach. A claim attached to a *wrong* local log that reaches further (here
+/// another log, with more events) shipped a manifest naming only the wrong log's segments,
+/// and orphan collection then deleted every segment the first owner had shipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_attached_to_a_longer_wrong_log_is_refused_and_drops_nothing() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = Path::from("p");
+    let root = tempfile::tempdir().unwrap();
+    // Log A ships.
+    let log_a = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let tier_a = seglog_tier::Tier::claim(store.clone(), prefix.clone())
+        .await
+        .unwrap();
+    support::write_events(&log_a, 0, 150).await;
+    log_a.roll().await.unwrap();
+    tier_a.ship(&log_a).await.unwrap();
+    let shipped = tier_a.manifest().await;
+    assert!(shipped.segments.len() >= 2, "{shipped:?}");
+    let expected = support::events_of(&log_a, shipped.last_lsn());
+    // Another node claims the log, but its tier is attached to a different, longer log.
+    let wrong = seglog::Log::open(root.path().join("wrong"), support::options())
+        .await
+        .unwrap();
+    support::write_events(&wrong, 1000, 1400).await;
+    wrong.roll().await.unwrap();
+    let tier_b = seglog_tier::Tier::claim(store.clone(), prefix.clone())
+        .await
+        .unwrap();
+    let shipped_keys: Vec<String> = shipped.named_keys().map(str::to_string).collect();
+    let err = tier_b.ship(&wrong).await.unwrap_err();
+    assert!(
+        matches!(err, seglog_tier::Error::Diverged(_)),
+        "shipping a wrong, longer log must fail with Diverged: {err}"
+    );
+    let newest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    let named: Vec<String> = newest.named_keys().map(str::to_string).collect();
+    assert_eq!(
+        named, shipped_keys,
+        "the newest manifest still names A's segments"
+    );
+    let report = tier_b
+        .collect_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    for key in &shipped_keys {
+        assert!(
+            !report.deleted.contains(key),
+            "collected {key}, shipped by A"
+        );
+        assert!(store.head(&Path::from(key.as_str())).await.is_ok(), "{key}");
+    }
+    // A's shipped events still restore whole.
+    let c = seglog_tier::restore(
+        store.clone(),
+        prefix,
+        root.path().join("c"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(support::events_of(&c.log, u64::MAX), expected);
 }

@@ -110,3 +110,24 @@ async fn s3_failover_restores_every_shipped_event_with_its_sequence_and_bytes() 
     let root = tempfile::tempdir().unwrap();
     support::scenario_failover(store, fresh_prefix("failover"), root.path()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_after_an_erasure_and_the_grace_period_no_object_holds_the_erased_tenants_bytes() {
+    let Some(store) = s3_store() else { return };
+    let root = tempfile::tempdir().unwrap();
+    // S3's Last-Modified has one-second resolution: a grace of a few seconds.
+    support::scenario_erasure(
+        store,
+        fresh_prefix("erasure"),
+        root.path(),
+        std::time::Duration::from_secs(4),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_chunk_shipping_restores_the_active_segment_and_fences_the_zombie() {
+    let Some(store) = s3_store() else { return };
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_chunk_failover(store, fresh_prefix("chunks"), root.path()).await;
+}

@@ -47,6 +47,8 @@ pub struct FaultStore {
     armed: Mutex<Option<Armed>>,
     /// Held at the next listing of a `segments/` folder.
     segment_list_gate: Mutex<Option<Gate>>,
+    /// Each held at the next PUT of a key containing its fragment (in order of arming).
+    put_gates: Mutex<Vec<(String, Gate)>>,
     pub counts: OpCounts,
 }
 
@@ -70,6 +72,7 @@ impl FaultStore {
             ops: AtomicU64::new(0),
             armed: Mutex::new(None),
             segment_list_gate: Mutex::new(None),
+            put_gates: Mutex::new(Vec::new()),
             counts: OpCounts::default(),
         })
     }
@@ -93,6 +96,17 @@ impl FaultStore {
     pub fn pause_next_segment_list(&self) -> Gate {
         let gate = Gate::default();
         *self.segment_list_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// The next PUT of a key containing `fragment` pauses (before reaching the store) until
+    /// `gate.resume` is notified.
+    pub fn pause_next_put(&self, fragment: &str) -> Gate {
+        let gate = Gate::default();
+        self.put_gates
+            .lock()
+            .unwrap()
+            .push((fragment.to_owned(), gate.clone()));
         gate
     }
 
@@ -135,6 +149,17 @@ impl ObjectStore for FaultStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        let gate = {
+            let mut gates = self.put_gates.lock().unwrap();
+            let at = gates
+                .iter()
+                .position(|(f, _)| location.as_ref().contains(f.as_str()));
+            at.map(|i| gates.remove(i).1)
+        };
+        if let Some(gate) = gate {
+            gate.reached.notify_one();
+            gate.resume.notified().await;
+        }
         match self.decide() {
             Decision::Run => self.inner.put_opts(location, payload, opts).await,
             Decision::FailBefore => Err(injected()),

@@ -229,16 +229,13 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<i32> {
         json: false,
     })?;
     crate::outln!("\n$ seglog dump {} --to-lsn 6", escape_path(dir))?;
-    crate::commands::dump::run(&crate::commands::dump::DumpArgs {
-        path: dir.to_path_buf(),
-        json: false,
-        decode: false,
-        execution: None,
-        tenant: None,
-        from_lsn: None,
-        to_lsn: Some(6),
-        header: false,
-    })?;
+    crate::commands::dump::dump(
+        dir,
+        &crate::commands::dump::DumpOptions {
+            to_lsn: Some(6),
+            ..Default::default()
+        },
+    )?;
     crate::outln!(
         "\nexecution {exec} ({} events, replayed through the EventStore trait):",
         events.len()

@@ -18,6 +18,13 @@ use std::path::{Path, PathBuf};
 pub struct DumpArgs {
     /// A log directory, or one segment file.
     pub path: PathBuf,
+    #[command(flatten)]
+    pub show: DumpOptions,
+}
+
+/// What `seglog dump` (and `seglog remote dump`) shows.
+#[derive(clap::Args, Debug, Default)]
+pub struct DumpOptions {
     /// JSON lines instead of text (each with "schema" and "kind").
     #[arg(long)]
     pub json: bool,
@@ -96,6 +103,14 @@ impl JsonRecord for DamageLine {
 }
 
 pub fn run(args: &DumpArgs) -> Result<i32> {
+    dump(&args.path, &args.show)
+}
+
+/// Dumps the log directory or segment file at `path`.
+///
+/// # Errors
+/// A path that is not a log or segment; I/O and write errors.
+pub fn dump(path: &Path, args: &DumpOptions) -> Result<i32> {
     let paint = Paint::detect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut worst = Health::Clean;
@@ -118,7 +133,7 @@ pub fn run(args: &DumpArgs) -> Result<i32> {
             ))
         )?;
     }
-    for_each_segment(&args.path, |seg| {
+    for_each_segment(path, |seg| {
         let file = seg
             .path
             .file_name()

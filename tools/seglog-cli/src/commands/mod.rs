@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dump;
 pub mod events;
 pub mod remote;
+pub mod remote_inspect;
 pub mod repair;
 pub mod stats;
 pub mod tail;

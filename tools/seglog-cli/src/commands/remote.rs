@@ -1,4 +1,5 @@
-//! `seglog remote status URL` and `seglog restore URL DIR`: a log shipped to object storage
+//! `seglog remote status URL` and `seglog restore URL DIR` (`remote verify` and `remote dump`
+//! are in `remote_inspect`): a log shipped to object storage
 //! by seglog-tier (docs/scale-out.md). URLs: `s3://bucket/prefix` (credentials, region and
 //! endpoint from the usual `AWS_*` variables, e.g. `AWS_ENDPOINT`, `AWS_ALLOW_HTTP=true`)
 //! and `file:///path/prefix`. `status` only reads; `restore` claims the log, which fences
@@ -27,6 +28,18 @@ pub enum RemoteCommand {
         after_help = "Reads only: claims nothing, fences nobody.\n\nExamples:\n  seglog remote status s3://my-bucket/logs/partition-7\n  AWS_ENDPOINT=http://127.0.0.1:9000 AWS_ALLOW_HTTP=true seglog remote status s3://b/p\n  seglog remote status file:///srv/bucket/logs/partition-7"
     )]
     Status(StatusArgs),
+    /// Download and check every object the newest manifest names (length, CRC-32, segment
+    /// header, as a restore does), then every record and checkpoint, as `seglog verify`.
+    #[command(
+        after_help = "Reads only: claims nothing, fences nobody. Downloads the log into a temporary directory\n(under $TMPDIR, removed at the end).\n\nExit status: 0 every object matches the manifest and every record and checkpoint\nverifies; 2 an object is missing or differs, or a record is damaged (a shipped segment\nis sealed: no damage in it is a torn tail); 3 the bucket could not be read.\n\nExamples:\n  seglog remote verify s3://my-bucket/logs/partition-7\n  seglog remote verify file:///srv/bucket/logs/partition-7 --json | jq 'select(.kind == \"remote_verdict\")'"
+    )]
+    Verify(super::remote_inspect::RemoteVerifyArgs),
+    /// One line per record of the segments the newest manifest names, as `seglog dump`
+    /// (each object checked against the manifest first).
+    #[command(
+        after_help = "Reads only: claims nothing, fences nobody. Downloads the segments into a temporary\ndirectory (under $TMPDIR, removed at the end). The options are dump's.\n\nExamples:\n  seglog remote dump s3://my-bucket/logs/partition-7 --execution exec_42 --decode\n  seglog remote dump file:///srv/bucket/logs/partition-7 --from-lsn 100 --json"
+    )]
+    Dump(super::remote_inspect::RemoteDumpArgs),
 }
 
 /// Options of `seglog remote status`.
@@ -49,7 +62,7 @@ pub struct RestoreArgs {
 }
 
 /// The store and prefix of `url`, configured from the `AWS_*` environment for s3://.
-fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+pub(crate) fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
     let parsed = url::Url::parse(url).with_context(|| format!("not a URL: {}", escape_str(url)))?;
     if !matches!(parsed.scheme(), "s3" | "file") {
         bail!(
@@ -65,7 +78,7 @@ fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
     Ok((Arc::from(store), prefix))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -76,6 +89,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn run(args: &RemoteArgs) -> Result<i32> {
     match &args.command {
         RemoteCommand::Status(a) => status(a),
+        RemoteCommand::Verify(a) => super::remote_inspect::verify(a),
+        RemoteCommand::Dump(a) => super::remote_inspect::dump(a),
     }
 }
 

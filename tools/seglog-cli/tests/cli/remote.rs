@@ -22,6 +22,8 @@ fn shipped(root: &std::path::Path) -> (String, usize) {
         let prefix = ObjectPath::from_absolute_path(bucket.join("p")).unwrap();
         let mut options = seglog::Options::default();
         options.segment_size_bytes = 8 * 1024;
+        // Every sealed segment has its checkpoint when it ships.
+        options.checkpoints = seglog::CheckpointMode::Inline;
         let log = seglog::Log::open(root.join("a"), options).await.unwrap();
         let tier = seglog_tier::Tier::claim(store, prefix).await.unwrap();
         for i in 0..100u32 {
@@ -89,4 +91,166 @@ fn restore_claims_and_restores_a_log_that_verifies_and_reads() {
 fn remote_refuses_an_unsupported_url() {
     let o = seglog(&["remote", "status", "ftp://host/x"]);
     assert_clean_failure(&o, 3);
+}
+
+/// The JSON lines of `o`'s stdout.
+fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {
+    text(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The one object in `<bucket>/p/<folder>` whose name starts with `first_lsn` (20 digits).
+fn object_file(root: &std::path::Path, folder: &str) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(root.join("bucket/p").join(folder))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.remove(1)
+}
+
+#[test]
+fn remote_verify_checks_every_object_and_record_of_the_newest_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = shipped(tmp.path());
+    let o = seglog(&["remote", "verify", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o), super::err(&o));
+    let out = text(&o);
+    assert!(out.contains("manifest 2: owner epoch 1"), "{out}");
+    assert!(out.contains("objects match the manifest"), "{out}");
+    assert!(
+        out.contains("checkpoint: ok"),
+        "checkpoints were compared: {out}"
+    );
+    let o = seglog(&["remote", "verify", &url, "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let lines = json_lines(&o);
+    let verdict = lines.last().unwrap();
+    assert_eq!(verdict["kind"], "remote_verdict");
+    assert_eq!(verdict["health"], "clean");
+    assert_eq!(verdict["object_problems"], 0);
+    let segments = lines
+        .iter()
+        .filter(|l| l["kind"] == "verified_segment")
+        .count();
+    assert!(segments >= 2, "{lines:?}");
+    assert!(
+        verdict["objects"].as_u64().unwrap() >= 2 * segments as u64,
+        "segments and checkpoints: {verdict}"
+    );
+    // It only read: no manifest was written (a claim would have made manifest 3).
+    assert!(text(&seglog(&["remote", "status", &url])).contains("manifest 2: owner epoch 1"));
+}
+
+#[test]
+fn remote_verify_reports_a_missing_or_altered_object_with_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = shipped(tmp.path());
+    // A bit flipped in a segment object, a checkpoint object gone.
+    let segment = object_file(tmp.path(), "segments");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&segment, bytes).unwrap();
+    std::fs::remove_file(object_file(tmp.path(), "checkpoints")).unwrap();
+    let o = seglog(&["remote", "verify", &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("missing"), "{out}");
+    assert!(out.contains("differ"), "{out}");
+    assert!(out.contains("2 of "), "{out}");
+    let o = seglog(&["remote", "verify", &url, "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let lines = json_lines(&o);
+    let problems = lines
+        .iter()
+        .filter(|l| l["kind"] == "remote_object_problem")
+        .count();
+    assert_eq!(problems, 2, "{lines:?}");
+    assert_eq!(lines.last().unwrap()["health"], "corruption");
+    // dump refuses to show a log whose objects differ from the manifest.
+    let o = seglog(&["remote", "dump", &url]);
+    assert_clean_failure(&o, 2);
+}
+
+#[test]
+fn remote_verify_finds_a_damaged_record_that_the_manifest_vouches_for() {
+    // Someone rewrote a segment object and a manifest to match it: every object matches its
+    // entry, but a record's checksum does not. Sealed: corruption (2), not a torn tail.
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = shipped(tmp.path());
+    let segment = object_file(tmp.path(), "segments");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let manifest_path = tmp.path().join("bucket/p/manifest/00000000000000000002");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let name = segment.file_name().unwrap().to_str().unwrap().to_owned();
+    for s in m["segments"].as_array_mut().unwrap() {
+        if s["segment"]["key"].as_str().unwrap().ends_with(&name) {
+            s["segment"]["crc32"] = crc32fast::hash(&bytes).into();
+        }
+    }
+    m["manifest_id"] = 3.into();
+    std::fs::write(
+        tmp.path().join("bucket/p/manifest/00000000000000000003"),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    let o = seglog(&["remote", "verify", &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("CORRUPT"), "{}", text(&o));
+    let o = seglog(&["remote", "dump", &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn remote_dump_shows_the_shipped_records_as_dump_shows_them_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, events) = shipped(tmp.path());
+    let o = seglog(&["remote", "dump", &url, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    let remote: Vec<_> = json_lines(&o)
+        .into_iter()
+        .filter(|l| l["kind"] == "record")
+        .collect();
+    let shipped_events: u64 = remote
+        .iter()
+        .map(|r| r["last_seq"].as_u64().unwrap() - r["first_seq"].as_u64().unwrap() + 1)
+        .sum();
+    assert_eq!(shipped_events, events as u64);
+    let last_lsn = remote.last().unwrap()["lsn"].as_u64().unwrap().to_string();
+    let local = seglog(&[
+        "dump",
+        tmp.path().join("a").to_str().unwrap(),
+        "--json",
+        "--to-lsn",
+        &last_lsn,
+    ]);
+    let local: Vec<_> = json_lines(&local)
+        .into_iter()
+        .filter(|l| l["kind"] == "record")
+        .collect();
+    assert_eq!(remote, local);
+    // dump's options apply.
+    let o = seglog(&["remote", "dump", &url, "--execution", "exec-1", "--decode"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        text(&o).contains("exec-1") && !text(&o).contains("exec-2"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn remote_verify_of_an_empty_prefix_says_nothing_was_shipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", tmp.path().display());
+    let o = seglog(&["remote", "verify", &url]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("nothing was shipped"), "{}", text(&o));
 }

@@ -1,0 +1,347 @@
+//! Chunk shipping of the active segment (docs/scale-out.md, "Chunk shipping"): between
+//! seals, each ship round uploads the active segment's bytes made durable since the last
+//! round as the next numbered chunk; a restore rebuilds the segment's durable prefix from
+//! its chunks, then closes the sequence with an end marker.
+//!
+//! What must hold:
+//! - a chunk is uploaded only for the active segment the newest manifest names (the
+//!   manifest commit that names it comes first), with `PutMode::Create`, at the index after
+//!   the last one confirmed, holding exactly the bytes after the last confirmed chunk's end,
+//!   up to the segment's durable end: chunks 0..n laid end to end are a durable prefix of
+//!   the segment file;
+//! - a restore uses chunks 0..n up to the first end marker, or writes one at n+1 with
+//!   `PutMode::Create` (re-listing if it collides with a chunk uploaded meanwhile), so that
+//!   no chunk can follow what it restored: the previous owner's next chunk collides with
+//!   the marker, and it learns it is fenced (its log is poisoned);
+//! - a chunk found at the index a writer meant to create is settled by reading it: an end
+//!   marker of a newer epoch fences the writer; its own earlier upload (same epoch, same
+//!   start) is adopted.
+
+use crate::chunk::{self, Kind};
+use crate::claim::{Tier, TierState};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::manifest::ActiveSegment;
+use crate::objects::{self, Created};
+use crate::ship::ShipReport;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use seglog_segment::SegmentInfo;
+
+/// Largest chunk object this build reads: a whole segment and a header.
+const MAX_CHUNK_BYTES: u64 = crate::manifest::MAX_OBJECT_BYTES + chunk::HEADER_LEN as u64;
+
+/// How many times a restore re-lists when its end marker collides with a chunk uploaded
+/// meanwhile (each collision means the previous owner uploaded one more chunk).
+const END_MARKER_ATTEMPTS: usize = 16;
+
+/// Where a writer's chunks of one active segment stand.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkProgress {
+    segment: ActiveSegment,
+    /// The index the next chunk is uploaded at.
+    next_index: u64,
+    /// The segment file offset the next chunk starts at (the end of the last one).
+    shipped_end: u64,
+}
+
+/// The chunks in `folder`: (index, key), ascending; refuses a gap in the numbering.
+async fn list_chunks(store: &dyn ObjectStore, folder: &Path) -> Result<Vec<Path>> {
+    let metas: Vec<_> = store
+        .list(Some(folder))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store("list", folder, e))?;
+    let mut found: Vec<(u64, Path)> = metas
+        .into_iter()
+        .filter(|m| keys::directly_in(folder, &m.location))
+        .filter_map(|m| keys::parse_chunk_index(&m.location).map(|i| (i, m.location)))
+        .collect();
+    found.sort_by_key(|(i, _)| *i);
+    for (expected, (index, key)) in found.iter().enumerate() {
+        if *index != expected as u64 {
+            return Err(Error::corruption(key, "chunk numbering has a gap"));
+        }
+    }
+    Ok(found.into_iter().map(|(_, k)| k).collect())
+}
+
+/// Reads and checks chunk `index` of `segment` at `key`; `Ok(None)` when it is not there.
+async fn read_chunk(
+    store: &dyn ObjectStore,
+    key: &Path,
+    segment: &ActiveSegment,
+    index: u64,
+) -> Result<Option<(chunk::Header, Bytes)>> {
+    let Some(bytes) = objects::get_bounded(store, key, MAX_CHUNK_BYTES).await? else {
+        return Ok(None);
+    };
+    let (header, payload) = chunk::decode(&bytes).map_err(|r| Error::corruption(key, r))?;
+    if !segment.same_segment(header.number, header.first_lsn, header.record_salt)
+        || header.index != index
+    {
+        return Err(Error::corruption(
+            key,
+            "a chunk of another segment or index than its key's",
+        ));
+    }
+    Ok(Some((header, payload)))
+}
+
+impl Tier {
+    /// Uploads the active segment's bytes made durable since the last chunk, as the next
+    /// chunk. `info` is the log's active segment, which the newest manifest names.
+    pub(crate) async fn ship_chunk(
+        &self,
+        state: &mut TierState,
+        info: &SegmentInfo,
+        report: &mut ShipReport,
+    ) -> Result<()> {
+        let Some(segment) = state.latest.active else {
+            return Ok(());
+        };
+        if !segment.same_segment(info.number, info.first_lsn, info.record_salt) {
+            return Ok(());
+        }
+        let progress = match state.chunks.take().filter(|p| p.segment == segment) {
+            Some(p) => p,
+            None => self.chunk_progress(state, segment).await?,
+        };
+        state.chunks = Some(progress.clone());
+        if info.data_end < progress.shipped_end {
+            return Err(Error::Diverged(format!(
+                "the chunks of active segment {} reach offset {}, the local segment only {}",
+                info.number, progress.shipped_end, info.data_end
+            )));
+        }
+        if info.data_end == progress.shipped_end {
+            return Ok(());
+        }
+        let (path, from, to) = (info.path.clone(), progress.shipped_end, info.data_end);
+        let payload = tokio::task::spawn_blocking(move || read_range(&path, from, to))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        if from == 0 && !header_is(&payload, info) {
+            // A compaction cannot replace the active segment; a new file under its name
+            // means the listing is stale. The next round sees the new layout.
+            report.deferred = true;
+            return Ok(());
+        }
+        let folder = keys::chunk_folder(&self.prefix, &segment);
+        let key = keys::chunk_key(&folder, progress.next_index);
+        let header = chunk::Header {
+            kind: Kind::Data,
+            number: segment.number,
+            first_lsn: segment.first_lsn,
+            record_salt: segment.record_salt,
+            index: progress.next_index,
+            start: from,
+            writer_epoch: self.epoch,
+            payload_len: payload.len() as u64,
+        };
+        let encoded = chunk::encode(&header, &payload);
+        let shipped_end = match objects::put_create(self.store.as_ref(), &key, encoded).await {
+            Created::Yes => to,
+            outcome => {
+                // Our own earlier attempt, a restore's end marker, or nothing (failed).
+                match read_chunk(self.store.as_ref(), &key, &segment, progress.next_index).await? {
+                    Some((found, _))
+                        if found.kind == Kind::Data
+                            && found.writer_epoch == self.epoch
+                            && found.start == from =>
+                    {
+                        found.start + found.payload_len
+                    }
+                    Some(_) => {
+                        // Somebody else wrote our next chunk: only a newer owner's restore
+                        // does. Fenced (and the log poisoned by `ship`) if so.
+                        self.confirm_ownership(state).await?;
+                        return Err(Error::Conflict {
+                            key: key.to_string(),
+                            reason: "another writer's chunk, while this writer owns the log".into(),
+                        });
+                    }
+                    None => {
+                        return Err(match outcome {
+                            Created::Unknown(e) => Error::store("put", &key, e),
+                            _ => Error::Conflict {
+                                key: key.to_string(),
+                                reason:
+                                    "the store reported the chunk exists, then that it does not"
+                                        .into(),
+                            },
+                        })
+                    }
+                }
+            }
+        };
+        report.chunks_uploaded += 1;
+        report.bytes_uploaded += shipped_end - from;
+        state.chunks = Some(ChunkProgress {
+            segment,
+            next_index: progress.next_index + 1,
+            shipped_end,
+        });
+        Ok(())
+    }
+
+    /// Where the chunks of `segment` stand in the bucket (after a restart, or the first
+    /// round for it): the index after the last, and its end.
+    async fn chunk_progress(
+        &self,
+        state: &mut TierState,
+        segment: ActiveSegment,
+    ) -> Result<ChunkProgress> {
+        let folder = keys::chunk_folder(&self.prefix, &segment);
+        let listed = list_chunks(self.store.as_ref(), &folder).await?;
+        let mut progress = ChunkProgress {
+            segment,
+            next_index: listed.len() as u64,
+            shipped_end: 0,
+        };
+        if let Some(last) = listed.last() {
+            let index = progress.next_index - 1;
+            match read_chunk(self.store.as_ref(), last, &segment, index).await? {
+                Some((h, _)) if h.kind == Kind::Data => {
+                    progress.shipped_end = h.start + h.payload_len
+                }
+                _ => {
+                    // Closed by a restore: a newer owner's (fenced), or listed but gone.
+                    self.confirm_ownership(state).await?;
+                    return Err(Error::Conflict {
+                        key: last.to_string(),
+                        reason:
+                            "the active segment's chunks were closed while this writer owns the log"
+                                .into(),
+                    });
+                }
+            }
+        }
+        Ok(progress)
+    }
+}
+
+/// The segment's durable bytes `from..to`, read positionally.
+fn read_range(path: &std::path::Path, from: u64, to: u64) -> Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let io = |op, e| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::open(path).map_err(|e| io("open", e))?;
+    // Bounded by the segment's durable end, which the engine checked against the file.
+    let mut buf = vec![0u8; (to - from) as usize];
+    file.read_exact_at(&mut buf, from)
+        .map_err(|e| io("read", e))?;
+    Ok(Bytes::from(buf))
+}
+
+/// True when `bytes` start with the header of the segment `info` names.
+fn header_is(bytes: &[u8], info: &SegmentInfo) -> bool {
+    seglog_segment::format::SegmentHeader::decode(bytes).is_ok_and(|h| {
+        h.segment_number == info.number
+            && h.first_lsn == info.first_lsn
+            && h.record_salt() == info.record_salt
+    })
+}
+
+/// For a restore by `tier`: the durable prefix of `segment` its chunks hold, up to the
+/// first end marker, or (when there is none) up to the last chunk, after writing an end
+/// marker behind it. `Ok(None)` when the chunks hold no record (nothing to rebuild).
+///
+/// # Errors
+/// [`Error::Corruption`] for a chunk that does not decode, is another segment's, leaves a
+/// gap, or a prefix whose header is not the segment's; store errors; [`Error::Conflict`]
+/// when the end marker kept colliding.
+pub(crate) async fn rebuild(tier: &Tier, segment: &ActiveSegment) -> Result<Option<Bytes>> {
+    let store = tier.store().as_ref();
+    let folder = keys::chunk_folder(tier.prefix(), segment);
+    for _ in 0..END_MARKER_ATTEMPTS {
+        let listed = list_chunks(store, &folder).await?;
+        let mut bytes = Vec::new();
+        let mut ended = false;
+        for (index, key) in listed.iter().enumerate() {
+            let (h, payload) = read_chunk(store, key, segment, index as u64)
+                .await?
+                .ok_or_else(|| Error::corruption(key, "listed but gone"))?;
+            if h.kind == Kind::End {
+                ended = true;
+                break;
+            }
+            if h.start != bytes.len() as u64 {
+                return Err(Error::corruption(
+                    key,
+                    format!(
+                        "starts at {}, the chunks before end at {}",
+                        h.start,
+                        bytes.len()
+                    ),
+                ));
+            }
+            if (bytes.len() + payload.len()) as u64 > crate::manifest::MAX_OBJECT_BYTES {
+                return Err(Error::corruption(
+                    key,
+                    "the chunks add up to more than a segment",
+                ));
+            }
+            bytes.extend_from_slice(&payload);
+        }
+        if !ended {
+            let index = listed.len() as u64;
+            let key = keys::chunk_key(&folder, index);
+            let end = chunk::encode(
+                &chunk::Header {
+                    kind: Kind::End,
+                    number: segment.number,
+                    first_lsn: segment.first_lsn,
+                    record_salt: segment.record_salt,
+                    index,
+                    start: bytes.len() as u64,
+                    writer_epoch: tier.epoch(),
+                    payload_len: 0,
+                },
+                &[],
+            );
+            match objects::put_create(store, &key, end).await {
+                Created::Yes => {}
+                outcome => match read_chunk(store, &key, segment, index).await? {
+                    Some((h, _)) if h.kind == Kind::End && h.writer_epoch == tier.epoch() => {}
+                    // A chunk the previous owner uploaded meanwhile: take it too.
+                    Some(_) => continue,
+                    None => return Err(match outcome {
+                        Created::Unknown(e) => Error::store("put", &key, e),
+                        _ => Error::Conflict {
+                            key: key.to_string(),
+                            reason:
+                                "the store reported the end marker exists, then that it does not"
+                                    .into(),
+                        },
+                    }),
+                },
+            }
+        }
+        if bytes.len() <= seglog_segment::format::SEGMENT_HEADER_LEN {
+            return Ok(None);
+        }
+        let header = seglog_segment::format::SegmentHeader::decode(&bytes)
+            .map_err(|e| Error::corruption(&folder, format!("bad segment header: {e:?}")))?;
+        if !segment.same_segment(
+            header.segment_number,
+            header.first_lsn,
+            header.record_salt(),
+        ) {
+            return Err(Error::corruption(
+                &folder,
+                "the chunks' segment header differs from the manifest's active segment",
+            ));
+        }
+        return Ok(Some(Bytes::from(bytes)));
+    }
+    Err(Error::Conflict {
+        key: folder.to_string(),
+        reason: "the end marker kept colliding with new chunks".into(),
+    })
+}

@@ -1,0 +1,238 @@
+//! `seglog remote verify URL` and `seglog remote dump URL`: a shipped log, read only (no
+//! claim, nobody fenced). Both read the newest manifest and download every segment it names
+//! (and, for verify, every checkpoint), checking each object as a restore does (length and
+//! CRC-32 of the manifest; a segment's header is the segment named), into a temporary
+//! directory (under `$TMPDIR`, removed at the end: it needs the space of the log's
+//! segments); then verify and dump read that copy with the local commands' code.
+//!
+//! A shipped segment is sealed, so no damage in it is a torn tail: what the local commands
+//! would call one (exit 1) is corruption here (exit 2).
+
+use super::remote::{open_store, runtime};
+use crate::output::{escape_str, json_line, JsonRecord};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+
+/// Options of `seglog remote verify`.
+#[derive(clap::Args, Debug)]
+pub struct RemoteVerifyArgs {
+    /// The log's location: s3://bucket/prefix or file:///path/prefix.
+    pub url: String,
+    /// JSON lines, each with "schema" and "kind" (remote_object_problem, verified_segment,
+    /// index_problem, verdict, remote_verdict).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `seglog remote dump`.
+#[derive(clap::Args, Debug)]
+pub struct RemoteDumpArgs {
+    /// The log's location: s3://bucket/prefix or file:///path/prefix.
+    pub url: String,
+    #[command(flatten)]
+    pub show: super::dump::DumpOptions,
+}
+
+/// An object the manifest names that is missing or differs from its entry.
+#[derive(Serialize)]
+struct ObjectProblemLine {
+    key: String,
+    reason: String,
+}
+
+impl JsonRecord for ObjectProblemLine {
+    const KIND: &'static str = "remote_object_problem";
+}
+
+/// The outcome of `remote verify`: the objects, then (when they all match) the records.
+#[derive(Serialize)]
+struct RemoteVerdictLine {
+    manifest_id: u64,
+    writer_epoch: u64,
+    objects: usize,
+    object_problems: usize,
+    /// `clean` or `corruption`.
+    health: &'static str,
+}
+
+impl JsonRecord for RemoteVerdictLine {
+    const KIND: &'static str = "remote_verdict";
+}
+
+/// What a download into the temporary copy found.
+struct Copy {
+    dir: tempfile::TempDir,
+    manifest: seglog_tier::Manifest,
+    objects: usize,
+    problems: Vec<(String, String)>,
+}
+
+/// Downloads what the newest manifest names into a temporary directory, each object
+/// checked; objects that are missing or differ are listed, not written.
+async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
+    let (store, prefix) = open_store(url)?;
+    let manifest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+        .await
+        .context("cannot read the newest manifest")?;
+    let Some(manifest) = manifest else {
+        return Ok(None);
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("seglog-remote-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let mut copy = Copy {
+        dir,
+        manifest,
+        objects: 0,
+        problems: Vec::new(),
+    };
+    for entry in &copy.manifest.segments {
+        copy.objects += 1;
+        let fetched = seglog_tier::fetch_segment(store.as_ref(), entry).await;
+        let name = seglog_segment::format::segment_file_name(entry.first_lsn);
+        keep(
+            &mut copy.problems,
+            copy.dir.path(),
+            &name,
+            &entry.segment.key,
+            fetched,
+        )?;
+        if let Some(checkpoint) = entry.checkpoint.as_ref().filter(|_| checkpoints) {
+            copy.objects += 1;
+            let fetched = seglog_tier::fetch_object(store.as_ref(), checkpoint).await;
+            let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
+            keep(
+                &mut copy.problems,
+                copy.dir.path(),
+                &name,
+                &checkpoint.key,
+                fetched,
+            )?;
+        }
+    }
+    Ok(Some(copy))
+}
+
+/// Writes a checked object into the copy, or lists why it is not there. Store and I/O
+/// errors end the command (exit 3): they say nothing about the bucket's contents.
+fn keep(
+    problems: &mut Vec<(String, String)>,
+    dir: &Path,
+    name: &str,
+    key: &str,
+    fetched: seglog_tier::Result<impl AsRef<[u8]>>,
+) -> Result<()> {
+    match fetched {
+        Ok(bytes) => std::fs::write(dir.join(name), bytes.as_ref())
+            .with_context(|| format!("cannot write the temporary copy of {}", escape_str(key))),
+        Err(seglog_tier::Error::Corruption { reason, .. }) => {
+            problems.push((key.to_owned(), reason));
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", escape_str(key))),
+    }
+}
+
+/// One line on stdout; a reader that went away is no error (the exit status stands).
+fn out(line: String) -> Result<()> {
+    Ok(crate::output::ignore_broken_pipe(crate::outln!("{line}"))?)
+}
+
+fn no_manifest(url: &str) -> Result<i32> {
+    out(format!(
+        "no manifest under {}: nothing was shipped there",
+        escape_str(url)
+    ))?;
+    Ok(crate::exit::ERROR)
+}
+
+pub fn verify(args: &RemoteVerifyArgs) -> Result<i32> {
+    let Some(copy) = runtime()?.block_on(download(&args.url, true))? else {
+        return no_manifest(&args.url);
+    };
+    let m = &copy.manifest;
+    if !args.json {
+        out(format!(
+            "manifest {}: owner epoch {}, {} segments, {} objects",
+            m.manifest_id,
+            m.writer_epoch,
+            m.segments.len(),
+            copy.objects
+        ))?;
+    }
+    for (key, reason) in &copy.problems {
+        out(if args.json {
+            json_line(&ObjectProblemLine {
+                key: escape_str(key),
+                reason: escape_str(reason),
+            })?
+        } else {
+            format!("object {}: {}", escape_str(key), escape_str(reason))
+        })?;
+    }
+    // The records are checked only in a whole copy: a missing segment would show as a gap.
+    let mut clean = copy.problems.is_empty();
+    if clean && !m.segments.is_empty() {
+        let report = super::verify::report(copy.dir.path())?;
+        if let Some(p) = super::verify::print(&report, args.json)? {
+            eprintln!("seglog: {}", escape_str(&p));
+        }
+        clean = report.health() == seglog::Health::Clean;
+    }
+    out(if args.json {
+        json_line(&RemoteVerdictLine {
+            manifest_id: m.manifest_id,
+            writer_epoch: m.writer_epoch,
+            objects: copy.objects,
+            object_problems: copy.problems.len(),
+            health: if clean { "clean" } else { "corruption" },
+        })?
+    } else if !copy.problems.is_empty() {
+        format!(
+            "{} of {} objects the manifest names are missing or differ from it: CORRUPTION FOUND",
+            copy.problems.len(),
+            copy.objects
+        )
+    } else if clean {
+        format!("remote: all {} objects match the manifest", copy.objects)
+    } else {
+        format!(
+            "remote: all {} objects match the manifest, but their records are damaged (a \
+             shipped segment is sealed: any damage is corruption)",
+            copy.objects
+        )
+    })?;
+    Ok(if clean {
+        crate::exit::OK
+    } else {
+        crate::exit::CORRUPT
+    })
+}
+
+pub fn dump(args: &RemoteDumpArgs) -> Result<i32> {
+    let Some(copy) = runtime()?.block_on(download(&args.url, false))? else {
+        return no_manifest(&args.url);
+    };
+    if let Some((key, reason)) = copy.problems.first() {
+        eprintln!(
+            "seglog: {} of the manifest's segments are missing or differ from it; first: {}: {}",
+            copy.problems.len(),
+            escape_str(key),
+            escape_str(reason)
+        );
+        return Ok(crate::exit::CORRUPT);
+    }
+    if copy.manifest.segments.is_empty() {
+        out(format!(
+            "manifest {} names no segment",
+            copy.manifest.manifest_id
+        ))?;
+        return Ok(crate::exit::OK);
+    }
+    Ok(match super::dump::dump(copy.dir.path(), &args.show)? {
+        crate::exit::TORN_TAIL => crate::exit::CORRUPT,
+        code => code,
+    })
+}
