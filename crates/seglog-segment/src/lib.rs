@@ -59,7 +59,7 @@ pub use builder::{BuiltSegment, SegmentBuilder};
 pub use error::{Error, PoisonCause, Result};
 pub use options::{RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES};
 pub use recovery::{RecoveryReport, TailCut};
-pub use scan::RecoveryVisitor;
+pub use scan::{PrefixClaim, RecoveryVisitor};
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
 pub use writer::{

@@ -198,6 +198,7 @@ impl<F: FileSystem + Clone> Log<F> {
             bytes_scanned: report.bytes_scanned,
             records_scanned: report.records_scanned,
             checkpoints_loaded: rebuild.checkpoints_loaded,
+            last_segment_prefix_bytes: report.last_segment_prefix_bytes,
             segments_scanned: report.segments_scanned,
             torn_tail_bytes: report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
             torn_tail: report.torn_tail.clone(),
@@ -326,6 +327,10 @@ impl<F: FileSystem> Log<F> {
         // The checkpoint thread writes files in the directory: it finishes before the lock
         // goes, or another process could open the log while it still writes.
         self.shared.checkpointer.finish();
+        // Not from a compaction's own thread: its switch of segments may still be running.
+        if flushed.is_ok() && !on_compaction_thread {
+            self.write_prefix_checkpoint();
+        }
         if on_compaction_thread {
             self.shared
                 .unlock_after_compaction
@@ -379,6 +384,32 @@ impl<F: FileSystem> Log<F> {
     /// As [`Self::close`].
     pub fn shutdown(&self) -> Result<()> {
         self.close()
+    }
+
+    /// After a clean close (every byte synced, the commit marker written), writes the
+    /// checkpoint of the last segment's records (format.md §5.1), so that the next open reads
+    /// it instead of the segment. Best effort: without it, the next open reads the segment.
+    fn write_prefix_checkpoint(&self) {
+        let segments = &self.shared.segments;
+        if self.shared.checkpointer.mode() == CheckpointMode::Off
+            || segments.is_read_only()
+            || segments.poisoned().is_some()
+        {
+            return;
+        }
+        let Some(last) = segments.segments().pop() else {
+            return;
+        };
+        match seglog_index::checkpoint::write_prefix(
+            segments.file_system(),
+            &self.shared.dir,
+            &last,
+        ) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(segment = last.number, error = %e, "checkpoint of the last segment not written");
+            }
+        }
     }
 
     /// True once a failed write or fsync poisoned the log (reopen to recover).

@@ -1,6 +1,8 @@
 //! Checkpoint bytes ⇄ records. Pure functions; the decoder trusts nothing it reads.
 
-use super::{CheckpointDefect, HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION};
+use super::{
+    CheckpointDefect, FLAG_PREFIX, HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION,
+};
 use seglog_segment::SegmentInfo;
 
 /// One record of the segment, as the checkpoint lists it.
@@ -39,8 +41,23 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Encodes a checkpoint of `segment`.
+/// Encodes a checkpoint of `segment` (a sealed segment: all of its `data_end` bytes).
 pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
+    encode_with(segment, 0, segment.data_end, cp)
+}
+
+/// Encodes a *prefix* checkpoint of `segment` (format.md §5.1): it lists the records of the
+/// segment's first `end` bytes, which end with a commit marker.
+pub fn encode_prefix(segment: &SegmentInfo, end: u64, cp: &DecodedCheckpoint) -> Vec<u8> {
+    encode_with(segment, FLAG_PREFIX, end, cp)
+}
+
+fn encode_with(
+    segment: &SegmentInfo,
+    flags: u32,
+    data_end: u64,
+    cp: &DecodedCheckpoint,
+) -> Vec<u8> {
     let mut body = Vec::new();
     for s in &cp.strings {
         // Ids are at most 255 bytes (the segment format's limit).
@@ -61,10 +78,10 @@ pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&segment.number.to_le_bytes());
     out.extend_from_slice(&segment.first_lsn.to_le_bytes());
-    out.extend_from_slice(&segment.data_end.to_le_bytes());
+    out.extend_from_slice(&data_end.to_le_bytes());
     out.extend_from_slice(&(cp.records.len() as u32).to_le_bytes());
     out.extend_from_slice(&(cp.strings.len() as u32).to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -79,12 +96,51 @@ pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
     out
 }
 
-/// Decodes `bytes` and checks that they describe `segment`. `Err` says why not.
+/// Decodes `bytes` and checks that they describe `segment`, a sealed segment, whole. `Err`
+/// says why not.
 ///
 /// # Errors
 /// Why the checkpoint cannot be used; [`CheckpointDefect::Stale`] when it is a valid
-/// checkpoint of another version of the segment. The caller scans the segment instead.
+/// checkpoint of another version of the segment (or a prefix checkpoint, §5.1). The caller
+/// scans the segment instead.
 pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, CheckpointDefect> {
+    decode_as(bytes, segment, Coverage::Whole)
+}
+
+/// Decodes a prefix checkpoint (format.md §5.1) of `segment`, the last segment of the log,
+/// whose file is `segment.data_end` bytes long: the records it lists, and where the prefix
+/// they come from ends. The caller (recovery) still checks that a commit marker ends the
+/// prefix there.
+///
+/// # Errors
+/// As [`decode`]; [`CheckpointDefect::Stale`] also for a checkpoint of a whole segment and
+/// for a prefix longer than the file (the segment was cut).
+pub fn decode_prefix(
+    bytes: &[u8],
+    segment: &SegmentInfo,
+) -> Result<(DecodedCheckpoint, u64), CheckpointDefect> {
+    let end = bytes
+        .get(32..40)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    let cp = decode_as(bytes, segment, Coverage::Prefix)?;
+    Ok((cp, end))
+}
+
+/// What a checkpoint must cover of its segment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    /// All of a sealed segment: `segment_data_end` is the file's length.
+    Whole,
+    /// The first `segment_data_end` bytes, at most the file's length (flag `PREFIX`).
+    Prefix,
+}
+
+fn decode_as(
+    bytes: &[u8],
+    segment: &SegmentInfo,
+    coverage: Coverage,
+) -> Result<DecodedCheckpoint, CheckpointDefect> {
     let h = bytes.get(..HEADER_LEN).ok_or(CheckpointDefect::Truncated)?;
     if h[..8] != MAGIC {
         return Err(CheckpointDefect::BadMagic);
@@ -98,7 +154,17 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
     {
         return Err(CheckpointDefect::UnsupportedVersion);
     }
-    if (field(16), field(24), field(32)) != (segment.number, segment.first_lsn, segment.data_end) {
+    let flags = u32_at(h, 12).unwrap_or(0);
+    if flags & !FLAG_PREFIX != 0 {
+        return Err("unknown flag bits".into());
+    }
+    // What the records must lie inside: the whole segment, or the prefix.
+    let data_end = field(32);
+    let fits = match coverage {
+        Coverage::Whole => flags == 0 && data_end == segment.data_end,
+        Coverage::Prefix => flags == FLAG_PREFIX && data_end <= segment.data_end,
+    };
+    if (field(16), field(24)) != (segment.number, segment.first_lsn) || !fits {
         return Err(CheckpointDefect::Stale);
     }
     let record_count = u32_at(h, 40).unwrap_or(0) as usize;
@@ -169,7 +235,7 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         let ok = (r.execution as usize) < strings.len()
             && (r.tenant as usize) < strings.len()
             && u64::from(r.offset) >= prev_end.max(64)
-            && u64::from(r.offset) < segment.data_end
+            && u64::from(r.offset) < data_end
             && match clustered.as_mut() {
                 None => r.lsn > prev_lsn,
                 Some(last) => last.get_mut(r.execution as usize).is_some_and(|last| {
