@@ -173,6 +173,9 @@ fn checked_prefix<F: FileSystem>(
     let file = fs
         .open(&last.path)
         .map_err(|e| Error::io("open", &last.path, e))?;
+    // Only the header is needed to ask for a claim: ask for it alone, or the map's first
+    // fault reads megabytes around it (the kernel's read-around). Hints never fail the open.
+    let _ = file.will_need(&[(0, SEGMENT_HEADER_LEN as u64)]);
     let bytes = file.map().map_err(|e| Error::io("map", &last.path, e))?;
     let Ok(header) = SegmentHeader::decode(&bytes) else {
         return Ok(None);
@@ -195,6 +198,16 @@ fn checked_prefix<F: FileSystem>(
     let Some(claim) = visitor.prefix_claim(&info) else {
         return Ok(None);
     };
+    // What the open reads of this segment from here on: the closing marker, and from the
+    // prefix's end to where written bytes end (the zeros written ahead of the tail, records
+    // appended after the close). Asked for together and alone, so that the map's faults
+    // find them cached instead of each reading megabytes around itself.
+    if let Ok(written_end) = file.written_data_end(0) {
+        let from = claim.end.saturating_sub(COMMIT_MARKER_LEN as u64);
+        if from < written_end {
+            let _ = file.will_need(&[(from, written_end - from)]);
+        }
+    }
     let checked = check_claim(&bytes, &header, claim);
     if checked.is_none() {
         tracing::info!(
