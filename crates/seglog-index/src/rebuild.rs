@@ -34,9 +34,11 @@ pub struct IndexRebuilder<'a, F: FileSystem> {
     unchecked: Vec<u64>,
     /// LSN of the last record of the checkpoint applied last (for `skipped_last_lsn`).
     last_checkpoint_lsn: Option<u64>,
-    /// The last segment's prefix checkpoint, between its claim and its use: segment number
-    /// and checkpoint.
-    prefix: Option<(u64, checkpoint::DecodedCheckpoint)>,
+    /// The last segment's prefix checkpoint, between its claim and its use: segment number,
+    /// checkpoint, and its encoded bytes.
+    prefix: Option<(u64, checkpoint::DecodedCheckpoint, bytes::Bytes)>,
+    /// The prefix checkpoint that was used: segment number and encoded bytes.
+    consumed: Option<(u64, bytes::Bytes)>,
 }
 
 impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
@@ -56,12 +58,20 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
             unchecked: Vec::new(),
             last_checkpoint_lsn: None,
             prefix: None,
+            consumed: None,
         }
     }
 
     /// Numbers of the sealed segments that had no usable checkpoint (and were scanned).
     pub fn sealed_without_checkpoint(&self) -> &[u64] {
         &self.unchecked
+    }
+
+    /// The encoded prefix checkpoint of the last segment that this open used (and removed),
+    /// with the segment's number: what the next clean close can extend instead of listing
+    /// the whole segment again (`checkpoint::write_prefix`'s `base`).
+    pub fn consumed_prefix(&mut self) -> Option<(u64, bytes::Bytes)> {
+        self.consumed.take()
     }
 
     /// What happened so far.
@@ -124,12 +134,12 @@ impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
                 .max()
                 .unwrap_or(0),
         };
-        self.prefix = Some((segment.number, loaded.checkpoint));
+        self.prefix = Some((segment.number, loaded.checkpoint, loaded.encoded));
         Some(claim)
     }
 
     fn take_prefix(&mut self, segment: &SegmentInfo) -> bool {
-        let Some((number, cp)) = self.prefix.take() else {
+        let Some((number, cp, encoded)) = self.prefix.take() else {
             return false;
         };
         let Ok(short_number) = u32::try_from(segment.number) else {
@@ -147,6 +157,7 @@ impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
             return false;
         }
         self.stats.prefix_records = cp.records.len() as u64;
+        self.consumed = Some((number, encoded));
         self.stats.records += cp.records.len() as u64;
         true
     }

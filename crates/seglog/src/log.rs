@@ -79,6 +79,10 @@ pub(crate) struct Shared<F: FileSystem> {
     pub refresh: parking_lot::Mutex<()>,
     /// The automatic retention thread, when `Options::retention` sets a limit.
     pub retention: parking_lot::Mutex<Option<Arc<crate::retention::RetentionWorker>>>,
+    /// The last segment's prefix checkpoint that the open used (segment number, encoded
+    /// bytes, ~10 bytes a record): the close extends it instead of listing the whole segment
+    /// again (format.md §5.1).
+    pub consumed_prefix: parking_lot::Mutex<Option<(u64, bytes::Bytes)>>,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -172,6 +176,7 @@ impl<F: FileSystem + Clone> Log<F> {
         let (segments, report) =
             SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut rebuilder)?;
         let rebuild = rebuilder.stats();
+        let consumed_prefix = rebuilder.consumed_prefix();
         let without_checkpoint = rebuilder.sealed_without_checkpoint().to_vec();
         index.publish_all();
         index.shrink_to_fit();
@@ -219,6 +224,7 @@ impl<F: FileSystem + Clone> Log<F> {
             "opened log"
         );
         let log = Log::assemble(dir, segments, index, checkpointer, recovery);
+        *log.shared.consumed_prefix.lock() = consumed_prefix;
         if options.retention.is_enabled() {
             let worker = crate::retention::RetentionWorker::start(&log.shared, options.retention)
                 .map_err(|source| {
@@ -267,6 +273,7 @@ impl<F: FileSystem> Log<F> {
                 lsn_samples: crate::global::LsnSamples::default(),
                 refresh: parking_lot::Mutex::new(()),
                 retention: parking_lot::Mutex::new(None),
+                consumed_prefix: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -400,10 +407,19 @@ impl<F: FileSystem> Log<F> {
         let Some(last) = segments.segments().pop() else {
             return;
         };
+        // The prefix checkpoint the open used, if the segment is still the same: only the
+        // bytes after it are read.
+        let base = self
+            .shared
+            .consumed_prefix
+            .lock()
+            .take()
+            .filter(|(number, _)| *number == last.number);
         match seglog_index::checkpoint::write_prefix(
             segments.file_system(),
             &self.shared.dir,
             &last,
+            base.as_ref().map(|(_, b)| &b[..]),
         ) {
             Ok(_) => {}
             Err(e) => {

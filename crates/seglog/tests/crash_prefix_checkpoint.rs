@@ -337,3 +337,44 @@ fn appends_after_an_open_that_took_the_prefix_survive_the_next_opens() {
     assert_eq!(common::dump(&off, &TENANTS), truth, "the full scan agrees");
     off.close().unwrap();
 }
+
+#[test]
+fn a_close_extends_the_prefix_checkpoint_its_open_took_and_the_next_open_takes_it_whole() {
+    let (fs, _) = closed_log();
+    for round in 0..3u64 {
+        let log = Log::open_with_fs(fs.clone(), "/log", opts()).unwrap();
+        let r = log.stats().recovery;
+        assert!(r.last_segment_prefix_bytes > 0, "round {round}: {r:?}");
+        assert_eq!(r.records_scanned, 0, "round {round}: {r:?}");
+        // New ids and old ones, so the extended checkpoint's string table grows.
+        for i in 0..5 {
+            log.append_blocking(
+                &format!("e{}", i % 3),
+                TENANTS[(i % 3 % 2) as usize],
+                b"old id",
+            )
+            .unwrap();
+            log.append_blocking(&format!("r{round}-{i}"), "t1", b"new id")
+                .unwrap();
+        }
+        let truth = common::dump(&log, &TENANTS);
+        let same_segment = log.segments().len();
+        log.close().unwrap();
+        let log = Log::open_with_fs(fs.clone(), "/log", opts()).unwrap();
+        let r = log.stats().recovery;
+        assert_eq!(common::dump(&log, &TENANTS), truth, "round {round}");
+        if log.segments().len() == same_segment {
+            assert!(r.last_segment_prefix_bytes > 0, "round {round}: {r:?}");
+            assert_eq!(r.records_scanned, 0, "round {round}: {r:?}");
+        }
+        // Closed again with nothing appended: the checkpoint is extended by the marker alone.
+        log.close().unwrap();
+        // The full scan agrees.
+        let (full, _) = {
+            let log = Log::open_with_fs(fs.fork(), "/log", opts().checkpoints(CheckpointMode::Off))
+                .unwrap();
+            (common::dump(&log, &TENANTS), ())
+        };
+        assert_eq!(full, truth, "round {round}");
+    }
+}

@@ -43,11 +43,22 @@ enum Until {
     EndOfData,
 }
 
-/// Lists the records of a segment's bytes as a checkpoint.
-fn describe(segment: &SegmentInfo, bytes: &[u8], until: Until) -> Result<Described> {
-    let mut strings: Vec<String> = Vec::new();
-    let mut ids: HashMap<&[u8], u32> = HashMap::new();
-    let mut records = Vec::new();
+/// Lists the records of a segment's bytes as a checkpoint; with `base`, the records of the
+/// first `base.0` bytes are `base.1`'s and only the bytes after them are read.
+fn describe<'b>(
+    segment: &SegmentInfo,
+    bytes: &'b [u8],
+    until: Until,
+    base: Option<(usize, &'b DecodedCheckpoint)>,
+) -> Result<Described> {
+    let mut strings: Vec<String> = base.map(|b| b.1.strings.clone()).unwrap_or_default();
+    let mut ids: HashMap<&'b [u8], u32> = HashMap::new();
+    if let Some((_, cp)) = base {
+        for (i, s) in cp.strings.iter().enumerate() {
+            ids.insert(s.as_bytes(), i as u32);
+        }
+    }
+    let mut records = base.map(|b| b.1.records.clone()).unwrap_or_default();
     let salt = seglog_segment::format::SegmentHeader::decode(bytes)
         .map_err(|d| {
             Error::Segment(seglog_segment::Error::Corruption {
@@ -57,7 +68,7 @@ fn describe(segment: &SegmentInfo, bytes: &[u8], until: Until) -> Result<Describ
             })
         })?
         .record_salt();
-    let mut at = SEGMENT_HEADER_LEN;
+    let mut at = base.map_or(SEGMENT_HEADER_LEN, |b| b.0.max(SEGMENT_HEADER_LEN));
     let mut closing_marker = None;
     fn intern<'b>(
         id: &'b [u8],
@@ -134,7 +145,7 @@ pub fn write<F: FileSystem>(
     segment: &SegmentInfo,
     bytes: &[u8],
 ) -> Result<usize> {
-    let cp = describe(segment, bytes, Until::Filled)?.checkpoint;
+    let cp = describe(segment, bytes, Until::Filled, None)?.checkpoint;
     let encoded = codec::encode(segment, &cp);
     write_file(fs, dir, segment, &encoded)?;
     tracing::debug!(
@@ -183,18 +194,37 @@ fn write_file<F: FileSystem>(
 /// The caller must have closed the writer without error: every byte of the segment was
 /// then synced before this reads it, and nothing writes it again in this process.
 ///
+/// `base` is the encoded prefix checkpoint of this segment that the open consumed
+/// ([`crate::IndexRebuilder::consumed_prefix`]): when it still describes this file (salt,
+/// number, a prefix inside it), its records are taken as they are and only the bytes after
+/// its prefix are read, instead of the whole segment.
+///
 /// # Errors
 /// I/O errors, or corruption if the segment's records do not read back.
 pub fn write_prefix<F: FileSystem>(
     fs: &F,
     dir: &Path,
     segment: &SegmentInfo,
+    base: Option<&[u8]>,
 ) -> Result<Option<usize>> {
     let file = fs
         .open_read_only(&segment.path)
         .map_err(|e| io_err("open", &segment.path, e))?;
     let bytes = file.map().map_err(|e| io_err("map", &segment.path, e))?;
-    let described = describe(segment, &bytes, Until::EndOfData)?;
+    let file_info = SegmentInfo {
+        data_end: bytes.len() as u64,
+        ..segment.clone()
+    };
+    // The open checked this base against the file (its closing marker) before using it, and
+    // the segment has only grown since (appends; a torn-tail cut at open is after it).
+    let base = base.and_then(|b| codec::decode_prefix(b, &file_info).ok());
+    let described = describe(
+        segment,
+        &bytes,
+        Until::EndOfData,
+        base.as_ref()
+            .and_then(|(cp, end)| Some((usize::try_from(*end).ok()?, cp))),
+    )?;
     if described.closing_marker.is_none() {
         return Ok(None);
     }
@@ -244,6 +274,9 @@ pub struct PrefixCheckpoint {
     pub checkpoint: DecodedCheckpoint,
     /// Where the prefix ends (the first byte after its closing commit marker).
     pub end: u64,
+    /// The file's bytes (a copy: the open that reads it removes the file), from which the
+    /// next clean close builds its successor ([`write_prefix`]'s `base`).
+    pub encoded: bytes::Bytes,
 }
 
 /// Loads the prefix checkpoint of `segment` (the last segment; `segment.data_end` is its
@@ -255,7 +288,11 @@ pub fn load_prefix<F: FileSystem>(
 ) -> Option<PrefixCheckpoint> {
     let bytes = map_checkpoint(fs, dir, segment)?;
     match codec::decode_prefix(&bytes, segment) {
-        Ok((checkpoint, end)) => Some(PrefixCheckpoint { checkpoint, end }),
+        Ok((checkpoint, end)) => Some(PrefixCheckpoint {
+            checkpoint,
+            end,
+            encoded: bytes::Bytes::copy_from_slice(&bytes),
+        }),
         Err(reason) => {
             tracing::info!(segment = segment.number, %reason, "not using the last segment's checkpoint; reading the segment");
             None
