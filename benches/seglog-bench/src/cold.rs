@@ -171,8 +171,11 @@ fn one_round(
                 log.read(setup.execution)?.len()
             };
             let read = t.elapsed();
+            // Sampled before the close: a close writes (and may read) files of its own,
+            // such as the last segment's checkpoint (format.md §5.1).
+            let d2 = device.sample();
             log.close()?;
-            ((open, d1), read, n)
+            ((open, d1), (read, d2), n)
         }
         Contestant::Sqlite => {
             let conn = open_sqlite(setup.sqlite_file)?;
@@ -181,11 +184,12 @@ fn one_round(
             let t = Instant::now();
             let n = read_sqlite(&conn, setup.execution)?.len();
             let read = t.elapsed();
+            let d2 = device.sample();
             conn.close().map_err(|(_, e)| e)?;
-            ((open, d1), read, n)
+            ((open, d1), (read, d2), n)
         }
     };
-    let d2 = device.sample();
+    let (read, d2) = read;
     anyhow::ensure!(
         n == setup.events,
         "cold read returned {n} events, expected {}",

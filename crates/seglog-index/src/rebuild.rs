@@ -1,12 +1,14 @@
 //! Rebuilding the index while the segment layer recovers the log: sealed segments with a
-//! valid checkpoint are loaded from it, everything else is read record by record.
+//! valid checkpoint are loaded from it, and so is the last segment's prefix when the log was
+//! closed cleanly (a prefix checkpoint, format.md §5.1, consumed by the open that reads it);
+//! everything else is read record by record.
 
 use crate::checkpoint;
 use crate::memory::{ExecutionIndex, IndexedRecord, Location};
 use crate::{Error, Result};
 use seglog_segment::format::RecordRef;
 use seglog_segment::io::FileSystem;
-use seglog_segment::{RecoveryVisitor, SegmentInfo};
+use seglog_segment::{PrefixClaim, RecoveryVisitor, SegmentInfo};
 use std::path::Path;
 
 /// What the rebuild did.
@@ -16,6 +18,8 @@ pub struct RebuildStats {
     pub checkpoints_loaded: usize,
     /// Sealed segments read record by record (no usable checkpoint, or checkpoints off).
     pub segments_scanned: usize,
+    /// Records of the last segment taken from its prefix checkpoint (0 when none was).
+    pub prefix_records: u64,
     /// Records indexed in all.
     pub records: u64,
 }
@@ -30,6 +34,11 @@ pub struct IndexRebuilder<'a, F: FileSystem> {
     unchecked: Vec<u64>,
     /// LSN of the last record of the checkpoint applied last (for `skipped_last_lsn`).
     last_checkpoint_lsn: Option<u64>,
+    /// The last segment's prefix checkpoint, between its claim and its use: segment number,
+    /// checkpoint, and its encoded bytes.
+    prefix: Option<(u64, checkpoint::DecodedCheckpoint, bytes::Bytes)>,
+    /// The prefix checkpoint that was used: segment number and encoded bytes.
+    consumed: Option<(u64, bytes::Bytes)>,
 }
 
 impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
@@ -48,12 +57,21 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
             stats: RebuildStats::default(),
             unchecked: Vec::new(),
             last_checkpoint_lsn: None,
+            prefix: None,
+            consumed: None,
         }
     }
 
     /// Numbers of the sealed segments that had no usable checkpoint (and were scanned).
     pub fn sealed_without_checkpoint(&self) -> &[u64] {
         &self.unchecked
+    }
+
+    /// The encoded prefix checkpoint of the last segment that this open used (and removed),
+    /// with the segment's number: what the next clean close can extend instead of listing
+    /// the whole segment again (`checkpoint::write_prefix`'s `base`).
+    pub fn consumed_prefix(&mut self) -> Option<(u64, bytes::Bytes)> {
+        self.consumed.take()
     }
 
     /// What happened so far.
@@ -92,6 +110,58 @@ fn utf8<'r>(bytes: &'r [u8], lsn: u64, what: &str) -> Result<&'r str> {
 }
 
 impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
+    fn prefix_claim(&mut self, segment: &SegmentInfo) -> Option<PrefixClaim> {
+        if !self.use_checkpoints {
+            return None;
+        }
+        let loaded = checkpoint::load_prefix(self.fs, self.dir, segment)?;
+        // IMPORTANT: consumed here, whatever recovery decides: the open that reads it may
+        // append, and a later cut (salvage, repair) followed by appends could put other
+        // records where it says these are. Recovery's directory fsync before the first
+        // append makes the removal durable. Not removable: not used (nothing may append
+        // while it stays).
+        if let Err(e) = checkpoint::remove(self.fs, self.dir, segment.first_lsn) {
+            tracing::warn!(segment = segment.number, error = %e, "cannot remove the last segment's checkpoint; reading the segment");
+            return None;
+        }
+        let claim = PrefixClaim {
+            end: loaded.end,
+            last_record_lsn: loaded
+                .checkpoint
+                .records
+                .iter()
+                .map(|r| r.lsn)
+                .max()
+                .unwrap_or(0),
+        };
+        self.prefix = Some((segment.number, loaded.checkpoint, loaded.encoded));
+        Some(claim)
+    }
+
+    fn take_prefix(&mut self, segment: &SegmentInfo) -> bool {
+        let Some((number, cp, encoded)) = self.prefix.take() else {
+            return false;
+        };
+        let Ok(short_number) = u32::try_from(segment.number) else {
+            return false;
+        };
+        if number != segment.number {
+            return false;
+        }
+        // All or nothing, as for a sealed segment's checkpoint.
+        if let Err(e) = self
+            .index
+            .apply_checkpoint(short_number, &cp.strings, &cp.records)
+        {
+            tracing::warn!(segment = segment.number, error = %e, "the last segment's checkpoint does not fit; reading the segment");
+            return false;
+        }
+        self.stats.prefix_records = cp.records.len() as u64;
+        self.consumed = Some((number, encoded));
+        self.stats.records += cp.records.len() as u64;
+        true
+    }
+
     fn skipped_last_lsn(&self) -> Option<u64> {
         self.last_checkpoint_lsn
     }

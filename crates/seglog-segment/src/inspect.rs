@@ -4,7 +4,7 @@
 
 use crate::format::{
     decode_record, parse_segment_file_name, HeaderDefect, RecordDefect, RecordRef, RecordScan,
-    SegmentHeader,
+    SegmentHeader, SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 pub use crate::scan::{later_durable_record, LOOK_AHEAD_BUDGET_FACTOR};
@@ -155,6 +155,7 @@ pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
     let Ok(scan) = scan_records(
         bytes,
         h.record_salt(),
+        SEGMENT_HEADER_LEN,
         bytes.len(),
         &mut info,
         prev,

@@ -62,7 +62,7 @@ pub use options::{
     DEFAULT_OVERLAP_MIN_RECORDS,
 };
 pub use recovery::{RecoveryReport, TailCut};
-pub use scan::RecoveryVisitor;
+pub use scan::{PrefixClaim, RecoveryVisitor};
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
 pub use writer::{

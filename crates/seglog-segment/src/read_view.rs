@@ -144,6 +144,7 @@ fn load_segment<F: FileSystem>(
     let scan = scan_records(
         trusted,
         header.record_salt(),
+        SEGMENT_HEADER_LEN,
         trusted.len(),
         &mut info,
         prev,
@@ -187,6 +188,7 @@ fn valid_end(bytes: &[u8], header: &crate::format::SegmentHeader, prev: u64) -> 
     scan_records(
         bytes,
         header.record_salt(),
+        SEGMENT_HEADER_LEN,
         bytes.len(),
         &mut info,
         prev,

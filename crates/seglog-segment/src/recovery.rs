@@ -5,9 +5,13 @@
 //! were acknowledged. After recovery the surviving tail is fsynced before anything new is
 //! written, so nothing a reader saw at open can later vanish.
 
-use crate::format::{SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::format::{
+    decode_record, RecordScan, SegmentHeader, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
+};
 use crate::io::{FileSystem, SegmentFile};
-use crate::scan::{first_unproven_offset, later_durable_record, scan_records, RecoveryVisitor};
+use crate::scan::{
+    first_unproven_offset, later_durable_record, scan_records, PrefixClaim, RecoveryVisitor,
+};
 use crate::segment::{SegmentEntry, SegmentInfo};
 use crate::{Error, RecoveryMode, Result, SegmentOptions};
 use std::path::{Path, PathBuf};
@@ -37,6 +41,9 @@ pub struct RecoveryReport {
     pub records_scanned: u64,
     /// Bytes read.
     pub bytes_scanned: u64,
+    /// Bytes at the start of the last segment whose records were taken from a checkpoint
+    /// of them written at a clean close (format.md §5.1) instead of being read.
+    pub last_segment_prefix_bytes: u64,
     /// A torn tail cut from the last segment.
     pub torn_tail: Option<TailCut>,
     /// Cuts made in [`RecoveryMode::Salvage`].
@@ -111,7 +118,11 @@ fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> 
 /// unwritten and the rewrite is lost too). So: sync the dirty pages (those of a process that
 /// died without syncing: they are fine), then drop the cache from where proof ends, so that
 /// recovery reads the disk there.
-fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path) -> Result<()> {
+///
+/// `proven_through` is where bytes proven durable by other means end (a checkpoint of the
+/// prefix written after a clean close synced it), or `SEGMENT_HEADER_LEN`: the walk starts
+/// there, so that an open after a clean close does not read the prefix.
+fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path, proven_through: usize) -> Result<()> {
     let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
     let from = {
         let bytes = file.map().map_err(|e| Error::io("map", path, e))?;
@@ -119,7 +130,7 @@ fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path) -> Result<()> {
             .written_data_end(0)
             .map_err(|e| Error::io("seek", path, e))?;
         match SegmentHeader::decode(&bytes) {
-            Ok(_) => first_unproven_offset(&bytes, written_end as usize),
+            Ok(_) => first_unproven_offset(&bytes, proven_through, written_end as usize),
             Err(_) => 0,
         }
     };
@@ -135,6 +146,103 @@ fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path) -> Result<()> {
     }
     file.evict(from as u64, len - from as u64)
         .map_err(|e| Error::io("fadvise", path, e))
+}
+
+/// A prefix of the last segment that recovery may take from the layer above's checkpoint.
+#[derive(Debug, Clone, Copy)]
+struct CheckedPrefix {
+    /// The segment's first LSN (its name).
+    first_lsn: u64,
+    /// Where the prefix ends (after its closing commit marker).
+    end: usize,
+    /// The closing marker's LSN: the greatest LSN in the prefix.
+    marker_lsn: u64,
+}
+
+/// Asks the visitor for a claim on the last segment's prefix (format.md §5.1) and checks
+/// what can be checked without reading the prefix: the segment is one the writer appends
+/// to (not clustered, with a random salt), the prefix lies inside the file, and exactly at
+/// its end lies a valid commit marker of this segment (its checksum salted with this file's
+/// salt) with an LSN above every LSN the claim lists, vouching for every LSN before its own.
+/// A file cut shorter than the prefix, or cut and written again, fails one of these.
+fn checked_prefix<F: FileSystem>(
+    fs: &F,
+    last: &Found,
+    visitor: &mut dyn RecoveryVisitor,
+) -> Result<Option<CheckedPrefix>> {
+    let file = fs
+        .open(&last.path)
+        .map_err(|e| Error::io("open", &last.path, e))?;
+    // Only the header is needed to ask for a claim: ask for it alone, or the map's first
+    // fault reads megabytes around it (the kernel's read-around). Hints never fail the open.
+    let _ = file.will_need(&[(0, SEGMENT_HEADER_LEN as u64)]);
+    let bytes = file.map().map_err(|e| Error::io("map", &last.path, e))?;
+    let Ok(header) = SegmentHeader::decode(&bytes) else {
+        return Ok(None);
+    };
+    // Versions 1 and 2 know no commit marker (salt 0); a clustered segment is never active.
+    if header.salt == 0 || !header.tail_may_be_torn() || header.first_lsn != last.first_lsn {
+        return Ok(None);
+    }
+    let info = SegmentInfo {
+        number: header.segment_number,
+        first_lsn: header.first_lsn,
+        last_lsn: header.first_lsn - 1,
+        path: last.path.clone(),
+        data_end: bytes.len() as u64,
+        sealed: false,
+        created_unix_nanos: header.created_unix_nanos,
+        record_salt: header.record_salt(),
+        clustered: header.clustered,
+    };
+    let Some(claim) = visitor.prefix_claim(&info) else {
+        return Ok(None);
+    };
+    // What the open reads of this segment from here on: the closing marker, and from the
+    // prefix's end to where written bytes end (the zeros written ahead of the tail, records
+    // appended after the close). Asked for together and alone, so that the map's faults
+    // find them cached instead of each reading megabytes around itself.
+    if let Ok(written_end) = file.written_data_end(0) {
+        let from = claim.end.saturating_sub(COMMIT_MARKER_LEN as u64);
+        if from < written_end {
+            let _ = file.will_need(&[(from, written_end - from)]);
+        }
+    }
+    let checked = check_claim(&bytes, &header, claim);
+    if checked.is_none() {
+        tracing::info!(
+            segment = header.segment_number,
+            end = claim.end,
+            "the last segment's checkpoint does not match its file; reading the segment"
+        );
+    }
+    Ok(checked)
+}
+
+fn check_claim(bytes: &[u8], header: &SegmentHeader, claim: PrefixClaim) -> Option<CheckedPrefix> {
+    let end = usize::try_from(claim.end).ok()?;
+    let start = end.checked_sub(COMMIT_MARKER_LEN)?;
+    let marker = bytes
+        .get(start..end)
+        .filter(|_| start >= SEGMENT_HEADER_LEN)?;
+    let min_lsn = header
+        .first_lsn
+        .max(claim.last_record_lsn.saturating_add(1));
+    match decode_record(
+        marker,
+        header.record_salt(),
+        min_lsn,
+        COMMIT_MARKER_LEN as u64,
+    ) {
+        RecordScan::Commit(m) if m.durable_through_lsn.checked_add(1) == Some(m.lsn) => {
+            Some(CheckedPrefix {
+                first_lsn: header.first_lsn,
+                end,
+                marker_lsn: m.lsn,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Opens and checks every segment in `dir`.
@@ -153,8 +261,16 @@ pub(crate) fn recover<F: FileSystem>(
     report.discarded_replacement_files = replacement.discarded_files;
     let mut found = list_segments(fs, dir)?;
     let mut dir_changed = false;
+    // Salvage reads every record: damage hidden behind a checkpoint is damage too.
+    let prefix = match found.last() {
+        Some(last) if opts.recovery_mode != RecoveryMode::Salvage => {
+            checked_prefix(fs, last, visitor)?
+        }
+        _ => None,
+    };
     if let Some(last) = found.last() {
-        settle_last_segment(fs, &last.path)?;
+        let proven_through = prefix.map_or(SEGMENT_HEADER_LEN, |p| p.end);
+        settle_last_segment(fs, &last.path, proven_through)?;
     }
 
     // A last segment whose header never made it to disk was cut mid-creation: nothing in it
@@ -258,6 +374,15 @@ pub(crate) fn recover<F: FileSystem>(
             prev_lsn = last_lsn;
             continue;
         }
+        // The last segment's prefix, from the checkpoint written when the log was closed:
+        // its records are not read, and the scan starts after its closing commit marker.
+        let (from, from_lsn) = match prefix {
+            Some(p) if is_last && p.first_lsn == f.first_lsn && visitor.take_prefix(&info) => {
+                report.last_segment_prefix_bytes = p.end as u64;
+                (p.end, p.marker_lsn)
+            }
+            _ => (SEGMENT_HEADER_LEN, prev_lsn.max(header.first_lsn - 1)),
+        };
         // Bytes past this offset are holes or preallocated space: zeros, never read.
         let written_end = file
             .written_data_end(SEGMENT_HEADER_LEN as u64)
@@ -266,14 +391,15 @@ pub(crate) fn recover<F: FileSystem>(
         let scan = scan_records(
             &bytes,
             header.record_salt(),
+            from,
             written_end,
             &mut info,
-            prev_lsn.max(header.first_lsn - 1),
+            from_lsn,
             visitor,
         )?;
         report.segments_scanned += 1;
         report.records_scanned += scan.records;
-        report.bytes_scanned += scan.end as u64;
+        report.bytes_scanned += (scan.end - from) as u64;
         let end = scan.end as u64;
         // The map the scan read, kept as a sealed segment's view unless the file is cut.
         let mut view = Some(bytes);
@@ -364,6 +490,9 @@ pub(crate) fn recover<F: FileSystem>(
     if !segments.is_empty() {
         // IMPORTANT: the active segment's name may never have been made durable (a roll that
         // failed after creating the file, a removal above): appends go into it from now on.
+        // It also makes durable the removal of the checkpoint of the last segment's prefix
+        // that the visitor consumed (format.md §5.1): appends after this open must never find
+        // it again should a later cut make the file shorter and then longer.
         if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredDirFsync) {
             fs.sync_dir(dir)
                 .map_err(|e| Error::io("sync_dir", dir, e))?;

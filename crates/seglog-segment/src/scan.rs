@@ -29,6 +29,27 @@ pub trait RecoveryVisitor {
         None
     }
 
+    /// Asked once per open, before anything of the log is read, for the **last** segment
+    /// (`segment.data_end` is its file's length): what the layer above knows of that
+    /// segment's first bytes from a checkpoint of them written at a clean close (format.md
+    /// §5.1). Recovery then checks that a commit marker ends the claimed prefix, and if it
+    /// does, calls [`Self::take_prefix`] in log order instead of reading the prefix.
+    ///
+    /// What must hold: the claim is about this very file (its salt), its bytes were synced
+    /// before the claim was written, and no claim survives an open that may append. The
+    /// layer above removes its file when it hands out the claim; recovery's directory fsync
+    /// before the first append makes the removal durable.
+    fn prefix_claim(&mut self, _segment: &SegmentInfo) -> Option<PrefixClaim> {
+        None
+    }
+
+    /// After [`Self::prefix_claim`] and recovery's checks of it, in log order: take the
+    /// claimed prefix's records into the index (all or nothing). `false` (they do not fit)
+    /// makes recovery read the whole segment instead.
+    fn take_prefix(&mut self, _segment: &SegmentInfo) -> bool {
+        false
+    }
+
     /// Called for each valid record, in log order. Records passed here survive recovery.
     ///
     /// # Errors
@@ -41,6 +62,16 @@ pub trait RecoveryVisitor {
     ) -> Result<()> {
         Ok(())
     }
+}
+
+/// What a checkpoint of the last segment's first bytes says about them
+/// ([`RecoveryVisitor::prefix_claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixClaim {
+    /// Where the prefix ends: the first byte after the commit marker that closes it.
+    pub end: u64,
+    /// The greatest LSN of the records it lists (0 when it lists none).
+    pub last_record_lsn: u64,
 }
 
 /// A visitor that wants nothing.
@@ -106,18 +137,21 @@ impl Vouching {
     }
 }
 
-/// Reads the records of `bytes` (a whole segment file, its checksums salted with `salt`);
-/// `written_end` bounds the bytes that may be non-zero (the file system guarantees zeros
-/// after it). Commit markers are checked and counted for vouching, but not visited.
+/// Reads the records of `bytes` (a whole segment file, its checksums salted with `salt`)
+/// from offset `from` (`SEGMENT_HEADER_LEN`, or the end of a prefix taken from a checkpoint,
+/// whose greatest LSN is then `prev_lsn`); `written_end` bounds the bytes that may be
+/// non-zero (the file system guarantees zeros after it). Commit markers are checked and
+/// counted for vouching, but not visited.
 pub(crate) fn scan_records(
     bytes: &[u8],
     salt: u64,
+    from: usize,
     written_end: usize,
     info: &mut SegmentInfo,
     prev_lsn: u64,
     visitor: &mut dyn RecoveryVisitor,
 ) -> Result<Scan> {
-    let mut at = SEGMENT_HEADER_LEN;
+    let mut at = from.max(SEGMENT_HEADER_LEN);
     let mut last_lsn = prev_lsn;
     let mut records = 0;
     let max_len = bytes.len() as u64;
@@ -189,9 +223,14 @@ pub(crate) fn scan_records(
 /// there is no record at all (then not even the header is: records are written only after the
 /// header is durable). Reads record headers only, without checksums: a wrong guess only moves
 /// the answer earlier, since what it vouches is never more than what writers claimed.
-pub(crate) fn first_unproven_offset(bytes: &[u8], written_end: usize) -> usize {
+///
+/// `from` is where the walk starts: `SEGMENT_HEADER_LEN`, or the end of a prefix already
+/// proven durable (a checkpoint of it was written after it was synced); the answer is then
+/// at least `from`.
+pub(crate) fn first_unproven_offset(bytes: &[u8], from: usize, written_end: usize) -> usize {
     let mut vouching = Vouching::default();
-    let mut at = SEGMENT_HEADER_LEN;
+    let start = from.max(SEGMENT_HEADER_LEN);
+    let mut at = start;
     let end = written_end.min(bytes.len());
     while let Some(header) = bytes.get(at..at + RECORD_HEADER_LEN).filter(|_| at < end) {
         let len = crate::format::le_u32(header, REC_LEN_OFFSET) as usize;
@@ -212,7 +251,7 @@ pub(crate) fn first_unproven_offset(bytes: &[u8], written_end: usize) -> usize {
     if at == SEGMENT_HEADER_LEN {
         return 0;
     }
-    vouching.first_unvouched().unwrap_or(at)
+    vouching.first_unvouched().unwrap_or(at).max(start)
 }
 
 /// Searches `bytes[from..]` for a valid record (or commit marker) that proves the damage

@@ -128,6 +128,11 @@ impl Checkpointer {
         }))
     }
 
+    /// The mode it was started with.
+    pub fn mode(&self) -> CheckpointMode {
+        self.mode
+    }
+
     /// Checkpoints written since open.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)

@@ -79,6 +79,10 @@ pub(crate) struct Shared<F: FileSystem> {
     pub refresh: parking_lot::Mutex<()>,
     /// The automatic retention thread, when `Options::retention` sets a limit.
     pub retention: parking_lot::Mutex<Option<Arc<crate::retention::RetentionWorker>>>,
+    /// The last segment's prefix checkpoint that the open used (segment number, encoded
+    /// bytes, ~10 bytes a record): the close extends it instead of listing the whole segment
+    /// again (format.md §5.1).
+    pub consumed_prefix: parking_lot::Mutex<Option<(u64, bytes::Bytes)>>,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -172,6 +176,7 @@ impl<F: FileSystem + Clone> Log<F> {
         let (segments, report) =
             SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut rebuilder)?;
         let rebuild = rebuilder.stats();
+        let consumed_prefix = rebuilder.consumed_prefix();
         let without_checkpoint = rebuilder.sealed_without_checkpoint().to_vec();
         index.publish_all();
         index.shrink_to_fit();
@@ -198,6 +203,7 @@ impl<F: FileSystem + Clone> Log<F> {
             bytes_scanned: report.bytes_scanned,
             records_scanned: report.records_scanned,
             checkpoints_loaded: rebuild.checkpoints_loaded,
+            last_segment_prefix_bytes: report.last_segment_prefix_bytes,
             segments_scanned: report.segments_scanned,
             torn_tail_bytes: report.torn_tail.as_ref().map_or(0, |t| t.bytes_dropped),
             torn_tail: report.torn_tail.clone(),
@@ -218,6 +224,7 @@ impl<F: FileSystem + Clone> Log<F> {
             "opened log"
         );
         let log = Log::assemble(dir, segments, index, checkpointer, recovery);
+        *log.shared.consumed_prefix.lock() = consumed_prefix;
         if options.retention.is_enabled() {
             let worker = crate::retention::RetentionWorker::start(&log.shared, options.retention)
                 .map_err(|source| {
@@ -266,6 +273,7 @@ impl<F: FileSystem> Log<F> {
                 lsn_samples: crate::global::LsnSamples::default(),
                 refresh: parking_lot::Mutex::new(()),
                 retention: parking_lot::Mutex::new(None),
+                consumed_prefix: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -326,6 +334,10 @@ impl<F: FileSystem> Log<F> {
         // The checkpoint thread writes files in the directory: it finishes before the lock
         // goes, or another process could open the log while it still writes.
         self.shared.checkpointer.finish();
+        // Not from a compaction's own thread: its switch of segments may still be running.
+        if flushed.is_ok() && !on_compaction_thread {
+            self.write_prefix_checkpoint();
+        }
         if on_compaction_thread {
             self.shared
                 .unlock_after_compaction
@@ -379,6 +391,41 @@ impl<F: FileSystem> Log<F> {
     /// As [`Self::close`].
     pub fn shutdown(&self) -> Result<()> {
         self.close()
+    }
+
+    /// After a clean close (every byte synced, the commit marker written), writes the
+    /// checkpoint of the last segment's records (format.md §5.1), so that the next open reads
+    /// it instead of the segment. Best effort: without it, the next open reads the segment.
+    fn write_prefix_checkpoint(&self) {
+        let segments = &self.shared.segments;
+        if self.shared.checkpointer.mode() == CheckpointMode::Off
+            || segments.is_read_only()
+            || segments.poisoned().is_some()
+        {
+            return;
+        }
+        let Some(last) = segments.segments().pop() else {
+            return;
+        };
+        // The prefix checkpoint the open used, if the segment is still the same: only the
+        // bytes after it are read.
+        let base = self
+            .shared
+            .consumed_prefix
+            .lock()
+            .take()
+            .filter(|(number, _)| *number == last.number);
+        match seglog_index::checkpoint::write_prefix(
+            segments.file_system(),
+            &self.shared.dir,
+            &last,
+            base.as_ref().map(|(_, b)| &b[..]),
+        ) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(segment = last.number, error = %e, "checkpoint of the last segment not written");
+            }
+        }
     }
 
     /// True once a failed write or fsync poisoned the log (reopen to recover).

@@ -43,6 +43,9 @@ pub struct RecoveryStats {
     pub records_scanned: u64,
     /// Sealed segments indexed from their checkpoint.
     pub checkpoints_loaded: usize,
+    /// Bytes at the start of the last segment indexed from the checkpoint written when the
+    /// log was last closed (format.md §5.1), not read (0 when there was none).
+    pub last_segment_prefix_bytes: u64,
     /// Segments read record by record.
     pub segments_scanned: usize,
     /// Bytes cut from a torn tail.

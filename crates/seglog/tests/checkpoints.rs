@@ -63,11 +63,17 @@ fn reopen(fs: &SimFs, mode: CheckpointMode) -> (Dump, seglog::RecoveryStats) {
 #[test]
 fn open_uses_checkpoints_and_scans_only_the_last_segment() {
     let (fs, expected, sealed) = build();
-    assert_eq!(checkpoint_paths(&fs).len(), sealed);
+    // One per sealed segment, and the last segment's prefix checkpoint of the clean close.
+    assert_eq!(checkpoint_paths(&fs).len(), sealed + 1);
     let (d, r) = reopen(&fs, CheckpointMode::Inline);
     assert_eq!(d, expected);
     assert_eq!(r.checkpoints_loaded, sealed);
     assert_eq!(r.segments_scanned, 1);
+    assert!(r.last_segment_prefix_bytes > 0);
+    assert_eq!(
+        r.records_scanned, 0,
+        "only the commit marker's tail is left to read"
+    );
     let (d, r) = reopen(&fs, CheckpointMode::Off);
     assert_eq!(d, expected, "the full-scan path answers the same");
     assert_eq!(r.checkpoints_loaded, 0);

@@ -513,3 +513,61 @@ fn version_3_compacted_log_opens_and_reads_back_exactly() {
     assert!(log.read("exec-2").unwrap().is_empty());
     log.close().unwrap();
 }
+
+// ---- Index checkpoints of version 2 (format.md §5, §5.1) -----------------------------
+//
+// `v4/checkpoints2/`: the fixture log of `write_fixture` as this build writes it, closed
+// cleanly: every sealed segment has a version-2 checkpoint (varint entries) and the last
+// one a prefix checkpoint. The opens of later builds must take them (or, if a later build
+// stops reading them on purpose, the line to change is the checkpoint assertion, not the
+// reads).
+
+fn write_checkpoints2(dir: &Path) {
+    write_fixture(dir).unwrap();
+    std::fs::remove_file(dir.join("LOCK")).ok();
+}
+
+#[test]
+fn checkpoint_version_2_log_opens_from_its_checkpoints_and_reads_back_exactly() {
+    let fixture = fixture_of("v4", "checkpoints2", write_checkpoints2);
+    let versions: Vec<u16> = std::fs::read_dir(&fixture)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension() == Some("idx".as_ref()))
+        .map(|p| {
+            let b = std::fs::read(p).unwrap();
+            u16::from_le_bytes([b[8], b[9]])
+        })
+        .collect();
+    assert!(versions.len() >= 3, "{versions:?}");
+    assert!(versions.iter().all(|&v| v == 2), "{versions:?}");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let log = Log::open_blocking(dir.path(), fixture_options()).unwrap();
+    let recovery = log.stats().recovery;
+    assert_eq!(recovery.checkpoints_loaded + 1, log.segments().len());
+    assert!(recovery.last_segment_prefix_bytes > 0, "{recovery:?}");
+    assert_eq!(recovery.records_scanned, 0, "{recovery:?}");
+    for (id, tenant, events) in expected() {
+        let read = log.read(&id).unwrap();
+        let payloads: Vec<Vec<u8>> = read.iter().map(|e| e.payload.to_vec()).collect();
+        assert_eq!(payloads, events, "{id}");
+        assert_eq!(
+            log.tenant_of(&id).unwrap().as_deref(),
+            Some(tenant.as_str())
+        );
+    }
+    assert_eq!(
+        log.append_blocking("exec-0", "tenant-0", b"new").unwrap(),
+        41
+    );
+    log.close().unwrap();
+    // The same answers without checkpoints.
+    let log = Log::open_blocking(
+        dir.path(),
+        fixture_options().checkpoints(CheckpointMode::Off),
+    )
+    .unwrap();
+    assert_eq!(log.read("exec-0").unwrap().len(), 41);
+    log.close().unwrap();
+}

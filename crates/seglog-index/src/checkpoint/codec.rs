@@ -1,6 +1,9 @@
 //! Checkpoint bytes ⇄ records. Pure functions; the decoder trusts nothing it reads.
 
-use super::{CheckpointDefect, HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION};
+use super::entries::{self, Previous, MIN_ENTRY_LEN_V2};
+use super::{
+    CheckpointDefect, FLAG_PREFIX, HEADER_LEN, MAGIC, RECORD_ENTRY_LEN, TRAILER_LEN, VERSION,
+};
 use seglog_segment::SegmentInfo;
 
 /// One record of the segment, as the checkpoint lists it.
@@ -39,8 +42,31 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Encodes a checkpoint of `segment`.
+/// Encodes a checkpoint of `segment` (a sealed segment: all of its `data_end` bytes).
 pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
+    encode_with(segment, VERSION, 0, segment.data_end, cp)
+}
+
+/// Encodes a version-1 checkpoint (40-byte entries), as builds before version 2 wrote them:
+/// for tests that this build still reads them.
+#[cfg(test)]
+pub(super) fn encode_v1(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
+    encode_with(segment, 1, 0, segment.data_end, cp)
+}
+
+/// Encodes a *prefix* checkpoint of `segment` (format.md §5.1): it lists the records of the
+/// segment's first `end` bytes, which end with a commit marker.
+pub fn encode_prefix(segment: &SegmentInfo, end: u64, cp: &DecodedCheckpoint) -> Vec<u8> {
+    encode_with(segment, VERSION, FLAG_PREFIX, end, cp)
+}
+
+fn encode_with(
+    segment: &SegmentInfo,
+    version: u16,
+    flags: u32,
+    data_end: u64,
+    cp: &DecodedCheckpoint,
+) -> Vec<u8> {
     let mut body = Vec::new();
     for s in &cp.strings {
         // Ids are at most 255 bytes (the segment format's limit).
@@ -48,23 +74,25 @@ pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
         body.push(bytes.len() as u8);
         body.extend_from_slice(bytes);
     }
-    for r in &cp.records {
-        body.extend_from_slice(&r.execution.to_le_bytes());
-        body.extend_from_slice(&r.tenant.to_le_bytes());
-        body.extend_from_slice(&r.offset.to_le_bytes());
-        body.extend_from_slice(&r.event_count.to_le_bytes());
-        body.extend_from_slice(&r.first_seq.to_le_bytes());
-        body.extend_from_slice(&r.lsn.to_le_bytes());
-        body.extend_from_slice(&r.timestamp_unix_nanos.to_le_bytes());
+    if version == 1 {
+        #[cfg(test)]
+        for r in &cp.records {
+            entries::put_v1(&mut body, r);
+        }
+    } else {
+        let mut prev = Previous::new(segment.first_lsn);
+        for r in &cp.records {
+            entries::put_v2(&mut body, r, &mut prev);
+        }
     }
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&segment.number.to_le_bytes());
     out.extend_from_slice(&segment.first_lsn.to_le_bytes());
-    out.extend_from_slice(&segment.data_end.to_le_bytes());
+    out.extend_from_slice(&data_end.to_le_bytes());
     out.extend_from_slice(&(cp.records.len() as u32).to_le_bytes());
     out.extend_from_slice(&(cp.strings.len() as u32).to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -79,12 +107,51 @@ pub fn encode(segment: &SegmentInfo, cp: &DecodedCheckpoint) -> Vec<u8> {
     out
 }
 
-/// Decodes `bytes` and checks that they describe `segment`. `Err` says why not.
+/// Decodes `bytes` and checks that they describe `segment`, a sealed segment, whole. `Err`
+/// says why not.
 ///
 /// # Errors
 /// Why the checkpoint cannot be used; [`CheckpointDefect::Stale`] when it is a valid
-/// checkpoint of another version of the segment. The caller scans the segment instead.
+/// checkpoint of another version of the segment (or a prefix checkpoint, §5.1). The caller
+/// scans the segment instead.
 pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, CheckpointDefect> {
+    decode_as(bytes, segment, Coverage::Whole)
+}
+
+/// Decodes a prefix checkpoint (format.md §5.1) of `segment`, the last segment of the log,
+/// whose file is `segment.data_end` bytes long: the records it lists, and where the prefix
+/// they come from ends. The caller (recovery) still checks that a commit marker ends the
+/// prefix there.
+///
+/// # Errors
+/// As [`decode`]; [`CheckpointDefect::Stale`] also for a checkpoint of a whole segment and
+/// for a prefix longer than the file (the segment was cut).
+pub fn decode_prefix(
+    bytes: &[u8],
+    segment: &SegmentInfo,
+) -> Result<(DecodedCheckpoint, u64), CheckpointDefect> {
+    let end = bytes
+        .get(32..40)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    let cp = decode_as(bytes, segment, Coverage::Prefix)?;
+    Ok((cp, end))
+}
+
+/// What a checkpoint must cover of its segment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    /// All of a sealed segment: `segment_data_end` is the file's length.
+    Whole,
+    /// The first `segment_data_end` bytes, at most the file's length (flag `PREFIX`).
+    Prefix,
+}
+
+fn decode_as(
+    bytes: &[u8],
+    segment: &SegmentInfo,
+    coverage: Coverage,
+) -> Result<DecodedCheckpoint, CheckpointDefect> {
     let h = bytes.get(..HEADER_LEN).ok_or(CheckpointDefect::Truncated)?;
     if h[..8] != MAGIC {
         return Err(CheckpointDefect::BadMagic);
@@ -93,12 +160,23 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         return Err(CheckpointDefect::HeaderChecksum);
     }
     let field = |at| u64_at(h, at).unwrap_or(0);
-    if u16::from_le_bytes([h[8], h[9]]) != VERSION
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if !(version == 1 || version == VERSION)
         || usize::from(u16::from_le_bytes([h[10], h[11]])) != HEADER_LEN
     {
         return Err(CheckpointDefect::UnsupportedVersion);
     }
-    if (field(16), field(24), field(32)) != (segment.number, segment.first_lsn, segment.data_end) {
+    let flags = u32_at(h, 12).unwrap_or(0);
+    if flags & !FLAG_PREFIX != 0 {
+        return Err("unknown flag bits".into());
+    }
+    // What the records must lie inside: the whole segment, or the prefix.
+    let data_end = field(32);
+    let fits = match coverage {
+        Coverage::Whole => flags == 0 && data_end == segment.data_end,
+        Coverage::Prefix => flags == FLAG_PREFIX && data_end <= segment.data_end,
+    };
+    if (field(16), field(24)) != (segment.number, segment.first_lsn) || !fits {
         return Err(CheckpointDefect::Stale);
     }
     let record_count = u32_at(h, 40).unwrap_or(0) as usize;
@@ -121,9 +199,15 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
     if crc.finalize() != u32_at(bytes, HEADER_LEN + body_len).unwrap_or(0) {
         return Err(CheckpointDefect::BodyChecksum);
     }
-    // Counts are bounded by the body they must fit in before anything is allocated.
+    // Counts are bounded by the body they must fit in before anything is allocated: each
+    // entry takes at least its version's least size, each string at least a byte.
+    let entry_len = if version == 1 {
+        RECORD_ENTRY_LEN
+    } else {
+        MIN_ENTRY_LEN_V2
+    };
     let records_len = record_count
-        .checked_mul(RECORD_ENTRY_LEN)
+        .checked_mul(entry_len)
         .filter(|&n| n <= body.len())
         .ok_or("record count too large")?;
     if string_count > body.len() - records_len {
@@ -144,7 +228,7 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         strings.push(String::from_utf8(s.to_vec()).map_err(|_| "id is not UTF-8")?);
         at += 1 + len;
     }
-    if body.len() - at != records_len {
+    if version == 1 && body.len() - at != records_len {
         return Err("record table size mismatch".into());
     }
     let mut records = Vec::with_capacity(record_count);
@@ -156,20 +240,18 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         .clustered
         .then(|| vec![segment.first_lsn.saturating_sub(1); strings.len()]);
     let mut prev_end = 0u64;
-    for e in body[at..].chunks_exact(RECORD_ENTRY_LEN) {
-        let r = CheckpointRecord {
-            execution: u32_at(e, 0).unwrap_or(0),
-            tenant: u32_at(e, 4).unwrap_or(0),
-            offset: u32_at(e, 8).unwrap_or(0),
-            event_count: u32_at(e, 12).unwrap_or(0),
-            first_seq: u64_at(e, 16).unwrap_or(0),
-            lsn: u64_at(e, 24).unwrap_or(0),
-            timestamp_unix_nanos: u64_at(e, 32).unwrap_or(0) as i64,
-        };
+    let mut previous = Previous::new(segment.first_lsn);
+    for _ in 0..record_count {
+        let r = if version == 1 {
+            entries::get_v1(body, &mut at)
+        } else {
+            entries::get_v2(body, &mut at, &mut previous)
+        }
+        .ok_or("record table truncated")?;
         let ok = (r.execution as usize) < strings.len()
             && (r.tenant as usize) < strings.len()
             && u64::from(r.offset) >= prev_end.max(64)
-            && u64::from(r.offset) < segment.data_end
+            && u64::from(r.offset) < data_end
             && match clustered.as_mut() {
                 None => r.lsn > prev_lsn,
                 Some(last) => last.get_mut(r.execution as usize).is_some_and(|last| {
@@ -190,6 +272,9 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
         prev_end = u64::from(r.offset) + 1;
         records.push(r);
     }
+    if at != body.len() {
+        return Err("record table size mismatch".into());
+    }
     Ok(DecodedCheckpoint { strings, records })
 }
 
@@ -197,6 +282,139 @@ pub fn decode(bytes: &[u8], segment: &SegmentInfo) -> Result<DecodedCheckpoint, 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn segment(clustered: bool) -> SegmentInfo {
+        SegmentInfo {
+            number: 9,
+            first_lsn: 1000,
+            last_lsn: 0,
+            path: std::path::PathBuf::from("00000000000000001000.seg"),
+            data_end: 1 << 20,
+            sealed: true,
+            created_unix_nanos: 0,
+            record_salt: 0x0123_4567_89ab_cdef,
+            clustered,
+        }
+    }
+
+    /// A checkpoint as a real segment gives it: ids, offsets in file order, LSNs that skip
+    /// (compaction) or go back (clustered), batches, timestamps that go back (clock steps).
+    fn realistic(records: usize, clustered: bool) -> DecodedCheckpoint {
+        let strings = (0..5).map(|i| format!("exec-{i}")).chain(["tenant".into()]);
+        let mut seq = [0u64; 5];
+        let mut records_out = Vec::new();
+        let mut offset = 64u32;
+        for i in 0..records {
+            let e = if clustered { i * 5 / records } else { i % 5 };
+            let count = 1 + (i % 3) as u32;
+            let lsn = if clustered {
+                1000 + (i % (records / 5).max(1)) as u64 * 5 + e as u64
+            } else {
+                1000 + i as u64 * 2
+            };
+            records_out.push(CheckpointRecord {
+                execution: e as u32,
+                tenant: 5,
+                offset,
+                event_count: count,
+                first_seq: seq[e] + 1,
+                lsn,
+                timestamp_unix_nanos: 1_700_000_000_000_000_000 + (i as i64 * 7919 % 100_000)
+                    - 50_000,
+            });
+            seq[e] += u64::from(count);
+            offset += 200 + (i as u32 % 97);
+        }
+        DecodedCheckpoint {
+            strings: strings.collect(),
+            records: records_out,
+        }
+    }
+
+    #[test]
+    fn version_1_and_version_2_checkpoints_decode_to_the_same_records() {
+        for clustered in [false, true] {
+            let seg = segment(clustered);
+            let cp = realistic(1000, clustered);
+            let v1 = encode_v1(&seg, &cp);
+            let v2 = encode(&seg, &cp);
+            assert_eq!(u16::from_le_bytes([v1[8], v1[9]]), 1);
+            assert_eq!(u16::from_le_bytes([v2[8], v2[9]]), 2);
+            assert_eq!(decode(&v1, &seg).unwrap(), cp);
+            assert_eq!(decode(&v2, &seg).unwrap(), cp);
+            // ~11 bytes a record instead of 40.
+            assert!(v2.len() * 3 < v1.len(), "{} vs {}", v2.len(), v1.len());
+        }
+    }
+
+    /// Header and trailer around `body` with valid checksums, so the body's parsing is
+    /// what gets exercised.
+    fn forged(seg: &SegmentInfo, version: u16, records: u32, strings: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&seg.number.to_le_bytes());
+        out.extend_from_slice(&seg.first_lsn.to_le_bytes());
+        out.extend_from_slice(&seg.data_end.to_le_bytes());
+        out.extend_from_slice(&records.to_le_bytes());
+        out.extend_from_slice(&strings.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(body);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&seg.record_salt.to_le_bytes());
+        h.update(body);
+        out.extend_from_slice(&h.finalize().to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn counts_larger_than_the_body_are_refused_before_allocating() {
+        let seg = segment(false);
+        for version in [1, 2] {
+            let bytes = forged(&seg, version, u32::MAX, u32::MAX, &[0u8; 64]);
+            assert_eq!(
+                decode(&bytes, &seg).err(),
+                Some(CheckpointDefect::Malformed("record count too large".into()))
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_under_valid_checksums_is_decoded_or_refused_without_panicking(
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+            records in 0u32..200,
+            strings in 0u32..8,
+            version in 1u16..=2,
+            clustered in any::<bool>(),
+        ) {
+            let seg = segment(clustered);
+            let bytes = forged(&seg, version, records, strings, &body);
+            if let Ok(cp) = decode(&bytes, &seg) {
+                // What decodes encodes back to a checkpoint that decodes the same.
+                prop_assert_eq!(decode(&encode(&seg, &cp), &seg).unwrap(), cp);
+            }
+        }
+
+        #[test]
+        fn a_realistic_checkpoint_with_a_flipped_bit_is_never_accepted_as_another(
+            at in 0usize..4000,
+            bit in 0u8..8,
+        ) {
+            let seg = segment(false);
+            let cp = realistic(300, false);
+            let mut bytes = encode(&seg, &cp);
+            let at = at % bytes.len();
+            bytes[at] ^= 1 << bit;
+            prop_assert!(decode(&bytes, &seg).is_err());
+        }
+    }
 
     #[test]
     fn a_checkpoint_naming_an_id_twice_is_refused() {
