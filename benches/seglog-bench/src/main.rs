@@ -193,7 +193,7 @@ enum Workload {
     /// sealed-segment shipping and chunk shipping; requests (and S3 dollars) of a busy log.
     /// A file:// bucket always; an S3 server too when SEGLOG_BENCH_S3_ENDPOINT is set
     /// (bucket SEGLOG_BENCH_S3_BUCKET, default seglog-bench, must exist). The defaults are
-    /// brief (~20 s); the documented run:
+    /// brief (~10 s; `seglog-bench --quick tier`: ~6 s); the documented run:
     /// `tier --events 10000,100000,1000000 --seconds 20 --rounds 3`.
     #[command(verbatim_doc_comment)]
     Tier {
