@@ -15,6 +15,8 @@
 //! - C1: compaction rewrite throughput.
 //! - S1–S5: enact-core's streaming `EventStore`: seglog against `JsonlEventStore` and
 //!   `InMemoryEventStore` (appends from 1 and 64 writers, get_by_execution, get_after, open).
+//! - `tier` (issue 17): restore from a bucket against log size, append latency with and
+//!   without shipping, and the requests (and S3 dollars) of a busy log.
 //!
 //! Every append run reports, per peer, throughput, the ratios to the floor and to
 //! raft-engine, latency percentiles, process CPU per append (user + sys, `getrusage`), and the
@@ -30,6 +32,7 @@ mod probe;
 mod recovery;
 mod report;
 mod streaming;
+mod tier;
 mod usage;
 mod workload;
 
@@ -53,6 +56,9 @@ use std::time::Duration;
 ///   S1–S5 enact-core's streaming EventStore: seglog vs JsonlEventStore (no fsync) and
 ///      InMemoryEventStore: appends from 1 and 64 writers, get_by_execution of a
 ///      1,000-event execution, get_after of 10,000 from the middle, open after N events
+///   tier (issue 17): restore from a bucket against log size; append latency with no
+///      tier, sealed-segment shipping and chunk shipping; requests and S3 cost of a busy
+///      log (file:// bucket; plus S3 when SEGLOG_BENCH_S3_ENDPOINT is set)
 ///
 /// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
 /// process CPU µs per append (user, sys), and the block device's writes, flushes, MB and
@@ -66,6 +72,7 @@ use std::time::Duration;
 ///   seglog-bench compact --mib 1024
 ///   seglog-bench streaming --events 1000000
 ///   seglog-bench import --events 1000000 --batch 10
+///   seglog-bench tier --events 10000,100000,1000000 --seconds 20 --rounds 3
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
 #[command(version, about, verbatim_doc_comment)]
@@ -181,6 +188,42 @@ enum Workload {
         /// Events in the S3–S5 log.
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+    },
+    /// Issue 17: restore from a bucket against log size; append latency with no tier,
+    /// sealed-segment shipping and chunk shipping; requests (and S3 dollars) of a busy log.
+    /// A file:// bucket always; an S3 server too when SEGLOG_BENCH_S3_ENDPOINT is set
+    /// (bucket SEGLOG_BENCH_S3_BUCKET, default seglog-bench, must exist). The defaults are
+    /// brief (~10 s; `seglog-bench --quick tier`: ~6 s); the documented run:
+    /// `tier --events 10000,100000,1000000 --seconds 20 --rounds 3`.
+    #[command(verbatim_doc_comment)]
+    Tier {
+        /// Comma-separated log sizes for the restore figures, in events.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        events: Vec<u64>,
+        /// Executions the events are spread over.
+        #[arg(long, default_value_t = 1000)]
+        executions: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 256)]
+        payload_bytes: usize,
+        /// Timed restores per size and bucket (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        restores: usize,
+        /// Writer threads of the append runs.
+        #[arg(long, default_value_t = 16)]
+        writers: usize,
+        /// Seconds per mode per round of the append runs.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Rounds of the append runs (modes alternate).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// The shipper's interval (and the chunk mode's ship_interval), ms.
+        #[arg(long, default_value_t = 1000)]
+        ship_interval_ms: u64,
+        /// Segment size of the append runs' logs, MiB (the engine's default is 128).
+        #[arg(long, default_value_t = 128)]
+        segment_mib: u64,
     },
 }
 
@@ -397,6 +440,39 @@ fn main() -> Result<()> {
             };
             print!("{}", bulk::run(&base, &shape, runs)?);
             Ok(())
+        }
+        (
+            quick,
+            Some(Workload::Tier {
+                events,
+                executions,
+                payload_bytes,
+                restores,
+                writers,
+                seconds,
+                rounds,
+                ship_interval_ms,
+                segment_mib,
+            }),
+        ) => {
+            let mut shape = tier::Shape {
+                sizes: events,
+                executions,
+                payload_bytes,
+                restores,
+                writers,
+                seconds,
+                rounds,
+                ship_interval: Duration::from_millis(ship_interval_ms),
+                segment_size_bytes: segment_mib << 20,
+            };
+            if quick {
+                shape.sizes = vec![10_000];
+                shape.restores = 1;
+                shape.seconds = 1.0;
+                shape.rounds = 1;
+            }
+            tier::run(&base, &shape)
         }
         // --quick, or no workload named: everything, briefly.
         _ => {
