@@ -1,0 +1,131 @@
+//! Review 14: chunk shipping of the active segment. Each test is a finding: it fails on the
+//! code under review.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use seglog_tier::Tier;
+use std::sync::Arc;
+
+fn prefix() -> Path {
+    Path::from("p")
+}
+
+/// A node seals its active segment (a roll at shutdown, or a segment filled exactly) and
+/// ships: the manifest names the new, still empty active segment, whose chunk 0 is its
+/// header only. The node is lost. The restore finds no record in the chunks and writes no
+/// active segment; its roll then creates a segment with the same number and first LSN as
+/// the one the manifest names, under another salt. The new owner must still be able to
+/// ship (else nothing it acknowledges ever reaches the bucket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_whose_named_active_segment_holds_no_record_can_still_ship() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let root = tempfile::tempdir().unwrap();
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let tier = Tier::claim(store.clone(), prefix())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    support::write_events(&log, 0, 60).await;
+    log.roll().await.unwrap();
+    let shipped = tier.ship(&log).await.unwrap();
+    assert!(shipped.committed_manifest.is_some(), "{shipped:?}");
+    let active = tier.manifest().await.active.unwrap();
+    eprintln!("named active: {active:?} report {shipped:?}");
+    let expected = support::events_of(&log, u64::MAX);
+    drop(log);
+
+    let b = seglog_tier::restore(
+        store.clone(),
+        prefix(),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(support::events_of(&b.log, u64::MAX), expected);
+    for s in b.log.segments() {
+        eprintln!(
+            "restored: number {} first_lsn {} salt {:x} sealed {}",
+            s.number, s.first_lsn, s.record_salt, s.sealed
+        );
+    }
+    let b_tier = b.tier.with_active_chunks();
+    // The new owner appends, seals and ships, round after round: not a transient refusal.
+    let mut errors = Vec::new();
+    for round in 0..3 {
+        support::write_events(&b.log, 1000 + 100 * round, 1100 + 100 * round).await;
+        b.log.roll().await.unwrap();
+        if let Err(e) = b_tier.ship(&b.log).await {
+            errors.push(e.to_string());
+        }
+    }
+    // B's node is lost in turn: C must restore what B acknowledged and shipped.
+    let c = seglog_tier::restore(
+        store.clone(),
+        prefix(),
+        root.path().join("c"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        errors.is_empty() && support::events_of(&c.log, u64::MAX) == support::events_of(&b.log, u64::MAX),
+        "the restored owner never ships again; its every round failed: {errors:?}"
+    );
+}
+
+/// Same as above, but the previous owner's round committed the manifest naming the new
+/// active segment and was lost before its first chunk: the chunks folder is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_after_a_crash_between_the_commit_and_chunk_0_can_still_ship() {
+    let faults = support::fault::FaultStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = faults.clone();
+    let root = tempfile::tempdir().unwrap();
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let tier = Tier::claim(store.clone(), prefix())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    support::write_events(&log, 0, 10).await;
+    // The round's chunk PUT never lands (the node dies at it).
+    let gate = faults.pause_next_put("/chunks/");
+    let round = {
+        let log = log.clone();
+        let tier = Arc::new(tier);
+        tokio::spawn(async move { tier.ship(&log).await })
+    };
+    gate.reached.notified().await;
+    round.abort();
+    let active = seglog_tier::latest_manifest(store.as_ref(), &prefix())
+        .await
+        .unwrap()
+        .unwrap()
+        .active;
+    assert!(active.is_some(), "the manifest names the active segment");
+    drop(log);
+
+    let b = seglog_tier::restore(
+        store.clone(),
+        prefix(),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    let b_tier = b.tier.with_active_chunks();
+    support::write_events(&b.log, 1000, 1040).await;
+    let report = b_tier.ship(&b.log).await;
+    assert!(
+        report.is_ok(),
+        "the restored owner cannot ship: {:?}",
+        report.unwrap_err()
+    );
+}
