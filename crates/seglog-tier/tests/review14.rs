@@ -129,3 +129,78 @@ async fn a_restore_after_a_crash_between_the_commit_and_chunk_0_can_still_ship()
         report.unwrap_err()
     );
 }
+
+/// A round lists the log's segments (the active segment S, durable to D), checks the
+/// manifest (one GET of the next id), then reads S's bytes from the end of the last chunk
+/// to D by path and uploads them as the next chunk. Between the listing and that read, S is
+/// sealed and compacted: the output takes S's file name (same first LSN) with another salt.
+/// Only a chunk starting at offset 0 is checked against the segment's header, so the chunk
+/// holds bytes of the compaction output at S's offsets. The node is lost before its next
+/// round: the restore must still bring back every event S held up to D (they were
+/// acknowledged and shipped), and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_read_after_the_active_segment_was_sealed_and_compacted_is_not_shipped() {
+    let faults = support::fault::FaultStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = faults.clone();
+    let root = tempfile::tempdir().unwrap();
+    let mut options = support::options();
+    options.segment_size_bytes = 64 * 1024;
+    let log = seglog::Log::open(root.path().join("a"), options.clone())
+        .await
+        .unwrap();
+    let tier = Arc::new(
+        Tier::claim(store.clone(), prefix())
+            .await
+            .unwrap()
+            .with_active_chunks(),
+    );
+    support::write_events(&log, 0, 40).await;
+    let first = tier.ship(&log).await.unwrap();
+    assert_eq!(first.chunks_uploaded, 1, "{first:?}");
+    support::write_events(&log, 40, 80).await;
+    let shipped = support::events_of(&log, u64::MAX);
+    let active = log.segments().into_iter().find(|s| !s.sealed).unwrap();
+
+    // The round stalls at its manifest check, after listing the segments.
+    let gate = faults.pause_next_get("/manifest/");
+    let round = {
+        let (tier, log) = (tier.clone(), log.clone());
+        tokio::spawn(async move { tier.ship(&log).await })
+    };
+    gate.reached.notified().await;
+    // Meanwhile S grows, is sealed, and a compaction rewrites it under the same name.
+    support::write_events(&log, 80, 100).await;
+    log.roll().await.unwrap();
+    let plan = seglog::compaction::Plan {
+        rewrite_segments: [active.number].into(),
+        cluster_by_execution: true,
+        ..Default::default()
+    };
+    log.compact(plan, seglog::CompactOptions::default())
+        .await
+        .unwrap();
+    let replaced = log
+        .segments()
+        .into_iter()
+        .find(|s| s.first_lsn == active.first_lsn)
+        .unwrap();
+    assert_ne!(replaced.record_salt, active.record_salt, "S was replaced");
+    gate.resume.notify_one();
+    let report = round.await.unwrap();
+    eprintln!("the round: {report:?}");
+    // Node A is lost before its next round.
+    drop(log);
+
+    let b = seglog_tier::restore(
+        store.clone(),
+        prefix(),
+        root.path().join("b"),
+        options.clone(),
+    )
+    .await;
+    let b = match b {
+        Ok(b) => b,
+        Err(e) => panic!("the bucket no longer restores: {e}"),
+    };
+    assert_eq!(support::events_of(&b.log, u64::MAX), shipped);
+}
