@@ -204,3 +204,68 @@ async fn a_chunk_read_after_the_active_segment_was_sealed_and_compacted_is_not_s
     };
     assert_eq!(support::events_of(&b.log, u64::MAX), shipped);
 }
+
+/// With `SyncMode::Never` an append is acknowledged once handed to the OS and
+/// `SegmentInfo::data_end` counts it, so chunks ship bytes the disk may not keep. A power
+/// cut keeps a shorter prefix of the active segment; the node restarts on its disk, claims
+/// again and appends before its first round. That round finds the chunks ending at X and
+/// the local segment longer, and ships the new incarnation's bytes from X on: the chunks
+/// splice two different histories. The bucket must restore a prefix of the log the
+/// current owner holds (or the round must refuse), never fail to restore or mix them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_never_splice_two_incarnations_of_an_active_segment() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a");
+    let mut options = support::options();
+    options.segment_size_bytes = 64 * 1024;
+    options.sync_mode = seglog::SyncMode::Never;
+    let log = seglog::Log::open(&dir, options.clone()).await.unwrap();
+    let tier = Tier::claim(store.clone(), prefix())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    support::write_events(&log, 0, 10).await;
+    let kept = log.segments().into_iter().find(|s| !s.sealed).unwrap();
+    support::write_events(&log, 10, 40).await;
+    let shipped = tier.ship(&log).await.unwrap();
+    assert_eq!(shipped.chunks_uploaded, 1, "{shipped:?}");
+    // Power cut: the disk kept the segment up to `kept.data_end` only.
+    drop(log);
+    drop(tier);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&kept.path)
+        .unwrap();
+    file.set_len(kept.data_end).unwrap();
+    drop(file);
+
+    // The node restarts on its disk, claims again, appends, ships.
+    let log = seglog::Log::open(&dir, options.clone()).await.unwrap();
+    for s in log.segments() {
+        eprintln!("reopened: {} first_lsn {} end {} sealed {}", s.number, s.first_lsn, s.data_end, s.sealed);
+    }
+    let tier = Tier::claim(store.clone(), prefix())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    support::write_events(&log, 2000, 2060).await;
+    let round = tier.ship(&log).await;
+    eprintln!("the restarted owner's round: {round:?}");
+    let current = support::events_of(&log, u64::MAX);
+    drop(log);
+
+    let b = seglog_tier::restore(store.clone(), prefix(), root.path().join("b"), options)
+        .await
+        .unwrap_or_else(|e| panic!("the bucket no longer restores: {e}"));
+    let restored = support::events_of(&b.log, u64::MAX);
+    for (exec, events) in &restored {
+        let mine = current.get(exec).map_or(&[][..], Vec::as_slice);
+        assert!(
+            events.len() <= mine.len() && events[..] == mine[..events.len()],
+            "{exec}: the restored events are not a prefix of the current owner's: {} restored",
+            events.len()
+        );
+    }
+}
