@@ -75,7 +75,8 @@ async fn a_restore_whose_named_active_segment_holds_no_record_can_still_ship() {
     .await
     .unwrap();
     assert!(
-        errors.is_empty() && support::events_of(&c.log, u64::MAX) == support::events_of(&b.log, u64::MAX),
+        errors.is_empty()
+            && support::events_of(&c.log, u64::MAX) == support::events_of(&b.log, u64::MAX),
         "the restored owner never ships again; its every round failed: {errors:?}"
     );
 }
@@ -244,7 +245,10 @@ async fn chunks_never_splice_two_incarnations_of_an_active_segment() {
     // The node restarts on its disk, claims again, appends, ships.
     let log = seglog::Log::open(&dir, options.clone()).await.unwrap();
     for s in log.segments() {
-        eprintln!("reopened: {} first_lsn {} end {} sealed {}", s.number, s.first_lsn, s.data_end, s.sealed);
+        eprintln!(
+            "reopened: {} first_lsn {} end {} sealed {}",
+            s.number, s.first_lsn, s.data_end, s.sealed
+        );
     }
     let tier = Tier::claim(store.clone(), prefix())
         .await
@@ -268,4 +272,47 @@ async fn chunks_never_splice_two_incarnations_of_an_active_segment() {
             events.len()
         );
     }
+}
+
+/// A manifest (version 2) names the active segment S whose chunks hold shipped events. The
+/// node restarts on its disk (S still active there) and claims again without chunk
+/// shipping (a config change, or a build that does not turn it on). Its first round
+/// commits a manifest naming no active segment — the divergence check passes, the local
+/// log has S — so S's chunks are dead, collected, and the shipped events are gone from the
+/// bucket although the local log still holds them unsealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_without_chunk_shipping_does_not_drop_the_shipped_active_segment() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a");
+    let mut options = support::options();
+    options.segment_size_bytes = 64 * 1024;
+    let log = seglog::Log::open(&dir, options.clone()).await.unwrap();
+    let tier = Tier::claim(store.clone(), prefix())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    support::write_events(&log, 0, 40).await;
+    tier.ship(&log).await.unwrap();
+    let shipped = support::events_of(&log, u64::MAX);
+    log.close_async().await.unwrap();
+    drop(log);
+    drop(tier);
+
+    let log = seglog::Log::open(&dir, options.clone()).await.unwrap();
+    let tier = Tier::claim(store.clone(), prefix()).await.unwrap();
+    tier.ship(&log).await.unwrap();
+    tier.collect_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    drop(log);
+
+    let b = seglog_tier::restore(store.clone(), prefix(), root.path().join("b"), options)
+        .await
+        .unwrap();
+    assert_eq!(
+        support::events_of(&b.log, u64::MAX),
+        shipped,
+        "events shipped as chunks are gone from the bucket"
+    );
 }
