@@ -207,12 +207,20 @@ async fn a_chunk_read_after_the_active_segment_was_sealed_and_compacted_is_not_s
 }
 
 /// With `SyncMode::Never` an append is acknowledged once handed to the OS and
-/// `SegmentInfo::data_end` counts it, so chunks ship bytes the disk may not keep. A power
+/// `SegmentInfo::data_end` counts it, so chunks shipped bytes the disk might not keep. A power
 /// cut keeps a shorter prefix of the active segment; the node restarts on its disk, claims
-/// again and appends before its first round. That round finds the chunks ending at X and
-/// the local segment longer, and ships the new incarnation's bytes from X on: the chunks
-/// splice two different histories. The bucket must restore a prefix of the log the
-/// current owner holds (or the round must refuse), never fail to restore or mix them.
+/// again and appends before its first round. That round found the chunks ending at X and
+/// the local segment longer, and shipped the new incarnation's bytes from X on: the chunks
+/// spliced two different histories, and the bucket no longer restored.
+///
+/// The fix (review 14): a chunk round fdatasyncs the segment through the handle it reads the
+/// chunk from, so under any `SyncMode` the disk keeps at least what the chunks hold, and a
+/// power cut can no longer cut below them. This test now simulates a disk that loses those
+/// bytes anyway (beyond the model): the restarted owner's round must refuse (`Diverged`: its
+/// segment's bytes differ from the last shipped chunk's), and the bucket must restore
+/// exactly what was shipped, one incarnation, never a mix. (Adjusted from the reviewer's
+/// version, which required the restored events to be a prefix of the current owner's: with
+/// chunk 0 already holding events the disk then lost, no fix can give that.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_never_splice_two_incarnations_of_an_active_segment() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -231,7 +239,8 @@ async fn chunks_never_splice_two_incarnations_of_an_active_segment() {
     support::write_events(&log, 10, 40).await;
     let shipped = tier.ship(&log).await.unwrap();
     assert_eq!(shipped.chunks_uploaded, 1, "{shipped:?}");
-    // Power cut: the disk kept the segment up to `kept.data_end` only.
+    let shipped_events = support::events_of(&log, u64::MAX);
+    // A disk that loses fsynced bytes: it kept the segment up to `kept.data_end` only.
     drop(log);
     drop(tier);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -264,14 +273,53 @@ async fn chunks_never_splice_two_incarnations_of_an_active_segment() {
         .await
         .unwrap_or_else(|e| panic!("the bucket no longer restores: {e}"));
     let restored = support::events_of(&b.log, u64::MAX);
-    for (exec, events) in &restored {
-        let mine = current.get(exec).map_or(&[][..], Vec::as_slice);
-        assert!(
-            events.len() <= mine.len() && events[..] == mine[..events.len()],
-            "{exec}: the restored events are not a prefix of the current owner's: {} restored",
-            events.len()
-        );
+    match round {
+        Err(seglog_tier::Error::Diverged(_)) => assert_eq!(
+            restored, shipped_events,
+            "after a refused round the bucket restores exactly what was shipped"
+        ),
+        other => {
+            assert!(other.is_ok(), "{other:?}");
+            for (exec, events) in &restored {
+                let mine = current.get(exec).map_or(&[][..], Vec::as_slice);
+                assert!(
+                    events.len() <= mine.len() && events[..] == mine[..events.len()],
+                    "{exec}: the restored events are not a prefix of the current owner's: {} \
+                     restored",
+                    events.len()
+                );
+            }
+        }
     }
+}
+
+/// The rule that keeps chunks to one incarnation: with `SyncMode::Never` (nothing synced
+/// before the seal), chunk shipping still ships and restores every event it saw, because
+/// the round makes the bytes it ships durable itself (review 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_shipping_of_a_never_synced_log_ships_and_restores() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let root = tempfile::tempdir().unwrap();
+    let mut options = support::options();
+    options.segment_size_bytes = 64 * 1024;
+    options.sync_mode = seglog::SyncMode::Never;
+    let log = seglog::Log::open(root.path().join("a"), options.clone())
+        .await
+        .unwrap();
+    let tier = Tier::claim(store.clone(), prefix())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    support::write_events(&log, 0, 20).await;
+    assert_eq!(tier.ship(&log).await.unwrap().chunks_uploaded, 1);
+    support::write_events(&log, 20, 50).await;
+    assert_eq!(tier.ship(&log).await.unwrap().chunks_uploaded, 1);
+    let shipped = support::events_of(&log, u64::MAX);
+    drop(log);
+    let b = seglog_tier::restore(store.clone(), prefix(), root.path().join("b"), options)
+        .await
+        .unwrap();
+    assert_eq!(support::events_of(&b.log, u64::MAX), shipped);
 }
 
 /// A manifest (version 2) names the active segment S whose chunks hold shipped events. The
