@@ -16,6 +16,13 @@
 //! - a chunk found at the index a writer meant to create is settled by reading it: an end
 //!   marker of a newer epoch fences the writer; its own earlier upload (same epoch, same
 //!   start) is adopted.
+//! - a chunk's bytes are read through the handle the round opened right after listing the
+//!   segment, whose header (number, first LSN, salt) was checked through it, and only after
+//!   an fdatasync through it: they are that segment's bytes (a compaction renames another
+//!   file over it), and durable under any `SyncMode` (review 14);
+//! - a writer that learns from the bucket where the chunks stand checks the local segment
+//!   against them (at least as long, the last chunk's bytes at its offsets): else
+//!   `Diverged`, before anything is committed (review 14).
 
 use crate::chunk::{self, Kind};
 use crate::claim::{Tier, TierState};
