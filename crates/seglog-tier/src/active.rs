@@ -16,6 +16,13 @@
 //! - a chunk found at the index a writer meant to create is settled by reading it: an end
 //!   marker of a newer epoch fences the writer; its own earlier upload (same epoch, same
 //!   start) is adopted.
+//! - a chunk's bytes are read through the handle the round opened right after listing the
+//!   segment, whose header (number, first LSN, salt) was checked through it, and only after
+//!   an fdatasync through it: they are that segment's bytes (a compaction renames another
+//!   file over it), and durable under any `SyncMode` (review 14);
+//! - a writer that learns from the bucket where the chunks stand checks the local segment
+//!   against them (at least as long, the last chunk's bytes at its offsets): else
+//!   `Diverged`, before anything is committed (review 14).
 
 use crate::chunk::{self, Kind};
 use crate::claim::{Tier, TierState};
@@ -44,7 +51,89 @@ pub(crate) struct ChunkProgress {
     /// The index the next chunk is uploaded at.
     next_index: u64,
     /// The segment file offset the next chunk starts at (the end of the last one).
-    shipped_end: u64,
+    pub(crate) shipped_end: u64,
+    /// A restore's end marker (of this writer's epoch or an older one) closes the chunks:
+    /// none can follow, `shipped_end` is where the restore's copy ends.
+    closed: bool,
+}
+
+/// A local segment file opened through one handle, whose header (read through that handle)
+/// is the segment its listing named. A compaction replaces a file by renaming another over
+/// it, so bytes read through this handle are that segment's even if it is replaced since.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenSegment {
+    pub(crate) info: SegmentInfo,
+    file: std::sync::Arc<std::fs::File>,
+}
+
+/// Opens `info`'s file and checks its header; `Ok(None)` when the file is gone or is not
+/// (any more) that segment.
+pub(crate) fn open_segment(info: &SegmentInfo) -> Result<Option<OpenSegment>> {
+    use std::os::unix::fs::FileExt;
+    let io = |op, e| Error::Io {
+        op,
+        path: info.path.clone(),
+        source: e,
+    };
+    let file = match std::fs::File::open(&info.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", e)),
+    };
+    let mut header = [0u8; seglog_segment::format::SEGMENT_HEADER_LEN];
+    match file.read_exact_at(&mut header, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io("read", e)),
+    }
+    if !header_is(&header, info) {
+        return Ok(None);
+    }
+    Ok(Some(OpenSegment {
+        info: info.clone(),
+        file: std::sync::Arc::new(file),
+    }))
+}
+
+impl OpenSegment {
+    /// Bytes `from..to` of the segment, read through the handle; `Ok(None)` when the file
+    /// is shorter (it is not the segment the listing saw).
+    fn read_range(&self, from: u64, to: u64) -> Result<Option<Bytes>> {
+        use std::os::unix::fs::FileExt;
+        let len = usize::try_from(to.saturating_sub(from)).map_err(|_| Error::Corruption {
+            key: self.info.path.display().to_string(),
+            reason: format!("range {from}..{to} does not fit in memory"),
+        })?;
+        let mut buf = vec![0u8; len];
+        match self.file.read_exact_at(&mut buf, from) {
+            Ok(()) => Ok(Some(Bytes::from(buf))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(Error::Io {
+                op: "read",
+                path: self.info.path.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    /// IMPORTANT: a chunk ships only bytes this fdatasync made durable, whatever the log's
+    /// `SyncMode` (with `SyncMode::Never`, `data_end` counts bytes only handed to the OS): a
+    /// power cut then leaves the local segment holding at least what its chunks hold, so a
+    /// restarted owner's chunks never continue another incarnation of the segment.
+    fn sync_data(&self) -> Result<()> {
+        self.file.sync_data().map_err(|source| Error::SyncFailed {
+            path: self.info.path.clone(),
+            source,
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// The chunks in `folder`: (index, key), ascending; refuses a gap in the numbering.
@@ -92,13 +181,15 @@ async fn read_chunk(
 
 impl Tier {
     /// Uploads the active segment's bytes made durable since the last chunk, as the next
-    /// chunk. `info` is the log's active segment, which the newest manifest names.
+    /// chunk. `active` is the log's active segment as the round listed and opened it; the
+    /// chunk is shipped only if the newest manifest names it.
     pub(crate) async fn ship_chunk(
         &self,
         state: &mut TierState,
-        info: &SegmentInfo,
+        active: &OpenSegment,
         report: &mut ShipReport,
     ) -> Result<()> {
+        let info = &active.info;
         let Some(segment) = state.latest.active else {
             return Ok(());
         };
@@ -107,9 +198,23 @@ impl Tier {
         }
         let progress = match state.chunks.take().filter(|p| p.segment == segment) {
             Some(p) => p,
-            None => self.chunk_progress(state, segment).await?,
+            None => match self.chunk_progress(state, segment, Some(active)).await? {
+                Some(p) => p,
+                None => {
+                    report.deferred = true;
+                    return Ok(());
+                }
+            },
         };
         state.chunks = Some(progress.clone());
+        if progress.closed {
+            return Err(Error::Conflict {
+                key: keys::chunk_folder(&self.prefix, &segment).to_string(),
+                reason: "the active segment's chunks were closed by a restore, and the segment \
+                         is still active here"
+                    .into(),
+            });
+        }
         if info.data_end < progress.shipped_end {
             return Err(Error::Diverged(format!(
                 "the chunks of active segment {} reach offset {}, the local segment only {}",
@@ -119,16 +224,18 @@ impl Tier {
         if info.data_end == progress.shipped_end {
             return Ok(());
         }
-        let (path, from, to) = (info.path.clone(), progress.shipped_end, info.data_end);
-        let payload = tokio::task::spawn_blocking(move || read_range(&path, from, to))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-        if from == 0 && !header_is(&payload, info) {
-            // A compaction cannot replace the active segment; a new file under its name
-            // means the listing is stale. The next round sees the new layout.
+        let (file, from, to) = (active.clone(), progress.shipped_end, info.data_end);
+        let payload = blocking(move || {
+            file.sync_data()?;
+            file.read_range(from, to)
+        })
+        .await?;
+        let Some(payload) = payload else {
+            // The file opened is shorter than its listing said: not that segment any more.
+            // The next round sees the new layout.
             report.deferred = true;
             return Ok(());
-        }
+        };
         let folder = keys::chunk_folder(&self.prefix, &segment);
         let key = keys::chunk_key(&folder, progress.next_index);
         let header = chunk::Header {
@@ -183,60 +290,107 @@ impl Tier {
             segment,
             next_index: progress.next_index + 1,
             shipped_end,
+            closed: false,
         });
         Ok(())
     }
 
-    /// Where the chunks of `segment` stand in the bucket (after a restart, or the first
-    /// round for it): the index after the last, and its end.
+    /// Where the chunks of `segment` stand: the cached progress, or (after a restart, a
+    /// claim, or the first round for it) what the bucket holds, checked against `local`.
+    /// `Ok(None)` when `local`'s file is no longer that segment (the round is deferred).
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when the local segment is shorter than the chunks or its bytes
+    /// differ from the last chunk's (another incarnation of the segment); `Fenced` when a
+    /// newer owner's restore closed the chunks; store errors.
+    pub(crate) async fn known_progress(
+        &self,
+        state: &mut TierState,
+        segment: ActiveSegment,
+        local: &SegmentInfo,
+    ) -> Result<Option<ChunkProgress>> {
+        if let Some(p) = state.chunks.as_ref().filter(|p| p.segment == segment) {
+            return Ok(Some(p.clone()));
+        }
+        let info = local.clone();
+        let Some(open) = blocking(move || open_segment(&info)).await? else {
+            return Ok(None);
+        };
+        let progress = self.chunk_progress(state, segment, Some(&open)).await?;
+        if let Some(p) = &progress {
+            state.chunks = Some(p.clone());
+        }
+        Ok(progress)
+    }
+
+    /// Where the chunks of `segment` stand in the bucket: the index after the last, and its
+    /// end. When `local` is given, it must hold the chunks' bytes: at least as long, and the
+    /// same bytes as the last data chunk (`Ok(None)` when it is no longer that segment).
     async fn chunk_progress(
         &self,
         state: &mut TierState,
         segment: ActiveSegment,
-    ) -> Result<ChunkProgress> {
+        local: Option<&OpenSegment>,
+    ) -> Result<Option<ChunkProgress>> {
         let folder = keys::chunk_folder(&self.prefix, &segment);
         let listed = list_chunks(self.store.as_ref(), &folder).await?;
         let mut progress = ChunkProgress {
             segment,
             next_index: listed.len() as u64,
             shipped_end: 0,
+            closed: false,
         };
-        if let Some(last) = listed.last() {
-            let index = progress.next_index - 1;
-            match read_chunk(self.store.as_ref(), last, &segment, index).await? {
-                Some((h, _)) if h.kind == Kind::Data => {
-                    progress.shipped_end = h.start + h.payload_len
-                }
-                _ => {
-                    // Closed by a restore: a newer owner's (fenced), or listed but gone.
-                    self.confirm_ownership(state).await?;
-                    return Err(Error::Conflict {
-                        key: last.to_string(),
-                        reason:
-                            "the active segment's chunks were closed while this writer owns the log"
-                                .into(),
-                    });
-                }
+        let Some(last) = listed.last() else {
+            return Ok(Some(progress));
+        };
+        let index = progress.next_index - 1;
+        let payload = match read_chunk(self.store.as_ref(), last, &segment, index).await? {
+            Some((h, payload)) if h.kind == Kind::Data => {
+                progress.shipped_end = h.start + h.payload_len;
+                Some((h.start, payload))
+            }
+            Some((h, _)) if h.kind == Kind::End && h.writer_epoch <= self.epoch => {
+                // Closed by a restore of this claim (or an older one): its copy ends there.
+                progress.shipped_end = h.start;
+                progress.closed = true;
+                None
+            }
+            _ => {
+                // Closed by a newer owner's restore (fenced), or listed but gone.
+                self.confirm_ownership(state).await?;
+                return Err(Error::Conflict {
+                    key: last.to_string(),
+                    reason:
+                        "the active segment's chunks were closed while this writer owns the log"
+                            .into(),
+                });
+            }
+        };
+        let Some(local) = local else {
+            return Ok(Some(progress));
+        };
+        if local.info.data_end < progress.shipped_end {
+            return Err(Error::Diverged(format!(
+                "the chunks of segment {} (first LSN {}) reach offset {}, the local segment \
+                 only {}: it lost bytes that were shipped",
+                segment.number, segment.first_lsn, progress.shipped_end, local.info.data_end
+            )));
+        }
+        if let Some((start, payload)) = payload {
+            let (file, end) = (local.clone(), progress.shipped_end);
+            let Some(bytes) = blocking(move || file.read_range(start, end)).await? else {
+                return Ok(None);
+            };
+            if bytes != payload {
+                return Err(Error::Diverged(format!(
+                    "the local segment {} (first LSN {}) differs from its shipped chunk {} \
+                     (offsets {start}..{end}): another incarnation of the segment",
+                    segment.number, segment.first_lsn, index
+                )));
             }
         }
-        Ok(progress)
+        Ok(Some(progress))
     }
-}
-
-/// The segment's durable bytes `from..to`, read positionally.
-fn read_range(path: &std::path::Path, from: u64, to: u64) -> Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let io = |op, e| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let file = std::fs::File::open(path).map_err(|e| io("open", e))?;
-    // Bounded by the segment's durable end, which the engine checked against the file.
-    let mut buf = vec![0u8; (to - from) as usize];
-    file.read_exact_at(&mut buf, from)
-        .map_err(|e| io("read", e))?;
-    Ok(Bytes::from(buf))
 }
 
 /// True when `bytes` start with the header of the segment `info` names.

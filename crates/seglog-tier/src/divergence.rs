@@ -13,8 +13,9 @@
 //!   retention, which is a compaction, erased `e` whole). A segment `e` with no records
 //!   holds nothing to lose.
 //!
-//! - the active segment it names (chunk shipping) is a local segment, or the local log has
-//!   moved past it and only compaction outputs hold its first LSN.
+//! - the active segment it names (chunk shipping) is a local segment at least as long as
+//!   its shipped chunks (`chunks_end`, when the caller knows it), or the local log has moved
+//!   past it and only compaction outputs hold its first LSN.
 //!
 //! Anything else — a local segment that is not a compaction output holding LSNs `e` holds,
 //! a matching segment of another length, or still active — is another log: the ship fails
@@ -49,6 +50,7 @@ pub(crate) enum Verdict {
 pub(crate) fn check(
     manifest: &Manifest,
     local: &[SegmentInfo],
+    chunks_end: Option<u64>,
     mut is_compaction_output: impl FnMut(&SegmentInfo) -> Result<Option<bool>>,
 ) -> Result<Verdict> {
     // How far the log has come: past its last sealed record, and past everything before
@@ -112,7 +114,7 @@ pub(crate) fn check(
         }
     }
     if let Some(active) = &manifest.active {
-        return check_active(active, local, is_compaction_output);
+        return check_active(active, local, chunks_end, is_compaction_output);
     }
     Ok(Verdict::Continues)
 }
@@ -121,17 +123,26 @@ pub(crate) fn check(
 /// events no sealed segment does: the local log must hold it (active, or sealed since), or
 /// have moved past it with only compaction outputs holding its first LSN (it was sealed,
 /// then compacted or erased whole). Its end is not in the manifest, so its first LSN stands
-/// for its range.
+/// for its range; a local copy shorter than `chunks_end` (where its chunks end) lost
+/// shipped bytes and is `Diverged`.
 fn check_active(
     active: &ActiveSegment,
     local: &[SegmentInfo],
+    chunks_end: Option<u64>,
     mut is_compaction_output: impl FnMut(&SegmentInfo) -> Result<Option<bool>>,
 ) -> Result<Verdict> {
-    if local
+    if let Some(s) = local
         .iter()
-        .any(|s| active.same_segment(s.number, s.first_lsn, s.record_salt))
+        .find(|s| active.same_segment(s.number, s.first_lsn, s.record_salt))
     {
-        return Ok(Verdict::Continues);
+        return match chunks_end {
+            Some(end) if s.data_end < end => Err(Error::Diverged(format!(
+                "the manifest names active segment {} (first LSN {}, salt {:016x}), whose \
+                 chunks reach offset {end}; the local one is {} bytes (review 14)",
+                active.number, active.first_lsn, active.record_salt, s.data_end
+            ))),
+            _ => Ok(Verdict::Continues),
+        };
     }
     let diverged = |why: String| {
         Err(Error::Diverged(format!(

@@ -107,6 +107,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The fdatasync that makes the active segment's bytes durable before they ship as a
+    /// chunk failed. [`Tier::ship`](crate::Tier::ship) poisons the log then: after a failed
+    /// fsync, no later one can be trusted to have kept the bytes.
+    #[error("fdatasync of {} before shipping a chunk failed: {source}", path.display())]
+    SyncFailed {
+        /// The active segment's file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The local log failed.
     #[error(transparent)]
     Log(#[from] seglog::Error),

@@ -109,6 +109,11 @@ pub async fn restore(
                 active.record_salt,
                 bytes.len() as u64,
             ));
+        } else {
+            // No record in its chunks (it was empty when it was named, or its owner was
+            // lost before chunk 0), and the end marker keeps it so: the restored log will
+            // not have it, so the manifest stops naming it (review 14).
+            tier.forget_empty_active(active).await?;
         }
     }
     sync_dir(&dir).await?;

@@ -14,6 +14,7 @@
 //!   segment the listing named (a compaction may replace a file under the same name), and
 //!   a checkpoint only after it decodes as that segment's checkpoint.
 
+use crate::active;
 use crate::claim::{now_unix_millis, Tier, TierState};
 use crate::divergence;
 use crate::error::{Error, Result};
@@ -170,12 +171,13 @@ impl Tier {
     ///
     /// # Errors
     /// [`Error::Fenced`] (sticky: every later call returns it), [`Error::Diverged`] when the
-    /// log does not continue the manifest's (another log, or sealed data lost: see
-    /// docs/scale-out.md, "Shipping"), store and I/O errors (the round may be
-    /// retried: every step is idempotent).
+    /// log does not continue the manifest's (another log, sealed data lost, or an active
+    /// segment shorter than or different from its shipped chunks: see docs/scale-out.md,
+    /// "Shipping"), [`Error::SyncFailed`] (the log is poisoned), store and I/O errors (the
+    /// round may be retried: every step is idempotent).
     pub async fn ship(&self, log: &seglog::Log) -> Result<ShipReport> {
         let result = self.ship_round(log).await;
-        if let Err(e @ Error::Fenced { .. }) = &result {
+        if let Err(e @ (Error::Fenced { .. } | Error::SyncFailed { .. })) = &result {
             log.poison(&e.to_string());
         }
         result
@@ -186,19 +188,63 @@ impl Tier {
         self.check_not_fenced(&state)?;
         let mut report = ShipReport::default();
         let segments = log.segments();
+        // IMPORTANT: the active segment is opened (and its header checked) right after the
+        // listing, and its chunk is read through that handle: a seal and a compaction that
+        // replace the file under the same name meanwhile cannot slip another segment's
+        // bytes into the chunk (review 14).
+        let active_file = match segments.iter().find(|s| !s.sealed) {
+            Some(info) if self.ship_active => {
+                let info = info.clone();
+                match blocking(move || active::open_segment(&info)).await? {
+                    Some(open) => Some(open),
+                    None => {
+                        tracing::info!("the active segment changed under the round; deferred");
+                        report.deferred = true;
+                        return Ok(report);
+                    }
+                }
+            }
+            _ => None,
+        };
+        // The active segment the manifest names, when the log still has it: its chunks must
+        // not reach past it, or hold other bytes than it (review 14).
+        let named_local = state.latest.active.and_then(|a| {
+            segments
+                .iter()
+                .find(|s| a.same_segment(s.number, s.first_lsn, s.record_salt))
+                .map(|s| (a, s.clone()))
+        });
+        let chunks_end = match named_local {
+            Some((named, local)) => match self.known_progress(&mut state, named, &local).await? {
+                Some(progress) => Some(progress.shipped_end),
+                None => {
+                    tracing::info!("the named active segment changed under the round; deferred");
+                    report.deferred = true;
+                    return Ok(report);
+                }
+            },
+            None => None,
+        };
         let (manifest, listed) = (state.latest.clone(), segments.clone());
-        let verdict =
-            blocking(move || divergence::check(&manifest, &listed, read_compacted_flag)).await?;
+        let verdict = blocking(move || {
+            divergence::check(&manifest, &listed, chunks_end, read_compacted_flag)
+        })
+        .await?;
         if verdict == divergence::Verdict::Changed {
             tracing::info!("a segment changed under the divergence check (compaction?); deferred");
             report.deferred = true;
             return Ok(report);
         }
-        let active_info = if self.ship_active {
-            segments.iter().find(|s| !s.sealed).cloned()
-        } else {
-            None
-        };
+        let active_info = active_file.as_ref().map(|f| f.info.clone());
+        // Without chunk shipping, the active segment the manifest names stays named while it
+        // is the log's active segment: its chunks hold shipped events no sealed segment does
+        // until it is shipped sealed (review 14: dropping it had its chunks collected).
+        let kept_active = state.latest.active.filter(|a| {
+            !self.ship_active
+                && segments
+                    .iter()
+                    .any(|s| !s.sealed && a.same_segment(s.number, s.first_lsn, s.record_salt))
+        });
         let sealed: Vec<SegmentInfo> = segments.into_iter().filter(|s| s.sealed).collect();
         let mut entries = Vec::with_capacity(sealed.len());
         for info in sealed {
@@ -250,15 +296,18 @@ impl Tier {
         }
         // The active segment whose chunks are shipped: the one the manifest names already
         // (whoever named it), or the log's new active segment, under this writer's epoch.
-        let active = active_info.as_ref().map(|info| match state.latest.active {
-            Some(a) if a.same_segment(info.number, info.first_lsn, info.record_salt) => a,
-            _ => ActiveSegment {
-                number: info.number,
-                first_lsn: info.first_lsn,
-                record_salt: info.record_salt,
-                chunks_epoch: self.epoch,
-            },
-        });
+        let active = active_info
+            .as_ref()
+            .map(|info| match state.latest.active {
+                Some(a) if a.same_segment(info.number, info.first_lsn, info.record_salt) => a,
+                _ => ActiveSegment {
+                    number: info.number,
+                    first_lsn: info.first_lsn,
+                    record_salt: info.record_salt,
+                    chunks_epoch: self.epoch,
+                },
+            })
+            .or(kept_active);
         if entries == state.latest.segments && active == state.latest.active {
             // Nothing to name; still learn whether another node took the log, so that a
             // zombie with nothing to ship is fenced as soon as one with something would be.
@@ -270,10 +319,29 @@ impl Tier {
         }
         // IMPORTANT: after the commit naming the active segment, never before: a chunk of a
         // segment no manifest names would be found by no restore.
-        if let Some(info) = &active_info {
-            self.ship_chunk(&mut state, info, &mut report).await?;
+        if let Some(open) = &active_file {
+            self.ship_chunk(&mut state, open, &mut report).await?;
         }
         Ok(report)
+    }
+
+    /// For a restore that found no record in the chunks of the active segment the claimed
+    /// manifest names (after its end marker closed them): commits a manifest that no longer
+    /// names it. Nothing shipped is dropped, and the restored log, which does not have that
+    /// segment (its roll creates one with the same number and first LSN, another salt),
+    /// continues the manifest: its ships pass the divergence check (review 14).
+    ///
+    /// # Errors
+    /// As [`Tier::ship`]'s commit: `Fenced`, `Conflict`, store errors.
+    pub(crate) async fn forget_empty_active(&self, segment: &ActiveSegment) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.check_not_fenced(&state)?;
+        if state.latest.active.as_ref() != Some(segment) {
+            return Ok(());
+        }
+        let entries = state.latest.segments.clone();
+        let mut report = ShipReport::default();
+        self.commit(&mut state, entries, None, &mut report).await
     }
 
     /// Commits a manifest naming `entries` and `active` at the id after the newest.

@@ -59,7 +59,7 @@ fn manifest(entries: Vec<SegmentEntry>) -> Manifest {
 
 fn run(m: &Manifest, locals: &[Local]) -> Result<Verdict> {
     let infos: Vec<SegmentInfo> = locals.iter().map(|l| l.info.clone()).collect();
-    check(m, &infos, |info| {
+    check(m, &infos, None, |info| {
         Ok(locals
             .iter()
             .find(|l| l.info.number == info.number)
@@ -151,7 +151,10 @@ fn a_segment_replaced_under_the_check_defers_the_round() {
         local(6, 121, 121, 0xc6, false, false),
     ];
     let infos: Vec<SegmentInfo> = l.iter().map(|l| l.info.clone()).collect();
-    assert_eq!(check(&m, &infos, |_| Ok(None)).unwrap(), Verdict::Changed);
+    assert_eq!(
+        check(&m, &infos, None, |_| Ok(None)).unwrap(),
+        Verdict::Changed
+    );
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct FaultStore {
     segment_list_gate: Mutex<Option<Gate>>,
     /// Each held at the next PUT of a key containing its fragment (in order of arming).
     put_gates: Mutex<Vec<(String, Gate)>>,
+    /// Each held at the next GET of a key containing its fragment (review 14).
+    get_gates: Mutex<Vec<(String, Gate)>>,
     pub counts: OpCounts,
 }
 
@@ -73,6 +75,7 @@ impl FaultStore {
             armed: Mutex::new(None),
             segment_list_gate: Mutex::new(None),
             put_gates: Mutex::new(Vec::new()),
+            get_gates: Mutex::new(Vec::new()),
             counts: OpCounts::default(),
         })
     }
@@ -104,6 +107,17 @@ impl FaultStore {
     pub fn pause_next_put(&self, fragment: &str) -> Gate {
         let gate = Gate::default();
         self.put_gates
+            .lock()
+            .unwrap()
+            .push((fragment.to_owned(), gate.clone()));
+        gate
+    }
+
+    /// The next GET of a key containing `fragment` pauses (before reaching the store) until
+    /// `gate.resume` is notified.
+    pub fn pause_next_get(&self, fragment: &str) -> Gate {
+        let gate = Gate::default();
+        self.get_gates
             .lock()
             .unwrap()
             .push((fragment.to_owned(), gate.clone()));
@@ -183,6 +197,17 @@ impl ObjectStore for FaultStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.counts.gets.fetch_add(1, Ordering::SeqCst);
+        let gate = {
+            let mut gates = self.get_gates.lock().unwrap();
+            let at = gates
+                .iter()
+                .position(|(f, _)| location.as_ref().contains(f.as_str()));
+            at.map(|i| gates.remove(i).1)
+        };
+        if let Some(gate) = gate {
+            gate.reached.notify_one();
+            gate.resume.notified().await;
+        }
         match self.decide() {
             Decision::Run => self.inner.get_opts(location, options).await,
             _ => Err(injected()),
