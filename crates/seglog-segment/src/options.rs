@@ -33,8 +33,11 @@ pub enum RecoveryMode {
     /// acknowledged — fails the open with [`Error::Corruption`]. Never drops acknowledged data.
     #[default]
     TolerateTornTail,
-    /// Any bad or partial byte, even a torn tail, fails the open. For logs that were closed
-    /// cleanly, or to inspect damage before deciding.
+    /// Any bad or partial byte the open reads, even a torn tail, fails the open. For logs
+    /// that were closed cleanly, or to inspect damage before deciding. Bytes an index
+    /// checkpoint covers (sealed segments, and the last segment's prefix after a clean
+    /// close) are not read by the open: damage there fails the read of that record with a
+    /// checksum error, never returns wrong bytes; `verify` reads everything.
     AbsoluteConsistency,
     /// Repair, point in time: the log keeps its longest undamaged prefix. Every segment is
     /// read (checkpoints are not trusted); the first bad record cuts its segment there, every

@@ -134,7 +134,7 @@ pub fn checkpoint_state(dir: &Path, view: &SegmentView) -> CheckpointState {
         },
         // A checkpoint of another version of this segment (rewritten, or cut by recovery)
         // is harmless; anything else under a final name is damage.
-        Err(defect) if defect.is_stale() => CheckpointState::Stale(defect.to_string()),
+        Err(defect) if defect.is_harmless() => CheckpointState::Stale(defect.to_string()),
         Err(defect) => CheckpointState::Damaged(defect.to_string()),
     }
 }

@@ -36,6 +36,16 @@ impl CheckpointDefect {
     pub fn is_stale(&self) -> bool {
         matches!(self, CheckpointDefect::Stale)
     }
+
+    /// True when the file is not damage, only unusable here: stale (see [`Self::is_stale`]),
+    /// or of a version this build does not read (written by a newer build, which a
+    /// downgrade leaves behind). The open ignores both and reads the segment instead.
+    pub fn is_harmless(&self) -> bool {
+        matches!(
+            self,
+            CheckpointDefect::Stale | CheckpointDefect::UnsupportedVersion
+        )
+    }
 }
 
 impl From<&str> for CheckpointDefect {

@@ -39,9 +39,10 @@ pub(crate) fn check_checkpoint<F: FileSystem>(
             },
             Some(why) => CheckpointCheck::Damaged(why),
         },
-        // A checkpoint of another version of this segment (rewritten, or cut by recovery)
-        // is harmless: the open ignores it. Anything else under a final name is damage.
-        Err(defect) if defect.is_stale() => CheckpointCheck::Stale(defect.to_string()),
+        // A checkpoint of another version of this segment (rewritten, or cut by recovery),
+        // or of a checkpoint version a newer build wrote (a downgrade), is harmless: the
+        // open ignores it. Anything else under a final name is damage.
+        Err(defect) if defect.is_harmless() => CheckpointCheck::Stale(defect.to_string()),
         Err(defect) => CheckpointCheck::Damaged(defect.to_string()),
     }
 }
