@@ -10,7 +10,6 @@ mod common;
 
 use seglog::io::sim::{CrashMode, SimFs};
 use seglog::{CheckpointMode, Log, Options};
-use std::collections::BTreeMap;
 
 const TENANTS: [&str; 2] = ["t0", "t1"];
 
@@ -22,7 +21,7 @@ fn opts() -> Options {
 }
 
 /// Per execution: the payloads submitted in order, and how many were acknowledged.
-type Outcome = BTreeMap<String, (Vec<Vec<u8>>, usize)>;
+use common::Outcome;
 
 fn workload(fs: &SimFs) -> Outcome {
     let mut out = Outcome::new();
@@ -58,34 +57,6 @@ fn state(fs: &SimFs, what: &str) -> (common::Dump, seglog::RecoveryStats) {
     (d, r)
 }
 
-fn check(outcome: &Outcome, dump: &common::Dump, what: &str) {
-    let mut seen = BTreeMap::new();
-    for rows in dump.values() {
-        for (exec, _, events) in rows {
-            seen.insert(exec.clone(), events.clone());
-        }
-    }
-    for (exec, (submitted, acked)) in outcome {
-        let got = seen.get(exec).cloned().unwrap_or_default();
-        assert!(
-            got.len() >= *acked,
-            "{what}: {exec} lost acknowledged events ({} < {acked})",
-            got.len()
-        );
-        assert!(
-            got.len() <= submitted.len(),
-            "{what}: {exec} has events never submitted"
-        );
-        for (i, (seq, _, payload)) in got.iter().enumerate() {
-            assert_eq!(*seq, i as u64 + 1, "{what}: {exec} is not dense");
-            assert_eq!(
-                payload, &submitted[i],
-                "{what}: {exec} #{seq} has other bytes"
-            );
-        }
-    }
-}
-
 #[test]
 fn the_engine_recovers_from_a_power_cut_after_every_operation() {
     let total_ops = {
@@ -115,7 +86,7 @@ fn the_engine_recovers_from_a_power_cut_after_every_operation() {
             let crashed = fs.crash(mode);
             let what = format!("cut after op {n} of {total_ops}, {mode:?}");
             let (first, r) = state(&crashed, &what);
-            check(&outcome, &first, &what);
+            common::check_acknowledged(&outcome, &first, &what);
             from_checkpoints += r.checkpoints_loaded;
             let again = crashed.crash(CrashMode::Torn { seed: n + 1 });
             let (second, _) = state(&again, &what);

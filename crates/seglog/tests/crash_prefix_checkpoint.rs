@@ -8,7 +8,6 @@ mod common;
 
 use seglog::io::sim::{CrashMode, SimFs};
 use seglog::{CheckpointMode, Log, Options, RecoveryMode};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const TENANTS: [&str; 2] = ["t0", "t1"];
@@ -21,7 +20,7 @@ fn opts() -> Options {
 }
 
 /// Per execution: the payloads submitted in order, and how many were acknowledged.
-type Outcome = BTreeMap<String, (Vec<Vec<u8>>, usize)>;
+use common::Outcome;
 
 /// Appends `count` records numbered from `from`; false when an append failed (power off).
 fn append_some(log: &Log<SimFs>, out: &mut Outcome, from: u64, count: u64) -> bool {
@@ -73,34 +72,6 @@ fn state(fs: &SimFs, what: &str) -> (common::Dump, seglog::RecoveryStats) {
     (d, r)
 }
 
-fn check(outcome: &Outcome, dump: &common::Dump, what: &str) {
-    let mut seen = BTreeMap::new();
-    for rows in dump.values() {
-        for (exec, _, events) in rows {
-            seen.insert(exec.clone(), events.clone());
-        }
-    }
-    for (exec, (submitted, acked)) in outcome {
-        let got = seen.get(exec).cloned().unwrap_or_default();
-        assert!(
-            got.len() >= *acked,
-            "{what}: {exec} lost acknowledged events ({} < {acked})",
-            got.len()
-        );
-        assert!(
-            got.len() <= submitted.len(),
-            "{what}: {exec} has events never submitted"
-        );
-        for (i, (seq, _, payload)) in got.iter().enumerate() {
-            assert_eq!(*seq, i as u64 + 1, "{what}: {exec} is not dense");
-            assert_eq!(
-                payload, &submitted[i],
-                "{what}: {exec} #{seq} has other bytes"
-            );
-        }
-    }
-}
-
 #[test]
 fn a_power_cut_anywhere_around_a_prefix_checkpoint_loses_nothing_acknowledged() {
     let total_ops = {
@@ -123,7 +94,7 @@ fn a_power_cut_anywhere_around_a_prefix_checkpoint_loses_nothing_acknowledged() 
             let crashed = fs.crash(mode);
             let what = format!("cut after op {n} of {total_ops}, {mode:?}");
             let (first, r) = state(&crashed, &what);
-            check(&outcome, &first, &what);
+            common::check_acknowledged(&outcome, &first, &what);
             from_prefix += usize::from(r.last_segment_prefix_bytes > 0);
             // The open consumed any prefix checkpoint: a second cut answers the same, whether
             // or not its removal reached the disk.

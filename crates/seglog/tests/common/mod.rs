@@ -39,3 +39,38 @@ pub fn small_inline_opts(recovery_mode: RecoveryMode) -> Options {
         .checkpoints(CheckpointMode::Inline)
         .recovery_mode(recovery_mode)
 }
+
+/// Per execution, what a crash workload submitted (payloads in order) and how many of them
+/// were acknowledged.
+pub type Outcome = BTreeMap<String, (Vec<Vec<u8>>, usize)>;
+
+/// Checks a recovered log's dump against a crash workload's outcome: every acknowledged
+/// event is there, each execution dense from 1, with the submitted bytes, and nothing that
+/// was never submitted.
+pub fn check_acknowledged(outcome: &Outcome, dump: &Dump, what: &str) {
+    let mut seen = BTreeMap::new();
+    for rows in dump.values() {
+        for (exec, _, events) in rows {
+            seen.insert(exec.clone(), events.clone());
+        }
+    }
+    for (exec, (submitted, acked)) in outcome {
+        let got = seen.get(exec).cloned().unwrap_or_default();
+        assert!(
+            got.len() >= *acked,
+            "{what}: {exec} lost acknowledged events ({} < {acked})",
+            got.len()
+        );
+        assert!(
+            got.len() <= submitted.len(),
+            "{what}: {exec} has events never submitted"
+        );
+        for (i, (seq, _, payload)) in got.iter().enumerate() {
+            assert_eq!(*seq, i as u64 + 1, "{what}: {exec} is not dense");
+            assert_eq!(
+                payload, &submitted[i],
+                "{what}: {exec} #{seq} has other bytes"
+            );
+        }
+    }
+}
