@@ -680,7 +680,6 @@ impl<F: FileSystem> Inner<F> {
         synced: Result<WrittenRound<F>>,
         keep_leading: bool,
     ) -> (Wakeups, bool) {
-        use std::sync::atomic::Ordering;
         let (durable, wakeups, leads_again) = {
             let mut st = self.commit.lock();
             st.syncing = st.syncing.saturating_sub(1);
@@ -690,11 +689,7 @@ impl<F: FileSystem> Inner<F> {
                     written
                         .entry
                         .publish_durable(written.end, written.round.last_lsn);
-                    st.durable_lsn = st.durable_lsn.max(written.round.last_lsn);
-                    if let Some(synced) = written.round.synced_lsn {
-                        st.synced_lsn = st.synced_lsn.max(synced);
-                    }
-                    self.durable_lsn.store(st.durable_lsn, Ordering::Release);
+                    self.raise_watermark(&mut st, &written.round);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -850,20 +845,26 @@ impl<F: FileSystem> Inner<F> {
             })
     }
 
+    /// Raises the durable watermark (and the synced one) to what `round` made durable, and
+    /// mirrors it in the atomic a woken waiter reads. Under the commit lock (`st`).
+    fn raise_watermark(&self, st: &mut CommitState, round: &Round) {
+        st.durable_lsn = st.durable_lsn.max(round.last_lsn);
+        if let Some(synced) = round.synced_lsn {
+            st.synced_lsn = st.synced_lsn.max(synced);
+        }
+        self.durable_lsn
+            .store(st.durable_lsn, std::sync::atomic::Ordering::Release);
+    }
+
     /// After a successful round: publishes its LSN as durable and takes the waiters it
     /// acknowledged out of the queue, marked woken, to be woken ([`Wakeups`]). If records are
     /// queued, the leader keeps leading when `keep_leading` (the second value is then true);
     /// otherwise leadership goes back, to a waiter if records are queued.
     fn advance(&self, round: Round, keep_leading: bool) -> (Wakeups, bool) {
-        use std::sync::atomic::Ordering;
         let (durable, wakeups, still_leading) = {
             let mut st = self.commit.lock();
-            st.durable_lsn = st.durable_lsn.max(round.last_lsn);
-            if let Some(synced) = round.synced_lsn {
-                st.synced_lsn = st.synced_lsn.max(synced);
-            }
+            self.raise_watermark(&mut st, &round);
             st.unsynced = round.unsynced;
-            self.durable_lsn.store(st.durable_lsn, Ordering::Release);
             let done = st.waiters.partition_point(|w| w.lsn <= st.durable_lsn);
             let mut wakeups = Wakeups::acknowledge(&mut st, done);
             if self.wants_zeros(&st) {
