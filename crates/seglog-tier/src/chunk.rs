@@ -128,13 +128,25 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<(Header, Bytes), String> {
     if crc.finalize() != u32_at(bytes, 72) {
         return Err("chunk checksum mismatch".into());
     }
+    let start = u64_at(bytes, 48);
+    // A chunk names a byte range of a segment file: it must fit in a file offset, so that
+    // no reader's `start + payload_len` can overflow (review 16: a forged start panicked the
+    // shipper).
+    if start
+        .checked_add(payload_len)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(format!(
+            "chunk range {start} + {payload_len} is beyond any file offset"
+        ));
+    }
     let header = Header {
         kind,
         number: u64_at(bytes, 16),
         first_lsn: u64_at(bytes, 24),
         record_salt: u64_at(bytes, 32),
         index: u64_at(bytes, 40),
-        start: u64_at(bytes, 48),
+        start,
         writer_epoch: u64_at(bytes, 56),
         payload_len,
     };
