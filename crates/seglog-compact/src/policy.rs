@@ -132,7 +132,9 @@ pub fn merge_small_segments(view: &IndexView, small_below_bytes: u64, target_byt
 
 /// Locality: clusters every sealed segment not clustered yet, so that each execution's
 /// records in it sit together (a cold read of an execution is then one sequential read per
-/// segment instead of one per record). Nothing is dropped.
+/// segment instead of one per record). Nothing is dropped. The active segment is not
+/// touched: to cluster an execution whose last records are still there, seal it first
+/// (`seglog::Log::roll`), as RocksDB's `CompactRange` flushes the memtable first.
 pub fn cluster_sealed_segments(view: &IndexView) -> Plan {
     Plan {
         rewrite_segments: view
@@ -150,7 +152,8 @@ pub fn cluster_sealed_segments(view: &IndexView) -> Plan {
 /// hold a record of an execution `is_finished` accepts (with seglog-eventstore's
 /// `retention::is_finished`: the last event ends the execution). A finished execution gets
 /// no more records, so once its segments are clustered its cold read stays one sequential
-/// read per segment. Nothing is dropped.
+/// read per segment. Nothing is dropped. As with [`cluster_sealed_segments`], records in
+/// the active segment wait until it is sealed (`seglog::Log::roll` seals it now).
 pub fn cluster_finished(view: &IndexView, is_finished: impl Fn(&ExecutionSummary) -> bool) -> Plan {
     let candidates: std::collections::BTreeSet<u64> = view
         .segments
