@@ -127,7 +127,6 @@ mod tests {
         w.release("e");
         drop(a);
         assert_eq!(w.watched.load(Ordering::SeqCst), 1);
-        let mut b = b;
         w.notify("e");
         assert!(b.has_changed().unwrap_or(false));
         w.release("e");
