@@ -26,6 +26,8 @@ impl<F: FileSystem + Clone> Log<F> {
     /// Its records stay in the index (its checkpoint stays in the directory). Blocks (it
     /// reads the segment and fsyncs); holds off compaction meanwhile.
     ///
+    /// Offloading a segment again to the same location does nothing.
+    ///
     /// # Errors
     /// [`Error::InvalidOptions`] when the segment is unknown, the active one, not before the
     /// active one by number, when no source is set, when checkpoints are off, or when the
@@ -52,6 +54,17 @@ impl<F: FileSystem + Clone> Log<F> {
             ));
         }
         let _no_compaction = self.hold_off_compaction()?;
+        // Offloads hold the compaction lock: one at a time. Offloading a segment twice (two
+        // retention passes racing) is a no-op the second time.
+        if let Some(done) = self.shared.offloaded.get(number) {
+            if done.location == target.location {
+                return Ok(());
+            }
+            return invalid(format!(
+                "segment {number} is already offloaded to {}",
+                done.location
+            ));
+        }
         let infos = self.segments();
         let Some(info) = infos.iter().find(|s| s.number == number).cloned() else {
             return invalid(format!(
@@ -91,13 +104,29 @@ impl<F: FileSystem + Clone> Log<F> {
         // it yet).
         let fs = self.shared.segments.file_system();
         let dir = &self.shared.dir;
-        let checkpoint = match seglog_index::checkpoint::load(fs, dir, &info) {
+        let load = || seglog_index::checkpoint::load(fs, dir, &info);
+        let checkpoint = match load() {
             Some(cp) => cp,
             None => {
-                seglog_index::checkpoint::write(fs, dir, &info, &bytes)?;
-                seglog_index::checkpoint::load(fs, dir, &info).ok_or_else(|| {
-                    Error::Corruption(format!("segment {number}'s checkpoint does not read back"))
-                })?
+                // The checkpointer may be writing it (same temp file name): let it finish.
+                self.shared.checkpointer.barrier();
+                match load() {
+                    Some(cp) => cp,
+                    None => {
+                        // A write racing an inline seal listener's may lose the rename: the
+                        // other one's file is as good.
+                        let written = seglog_index::checkpoint::write(fs, dir, &info, &bytes);
+                        match (load(), written) {
+                            (Some(cp), _) => cp,
+                            (None, Err(e)) => return Err(e.into()),
+                            (None, Ok(_)) => {
+                                return Err(Error::Corruption(format!(
+                                    "segment {number}'s checkpoint does not read back"
+                                )))
+                            }
+                        }
+                    }
+                }
             }
         };
         let last_event_lsn = checkpoint
