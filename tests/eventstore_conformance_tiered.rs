@@ -37,7 +37,9 @@ fn bucket() -> Arc<dyn ObjectStore> {
                     .with_region("us-east-1")
                     .with_access_key_id("test")
                     .with_secret_access_key("test")
-                    .with_conditional_put(seglog_tier::object_store::aws::S3ConditionalPut::ETagMatch)
+                    .with_conditional_put(
+                        seglog_tier::object_store::aws::S3ConditionalPut::ETagMatch,
+                    )
                     .build()
                     .unwrap();
                 eprintln!("conformance over read-through: moto's S3 server");
@@ -77,7 +79,11 @@ async fn every_read_of_a_sealed_segment_goes_to_the_bucket() {
             store.append(&e, &t, v.clone()).await.unwrap();
         }
         store
-            .append(&exec(&format!("other-{round}")), &tenant("u"), variants[2].clone())
+            .append(
+                &exec(&format!("other-{round}")),
+                &tenant("u"),
+                variants[2].clone(),
+            )
             .await
             .unwrap();
     }
@@ -86,7 +92,13 @@ async fn every_read_of_a_sealed_segment_goes_to_the_bucket() {
     assert!(offloaded >= 10, "the data spans many segments: {offloaded}");
     let seg_files = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
         .count();
     assert_eq!(seg_files, 1, "only the active segment is on disk");
     let before = store.read_through().stats();
@@ -97,11 +109,17 @@ async fn every_read_of_a_sealed_segment_goes_to_the_bucket() {
         assert_eq!(got.tenant_id, t);
     }
     let after = store.read_through().stats();
-    assert!(after.range_gets > before.range_gets, "the read went to the bucket");
+    assert!(
+        after.range_gets > before.range_gets,
+        "the read went to the bucket"
+    );
     // Read again: from the cache, no GET.
     assert_eq!(store.load_events(&e).await.unwrap().len(), loaded.len());
     let again = store.read_through().stats();
-    assert_eq!(again.range_gets, after.range_gets, "the second read hit the cache");
+    assert_eq!(
+        again.range_gets, after.range_gets,
+        "the second read hit the cache"
+    );
     assert!(again.cache_hits > after.cache_hits);
     // Another tenant's executions, in the same segments, are not in this read.
     assert!(loaded.iter().all(|x| x.execution_id == e));

@@ -6,7 +6,9 @@
 //! at a read), and the data spans as many segments as there were appends.
 
 use async_trait::async_trait;
-use enact_core::kernel::persistence::{EventStore, ExecutionEventData, StorageBackend, StoredEvent};
+use enact_core::kernel::persistence::{
+    EventStore, ExecutionEventData, StorageBackend, StoredEvent,
+};
 use enact_core::kernel::{ExecutionId, TenantId};
 use seglog_eventstore::SeglogEventStore;
 use seglog_tier::object_store::path::Path as Key;
@@ -36,7 +38,8 @@ pub struct TieredStore {
 pub async fn open_tiered(bucket: Arc<dyn ObjectStore>, prefix: Key, dir: &Path) -> TieredStore {
     let log = seglog::Log::open(dir, options()).await.unwrap();
     let tier = Tier::claim(bucket.clone(), prefix).await.unwrap();
-    let read_through = ReadThrough::new(bucket, ReadThroughOptions::default().keep_local_segments(0)).unwrap();
+    let read_through =
+        ReadThrough::new(bucket, ReadThroughOptions::default().keep_local_segments(0)).unwrap();
     read_through.attach(&log);
     let store = TieredStore {
         inner: SeglogEventStore::from_log(log),
@@ -122,7 +125,10 @@ impl EventStore for TieredStore {
         tenant_id: &TenantId,
         events: Vec<ExecutionEventData>,
     ) -> anyhow::Result<u64> {
-        let seq = self.inner.append_batch(execution_id, tenant_id, events).await?;
+        let seq = self
+            .inner
+            .append_batch(execution_id, tenant_id, events)
+            .await?;
         self.ship_and_offload().await;
         Ok(seq)
     }
