@@ -361,7 +361,9 @@ impl<F: FileSystem + Clone> Log<F> {
         if chosen.is_empty() {
             return Ok(());
         }
-        let order: Vec<u64> = infos.iter().map(|i| i.number).collect();
+        // Offloaded segments keep their place in the order (never chosen): a run of
+        // segments to merge never spans one, so no output overlaps its LSNs.
+        let order: Vec<u64> = self.order_with_offloaded(&infos);
         if let Some(&missing) = chosen.iter().find(|n| !order.contains(n)) {
             if !options.dry_run {
                 return Err(seglog_compact::Error::NotSealed(missing).into());

@@ -317,3 +317,41 @@ fn a_power_cut_anywhere_in_an_offload_loses_and_duplicates_nothing() {
     assert!(finished > 0, "some cuts came after an offload's stub");
     eprintln!("offload: power cut after each of {total_ops} operations × 4 modes");
 }
+
+#[test]
+fn a_merge_of_local_segments_never_spans_an_offloaded_one() {
+    let (fs, source, expected) = shipped_log();
+    let log = open(&fs, &source).unwrap();
+    let sealed: Vec<_> = log.segments().into_iter().filter(|s| s.sealed).collect();
+    assert!(sealed.len() >= 3);
+    // Only a middle segment leaves the disk: local segments lie on both sides of it.
+    let middle = sealed[1].number;
+    log.offload_segment(middle, &target(&source, middle))
+        .unwrap();
+    let plan = seglog::compaction::policy::merge_small_segments(
+        &log.compaction_view(false).unwrap(),
+        1 << 20,
+        1 << 20,
+    );
+    log.compact_blocking(
+        &plan,
+        seglog::CompactOptions::default().target_segment_bytes(1 << 20),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let offloaded = &log.offloaded_segments()[0];
+    for s in log.segments() {
+        assert!(
+            s.last_lsn < offloaded.first_lsn || s.first_lsn > offloaded.last_lsn,
+            "segment {} ({}..={}) overlaps the offloaded one",
+            s.number,
+            s.first_lsn,
+            s.last_lsn
+        );
+    }
+    assert_eq!(common::dump(&log, &TENANTS), expected);
+    log.close().unwrap();
+    let log = open(&fs, &source).unwrap();
+    assert_eq!(common::dump(&log, &TENANTS), expected);
+    assert!(log.verify().unwrap().is_clean());
+}

@@ -239,6 +239,20 @@ impl<F: FileSystem> Log<F> {
             .collect()
     }
 
+    /// The numbers of the local segments `local` and of the offloaded ones, in log order.
+    pub(crate) fn order_with_offloaded(&self, local: &[SegmentInfo]) -> Vec<u64> {
+        let mut all: Vec<(u64, u64)> = local.iter().map(|s| (s.first_lsn, s.number)).collect();
+        all.extend(
+            self.shared
+                .offloaded
+                .list()
+                .iter()
+                .map(|s| (s.first_lsn, s.number)),
+        );
+        all.sort_unstable();
+        all.into_iter().map(|(_, n)| n).collect()
+    }
+
     /// The greatest event LSN of the offloaded segments (0 when none).
     pub(crate) fn offloaded_last_event_lsn(&self) -> u64 {
         self.shared
