@@ -355,3 +355,33 @@ fn a_merge_of_local_segments_never_spans_an_offloaded_one() {
     assert_eq!(common::dump(&log, &TENANTS), expected);
     assert!(log.verify().unwrap().is_clean());
 }
+
+#[test]
+fn automatic_retention_skips_executions_with_records_in_offloaded_segments() {
+    let (fs, source, expected) = shipped_log();
+    let log = open(&fs, &source).unwrap();
+    offload_all(&log, &source).unwrap();
+    // Only in the active segment: dropped by age; every execution of the shipped log has
+    // records in offloaded segments: kept, and no pass fails.
+    log.append_blocking("young-only-local", "t0", b"x").unwrap();
+    log.close().unwrap();
+    let retention = seglog::Retention::default()
+        .max_age(std::time::Duration::from_millis(1))
+        .interval(std::time::Duration::from_millis(20));
+    let log = Log::open_with_fs(fs.clone(), "/log", opts().retention(retention)).unwrap();
+    log.set_segment_source(source.clone());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while log.exists("young-only-local").unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            log.stats().retention
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stats = log.stats().retention;
+    assert_eq!(stats.failures, 0, "{stats:?}");
+    assert_eq!(stats.executions_dropped, 1, "{stats:?}");
+    assert_eq!(common::dump(&log, &TENANTS), expected);
+}

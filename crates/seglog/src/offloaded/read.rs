@@ -36,19 +36,13 @@ impl<F: FileSystem> Log<F> {
         match self.shared.segments.read(position) {
             // IMPORTANT: an offload puts the segment in the offloaded table before it takes
             // it out of the segment table, so a miss here finds it there.
-            Err(seglog_segment::Error::NoSuchRecord { .. })
-                if self.shared.offloaded.get(position.segment).is_some() =>
-            {
-                let segment = self.shared.offloaded.get(position.segment);
-                match segment {
+            Err(missing @ seglog_segment::Error::NoSuchRecord { .. }) => {
+                match self.shared.offloaded.get(position.segment) {
                     Some(s) => self
                         .read_offloaded(&s, &[position.offset])?
                         .pop()
                         .ok_or_else(|| corrupt(&s, position.offset, "no record returned")),
-                    None => Err(Error::Segment(seglog_segment::Error::NoSuchRecord {
-                        segment: position.segment,
-                        offset: position.offset,
-                    })),
+                    None => Err(missing.into()),
                 }
             }
             other => other.map_err(Error::from),
