@@ -88,15 +88,17 @@ impl<F: FileSystem> SeglogEventStore<F> {
 
     /// The events of `execution_id` from `from_seq`, labelled with the tenant their own
     /// records carry (never one read separately: the execution may have been erased and
-    /// created again under another tenant in between).
-    fn stored(
+    /// created again under another tenant in between). A log with offloaded segments (read
+    /// through object storage, whose reads block) is read off the runtime's worker threads.
+    async fn stored(
         &self,
         execution_id: &ExecutionId,
         from_seq: u64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        let (events, tenant) =
-            self.log
-                .read_range_with_tenant(execution_id.as_str(), from_seq, usize::MAX)?;
+        let (events, tenant) = self
+            .log
+            .read_range_with_tenant_async(execution_id.as_str(), from_seq, usize::MAX)
+            .await?;
         let Some(tenant) = tenant else {
             return Ok(Vec::new());
         };
@@ -172,7 +174,7 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
     }
 
     async fn load_events(&self, execution_id: &ExecutionId) -> anyhow::Result<Vec<StoredEvent>> {
-        self.stored(execution_id, 1)
+        self.stored(execution_id, 1).await
     }
 
     async fn load_events_after(
@@ -180,7 +182,7 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
         execution_id: &ExecutionId,
         after_seq: u64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        self.stored(execution_id, after_seq.saturating_add(1))
+        self.stored(execution_id, after_seq.saturating_add(1)).await
     }
 
     async fn get_latest_sequence(&self, execution_id: &ExecutionId) -> anyhow::Result<Option<u64>> {

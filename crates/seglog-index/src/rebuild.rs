@@ -79,6 +79,39 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
         self.stats
     }
 
+    /// Takes the records of a segment that recovery does not see (its file left the disk:
+    /// the `seglog` crate's offloaded segments) from its checkpoint, all or nothing. Call it
+    /// in log order, between the visitor calls of the segments around it.
+    ///
+    /// # Errors
+    /// [`Error::Inconsistent`] when the segment has no valid checkpoint or it does not fit
+    /// the index: its records cannot be known, so the open must fail rather than lose them.
+    pub fn apply_offloaded(&mut self, segment: &SegmentInfo) -> Result<usize> {
+        let inconsistent = |reason: String| Error::Inconsistent {
+            lsn: segment.first_lsn,
+            reason,
+        };
+        let number = u32::try_from(segment.number)
+            .map_err(|_| inconsistent(format!("segment number {} too large", segment.number)))?;
+        let cp = checkpoint::load(self.fs, self.dir, segment).ok_or_else(|| {
+            inconsistent(format!(
+                "offloaded segment {} has no valid index checkpoint in the directory",
+                segment.number
+            ))
+        })?;
+        self.index
+            .apply_checkpoint(number, &cp.strings, &cp.records)
+            .map_err(|e| {
+                inconsistent(format!(
+                    "the checkpoint of offloaded segment {} does not fit the index: {e}",
+                    segment.number
+                ))
+            })?;
+        self.stats.checkpoints_loaded += 1;
+        self.stats.records += cp.records.len() as u64;
+        Ok(cp.records.len())
+    }
+
     fn apply_checkpoint(&mut self, segment: &SegmentInfo) -> bool {
         let Ok(number) = u32::try_from(segment.number) else {
             return false;

@@ -367,3 +367,7 @@ impl Iterator for SegmentRecords {
         }
     }
 }
+
+/// Records read from somewhere other than the segment's file (the layer above's copy of an
+/// offloaded segment), checked exactly as a read from the file is.
+mod detached;

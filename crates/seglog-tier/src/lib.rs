@@ -41,6 +41,7 @@ mod keys;
 mod manifest;
 mod objects;
 mod orphans;
+mod read_through;
 mod restore;
 mod ship;
 mod shipper;
@@ -56,6 +57,9 @@ pub use manifest::{
 pub use object_store;
 pub use objects::latest_manifest;
 pub use orphans::OrphanReport;
+pub use read_through::{
+    BucketSource, OffloadReport, ReadThrough, ReadThroughOptions, ReadThroughStats,
+};
 pub use restore::{fetch_object, fetch_segment, restore, RestoreReport, Restored};
 pub use ship::ShipReport;
 pub use shipper::Shipper;

@@ -187,7 +187,8 @@ impl Tier {
         let mut state = self.state.lock().await;
         self.check_not_fenced(&state)?;
         let mut report = ShipReport::default();
-        let segments = log.segments();
+        // Offloaded segments (read-through) are sealed segments of the log too.
+        let segments = crate::read_through::shipped_listing(log);
         // IMPORTANT: the active segment is opened (and its header checked) right after the
         // listing, and its chunk is read through that handle: a seal and a compaction that
         // replace the file under the same name meanwhile cannot slip another segment's

@@ -63,6 +63,8 @@ impl<F: FileSystem + Clone> Log<F> {
         let started = Instant::now();
         let dest = dest.as_ref();
         self.check_open()?;
+        // A backup of local files would miss the offloaded segments' records.
+        self.refuse_offloaded("a backup")?;
         let fs = self.shared.segments.file_system();
         prepare_destination(fs, dest)?;
         // IMPORTANT: no compaction may switch segments while they are linked and copied (a

@@ -234,6 +234,7 @@ impl<F: FileSystem + Clone> Log<F> {
             ..CompactionReport::default()
         };
         // Step 1: fix the set of executions to drop, and stop appends to them.
+        let automatic = matches!(source, PlanSource::AtStart(_));
         let (plan, doomed, needs_roll) = {
             let index = self.shared.index.write();
             let plan = match source {
@@ -255,12 +256,34 @@ impl<F: FileSystem + Clone> Log<F> {
                 .filter(|s| s.sealed)
                 .map(|s| s.number)
                 .collect();
-            let doomed: Vec<String> = plan
+            let mut doomed: Vec<String> = plan
                 .drop_executions
                 .iter()
                 .filter(|id| index.get(id).is_some())
                 .cloned()
                 .collect();
+            // Offloaded segments are never rewritten: an execution with records in one is
+            // skipped by automatic retention, and an explicit plan that drops it is refused
+            // (docs/scale-out.md, "Read-through").
+            if let Some((id, segment)) = self.offloaded_records_of(&index, &doomed).first() {
+                if !automatic {
+                    tracing::warn!(execution = %id, segment, "compaction refused: records in an offloaded segment");
+                    return Err(Error::Offloaded {
+                        segment: *segment,
+                        what: "an erasure of the records in it (compaction)",
+                    });
+                }
+                let skipped: BTreeSet<String> = self
+                    .offloaded_records_of(&index, &doomed)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                tracing::info!(
+                    executions = skipped.len(),
+                    "retention skips executions with records in offloaded segments"
+                );
+                doomed.retain(|id| !skipped.contains(id));
+            }
             let needs_roll = doomed.iter().any(|id| {
                 index.get(id).is_some_and(|e| {
                     e.records()
@@ -338,7 +361,9 @@ impl<F: FileSystem + Clone> Log<F> {
         if chosen.is_empty() {
             return Ok(());
         }
-        let order: Vec<u64> = infos.iter().map(|i| i.number).collect();
+        // Offloaded segments keep their place in the order (never chosen): a run of
+        // segments to merge never spans one, so no output overlaps its LSNs.
+        let order: Vec<u64> = self.order_with_offloaded(&infos);
         if let Some(&missing) = chosen.iter().find(|n| !order.contains(n)) {
             if !options.dry_run {
                 return Err(seglog_compact::Error::NotSealed(missing).into());

@@ -80,6 +80,30 @@ pub enum Error {
     #[error(transparent)]
     Compaction(seglog_compact::Error),
 
+    /// Segment `segment` is offloaded (its file left the directory, its bytes are in object
+    /// storage) and `what` cannot be done with it: a read without a segment source, a
+    /// global-order read, a backup, an erasure of records in it.
+    #[error("segment {segment} is offloaded to object storage: {what} cannot use it")]
+    Offloaded {
+        /// The offloaded segment.
+        segment: u64,
+        /// What was refused.
+        what: &'static str,
+    },
+
+    /// Reading an offloaded segment's bytes through its source failed (nothing was
+    /// returned: never other bytes).
+    #[error("reading offloaded segment {segment} from {location}: {source}")]
+    ColdRead {
+        /// The offloaded segment.
+        segment: u64,
+        /// Where its bytes are.
+        location: String,
+        /// The source's error.
+        #[source]
+        source: crate::offloaded::SourceError,
+    },
+
     /// [`crate::repair_dir`] refused before changing anything: the directory holds no log, or
     /// a compaction's switch is pending (the next open finishes it).
     #[error("cannot repair: {0}")]

@@ -52,6 +52,7 @@ mod event_reader;
 mod global;
 mod log;
 mod offload;
+mod offloaded;
 mod options;
 mod read;
 mod read_ahead;
@@ -73,6 +74,7 @@ pub use error::{Error, Result};
 pub use event_reader::EventReader;
 pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
+pub use offloaded::{OffloadTarget, OffloadedSegment, SegmentSource, SourceError};
 pub use options::{CheckpointMode, Options, Retention};
 pub use read::Event;
 pub use repair::{

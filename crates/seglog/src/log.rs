@@ -83,6 +83,9 @@ pub(crate) struct Shared<F: FileSystem> {
     /// bytes, ~10 bytes a record): the close extends it instead of listing the whole segment
     /// again (format.md §5.1).
     pub consumed_prefix: parking_lot::Mutex<Option<(u64, bytes::Bytes)>>,
+    /// Sealed segments whose file left the directory (their bytes are in object storage),
+    /// and the source reads of them go through (`offloaded`).
+    pub offloaded: crate::offloaded::Offloaded,
 }
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
@@ -173,8 +176,15 @@ impl<F: FileSystem + Clone> Log<F> {
         let mut index = ExecutionIndex::new();
         let use_checkpoints = options.checkpoints != CheckpointMode::Off;
         let mut rebuilder = IndexRebuilder::new(&fs, &dir, &mut index, use_checkpoints);
-        let (segments, report) =
-            SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut rebuilder)?;
+        // Offloaded segments (docs/scale-out.md, "Read-through"): their records come from
+        // their checkpoints, in log order between the segments recovery reads.
+        let (stubs, stub_temps) = crate::offloaded::stub::list(&fs, &dir)?;
+        let mut visitor = crate::offloaded::OffloadedRecovery::new(&mut rebuilder, &dir, stubs);
+        let opened = SegmentLog::open(fs.clone(), dir.clone(), segment_options, &mut visitor);
+        let local_infos = opened.as_ref().ok().map(|(s, _)| s.segments());
+        let finished = visitor.finish(local_infos.as_deref())?;
+        let (segments, report) = opened?;
+        let (offloaded, finishing) = finished.unwrap_or_default();
         let rebuild = rebuilder.stats();
         let consumed_prefix = rebuilder.consumed_prefix();
         let without_checkpoint = rebuilder.sealed_without_checkpoint().to_vec();
@@ -182,7 +192,17 @@ impl<F: FileSystem + Clone> Log<F> {
         index.shrink_to_fit();
         let infos = segments.segments();
         let checkpointer = Checkpointer::start(fs.clone(), dir.clone(), options.checkpoints);
-        seglog_index::checkpoint::remove_orphans(&fs, &dir, &infos, use_checkpoints);
+        // IMPORTANT: the offloaded segments' checkpoints are the only record of their
+        // records in the directory: never orphans, whatever the checkpoint mode.
+        let mut with_offloaded = infos.clone();
+        with_offloaded.extend(offloaded.iter().map(|s| s.info(&dir)));
+        seglog_index::checkpoint::remove_orphans(
+            &fs,
+            &dir,
+            &with_offloaded,
+            use_checkpoints || !offloaded.is_empty(),
+        );
+        crate::offloaded::remove_temps(&fs, &stub_temps);
         if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone()) {
             segments.set_seal_listener(listener);
         }
@@ -225,6 +245,8 @@ impl<F: FileSystem + Clone> Log<F> {
         );
         let log = Log::assemble(dir, segments, index, checkpointer, recovery);
         *log.shared.consumed_prefix.lock() = consumed_prefix;
+        log.shared.offloaded.restore(offloaded);
+        log.finish_interrupted_offloads(finishing)?;
         if options.retention.is_enabled() {
             let worker = crate::retention::RetentionWorker::start(&log.shared, options.retention)
                 .map_err(|source| {
@@ -274,6 +296,7 @@ impl<F: FileSystem> Log<F> {
                 refresh: parking_lot::Mutex::new(()),
                 retention: parking_lot::Mutex::new(None),
                 consumed_prefix: parking_lot::Mutex::new(None),
+                offloaded: crate::offloaded::Offloaded::default(),
             }),
         }
     }

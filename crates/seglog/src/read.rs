@@ -54,6 +54,8 @@ impl<F: FileSystem> Log<F> {
         epoch: u64,
     ) -> Result<(Vec<Event>, Option<String>)> {
         self.read_ahead(locations, epoch);
+        // Records of offloaded segments, fetched together (docs/scale-out.md, "Read-through").
+        let offloaded = self.load_offloaded(locations)?;
         let mut out = Vec::with_capacity(locations.len());
         let mut tenant = None;
         let mut current: Option<Record> = None;
@@ -61,7 +63,10 @@ impl<F: FileSystem> Log<F> {
             let position = loc.location.position();
             let record = match current.take() {
                 Some(r) if r.position() == position => r,
-                _ => self.shared.segments.read(position)?,
+                _ => match offloaded.get(&position) {
+                    Some(r) => r.clone(),
+                    None => self.read_record_anywhere(position)?,
+                },
             };
             let view = record.view();
             let expected_seq = view.first_seq() + u64::from(loc.index_in_record);

@@ -67,6 +67,7 @@ impl<F: FileSystem + Clone> Log<F> {
     pub fn open_read_only_with_fs(fs: F, dir: impl Into<PathBuf>) -> Result<Self> {
         let started = Instant::now();
         let dir = dir.into();
+        crate::offloaded::refuse_read_only(&fs, &dir)?;
         let mut index = ExecutionIndex::new();
         let mut rebuilder = IndexRebuilder::new(&fs, &dir, &mut index, true);
         let (segments, report) =
@@ -109,6 +110,7 @@ impl<F: FileSystem + Clone> Log<F> {
         }
         let _one_at_a_time = self.shared.refresh.lock();
         let fs = self.shared.segments.file_system();
+        crate::offloaded::refuse_read_only(fs, &self.shared.dir)?;
         let mut index = ExecutionIndex::new();
         let mut rebuilder = IndexRebuilder::new(fs, &self.shared.dir, &mut index, true);
         let view = self.shared.segments.reload_read_only(&mut rebuilder)?;

@@ -6,6 +6,7 @@
 mod backup;
 mod close;
 mod group_commit;
+mod offload;
 mod ordered_submit;
 mod read_only;
 mod replace;

@@ -157,13 +157,15 @@ impl<F: FileSystem> Log<F> {
         self.check_open()?;
         let segments = self.shared.segments.segments();
         // The newest segment with a record; the last one may be a fresh, empty one.
+        // Offloaded segments (all before the last local one) count by their stubs.
+        let offloaded = self.offloaded_last_event_lsn();
         for segment in segments.iter().rev() {
             let records = self.records_after(segment, 0, usize::MAX, true)?;
             if let Some(last) = records.last() {
-                return Ok(last.lsn);
+                return Ok(last.lsn.max(offloaded));
             }
         }
-        Ok(0)
+        Ok(offloaded)
     }
 
     fn try_read_global(&self, after_lsn: u64, limit: usize) -> Result<Vec<LogRecord>> {
@@ -183,6 +185,13 @@ impl<F: FileSystem> Log<F> {
             let wanted = limit - out.len();
             out.extend(self.records_after(segment, after_lsn, wanted, false)?);
         }
+        // Records of offloaded segments are not walked here: a read that passes over one
+        // fails rather than skip them.
+        let reached = match out.last() {
+            Some(last) if out.len() >= limit => last.lsn,
+            _ => u64::MAX,
+        };
+        self.check_global_range(after_lsn, reached)?;
         Ok(out)
     }
 

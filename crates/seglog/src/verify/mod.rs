@@ -11,6 +11,9 @@
 //! for what prevents the check (I/O).
 
 pub(crate) mod checks;
+mod offloaded;
+
+pub use offloaded::VerifiedOffload;
 
 use crate::log::Log;
 use crate::Result;
@@ -132,6 +135,9 @@ pub struct VerifyReport {
     pub index_problems: Vec<String>,
     /// How many such problems there are in all.
     pub index_problem_count: usize,
+    /// The offloaded segments (their file left the directory, their bytes are in object
+    /// storage), in log order: their stub and checkpoint, not their bytes.
+    pub offloaded: Vec<VerifiedOffload>,
 }
 
 impl VerifyReport {
@@ -141,6 +147,7 @@ impl VerifyReport {
             .segments
             .iter()
             .map(VerifiedSegment::health)
+            .chain(self.offloaded.iter().map(VerifiedOffload::health))
             .max()
             .unwrap_or(Health::Clean);
         if self.index_problem_count > 0 {
@@ -254,9 +261,17 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
     let mut report = VerifyReport::default();
     let mut rebuilt = Rebuilt::new();
     let mut prev_lsn = 0u64;
+    let mut offloaded = offloaded::Pending::list(fs, dir, &mut rebuilt);
     let count = files.len();
     for (i, (name_lsn, path)) in files.into_iter().enumerate() {
         let is_last = i + 1 == count;
+        prev_lsn = prev_lsn.max(offloaded.verify_before(
+            fs,
+            dir,
+            name_lsn,
+            &mut rebuilt,
+            &mut report.offloaded,
+        ));
         let bytes = read_file(fs, &path)?;
         let analysis = analyze_segment(&bytes, prev_lsn);
         let mut seg = describe(path.clone(), &analysis, is_last, false);
@@ -309,9 +324,23 @@ impl<F: FileSystem + Clone> Log<F> {
         let mut rebuilt = Rebuilt::new();
         let mut verified: HashMap<u64, u64> = HashMap::new();
         let mut prev_lsn = 0u64;
+        let mut offloaded = offloaded::Pending::list(fs, &self.shared.dir, &mut rebuilt);
         let count = infos.len();
         for (i, info) in infos.into_iter().enumerate() {
             let is_last = i + 1 == count;
+            let before = report.offloaded.len();
+            prev_lsn = prev_lsn.max(offloaded.verify_before(
+                fs,
+                &self.shared.dir,
+                info.first_lsn,
+                &mut rebuilt,
+                &mut report.offloaded,
+            ));
+            for o in &report.offloaded[before..] {
+                if matches!(o.checkpoint, CheckpointCheck::Valid { .. }) {
+                    verified.insert(o.number, o.bytes);
+                }
+            }
             let bytes = self.shared.segments.segment_bytes(info.number)?;
             let analysis = analyze_segment(&bytes, prev_lsn);
             let mut seg = describe(info.path.clone(), &analysis, is_last, true);

@@ -72,6 +72,37 @@ impl JsonRecord for VerifiedSegmentLine {
     const KIND: &'static str = "verified_segment";
 }
 
+/// An offloaded segment (its file left the directory, its bytes are in object storage):
+/// its stub and checkpoint, not its bytes. JSON kind `offloaded_segment`.
+#[derive(Serialize)]
+pub struct OffloadedSegmentLine {
+    segment: u64,
+    first_lsn: u64,
+    /// Where its bytes are (the object key).
+    location: String,
+    bytes: u64,
+    checkpoint: CheckpointJson,
+}
+
+impl JsonRecord for OffloadedSegmentLine {
+    const KIND: &'static str = "offloaded_segment";
+}
+
+fn checkpoint_json(check: &CheckpointCheck) -> CheckpointJson {
+    let (status, records, reason) = match check {
+        CheckpointCheck::Valid { records } => ("ok", Some(*records), None),
+        CheckpointCheck::Missing => ("missing", None, None),
+        CheckpointCheck::Stale(r) => ("stale", None, Some(escape_str(r))),
+        CheckpointCheck::Damaged(r) => ("damaged", None, Some(escape_str(r))),
+        _ => ("not_applicable", None, None),
+    };
+    CheckpointJson {
+        status,
+        records,
+        reason,
+    }
+}
+
 /// Records that contradict each other.
 #[derive(Serialize)]
 pub struct IndexProblemLine {
@@ -270,6 +301,40 @@ pub fn print(report: &VerifyReport, json: bool) -> Result<Option<String>> {
             };
             out(format!("    checkpoint: {cp}"))?;
         }
+    }
+    for o in &report.offloaded {
+        if o.health() != Health::Clean {
+            first_problem.get_or_insert(format!(
+                "offloaded segment {}: its checkpoint is not usable (restore the log from its bucket)",
+                o.number
+            ));
+        }
+        if json {
+            out(json_line(&OffloadedSegmentLine {
+                segment: o.number,
+                first_lsn: o.first_lsn,
+                location: escape_str(&o.location),
+                bytes: o.bytes,
+                checkpoint: checkpoint_json(&o.checkpoint),
+            })?)?;
+            continue;
+        }
+        let cp = match &o.checkpoint {
+            CheckpointCheck::Valid { records } => paint.good(&format!("ok ({records} records)")),
+            CheckpointCheck::Missing => paint.bad("MISSING (its records cannot be indexed)"),
+            CheckpointCheck::Stale(r) | CheckpointCheck::Damaged(r) => {
+                paint.bad(&format!("DAMAGED: {r}"))
+            }
+            _ => paint.dim("not applicable"),
+        };
+        out(format!(
+            "offloaded seg {:>4}  first LSN {:>10}  {:>10} bytes at {}",
+            o.number,
+            o.first_lsn,
+            o.bytes,
+            escape_str(&o.location)
+        ))?;
+        out(format!("    checkpoint: {cp}"))?;
     }
     for p in &report.index_problems {
         first_problem.get_or_insert(format!("index: {p}"));

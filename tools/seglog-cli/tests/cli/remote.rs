@@ -254,3 +254,65 @@ fn remote_verify_of_an_empty_prefix_says_nothing_was_shipped() {
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("nothing was shipped"), "{}", text(&o));
 }
+
+/// `seglog verify` of a log whose shipped segments were offloaded (read-through): it lists
+/// them apart, clean; a missing checkpoint of one is corruption (its records cannot be
+/// indexed), exit 2.
+#[test]
+#[allow(clippy::field_reassign_with_default)]
+fn verify_lists_offloaded_segments_and_a_missing_checkpoint_of_one_is_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let offloaded = rt.block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let mut options = seglog::Options::default();
+        options.segment_size_bytes = 8 * 1024;
+        let log = seglog::Log::open(&dir, options).await.unwrap();
+        let tier = seglog_tier::Tier::claim(store.clone(), ObjectPath::from("p"))
+            .await
+            .unwrap();
+        let read_through =
+            seglog_tier::ReadThrough::new(store, seglog_tier::ReadThroughOptions::default())
+                .unwrap();
+        read_through.attach(&log);
+        for i in 0..100u32 {
+            log.append(&format!("exec-{}", i % 3), "t", "x".repeat(200).as_bytes())
+                .await
+                .unwrap();
+        }
+        read_through.ship_and_offload(&tier, &log).await.unwrap();
+        let offloaded = log.offloaded_segments();
+        log.close().unwrap();
+        offloaded
+    });
+    assert!(offloaded.len() >= 2);
+    let o = seglog(&["verify", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    let out = text(&o);
+    let kinds: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let listed = kinds
+        .iter()
+        .filter(|v| v["kind"] == "offloaded_segment" && v["checkpoint"]["status"] == "ok")
+        .count();
+    assert_eq!(listed, offloaded.len(), "{out}");
+    let o = seglog(&["verify", dir.to_str().unwrap()]);
+    assert!(text(&o).contains("offloaded seg"), "{}", text(&o));
+    std::fs::remove_file(dir.join(seglog_index::checkpoint::checkpoint_file_name(
+        offloaded[0].first_lsn,
+    )))
+    .unwrap();
+    let o = seglog(&["verify", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        super::err(&o).contains("offloaded segment"),
+        "{}",
+        super::err(&o)
+    );
+}

@@ -1,0 +1,67 @@
+//! Letting go of a sealed segment's file whose bytes now live elsewhere (the layer above
+//! offloaded it to object storage and recorded that durably first: docs/scale-out.md,
+//! "Read-through").
+//!
+//! What must hold: only a sealed segment that is not the last one leaves the table (the
+//! writer never appends to it again, and it can never become active again); its file is
+//! removed only after it left the table, under the replacement lock (no compaction switches
+//! segments meanwhile); the removal is made durable by a directory fsync. Readers that took
+//! the segment's entry before keep their map: a removed file lives on until its last map
+//! goes.
+
+use super::SegmentLog;
+use crate::io::FileSystem;
+use crate::{Error, Result};
+
+impl<F: FileSystem> SegmentLog<F> {
+    /// Removes sealed segment `number` from the table and deletes its file. The caller must
+    /// have made the segment's records reachable another way first (the `seglog` crate's
+    /// offload stub and index checkpoint): after this, [`Self::read`] of its positions fails
+    /// with [`Error::NoSuchRecord`].
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Closed`]; [`Error::InvalidOptions`] when the segment is
+    /// unknown, not sealed, or the last one; I/O errors of the removal or of the directory
+    /// fsync (the segment has left the table then; the next open finds the file, if it is
+    /// still there, and the layer above finishes the removal).
+    pub fn forget_sealed_segment(&self, number: u64) -> Result<()> {
+        self.check_open()?;
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let _one_switch_at_a_time = self.inner.replace_lock.lock();
+        let path = {
+            let mut table = self.inner.segments.write();
+            // The last segment in log order (not by number: compaction outputs get numbers
+            // above the active segment's).
+            let last = table
+                .values()
+                .map(|e| e.info())
+                .max_by_key(|i| i.first_lsn)
+                .map(|i| i.number);
+            let entry = table.get(&number).ok_or_else(|| {
+                Error::InvalidOptions(format!("segment {number} is not in the log"))
+            })?;
+            if !entry.info().sealed || last == Some(number) {
+                return Err(Error::InvalidOptions(format!(
+                    "segment {number} is the last or not sealed: only a sealed segment before \
+                     the active one can leave the disk"
+                )));
+            }
+            let path = entry.info().path;
+            table.remove(&number);
+            path
+        };
+        match self.inner.fs.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e)),
+        }
+        // IMPORTANT: the removal is durable before the caller reports the space reclaimed;
+        // a lost removal is harmless (the next open finishes it) but must not stay lost.
+        self.inner
+            .fs
+            .sync_dir(&self.inner.dir)
+            .map_err(|e| Error::io("sync_dir", &self.inner.dir, e))
+    }
+}
