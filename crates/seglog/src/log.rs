@@ -194,13 +194,15 @@ impl<F: FileSystem + Clone> Log<F> {
         let checkpointer = Checkpointer::start(fs.clone(), dir.clone(), options.checkpoints);
         // IMPORTANT: the offloaded segments' checkpoints are the only record of their
         // records in the directory: never orphans, whatever the checkpoint mode.
+        // The same for an offload a crash interrupted: its file goes once the log is
+        // assembled (`finish_interrupted_offloads`), and its checkpoint must be there then.
         let mut with_offloaded = infos.clone();
         with_offloaded.extend(offloaded.iter().map(|s| s.info(&dir)));
         seglog_index::checkpoint::remove_orphans(
             &fs,
             &dir,
             &with_offloaded,
-            use_checkpoints || !offloaded.is_empty(),
+            use_checkpoints || !offloaded.is_empty() || !finishing.segments.is_empty(),
         );
         crate::offloaded::remove_temps(&fs, &stub_temps);
         if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone()) {

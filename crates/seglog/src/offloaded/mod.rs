@@ -296,6 +296,21 @@ impl<F: FileSystem + Clone> Log<F> {
                 continue;
             }
             tracing::info!(segment = segment.number, "finishing an interrupted offload");
+            // IMPORTANT: step 2 again, while the segment is still here: once its file is
+            // gone its checkpoint is the only record of its records in the directory.
+            let info = self
+                .segments()
+                .into_iter()
+                .find(|s| s.number == segment.number)
+                .ok_or_else(|| {
+                    Error::Corruption(format!(
+                        "the interrupted offload of segment {} has no segment to finish",
+                        segment.number
+                    ))
+                })?;
+            let bytes = self.shared.segments.segment_bytes(segment.number)?;
+            self.ensure_checkpoint(&info, &bytes)?;
+            drop(bytes);
             self.finish_offload(segment)?;
         }
         Ok(())
@@ -305,10 +320,16 @@ impl<F: FileSystem + Clone> Log<F> {
 /// Read-only opens do not read offload stubs yet (a refresh would rebuild the index
 /// without their records): they refuse a directory that has any.
 pub(crate) fn refuse_read_only<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+    refuse(fs, dir, "a read-only open")
+}
+
+/// Refuses `what` (an operation that does not know offloaded segments) on a directory that
+/// holds an offload stub.
+pub(crate) fn refuse<F: FileSystem>(fs: &F, dir: &Path, what: &'static str) -> Result<()> {
     match stub::list(fs, dir)?.0.first() {
         Some(s) => Err(Error::Offloaded {
             segment: s.number,
-            what: "a read-only open",
+            what,
         }),
         None => Ok(()),
     }

@@ -14,8 +14,10 @@
 use super::{stub, OffloadTarget, OffloadedSegment};
 use crate::log::Log;
 use crate::{CheckpointMode, Error, Result};
+use seglog_index::checkpoint::DecodedCheckpoint;
 use seglog_segment::format::SEGMENT_HEADER_LEN;
 use seglog_segment::io::FileSystem;
+use seglog_segment::SegmentInfo;
 use std::sync::atomic::Ordering;
 
 impl<F: FileSystem + Clone> Log<F> {
@@ -100,35 +102,8 @@ impl<F: FileSystem + Clone> Log<F> {
             .get(..SEGMENT_HEADER_LEN)
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| Error::Corruption(format!("segment {number} has no header")))?;
-        // Step 2: its checkpoint, valid and durable (the checkpointer may not have got to
-        // it yet).
-        let fs = self.shared.segments.file_system();
-        let dir = &self.shared.dir;
-        let load = || seglog_index::checkpoint::load(fs, dir, &info);
-        let checkpoint = match load() {
-            Some(cp) => cp,
-            None => {
-                // The checkpointer may be writing it (same temp file name): let it finish.
-                self.shared.checkpointer.barrier();
-                match load() {
-                    Some(cp) => cp,
-                    None => {
-                        // A write racing an inline seal listener's may lose the rename: the
-                        // other one's file is as good.
-                        let written = seglog_index::checkpoint::write(fs, dir, &info, &bytes);
-                        match (load(), written) {
-                            (Some(cp), _) => cp,
-                            (None, Err(e)) => return Err(e.into()),
-                            (None, Ok(_)) => {
-                                return Err(Error::Corruption(format!(
-                                    "segment {number}'s checkpoint does not read back"
-                                )))
-                            }
-                        }
-                    }
-                }
-            }
-        };
+        // Step 2: its checkpoint, valid and durable.
+        let checkpoint = self.ensure_checkpoint(&info, &bytes)?;
         let last_event_lsn = checkpoint
             .records
             .iter()
@@ -150,8 +125,44 @@ impl<F: FileSystem + Clone> Log<F> {
         };
         drop(bytes);
         // Step 3: the commit point.
-        stub::write(fs, dir, &segment)?;
+        stub::write(
+            self.shared.segments.file_system(),
+            &self.shared.dir,
+            &segment,
+        )?;
         self.finish_offload(segment)
+    }
+
+    /// Step 2: the checkpoint of local sealed segment `info` (whose bytes are `bytes`),
+    /// valid and durable in the directory: loaded, or written now (the checkpointer may not
+    /// have got to it yet, or it was damaged).
+    pub(crate) fn ensure_checkpoint(
+        &self,
+        info: &SegmentInfo,
+        bytes: &[u8],
+    ) -> Result<DecodedCheckpoint> {
+        let fs = self.shared.segments.file_system();
+        let dir = &self.shared.dir;
+        let load = || seglog_index::checkpoint::load(fs, dir, info);
+        if let Some(cp) = load() {
+            return Ok(cp);
+        }
+        // The checkpointer may be writing it (same temp file name): let it finish.
+        self.shared.checkpointer.barrier();
+        if let Some(cp) = load() {
+            return Ok(cp);
+        }
+        // A write racing an inline seal listener's may lose the rename: the other one's
+        // file is as good.
+        let written = seglog_index::checkpoint::write(fs, dir, info, bytes);
+        match (load(), written) {
+            (Some(cp), _) => Ok(cp),
+            (None, Err(e)) => Err(e.into()),
+            (None, Ok(_)) => Err(Error::Corruption(format!(
+                "segment {}'s checkpoint does not read back",
+                info.number
+            ))),
+        }
     }
 
     /// Steps 4 and 5, once the stub is durable (also run by the open for offloads a crash

@@ -103,6 +103,9 @@ fn repair<F: FileSystem + Clone>(
         }
         Err(e) => return Err(io_error("list", dir, e)),
     }
+    // A salvage cuts local segments; with offloaded segments after the cut the result is a
+    // log no open accepts (format.md §7). Such a log is restored from its bucket instead.
+    crate::offloaded::refuse(&fs, dir, "a repair")?;
     let _lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
             dir: dir.to_path_buf(),

@@ -263,6 +263,7 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
     let mut prev_lsn = 0u64;
     let mut offloaded = offloaded::Pending::list(fs, dir, &mut rebuilt);
     let count = files.len();
+    let mut local_numbers = Vec::with_capacity(count);
     for (i, (name_lsn, path)) in files.into_iter().enumerate() {
         let is_last = i + 1 == count;
         prev_lsn = prev_lsn.max(offloaded.verify_before(
@@ -290,6 +291,7 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
                 ));
             }
             rebuilt.add_segment(h.segment_number, &bytes, &analysis);
+            local_numbers.push(h.segment_number);
             if !is_last {
                 if let Some(info) = info_of(&path, &analysis, bytes.len(), true) {
                     seg.checkpoint = check_checkpoint(fs, dir, &info, &bytes, &analysis);
@@ -299,6 +301,8 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
         prev_lsn = prev_lsn.max(analysis.last_lsn);
         report.segments.push(seg);
     }
+    offloaded.verify_rest(fs, dir, &mut rebuilt, &mut report.offloaded);
+    offloaded::check_numbers(&local_numbers, &report.offloaded, &mut rebuilt);
     report.index_problems = rebuilt.problems;
     report.index_problem_count = rebuilt.problem_count;
     Ok(report)

@@ -81,6 +81,43 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// After the last local segment: the stubs left lie after it, which no open accepts
+    /// (the local segments after them are gone). Each is listed, checked and reported.
+    pub fn verify_rest<F: FileSystem>(
+        &mut self,
+        fs: &F,
+        dir: &Path,
+        rebuilt: &mut Rebuilt,
+        out: &mut Vec<VerifiedOffload>,
+    ) {
+        while let Some(s) = self.0.pop_front() {
+            rebuilt.problem(format!(
+                "offloaded segment {} (first LSN {}) lies after the log's last local segment: \
+                 the open refuses it (restore the log from its bucket)",
+                s.number, s.first_lsn
+            ));
+            out.push(verify_one(fs, dir, &s, rebuilt));
+        }
+    }
+}
+
+/// The open's numbering rule (format.md §7): an offloaded segment is numbered below the
+/// greatest local segment number and shares no number with a local segment, or the writer
+/// could give its number out again.
+pub(super) fn check_numbers(local: &[u64], offloaded: &[VerifiedOffload], rebuilt: &mut Rebuilt) {
+    let max_local = local.iter().copied().max().unwrap_or(0);
+    for o in offloaded {
+        if o.number >= max_local || local.contains(&o.number) {
+            rebuilt.problem(format!(
+                "offloaded segment {} shares its number with a local segment, or is numbered \
+                 after every local one: the open refuses it",
+                o.number
+            ));
+        }
+    }
+}
+
 fn verify_one<F: FileSystem>(
     fs: &F,
     dir: &Path,
