@@ -107,24 +107,7 @@ fn open(fs: &SimFs, source: &Arc<MapSource>) -> seglog::Result<Log<SimFs>> {
     Ok(log)
 }
 
-/// Offloads every sealed segment but the active one; stops at the first failure.
-fn offload_all(log: &Log<SimFs>, source: &MapSource) -> seglog::Result<usize> {
-    let sealed: Vec<_> = log.segments().into_iter().filter(|s| s.sealed).collect();
-    let active = log.segments().last().unwrap().number;
-    let mut n = 0;
-    for s in sealed.iter().filter(|s| s.number < active) {
-        log.offload_segment(s.number, &target(source, s.number))?;
-        n += 1;
-    }
-    Ok(n)
-}
 
-fn seg_files(fs: &SimFs) -> usize {
-    fs.file_names(Path::new("/log"))
-        .iter()
-        .filter(|n| n.ends_with(".seg"))
-        .count()
-}
 
 /// Writes `bytes` durably as a new file `path` (as a crash would have left it).
 fn put_file(fs: &SimFs, path: &Path, bytes: &[u8]) {
