@@ -41,6 +41,7 @@ mod keys;
 mod manifest;
 mod objects;
 mod orphans;
+mod remote;
 mod restore;
 mod ship;
 mod shipper;
@@ -56,6 +57,7 @@ pub use manifest::{
 pub use object_store;
 pub use objects::latest_manifest;
 pub use orphans::OrphanReport;
+pub use remote::{Durability, RemoteDurable, RemoteStats};
 pub use restore::{fetch_object, fetch_segment, restore, RestoreReport, Restored};
 pub use ship::ShipReport;
 pub use shipper::Shipper;
