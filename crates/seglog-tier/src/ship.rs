@@ -199,8 +199,7 @@ impl Tier {
                     Some(open) => Some(open),
                     None => {
                         tracing::info!("the active segment changed under the round; deferred");
-                        report.deferred = true;
-                        return Ok(report);
+                        return self.defer(&mut state, report).await;
                     }
                 }
             }
@@ -219,8 +218,7 @@ impl Tier {
                 Some(progress) => Some(progress.shipped_end),
                 None => {
                     tracing::info!("the named active segment changed under the round; deferred");
-                    report.deferred = true;
-                    return Ok(report);
+                    return self.defer(&mut state, report).await;
                 }
             },
             None => None,
@@ -232,8 +230,7 @@ impl Tier {
         .await?;
         if verdict == divergence::Verdict::Changed {
             tracing::info!("a segment changed under the divergence check (compaction?); deferred");
-            report.deferred = true;
-            return Ok(report);
+            return self.defer(&mut state, report).await;
         }
         let active_info = active_file.as_ref().map(|f| f.info.clone());
         // Without chunk shipping, the active segment the manifest names stays named while it
@@ -282,8 +279,7 @@ impl Tier {
                     segment = info.number,
                     "segment changed under the ship (compaction?); deferred"
                 );
-                report.deferred = true;
-                return Ok(report);
+                return self.defer(&mut state, report).await;
             };
             let entry = match known {
                 Some(mut entry) => {
@@ -322,6 +318,16 @@ impl Tier {
         if let Some(open) = &active_file {
             self.ship_chunk(&mut state, open, &mut report).await?;
         }
+        Ok(report)
+    }
+
+    /// Ends a round that found the log's files changing under it (a compaction, a seal, or
+    /// a directory gone with its disk) and commits nothing: it still learns whether another
+    /// node took the log (the next manifest id's GET), so that a zombie whose segments keep
+    /// changing or vanished is fenced (and poisoned by `ship`) as soon as any other.
+    async fn defer(&self, state: &mut TierState, mut report: ShipReport) -> Result<ShipReport> {
+        self.check_next_id_free(state).await?;
+        report.deferred = true;
         Ok(report)
     }
 

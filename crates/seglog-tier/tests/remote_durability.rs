@@ -370,3 +370,27 @@ async fn a_node_lost_right_after_its_last_acknowledgement_restores_every_acknowl
     let root = tempfile::tempdir().unwrap();
     support::scenario_remote_durability(Arc::new(InMemory::new()), prefix(), root.path()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_whose_directory_is_gone_is_fenced_not_deferred_forever() {
+    // A round that finds the active segment's file gone defers (a compaction may have
+    // replaced it); it must still learn of a claim, or a node that lost its disk but not
+    // its process would wait on rounds forever (remote durability: never fail its waiters
+    // with `Fenced`).
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let root = tempfile::tempdir().unwrap();
+    let dir_a = root.path().join("a");
+    let (remote, log) = remote_writer(store.clone(), &dir_a).await;
+    remote.append("exec-0", "tenant-a", b"acked").await.unwrap();
+    std::fs::remove_dir_all(&dir_a).unwrap();
+    let b = seglog_tier::restore(store, prefix(), root.path().join("b"), support::options())
+        .await
+        .unwrap();
+    assert_eq!(b.log.read("exec-0").unwrap().len(), 1);
+    let err = remote
+        .append("exec-0", "tenant-a", b"zombie")
+        .await
+        .unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(log.is_poisoned());
+}
