@@ -3,10 +3,11 @@
 //!
 //! [`RemoteDurable`] wraps the owner's log and its claim. An append first goes to the local
 //! log as any other (durable on the local disk under the log's `SyncMode`, through the
-//! engine's unchanged commit path), then waits for a **ship round** ([`Tier::ship`], with
-//! chunk shipping on) that started after it: that round commits a manifest naming every
-//! sealed segment and the active segment, then uploads the active segment's durable bytes
-//! as a chunk, create-only. The append returns `Ok` only when that round returned `Ok`.
+//! engine's unchanged commit path), then waits for a **ship round** ([`Tier::ship`]'s
+//! round, with chunk shipping on) that started after it: that round commits a manifest
+//! naming every sealed segment and the active segment, uploads the active segment's durable
+//! bytes as a chunk, create-only, and then checks that no node has claimed the log (the
+//! next manifest id is free). The append returns `Ok` only when that round returned `Ok`.
 //!
 //! What must hold:
 //! - **coverage**: a waiter is handed to a round only after its local append returned, and
@@ -80,11 +81,11 @@ struct Counters {
 /// The acknowledgement point: the local append returned (durable on the local disk), and
 /// then a ship round that listed the log's segments after it returned `Ok`: the newest
 /// manifest, committed by this writer, names every segment sealed at the listing and the
-/// active segment, and a chunk reaching the active segment's durable end at the listing
-/// was created in the bucket (`PutMode::Create`, or found there as this writer's own after
-/// an ambiguous PUT). A restore takes every chunk created before its end marker, and a
-/// chunk PUT after the marker collides with it (this writer is then fenced): so every
-/// acknowledged append is in every later restore.
+/// active segment; a chunk reaching the active segment's durable end at the listing was
+/// created in the bucket (`PutMode::Create`, or found there as this writer's own after an
+/// ambiguous PUT); and after that, the next manifest id was still free, so no node had
+/// claimed the log while the chunk was already there. Every later claim's restore lists
+/// that folder and takes the chunk: every acknowledged append is in every later restore.
 #[derive(Debug, Clone)]
 pub struct RemoteDurable {
     inner: Arc<Inner>,
@@ -341,7 +342,7 @@ async fn run_rounds(
 /// under it, up to [`MAX_DEFERRED_ROUNDS`] times).
 async fn ship_through(tier: &Tier, log: &seglog::Log) -> Result<()> {
     for _ in 0..MAX_DEFERRED_ROUNDS {
-        let report = tier.ship(log).await?;
+        let report = tier.ship_acknowledging(log).await?;
         if !report.deferred {
             return Ok(());
         }

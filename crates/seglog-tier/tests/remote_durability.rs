@@ -394,3 +394,50 @@ async fn a_zombie_whose_directory_is_gone_is_fenced_not_deferred_forever() {
     assert!(err.is_fenced(), "{err}");
     assert!(log.is_poisoned());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_stalled_past_a_takeover_and_an_orphan_collection_acknowledges_nothing() {
+    // A's round lists, finds nothing new to name, and stalls before its chunk PUT. Meanwhile
+    // B restores (its end marker closes A's chunks), ships, and collects A's old chunk
+    // folder, end marker included (grace zero here; an hour in production, which only
+    // bounds the stall). A's chunk then lands where no restore looks. With the claim check
+    // before the chunk, A acknowledged it and C did not restore it; checked after the chunk,
+    // A learns of the claim and acknowledges nothing.
+    let faults = FaultStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = faults.clone();
+    let root = tempfile::tempdir().unwrap();
+    let (remote, log) = remote_writer(store.clone(), &root.path().join("a")).await;
+    remote.append("exec-0", "tenant-a", b"acked").await.unwrap();
+    let gate = faults.pause_next_put("/chunks/");
+    let stalled = spawn_appends(&remote, 1, 1);
+    gate.reached.notified().await;
+    let b = seglog_tier::restore(
+        store.clone(),
+        prefix(),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    b.tier.ship(&b.log).await.unwrap();
+    let collected = b.tier.collect_orphans(Duration::ZERO).await.unwrap();
+    assert!(
+        collected.deleted.iter().any(|k| k.contains("/chunks/")),
+        "B collected A's old chunks: {collected:?}"
+    );
+    gate.resume.notify_one();
+    for h in stalled {
+        let (i, r) = h.await.unwrap();
+        match r {
+            Err(e) => assert!(e.is_fenced(), "event {i}: {e}"),
+            Ok(seq) => panic!("event {i} acknowledged as seq {seq} after the takeover"),
+        }
+    }
+    assert!(log.is_poisoned());
+    // And indeed no restore finds it.
+    let c = seglog_tier::restore(store, prefix(), root.path().join("c"), support::options())
+        .await
+        .unwrap();
+    assert_eq!(c.log.read("exec-1").unwrap().len(), 0);
+    assert_eq!(c.log.read("exec-0").unwrap().len(), 1);
+}
