@@ -128,6 +128,7 @@ async fn node_a_lost_node_b_takes_over(durability: Durability) {
         a.bucket_opening(),
         Some(BucketOpening::Restored(_))
     ));
+    assert!(a.requires_network());
     append_events(&a, 0, 200).await;
     if durability == Durability::Local {
         // Local durability: the bucket follows at the next round; run one now.

@@ -155,7 +155,12 @@ impl<F: FileSystem> StorageBackend for SeglogEventStore<F> {
         "seglog"
     }
 
+    /// True for a store opened from a bucket (it ships there), false for a local one.
     fn requires_network(&self) -> bool {
+        #[cfg(feature = "tier")]
+        if self.bucket().is_some() {
+            return true;
+        }
         false
     }
 
