@@ -16,7 +16,7 @@
 //! - S1–S5: enact-core's streaming `EventStore`: seglog against `JsonlEventStore` and
 //!   `InMemoryEventStore` (appends from 1 and 64 writers, get_by_execution, get_after, open).
 //! - `tier` (issue 17): restore from a bucket against log size, append latency with and
-//!   without shipping, and the requests (and S3 dollars) of a busy log.
+//!   without shipping and with `Durability::Remote`, and the requests (and S3 dollars) of a busy log.
 //!
 //! Every append run reports, per peer, throughput, the ratios to the floor and to
 //! raft-engine, latency percentiles, process CPU per append (user + sys, `getrusage`), and the
@@ -57,7 +57,7 @@ use std::time::Duration;
 ///      InMemoryEventStore: appends from 1 and 64 writers, get_by_execution of a
 ///      1,000-event execution, get_after of 10,000 from the middle, open after N events
 ///   tier (issue 17): restore from a bucket against log size; append latency with no
-///      tier, sealed-segment shipping and chunk shipping; requests and S3 cost of a busy
+///      tier, sealed-segment shipping, chunk shipping and Durability::Remote; requests and S3 cost of a busy
 ///      log (file:// bucket; plus S3 when SEGLOG_BENCH_S3_ENDPOINT is set)
 ///
 /// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
@@ -190,7 +190,7 @@ enum Workload {
         events: u64,
     },
     /// Issue 17: restore from a bucket against log size; append latency with no tier,
-    /// sealed-segment shipping and chunk shipping; requests (and S3 dollars) of a busy log.
+    /// sealed-segment shipping, chunk shipping and Durability::Remote; requests (and S3 dollars) of a busy log.
     /// A file:// bucket always; an S3 server too when SEGLOG_BENCH_S3_ENDPOINT is set
     /// (bucket SEGLOG_BENCH_S3_BUCKET, default seglog-bench, must exist). The defaults are
     /// brief (~10 s; `seglog-bench --quick tier`: ~6 s); the documented run:

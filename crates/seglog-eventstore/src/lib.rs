@@ -9,6 +9,10 @@
 //! `enact_core::streaming::EventStore` (behind `EventLog` and `StorageContext`): a global
 //! sequence across all executions, taken from the log's global order ([`streaming`]).
 //!
+//! With the `tier` feature, `SeglogEventStore::open_from_bucket` opens the store from a
+//! log in object storage (restoring it, or continuing this node's local copy) and ships it
+//! there in the background (`seglog-tier`, docs/scale-out.md).
+//!
 //! ```no_run
 //! use enact_core::kernel::persistence::{EventStore, ExecutionEventData};
 //! use enact_core::kernel::{ExecutionId, TenantId};
@@ -27,11 +31,15 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "tier")]
+mod bucket;
 pub mod codec;
 pub mod retention;
 pub mod sample;
 mod store;
 pub mod streaming;
 
+#[cfg(feature = "tier")]
+pub use bucket::{BucketOpening, BucketOptions};
 pub use store::SeglogEventStore;
 pub use streaming::SeglogStreamStore;

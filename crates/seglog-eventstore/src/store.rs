@@ -21,12 +21,17 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub struct SeglogEventStore<F: FileSystem = StdFs> {
     log: Log<F>,
+    /// The claim and the background shipping of a store opened from a bucket.
+    #[cfg(feature = "tier")]
+    bucket: Option<std::sync::Arc<crate::bucket::Attached>>,
 }
 
 impl<F: FileSystem> Clone for SeglogEventStore<F> {
     fn clone(&self) -> Self {
         SeglogEventStore {
             log: self.log.clone(),
+            #[cfg(feature = "tier")]
+            bucket: self.bucket.clone(),
         }
     }
 }
@@ -50,16 +55,31 @@ impl SeglogEventStore<StdFs> {
     /// # Errors
     /// As [`Self::open`].
     pub async fn open_with(path: impl Into<PathBuf>, options: Options) -> seglog::Result<Self> {
-        Ok(SeglogEventStore {
-            log: Log::open(path.into(), options).await?,
-        })
+        Ok(Self::from_log(Log::open(path.into(), options).await?))
+    }
+
+    #[cfg(feature = "tier")]
+    pub(crate) fn with_bucket(log: Log, bucket: std::sync::Arc<crate::bucket::Attached>) -> Self {
+        SeglogEventStore {
+            log,
+            bucket: Some(bucket),
+        }
     }
 }
 
 impl<F: FileSystem> SeglogEventStore<F> {
     /// A store over a log opened elsewhere (on any file system).
     pub fn from_log(log: Log<F>) -> Self {
-        SeglogEventStore { log }
+        SeglogEventStore {
+            log,
+            #[cfg(feature = "tier")]
+            bucket: None,
+        }
+    }
+
+    #[cfg(feature = "tier")]
+    pub(crate) fn bucket(&self) -> Option<&crate::bucket::Attached> {
+        self.bucket.as_deref()
     }
 
     /// The underlying log (statistics, subscriptions, tools).
@@ -73,6 +93,19 @@ impl<F: FileSystem> SeglogEventStore<F> {
         tenant_id: &TenantId,
         payloads: Vec<Vec<u8>>,
     ) -> anyhow::Result<u64> {
+        #[cfg(feature = "tier")]
+        if let Some(remote) = self.bucket().and_then(|b| b.remote.as_ref()) {
+            // Durability::Remote: returns once the event is in the bucket.
+            return Ok(remote
+                .append_encoded(
+                    execution_id.as_str(),
+                    tenant_id.as_str(),
+                    None,
+                    ENCODING_MSGPACK_NAMED,
+                    &payloads,
+                )
+                .await?);
+        }
         let first = self
             .log
             .append_encoded(
@@ -124,7 +157,12 @@ impl<F: FileSystem> StorageBackend for SeglogEventStore<F> {
         "seglog"
     }
 
+    /// True for a store opened from a bucket (it ships there), false for a local one.
     fn requires_network(&self) -> bool {
+        #[cfg(feature = "tier")]
+        if self.bucket().is_some() {
+            return true;
+        }
         false
     }
 
@@ -139,9 +177,21 @@ impl<F: FileSystem> StorageBackend for SeglogEventStore<F> {
     }
 
     async fn shutdown(&self) -> anyhow::Result<()> {
-        self.log
+        // The shipper's last round ships what the log holds; a fence is reported.
+        #[cfg(feature = "tier")]
+        let shipped = match self.bucket() {
+            Some(bucket) => bucket.stop().await,
+            None => Ok(()),
+        };
+        let closed = self
+            .log
             .close()
-            .context("seglog event store did not shut down cleanly")
+            .context("seglog event store did not shut down cleanly");
+        // A fence (or the last round's failure) says more than the close of a log it
+        // poisoned: it is reported first.
+        #[cfg(feature = "tier")]
+        shipped.context("seglog event store: shipping to the bucket failed")?;
+        closed
     }
 }
 

@@ -123,6 +123,31 @@ pub enum Error {
     #[error(transparent)]
     Log(#[from] seglog::Error),
 
+    /// With `Durability::Remote` ([`RemoteDurable`](crate::RemoteDurable)): the append is
+    /// durable on the local disk, but the ship round that was to put it in the bucket
+    /// failed (`source`), so it is **not acknowledged**. It may or may not be in the bucket
+    /// (an ambiguous PUT); it ships with the next round that succeeds.
+    #[error("not acknowledged: the append is durable locally but the round that was to put it in the bucket failed: {source}")]
+    RemoteUnconfirmed {
+        /// The round's error (shared by every append of that round).
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// The [`RemoteDurable`](crate::RemoteDurable) handle was stopped: nothing was appended.
+    #[error("remote durability is stopped: nothing was appended")]
+    RemoteStopped,
+
+    /// A ship round was deferred `attempts` times in a row (compactions kept replacing the
+    /// log's segments under it); the appends waiting on it are not acknowledged.
+    #[error(
+        "the ship round was deferred {attempts} times in a row (segments kept changing under it)"
+    )]
+    RoundDeferred {
+        /// Rounds tried.
+        attempts: usize,
+    },
+
     /// A blocking task could not finish (a panic, a runtime shutting down).
     #[error("background task failed: {0}")]
     Task(String),

@@ -6,7 +6,9 @@
 //! The bucket's conditional writes (`PutMode::Create`, If-None-Match) are the only
 //! authority on who owns a log: see `docs/scale-out.md` for the design, the manifest format
 //! and the loss window (everything not yet in a shipped sealed segment is lost with the
-//! node; with chunk shipping, everything appended since the last chunk).
+//! node; with chunk shipping, everything appended since the last chunk; with
+//! `Durability::Remote`, [`RemoteDurable`], whose appends return once their bytes are in
+//! the bucket, nothing acknowledged).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -42,6 +44,7 @@ mod manifest;
 mod objects;
 mod orphans;
 mod read_through;
+mod remote;
 mod restore;
 mod ship;
 mod shipper;
@@ -60,6 +63,7 @@ pub use orphans::OrphanReport;
 pub use read_through::{
     BucketSource, OffloadReport, ReadThrough, ReadThroughOptions, ReadThroughStats,
 };
+pub use remote::{Durability, RemoteDurable, RemoteStats};
 pub use restore::{fetch_object, fetch_segment, restore, RestoreReport, Restored};
 pub use ship::ShipReport;
 pub use shipper::Shipper;

@@ -49,6 +49,16 @@ pub struct ShipReport {
     pub deferred: bool,
 }
 
+/// When a round checks that no node claimed the log (the next manifest id's GET) in a round
+/// with nothing new to name: before its chunk (background shipping: a zombie learns of the
+/// claim before uploading), or after it (remote durability: `Ok` then proves the chunk
+/// preceded any claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClaimCheck {
+    BeforeChunk,
+    AfterChunk,
+}
+
 /// A sealed segment read from the local directory and checked against its listing.
 struct LocalSegment {
     info: SegmentInfo,
@@ -176,14 +186,30 @@ impl Tier {
     /// "Shipping"), [`Error::SyncFailed`] (the log is poisoned), store and I/O errors (the
     /// round may be retried: every step is idempotent).
     pub async fn ship(&self, log: &seglog::Log) -> Result<ShipReport> {
-        let result = self.ship_round(log).await;
+        self.ship_checked(log, ClaimCheck::BeforeChunk).await
+    }
+
+    /// [`Tier::ship`] for `Durability::Remote` (`remote.rs`): a round whose `Ok`
+    /// acknowledges appends. The claim check (the next manifest id's GET) comes **after**
+    /// the chunk PUT instead of before it, so that `Ok` proves no node had claimed the log
+    /// when the chunk was already in the bucket: every later restore then lists it, with no
+    /// bound on how long the round may stall between its check and its PUT (with the check
+    /// first, a round stalled past a claim, a restore, the new owner's ship and an orphan
+    /// collection of the old chunk folder, end marker included, would land its chunk where
+    /// nobody reads it, and acknowledge).
+    pub(crate) async fn ship_acknowledging(&self, log: &seglog::Log) -> Result<ShipReport> {
+        self.ship_checked(log, ClaimCheck::AfterChunk).await
+    }
+
+    async fn ship_checked(&self, log: &seglog::Log, check: ClaimCheck) -> Result<ShipReport> {
+        let result = self.ship_round(log, check).await;
         if let Err(e @ (Error::Fenced { .. } | Error::SyncFailed { .. })) = &result {
             log.poison(&e.to_string());
         }
         result
     }
 
-    async fn ship_round(&self, log: &seglog::Log) -> Result<ShipReport> {
+    async fn ship_round(&self, log: &seglog::Log, check: ClaimCheck) -> Result<ShipReport> {
         let mut state = self.state.lock().await;
         self.check_not_fenced(&state)?;
         let mut report = ShipReport::default();
@@ -200,8 +226,7 @@ impl Tier {
                     Some(open) => Some(open),
                     None => {
                         tracing::info!("the active segment changed under the round; deferred");
-                        report.deferred = true;
-                        return Ok(report);
+                        return self.defer(&mut state, report).await;
                     }
                 }
             }
@@ -220,8 +245,7 @@ impl Tier {
                 Some(progress) => Some(progress.shipped_end),
                 None => {
                     tracing::info!("the named active segment changed under the round; deferred");
-                    report.deferred = true;
-                    return Ok(report);
+                    return self.defer(&mut state, report).await;
                 }
             },
             None => None,
@@ -233,8 +257,7 @@ impl Tier {
         .await?;
         if verdict == divergence::Verdict::Changed {
             tracing::info!("a segment changed under the divergence check (compaction?); deferred");
-            report.deferred = true;
-            return Ok(report);
+            return self.defer(&mut state, report).await;
         }
         let active_info = active_file.as_ref().map(|f| f.info.clone());
         // Without chunk shipping, the active segment the manifest names stays named while it
@@ -283,8 +306,7 @@ impl Tier {
                     segment = info.number,
                     "segment changed under the ship (compaction?); deferred"
                 );
-                report.deferred = true;
-                return Ok(report);
+                return self.defer(&mut state, report).await;
             };
             let entry = match known {
                 Some(mut entry) => {
@@ -312,7 +334,9 @@ impl Tier {
         if entries == state.latest.segments && active == state.latest.active {
             // Nothing to name; still learn whether another node took the log, so that a
             // zombie with nothing to ship is fenced as soon as one with something would be.
-            self.check_next_id_free(&mut state).await?;
+            if check == ClaimCheck::BeforeChunk {
+                self.check_next_id_free(&mut state).await?;
+            }
             report.segments_named = entries.len();
         } else {
             self.commit(&mut state, entries, active, &mut report)
@@ -323,6 +347,21 @@ impl Tier {
         if let Some(open) = &active_file {
             self.ship_chunk(&mut state, open, &mut report).await?;
         }
+        if check == ClaimCheck::AfterChunk {
+            // IMPORTANT: after the chunk PUT (see `ship_acknowledging`): the next manifest
+            // id still free proves no claim came before the chunk, so every restore lists it.
+            self.check_next_id_free(&mut state).await?;
+        }
+        Ok(report)
+    }
+
+    /// Ends a round that found the log's files changing under it (a compaction, a seal, or
+    /// a directory gone with its disk) and commits nothing: it still learns whether another
+    /// node took the log (the next manifest id's GET), so that a zombie whose segments keep
+    /// changing or vanished is fenced (and poisoned by `ship`) as soon as any other.
+    async fn defer(&self, state: &mut TierState, mut report: ShipReport) -> Result<ShipReport> {
+        self.check_next_id_free(state).await?;
+        report.deferred = true;
         Ok(report)
     }
 

@@ -131,3 +131,10 @@ async fn s3_chunk_shipping_restores_the_active_segment_and_fences_the_zombie() {
     let root = tempfile::tempdir().unwrap();
     support::scenario_chunk_failover(store, fresh_prefix("chunks"), root.path()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_remote_durability_acknowledges_only_what_a_restore_finds_and_fences_the_zombie() {
+    let Some(store) = s3_store() else { return };
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_remote_durability(store, fresh_prefix("remote"), root.path()).await;
+}

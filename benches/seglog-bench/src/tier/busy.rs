@@ -1,4 +1,5 @@
-//! Append latency per shipping mode, and the requests a busy log makes.
+//! Append latency per durability mode (no tier, sealed-segment shipping, chunk shipping,
+//! `Durability::Remote`), and the requests a busy log makes.
 //!
 //! Each run opens a fresh log (segment size `segment_size_bytes`), claims a fresh prefix
 //! (shipping modes), starts a `Shipper` every `ship_interval` on a 2-worker tokio runtime,
@@ -29,6 +30,10 @@ pub enum Mode {
     Sealed,
     /// Chunk shipping (`Tier::with_active_chunks`).
     Chunks,
+    /// `Durability::Remote` (`RemoteDurable`): each append returns once a ship round that
+    /// started after it put its bytes in the bucket (a `Shipper` runs too, as in
+    /// `SeglogEventStore::open_from_bucket`).
+    Remote,
 }
 
 impl Mode {
@@ -37,6 +42,7 @@ impl Mode {
             Mode::Local => "no tier (local log only)",
             Mode::Sealed => "sealed-segment shipping",
             Mode::Chunks => "chunk shipping (`with_active_chunks`)",
+            Mode::Remote => "`Durability::Remote` (`RemoteDurable`)",
         }
     }
 }
@@ -71,8 +77,31 @@ struct Run {
     orphans: Counts,
 }
 
+/// How the writers append.
+#[derive(Clone, Copy)]
+enum Appender<'a> {
+    /// `Log::append_blocking`: acknowledged once durable locally.
+    Local(&'a Log),
+    /// `RemoteDurable::append`, driven from the writer thread: acknowledged once in the bucket.
+    Remote(&'a seglog_tier::RemoteDurable, &'a tokio::runtime::Handle),
+}
+
+impl Appender<'_> {
+    fn append(self, exec: &str, payload: &[u8]) -> Result<()> {
+        match self {
+            Appender::Local(log) => {
+                log.append_blocking(exec, "bench", payload)?;
+            }
+            Appender::Remote(remote, rt) => {
+                rt.block_on(remote.append(exec, "bench", payload))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Closed-loop durable appends from `shape.writers` threads for `shape.seconds`.
-fn drive(log: &Log, shape: &Shape) -> Result<(u64, Duration, Histogram<u64>)> {
+fn drive(appender: Appender<'_>, shape: &Shape) -> Result<(u64, Duration, Histogram<u64>)> {
     let deadline = Instant::now() + Duration::from_secs_f64(shape.seconds);
     let started = Instant::now();
     let per_thread: Vec<Result<(u64, Histogram<u64>)>> = std::thread::scope(|s| {
@@ -88,7 +117,7 @@ fn drive(log: &Log, shape: &Shape) -> Result<(u64, Duration, Histogram<u64>)> {
                     while Instant::now() < deadline {
                         let exec = format!("exec-{:06}", rng.random_range(0..shape.executions));
                         let t0 = Instant::now();
-                        log.append_blocking(&exec, "bench", &payload)?;
+                        appender.append(&exec, &payload)?;
                         hist.saturating_record(t0.elapsed().as_micros() as u64);
                         n += 1;
                     }
@@ -126,8 +155,22 @@ fn run_once(
     let options = Options::default().segment_size_bytes(shape.segment_size_bytes);
     let log = Log::open_blocking(dir.join("log"), options)?;
     let store = CountingStore::new(bucket.store.clone());
+    let mut remote = None;
     let shipping = match mode {
         Mode::Local => None,
+        Mode::Remote => {
+            let claim = rt.block_on(seglog_tier::Tier::claim(
+                store.clone(),
+                fresh_prefix("busy"),
+            ))?;
+            let _entered = rt.enter();
+            let durable = seglog_tier::RemoteDurable::spawn(claim, log.clone());
+            let tier = durable.tier().clone();
+            let shipper =
+                seglog_tier::Shipper::spawn(tier.clone(), log.clone(), shape.ship_interval);
+            remote = Some(durable);
+            Some((tier, shipper))
+        }
         Mode::Sealed | Mode::Chunks => {
             let claim = rt.block_on(seglog_tier::Tier::claim(
                 store.clone(),
@@ -145,8 +188,20 @@ fn run_once(
         }
     };
     let counted_from = store.counts();
-    let (appends, elapsed, latency_us) = drive(&log, shape)?;
+    let appender = match &remote {
+        Some(remote) => Appender::Remote(remote, rt.handle()),
+        None => Appender::Local(&log),
+    };
+    let (appends, elapsed, latency_us) = drive(appender, shape)?;
     let requests = store.counts().since(counted_from);
+    if let Some(remote) = &remote {
+        let stats = remote.stats();
+        eprintln!(
+            "remote durability: {} rounds for {} acknowledgements (largest round {}), {} failed",
+            stats.rounds, stats.confirmed, stats.largest_round, stats.failed_rounds
+        );
+        rt.block_on(remote.stop())?;
+    }
     let mut orphans = Counts::default();
     if let Some((tier, shipper)) = shipping {
         rt.block_on(shipper.stop())?;
@@ -182,7 +237,7 @@ pub fn run(
 ) -> Result<Vec<Row>> {
     let mut contestants: Vec<(usize, Mode)> = vec![(0, Mode::Local)];
     for b in 0..buckets.len() {
-        contestants.extend([(b, Mode::Sealed), (b, Mode::Chunks)]);
+        contestants.extend([(b, Mode::Sealed), (b, Mode::Chunks), (b, Mode::Remote)]);
     }
     let mut rows: Vec<Row> = contestants
         .iter()
@@ -271,10 +326,6 @@ pub fn latency_markdown(rows: &[Row], shape: &Shape) -> String {
             per_round.join(", ")
         );
     }
-    let _ = writeln!(
-        out,
-        "| `Durability::Remote` (acknowledge after the chunk's PUT) | | | not built | | | | | |"
-    );
     out
 }
 

@@ -3,9 +3,11 @@
 //! 1. **Open from the bucket**: a log of N events is shipped whole (rolled, so every
 //!    record is in a sealed segment), then `seglog_tier::restore` into an empty directory
 //!    is timed (claim, downloads, checks, fdatasyncs, the engine's open and roll).
-//! 2. **Append latency per shipping mode**: closed-loop durable appends from `writers`
+//! 2. **Append latency per durability mode**: closed-loop durable appends from `writers`
 //!    threads with no tier, with sealed-segment shipping and with chunk shipping (a
-//!    `Shipper` every `ship_interval`, in the background), modes alternating round by round.
+//!    `Shipper` every `ship_interval`, in the background), and with `Durability::Remote`
+//!    (`RemoteDurable`: each append waits for a ship round that puts it in the bucket),
+//!    modes alternating round by round.
 //! 3. **Requests for a busy log**: the same runs count every request the shipper makes
 //!    (a counting `ObjectStore` wrapper), extrapolated to an hour and a 30-day month and
 //!    priced at S3 Standard list prices ([`prices`]); plus one orphan collection.

@@ -52,6 +52,20 @@ pub struct FaultStore {
     /// Each held at the next GET of a key containing its fragment (review 14).
     get_gates: Mutex<Vec<(String, Gate)>>,
     pub counts: OpCounts,
+    /// PUTs of keys containing the fragment take this long (before reaching the store).
+    put_delay: Mutex<Option<(String, std::time::Duration)>>,
+    /// PUTs of keys containing the fragment in flight now, and the most seen at once.
+    pub delayed_in_flight: AtomicU64,
+    pub delayed_max_in_flight: AtomicU64,
+    /// Each: the `n`-th later PUT of a key containing the fragment fails (remote durability).
+    put_faults: Mutex<Vec<PutFault>>,
+}
+
+#[derive(Debug)]
+struct PutFault {
+    fragment: String,
+    remaining: u64,
+    fault: Fault,
 }
 
 /// A pause point: the store signals `reached`, then waits for `resume`.
@@ -77,6 +91,10 @@ impl FaultStore {
             put_gates: Mutex::new(Vec::new()),
             get_gates: Mutex::new(Vec::new()),
             counts: OpCounts::default(),
+            put_delay: Mutex::new(None),
+            delayed_in_flight: AtomicU64::new(0),
+            delayed_max_in_flight: AtomicU64::new(0),
+            put_faults: Mutex::new(Vec::new()),
         })
     }
 
@@ -122,6 +140,40 @@ impl FaultStore {
             .unwrap()
             .push((fragment.to_owned(), gate.clone()));
         gate
+    }
+
+    /// Every later PUT of a key containing `fragment` waits `delay` first (a slow store),
+    /// and the most of them in flight at once is kept in `delayed_max_in_flight`.
+    pub fn delay_puts(&self, fragment: &str, delay: std::time::Duration) {
+        *self.put_delay.lock().unwrap() = Some((fragment.to_owned(), delay));
+    }
+
+    /// The `n`-th later PUT (1 = the next) of a key containing `fragment` fails with
+    /// `fault` (the other operations are not affected).
+    pub fn fail_put(&self, fragment: &str, n: u64, fault: Fault) {
+        self.put_faults.lock().unwrap().push(PutFault {
+            fragment: fragment.to_owned(),
+            remaining: n,
+            fault,
+        });
+    }
+
+    /// The fault of a PUT of `location`, if one is armed for it now.
+    fn put_fault(&self, location: &Path) -> Option<Fault> {
+        let mut faults = self.put_faults.lock().unwrap();
+        let mut hit = None;
+        faults.retain_mut(|f| {
+            if !location.as_ref().contains(f.fragment.as_str()) {
+                return true;
+            }
+            f.remaining -= 1;
+            if f.remaining == 0 {
+                hit = Some(f.fault);
+                return false;
+            }
+            true
+        });
+        hit
     }
 
     pub fn disarm(&self) {
@@ -173,6 +225,26 @@ impl ObjectStore for FaultStore {
         if let Some(gate) = gate {
             gate.reached.notify_one();
             gate.resume.notified().await;
+        }
+        let delay = self
+            .put_delay
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|(f, _)| location.as_ref().contains(f.as_str()));
+        if let Some((_, delay)) = delay {
+            let now = self.delayed_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.delayed_max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            self.delayed_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        match self.put_fault(location) {
+            Some(Fault::Before) => return Err(injected()),
+            Some(Fault::AfterSuccess) => {
+                self.inner.put_opts(location, payload, opts).await?;
+                return Err(injected());
+            }
+            None => {}
         }
         match self.decide() {
             Decision::Run => self.inner.put_opts(location, payload, opts).await,

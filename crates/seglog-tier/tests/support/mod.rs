@@ -472,3 +472,37 @@ pub async fn scenario_chunk_failover(store: Arc<dyn ObjectStore>, prefix: Path, 
         "no chunk after the marker"
     );
 }
+
+/// `Durability::Remote` over any store: node A appends through `RemoteDurable` (across
+/// seals), and is lost right after its last acknowledgement with no further round; node B
+/// restores every acknowledged event with its sequence and bytes; A's next append is
+/// fenced (its round's manifest check or chunk collides with B's claim), its log poisoned.
+pub async fn scenario_remote_durability(store: Arc<dyn ObjectStore>, prefix: Path, root: &FsPath) {
+    let log_a = seglog::Log::open(root.join("a"), options()).await.unwrap();
+    let tier = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
+    let remote = seglog_tier::RemoteDurable::spawn(tier, log_a.clone());
+    let mut acked = Events::new();
+    for i in 0..90 {
+        let exec = format!("exec-{}", i % EXECUTIONS);
+        let payload = payload_of(i);
+        let seq = remote.append(&exec, "tenant-a", &payload).await.unwrap();
+        acked.entry(exec).or_default().push((seq, payload));
+    }
+    assert!(log_a.segments().iter().filter(|s| s.sealed).count() >= 1);
+    let b = seglog_tier::restore(store.clone(), prefix.clone(), root.join("b"), options())
+        .await
+        .unwrap();
+    assert_eq!(
+        events_of(&b.log, u64::MAX),
+        acked,
+        "every acknowledged event, nothing else"
+    );
+    let err = remote
+        .append("exec-0", "tenant-a", b"after the claim")
+        .await
+        .unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(log_a.is_poisoned());
+    assert!(remote.append("exec-0", "tenant-a", b"later").await.is_err());
+    remote.stop().await.unwrap();
+}

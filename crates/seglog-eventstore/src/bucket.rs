@@ -1,0 +1,206 @@
+//! A [`SeglogEventStore`] whose log lives in a bucket too (feature `tier`): opened by
+//! restoring the log from the bucket (or by continuing the local copy of its owner), then
+//! shipped in the background, with the durability the caller chose (docs/scale-out.md).
+//!
+//! What must hold: the store is returned only once this node owns the log (its claim is the
+//! newest manifest) and, when it continues a local directory, once a first ship round has
+//! checked that the local log continues the bucket's (else `Diverged`, and nothing of the
+//! bucket's is dropped); shutting the store down stops the background work before closing
+//! the log, and reports a fence.
+
+use crate::store::SeglogEventStore;
+use seglog_tier::object_store::path::Path as ObjectPath;
+use seglog_tier::object_store::ObjectStore;
+use seglog_tier::{Durability, RemoteDurable, Shipper, Tier};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How a store opened from a bucket ([`SeglogEventStore::open_from_bucket`]) ships.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BucketOptions {
+    /// The local log's options. Default: `seglog::Options::default()`.
+    pub log: seglog::Options,
+    /// Time between background ship rounds (chunk shipping is on: with
+    /// [`Durability::Local`] this is the loss window). Default: 1 s.
+    pub ship_interval: Duration,
+    /// When an append is acknowledged: once durable on the local disk
+    /// ([`Durability::Local`], default) or once in the bucket ([`Durability::Remote`]).
+    pub durability: Durability,
+}
+
+impl Default for BucketOptions {
+    fn default() -> Self {
+        BucketOptions {
+            log: seglog::Options::default(),
+            ship_interval: Duration::from_secs(1),
+            durability: Durability::Local,
+        }
+    }
+}
+
+impl BucketOptions {
+    /// Sets the local log's options.
+    #[must_use]
+    pub fn log_options(mut self, options: seglog::Options) -> Self {
+        self.log = options;
+        self
+    }
+
+    /// Sets the time between background ship rounds.
+    #[must_use]
+    pub fn ship_interval(mut self, interval: Duration) -> Self {
+        self.ship_interval = interval;
+        self
+    }
+
+    /// Sets when an append is acknowledged.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+/// How the log came to this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BucketOpening {
+    /// The directory was empty: the log was restored from the bucket.
+    Restored(seglog_tier::RestoreReport),
+    /// The directory held the log: this node continues it (claimed again, checked by a
+    /// first ship round).
+    Continued,
+}
+
+/// The background work of a store opened from a bucket.
+#[derive(Debug)]
+pub(crate) struct Attached {
+    tier: Arc<Tier>,
+    shipper: Mutex<Option<Shipper>>,
+    pub(crate) remote: Option<RemoteDurable>,
+    opening: BucketOpening,
+}
+
+impl Attached {
+    /// Stops the remote rounds and the shipper (after its last round).
+    pub(crate) async fn stop(&self) -> seglog_tier::Result<()> {
+        if let Some(remote) = &self.remote {
+            remote.stop().await?;
+        }
+        let shipper = self
+            .shipper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match shipper {
+            Some(shipper) => shipper.stop().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl SeglogEventStore {
+    /// Opens the store from the log in `store` under `prefix`, into the local directory
+    /// `dir`, and ships it there in the background (chunk shipping, every
+    /// `options.ship_interval`; with [`Durability::Remote`], every append also waits for its
+    /// bytes to be in the bucket). Call inside a tokio runtime.
+    ///
+    /// - `dir` absent or empty: **restore** ([`seglog_tier::restore`]): claims the log
+    ///   (fencing its previous owner) and downloads it. An empty prefix gives an empty log.
+    /// - `dir` holds a log: **continue** it, as the owner restarting with its directory.
+    ///   The log is claimed again (fencing any other owner) and a first ship round checks
+    ///   that it continues the bucket's ([`seglog_tier::Error::Diverged`] otherwise, and the
+    ///   store is not opened). Before claiming, a log that does not reach the bucket's last
+    ///   shipped LSN is refused as `Diverged` without claiming (it cannot be the owner's);
+    ///   other divergence is only found after the claim. A node whose log another node
+    ///   took over must not reopen its old directory: delete it, and restore.
+    ///
+    /// # Errors
+    /// [`seglog_tier::Error`]: the claim's (`ClaimLost`), the restore's, `Diverged`, the
+    /// log's open errors, store errors.
+    pub async fn open_from_bucket(
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+        dir: impl Into<PathBuf>,
+        options: BucketOptions,
+    ) -> seglog_tier::Result<Self> {
+        let dir = dir.into();
+        let (tier, log, opening) = if holds_files(&dir)? {
+            let log = seglog::Log::open(&dir, options.log.clone()).await?;
+            match continue_log(store, prefix, &log).await {
+                Ok(tier) => (tier, log, BucketOpening::Continued),
+                Err(e) => {
+                    let _ = log.close();
+                    return Err(e);
+                }
+            }
+        } else {
+            let restored = seglog_tier::restore(store, prefix, &dir, options.log.clone()).await?;
+            let opening = BucketOpening::Restored(restored.report);
+            (restored.tier, restored.log, opening)
+        };
+        let (tier, remote) = match options.durability {
+            Durability::Remote => {
+                let remote = RemoteDurable::spawn(tier, log.clone());
+                (remote.tier().clone(), Some(remote))
+            }
+            _ => (Arc::new(tier.with_active_chunks()), None),
+        };
+        let shipper = Shipper::spawn(tier.clone(), log.clone(), options.ship_interval);
+        let attached = Attached {
+            tier,
+            shipper: Mutex::new(Some(shipper)),
+            remote,
+            opening,
+        };
+        Ok(SeglogEventStore::with_bucket(log, Arc::new(attached)))
+    }
+
+    /// The claim of a store opened from a bucket (its manifest, orphan collection, a ship
+    /// round now: `tier.ship(store.log())`); `None` for a local store.
+    pub fn tier(&self) -> Option<&Arc<Tier>> {
+        self.bucket().map(|b| &b.tier)
+    }
+
+    /// How a store opened from a bucket came to this node; `None` for a local store.
+    pub fn bucket_opening(&self) -> Option<&BucketOpening> {
+        self.bucket().map(|b| &b.opening)
+    }
+}
+
+/// Claims the log for the local copy `log` of its owner, after checking what can be checked
+/// without claiming, and runs a first ship round (the divergence check).
+async fn continue_log(
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    log: &seglog::Log,
+) -> seglog_tier::Result<Tier> {
+    if let Some(newest) = seglog_tier::latest_manifest(store.as_ref(), &prefix).await? {
+        let local_last = log.segments().iter().map(|s| s.last_lsn).max().unwrap_or(0);
+        if local_last < newest.last_lsn() {
+            return Err(seglog_tier::Error::Diverged(format!(
+                "the local log ends at LSN {local_last}, the bucket's shipped segments at {}: \
+                 another node owns the log now (not claimed)",
+                newest.last_lsn()
+            )));
+        }
+    }
+    let tier = Tier::claim(store, prefix).await?.with_active_chunks();
+    tier.ship(log).await?;
+    Ok(tier)
+}
+
+/// True when `dir` exists and holds any entry.
+fn holds_files(dir: &std::path::Path) -> seglog_tier::Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(seglog_tier::Error::Io {
+            op: "read_dir",
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}

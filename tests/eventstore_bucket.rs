@@ -1,0 +1,311 @@
+//! `SeglogEventStore::open_from_bucket` (seglog-eventstore's `tier` feature): node A opens
+//! the store from a bucket, appends through enact-core's `EventStore` trait and ships; A is
+//! lost (its directory deleted); node B opens the store from the bucket and reads every
+//! shipped event through the trait with the same sequences, and the same record bytes;
+//! A's next append fails (fenced). Then the owner restarting on its own directory
+//! continues the log, and a third node finds everything.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use enact_core::kernel::persistence::{
+    EventStore, ExecutionEventData, StorageBackend, StoredEvent,
+};
+use enact_core::kernel::{ExecutionId, StepId, StepType, TenantId};
+use seglog_eventstore::{BucketOpening, BucketOptions, SeglogEventStore};
+use seglog_tier::object_store::memory::InMemory;
+use seglog_tier::object_store::path::Path as ObjectPath;
+use seglog_tier::object_store::ObjectStore;
+use seglog_tier::Durability;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXECUTIONS: usize = 4;
+
+fn exec(i: usize) -> ExecutionId {
+    ExecutionId::from_string(format!("exec-{}", i % EXECUTIONS))
+}
+
+fn tenant() -> TenantId {
+    TenantId::from_string("tenant-a")
+}
+
+fn event(i: usize) -> ExecutionEventData {
+    ExecutionEventData::StepStarted {
+        step_id: StepId::from_string(format!("step-{i}")),
+        parent_step_id: None,
+        step_type: StepType::LlmNode,
+        name: format!("step {i}: {}", "x".repeat(i % 300)),
+    }
+}
+
+/// Small segments: the events cross seals, so a restore takes sealed segments and chunks.
+fn options(durability: Durability) -> BucketOptions {
+    BucketOptions::default()
+        .log_options(seglog::Options::default().segment_size_bytes(16 * 1024))
+        .ship_interval(Duration::from_millis(50))
+        .durability(durability)
+}
+
+/// Every event of every execution, as the trait returns it (sequence, tenant, event as
+/// JSON, timestamp), and as the log stores it (sequence and record bytes).
+type Seen = BTreeMap<
+    String,
+    (
+        Vec<(u64, String, serde_json::Value, i64)>,
+        Vec<(u64, Vec<u8>)>,
+    ),
+>;
+
+async fn seen(store: &SeglogEventStore) -> Seen {
+    let mut out = Seen::new();
+    for e in 0..EXECUTIONS {
+        let id = exec(e);
+        let events: Vec<StoredEvent> = store.load_events(&id).await.unwrap();
+        let via_trait = events
+            .iter()
+            .map(|s| {
+                (
+                    s.sequence,
+                    s.tenant_id.as_str().to_owned(),
+                    serde_json::to_value(&s.event).unwrap(),
+                    s.timestamp.timestamp_nanos_opt().unwrap(),
+                )
+            })
+            .collect();
+        let bytes = store
+            .log()
+            .read(id.as_str())
+            .unwrap()
+            .into_iter()
+            .map(|ev| (ev.seq, ev.payload.to_vec()))
+            .collect();
+        out.insert(id.as_str().to_owned(), (via_trait, bytes));
+    }
+    out
+}
+
+async fn append_events(store: &SeglogEventStore, from: usize, to: usize) {
+    let mut i = from;
+    while i < to {
+        if i % 7 == 3 && i + 3 <= to {
+            // A batch now and then: consecutive sequences, one record.
+            let first = store
+                .append_batch(&exec(i), &tenant(), (i..i + 3).map(event).collect())
+                .await
+                .unwrap();
+            assert!(first >= 1);
+            i += 3;
+        } else {
+            store.append(&exec(i), &tenant(), event(i)).await.unwrap();
+            i += 1;
+        }
+    }
+}
+
+fn fenced(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<seglog_tier::Error>()
+            .is_some_and(seglog_tier::Error::is_fenced)
+            || e.to_string().contains("fenced")
+    })
+}
+
+async fn node_a_lost_node_b_takes_over(durability: Durability) {
+    let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("enact/partition-3");
+    let root = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
+
+    let a = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        &dir_a,
+        options(durability),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        a.bucket_opening(),
+        Some(BucketOpening::Restored(_))
+    ));
+    assert!(a.requires_network());
+    append_events(&a, 0, 200).await;
+    if durability == Durability::Local {
+        // Local durability: the bucket follows at the next round; run one now.
+        a.tier().unwrap().ship(a.log()).await.unwrap();
+    }
+    assert!(
+        a.log().segments().iter().filter(|s| s.sealed).count() >= 2,
+        "the events crossed seals"
+    );
+    let expected = seen(&a).await;
+    // Node A is lost: its directory goes (the process lingers, as a zombie would).
+    std::fs::remove_dir_all(&dir_a).unwrap();
+
+    let b = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        &dir_b,
+        options(durability),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen(&b).await,
+        expected,
+        "every shipped event, same sequence, event, timestamp and bytes"
+    );
+    assert!(b.tier().unwrap().epoch() > a.tier().unwrap().epoch());
+
+    // A's next append fails: at once with remote durability (its round is fenced); with
+    // local durability once its shipper's next round (within the interval) is fenced.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        match a.append(&exec(0), &tenant(), event(9_999)).await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(
+                    durability == Durability::Local,
+                    "a remote append after the claim was acknowledged"
+                );
+                assert!(Instant::now() < deadline, "A was never fenced");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        fenced(&err) || a.log().is_poisoned(),
+        "A's append fails because it is fenced: {err:#}"
+    );
+    assert!(a.health_check().await.is_err());
+    assert!(a.append(&exec(1), &tenant(), event(1)).await.is_err());
+    let err = a.shutdown().await.unwrap_err();
+    assert!(fenced(&err), "A's shutdown reports the fence: {err:#}");
+
+    // B goes on, shuts down cleanly (its shipper's last round ships the rest), and
+    // restarts on its own directory: it continues the log.
+    append_events(&b, 200, 260).await;
+    b.shutdown().await.unwrap();
+    let after_b = seen_of_dir(&dir_b).await;
+    let b2 = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        &dir_b,
+        options(durability),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b2.bucket_opening(), Some(&BucketOpening::Continued));
+    assert_eq!(seen(&b2).await, after_b);
+    append_events(&b2, 260, 300).await;
+    let expected = seen(&b2).await;
+    b2.shutdown().await.unwrap();
+
+    // A third node finds every event B wrote, before and after its restart.
+    let c = SeglogEventStore::open_from_bucket(
+        bucket,
+        prefix,
+        root.path().join("c"),
+        options(durability),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen(&c).await, expected);
+    assert_eq!(
+        c.get_latest_sequence(&exec(0)).await.unwrap(),
+        expected["exec-0"].0.last().map(|e| e.0)
+    );
+    c.shutdown().await.unwrap();
+}
+
+/// A store's events read from its directory after it was shut down.
+async fn seen_of_dir(dir: &std::path::Path) -> Seen {
+    let store = SeglogEventStore::open(dir).await.unwrap();
+    let out = seen(&store).await;
+    store.shutdown().await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_from_a_bucket_fails_over_with_local_durability() {
+    node_a_lost_node_b_takes_over(Durability::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_from_a_bucket_fails_over_with_remote_durability() {
+    node_a_lost_node_b_takes_over(Durability::Remote).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_durability_acknowledges_an_event_only_once_a_restore_finds_it() {
+    // No ship round is run by hand: each acknowledged append must already be restorable.
+    let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let root = tempfile::tempdir().unwrap();
+    let a = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        options(Durability::Remote).ship_interval(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    append_events(&a, 0, 40).await;
+    let expected = seen(&a).await;
+    // Node A is lost right after its last acknowledgement (its shipper never ran a round).
+    let b = SeglogEventStore::open_from_bucket(
+        bucket,
+        prefix,
+        root.path().join("b"),
+        options(Durability::Local),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen(&b).await, expected);
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_behind_the_bucket_is_refused_without_claiming() {
+    let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let root = tempfile::tempdir().unwrap();
+    let a = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        options(Durability::Remote),
+    )
+    .await
+    .unwrap();
+    append_events(&a, 0, 20).await;
+    a.shutdown().await.unwrap();
+    // B takes over and writes enough to seal segments past A's end.
+    let b = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("b"),
+        options(Durability::Remote),
+    )
+    .await
+    .unwrap();
+    append_events(&b, 20, 300).await;
+    let newest = b.tier().unwrap().manifest().await;
+    // A restarts on its stale directory: refused, and B still owns the log.
+    let err = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        options(Durability::Remote),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+    let still = seglog_tier::latest_manifest(bucket.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.writer_epoch, newest.writer_epoch, "nobody claimed");
+    append_events(&b, 300, 310).await;
+    b.shutdown().await.unwrap();
+}
