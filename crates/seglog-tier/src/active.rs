@@ -221,10 +221,39 @@ impl Tier {
                 info.number, progress.shipped_end, info.data_end
             )));
         }
-        if info.data_end == progress.shipped_end {
-            return Ok(());
+        let to = info.data_end;
+        let mut progress = progress;
+        // Usually one chunk; more when an earlier attempt's chunk turns out to be in the
+        // bucket and to end before `to` (`ship_one_chunk`).
+        while progress.shipped_end < to {
+            let Some(next) = self
+                .ship_one_chunk(state, active, segment, &progress, to, report)
+                .await?
+            else {
+                return Ok(());
+            };
+            progress = next;
+            state.chunks = Some(progress.clone());
         }
-        let (file, from, to) = (active.clone(), progress.shipped_end, info.data_end);
+        Ok(())
+    }
+
+    /// Uploads `from..to` of the active segment (`from`: where `progress` says its chunks
+    /// end) as the next chunk; returns the new progress (`None`: the round is deferred). An
+    /// ambiguous PUT settled as our own earlier attempt (same index, epoch and start) counts
+    /// for what that attempt covered, which may end before `to`: the caller then ships the
+    /// rest as the next chunk. (Counting it as reaching `to` acknowledged, in
+    /// `Durability::Remote`, bytes no object holds: review 17.)
+    async fn ship_one_chunk(
+        &self,
+        state: &mut TierState,
+        active: &OpenSegment,
+        segment: ActiveSegment,
+        progress: &ChunkProgress,
+        to: u64,
+        report: &mut ShipReport,
+    ) -> Result<Option<ChunkProgress>> {
+        let (file, from) = (active.clone(), progress.shipped_end);
         let payload = blocking(move || {
             file.sync_data()?;
             file.read_range(from, to)
@@ -234,7 +263,7 @@ impl Tier {
             // The file opened is shorter than its listing said: not that segment any more.
             // The next round sees the new layout.
             report.deferred = true;
-            return Ok(());
+            return Ok(None);
         };
         let folder = keys::chunk_folder(&self.prefix, &segment);
         let key = keys::chunk_key(&folder, progress.next_index);
@@ -259,7 +288,15 @@ impl Tier {
                             && found.writer_epoch == self.epoch
                             && found.start == from =>
                     {
-                        found.start + found.payload_len
+                        let end = found.start.saturating_add(found.payload_len);
+                        if end > to || end <= from {
+                            return Err(Error::Diverged(format!(
+                                "our own chunk {} of active segment {} covers {from}..{end}, \
+                                 the local segment's durable bytes end at {to}",
+                                progress.next_index, segment.number
+                            )));
+                        }
+                        end
                     }
                     Some(_) => {
                         // Somebody else wrote our next chunk: only a newer owner's restore
@@ -286,13 +323,12 @@ impl Tier {
         };
         report.chunks_uploaded += 1;
         report.bytes_uploaded += shipped_end - from;
-        state.chunks = Some(ChunkProgress {
+        Ok(Some(ChunkProgress {
             segment,
             next_index: progress.next_index + 1,
             shipped_end,
             closed: false,
-        });
-        Ok(())
+        }))
     }
 
     /// Where the chunks of `segment` stand: the cached progress, or (after a restart, a

@@ -107,8 +107,6 @@ fn open(fs: &SimFs, source: &Arc<MapSource>) -> seglog::Result<Log<SimFs>> {
     Ok(log)
 }
 
-
-
 /// Writes `bytes` durably as a new file `path` (as a crash would have left it).
 fn put_file(fs: &SimFs, path: &Path, bytes: &[u8]) {
     let f = fs.create_new(path).unwrap();
