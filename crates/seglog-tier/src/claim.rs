@@ -215,15 +215,19 @@ impl Tier {
     /// ids are dense (each is written create-only at the id after the newest its writer
     /// read), so if that id is free no later one exists and nobody has claimed the log since.
     pub(crate) async fn check_next_id_free(&self, state: &mut TierState) -> Result<()> {
-        let next_id = next_number(&self.prefix, state.latest.manifest_id)?;
-        match objects::read_manifest(self.store.as_ref(), &self.prefix, next_id).await? {
-            None => Ok(()),
-            Some(found) if found.writer_nonce == self.nonce && found.writer_epoch == self.epoch => {
-                // An earlier commit of ours whose outcome was unknown: adopt it.
-                state.latest = found;
-                Ok(())
+        loop {
+            let next_id = next_number(&self.prefix, state.latest.manifest_id)?;
+            match objects::read_manifest(self.store.as_ref(), &self.prefix, next_id).await? {
+                None => return Ok(()),
+                Some(found)
+                    if found.writer_nonce == self.nonce && found.writer_epoch == self.epoch =>
+                {
+                    // An earlier commit of ours whose outcome was unknown: adopt it, and look
+                    // at the id after it (a claim may have followed it).
+                    state.latest = found;
+                }
+                Some(found) => return Err(self.fenced_by(state, &found)),
             }
-            Some(found) => Err(self.fenced_by(state, &found)),
         }
     }
 
