@@ -10,4 +10,7 @@ async fn open(dir: &Path) -> Store {
     SeglogEventStore::open(dir).await.unwrap()
 }
 
+/// A local log needs no network.
+const REQUIRES_NETWORK: bool = false;
+
 include!("conformance/cases.rs");

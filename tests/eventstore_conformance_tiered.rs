@@ -66,6 +66,9 @@ async fn open(dir: &Path) -> Store {
     tiered::open_tiered(bucket(), prefix, dir).await
 }
 
+/// The log is local (the bucket only backs its sealed segments).
+const REQUIRES_NETWORK: bool = false;
+
 include!("conformance/cases.rs");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
 // The EventStore conformance cases, shared by the test binaries that run them against a
-// store (`include!`d: each defines `type Store` and `async fn open(dir: &Path) -> Store`):
+// store (`include!`d: each defines `type Store`, `async fn open(dir: &Path) -> Store` and
+// `const REQUIRES_NETWORK: bool`, what the store's `StorageBackend` must report):
 // `eventstore_conformance.rs` (a local log), `eventstore_conformance_tiered.rs` (a log that
 // ships every sealed segment and keeps none locally: every read of a sealed segment goes to
-// the bucket, in memory and on moto's S3 server).
+// the bucket, in memory and on moto's S3 server), `eventstore_conformance_bucket.rs` (a store
+// opened with `SeglogEventStore::open_from_bucket` in `Durability::Remote`).
 
 use enact_core::kernel::persistence::{
     EventStore, ExecutionEventData, StorageBackend, StoredEvent,
@@ -473,8 +475,8 @@ async fn storage_backend_reports_itself_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     assert_eq!(store.name(), "seglog");
-    assert!(!store.requires_network());
-    assert!(store.supports_air_gapped());
+    assert_eq!(store.requires_network(), REQUIRES_NETWORK);
+    assert_eq!(store.supports_air_gapped(), !REQUIRES_NETWORK);
     store.health_check().await.unwrap();
     store
         .append(
