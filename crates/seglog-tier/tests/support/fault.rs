@@ -52,6 +52,8 @@ pub struct FaultStore {
     /// Each held at the next GET of a key containing its fragment (review 14).
     get_gates: Mutex<Vec<(String, Gate)>>,
     pub counts: OpCounts,
+    /// Every GET: its key and the range asked (`None`: the whole object).
+    pub get_log: Mutex<Vec<(String, Option<object_store::GetRange>)>>,
 }
 
 /// A pause point: the store signals `reached`, then waits for `resume`.
@@ -77,6 +79,7 @@ impl FaultStore {
             put_gates: Mutex::new(Vec::new()),
             get_gates: Mutex::new(Vec::new()),
             counts: OpCounts::default(),
+            get_log: Mutex::new(Vec::new()),
         })
     }
 
@@ -197,6 +200,10 @@ impl ObjectStore for FaultStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.counts.gets.fetch_add(1, Ordering::SeqCst);
+        self.get_log
+            .lock()
+            .unwrap()
+            .push((location.to_string(), options.range.clone()));
         let gate = {
             let mut gates = self.get_gates.lock().unwrap();
             let at = gates
