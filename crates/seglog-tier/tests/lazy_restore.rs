@@ -410,3 +410,105 @@ async fn the_default_restore_still_downloads_every_segment() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_restore_of_compaction_outputs_numbered_above_the_active_segment_opens() {
+    let fault = FaultStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = fault.clone();
+    let prefix = Path::from("logs/compacted");
+    let root = tempfile::tempdir().unwrap();
+    let mut opts = options();
+    opts.checkpoints = seglog::CheckpointMode::Inline;
+    let log_a = seglog::Log::open(root.path().join("a"), opts)
+        .await
+        .unwrap();
+    let a = Tier::claim(store.clone(), prefix.clone())
+        .await
+        .unwrap()
+        .with_active_chunks();
+    write_events(&log_a, 0, 200).await;
+    a.ship(&log_a).await.unwrap();
+    let plan = seglog::compaction::policy::drop_executions(
+        &log_a.compaction_view(false).unwrap(),
+        ["exec-1"],
+    );
+    log_a
+        .compact(plan, seglog::CompactOptions::default())
+        .await
+        .unwrap();
+    write_events(&log_a, 200, 210).await;
+    a.ship(&log_a).await.unwrap();
+    let manifest = a.manifest().await;
+    let active = manifest.active.unwrap();
+    assert!(
+        manifest
+            .segments
+            .iter()
+            .any(|e| e.number > active.number && e.checkpoint.is_some()),
+        "a compaction output numbered above the active segment {}: {:?}",
+        active.number,
+        manifest
+            .segments
+            .iter()
+            .map(|e| e.number)
+            .collect::<Vec<_>>()
+    );
+    let expected = all_events(&log_a).await;
+    // The compaction dropped exec-1's sealed events; those after it are in the active one.
+    assert!(
+        expected["exec-1"].len() <= 2,
+        "{:?}",
+        expected["exec-1"].len()
+    );
+
+    let gets_before = fault.get_log.lock().unwrap().len();
+    let dir = root.path().join("b");
+    let b = restore_lazily(store.clone(), &prefix, &dir).await;
+    check_lazy_shape(&fault, &b, gets_before).await;
+    assert_eq!(all_events(&b.log).await, expected);
+    write_events(&b.log, 300, 320).await;
+    b.tier.ship(&b.log).await.unwrap();
+    let with_new = all_events(&b.log).await;
+    drop(b);
+    let reopened = seglog::Log::open(&dir, options()).await.unwrap();
+    ReadThrough::new(store.clone(), ReadThroughOptions::default())
+        .unwrap()
+        .attach(&reopened);
+    assert_eq!(all_events(&reopened).await, with_new);
+}
+
+/// The checkpoint's own checks: a manifest (forged, its CRCs right) that names another
+/// segment's checkpoint for a segment is refused, never indexed as that segment's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_segments_checkpoint_is_refused_even_when_the_manifest_vouches_for_it() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = Path::from("p");
+    let root = tempfile::tempdir().unwrap();
+    shipped_log(&store, &prefix, root.path()).await;
+    let mut m = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    let with: Vec<usize> = (0..m.segments.len())
+        .filter(|&i| m.segments[i].checkpoint.is_some())
+        .collect();
+    assert!(with.len() >= 2);
+    let (i, j) = (with[0], with[1]);
+    let (ci, cj) = (
+        m.segments[i].checkpoint.clone(),
+        m.segments[j].checkpoint.clone(),
+    );
+    m.segments[i].checkpoint = cj;
+    m.segments[j].checkpoint = ci;
+    m.manifest_id += 1;
+    let key = seglog_tier::manifest_key(&prefix, m.manifest_id);
+    store
+        .put(&key, PutPayload::from(serde_json::to_vec(&m).unwrap()))
+        .await
+        .unwrap();
+    let err = restore_err(store.clone(), &prefix, &root.path().join("b")).await;
+    assert!(
+        matches!(&err, Error::Corruption { reason, .. } if reason.contains("not a checkpoint")),
+        "{err:?}"
+    );
+}
