@@ -373,3 +373,53 @@ pub(crate) fn refuse_read_only<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> 
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use seglog_segment::format::SegmentHeader;
+    use seglog_segment::io::StdFs;
+
+    #[test]
+    fn a_stub_built_from_a_header_is_written_durably_and_reads_back_and_bad_fields_are_refused() {
+        let header = SegmentHeader::new(9, 500, 1_700_000_000).unwrap().encode();
+        let make = |data_end, last, last_event, location: &str| {
+            OffloadedSegment::from_header(
+                header,
+                data_end,
+                last,
+                last_event,
+                0x1234_5678,
+                location.into(),
+            )
+        };
+        let s = make(4096, 540, 539, "p/segments/x.seg").unwrap();
+        assert_eq!((s.number, s.first_lsn, s.data_end), (9, 500, 4096));
+        // What the open reads is exactly what was written.
+        let dir = tempfile::tempdir().unwrap();
+        write_offload_stub(dir.path(), &s).unwrap();
+        let (listed, temps) = stub::list(&StdFs, dir.path()).unwrap();
+        assert_eq!(listed, vec![s]);
+        assert!(temps.is_empty());
+        // The stub's rules (format.md §7).
+        assert!(make(63, 540, 539, "k").is_err(), "data_end below a header");
+        assert!(make(1 << 32, 540, 539, "k").is_err(), "data_end above u32");
+        assert!(
+            make(4096, 540, 541, "k").is_err(),
+            "last_event_lsn > last_lsn"
+        );
+        assert!(
+            make(4096, 400, 400, "k").is_err(),
+            "last_lsn before first_lsn - 1"
+        );
+        assert!(make(4096, 540, 539, "").is_err(), "empty location");
+        assert!(
+            make(4096, 540, 539, &"k".repeat(1025)).is_err(),
+            "long location"
+        );
+        let mut bad = header;
+        bad[20] ^= 1;
+        assert!(OffloadedSegment::from_header(bad, 4096, 540, 539, 0, "k".into()).is_err());
+    }
+}
