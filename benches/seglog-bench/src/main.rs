@@ -224,6 +224,9 @@ enum Workload {
         /// Segment size of the append runs' logs, MiB (the engine's default is 128).
         #[arg(long, default_value_t = 128)]
         segment_mib: u64,
+        /// Only the restore figures (whole and lazy), not the append runs.
+        #[arg(long)]
+        restore_only: bool,
     },
 }
 
@@ -453,6 +456,7 @@ fn main() -> Result<()> {
                 rounds,
                 ship_interval_ms,
                 segment_mib,
+                restore_only,
             }),
         ) => {
             let mut shape = tier::Shape {
@@ -465,6 +469,7 @@ fn main() -> Result<()> {
                 rounds,
                 ship_interval: Duration::from_millis(ship_interval_ms),
                 segment_size_bytes: segment_mib << 20,
+                restore_only,
             };
             if quick {
                 shape.sizes = vec![10_000];

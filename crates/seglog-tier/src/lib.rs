@@ -64,6 +64,9 @@ pub use read_through::{
     BucketSource, OffloadReport, ReadThrough, ReadThroughOptions, ReadThroughStats,
 };
 pub use remote::{Durability, RemoteDurable, RemoteStats};
-pub use restore::{fetch_object, fetch_segment, restore, RestoreReport, Restored};
+pub use restore::{
+    fetch_object, fetch_segment, restore, restore_with, FetchSegments, RestoreOptions,
+    RestoreReport, Restored,
+};
 pub use ship::ShipReport;
 pub use shipper::Shipper;

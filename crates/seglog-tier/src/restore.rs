@@ -3,17 +3,29 @@
 //! manifest, then open it with the engine's normal recovery and
 //! roll, so the first append goes to a fresh segment number and no shipped segment changes.
 //!
+//! A *lazy* restore ([`FetchSegments::Lazily`]) downloads no sealed segment that has a
+//! checkpoint: it fetches the checkpoint and the segment's 64-byte header (a ranged GET),
+//! and writes the checkpoint and an offload stub (docs/format.md §7) in its place; reads of
+//! its records then go to the bucket through a [`ReadThrough`] attached to the log. So that
+//! the open accepts the stubs (offloaded segments lie before the last local segment and are
+//! numbered below it), the restore writes a fresh, empty local segment after everything,
+//! numbered above every segment the manifest names: the first append goes there.
+//!
 //! What must hold: nothing is written into the directory that does not match its manifest
-//! entry (length, CRC-32, and for a segment its header's number, first LSN and salt), and the
+//! entry (length, CRC-32, and for a segment its header's number, first LSN and salt; for a
+//! lazily restored segment: the checkpoint's length, CRC-32 and own checks against the
+//! segment the header describes, the header against the entry, the object's length), and the
 //! log is opened only once every file is in place and synced.
 
 use crate::claim::Tier;
 use crate::error::{Error, Result};
 use crate::manifest::{ObjectRef, SegmentEntry};
 use crate::objects;
+use crate::read_through::{ReadThrough, ReadThroughOptions};
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use seglog_segment::format::SEGMENT_HEADER_LEN;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +38,50 @@ pub struct Restored {
     pub log: seglog::Log,
     /// What was downloaded.
     pub report: RestoreReport,
+    /// The read-through the log reads its offloaded segments through (a lazy restore's,
+    /// already attached; `None` for a restore that downloaded every segment). Run its
+    /// retention passes ([`ReadThrough::offload`]) with the same object.
+    pub read_through: Option<ReadThrough>,
+}
+
+/// How a restore gets the sealed segments the manifest names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchSegments {
+    /// Download every segment whole (the directory holds the whole log).
+    #[default]
+    Whole,
+    /// Download only each segment's checkpoint and header, and leave the segment in the
+    /// bucket (an offload stub records where); a segment shipped without a checkpoint is
+    /// downloaded whole. Reads of old executions then go to the bucket.
+    Lazily,
+}
+
+/// Settings of [`restore_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoreOptions {
+    /// How sealed segments are fetched. Default: [`FetchSegments::Whole`].
+    pub fetch_segments: FetchSegments,
+    /// The read-through a lazy restore attaches to the log (its cache and block sizes; its
+    /// `keep_local_segments` is for later retention passes).
+    pub read_through: ReadThroughOptions,
+}
+
+impl RestoreOptions {
+    /// Sets [`Self::fetch_segments`].
+    #[must_use]
+    pub fn fetch_segments(mut self, fetch: FetchSegments) -> Self {
+        self.fetch_segments = fetch;
+        self
+    }
+
+    /// Sets [`Self::read_through`].
+    #[must_use]
+    pub fn read_through(mut self, options: ReadThroughOptions) -> Self {
+        self.read_through = options;
+        self
+    }
 }
 
 /// What a restore downloaded.
@@ -38,6 +94,8 @@ pub struct RestoreReport {
     pub segments: usize,
     /// Checkpoints downloaded.
     pub checkpoints: usize,
+    /// Segments left in the bucket (a lazy restore): a stub and their checkpoint written.
+    pub segments_offloaded: usize,
     /// Bytes downloaded.
     pub bytes: u64,
     /// The highest LSN restored (0 for an empty log).
@@ -62,6 +120,24 @@ pub async fn restore(
     dir: impl Into<PathBuf>,
     options: seglog::Options,
 ) -> Result<Restored> {
+    restore_with(store, prefix, dir, options, RestoreOptions::default()).await
+}
+
+/// [`restore`], fetching the sealed segments as `restore_options` says: with
+/// [`FetchSegments::Lazily`], only their checkpoints and headers (see the module docs); the
+/// log then reads them through [`Restored::read_through`].
+///
+/// # Errors
+/// As [`restore`]; for a lazy restore also [`Error::Corruption`] when a checkpoint fails
+/// its own checks against the segment, or a segment's header (or its object's length)
+/// differs from the manifest entry; [`Error::Io`] when the read-through cannot start.
+pub async fn restore_with(
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    dir: impl Into<PathBuf>,
+    options: seglog::Options,
+    restore_options: RestoreOptions,
+) -> Result<Restored> {
     let dir = dir.into();
     check_empty(&dir)?;
     let tier = Tier::claim(store, prefix).await?;
@@ -72,7 +148,20 @@ pub async fn restore(
         ..RestoreReport::default()
     };
     create_dir(&dir)?;
+    let lazy = restore_options.fetch_segments == FetchSegments::Lazily
+        && manifest.segments.iter().any(|e| e.checkpoint.is_some());
+    let mut offloaded_numbers = Vec::new();
     for entry in &manifest.segments {
+        if lazy {
+            if let Some(checkpoint) = &entry.checkpoint {
+                let bytes = restore_lazily(tier.store().as_ref(), &dir, entry, checkpoint).await?;
+                report.segments_offloaded += 1;
+                report.checkpoints += 1;
+                report.bytes += bytes;
+                offloaded_numbers.push(entry.number);
+                continue;
+            }
+        }
         let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
         write_file(
             &dir,
@@ -97,8 +186,37 @@ pub async fn restore(
         .iter()
         .map(|e| (e.number, e.first_lsn, e.record_salt, e.segment.len))
         .collect();
+    // Where a lazy restore's fresh segment starts: after every LSN and first LSN restored.
+    let mut fresh_first_lsn = manifest
+        .segments
+        .iter()
+        .map(|e| e.last_lsn.max(e.first_lsn))
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let mut fresh_number = manifest
+        .segments
+        .iter()
+        .map(|e| e.number)
+        .max()
+        .unwrap_or(0);
     if let Some(active) = &manifest.active {
+        fresh_number = fresh_number.max(active.number);
         if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
+            if lazy {
+                // The active segment becomes a sealed local one before the fresh segment:
+                // it must be whole, and the fresh one starts after its last LSN.
+                let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
+                if let Some(damage) = &analysis.damage {
+                    return Err(Error::corruption(
+                        &crate::keys::chunk_folder(tier.prefix(), active),
+                        format!("the rebuilt active segment is damaged: {damage:?}"),
+                    ));
+                }
+                fresh_first_lsn = fresh_first_lsn
+                    .max(analysis.last_lsn.saturating_add(1))
+                    .max(active.first_lsn.saturating_add(1));
+            }
             let name = seglog_segment::format::segment_file_name(active.first_lsn);
             write_file(&dir, &name, &bytes).await?;
             report.active_bytes = bytes.len() as u64;
@@ -116,14 +234,44 @@ pub async fn restore(
             tier.forget_empty_active(active).await?;
         }
     }
+    if lazy {
+        // IMPORTANT: the open refuses offloaded segments after the last local segment or
+        // numbered at or above a local one (format.md §7), and the writer numbers new
+        // segments from the highest local number: a fresh, empty segment after everything,
+        // numbered above every segment the manifest names (compaction outputs may be
+        // numbered above the active segment), is the last local segment and takes the
+        // first append, so no shipped segment changes.
+        let number = fresh_number.saturating_add(1);
+        write_fresh_segment(&dir, number, fresh_first_lsn).await?;
+    }
     sync_dir(&dir).await?;
     let log = seglog::Log::open(dir, options).await?;
-    // IMPORTANT: the last restored segment would otherwise be the active one, and the
-    // first append would change a segment the manifest names (or the previous owner's
-    // chunks hold). Rolling seals it as it is.
-    log.roll().await?;
-    let restored: Vec<_> = log.segments().into_iter().filter(|s| s.sealed).collect();
+    let read_through = if lazy {
+        let read_through = ReadThrough::new(tier.store().clone(), restore_options.read_through)?;
+        read_through.attach(&log);
+        Some(read_through)
+    } else {
+        // IMPORTANT: the last restored segment would otherwise be the active one, and the
+        // first append would change a segment the manifest names (or the previous owner's
+        // chunks hold). Rolling seals it as it is.
+        log.roll().await?;
+        None
+    };
+    let mut restored: Vec<_> = log.segments().into_iter().filter(|s| s.sealed).collect();
+    let offloaded = log.offloaded_segments();
+    restored.extend(offloaded.iter().map(|o| o.info(log.dir())));
+    restored.sort_by_key(|s| s.first_lsn);
     report.last_lsn = restored.iter().map(|s| s.last_lsn).max().unwrap_or(0);
+    if offloaded
+        .iter()
+        .map(|o| o.number)
+        .ne(offloaded_numbers.iter().copied())
+    {
+        return Err(Error::Corruption {
+            key: crate::keys::manifest_key(tier.prefix(), manifest.manifest_id).to_string(),
+            reason: "the restored log's offloaded segments differ from the manifest's".into(),
+        });
+    }
     let matches = restored.len() == expected.len()
         && restored
             .iter()
@@ -144,9 +292,15 @@ pub async fn restore(
         segments = report.segments,
         bytes = report.bytes,
         last_lsn = report.last_lsn,
+        offloaded = report.segments_offloaded,
         "restored log"
     );
-    Ok(Restored { tier, log, report })
+    Ok(Restored {
+        tier,
+        log,
+        report,
+        read_through,
+    })
 }
 
 fn check_empty(dir: &FsPath) -> Result<()> {
@@ -261,4 +415,159 @@ async fn sync_dir(dir: &FsPath) -> Result<()> {
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// A lazy restore of sealed segment `entry`: fetches its checkpoint (length and CRC-32 as
+/// the manifest says, then the checkpoint's own checks against the segment) and its header
+/// (a ranged GET of 64 bytes, checked against the entry, of an object of the manifest's
+/// length), then writes the checkpoint and the offload stub, each crash-atomically. Returns
+/// the bytes downloaded.
+async fn restore_lazily(
+    store: &dyn ObjectStore,
+    dir: &FsPath,
+    entry: &SegmentEntry,
+    checkpoint: &ObjectRef,
+) -> Result<u64> {
+    let checkpoint_bytes = fetch_object(store, checkpoint).await?;
+    let header_bytes = fetch_header(store, entry).await?;
+    let segment_key = Path::from(entry.segment.key.as_str());
+    let checkpoint_key = Path::from(checkpoint.key.as_str());
+    let header = seglog_segment::format::SegmentHeader::decode(&header_bytes)
+        .map_err(|e| Error::corruption(&segment_key, format!("bad segment header: {e:?}")))?;
+    let info = seglog::SegmentInfo {
+        number: entry.number,
+        first_lsn: entry.first_lsn,
+        last_lsn: entry.last_lsn,
+        path: dir.join(seglog_segment::format::segment_file_name(entry.first_lsn)),
+        data_end: entry.segment.len,
+        sealed: true,
+        created_unix_nanos: header.created_unix_nanos,
+        record_salt: entry.record_salt,
+        clustered: header.clustered,
+    };
+    let decoded = seglog_index::checkpoint::decode(&checkpoint_bytes, &info).map_err(|d| {
+        Error::corruption(
+            &checkpoint_key,
+            format!("not a checkpoint of segment {}: {d:?}", entry.number),
+        )
+    })?;
+    let first_lsn = entry.first_lsn;
+    let last_event_lsn = decoded
+        .records
+        .iter()
+        .map(|r| r.lsn)
+        .max()
+        .unwrap_or(first_lsn.saturating_sub(1));
+    if decoded
+        .records
+        .iter()
+        .any(|r| r.lsn < first_lsn || r.lsn > entry.last_lsn)
+    {
+        return Err(Error::corruption(
+            &checkpoint_key,
+            format!(
+                "lists a record outside the segment's LSNs {first_lsn}..={}",
+                entry.last_lsn
+            ),
+        ));
+    }
+    let stub = seglog::OffloadedSegment::from_header(
+        header_bytes,
+        entry.segment.len,
+        entry.last_lsn.max(last_event_lsn),
+        last_event_lsn,
+        entry.segment.crc32,
+        entry.segment.key.clone(),
+    )
+    .map_err(|e| Error::corruption(&segment_key, format!("cannot describe it: {e}")))?;
+    let name = seglog_index::checkpoint::checkpoint_file_name(first_lsn);
+    write_file_atomically(dir, &name, checkpoint_bytes.clone()).await?;
+    let dir_owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || seglog::write_offload_stub(&dir_owned, &stub))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+    Ok(checkpoint_bytes.len() as u64 + SEGMENT_HEADER_LEN as u64)
+}
+
+/// The first 64 bytes of the segment `entry` names (a ranged GET), refused unless the
+/// object has the manifest's length and the header is that segment's (magic, CRC, number,
+/// first LSN, salt).
+async fn fetch_header(
+    store: &dyn ObjectStore,
+    entry: &SegmentEntry,
+) -> Result<[u8; SEGMENT_HEADER_LEN]> {
+    let key = Path::from(entry.segment.key.as_str());
+    let range = 0..SEGMENT_HEADER_LEN as u64;
+    if entry.segment.len < range.end {
+        return Err(Error::corruption(
+            &key,
+            format!("{} bytes: shorter than a segment header", entry.segment.len),
+        ));
+    }
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(range.clone())),
+        ..GetOptions::default()
+    };
+    let result = match store.get_opts(&key, opts).await {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(Error::corruption(&key, "named by the manifest but missing"))
+        }
+        Err(e) => return Err(Error::store("get", &key, e)),
+    };
+    if result.meta.size != entry.segment.len || result.range != range {
+        return Err(Error::corruption(
+            &key,
+            format!(
+                "{} bytes (sent {:?}), the manifest says {}",
+                result.meta.size, result.range, entry.segment.len
+            ),
+        ));
+    }
+    let bytes = result
+        .bytes()
+        .await
+        .map_err(|e| Error::store("get", &key, e))?;
+    let header: [u8; SEGMENT_HEADER_LEN] = bytes.as_ref().try_into().map_err(|_| {
+        Error::corruption(&key, format!("{} bytes for a segment header", bytes.len()))
+    })?;
+    check_segment_header(entry, &header)?;
+    Ok(header)
+}
+
+/// Writes an empty segment (its header alone) numbered `number`, starting at `first_lsn`,
+/// fdatasynced (the caller syncs the directory).
+async fn write_fresh_segment(dir: &FsPath, number: u64, first_lsn: u64) -> Result<()> {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let header =
+        seglog_segment::format::SegmentHeader::new(number, first_lsn, created).map_err(|e| {
+            Error::Io {
+                op: "random salt",
+                path: dir.to_path_buf(),
+                source: e,
+            }
+        })?;
+    let name = seglog_segment::format::segment_file_name(first_lsn);
+    write_file(dir, &name, &Bytes::copy_from_slice(&header.encode())).await
+}
+
+/// Writes `name` in `dir` crash-atomically: a temp file, fdatasynced, renamed, and the
+/// directory fsynced.
+async fn write_file_atomically(dir: &FsPath, name: &str, bytes: Bytes) -> Result<()> {
+    let tmp = format!("{name}.restore.tmp");
+    write_file(dir, &tmp, &bytes).await?;
+    let (from, to) = (dir.join(&tmp), dir.join(name));
+    tokio::task::spawn_blocking(move || {
+        std::fs::rename(&from, &to).map_err(|e| Error::Io {
+            op: "rename",
+            path: to.clone(),
+            source: e,
+        })
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
+    sync_dir(dir).await
 }

@@ -74,7 +74,9 @@ pub use error::{Error, Result};
 pub use event_reader::EventReader;
 pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
-pub use offloaded::{OffloadTarget, OffloadedSegment, SegmentSource, SourceError};
+pub use offloaded::{
+    write_offload_stub, OffloadTarget, OffloadedSegment, SegmentSource, SourceError,
+};
 pub use options::{CheckpointMode, Options, Retention};
 pub use read::Event;
 pub use repair::{

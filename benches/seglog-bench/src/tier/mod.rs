@@ -2,7 +2,8 @@
 //!
 //! 1. **Open from the bucket**: a log of N events is shipped whole (rolled, so every
 //!    record is in a sealed segment), then `seglog_tier::restore` into an empty directory
-//!    is timed (claim, downloads, checks, fdatasyncs, the engine's open and roll).
+//!    is timed (claim, downloads, checks, fdatasyncs, the engine's open and roll), whole
+//!    and lazily (`FetchSegments::Lazily`: checkpoints and headers only, offload stubs).
 //! 2. **Append latency per durability mode**: closed-loop durable appends from `writers`
 //!    threads with no tier, with sealed-segment shipping and with chunk shipping (a
 //!    `Shipper` every `ship_interval`, in the background), and with `Durability::Remote`
@@ -57,6 +58,8 @@ pub struct Shape {
     pub ship_interval: Duration,
     /// The logs' segment size during the append runs.
     pub segment_size_bytes: u64,
+    /// Only the restore figures.
+    pub restore_only: bool,
 }
 
 /// A bucket to measure against.
@@ -135,8 +138,12 @@ pub fn run(base: &Path, shape: &Shape) -> Result<()> {
     let mut restore_rows = Vec::new();
     for bucket in &buckets {
         for &events in &shape.sizes {
-            restore_rows.push(restore::run(&rt, base, bucket, events, shape)?);
+            restore_rows.extend(restore::run(&rt, base, bucket, events, shape)?);
         }
+    }
+    if shape.restore_only {
+        print!("{}", restore::markdown(&restore_rows, shape));
+        return Ok(());
     }
     let busy_rows = busy::run(&rt, base, &buckets, shape)?;
     let after = crate::probe::fdatasync_p50(base)?;

@@ -13,9 +13,11 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// One log size on one bucket.
+/// One log size on one bucket, restored one way.
 pub struct Row {
     pub bucket: String,
+    /// Restored lazily (`FetchSegments::Lazily`) rather than whole.
+    pub lazy: bool,
     pub events: u64,
     /// Time to build and ship the log (not the figure; for scale).
     pub ship: Duration,
@@ -35,14 +37,14 @@ impl Row {
     }
 }
 
-/// Builds, ships and restores a log of `events` events on `bucket`.
+/// Builds, ships and restores a log of `events` events on `bucket`, whole then lazily.
 pub fn run(
     rt: &tokio::runtime::Runtime,
     base: &Path,
     bucket: &Bucket,
     events: u64,
     shape: &Shape,
-) -> Result<Row> {
+) -> Result<Vec<Row>> {
     let tmp = tempfile::tempdir_in(base)?;
     let store = CountingStore::new(bucket.store.clone());
     let prefix = fresh_prefix(&format!("restore-{events}"));
@@ -66,44 +68,61 @@ pub fn run(
     let ship = shipped.elapsed();
     log.close()?;
     drop(log);
-    let mut row = Row {
-        bucket: bucket.name.clone(),
-        events,
-        ship,
-        times: Vec::new(),
-        segments: 0,
-        checkpoints: 0,
-        bytes: 0,
-        requests: Counts::default(),
-    };
-    for i in 0..shape.restores.max(1) {
-        let dir = tmp.path().join(format!("restored-{i}"));
-        let before = store.counts();
-        let (took, report) = rt.block_on(async {
-            let started = Instant::now();
-            let restored =
-                seglog_tier::restore(store.clone(), prefix.clone(), &dir, Options::default())
-                    .await?;
-            let took = started.elapsed();
-            restored.log.close_async().await?;
-            anyhow::Ok((took, restored.report))
-        })?;
-        row.requests = store.counts().since(before);
-        eprintln!(
-            "restore {} events from {}: {:.1} ms, {} bytes, {} segments",
+    let mut rows = Vec::new();
+    for lazy in [false, true] {
+        let mut row = Row {
+            bucket: bucket.name.clone(),
+            lazy,
+            events,
+            ship,
+            times: Vec::new(),
+            segments: 0,
+            checkpoints: 0,
+            bytes: 0,
+            requests: Counts::default(),
+        };
+        for i in 0..shape.restores.max(1) {
+            let dir = tmp.path().join(format!("restored-{i}"));
+            let before = store.counts();
+            let (took, report) = rt.block_on(async {
+                let started = Instant::now();
+                let fetch = if lazy {
+                    seglog_tier::FetchSegments::Lazily
+                } else {
+                    seglog_tier::FetchSegments::Whole
+                };
+                let restored = seglog_tier::restore_with(
+                    store.clone(),
+                    prefix.clone(),
+                    &dir,
+                    Options::default(),
+                    seglog_tier::RestoreOptions::default().fetch_segments(fetch),
+                )
+                .await?;
+                let took = started.elapsed();
+                restored.log.close_async().await?;
+                anyhow::Ok((took, restored.report))
+            })?;
+            row.requests = store.counts().since(before);
+            eprintln!(
+            "restore {} events from {}{}: {:.1} ms, {} bytes, {} segments ({} left in the bucket)",
             events,
             bucket.name,
+            if lazy { ", lazily" } else { "" },
             took.as_secs_f64() * 1e3,
             report.bytes,
-            report.segments
+            report.segments,
+            report.segments_offloaded
         );
-        row.times.push(took);
-        row.segments = report.segments;
-        row.checkpoints = report.checkpoints;
-        row.bytes = report.bytes;
-        std::fs::remove_dir_all(&dir)?;
+            row.times.push(took);
+            row.segments = report.segments;
+            row.checkpoints = report.checkpoints;
+            row.bytes = report.bytes;
+            std::fs::remove_dir_all(&dir)?;
+        }
+        rows.push(row);
     }
-    Ok(row)
+    Ok(rows)
 }
 
 /// The restore table.
@@ -111,10 +130,10 @@ pub fn markdown(rows: &[Row], shape: &Shape) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| bucket | events (~{} B) | downloaded | segments + checkpoints | requests per restore (GET / LIST pages / PUT) | restore, median of {} | MB/s | every restore | build + ship (once) |",
+        "| bucket | restore | events (~{} B) | downloaded | segments + checkpoints | requests per restore (GET / LIST pages / PUT) | restore, median of {} | MB/s | every restore | build + ship (once) |",
         shape.payload_bytes, shape.restores
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---|---:|");
     for r in rows {
         let median = r.median();
         let every: Vec<String> = r
@@ -124,8 +143,9 @@ pub fn markdown(rows: &[Row], shape: &Shape) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} MiB | {} + {} | {} / {} / {} | {:.0} ms | {:.0} | {} ms | {:.2} s |",
+            "| {} | {} | {} | {:.1} MiB | {} + {} | {} / {} / {} | {:.0} ms | {:.0} | {} ms | {:.2} s |",
             r.bucket,
+            if r.lazy { "lazy" } else { "whole" },
             r.events,
             r.bytes as f64 / 1048576.0,
             r.segments,

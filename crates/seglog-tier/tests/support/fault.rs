@@ -59,6 +59,8 @@ pub struct FaultStore {
     pub delayed_max_in_flight: AtomicU64,
     /// Each: the `n`-th later PUT of a key containing the fragment fails (remote durability).
     put_faults: Mutex<Vec<PutFault>>,
+    /// Every GET: its key and the range asked (`None`: the whole object).
+    pub get_log: Mutex<Vec<(String, Option<object_store::GetRange>)>>,
 }
 
 #[derive(Debug)]
@@ -95,6 +97,7 @@ impl FaultStore {
             delayed_in_flight: AtomicU64::new(0),
             delayed_max_in_flight: AtomicU64::new(0),
             put_faults: Mutex::new(Vec::new()),
+            get_log: Mutex::new(Vec::new()),
         })
     }
 
@@ -269,6 +272,10 @@ impl ObjectStore for FaultStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.counts.gets.fetch_add(1, Ordering::SeqCst);
+        self.get_log
+            .lock()
+            .unwrap()
+            .push((location.to_string(), options.range.clone()));
         let gate = {
             let mut gates = self.get_gates.lock().unwrap();
             let at = gates

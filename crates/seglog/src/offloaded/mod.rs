@@ -83,6 +83,66 @@ impl OffloadedSegment {
     }
 }
 
+impl OffloadedSegment {
+    /// Describes a sealed segment that was never local here: one a restore leaves in object
+    /// storage (`seglog-tier`'s lazy restore), from its header (64 bytes, verbatim: the
+    /// object's first bytes), its length, last LSNs and CRC-32, and its location. The
+    /// result is what [`write_offload_stub`] records.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] when the header does not decode or the fields break the stub's
+    /// rules (docs/format.md §7: `data_end` in 64 ..= 2^32 − 1, `last_event_lsn ≤ last_lsn`,
+    /// both at least `first_lsn − 1`); [`Error::InvalidOptions`] for a location that is
+    /// empty or longer than 1024 bytes.
+    pub fn from_header(
+        header_bytes: [u8; SEGMENT_HEADER_LEN],
+        data_end: u64,
+        last_lsn: u64,
+        last_event_lsn: u64,
+        object_crc32: u32,
+        location: String,
+    ) -> Result<Self> {
+        if location.is_empty() || location.len() > stub::MAX_LOCATION_BYTES {
+            return Err(Error::InvalidOptions(format!(
+                "an offload location is 1..={} bytes",
+                stub::MAX_LOCATION_BYTES
+            )));
+        }
+        let header = seglog_segment::format::SegmentHeader::decode(&header_bytes)
+            .map_err(|d| Error::Corruption(format!("offloaded segment header: {d}")))?;
+        let segment = OffloadedSegment {
+            number: header.segment_number,
+            first_lsn: header.first_lsn,
+            last_lsn,
+            last_event_lsn,
+            data_end,
+            record_salt: header.record_salt(),
+            created_unix_nanos: header.created_unix_nanos,
+            clustered: header.clustered,
+            header_bytes,
+            object_crc32,
+            location,
+        };
+        // The reader's checks, exactly: what this returns, the open accepts.
+        let name = stub::stub_file_name(segment.first_lsn);
+        stub::decode(&stub::encode(&segment), Path::new(&name), segment.first_lsn)
+    }
+}
+
+/// Writes `segment`'s offload stub `<first_lsn>.off` into `dir`, a log directory no log
+/// has open (a restore's), crash-atomically: temp file, fdatasync, rename, directory fsync.
+/// After it returns the stub is durable; after a crash it is whole or absent (a leftover
+/// temp file is removed by the next open). The segment's checkpoint must be in `dir` too,
+/// and a local segment after it (by LSN, and numbered above it) before the log is opened
+/// (docs/format.md §7, "Opening"). Logs offload their own segments with
+/// [`Log::offload_segment`] instead.
+///
+/// # Errors
+/// I/O errors.
+pub fn write_offload_stub(dir: &Path, segment: &OffloadedSegment) -> Result<()> {
+    stub::write(&seglog_segment::io::StdFs, dir, segment)
+}
+
 /// Where a segment's bytes are confirmed to be, as the caller of [`Log::offload_segment`]
 /// vouches (for `seglog-tier`: an object a committed manifest names).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,5 +392,55 @@ pub(crate) fn refuse<F: FileSystem>(fs: &F, dir: &Path, what: &'static str) -> R
             what,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use seglog_segment::format::SegmentHeader;
+    use seglog_segment::io::StdFs;
+
+    #[test]
+    fn a_stub_built_from_a_header_is_written_durably_and_reads_back_and_bad_fields_are_refused() {
+        let header = SegmentHeader::new(9, 500, 1_700_000_000).unwrap().encode();
+        let make = |data_end, last, last_event, location: &str| {
+            OffloadedSegment::from_header(
+                header,
+                data_end,
+                last,
+                last_event,
+                0x1234_5678,
+                location.into(),
+            )
+        };
+        let s = make(4096, 540, 539, "p/segments/x.seg").unwrap();
+        assert_eq!((s.number, s.first_lsn, s.data_end), (9, 500, 4096));
+        // What the open reads is exactly what was written.
+        let dir = tempfile::tempdir().unwrap();
+        write_offload_stub(dir.path(), &s).unwrap();
+        let (listed, temps) = stub::list(&StdFs, dir.path()).unwrap();
+        assert_eq!(listed, vec![s]);
+        assert!(temps.is_empty());
+        // The stub's rules (format.md §7).
+        assert!(make(63, 540, 539, "k").is_err(), "data_end below a header");
+        assert!(make(1 << 32, 540, 539, "k").is_err(), "data_end above u32");
+        assert!(
+            make(4096, 540, 541, "k").is_err(),
+            "last_event_lsn > last_lsn"
+        );
+        assert!(
+            make(4096, 400, 400, "k").is_err(),
+            "last_lsn before first_lsn - 1"
+        );
+        assert!(make(4096, 540, 539, "").is_err(), "empty location");
+        assert!(
+            make(4096, 540, 539, &"k".repeat(1025)).is_err(),
+            "long location"
+        );
+        let mut bad = header;
+        bad[20] ^= 1;
+        assert!(OffloadedSegment::from_header(bad, 4096, 540, 539, 0, "k".into()).is_err());
     }
 }

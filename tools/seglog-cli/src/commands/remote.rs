@@ -52,13 +52,17 @@ pub struct StatusArgs {
 /// Options of `seglog restore`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Claims the log first: its current owner is fenced (its next ship fails and its log\nrefuses appends). Everything not in a shipped sealed segment is not in the bucket and is\nnot restored (docs/scale-out.md, \"Loss window\"). DIR must not exist or be empty.\n\nExample:\n  seglog restore s3://my-bucket/logs/partition-7 /var/lib/app/partition-7"
+    after_help = "Claims the log first: its current owner is fenced (its next ship fails and its log\nrefuses appends). Everything not in a shipped sealed segment is not in the bucket and is\nnot restored (docs/scale-out.md, \"Loss window\"). DIR must not exist or be empty.\n\nWith --lazy, sealed segments stay in the bucket: only their checkpoints and headers are\ndownloaded, and offload stubs record where they are (docs/format.md §7). Reading old events\nfrom the directory needs an application that reads through the bucket (seglog_tier::ReadThrough).\n\nExample:\n  seglog restore s3://my-bucket/logs/partition-7 /var/lib/app/partition-7"
 )]
 pub struct RestoreArgs {
     /// The log's location: s3://bucket/prefix or file:///path/prefix.
     pub url: String,
     /// Where to restore it: a new or empty directory.
     pub dir: PathBuf,
+    /// Leave the sealed segments in the bucket (download their checkpoints and headers,
+    /// write offload stubs); segments shipped without a checkpoint are downloaded whole.
+    #[arg(long)]
+    pub lazy: bool,
 }
 
 /// The store and prefix of `url`, configured from the `AWS_*` environment for s3://.
@@ -152,10 +156,22 @@ fn status(args: &StatusArgs) -> Result<i32> {
 pub fn restore(args: &RestoreArgs) -> Result<i32> {
     let (store, prefix) = open_store(&args.url)?;
     let dir = args.dir.clone();
+    let lazy = args.lazy;
     runtime()?.block_on(async move {
-        let restored = seglog_tier::restore(store, prefix, dir.clone(), seglog::Options::default())
-            .await
-            .with_context(|| format!("cannot restore into {}", escape_path(&dir)))?;
+        let fetch = if lazy {
+            seglog_tier::FetchSegments::Lazily
+        } else {
+            seglog_tier::FetchSegments::Whole
+        };
+        let restored = seglog_tier::restore_with(
+            store,
+            prefix,
+            dir.clone(),
+            seglog::Options::default(),
+            seglog_tier::RestoreOptions::default().fetch_segments(fetch),
+        )
+        .await
+        .with_context(|| format!("cannot restore into {}", escape_path(&dir)))?;
         let r = &restored.report;
         println!(
             "restored manifest {} into {}: {} segments, {} checkpoints, {} bytes, through LSN {}; claimed with epoch {}",
@@ -167,6 +183,12 @@ pub fn restore(args: &RestoreArgs) -> Result<i32> {
             r.last_lsn,
             restored.tier.epoch()
         );
+        if lazy {
+            println!(
+                "{} segments left in the bucket (offload stubs written)",
+                r.segments_offloaded
+            );
+        }
         restored.log.close().context("cannot close the restored log")?;
         Ok(crate::exit::OK)
     })

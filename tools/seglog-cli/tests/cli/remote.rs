@@ -88,6 +88,45 @@ fn restore_claims_and_restores_a_log_that_verifies_and_reads() {
 }
 
 #[test]
+fn restore_lazy_leaves_the_sealed_segments_in_the_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, events) = shipped(tmp.path());
+    let dest = tmp.path().join("b");
+    let o = seglog(&["restore", "--lazy", &url, dest.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    assert!(text(&o).contains("left in the bucket"), "{}", text(&o));
+    let names: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();
+    assert!(count(".off") > 0, "{names:?}");
+    // Each stub has its checkpoint; the one segment file is the fresh, empty one.
+    assert!(count(".idx") >= count(".off"), "{names:?}");
+    assert_eq!(count(".seg"), 1, "{names:?}");
+    // `verify` finds every stub with its checkpoint.
+    let o = seglog(&["verify", dest.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let listed = json_lines(&o)
+        .iter()
+        .filter(|v| v["kind"] == "offloaded_segment" && v["checkpoint"]["status"] == "ok")
+        .count();
+    assert_eq!(listed, count(".off"), "{}", text(&o));
+    // An application that reads through the bucket reads every event.
+    let log = seglog::Log::open_blocking(&dest, seglog::Options::default()).unwrap();
+    seglog_tier::ReadThrough::new(
+        Arc::new(LocalFileSystem::new()),
+        seglog_tier::ReadThroughOptions::default(),
+    )
+    .unwrap()
+    .attach(&log);
+    let n: usize = (0..3)
+        .map(|e| log.read(&format!("exec-{e}")).unwrap().len())
+        .sum();
+    assert_eq!(n, events);
+}
+
+#[test]
 fn remote_refuses_an_unsupported_url() {
     let o = seglog(&["remote", "status", "ftp://host/x"]);
     assert_clean_failure(&o, 3);
