@@ -97,6 +97,10 @@ pub struct SegmentAnalysis {
     pub record_offsets: Vec<u64>,
     /// LSN of the last valid record (0 if none).
     pub last_lsn: u64,
+    /// The greatest LSN of the intact part, commit markers included (they take LSNs too);
+    /// the LSN before the header's first when it holds neither record nor marker (0 when
+    /// the header does not decode). Where a segment that follows must start after.
+    pub last_lsn_with_markers: u64,
     /// End of the intact part.
     pub data_end: u64,
     /// Bytes read (the written part of the file).
@@ -124,6 +128,7 @@ pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
         header: header.clone(),
         record_offsets: Vec::new(),
         last_lsn: 0,
+        last_lsn_with_markers: 0,
         data_end: 0,
         file_bytes: bytes.len() as u64,
         damage: None,
@@ -165,6 +170,7 @@ pub fn analyze_segment(bytes: &[u8], prev_lsn: u64) -> SegmentAnalysis {
     };
     analysis.record_offsets = offsets;
     analysis.last_lsn = if scan.records > 0 { scan.last_lsn } else { 0 };
+    analysis.last_lsn_with_markers = scan.last_lsn;
     analysis.data_end = scan.end as u64;
     analysis.damage = scan.defect.map(|defect| Damage {
         offset: scan.end as u64,

@@ -213,8 +213,10 @@ pub async fn restore_with(
                         format!("the rebuilt active segment is damaged: {damage:?}"),
                     ));
                 }
+                // Commit markers included: a segment of markers alone (clean closes with no
+                // append since the roll) has LSNs the fresh one must not take (review 19).
                 fresh_first_lsn = fresh_first_lsn
-                    .max(analysis.last_lsn.saturating_add(1))
+                    .max(analysis.last_lsn_with_markers.saturating_add(1))
                     .max(active.first_lsn.saturating_add(1));
             }
             let name = seglog_segment::format::segment_file_name(active.first_lsn);
