@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod offload;
+
 use seglog::io::FileSystem;
 use seglog::{CheckpointMode, Log, Options, RecoveryMode};
 use std::collections::BTreeMap;
