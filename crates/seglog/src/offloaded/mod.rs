@@ -342,8 +342,8 @@ impl<F: FileSystem + Clone> Log<F> {
     /// segments after it) is dropped instead: the segment stays local.
     pub(crate) fn finish_interrupted_offloads(&self, finishing: Finishing) -> Result<()> {
         for segment in finishing.segments {
-            let last = self.segments().last().map(|s| s.number);
-            if last == Some(segment.number) {
+            let local = self.segments();
+            if local.last().map(|s| s.number) == Some(segment.number) {
                 let fs = self.shared.segments.file_system();
                 stub::remove(fs, &self.shared.dir, segment.first_lsn)?;
                 fs.sync_dir(&self.shared.dir).map_err(|e| {
@@ -358,8 +358,7 @@ impl<F: FileSystem + Clone> Log<F> {
             tracing::info!(segment = segment.number, "finishing an interrupted offload");
             // IMPORTANT: step 2 again, while the segment is still here: once its file is
             // gone its checkpoint is the only record of its records in the directory.
-            let info = self
-                .segments()
+            let info = local
                 .into_iter()
                 .find(|s| s.number == segment.number)
                 .ok_or_else(|| {
