@@ -8,58 +8,15 @@
 
 mod support;
 
-use futures_util::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use seglog_tier::{Error, RemoteDurable, Tier};
+use seglog_tier::{Error, RemoteDurable};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use support::fault::{Fault, FaultStore};
-
-fn prefix() -> Path {
-    Path::from("p")
-}
-
-/// A copy of every object of `store`: the bucket as a node restoring right now finds it
-/// (the restore then claims the copy, leaving the writer under test unfenced).
-async fn snapshot(store: &dyn ObjectStore) -> Arc<dyn ObjectStore> {
-    let copy = InMemory::new();
-    let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
-    for meta in metas {
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        copy.put(&meta.location, bytes.into()).await.unwrap();
-    }
-    Arc::new(copy)
-}
-
-/// Restores `store` into a fresh directory under `root` and returns its events.
-async fn restored_events(store: Arc<dyn ObjectStore>, root: &std::path::Path) -> support::Events {
-    let dir = tempfile::tempdir_in(root).unwrap();
-    let restored =
-        seglog_tier::restore(store, prefix(), dir.path().join("log"), support::options())
-            .await
-            .unwrap();
-    let events = support::events_of(&restored.log, u64::MAX);
-    restored.log.close().unwrap();
-    events
-}
-
-async fn remote_writer(
-    store: Arc<dyn ObjectStore>,
-    dir: &std::path::Path,
-) -> (RemoteDurable, seglog::Log) {
-    let log = seglog::Log::open(dir, support::options()).await.unwrap();
-    let tier = Tier::claim(store, prefix()).await.unwrap();
-    (RemoteDurable::spawn(tier, log.clone()), log)
-}
+use support::remote::{prefix, remote_writer, restored_events, snapshot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_append_is_in_a_restore_made_right_after_it() {

@@ -3,54 +3,13 @@
 
 mod support;
 
-use futures_util::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use seglog_tier::{RemoteDurable, Tier};
+use object_store::ObjectStore;
 use std::sync::Arc;
 use std::time::Duration;
 use support::fault::{Fault, FaultStore};
-
-fn prefix() -> Path {
-    Path::from("p")
-}
-
-async fn snapshot(store: &dyn ObjectStore) -> Arc<dyn ObjectStore> {
-    let copy = InMemory::new();
-    let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
-    for meta in metas {
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        copy.put(&meta.location, bytes.into()).await.unwrap();
-    }
-    Arc::new(copy)
-}
-
-async fn restored_events(store: Arc<dyn ObjectStore>, root: &std::path::Path) -> support::Events {
-    let dir = tempfile::tempdir_in(root).unwrap();
-    let restored =
-        seglog_tier::restore(store, prefix(), dir.path().join("log"), support::options())
-            .await
-            .unwrap();
-    let events = support::events_of(&restored.log, u64::MAX);
-    restored.log.close().unwrap();
-    events
-}
-
-async fn remote_writer(
-    store: Arc<dyn ObjectStore>,
-    dir: &std::path::Path,
-) -> (RemoteDurable, seglog::Log) {
-    let log = seglog::Log::open(dir, support::options()).await.unwrap();
-    let tier = Tier::claim(store, prefix()).await.unwrap();
-    (RemoteDurable::spawn(tier, log.clone()), log)
-}
+use support::remote::{remote_writer, restored_events, snapshot};
 
 /// Finding 1: a round whose chunk PUT was applied but reported failure, and whose read back
 /// failed too, leaves its chunk at index i covering `from..to1`. The next round, with more

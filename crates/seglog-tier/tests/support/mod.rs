@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fault;
+pub mod remote;
 
 use futures_util::TryStreamExt;
 use object_store::path::Path;
