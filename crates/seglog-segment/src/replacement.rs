@@ -68,10 +68,17 @@ pub(crate) fn commit_manifest<F: FileSystem>(
     file.sync_data()
         .map_err(|e| Error::io("sync_data", &tmp, e))?;
     drop(file);
+    // IMPORTANT: the new segments' names are durable before the manifest's can be. One
+    // fsync after the rename would not do: a file system that does not keep directory
+    // operations in order (ext4 without a journal, among others) can persist the rename and
+    // lose a creation before it, leaving a manifest that names a missing file (review 20).
+    if !crate::teeth::skipped(crate::teeth::SyncPoint::ReplacementNamesDirFsync) {
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
+    }
     fs.rename(&tmp, &path)
         .map_err(|e| Error::io("rename", &path, e))?;
-    // IMPORTANT: the commit point. This directory fsync also makes the temporary segments'
-    // names durable (they were created earlier in the same directory).
+    // IMPORTANT: the commit point.
     if !crate::teeth::skipped(crate::teeth::SyncPoint::ManifestDirFsync) {
         fs.sync_dir(dir)
             .map_err(|e| Error::io("sync_dir", dir, e))?;

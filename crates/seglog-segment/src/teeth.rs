@@ -27,6 +27,9 @@ pub enum SyncPoint {
     RecoveredTailEvict = 9,
     /// The fsyncs of a new log directory's parents.
     NewDirParentFsync = 10,
+    /// The directory fsync that makes a replacement's new segments' (temporary) names
+    /// durable before the manifest that names them can be.
+    ReplacementNamesDirFsync = 11,
 }
 
 #[cfg(seglog_teeth)]

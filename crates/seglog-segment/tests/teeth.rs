@@ -98,6 +98,9 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         SyncPoint::RecoveredDirFsync,
         SyncPoint::RecoveredTailEvict,
         SyncPoint::NewDirParentFsync,
+        // Its loss shows in a multi-output merge under reordered directory operations:
+        // crates/seglog/tests/review20.rs; reported here, not required of this enumeration.
+        SyncPoint::ReplacementNamesDirFsync,
     ] {
         disable(Some(point));
         let (runs, bad) = enumerate();
