@@ -127,6 +127,7 @@ impl SeglogEventStore {
         options: BucketOptions,
     ) -> seglog_tier::Result<Self> {
         let dir = dir.into();
+        let bucket = store.clone();
         let (tier, log, opening) = if holds_files(&dir)? {
             let log = seglog::Log::open(&dir, options.log.clone()).await?;
             match continue_log(store, prefix, &log).await {
@@ -141,6 +142,16 @@ impl SeglogEventStore {
             let opening = BucketOpening::Restored(restored.report);
             (restored.tier, restored.log, opening)
         };
+        // A directory holding offloaded segments (a lazy restore's, a read-through pass's)
+        // reads them through the bucket.
+        if !log.offloaded_segments().is_empty() {
+            let attached = seglog_tier::ReadThrough::new(bucket, Default::default())
+                .map(|read_through| read_through.attach(&log));
+            if let Err(e) = attached {
+                let _ = log.close();
+                return Err(e);
+            }
+        }
         let (tier, remote) = match options.durability {
             Durability::Remote => {
                 let remote = RemoteDurable::spawn(tier, log.clone());
