@@ -6,7 +6,7 @@
 //! - `format_version` is 1 or 2 ([`FORMAT_VERSION`]); `manifest_id` equals the id in the key;
 //! - `writer_epoch` ≥ 1;
 //! - segments are in log order: first LSNs strictly increase, and each segment's LSNs end
-//!   before the next one's begin;
+//!   before the next one's begin; every LSN named is below `LSN_LIMIT` (2^62, the engine's);
 //! - every object key lies under the log's prefix, every length is at most
 //!   [`MAX_OBJECT_BYTES`];
 //! - an active segment (version 2 only) starts after the last sealed segment's LSNs, and its
@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use object_store::path::Path;
+use seglog_segment::format::LSN_LIMIT;
 use serde::{Deserialize, Serialize};
 
 /// The newest manifest format this build writes and reads: version 2 adds `active` (the
@@ -185,7 +186,10 @@ impl Manifest {
         };
         let mut next_free_lsn = 1u64;
         for s in &self.segments {
-            if s.first_lsn < next_free_lsn || s.last_lsn.saturating_add(1) < s.first_lsn {
+            if s.first_lsn < next_free_lsn
+                || s.last_lsn.saturating_add(1) < s.first_lsn
+                || s.last_lsn.max(s.first_lsn) >= LSN_LIMIT
+            {
                 return bad(format!(
                     "segment {} (LSNs {}..={}) out of log order",
                     s.number, s.first_lsn, s.last_lsn
@@ -203,6 +207,7 @@ impl Manifest {
                 return bad("an active segment in a version 1 manifest".into());
             }
             if a.first_lsn < next_free_lsn
+                || a.first_lsn >= LSN_LIMIT
                 || a.chunks_epoch == 0
                 || a.chunks_epoch > self.writer_epoch
             {

@@ -271,7 +271,10 @@ async fn a_restore_then_a_crash_before_any_append_still_opens() {
 /// A log shipped without chunks: the events its manifest holds (those of its sealed
 /// segments).
 async fn shipped_log(store: &Arc<dyn ObjectStore>, prefix: &Path, root: &FsPath) -> Events {
-    let log = seglog::Log::open(root.join("a"), options()).await.unwrap();
+    // Inline checkpoints: the tests that use it need sealed segments shipped with theirs,
+    // which the background thread may not have written yet when the ship lists them.
+    let inline = options().checkpoints(seglog::CheckpointMode::Inline);
+    let log = seglog::Log::open(root.join("a"), inline).await.unwrap();
     let a = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
     write_events(&log, 0, 150).await;
     a.ship(&log).await.unwrap();

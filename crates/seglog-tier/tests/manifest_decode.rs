@@ -64,10 +64,12 @@ proptest! {
                 next = s.last_lsn.max(s.first_lsn).saturating_add(1);
                 prop_assert!(s.segment.key.starts_with("p/"));
             }
+            prop_assert!(next <= seglog_segment::format::LSN_LIMIT);
             if let Some(a) = &m.active {
                 prop_assert!(m.format_version == FORMAT_VERSION);
                 prop_assert!(a.first_lsn >= next);
                 prop_assert!(a.chunks_epoch >= 1 && a.chunks_epoch <= m.writer_epoch);
+                prop_assert!(a.first_lsn < seglog_segment::format::LSN_LIMIT);
             }
         }
     }
@@ -79,4 +81,30 @@ fn the_valid_manifest_round_trips() {
     let m = valid();
     let decoded = Manifest::decode(&m.encode(&key).unwrap(), &key, &Path::from("p"), 5).unwrap();
     assert_eq!(decoded, m);
+}
+
+/// LSNs are below 2^62 (docs/format.md §3): a manifest naming one at or past the limit (a
+/// segment's last LSN, or the active segment's first) is refused, or a lazy restore would
+/// start its fresh segment there (review 19).
+#[test]
+fn a_manifest_naming_an_lsn_past_the_limit_is_refused() {
+    let key = Path::from("p/manifest/00000000000000000005");
+    let decode =
+        |m: &Manifest| Manifest::decode(&m.encode(&key).unwrap(), &key, &Path::from("p"), 5);
+    let limit = seglog_segment::format::LSN_LIMIT;
+    let mut last_segment_past = valid();
+    last_segment_past.active = None;
+    last_segment_past.segments[2].last_lsn = u64::MAX - 1;
+    assert!(decode(&last_segment_past).is_err());
+    let mut at_the_limit = valid();
+    at_the_limit.active = None;
+    at_the_limit.segments[2].last_lsn = limit;
+    assert!(decode(&at_the_limit).is_err());
+    let mut below = valid();
+    below.active = None;
+    below.segments[2].last_lsn = limit - 1;
+    assert!(decode(&below).is_ok());
+    let mut active_past = valid();
+    active_past.active.as_mut().unwrap().first_lsn = limit;
+    assert!(decode(&active_past).is_err());
 }
