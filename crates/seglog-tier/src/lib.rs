@@ -48,6 +48,7 @@ mod remote;
 mod restore;
 mod ship;
 mod shipper;
+mod staging;
 
 pub use claim::Tier;
 pub use error::{Error, Result};

@@ -1,15 +1,16 @@
-//! Restore: claim the log, download what the newest manifest names into an empty directory
-//! (and the active segment's durable prefix from its chunks), check every byte against the
-//! manifest, then open it with the engine's normal recovery and
-//! roll, so the first append goes to a fresh segment number and no shipped segment changes.
+//! Restore: claim the log, download what the newest manifest names (and the active segment's
+//! durable prefix from its chunks) into a staging directory beside the destination, check
+//! every byte against the manifest, add a fresh, empty segment after everything (so the first
+//! append goes to a new segment and no shipped segment changes), rename the staging
+//! directory onto the destination, then open it with the engine's normal recovery. A crash
+//! or an error before the rename leaves the destination as it was (`staging.rs`).
 //!
 //! A *lazy* restore ([`FetchSegments::Lazily`]) downloads no sealed segment that has a
 //! checkpoint: it fetches the checkpoint and the segment's 64-byte header (a ranged GET),
 //! and writes the checkpoint and an offload stub (docs/format.md §7) in its place; reads of
 //! its records then go to the bucket through a [`ReadThrough`] attached to the log. So that
 //! the open accepts the stubs (offloaded segments lie before the last local segment and are
-//! numbered below it), the restore writes a fresh, empty local segment after everything,
-//! numbered above every segment the manifest names: the first append goes there.
+//! numbered below it), the fresh segment is numbered above every segment the manifest names.
 //!
 //! What must hold: nothing is written into the directory that does not match its manifest
 //! entry (length, CRC-32, and for a segment its header's number, first LSN and salt; for a
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{ObjectRef, SegmentEntry};
 use crate::objects;
 use crate::read_through::{ReadThrough, ReadThroughOptions};
+use crate::staging::Staging;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
@@ -105,15 +107,17 @@ pub struct RestoreReport {
 }
 
 /// Claims the log under `prefix` and restores it into `dir` (which must be absent or
-/// empty), then opens it with `options`. The previous owner is fenced from the claim on.
+/// empty, and not a mount point), then opens it with `options`. The previous owner is fenced
+/// from the claim on. The log is written into `.<name>.seglog-restore` beside `dir` and
+/// renamed onto it once whole, so `dir` holds the whole log or nothing it did not hold.
 /// When the manifest names an active segment (chunk shipping), its durable prefix is
 /// rebuilt from its chunks, which an end marker then closes.
 ///
 /// # Errors
 /// [`Error::DestinationNotEmpty`]; the claim's errors ([`Error::ClaimLost`] …); store
 /// errors; [`Error::Corruption`] when an object is missing or differs from its manifest
-/// entry (nothing is opened then; the directory holds what was downloaded so far: remove it
-/// before retrying); the log's open errors.
+/// entry (nothing is opened then, and the destination is as it was: what was downloaded is
+/// removed); [`Error::DestinationIsMountPoint`]; the log's open errors.
 pub async fn restore(
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -138,8 +142,16 @@ pub async fn restore_with(
     options: seglog::Options,
     restore_options: RestoreOptions,
 ) -> Result<Restored> {
-    let dir = dir.into();
-    check_empty(&dir)?;
+    let destination = dir.into();
+    check_empty(&destination)?;
+    let staging = {
+        let destination = destination.clone();
+        tokio::task::spawn_blocking(move || Staging::create(&destination))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??
+    };
+    // Every file is written here; the directory becomes `destination` only once whole.
+    let dir = staging.path().to_path_buf();
     let tier = Tier::claim(store, prefix).await?;
     let manifest = tier.manifest().await;
     let mut report = RestoreReport {
@@ -147,9 +159,22 @@ pub async fn restore_with(
         last_lsn: manifest.last_lsn(),
         ..RestoreReport::default()
     };
-    create_dir(&dir)?;
     let lazy = restore_options.fetch_segments == FetchSegments::Lazily
         && manifest.segments.iter().any(|e| e.checkpoint.is_some());
+    // Where the fresh segment starts: after every LSN and first LSN restored.
+    let mut fresh_first_lsn = manifest
+        .segments
+        .iter()
+        .map(|e| e.last_lsn.max(e.first_lsn))
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let mut fresh_number = manifest
+        .segments
+        .iter()
+        .map(|e| e.number)
+        .max()
+        .unwrap_or(0);
     let mut offloaded_numbers = Vec::new();
     for entry in &manifest.segments {
         if lazy {
@@ -163,6 +188,10 @@ pub async fn restore_with(
             }
         }
         let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
+        // Commit markers included: the fresh segment starts after every LSN the segment
+        // holds, whatever its manifest entry says.
+        let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
+        fresh_first_lsn = fresh_first_lsn.max(analysis.last_lsn_with_markers.saturating_add(1));
         write_file(
             &dir,
             &seglog_segment::format::segment_file_name(entry.first_lsn),
@@ -186,39 +215,23 @@ pub async fn restore_with(
         .iter()
         .map(|e| (e.number, e.first_lsn, e.record_salt, e.segment.len))
         .collect();
-    // Where a lazy restore's fresh segment starts: after every LSN and first LSN restored.
-    let mut fresh_first_lsn = manifest
-        .segments
-        .iter()
-        .map(|e| e.last_lsn.max(e.first_lsn))
-        .max()
-        .unwrap_or(0)
-        .saturating_add(1);
-    let mut fresh_number = manifest
-        .segments
-        .iter()
-        .map(|e| e.number)
-        .max()
-        .unwrap_or(0);
     if let Some(active) = &manifest.active {
         fresh_number = fresh_number.max(active.number);
         if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
-            if lazy {
-                // The active segment becomes a sealed local one before the fresh segment:
-                // it must be whole, and the fresh one starts after its last LSN.
-                let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
-                if let Some(damage) = &analysis.damage {
-                    return Err(Error::corruption(
-                        &crate::keys::chunk_folder(tier.prefix(), active),
-                        format!("the rebuilt active segment is damaged: {damage:?}"),
-                    ));
-                }
-                // Commit markers included: a segment of markers alone (clean closes with no
-                // append since the roll) has LSNs the fresh one must not take (review 19).
-                fresh_first_lsn = fresh_first_lsn
-                    .max(analysis.last_lsn_with_markers.saturating_add(1))
-                    .max(active.first_lsn.saturating_add(1));
+            // The active segment becomes a sealed local one before the fresh segment: it
+            // must be whole, and the fresh one starts after its last LSN.
+            let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
+            if let Some(damage) = &analysis.damage {
+                return Err(Error::corruption(
+                    &crate::keys::chunk_folder(tier.prefix(), active),
+                    format!("the rebuilt active segment is damaged: {damage:?}"),
+                ));
             }
+            // Commit markers included: a segment of markers alone (clean closes with no
+            // append since the roll) has LSNs the fresh one must not take (review 19).
+            fresh_first_lsn = fresh_first_lsn
+                .max(analysis.last_lsn_with_markers.saturating_add(1))
+                .max(active.first_lsn.saturating_add(1));
             let name = seglog_segment::format::segment_file_name(active.first_lsn);
             write_file(&dir, &name, &bytes).await?;
             report.active_bytes = bytes.len() as u64;
@@ -236,27 +249,24 @@ pub async fn restore_with(
             tier.forget_empty_active(active).await?;
         }
     }
-    if lazy {
-        // IMPORTANT: the open refuses offloaded segments after the last local segment or
-        // numbered at or above a local one (format.md §7), and the writer numbers new
-        // segments from the highest local number: a fresh, empty segment after everything,
-        // numbered above every segment the manifest names (compaction outputs may be
-        // numbered above the active segment), is the last local segment and takes the
-        // first append, so no shipped segment changes.
-        let number = fresh_number.saturating_add(1);
-        write_fresh_segment(&dir, number, fresh_first_lsn).await?;
-    }
-    sync_dir(&dir).await?;
+    // IMPORTANT: the last restored segment would otherwise be the active one, and the first
+    // append would change a segment the manifest names (or the previous owner's chunks hold).
+    // And the open refuses offloaded segments after the last local segment or numbered at or
+    // above a local one (format.md §7), and the writer numbers new segments from the highest
+    // local number. So a fresh, empty segment after everything, numbered above every segment
+    // the manifest names (compaction outputs may be numbered above the active segment), is
+    // the last local segment and takes the first append, so no shipped segment changes.
+    write_fresh_segment(&dir, fresh_number.saturating_add(1), fresh_first_lsn).await?;
+    // IMPORTANT: the log appears at its destination whole or not at all (review 19).
+    let dir = tokio::task::spawn_blocking(move || staging.publish())
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
     let log = seglog::Log::open(dir, options).await?;
     let read_through = if lazy {
         let read_through = ReadThrough::new(tier.store().clone(), restore_options.read_through)?;
         read_through.attach(&log);
         Some(read_through)
     } else {
-        // IMPORTANT: the last restored segment would otherwise be the active one, and the
-        // first append would change a segment the manifest names (or the previous owner's
-        // chunks hold). Rolling seals it as it is.
-        log.roll().await?;
         None
     };
     let mut restored: Vec<_> = log.segments().into_iter().filter(|s| s.sealed).collect();
@@ -318,14 +328,6 @@ fn check_empty(dir: &FsPath) -> Result<()> {
             source: e,
         }),
     }
-}
-
-fn create_dir(dir: &FsPath) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        op: "create_dir",
-        path: dir.to_path_buf(),
-        source: e,
-    })
 }
 
 /// Downloads the segment `entry` names and checks it as [`restore`] does: its length and

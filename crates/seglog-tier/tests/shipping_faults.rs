@@ -10,16 +10,16 @@ mod support;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use seglog_tier::Tier;
+use seglog_tier::{FetchSegments, RestoreOptions, Tier};
 use std::sync::Arc;
 use support::fault::{Fault, FaultStore};
 
 /// A log with sealed segments, a first ship done, more sealed segments to ship.
 async fn setup(root: &std::path::Path) -> (Arc<FaultStore>, Tier, seglog::Log) {
     let store = FaultStore::new(Arc::new(InMemory::new()));
-    let log = seglog::Log::open(root.join("a"), support::options())
-        .await
-        .unwrap();
+    // Inline checkpoints: every shipped segment has one, so a lazy restore fetches none.
+    let options = support::options().checkpoints(seglog::CheckpointMode::Inline);
+    let log = seglog::Log::open(root.join("a"), options).await.unwrap();
     let tier = Tier::claim(store.clone(), Path::from("p")).await.unwrap();
     support::write_events(&log, 0, 80).await;
     tier.ship(&log).await.unwrap();
@@ -162,53 +162,145 @@ async fn a_ship_that_fails_once_at_any_step_succeeds_when_run_again() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_that_fails_at_any_step_can_be_run_again_into_a_fresh_directory() {
-    // Count the operations of a clean restore.
+/// Restores the log of `store` into `dir`, whole or lazily.
+async fn restore_into(
+    store: &Arc<dyn ObjectStore>,
+    dir: &std::path::Path,
+    lazily: bool,
+) -> seglog_tier::Result<seglog_tier::Restored> {
+    let restore_options = if lazily {
+        RestoreOptions::default().fetch_segments(FetchSegments::Lazily)
+    } else {
+        RestoreOptions::default()
+    };
+    seglog_tier::restore_with(
+        store.clone(),
+        Path::from("p"),
+        dir,
+        support::options(),
+        restore_options,
+    )
+    .await
+}
+
+/// Every event of a restored log (lazily restored segments are read through the bucket:
+/// off the runtime's threads).
+async fn read_restored(r: seglog_tier::Restored) -> support::Events {
+    let log = r.log.clone();
+    let events = tokio::task::spawn_blocking(move || support::events_of(&log, u64::MAX))
+        .await
+        .unwrap();
+    r.log.close().unwrap();
+    events
+}
+
+/// A restore that fails at any step (as a crash there would stop it) leaves nothing at its
+/// destination: a directory holding part of a log must never open as a log (review 19: the
+/// one holding everything but the restore's last step opened with the shipped active segment
+/// still active, and every later ship failed with `Conflict`). Run again into the same
+/// directory, it restores everything.
+async fn a_failed_restore_leaves_its_destination_as_it_was(lazily: bool) {
     let root = tempfile::tempdir().unwrap();
     let (store, tier, log) = setup(root.path()).await;
     tier.ship(&log).await.unwrap();
-    let before = store.ops();
     let dyn_store: Arc<dyn ObjectStore> = store.clone();
-    seglog_tier::restore(
-        dyn_store.clone(),
-        Path::from("p"),
-        root.path().join("count"),
-        support::options(),
-    )
-    .await
-    .unwrap();
+    // Count the operations of a clean restore.
+    let before = store.ops();
+    let counted = restore_into(&dyn_store, &root.path().join("count"), lazily)
+        .await
+        .unwrap();
     let steps = store.ops() - before;
-    let expected = support::events_of(&log, tier.manifest().await.last_lsn());
+    let expected = read_restored(counted).await;
+    assert_eq!(
+        expected,
+        support::events_of(&log, tier.manifest().await.last_lsn())
+    );
 
     for k in 1..=steps {
         for fault in [Fault::Before, Fault::AfterSuccess] {
-            let context = format!("restore fault at step {k} ({fault:?})");
+            let context = format!("restore (lazily: {lazily}) fault at step {k} ({fault:?})");
             let dir = root.path().join(format!("r-{k}-{fault:?}"));
+            // Half the destinations exist (empty) before the restore, as a mount point would.
+            if k % 2 == 0 {
+                std::fs::create_dir(&dir).unwrap();
+            }
             store.arm(k, fault, false);
-            let first =
-                seglog_tier::restore(dyn_store.clone(), Path::from("p"), &dir, support::options())
-                    .await;
+            let first = restore_into(&dyn_store, &dir, lazily).await;
             store.disarm();
             if let Ok(r) = first {
-                assert_eq!(support::events_of(&r.log, u64::MAX), expected, "{context}");
+                assert_eq!(read_restored(r).await, expected, "{context}");
                 continue;
             }
-            // A failed restore may leave a partial directory and may have claimed: neither
-            // keeps a second one, into a fresh directory, from restoring everything.
-            let again = seglog_tier::restore(
-                dyn_store.clone(),
-                Path::from("p"),
-                dir.with_extension("again"),
-                support::options(),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{context}: second restore: {e}"));
-            assert_eq!(
-                support::events_of(&again.log, u64::MAX),
-                expected,
-                "{context}"
+            let left: Vec<_> = std::fs::read_dir(&dir)
+                .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+                .unwrap_or_default();
+            assert!(
+                left.is_empty(),
+                "{context}: the failed restore left {left:?}"
             );
+            let again = restore_into(&dyn_store, &dir, lazily)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: second restore: {e}"));
+            assert_eq!(read_restored(again).await, expected, "{context}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_whole_restore_leaves_its_destination_as_it_was() {
+    a_failed_restore_leaves_its_destination_as_it_was(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_lazy_restore_leaves_its_destination_as_it_was() {
+    a_failed_restore_leaves_its_destination_as_it_was(true).await;
+}
+
+/// A crash during a restore leaves its staging directory (`.<name>.seglog-restore`, marked by
+/// `SEGLOG_RESTORE_STAGING`) beside an untouched destination: the next restore into the same
+/// destination removes it and restores everything. A directory of that name without the
+/// marker is not a restore's: it is refused and left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_restores_staging_is_removed_and_a_directory_not_a_restores_is_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, tier, log) = setup(root.path()).await;
+    tier.ship(&log).await.unwrap();
+    let expected = support::events_of(&log, tier.manifest().await.last_lsn());
+    let dyn_store: Arc<dyn ObjectStore> = store.clone();
+
+    // As a crash left it: the marker, part of a log.
+    let dir = root.path().join("b");
+    let staging = root.path().join(".b.seglog-restore");
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("SEGLOG_RESTORE_STAGING"), b"").unwrap();
+    let first_segment = std::fs::read_dir(root.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    std::fs::copy(
+        &first_segment,
+        staging.join(first_segment.file_name().unwrap()),
+    )
+    .unwrap();
+    let r = restore_into(&dyn_store, &dir, false).await.unwrap();
+    assert!(!staging.exists(), "the crashed restore's staging is gone");
+    assert!(!dir.join("SEGLOG_RESTORE_STAGING").exists());
+    assert_eq!(read_restored(r).await, expected);
+
+    // A directory of the staging name that a restore did not make.
+    let other = root.path().join("c");
+    let not_ours = root.path().join(".c.seglog-restore");
+    std::fs::create_dir(&not_ours).unwrap();
+    std::fs::write(not_ours.join("precious"), b"user data").unwrap();
+    let err = restore_into(&dyn_store, &other, false).await.unwrap_err();
+    assert!(
+        matches!(&err, seglog_tier::Error::DestinationNotEmpty(p) if p.ends_with(".c.seglog-restore")),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::fs::read(not_ours.join("precious")).unwrap(),
+        b"user data"
+    );
+    assert!(!other.exists());
 }
