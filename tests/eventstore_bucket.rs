@@ -150,6 +150,14 @@ async fn node_a_lost_node_b_takes_over(durability: Durability) {
     )
     .await
     .unwrap();
+    // By default the restore fetched the checkpoints, not the segments (issue 17).
+    match b.bucket_opening() {
+        Some(BucketOpening::Restored(report)) => assert!(
+            report.segments_offloaded >= 1 && report.segments_offloaded + report.segments >= 2,
+            "{report:?}"
+        ),
+        other => panic!("B restored: {other:?}"),
+    }
     assert_eq!(
         seen(&b).await,
         expected,
@@ -185,8 +193,8 @@ async fn node_a_lost_node_b_takes_over(durability: Durability) {
     // B goes on, shuts down cleanly (its shipper's last round ships the rest), and
     // restarts on its own directory: it continues the log.
     append_events(&b, 200, 260).await;
+    let after_b = seen(&b).await;
     b.shutdown().await.unwrap();
-    let after_b = seen_of_dir(&dir_b).await;
     let b2 = SeglogEventStore::open_from_bucket(
         bucket.clone(),
         prefix.clone(),
@@ -216,14 +224,6 @@ async fn node_a_lost_node_b_takes_over(durability: Durability) {
         expected["exec-0"].0.last().map(|e| e.0)
     );
     c.shutdown().await.unwrap();
-}
-
-/// A store's events read from its directory after it was shut down.
-async fn seen_of_dir(dir: &std::path::Path) -> Seen {
-    let store = SeglogEventStore::open(dir).await.unwrap();
-    let out = seen(&store).await;
-    store.shutdown().await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,6 +348,58 @@ async fn a_continued_directory_with_offloaded_segments_reads_through_the_bucket(
         .await
         .unwrap();
     assert!(matches!(b.bucket_opening(), Some(BucketOpening::Continued)));
+    assert_eq!(seen(&b).await, expected);
+    b.shutdown().await.unwrap();
+}
+
+/// Local retention (`BucketOptions::keep_local_segments`): the background ship rounds
+/// offload the older shipped sealed segments, the store still reads every event (through
+/// the bucket), and a node that takes over finds them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_retention_offloads_shipped_segments_in_the_background() {
+    let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("retained");
+    let root = tempfile::tempdir().unwrap();
+    let a = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        options(Durability::Local).keep_local_segments(Some(1)),
+    )
+    .await
+    .unwrap();
+    append_events(&a, 0, 300).await;
+    a.log().roll().await.unwrap();
+    let expected = seen(&a).await;
+    let sealed =
+        a.log().segments().iter().filter(|s| s.sealed).count() + a.log().offloaded_segments().len();
+    assert!(sealed >= 4, "the events crossed seals: {sealed}");
+    // Rounds every 50 ms: wait (generously, CI is slow) for the retention to catch up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let local_sealed = a.log().segments().iter().filter(|s| s.sealed).count();
+        if local_sealed <= 1 && a.log().offloaded_segments().len() == sealed - local_sealed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention never left one local sealed segment: {local_sealed} local, {} offloaded",
+            a.log().offloaded_segments().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen(&a).await, expected, "read through the bucket");
+    append_events(&a, 300, 320).await;
+    let expected = seen(&a).await;
+    a.shutdown().await.unwrap();
+    let b = SeglogEventStore::open_from_bucket(
+        bucket,
+        prefix,
+        root.path().join("b"),
+        options(Durability::Local),
+    )
+    .await
+    .unwrap();
     assert_eq!(seen(&b).await, expected);
     b.shutdown().await.unwrap();
 }

@@ -11,7 +11,10 @@
 use crate::store::SeglogEventStore;
 use seglog_tier::object_store::path::Path as ObjectPath;
 use seglog_tier::object_store::ObjectStore;
-use seglog_tier::{Durability, RemoteDurable, Shipper, Tier};
+use seglog_tier::{
+    Durability, FetchSegments, ReadThrough, ReadThroughOptions, RemoteDurable, RestoreOptions,
+    Shipper, Tier,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +31,17 @@ pub struct BucketOptions {
     /// When an append is acknowledged: once durable on the local disk
     /// ([`Durability::Local`], default) or once in the bucket ([`Durability::Remote`]).
     pub durability: Durability,
+    /// How a restore into an empty directory gets the sealed segments. Default:
+    /// [`FetchSegments::Lazily`] (their checkpoints only: the store opens in time
+    /// proportional to the index, not the data, and old events are read from the bucket).
+    pub fetch_segments: FetchSegments,
+    /// Local retention: `Some(n)` keeps the newest `n` shipped sealed segments on the
+    /// local disk and offloads the older ones after each ship round (their events are then
+    /// read from the bucket); `None` (default) keeps every segment the node has locally.
+    pub keep_local_segments: Option<usize>,
+    /// The block cache and fetch timeout of reads through the bucket (its
+    /// `keep_local_segments` is replaced by the field above).
+    pub read_through: ReadThroughOptions,
 }
 
 impl Default for BucketOptions {
@@ -36,6 +50,9 @@ impl Default for BucketOptions {
             log: seglog::Options::default(),
             ship_interval: Duration::from_secs(1),
             durability: Durability::Local,
+            fetch_segments: FetchSegments::Lazily,
+            keep_local_segments: None,
+            read_through: ReadThroughOptions::default(),
         }
     }
 }
@@ -60,6 +77,33 @@ impl BucketOptions {
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
+    }
+
+    /// Sets how a restore gets the sealed segments.
+    #[must_use]
+    pub fn fetch_segments(mut self, fetch: FetchSegments) -> Self {
+        self.fetch_segments = fetch;
+        self
+    }
+
+    /// Sets the local retention (`None`: keep every segment locally).
+    #[must_use]
+    pub fn keep_local_segments(mut self, segments: Option<usize>) -> Self {
+        self.keep_local_segments = segments;
+        self
+    }
+
+    /// Sets the read-through's cache and fetch timeout.
+    #[must_use]
+    pub fn read_through(mut self, options: ReadThroughOptions) -> Self {
+        self.read_through = options;
+        self
+    }
+
+    fn read_through_options(&self) -> ReadThroughOptions {
+        self.read_through
+            .clone()
+            .keep_local_segments(self.keep_local_segments.unwrap_or(0))
     }
 }
 
@@ -107,8 +151,10 @@ impl SeglogEventStore {
     /// `options.ship_interval`; with [`Durability::Remote`], every append also waits for its
     /// bytes to be in the bucket). Call inside a tokio runtime.
     ///
-    /// - `dir` absent or empty: **restore** ([`seglog_tier::restore`]): claims the log
-    ///   (fencing its previous owner) and downloads it. An empty prefix gives an empty log.
+    /// - `dir` absent or empty: **restore** ([`seglog_tier::restore_with`]): claims the log
+    ///   (fencing its previous owner) and downloads it: by default only the sealed
+    ///   segments' checkpoints ([`BucketOptions::fetch_segments`]), their events then read
+    ///   from the bucket. An empty prefix gives an empty log.
     /// - `dir` holds a log: **continue** it, as the owner restarting with its directory.
     ///   The log is claimed again (fencing any other owner) and a first ship round checks
     ///   that it continues the bucket's ([`seglog_tier::Error::Diverged`] otherwise, and the
@@ -116,6 +162,9 @@ impl SeglogEventStore {
     ///   shipped LSN is refused as `Diverged` without claiming (it cannot be the owner's);
     ///   other divergence is only found after the claim. A node whose log another node
     ///   took over must not reopen its old directory: delete it, and restore.
+    ///
+    /// With [`BucketOptions::keep_local_segments`], each background ship round is followed by
+    /// a local retention pass that offloads the older shipped sealed segments.
     ///
     /// # Errors
     /// [`seglog_tier::Error`]: the claim's (`ClaimLost`), the restore's, `Diverged`, the
@@ -128,30 +177,50 @@ impl SeglogEventStore {
     ) -> seglog_tier::Result<Self> {
         let dir = dir.into();
         let bucket = store.clone();
-        let (tier, log, opening) = if holds_files(&dir)? {
+        let (tier, log, opening, restored_read_through) = if holds_files(&dir)? {
             let log = seglog::Log::open(&dir, options.log.clone()).await?;
             match continue_log(store, prefix, &log).await {
-                Ok(tier) => (tier, log, BucketOpening::Continued),
+                Ok(tier) => (tier, log, BucketOpening::Continued, None),
                 Err(e) => {
                     let _ = log.close();
                     return Err(e);
                 }
             }
         } else {
-            let restored = seglog_tier::restore(store, prefix, &dir, options.log.clone()).await?;
+            let restore_options = RestoreOptions::default()
+                .fetch_segments(options.fetch_segments)
+                .read_through(options.read_through_options());
+            let restored = seglog_tier::restore_with(
+                store,
+                prefix,
+                &dir,
+                options.log.clone(),
+                restore_options,
+            )
+            .await?;
             let opening = BucketOpening::Restored(restored.report);
-            (restored.tier, restored.log, opening)
+            (restored.tier, restored.log, opening, restored.read_through)
         };
         // A directory holding offloaded segments (a lazy restore's, a read-through pass's)
-        // reads them through the bucket.
-        if !log.offloaded_segments().is_empty() {
-            let attached = seglog_tier::ReadThrough::new(bucket, Default::default())
-                .map(|read_through| read_through.attach(&log));
-            if let Err(e) = attached {
-                let _ = log.close();
-                return Err(e);
+        // reads them through the bucket; so does one whose retention offloads them.
+        let read_through = match restored_read_through {
+            Some(read_through) => Some(read_through),
+            None if !log.offloaded_segments().is_empty()
+                || options.keep_local_segments.is_some() =>
+            {
+                match ReadThrough::new(bucket, options.read_through_options()) {
+                    Ok(read_through) => {
+                        read_through.attach(&log);
+                        Some(read_through)
+                    }
+                    Err(e) => {
+                        let _ = log.close();
+                        return Err(e);
+                    }
+                }
             }
-        }
+            None => None,
+        };
         let (tier, remote) = match options.durability {
             Durability::Remote => {
                 let remote = RemoteDurable::spawn(tier, log.clone());
@@ -159,7 +228,15 @@ impl SeglogEventStore {
             }
             _ => (Arc::new(tier.with_active_chunks()), None),
         };
-        let shipper = Shipper::spawn(tier.clone(), log.clone(), options.ship_interval);
+        let shipper = match (options.keep_local_segments, read_through) {
+            (Some(_), Some(read_through)) => Shipper::spawn_with_retention(
+                tier.clone(),
+                log.clone(),
+                options.ship_interval,
+                read_through,
+            ),
+            _ => Shipper::spawn(tier.clone(), log.clone(), options.ship_interval),
+        };
         let attached = Attached {
             tier,
             shipper: Mutex::new(Some(shipper)),

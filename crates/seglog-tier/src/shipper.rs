@@ -1,4 +1,5 @@
-//! A background shipper: one [`Tier::ship`] round every `interval`, until stopped or fenced.
+//! A background shipper: one [`Tier::ship`] round every `interval`, until stopped or fenced,
+//! each optionally followed by a local retention pass (read-through).
 //!
 //! Polling the log's segment list (rather than hooking the writer's seal listener) is
 //! crash-friendly: whatever was sealed while no shipper ran (before a crash, before a
@@ -6,6 +7,7 @@
 
 use crate::claim::Tier;
 use crate::error::{Error, Result};
+use crate::read_through::ReadThrough;
 use crate::ship::ShipReport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,29 @@ impl Shipper {
     /// A failed round is logged and retried at the next tick; [`Error::Fenced`] ends the
     /// shipper (and has poisoned `log`, see [`Tier::ship`]).
     pub fn spawn(tier: Arc<Tier>, log: seglog::Log, interval: Duration) -> Shipper {
+        Self::start(tier, log, interval, None)
+    }
+
+    /// [`Shipper::spawn`], and after every round that shipped, the local retention pass of
+    /// `read_through` ([`ReadThrough::offload`]): shipped sealed segments beyond its
+    /// `keep_local_segments` leave the local disk and are read through the bucket. `log`
+    /// must be attached to `read_through` ([`ReadThrough::attach`]). A failed pass is
+    /// logged and run again after the next round.
+    pub fn spawn_with_retention(
+        tier: Arc<Tier>,
+        log: seglog::Log,
+        interval: Duration,
+        read_through: ReadThrough,
+    ) -> Shipper {
+        Self::start(tier, log, interval, Some(read_through))
+    }
+
+    fn start(
+        tier: Arc<Tier>,
+        log: seglog::Log,
+        interval: Duration,
+        retention: Option<ReadThrough>,
+    ) -> Shipper {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
@@ -36,11 +61,24 @@ impl Shipper {
                     Err(e @ Error::Fenced { .. }) => return Err(e),
                     Err(e) if done => return Err(e),
                     Err(e) => {
-                        tracing::warn!(error = %e, "ship round failed; retrying at the next tick")
+                        tracing::warn!(error = %e, "ship round failed; retrying at the next tick");
+                        continue;
                     }
                 }
                 if done {
                     return Ok(());
+                }
+                if let Some(read_through) = &retention {
+                    match read_through.offload(&tier, &log).await {
+                        Ok(r) if r.segments_offloaded > 0 => tracing::debug!(
+                            segments = r.segments_offloaded,
+                            bytes = r.bytes_offloaded,
+                            "offloaded shipped segments"
+                        ),
+                        Ok(_) => {}
+                        Err(e @ Error::Fenced { .. }) => return Err(e),
+                        Err(e) => tracing::warn!(error = %e, "local retention pass failed"),
+                    }
                 }
             }
         });
