@@ -18,7 +18,24 @@ async fn after_an_erasure_and_the_grace_period_no_object_holds_the_erased_tenant
         Arc::new(InMemory::new()),
         Path::from("logs/p1"),
         root.path(),
-        Duration::from_secs(2),
+        Duration::from_secs(5),
+        false,
+    )
+    .await;
+}
+
+/// The same with every shipped sealed segment offloaded (read-through retention) before the
+/// erasure: it rehydrates the segments holding the tenant's records, and the bucket and the
+/// local disk end with none of the tenant's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_of_offloaded_segments_reaches_the_bucket_too() {
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_erasure(
+        Arc::new(InMemory::new()),
+        Path::from("logs/p2"),
+        root.path(),
+        Duration::from_secs(5),
+        true,
     )
     .await;
 }

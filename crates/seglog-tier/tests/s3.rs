@@ -120,7 +120,22 @@ async fn s3_after_an_erasure_and_the_grace_period_no_object_holds_the_erased_ten
         store,
         fresh_prefix("erasure"),
         root.path(),
-        std::time::Duration::from_secs(4),
+        std::time::Duration::from_secs(8),
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_an_erasure_of_offloaded_segments_reaches_the_bucket_too() {
+    let Some(store) = s3_store() else { return };
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_erasure(
+        store,
+        fresh_prefix("erasure-offloaded"),
+        root.path(),
+        std::time::Duration::from_secs(8),
+        true,
     )
     .await;
 }

@@ -233,8 +233,16 @@ impl<F: FileSystem + Clone> Log<F> {
             dry_run: options.dry_run,
             ..CompactionReport::default()
         };
-        // Step 1: fix the set of executions to drop, and stop appends to them.
         let automatic = matches!(source, PlanSource::AtStart(_));
+        // An explicit erasure of records in offloaded segments brings those segments back
+        // first, when a source can read them (before any index lock: it reads the bucket).
+        // Automatic retention never downloads: it skips such executions (below).
+        if let PlanSource::Given(plan) = &source {
+            if !automatic && !options.dry_run {
+                self.rehydrate_for(&plan.drop_executions)?;
+            }
+        }
+        // Step 1: fix the set of executions to drop, and stop appends to them.
         let (plan, doomed, needs_roll) = {
             let index = self.shared.index.write();
             let plan = match source {

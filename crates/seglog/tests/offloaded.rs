@@ -147,17 +147,26 @@ fn bytes_that_fail_their_checks_are_an_error_never_data() {
 }
 
 #[test]
-fn compaction_never_rewrites_offloaded_segments_and_global_reads_refuse_them() {
+fn an_erasure_brings_offloaded_segments_back_and_global_reads_refuse_them() {
     let (fs, source, expected) = shipped_log();
+    // Without a source, an explicit erasure of records in an offloaded segment is refused,
+    // and nothing changes.
+    {
+        let log = open(&fs, &source).unwrap();
+        offload_all(&log, &source).unwrap();
+        log.close().unwrap();
+        let log = Log::open_with_fs(fs.clone(), "/log", opts()).unwrap();
+        let plan =
+            seglog::compaction::policy::drop_tenant(&log.compaction_view(false).unwrap(), "t1");
+        let err = log
+            .compact_blocking(&plan, seglog::CompactOptions::default(), &mut |_, _| {})
+            .unwrap_err();
+        assert!(matches!(err, seglog::Error::Offloaded { .. }), "{err}");
+        log.close().unwrap();
+    }
     let log = open(&fs, &source).unwrap();
-    offload_all(&log, &source).unwrap();
-    // An explicit erasure of records in an offloaded segment is refused, nothing changes.
-    let plan = seglog::compaction::policy::drop_tenant(&log.compaction_view(false).unwrap(), "t1");
-    let err = log
-        .compact_blocking(&plan, seglog::CompactOptions::default(), &mut |_, _| {})
-        .unwrap_err();
-    assert!(matches!(err, seglog::Error::Offloaded { .. }), "{err}");
     assert_eq!(common::dump(&log, &TENANTS), expected);
+    let offloaded_before = log.offloaded_segments().len();
     // Global-order reads over offloaded segments fail instead of skipping their records.
     assert!(matches!(
         log.read_global(0, 10).unwrap_err(),
@@ -169,6 +178,166 @@ fn compaction_never_rewrites_offloaded_segments_and_global_reads_refuse_them() {
         log.backup_blocking("/backup").unwrap_err(),
         seglog::Error::Offloaded { .. }
     ));
+    // With a source, the erasure brings back the offloaded segments holding the tenant's
+    // records (rehydrates them) and rewrites them as any compaction does.
+    let plan = seglog::compaction::policy::drop_tenant(&log.compaction_view(false).unwrap(), "t1");
+    let report = log
+        .compact_blocking(&plan, seglog::CompactOptions::default(), &mut |_, _| {})
+        .unwrap();
+    assert!(report.executions_dropped >= 2, "{report:?}");
+    let after = common::dump(&log, &TENANTS);
+    assert_eq!(after["t0"], expected["t0"], "the other tenant is untouched");
+    assert!(after["t1"].is_empty(), "{:?}", after["t1"]);
+    assert!(
+        log.offloaded_segments().len() < offloaded_before,
+        "segments came back to be rewritten"
+    );
+    // No stub is left for a segment the log holds locally, and the log verifies clean.
+    let local: Vec<u64> = log.segments().iter().map(|s| s.number).collect();
+    assert!(log
+        .offloaded_segments()
+        .iter()
+        .all(|o| !local.contains(&o.number)));
+    assert!(log.verify().unwrap().is_clean());
+    log.close().unwrap();
+    // Reopened: the same, and none of the erased records is in a local file.
+    let log = open(&fs, &source).unwrap();
+    assert_eq!(common::dump(&log, &TENANTS), after);
+    assert!(log.verify().unwrap().is_clean());
+    log.close().unwrap();
+    for name in fs.file_names(Path::new("/log")) {
+        let bytes = fs.read_file(&Path::new("/log").join(&name)).unwrap();
+        for (_, _, events) in &expected["t1"] {
+            for (_, _, payload) in events {
+                assert!(
+                    !bytes
+                        .windows(payload.len())
+                        .any(|w| w == payload.as_slice()),
+                    "{name} still holds an erased payload"
+                );
+            }
+        }
+    }
+}
+
+/// Rehydration (`Log::rehydrate_segment`, what an erasure runs first): bytes that fail
+/// their checks (another segment's object, a flipped byte, a short object) are refused and
+/// change nothing; good bytes bring the segment back, readable, and it can leave again.
+#[test]
+fn a_rehydration_of_bytes_that_fail_their_checks_changes_nothing() {
+    let (fs, source, expected) = shipped_log();
+    let log = open(&fs, &source).unwrap();
+    offload_all(&log, &source).unwrap();
+    let victim = log.offloaded_segments()[1].clone();
+    let good = source.objects.lock().unwrap()[&victim.location].clone();
+    let other = source.objects.lock().unwrap()[&log.offloaded_segments()[2].location].clone();
+    let mut flipped = good.to_vec();
+    flipped[good.len() / 2] ^= 1;
+    for bad in [other, Bytes::from(flipped), good.slice(..good.len() - 1)] {
+        source
+            .objects
+            .lock()
+            .unwrap()
+            .insert(victim.location.clone(), bad);
+        let err = log.rehydrate_segment(victim.number).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                seglog::Error::Corruption(_) | seglog::Error::Offloaded { .. }
+            ),
+            "{err}"
+        );
+        assert!(log.offloaded_segments().contains(&victim));
+        assert!(log.segments().iter().all(|s| s.number != victim.number));
+        assert_eq!(seg_files(&fs), 1, "no file left behind");
+    }
+    source
+        .objects
+        .lock()
+        .unwrap()
+        .insert(victim.location.clone(), good);
+    log.rehydrate_segment(victim.number).unwrap();
+    assert!(!log.offloaded_segments().contains(&victim));
+    assert!(log
+        .segments()
+        .iter()
+        .any(|s| s.number == victim.number && s.sealed));
+    assert_eq!(seg_files(&fs), 2);
+    assert_eq!(common::dump(&log, &TENANTS), expected);
+    assert!(log.verify().unwrap().is_clean());
+    // Rehydrating a local segment is refused; offloading it again works.
+    assert!(log.rehydrate_segment(victim.number).is_err());
+    log.offload_segment(victim.number, &target(&source, victim.number))
+        .unwrap();
+    assert_eq!(common::dump(&log, &TENANTS), expected);
+}
+
+/// A power cut at every operation of rehydrating every offloaded segment: the reopened log
+/// has every record, each segment local or offloaded (never both, never neither), verifies
+/// clean, and the rehydrations go on from there.
+#[test]
+fn a_power_cut_anywhere_in_a_rehydration_loses_and_duplicates_nothing() {
+    let (base, source, expected) = shipped_log();
+    {
+        let log = open(&base, &source).unwrap();
+        offload_all(&log, &source).unwrap();
+        log.close().unwrap();
+    }
+    let rehydrate_all = |log: &Log<SimFs>| -> seglog::Result<()> {
+        for o in log.offloaded_segments() {
+            log.rehydrate_segment(o.number)?;
+        }
+        Ok(())
+    };
+    let start = base.mutating_ops();
+    let total_ops = {
+        let fs = base.fork();
+        let before = fs.mutating_ops();
+        let log = open(&fs, &source).unwrap();
+        rehydrate_all(&log).unwrap();
+        assert!(log.offloaded_segments().is_empty());
+        drop(log);
+        fs.mutating_ops() - before
+    };
+    let mut came_back = 0;
+    for n in 1..=total_ops {
+        for mode in [
+            CrashMode::LoseUnsynced,
+            CrashMode::KeepUnsynced,
+            CrashMode::Torn { seed: n },
+            CrashMode::Reordered { seed: n ^ 0x5A5A },
+        ] {
+            let fs = base.fork();
+            fs.power_off_after(start + n);
+            if let Ok(log) = open(&fs, &source) {
+                let _ = rehydrate_all(&log);
+            }
+            let crashed = fs.crash(mode);
+            let what = format!("cut after op {n} of {total_ops}, {mode:?}");
+            let log = open(&crashed, &source).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(common::dump(&log, &TENANTS), expected, "{what}");
+            let report = log.verify().unwrap();
+            assert!(report.is_clean(), "{what}: {report:?}");
+            let local: Vec<u64> = log.segments().iter().map(|s| s.number).collect();
+            for o in log.offloaded_segments() {
+                assert!(
+                    !local.contains(&o.number),
+                    "{what}: segment {} twice",
+                    o.number
+                );
+            }
+            came_back += usize::from(local.len() > 1);
+            rehydrate_all(&log).unwrap_or_else(|e| panic!("{what}: again: {e}"));
+            assert!(log.offloaded_segments().is_empty(), "{what}");
+            assert_eq!(common::dump(&log, &TENANTS), expected, "{what}: after");
+            log.close().unwrap();
+            let log = open(&crashed, &source).unwrap();
+            assert_eq!(common::dump(&log, &TENANTS), expected, "{what}: reopened");
+            log.close().unwrap();
+        }
+    }
+    assert!(came_back > 0, "some cuts came after a rehydration's commit");
+    eprintln!("rehydration: power cut after each of {total_ops} operations × 4 modes");
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! goes.
 
 use super::SegmentLog;
-use crate::io::FileSystem;
+use crate::io::{FileSystem, SegmentFile};
 use crate::{Error, Result};
 
 impl<F: FileSystem> SegmentLog<F> {
@@ -63,5 +63,59 @@ impl<F: FileSystem> SegmentLog<F> {
             .fs
             .sync_dir(&self.inner.dir)
             .map_err(|e| Error::io("sync_dir", &self.inner.dir, e))
+    }
+}
+
+impl<F: FileSystem> SegmentLog<F> {
+    /// Takes back into the table sealed segment file `path`, which the layer above put back
+    /// in the directory (a rehydration: the bytes of an offloaded segment, checked against
+    /// what was recorded when it left), whose last LSN is `last_lsn`. The file must be
+    /// durable under its final name. It must lie before the last segment (by LSN and by
+    /// number) and its number must not be in the table.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Closed`]; [`Error::InvalidOptions`] when the segment
+    /// would not fit those rules; [`Error::Corruption`] for a header that does not decode;
+    /// I/O errors (the table is then unchanged).
+    pub fn adopt_sealed_segment(
+        &self,
+        path: &std::path::Path,
+        last_lsn: u64,
+    ) -> Result<crate::SegmentInfo> {
+        self.check_open()?;
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let _one_switch_at_a_time = self.inner.replace_lock.lock();
+        let file = self
+            .inner
+            .fs
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let view = file.map().map_err(|e| Error::io("map", path, e))?;
+        let header =
+            crate::format::SegmentHeader::decode(&view).map_err(|d| Error::Corruption {
+                segment: 0,
+                offset: 0,
+                reason: format!("{}: {d}", path.display()),
+            })?;
+        let number = header.segment_number;
+        let mut table = self.inner.segments.write();
+        let last = table.values().map(|e| e.info()).max_by_key(|i| i.first_lsn);
+        let fits = last.is_some_and(|l| l.first_lsn > header.first_lsn && l.number > number);
+        if table.contains_key(&number) || !fits {
+            return Err(Error::InvalidOptions(format!(
+                "segment {number} cannot come back: its number is taken or it is not before \
+                 the last segment"
+            )));
+        }
+        let view = view.slice(..(len as usize).min(view.len()));
+        let entry =
+            crate::segment::SegmentEntry::new(header, path.to_path_buf(), file, len, last_lsn);
+        entry.seal(Some(view));
+        let info = entry.info();
+        table.insert(number, std::sync::Arc::new(entry));
+        Ok(info)
     }
 }

@@ -324,11 +324,14 @@ pub async fn objects_containing(
 /// tenant), the shipper ships the swap; an orphan collection within `grace` of the uploads
 /// deletes nothing, one after `grace` leaves no object holding any byte of the erased
 /// tenant (payloads, tenant name, execution ids), and the other tenant's events all restore.
+/// With `offload`, every shipped sealed segment leaves the local disk (read-through) before
+/// the erasure, which brings back those it rewrites.
 pub async fn scenario_erasure(
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     root: &FsPath,
     grace: std::time::Duration,
+    offload: bool,
 ) {
     let log = seglog::Log::open(root.join("a"), options()).await.unwrap();
     let tier = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
@@ -364,12 +367,26 @@ pub async fn scenario_erasure(
     log.roll().await.unwrap();
     let started = std::time::Instant::now();
     tier.ship(&log).await.unwrap();
+    // Every object the erasure orphans was uploaded by now.
+    let shipped = std::time::Instant::now();
     assert!(
         !objects_containing(store.as_ref(), &prefix, ERASED_MARKER)
             .await
             .is_empty(),
         "the erased tenant was shipped"
     );
+    let read_through = if offload {
+        // Read-through retention: every shipped sealed segment leaves the local disk; the
+        // erasure must bring back those holding the tenant's records to rewrite them.
+        let read_through =
+            seglog_tier::ReadThrough::new(store.clone(), Default::default()).unwrap();
+        read_through.attach(&log);
+        let offloaded = read_through.offload(&tier, &log).await.unwrap();
+        assert!(offloaded.segments_offloaded >= 3, "{offloaded:?}");
+        Some(read_through)
+    } else {
+        None
+    };
 
     let plan = seglog::compaction::policy::drop_tenant(
         &log.compaction_view(false).unwrap(),
@@ -396,9 +413,10 @@ pub async fn scenario_erasure(
         .await
         .is_empty());
 
-    // After it: no object holds any of the erased tenant's bytes.
+    // After it: no object holds any of the erased tenant's bytes (S3's Last-Modified has
+    // whole seconds: a second more).
     tokio::time::sleep(
-        grace.saturating_sub(started.elapsed()) + std::time::Duration::from_millis(1100),
+        grace.saturating_sub(shipped.elapsed()) + std::time::Duration::from_millis(1100),
     )
     .await;
     let late = tier.collect_orphans(grace).await.unwrap();
@@ -417,9 +435,28 @@ pub async fn scenario_erasure(
         );
     }
     assert_newest_manifest_complete(store.as_ref(), &prefix).await;
+    // Nor does any local file (the rehydrated segments were rewritten like the others).
+    for entry in std::fs::read_dir(root.join("a")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(ERASED_MARKER.len())
+                .any(|w| w == ERASED_MARKER),
+            "{} still holds the erased tenant's bytes",
+            path.display()
+        );
+    }
 
     // The other tenant's events all restore, same sequences and bytes.
-    let expected = events_of(&log, newest.last_lsn());
+    let expected = {
+        let log = log.clone();
+        let up_to = newest.last_lsn();
+        tokio::task::spawn_blocking(move || events_of(&log, up_to))
+            .await
+            .unwrap()
+    };
+    drop(read_through);
     assert_eq!(expected.values().map(Vec::len).sum::<usize>(), 200);
     let b = seglog_tier::restore(store, prefix, root.join("b"), options())
         .await

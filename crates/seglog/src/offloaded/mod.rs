@@ -15,11 +15,13 @@
 //! - segment numbers of offloaded segments are never reused: the open refuses a log whose
 //!   offloaded segments are not all before its last local segment;
 //! - compaction never rewrites an offloaded segment (see `compact`), so its records, its
-//!   checkpoint and its stub never change.
+//!   checkpoint and its stub never change; an erasure brings the segments it must rewrite
+//!   back first (`rehydrate`), when a source is set.
 
 mod offload;
 mod read;
 mod recovery;
+mod rehydrate;
 pub(crate) mod stub;
 
 pub(crate) use recovery::{Finishing, OffloadedRecovery};
@@ -213,6 +215,11 @@ impl Offloaded {
         let mut all: Vec<_> = self.segments.read().values().cloned().collect();
         all.sort_by_key(|s| s.first_lsn);
         all
+    }
+
+    /// Forgets a segment that came back to the directory (a rehydration).
+    fn remove(&self, number: u64) {
+        self.segments.write().remove(&number);
     }
 
     fn insert(&self, segment: OffloadedSegment) {

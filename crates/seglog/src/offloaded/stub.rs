@@ -210,7 +210,9 @@ pub(crate) fn list<F: FileSystem>(
     let mut stubs = Vec::new();
     let mut temps = Vec::new();
     for name in names {
-        if name.ends_with(&format!("{STUB_SUFFIX}{TEMP_SUFFIX}")) {
+        if name.ends_with(&format!("{STUB_SUFFIX}{TEMP_SUFFIX}"))
+            || name.ends_with(super::rehydrate::REHYDRATING_SUFFIX)
+        {
             temps.push(dir.join(&name));
             continue;
         }

@@ -1,0 +1,186 @@
+//! [`Log::rehydrate_segment`]: an offloaded segment's file comes back to the directory, so
+//! that compaction can rewrite it (an erasure of records in it).
+//!
+//! Steps, each durable before the next (a crash at any point loses and duplicates nothing):
+//! 1. the bytes, read through the source in pieces into `<first_lsn>.seg.rehydrating`, must
+//!    have the stub's length, CRC-32 and header, byte for byte (else nothing changes);
+//! 2. the file is fdatasynced, renamed to `<first_lsn>.seg`, and the directory fsynced. A
+//!    crash now leaves the stub *and* the file: the next open takes it for an interrupted
+//!    offload and finishes it (removes the file): the segment stays offloaded;
+//! 3. the stub is removed and the directory fsynced: **the commit point**. After it, the
+//!    next open finds a local sealed segment, indexed from its checkpoint (which stayed);
+//! 4. the segment enters the segment table, then leaves the offloaded table (a read that
+//!    misses the one finds the other).
+
+use super::stub;
+use crate::log::Log;
+use crate::{Error, Result};
+use seglog_segment::format::SEGMENT_HEADER_LEN;
+use seglog_segment::io::{FileSystem, SegmentFile};
+
+/// The suffix of a segment file being rehydrated (removed by the next open).
+pub(crate) const REHYDRATING_SUFFIX: &str = ".seg.rehydrating";
+
+/// Bytes read through the source at a time: a segment never sits in memory whole.
+const PIECE_BYTES: u64 = 4 << 20;
+
+fn io_error(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Error {
+    Error::Segment(seglog_segment::Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl<F: FileSystem + Clone> Log<F> {
+    /// Brings offloaded segment `number` back to the local disk: reads its bytes through
+    /// the [`super::SegmentSource`], checks them against its stub (length, CRC-32, header),
+    /// writes them as its segment file and removes the stub; from then on it is a local
+    /// sealed segment (which compaction can rewrite, and a retention pass can offload
+    /// again). Blocks (it reads the whole segment and fsyncs); holds off compaction
+    /// meanwhile. An erasure (compaction) with a source set runs it for the offloaded
+    /// segments holding records it drops.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] when the segment is not offloaded; [`Error::Offloaded`]
+    /// when no source is set or the source fails; [`Error::Corruption`] when the bytes
+    /// differ from the stub's (nothing is changed); [`Error::ReadOnly`], [`Error::Closed`];
+    /// I/O errors (before the stub's removal: the segment stays offloaded; after: the next
+    /// open finds it local).
+    pub fn rehydrate_segment(&self, number: u64) -> Result<()> {
+        self.check_open()?;
+        if self.shared.segments.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let _no_compaction = self.hold_off_compaction()?;
+        self.rehydrate_locked(number)
+    }
+
+    /// [`Self::rehydrate_segment`] off the async runtime's worker threads.
+    ///
+    /// # Errors
+    /// As [`Self::rehydrate_segment`].
+    pub async fn rehydrate_segment_async(&self, number: u64) -> Result<()>
+    where
+        F: 'static,
+    {
+        let log = self.clone();
+        crate::offload::run_blocking("rehydrate", move || log.rehydrate_segment(number)).await
+    }
+
+    /// For an erasure of `executions` (the compaction lock held): rehydrates every
+    /// offloaded segment holding a record of one of them, when a source is set (without
+    /// one, the compaction refuses the erasure).
+    pub(crate) fn rehydrate_for(
+        &self,
+        executions: &std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        if self.shared.offloaded.is_empty() || self.shared.offloaded.source.read().is_none() {
+            return Ok(());
+        }
+        let numbers: std::collections::BTreeSet<u64> = {
+            let index = self.shared.index.read();
+            executions
+                .iter()
+                .filter_map(|id| index.get(id))
+                .flat_map(|e| e.records().iter().map(|l| u64::from(l.segment)))
+                .filter(|n| self.shared.offloaded.get(*n).is_some())
+                .collect()
+        };
+        for number in numbers {
+            self.rehydrate_locked(number)?;
+        }
+        Ok(())
+    }
+
+    /// The rehydration, with the compaction lock held by the caller.
+    pub(crate) fn rehydrate_locked(&self, number: u64) -> Result<()> {
+        let Some(segment) = self.shared.offloaded.get(number) else {
+            return Err(Error::InvalidOptions(format!(
+                "segment {number} is not offloaded"
+            )));
+        };
+        let source = self.shared.offloaded.source(number)?;
+        let fs = self.shared.segments.file_system();
+        let dir = &self.shared.dir;
+        let name = seglog_segment::format::segment_file_name(segment.first_lsn);
+        let path = dir.join(&name);
+        // `<first_lsn>.seg.rehydrating` (REHYDRATING_SUFFIX).
+        let temp = dir.join(format!("{name}.rehydrating"));
+        match fs.remove(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("remove", &temp, e)),
+        }
+        // Step 1: the bytes, checked against the stub, into the temp file.
+        let written = (|| {
+            let file = fs
+                .create_new(&temp)
+                .map_err(|e| io_error("create", &temp, e))?;
+            let mut crc = crc32fast::Hasher::new();
+            let mut at = 0u64;
+            while at < segment.data_end {
+                let end = (at + PIECE_BYTES).min(segment.data_end);
+                let piece = source
+                    .read_ranges(&segment, std::slice::from_ref(&(at..end)))
+                    .map_err(|e| Error::Offloaded {
+                        segment: number,
+                        what: leak_reason(e),
+                    })?;
+                let Some(bytes) = piece.first().filter(|b| b.len() as u64 == end - at) else {
+                    return Err(Error::Corruption(format!(
+                        "segment {number}: the source returned other than bytes {at}..{end}"
+                    )));
+                };
+                if at == 0 && bytes.get(..SEGMENT_HEADER_LEN) != Some(&segment.header_bytes[..]) {
+                    return Err(Error::Corruption(format!(
+                        "segment {number}: the bytes at {} are another segment's",
+                        segment.location
+                    )));
+                }
+                crc.update(bytes);
+                file.write_all_at(bytes, at)
+                    .map_err(|e| io_error("write", &temp, e))?;
+                at = end;
+            }
+            if crc.finalize() != segment.object_crc32 {
+                return Err(Error::Corruption(format!(
+                    "segment {number}: the bytes at {} differ from the offloaded segment's \
+                     (CRC-32)",
+                    segment.location
+                )));
+            }
+            // Step 2.
+            file.sync_data()
+                .map_err(|e| io_error("sync_data", &temp, e))
+        })();
+        if let Err(e) = written {
+            if matches!(e, Error::Corruption(_)) {
+                source.forget(&segment);
+            }
+            let _ = fs.remove(&temp);
+            return Err(e);
+        }
+        fs.rename(&temp, &path)
+            .map_err(|e| io_error("rename", &path, e))?;
+        fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
+        // Step 3: the commit point.
+        stub::remove(fs, dir, segment.first_lsn)?;
+        fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
+        // Step 4. (Should it fail, the directory holds the segment; reads still go through
+        // the source, and the next open finds it local.)
+        self.shared
+            .segments
+            .adopt_sealed_segment(&path, segment.last_lsn)?;
+        self.shared.offloaded.remove(number);
+        tracing::info!(segment = number, "segment rehydrated");
+        Ok(())
+    }
+}
+
+/// An [`Error::Offloaded`] names what failed with a static string; the source's own error
+/// goes to the log.
+fn leak_reason(e: super::SourceError) -> &'static str {
+    tracing::warn!(error = %e, "reading an offloaded segment to rehydrate it failed");
+    "a rehydration (the source failed: see the log)"
+}
