@@ -151,6 +151,7 @@ fn a_blocking_appender_does_not_wait_for_another_callers_unpolled_future() {
     let log = open(&fs, 1 << 20);
     fs.set_sync_latency(Duration::from_millis(300));
     // A leader in a slow fsync.
+    let writes_before = fs.op_count(seglog_segment::io::sim::Op::Write);
     let leader = {
         let log = log.clone();
         std::thread::spawn(move || {
@@ -158,7 +159,11 @@ fn a_blocking_appender_does_not_wait_for_another_callers_unpolled_future() {
             log.wait_durable(a.lsn).unwrap();
         })
     };
-    std::thread::sleep(Duration::from_millis(50));
+    // Wait until it has written its record (it is in its fsync now): no sleep, a loaded
+    // machine may not have scheduled it yet.
+    while fs.op_count(seglog_segment::io::sim::Op::Write) == writes_before {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Our async wait queues behind it, polled once.
     let mine = log.submit(record(&log)).unwrap();
     let mut wait = Box::pin(log.wait_durable_async(mine.lsn));
@@ -181,7 +186,7 @@ fn a_blocking_appender_does_not_wait_for_another_callers_unpolled_future() {
     // Both records are durable now (the leader ran the next round too); our task was woken
     // but is not polled for a while.
     wait_until("our wake-up", || flag.0.load(Ordering::SeqCst));
-    let outcome = rx.recv_timeout(Duration::from_secs(3));
+    let outcome = rx.recv_timeout(Duration::from_secs(30));
     drop(wait);
     let (lsn, result) =
         outcome.expect("a durable blocking append waited for another caller's future to be polled");

@@ -64,6 +64,8 @@ pub struct RemoteStats {
     pub confirmed: u64,
     /// The most waiters one round confirmed or failed.
     pub largest_round: u64,
+    /// Waits queued that no round has taken yet.
+    pub queued: u64,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +74,7 @@ struct Counters {
     failed_rounds: AtomicU64,
     confirmed: AtomicU64,
     largest_round: AtomicU64,
+    queued: AtomicU64,
 }
 
 /// The owner's log with `Durability::Remote`: every append returns only once its bytes are
@@ -152,6 +155,7 @@ impl RemoteDurable {
             failed_rounds: c.failed_rounds.load(Ordering::Relaxed),
             confirmed: c.confirmed.load(Ordering::Relaxed),
             largest_round: c.largest_round.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
         }
     }
 
@@ -274,7 +278,13 @@ impl RemoteDurable {
         let (waiter, outcome) = oneshot::channel();
         // IMPORTANT: queued only after the append returned (the caller's order): the round
         // that takes this waiter lists the segments after it, so its chunk covers the append.
-        queue.send(waiter).map_err(|_| Error::RemoteStopped)?;
+        // Counted before it can be taken, so the count never lags the queue.
+        let queued = &self.inner.counters.queued;
+        queued.fetch_add(1, Ordering::Relaxed);
+        if queue.send(waiter).is_err() {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::RemoteStopped);
+        }
         match outcome.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(match *e {
@@ -309,6 +319,12 @@ async fn run_rounds(
         while let Ok(more) = queue.try_recv() {
             waiters.push(more);
         }
+        let taken = waiters.len() as u64;
+        let _ = counters
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(taken))
+            });
         // Waiters whose append was dropped (cancelled) need no round.
         waiters.retain(|w| !w.is_closed());
         if waiters.is_empty() {

@@ -184,15 +184,26 @@ async fn a_zombies_chunk_racing_a_restore_is_either_restored_or_collides_with_th
             tokio::spawn(async move { seglog_tier::restore(store, prefix(), dir, options()).await })
         };
         restore_gate.reached.notified().await;
-        let (first, second) = if zombie_first {
-            (&zombie_gate, &restore_gate)
+        // The first PUT lands before the second is let go (no sleep: CI machines are slow).
+        let zombie_result = if zombie_first {
+            zombie_gate.resume.notify_one();
+            let r = zombie.await.unwrap();
+            restore_gate.resume.notify_one();
+            r
         } else {
-            (&restore_gate, &zombie_gate)
+            let before = chunk_keys(store.as_ref(), &folder).await.len();
+            restore_gate.resume.notify_one();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while chunk_keys(store.as_ref(), &folder).await.len() == before {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{context}: no end marker"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            zombie_gate.resume.notify_one();
+            zombie.await.unwrap()
         };
-        first.resume.notify_one();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        second.resume.notify_one();
-        let zombie_result = zombie.await.unwrap();
         let b = restorer.await.unwrap().unwrap();
         let restored = support::events_of(&b.log, u64::MAX);
         if zombie_first {
@@ -224,9 +235,10 @@ async fn a_zombies_chunk_racing_a_restore_is_either_restored_or_collides_with_th
 /// first chunk), then more appends (another seal, the active segment grown) to ship.
 async fn setup(root: &std::path::Path) -> (Arc<FaultStore>, Tier, seglog::Log, support::Events) {
     let store = FaultStore::new(Arc::new(InMemory::new()));
-    let log = seglog::Log::open(root.join("a"), support::options())
-        .await
-        .unwrap();
+    // Inline checkpoints: a round's operations (a PUT per checkpoint) must not depend on
+    // how far the background checkpoint thread got, or the steps counted once shift.
+    let options = support::options().checkpoints(seglog::CheckpointMode::Inline);
+    let log = seglog::Log::open(root.join("a"), options).await.unwrap();
     let tier = Tier::claim(store.clone(), prefix())
         .await
         .unwrap()

@@ -110,9 +110,12 @@ async fn a_lazy_restore_reads_every_shipped_event_through_the_bucket_and_downloa
     let store: Arc<dyn ObjectStore> = fault.clone();
     let prefix = Path::from("logs/lazy");
     let root = tempfile::tempdir().unwrap();
-    let log_a = seglog::Log::open(root.path().join("a"), options())
-        .await
-        .unwrap();
+    let log_a = seglog::Log::open(
+        root.path().join("a"),
+        options().checkpoints(seglog::CheckpointMode::Inline),
+    )
+    .await
+    .unwrap();
     let a = Tier::claim(store.clone(), prefix.clone())
         .await
         .unwrap()
@@ -192,9 +195,12 @@ async fn a_lazy_restore_without_chunks_or_with_an_empty_active_segment_opens_and
         let store: Arc<dyn ObjectStore> = fault.clone();
         let prefix = Path::from("logs/shapes");
         let root = tempfile::tempdir().unwrap();
-        let log_a = seglog::Log::open(root.path().join("a"), options())
-            .await
-            .unwrap();
+        let log_a = seglog::Log::open(
+            root.path().join("a"),
+            options().checkpoints(seglog::CheckpointMode::Inline),
+        )
+        .await
+        .unwrap();
         let mut a = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
         if chunks {
             a = a.with_active_chunks();
@@ -236,9 +242,12 @@ async fn a_restore_then_a_crash_before_any_append_still_opens() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let prefix = Path::from("logs/crash");
     let root = tempfile::tempdir().unwrap();
-    let log_a = seglog::Log::open(root.path().join("a"), options())
-        .await
-        .unwrap();
+    let log_a = seglog::Log::open(
+        root.path().join("a"),
+        options().checkpoints(seglog::CheckpointMode::Inline),
+    )
+    .await
+    .unwrap();
     let a = Tier::claim(store.clone(), prefix.clone())
         .await
         .unwrap()

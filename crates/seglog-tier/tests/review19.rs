@@ -35,9 +35,12 @@ async fn chain(chunks: bool, null_middle: bool) {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let prefix = Path::from("logs/r19");
     let root = tempfile::tempdir().unwrap();
-    let log_a = seglog::Log::open(root.path().join("a"), options())
-        .await
-        .unwrap();
+    let log_a = seglog::Log::open(
+        root.path().join("a"),
+        options().checkpoints(seglog::CheckpointMode::Inline),
+    )
+    .await
+    .unwrap();
     let mut a = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
     if chunks {
         a = a.with_active_chunks();

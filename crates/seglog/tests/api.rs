@@ -430,11 +430,16 @@ async fn a_cancelled_append_becomes_visible_once_durable() {
     let log = open(&fs);
     // Another appender leads a commit round and sits in its fsync (an async appender that
     // finds no leader runs the round itself, within its poll).
+    let writes_before = fs.op_count(seglog::io::sim::Op::Write);
     let leader = {
         let log = log.clone();
         std::thread::spawn(move || log.append_blocking("other", "t", b"leader"))
     };
-    tokio::time::sleep(fsync / 6).await;
+    // Wait until it has written its record (it is in its fsync now): no sleep, a loaded
+    // machine may not have scheduled it yet.
+    while fs.op_count(seglog::io::sim::Op::Write) == writes_before {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Polled once, then dropped: submitted, queued for the next round, then cancelled.
     let polled_once = log.append("e", "t", b"orphan").now_or_never();
     assert!(

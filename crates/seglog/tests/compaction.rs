@@ -43,7 +43,12 @@ fn marker_on_disk(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
-        let bytes = std::fs::read(entry.path()).unwrap();
+        // A background checkpoint's temp file may be renamed between listing and reading.
+        let bytes = match std::fs::read(entry.path()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", entry.path().display()),
+        };
         if bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()) {
             found.push(entry.file_name().to_string_lossy().into_owned());
         }

@@ -86,7 +86,11 @@ async fn close_async_dropped_before_its_first_poll_leaves_the_log_open() {
         _ = std::future::ready(()) => {}
         _ = log.close_async() => panic!("not reached"),
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The close runs on the blocking pool: give a loaded machine time to schedule it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log.is_closed() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         log.is_closed(),
         "close_async's future was dropped and the log is still open (documented: closed either way)"

@@ -11,17 +11,22 @@ use std::time::Duration;
 async fn a_cancelled_append_that_becomes_durable_wakes_a_subscriber() {
     let fs = SimFs::new();
     fs.set_sync_latency(Duration::from_millis(200));
-    let log = Log::open_with_fs(fs, "/log", Options::default()).unwrap();
+    let log = Log::open_with_fs(fs.clone(), "/log", Options::default()).unwrap();
     let mut events = Box::pin(log.subscribe("exec", 0));
     // The subscriber finds nothing and waits.
     assert!(events.next().now_or_never().is_none());
     // Another appender leads a commit round and sits in its fsync (an async appender that
     // finds no leader runs the round itself, within its poll).
+    let writes_before = fs.op_count(seglog::io::sim::Op::Write);
     let leader = {
         let log = log.clone();
         std::thread::spawn(move || log.append_blocking("other", "tenant", b"leader"))
     };
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    // Wait until it has written its record (it is in its fsync now): no sleep, a loaded
+    // machine may not have scheduled it yet.
+    while fs.op_count(seglog::io::sim::Op::Write) == writes_before {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // The append is submitted, queued for the next round, and its caller goes away.
     assert!(log
         .append("exec", "tenant", b"cancelled")
