@@ -422,3 +422,43 @@ async fn local_retention_offloads_shipped_segments_in_the_background() {
     assert_eq!(seen(&b).await, expected);
     b.shutdown().await.unwrap();
 }
+
+/// A directory an interrupted restore left (its `RESTORE_IN_PROGRESS` marker and part of the
+/// log) is restored again by `open_from_bucket`, not "continued" (which would fail: no open
+/// reads such a directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_restores_directory_is_restored_again() {
+    let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("interrupted");
+    let root = tempfile::tempdir().unwrap();
+    let a = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        options(Durability::Remote),
+    )
+    .await
+    .unwrap();
+    append_events(&a, 0, 120).await;
+    let expected = seen(&a).await;
+    let a_dir = a.log().dir().to_path_buf();
+    a.shutdown().await.unwrap();
+    let dir = root.path().join("b");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("RESTORE_IN_PROGRESS"), b"").unwrap();
+    let segment = std::fs::read_dir(&a_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    std::fs::copy(&segment, dir.join(segment.file_name().unwrap())).unwrap();
+    let b = SeglogEventStore::open_from_bucket(bucket, prefix, &dir, options(Durability::Local))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.bucket_opening(),
+        Some(BucketOpening::Restored(_))
+    ));
+    assert_eq!(seen(&b).await, expected);
+    b.shutdown().await.unwrap();
+}

@@ -151,7 +151,7 @@ impl SeglogEventStore {
     /// `options.ship_interval`; with [`Durability::Remote`], every append also waits for its
     /// bytes to be in the bucket). Call inside a tokio runtime.
     ///
-    /// - `dir` absent or empty: **restore** ([`seglog_tier::restore_with`]): claims the log
+    /// - `dir` absent, empty, or left by an interrupted restore: **restore** ([`seglog_tier::restore_with`]): claims the log
     ///   (fencing its previous owner) and downloads it: by default only the sealed
     ///   segments' checkpoints ([`BucketOptions::fetch_segments`]), their events then read
     ///   from the bucket. An empty prefix gives an empty log.
@@ -177,7 +177,7 @@ impl SeglogEventStore {
     ) -> seglog_tier::Result<Self> {
         let dir = dir.into();
         let bucket = store.clone();
-        let (tier, log, opening, restored_read_through) = if holds_files(&dir)? {
+        let (tier, log, opening, restored_read_through) = if holds_a_log(&dir)? {
             let log = seglog::Log::open(&dir, options.log.clone()).await?;
             match continue_log(store, prefix, &log).await {
                 Ok(tier) => (tier, log, BucketOpening::Continued, None),
@@ -281,14 +281,22 @@ async fn continue_log(
 }
 
 /// True when `dir` exists and holds any entry.
-fn holds_files(dir: &std::path::Path) -> seglog_tier::Result<bool> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_some()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(seglog_tier::Error::Io {
-            op: "read_dir",
-            path: dir.to_path_buf(),
-            source: e,
-        }),
-    }
+/// Whether `dir` holds a log to continue: any file, unless it holds the marker of a restore
+/// a crash interrupted (then it is restored again, which clears it).
+fn holds_a_log(dir: &std::path::Path) -> seglog_tier::Result<bool> {
+    let io = |e: std::io::Error| seglog_tier::Error::Io {
+        op: "read_dir",
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    let names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .map_err(io)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let marker = seglog_tier::RESTORE_MARKER_FILE_NAME;
+    Ok(!names.is_empty() && !names.iter().any(|n| n == marker))
 }

@@ -120,6 +120,18 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The directory holds a restore's marker (`RESTORE_IN_PROGRESS`): a restore is writing
+    /// it, or one was interrupted and it may hold part of a log. Run the restore again (it
+    /// clears what the interrupted one left), or remove the directory.
+    #[error(
+        "{} holds an unfinished restore (RESTORE_IN_PROGRESS): restore again, or remove it",
+        dir.display()
+    )]
+    RestoreInProgress {
+        /// The directory.
+        dir: PathBuf,
+    },
+
     /// A backup's destination exists and is not an empty directory. Nothing was written.
     #[error("backup destination {} is not empty", path.display())]
     DestinationNotEmpty {

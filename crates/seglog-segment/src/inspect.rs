@@ -13,14 +13,21 @@ use crate::segment::SegmentInfo;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// The segment files of `dir`, by first LSN.
+/// The segment files of `dir`, by first LSN. Every open, verification and tool lists a log
+/// directory through it.
 ///
 /// # Errors
-/// I/O errors, and a `.seg` file whose name is malformed.
+/// I/O errors, a `.seg` file whose name is malformed, and [`Error::RestoreInProgress`] for a
+/// directory a restore is writing (it may hold part of a log).
 pub fn list_segment_files<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut found = Vec::new();
     for name in names {
+        if name == crate::format::RESTORE_MARKER_FILE_NAME {
+            return Err(Error::RestoreInProgress {
+                dir: dir.to_path_buf(),
+            });
+        }
         match parse_segment_file_name(&name) {
             None => {}
             Some(Ok(first_lsn)) => found.push((first_lsn, dir.join(&name))),

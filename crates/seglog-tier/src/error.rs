@@ -95,10 +95,10 @@ pub enum Error {
     #[error("restore destination {0} is not empty")]
     DestinationNotEmpty(std::path::PathBuf),
 
-    /// The restore destination is a mount point: a restore is written beside it and renamed
-    /// into place, and no rename crosses file systems. Restore into a directory inside it.
-    #[error("restore destination {0} is a mount point: restore into a directory inside it")]
-    DestinationIsMountPoint(std::path::PathBuf),
+    /// Another restore is writing the destination (it holds its `RESTORE_IN_PROGRESS`
+    /// marker). Nothing was done.
+    #[error("another restore is writing {0}")]
+    RestoreRunning(std::path::PathBuf),
 
     /// A local file operation failed.
     #[error("I/O error during {op} on {}: {source}", path.display())]

@@ -69,5 +69,8 @@ pub use restore::{
     fetch_object, fetch_segment, restore, restore_with, FetchSegments, RestoreOptions,
     RestoreReport, Restored,
 };
+/// The file a restore keeps in its directory until its last step (every open refuses such
+/// a directory; a restore into it clears it): docs/format.md §1.
+pub use seglog_segment::format::RESTORE_MARKER_FILE_NAME;
 pub use ship::ShipReport;
 pub use shipper::Shipper;

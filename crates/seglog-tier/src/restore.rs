@@ -1,9 +1,9 @@
 //! Restore: claim the log, download what the newest manifest names (and the active segment's
-//! durable prefix from its chunks) into a staging directory beside the destination, check
-//! every byte against the manifest, add a fresh, empty segment after everything (so the first
-//! append goes to a new segment and no shipped segment changes), rename the staging
-//! directory onto the destination, then open it with the engine's normal recovery. A crash
-//! or an error before the rename leaves the destination as it was (`staging.rs`).
+//! durable prefix from its chunks) into a directory marked `RESTORE_IN_PROGRESS`, check every
+//! byte against the manifest, add a fresh, empty segment after everything (so the first
+//! append goes to a new segment and no shipped segment changes), remove the marker (the
+//! commit point), then open it with the engine's normal recovery. Until then nothing opens
+//! the directory; an error clears it, a crash leaves it for the next restore (`staging.rs`).
 //!
 //! A *lazy* restore ([`FetchSegments::Lazily`]) downloads no sealed segment that has a
 //! checkpoint: it fetches the checkpoint and the segment's 64-byte header (a ranged GET),
@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{ObjectRef, SegmentEntry};
 use crate::objects;
 use crate::read_through::{ReadThrough, ReadThroughOptions};
-use crate::staging::Staging;
+use crate::staging::Restoring;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
@@ -107,17 +107,18 @@ pub struct RestoreReport {
 }
 
 /// Claims the log under `prefix` and restores it into `dir` (which must be absent or
-/// empty, and not a mount point), then opens it with `options`. The previous owner is fenced
-/// from the claim on. The log is written into `.<name>.seglog-restore` beside `dir` and
-/// renamed onto it once whole, so `dir` holds the whole log or nothing it did not hold.
+/// empty, or left by an interrupted restore), then opens it with `options`. The previous
+/// owner is fenced from the claim on. Until the restore's last step, `dir` holds a
+/// `RESTORE_IN_PROGRESS` marker that every open refuses, so it never opens as part of a log.
 /// When the manifest names an active segment (chunk shipping), its durable prefix is
 /// rebuilt from its chunks, which an end marker then closes.
 ///
 /// # Errors
 /// [`Error::DestinationNotEmpty`]; the claim's errors ([`Error::ClaimLost`] …); store
 /// errors; [`Error::Corruption`] when an object is missing or differs from its manifest
-/// entry (nothing is opened then, and the destination is as it was: what was downloaded is
-/// removed); [`Error::DestinationIsMountPoint`]; the log's open errors.
+/// entry (nothing is opened then, and the directory is left empty: what was downloaded is
+/// removed); [`Error::RestoreRunning`] when another restore is writing `dir`; the log's
+/// open errors.
 pub async fn restore(
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -142,16 +143,13 @@ pub async fn restore_with(
     options: seglog::Options,
     restore_options: RestoreOptions,
 ) -> Result<Restored> {
-    let destination = dir.into();
-    check_empty(&destination)?;
-    let staging = {
-        let destination = destination.clone();
-        tokio::task::spawn_blocking(move || Staging::create(&destination))
+    let dir = dir.into();
+    let restoring = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Restoring::begin(&dir))
             .await
             .map_err(|e| Error::Task(e.to_string()))??
     };
-    // Every file is written here; the directory becomes `destination` only once whole.
-    let dir = staging.path().to_path_buf();
     let tier = Tier::claim(store, prefix).await?;
     let manifest = tier.manifest().await;
     let mut report = RestoreReport {
@@ -217,6 +215,10 @@ pub async fn restore_with(
         .collect();
     if let Some(active) = &manifest.active {
         fresh_number = fresh_number.max(active.number);
+        // LSNs below its first were given out (and seen by global readers) even when its
+        // chunks hold no record and it is dropped below: never hand them out again
+        // (review 21).
+        fresh_first_lsn = fresh_first_lsn.max(active.first_lsn);
         if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
             // The active segment becomes a sealed local one before the fresh segment: it
             // must be whole, and the fresh one starts after its last LSN.
@@ -257,8 +259,9 @@ pub async fn restore_with(
     // the manifest names (compaction outputs may be numbered above the active segment), is
     // the last local segment and takes the first append, so no shipped segment changes.
     write_fresh_segment(&dir, fresh_number.saturating_add(1), fresh_first_lsn).await?;
-    // IMPORTANT: the log appears at its destination whole or not at all (review 19).
-    let dir = tokio::task::spawn_blocking(move || staging.publish())
+    // IMPORTANT: the commit point: until the marker goes, nothing opens the directory, so
+    // the log appears there whole or not at all (review 19).
+    tokio::task::spawn_blocking(move || restoring.commit())
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
     let log = seglog::Log::open(dir, options).await?;
@@ -313,21 +316,6 @@ pub async fn restore_with(
         report,
         read_through,
     })
-}
-
-fn check_empty(dir: &FsPath) -> Result<()> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => match entries.next() {
-            None => Ok(()),
-            Some(_) => Err(Error::DestinationNotEmpty(dir.to_path_buf())),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io {
-            op: "read_dir",
-            path: dir.to_path_buf(),
-            source: e,
-        }),
-    }
 }
 
 /// Downloads the segment `entry` names and checks it as [`restore`] does: its length and

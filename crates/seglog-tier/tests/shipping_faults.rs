@@ -256,12 +256,12 @@ async fn a_failed_lazy_restore_leaves_its_destination_as_it_was() {
     a_failed_restore_leaves_its_destination_as_it_was(true).await;
 }
 
-/// A crash during a restore leaves its staging directory (`.<name>.seglog-restore`, marked by
-/// `SEGLOG_RESTORE_STAGING`) beside an untouched destination: the next restore into the same
-/// destination removes it and restores everything. A directory of that name without the
-/// marker is not a restore's: it is refused and left as it is.
+/// A crash during a restore leaves its destination marked (`RESTORE_IN_PROGRESS`, nobody
+/// holding it) beside part of the log: no open, verification or read-only open takes the
+/// directory for a log, and the next restore into it clears it and restores everything. A
+/// destination holding anything else (no marker) is refused and left as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_restores_staging_is_removed_and_a_directory_not_a_restores_is_kept() {
+async fn a_crashed_restores_directory_never_opens_and_the_next_restore_clears_it() {
     let root = tempfile::tempdir().unwrap();
     let (store, tier, log) = setup(root.path()).await;
     tier.ship(&log).await.unwrap();
@@ -270,37 +270,41 @@ async fn a_crashed_restores_staging_is_removed_and_a_directory_not_a_restores_is
 
     // As a crash left it: the marker, part of a log.
     let dir = root.path().join("b");
-    let staging = root.path().join(".b.seglog-restore");
-    std::fs::create_dir(&staging).unwrap();
-    std::fs::write(staging.join("SEGLOG_RESTORE_STAGING"), b"").unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("RESTORE_IN_PROGRESS"), b"").unwrap();
     let first_segment = std::fs::read_dir(root.path().join("a"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "seg"))
         .unwrap();
-    std::fs::copy(
-        &first_segment,
-        staging.join(first_segment.file_name().unwrap()),
-    )
-    .unwrap();
+    std::fs::copy(&first_segment, dir.join(first_segment.file_name().unwrap())).unwrap();
+    let refused = |e: &seglog::Error| {
+        matches!(
+            e,
+            seglog::Error::Segment(seglog_segment::Error::RestoreInProgress { .. })
+        )
+    };
+    let err = seglog::Log::open(&dir, support::options())
+        .await
+        .unwrap_err();
+    assert!(refused(&err), "{err}");
+    let err = seglog::Log::open_read_only(&dir).await.unwrap_err();
+    assert!(refused(&err), "{err}");
+    let err = seglog::verify_dir(&dir).unwrap_err();
+    assert!(refused(&err), "{err}");
     let r = restore_into(&dyn_store, &dir, false).await.unwrap();
-    assert!(!staging.exists(), "the crashed restore's staging is gone");
-    assert!(!dir.join("SEGLOG_RESTORE_STAGING").exists());
+    assert!(!dir.join("RESTORE_IN_PROGRESS").exists());
     assert_eq!(read_restored(r).await, expected);
 
-    // A directory of the staging name that a restore did not make.
+    // A directory holding something a restore did not write.
     let other = root.path().join("c");
-    let not_ours = root.path().join(".c.seglog-restore");
-    std::fs::create_dir(&not_ours).unwrap();
-    std::fs::write(not_ours.join("precious"), b"user data").unwrap();
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("precious"), b"user data").unwrap();
     let err = restore_into(&dyn_store, &other, false).await.unwrap_err();
     assert!(
-        matches!(&err, seglog_tier::Error::DestinationNotEmpty(p) if p.ends_with(".c.seglog-restore")),
+        matches!(&err, seglog_tier::Error::DestinationNotEmpty(p) if p == &other),
         "{err:?}"
     );
-    assert_eq!(
-        std::fs::read(not_ours.join("precious")).unwrap(),
-        b"user data"
-    );
-    assert!(!other.exists());
+    assert_eq!(std::fs::read(other.join("precious")).unwrap(), b"user data");
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
 }

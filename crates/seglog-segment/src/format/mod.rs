@@ -119,6 +119,9 @@ pub const SEGMENT_SUFFIX: &str = ".seg";
 pub const SEGMENT_NAME_DIGITS: usize = 20;
 /// Name of the lock file in a log directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
+/// A file that marks a directory as one a restore is still writing (docs/format.md §1): no
+/// open, verification or tool reads such a directory (it may hold part of a log).
+pub const RESTORE_MARKER_FILE_NAME: &str = "RESTORE_IN_PROGRESS";
 /// Suffix added to a segment's file name while compaction writes it; such a file is not part
 /// of the log until a committed replacement manifest renames it.
 pub const REPLACEMENT_TEMP_SUFFIX: &str = ".compacting";
