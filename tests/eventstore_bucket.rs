@@ -462,3 +462,57 @@ async fn an_interrupted_restores_directory_is_restored_again() {
     assert_eq!(seen(&b).await, expected);
     b.shutdown().await.unwrap();
 }
+
+/// A node whose directory is *ahead* of the bucket (it acknowledged appends it never
+/// shipped, with local durability, before it was lost) and whose log another node took
+/// over and continued: restarting on its stale directory is refused as `Diverged` before it
+/// claims, so the new owner is not fenced (it claimed first, then found the divergence, and
+/// the owner's next appends failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_directory_ahead_of_the_bucket_is_refused_without_claiming() {
+    let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("ahead");
+    let root = tempfile::tempdir().unwrap();
+    let rare_rounds = options(Durability::Local).ship_interval(Duration::from_secs(3600));
+    let a = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        rare_rounds.clone(),
+    )
+    .await
+    .unwrap();
+    append_events(&a, 0, 100).await;
+    a.tier().unwrap().ship(a.log()).await.unwrap();
+    // Acknowledged (durable locally), never shipped: A is lost before its next round.
+    append_events(&a, 100, 250).await;
+    a.log().close().unwrap();
+    // B takes over and appends; its events are in the bucket.
+    let b = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("b"),
+        options(Durability::Remote),
+    )
+    .await
+    .unwrap();
+    append_events(&b, 1000, 1040).await;
+    let newest = b.tier().unwrap().manifest().await;
+    // A restarts on its directory, which reaches further than the bucket: refused, unclaimed.
+    let err = SeglogEventStore::open_from_bucket(
+        bucket.clone(),
+        prefix.clone(),
+        root.path().join("a"),
+        rare_rounds,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+    let still = seglog_tier::latest_manifest(bucket.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.writer_epoch, newest.writer_epoch, "nobody claimed");
+    append_events(&b, 1040, 1050).await;
+    b.shutdown().await.unwrap();
+}

@@ -158,9 +158,10 @@ impl SeglogEventStore {
     /// - `dir` holds a log: **continue** it, as the owner restarting with its directory.
     ///   The log is claimed again (fencing any other owner) and a first ship round checks
     ///   that it continues the bucket's ([`seglog_tier::Error::Diverged`] otherwise, and the
-    ///   store is not opened). Before claiming, a log that does not reach the bucket's last
-    ///   shipped LSN is refused as `Diverged` without claiming (it cannot be the owner's);
-    ///   other divergence is only found after the claim. A node whose log another node
+    ///   store is not opened). Before claiming, the same check runs read-only
+    ///   ([`seglog_tier::check_continues`]): a log behind the bucket, or one with segments
+    ///   where the bucket names others (a node whose log another took over and continued),
+    ///   is refused as `Diverged` without fencing the owner. A node whose log another node
     ///   took over must not reopen its old directory: delete it, and restore.
     ///
     /// With [`BucketOptions::keep_local_segments`], each background ship round is followed by
@@ -265,22 +266,15 @@ async fn continue_log(
     prefix: ObjectPath,
     log: &seglog::Log,
 ) -> seglog_tier::Result<Tier> {
-    if let Some(newest) = seglog_tier::latest_manifest(store.as_ref(), &prefix).await? {
-        let local_last = log.segments().iter().map(|s| s.last_lsn).max().unwrap_or(0);
-        if local_last < newest.last_lsn() {
-            return Err(seglog_tier::Error::Diverged(format!(
-                "the local log ends at LSN {local_last}, the bucket's shipped segments at {}: \
-                 another node owns the log now (not claimed)",
-                newest.last_lsn()
-            )));
-        }
-    }
+    // IMPORTANT: before the claim, which would fence whoever owns the log now: a directory
+    // behind the bucket, or ahead of it with segments the bucket's owner does not have (a
+    // node whose log another took over and continued), is refused unclaimed.
+    seglog_tier::check_continues(store.as_ref(), &prefix, log).await?;
     let tier = Tier::claim(store, prefix).await?.with_active_chunks();
     tier.ship(log).await?;
     Ok(tier)
 }
 
-/// True when `dir` exists and holds any entry.
 /// Whether `dir` holds a log to continue: any file, unless it holds the marker of a restore
 /// a crash interrupted (then it is restored again, which clears it).
 fn holds_a_log(dir: &std::path::Path) -> seglog_tier::Result<bool> {

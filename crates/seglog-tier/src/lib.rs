@@ -72,5 +72,5 @@ pub use restore::{
 /// The file a restore keeps in its directory until its last step (every open refuses such
 /// a directory; a restore into it clears it): docs/format.md §1.
 pub use seglog_segment::format::RESTORE_MARKER_FILE_NAME;
-pub use ship::ShipReport;
+pub use ship::{check_continues, ShipReport};
 pub use shipper::Shipper;

@@ -160,6 +160,32 @@ fn same_segment(entry: &SegmentEntry, info: &SegmentInfo) -> bool {
         && entry.segment.len == info.data_end
 }
 
+/// Before claiming a log to continue it from a local directory: fails with
+/// [`Error::Diverged`] unless `log` continues the log the newest manifest under `prefix`
+/// describes (the divergence check a ship round makes, read-only; the active segment's
+/// chunks are not read). A node whose log another node took over and wrote to fails here,
+/// before its claim would fence that node (the check the first ship round makes after the
+/// claim comes too late for that).
+///
+/// # Errors
+/// [`Error::Diverged`]; store errors reading the manifest; I/O errors reading segment
+/// headers.
+pub async fn check_continues(
+    store: &dyn object_store::ObjectStore,
+    prefix: &object_store::path::Path,
+    log: &seglog::Log,
+) -> Result<()> {
+    let Some(manifest) = objects::latest_manifest(store, prefix).await? else {
+        return Ok(());
+    };
+    let listed = crate::read_through::shipped_listing(log);
+    // `Changed` (a compaction moved a segment meanwhile) is left to the round after the
+    // claim, which checks again.
+    blocking(move || divergence::check(&manifest, &listed, None, read_compacted_flag))
+        .await
+        .map(|_| ())
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
