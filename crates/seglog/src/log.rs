@@ -458,9 +458,11 @@ impl<F: FileSystem> Log<F> {
         self.shared.segments.poisoned().is_some()
     }
 
-    /// How many times compaction has moved records since open (readers holding positions
-    /// or records read ahead compare it).
-    pub(crate) fn layout_epoch(&self) -> u64 {
+    /// How many times the segment layout changed since open in a way a reader that listed
+    /// or looked up segments before must notice: a compaction moved records, a rehydration
+    /// moved a segment from the offloaded table to the local one. Readers holding positions,
+    /// records read ahead, or listings compare it and read again when it moved.
+    pub fn layout_epoch(&self) -> u64 {
         self.shared.layout_epoch.load(Ordering::Acquire)
     }
 

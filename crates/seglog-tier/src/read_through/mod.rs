@@ -214,13 +214,9 @@ impl ReadThrough {
 }
 
 /// The log's segments as a ship round lists them: its local segments and its offloaded
-/// ones (sealed, already named by the manifest: the round keeps naming them), in log order.
+/// ones (sealed, already named by the manifest: the round keeps naming them), in log order,
+/// from one consistent listing (`Log::all_segments`: two separate listings miss a segment a
+/// rehydration moves between them, and the round would drop it from the manifest).
 pub(crate) fn shipped_listing(log: &seglog::Log) -> Vec<seglog::SegmentInfo> {
-    let mut all = log.segments();
-    all.extend(log.offloaded_segments().iter().map(|s| s.info(log.dir())));
-    all.sort_by_key(|s| s.first_lsn);
-    // An offload between the two listings puts its segment in both (it enters the
-    // offloaded table before it leaves the segment table): name it once.
-    all.dedup_by(|a, b| a.number == b.number);
-    all
+    log.all_segments()
 }

@@ -134,21 +134,20 @@ impl<F: FileSystem> Log<F> {
         self.retry_on_relayout(|| self.try_latest_lsn())
     }
 
-    /// Runs `read` again when it failed because a compaction replaced segments meanwhile.
-    /// Positions are LSNs, which compaction keeps, so the retry reads the same records.
+    /// Runs `read` again when the layout changed while it ran: a compaction replaced
+    /// segments (it may have failed on them), or a rehydration moved a segment between the
+    /// offloaded and the local tables (it may have *succeeded* without its records, having
+    /// missed it in both: review 22). Positions are LSNs, which both keep, so the retry
+    /// reads the same records.
     fn retry_on_relayout<T>(&self, read: impl Fn() -> Result<T>) -> Result<T> {
         loop {
             let epoch = self.shared.layout_epoch.load(Ordering::Acquire);
-            match read() {
-                Err(e) => {
-                    // Compaction swaps the segment table and bumps the epoch under the index's
-                    // write lock: once we hold its read lock, a swap we tripped over shows.
-                    drop(self.shared.index.read());
-                    if self.shared.layout_epoch.load(Ordering::Acquire) == epoch {
-                        return Err(e);
-                    }
-                }
-                done => return done,
+            let done = read();
+            // Compaction swaps the segment table and bumps the epoch under the index's write
+            // lock: once we hold its read lock, a swap we tripped over shows.
+            drop(self.shared.index.read());
+            if self.shared.layout_epoch.load(Ordering::Acquire) == epoch {
+                return done;
             }
         }
     }

@@ -243,6 +243,38 @@ impl<F: FileSystem> Log<F> {
         *self.shared.offloaded.source.write() = Some(source);
     }
 
+    /// Every segment of the log, local and offloaded, in log order, each once: one
+    /// consistent listing (taken again when a rehydration moved a segment meanwhile, which
+    /// two separate listings could miss in both; an offload meanwhile lists its segment in
+    /// both, and it is named once).
+    pub fn all_segments(&self) -> Vec<SegmentInfo> {
+        loop {
+            let epoch = self
+                .shared
+                .layout_epoch
+                .load(std::sync::atomic::Ordering::Acquire);
+            let mut all = self.shared.segments.segments();
+            all.extend(
+                self.shared
+                    .offloaded
+                    .list()
+                    .iter()
+                    .map(|s| s.info(&self.shared.dir)),
+            );
+            if self
+                .shared
+                .layout_epoch
+                .load(std::sync::atomic::Ordering::Acquire)
+                != epoch
+            {
+                continue;
+            }
+            all.sort_by_key(|s| s.first_lsn);
+            all.dedup_by(|a, b| a.number == b.number);
+            return all;
+        }
+    }
+
     /// The offloaded segments, in log order: sealed segments whose file left the directory
     /// (their records are read through the [`SegmentSource`]).
     pub fn offloaded_segments(&self) -> Vec<OffloadedSegment> {

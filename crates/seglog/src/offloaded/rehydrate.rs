@@ -9,8 +9,9 @@
 //!    offload and finishes it (removes the file): the segment stays offloaded;
 //! 3. the stub is removed and the directory fsynced: **the commit point**. After it, the
 //!    next open finds a local sealed segment, indexed from its checkpoint (which stayed);
-//! 4. the segment enters the segment table, then leaves the offloaded table (a read that
-//!    misses the one finds the other).
+//! 4. the segment enters the segment table, the layout epoch moves, then it leaves the
+//!    offloaded table (a read or listing that misses it in both sees the epoch moved and
+//!    reads again).
 
 use super::stub;
 use crate::log::Log;
@@ -95,6 +96,8 @@ impl<F: FileSystem + Clone> Log<F> {
 
     /// The rehydration, with the compaction lock held by the caller.
     pub(crate) fn rehydrate_locked(&self, number: u64) -> Result<()> {
+        // Again under the compaction lock: a close meanwhile released the directory.
+        self.check_open()?;
         let Some(segment) = self.shared.offloaded.get(number) else {
             return Err(Error::InvalidOptions(format!(
                 "segment {number} is not offloaded"
@@ -172,7 +175,15 @@ impl<F: FileSystem + Clone> Log<F> {
         self.shared
             .segments
             .adopt_sealed_segment(&path, segment.last_lsn)?;
+        // IMPORTANT: between the two tables' changes, so that a reader that missed the
+        // segment in the local table (before) and in the offloaded one (after) sees the
+        // layout moved and reads again (review 22: a ship round's listing, a global read).
+        self.shared
+            .layout_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.shared.offloaded.remove(number);
+        // Its blocks are of no use now (and an erasure is about to rewrite it).
+        source.forget(&segment);
         tracing::info!(segment = number, "segment rehydrated");
         Ok(())
     }
