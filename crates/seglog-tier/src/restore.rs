@@ -150,115 +150,143 @@ pub async fn restore_with(
             .await
             .map_err(|e| Error::Task(e.to_string()))??
     };
-    let tier = Tier::claim(store, prefix).await?;
-    let manifest = tier.manifest().await;
-    let mut report = RestoreReport {
-        manifest_id: manifest.manifest_id,
-        last_lsn: manifest.last_lsn(),
-        ..RestoreReport::default()
-    };
-    let lazy = restore_options.fetch_segments == FetchSegments::Lazily
-        && manifest.segments.iter().any(|e| e.checkpoint.is_some());
-    // Where the fresh segment starts: after every LSN and first LSN restored.
-    let mut fresh_first_lsn = manifest
-        .segments
-        .iter()
-        .map(|e| e.last_lsn.max(e.first_lsn))
-        .max()
-        .unwrap_or(0)
-        .saturating_add(1);
-    let mut fresh_number = manifest
-        .segments
-        .iter()
-        .map(|e| e.number)
-        .max()
-        .unwrap_or(0);
-    let mut offloaded_numbers = Vec::new();
-    for entry in &manifest.segments {
-        if lazy {
-            if let Some(checkpoint) = &entry.checkpoint {
-                let bytes = restore_lazily(tier.store().as_ref(), &dir, entry, checkpoint).await?;
-                report.segments_offloaded += 1;
-                report.checkpoints += 1;
-                report.bytes += bytes;
-                offloaded_numbers.push(entry.number);
-                continue;
+    // Everything up to the commit point; on an error, what was written is removed (every
+    // write it started has ended: each is awaited).
+    let staged = async {
+        let tier = Tier::claim(store, prefix).await?;
+        let manifest = tier.manifest().await;
+        let mut report = RestoreReport {
+            manifest_id: manifest.manifest_id,
+            last_lsn: manifest.last_lsn(),
+            ..RestoreReport::default()
+        };
+        let lazy = restore_options.fetch_segments == FetchSegments::Lazily
+            && manifest.segments.iter().any(|e| e.checkpoint.is_some());
+        // Where the fresh segment starts: after every LSN and first LSN restored.
+        let mut fresh_first_lsn = manifest
+            .segments
+            .iter()
+            .map(|e| e.last_lsn.max(e.first_lsn))
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let mut fresh_number = manifest
+            .segments
+            .iter()
+            .map(|e| e.number)
+            .max()
+            .unwrap_or(0);
+        let mut offloaded_numbers = Vec::new();
+        for entry in &manifest.segments {
+            if lazy {
+                if let Some(checkpoint) = &entry.checkpoint {
+                    let bytes =
+                        restore_lazily(tier.store().as_ref(), &dir, entry, checkpoint).await?;
+                    report.segments_offloaded += 1;
+                    report.checkpoints += 1;
+                    report.bytes += bytes;
+                    offloaded_numbers.push(entry.number);
+                    continue;
+                }
             }
-        }
-        let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
-        // Commit markers included: the fresh segment starts after every LSN the segment
-        // holds, whatever its manifest entry says.
-        let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
-        fresh_first_lsn = fresh_first_lsn.max(analysis.last_lsn_with_markers.saturating_add(1));
-        write_file(
-            &dir,
-            &seglog_segment::format::segment_file_name(entry.first_lsn),
-            &bytes,
-        )
-        .await?;
-        report.segments += 1;
-        report.bytes += bytes.len() as u64;
-        if let Some(checkpoint) = &entry.checkpoint {
-            let bytes = fetch_object(tier.store().as_ref(), checkpoint).await?;
-            let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
-            write_file(&dir, &name, &bytes).await?;
-            report.checkpoints += 1;
-            report.bytes += bytes.len() as u64;
-        }
-    }
-    // The active segment's durable prefix, from its chunks (after which the previous owner
-    // can upload none: an end marker closes them).
-    let mut expected: Vec<(u64, u64, u64, u64)> = manifest
-        .segments
-        .iter()
-        .map(|e| (e.number, e.first_lsn, e.record_salt, e.segment.len))
-        .collect();
-    if let Some(active) = &manifest.active {
-        fresh_number = fresh_number.max(active.number);
-        // LSNs below its first were given out (and seen by global readers) even when its
-        // chunks hold no record and it is dropped below: never hand them out again
-        // (review 21).
-        fresh_first_lsn = fresh_first_lsn.max(active.first_lsn);
-        if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
-            // The active segment becomes a sealed local one before the fresh segment: it
-            // must be whole, and the fresh one starts after its last LSN.
+            let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
+            // Commit markers included: the fresh segment starts after every LSN the segment
+            // holds, whatever its manifest entry says.
             let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
-            if let Some(damage) = &analysis.damage {
+            // A sealed segment is whole records to its last byte: checked here, before the
+            // commit point, not by the open after it (review 23: a segment with zeros after
+            // its records, CRC as the manifest says, failed only the post-open check).
+            if analysis.damage.is_some() || analysis.data_end != bytes.len() as u64 {
                 return Err(Error::corruption(
-                    &crate::keys::chunk_folder(tier.prefix(), active),
-                    format!("the rebuilt active segment is damaged: {damage:?}"),
+                    &Path::from(entry.segment.key.as_str()),
+                    format!(
+                        "not a whole sealed segment: intact to byte {} of {} ({:?})",
+                        analysis.data_end,
+                        bytes.len(),
+                        analysis.damage
+                    ),
                 ));
             }
-            // Commit markers included: a segment of markers alone (clean closes with no
-            // append since the roll) has LSNs the fresh one must not take (review 19).
-            fresh_first_lsn = fresh_first_lsn
-                .max(analysis.last_lsn_with_markers.saturating_add(1))
-                .max(active.first_lsn.saturating_add(1));
-            let name = seglog_segment::format::segment_file_name(active.first_lsn);
-            write_file(&dir, &name, &bytes).await?;
-            report.active_bytes = bytes.len() as u64;
+            fresh_first_lsn = fresh_first_lsn.max(analysis.last_lsn_with_markers.saturating_add(1));
+            write_file(
+                &dir,
+                &seglog_segment::format::segment_file_name(entry.first_lsn),
+                &bytes,
+            )
+            .await?;
+            report.segments += 1;
             report.bytes += bytes.len() as u64;
-            expected.push((
-                active.number,
-                active.first_lsn,
-                active.record_salt,
-                bytes.len() as u64,
-            ));
-        } else {
-            // No record in its chunks (it was empty when it was named, or its owner was
-            // lost before chunk 0), and the end marker keeps it so: the restored log will
-            // not have it, so the manifest stops naming it (review 14).
-            tier.forget_empty_active(active).await?;
+            if let Some(checkpoint) = &entry.checkpoint {
+                let bytes = fetch_object(tier.store().as_ref(), checkpoint).await?;
+                let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
+                write_file(&dir, &name, &bytes).await?;
+                report.checkpoints += 1;
+                report.bytes += bytes.len() as u64;
+            }
         }
+        // The active segment's durable prefix, from its chunks (after which the previous owner
+        // can upload none: an end marker closes them).
+        let mut expected: Vec<(u64, u64, u64, u64)> = manifest
+            .segments
+            .iter()
+            .map(|e| (e.number, e.first_lsn, e.record_salt, e.segment.len))
+            .collect();
+        if let Some(active) = &manifest.active {
+            fresh_number = fresh_number.max(active.number);
+            // LSNs below its first were given out (and seen by global readers) even when its
+            // chunks hold no record and it is dropped below: never hand them out again
+            // (review 21).
+            fresh_first_lsn = fresh_first_lsn.max(active.first_lsn);
+            if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
+                // The active segment becomes a sealed local one before the fresh segment: it
+                // must be whole, and the fresh one starts after its last LSN.
+                let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
+                if let Some(damage) = &analysis.damage {
+                    return Err(Error::corruption(
+                        &crate::keys::chunk_folder(tier.prefix(), active),
+                        format!("the rebuilt active segment is damaged: {damage:?}"),
+                    ));
+                }
+                // Commit markers included: a segment of markers alone (clean closes with no
+                // append since the roll) has LSNs the fresh one must not take (review 19).
+                fresh_first_lsn = fresh_first_lsn
+                    .max(analysis.last_lsn_with_markers.saturating_add(1))
+                    .max(active.first_lsn.saturating_add(1));
+                let name = seglog_segment::format::segment_file_name(active.first_lsn);
+                write_file(&dir, &name, &bytes).await?;
+                report.active_bytes = bytes.len() as u64;
+                report.bytes += bytes.len() as u64;
+                expected.push((
+                    active.number,
+                    active.first_lsn,
+                    active.record_salt,
+                    bytes.len() as u64,
+                ));
+            } else {
+                // No record in its chunks (it was empty when it was named, or its owner was
+                // lost before chunk 0), and the end marker keeps it so: the restored log will
+                // not have it, so the manifest stops naming it (review 14).
+                tier.forget_empty_active(active).await?;
+            }
+        }
+        // IMPORTANT: the last restored segment would otherwise be the active one, and the first
+        // append would change a segment the manifest names (or the previous owner's chunks hold).
+        // And the open refuses offloaded segments after the last local segment or numbered at or
+        // above a local one (format.md §7), and the writer numbers new segments from the highest
+        // local number. So a fresh, empty segment after everything, numbered above every segment
+        // the manifest names (compaction outputs may be numbered above the active segment), is
+        // the last local segment and takes the first append, so no shipped segment changes.
+        write_fresh_segment(&dir, fresh_number.saturating_add(1), fresh_first_lsn).await?;
+        Ok::<_, Error>((tier, manifest, report, lazy, offloaded_numbers, expected))
     }
-    // IMPORTANT: the last restored segment would otherwise be the active one, and the first
-    // append would change a segment the manifest names (or the previous owner's chunks hold).
-    // And the open refuses offloaded segments after the last local segment or numbered at or
-    // above a local one (format.md §7), and the writer numbers new segments from the highest
-    // local number. So a fresh, empty segment after everything, numbered above every segment
-    // the manifest names (compaction outputs may be numbered above the active segment), is
-    // the last local segment and takes the first append, so no shipped segment changes.
-    write_fresh_segment(&dir, fresh_number.saturating_add(1), fresh_first_lsn).await?;
+    .await;
+    let (tier, manifest, mut report, lazy, offloaded_numbers, expected) = match staged {
+        Ok(staged) => staged,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || restoring.abandon()).await;
+            return Err(e);
+        }
+    };
     // IMPORTANT: the commit point: until the marker goes, nothing opens the directory, so
     // the log appears there whole or not at all (review 19).
     tokio::task::spawn_blocking(move || restoring.commit())

@@ -3,27 +3,32 @@
 //! A restore writes many files, and a directory holding some of them could open as a log
 //! that is not the one the bucket holds (review 19: everything but the last step opened with
 //! the shipped active segment still active, and every later ship failed with `Conflict`). So
-//! a restore first puts `RESTORE_IN_PROGRESS` in the directory (durably, locked with `flock`
-//! for as long as it runs), then writes the log, then removes the marker: the commit point.
-//! Every open, verification and tool refuses a directory holding the marker (the segment
-//! layer's `list_segment_files`). A restore that fails removes what it wrote, the marker
-//! last; one a crash interrupted leaves the marker, unlocked, and the next restore into the
-//! same directory clears it. This is PostgreSQL's way with `backup_label`: a file in the data
-//! directory says it is not yet a database.
+//! a restore first takes the directory's `LOCK` (the engine's own directory lock, so no log
+//! is open there and no other restore runs there while it holds it), puts
+//! `RESTORE_IN_PROGRESS` in the directory (durably), writes the log, then removes the marker:
+//! the commit point. Every open, verification and tool refuses a directory holding the
+//! marker (the segment layer's `list_segment_files`). A restore that fails removes what it
+//! wrote, the marker last; one a crash interrupted, or whose future was dropped (a blocking
+//! write may still land), leaves the marker, and the next restore into the same directory
+//! clears it. This is PostgreSQL's way with `backup_label`: a file in the data directory says
+//! it is not yet a database.
 //!
 //! Writing in place (not beside, then renaming) keeps the directory the operator made: its
 //! permissions, owner, ACLs, a mount or bind mount on it, a process's working directory in it
 //! (review 21).
 
 use crate::error::{Error, Result};
-use seglog_segment::format::RESTORE_MARKER_FILE_NAME;
+use seglog_segment::format::{LOCK_FILE_NAME, RESTORE_MARKER_FILE_NAME};
 use std::path::{Path, PathBuf};
 
-/// A directory being restored into, its marker held.
+/// A directory being restored into: its `LOCK` held, its marker in place.
 #[derive(Debug)]
 pub(crate) struct Restoring {
     dir: PathBuf,
-    marker: Option<std::fs::File>,
+    /// The directory lock (`LOCK`, `flock`), held until the restore commits or gives up.
+    lock: Option<std::fs::File>,
+    /// `LOCK` was created by this restore (a failed one removes it too).
+    created_lock: bool,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -81,11 +86,11 @@ fn entries(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
         .collect()
 }
 
-/// Removes every entry of `dir` but the marker (a restore's files: regular files only; a
-/// directory in it is not a restore's, and is refused).
+/// Removes every entry of `dir` but the marker and `LOCK` (a restore's files: regular files
+/// only; a directory in it is not a restore's, and is refused).
 fn clear_all_but_marker(dir: &Path) -> Result<()> {
     for name in entries(dir)? {
-        if name == RESTORE_MARKER_FILE_NAME {
+        if name == RESTORE_MARKER_FILE_NAME || name == LOCK_FILE_NAME {
             continue;
         }
         let path = dir.join(&name);
@@ -94,86 +99,69 @@ fn clear_all_but_marker(dir: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
-/// Whether `file` (open) is still the file at `path` (not unlinked or replaced meanwhile).
-#[cfg(unix)]
-fn is_still_at(file: &std::fs::File, path: &Path) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata().map_err(io("stat", path))?;
-    match std::fs::metadata(path) {
-        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io("stat", path)(e)),
-    }
-}
-
-#[cfg(not(unix))]
-fn is_still_at(_file: &std::fs::File, path: &Path) -> Result<bool> {
-    Ok(path.exists())
-}
-
 impl Restoring {
-    /// Takes `dir` for a restore: creates it when absent (durably), or accepts it empty, or
-    /// holding an interrupted restore's leftovers (its marker, which nobody holds: they are
-    /// removed); then the marker is created, locked, and made durable. Blocking.
+    /// Takes `dir` for a restore: creates it when absent (durably), takes its `LOCK`, and
+    /// accepts it empty (but for `LOCK`), or holding an interrupted restore's leftovers (its
+    /// marker: they are removed); then the marker is created and made durable. Blocking.
     ///
     /// # Errors
     /// [`Error::DestinationNotEmpty`] for a directory holding anything but a restore's
-    /// files; [`Error::RestoreRunning`] when another restore holds the marker; I/O errors.
+    /// files (nothing in it is touched); [`Error::RestoreRunning`] when another restore,
+    /// or an open log, holds its `LOCK`; I/O errors.
     pub(crate) fn begin(dir: &Path) -> Result<Self> {
         create_dir_durably(dir)?;
-        let marker_path = dir.join(RESTORE_MARKER_FILE_NAME);
-        // Bounded: a retry only follows a marker removed under us (a restore finishing).
-        for _ in 0..8 {
-            let listed = entries(dir)?;
-            let had_marker = listed.iter().any(|n| n == RESTORE_MARKER_FILE_NAME);
-            if !had_marker && !listed.is_empty() {
-                return Err(Error::DestinationNotEmpty(dir.to_path_buf()));
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let lock_existed = lock_path.exists();
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("create", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::RestoreRunning(dir.to_path_buf()))
             }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&marker_path)
-                .map_err(io("create", &marker_path))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::RestoreRunning(dir.to_path_buf()))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(io("flock", &marker_path)(e)),
-            }
-            // IMPORTANT: a restore that finished meanwhile unlinked the marker we opened;
-            // locking that file proves nothing, and its directory is a whole log now.
-            if !is_still_at(&file, &marker_path)? {
-                continue;
-            }
-            let restoring = Restoring {
-                dir: dir.to_path_buf(),
-                marker: Some(file),
-            };
-            if had_marker {
-                tracing::warn!(dir = %dir.display(), "clearing what an interrupted restore left");
-            }
-            // Whatever is here besides the marker is an interrupted restore's (it is ours to
-            // remove now that we hold the marker), or appeared since the listing: a log
-            // another process is writing there without a marker.
-            let now = entries(dir)?;
-            if !had_marker && now.iter().any(|n| n != RESTORE_MARKER_FILE_NAME) {
-                return Err(Error::DestinationNotEmpty(dir.to_path_buf()));
-            }
-            clear_all_but_marker(dir)?;
-            // IMPORTANT: the marker is durable before any file of the log is written.
-            if let Some(f) = &restoring.marker {
-                f.sync_all().map_err(io("sync", &marker_path))?;
-            }
-            sync_dir(dir)?;
-            return Ok(restoring);
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("flock", &lock_path)(e)),
         }
-        Err(Error::RestoreRunning(dir.to_path_buf()))
+        // With the lock held, nothing else writes here: what the listing shows stays.
+        let listed = entries(dir)?;
+        let marked = listed.iter().any(|n| n == RESTORE_MARKER_FILE_NAME);
+        let others = listed
+            .iter()
+            .any(|n| n != RESTORE_MARKER_FILE_NAME && n != LOCK_FILE_NAME);
+        if others && !marked {
+            // IMPORTANT: someone's files (a log): refused, nothing of theirs touched.
+            if !lock_existed {
+                let _ = std::fs::remove_file(&lock_path);
+            }
+            return Err(Error::DestinationNotEmpty(dir.to_path_buf()));
+        }
+        if marked {
+            tracing::warn!(dir = %dir.display(), "clearing what an interrupted restore left");
+            clear_all_but_marker(dir)?;
+        }
+        let marker_path = dir.join(RESTORE_MARKER_FILE_NAME);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&marker_path)
+            .and_then(|f| f.sync_all())
+            .map_err(io("create", &marker_path))?;
+        // IMPORTANT: the marker is durable before any file of the log is written.
+        sync_dir(dir)?;
+        Ok(Restoring {
+            dir: dir.to_path_buf(),
+            lock: Some(lock),
+            created_lock: !lock_existed,
+        })
     }
 
     /// The commit point: the restore's files are durable (the caller fdatasynced each); the
-    /// directory is fsynced, the marker removed, the directory fsynced again. Blocking.
+    /// directory is fsynced, the marker removed, the directory fsynced again, and the lock
+    /// released (for the log's own open). Blocking.
     ///
     /// # Errors
     /// I/O errors (the marker may then still be there: the directory is refused until a
@@ -182,26 +170,27 @@ impl Restoring {
         sync_dir(&self.dir)?;
         let marker_path = self.dir.join(RESTORE_MARKER_FILE_NAME);
         std::fs::remove_file(&marker_path).map_err(io("remove", &marker_path))?;
-        // From here on the directory is a log: Drop must not clear it.
-        self.marker.take();
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.lock.take();
+        Ok(())
     }
-}
 
-impl Drop for Restoring {
-    /// A restore that failed removes what it wrote, the marker last, so the directory is as
-    /// it was (empty). A crash leaves it for the next restore.
-    fn drop(&mut self) {
-        if self.marker.is_none() {
-            return;
-        }
+    /// A restore that failed (every write it started has ended): removes what it wrote,
+    /// then the marker, so the directory is as it was (empty). Blocking; best effort (what
+    /// stays is marked, and the next restore clears it).
+    pub(crate) fn abandon(mut self) {
         let cleared = clear_all_but_marker(&self.dir).and_then(|()| {
             let marker_path = self.dir.join(RESTORE_MARKER_FILE_NAME);
             std::fs::remove_file(&marker_path).map_err(io("remove", &marker_path))?;
+            if self.created_lock {
+                let lock_path = self.dir.join(LOCK_FILE_NAME);
+                std::fs::remove_file(&lock_path).map_err(io("remove", &lock_path))?;
+            }
             sync_dir(&self.dir)
         });
         if let Err(e) = cleared {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot clear a failed restore's files");
         }
+        self.lock.take();
     }
 }
