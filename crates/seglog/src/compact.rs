@@ -32,7 +32,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CompactOptions {
-    /// Count what would be reclaimed, change nothing. Default: false.
+    /// Count what would be reclaimed, change nothing. Default: false. Over offloaded
+    /// segments (with a segment source set), the counts of executions and events are the
+    /// real run's, and the byte figures cover the local segments only (the real run
+    /// rehydrates the offloaded ones first).
     pub dry_run: bool,
     /// Largest segment compaction writes, in bytes. Default (`None`): the log's
     /// `segment_size_bytes`.
@@ -273,7 +276,15 @@ impl<F: FileSystem + Clone> Log<F> {
             // Offloaded segments are never rewritten: an execution with records in one is
             // skipped by automatic retention, and an explicit plan that drops it is refused
             // (docs/scale-out.md, "Read-through").
-            if let Some((id, segment)) = self.offloaded_records_of(&index, &doomed).first() {
+            // A dry run with a source set previews the erasure the real run (which
+            // rehydrates first) carries out: its counts are the index's; its byte figures
+            // cover the local segments (review 22).
+            let previewed = options.dry_run && self.shared.offloaded.has_source();
+            if let Some((id, segment)) = self
+                .offloaded_records_of(&index, &doomed)
+                .first()
+                .filter(|_| !previewed)
+            {
                 if !automatic {
                     tracing::warn!(execution = %id, segment, "compaction refused: records in an offloaded segment");
                     return Err(Error::Offloaded {
@@ -364,6 +375,11 @@ impl<F: FileSystem + Clone> Log<F> {
                     .iter()
                     .filter(|n| infos.iter().any(|i| i.number == **n && i.sealed)),
             );
+            // Only a dry run gets here with records in offloaded segments (see step 1): it
+            // reads none of them.
+            if options.dry_run {
+                chosen.retain(|n| self.shared.offloaded.get(*n).is_none());
+            }
             chosen
         };
         if chosen.is_empty() {

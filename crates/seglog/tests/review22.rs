@@ -189,3 +189,43 @@ fn a_global_read_racing_a_rehydration_returns_ok_without_the_segments_records() 
     }
     log.close().unwrap();
 }
+
+/// Finding 2. An explicit erasure over offloaded segments rehydrates them first, but only
+/// when it is not a dry run: a dry run of the very plan the real run carries out failed
+/// with `Error::Offloaded` (step 1 still refused records in offloaded segments), so the
+/// preview of an erasure (`CompactOptions::dry_run`) could not be had once segments were
+/// offloaded. Fixed: with a source set, the dry run counts what the real run drops (its
+/// byte figures cover the local segments).
+#[test]
+fn a_dry_run_of_an_erasure_over_offloaded_segments_counts_what_the_real_run_drops() {
+    let (fs, source, _expected) = shipped_log();
+    let log = open(&fs, &source).unwrap();
+    let active = log.segments().last().unwrap().number;
+    for s in log
+        .segments()
+        .into_iter()
+        .filter(|s| s.sealed && s.number < active)
+    {
+        log.offload_segment(s.number, &target(&source, s.number))
+            .unwrap();
+    }
+    assert!(log.offloaded_segments().len() >= 3);
+    let plan = seglog::compaction::policy::drop_tenant(&log.compaction_view(false).unwrap(), "t1");
+    let dry = log.compact_blocking(
+        &plan,
+        seglog::CompactOptions::default().dry_run(true),
+        &mut |_, _| {},
+    );
+    let real = log
+        .compact_blocking(&plan, seglog::CompactOptions::default(), &mut |_, _| {})
+        .unwrap();
+    assert!(real.executions_dropped >= 2, "{real:?}");
+    let dry = dry.unwrap_or_else(|e| {
+        panic!(
+            "the dry run of an erasure the real run carries out ({} executions) failed: {e}",
+            real.executions_dropped
+        )
+    });
+    assert_eq!(dry.executions_dropped, real.executions_dropped);
+    log.close().unwrap();
+}

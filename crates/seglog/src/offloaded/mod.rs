@@ -217,6 +217,11 @@ impl Offloaded {
         all
     }
 
+    /// Whether a source to read offloaded segments through is set.
+    pub fn has_source(&self) -> bool {
+        self.source.read().is_some()
+    }
+
     /// Forgets a segment that came back to the directory (a rehydration).
     fn remove(&self, number: u64) {
         self.segments.write().remove(&number);
