@@ -275,8 +275,8 @@ async fn continue_log(
     Ok(tier)
 }
 
-/// Whether `dir` holds a log to continue: any file, unless it holds the marker of a restore
-/// a crash interrupted (then it is restored again, which clears it).
+/// Whether `dir` holds a log to continue: any file but `LOCK`, unless it holds the marker of
+/// a restore a crash interrupted (then it is restored again, which clears it).
 fn holds_a_log(dir: &std::path::Path) -> seglog_tier::Result<bool> {
     let io = |e: std::io::Error| seglog_tier::Error::Io {
         op: "read_dir",
@@ -291,6 +291,7 @@ fn holds_a_log(dir: &std::path::Path) -> seglog_tier::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(io(e)),
     };
+    // `LOCK` alone (left by a failed restore, or an open that was refused) is no log.
     let marker = seglog_tier::RESTORE_MARKER_FILE_NAME;
-    Ok(!names.is_empty() && !names.iter().any(|n| n == marker))
+    Ok(names.iter().any(|n| n != "LOCK") && !names.iter().any(|n| n == marker))
 }

@@ -136,6 +136,11 @@ pub async fn restore(
 /// As [`restore`]; for a lazy restore also [`Error::Corruption`] when a checkpoint fails
 /// its own checks against the segment, or a segment's header (or its object's length)
 /// differs from the manifest entry; [`Error::Io`] when the read-through cannot start.
+///
+/// # Cancel safety
+/// The restore runs as a task of its own: dropping the future does not stop it halfway (a
+/// write it started would otherwise land after its directory lock was released: review 24);
+/// it runs to its end, and its result is lost with the future.
 pub async fn restore_with(
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -144,6 +149,19 @@ pub async fn restore_with(
     restore_options: RestoreOptions,
 ) -> Result<Restored> {
     let dir = dir.into();
+    tokio::spawn(restore_task(store, prefix, dir, options, restore_options))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// [`restore_with`]'s work, on a task of its own.
+async fn restore_task(
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    dir: PathBuf,
+    options: seglog::Options,
+    restore_options: RestoreOptions,
+) -> Result<Restored> {
     let restoring = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || Restoring::begin(&dir))

@@ -8,9 +8,9 @@
 //! `RESTORE_IN_PROGRESS` in the directory (durably), writes the log, then removes the marker:
 //! the commit point. Every open, verification and tool refuses a directory holding the
 //! marker (the segment layer's `list_segment_files`). A restore that fails removes what it
-//! wrote, the marker last; one a crash interrupted, or whose future was dropped (a blocking
-//! write may still land), leaves the marker, and the next restore into the same directory
-//! clears it. This is PostgreSQL's way with `backup_label`: a file in the data directory says
+//! wrote, the marker last; one a crash interrupted leaves the marker, and the next restore
+//! into the same directory clears it. (A restore runs as a task of its own, so dropping its
+//! future does not stop it halfway: review 24.) This is PostgreSQL's way with `backup_label`: a file in the data directory says
 //! it is not yet a database.
 //!
 //! Writing in place (not beside, then renaming) keeps the directory the operator made: its
@@ -26,9 +26,21 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Restoring {
     dir: PathBuf,
     /// The directory lock (`LOCK`, `flock`), held until the restore commits or gives up.
-    lock: Option<std::fs::File>,
-    /// `LOCK` was created by this restore (a failed one removes it too).
-    created_lock: bool,
+    lock: Option<DirLock>,
+}
+
+/// A held `flock` on `LOCK`, released explicitly (`LOCK_UN`) when dropped, as the engine's
+/// own directory lock is: a child process forked meanwhile shares the open file description,
+/// and closing our descriptor alone would leave the lock held by its copy (review 24).
+/// `LOCK` itself is never removed: a lock is on the file, and a process that opened the name
+/// before a removal would lock a file nobody else can see (two holders; review 24).
+#[derive(Debug)]
+struct DirLock(std::fs::File);
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -111,7 +123,6 @@ impl Restoring {
     pub(crate) fn begin(dir: &Path) -> Result<Self> {
         create_dir_durably(dir)?;
         let lock_path = dir.join(LOCK_FILE_NAME);
-        let lock_existed = lock_path.exists();
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -133,9 +144,6 @@ impl Restoring {
             .any(|n| n != RESTORE_MARKER_FILE_NAME && n != LOCK_FILE_NAME);
         if others && !marked {
             // IMPORTANT: someone's files (a log): refused, nothing of theirs touched.
-            if !lock_existed {
-                let _ = std::fs::remove_file(&lock_path);
-            }
             return Err(Error::DestinationNotEmpty(dir.to_path_buf()));
         }
         if marked {
@@ -154,8 +162,7 @@ impl Restoring {
         sync_dir(dir)?;
         Ok(Restoring {
             dir: dir.to_path_buf(),
-            lock: Some(lock),
-            created_lock: !lock_existed,
+            lock: Some(DirLock(lock)),
         })
     }
 
@@ -176,16 +183,13 @@ impl Restoring {
     }
 
     /// A restore that failed (every write it started has ended): removes what it wrote,
-    /// then the marker, so the directory is as it was (empty). Blocking; best effort (what
-    /// stays is marked, and the next restore clears it).
+    /// then the marker, so the directory is as it was (empty, but for `LOCK`, which stays:
+    /// see [`DirLock`]). Blocking; best effort (what stays is marked, and the next restore
+    /// clears it).
     pub(crate) fn abandon(mut self) {
         let cleared = clear_all_but_marker(&self.dir).and_then(|()| {
             let marker_path = self.dir.join(RESTORE_MARKER_FILE_NAME);
             std::fs::remove_file(&marker_path).map_err(io("remove", &marker_path))?;
-            if self.created_lock {
-                let lock_path = self.dir.join(LOCK_FILE_NAME);
-                std::fs::remove_file(&lock_path).map_err(io("remove", &lock_path))?;
-            }
             sync_dir(&self.dir)
         });
         if let Err(e) = cleared {

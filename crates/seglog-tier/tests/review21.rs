@@ -45,6 +45,8 @@ fn listing(dir: &std::path::Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
+    // `LOCK` is no data: a restore leaves it (removing a lock file lets two hold it).
+    names.retain(|n| n != "LOCK");
     names.sort();
     names
 }

@@ -44,6 +44,8 @@ fn listing(dir: &FsPath) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
+    // `LOCK` is no data: a restore leaves it (removing a lock file lets two hold it).
+    names.retain(|n| n != "LOCK");
     names.sort();
     names
 }
