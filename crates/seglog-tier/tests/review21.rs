@@ -15,45 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use support::fault::FaultStore;
-
-/// Ships a log of several sealed segments (inline checkpoints) under `prefix`; returns the
-/// events shipped.
-async fn ship_log(
-    store: Arc<dyn ObjectStore>,
-    prefix: &str,
-    dir: &std::path::Path,
-) -> support::Events {
-    let options = support::options().checkpoints(seglog::CheckpointMode::Inline);
-    let log = seglog::Log::open(dir, options).await.unwrap();
-    let tier = Tier::claim(store.clone(), Path::from(prefix))
-        .await
-        .unwrap();
-    support::write_events(&log, 0, 200).await;
-    log.roll().await.unwrap();
-    tier.ship(&log).await.unwrap();
-    let m = tier.manifest().await;
-    assert!(m.segments.len() >= 3, "{} segments", m.segments.len());
-    let events = support::events_of(&log, m.last_lsn());
-    log.close().unwrap();
-    events
-}
-
-fn listing(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    // `LOCK` is no data: a restore leaves it (removing a lock file lets two hold it).
-    names.retain(|n| n != "LOCK");
-    names.sort();
-    names
-}
-
-fn count(e: &support::Events) -> usize {
-    e.values().map(Vec::len).sum()
-}
+use support::restore_dirs::{count, data_names as listing, ship_log};
 
 /// Two restores into one destination (a controller that retries a failover whose first
 /// attempt it gave up waiting for, but did not stop): the second removes the first's staging

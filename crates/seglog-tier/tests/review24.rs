@@ -7,43 +7,9 @@ mod support;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use seglog_tier::Tier;
-use std::path::Path as FsPath;
 use std::sync::Arc;
 use support::fault::FaultStore;
-
-/// Ships a log of several sealed segments (inline checkpoints) under `prefix`; returns the
-/// events shipped.
-async fn ship_log(store: Arc<dyn ObjectStore>, prefix: &str, dir: &FsPath) -> support::Events {
-    let options = support::options().checkpoints(seglog::CheckpointMode::Inline);
-    let log = seglog::Log::open(dir, options).await.unwrap();
-    let tier = Tier::claim(store.clone(), Path::from(prefix))
-        .await
-        .unwrap();
-    support::write_events(&log, 0, 200).await;
-    log.roll().await.unwrap();
-    tier.ship(&log).await.unwrap();
-    let m = tier.manifest().await;
-    assert!(m.segments.len() >= 3, "{} segments", m.segments.len());
-    let events = support::events_of(&log, m.last_lsn());
-    log.close().unwrap();
-    events
-}
-
-fn listing(dir: &FsPath) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-fn count(e: &support::Events) -> usize {
-    e.values().map(Vec::len).sum()
-}
+use support::restore_dirs::{count, names as listing, ship_log};
 
 /// A restore whose future is dropped (a caller's `timeout`, `select!`, an aborted task) while
 /// one of its `spawn_blocking` writes is queued leaves its marker (review 23's fix) — but

@@ -4,6 +4,7 @@
 
 pub mod fault;
 pub mod remote;
+pub mod restore_dirs;
 
 use futures_util::TryStreamExt;
 use object_store::path::Path;
