@@ -319,12 +319,10 @@ async fn run_rounds(
         while let Ok(more) = queue.try_recv() {
             waiters.push(more);
         }
-        let taken = waiters.len() as u64;
-        let _ = counters
+        // Each was counted before it was sent (`wait_on`): the count never goes below zero.
+        counters
             .queued
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
-                Some(q.saturating_sub(taken))
-            });
+            .fetch_sub(waiters.len() as u64, Ordering::Relaxed);
         // Waiters whose append was dropped (cancelled) need no round.
         waiters.retain(|w| !w.is_closed());
         if waiters.is_empty() {

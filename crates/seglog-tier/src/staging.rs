@@ -57,40 +57,6 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io("sync_dir", dir))
 }
 
-/// Creates `dir` and its missing ancestors, each made durable in its parent (a power cut
-/// after the restore returned must not take a directory, and the log in it, away).
-fn create_dir_durably(dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut at = dir;
-    loop {
-        match std::fs::symlink_metadata(at) {
-            Ok(_) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                missing.push(at.to_path_buf());
-                match at.parent() {
-                    Some(parent) if !parent.as_os_str().is_empty() => at = parent,
-                    _ => break,
-                }
-            }
-            Err(e) => return Err(io("stat", at)(e)),
-        }
-    }
-    for created in missing.iter().rev() {
-        match std::fs::create_dir(created) {
-            Ok(()) => {}
-            // Made meanwhile by someone else: theirs to sync, but syncing again is harmless.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("create_dir", created)(e)),
-        }
-        let parent = match created.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
 fn entries(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
     std::fs::read_dir(dir)
         .map_err(io("read_dir", dir))?
@@ -121,7 +87,10 @@ impl Restoring {
     /// files (nothing in it is touched); [`Error::RestoreRunning`] when another restore,
     /// or an open log, holds its `LOCK`; I/O errors.
     pub(crate) fn begin(dir: &Path) -> Result<Self> {
-        create_dir_durably(dir)?;
+        // Every directory created on the way is durable in its parent: a power cut after the
+        // restore returned must not take the directory, and the log in it, away.
+        seglog_segment::create_dir_durably(&seglog_segment::io::StdFs, dir)
+            .map_err(|e| Error::Log(e.into()))?;
         let lock_path = dir.join(LOCK_FILE_NAME);
         let lock = std::fs::OpenOptions::new()
             .create(true)

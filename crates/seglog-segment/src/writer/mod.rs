@@ -112,8 +112,13 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
     }
 }
 
-/// Creates `dir` (and missing parents) so that a power cut cannot take it away.
-pub(crate) fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+/// Creates `dir` (and missing parents) so that a power cut cannot take it away: every
+/// directory created, and `dir` itself, is made durable in its parent. (Also what a restore
+/// into a new directory uses, `seglog-tier`.)
+///
+/// # Errors
+/// I/O errors.
+pub fn create_dir_durably<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
     let missing: Vec<&Path> = dir
         .ancestors()
         .filter(|a| !a.as_os_str().is_empty())

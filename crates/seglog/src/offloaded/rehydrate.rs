@@ -76,7 +76,7 @@ impl<F: FileSystem + Clone> Log<F> {
         &self,
         executions: &std::collections::BTreeSet<String>,
     ) -> Result<()> {
-        if self.shared.offloaded.is_empty() || self.shared.offloaded.source.read().is_none() {
+        if self.shared.offloaded.is_empty() || !self.shared.offloaded.has_source() {
             return Ok(());
         }
         let numbers: std::collections::BTreeSet<u64> = {
