@@ -178,7 +178,7 @@ impl SeglogEventStore {
     ) -> seglog_tier::Result<Self> {
         let dir = dir.into();
         let bucket = store.clone();
-        let (tier, log, opening, restored_read_through) = if holds_a_log(&dir)? {
+        let (tier, log, opening, restored_read_through) = if seglog_tier::holds_a_log(&dir)? {
             let log = seglog::Log::open(&dir, options.log.clone()).await?;
             match continue_log(store, prefix, &log).await {
                 Ok(tier) => (tier, log, BucketOpening::Continued, None),
@@ -273,25 +273,4 @@ async fn continue_log(
     let tier = Tier::claim(store, prefix).await?.with_active_chunks();
     tier.ship(log).await?;
     Ok(tier)
-}
-
-/// Whether `dir` holds a log to continue: any file but `LOCK`, unless it holds the marker of
-/// a restore a crash interrupted (then it is restored again, which clears it).
-fn holds_a_log(dir: &std::path::Path) -> seglog_tier::Result<bool> {
-    let io = |e: std::io::Error| seglog_tier::Error::Io {
-        op: "read_dir",
-        path: dir.to_path_buf(),
-        source: e,
-    };
-    let names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()
-            .map_err(io)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io(e)),
-    };
-    // `LOCK` alone (left by a failed restore, or an open that was refused) is no log.
-    let marker = seglog_tier::RESTORE_MARKER_FILE_NAME;
-    Ok(names.iter().any(|n| n != "LOCK") && !names.iter().any(|n| n == marker))
 }

@@ -74,3 +74,4 @@ pub use restore::{
 pub use seglog_segment::format::RESTORE_MARKER_FILE_NAME;
 pub use ship::{check_continues, ShipReport};
 pub use shipper::Shipper;
+pub use staging::holds_a_log;

@@ -57,6 +57,28 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io("sync_dir", dir))
 }
 
+/// Entries of a directory that are no data of anyone's: `LOCK` (a restore leaves it) and a
+/// file system's `lost+found` directory (the root of a fresh volume holds one).
+fn is_not_data(dir: &Path, name: &std::ffi::OsStr) -> bool {
+    name == LOCK_FILE_NAME || (name == "lost+found" && dir.join(name).is_dir())
+}
+
+/// Whether `dir` holds a log to continue: data (anything but `LOCK` and `lost+found`) and
+/// no marker of a restore (an interrupted one is restored again, which clears it). Absent:
+/// `false`.
+///
+/// # Errors
+/// I/O errors listing it.
+pub fn holds_a_log(dir: &Path) -> Result<bool> {
+    let names = match std::fs::read_dir(dir) {
+        Ok(_) => entries(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io("read_dir", dir)(e)),
+    };
+    Ok(names.iter().any(|n| !is_not_data(dir, n))
+        && !names.iter().any(|n| n == RESTORE_MARKER_FILE_NAME))
+}
+
 fn entries(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
     std::fs::read_dir(dir)
         .map_err(io("read_dir", dir))?
@@ -64,11 +86,11 @@ fn entries(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
         .collect()
 }
 
-/// Removes every entry of `dir` but the marker and `LOCK` (a restore's files: regular files
-/// only; a directory in it is not a restore's, and is refused).
+/// Removes every entry of `dir` but the marker, `LOCK` and `lost+found` (a restore's files:
+/// regular files only; another directory in it is not a restore's, and is refused).
 fn clear_all_but_marker(dir: &Path) -> Result<()> {
     for name in entries(dir)? {
-        if name == RESTORE_MARKER_FILE_NAME || name == LOCK_FILE_NAME {
+        if name == RESTORE_MARKER_FILE_NAME || is_not_data(dir, &name) {
             continue;
         }
         let path = dir.join(&name);
@@ -110,7 +132,7 @@ impl Restoring {
         let marked = listed.iter().any(|n| n == RESTORE_MARKER_FILE_NAME);
         let others = listed
             .iter()
-            .any(|n| n != RESTORE_MARKER_FILE_NAME && n != LOCK_FILE_NAME);
+            .any(|n| n != RESTORE_MARKER_FILE_NAME && !is_not_data(dir, n));
         if others && !marked {
             // IMPORTANT: someone's files (a log): refused, nothing of theirs touched.
             return Err(Error::DestinationNotEmpty(dir.to_path_buf()));
