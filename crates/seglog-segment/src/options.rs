@@ -80,6 +80,14 @@ pub struct SegmentOptions {
     /// this many zeros more. 0 turns it off; more than a segment means up to the segment's
     /// end. Default: 2 MiB.
     pub zero_ahead_bytes: u64,
+    /// Prepare the next segment in the background: a file beside the log
+    /// (`NEXT_SEGMENT`), preallocated and written with zeros a little ahead of how far the
+    /// active segment is filled, that the roll renames into place. Commit rounds then never
+    /// sync zeros or a block-map change, and a roll costs a header write and two syncs. Costs
+    /// up to one segment of extra disk space and writes each segment's bytes twice (once as
+    /// zeros), as zeros ahead do. With preallocation and [`SyncMode::Always`] only.
+    /// Default: true.
+    pub prepare_next_segment: bool,
     /// Bytes of buffered appends ([`crate::SegmentLog::submit_buffered`]) queued in memory
     /// before the appender writes them to the file itself (without fsync). Bounds what a
     /// bulk import holds in memory; larger values mean fewer, bigger writes. Default: 1 MiB.
@@ -101,6 +109,7 @@ impl Default for SegmentOptions {
             recovery_mode: RecoveryMode::TolerateTornTail,
             preallocate: true,
             zero_ahead_bytes: DEFAULT_ZERO_AHEAD,
+            prepare_next_segment: true,
             buffered_write_bytes: DEFAULT_BUFFERED_WRITE_BYTES,
             overlap_min_records: DEFAULT_OVERLAP_MIN_RECORDS,
         }

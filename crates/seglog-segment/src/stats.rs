@@ -47,6 +47,8 @@ pub(crate) struct WriterCounters {
     largest_group: AtomicU64,
     poisonings: AtomicU64,
     zeroed_bytes: AtomicU64,
+    prepared_bytes: AtomicU64,
+    prepared_rolls: AtomicU64,
     buffered_rounds: AtomicU64,
     buffered_bytes: AtomicU64,
     overlapped_rounds: AtomicU64,
@@ -68,6 +70,8 @@ impl Default for WriterCounters {
             largest_group: AtomicU64::new(0),
             poisonings: AtomicU64::new(0),
             zeroed_bytes: AtomicU64::new(0),
+            prepared_bytes: AtomicU64::new(0),
+            prepared_rolls: AtomicU64::new(0),
             buffered_rounds: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
             overlapped_rounds: AtomicU64::new(0),
@@ -103,6 +107,11 @@ pub struct WriterStats {
     /// Bytes written (and synced) as zeros ahead of the tail
     /// ([`crate::SegmentOptions::zero_ahead_bytes`]).
     pub zeroed_bytes: u64,
+    /// Bytes of zeros written (and synced) into the next segment before its roll
+    /// ([`crate::SegmentOptions::prepare_next_segment`]).
+    pub prepared_bytes: u64,
+    /// Segments that were created from a prepared file.
+    pub prepared_rolls: u64,
     /// Buffered rounds: queues of buffered appends written without the commit fsync.
     pub buffered_rounds: u64,
     /// Bytes of records those rounds wrote (not in `bytes`, which counts commit rounds).
@@ -142,6 +151,14 @@ impl WriterCounters {
         self.zeroed_bytes.fetch_add(bytes, Relaxed);
     }
 
+    pub fn record_prepared(&self, bytes: u64) {
+        self.prepared_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn record_prepared_roll(&self) {
+        self.prepared_rolls.fetch_add(1, Relaxed);
+    }
+
     pub fn record_poisoned(&self) {
         self.poisonings.fetch_add(1, Relaxed);
     }
@@ -159,6 +176,8 @@ impl WriterCounters {
             largest_group: self.largest_group.load(Relaxed),
             poisonings: self.poisonings.load(Relaxed),
             zeroed_bytes: self.zeroed_bytes.load(Relaxed),
+            prepared_bytes: self.prepared_bytes.load(Relaxed),
+            prepared_rolls: self.prepared_rolls.load(Relaxed),
             buffered_rounds: self.buffered_rounds.load(Relaxed),
             buffered_bytes: self.buffered_bytes.load(Relaxed),
             overlapped_rounds: self.overlapped_rounds.load(Relaxed),

@@ -30,6 +30,10 @@ pub enum SyncPoint {
     /// The directory fsync that makes a replacement's new segments' (temporary) names
     /// durable before the manifest that names them can be.
     ReplacementNamesDirFsync = 11,
+    /// The fdatasync of the header written into a prepared next segment, before its rename.
+    PreparedHeaderFsync = 12,
+    /// The directory fsync after a prepared next segment is renamed into place.
+    PreparedRenameDirFsync = 13,
 }
 
 #[cfg(seglog_teeth)]

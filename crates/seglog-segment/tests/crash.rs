@@ -21,6 +21,11 @@ fn acknowledged_records_survive_a_power_cut_after_every_operation() {
         let fs = SimFs::new();
         let out = workload(&fs);
         assert_eq!(out.acked.len(), 24);
+        assert!(
+            out.prepared_rolls >= 2,
+            "the workload took {} prepared segments",
+            out.prepared_rolls
+        );
         fs.mutating_ops()
     };
     assert!(total_ops > 40, "workload too small: {total_ops} ops");

@@ -101,6 +101,8 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         // Its loss shows in a multi-output merge under reordered directory operations:
         // crates/seglog/tests/review20.rs; reported here, not required of this enumeration.
         SyncPoint::ReplacementNamesDirFsync,
+        SyncPoint::PreparedHeaderFsync,
+        SyncPoint::PreparedRenameDirFsync,
     ] {
         disable(Some(point));
         let (runs, bad) = enumerate();
@@ -124,6 +126,7 @@ fn every_sync_point_the_crash_tests_rely_on_is_needed() {
         SyncPoint::RecoveredDirFsync,
         SyncPoint::RecoveredTailEvict,
         SyncPoint::NewDirParentFsync,
+        SyncPoint::PreparedRenameDirFsync,
     ] {
         assert!(
             detected.contains(&needed),

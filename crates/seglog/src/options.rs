@@ -133,6 +133,12 @@ pub struct Options {
     /// [`SegmentOptions::zero_ahead_bytes`]). 0 turns it off. Default: 2 MiB.
     #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
     pub zero_ahead_bytes: u64,
+    /// Prepare the next segment in the background (a `NEXT_SEGMENT` file beside the log,
+    /// preallocated and zeroed ahead, renamed into place at the roll), so that commit fsyncs
+    /// never also flush zeros or the block map and a roll is cheap (see
+    /// [`SegmentOptions::prepare_next_segment`]). Costs up to one segment of disk space.
+    /// Default: true.
+    pub prepare_next_segment: bool,
     /// Bytes of buffered appends ([`crate::Log::append_batch_buffered`]) queued in memory
     /// before the appender writes them out (without fsync). Default: 1 MiB.
     #[cfg_attr(feature = "serde", serde(with = "crate::readable_size"))]
@@ -156,6 +162,7 @@ impl Default for Options {
             checkpoints: CheckpointMode::default(),
             preallocate: s.preallocate,
             zero_ahead_bytes: s.zero_ahead_bytes,
+            prepare_next_segment: s.prepare_next_segment,
             buffered_write_bytes: s.buffered_write_bytes,
             overlap_min_records: s.overlap_min_records,
             retention: Retention::default(),
@@ -214,6 +221,13 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::prepare_next_segment`].
+    #[must_use]
+    pub fn prepare_next_segment(mut self, prepare: bool) -> Self {
+        self.prepare_next_segment = prepare;
+        self
+    }
+
     /// Sets [`Options::buffered_write_bytes`].
     #[must_use]
     pub fn buffered_write_bytes(mut self, bytes: u64) -> Self {
@@ -257,6 +271,7 @@ impl Options {
             recovery_mode: self.recovery_mode,
             preallocate: self.preallocate,
             zero_ahead_bytes: self.zero_ahead_bytes,
+            prepare_next_segment: self.prepare_next_segment,
             buffered_write_bytes: self.buffered_write_bytes,
             overlap_min_records: self.overlap_min_records,
         })

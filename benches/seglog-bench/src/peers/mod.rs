@@ -67,11 +67,39 @@ pub fn all() -> Vec<PeerKind> {
     ]
 }
 
-/// `SEGLOG_BENCH_OVERLAP`: the seglog peers' `overlap_min_records`, for A/B runs (0 turns
-/// overlapping commit rounds off).
-pub fn overlap_override() -> Result<Option<usize>> {
-    match std::env::var("SEGLOG_BENCH_OVERLAP") {
-        Ok(v) => Ok(Some(v.parse()?)),
-        Err(_) => Ok(None),
+/// Settings of the seglog peers taken from the environment, for A/B runs
+/// (docs/benchmarks.md): each is `None` when its variable is unset.
+/// - `SEGLOG_BENCH_ZERO_AHEAD`: `zero_ahead_bytes` (0 turns the zeroed window off);
+/// - `SEGLOG_BENCH_OVERLAP`: `overlap_min_records` (0 turns overlapping rounds off);
+/// - `SEGLOG_BENCH_PREPARE`: `prepare_next_segment` (0 turns the prepared segment off);
+/// - `SEGLOG_BENCH_SEGMENT_BYTES`: `segment_size_bytes`;
+/// - `SEGLOG_BENCH_PREALLOCATE`: `preallocate` (0 lets segments grow with their records).
+#[derive(Debug, Default)]
+pub struct EngineKnobs {
+    pub zero_ahead_bytes: Option<u64>,
+    pub overlap_min_records: Option<usize>,
+    pub prepare_next_segment: Option<bool>,
+    pub segment_size_bytes: Option<u64>,
+    pub preallocate: Option<bool>,
+}
+
+impl EngineKnobs {
+    pub fn from_env() -> Result<Self> {
+        fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>>
+        where
+            T::Err: std::error::Error + Send + Sync + 'static,
+        {
+            match std::env::var(name) {
+                Ok(v) => Ok(Some(v.parse()?)),
+                Err(_) => Ok(None),
+            }
+        }
+        Ok(EngineKnobs {
+            zero_ahead_bytes: var("SEGLOG_BENCH_ZERO_AHEAD")?,
+            overlap_min_records: var("SEGLOG_BENCH_OVERLAP")?,
+            prepare_next_segment: var::<u8>("SEGLOG_BENCH_PREPARE")?.map(|v| v != 0),
+            segment_size_bytes: var("SEGLOG_BENCH_SEGMENT_BYTES")?,
+            preallocate: var::<u8>("SEGLOG_BENCH_PREALLOCATE")?.map(|v| v != 0),
+        })
     }
 }

@@ -11,15 +11,19 @@ struct LogPeer {
 }
 
 pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
+    let knobs = super::EngineKnobs::from_env()?;
     let mut options = Options::default();
-    // For A/B runs of the zeroed window (docs/benchmarks.md): SEGLOG_BENCH_ZERO_AHEAD=0.
-    if let Ok(v) = std::env::var("SEGLOG_BENCH_ZERO_AHEAD") {
-        options.zero_ahead_bytes = v.parse()?;
+    if let Some(bytes) = knobs.segment_size_bytes {
+        options.segment_size_bytes = bytes;
     }
-    // For A/B runs of overlapping commit rounds: SEGLOG_BENCH_OVERLAP=0 turns them off.
-    if let Some(records) = super::overlap_override()? {
-        options.overlap_min_records = records;
-    }
+    options.zero_ahead_bytes = knobs.zero_ahead_bytes.unwrap_or(options.zero_ahead_bytes);
+    options.overlap_min_records = knobs
+        .overlap_min_records
+        .unwrap_or(options.overlap_min_records);
+    options.prepare_next_segment = knobs
+        .prepare_next_segment
+        .unwrap_or(options.prepare_next_segment);
+    options.preallocate = knobs.preallocate.unwrap_or(options.preallocate);
     let log = Log::open_blocking(dir.join("seglog"), options)?;
     Ok(Box::new(LogPeer { log }))
 }

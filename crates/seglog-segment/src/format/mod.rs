@@ -122,6 +122,9 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 /// A file that marks a directory as one a restore is still writing (docs/format.md §1): no
 /// open, verification or tool reads such a directory (it may hold part of a log).
 pub const RESTORE_MARKER_FILE_NAME: &str = "RESTORE_IN_PROGRESS";
+/// The next segment, prepared ahead by the writer (zeros, no header) and renamed to a
+/// segment's name at the roll (docs/format.md §1); not part of the log.
+pub const PREPARED_SEGMENT_FILE_NAME: &str = "NEXT_SEGMENT";
 /// Suffix added to a segment's file name while compaction writes it; such a file is not part
 /// of the log until a committed replacement manifest renames it.
 pub const REPLACEMENT_TEMP_SUFFIX: &str = ".compacting";

@@ -32,13 +32,14 @@ impl<F: FileSystem> Inner<F> {
         loop {
             {
                 let mut st = self.commit.lock();
-                if st.rounds_idle() && st.zeroing.is_none() {
+                if st.rounds_idle() && st.zeroing.is_none() && !st.preparing {
                     st.leader_active = true;
                     break;
                 }
             }
             crate::sync::thread::yield_now();
         }
+        self.discard_prepared();
         let marked = drained.and_then(|()| self.write_commit_marker());
         if let Err(e) = &marked {
             self.poison(e);

@@ -119,6 +119,12 @@ pub(crate) struct CommitState {
     pub zeroing: Option<super::zeroing::ZeroClaim>,
     /// Set when the last handle is dropped: no zeroing claim starts any more.
     pub zeroing_stopped: bool,
+    /// A step of preparing the next segment runs (`prepare`); `close` waits for it.
+    pub preparing: bool,
+    /// The tail segment during which preparing failed: not tried again until the next.
+    pub prepare_failed_in: Option<u64>,
+    /// How far the prepared file holds synced zeros (0 when there is none).
+    pub prepared_through: u64,
     /// Blocked waiters in LSN order.
     pub(super) waiters: std::collections::VecDeque<Arc<Waiter>>,
 }
@@ -151,6 +157,9 @@ impl CommitState {
             zeroed: super::zeroing::ZeroedSpace::default(),
             zeroing: None,
             zeroing_stopped: false,
+            preparing: false,
+            prepare_failed_in: None,
+            prepared_through: 0,
             waiters: std::collections::VecDeque::new(),
         }
     }

@@ -8,6 +8,7 @@ mod close;
 mod group_commit;
 mod offload;
 mod ordered_submit;
+mod prepare;
 mod read_only;
 mod replace;
 mod roll;
@@ -56,6 +57,8 @@ pub(crate) struct Inner<F: FileSystem> {
     /// The thread keeping zeros ahead of the tail (`zeroing`), to wake; unset when the log
     /// keeps none.
     zeroer: std::sync::OnceLock<std::thread::Thread>,
+    /// The next segment's file, being zeroed ahead of the roll (`prepare`).
+    prepared: parking_lot::Mutex<Option<prepare::PreparedSegment<F>>>,
     /// Opened by `open_read_only`: nothing may be written (see `read_only`).
     read_only: bool,
 }
@@ -204,8 +207,11 @@ impl<F: FileSystem> SegmentLog<F> {
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
+            prepared: parking_lot::Mutex::new(None),
             read_only: false,
         });
+        // Whatever the options now: a crash of a run that prepared segments can leave one.
+        inner.remove_leftover_prepared()?;
         let active = match active {
             Some(a) => a,
             None => {
@@ -509,6 +515,15 @@ impl<F: FileSystem> SegmentLog<F> {
         let stopped = self.stop_writes();
         self.release_lock();
         stopped
+    }
+
+    /// Prepares the next segment whole on this thread, as the background thread does ahead
+    /// of the roll ([`SegmentOptions::prepare_next_segment`]); true when the next roll will
+    /// take a prepared file. For tests that need the prepared path at a known point (the
+    /// crash enumerations run without background threads).
+    #[doc(hidden)]
+    pub fn prepare_next_segment_now(&self) -> bool {
+        self.inner.prepare_whole_now()
     }
 
     /// The first half of [`Self::close`]: everything but releasing the directory lock, for a

@@ -93,6 +93,7 @@ impl<F: FileSystem> SegmentLog<F> {
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
+            prepared: parking_lot::Mutex::new(None),
             read_only: true,
         });
         let handles = Arc::new(LastHandle {

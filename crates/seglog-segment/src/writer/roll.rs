@@ -27,12 +27,6 @@ impl<F: FileSystem> Inner<F> {
         salt: u64,
     ) -> Result<Arc<SegmentEntry<F>>> {
         let path = self.dir.join(segment_file_name(first_lsn));
-        let file = self
-            .fs
-            .create_new(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        // Opened before anything is written, so that it hears of every failed writeback.
-        let overlap_file = self.open_overlap_file(&path);
         let header = SegmentHeader {
             segment_number: number,
             first_lsn,
@@ -41,25 +35,33 @@ impl<F: FileSystem> Inner<F> {
             compacted: false,
             clustered: false,
         };
-        file.write_all_at(&header.encode(), 0)
-            .map_err(|e| Error::io("write", &path, e))?;
-        if self.opts.preallocate {
-            file.allocate(self.opts.segment_size_bytes)
-                .map_err(|e| Error::io("allocate", &path, e))?;
-        }
-        // IMPORTANT: the header (and the preallocated size) must be durable before any record
-        // in this file is acknowledged, or recovery could not read the records' salt.
-        if !crate::teeth::skipped(crate::teeth::SyncPoint::NewSegmentFsync) {
-            file.sync_data()
-                .map_err(|e| Error::io("sync_data", &path, e))?;
-        }
-        // IMPORTANT: and so must the directory entry: without this fsync a power cut can make
-        // the whole file, with every acknowledged record in it, disappear.
-        if !crate::teeth::skipped(crate::teeth::SyncPoint::NewSegmentDirFsync) {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
-        }
+        // The slot stays locked until the file has its new name: the zeroing thread must not
+        // take the name for a new prepared file meanwhile. Busy (a step is writing zeros into
+        // it): the segment is created fresh, and the file waits for the next roll.
+        let mut slot = if self.prepares_segments() {
+            self.prepared.try_lock()
+        } else {
+            None
+        };
+        let (file, overlap_file) = match slot.as_mut().and_then(|s| s.take()) {
+            Some(prepared) => {
+                let (file, overlap_file, zeroed_through) =
+                    self.install_prepared(prepared, &header.encode(), &path)?;
+                // Before the segment is in the table, so the zeroing thread never claims a
+                // window of it that is zeroed already.
+                let mut st = self.commit.lock();
+                st.prepared_through = 0;
+                if st.zeroed.segment != number || st.zeroed.through < zeroed_through {
+                    st.zeroed = super::zeroing::ZeroedSpace {
+                        segment: number,
+                        through: zeroed_through,
+                    };
+                }
+                (file, overlap_file)
+            }
+            None => self.create_segment_file(&path, &header)?,
+        };
+        drop(slot);
         tracing::debug!(segment = number, first_lsn, path = %path.display(), "created segment");
         let entry: Arc<SegmentEntry<F>> = Arc::new(SegmentEntry::new(
             header,
@@ -81,6 +83,40 @@ impl<F: FileSystem> Inner<F> {
         }
         self.segments.write().insert(number, entry.clone());
         Ok(entry)
+    }
+
+    /// Creates the file of a new segment with `header` and makes it durable, name included.
+    fn create_segment_file(
+        &self,
+        path: &std::path::Path,
+        header: &SegmentHeader,
+    ) -> Result<(F::File, Option<F::File>)> {
+        let file = self
+            .fs
+            .create_new(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        // Opened before anything is written, so that it hears of every failed writeback.
+        let overlap_file = self.open_overlap_file(path);
+        file.write_all_at(&header.encode(), 0)
+            .map_err(|e| Error::io("write", path, e))?;
+        if self.opts.preallocate {
+            file.allocate(self.opts.segment_size_bytes)
+                .map_err(|e| Error::io("allocate", path, e))?;
+        }
+        // IMPORTANT: the header (and the preallocated size) must be durable before any record
+        // in this file is acknowledged, or recovery could not read the records' salt.
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::NewSegmentFsync) {
+            file.sync_data()
+                .map_err(|e| Error::io("sync_data", path, e))?;
+        }
+        // IMPORTANT: and so must the directory entry: without this fsync a power cut can make
+        // the whole file, with every acknowledged record in it, disappear.
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::NewSegmentDirFsync) {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
+        }
+        Ok((file, overlap_file))
     }
 
     /// The second handle of a new active segment, for overlapping commit rounds

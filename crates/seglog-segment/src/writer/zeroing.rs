@@ -74,9 +74,10 @@ enum Step {
 
 impl<F: FileSystem> Inner<F> {
     /// Starts the zeroing thread, when a log with these options on this file system keeps
-    /// zeros ahead of its tail (never under loom, which models the commit path alone).
+    /// zeros ahead of its tail or prepares its next segment (never under loom, which models
+    /// the commit path alone).
     pub(crate) fn start_zeroing(self: &Arc<Self>) -> crate::Result<()> {
-        let wanted = self.opts.zero_ahead_bytes > 0
+        let wanted = (self.opts.zero_ahead_bytes > 0 || self.prepares_segments())
             && self.opts.preallocate
             && self.opts.sync_mode == SyncMode::Always
             && self.fs.zeroes_ahead();
@@ -98,7 +99,8 @@ impl<F: FileSystem> Inner<F> {
         if self.zeroer.get().is_none() || st.zeroing.is_some() {
             return false;
         }
-        st.zeroed.segment != st.tail_segment
+        self.prepare_wanted(st)
+            || st.zeroed.segment != st.tail_segment
             || st.zeroed.through
                 < align_up(st.tail_offset).saturating_add(self.opts.zero_ahead_bytes / 2)
     }
@@ -110,12 +112,13 @@ impl<F: FileSystem> Inner<F> {
             {
                 let mut st = self.commit.lock();
                 st.zeroing_stopped = true;
-                if st.zeroing.is_none() {
+                if st.zeroing.is_none() && !st.preparing {
                     break;
                 }
             }
             crate::sync::thread::yield_now();
         }
+        self.discard_prepared();
         self.wake_zeroer();
     }
 
@@ -160,10 +163,13 @@ impl<F: FileSystem> Inner<F> {
         match outcome {
             Ok(Some(zeroed)) => {
                 self.stats.record_zeroed(zeroed);
-                st.zeroed = ZeroedSpace {
-                    segment: claim.segment,
-                    through: claim.end,
-                };
+                // Only forward: a segment made from a prepared file may be zeroed further.
+                if st.zeroed.segment != claim.segment || st.zeroed.through < claim.end {
+                    st.zeroed = ZeroedSpace {
+                        segment: claim.segment,
+                        through: claim.end,
+                    };
+                }
                 Step::Zeroed
             }
             // The segment is not open yet (its round is still creating it): later.
@@ -245,10 +251,15 @@ fn zeroing_thread<F: FileSystem>(log: &Weak<Inner<F>>) {
         };
         match inner.zero_step(&mut handle) {
             Step::Zeroed => {}
-            Step::Idle => {
-                drop(inner);
-                std::thread::park_timeout(IDLE_PARK);
-            }
+            // The active segment's window is zeroed: prepare the next segment.
+            Step::Idle => match inner.prepare_step(false) {
+                super::prepare::PrepareStep::Worked => {}
+                super::prepare::PrepareStep::Idle | super::prepare::PrepareStep::Busy => {
+                    drop(inner);
+                    std::thread::park_timeout(IDLE_PARK);
+                }
+                super::prepare::PrepareStep::Stop => return,
+            },
             Step::Stop => return,
         }
     }

@@ -23,6 +23,8 @@ pub fn opts() -> SegmentOptions {
 pub struct Outcome {
     pub submitted: BTreeMap<u64, Vec<Vec<u8>>>,
     pub acked: Vec<u64>,
+    /// Rolls that took a prepared next segment.
+    pub prepared_rolls: u64,
 }
 
 /// Record `i` of the one execution the workloads write.
@@ -54,6 +56,11 @@ pub fn workload_with(fs: &SimFs, appends: u64, opts: SegmentOptions) -> Outcome 
         return out;
     };
     for i in 1..=appends {
+        // Some rolls take a prepared next segment (renamed into place), the others create
+        // theirs: both paths are in every enumeration (and the teeth test).
+        if i % 8 == 3 {
+            let _ = log.prepare_next_segment_now();
+        }
         let payloads: Vec<Vec<u8>> = if i % 5 == 0 {
             (0..3).map(|k| payload(i * 10 + k)).collect()
         } else {
@@ -71,6 +78,7 @@ pub fn workload_with(fs: &SimFs, appends: u64, opts: SegmentOptions) -> Outcome 
         }
         out.acked.push(appended.lsn);
     }
+    out.prepared_rolls = log.stats().prepared_rolls;
     out
 }
 

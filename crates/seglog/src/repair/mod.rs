@@ -174,6 +174,7 @@ fn salvage_options() -> Options {
     options.recovery_mode = RecoveryMode::Salvage;
     options.preallocate = false;
     options.zero_ahead_bytes = 0;
+    options.prepare_next_segment = false;
     options.checkpoints = CheckpointMode::Inline;
     options
 }

@@ -1,0 +1,293 @@
+//! The next segment, prepared ahead of the roll: once the active segment is half full, the
+//! zeroing thread creates a file beside the log ([`crate::format::PREPARED_SEGMENT_FILE_NAME`]),
+//! reserves a segment's size and writes and syncs zeros through it, paced so that it is whole
+//! a little before the active segment is full. The roll then writes the header into it and
+//! renames it into place. (Not before half: a small log should not carry a second segment's
+//! worth of disk space, and a log that never rolls never needs it.)
+//!
+//! Why: zeros kept ahead of the tail *inside* the active segment (`zeroing`) are written to
+//! the file the commit rounds sync, so a round's fdatasync also waits for those zeros, and
+//! for the block-map change of their first write (a journal commit). Zeros written into
+//! another file never sit in a commit round's fdatasync; a segment that arrives zeroed
+//! throughout keeps every commit round a pure data flush. Measured on this project's VM:
+//! 16 writers × 4 KiB went from 1.1× to 1.7× raft-engine (docs/benchmarks.md). raft-engine's
+//! `prefill-for-recycle` and RocksDB's recycled WAL files do the same for the same reason.
+//!
+//! Invariants:
+//! - The prepared file is not part of the log: it holds no record, no header until the roll,
+//!   and the segment layer ignores its name. The writer removes a leftover at open (a crash
+//!   can leave one, half zeroed or with a header the roll wrote) and at close.
+//! - The roll makes the header durable *before* the rename, and the rename durable (a
+//!   directory fsync) before any record in the file is written: a segment file name never
+//!   appears without its header, exactly as for a segment created fresh.
+//! - The thread claims a step under the commit lock (`preparing`), so `close` and the last
+//!   handle's drop wait for it, and nothing is written after they return.
+//! - The prepared file's zeros need not be durable for safety (a crash takes the file away),
+//!   only for speed; so a failed write or sync there never poisons the log: the file is
+//!   dropped, and rolls create segments as before until the next segment's own try.
+
+use super::Inner;
+use crate::format::PREPARED_SEGMENT_FILE_NAME;
+use crate::io::{FileSystem, SegmentFile};
+use crate::{Error, SyncMode};
+use std::io;
+use std::path::PathBuf;
+
+/// Zeros written per step (then synced): small enough that a roll rarely finds the file
+/// busy, big enough that the syncs are few.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+/// How far the prepared file's zeros run ahead of their pace (twice the active segment's
+/// growth past its half), so that the file is whole well before the roll, while the zeros are
+/// spread over the second half of the segment's life instead of competing with the commit
+/// rounds in one burst.
+const LEAD_BYTES: u64 = 16 << 20;
+
+/// The file the roll takes.
+pub(crate) struct PreparedSegment<F: FileSystem> {
+    pub file: F::File,
+    /// Bytes from offset 0 known to be written zeros and synced.
+    pub zeroed_through: u64,
+}
+
+/// What one step did.
+pub(super) enum PrepareStep {
+    /// Zeros written (or the file created): there may be more to do.
+    Worked,
+    /// Nothing to do now.
+    Idle,
+    /// Another thread runs a step.
+    Busy,
+    /// The log is closing, closed or poisoned.
+    Stop,
+}
+
+impl<F: FileSystem> Inner<F> {
+    pub(crate) fn prepared_path(&self) -> PathBuf {
+        self.dir.join(PREPARED_SEGMENT_FILE_NAME)
+    }
+
+    /// True when this log prepares its next segment.
+    pub(super) fn prepares_segments(&self) -> bool {
+        self.opts.prepare_next_segment
+            && self.opts.preallocate
+            && self.opts.sync_mode == SyncMode::Always
+    }
+
+    /// Removes a prepared file a previous run left (at open, under the directory lock). Its
+    /// contents are unknown (half zeroed, or given a header by an interrupted roll): it is
+    /// never used.
+    pub(crate) fn remove_leftover_prepared(&self) -> crate::Result<()> {
+        let path = self.prepared_path();
+        match self.fs.remove(&path) {
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), "removed a leftover prepared segment");
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", &path, e)),
+        }
+    }
+
+    /// Drops the prepared file, if any (at close, once no step runs). Best effort: a file
+    /// left behind is removed by the next open.
+    pub(super) fn discard_prepared(&self) {
+        if self.prepared.lock().take().is_some() {
+            let path = self.prepared_path();
+            if let Err(e) = self.fs.remove(&path) {
+                tracing::debug!(path = %path.display(), error = %e, "cannot remove the prepared segment");
+            }
+        }
+    }
+
+    /// Where the prepared file's zeros should reach now: nothing while the active segment is
+    /// less than half full, then twice its growth past the half plus [`LEAD_BYTES`], so the
+    /// file is whole when the segment is [`LEAD_BYTES`] / 2 short of full.
+    fn prepare_target(&self, st: &super::group_commit::CommitState) -> u64 {
+        let half = self.opts.segment_size_bytes / 2;
+        if st.tail_offset < half {
+            return 0;
+        }
+        (st.tail_offset - half)
+            .saturating_mul(2)
+            .saturating_add(LEAD_BYTES)
+            .min(self.opts.segment_size_bytes)
+    }
+
+    /// Called under the commit lock after a round: true when the prepared file has fallen
+    /// half the lead behind (or is missing), so the zeroing thread should be woken.
+    pub(super) fn prepare_wanted(&self, st: &super::group_commit::CommitState) -> bool {
+        self.prepares_segments()
+            && !st.preparing
+            && st.prepare_failed_in != Some(st.tail_segment)
+            && st.prepared_through.saturating_add(LEAD_BYTES / 2) < self.prepare_target(st)
+    }
+
+    /// One step of the zeroing thread's second job: create the prepared file, or zero the
+    /// next chunk of it when it is behind the lead (`whole`: up to the segment's end).
+    pub(super) fn prepare_step(&self, whole: bool) -> PrepareStep {
+        let target = {
+            let mut st = self.commit.lock();
+            if st.closed || st.zeroing_stopped || st.poisoned.is_some() {
+                return PrepareStep::Stop;
+            }
+            if st.prepare_failed_in == Some(st.tail_segment) {
+                return PrepareStep::Idle;
+            }
+            if st.preparing {
+                return PrepareStep::Busy;
+            }
+            st.preparing = true;
+            if whole {
+                self.opts.segment_size_bytes
+            } else {
+                self.prepare_target(&st)
+            }
+        };
+        let outcome = self.prepare_towards(target);
+        let mut st = self.commit.lock();
+        st.preparing = false;
+        match outcome {
+            Ok(Some(through)) => {
+                st.prepared_through = through;
+                PrepareStep::Worked
+            }
+            Ok(None) => PrepareStep::Idle,
+            Err(e) => {
+                // Nothing of the log is in that file: it goes, and rolls create segments
+                // fresh. The next segment tries again (a full disk may have room by then).
+                tracing::warn!(error = %e, "cannot prepare the next segment; rolls create it instead");
+                st.prepare_failed_in = Some(st.tail_segment);
+                st.prepared_through = 0;
+                drop(st);
+                self.discard_failed_prepared();
+                PrepareStep::Idle
+            }
+        }
+    }
+
+    /// Creates the file or zeroes one chunk; returns how far its zeros reach, or `None` when
+    /// they already reached `target`.
+    fn prepare_towards(&self, target: u64) -> crate::Result<Option<u64>> {
+        if target == 0 {
+            return Ok(None);
+        }
+        let path = self.prepared_path();
+        let mut slot = self.prepared.lock();
+        let Some(prepared) = slot.as_mut() else {
+            let file = match self.fs.create_new(&path) {
+                Ok(file) => file,
+                // A file of ours whose removal failed before: it is not trusted.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    self.fs
+                        .remove(&path)
+                        .map_err(|e| Error::io("remove", &path, e))?;
+                    self.fs
+                        .create_new(&path)
+                        .map_err(|e| Error::io("create", &path, e))?
+                }
+                Err(e) => return Err(Error::io("create", &path, e)),
+            };
+            // Held in the slot at once, so that a failure below removes it.
+            *slot = Some(PreparedSegment {
+                file,
+                zeroed_through: 0,
+            });
+            if let Some(p) = slot.as_ref() {
+                p.file
+                    .allocate(self.opts.segment_size_bytes)
+                    .map_err(|e| Error::io("allocate", &path, e))?;
+            }
+            return Ok(Some(0));
+        };
+        if prepared.zeroed_through >= target {
+            return Ok(None);
+        }
+        let start = prepared.zeroed_through;
+        let end = start.saturating_add(CHUNK_BYTES).min(target);
+        prepared
+            .file
+            .write_zeros(start, end - start)
+            .map_err(|e| Error::io("write zeros", &path, e))?;
+        prepared
+            .file
+            .sync_data()
+            .map_err(|e| Error::io("sync_data", &path, e))?;
+        prepared.zeroed_through = end;
+        self.stats.record_prepared(end - start);
+        Ok(Some(end))
+    }
+
+    /// Prepares the whole next segment on this thread; true when a prepared file is ready
+    /// for the next roll.
+    pub(super) fn prepare_whole_now(&self) -> bool {
+        if !self.prepares_segments() || self.read_only {
+            return false;
+        }
+        loop {
+            match self.prepare_step(true) {
+                PrepareStep::Worked => {}
+                PrepareStep::Busy => std::thread::yield_now(),
+                PrepareStep::Idle => {
+                    return self
+                        .prepared
+                        .lock()
+                        .as_ref()
+                        .is_some_and(|p| p.zeroed_through >= self.opts.segment_size_bytes)
+                }
+                PrepareStep::Stop => return false,
+            }
+        }
+    }
+
+    fn discard_failed_prepared(&self) {
+        let mut slot = self.prepared.lock();
+        slot.take();
+        let path = self.prepared_path();
+        match self.fs.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot remove the prepared segment")
+            }
+        }
+    }
+
+    /// Turns the prepared file into segment `path`: the header written into it and synced,
+    /// then the rename, made durable. Returns the file, its second handle (overlapping
+    /// rounds) and how far it holds synced zeros. The caller holds the prepared slot's lock.
+    pub(super) fn install_prepared(
+        &self,
+        prepared: PreparedSegment<F>,
+        header_bytes: &[u8],
+        path: &std::path::Path,
+    ) -> crate::Result<(F::File, Option<F::File>, u64)> {
+        let from = self.prepared_path();
+        // Opened before anything is written, so that it hears of every failed writeback.
+        let overlap_file = self.open_overlap_file(&from);
+        prepared
+            .file
+            .write_all_at(header_bytes, 0)
+            .map_err(|e| Error::io("write", &from, e))?;
+        // IMPORTANT: the header is durable before the file takes a segment's name, and so
+        // before any record in it can be acknowledged.
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::PreparedHeaderFsync) {
+            prepared
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("sync_data", &from, e))?;
+        }
+        self.fs
+            .rename(&from, path)
+            .map_err(|e| Error::io("rename", path, e))?;
+        // IMPORTANT: and so is the new name: without this fsync a power cut can undo the
+        // rename, and the file, with every acknowledged record in it, leaves the log.
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::PreparedRenameDirFsync) {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
+        }
+        self.stats.record_prepared_roll();
+        Ok((prepared.file, overlap_file, prepared.zeroed_through))
+    }
+}
