@@ -80,24 +80,28 @@ impl<F: FileSystem> Inner<F> {
     pub(crate) fn remove_leftover_prepared(&self) -> crate::Result<()> {
         let path = self.prepared_path();
         match self.fs.remove(&path) {
+            // Made durable before the name is used again: a file system that reorders
+            // directory updates must not apply a later rename of the new file to this one.
             Ok(()) => {
                 tracing::debug!(path = %path.display(), "removed a leftover prepared segment");
-                Ok(())
+                self.fs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("sync_dir", &self.dir, e))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove", &path, e)),
         }
     }
 
-    /// Drops the prepared file, if any (at close, once no step runs). Best effort: a file
-    /// left behind is removed by the next open.
+    /// Drops the prepared file (at close, once no step runs), and removes `NEXT_SEGMENT` even
+    /// when the slot is empty (a failed install leaves the file): the directory is left
+    /// without it. A read-only log never owned it and leaves it alone.
     pub(super) fn discard_prepared(&self) {
-        if self.prepared.lock().take().is_some() {
-            let path = self.prepared_path();
-            if let Err(e) = self.fs.remove(&path) {
-                tracing::debug!(path = %path.display(), error = %e, "cannot remove the prepared segment");
-            }
+        if self.read_only {
+            return;
         }
+        self.prepared.lock().take();
+        self.remove_prepared_file();
     }
 
     /// Where the prepared file's zeros should reach now: nothing while the active segment is
@@ -126,7 +130,7 @@ impl<F: FileSystem> Inner<F> {
     /// One step of the zeroing thread's second job: create the prepared file, or zero the
     /// next chunk of it when it is behind the lead (`whole`: up to the segment's end).
     pub(super) fn prepare_step(&self, whole: bool) -> PrepareStep {
-        let target = {
+        let (target, segment) = {
             let mut st = self.commit.lock();
             if st.closed || st.zeroing_stopped || st.poisoned.is_some() {
                 return PrepareStep::Stop;
@@ -138,71 +142,110 @@ impl<F: FileSystem> Inner<F> {
                 return PrepareStep::Busy;
             }
             st.preparing = true;
-            if whole {
+            let target = if whole {
                 self.opts.segment_size_bytes
             } else {
                 self.prepare_target(&st)
-            }
+            };
+            (target, st.tail_segment)
         };
-        let outcome = self.prepare_towards(target);
+        let outcome = self.prepare_towards(target, segment);
         let mut st = self.commit.lock();
         st.preparing = false;
+        // What a step learned is about the file of `segment`'s roll: if that roll has
+        // happened meanwhile (it took the file), it is stale.
+        let current = st.tail_segment == segment;
         match outcome {
             Ok(Some(through)) => {
-                st.prepared_through = through;
+                if current {
+                    st.prepared_through = through;
+                }
                 PrepareStep::Worked
             }
             Ok(None) => PrepareStep::Idle,
             Err(e) => {
-                // Nothing of the log is in that file: it goes, and rolls create segments
-                // fresh. The next segment tries again (a full disk may have room by then).
-                tracing::warn!(error = %e, "cannot prepare the next segment; rolls create it instead");
-                st.prepare_failed_in = Some(st.tail_segment);
-                st.prepared_through = 0;
+                // Nothing of the log is in that file, and it is gone already: rolls create
+                // segments as before. The next segment tries again (a full disk may have
+                // room by then).
+                st.prepare_failed_in = Some(segment);
+                if current {
+                    st.prepared_through = 0;
+                }
                 drop(st);
-                self.discard_failed_prepared();
+                tracing::warn!(error = %e, "cannot prepare the next segment; rolls create it instead");
                 PrepareStep::Idle
             }
         }
     }
 
-    /// Creates the file or zeroes one chunk; returns how far its zeros reach, or `None` when
-    /// they already reached `target`.
-    fn prepare_towards(&self, target: u64) -> crate::Result<Option<u64>> {
+    /// Creates the file or zeroes one chunk, for the roll out of the active segment
+    /// `segment`; returns how far its zeros reach, or `None` when there is nothing to do.
+    ///
+    /// IMPORTANT: on any failure the file leaves the slot (and the directory) before the
+    /// slot is unlocked. A roll must never take a file whose write or sync failed: Linux
+    /// reports a failed writeback once, so later syncs of that file would succeed while its
+    /// header or records never reach the disk (fsyncgate).
+    fn prepare_towards(&self, target: u64, segment: u64) -> crate::Result<Option<u64>> {
         if target == 0 {
             return Ok(None);
         }
-        let path = self.prepared_path();
         let mut slot = self.prepared.lock();
-        let Some(prepared) = slot.as_mut() else {
-            let file = match self.fs.create_new(&path) {
-                Ok(file) => file,
-                // A file of ours whose removal failed before: it is not trusted.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    self.fs
-                        .remove(&path)
-                        .map_err(|e| Error::io("remove", &path, e))?;
-                    self.fs
-                        .create_new(&path)
-                        .map_err(|e| Error::io("create", &path, e))?
+        let outcome = match slot.as_mut() {
+            None => {
+                // A step that read its target before the roll out of `segment` must not
+                // start the next file: that segment is not half full yet.
+                if self.commit.lock().tail_segment != segment {
+                    return Ok(None);
                 }
-                Err(e) => return Err(Error::io("create", &path, e)),
-            };
-            // Held in the slot at once, so that a failure below removes it.
-            *slot = Some(PreparedSegment {
-                file,
-                zeroed_through: 0,
-            });
-            if let Some(p) = slot.as_ref() {
-                p.file
-                    .allocate(self.opts.segment_size_bytes)
-                    .map_err(|e| Error::io("allocate", &path, e))?;
+                self.create_prepared().map(|file| {
+                    *slot = Some(PreparedSegment {
+                        file,
+                        zeroed_through: 0,
+                    });
+                    Some(0)
+                })
             }
-            return Ok(Some(0));
+            Some(prepared) if prepared.zeroed_through >= target => return Ok(None),
+            Some(prepared) => self.zero_next_chunk(prepared, target).map(Some),
         };
-        if prepared.zeroed_through >= target {
-            return Ok(None);
+        if outcome.is_err() {
+            slot.take();
+            self.remove_prepared_file();
         }
+        outcome
+    }
+
+    /// A new, preallocated prepared file (a failure leaves no file behind).
+    fn create_prepared(&self) -> crate::Result<F::File> {
+        let path = self.prepared_path();
+        let file = match self.fs.create_new(&path) {
+            Ok(file) => file,
+            // A file of ours whose removal failed before: it is not trusted.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.fs
+                    .remove(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
+                self.fs
+                    .create_new(&path)
+                    .map_err(|e| Error::io("create", &path, e))?
+            }
+            Err(e) => return Err(Error::io("create", &path, e)),
+        };
+        if let Err(e) = file.allocate(self.opts.segment_size_bytes) {
+            drop(file);
+            self.remove_prepared_file();
+            return Err(Error::io("allocate", &path, e));
+        }
+        Ok(file)
+    }
+
+    /// Writes and syncs the next chunk of zeros; returns how far they reach.
+    fn zero_next_chunk(
+        &self,
+        prepared: &mut PreparedSegment<F>,
+        target: u64,
+    ) -> crate::Result<u64> {
+        let path = self.prepared_path();
         let start = prepared.zeroed_through;
         let end = start.saturating_add(CHUNK_BYTES).min(target);
         prepared
@@ -215,7 +258,20 @@ impl<F: FileSystem> Inner<F> {
             .map_err(|e| Error::io("sync_data", &path, e))?;
         prepared.zeroed_through = end;
         self.stats.record_prepared(end - start);
-        Ok(Some(end))
+        Ok(end)
+    }
+
+    /// Removes `NEXT_SEGMENT`, if it is there (best effort: the next open removes a file
+    /// left behind).
+    fn remove_prepared_file(&self) {
+        let path = self.prepared_path();
+        match self.fs.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot remove the prepared segment")
+            }
+        }
     }
 
     /// Prepares the whole next segment on this thread; true when a prepared file is ready
@@ -236,19 +292,6 @@ impl<F: FileSystem> Inner<F> {
                         .is_some_and(|p| p.zeroed_through >= self.opts.segment_size_bytes)
                 }
                 PrepareStep::Stop => return false,
-            }
-        }
-    }
-
-    fn discard_failed_prepared(&self) {
-        let mut slot = self.prepared.lock();
-        slot.take();
-        let path = self.prepared_path();
-        match self.fs.remove(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "cannot remove the prepared segment")
             }
         }
     }

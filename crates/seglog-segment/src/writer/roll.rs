@@ -36,13 +36,10 @@ impl<F: FileSystem> Inner<F> {
             clustered: false,
         };
         // The slot stays locked until the file has its new name: the zeroing thread must not
-        // take the name for a new prepared file meanwhile. Busy (a step is writing zeros into
-        // it): the segment is created fresh, and the file waits for the next roll.
-        let mut slot = if self.prepares_segments() {
-            self.prepared.try_lock()
-        } else {
-            None
-        };
+        // take the name for a new prepared file meanwhile. A step running now (one chunk of
+        // zeros) is waited for rather than creating a second file: that would need a second
+        // segment's worth of space while the prepared file holds one.
+        let mut slot = self.prepares_segments().then(|| self.prepared.lock());
         let (file, overlap_file) = match slot.as_mut().and_then(|s| s.take()) {
             Some(prepared) => {
                 let (file, overlap_file, zeroed_through) =

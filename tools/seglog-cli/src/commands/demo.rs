@@ -51,6 +51,8 @@ fn is_demo_file(name: &str) -> bool {
         || name.ends_with(".seg")
         || name.ends_with(".idx")
         || name.ends_with(".idx.tmp")
+        // The writer's next segment, left by a demo that was killed (docs/format.md §1).
+        || name == seglog_segment::format::PREPARED_SEGMENT_FILE_NAME
 }
 
 /// Makes `dir` an empty demo directory: creates and marks a new or empty one; clears one the
