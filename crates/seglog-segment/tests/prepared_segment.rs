@@ -336,3 +336,26 @@ fn a_read_only_open_leaves_the_writers_prepared_file_alone() {
     log.roll().unwrap();
     assert_eq!(log.stats().prepared_rolls, 1);
 }
+
+/// `close` releases the directory; the handle itself may live on (a clone in another task)
+/// and be dropped after another writer has opened the log. That drop must not touch the new
+/// owner's prepared file (found by the streaming differential test: the new owner's roll
+/// failed to rename a `NEXT_SEGMENT` the old handle's drop had removed, and poisoned).
+#[test]
+fn a_closed_logs_late_drop_leaves_the_next_owners_prepared_file_alone() {
+    let fs = SimFs::new();
+    let (old, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+    append(&old, 1).unwrap();
+    old.close().unwrap();
+    let (new, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+    append(&new, 2).unwrap();
+    assert!(new.prepare_next_segment_now());
+    drop(old);
+    assert!(
+        prepared_exists(&fs, Path::new("/log")),
+        "the closed log's drop removed the new owner's prepared file"
+    );
+    new.roll().unwrap();
+    assert_eq!(new.poisoned(), None);
+    assert_eq!(new.stats().prepared_rolls, 1);
+}

@@ -95,13 +95,18 @@ impl<F: FileSystem> Inner<F> {
 
     /// Drops the prepared file (at close, once no step runs), and removes `NEXT_SEGMENT` even
     /// when the slot is empty (a failed install leaves the file): the directory is left
-    /// without it. A read-only log never owned it and leaves it alone.
+    /// without it. Only while this log still holds the directory: a handle dropped after
+    /// `close` released it must not remove the next owner's file. A read-only log never
+    /// owned it and leaves it alone.
     pub(super) fn discard_prepared(&self) {
         if self.read_only {
             return;
         }
+        let held = self.dir_lock.lock();
         self.prepared.lock().take();
-        self.remove_prepared_file();
+        if held.is_some() {
+            self.remove_prepared_file();
+        }
     }
 
     /// Where the prepared file's zeros should reach now: nothing while the active segment is
