@@ -207,6 +207,18 @@ pub(crate) fn list<F: FileSystem>(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(io("list", dir, e)),
     };
+    // A restore still writing the directory may have left any part of a stub: the marker
+    // says what the directory is (format.md §1), before any stub is read.
+    if names
+        .iter()
+        .any(|n| n == seglog_segment::format::RESTORE_MARKER_FILE_NAME)
+    {
+        return Err(crate::Error::Segment(
+            seglog_segment::Error::RestoreInProgress {
+                dir: dir.to_path_buf(),
+            },
+        ));
+    }
     let mut stubs = Vec::new();
     let mut temps = Vec::new();
     for name in names {
