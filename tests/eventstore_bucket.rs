@@ -297,16 +297,32 @@ async fn a_directory_behind_the_bucket_is_refused_without_claiming() {
     .unwrap();
     append_events(&b, 20, 300).await;
     let newest = b.tier().unwrap().manifest().await;
-    // A restarts on its stale directory: refused, and B still owns the log.
-    let err = SeglogEventStore::open_from_bucket(
-        bucket.clone(),
-        prefix.clone(),
-        root.path().join("a"),
-        options(Durability::Remote),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+    // A restarts on its stale directory: refused, and B still owns the log. Its claim record
+    // shows another node's claim since (`TakenOver`); without the record (a directory of an
+    // older build) the divergence check refuses it as behind the bucket.
+    for (record, expect_taken_over) in [(true, true), (false, false)] {
+        if !record {
+            std::fs::remove_file(
+                root.path()
+                    .join("a")
+                    .join(seglog_tier::CLAIM_RECORD_FILE_NAME),
+            )
+            .unwrap();
+        }
+        let err = SeglogEventStore::open_from_bucket(
+            bucket.clone(),
+            prefix.clone(),
+            root.path().join("a"),
+            options(Durability::Remote),
+        )
+        .await
+        .unwrap_err();
+        if expect_taken_over {
+            assert!(matches!(err, seglog_tier::Error::TakenOver { .. }), "{err}");
+        } else {
+            assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+        }
+    }
     let still = seglog_tier::latest_manifest(bucket.as_ref(), &prefix)
         .await
         .unwrap()
@@ -498,16 +514,31 @@ async fn a_stale_directory_ahead_of_the_bucket_is_refused_without_claiming() {
     .unwrap();
     append_events(&b, 1000, 1040).await;
     let newest = b.tier().unwrap().manifest().await;
-    // A restarts on its directory, which reaches further than the bucket: refused, unclaimed.
-    let err = SeglogEventStore::open_from_bucket(
-        bucket.clone(),
-        prefix.clone(),
-        root.path().join("a"),
-        rare_rounds,
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+    // A restarts on its directory, which reaches further than the bucket: refused, unclaimed
+    // (by its claim record; without one, an older build's directory, by the divergence check).
+    for (record, expect_taken_over) in [(true, true), (false, false)] {
+        if !record {
+            std::fs::remove_file(
+                root.path()
+                    .join("a")
+                    .join(seglog_tier::CLAIM_RECORD_FILE_NAME),
+            )
+            .unwrap();
+        }
+        let err = SeglogEventStore::open_from_bucket(
+            bucket.clone(),
+            prefix.clone(),
+            root.path().join("a"),
+            rare_rounds.clone(),
+        )
+        .await
+        .unwrap_err();
+        if expect_taken_over {
+            assert!(matches!(err, seglog_tier::Error::TakenOver { .. }), "{err}");
+        } else {
+            assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+        }
+    }
     let still = seglog_tier::latest_manifest(bucket.as_ref(), &prefix)
         .await
         .unwrap()

@@ -270,7 +270,9 @@ async fn continue_log(
     // behind the bucket, or ahead of it with segments the bucket's owner does not have (a
     // node whose log another took over and continued), is refused unclaimed.
     seglog_tier::check_continues(store.as_ref(), &prefix, log).await?;
-    let tier = Tier::claim(store, prefix).await?.with_active_chunks();
+    let tier = Tier::claim_for_directory(store, prefix, log.dir())
+        .await?
+        .with_active_chunks();
     tier.ship(log).await?;
     Ok(tier)
 }

@@ -5,6 +5,7 @@
 //! every earlier owner's next manifest write collides with it (manifests are never
 //! deleted), which is how it learns it is fenced.
 
+use crate::claim_record::ClaimRecord;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::objects::{self, Commit};
@@ -105,10 +106,46 @@ impl Tier {
         Self::claim_from(store, prefix, latest).await
     }
 
+    /// Claims the log for the local directory `dir` (a restore's destination, or the
+    /// directory of a log that continues the bucket's): as [`Tier::claim`], but first
+    /// refuses a directory whose log another node has claimed since this directory's last
+    /// claim ([`Error::TakenOver`], nothing claimed), and records the new claim in `dir`
+    /// (`TIER_CLAIM`) before the manifest that makes it.
+    ///
+    /// # Errors
+    /// [`Error::TakenOver`], I/O errors writing the record; otherwise as [`Tier::claim`].
+    pub async fn claim_for_directory(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        dir: &std::path::Path,
+    ) -> Result<Tier> {
+        let latest = objects::latest_manifest(store.as_ref(), &prefix).await?;
+        let dir = dir.to_path_buf();
+        let record = crate::ship::blocking({
+            let dir = dir.clone();
+            move || ClaimRecord::read(&dir)
+        })
+        .await?;
+        if let (Some(record), Some(newest)) = (&record, &latest) {
+            record.check_still_ours(&dir, newest)?;
+        }
+        Self::claim_recorded(store, prefix, latest, Some(dir)).await
+    }
+
     async fn claim_from(
         store: Arc<dyn ObjectStore>,
         prefix: Path,
         latest: Option<Manifest>,
+    ) -> Result<Tier> {
+        Self::claim_recorded(store, prefix, latest, None).await
+    }
+
+    /// Claims after `latest`; with `record_in`, records the claim there first.
+    async fn claim_recorded(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        latest: Option<Manifest>,
+        record_in: Option<std::path::PathBuf>,
     ) -> Result<Tier> {
         let (id, epoch, segments, active) = latest.map_or((0, 0, Vec::new(), None), |m| {
             (m.manifest_id, m.writer_epoch, m.segments, m.active)
@@ -122,6 +159,15 @@ impl Tier {
             segments,
             active,
         };
+        if let Some(dir) = record_in {
+            // IMPORTANT: before the PUT, so that a crash after it never leaves the directory
+            // looking like another node's claim took it over.
+            let record = ClaimRecord {
+                epoch: manifest.writer_epoch,
+                nonce: manifest.writer_nonce.clone(),
+            };
+            crate::ship::blocking(move || record.write(&dir)).await?;
+        }
         let latest = match objects::commit_manifest(store.as_ref(), &prefix, &manifest).await? {
             Commit::Done => manifest,
             Commit::OwnEarlier(found) => found,

@@ -84,6 +84,23 @@ pub enum Error {
     #[error("the local log diverges from the shipped one: {0}")]
     Diverged(String),
 
+    /// The local directory's log was taken over: the bucket's newest manifest is another
+    /// node's claim, made after the claim this directory was last written under
+    /// (`TIER_CLAIM`). Continuing it would fence the new owner; nothing was claimed.
+    /// Delete the directory and restore, if this node should own the log again.
+    #[error(
+        "{} was written under claim epoch {own_epoch}, and another node has claimed the log since (epoch {newer_epoch}): delete the directory and restore instead",
+        dir.display()
+    )]
+    TakenOver {
+        /// The local directory.
+        dir: std::path::PathBuf,
+        /// The epoch of the claim this directory was last written under.
+        own_epoch: u64,
+        /// The epoch of the newest manifest.
+        newer_epoch: u64,
+    },
+
     /// No manifest under the prefix: nothing to restore.
     #[error("no manifest under {prefix}: nothing was ever shipped there")]
     NoManifest {

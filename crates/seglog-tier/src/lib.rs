@@ -37,6 +37,7 @@
 mod active;
 mod chunk;
 mod claim;
+mod claim_record;
 mod divergence;
 mod error;
 mod keys;
@@ -51,6 +52,7 @@ mod shipper;
 mod staging;
 
 pub use claim::Tier;
+pub use claim_record::CLAIM_RECORD_FILE_NAME;
 pub use error::{Error, Result};
 pub use keys::{checkpoint_key, chunk_folder, chunk_key, manifest_key, segment_key};
 pub use manifest::{

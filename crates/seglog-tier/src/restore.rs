@@ -171,7 +171,7 @@ async fn restore_task(
     // Everything up to the commit point; on an error, what was written is removed (every
     // write it started has ended: each is awaited).
     let staged = async {
-        let tier = Tier::claim(store, prefix).await?;
+        let tier = Tier::claim_for_directory(store, prefix, &dir).await?;
         let manifest = tier.manifest().await;
         let mut report = RestoreReport {
             manifest_id: manifest.manifest_id,

@@ -178,6 +178,17 @@ pub async fn check_continues(
     let Some(manifest) = objects::latest_manifest(store, prefix).await? else {
         return Ok(());
     };
+    // A directory another node's claim took over since its own last claim: even when the
+    // new owner has shipped nothing yet (its manifest then names what this log holds).
+    let dir = log.dir().to_path_buf();
+    let record = blocking({
+        let dir = dir.clone();
+        move || crate::claim_record::ClaimRecord::read(&dir)
+    })
+    .await?;
+    if let Some(record) = record {
+        record.check_still_ours(&dir, &manifest)?;
+    }
     let listed = crate::read_through::shipped_listing(log);
     // `Changed` (a compaction moved a segment meanwhile) is left to the round after the
     // claim, which checks again.
@@ -186,7 +197,7 @@ pub async fn check_continues(
         .map(|_| ())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
