@@ -161,14 +161,17 @@ impl SeglogEventStore {
     ///   store is not opened). Before claiming, the same check runs read-only
     ///   ([`seglog_tier::check_continues`]): a log behind the bucket, or one with segments
     ///   where the bucket names others (a node whose log another took over and continued),
-    ///   is refused as `Diverged` without fencing the owner. A node whose log another node
-    ///   took over must not reopen its old directory: delete it, and restore.
+    ///   is refused as `Diverged` without fencing the owner; so is a directory whose log
+    ///   another node has claimed since this directory's own last claim, even before that
+    ///   owner ships anything ([`seglog_tier::Error::TakenOver`]: the directory records its
+    ///   claim in `TIER_CLAIM`). A node whose log another node took over must not reopen its
+    ///   old directory: delete it, and restore.
     ///
     /// With [`BucketOptions::keep_local_segments`], each background ship round is followed by
     /// a local retention pass that offloads the older shipped sealed segments.
     ///
     /// # Errors
-    /// [`seglog_tier::Error`]: the claim's (`ClaimLost`), the restore's, `Diverged`, the
+    /// [`seglog_tier::Error`]: the claim's (`ClaimLost`), the restore's, `Diverged`, `TakenOver`, the
     /// log's open errors, store errors.
     pub async fn open_from_bucket(
         store: Arc<dyn ObjectStore>,

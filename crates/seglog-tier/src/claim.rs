@@ -129,7 +129,8 @@ impl Tier {
         if let (Some(record), Some(newest)) = (&record, &latest) {
             record.check_still_ours(&dir, newest)?;
         }
-        Self::claim_recorded(store, prefix, latest, Some(dir)).await
+        let nonce = record.and_then(|r| r.unconfirmed_nonce(latest.as_ref()));
+        Self::claim_recorded(store, prefix, latest, Some((dir, nonce))).await
     }
 
     async fn claim_from(
@@ -140,12 +141,13 @@ impl Tier {
         Self::claim_recorded(store, prefix, latest, None).await
     }
 
-    /// Claims after `latest`; with `record_in`, records the claim there first.
+    /// Claims after `latest`; with `record_in` (a directory, and the nonce of an earlier
+    /// unconfirmed claim of it to use again, if any), records the claim there first.
     async fn claim_recorded(
         store: Arc<dyn ObjectStore>,
         prefix: Path,
         latest: Option<Manifest>,
-        record_in: Option<std::path::PathBuf>,
+        record_in: Option<(std::path::PathBuf, Option<String>)>,
     ) -> Result<Tier> {
         let (id, epoch, segments, active) = latest.map_or((0, 0, Vec::new(), None), |m| {
             (m.manifest_id, m.writer_epoch, m.segments, m.active)
@@ -154,12 +156,15 @@ impl Tier {
             format_version: Manifest::version_for(&active),
             manifest_id: next_number(&prefix, id)?,
             writer_epoch: next_number(&prefix, epoch)?,
-            writer_nonce: random_nonce()?,
+            writer_nonce: match record_in.as_ref().and_then(|(_, nonce)| nonce.clone()) {
+                Some(nonce) => nonce,
+                None => random_nonce()?,
+            },
             created_unix_millis: now_unix_millis(),
             segments,
             active,
         };
-        if let Some(dir) = record_in {
+        if let Some((dir, _)) = record_in {
             // IMPORTANT: before the PUT, so that a crash after it never leaves the directory
             // looking like another node's claim took it over.
             let record = ClaimRecord {

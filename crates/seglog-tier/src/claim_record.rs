@@ -75,6 +75,18 @@ impl ClaimRecord {
     /// I/O errors; [`Error::Corruption`] for a file that is not a record.
     pub fn read(dir: &Path) -> Result<Option<ClaimRecord>> {
         let path = dir.join(CLAIM_RECORD_FILE_NAME);
+        // Only a regular file: opening a FIFO (or a device) would block, or read forever.
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                return Err(Error::Corruption {
+                    key: path.display().to_string(),
+                    reason: "not a regular file".into(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("stat", &path)(e)),
+        }
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -106,6 +118,16 @@ impl ClaimRecord {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io("sync_dir", dir))
+    }
+
+    /// The nonce to claim with after `newest` (`None`: the prefix is empty): this record's,
+    /// when it is a claim of this directory at exactly the epoch that claim would have,
+    /// whose outcome is unknown (its PUT may still land, or have landed unseen); so that a
+    /// retry settles against it as the node's own earlier attempt rather than losing to
+    /// it. `None`: draw a new one.
+    pub fn unconfirmed_nonce(&self, newest: Option<&Manifest>) -> Option<String> {
+        let next_epoch = newest.map_or(1, |m| m.writer_epoch.saturating_add(1));
+        (self.epoch == next_epoch).then(|| self.nonce.clone())
     }
 
     /// Fails when `newest` is a claim by another node made after this record's: the

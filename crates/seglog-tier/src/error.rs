@@ -89,7 +89,7 @@ pub enum Error {
     /// (`TIER_CLAIM`). Continuing it would fence the new owner; nothing was claimed.
     /// Delete the directory and restore, if this node should own the log again.
     #[error(
-        "{} was written under claim epoch {own_epoch}, and another node has claimed the log since (epoch {newer_epoch}): delete the directory and restore instead",
+        "{} was written under claim epoch {own_epoch}, and another node has claimed the log since (epoch {newer_epoch}): delete the directory and restore instead (only if that node is known never to have served the log may removing its TIER_CLAIM let this directory continue)",
         dir.display()
     )]
     TakenOver {
