@@ -271,6 +271,34 @@ async fn remote_durability_acknowledges_an_event_only_once_a_restore_finds_it() 
     b.shutdown().await.unwrap();
 }
 
+/// Opens the stale directory `dir` from the bucket twice: with its claim record it is refused
+/// as taken over; without it (a directory of an older build) the divergence check refuses it.
+async fn refused_with_and_without_claim_record(
+    bucket: &Arc<dyn ObjectStore>,
+    prefix: &ObjectPath,
+    dir: &std::path::Path,
+    options: impl Fn() -> BucketOptions,
+) {
+    for with_record in [true, false] {
+        if !with_record {
+            std::fs::remove_file(dir.join(seglog_tier::CLAIM_RECORD_FILE_NAME)).unwrap();
+        }
+        let err = SeglogEventStore::open_from_bucket(
+            bucket.clone(),
+            prefix.clone(),
+            dir.to_path_buf(),
+            options(),
+        )
+        .await
+        .unwrap_err();
+        if with_record {
+            assert!(matches!(err, seglog_tier::Error::TakenOver { .. }), "{err}");
+        } else {
+            assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_behind_the_bucket_is_refused_without_claiming() {
     let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -300,29 +328,10 @@ async fn a_directory_behind_the_bucket_is_refused_without_claiming() {
     // A restarts on its stale directory: refused, and B still owns the log. Its claim record
     // shows another node's claim since (`TakenOver`); without the record (a directory of an
     // older build) the divergence check refuses it as behind the bucket.
-    for (record, expect_taken_over) in [(true, true), (false, false)] {
-        if !record {
-            std::fs::remove_file(
-                root.path()
-                    .join("a")
-                    .join(seglog_tier::CLAIM_RECORD_FILE_NAME),
-            )
-            .unwrap();
-        }
-        let err = SeglogEventStore::open_from_bucket(
-            bucket.clone(),
-            prefix.clone(),
-            root.path().join("a"),
-            options(Durability::Remote),
-        )
-        .await
-        .unwrap_err();
-        if expect_taken_over {
-            assert!(matches!(err, seglog_tier::Error::TakenOver { .. }), "{err}");
-        } else {
-            assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
-        }
-    }
+    refused_with_and_without_claim_record(&bucket, &prefix, &root.path().join("a"), || {
+        options(Durability::Remote)
+    })
+    .await;
     let still = seglog_tier::latest_manifest(bucket.as_ref(), &prefix)
         .await
         .unwrap()
@@ -516,29 +525,10 @@ async fn a_stale_directory_ahead_of_the_bucket_is_refused_without_claiming() {
     let newest = b.tier().unwrap().manifest().await;
     // A restarts on its directory, which reaches further than the bucket: refused, unclaimed
     // (by its claim record; without one, an older build's directory, by the divergence check).
-    for (record, expect_taken_over) in [(true, true), (false, false)] {
-        if !record {
-            std::fs::remove_file(
-                root.path()
-                    .join("a")
-                    .join(seglog_tier::CLAIM_RECORD_FILE_NAME),
-            )
-            .unwrap();
-        }
-        let err = SeglogEventStore::open_from_bucket(
-            bucket.clone(),
-            prefix.clone(),
-            root.path().join("a"),
-            rare_rounds.clone(),
-        )
-        .await
-        .unwrap_err();
-        if expect_taken_over {
-            assert!(matches!(err, seglog_tier::Error::TakenOver { .. }), "{err}");
-        } else {
-            assert!(matches!(err, seglog_tier::Error::Diverged(_)), "{err}");
-        }
-    }
+    refused_with_and_without_claim_record(&bucket, &prefix, &root.path().join("a"), || {
+        rare_rounds.clone()
+    })
+    .await;
     let still = seglog_tier::latest_manifest(bucket.as_ref(), &prefix)
         .await
         .unwrap()

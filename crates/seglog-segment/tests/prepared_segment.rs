@@ -6,7 +6,9 @@
 
 mod common;
 
-use seglog_segment::format::{EventBatch, PREPARED_SEGMENT_FILE_NAME, SEGMENT_HEADER_LEN};
+use common::prepared::{append, lost, opts, payload, prepared_exists, stored};
+
+use seglog_segment::format::{PREPARED_SEGMENT_FILE_NAME, SEGMENT_HEADER_LEN};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::io::{FileSystem, SegmentFile, StdFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
@@ -14,58 +16,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 64 << 10,
-        max_record_size_bytes: 8 << 10,
-        // Only the prepared file: the active segment keeps no zeros of its own.
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
-    }
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    let len = 1 + (i * 7919 % 3000) as usize;
-    (0..len)
-        .map(|k| 1 + ((i as usize + k) % 251) as u8)
-        .collect()
-}
-
-fn append<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<u64> {
-    let p = payload(i);
-    Ok(log
-        .append(&EventBatch {
-            encoding: 0,
-            execution_id: format!("exec-{}", i % 5).as_bytes(),
-            tenant_id: b"tenant",
-            first_seq: 1,
-            timestamp_unix_nanos: 0,
-            payloads: &[p.as_slice()],
-        })?
-        .lsn)
-}
-
-fn stored<F: FileSystem>(log: &SegmentLog<F>) -> BTreeMap<u64, Vec<u8>> {
-    log.records()
-        .unwrap()
-        .map(|r| {
-            let r = r.unwrap();
-            let v = r.view();
-            let first = v.events().next().unwrap().to_vec();
-            (v.lsn(), first)
-        })
-        .collect()
-}
-
 fn check_acked<F: FileSystem>(log: &SegmentLog<F>, acked: &BTreeMap<u64, u64>, what: &str) {
-    let stored = stored(log);
-    for (lsn, i) in acked {
-        assert_eq!(
-            stored.get(lsn),
-            Some(&payload(*i)),
-            "{what}: acknowledged LSN {lsn} lost or damaged"
-        );
-    }
+    let lost = lost(log, acked);
+    assert!(
+        lost.is_empty(),
+        "{what}: acknowledged LSNs {lost:?} lost or damaged"
+    );
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -74,13 +30,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-fn prepared_exists(fs: &impl FileSystem, dir: &Path) -> bool {
-    fs.list(dir)
-        .unwrap()
-        .iter()
-        .any(|n| n == PREPARED_SEGMENT_FILE_NAME)
 }
 
 #[test]

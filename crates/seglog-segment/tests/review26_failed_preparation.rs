@@ -13,10 +13,14 @@
 //! warn is held until the roller has renamed the file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::{EventBatch, PREPARED_SEGMENT_FILE_NAME};
+mod common;
+
+use common::prepared::{append, lost, opts, stored};
+
+use seglog_segment::format::PREPARED_SEGMENT_FILE_NAME;
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::io::FileSystem;
-use seglog_segment::{SegmentLog, SegmentOptions};
+use seglog_segment::SegmentLog;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,36 +89,6 @@ impl tracing::Subscriber for Hook {
             });
         }
     }
-}
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 64 << 10,
-        max_record_size_bytes: 8 << 10,
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
-    }
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    let len = 1 + (i * 7919 % 3000) as usize;
-    (0..len)
-        .map(|k| 1 + ((i as usize + k) % 251) as u8)
-        .collect()
-}
-
-fn append<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<u64> {
-    let p = payload(i);
-    Ok(log
-        .append(&EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: 1,
-            timestamp_unix_nanos: 0,
-            payloads: &[p.as_slice()],
-        })?
-        .lsn)
 }
 
 #[test]
@@ -207,24 +181,10 @@ fn appends_after_a_roll_racing_a_failed_preparation_survive_a_power_cut() {
     let (log, report) = SegmentLog::open(crashed, "/log", opts(), &mut ())
         .unwrap_or_else(|e| panic!("reopen after the power cut failed: {e}"));
     eprintln!("recovery: {report:?}");
-    let stored: BTreeMap<u64, Vec<u8>> = log
-        .records()
-        .unwrap()
-        .map(|r| {
-            let r = r.unwrap();
-            let v = r.view();
-            let x = (v.lsn(), v.events().next().unwrap().to_vec());
-            x
-        })
-        .collect();
-    let lost: Vec<u64> = acked
-        .iter()
-        .filter(|(lsn, i)| stored.get(lsn) != Some(&payload(**i)))
-        .map(|(lsn, _)| *lsn)
-        .collect();
+    let lost = lost(&log, &acked);
     assert!(
         lost.is_empty(),
         "acknowledged LSNs lost after a power cut: {lost:?} (stored: {:?})",
-        stored.keys().collect::<Vec<_>>()
+        stored(&log).keys().collect::<Vec<_>>()
     );
 }

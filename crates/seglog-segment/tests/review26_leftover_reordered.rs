@@ -9,48 +9,17 @@
 //! Fixed: the open fsyncs the directory after removing a leftover.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::{EventBatch, PREPARED_SEGMENT_FILE_NAME};
+mod common;
+
+use common::prepared::{append, lost, opts, prepared_exists};
+
 use seglog_segment::io::sim::{CrashMode, SimFs};
-use seglog_segment::io::FileSystem;
-use seglog_segment::{SegmentLog, SegmentOptions};
+use seglog_segment::SegmentLog;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 64 << 10,
-        max_record_size_bytes: 8 << 10,
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
-    }
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    let len = 1 + (i * 7919 % 3000) as usize;
-    (0..len)
-        .map(|k| 1 + ((i as usize + k) % 251) as u8)
-        .collect()
-}
-
-fn append<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<u64> {
-    let p = payload(i);
-    Ok(log
-        .append(&EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: 1,
-            timestamp_unix_nanos: 0,
-            payloads: &[p.as_slice()],
-        })?
-        .lsn)
-}
-
 fn has_leftover(fs: &SimFs) -> bool {
-    fs.list(Path::new("/log"))
-        .unwrap()
-        .iter()
-        .any(|n| n == PREPARED_SEGMENT_FILE_NAME)
+    prepared_exists(fs, Path::new("/log"))
 }
 
 /// Run 1: a roll from a prepared file, cut after `cut1` operations, KeepUnsynced: returns
@@ -99,22 +68,10 @@ fn a_leftover_prepared_file_never_becomes_a_segment_after_a_reordered_power_cut(
                         "cut1 {cut1} cut2 {cut2} seed {seed}: open failed: {e}"
                     )),
                     Ok((log, _)) => {
-                        let stored: BTreeMap<u64, Vec<u8>> = log
-                            .records()
-                            .unwrap()
-                            .map(|r| {
-                                let r = r.unwrap();
-                                let v = r.view();
-                                let x = (v.lsn(), v.events().next().unwrap().to_vec());
-                                x
-                            })
-                            .collect();
-                        for (lsn, i) in &acked {
-                            if stored.get(lsn) != Some(&payload(*i)) {
-                                failures.push(format!(
-                                    "cut1 {cut1} cut2 {cut2} seed {seed}: acked LSN {lsn} lost"
-                                ));
-                            }
+                        for lsn in lost(&log, &acked) {
+                            failures.push(format!(
+                                "cut1 {cut1} cut2 {cut2} seed {seed}: acked LSN {lsn} lost"
+                            ));
                         }
                     }
                 }

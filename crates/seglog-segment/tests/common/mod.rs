@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod crash;
+pub mod prepared;
 
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::SimFs;
