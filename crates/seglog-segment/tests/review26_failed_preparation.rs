@@ -91,17 +91,19 @@ impl tracing::Subscriber for Hook {
     }
 }
 
-#[test]
-fn a_roll_racing_a_failed_preparation_never_installs_the_failed_file() {
+/// Opens a log on `fs`, appends three records, then runs the race: a roll held after its
+/// seal while a preparation step's fdatasync fails (EIO). Returns the log, what it
+/// acknowledged, and whether the preparation reported success.
+fn race_a_roll_with_a_failed_preparation(
+    fs: &SimFs,
+) -> (SegmentLog<SimFs>, BTreeMap<u64, u64>, bool) {
     let _ = tracing::subscriber::set_global_default(Hook);
-    let fs = SimFs::new();
-    FS.set(fs.clone()).unwrap();
+    let _ = FS.set(fs.clone());
     let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
     let mut acked = BTreeMap::new();
     for i in 1..=3 {
         acked.insert(append(&log, i).unwrap(), i);
     }
-
     ARMED.store(true, Ordering::SeqCst);
     let roller = {
         let log = log.clone();
@@ -120,9 +122,16 @@ fn a_roll_racing_a_failed_preparation_never_installs_the_failed_file() {
         persistent: false,
     });
     let prepared = log.prepare_next_segment_now();
-    assert!(!prepared, "the failed preparation reported success");
     roller.join().unwrap().expect("the roll failed");
     ARMED.store(false, Ordering::SeqCst);
+    (log, acked, prepared)
+}
+
+#[test]
+fn a_roll_racing_a_failed_preparation_never_installs_the_failed_file() {
+    let fs = SimFs::new();
+    let (log, mut acked, prepared) = race_a_roll_with_a_failed_preparation(&fs);
+    assert!(!prepared, "the failed preparation reported success");
 
     let stats = log.stats();
     eprintln!("after the roll: {stats:?}");
@@ -142,35 +151,9 @@ fn a_roll_racing_a_failed_preparation_never_installs_the_failed_file() {
 /// The same race, but checking the consequence: a power cut after the acknowledged appends.
 #[test]
 fn appends_after_a_roll_racing_a_failed_preparation_survive_a_power_cut() {
-    // Shares the global hook with the test above when run in one process: nextest runs
-    // each test in its own process.
-    let _ = tracing::subscriber::set_global_default(Hook);
+    // Nextest runs each test in its own process: the global hook is this test's.
     let fs = SimFs::new();
-    let _ = FS.set(fs.clone());
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    let mut acked = BTreeMap::new();
-    for i in 1..=3 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    ARMED.store(true, Ordering::SeqCst);
-    let roller = {
-        let log = log.clone();
-        std::thread::Builder::new()
-            .name("roller".into())
-            .spawn(move || log.roll())
-            .unwrap()
-    };
-    assert!(wait_for("the roller to seal", || ROLLER_SEALED
-        .load(Ordering::SeqCst)));
-    fs.inject(Fault {
-        op: Some(Op::SyncData),
-        nth: fs.op_count(Op::SyncData) + 1,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
-    let _ = log.prepare_next_segment_now();
-    roller.join().unwrap().expect("the roll failed");
-    ARMED.store(false, Ordering::SeqCst);
+    let (log, mut acked, _) = race_a_roll_with_a_failed_preparation(&fs);
     for i in 4..=10 {
         acked.insert(append(&log, i).unwrap(), i);
     }

@@ -83,6 +83,30 @@ pub struct EngineKnobs {
     pub preallocate: Option<bool>,
 }
 
+/// Applies the knobs that are set to `$options` (a `seglog::Options` or a
+/// `seglog_segment::SegmentOptions`: the fields share their names).
+macro_rules! apply_engine_knobs {
+    ($knobs:expr, $options:expr) => {{
+        let (knobs, options) = (&$knobs, &mut $options);
+        if let Some(v) = knobs.segment_size_bytes {
+            options.segment_size_bytes = v;
+        }
+        if let Some(v) = knobs.zero_ahead_bytes {
+            options.zero_ahead_bytes = v;
+        }
+        if let Some(v) = knobs.overlap_min_records {
+            options.overlap_min_records = v;
+        }
+        if let Some(v) = knobs.prepare_next_segment {
+            options.prepare_next_segment = v;
+        }
+        if let Some(v) = knobs.preallocate {
+            options.preallocate = v;
+        }
+    }};
+}
+pub(crate) use apply_engine_knobs;
+
 impl EngineKnobs {
     pub fn from_env() -> Result<Self> {
         fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>>

@@ -11,19 +11,8 @@ struct LogPeer {
 }
 
 pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
-    let knobs = super::EngineKnobs::from_env()?;
     let mut options = Options::default();
-    if let Some(bytes) = knobs.segment_size_bytes {
-        options.segment_size_bytes = bytes;
-    }
-    options.zero_ahead_bytes = knobs.zero_ahead_bytes.unwrap_or(options.zero_ahead_bytes);
-    options.overlap_min_records = knobs
-        .overlap_min_records
-        .unwrap_or(options.overlap_min_records);
-    options.prepare_next_segment = knobs
-        .prepare_next_segment
-        .unwrap_or(options.prepare_next_segment);
-    options.preallocate = knobs.preallocate.unwrap_or(options.preallocate);
+    super::apply_engine_knobs!(super::EngineKnobs::from_env()?, options);
     let log = Log::open_blocking(dir.join("seglog"), options)?;
     Ok(Box::new(LogPeer { log }))
 }

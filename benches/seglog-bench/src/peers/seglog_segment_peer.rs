@@ -14,19 +14,11 @@ struct SegmentPeer {
 pub fn open(dir: &Path) -> Result<Box<dyn Peer>> {
     let knobs = super::EngineKnobs::from_env()?;
     let mut options = SegmentOptions::default();
-    if let Some(bytes) = knobs.segment_size_bytes {
-        options.segment_size_bytes = bytes;
-        let fits = u32::try_from(bytes.saturating_sub(64)).unwrap_or(u32::MAX);
+    super::apply_engine_knobs!(knobs, options);
+    if knobs.segment_size_bytes.is_some() {
+        let fits = u32::try_from(options.segment_size_bytes.saturating_sub(64)).unwrap_or(u32::MAX);
         options.max_record_size_bytes = options.max_record_size_bytes.min(fits);
     }
-    options.zero_ahead_bytes = knobs.zero_ahead_bytes.unwrap_or(options.zero_ahead_bytes);
-    options.overlap_min_records = knobs
-        .overlap_min_records
-        .unwrap_or(options.overlap_min_records);
-    options.prepare_next_segment = knobs
-        .prepare_next_segment
-        .unwrap_or(options.prepare_next_segment);
-    options.preallocate = knobs.preallocate.unwrap_or(options.preallocate);
     let (log, _) = SegmentLog::open(StdFs, dir.join("seglog"), options, &mut ())?;
     Ok(Box::new(SegmentPeer { log }))
 }
