@@ -13,6 +13,24 @@ use crate::segment::SegmentInfo;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
+/// Fails with [`Error::RestoreInProgress`] when `names` (the listing of `dir`) hold the
+/// marker of a restore still writing it (format.md §1): nothing in such a directory is read,
+/// not even to list it as a log.
+///
+/// # Errors
+/// [`Error::RestoreInProgress`].
+pub fn refuse_unfinished_restore(dir: &Path, names: &[String]) -> Result<()> {
+    if names
+        .iter()
+        .any(|n| n == crate::format::RESTORE_MARKER_FILE_NAME)
+    {
+        return Err(Error::RestoreInProgress {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// The segment files of `dir`, by first LSN. Every open, verification and tool lists a log
 /// directory through it.
 ///
@@ -21,13 +39,9 @@ use std::path::{Path, PathBuf};
 /// directory a restore is writing (it may hold part of a log).
 pub fn list_segment_files<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    refuse_unfinished_restore(dir, &names)?;
     let mut found = Vec::new();
     for name in names {
-        if name == crate::format::RESTORE_MARKER_FILE_NAME {
-            return Err(Error::RestoreInProgress {
-                dir: dir.to_path_buf(),
-            });
-        }
         match parse_segment_file_name(&name) {
             None => {}
             Some(Ok(first_lsn)) => found.push((first_lsn, dir.join(&name))),

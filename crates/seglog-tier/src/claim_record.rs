@@ -17,6 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::staging::{io, sync_dir};
 use std::io::Write;
 use std::path::Path;
 
@@ -37,14 +38,6 @@ const MAX_BYTES: u64 = 4096;
 pub(crate) struct ClaimRecord {
     pub epoch: u64,
     pub nonce: String,
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl ClaimRecord {
@@ -115,9 +108,7 @@ impl ClaimRecord {
             .map_err(io("write", &temp))?;
         file.sync_all().map_err(io("fsync", &temp))?;
         std::fs::rename(&temp, &path).map_err(io("rename", &path))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync_dir", dir))
+        sync_dir(dir)
     }
 
     /// The nonce to claim with after `newest` (`None`: the prefix is empty): this record's,

@@ -209,16 +209,8 @@ pub(crate) fn list<F: FileSystem>(
     };
     // A restore still writing the directory may have left any part of a stub: the marker
     // says what the directory is (format.md §1), before any stub is read.
-    if names
-        .iter()
-        .any(|n| n == seglog_segment::format::RESTORE_MARKER_FILE_NAME)
-    {
-        return Err(crate::Error::Segment(
-            seglog_segment::Error::RestoreInProgress {
-                dir: dir.to_path_buf(),
-            },
-        ));
-    }
+    seglog_segment::inspect::refuse_unfinished_restore(dir, &names)
+        .map_err(crate::Error::Segment)?;
     let mut stubs = Vec::new();
     let mut temps = Vec::new();
     for name in names {
