@@ -33,6 +33,8 @@ pub(crate) struct TierState {
     pub(crate) fenced_by: Option<(u64, u64)>,
     /// Where the chunks of the active segment stand (learnt from the bucket when unknown).
     pub(crate) chunks: Option<crate::active::ChunkProgress>,
+    /// The directory whose claim record (`TIER_CLAIM`) names this claim.
+    pub(crate) recorded_in: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Tier {
@@ -164,6 +166,7 @@ impl Tier {
             segments,
             active,
         };
+        let recorded_in = record_in.as_ref().map(|(dir, _)| dir.clone());
         if let Some((dir, _)) = record_in {
             // IMPORTANT: before the PUT, so that a crash after it never leaves the directory
             // looking like another node's claim took it over.
@@ -194,6 +197,7 @@ impl Tier {
                 latest,
                 fenced_by: None,
                 chunks: None,
+                recorded_in,
             }),
         })
     }

@@ -103,7 +103,18 @@ impl ClaimRecord {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let temp = dir.join(TEMP_NAME);
         let path = dir.join(CLAIM_RECORD_FILE_NAME);
-        let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
+        // A new file of our own: whatever the name held (a crash's leftover, or a FIFO or a
+        // symlink someone put there) is removed, not opened or followed (review 28).
+        match std::fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &temp)(e)),
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(io("create", &temp))?;
         file.write_all(self.encode().as_bytes())
             .map_err(io("write", &temp))?;
         file.sync_all().map_err(io("fsync", &temp))?;

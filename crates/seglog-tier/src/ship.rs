@@ -243,7 +243,39 @@ impl Tier {
         if let Err(e @ (Error::Fenced { .. } | Error::SyncFailed { .. })) = &result {
             log.poison(&e.to_string());
         }
-        result
+        let report = result?;
+        // The round's work is done and stands: a record that cannot be written is tried
+        // again next round, and fails no acknowledgement.
+        if let Err(e) = self.record_claim_in(log.dir()).await {
+            tracing::warn!(dir = %log.dir().display(), error = %e, "cannot record the claim in the log's directory");
+        }
+        Ok(report)
+    }
+
+    /// After a round that found this writer still the owner: makes `dir`'s claim record name
+    /// this claim, once per directory. A claim made through [`Tier::claim`] (which knows no
+    /// directory) would otherwise leave an older record there, and the owner's own directory
+    /// would look taken over at its next continue (review 28). A record never moves back:
+    /// one naming a later epoch is left alone.
+    async fn record_claim_in(&self, dir: &std::path::Path) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if state.recorded_in.as_deref() == Some(dir) {
+            return Ok(());
+        }
+        let ours = crate::claim_record::ClaimRecord {
+            epoch: self.epoch,
+            nonce: self.nonce.clone(),
+        };
+        let path = dir.to_path_buf();
+        blocking(
+            move || match crate::claim_record::ClaimRecord::read(&path)? {
+                Some(found) if found == ours || found.epoch > ours.epoch => Ok(()),
+                _ => ours.write(&path),
+            },
+        )
+        .await?;
+        state.recorded_in = Some(dir.to_path_buf());
+        Ok(())
     }
 
     async fn ship_round(&self, log: &seglog::Log, check: ClaimCheck) -> Result<ShipReport> {
