@@ -2,8 +2,9 @@
 //!
 //! A node claims by writing the manifest id after the newest with the writer epoch one
 //! higher, create-only: of several nodes claiming at once, exactly one write succeeds, and
-//! every earlier owner's next manifest write collides with it (manifests are never
-//! deleted), which is how it learns it is fenced.
+//! every earlier owner's next manifest write collides with it (the manifest a claim writes
+//! is never deleted, nor the last one of any writer: see `orphans.rs`), which is how it
+//! learns it is fenced.
 
 use crate::claim_record::ClaimRecord;
 use crate::error::{Error, Result};
@@ -21,6 +22,9 @@ pub struct Tier {
     pub(crate) prefix: Path,
     pub(crate) epoch: u64,
     pub(crate) nonce: String,
+    /// The id of the manifest this claim wrote: the first of this writer's. The manifests
+    /// after it and before the writer's newest are its own, and only those are ever pruned.
+    pub(crate) claim_manifest_id: u64,
     /// Ship the active segment's durable bytes as chunks ([`Tier::with_active_chunks`]).
     pub(crate) ship_active: bool,
     pub(crate) state: tokio::sync::Mutex<TierState>,
@@ -186,12 +190,27 @@ impl Tier {
                 })
             }
         };
+        // A create-only PUT proves the id was free, not that it follows the newest manifest:
+        // the owner prunes its own manifests below its newest, so a claimant that listed one
+        // of those as the newest and stalled until it was pruned writes into a freed id. The
+        // owner then goes on above it, unfenced: that claim owns nothing.
+        if objects::any_manifest_after(store.as_ref(), &prefix, latest.manifest_id).await? {
+            let newest = objects::latest_manifest(store.as_ref(), &prefix).await?;
+            let (manifest_id, winner_epoch) =
+                newest.map_or((latest.manifest_id, 0), |m| (m.manifest_id, m.writer_epoch));
+            tracing::warn!(prefix = %prefix, claimed = latest.manifest_id, newest = manifest_id, "claim landed below a newer manifest: lost");
+            return Err(Error::ClaimLost {
+                manifest_id,
+                winner_epoch,
+            });
+        }
         tracing::info!(prefix = %prefix, epoch = latest.writer_epoch, manifest = latest.manifest_id, "claimed log");
         Ok(Tier {
             store,
             prefix,
             epoch: latest.writer_epoch,
             nonce: latest.writer_nonce.clone(),
+            claim_manifest_id: latest.manifest_id,
             ship_active: false,
             state: tokio::sync::Mutex::new(TierState {
                 latest,

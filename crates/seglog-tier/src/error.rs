@@ -22,12 +22,15 @@ pub enum Error {
         manifest_id: u64,
     },
 
-    /// A claim lost the race: another node wrote the manifest id this claim tried to write.
+    /// A claim lost the race: another node wrote the manifest id this claim tried to write,
+    /// or the claim's manifest landed at an id a newer manifest already follows (the newest
+    /// the claimant listed was pruned before its write: see `Tier::collect_orphans`).
     #[error(
-        "claim lost: manifest {manifest_id} was written by another claimant (epoch {winner_epoch})"
+        "claim lost: manifest {manifest_id} was written by another writer (epoch {winner_epoch})"
     )]
     ClaimLost {
-        /// The manifest id both claimants tried to write.
+        /// The manifest id both claimants tried to write, or the newer one that follows the
+        /// claim's.
         manifest_id: u64,
         /// The winner's epoch.
         winner_epoch: u64,

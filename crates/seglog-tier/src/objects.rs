@@ -75,21 +75,44 @@ pub(crate) async fn get_bounded(
     Ok(Some(bytes))
 }
 
-/// The ids of the manifests under `prefix`, ascending.
-pub(crate) async fn manifest_ids(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<u64>> {
+/// The manifests under `prefix` (id and listing entry), ascending by id.
+pub(crate) async fn manifest_listing(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+) -> Result<Vec<(u64, object_store::ObjectMeta)>> {
     let dir = keys::manifest_dir(prefix);
     let metas: Vec<_> = store
         .list(Some(&dir))
         .try_collect()
         .await
         .map_err(|e| Error::store("list", &dir, e))?;
-    let mut ids: Vec<u64> = metas
+    let mut listing: Vec<_> = metas
+        .into_iter()
+        .filter(|m| keys::directly_in(&dir, &m.location))
+        .filter_map(|m| keys::parse_manifest_id(&m.location).map(|id| (id, m)))
+        .collect();
+    listing.sort_unstable_by_key(|(id, _)| *id);
+    Ok(listing)
+}
+
+/// Whether any manifest with an id above `id` exists under `prefix` (one LIST, starting after
+/// `id`'s key where the store supports it).
+pub(crate) async fn any_manifest_after(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    id: u64,
+) -> Result<bool> {
+    let dir = keys::manifest_dir(prefix);
+    let metas: Vec<_> = store
+        .list_with_offset(Some(&dir), &keys::manifest_key(prefix, id))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store("list", &dir, e))?;
+    Ok(metas
         .iter()
         .filter(|m| keys::directly_in(&dir, &m.location))
         .filter_map(|m| keys::parse_manifest_id(&m.location))
-        .collect();
-    ids.sort_unstable();
-    Ok(ids)
+        .any(|found| found > id))
 }
 
 /// Reads and checks manifest `id`; `Ok(None)` when there is none.
@@ -105,22 +128,35 @@ pub(crate) async fn read_manifest(
     }
 }
 
+/// How many times [`latest_manifest`] lists again when the newest manifest it listed is gone.
+const RELIST_ATTEMPTS: usize = 8;
+
 /// The newest manifest under `prefix` (highest id), `None` when there is none.
+///
+/// The newest manifest is never deleted, but one listed as the newest may be by the time it
+/// is read: a newer one was committed meanwhile and the owner pruned the older
+/// ([`crate::Tier::collect_orphans`]). The listing is then taken again.
 ///
 /// # Errors
 /// Store errors; [`Error::Corruption`] for a newest manifest that does not decode (an older
 /// one is never used instead: it would hand the log to a stale owner).
 pub async fn latest_manifest(store: &dyn ObjectStore, prefix: &Path) -> Result<Option<Manifest>> {
-    let Some(&id) = manifest_ids(store, prefix).await?.last() else {
-        return Ok(None);
-    };
-    match read_manifest(store, prefix, id).await? {
-        Some(m) => Ok(Some(m)),
-        None => Err(Error::Conflict {
-            key: keys::manifest_key(prefix, id).to_string(),
-            reason: "listed but gone: manifests are never deleted".into(),
-        }),
+    let mut gone = None;
+    for _ in 0..RELIST_ATTEMPTS {
+        let Some((id, _)) = manifest_listing(store, prefix).await?.pop() else {
+            return Ok(None);
+        };
+        match read_manifest(store, prefix, id).await? {
+            Some(m) => return Ok(Some(m)),
+            None => gone = Some(id),
+        }
     }
+    Err(Error::Conflict {
+        key: keys::manifest_key(prefix, gone.unwrap_or_default()).to_string(),
+        reason: format!(
+            "the newest manifest listed was gone when read, {RELIST_ATTEMPTS} times in a row"
+        ),
+    })
 }
 
 /// What became of a manifest commit.

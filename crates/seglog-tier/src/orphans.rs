@@ -18,8 +18,17 @@
 //! folder the newest manifest does not name as its active segment's is an orphan, its epoch
 //! (in the folder's name) that of the writer that named it.
 //!
-//! Manifests are never deleted in this slice: an old manifest id that vanished could be
-//! written again by a zombie, which would then not collide, and so not learn it is fenced.
+//! Manifests are pruned too, but only the collector's own, and never two kinds of them. A
+//! writer learns that it is fenced when the id after its newest manifest is taken (its next
+//! commit collides, or the GET of that id finds another writer's manifest), so an id a stale
+//! writer may still write must never fall free. The ids a writer ever touches after its
+//! newest known manifest `k` are `k + 1` (its own commit whose outcome was unknown, if any,
+//! and otherwise the next owner's claim) and, after adopting that own commit, the id after
+//! it (again the next owner's claim). So the manifest a claim writes and the last manifest
+//! of every writer are kept, and what falls free lies strictly between a writer's claim and
+//! its newest: ids only that writer wrote, and which no other writer ever probes. Each
+//! owner prunes its own run of manifests in [`Tier::collect_orphans`]; a writer that stopped
+//! before its collection leaves what it wrote since its last one (docs/scale-out.md).
 
 use crate::claim::Tier;
 use crate::error::{Error, Result};
@@ -39,6 +48,8 @@ pub struct OrphanReport {
     pub kept_young: usize,
     /// Unnamed objects of a newer epoch (another owner's), kept.
     pub kept_newer_epoch: usize,
+    /// This writer's own manifests deleted: those after its claim's and before its newest.
+    pub manifests_deleted: Vec<String>,
 }
 
 impl Tier {
@@ -100,10 +111,46 @@ impl Tier {
         Ok(())
     }
 
+    /// Deletes this writer's own manifests strictly between the one its claim wrote and its
+    /// newest, once older than the grace period (module docs: no other writer ever reads or
+    /// writes those ids again). The caller has just confirmed that the newest manifest is
+    /// this writer's.
+    async fn prune_own_manifests(
+        &self,
+        state: &crate::claim::TierState,
+        grace_millis: i64,
+        now_millis: i64,
+        report: &mut OrphanReport,
+    ) -> Result<()> {
+        let first = self.claim_manifest_id;
+        let newest = state.latest.manifest_id;
+        if newest.saturating_sub(first) < 2 {
+            return Ok(());
+        }
+        let listing = crate::objects::manifest_listing(self.store.as_ref(), &self.prefix).await?;
+        for (id, meta) in listing {
+            if id <= first || id >= newest {
+                continue;
+            }
+            let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
+            if age_millis < grace_millis {
+                continue;
+            }
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store("delete", &meta.location, e)),
+            }
+            report.manifests_deleted.push(meta.location.to_string());
+        }
+        Ok(())
+    }
+
     /// Deletes the segments and checkpoints under the prefix that the newest manifest does
-    /// not name, that an epoch ≤ this writer's uploaded, and that are older than `grace`.
-    /// Set `grace` well above the longest time between an upload and its manifest commit
-    /// (default advice: an hour).
+    /// not name, that an epoch ≤ this writer's uploaded, and that are older than `grace`;
+    /// then this writer's own manifests older than `grace` between the one its claim wrote
+    /// and its newest (which are kept, as is every other writer's manifest). Set `grace`
+    /// well above the longest time between an upload and its manifest commit (default
+    /// advice: an hour).
     ///
     /// # Errors
     /// [`Error::Fenced`] when this writer no longer owns the log (nothing is deleted), store
@@ -151,8 +198,14 @@ impl Tier {
         }
         self.collect_chunks(&state, grace_millis, now_millis, &mut report)
             .await?;
-        if !report.deleted.is_empty() {
-            tracing::info!(deleted = report.deleted.len(), "collected orphans");
+        self.prune_own_manifests(&state, grace_millis, now_millis, &mut report)
+            .await?;
+        if !report.deleted.is_empty() || !report.manifests_deleted.is_empty() {
+            tracing::info!(
+                deleted = report.deleted.len(),
+                manifests = report.manifests_deleted.len(),
+                "collected orphans"
+            );
         }
         Ok(report)
     }

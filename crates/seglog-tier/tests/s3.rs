@@ -99,6 +99,13 @@ async fn s3_a_fenced_zombie_stops_appending_and_deletes_nothing_of_the_new_owner
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_an_owner_prunes_its_own_manifests_and_a_zombie_is_still_fenced() {
+    let Some(store) = s3_store() else { return };
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_manifest_pruning(store, fresh_prefix("pruning"), root.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_every_round_of_racing_claims_has_exactly_one_winner() {
     let Some(store) = s3_store() else { return };
     support::scenario_racing_claims(store, fresh_prefix("racing"), 10, 4).await;

@@ -59,6 +59,8 @@ pub struct FaultStore {
     pub delayed_max_in_flight: AtomicU64,
     /// Each: the `n`-th later PUT of a key containing the fragment fails (remote durability).
     put_faults: Mutex<Vec<PutFault>>,
+    /// Each: the `n`-th later GET of a key containing the fragment fails (before the store).
+    get_faults: Mutex<Vec<PutFault>>,
     /// Every GET: its key and the range asked (`None`: the whole object).
     pub get_log: Mutex<Vec<(String, Option<object_store::GetRange>)>>,
 }
@@ -97,6 +99,7 @@ impl FaultStore {
             delayed_in_flight: AtomicU64::new(0),
             delayed_max_in_flight: AtomicU64::new(0),
             put_faults: Mutex::new(Vec::new()),
+            get_faults: Mutex::new(Vec::new()),
             get_log: Mutex::new(Vec::new()),
         })
     }
@@ -161,9 +164,24 @@ impl FaultStore {
         });
     }
 
+    /// The `n`-th later GET (1 = the next) of a key containing `fragment` fails before it
+    /// reaches the store (the other operations are not affected).
+    pub fn fail_get(&self, fragment: &str, n: u64) {
+        self.get_faults.lock().unwrap().push(PutFault {
+            fragment: fragment.to_owned(),
+            remaining: n,
+            fault: Fault::Before,
+        });
+    }
+
     /// The fault of a PUT of `location`, if one is armed for it now.
     fn put_fault(&self, location: &Path) -> Option<Fault> {
-        let mut faults = self.put_faults.lock().unwrap();
+        Self::take_fault(&self.put_faults, location)
+    }
+
+    /// The first fault of `faults` that `location` brings to its turn, if any.
+    fn take_fault(faults: &Mutex<Vec<PutFault>>, location: &Path) -> Option<Fault> {
+        let mut faults = faults.lock().unwrap();
         let mut hit = None;
         faults.retain_mut(|f| {
             if !location.as_ref().contains(f.fragment.as_str()) {
@@ -286,6 +304,9 @@ impl ObjectStore for FaultStore {
         if let Some(gate) = gate {
             gate.reached.notify_one();
             gate.resume.notified().await;
+        }
+        if Self::take_fault(&self.get_faults, location).is_some() {
+            return Err(injected());
         }
         match self.decide() {
             Decision::Run => self.inner.get_opts(location, options).await,

@@ -545,3 +545,104 @@ pub async fn scenario_remote_durability(store: Arc<dyn ObjectStore>, prefix: Pat
     assert!(remote.append("exec-0", "tenant-a", b"later").await.is_err());
     remote.stop().await.unwrap();
 }
+
+/// The ids of the manifests under `prefix`, ascending.
+pub async fn manifest_ids(store: &dyn ObjectStore, prefix: &Path) -> Vec<u64> {
+    let dir = prefix.clone().join("manifest");
+    let mut ids: Vec<u64> = keys(store, &dir)
+        .await
+        .iter()
+        .filter_map(|k| k.rsplit('/').next()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// One sealed segment more, shipped: a new manifest.
+async fn ship_a_round(log: &seglog::Log, tier: &Tier, from: usize) {
+    write_events(log, from, from + 20).await;
+    log.roll().await.unwrap();
+    let report = tier.ship(log).await.unwrap();
+    assert!(report.committed_manifest.is_some(), "{report:?}");
+}
+
+/// Manifests do not accumulate: an orphan collection deletes the collector's own manifests
+/// between its claim's and its newest, and keeps every manifest a stale writer may still
+/// touch (the claims and each writer's last), so a zombie of the previous owner is still
+/// fenced, deletes nothing and writes no manifest; a restore after it all has every shipped
+/// event.
+pub async fn scenario_manifest_pruning(store: Arc<dyn ObjectStore>, prefix: Path, root: &FsPath) {
+    let log_a = seglog::Log::open(root.join("a"), options()).await.unwrap();
+    let a = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
+    for round in 0..5 {
+        ship_a_round(&log_a, &a, round * 20).await;
+    }
+    assert_eq!(
+        manifest_ids(store.as_ref(), &prefix).await,
+        (1..=6).collect::<Vec<_>>()
+    );
+    // Within the grace period nothing is pruned.
+    let young = a
+        .collect_orphans(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(young.manifests_deleted.is_empty(), "{young:?}");
+    let report = a.collect_orphans(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(report.manifests_deleted.len(), 4, "{report:?}");
+    assert_eq!(manifest_ids(store.as_ref(), &prefix).await, vec![1, 6]);
+    let newest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((newest.manifest_id, newest.writer_epoch), (6, a.epoch()));
+    // The owner goes on after pruning: its next manifest is 7, and a second collection
+    // prunes 6.
+    ship_a_round(&log_a, &a, 100).await;
+    a.collect_orphans(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(manifest_ids(store.as_ref(), &prefix).await, vec![1, 7]);
+
+    // B takes over (claim 8), ships three rounds (9, 10, 11) and collects: 9 and 10 go.
+    let b = seglog_tier::restore(store.clone(), prefix.clone(), root.join("b"), options())
+        .await
+        .unwrap();
+    for round in 0..3 {
+        ship_a_round(&b.log, &b.tier, 1000 + round * 20).await;
+    }
+    let report = b
+        .tier
+        .collect_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.manifests_deleted.len(), 2, "{report:?}");
+    assert_eq!(
+        manifest_ids(store.as_ref(), &prefix).await,
+        vec![1, 7, 8, 11]
+    );
+    let before = keys(store.as_ref(), &prefix).await;
+
+    // A, a zombie: its next manifest id is B's claim, which is still there.
+    write_events(&log_a, 200, 220).await;
+    log_a.roll().await.unwrap();
+    assert!(a.ship(&log_a).await.unwrap_err().is_fenced());
+    assert!(a
+        .collect_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap_err()
+        .is_fenced());
+    let after = keys(store.as_ref(), &prefix).await;
+    for key in &before {
+        assert!(after.contains(key), "the zombie deleted {key}");
+    }
+    assert_eq!(
+        manifest_ids(store.as_ref(), &prefix).await,
+        vec![1, 7, 8, 11]
+    );
+    assert_newest_manifest_complete(store.as_ref(), &prefix).await;
+
+    let m = b.tier.manifest().await;
+    let expected = events_of(&b.log, m.last_lsn());
+    let c = seglog_tier::restore(store.clone(), prefix.clone(), root.join("c"), options())
+        .await
+        .unwrap();
+    assert_eq!(events_of(&c.log, u64::MAX), expected);
+}

@@ -1,0 +1,197 @@
+//! Manifest pruning (`Tier::collect_orphans`): an owner deletes its own manifests between
+//! its claim's and its newest, and never one a stale writer may still read or write, so
+//! fencing keeps working; a reader racing a prune lists again.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use seglog_tier::Tier;
+use std::sync::Arc;
+use std::time::Duration;
+use support::fault::{Fault, FaultStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_prunes_its_own_manifests_and_a_zombie_is_still_fenced() {
+    let root = tempfile::tempdir().unwrap();
+    support::scenario_manifest_pruning(Arc::new(InMemory::new()), Path::from("p"), root.path())
+        .await;
+}
+
+/// A's commit of manifest 4 lands, but its PUT and the read back both fail: A does not know
+/// it wrote 4. B claims at 5 and prunes its own manifests. A's next round finds its own 4,
+/// then B's claim: fenced, and nothing of B's is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_whose_last_commit_was_unconfirmed_is_fenced_after_the_new_owner_pruned() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FaultStore::new(Arc::new(InMemory::new()));
+    let dyn_store: Arc<dyn ObjectStore> = store.clone();
+    let prefix = Path::from("p");
+    let log_a = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let a = Tier::claim(dyn_store.clone(), prefix.clone())
+        .await
+        .unwrap();
+    for round in 0..2 {
+        support::write_events(&log_a, round * 20, round * 20 + 20).await;
+        log_a.roll().await.unwrap();
+        a.ship(&log_a).await.unwrap();
+    }
+    assert_eq!(a.manifest().await.manifest_id, 3);
+    // Round 3: the PUT of 4 lands but fails, and the read back of 4 fails too.
+    let four = "manifest/00000000000000000004";
+    store.fail_put(four, 1, Fault::AfterSuccess);
+    store.fail_get(four, 1);
+    support::write_events(&log_a, 40, 60).await;
+    log_a.roll().await.unwrap();
+    assert!(a.ship(&log_a).await.is_err());
+    assert_eq!(
+        a.manifest().await.manifest_id,
+        3,
+        "A does not know it wrote 4"
+    );
+
+    let b = seglog_tier::restore(
+        dyn_store.clone(),
+        prefix.clone(),
+        root.path().join("b"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.tier.manifest().await.manifest_id, 5);
+    for round in 0..3 {
+        support::write_events(&b.log, 1000 + round * 20, 1020 + round * 20).await;
+        b.log.roll().await.unwrap();
+        b.tier.ship(&b.log).await.unwrap();
+    }
+    b.tier.collect_orphans(Duration::ZERO).await.unwrap();
+    let ids = support::manifest_ids(dyn_store.as_ref(), &prefix).await;
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 8]);
+    let before = support::keys(dyn_store.as_ref(), &prefix).await;
+
+    support::write_events(&log_a, 60, 80).await;
+    log_a.roll().await.unwrap();
+    let err = a.ship(&log_a).await.unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(log_a.append("exec-0", "tenant-a", b"late").await.is_err());
+    // Nothing was deleted, and the zombie wrote no manifest (its segment upload before the
+    // commit is an orphan, as any zombie's).
+    let after = support::keys(dyn_store.as_ref(), &prefix).await;
+    for key in &before {
+        assert!(after.contains(key), "{key} is gone");
+    }
+    assert_eq!(
+        support::manifest_ids(dyn_store.as_ref(), &prefix).await,
+        ids
+    );
+}
+
+/// A reader lists manifest 3 as the newest; before it reads it, the owner commits 4 and
+/// prunes 3. The reader lists again and gets 4, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_whose_listed_newest_manifest_was_pruned_lists_again() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FaultStore::new(Arc::new(InMemory::new()));
+    let dyn_store: Arc<dyn ObjectStore> = store.clone();
+    let prefix = Path::from("p");
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let a = Arc::new(
+        Tier::claim(dyn_store.clone(), prefix.clone())
+            .await
+            .unwrap(),
+    );
+    for round in 0..2 {
+        support::write_events(&log, round * 20, round * 20 + 20).await;
+        log.roll().await.unwrap();
+        a.ship(&log).await.unwrap();
+    }
+    let gate = store.pause_next_get("manifest/00000000000000000003");
+    let reader = tokio::spawn({
+        let store = dyn_store.clone();
+        let prefix = prefix.clone();
+        async move { seglog_tier::latest_manifest(store.as_ref(), &prefix).await }
+    });
+    gate.reached.notified().await;
+    support::write_events(&log, 40, 60).await;
+    log.roll().await.unwrap();
+    a.ship(&log).await.unwrap();
+    let report = a.collect_orphans(Duration::ZERO).await.unwrap();
+    assert_eq!(report.manifests_deleted.len(), 2, "{report:?}");
+    gate.resume.notify_one();
+    let newest = reader.await.unwrap().unwrap().unwrap();
+    assert_eq!(newest.manifest_id, 4);
+}
+
+/// A claimant lists manifest 3 as the newest and stalls before its PUT of 4; meanwhile the
+/// owner commits 4 and 5 and prunes its own 2, 3 and 4. The claim's create-only PUT of 4
+/// then succeeds, but 5 follows it: the claim is lost, not a second owner; the owner is
+/// not fenced, and a restore holds what it shipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_lands_in_pruned_ids_is_lost_and_the_owner_keeps_the_log() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FaultStore::new(Arc::new(InMemory::new()));
+    let dyn_store: Arc<dyn ObjectStore> = store.clone();
+    let prefix = Path::from("p");
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let owner = Tier::claim(dyn_store.clone(), prefix.clone())
+        .await
+        .unwrap();
+    let mut next = 0;
+    let mut ship_round = || {
+        next += 20;
+        next - 20
+    };
+    for _ in 0..2 {
+        let from = ship_round();
+        support::write_events(&log, from, from + 20).await;
+        log.roll().await.unwrap();
+        owner.ship(&log).await.unwrap();
+    }
+    let gate = store.pause_next_put("manifest/00000000000000000004");
+    let claimant = tokio::spawn({
+        let store = dyn_store.clone();
+        let prefix = prefix.clone();
+        async move { Tier::claim(store, prefix).await }
+    });
+    gate.reached.notified().await;
+    // The gate held only the first PUT of 4 (the claimant's): the owner's goes through.
+    for _ in 0..2 {
+        let from = ship_round();
+        support::write_events(&log, from, from + 20).await;
+        log.roll().await.unwrap();
+        owner.ship(&log).await.unwrap();
+    }
+    let report = owner.collect_orphans(Duration::ZERO).await.unwrap();
+    assert_eq!(report.manifests_deleted.len(), 3, "{report:?}");
+    gate.resume.notify_one();
+    let claim = claimant.await.unwrap();
+    match claim {
+        Err(seglog_tier::Error::ClaimLost { manifest_id, .. }) => assert_eq!(manifest_id, 5),
+        other => panic!("the claim must be lost, got {other:?}"),
+    }
+    // The owner is still the owner: it ships and collects.
+    let from = ship_round();
+    support::write_events(&log, from, from + 20).await;
+    log.roll().await.unwrap();
+    owner.ship(&log).await.unwrap();
+    owner.collect_orphans(Duration::ZERO).await.unwrap();
+    let m = owner.manifest().await;
+    let expected = support::events_of(&log, m.last_lsn());
+    let restored = seglog_tier::restore(
+        dyn_store.clone(),
+        prefix.clone(),
+        root.path().join("r"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(support::events_of(&restored.log, u64::MAX), expected);
+}
