@@ -12,8 +12,8 @@ use crate::store::SeglogEventStore;
 use seglog_tier::object_store::path::Path as ObjectPath;
 use seglog_tier::object_store::ObjectStore;
 use seglog_tier::{
-    Durability, FetchSegments, ReadThrough, ReadThroughOptions, RemoteDurable, RestoreOptions,
-    Shipper, Tier,
+    Durability, FetchSegments, OrphanCollection, ReadThrough, ReadThroughOptions, RemoteDurable,
+    RestoreOptions, Shipper, Tier,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,10 @@ pub struct BucketOptions {
     /// The block cache and fetch timeout of reads through the bucket (its
     /// `keep_local_segments` is replaced by the field above).
     pub read_through: ReadThroughOptions,
+    /// The shipper's orphan collection (unnamed uploads, and this owner's old manifests).
+    /// Default: every hour, with an hour's grace; `None`: never (the bucket then keeps
+    /// every object a compaction or an erasure replaced, and every manifest).
+    pub collect_orphans: Option<OrphanCollection>,
 }
 
 impl Default for BucketOptions {
@@ -53,6 +57,7 @@ impl Default for BucketOptions {
             fetch_segments: FetchSegments::Lazily,
             keep_local_segments: None,
             read_through: ReadThroughOptions::default(),
+            collect_orphans: Some(OrphanCollection::default()),
         }
     }
 }
@@ -97,6 +102,13 @@ impl BucketOptions {
     #[must_use]
     pub fn read_through(mut self, options: ReadThroughOptions) -> Self {
         self.read_through = options;
+        self
+    }
+
+    /// Sets the shipper's orphan collection (`None`: never).
+    #[must_use]
+    pub fn collect_orphans(mut self, collection: Option<OrphanCollection>) -> Self {
+        self.collect_orphans = collection;
         self
     }
 
@@ -232,15 +244,14 @@ impl SeglogEventStore {
             }
             _ => (Arc::new(tier.with_active_chunks()), None),
         };
-        let shipper = match (options.keep_local_segments, read_through) {
-            (Some(_), Some(read_through)) => Shipper::spawn_with_retention(
-                tier.clone(),
-                log.clone(),
-                options.ship_interval,
-                read_through,
-            ),
-            _ => Shipper::spawn(tier.clone(), log.clone(), options.ship_interval),
-        };
+        let retention = read_through.filter(|_| options.keep_local_segments.is_some());
+        let shipper = Shipper::spawn_with(
+            tier.clone(),
+            log.clone(),
+            options.ship_interval,
+            retention,
+            options.collect_orphans,
+        );
         let attached = Attached {
             tier,
             shipper: Mutex::new(Some(shipper)),

@@ -75,5 +75,5 @@ pub use restore::{
 /// a directory; a restore into it clears it): docs/format.md §1.
 pub use seglog_segment::format::RESTORE_MARKER_FILE_NAME;
 pub use ship::{check_continues, ShipReport};
-pub use shipper::Shipper;
+pub use shipper::{OrphanCollection, Shipper};
 pub use staging::holds_a_log;

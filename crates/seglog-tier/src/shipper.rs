@@ -1,5 +1,7 @@
 //! A background shipper: one [`Tier::ship`] round every `interval`, until stopped or fenced,
-//! each optionally followed by a local retention pass (read-through).
+//! each optionally followed by a local retention pass (read-through), and now and then by an
+//! orphan collection ([`Tier::collect_orphans`]: unnamed uploads, and the owner's own old
+//! manifests), so that the bucket holds what the log needs and not what it once wrote.
 //!
 //! Polling the log's segment list (rather than hooking the writer's seal listener) is
 //! crash-friendly: whatever was sealed while no shipper ran (before a crash, before a
@@ -11,6 +13,26 @@ use crate::read_through::ReadThrough;
 use crate::ship::ShipReport;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often a [`Shipper`] collects orphans, and how old an object must be to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanCollection {
+    /// Time between collections (the first comes one `every` after the start).
+    pub every: Duration,
+    /// The grace period ([`Tier::collect_orphans`]): well above the longest time between
+    /// an upload and its manifest commit.
+    pub grace: Duration,
+}
+
+impl Default for OrphanCollection {
+    /// Every hour, with an hour's grace.
+    fn default() -> Self {
+        OrphanCollection {
+            every: Duration::from_secs(3600),
+            grace: Duration::from_secs(3600),
+        }
+    }
+}
 
 /// The running shipper; [`Shipper::stop`] ends it after a last round.
 #[derive(Debug)]
@@ -26,7 +48,7 @@ impl Shipper {
     /// A failed round is logged and retried at the next tick; [`Error::Fenced`] ends the
     /// shipper (and has poisoned `log`, see [`Tier::ship`]).
     pub fn spawn(tier: Arc<Tier>, log: seglog::Log, interval: Duration) -> Shipper {
-        Self::start(tier, log, interval, None)
+        Self::spawn_with(tier, log, interval, None, None)
     }
 
     /// [`Shipper::spawn`], and after every round that shipped, the local retention pass of
@@ -40,17 +62,23 @@ impl Shipper {
         interval: Duration,
         read_through: ReadThrough,
     ) -> Shipper {
-        Self::start(tier, log, interval, Some(read_through))
+        Self::spawn_with(tier, log, interval, Some(read_through), None)
     }
 
-    fn start(
+    /// [`Shipper::spawn`] with an optional local retention pass after every round that
+    /// shipped (as [`Shipper::spawn_with_retention`]) and an optional orphan collection
+    /// every `collection.every`, after a round that succeeded. A failed collection is
+    /// logged and tried again at the next round; [`Error::Fenced`] ends the shipper.
+    pub fn spawn_with(
         tier: Arc<Tier>,
         log: seglog::Log,
         interval: Duration,
         retention: Option<ReadThrough>,
+        collection: Option<OrphanCollection>,
     ) -> Shipper {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
+            let mut last_collection = tokio::time::Instant::now();
             loop {
                 let done = tokio::select! {
                     _ = tokio::time::sleep(interval) => false,
@@ -78,6 +106,13 @@ impl Shipper {
                         Ok(_) => {}
                         Err(e @ Error::Fenced { .. }) => return Err(e),
                         Err(e) => tracing::warn!(error = %e, "local retention pass failed"),
+                    }
+                }
+                if let Some(c) = collection.filter(|c| last_collection.elapsed() >= c.every) {
+                    match tier.collect_orphans(c.grace).await {
+                        Ok(_) => last_collection = tokio::time::Instant::now(),
+                        Err(e @ Error::Fenced { .. }) => return Err(e),
+                        Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
                     }
                 }
             }

@@ -195,3 +195,48 @@ async fn a_claim_that_lands_in_pruned_ids_is_lost_and_the_owner_keeps_the_log() 
     .unwrap();
     assert_eq!(support::events_of(&restored.log, u64::MAX), expected);
 }
+
+/// A shipper that collects after every round keeps the manifest folder small while the log
+/// seals and ships segment after segment, and a restore still holds every shipped event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipper_that_collects_orphans_prunes_manifests_as_it_goes() {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = Path::from("p");
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let tier = Arc::new(Tier::claim(store.clone(), prefix.clone()).await.unwrap());
+    let shipper = seglog_tier::Shipper::spawn_with(
+        tier.clone(),
+        log.clone(),
+        Duration::from_millis(5),
+        None,
+        Some(seglog_tier::OrphanCollection {
+            every: Duration::ZERO,
+            grace: Duration::ZERO,
+        }),
+    );
+    for round in 0..8 {
+        support::write_events(&log, round * 20, round * 20 + 20).await;
+        log.roll().await.unwrap();
+        // Until this seal is named by a manifest.
+        let sealed = log.segments().iter().filter(|s| s.sealed).count();
+        while tier.manifest().await.segments.len() < sealed {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    shipper.stop().await.unwrap();
+    let newest = tier.manifest().await;
+    assert!(newest.manifest_id >= 9, "{}", newest.manifest_id);
+    let ids = support::manifest_ids(store.as_ref(), &prefix).await;
+    assert!(
+        ids.len() <= 3 && ids.first() == Some(&1) && ids.last() == Some(&newest.manifest_id),
+        "{ids:?}"
+    );
+    let expected = support::events_of(&log, newest.last_lsn());
+    let restored = seglog_tier::restore(store, prefix, root.path().join("r"), support::options())
+        .await
+        .unwrap();
+    assert_eq!(support::events_of(&restored.log, u64::MAX), expected);
+}
