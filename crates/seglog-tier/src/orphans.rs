@@ -53,6 +53,24 @@ pub struct OrphanReport {
 }
 
 impl Tier {
+    /// Deletes the listed object if it is older than the grace period (last modified by
+    /// the store's clock vs ours); `false` when it is younger and was kept.
+    async fn delete_if_old(
+        &self,
+        meta: &object_store::ObjectMeta,
+        grace_millis: i64,
+        now_millis: i64,
+    ) -> Result<bool> {
+        let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
+        if age_millis < grace_millis {
+            return Ok(false);
+        }
+        match self.store.delete(&meta.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(Error::store("delete", &meta.location, e)),
+        }
+    }
+
     /// The chunks of active segments the newest manifest does not name (segments sealed and
     /// shipped since, or never named), under the same rules: a folder of an epoch ≤ the
     /// collector's, each chunk older than the grace period. Only `chunks/<folder>/<index>`
@@ -97,14 +115,9 @@ impl Tier {
                 report.kept_newer_epoch += 1;
                 continue;
             }
-            let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
-            if age_millis < grace_millis {
+            if !self.delete_if_old(&meta, grace_millis, now_millis).await? {
                 report.kept_young += 1;
                 continue;
-            }
-            match self.store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::store("delete", &meta.location, e)),
             }
             report.deleted.push(meta.location.to_string());
         }
@@ -132,15 +145,9 @@ impl Tier {
             if id <= first || id >= newest {
                 continue;
             }
-            let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
-            if age_millis < grace_millis {
-                continue;
+            if self.delete_if_old(&meta, grace_millis, now_millis).await? {
+                report.manifests_deleted.push(meta.location.to_string());
             }
-            match self.store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::store("delete", &meta.location, e)),
-            }
-            report.manifests_deleted.push(meta.location.to_string());
         }
         Ok(())
     }
@@ -184,14 +191,9 @@ impl Tier {
                     report.kept_newer_epoch += 1;
                     continue;
                 }
-                let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
-                if age_millis < grace_millis {
+                if !self.delete_if_old(meta, grace_millis, now_millis).await? {
                     report.kept_young += 1;
                     continue;
-                }
-                match self.store.delete(&meta.location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(Error::store("delete", &meta.location, e)),
                 }
                 report.deleted.push(meta.location.to_string());
             }

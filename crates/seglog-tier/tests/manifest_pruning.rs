@@ -13,6 +13,64 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::fault::{Fault, FaultStore};
 
+/// An owner on a fault-injecting in-memory store that has shipped two rounds (manifests
+/// 1, its claim, to 3).
+struct Owner {
+    faults: Arc<FaultStore>,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    log: seglog::Log,
+    tier: Tier,
+    /// The first event number the next round writes.
+    next_event: usize,
+}
+
+impl Owner {
+    async fn after_two_rounds(dir: &std::path::Path) -> Owner {
+        let faults = FaultStore::new(Arc::new(InMemory::new()));
+        let store: Arc<dyn ObjectStore> = faults.clone();
+        let prefix = Path::from("p");
+        let log = seglog::Log::open(dir, support::options()).await.unwrap();
+        let tier = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
+        let mut owner = Owner {
+            faults,
+            store,
+            prefix,
+            log,
+            tier,
+            next_event: 0,
+        };
+        owner.ship_round().await;
+        owner.ship_round().await;
+        assert_eq!(owner.tier.manifest().await.manifest_id, 3);
+        owner
+    }
+
+    /// Twenty events, a seal, and a ship round that commits a manifest.
+    async fn ship_round(&mut self) {
+        support::ship_a_round(&self.log, &self.tier, self.next_event).await;
+        self.next_event += 20;
+    }
+
+    /// Twenty events and a seal, without shipping.
+    async fn seal_round(&mut self) {
+        support::write_events(&self.log, self.next_event, self.next_event + 20).await;
+        self.log.roll().await.unwrap();
+        self.next_event += 20;
+    }
+
+    async fn restore(&self, dir: &std::path::Path) -> seglog_tier::Restored {
+        seglog_tier::restore(
+            self.store.clone(),
+            self.prefix.clone(),
+            dir,
+            support::options(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_prunes_its_own_manifests_and_a_zombie_is_still_fenced() {
     let root = tempfile::tempdir().unwrap();
@@ -26,66 +84,41 @@ async fn an_owner_prunes_its_own_manifests_and_a_zombie_is_still_fenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_whose_last_commit_was_unconfirmed_is_fenced_after_the_new_owner_pruned() {
     let root = tempfile::tempdir().unwrap();
-    let store = FaultStore::new(Arc::new(InMemory::new()));
-    let dyn_store: Arc<dyn ObjectStore> = store.clone();
-    let prefix = Path::from("p");
-    let log_a = seglog::Log::open(root.path().join("a"), support::options())
-        .await
-        .unwrap();
-    let a = Tier::claim(dyn_store.clone(), prefix.clone())
-        .await
-        .unwrap();
-    for round in 0..2 {
-        support::write_events(&log_a, round * 20, round * 20 + 20).await;
-        log_a.roll().await.unwrap();
-        a.ship(&log_a).await.unwrap();
-    }
-    assert_eq!(a.manifest().await.manifest_id, 3);
+    let mut a = Owner::after_two_rounds(&root.path().join("a")).await;
     // Round 3: the PUT of 4 lands but fails, and the read back of 4 fails too.
     let four = "manifest/00000000000000000004";
-    store.fail_put(four, 1, Fault::AfterSuccess);
-    store.fail_get(four, 1);
-    support::write_events(&log_a, 40, 60).await;
-    log_a.roll().await.unwrap();
-    assert!(a.ship(&log_a).await.is_err());
+    a.faults.fail_put(four, 1, Fault::AfterSuccess);
+    a.faults.fail_get(four, 1);
+    a.seal_round().await;
+    assert!(a.tier.ship(&a.log).await.is_err());
     assert_eq!(
-        a.manifest().await.manifest_id,
+        a.tier.manifest().await.manifest_id,
         3,
         "A does not know it wrote 4"
     );
 
-    let b = seglog_tier::restore(
-        dyn_store.clone(),
-        prefix.clone(),
-        root.path().join("b"),
-        support::options(),
-    )
-    .await
-    .unwrap();
+    let b = a.restore(&root.path().join("b")).await;
     assert_eq!(b.tier.manifest().await.manifest_id, 5);
     for round in 0..3 {
-        support::write_events(&b.log, 1000 + round * 20, 1020 + round * 20).await;
-        b.log.roll().await.unwrap();
-        b.tier.ship(&b.log).await.unwrap();
+        support::ship_a_round(&b.log, &b.tier, 1000 + round * 20).await;
     }
     b.tier.collect_orphans(Duration::ZERO).await.unwrap();
-    let ids = support::manifest_ids(dyn_store.as_ref(), &prefix).await;
+    let ids = support::manifest_ids(a.store.as_ref(), &a.prefix).await;
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 8]);
-    let before = support::keys(dyn_store.as_ref(), &prefix).await;
+    let before = support::keys(a.store.as_ref(), &a.prefix).await;
 
-    support::write_events(&log_a, 60, 80).await;
-    log_a.roll().await.unwrap();
-    let err = a.ship(&log_a).await.unwrap_err();
+    a.seal_round().await;
+    let err = a.tier.ship(&a.log).await.unwrap_err();
     assert!(err.is_fenced(), "{err}");
-    assert!(log_a.append("exec-0", "tenant-a", b"late").await.is_err());
+    assert!(a.log.append("exec-0", "tenant-a", b"late").await.is_err());
     // Nothing was deleted, and the zombie wrote no manifest (its segment upload before the
     // commit is an orphan, as any zombie's).
-    let after = support::keys(dyn_store.as_ref(), &prefix).await;
+    let after = support::keys(a.store.as_ref(), &a.prefix).await;
     for key in &before {
         assert!(after.contains(key), "{key} is gone");
     }
     assert_eq!(
-        support::manifest_ids(dyn_store.as_ref(), &prefix).await,
+        support::manifest_ids(a.store.as_ref(), &a.prefix).await,
         ids
     );
 }
@@ -95,33 +128,16 @@ async fn a_zombie_whose_last_commit_was_unconfirmed_is_fenced_after_the_new_owne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_whose_listed_newest_manifest_was_pruned_lists_again() {
     let root = tempfile::tempdir().unwrap();
-    let store = FaultStore::new(Arc::new(InMemory::new()));
-    let dyn_store: Arc<dyn ObjectStore> = store.clone();
-    let prefix = Path::from("p");
-    let log = seglog::Log::open(root.path().join("a"), support::options())
-        .await
-        .unwrap();
-    let a = Arc::new(
-        Tier::claim(dyn_store.clone(), prefix.clone())
-            .await
-            .unwrap(),
-    );
-    for round in 0..2 {
-        support::write_events(&log, round * 20, round * 20 + 20).await;
-        log.roll().await.unwrap();
-        a.ship(&log).await.unwrap();
-    }
-    let gate = store.pause_next_get("manifest/00000000000000000003");
+    let mut a = Owner::after_two_rounds(&root.path().join("a")).await;
+    let gate = a.faults.pause_next_get("manifest/00000000000000000003");
     let reader = tokio::spawn({
-        let store = dyn_store.clone();
-        let prefix = prefix.clone();
+        let store = a.store.clone();
+        let prefix = a.prefix.clone();
         async move { seglog_tier::latest_manifest(store.as_ref(), &prefix).await }
     });
     gate.reached.notified().await;
-    support::write_events(&log, 40, 60).await;
-    log.roll().await.unwrap();
-    a.ship(&log).await.unwrap();
-    let report = a.collect_orphans(Duration::ZERO).await.unwrap();
+    a.ship_round().await;
+    let report = a.tier.collect_orphans(Duration::ZERO).await.unwrap();
     assert_eq!(report.manifests_deleted.len(), 2, "{report:?}");
     gate.resume.notify_one();
     let newest = reader.await.unwrap().unwrap().unwrap();
@@ -135,65 +151,35 @@ async fn a_reader_whose_listed_newest_manifest_was_pruned_lists_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_that_lands_in_pruned_ids_is_lost_and_the_owner_keeps_the_log() {
     let root = tempfile::tempdir().unwrap();
-    let store = FaultStore::new(Arc::new(InMemory::new()));
-    let dyn_store: Arc<dyn ObjectStore> = store.clone();
-    let prefix = Path::from("p");
-    let log = seglog::Log::open(root.path().join("a"), support::options())
-        .await
-        .unwrap();
-    let owner = Tier::claim(dyn_store.clone(), prefix.clone())
-        .await
-        .unwrap();
-    let mut next = 0;
-    let mut ship_round = || {
-        next += 20;
-        next - 20
-    };
-    for _ in 0..2 {
-        let from = ship_round();
-        support::write_events(&log, from, from + 20).await;
-        log.roll().await.unwrap();
-        owner.ship(&log).await.unwrap();
-    }
-    let gate = store.pause_next_put("manifest/00000000000000000004");
+    let mut owner = Owner::after_two_rounds(&root.path().join("a")).await;
+    let gate = owner.faults.pause_next_put("manifest/00000000000000000004");
     let claimant = tokio::spawn({
-        let store = dyn_store.clone();
-        let prefix = prefix.clone();
+        let store = owner.store.clone();
+        let prefix = owner.prefix.clone();
         async move { Tier::claim(store, prefix).await }
     });
     gate.reached.notified().await;
     // The gate held only the first PUT of 4 (the claimant's): the owner's goes through.
-    for _ in 0..2 {
-        let from = ship_round();
-        support::write_events(&log, from, from + 20).await;
-        log.roll().await.unwrap();
-        owner.ship(&log).await.unwrap();
-    }
-    let report = owner.collect_orphans(Duration::ZERO).await.unwrap();
+    owner.ship_round().await;
+    owner.ship_round().await;
+    let report = owner.tier.collect_orphans(Duration::ZERO).await.unwrap();
     assert_eq!(report.manifests_deleted.len(), 3, "{report:?}");
     gate.resume.notify_one();
-    let claim = claimant.await.unwrap();
-    match claim {
+    match claimant.await.unwrap() {
         Err(seglog_tier::Error::ClaimLost { manifest_id, .. }) => assert_eq!(manifest_id, 5),
         other => panic!("the claim must be lost, got {other:?}"),
     }
     // The owner is still the owner: it ships and collects.
-    let from = ship_round();
-    support::write_events(&log, from, from + 20).await;
-    log.roll().await.unwrap();
-    owner.ship(&log).await.unwrap();
-    owner.collect_orphans(Duration::ZERO).await.unwrap();
-    let m = owner.manifest().await;
-    let expected = support::events_of(&log, m.last_lsn());
-    let restored = seglog_tier::restore(
-        dyn_store.clone(),
-        prefix.clone(),
-        root.path().join("r"),
-        support::options(),
+    owner.ship_round().await;
+    owner.tier.collect_orphans(Duration::ZERO).await.unwrap();
+    support::assert_a_restore_holds_what_was_shipped(
+        &owner.store,
+        &owner.prefix,
+        &owner.log,
+        &owner.tier,
+        &root.path().join("r"),
     )
-    .await
-    .unwrap();
-    assert_eq!(support::events_of(&restored.log, u64::MAX), expected);
+    .await;
 }
 
 /// A shipper that collects after every round keeps the manifest folder small while the log
@@ -234,9 +220,12 @@ async fn a_shipper_that_collects_orphans_prunes_manifests_as_it_goes() {
         ids.len() <= 3 && ids.first() == Some(&1) && ids.last() == Some(&newest.manifest_id),
         "{ids:?}"
     );
-    let expected = support::events_of(&log, newest.last_lsn());
-    let restored = seglog_tier::restore(store, prefix, root.path().join("r"), support::options())
-        .await
-        .unwrap();
-    assert_eq!(support::events_of(&restored.log, u64::MAX), expected);
+    support::assert_a_restore_holds_what_was_shipped(
+        &store,
+        &prefix,
+        &log,
+        &tier,
+        &root.path().join("r"),
+    )
+    .await;
 }

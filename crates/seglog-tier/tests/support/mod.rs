@@ -143,12 +143,8 @@ pub async fn scenario_zombie(store: Arc<dyn ObjectStore>, prefix: Path, root: &F
     }
     assert_newest_manifest_complete(store.as_ref(), &prefix).await;
     // B's data is whole: restore again on C.
-    let m = b.tier.manifest().await;
-    let expected = events_of(&b.log, m.last_lsn());
-    let c = seglog_tier::restore(store.clone(), prefix.clone(), root.join("c"), options())
-        .await
-        .unwrap();
-    assert_eq!(events_of(&c.log, u64::MAX), expected);
+    assert_a_restore_holds_what_was_shipped(&store, &prefix, &b.log, &b.tier, &root.join("c"))
+        .await;
     // B is fenced by C now, and its collection deletes nothing.
     assert!(b
         .tier
@@ -559,7 +555,7 @@ pub async fn manifest_ids(store: &dyn ObjectStore, prefix: &Path) -> Vec<u64> {
 }
 
 /// One sealed segment more, shipped: a new manifest.
-async fn ship_a_round(log: &seglog::Log, tier: &Tier, from: usize) {
+pub async fn ship_a_round(log: &seglog::Log, tier: &Tier, from: usize) {
     write_events(log, from, from + 20).await;
     log.roll().await.unwrap();
     let report = tier.ship(log).await.unwrap();
@@ -638,11 +634,23 @@ pub async fn scenario_manifest_pruning(store: Arc<dyn ObjectStore>, prefix: Path
         vec![1, 7, 8, 11]
     );
     assert_newest_manifest_complete(store.as_ref(), &prefix).await;
+    assert_a_restore_holds_what_was_shipped(&store, &prefix, &b.log, &b.tier, &root.join("c"))
+        .await;
+}
 
-    let m = b.tier.manifest().await;
-    let expected = events_of(&b.log, m.last_lsn());
-    let c = seglog_tier::restore(store.clone(), prefix.clone(), root.join("c"), options())
+/// A restore into `dir` holds exactly the events of `log` that `tier`'s newest manifest
+/// covers (and claims the log from `tier`).
+pub async fn assert_a_restore_holds_what_was_shipped(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    log: &seglog::Log,
+    tier: &Tier,
+    dir: &FsPath,
+) {
+    let m = tier.manifest().await;
+    let expected = events_of(log, m.last_lsn());
+    let restored = seglog_tier::restore(store.clone(), prefix.clone(), dir, options())
         .await
         .unwrap();
-    assert_eq!(events_of(&c.log, u64::MAX), expected);
+    assert_eq!(events_of(&restored.log, u64::MAX), expected);
 }
