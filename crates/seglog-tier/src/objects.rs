@@ -141,9 +141,25 @@ const RELIST_ATTEMPTS: usize = 8;
 /// Store errors; [`Error::Corruption`] for a newest manifest that does not decode (an older
 /// one is never used instead: it would hand the log to a stale owner).
 pub async fn latest_manifest(store: &dyn ObjectStore, prefix: &Path) -> Result<Option<Manifest>> {
-    let mut gone = None;
+    let mut gone: Option<u64> = None;
     for _ in 0..RELIST_ATTEMPTS {
-        let Some((id, _)) = manifest_listing(store, prefix).await?.pop() else {
+        let newest = manifest_listing(store, prefix)
+            .await?
+            .pop()
+            .map(|(id, _)| id);
+        // Pruning never deletes the newest manifest: one listed as the newest may only be
+        // gone if a newer one exists, so a listing that shows nothing newer than the id
+        // found gone means a manifest was deleted outside the rules (an operator, a
+        // lifecycle rule). An older one is never used instead.
+        if let (Some(gone), true) = (gone, newest.is_none_or(|id| Some(id) <= gone)) {
+            return Err(Error::Conflict {
+                key: keys::manifest_key(prefix, gone).to_string(),
+                reason: "the newest manifest is gone and none follows it: manifests are only \
+                         deleted below a newer one"
+                    .into(),
+            });
+        }
+        let Some(id) = newest else {
             return Ok(None);
         };
         match read_manifest(store, prefix, id).await? {
@@ -202,6 +218,17 @@ pub(crate) async fn commit_manifest(
             Ok(Some(found)) => return Ok(Commit::Taken(found)),
             Ok(None) => match outcome {
                 Created::Unknown(e) => last_error = Some(Error::store("put", &key, e)),
+                // The id was taken, then freed: its writer pruned it below a newer manifest
+                // of its own (`orphans.rs`), so another writer holds the log.
+                _ if any_manifest_after(store, prefix, manifest.manifest_id).await? => {
+                    return match latest_manifest(store, prefix).await? {
+                        Some(newest) => Ok(Commit::Taken(newest)),
+                        None => Err(Error::Conflict {
+                            key: key.to_string(),
+                            reason: "the manifests listed a moment ago are gone".into(),
+                        }),
+                    };
+                }
                 _ => {
                     return Err(Error::Conflict {
                         key: key.to_string(),

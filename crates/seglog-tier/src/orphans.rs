@@ -18,6 +18,13 @@
 //! folder the newest manifest does not name as its active segment's is an orphan, its epoch
 //! (in the folder's name) that of the writer that named it.
 //!
+//! The collection lists without holding the claim's state lock, then deletes in batches:
+//! each batch is checked again under the lock against the newest manifest (a ship round may
+//! have named an object since the listing) and marked as being deleted, and the lock is
+//! released before the DELETEs, so that ship rounds, and the acknowledgements of
+//! `Durability::Remote` rounds, do not wait for a whole collection (review 29). A round that
+//! would reuse an uploaded object being deleted waits for its deletion and uploads it again.
+//!
 //! Manifests are pruned too, but only the collector's own, and never two kinds of them. A
 //! writer learns that it is fenced when the id after its newest manifest is taken (its next
 //! commit collides, or the GET of that id finds another writer's manifest), so an id a stale
@@ -33,10 +40,15 @@
 use crate::claim::Tier;
 use crate::error::{Error, Result};
 use crate::keys;
-use futures_util::TryStreamExt;
-use object_store::ObjectStoreExt;
-use std::collections::HashSet;
+use crate::manifest::Manifest;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::ObjectMeta;
 use std::time::Duration;
+
+/// Objects deleted per batch: one bulk DELETE request on S3 (at most 1,000 keys per
+/// request), and the most a ship round waits behind.
+const DELETE_BATCH: usize = 100;
 
 /// What [`Tier::collect_orphans`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,156 +64,260 @@ pub struct OrphanReport {
     pub manifests_deleted: Vec<String>,
 }
 
-impl Tier {
-    /// Deletes the listed object if it is older than the grace period (last modified by
-    /// the store's clock vs ours); `false` when it is younger and was kept.
-    async fn delete_if_old(
-        &self,
-        meta: &object_store::ObjectMeta,
-        grace_millis: i64,
-        now_millis: i64,
-    ) -> Result<bool> {
-        let age_millis = now_millis.saturating_sub(meta.last_modified.timestamp_millis());
-        if age_millis < grace_millis {
-            return Ok(false);
-        }
-        match self.store.delete(&meta.location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
-            Err(e) => Err(Error::store("delete", &meta.location, e)),
+/// A listed object the collection means to delete, with what makes it deletable, checked
+/// again under the lock just before its batch goes.
+enum Candidate {
+    /// A segment or a checkpoint: deletable while the newest manifest does not name it.
+    Uploaded(ObjectMeta),
+    /// A chunk: deletable while the newest manifest names another active segment's folder.
+    Chunk(ObjectMeta),
+    /// One of this writer's own manifests: deletable while it is below the newest.
+    Manifest(u64, ObjectMeta),
+}
+
+impl Candidate {
+    fn location(&self) -> &Path {
+        match self {
+            Candidate::Uploaded(m) | Candidate::Chunk(m) | Candidate::Manifest(_, m) => &m.location,
         }
     }
 
-    /// The chunks of active segments the newest manifest does not name (segments sealed and
-    /// shipped since, or never named), under the same rules: a folder of an epoch ≤ the
-    /// collector's, each chunk older than the grace period. Only `chunks/<folder>/<index>`
-    /// keys are considered.
-    async fn collect_chunks(
-        &self,
-        state: &crate::claim::TierState,
-        grace_millis: i64,
-        now_millis: i64,
-        report: &mut OrphanReport,
-    ) -> Result<()> {
-        let dir = self.prefix.clone().join(keys::CHUNK_DIR);
-        let named = state
-            .latest
-            .active
-            .map(|a| keys::chunk_folder(&self.prefix, &a));
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&dir))
+    fn still_deletable(&self, tier: &Tier, newest: &Manifest) -> bool {
+        match self {
+            Candidate::Uploaded(m) => !newest.named_keys().any(|k| k == m.location.as_ref()),
+            Candidate::Chunk(m) => !newest
+                .active
+                .map(|a| keys::chunk_folder(&tier.prefix, &a))
+                .is_some_and(|folder| m.location.prefix_matches(&folder)),
+            Candidate::Manifest(id, _) => *id > tier.claim_manifest_id && *id < newest.manifest_id,
+        }
+    }
+}
+
+/// The age test of the grace period (last modified by the store's clock vs ours).
+struct Grace {
+    grace_millis: i64,
+    now_millis: i64,
+}
+
+impl Grace {
+    fn passed(&self, meta: &ObjectMeta) -> bool {
+        let age_millis = self
+            .now_millis
+            .saturating_sub(meta.last_modified.timestamp_millis());
+        age_millis >= self.grace_millis
+    }
+}
+
+/// The epoch in the folder name of a `chunks/<folder>/<index>` key (`None` for any other).
+fn chunk_folder_epoch(dir: &Path, location: &Path) -> Option<u64> {
+    let mut parts = location.prefix_match(dir)?;
+    let (Some(folder), Some(_index), None) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    keys::parse_chunk_folder_epoch(folder.as_ref())
+}
+
+impl Tier {
+    async fn list_dir(&self, dir: &Path) -> Result<Vec<ObjectMeta>> {
+        self.store
+            .list(Some(dir))
             .try_collect()
             .await
-            .map_err(|e| Error::store("list", &dir, e))?;
-        for meta in metas {
-            let Some(mut parts) = meta.location.prefix_match(&dir) else {
-                continue;
-            };
-            let (Some(folder), Some(_index), None) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let Some(epoch) = keys::parse_chunk_folder_epoch(folder.as_ref()) else {
-                continue;
-            };
-            if keys::parse_chunk_index(&meta.location).is_none()
-                || named
-                    .as_ref()
-                    .is_some_and(|n| meta.location.prefix_matches(n))
-            {
-                continue;
-            }
-            if epoch > self.epoch {
-                report.kept_newer_epoch += 1;
-                continue;
-            }
-            if !self.delete_if_old(&meta, grace_millis, now_millis).await? {
-                report.kept_young += 1;
-                continue;
-            }
-            report.deleted.push(meta.location.to_string());
-        }
-        Ok(())
+            .map_err(|e| Error::store("list", dir, e))
     }
 
-    /// Deletes this writer's own manifests strictly between the one its claim wrote and its
-    /// newest, once older than the grace period (module docs: no other writer ever reads or
-    /// writes those ids again). The caller has just confirmed that the newest manifest is
-    /// this writer's.
-    async fn prune_own_manifests(
+    /// The segments and checkpoints that `named` does not name, of an epoch ≤ this
+    /// writer's, past the grace period.
+    async fn uploaded_candidates(
         &self,
-        state: &crate::claim::TierState,
-        grace_millis: i64,
-        now_millis: i64,
+        named: &Manifest,
+        grace: &Grace,
         report: &mut OrphanReport,
+        out: &mut Vec<Candidate>,
     ) -> Result<()> {
-        let first = self.claim_manifest_id;
-        let newest = state.latest.manifest_id;
-        if newest.saturating_sub(first) < 2 {
-            return Ok(());
-        }
-        let listing = crate::objects::manifest_listing(self.store.as_ref(), &self.prefix).await?;
-        for (id, meta) in listing {
-            if id <= first || id >= newest {
-                continue;
-            }
-            if self.delete_if_old(&meta, grace_millis, now_millis).await? {
-                report.manifests_deleted.push(meta.location.to_string());
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes the segments and checkpoints under the prefix that the newest manifest does
-    /// not name, that an epoch ≤ this writer's uploaded, and that are older than `grace`;
-    /// then this writer's own manifests older than `grace` between the one its claim wrote
-    /// and its newest (which are kept, as is every other writer's manifest). Set `grace`
-    /// well above the longest time between an upload and its manifest commit (default
-    /// advice: an hour).
-    ///
-    /// # Errors
-    /// [`Error::Fenced`] when this writer no longer owns the log (nothing is deleted), store
-    /// errors (what was deleted before stays deleted; running again is safe).
-    pub async fn collect_orphans(&self, grace: Duration) -> Result<OrphanReport> {
-        let mut state = self.state.lock().await;
-        self.confirm_ownership(&mut state).await?;
-        let named: HashSet<&str> = state.latest.named_keys().collect();
-        let now_millis = crate::claim::now_unix_millis() as i64;
-        let grace_millis = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
-        let mut report = OrphanReport::default();
         for dir in [keys::SEGMENT_DIR, keys::CHECKPOINT_DIR] {
             let dir = self.prefix.clone().join(dir);
-            let metas: Vec<_> = self
-                .store
-                .list(Some(&dir))
-                .try_collect()
-                .await
-                .map_err(|e| Error::store("list", &dir, e))?;
-            for meta in metas
-                .iter()
-                .filter(|m| keys::directly_in(&dir, &m.location))
-            {
+            for meta in self.list_dir(&dir).await? {
+                if !keys::directly_in(&dir, &meta.location) {
+                    continue;
+                }
                 let Some(epoch) = keys::parse_object_epoch(&meta.location) else {
                     continue;
                 };
-                if named.contains(meta.location.as_ref()) {
+                let candidate = Candidate::Uploaded(meta);
+                if !candidate.still_deletable(self, named) {
                     continue;
                 }
                 if epoch > self.epoch {
                     report.kept_newer_epoch += 1;
-                    continue;
+                } else if let Candidate::Uploaded(meta) = &candidate {
+                    if grace.passed(meta) {
+                        out.push(candidate);
+                    } else {
+                        report.kept_young += 1;
+                    }
                 }
-                if !self.delete_if_old(meta, grace_millis, now_millis).await? {
-                    report.kept_young += 1;
-                    continue;
-                }
-                report.deleted.push(meta.location.to_string());
             }
         }
-        self.collect_chunks(&state, grace_millis, now_millis, &mut report)
+        Ok(())
+    }
+
+    /// The chunks of active segments `named` does not name (segments sealed and shipped
+    /// since, or never named), under the same rules: a folder of an epoch ≤ the
+    /// collector's, each chunk past the grace period. Only `chunks/<folder>/<index>` keys.
+    async fn chunk_candidates(
+        &self,
+        named: &Manifest,
+        grace: &Grace,
+        report: &mut OrphanReport,
+        out: &mut Vec<Candidate>,
+    ) -> Result<()> {
+        let dir = self.prefix.clone().join(keys::CHUNK_DIR);
+        for meta in self.list_dir(&dir).await? {
+            let Some(epoch) = chunk_folder_epoch(&dir, &meta.location) else {
+                continue;
+            };
+            if keys::parse_chunk_index(&meta.location).is_none() {
+                continue;
+            }
+            let candidate = Candidate::Chunk(meta);
+            if !candidate.still_deletable(self, named) {
+                continue;
+            }
+            if epoch > self.epoch {
+                report.kept_newer_epoch += 1;
+            } else if let Candidate::Chunk(meta) = &candidate {
+                if grace.passed(meta) {
+                    out.push(candidate);
+                } else {
+                    report.kept_young += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This writer's own manifests strictly between the one its claim wrote and its newest
+    /// manifest `named`, past the grace period (module docs: no other writer ever reads or writes
+    /// those ids again).
+    async fn manifest_candidates(
+        &self,
+        named: &Manifest,
+        grace: &Grace,
+        out: &mut Vec<Candidate>,
+    ) -> Result<()> {
+        if named.manifest_id.saturating_sub(self.claim_manifest_id) < 2 {
+            return Ok(());
+        }
+        let listing = crate::objects::manifest_listing(self.store.as_ref(), &self.prefix).await?;
+        out.extend(
+            listing
+                .into_iter()
+                .map(|(id, meta)| Candidate::Manifest(id, meta))
+                .filter(|c| c.still_deletable(self, named))
+                .filter(|c| matches!(c, Candidate::Manifest(_, m) if grace.passed(m))),
+        );
+        Ok(())
+    }
+
+    /// Deletes one batch: under the lock, keeps the candidates still deletable and marks
+    /// them as being deleted; then deletes them without the lock.
+    async fn delete_batch(&self, batch: Vec<Candidate>, report: &mut OrphanReport) -> Result<()> {
+        let doomed: Vec<Candidate> = {
+            let state = self.state.lock().await;
+            self.check_not_fenced(&state)?;
+            let doomed: Vec<Candidate> = batch
+                .into_iter()
+                .filter(|c| c.still_deletable(self, &state.latest))
+                .collect();
+            self.deleting
+                .lock()
+                .extend(doomed.iter().map(|c| c.location().to_string()));
+            doomed
+        };
+        let locations: Vec<Path> = doomed.iter().map(|c| c.location().clone()).collect();
+        let result = self
+            .store
+            .delete_stream(futures_util::stream::iter(locations.into_iter().map(Ok)).boxed())
+            .map(|r| match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            })
+            .try_collect::<Vec<()>>()
+            .await;
+        {
+            let mut deleting = self.deleting.lock();
+            for c in &doomed {
+                deleting.remove(c.location().as_ref());
+            }
+        }
+        self.deleted.notify_waiters();
+        if let Err(e) = result {
+            let key = doomed
+                .first()
+                .map(|c| c.location().clone())
+                .unwrap_or_default();
+            return Err(Error::store("delete", &key, e));
+        }
+        for c in doomed {
+            match c {
+                Candidate::Manifest(_, m) => report.manifests_deleted.push(m.location.to_string()),
+                Candidate::Uploaded(m) | Candidate::Chunk(m) => {
+                    report.deleted.push(m.location.to_string())
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits while an orphan collection deletes `key` (a ship round about to reuse an
+    /// uploaded object it finds in the bucket must upload it again instead).
+    pub(crate) async fn wait_while_deleting(&self, key: &Path) {
+        loop {
+            let deleted = self.deleted.notified();
+            if !self.deleting.lock().contains(key.as_ref()) {
+                return;
+            }
+            deleted.await;
+        }
+    }
+
+    /// Deletes the segments and checkpoints under the prefix that the newest manifest does
+    /// not name, that an epoch ≤ this writer's uploaded, and that are older than `grace`;
+    /// the chunks of active segments the newest manifest no longer names, under the same
+    /// rules; then this writer's own manifests older than `grace` between the one its claim
+    /// wrote and its newest (which are kept, as is every other writer's manifest). Set
+    /// `grace` well above the longest time between an upload and its manifest commit
+    /// (default advice: an hour). Ship rounds go on while it runs (module docs).
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] when this writer no longer owns the log (nothing is deleted; a
+    /// writer fenced during the collection stops at its next batch), store errors (what was
+    /// deleted before stays deleted; running again is safe).
+    pub async fn collect_orphans(&self, grace: Duration) -> Result<OrphanReport> {
+        let named = {
+            let mut state = self.state.lock().await;
+            self.confirm_ownership(&mut state).await?;
+            state.latest.clone()
+        };
+        let grace = Grace {
+            grace_millis: i64::try_from(grace.as_millis()).unwrap_or(i64::MAX),
+            now_millis: crate::claim::now_unix_millis() as i64,
+        };
+        let mut report = OrphanReport::default();
+        let mut candidates = Vec::new();
+        self.uploaded_candidates(&named, &grace, &mut report, &mut candidates)
             .await?;
-        self.prune_own_manifests(&state, grace_millis, now_millis, &mut report)
+        self.chunk_candidates(&named, &grace, &mut report, &mut candidates)
             .await?;
+        self.manifest_candidates(&named, &grace, &mut candidates)
+            .await?;
+        let mut candidates = candidates.into_iter().peekable();
+        while candidates.peek().is_some() {
+            let batch: Vec<Candidate> = candidates.by_ref().take(DELETE_BATCH).collect();
+            self.delete_batch(batch, &mut report).await?;
+        }
         if !report.deleted.is_empty() || !report.manifests_deleted.is_empty() {
             tracing::info!(
                 deleted = report.deleted.len(),
