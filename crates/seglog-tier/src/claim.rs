@@ -28,10 +28,9 @@ pub struct Tier {
     /// Ship the active segment's durable bytes as chunks ([`Tier::with_active_chunks`]).
     pub(crate) ship_active: bool,
     pub(crate) state: tokio::sync::Mutex<TierState>,
-    /// The keys an orphan collection is deleting now (outside the state lock), and the
-    /// signal that a batch of them is gone: a round waits before reusing one (`orphans.rs`).
-    pub(crate) deleting: parking_lot::Mutex<std::collections::HashSet<String>>,
-    pub(crate) deleted: tokio::sync::Notify,
+    /// The keys an orphan collection is deleting now (outside the state lock): a round
+    /// waits before reusing one (`orphans.rs`).
+    pub(crate) deleting: Arc<crate::orphans::Deleting>,
 }
 
 pub(crate) struct TierState {
@@ -222,8 +221,7 @@ impl Tier {
                 chunks: None,
                 recorded_in,
             }),
-            deleting: parking_lot::Mutex::default(),
-            deleted: tokio::sync::Notify::new(),
+            deleting: Arc::default(),
         })
     }
 

@@ -44,6 +44,7 @@ use crate::manifest::Manifest;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Objects deleted per batch: one bulk DELETE request on S3 (at most 1,000 keys per
@@ -90,6 +91,42 @@ impl Candidate {
                 .map(|a| keys::chunk_folder(&tier.prefix, &a))
                 .is_some_and(|folder| m.location.prefix_matches(&folder)),
             Candidate::Manifest(id, _) => *id > tier.claim_manifest_id && *id < newest.manifest_id,
+        }
+    }
+}
+
+/// The keys an orphan collection is deleting now, outside the claim's state lock.
+#[derive(Debug, Default)]
+pub(crate) struct Deleting {
+    keys: parking_lot::Mutex<HashSet<String>>,
+    done: tokio::sync::Notify,
+}
+
+impl Deleting {
+    fn mark(&self, keys: impl Iterator<Item = String>) {
+        self.keys.lock().extend(keys);
+    }
+
+    fn unmark<'a>(&self, keys: impl Iterator<Item = &'a str>) {
+        {
+            let mut marked = self.keys.lock();
+            for key in keys {
+                marked.remove(key);
+            }
+        }
+        self.done.notify_waiters();
+    }
+
+    /// Waits while `key` is being deleted (a ship round about to reuse an uploaded object
+    /// it finds in the bucket must upload it again instead).
+    pub(crate) async fn wait_for(&self, key: &Path) {
+        loop {
+            // Created before the check, so an unmark between the two is not missed.
+            let done = self.done.notified();
+            if !self.keys.lock().contains(key.as_ref()) {
+                return;
+            }
+            done.await;
         }
     }
 }
@@ -222,7 +259,10 @@ impl Tier {
     }
 
     /// Deletes one batch: under the lock, keeps the candidates still deletable and marks
-    /// them as being deleted; then deletes them without the lock.
+    /// them as being deleted; then deletes them without the lock, in a task of its own, so
+    /// that a collection dropped mid-batch still ends the batch and unmarks its keys (a key
+    /// left marked would hold every round that reuses it; one unmarked while its DELETE may
+    /// still land would let a round name an object about to vanish).
     async fn delete_batch(&self, batch: Vec<Candidate>, report: &mut OrphanReport) -> Result<()> {
         let doomed: Vec<Candidate> = {
             let state = self.state.lock().await;
@@ -232,27 +272,27 @@ impl Tier {
                 .filter(|c| c.still_deletable(self, &state.latest))
                 .collect();
             self.deleting
-                .lock()
-                .extend(doomed.iter().map(|c| c.location().to_string()));
+                .mark(doomed.iter().map(|c| c.location().to_string()));
             doomed
         };
         let locations: Vec<Path> = doomed.iter().map(|c| c.location().clone()).collect();
-        let result = self
-            .store
-            .delete_stream(futures_util::stream::iter(locations.into_iter().map(Ok)).boxed())
-            .map(|r| match r {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e),
-            })
-            .try_collect::<Vec<()>>()
-            .await;
-        {
-            let mut deleting = self.deleting.lock();
-            for c in &doomed {
-                deleting.remove(c.location().as_ref());
+        let task = tokio::spawn({
+            let (store, deleting) = (self.store.clone(), self.deleting.clone());
+            async move {
+                let stream = futures_util::stream::iter(locations.clone().into_iter().map(Ok));
+                let result = store
+                    .delete_stream(stream.boxed())
+                    .map(|r| match r {
+                        Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(e),
+                    })
+                    .try_collect::<Vec<()>>()
+                    .await;
+                deleting.unmark(locations.iter().map(|l| l.as_ref()));
+                result
             }
-        }
-        self.deleted.notify_waiters();
+        });
+        let result = task.await.map_err(|e| Error::Task(e.to_string()))?;
         if let Err(e) = result {
             let key = doomed
                 .first()
@@ -269,18 +309,6 @@ impl Tier {
             }
         }
         Ok(())
-    }
-
-    /// Waits while an orphan collection deletes `key` (a ship round about to reuse an
-    /// uploaded object it finds in the bucket must upload it again instead).
-    pub(crate) async fn wait_while_deleting(&self, key: &Path) {
-        loop {
-            let deleted = self.deleted.notified();
-            if !self.deleting.lock().contains(key.as_ref()) {
-                return;
-            }
-            deleted.await;
-        }
     }
 
     /// Deletes the segments and checkpoints under the prefix that the newest manifest does

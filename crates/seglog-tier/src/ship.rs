@@ -503,7 +503,7 @@ impl Tier {
             self.epoch,
         );
         let crc32 = crc32fast::hash(&local.bytes);
-        self.wait_while_deleting(&key).await;
+        self.deleting.wait_for(&key).await;
         objects::upload_immutable(self.store.as_ref(), &key, local.bytes.clone(), crc32).await?;
         report.segments_uploaded += 1;
         report.bytes_uploaded += local.bytes.len() as u64;
@@ -538,7 +538,7 @@ impl Tier {
             self.epoch,
         );
         let crc32 = crc32fast::hash(bytes);
-        self.wait_while_deleting(&key).await;
+        self.deleting.wait_for(&key).await;
         objects::upload_immutable(self.store.as_ref(), &key, bytes.clone(), crc32).await?;
         report.checkpoints_uploaded += 1;
         report.bytes_uploaded += bytes.len() as u64;

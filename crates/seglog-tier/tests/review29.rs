@@ -436,65 +436,121 @@ async fn a_newest_manifest_deleted_outside_the_rules_is_an_error_not_a_fallback(
     // Only one that saw 3 listed can, and it says so.)
 }
 
+/// An owner whose second round failed before its manifest commit (its outcome unknown to
+/// it): that round's segment and checkpoint are in the bucket, unnamed, and the next round
+/// reuses them (same keys).
+struct UnnamedUpload {
+    slow: Arc<SlowDeletes>,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    log: seglog::Log,
+    owner: Arc<Tier>,
+}
+
+impl UnnamedUpload {
+    async fn new(dir: &std::path::Path) -> UnnamedUpload {
+        let slow = SlowDeletes::new(Arc::new(InMemory::new()));
+        let faults = FaultStore::new(slow.clone());
+        let store: Arc<dyn ObjectStore> = faults.clone();
+        let prefix = Path::from("p");
+        let log = seglog::Log::open(dir, support::options()).await.unwrap();
+        let owner = Arc::new(Tier::claim(store.clone(), prefix.clone()).await.unwrap());
+        support::ship_a_round(&log, &owner, 0).await;
+        support::write_events(&log, 20, 40).await;
+        log.roll().await.unwrap();
+        faults.fail_put("manifest/", 1, support::fault::Fault::Before);
+        faults.fail_get("manifest/", 1);
+        assert!(owner.ship(&log).await.is_err());
+        let named: Vec<String> = owner
+            .manifest()
+            .await
+            .named_keys()
+            .map(String::from)
+            .collect();
+        let unnamed: Vec<String> = support::keys(store.as_ref(), &prefix)
+            .await
+            .into_iter()
+            .filter(|k| !k.contains("manifest/") && !named.contains(k))
+            .collect();
+        assert_eq!(unnamed.len(), 2, "{unnamed:?}");
+        UnnamedUpload {
+            slow,
+            store,
+            prefix,
+            log,
+            owner,
+        }
+    }
+
+    /// A round now, and then the checks: it ends (within 10 s), its manifest names only
+    /// objects that exist, and a restore holds what it shipped.
+    async fn round_while(
+        &self,
+        release: impl std::future::Future<Output = ()>,
+        dir: &std::path::Path,
+    ) {
+        let round = tokio::spawn({
+            let (owner, log) = (self.owner.clone(), self.log.clone());
+            async move { owner.ship(&log).await }
+        });
+        // Long enough for a round that reuses the objects to commit.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.await;
+        tokio::time::timeout(Duration::from_secs(10), round)
+            .await
+            .expect("the round hung")
+            .unwrap()
+            .unwrap();
+        support::assert_newest_manifest_complete(self.store.as_ref(), &self.prefix).await;
+        support::assert_a_restore_holds_what_was_shipped(
+            &self.store,
+            &self.prefix,
+            &self.log,
+            &self.owner,
+            dir,
+        )
+        .await;
+    }
+}
+
 /// The fix of finding 1 deletes outside the claim's lock, so a ship round can run while a
-/// batch is being deleted. A round that failed before its commit left its segment and
-/// checkpoint in the bucket, unnamed: orphans to the collection (grace zero), and objects the
-/// next round reuses (same keys). The collection's DELETE is held; the next round must not
-/// reuse the object about to vanish (its manifest would name a missing object): it waits for
-/// the deletion and uploads again.
+/// batch is being deleted. The collection's DELETE of the failed round's upload (an orphan
+/// with grace zero) is held; the next round must not reuse the object about to vanish (its
+/// manifest would name a missing object): it waits for the deletion and uploads again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_does_not_reuse_an_upload_that_a_collection_is_deleting() {
     let root = tempfile::tempdir().unwrap();
-    let slow = SlowDeletes::new(Arc::new(InMemory::new()));
-    let faults = FaultStore::new(slow.clone());
-    let store: Arc<dyn ObjectStore> = faults.clone();
-    let prefix = Path::from("p");
-    let log = seglog::Log::open(root.path().join("a"), support::options())
-        .await
-        .unwrap();
-    let owner = Arc::new(Tier::claim(store.clone(), prefix.clone()).await.unwrap());
-    support::ship_a_round(&log, &owner, 0).await;
-    // A round whose manifest commit fails, with its outcome unknown to it.
-    support::write_events(&log, 20, 40).await;
-    log.roll().await.unwrap();
-    faults.fail_put("manifest/", 1, support::fault::Fault::Before);
-    faults.fail_get("manifest/", 1);
-    assert!(owner.ship(&log).await.is_err());
-    let named: Vec<String> = owner
-        .manifest()
-        .await
-        .named_keys()
-        .map(String::from)
-        .collect();
-    let unnamed: Vec<String> = support::keys(store.as_ref(), &prefix)
-        .await
-        .into_iter()
-        .filter(|k| !k.contains("manifest/") && !named.contains(k))
-        .collect();
-    assert_eq!(unnamed.len(), 2, "{unnamed:?}");
-
-    let gate = slow.pause_next_delete();
+    let setup = UnnamedUpload::new(&root.path().join("a")).await;
+    let gate = setup.slow.pause_next_delete();
     let collector = tokio::spawn({
-        let owner = owner.clone();
+        let owner = setup.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }
     });
     gate.reached.notified().await;
-    let round = tokio::spawn({
-        let (owner, log) = (owner.clone(), log.clone());
-        async move { owner.ship(&log).await }
+    let release = async {
+        gate.resume.notify_one();
+        collector.await.unwrap().unwrap();
+    };
+    setup.round_while(release, &root.path().join("r")).await;
+}
+
+/// The same with the collection dropped (its task aborted, as a caller's timeout would)
+/// while its DELETE is held: the DELETE may still land, so the round must still wait for it,
+/// and must not wait forever (the batch's keys stay marked as being deleted until it ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_dropped_mid_batch_neither_hangs_rounds_nor_lets_them_reuse_the_upload() {
+    let root = tempfile::tempdir().unwrap();
+    let setup = UnnamedUpload::new(&root.path().join("a")).await;
+    let gate = setup.slow.pause_next_delete();
+    let collector = tokio::spawn({
+        let owner = setup.owner.clone();
+        async move { owner.collect_orphans(Duration::ZERO).await }
     });
-    // Long enough for a round that reuses the objects to commit.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    gate.resume.notify_one();
-    collector.await.unwrap().unwrap();
-    round.await.unwrap().unwrap();
-    support::assert_newest_manifest_complete(store.as_ref(), &prefix).await;
-    support::assert_a_restore_holds_what_was_shipped(
-        &store,
-        &prefix,
-        &log,
-        &owner,
-        &root.path().join("r"),
-    )
-    .await;
+    gate.reached.notified().await;
+    collector.abort();
+    assert!(collector.await.unwrap_err().is_cancelled());
+    let release = async {
+        gate.resume.notify_one();
+    };
+    setup.round_while(release, &root.path().join("r")).await;
 }
