@@ -44,7 +44,7 @@ use crate::manifest::Manifest;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Objects deleted per batch: one bulk DELETE request on S3 (at most 1,000 keys per
@@ -95,23 +95,33 @@ impl Candidate {
     }
 }
 
-/// The keys an orphan collection is deleting now, outside the claim's state lock.
+/// The keys orphan collections are deleting now, outside the claim's state lock, each with
+/// the number of batches deleting it (two collections may run at once: a key stays marked
+/// until the last of their DELETEs has ended).
 #[derive(Debug, Default)]
 pub(crate) struct Deleting {
-    keys: parking_lot::Mutex<HashSet<String>>,
+    keys: parking_lot::Mutex<HashMap<String, usize>>,
     done: tokio::sync::Notify,
 }
 
 impl Deleting {
     fn mark(&self, keys: impl Iterator<Item = String>) {
-        self.keys.lock().extend(keys);
+        let mut marked = self.keys.lock();
+        for key in keys {
+            *marked.entry(key).or_default() += 1;
+        }
     }
 
     fn unmark<'a>(&self, keys: impl Iterator<Item = &'a str>) {
         {
             let mut marked = self.keys.lock();
             for key in keys {
-                marked.remove(key);
+                if let Some(batches) = marked.get_mut(key) {
+                    *batches = batches.saturating_sub(1);
+                    if *batches == 0 {
+                        marked.remove(key);
+                    }
+                }
             }
         }
         self.done.notify_waiters();
@@ -123,7 +133,7 @@ impl Deleting {
         loop {
             // Created before the check, so an unmark between the two is not missed.
             let done = self.done.notified();
-            if !self.keys.lock().contains(key.as_ref()) {
+            if !self.keys.lock().contains_key(key.as_ref()) {
                 return;
             }
             done.await;
@@ -258,15 +268,18 @@ impl Tier {
         Ok(())
     }
 
-    /// Deletes one batch: under the lock, keeps the candidates still deletable and marks
-    /// them as being deleted; then deletes them without the lock, in a task of its own, so
+    /// Deletes one batch: under the lock, checks again that this writer owns the log and
+    /// brings its view up to its own newest manifest in the bucket (a round whose commit's
+    /// outcome it never learnt may have named a candidate since the listing: review 30),
+    /// keeps the candidates that manifest leaves deletable and marks them as being deleted;
+    /// then deletes them without the lock, in a task of its own, so
     /// that a collection dropped mid-batch still ends the batch and unmarks its keys (a key
     /// left marked would hold every round that reuses it; one unmarked while its DELETE may
     /// still land would let a round name an object about to vanish).
     async fn delete_batch(&self, batch: Vec<Candidate>, report: &mut OrphanReport) -> Result<()> {
         let doomed: Vec<Candidate> = {
-            let state = self.state.lock().await;
-            self.check_not_fenced(&state)?;
+            let mut state = self.state.lock().await;
+            self.confirm_ownership(&mut state).await?;
             let doomed: Vec<Candidate> = batch
                 .into_iter()
                 .filter(|c| c.still_deletable(self, &state.latest))
