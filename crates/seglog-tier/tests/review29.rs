@@ -472,7 +472,12 @@ impl UnnamedUpload {
             .into_iter()
             .filter(|k| !k.contains("manifest/") && !named.contains(k))
             .collect();
-        assert_eq!(unnamed.len(), 2, "{unnamed:?}");
+        // The failed round's segment (and its checkpoint, when the log had written it
+        // before the round: it is written after the seal, in the background).
+        assert!(
+            unnamed.iter().any(|k| k.contains("/segments/")),
+            "{unnamed:?}"
+        );
         UnnamedUpload {
             slow,
             store,
