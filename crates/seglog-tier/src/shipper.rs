@@ -68,7 +68,7 @@ impl Shipper {
     /// [`Shipper::spawn`] with an optional local retention pass after every round that
     /// shipped (as [`Shipper::spawn_with_retention`]) and an optional orphan collection
     /// every `collection.every`, after a round that succeeded. A failed collection is
-    /// logged and tried again at the next round; [`Error::Fenced`] ends the shipper.
+    /// logged and tried again one period later; [`Error::Fenced`] ends the shipper.
     pub fn spawn_with(
         tier: Arc<Tier>,
         log: seglog::Log,
@@ -109,10 +109,15 @@ impl Shipper {
                     }
                 }
                 if let Some(c) = collection.filter(|c| last_collection.elapsed() >= c.every) {
+                    // Whatever its outcome: a collection that keeps failing (a bucket that
+                    // refuses DELETE) must not run after every round (review 31).
+                    last_collection = tokio::time::Instant::now();
                     match tier.collect_orphans(c.grace).await {
-                        Ok(_) => last_collection = tokio::time::Instant::now(),
+                        Ok(_) => {}
                         Err(e @ Error::Fenced { .. }) => return Err(e),
-                        Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "orphan collection failed; trying again after the next period")
+                        }
                     }
                 }
             }

@@ -17,6 +17,11 @@ fn options(retention: Retention) -> Options {
         .retention(retention)
 }
 
+/// The retention age of the tests that fill junk first: longer than the 100 durable appends
+/// of `fill_junk` take on a loaded machine (at 300 ms a CI run under load saw retention
+/// erase "junk" while it was still being appended: `Erasing { execution: "junk" }`).
+const JUNK_FILL_MAX_AGE: Duration = Duration::from_millis(1500);
+
 /// A few sealed segments of "junk", so that a compaction dropping it calls its progress
 /// callback (with the compaction mutex held).
 fn fill_junk(log: &Log) {
@@ -46,7 +51,7 @@ fn drop_junk() -> Plan {
 #[test]
 fn close_from_a_compaction_progress_callback_deadlocks_with_a_waiting_retention_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let max_age = Duration::from_millis(300);
+    let max_age = JUNK_FILL_MAX_AGE;
     let retention = Retention::default()
         .max_age(max_age)
         .interval(Duration::from_millis(20));
@@ -89,7 +94,7 @@ fn close_from_a_compaction_progress_callback_deadlocks_with_a_waiting_retention_
 #[test]
 fn a_retention_pass_erases_an_execution_that_an_acknowledged_append_made_recent() {
     let dir = tempfile::tempdir().unwrap();
-    let max_age = Duration::from_millis(300);
+    let max_age = JUNK_FILL_MAX_AGE;
     let retention = Retention::default()
         .max_age(max_age)
         .interval(Duration::from_millis(20));
@@ -145,7 +150,7 @@ fn a_retention_pass_erases_an_execution_that_an_acknowledged_append_made_recent(
 #[test]
 fn stats_in_a_progress_callback_and_close_on_another_thread_deadlock_with_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let max_age = Duration::from_millis(300);
+    let max_age = JUNK_FILL_MAX_AGE;
     let retention = Retention::default()
         .max_age(max_age)
         .interval(Duration::from_millis(20));

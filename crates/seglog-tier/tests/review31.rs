@@ -1,0 +1,165 @@
+//! Review 31: the orphan collection the `Shipper` (and so the EventStore's bucket store, by
+//! default) runs every `OrphanCollection::every`, seen from outside the claim: readers that
+//! are not the owner, and a bucket where DELETEs fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use seglog_tier::{OrphanCollection, Shipper, Tier};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A bucket whose policy refuses DELETE (S3 Object Lock / WORM, or an IAM role without
+/// `s3:DeleteObject`: common for audit logs); everything else goes through. Counts the
+/// DELETEs tried and the LISTs sent.
+#[derive(Debug)]
+struct NoDeletes {
+    inner: Arc<dyn ObjectStore>,
+    deletes: Arc<AtomicU64>,
+    lists: Arc<AtomicU64>,
+}
+
+impl std::fmt::Display for NoDeletes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NoDeletes({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for NoDeletes {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        let deletes = self.deletes.clone();
+        locations
+            .map(move |location| {
+                let location = location?;
+                deletes.fetch_add(1, Ordering::SeqCst);
+                Err(object_store::Error::PermissionDenied {
+                    path: location.to_string(),
+                    source: "AccessDenied: DELETE refused by the bucket policy".into(),
+                })
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Finding 1 (cost, liveness): a failed collection is not rate-limited by
+/// `OrphanCollection::every`. The shipper updates `last_collection` only after a collection
+/// that succeeded, so once a collection starts failing for a reason that persists (a bucket
+/// that refuses DELETE, as Object Lock or a no-delete IAM policy does; a manifest the build
+/// cannot decode), it runs again **after every ship round**: with the EventStore's defaults
+/// (`ship_interval` 1 s, collection on), one full LIST of `segments/`, `checkpoints/`,
+/// `chunks/` and `manifest/` every second, and for each, one batch's ownership check (a LIST of
+/// `manifest/` and a GET) **under the claim's state lock**, which every
+/// `Durability::Remote` acknowledgement waits behind. The hourly collection becomes a
+/// once-per-second one.
+///
+/// Here: a collection every 400 ms, rounds every 20 ms, deletes refused, for 2 s: at most
+/// ~6 collections are expected; each one tries one DELETE (its first batch stops there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_that_keeps_failing_runs_after_every_round_not_every_period() {
+    let root = tempfile::tempdir().unwrap();
+    let deletes = Arc::new(AtomicU64::new(0));
+    let lists = Arc::new(AtomicU64::new(0));
+    let store: Arc<dyn ObjectStore> = Arc::new(NoDeletes {
+        inner: Arc::new(InMemory::new()),
+        deletes: deletes.clone(),
+        lists: lists.clone(),
+    });
+    let prefix = Path::from("p");
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let tier = Arc::new(Tier::claim(store.clone(), prefix.clone()).await.unwrap());
+    // Two manifests of its own between its claim and its newest: a collection with zero
+    // grace always has something to delete (the manifests it may prune).
+    support::ship_a_round(&log, &tier, 0).await;
+    support::ship_a_round(&log, &tier, 20).await;
+    support::ship_a_round(&log, &tier, 40).await;
+
+    let every = Duration::from_millis(400);
+    let shipper = Shipper::spawn_with(
+        tier.clone(),
+        log.clone(),
+        Duration::from_millis(20),
+        None,
+        Some(OrphanCollection {
+            every,
+            grace: Duration::ZERO,
+        }),
+    );
+    let run = Duration::from_secs(2);
+    tokio::time::sleep(run).await;
+    shipper.stop().await.unwrap();
+
+    // A collection's first batch fails at its first DELETE (the stream stops there): one
+    // DELETE tried per collection.
+    let collections_during_run = deletes.load(Ordering::SeqCst);
+    assert!(collections_during_run > 0, "no collection ran");
+    let allowed = (run.as_millis() / every.as_millis()) as u64 + 1;
+    assert!(
+        collections_during_run <= allowed,
+        "{collections_during_run} collections (each a full listing of the prefix and an \
+         ownership check under the claim's lock) ran in {run:?} with \
+         OrphanCollection::every = {every:?}: a failing collection is retried after every \
+         round (at most {allowed} expected); {} LISTs in all",
+        lists.load(Ordering::SeqCst)
+    );
+    drop(log);
+}
