@@ -68,7 +68,7 @@ pub use read_through::{
 };
 pub use remote::{Durability, RemoteDurable, RemoteStats};
 pub use restore::{
-    fetch_object, fetch_segment, restore, restore_with, FetchSegments, RestoreOptions,
+    fetch_object, fetch_segment, read_newest, restore, restore_with, FetchSegments, RestoreOptions,
     RestoreReport, Restored,
 };
 /// The file a restore keeps in its directory until its last step (every open refuses such

@@ -20,7 +20,7 @@
 
 use crate::claim::Tier;
 use crate::error::{Error, Result};
-use crate::manifest::{ObjectRef, SegmentEntry};
+use crate::manifest::{Manifest, ObjectRef, SegmentEntry};
 use crate::objects;
 use crate::read_through::{ReadThrough, ReadThroughOptions};
 use crate::staging::Restoring;
@@ -364,9 +364,51 @@ async fn restore_task(
     })
 }
 
+/// How many manifests [`read_newest`] reads through before it reports what it found.
+const READ_NEWEST_ATTEMPTS: usize = 4;
+
+/// Reads what the newest manifest names through `read`, which returns its result and
+/// whether an object the manifest names was missing or bad. When one was and the newest
+/// manifest has moved on meanwhile, reads again through the newer one: a reader that is not
+/// the owner (`seglog remote verify`, `remote dump`) races the owner's orphan collection,
+/// which deletes a compaction's inputs once no manifest names them (review 31), and an
+/// object the newer manifest still names is checked again there. `Ok(None)`: no manifest.
+///
+/// # Errors
+/// What `read` returns; store errors; [`Error::Corruption`] for a manifest that does not
+/// decode.
+pub async fn read_newest<T, E, F, Fut>(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    mut read: F,
+) -> std::result::Result<Option<(Manifest, T)>, E>
+where
+    E: From<Error>,
+    F: FnMut(Manifest) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(T, bool), E>>,
+{
+    let Some(mut manifest) = objects::latest_manifest(store, prefix).await? else {
+        return Ok(None);
+    };
+    let mut attempt = 1;
+    loop {
+        let (found, something_bad) = read(manifest.clone()).await?;
+        if !something_bad || attempt == READ_NEWEST_ATTEMPTS {
+            return Ok(Some((manifest, found)));
+        }
+        match objects::latest_manifest(store, prefix).await? {
+            Some(newer) if newer.manifest_id != manifest.manifest_id => manifest = newer,
+            _ => return Ok(Some((manifest, found))),
+        }
+        attempt += 1;
+    }
+}
+
 /// Downloads the segment `entry` names and checks it as [`restore`] does: its length and
 /// CRC-32 are the manifest's, and its header (magic, CRC, segment number, first LSN, salt)
-/// is that segment's. Reads only (`seglog remote verify` and `dump` use it).
+/// is that segment's. Reads only (`seglog remote verify` and `dump` use it). A reader that
+/// is not the log's owner reads through [`read_newest`]: the owner's orphan collection may
+/// delete what an older manifest names.
 ///
 /// # Errors
 /// [`Error::Corruption`] when the object is missing or differs from `entry`; store errors.

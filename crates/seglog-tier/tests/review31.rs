@@ -163,3 +163,78 @@ async fn a_collection_that_keeps_failing_runs_after_every_round_not_every_period
     );
     drop(log);
 }
+
+/// Finding 2 (false corruption for readers that are not the owner): the grace period counts
+/// from an object's upload, not from the moment the newest manifest stopped naming it, so a
+/// compaction's inputs (segments shipped long ago; grace zero stands for that here) go at the
+/// first collection after the swap. A reader that read the newest manifest a moment before
+/// (`seglog remote verify` / `dump`) and is still downloading finds a named segment missing,
+/// and `verify` reported corruption on a healthy bucket. `read_newest` (which the CLI uses)
+/// reads again through the newer manifest, and finds everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_racing_a_compaction_and_a_collection_reads_the_newer_manifest() {
+    let root = tempfile::tempdir().unwrap();
+    let faults = support::fault::FaultStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = faults.clone();
+    let prefix = Path::from("p");
+    let log = seglog::Log::open(root.path().join("a"), support::options())
+        .await
+        .unwrap();
+    let owner = Tier::claim(store.clone(), prefix.clone()).await.unwrap();
+    support::write_events(&log, 0, 40).await;
+    for i in 0..120 {
+        let mut p = support::ERASED_MARKER.to_vec();
+        p.extend(format!(" event {i} ").into_bytes());
+        p.extend(std::iter::repeat_n(b'x', 60));
+        log.append("gone-run", support::ERASED_TENANT, &p)
+            .await
+            .unwrap();
+    }
+    support::write_events(&log, 40, 80).await;
+    log.roll().await.unwrap();
+    owner.ship(&log).await.unwrap();
+
+    // The reader's first segment download is held while the owner compacts, ships the swap
+    // and collects.
+    let gate = faults.pause_next_get("/segments/");
+    let reader = tokio::spawn({
+        let (store, prefix) = (store.clone(), prefix.clone());
+        async move {
+            seglog_tier::read_newest(store.as_ref(), &prefix, |manifest| {
+                let store = store.clone();
+                async move {
+                    let mut missing = Vec::new();
+                    for entry in &manifest.segments {
+                        if let Err(e) = seglog_tier::fetch_segment(store.as_ref(), entry).await {
+                            missing.push(format!("{}: {e}", entry.segment.key));
+                        }
+                    }
+                    let bad = !missing.is_empty();
+                    Ok::<_, seglog_tier::Error>((missing, bad))
+                }
+            })
+            .await
+        }
+    });
+    gate.reached.notified().await;
+    let plan = seglog::compaction::policy::drop_tenant(
+        &log.compaction_view(false).unwrap(),
+        support::ERASED_TENANT,
+    );
+    log.compact(plan, seglog::CompactOptions::default())
+        .await
+        .unwrap();
+    let swap = owner.ship(&log).await.unwrap();
+    assert!(swap.committed_manifest.is_some(), "{swap:?}");
+    let collected = owner.collect_orphans(Duration::ZERO).await.unwrap();
+    assert!(!collected.deleted.is_empty(), "{collected:?}");
+    gate.resume.notify_one();
+
+    let (manifest, missing) = reader.await.unwrap().unwrap().unwrap();
+    assert!(
+        missing.is_empty(),
+        "manifest {}: named segments missing: {missing:?}",
+        manifest.manifest_id
+    );
+    assert_eq!(manifest.manifest_id, owner.manifest().await.manifest_id);
+}

@@ -3,7 +3,10 @@
 //! (and, for verify, every checkpoint), checking each object as a restore does (length and
 //! CRC-32 of the manifest; a segment's header is the segment named), into a temporary
 //! directory (under `$TMPDIR`, removed at the end: it needs the space of the log's
-//! segments); then verify and dump read that copy with the local commands' code.
+//! segments); then verify and dump read that copy with the local commands' code. An object
+//! found missing or bad while the newest manifest moved on (the owner compacted, and its
+//! collection deleted the inputs, during the download) sends them through the newer
+//! manifest again (`seglog_tier::read_newest`), so a race is not reported as corruption.
 //!
 //! A shipped segment is sealed, so no damage in it is a torn tail: what the local commands
 //! would call one (exit 1) is corruption here (exit 2).
@@ -69,15 +72,30 @@ struct Copy {
 }
 
 /// Downloads what the newest manifest names into a temporary directory, each object
-/// checked; objects that are missing or differ are listed, not written.
+/// checked; objects that are missing or differ are listed, not written. When one is and the
+/// newest manifest has moved on meanwhile (the owner compacted and collected the inputs
+/// while this read), downloads again what the newer manifest names (`read_newest`).
 async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
     let (store, prefix) = open_store(url)?;
-    let manifest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
-        .await
-        .context("cannot read the newest manifest")?;
-    let Some(manifest) = manifest else {
-        return Ok(None);
-    };
+    let newest = seglog_tier::read_newest(store.as_ref(), &prefix, |manifest| {
+        let store = store.clone();
+        async move {
+            let copy = download_manifest(store.as_ref(), manifest, checkpoints).await?;
+            let bad = !copy.problems.is_empty();
+            Ok::<_, anyhow::Error>((copy, bad))
+        }
+    })
+    .await
+    .context("cannot read the newest manifest")?;
+    Ok(newest.map(|(_, copy)| copy))
+}
+
+/// Downloads what `manifest` names into a new temporary directory.
+async fn download_manifest(
+    store: &dyn seglog_tier::object_store::ObjectStore,
+    manifest: seglog_tier::Manifest,
+    checkpoints: bool,
+) -> Result<Copy> {
     let dir = tempfile::Builder::new()
         .prefix("seglog-remote-")
         .tempdir()
@@ -90,7 +108,7 @@ async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
     };
     for entry in &copy.manifest.segments {
         copy.objects += 1;
-        let fetched = seglog_tier::fetch_segment(store.as_ref(), entry).await;
+        let fetched = seglog_tier::fetch_segment(store, entry).await;
         let name = seglog_segment::format::segment_file_name(entry.first_lsn);
         keep(
             &mut copy.problems,
@@ -101,7 +119,7 @@ async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
         )?;
         if let Some(checkpoint) = entry.checkpoint.as_ref().filter(|_| checkpoints) {
             copy.objects += 1;
-            let fetched = seglog_tier::fetch_object(store.as_ref(), checkpoint).await;
+            let fetched = seglog_tier::fetch_object(store, checkpoint).await;
             let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
             keep(
                 &mut copy.problems,
@@ -112,7 +130,7 @@ async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
             )?;
         }
     }
-    Ok(Some(copy))
+    Ok(copy)
 }
 
 /// Writes a checked object into the copy, or lists why it is not there. Store and I/O
