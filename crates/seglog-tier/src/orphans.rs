@@ -77,10 +77,14 @@ enum Candidate {
 }
 
 impl Candidate {
-    fn location(&self) -> &Path {
+    fn meta(&self) -> &ObjectMeta {
         match self {
-            Candidate::Uploaded(m) | Candidate::Chunk(m) | Candidate::Manifest(_, m) => &m.location,
+            Candidate::Uploaded(m) | Candidate::Chunk(m) | Candidate::Manifest(_, m) => m,
         }
+    }
+
+    fn location(&self) -> &Path {
+        &self.meta().location
     }
 
     fn still_deletable(&self, tier: &Tier, newest: &Manifest) -> bool {
@@ -174,6 +178,30 @@ impl Tier {
             .map_err(|e| Error::store("list", dir, e))
     }
 
+    /// Files a listed object uploaded by `epoch`: dropped if `named` names it, kept (and
+    /// counted) if a newer epoch uploaded it or it is younger than the grace period, else a
+    /// candidate.
+    fn consider(
+        &self,
+        candidate: Candidate,
+        epoch: u64,
+        named: &Manifest,
+        grace: &Grace,
+        report: &mut OrphanReport,
+        out: &mut Vec<Candidate>,
+    ) {
+        if !candidate.still_deletable(self, named) {
+            return;
+        }
+        if epoch > self.epoch {
+            report.kept_newer_epoch += 1;
+        } else if grace.passed(candidate.meta()) {
+            out.push(candidate);
+        } else {
+            report.kept_young += 1;
+        }
+    }
+
     /// The segments and checkpoints that `named` does not name, of an epoch ≤ this
     /// writer's, past the grace period.
     async fn uploaded_candidates(
@@ -192,19 +220,7 @@ impl Tier {
                 let Some(epoch) = keys::parse_object_epoch(&meta.location) else {
                     continue;
                 };
-                let candidate = Candidate::Uploaded(meta);
-                if !candidate.still_deletable(self, named) {
-                    continue;
-                }
-                if epoch > self.epoch {
-                    report.kept_newer_epoch += 1;
-                } else if let Candidate::Uploaded(meta) = &candidate {
-                    if grace.passed(meta) {
-                        out.push(candidate);
-                    } else {
-                        report.kept_young += 1;
-                    }
-                }
+                self.consider(Candidate::Uploaded(meta), epoch, named, grace, report, out);
             }
         }
         Ok(())
@@ -228,19 +244,7 @@ impl Tier {
             if keys::parse_chunk_index(&meta.location).is_none() {
                 continue;
             }
-            let candidate = Candidate::Chunk(meta);
-            if !candidate.still_deletable(self, named) {
-                continue;
-            }
-            if epoch > self.epoch {
-                report.kept_newer_epoch += 1;
-            } else if let Candidate::Chunk(meta) = &candidate {
-                if grace.passed(meta) {
-                    out.push(candidate);
-                } else {
-                    report.kept_young += 1;
-                }
-            }
+            self.consider(Candidate::Chunk(meta), epoch, named, grace, report, out);
         }
         Ok(())
     }
@@ -263,7 +267,7 @@ impl Tier {
                 .into_iter()
                 .map(|(id, meta)| Candidate::Manifest(id, meta))
                 .filter(|c| c.still_deletable(self, named))
-                .filter(|c| matches!(c, Candidate::Manifest(_, m) if grace.passed(m))),
+                .filter(|c| grace.passed(c.meta())),
         );
         Ok(())
     }

@@ -5,141 +5,14 @@
 
 mod support;
 
-use async_trait::async_trait;
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectStore, ObjectStoreExt};
 use seglog_tier::{RemoteDurable, Tier};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use support::fault::{FaultStore, Gate};
-
-/// A store whose DELETEs can be held (a slow DELETE, as each of the thousands a collection
-/// sends one after the other on S3 takes tens of milliseconds) or slowed down; everything
-/// else goes straight to the inner store.
-#[derive(Debug)]
-struct SlowDeletes {
-    inner: Arc<dyn ObjectStore>,
-    /// Held at the next DELETE.
-    gate: Arc<Mutex<Option<Gate>>>,
-    /// Every DELETE takes this long.
-    delay: Arc<Mutex<Option<Duration>>>,
-    deletes: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl SlowDeletes {
-    fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
-        Arc::new(SlowDeletes {
-            inner,
-            gate: Arc::default(),
-            delay: Arc::default(),
-            deletes: Arc::default(),
-        })
-    }
-
-    fn pause_next_delete(&self) -> Gate {
-        let gate = Gate::default();
-        *self.gate.lock().unwrap() = Some(gate.clone());
-        gate
-    }
-}
-
-impl std::fmt::Display for SlowDeletes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SlowDeletes({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for SlowDeletes {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        let (inner, gate, delay, deletes) = (
-            self.inner.clone(),
-            self.gate.clone(),
-            self.delay.clone(),
-            self.deletes.clone(),
-        );
-        locations
-            .then(move |location| {
-                let (inner, gate, delay, deletes) =
-                    (inner.clone(), gate.clone(), delay.clone(), deletes.clone());
-                async move {
-                    let location = location?;
-                    deletes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let held = gate.lock().unwrap().take();
-                    if let Some(gate) = held {
-                        gate.reached.notify_one();
-                        gate.resume.notified().await;
-                    }
-                    let wait = *delay.lock().unwrap();
-                    if let Some(wait) = wait {
-                        tokio::time::sleep(wait).await;
-                    }
-                    let mut one = inner.delete_stream(
-                        futures_util::stream::once(async move { Ok(location) }).boxed(),
-                    );
-                    one.next().await.unwrap_or_else(|| {
-                        Err(object_store::Error::Generic {
-                            store: "SlowDeletes",
-                            source: "the inner store deleted nothing".into(),
-                        })
-                    })
-                }
-            })
-            .boxed()
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+use support::deletes::{ControlledDeletes, UnnamedUpload};
+use support::fault::FaultStore;
 
 /// A `Durability::Remote` writer whose log has sealed and shipped a few segments, so that
 /// the chunk folders of the segments that were active before are orphans (each round of an
@@ -179,7 +52,7 @@ async fn remote_writer_with_orphan_chunks(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphan_collection_does_not_stall_remote_durable_appends() {
     let root = tempfile::tempdir().unwrap();
-    let slow = SlowDeletes::new(Arc::new(InMemory::new()));
+    let slow = ControlledDeletes::new(Arc::new(InMemory::new()));
     let store: Arc<dyn ObjectStore> = slow.clone();
     let (remote, _log) =
         remote_writer_with_orphan_chunks(store.clone(), &root.path().join("a")).await;
@@ -217,7 +90,7 @@ async fn an_orphan_collection_does_not_stall_remote_durable_appends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shipper_collection_on_the_remote_claim_stalls_appends_for_every_delete() {
     let root = tempfile::tempdir().unwrap();
-    let slow = SlowDeletes::new(Arc::new(InMemory::new()));
+    let slow = ControlledDeletes::new(Arc::new(InMemory::new()));
     let store: Arc<dyn ObjectStore> = slow.clone();
     let (remote, log) =
         remote_writer_with_orphan_chunks(store.clone(), &root.path().join("a")).await;
@@ -436,86 +309,34 @@ async fn a_newest_manifest_deleted_outside_the_rules_is_an_error_not_a_fallback(
     // Only one that saw 3 listed can, and it says so.)
 }
 
-/// An owner whose second round failed before its manifest commit (its outcome unknown to
-/// it): that round's segment and checkpoint are in the bucket, unnamed, and the next round
-/// reuses them (same keys).
-struct UnnamedUpload {
-    slow: Arc<SlowDeletes>,
-    store: Arc<dyn ObjectStore>,
-    prefix: Path,
-    log: seglog::Log,
-    owner: Arc<Tier>,
-}
-
-impl UnnamedUpload {
-    async fn new(dir: &std::path::Path) -> UnnamedUpload {
-        let slow = SlowDeletes::new(Arc::new(InMemory::new()));
-        let faults = FaultStore::new(slow.clone());
-        let store: Arc<dyn ObjectStore> = faults.clone();
-        let prefix = Path::from("p");
-        let log = seglog::Log::open(dir, support::options()).await.unwrap();
-        let owner = Arc::new(Tier::claim(store.clone(), prefix.clone()).await.unwrap());
-        support::ship_a_round(&log, &owner, 0).await;
-        support::write_events(&log, 20, 40).await;
-        log.roll().await.unwrap();
-        faults.fail_put("manifest/", 1, support::fault::Fault::Before);
-        faults.fail_get("manifest/", 1);
-        assert!(owner.ship(&log).await.is_err());
-        let named: Vec<String> = owner
-            .manifest()
-            .await
-            .named_keys()
-            .map(String::from)
-            .collect();
-        let unnamed: Vec<String> = support::keys(store.as_ref(), &prefix)
-            .await
-            .into_iter()
-            .filter(|k| !k.contains("manifest/") && !named.contains(k))
-            .collect();
-        // The failed round's segment (and its checkpoint, when the log had written it
-        // before the round: it is written after the seal, in the background).
-        assert!(
-            unnamed.iter().any(|k| k.contains("/segments/")),
-            "{unnamed:?}"
-        );
-        UnnamedUpload {
-            slow,
-            store,
-            prefix,
-            log,
-            owner,
-        }
-    }
-
-    /// A round now, and then the checks: it ends (within 10 s), its manifest names only
-    /// objects that exist, and a restore holds what it shipped.
-    async fn round_while(
-        &self,
-        release: impl std::future::Future<Output = ()>,
-        dir: &std::path::Path,
-    ) {
-        let round = tokio::spawn({
-            let (owner, log) = (self.owner.clone(), self.log.clone());
-            async move { owner.ship(&log).await }
-        });
-        // Long enough for a round that reuses the objects to commit.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        release.await;
-        tokio::time::timeout(Duration::from_secs(10), round)
-            .await
-            .expect("the round hung")
-            .unwrap()
-            .unwrap();
-        support::assert_newest_manifest_complete(self.store.as_ref(), &self.prefix).await;
-        support::assert_a_restore_holds_what_was_shipped(
-            &self.store,
-            &self.prefix,
-            &self.log,
-            &self.owner,
-            dir,
-        )
-        .await;
-    }
+/// A round of `setup`'s owner now, and then the checks: it ends (within 10 s), its manifest names only
+/// objects that exist, and a restore holds what it shipped.
+async fn round_while(
+    setup: &UnnamedUpload,
+    release: impl std::future::Future<Output = ()>,
+    dir: &std::path::Path,
+) {
+    let round = tokio::spawn({
+        let (owner, log) = (setup.owner.clone(), setup.log.clone());
+        async move { owner.ship(&log).await }
+    });
+    // Long enough for a round that reuses the objects to commit.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release.await;
+    tokio::time::timeout(Duration::from_secs(10), round)
+        .await
+        .expect("the round hung")
+        .unwrap()
+        .unwrap();
+    support::assert_newest_manifest_complete(setup.store.as_ref(), &setup.prefix).await;
+    support::assert_a_restore_holds_what_was_shipped(
+        &setup.store,
+        &setup.prefix,
+        &setup.log,
+        &setup.owner,
+        dir,
+    )
+    .await;
 }
 
 /// The fix of finding 1 deletes outside the claim's lock, so a ship round can run while a
@@ -526,7 +347,7 @@ impl UnnamedUpload {
 async fn a_round_does_not_reuse_an_upload_that_a_collection_is_deleting() {
     let root = tempfile::tempdir().unwrap();
     let setup = UnnamedUpload::new(&root.path().join("a")).await;
-    let gate = setup.slow.pause_next_delete();
+    let gate = setup.deletes.pause_next_delete();
     let collector = tokio::spawn({
         let owner = setup.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }
@@ -536,7 +357,7 @@ async fn a_round_does_not_reuse_an_upload_that_a_collection_is_deleting() {
         gate.resume.notify_one();
         collector.await.unwrap().unwrap();
     };
-    setup.round_while(release, &root.path().join("r")).await;
+    round_while(&setup, release, &root.path().join("r")).await;
 }
 
 /// The same with the collection dropped (its task aborted, as a caller's timeout would)
@@ -546,7 +367,7 @@ async fn a_round_does_not_reuse_an_upload_that_a_collection_is_deleting() {
 async fn a_collection_dropped_mid_batch_neither_hangs_rounds_nor_lets_them_reuse_the_upload() {
     let root = tempfile::tempdir().unwrap();
     let setup = UnnamedUpload::new(&root.path().join("a")).await;
-    let gate = setup.slow.pause_next_delete();
+    let gate = setup.deletes.pause_next_delete();
     let collector = tokio::spawn({
         let owner = setup.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }
@@ -557,5 +378,5 @@ async fn a_collection_dropped_mid_batch_neither_hangs_rounds_nor_lets_them_reuse
     let release = async {
         gate.resume.notify_one();
     };
-    setup.round_while(release, &root.path().join("r")).await;
+    round_while(&setup, release, &root.path().join("r")).await;
 }

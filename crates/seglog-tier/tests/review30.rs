@@ -5,204 +5,30 @@
 
 mod support;
 
-use async_trait::async_trait;
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
-use seglog_tier::Tier;
-use std::sync::{Arc, Mutex};
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::time::Duration;
-use support::fault::{Fault, FaultStore, Gate};
+use support::deletes::UnnamedUpload;
+use support::fault::Fault;
 
-/// A store whose DELETEs can be held (a slow DELETE, as each of the thousands a collection
-/// sends one after the other on S3 takes tens of milliseconds) or slowed down; everything
-/// else goes straight to the inner store.
-#[derive(Debug)]
-struct SlowDeletes {
-    inner: Arc<dyn ObjectStore>,
-    /// Held at the next DELETE.
-    gate: Arc<Mutex<Option<Gate>>>,
-    /// Every DELETE takes this long.
-    delay: Arc<Mutex<Option<Duration>>>,
-    deletes: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl SlowDeletes {
-    fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
-        Arc::new(SlowDeletes {
-            inner,
-            gate: Arc::default(),
-            delay: Arc::default(),
-            deletes: Arc::default(),
-        })
-    }
-
-    fn pause_next_delete(&self) -> Gate {
-        let gate = Gate::default();
-        *self.gate.lock().unwrap() = Some(gate.clone());
-        gate
-    }
-}
-
-impl std::fmt::Display for SlowDeletes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SlowDeletes({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for SlowDeletes {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        let (inner, gate, delay, deletes) = (
-            self.inner.clone(),
-            self.gate.clone(),
-            self.delay.clone(),
-            self.deletes.clone(),
-        );
-        locations
-            .then(move |location| {
-                let (inner, gate, delay, deletes) =
-                    (inner.clone(), gate.clone(), delay.clone(), deletes.clone());
-                async move {
-                    let location = location?;
-                    deletes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let held = gate.lock().unwrap().take();
-                    if let Some(gate) = held {
-                        gate.reached.notify_one();
-                        gate.resume.notified().await;
-                    }
-                    let wait = *delay.lock().unwrap();
-                    if let Some(wait) = wait {
-                        tokio::time::sleep(wait).await;
-                    }
-                    let mut one = inner.delete_stream(
-                        futures_util::stream::once(async move { Ok(location) }).boxed(),
-                    );
-                    one.next().await.unwrap_or_else(|| {
-                        Err(object_store::Error::Generic {
-                            store: "SlowDeletes",
-                            source: "the inner store deleted nothing".into(),
-                        })
-                    })
-                }
-            })
-            .boxed()
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
-/// The owner and its bucket after a round that failed before its manifest commit: its
-/// sealed segment and checkpoint are in the bucket, unnamed (orphans to a collection with
-/// grace zero, or an hour after such a failure with the default grace), and the next round
-/// uploads them again at the same keys (reusing what it finds there). This is the set-up of
-/// review29's `a_round_does_not_reuse_an_upload_that_a_collection_is_deleting`.
+/// The owner and its bucket after a round that failed before its manifest commit
+/// (`support::deletes::UnnamedUpload`), in a directory of its own.
 struct Setup {
     root: tempfile::TempDir,
-    slow: Arc<SlowDeletes>,
-    faults: Arc<FaultStore>,
-    store: Arc<dyn ObjectStore>,
-    prefix: Path,
-    log: seglog::Log,
-    owner: Arc<Tier>,
-    /// The objects in the bucket no manifest names: the failed round's segment and
-    /// checkpoint (and maybe the first segment's checkpoint).
-    unnamed: Vec<String>,
+    up: UnnamedUpload,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = UnnamedUpload;
+    fn deref(&self) -> &UnnamedUpload {
+        &self.up
+    }
 }
 
 async fn owner_with_an_unnamed_upload() -> Setup {
     let root = tempfile::tempdir().unwrap();
-    let slow = SlowDeletes::new(Arc::new(InMemory::new()));
-    let faults = FaultStore::new(slow.clone());
-    let store: Arc<dyn ObjectStore> = faults.clone();
-    let prefix = Path::from("p");
-    let log = seglog::Log::open(root.path().join("a"), support::options())
-        .await
-        .unwrap();
-    let owner = Arc::new(Tier::claim(store.clone(), prefix.clone()).await.unwrap());
-    support::ship_a_round(&log, &owner, 0).await;
-    support::write_events(&log, 20, 40).await;
-    log.roll().await.unwrap();
-    faults.fail_put("manifest/", 1, Fault::Before);
-    faults.fail_get("manifest/", 1);
-    assert!(owner.ship(&log).await.is_err());
-    let named: Vec<String> = owner
-        .manifest()
-        .await
-        .named_keys()
-        .map(String::from)
-        .collect();
-    let unnamed: Vec<String> = support::keys(store.as_ref(), &prefix)
-        .await
-        .into_iter()
-        .filter(|k| !k.contains("manifest/") && !named.contains(k))
-        .collect();
-    // The failed round's segment, and its checkpoint when the log had written it before the
-    // round (it is written after the seal, in the background); sometimes the first
-    // segment's checkpoint too, written after the first round named the segment without it.
-    assert!(
-        unnamed.iter().any(|k| k.contains("/segments/")),
-        "{unnamed:?}"
-    );
-    Setup {
-        root,
-        slow,
-        faults,
-        store,
-        prefix,
-        log,
-        owner,
-        unnamed,
-    }
+    let up = UnnamedUpload::new(&root.path().join("a")).await;
+    Setup { root, up }
 }
 
 async fn missing_named_keys(store: &dyn ObjectStore, prefix: &Path) -> (u64, Vec<String>) {
@@ -232,7 +58,7 @@ async fn two_collections_let_a_round_name_an_object_the_slower_one_then_deletes(
     let s = owner_with_an_unnamed_upload().await;
 
     // Collection A marks the two orphans and its first DELETE is held.
-    let gate_a = s.slow.pause_next_delete();
+    let gate_a = s.deletes.pause_next_delete();
     let collector_a = tokio::spawn({
         let owner = s.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }
@@ -240,7 +66,7 @@ async fn two_collections_let_a_round_name_an_object_the_slower_one_then_deletes(
     gate_a.reached.notified().await;
     // Collection B lists the same two orphans (still there), marks them too, and its first
     // DELETE is held (a slower bulk DELETE on S3).
-    let gate_b = s.slow.pause_next_delete();
+    let gate_b = s.deletes.pause_next_delete();
     let collector_b = tokio::spawn({
         let owner = s.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }
@@ -301,7 +127,7 @@ async fn two_collections_let_a_round_name_an_object_the_slower_one_then_deletes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_collection_leaves_its_keys_marked_and_the_next_round_hangs() {
     let s = owner_with_an_unnamed_upload().await;
-    let gate = s.slow.pause_next_delete();
+    let gate = s.deletes.pause_next_delete();
     let collection = tokio::spawn({
         let owner = s.owner.clone();
         async move {
@@ -406,13 +232,13 @@ async fn two_collections_delete_a_segment_the_owner_has_just_offloaded() {
     read_through.attach(&s.log);
     let before = support::events_of(&s.log, u64::MAX);
 
-    let gate_a = s.slow.pause_next_delete();
+    let gate_a = s.deletes.pause_next_delete();
     let collector_a = tokio::spawn({
         let owner = s.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }
     });
     gate_a.reached.notified().await;
-    let gate_b = s.slow.pause_next_delete();
+    let gate_b = s.deletes.pause_next_delete();
     let collector_b = tokio::spawn({
         let owner = s.owner.clone();
         async move { owner.collect_orphans(Duration::ZERO).await }

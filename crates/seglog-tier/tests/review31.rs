@@ -5,99 +5,14 @@
 
 mod support;
 
-use async_trait::async_trait;
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::ObjectStore;
 use seglog_tier::{OrphanCollection, Shipper, Tier};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A bucket whose policy refuses DELETE (S3 Object Lock / WORM, or an IAM role without
-/// `s3:DeleteObject`: common for audit logs); everything else goes through. Counts the
-/// DELETEs tried and the LISTs sent.
-#[derive(Debug)]
-struct NoDeletes {
-    inner: Arc<dyn ObjectStore>,
-    deletes: Arc<AtomicU64>,
-    lists: Arc<AtomicU64>,
-}
-
-impl std::fmt::Display for NoDeletes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NoDeletes({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for NoDeletes {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        let deletes = self.deletes.clone();
-        locations
-            .map(move |location| {
-                let location = location?;
-                deletes.fetch_add(1, Ordering::SeqCst);
-                Err(object_store::Error::PermissionDenied {
-                    path: location.to_string(),
-                    source: "AccessDenied: DELETE refused by the bucket policy".into(),
-                })
-            })
-            .boxed()
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.lists.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.lists.fetch_add(1, Ordering::SeqCst);
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+use support::deletes::ControlledDeletes;
 
 /// Finding 1 (cost, liveness): a failed collection is not rate-limited by
 /// `OrphanCollection::every`. The shipper updates `last_collection` only after a collection
@@ -115,13 +30,12 @@ impl ObjectStore for NoDeletes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_that_keeps_failing_runs_after_every_round_not_every_period() {
     let root = tempfile::tempdir().unwrap();
-    let deletes = Arc::new(AtomicU64::new(0));
-    let lists = Arc::new(AtomicU64::new(0));
-    let store: Arc<dyn ObjectStore> = Arc::new(NoDeletes {
-        inner: Arc::new(InMemory::new()),
-        deletes: deletes.clone(),
-        lists: lists.clone(),
-    });
+    // A bucket whose policy refuses DELETE (S3 Object Lock / WORM, or an IAM role without
+    // `s3:DeleteObject`: common for audit logs).
+    let controlled = ControlledDeletes::new(Arc::new(InMemory::new()));
+    controlled.refuse.store(true, Ordering::SeqCst);
+    let (deletes, lists) = (controlled.deletes.clone(), controlled.lists.clone());
+    let store: Arc<dyn ObjectStore> = controlled;
     let prefix = Path::from("p");
     let log = seglog::Log::open(root.path().join("a"), support::options())
         .await

@@ -2,6 +2,7 @@
 //! fault-injecting wrapper, or a real S3 server in `s3.rs`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod deletes;
 pub mod fault;
 pub mod remote;
 pub mod restore_dirs;
