@@ -75,14 +75,19 @@ pub(crate) async fn get_bounded(
     Ok(Some(bytes))
 }
 
-/// The manifests under `prefix` (id and listing entry), ascending by id.
+/// The manifests under `prefix` (id and listing entry), ascending by id; with `after`, only
+/// those above that id (the LIST starts after its key where the store supports it).
 pub(crate) async fn manifest_listing(
     store: &dyn ObjectStore,
     prefix: &Path,
+    after: Option<u64>,
 ) -> Result<Vec<(u64, object_store::ObjectMeta)>> {
     let dir = keys::manifest_dir(prefix);
-    let metas: Vec<_> = store
-        .list(Some(&dir))
+    let listed = match after {
+        Some(id) => store.list_with_offset(Some(&dir), &keys::manifest_key(prefix, id)),
+        None => store.list(Some(&dir)),
+    };
+    let metas: Vec<_> = listed
         .try_collect()
         .await
         .map_err(|e| Error::store("list", &dir, e))?;
@@ -90,29 +95,19 @@ pub(crate) async fn manifest_listing(
         .into_iter()
         .filter(|m| keys::directly_in(&dir, &m.location))
         .filter_map(|m| keys::parse_manifest_id(&m.location).map(|id| (id, m)))
+        .filter(|(id, _)| after.is_none_or(|after| *id > after))
         .collect();
     listing.sort_unstable_by_key(|(id, _)| *id);
     Ok(listing)
 }
 
-/// Whether any manifest with an id above `id` exists under `prefix` (one LIST, starting after
-/// `id`'s key where the store supports it).
+/// Whether any manifest with an id above `id` exists under `prefix` (one LIST).
 pub(crate) async fn any_manifest_after(
     store: &dyn ObjectStore,
     prefix: &Path,
     id: u64,
 ) -> Result<bool> {
-    let dir = keys::manifest_dir(prefix);
-    let metas: Vec<_> = store
-        .list_with_offset(Some(&dir), &keys::manifest_key(prefix, id))
-        .try_collect()
-        .await
-        .map_err(|e| Error::store("list", &dir, e))?;
-    Ok(metas
-        .iter()
-        .filter(|m| keys::directly_in(&dir, &m.location))
-        .filter_map(|m| keys::parse_manifest_id(&m.location))
-        .any(|found| found > id))
+    Ok(!manifest_listing(store, prefix, Some(id)).await?.is_empty())
 }
 
 /// Reads and checks manifest `id`; `Ok(None)` when there is none.
@@ -143,7 +138,7 @@ const RELIST_ATTEMPTS: usize = 8;
 pub async fn latest_manifest(store: &dyn ObjectStore, prefix: &Path) -> Result<Option<Manifest>> {
     let mut gone: Option<u64> = None;
     for _ in 0..RELIST_ATTEMPTS {
-        let newest = manifest_listing(store, prefix)
+        let newest = manifest_listing(store, prefix, None)
             .await?
             .pop()
             .map(|(id, _)| id);

@@ -44,7 +44,7 @@ use crate::manifest::Manifest;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Objects deleted per batch: one bulk DELETE request on S3 (at most 1,000 keys per
@@ -87,14 +87,32 @@ impl Candidate {
         &self.meta().location
     }
 
-    fn still_deletable(&self, tier: &Tier, newest: &Manifest) -> bool {
+    fn still_deletable(&self, tier: &Tier, kept: &Kept<'_>) -> bool {
         match self {
-            Candidate::Uploaded(m) => !newest.named_keys().any(|k| k == m.location.as_ref()),
-            Candidate::Chunk(m) => !newest
-                .active
-                .map(|a| keys::chunk_folder(&tier.prefix, &a))
-                .is_some_and(|folder| m.location.prefix_matches(&folder)),
-            Candidate::Manifest(id, _) => *id > tier.claim_manifest_id && *id < newest.manifest_id,
+            Candidate::Uploaded(m) => !kept.named.contains(m.location.as_ref()),
+            Candidate::Chunk(m) => !kept
+                .chunk_folder
+                .as_ref()
+                .is_some_and(|folder| m.location.prefix_matches(folder)),
+            Candidate::Manifest(id, _) => *id > tier.claim_manifest_id && *id < kept.manifest_id,
+        }
+    }
+}
+
+/// What a manifest keeps: the objects it names, its active segment's chunk folder, and its
+/// own id (the owner's manifests below it may go). Built once per check, not per object.
+struct Kept<'a> {
+    named: HashSet<&'a str>,
+    chunk_folder: Option<Path>,
+    manifest_id: u64,
+}
+
+impl<'a> Kept<'a> {
+    fn by(tier: &Tier, newest: &'a Manifest) -> Kept<'a> {
+        Kept {
+            named: newest.named_keys().collect(),
+            chunk_folder: newest.active.map(|a| keys::chunk_folder(&tier.prefix, &a)),
+            manifest_id: newest.manifest_id,
         }
     }
 }
@@ -185,7 +203,7 @@ impl Tier {
         &self,
         candidate: Candidate,
         epoch: u64,
-        named: &Manifest,
+        named: &Kept<'_>,
         grace: &Grace,
         report: &mut OrphanReport,
         out: &mut Vec<Candidate>,
@@ -206,7 +224,7 @@ impl Tier {
     /// writer's, past the grace period.
     async fn uploaded_candidates(
         &self,
-        named: &Manifest,
+        named: &Kept<'_>,
         grace: &Grace,
         report: &mut OrphanReport,
         out: &mut Vec<Candidate>,
@@ -231,7 +249,7 @@ impl Tier {
     /// collector's, each chunk past the grace period. Only `chunks/<folder>/<index>` keys.
     async fn chunk_candidates(
         &self,
-        named: &Manifest,
+        named: &Kept<'_>,
         grace: &Grace,
         report: &mut OrphanReport,
         out: &mut Vec<Candidate>,
@@ -254,14 +272,19 @@ impl Tier {
     /// those ids again).
     async fn manifest_candidates(
         &self,
-        named: &Manifest,
+        named: &Kept<'_>,
         grace: &Grace,
         out: &mut Vec<Candidate>,
     ) -> Result<()> {
         if named.manifest_id.saturating_sub(self.claim_manifest_id) < 2 {
             return Ok(());
         }
-        let listing = crate::objects::manifest_listing(self.store.as_ref(), &self.prefix).await?;
+        let listing = crate::objects::manifest_listing(
+            self.store.as_ref(),
+            &self.prefix,
+            Some(self.claim_manifest_id),
+        )
+        .await?;
         out.extend(
             listing
                 .into_iter()
@@ -274,7 +297,9 @@ impl Tier {
 
     /// Deletes one batch: under the lock, checks again that this writer owns the log and
     /// brings its view up to its own newest manifest in the bucket (a round whose commit's
-    /// outcome it never learnt may have named a candidate since the listing: review 30),
+    /// outcome it never learnt may have named a candidate since the listing: review 30) with
+    /// the GET of the id after its newest, as a ship round does (ids are dense, and pruning
+    /// never frees that id),
     /// keeps the candidates that manifest leaves deletable and marks them as being deleted;
     /// then deletes them without the lock, in a task of its own, so
     /// that a collection dropped mid-batch still ends the batch and unmarks its keys (a key
@@ -283,10 +308,12 @@ impl Tier {
     async fn delete_batch(&self, batch: Vec<Candidate>, report: &mut OrphanReport) -> Result<()> {
         let doomed: Vec<Candidate> = {
             let mut state = self.state.lock().await;
-            self.confirm_ownership(&mut state).await?;
+            self.check_not_fenced(&state)?;
+            self.check_next_id_free(&mut state).await?;
+            let kept = Kept::by(self, &state.latest);
             let doomed: Vec<Candidate> = batch
                 .into_iter()
-                .filter(|c| c.still_deletable(self, &state.latest))
+                .filter(|c| c.still_deletable(self, &kept))
                 .collect();
             self.deleting
                 .mark(doomed.iter().map(|c| c.location().to_string()));
@@ -341,11 +368,12 @@ impl Tier {
     /// writer fenced during the collection stops at its next batch), store errors (what was
     /// deleted before stays deleted; running again is safe).
     pub async fn collect_orphans(&self, grace: Duration) -> Result<OrphanReport> {
-        let named = {
+        let newest = {
             let mut state = self.state.lock().await;
             self.confirm_ownership(&mut state).await?;
             state.latest.clone()
         };
+        let named = Kept::by(self, &newest);
         let grace = Grace {
             grace_millis: i64::try_from(grace.as_millis()).unwrap_or(i64::MAX),
             now_millis: crate::claim::now_unix_millis() as i64,
