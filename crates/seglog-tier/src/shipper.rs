@@ -76,51 +76,17 @@ impl Shipper {
         retention: Option<ReadThrough>,
         collection: Option<OrphanCollection>,
     ) -> Shipper {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
-            let mut last_collection = tokio::time::Instant::now();
-            loop {
-                let done = tokio::select! {
-                    _ = tokio::time::sleep(interval) => false,
-                    _ = stopped.changed() => true,
-                };
-                match tier.ship(&log).await {
-                    Ok(report) => log_round(&report),
-                    Err(e @ Error::Fenced { .. }) => return Err(e),
-                    Err(e) if done => return Err(e),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ship round failed; retrying at the next tick");
-                        continue;
-                    }
-                }
-                if done {
-                    return Ok(());
-                }
-                if let Some(read_through) = &retention {
-                    match read_through.offload(&tier, &log).await {
-                        Ok(r) if r.segments_offloaded > 0 => tracing::debug!(
-                            segments = r.segments_offloaded,
-                            bytes = r.bytes_offloaded,
-                            "offloaded shipped segments"
-                        ),
-                        Ok(_) => {}
-                        Err(e @ Error::Fenced { .. }) => return Err(e),
-                        Err(e) => tracing::warn!(error = %e, "local retention pass failed"),
-                    }
-                }
-                if let Some(c) = collection.filter(|c| last_collection.elapsed() >= c.every) {
-                    // Whatever its outcome: a collection that keeps failing (a bucket that
-                    // refuses DELETE) must not run after every round (review 31).
-                    last_collection = tokio::time::Instant::now();
-                    match tier.collect_orphans(c.grace).await {
-                        Ok(_) => {}
-                        Err(e @ Error::Fenced { .. }) => return Err(e),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "orphan collection failed; trying again after the next period")
-                        }
-                    }
-                }
+            let ended = run(&tier, &log, interval, stopped, retention, collection).await;
+            // IMPORTANT: whichever step found the fence (a round, the retention pass, or a
+            // collection between two rounds), the log must refuse appends from now on: with
+            // the shipper gone, no later round would poison it, and the zombie would go on
+            // acknowledging what the new owner never sees (review 32).
+            if let Err(e @ Error::Fenced { .. }) = &ended {
+                log.poison(&e.to_string());
             }
+            ended
         });
         Shipper { stop, task }
     }
@@ -133,6 +99,61 @@ impl Shipper {
     pub async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
         self.task.await.map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// The shipper's loop: a round every `interval` until stopped (a last round) or fenced,
+/// each followed by the retention pass and, every `collection.every`, a collection.
+async fn run(
+    tier: &Tier,
+    log: &seglog::Log,
+    interval: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    retention: Option<ReadThrough>,
+    collection: Option<OrphanCollection>,
+) -> Result<()> {
+    let mut last_collection = tokio::time::Instant::now();
+    loop {
+        let done = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = stopped.changed() => true,
+        };
+        match tier.ship(log).await {
+            Ok(report) => log_round(&report),
+            Err(e @ Error::Fenced { .. }) => return Err(e),
+            Err(e) if done => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "ship round failed; retrying at the next tick");
+                continue;
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        if let Some(read_through) = &retention {
+            match read_through.offload(tier, log).await {
+                Ok(r) if r.segments_offloaded > 0 => tracing::debug!(
+                    segments = r.segments_offloaded,
+                    bytes = r.bytes_offloaded,
+                    "offloaded shipped segments"
+                ),
+                Ok(_) => {}
+                Err(e @ Error::Fenced { .. }) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "local retention pass failed"),
+            }
+        }
+        if let Some(c) = collection.filter(|c| last_collection.elapsed() >= c.every) {
+            // Whatever its outcome: a collection that keeps failing (a bucket that
+            // refuses DELETE) must not run after every round (review 31).
+            last_collection = tokio::time::Instant::now();
+            match tier.collect_orphans(c.grace).await {
+                Ok(_) => {}
+                Err(e @ Error::Fenced { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "orphan collection failed; trying again after the next period")
+                }
+            }
+        }
     }
 }
 
