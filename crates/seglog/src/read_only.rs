@@ -19,7 +19,6 @@ use crate::checkpointer::Checkpointer;
 use crate::log::Log;
 use crate::stats::RecoveryStats;
 use crate::{CheckpointMode, Result};
-use seglog_index::{ExecutionIndex, IndexRebuilder};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentLog;
 use std::path::PathBuf;
@@ -58,6 +57,9 @@ impl<F: FileSystem + Clone> Log<F> {
     /// directory is left byte for byte as it was), and serves what is durable as of the
     /// open; [`Self::refresh`] moves the view forward. Index checkpoints are used when valid,
     /// never written. Appends, syncs and compactions fail with [`crate::Error::ReadOnly`].
+    /// Offloaded segments (docs/scale-out.md, "Read-through") are indexed from their
+    /// checkpoints; reading their records needs a source ([`Self::set_segment_source`]),
+    /// else [`crate::Error::Offloaded`].
     ///
     /// # Errors
     /// [`seglog_segment::Error::DirectoryChanging`] when no consistent state of the directory
@@ -67,12 +69,16 @@ impl<F: FileSystem + Clone> Log<F> {
     pub fn open_read_only_with_fs(fs: F, dir: impl Into<PathBuf>) -> Result<Self> {
         let started = Instant::now();
         let dir = dir.into();
-        crate::offloaded::refuse_read_only(&fs, &dir)?;
-        let mut index = ExecutionIndex::new();
-        let mut rebuilder = IndexRebuilder::new(&fs, &dir, &mut index, true);
-        let (segments, report) =
-            SegmentLog::open_read_only(fs.clone(), dir.clone(), &mut rebuilder)?;
-        let rebuild = rebuilder.stats();
+        // Offloaded segments enter the index from their checkpoints, between the files, as
+        // the writer's open does; their stubs are read at the moment of the snapshot.
+        let taken = crate::offloaded::reader_view::take(
+            &fs,
+            &dir,
+            |visitor| SegmentLog::open_read_only(fs.clone(), dir.clone(), visitor),
+            |(segments, _)| segments.segments(),
+        )?;
+        let ((segments, report), mut index, offloaded, rebuild) =
+            (taken.view, taken.index, taken.offloaded, taken.rebuild);
         index.publish_all();
         index.shrink_to_fit();
         let recovery = RecoveryStats {
@@ -91,7 +97,9 @@ impl<F: FileSystem + Clone> Log<F> {
         );
         // Checkpoints off: a read-only log writes none.
         let checkpointer = Checkpointer::start(fs, dir.clone(), CheckpointMode::Off);
-        Ok(Log::assemble(dir, segments, index, checkpointer, recovery))
+        let log = Log::assemble(dir, segments, index, checkpointer, recovery);
+        log.shared.offloaded.restore(offloaded);
+        Ok(log)
     }
 
     /// Moves a read-only log's view to what is durable now: newer events, new segments, and
@@ -110,10 +118,14 @@ impl<F: FileSystem + Clone> Log<F> {
         }
         let _one_at_a_time = self.shared.refresh.lock();
         let fs = self.shared.segments.file_system();
-        crate::offloaded::refuse_read_only(fs, &self.shared.dir)?;
-        let mut index = ExecutionIndex::new();
-        let mut rebuilder = IndexRebuilder::new(fs, &self.shared.dir, &mut index, true);
-        let view = self.shared.segments.reload_read_only(&mut rebuilder)?;
+        let segments = &self.shared.segments;
+        let taken = crate::offloaded::reader_view::take(
+            fs,
+            &self.shared.dir,
+            |visitor| segments.reload_read_only(visitor),
+            |view| view.segments(),
+        )?;
+        let (view, mut index, offloaded) = (taken.view, taken.index, taken.offloaded);
         index.publish_all();
         index.shrink_to_fit();
         {
@@ -126,6 +138,7 @@ impl<F: FileSystem + Clone> Log<F> {
             // would return the failure (or a record of another file) as its answer.
             let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             self.shared.segments.install_view(view);
+            self.shared.offloaded.replace(offloaded);
             self.shared.read_ahead.forget(epoch);
             // The global order's samples name offsets in the old view's files: a writer's
             // later open may give a number to another file. They are rebuilt on next use.

@@ -20,6 +20,7 @@
 
 mod offload;
 mod read;
+pub(crate) mod reader_view;
 mod recovery;
 mod rehydrate;
 pub(crate) mod stub;
@@ -200,6 +201,14 @@ impl Offloaded {
         for s in segments {
             table.insert(s.number, Arc::new(s));
         }
+    }
+
+    /// Serves exactly `segments` from now on (a read-only log's refresh).
+    pub fn replace(&self, segments: Vec<OffloadedSegment>) {
+        *self.segments.write() = segments
+            .into_iter()
+            .map(|s| (s.number, Arc::new(s)))
+            .collect();
     }
 
     pub fn get(&self, number: u64) -> Option<Arc<OffloadedSegment>> {
@@ -418,12 +427,6 @@ impl<F: FileSystem + Clone> Log<F> {
         }
         Ok(())
     }
-}
-
-/// Read-only opens do not read offload stubs yet (a refresh would rebuild the index
-/// without their records): they refuse a directory that has any.
-pub(crate) fn refuse_read_only<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
-    refuse(fs, dir, "a read-only open")
 }
 
 /// Refuses `what` (an operation that does not know offloaded segments) on a directory that
