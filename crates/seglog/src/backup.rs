@@ -32,7 +32,10 @@ pub struct BackupReport {
     pub segments_linked: usize,
     /// Index checkpoints in the copy.
     pub checkpoints: usize,
-    /// Bytes copied (linked files not counted).
+    /// Of those, offloaded segments downloaded through the segment source (the copy holds
+    /// them as local segments).
+    pub segments_downloaded: usize,
+    /// Bytes copied or downloaded (linked files not counted).
     pub bytes_copied: u64,
     /// LSN of the last record in the copy.
     pub last_lsn: u64,
@@ -63,8 +66,11 @@ impl<F: FileSystem + Clone> Log<F> {
         let started = Instant::now();
         let dest = dest.as_ref();
         self.check_open()?;
-        // A backup of local files would miss the offloaded segments' records.
-        self.refuse_offloaded("a backup")?;
+        // A backup of local files would miss the offloaded segments' records: they are
+        // downloaded, which needs the source.
+        if !self.shared.offloaded.has_source() {
+            self.refuse_offloaded("a backup (no segment source is set to download it)")?;
+        }
         let fs = self.shared.segments.file_system();
         prepare_destination(fs, dest)?;
         // IMPORTANT: no compaction may switch segments while they are linked and copied (a
@@ -87,6 +93,32 @@ impl<F: FileSystem + Clone> Log<F> {
             let name = seglog_index::checkpoint::checkpoint_file_name(info.first_lsn);
             // A checkpoint is only an optimisation: one that does not describe its segment
             // is ignored (and removed) by the copy's first open.
+            if link_or_copy(fs, &self.shared.dir.join(&name), &dest.join(&name))?.is_some() {
+                report.checkpoints += 1;
+            }
+        }
+        // Offloaded segments (listed after the local ones were copied: a segment offloaded
+        // meanwhile is in the copy already) come down whole, checked against their stubs.
+        let copied: std::collections::BTreeSet<u64> =
+            segments.segments.iter().map(|s| s.number).collect();
+        for segment in self.shared.offloaded.list() {
+            if copied.contains(&segment.number) {
+                continue;
+            }
+            let source = self.shared.offloaded.source(segment.number)?;
+            let name = seglog_segment::format::segment_file_name(segment.first_lsn);
+            report.bytes_copied += crate::offloaded::download_checked(
+                fs,
+                source.as_ref(),
+                &segment,
+                &dest.join(name),
+                "a backup (the source failed: see the log)",
+            )?;
+            report.segments += 1;
+            report.segments_downloaded += 1;
+            // IMPORTANT: its checkpoint is the only record of it a log opened without the
+            // bytes would have; copied too, so the copy opens as fast as the log.
+            let name = seglog_index::checkpoint::checkpoint_file_name(segment.first_lsn);
             if link_or_copy(fs, &self.shared.dir.join(&name), &dest.join(&name))?.is_some() {
                 report.checkpoints += 1;
             }

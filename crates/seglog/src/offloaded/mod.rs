@@ -18,6 +18,7 @@
 //!   checkpoint and its stub never change; an erasure brings the segments it must rewrite
 //!   back first (`rehydrate`), when a source is set.
 
+mod download;
 mod offload;
 mod read;
 pub(crate) mod reader_view;
@@ -25,6 +26,7 @@ mod recovery;
 mod rehydrate;
 pub(crate) mod stub;
 
+pub(crate) use download::download_checked;
 pub(crate) use recovery::{Finishing, OffloadedRecovery};
 
 use crate::log::Log;
@@ -242,7 +244,7 @@ impl Offloaded {
             .insert(segment.number, Arc::new(segment));
     }
 
-    fn source(&self, segment: u64) -> Result<Arc<dyn SegmentSource>> {
+    pub(crate) fn source(&self, segment: u64) -> Result<Arc<dyn SegmentSource>> {
         self.source.read().clone().ok_or(Error::Offloaded {
             segment,
             what: "a read (no segment source is set: Log::set_segment_source)",

@@ -16,22 +16,12 @@
 use super::stub;
 use crate::log::Log;
 use crate::{Error, Result};
-use seglog_segment::format::SEGMENT_HEADER_LEN;
-use seglog_segment::io::{FileSystem, SegmentFile};
+use seglog_segment::io::FileSystem;
 
 /// The suffix of a segment file being rehydrated (removed by the next open).
 pub(crate) const REHYDRATING_SUFFIX: &str = ".seg.rehydrating";
 
-/// Bytes read through the source at a time: a segment never sits in memory whole.
-const PIECE_BYTES: u64 = 4 << 20;
-
-fn io_error(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Error {
-    Error::Segment(seglog_segment::Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    })
-}
+use super::download::io_error;
 
 impl<F: FileSystem + Clone> Log<F> {
     /// Brings offloaded segment `number` back to the local disk: reads its bytes through
@@ -115,55 +105,14 @@ impl<F: FileSystem + Clone> Log<F> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error("remove", &temp, e)),
         }
-        // Step 1: the bytes, checked against the stub, into the temp file.
-        let written = (|| {
-            let file = fs
-                .create_new(&temp)
-                .map_err(|e| io_error("create", &temp, e))?;
-            let mut crc = crc32fast::Hasher::new();
-            let mut at = 0u64;
-            while at < segment.data_end {
-                let end = (at + PIECE_BYTES).min(segment.data_end);
-                let piece = source
-                    .read_ranges(&segment, std::slice::from_ref(&(at..end)))
-                    .map_err(|e| Error::Offloaded {
-                        segment: number,
-                        what: leak_reason(e),
-                    })?;
-                let Some(bytes) = piece.first().filter(|b| b.len() as u64 == end - at) else {
-                    return Err(Error::Corruption(format!(
-                        "segment {number}: the source returned other than bytes {at}..{end}"
-                    )));
-                };
-                if at == 0 && bytes.get(..SEGMENT_HEADER_LEN) != Some(&segment.header_bytes[..]) {
-                    return Err(Error::Corruption(format!(
-                        "segment {number}: the bytes at {} are another segment's",
-                        segment.location
-                    )));
-                }
-                crc.update(bytes);
-                file.write_all_at(bytes, at)
-                    .map_err(|e| io_error("write", &temp, e))?;
-                at = end;
-            }
-            if crc.finalize() != segment.object_crc32 {
-                return Err(Error::Corruption(format!(
-                    "segment {number}: the bytes at {} differ from the offloaded segment's \
-                     (CRC-32)",
-                    segment.location
-                )));
-            }
-            // Step 2.
-            file.sync_data()
-                .map_err(|e| io_error("sync_data", &temp, e))
-        })();
-        if let Err(e) = written {
-            if matches!(e, Error::Corruption(_)) {
-                source.forget(&segment);
-            }
-            let _ = fs.remove(&temp);
-            return Err(e);
-        }
+        // Steps 1 and 2: the bytes, checked against the stub, into the temp file, synced.
+        super::download::download_checked(
+            fs,
+            source.as_ref(),
+            &segment,
+            &temp,
+            "a rehydration (the source failed: see the log)",
+        )?;
         fs.rename(&temp, &path)
             .map_err(|e| io_error("rename", &path, e))?;
         fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
@@ -187,11 +136,4 @@ impl<F: FileSystem + Clone> Log<F> {
         tracing::info!(segment = number, "segment rehydrated");
         Ok(())
     }
-}
-
-/// An [`Error::Offloaded`] names what failed with a static string; the source's own error
-/// goes to the log.
-fn leak_reason(e: super::SourceError) -> &'static str {
-    tracing::warn!(error = %e, "reading an offloaded segment to rehydrate it failed");
-    "a rehydration (the source failed: see the log)"
 }
