@@ -131,15 +131,24 @@ impl<F: FileSystem + Clone> Log<F> {
         {
             let mut current = self.shared.index.write();
             *current = index;
+            // IMPORTANT: a segment the writer offloaded or brought back since the last view
+            // moves between the two tables; at no moment may it be in neither, with the
+            // epoch unmoved for a reader that looked at both (review 33). So: the offloaded
+            // table first takes the union of old and new (a segment may be in both, as
+            // during an offload: readers name it once), the epoch moves, the new segments
+            // are installed, the epoch moves again, and only then do segments leave the
+            // offloaded table.
+            self.shared.offloaded.restore(offloaded.clone());
             // IMPORTANT: the epoch moves before the new segments are installed. Readers take
             // their positions under the index lock but read the segments without it: one
             // that took old positions and then reads in the new table must find the epoch
             // moved when it checks after the read (the table's lock orders the two), or it
             // would return the failure (or a record of another file) as its answer.
-            let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel);
             self.shared.segments.install_view(view);
-            self.shared.offloaded.replace(offloaded);
+            let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             self.shared.read_ahead.forget(epoch);
+            self.shared.offloaded.replace(offloaded);
             // The global order's samples name offsets in the old view's files: a writer's
             // later open may give a number to another file. They are rebuilt on next use.
             self.shared.lsn_samples.retain(&[]);
