@@ -75,7 +75,8 @@ pub use event_reader::EventReader;
 pub use global::{AppendReceipt, LogRecord};
 pub use log::Log;
 pub use offloaded::{
-    write_offload_stub, OffloadTarget, OffloadedSegment, SegmentSource, SourceError,
+    offloaded_segments_in, write_offload_stub, OffloadTarget, OffloadedSegment, SegmentSource,
+    SourceError,
 };
 pub use options::{CheckpointMode, Options, Retention};
 pub use read::Event;

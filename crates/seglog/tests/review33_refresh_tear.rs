@@ -109,7 +109,7 @@ fn run(check: Check) {
                         ));
                     }
                 }
-                if i % 8 == 0 {
+                if i.is_multiple_of(8) {
                     match reader.read_global(0, usize::MAX) {
                         Ok(r) if r.len() == total_records => {}
                         Ok(r) => {

@@ -138,3 +138,51 @@ pub fn checkpoint_state(dir: &Path, view: &SegmentView) -> CheckpointState {
         Err(defect) => CheckpointState::Damaged(defect.to_string()),
     }
 }
+
+/// A segment whose file left the directory for object storage (its stub), with what its
+/// checkpoint in the directory says of its records.
+pub struct OffloadedView {
+    pub segment: seglog::OffloadedSegment,
+    /// `None` when the checkpoint is missing or does not describe the segment (the log then
+    /// does not open: corruption).
+    pub checkpoint: Option<seglog_index::checkpoint::DecodedCheckpoint>,
+}
+
+impl OffloadedView {
+    /// The checkpoint's records of `execution`, as (first sequence, event count).
+    pub fn events_of(&self, execution: &str) -> Vec<(u64, u32)> {
+        let Some(cp) = &self.checkpoint else {
+            return Vec::new();
+        };
+        cp.records
+            .iter()
+            .filter(|r| cp.strings.get(r.execution as usize).map(String::as_str) == Some(execution))
+            .map(|r| (r.first_seq, r.event_count))
+            .collect()
+    }
+}
+
+/// The offloaded segments of the log directory at `path`, in log order (none for a segment
+/// file, or a directory without stubs). Their records are not in the directory: commands
+/// that show records say so rather than show fewer without a word.
+pub fn offloaded_segments(path: &Path) -> Result<Vec<OffloadedView>> {
+    if !path.is_dir() {
+        return Ok(Vec::new());
+    }
+    let stubs = seglog::offloaded_segments_in(path)
+        .with_context(|| format!("cannot read the offload stubs of {}", path.display()))?;
+    Ok(stubs
+        .into_iter()
+        .map(|segment| {
+            let info = segment.info(path);
+            let name = seglog_index::checkpoint::checkpoint_file_name(segment.first_lsn);
+            let checkpoint = read_file(&StdFs, &path.join(name))
+                .ok()
+                .and_then(|bytes| seglog_index::checkpoint::decode(&bytes, &info).ok());
+            OffloadedView {
+                segment,
+                checkpoint,
+            }
+        })
+        .collect())
+}

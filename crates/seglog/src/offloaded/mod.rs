@@ -148,6 +148,19 @@ pub fn write_offload_stub(dir: &Path, segment: &OffloadedSegment) -> Result<()> 
     stub::write(&seglog_segment::io::StdFs, dir, segment)
 }
 
+/// The offloaded segments of the log directory `dir`, read from their stubs, in log order
+/// (none when `dir` has no stub). For tools that read a directory without opening the log:
+/// each segment's records are indexed by its checkpoint in `dir`
+/// (`seglog_index::checkpoint`, under `segment.info(dir)`), its bytes are at its location.
+/// Reads only.
+///
+/// # Errors
+/// A damaged stub ([`Error::Corruption`]), a directory a restore is still writing, I/O
+/// errors.
+pub fn offloaded_segments_in(dir: &Path) -> Result<Vec<OffloadedSegment>> {
+    Ok(stub::list(&seglog_segment::io::StdFs, dir)?.0)
+}
+
 /// Where a segment's bytes are confirmed to be, as the caller of [`Log::offload_segment`]
 /// vouches (for `seglog-tier`: an object a committed manifest names).
 #[derive(Debug, Clone, PartialEq, Eq)]

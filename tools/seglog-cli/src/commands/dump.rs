@@ -1,6 +1,6 @@
 //! `seglog dump`: one line per record.
 
-use crate::logdir::{for_each_segment, Health};
+use crate::logdir::{for_each_segment, offloaded_segments, Health};
 use crate::output::{
     column, date_time, escape, escape_path, fit, json_line, json_value, payload_json, timestamp,
     JsonRecord, Paint, COLUMNS,
@@ -86,6 +86,23 @@ impl JsonRecord for RecordLine {
     const KIND: &'static str = "record";
 }
 
+/// A segment offloaded to object storage: its records are not in the directory.
+#[derive(Serialize)]
+struct OffloadedLine {
+    segment: u64,
+    first_lsn: u64,
+    last_lsn: u64,
+    bytes: u64,
+    /// From its checkpoint; `None` when that is missing or damaged.
+    records: Option<usize>,
+    /// Where its bytes are (the object key).
+    location: String,
+}
+
+impl JsonRecord for OffloadedLine {
+    const KIND: &'static str = "offloaded_segment";
+}
+
 /// Where a segment stops being readable.
 #[derive(Serialize)]
 struct DamageLine {
@@ -132,6 +149,46 @@ pub fn dump(path: &Path, args: &DumpOptions) -> Result<i32> {
                 "payload"
             ))
         )?;
+    }
+    // Offloaded segments come before every local one in log order. Their records are in
+    // object storage, not here: each is named, so a dump never looks whole when it is not.
+    let offloaded = offloaded_segments(path)?;
+    for o in &offloaded {
+        let s = &o.segment;
+        let (from, to) = (args.from_lsn.unwrap_or(0), args.to_lsn.unwrap_or(u64::MAX));
+        if s.last_lsn < from || s.first_lsn > to {
+            continue;
+        }
+        let line = OffloadedLine {
+            segment: s.number,
+            first_lsn: s.first_lsn,
+            last_lsn: s.last_lsn,
+            bytes: s.data_end,
+            records: o.checkpoint.as_ref().map(|c| c.records.len()),
+            location: crate::output::escape_str(&s.location),
+        };
+        if args.json {
+            writeln!(out, "{}", json_line(&line)?)?;
+        } else {
+            writeln!(
+                out,
+                "{}",
+                paint.dim(&format!(
+                    "== offloaded segment {} (LSNs {}..={}, {} records): in object storage at {}; its records are not in this directory",
+                    line.segment,
+                    line.first_lsn,
+                    line.last_lsn,
+                    line.records.map_or_else(|| "?".to_string(), |n| n.to_string()),
+                    line.location
+                ))
+            )?;
+        }
+    }
+    if !offloaded.is_empty() {
+        eprintln!(
+            "seglog: {} segments of this log are offloaded to object storage; their records are not shown (seglog remote dump <URL> reads them)",
+            offloaded.len()
+        );
     }
     for_each_segment(path, |seg| {
         let file = seg

@@ -1,6 +1,6 @@
 //! `seglog events`: one execution's events, decoded.
 
-use crate::logdir::{for_each_segment, Health};
+use crate::logdir::{for_each_segment, offloaded_segments, Health, OffloadedView};
 use crate::output::{escape_str, EventLine};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -27,6 +27,11 @@ pub fn run(args: &EventsArgs) -> Result<i32> {
     let mut execution_found = false;
     let mut worst = Health::Clean;
     let from_seq = args.from_seq.unwrap_or(0);
+    // Events in offloaded segments are not in the directory: none are shown rather than a
+    // list that silently starts late.
+    if let Some(code) = refuse_offloaded(&offloaded_segments(&args.dir)?, args, from_seq) {
+        return Ok(code);
+    }
     if !args.json {
         crate::outln!("{:>6}  {:<27}  event", "seq", "timestamp (UTC)")?;
     }
@@ -69,4 +74,34 @@ pub fn run(args: &EventsArgs) -> Result<i32> {
         Health::Clean => {}
     }
     Ok(crate::exit::combine(worst, execution_found))
+}
+
+/// The exit status when some asked-for event is in an offloaded segment (or may be: its
+/// checkpoint is not usable), after saying so on stderr; `None` when none is.
+fn refuse_offloaded(offloaded: &[OffloadedView], args: &EventsArgs, from_seq: u64) -> Option<i32> {
+    let mut missing: Option<(u64, u64)> = None;
+    for o in offloaded {
+        if o.checkpoint.is_none() {
+            eprintln!(
+                "seglog: offloaded segment {} has no usable checkpoint, so which events it holds is unknown; run `seglog verify`",
+                o.segment.number
+            );
+            return Some(crate::exit::CORRUPT);
+        }
+        for (first, count) in o.events_of(&args.execution) {
+            let last = first.saturating_add(u64::from(count)).saturating_sub(1);
+            if count == 0 || last < from_seq {
+                continue;
+            }
+            let from = first.max(from_seq);
+            missing = Some(missing.map_or((from, last), |(a, b)| (a.min(from), b.max(last))));
+        }
+    }
+    let (from, to) = missing?;
+    eprintln!(
+        "seglog: events {from}..={to} of execution \"{}\" are in offloaded segments (in object storage, not in this directory): pass --from-seq {} for the rest, or read them from the bucket (seglog remote dump <URL> --execution ...)",
+        escape_str(&args.execution),
+        to.saturating_add(1)
+    );
+    Some(crate::exit::ERROR)
 }

@@ -1,6 +1,8 @@
 //! `seglog stats`: what a log holds.
 
-use crate::logdir::{checkpoint_state, for_each_segment, CheckpointState, Health};
+use crate::logdir::{
+    checkpoint_state, for_each_segment, offloaded_segments, CheckpointState, Health,
+};
 use crate::output::{escape_path, json_line, JsonRecord};
 use anyhow::Result;
 use indicatif::HumanBytes;
@@ -29,7 +31,9 @@ struct SegmentStats {
     bytes: u64,
     records: u64,
     events: u64,
-    /// `ok`, `none`, `stale`, `damaged`, or `active` for the last segment.
+    /// `ok`, `none`, `stale`, `damaged`, `active` for the last segment, `offloaded` for a
+    /// segment in object storage (its figures from its checkpoint), `offloaded_unusable`
+    /// when that checkpoint is missing or damaged (its figures then count nothing).
     checkpoint: &'static str,
 }
 
@@ -51,7 +55,10 @@ struct TornTail {
 /// The whole log's figures.
 #[derive(Serialize)]
 struct StatsLine {
+    /// Local and offloaded.
     segments: usize,
+    /// Of those, offloaded to object storage (their records counted from their checkpoints).
+    offloaded_segments: usize,
     bytes: u64,
     records: u64,
     events: u64,
@@ -76,6 +83,38 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
     let mut segments = Vec::new();
     let mut worst = Health::Clean;
     let mut torn = None;
+    // Offloaded segments come first in log order; their figures are their checkpoints'.
+    let offloaded = offloaded_segments(&args.dir)?;
+    for o in &offloaded {
+        let (seg_records, seg_events, checkpoint) = match &o.checkpoint {
+            Some(cp) => {
+                for r in &cp.records {
+                    let name = |i: u32| cp.strings.get(i as usize).map(|s| s.as_bytes().to_vec());
+                    executions.extend(name(r.execution));
+                    tenants.extend(name(r.tenant));
+                }
+                let events: u64 = cp.records.iter().map(|r| u64::from(r.event_count)).sum();
+                (cp.records.len() as u64, events, "offloaded")
+            }
+            None => {
+                worst = worst.max(Health::Corrupt);
+                (0, 0, "offloaded_unusable")
+            }
+        };
+        records += seg_records;
+        events += seg_events;
+        bytes += o.segment.data_end;
+        segments.push(SegmentStats {
+            segment: Some(o.segment.number),
+            file: escape_path(Path::new(&seglog_segment::format::segment_file_name(
+                o.segment.first_lsn,
+            ))),
+            bytes: o.segment.data_end,
+            records: seg_records,
+            events: seg_events,
+            checkpoint,
+        });
+    }
     for_each_segment(&args.dir, |seg| {
         worst = worst.max(seg.health());
         let mut seg_events = 0u64;
@@ -129,6 +168,7 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
     })?;
     let summary = StatsLine {
         segments: segments.len(),
+        offloaded_segments: offloaded.len(),
         bytes,
         records,
         events,
@@ -150,6 +190,12 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         crate::outln!("{}", json_line(&summary)?)?;
     } else {
         crate::outln!("segments    {}", summary.segments)?;
+        if summary.offloaded_segments > 0 {
+            crate::outln!(
+                "offloaded   {} of them, in object storage (figures from their checkpoints)",
+                summary.offloaded_segments
+            )?;
+        }
         crate::outln!("bytes       {} ({bytes} bytes)", HumanBytes(bytes))?;
         crate::outln!("records     {records}")?;
         crate::outln!("events      {events}")?;

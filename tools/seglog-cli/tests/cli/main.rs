@@ -10,6 +10,7 @@ mod escapes;
 mod exit_codes;
 mod inspect;
 mod json;
+mod offloaded;
 mod options;
 mod pipe;
 mod remote;
