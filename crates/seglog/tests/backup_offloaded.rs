@@ -13,21 +13,6 @@ use seglog::io::sim::SimFs;
 use seglog::Log;
 use std::path::Path;
 
-/// Offloads every sealed segment before the active one; returns how many.
-fn offload_local(log: &Log<SimFs>, source: &MapSource) -> usize {
-    let active = log.segments().last().unwrap().number;
-    let sealed: Vec<_> = log
-        .segments()
-        .into_iter()
-        .filter(|s| s.sealed && s.number < active)
-        .collect();
-    for s in &sealed {
-        log.offload_segment(s.number, &target(source, s.number))
-            .unwrap();
-    }
-    sealed.len()
-}
-
 /// The copy at `dest` opens on its own (no source), verifies clean, holds no stub, and
 /// serves `expected`.
 fn assert_whole_copy(fs: &SimFs, dest: &str, expected: &common::Dump) {

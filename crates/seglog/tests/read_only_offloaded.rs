@@ -15,21 +15,6 @@ use seglog::Log;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Offloads every sealed segment before the active one that is still local.
-fn offload_local(log: &Log<SimFs>, source: &MapSource) -> usize {
-    let active = log.segments().last().unwrap().number;
-    let sealed: Vec<_> = log
-        .segments()
-        .into_iter()
-        .filter(|s| s.sealed && s.number < active)
-        .collect();
-    for s in &sealed {
-        log.offload_segment(s.number, &target(source, s.number))
-            .unwrap();
-    }
-    sealed.len()
-}
-
 fn read_only(fs: &SimFs, source: Option<&Arc<MapSource>>) -> seglog::Result<Log<SimFs>> {
     let log = Log::open_read_only_with_fs(fs.clone(), "/log")?;
     if let Some(source) = source {

@@ -102,3 +102,19 @@ pub fn open(fs: &SimFs, source: &Arc<MapSource>) -> seglog::Result<Log<SimFs>> {
     log.set_segment_source(source.clone());
     Ok(log)
 }
+
+/// Offloads every sealed segment before the active one that is still local; returns how
+/// many.
+pub fn offload_local(log: &Log<SimFs>, source: &MapSource) -> usize {
+    let active = log.segments().last().unwrap().number;
+    let sealed: Vec<_> = log
+        .segments()
+        .into_iter()
+        .filter(|s| s.sealed && s.number < active)
+        .collect();
+    for s in &sealed {
+        log.offload_segment(s.number, &target(source, s.number))
+            .unwrap();
+    }
+    sealed.len()
+}
