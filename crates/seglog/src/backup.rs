@@ -78,6 +78,10 @@ impl<F: FileSystem + Clone> Log<F> {
         if self.is_read_only() {
             self.refresh()?;
         }
+        // IMPORTANT: and no refresh may move a read-only log's segments between its local and
+        // offloaded tables while each is listed (review 34: a segment the writer brought
+        // back, refreshed in between, was in neither list).
+        let _no_refresh = self.shared.refresh.lock();
         let _no_compaction = self.hold_off_compaction()?;
         self.check_open()?;
         let segments = self.shared.segments.backup_segments(dest)?;

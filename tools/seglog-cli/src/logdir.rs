@@ -171,8 +171,16 @@ pub fn offloaded_segments(path: &Path) -> Result<Vec<OffloadedView>> {
     }
     let stubs = seglog::offloaded_segments_in(path)
         .with_context(|| format!("cannot read the offload stubs of {}", path.display()))?;
+    // A stub whose segment file is also here (an offload or a rehydration a crash
+    // interrupted; the next open settles it) is the same segment: the file shows it.
+    let local: std::collections::BTreeSet<u64> = list_segment_files(&StdFs, path)
+        .with_context(|| format!("cannot list {}", path.display()))?
+        .into_iter()
+        .map(|(first_lsn, _)| first_lsn)
+        .collect();
     Ok(stubs
         .into_iter()
+        .filter(|s| !local.contains(&s.first_lsn))
         .map(|segment| {
             let info = segment.info(path);
             let name = seglog_index::checkpoint::checkpoint_file_name(segment.first_lsn);

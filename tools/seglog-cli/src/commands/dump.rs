@@ -155,6 +155,16 @@ pub fn dump(path: &Path, args: &DumpOptions) -> Result<i32> {
     let offloaded = offloaded_segments(path)?;
     for o in &offloaded {
         let s = &o.segment;
+        if o.checkpoint.is_none() {
+            // Its records are nowhere in the directory, and the log does not open.
+            worst = worst.max(Health::Corrupt);
+            first_damage.get_or_insert_with(|| {
+                format!(
+                    "offloaded segment {}: its checkpoint is missing or damaged",
+                    s.number
+                )
+            });
+        }
         let (from, to) = (args.from_lsn.unwrap_or(0), args.to_lsn.unwrap_or(u64::MAX));
         if s.last_lsn < from || s.first_lsn > to {
             continue;

@@ -24,14 +24,18 @@ pub struct EventsArgs {
 }
 
 pub fn run(args: &EventsArgs) -> Result<i32> {
-    let mut execution_found = false;
     let mut worst = Health::Clean;
     let from_seq = args.from_seq.unwrap_or(0);
     // Events in offloaded segments are not in the directory: none are shown rather than a
     // list that silently starts late.
-    if let Some(code) = refuse_offloaded(&offloaded_segments(&args.dir)?, args, from_seq) {
+    let offloaded = offloaded_segments(&args.dir)?;
+    if let Some(code) = refuse_offloaded(&offloaded, args, from_seq) {
         return Ok(code);
     }
+    // Events before --from-seq in offloaded segments: the log holds the execution.
+    let mut execution_found = offloaded
+        .iter()
+        .any(|o| !o.events_of(&args.execution).is_empty());
     if !args.json {
         crate::outln!("{:>6}  {:<27}  event", "seq", "timestamp (UTC)")?;
     }

@@ -16,6 +16,7 @@ mod pipe;
 mod remote;
 mod repair;
 mod review10_tail_clustered;
+mod review34_offloaded;
 mod tail;
 
 use seglog::{CheckpointMode, Options};
