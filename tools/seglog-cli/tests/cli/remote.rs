@@ -355,3 +355,62 @@ fn verify_lists_offloaded_segments_and_a_missing_checkpoint_of_one_is_corruption
         super::err(&o)
     );
 }
+
+/// `seglog backup` of a directory restored lazily (its sealed segments offloaded to the
+/// bucket): refused without the bucket (the copy would miss their events); with `--bucket`
+/// they are downloaded into the copy, which verifies clean and reads every event without
+/// the bucket.
+#[test]
+fn backup_of_a_lazily_restored_log_downloads_its_offloaded_segments_with_the_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, events) = shipped(tmp.path());
+    let dir = tmp.path().join("b");
+    let o = seglog(&["restore", "--lazy", &url, dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    let stubs = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".off")
+        })
+        .count();
+    assert!(stubs > 0);
+
+    let refused = tmp.path().join("no-bucket");
+    let o = seglog(&["backup", dir.to_str().unwrap(), refused.to_str().unwrap()]);
+    assert_clean_failure(&o, 3);
+    assert!(super::err(&o).contains("offloaded"), "{}", super::err(&o));
+
+    let copy = tmp.path().join("copy");
+    let o = seglog(&[
+        "backup",
+        dir.to_str().unwrap(),
+        copy.to_str().unwrap(),
+        "--bucket",
+        &url,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    let line = &json_lines(&o)[0];
+    assert_eq!(
+        line["segments_downloaded"].as_u64(),
+        Some(stubs as u64),
+        "{line}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&copy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".off")), "{names:?}");
+    let o = seglog(&["verify", copy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let log = seglog::Log::open_blocking(&copy, seglog::Options::default()).unwrap();
+    assert!(log.offloaded_segments().is_empty());
+    let n: usize = (0..3)
+        .map(|e| log.read(&format!("exec-{e}")).unwrap().len())
+        .sum();
+    assert_eq!(n, events);
+}
