@@ -272,8 +272,11 @@ pub fn later_durable_record(
     last_good_lsn: u64,
 ) -> Option<(usize, u64)> {
     let max_len = bytes.len() as u64;
-    let end = bytes.len().saturating_sub(RECORD_HEADER_LEN);
-    let searched = end.saturating_sub(from) as u64;
+    // The last offset a record header fits at. IMPORTANT: included: a commit marker (one
+    // header long) that ends the file starts there, and it is the proof that the records
+    // before it were acknowledged (a file not preallocated, or cut at close, ends with it).
+    let end = bytes.len().checked_sub(RECORD_HEADER_LEN)?;
+    let searched = (end + 1).saturating_sub(from) as u64;
     let mut budget = searched
         .saturating_mul(LOOK_AHEAD_BUDGET_FACTOR)
         .saturating_add(1 << 20);
@@ -282,7 +285,7 @@ pub fn later_durable_record(
     let lsn_limit = last_good_lsn
         .saturating_add(searched / RECORD_HEADER_LEN as u64)
         .saturating_add(2);
-    for at in from..end {
+    for at in from..=end {
         let Some(claimed_len) = claims_proof(&bytes[at..], last_good_lsn, lsn_limit) else {
             continue;
         };

@@ -114,6 +114,37 @@ fn damage_to_the_last_records_after_a_clean_close_is_corruption_not_a_torn_tail(
     }
 }
 
+/// The same with the segment not preallocated, so that the file ends exactly at the commit
+/// marker: the look-ahead for a later durable record must reach the last header-sized slot
+/// of the file (it stopped one short, took the damaged acknowledged record for a torn tail
+/// and dropped it).
+#[test]
+fn damage_before_a_commit_marker_that_ends_the_file_is_corruption_not_a_torn_tail() {
+    let fs = SimFs::new();
+    let opts = || SegmentOptions {
+        preallocate: false,
+        ..opts()
+    };
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+    for i in 1..=5 {
+        append(&log, i).unwrap();
+    }
+    let last = log.segments().last().unwrap().clone();
+    log.close().unwrap();
+    let mut bytes = fs.read_file(&last.path).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        last.data_end + seglog_segment::format::COMMIT_MARKER_LEN as u64,
+        "the file ends at the commit marker"
+    );
+    bytes[last.data_end as usize - 3] ^= 0x04;
+    fs.replace_file(&last.path, bytes).unwrap();
+    match lsns(&fs, opts()) {
+        Err(Error::Corruption { offset, .. }) => assert!(offset < last.data_end),
+        other => panic!("damage to an acknowledged record was accepted: {other:?}"),
+    }
+}
+
 #[test]
 fn a_clean_close_and_reopen_leaves_every_record_readable_and_appendable() {
     let fs = SimFs::new();
