@@ -212,10 +212,12 @@ impl SegmentFile for StdFile {
         if self.0.metadata()?.len() == 0 {
             return Ok(Bytes::new());
         }
-        // SAFETY: the engine maps only sealed segments (and, during recovery, the active one
-        // while it holds the directory lock), which are never written or truncated while the
-        // map lives. Another process truncating the file could still fault a read (SIGBUS);
-        // the LOCK file keeps seglog writers away, and read-only tools copy what they read.
+        // SAFETY: the engine maps sealed segments (and the active one: during recovery, and
+        // for reads of its durable bytes while it holds the directory lock), and reads a map
+        // only below the data end, which no truncation (sealing, a clean close's cut of the
+        // zeros after the commit marker) goes below. Another process truncating the file
+        // could still fault a read (SIGBUS); the LOCK file keeps seglog writers away, and
+        // read-only tools read positionally and copy what they read.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&self.0)? };
         Ok(Bytes::from_owner(map))
@@ -228,7 +230,8 @@ impl SegmentFile for StdFile {
         let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: as for `map`. A shared read-only mapping of a file this process appends to
         // with pwrite sees those writes (one page cache). The active segment is preallocated
-        // to `len` and only shrinks when sealed, to its data end, below which readers stay.
+        // to `len` and only shrinks when sealed, to its data end, or at a clean close, to the
+        // end of its commit marker: readers stay below the data end in both cases.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
         Ok(Some(Bytes::from_owner(map)))
