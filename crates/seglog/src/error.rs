@@ -146,6 +146,15 @@ impl From<seglog_index::Error> for Error {
 }
 
 impl Error {
+    /// An I/O error of `op` on `path`, as the segment layer reports one.
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Segment(seglog_segment::Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// True when the log is poisoned by an I/O failure and must be reopened.
     pub fn is_poisoned(&self) -> bool {
         matches!(self, Error::Segment(seglog_segment::Error::Poisoned { .. }))

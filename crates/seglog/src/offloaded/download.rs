@@ -12,14 +12,6 @@ use std::path::Path;
 /// Bytes read through the source at a time: a segment never sits in memory whole.
 const PIECE_BYTES: u64 = 4 << 20;
 
-pub(crate) fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> Error {
-    Error::Segment(seglog_segment::Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Writes `segment`'s bytes into `path` (created; it must not exist) and syncs them; `what`
 /// names the operation in errors. On any failure `path` is removed.
 ///
@@ -53,7 +45,7 @@ fn write_checked<F: FileSystem>(
     let number = segment.number;
     let file = fs
         .create_new(path)
-        .map_err(|e| io_error("create", path, e))?;
+        .map_err(|e| Error::io("create", path, e))?;
     let mut crc = crc32fast::Hasher::new();
     let mut at = 0u64;
     while at < segment.data_end {
@@ -77,7 +69,7 @@ fn write_checked<F: FileSystem>(
         }
         crc.update(bytes);
         file.write_all_at(bytes, at)
-            .map_err(|e| io_error("write", path, e))?;
+            .map_err(|e| Error::io("write", path, e))?;
         at = end;
     }
     if crc.finalize() != segment.object_crc32 {
@@ -87,6 +79,6 @@ fn write_checked<F: FileSystem>(
         )));
     }
     file.sync_data()
-        .map_err(|e| io_error("sync_data", path, e))?;
+        .map_err(|e| Error::io("sync_data", path, e))?;
     Ok(segment.data_end)
 }

@@ -21,8 +21,6 @@ use seglog_segment::io::FileSystem;
 /// The suffix of a segment file being rehydrated (removed by the next open).
 pub(crate) const REHYDRATING_SUFFIX: &str = ".seg.rehydrating";
 
-use super::download::io_error;
-
 impl<F: FileSystem + Clone> Log<F> {
     /// Brings offloaded segment `number` back to the local disk: reads its bytes through
     /// the [`super::SegmentSource`], checks them against its stub (length, CRC-32, header),
@@ -103,7 +101,7 @@ impl<F: FileSystem + Clone> Log<F> {
         match fs.remove(&temp) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("remove", &temp, e)),
+            Err(e) => return Err(Error::io("remove", &temp, e)),
         }
         // Steps 1 and 2: the bytes, checked against the stub, into the temp file, synced.
         super::download::download_checked(
@@ -114,11 +112,13 @@ impl<F: FileSystem + Clone> Log<F> {
             "a rehydration (the source failed: see the log)",
         )?;
         fs.rename(&temp, &path)
-            .map_err(|e| io_error("rename", &path, e))?;
-        fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
+            .map_err(|e| Error::io("rename", &path, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
         // Step 3: the commit point.
         stub::remove(fs, dir, segment.first_lsn)?;
-        fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
         // Step 4. (Should it fail, the directory holds the segment; reads still go through
         // the source, and the next open finds it local.)
         self.shared

@@ -59,14 +59,6 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Corruption(format!("offload stub {}: {reason}", path.display()))
 }
 
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> Error {
-    Error::Segment(seglog_segment::Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Encodes `segment`'s stub.
 pub(crate) fn encode(segment: &OffloadedSegment) -> Vec<u8> {
     let location = segment.location.as_bytes();
@@ -177,19 +169,23 @@ pub(crate) fn write<F: FileSystem>(fs: &F, dir: &Path, segment: &OffloadedSegmen
     match fs.remove(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("remove", &tmp, e)),
+        Err(e) => return Err(Error::io("remove", &tmp, e)),
     }
-    let file = fs.create_new(&tmp).map_err(|e| io("create", &tmp, e))?;
+    let file = fs
+        .create_new(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
     file.write_all_at(&encode(segment), 0)
-        .map_err(|e| io("write", &tmp, e))?;
+        .map_err(|e| Error::io("write", &tmp, e))?;
     // IMPORTANT: the contents are durable before the rename gives them the final name, so a
     // crash never leaves a torn stub under it.
-    file.sync_data().map_err(|e| io("sync_data", &tmp, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("sync_data", &tmp, e))?;
     drop(file);
-    fs.rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
+    fs.rename(&tmp, &path)
+        .map_err(|e| Error::io("rename", &path, e))?;
     // IMPORTANT: the rename is durable before the caller removes the segment's file: a lost
     // stub with the file gone would lose the segment's records.
-    fs.sync_dir(dir).map_err(|e| io("sync_dir", dir, e))
+    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
 }
 
 /// Every stub in `dir`, in log order, and the stale temp files to remove (whoever holds the
@@ -205,7 +201,7 @@ pub(crate) fn list<F: FileSystem>(
     let names = match fs.list(dir) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-        Err(e) => return Err(io("list", dir, e)),
+        Err(e) => return Err(Error::io("list", dir, e)),
     };
     // A restore still writing the directory may have left any part of a stub: the marker
     // says what the directory is (format.md §1), before any stub is read.
@@ -224,14 +220,16 @@ pub(crate) fn list<F: FileSystem>(
             continue;
         };
         let path = dir.join(&name);
-        let file = fs.open_read_only(&path).map_err(|e| io("open", &path, e))?;
-        let len = file.len().map_err(|e| io("stat", &path, e))?;
+        let file = fs
+            .open_read_only(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         if len > MAX_STUB_BYTES as u64 {
             return Err(corrupt(&path, format!("{len} bytes")));
         }
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0)
-            .map_err(|e| io("read", &path, e))?;
+            .map_err(|e| Error::io("read", &path, e))?;
         stubs.push(decode(&bytes, &path, lsn)?);
     }
     stubs.sort_by_key(|s| s.first_lsn);
@@ -245,7 +243,7 @@ pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path, first_lsn: u64) -> Resul
     match fs.remove(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io("remove", &path, e)),
+        Err(e) => Err(Error::io("remove", &path, e)),
     }
 }
 

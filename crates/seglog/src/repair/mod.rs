@@ -25,7 +25,6 @@ pub use plan::{
 };
 
 use crate::{CheckpointMode, Error, Log, Options, RecoveryMode, Result, VerifyReport};
-use plan::io_error;
 use prelocked::PreLocked;
 use seglog_segment::io::{FileSystem, StdFs};
 use std::path::Path;
@@ -101,7 +100,7 @@ fn repair<F: FileSystem + Clone>(
                 dir.display()
             )))
         }
-        Err(e) => return Err(io_error("list", dir, e)),
+        Err(e) => return Err(Error::io("list", dir, e)),
     }
     // A salvage cuts local segments; with offloaded segments after the cut the result is a
     // log no open accepts (format.md §7). Such a log is restored from its bucket instead.
@@ -110,12 +109,12 @@ fn repair<F: FileSystem + Clone>(
         std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
             dir: dir.to_path_buf(),
         }),
-        _ => io_error("lock", dir, e),
+        _ => Error::io("lock", dir, e),
     })?;
     let plan = plan_salvage(&fs, dir)?;
     if let Some(cut) = &plan.cut {
         // A cut truncates the file in place: every other name of it would be cut too.
-        let names = links(&cut.path).map_err(|e| io_error("stat", &cut.path, e))?;
+        let names = links(&cut.path).map_err(|e| Error::io("stat", &cut.path, e))?;
         if names > 1 {
             return Err(Error::Unrepairable(format!(
                 "{} has {} other names (hard links, as a backup makes): cutting it would cut \
@@ -146,12 +145,13 @@ fn repair<F: FileSystem + Clone>(
             Ok(()) => {}
             // Removed by the open already (it no longer described its segment).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("remove", &cp.path, e)),
+            Err(e) => return Err(Error::io("remove", &cp.path, e)),
         }
     }
     if !plan.damaged_checkpoints.is_empty() {
         // IMPORTANT: a damaged checkpoint must not come back after a power cut.
-        fs.sync_dir(dir).map_err(|e| io_error("sync_dir", dir, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
     }
     let differences = compare(&fs, &plan)?;
     Ok(RepairReport {
@@ -192,7 +192,7 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
     for path in gone {
         match fs.open_read_only(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("open", path, e)),
+            Err(e) => return Err(Error::io("open", path, e)),
             Ok(_) => differences.push(format!("{} was to be removed but is there", path.display())),
         }
     }

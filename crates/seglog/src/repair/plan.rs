@@ -139,15 +139,6 @@ fn unrepairable(path: &Path, what: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// An I/O error of `op` on `path`, as the segment layer reports it.
-pub(crate) fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> Error {
-    Error::Segment(seglog_segment::Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Whole, checksummed records (and commit markers) in `bytes[from..]`, searching every
 /// offset: how many records a cut at `from` drops besides the damaged one. Returns the count
 /// and whether the search finished (it checksums at most 4 times the bytes searched, plus
@@ -209,7 +200,7 @@ pub(crate) fn whole_records_after(
 pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
     if fs
         .list(dir)
-        .map_err(|e| io_error("list", dir, e))?
+        .map_err(|e| Error::io("list", dir, e))?
         .iter()
         .any(|n| n == MANIFEST_FILE_NAME)
     {
