@@ -13,7 +13,7 @@ use std::path::Path;
 const PIECE_BYTES: u64 = 4 << 20;
 
 /// Writes `segment`'s bytes into `path` (created; it must not exist) and syncs them; `what`
-/// names the operation in errors. On any failure `path` is removed.
+/// names the operation in errors. On a failure after `path` was created, it is removed.
 ///
 /// # Errors
 /// [`Error::Offloaded`] when the source fails; [`Error::Corruption`] when the bytes are not
@@ -25,27 +25,30 @@ pub(crate) fn download_checked<F: FileSystem>(
     path: &Path,
     what: &'static str,
 ) -> Result<u64> {
-    let written = write_checked(fs, source, segment, path, what);
+    // IMPORTANT: only a file this call created is removed on failure: one already there
+    // (another backup's, into the same destination) is not ours to delete (review 36).
+    let file = fs
+        .create_new(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    let written = write_checked(&file, source, segment, path, what);
     if let Err(e) = &written {
         if matches!(e, Error::Corruption(_)) {
             source.forget(segment);
         }
+        drop(file);
         let _ = fs.remove(path);
     }
     written
 }
 
-fn write_checked<F: FileSystem>(
-    fs: &F,
+fn write_checked<W: SegmentFile>(
+    file: &W,
     source: &dyn SegmentSource,
     segment: &OffloadedSegment,
     path: &Path,
     what: &'static str,
 ) -> Result<u64> {
     let number = segment.number;
-    let file = fs
-        .create_new(path)
-        .map_err(|e| Error::io("create", path, e))?;
     let mut crc = crc32fast::Hasher::new();
     let mut at = 0u64;
     while at < segment.data_end {
