@@ -26,6 +26,7 @@
 mod bulk;
 mod cold;
 mod compaction;
+mod crash_open;
 mod peers;
 mod plots;
 mod probe;
@@ -53,6 +54,8 @@ use std::time::Duration;
 ///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
 ///   W10 bulk import, 1M events in batches of 10, one sync at the end (vs. raft-engine)
 ///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
+///   R1 open after the writing process died, the last segment prepared (zeroed throughout)
+///      or not, its tail clean or torn, warm and cold page cache
 ///   S1–S5 enact-core's streaming EventStore: seglog vs JsonlEventStore (no fsync) and
 ///      InMemoryEventStore: appends from 1 and 64 writers, get_by_execution of a
 ///      1,000-event execution, get_after of 10,000 from the middle, open after N events
@@ -72,6 +75,7 @@ use std::time::Duration;
 ///   seglog-bench compact --mib 1024
 ///   seglog-bench streaming --events 1000000
 ///   seglog-bench import --events 1000000 --batch 10
+///   seglog-bench crash-open --runs 5
 ///   seglog-bench tier --events 10000,100000,1000000 --seconds 20 --rounds 3
 ///   seglog-bench --quick
 #[derive(Parser, Debug)]
@@ -180,6 +184,23 @@ enum Workload {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// R1: opening a log after its process died, with a prepared (zeroed) last segment and
+    /// without, the tail clean and torn; warm and cold page cache.
+    CrashOpen {
+        /// Timed opens per cell (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// R1's crashing child (run by `crash-open`, not by hand).
+    #[command(hide = true)]
+    CrashChild {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        prepared: bool,
+        #[arg(long)]
+        torn: bool,
+    },
     /// S1–S5: enact-core's streaming EventStore, seglog against JSONL and in-memory.
     Streaming {
         /// Seconds per append workload (S1, S2).
@@ -188,6 +209,9 @@ enum Workload {
         /// Events in the S3–S5 log.
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+        /// Only S2 through seglog (for a profiler).
+        #[arg(long)]
+        s2_seglog_only: bool,
     },
     /// Issue 17: restore from a bucket against log size; append latency with no tier,
     /// sealed-segment shipping, chunk shipping and Durability::Remote; requests (and S3 dollars) of a busy log.
@@ -362,6 +386,7 @@ fn streaming_shape(seconds: f64, events: u64) -> streaming::Shape {
         // One writer of 64 writes it (see streaming::fill).
         long_execution: 1000.min(events / 64),
         get_after: 10_000,
+        s2_seglog_only: false,
     }
 }
 
@@ -418,11 +443,31 @@ fn main() -> Result<()> {
                 runs,
             }),
         ) => compactions(&base, mib, payload_bytes, runs),
-        (false, Some(Workload::Streaming { seconds, events })) => {
-            print!(
-                "{}",
-                streaming::run(&base, &streaming_shape(seconds, events))?
-            );
+        (false, Some(Workload::CrashOpen { runs })) => {
+            print!("{}", crash_open::run(&base, runs)?);
+            Ok(())
+        }
+        (
+            _,
+            Some(Workload::CrashChild {
+                dir,
+                prepared,
+                torn,
+            }),
+        ) => crash_open::child(&dir, prepared, torn),
+        (
+            false,
+            Some(Workload::Streaming {
+                seconds,
+                events,
+                s2_seglog_only,
+            }),
+        ) => {
+            let shape = streaming::Shape {
+                s2_seglog_only,
+                ..streaming_shape(seconds, events)
+            };
+            print!("{}", streaming::run(&base, &shape)?);
             Ok(())
         }
         (

@@ -34,6 +34,8 @@ pub struct Shape {
     pub long_execution: u64,
     /// Events S4 reads.
     pub get_after: usize,
+    /// Only S2 (64 writers), only seglog: for a profiler.
+    pub s2_seglog_only: bool,
 }
 
 const LONG: &str = "exec-long";
@@ -257,6 +259,9 @@ pub fn run(base: &Path, shape: &Shape) -> Result<String> {
         writeln!(out, "|---|---|---:|---:|---:|---:|")?;
         for (label, writers) in [("S1", 1usize), ("S2", 64)] {
             for kind in Kind::ALL {
+                if shape.s2_seglog_only && (label != "S2" || !matches!(kind, Kind::Seglog)) {
+                    continue;
+                }
                 let (store, seglog) = kind.open(&dir(label, kind)).await?;
                 let (rate, [p50, p99, p999]) = appends(store, writers, shape.seconds).await?;
                 if let Some(s) = seglog {
@@ -264,6 +269,9 @@ pub fn run(base: &Path, shape: &Shape) -> Result<String> {
                 }
                 writeln!(out, "| {label} {writers} writer(s) | {} | {rate:.0} | {p50} | {p99} | {p999} |", kind.name())?;
             }
+        }
+        if shape.s2_seglog_only {
+            return Ok(out);
         }
         writeln!(out, "\n{} events, {}-event execution, get_after of {} from the middle (medians):\n", shape.events, shape.long_execution, shape.get_after)?;
         writeln!(out, "| store | S3 get_by_execution | S4 get_after | S5 open | get_after first after open |")?;

@@ -54,6 +54,7 @@ mod sync;
 #[cfg_attr(not(seglog_teeth), allow(dead_code))]
 pub mod teeth;
 mod writer;
+mod zeros;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
 pub use error::{Error, PoisonCause, Result};

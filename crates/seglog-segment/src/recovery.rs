@@ -405,12 +405,12 @@ pub(crate) fn recover<F: FileSystem>(
         let mut view = Some(bytes);
         if let Some(defect) = scan.defect {
             let bytes: &[u8] = view.as_deref().unwrap_or(&[]);
-            let dropped = bytes
-                .get(scan.end..written_end.max(scan.end))
-                .unwrap_or(&[])
-                .iter()
-                .rposition(|&b| b != 0)
-                .map_or(0, |p| p as u64 + 1);
+            let dropped = crate::zeros::last_nonzero(
+                bytes
+                    .get(scan.end..written_end.max(scan.end))
+                    .unwrap_or(&[]),
+            )
+            .map_or(0, |p| p as u64 + 1);
             let cut = TailCut {
                 segment: header.segment_number,
                 offset: end,

@@ -10,6 +10,7 @@ use crate::format::{
     REC_LSN_OFFSET, SEGMENT_HEADER_LEN,
 };
 use crate::segment::SegmentInfo;
+use crate::zeros::first_nonzero;
 use crate::Result;
 
 /// Receives what recovery finds, so the layer above can rebuild its index in the same pass.
@@ -191,12 +192,8 @@ pub(crate) fn scan_records(
                 at += COMMIT_MARKER_LEN;
             }
             RecordScan::EndOfData => {
-                let defect = bytes
-                    .get(at..written_end.max(at))
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|&b| b != 0)
-                    .then_some(RecordDefect::Layout("non-zero bytes after the end of data"));
+                let defect = first_nonzero(bytes.get(at..written_end.max(at)).unwrap_or(&[]))
+                    .map(|_| RecordDefect::Layout("non-zero bytes after the end of data"));
                 return Ok(Scan {
                     end: at,
                     last_lsn,
@@ -285,24 +282,35 @@ pub fn later_durable_record(
     let lsn_limit = last_good_lsn
         .saturating_add(searched / RECORD_HEADER_LEN as u64)
         .saturating_add(2);
-    for at in from..=end {
-        let Some(claimed_len) = claims_proof(&bytes[at..], last_good_lsn, lsn_limit) else {
+    let mut at = from;
+    while at <= end {
+        // A header that claims a proof has a non-zero kind byte: skip to the next non-zero
+        // byte where it could be (a crashed prepared segment is mostly zeros).
+        if bytes[at + REC_KIND_OFFSET] == 0 {
+            match first_nonzero(&bytes[at + REC_KIND_OFFSET..=end + REC_KIND_OFFSET]) {
+                Some(skip) => at += skip,
+                None => break,
+            }
+        }
+        let here = at;
+        at += 1;
+        let Some(claimed_len) = claims_proof(&bytes[here..], last_good_lsn, lsn_limit) else {
             continue;
         };
         let Some(left) = budget.checked_sub(claimed_len) else {
             tracing::warn!(
-                offset = at,
+                offset = here,
                 "torn-tail look-ahead stopped: too many record-like headers to check"
             );
             return None;
         };
         budget = left;
-        let proof = match decode_record(&bytes[at..], salt, last_good_lsn + 1, max_len) {
+        let proof = match decode_record(&bytes[here..], salt, last_good_lsn + 1, max_len) {
             RecordScan::Record(r) if r.durable_through_lsn() > last_good_lsn => r.lsn(),
             RecordScan::Commit(m) if m.durable_through_lsn > last_good_lsn => m.lsn,
             _ => continue,
         };
-        return Some((at, proof));
+        return Some((here, proof));
     }
     None
 }
