@@ -51,6 +51,7 @@ mod segment;
 mod snapshot;
 mod stats;
 mod sync;
+mod tail_bound;
 #[cfg_attr(not(seglog_teeth), allow(dead_code))]
 pub mod teeth;
 mod writer;

@@ -6,7 +6,7 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{
-    decode_record, RecordScan, SegmentHeader, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
+    decode_record, RecordDefect, RecordScan, SegmentHeader, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::scan::{
@@ -41,6 +41,11 @@ pub struct RecoveryReport {
     pub records_scanned: u64,
     /// Bytes read.
     pub bytes_scanned: u64,
+    /// Bytes after the end of data read to check that they hold nothing (zeros, or a torn
+    /// write): up to where written bytes end, or to the tail bound (format.md §3.6).
+    pub bytes_checked_after_data: u64,
+    /// The last segment's tail bound was found and trusted (format.md §3.6).
+    pub tail_bound_used: bool,
     /// Bytes at the start of the last segment whose records were taken from a checkpoint
     /// of them written at a clean close (format.md §5.1) instead of being read.
     pub last_segment_prefix_bytes: u64,
@@ -68,6 +73,8 @@ pub(crate) struct Recovered<F: FileSystem> {
     pub segments: Vec<SegmentEntry<F>>,
     pub last_lsn: u64,
     pub report: RecoveryReport,
+    /// What recovery found of the tail bound file (whatever segment it names).
+    pub tail_bound: crate::tail_bound::Found,
 }
 
 struct Found {
@@ -260,6 +267,7 @@ pub(crate) fn recover<F: FileSystem>(
     report.finished_replacement = replacement.rolled_forward;
     report.discarded_replacement_files = replacement.discarded_files;
     let mut found = list_segments(fs, dir)?;
+    let tail_bound = crate::tail_bound::read(fs, dir);
     let mut dir_changed = false;
     // Salvage reads every record: damage hidden behind a checkpoint is damage too.
     let prefix = match found.last() {
@@ -388,15 +396,53 @@ pub(crate) fn recover<F: FileSystem>(
             .written_data_end(SEGMENT_HEADER_LEN as u64)
             .map_err(|e| Error::io("seek", &f.path, e))?
             .min(bytes.len() as u64) as usize;
-        let scan = scan_records(
+        // Nor was anything written at or past the tail bound of the segment it names (a
+        // segment made from a prepared file is written zeros to its end; format.md §3.6).
+        // Only for a segment no build that ignores the bound can have appended to.
+        let bound = tail_bound
+            .slot()
+            .filter(|b| {
+                b.segment == header.segment_number
+                    && b.record_salt == header.record_salt()
+                    && crate::format::le_u16(&bytes, crate::format::HDR_VERSION_OFFSET)
+                        >= crate::format::TAIL_BOUND_SEGMENT_VERSION
+            })
+            .map(|b| usize::try_from(b.bound).unwrap_or(usize::MAX));
+        let mut scan = scan_records(
             &bytes,
             header.record_salt(),
             from,
-            written_end,
+            bound.map_or(written_end, |b| written_end.min(b)),
             &mut info,
             from_lsn,
             visitor,
         )?;
+        let written_end = match bound {
+            Some(b) if scan.end <= b => {
+                report.tail_bound_used = true;
+                written_end.min(b)
+            }
+            Some(b) => {
+                // Data past the bound: nothing this build writes does that. Not trusted; the
+                // end-of-data check runs again over everything written.
+                tracing::warn!(
+                    segment = header.segment_number,
+                    bound = b,
+                    end = scan.end,
+                    "the tail bound does not cover the data; reading the segment to its end"
+                );
+                if scan.defect.is_none()
+                    && crate::zeros::first_nonzero(bytes.get(scan.end..written_end).unwrap_or(&[]))
+                        .is_some()
+                {
+                    scan.defect =
+                        Some(RecordDefect::Layout("non-zero bytes after the end of data"));
+                }
+                written_end
+            }
+            None => written_end,
+        };
+        report.bytes_checked_after_data += written_end.saturating_sub(scan.end) as u64;
         report.segments_scanned += 1;
         report.records_scanned += scan.records;
         report.bytes_scanned += (scan.end - from) as u64;
@@ -510,5 +556,6 @@ pub(crate) fn recover<F: FileSystem>(
         segments,
         last_lsn: prev_lsn,
         report,
+        tail_bound,
     })
 }

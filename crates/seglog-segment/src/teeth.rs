@@ -34,6 +34,9 @@ pub enum SyncPoint {
     PreparedHeaderFsync = 12,
     /// The directory fsync after a prepared next segment is renamed into place.
     PreparedRenameDirFsync = 13,
+    /// The fdatasync of a new tail bound (`TAIL_BOUND`), before the writer writes past the
+    /// old one.
+    TailBoundFsync = 14,
 }
 
 #[cfg(seglog_teeth)]

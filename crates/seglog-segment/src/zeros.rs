@@ -73,4 +73,35 @@ mod tests {
             prop_assert_eq!(last_nonzero(&bytes), bytes.iter().rposition(|&b| b != 0));
         }
     }
+
+    proptest! {
+        /// Review of 7a9be22: dense and sparse buffers, any content, lengths to a few blocks.
+        #[test]
+        fn review_agree_on_any_bytes(
+            bytes in proptest::collection::vec(prop_oneof![9 => Just(0u8), 1 => any::<u8>()], 0..1200),
+            cut in 0usize..1200,
+        ) {
+            for b in [&bytes[..], &bytes[cut.min(bytes.len())..], &bytes[..cut.min(bytes.len())]] {
+                prop_assert_eq!(first_nonzero(b), b.iter().position(|&x| x != 0));
+                prop_assert_eq!(last_nonzero(b), b.iter().rposition(|&x| x != 0));
+            }
+        }
+    }
+
+    #[test]
+    fn review_every_single_byte_position() {
+        for len in 0..=260usize {
+            assert_eq!(first_nonzero(&vec![0u8; len]), None);
+            assert_eq!(last_nonzero(&vec![0u8; len]), None);
+            for a in 0..len {
+                for bpos in a..len {
+                    let mut v = vec![0u8; len];
+                    v[a] = 1;
+                    v[bpos] = 0x80;
+                    assert_eq!(first_nonzero(&v), Some(a), "len {len} a {a} b {bpos}");
+                    assert_eq!(last_nonzero(&v), Some(bpos), "len {len} a {a} b {bpos}");
+                }
+            }
+        }
+    }
 }

@@ -98,12 +98,13 @@ fn refuses_and_changes_nothing(how: impl Fn(&mut [u8]), what: &str) {
     log.close().unwrap();
     let mut after = snapshot(dir.path());
     // The append above changed the active segment only (and its checkpoint, written by the
-    // close, format.md §5.1).
+    // close, format.md §5.1, and its tail bound, §3.6).
     let active = log.segments().last().unwrap().path.clone();
     let active_name = active.file_name().unwrap().to_str().unwrap().to_string();
     let active_checkpoint = active_name.replace(".seg", ".idx");
+    let tail_bound = seglog_segment::format::TAIL_BOUND_FILE_NAME.to_string();
     let mut before = before;
-    for name in [&active_name, &active_checkpoint] {
+    for name in [&active_name, &active_checkpoint, &tail_bound] {
         after.remove(name);
         before.remove(name);
     }

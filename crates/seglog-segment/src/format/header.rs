@@ -239,7 +239,7 @@ mod tests {
             le_u32(&bytes, HDR_FLAGS_OFFSET),
             FLAG_COMPACTED | FLAG_CLUSTERED
         );
-        assert_eq!(le_u16(&bytes, HDR_VERSION_OFFSET), 4);
+        assert_eq!(le_u16(&bytes, HDR_VERSION_OFFSET), FORMAT_VERSION);
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         let both = FLAG_COMPACTED | FLAG_CLUSTERED;
         assert_eq!(

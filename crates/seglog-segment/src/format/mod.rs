@@ -7,6 +7,7 @@
 pub(crate) mod header;
 mod manifest;
 mod record;
+mod tail_bound;
 
 pub(crate) use header::random_salt;
 pub use header::{HeaderDefect, SegmentHeader};
@@ -15,6 +16,10 @@ pub(crate) use record::resalt;
 pub use record::{
     decode_record, encode_commit_marker, CommitMarker, EncodedRecord, EventBatch, RecordDefect,
     RecordRef, RecordScan,
+};
+pub use tail_bound::{
+    TailBound, TAIL_BOUND_FILE_NAME, TAIL_BOUND_MAGIC, TAIL_BOUND_SLOT_LEN, TAIL_BOUND_SLOT_STRIDE,
+    TAIL_BOUND_VERSION,
 };
 
 /// First 8 bytes of every segment file.
@@ -26,7 +31,11 @@ pub const MAGIC: [u8; 8] = *b"SEGLOGSG";
 /// record that checks out) and adds the commit marker record (`KIND_COMMIT`). Version 4 adds
 /// clustered segments ([`FLAG_CLUSTERED`]): a compaction output whose records are grouped by
 /// execution, so LSNs increase per execution inside it rather than through the file.
-pub const FORMAT_VERSION: u16 = 4;
+/// Version 5 adds the tail bound (`TAIL_BOUND`, docs/format.md §3.6): recovery trusts it only
+/// for a segment of version 5 or later, which no build that ignores the file can append to.
+pub const FORMAT_VERSION: u16 = 5;
+/// The first version whose last segment's zero checks may stop at the tail bound.
+pub const TAIL_BOUND_SEGMENT_VERSION: u16 = 5;
 /// The first version whose headers may carry [`FLAG_CLUSTERED`].
 pub const CLUSTERED_VERSION: u16 = 4;
 /// The first version whose headers carry a random record salt.

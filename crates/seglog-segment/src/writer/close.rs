@@ -98,6 +98,7 @@ impl<F: FileSystem> Inner<F> {
             (st.tail_salt, offset, lsn)
         };
         let marker = encode_commit_marker(salt, lsn, last);
+        self.cover_with_tail_bound(&entry, offset + COMMIT_MARKER_LEN as u64)?;
         entry
             .file
             .write_all_at(&marker, offset)

@@ -785,6 +785,7 @@ impl<F: FileSystem> Inner<F> {
             records += chunk.parts.len();
             written += bytes.len() as u64;
             if !bytes.is_empty() {
+                self.cover_with_tail_bound(&entry, chunk.end_offset)?;
                 entry
                     .file
                     .write_all_at(bytes, chunk.start_offset)
@@ -829,6 +830,21 @@ impl<F: FileSystem> Inner<F> {
             synced_lsn: sealed_through,
             unsynced: None,
         }))
+    }
+
+    /// Before bytes of `entry` up to `end` are written: the tail bound made durable past
+    /// them (see `crate::tail_bound`), when this writer keeps one.
+    pub(super) fn cover_with_tail_bound(&self, entry: &SegmentEntry<F>, end: u64) -> Result<()> {
+        if !self.prepares_segments() {
+            return Ok(());
+        }
+        self.tail_lease.lock().ensure(
+            &self.fs,
+            &self.dir,
+            entry.number(),
+            entry.header.record_salt(),
+            end,
+        )
     }
 
     /// The active segment with its durable end, for sealing it when a new one is needed.

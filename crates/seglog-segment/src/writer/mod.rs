@@ -59,6 +59,9 @@ pub(crate) struct Inner<F: FileSystem> {
     zeroer: std::sync::OnceLock<std::thread::Thread>,
     /// The next segment's file, being zeroed ahead of the roll (`prepare`).
     prepared: parking_lot::Mutex<Option<prepare::PreparedSegment<F>>>,
+    /// How far this writer may have written into the active segment, kept durable ahead of
+    /// its writes when it prepares segments (`tail_bound`).
+    tail_lease: parking_lot::Mutex<crate::tail_bound::TailLease<F>>,
     /// Opened by `open_read_only`: nothing may be written (see `read_only`).
     read_only: bool,
 }
@@ -208,10 +211,25 @@ impl<F: FileSystem> SegmentLog<F> {
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
             prepared: parking_lot::Mutex::new(None),
+            tail_lease: parking_lot::Mutex::new(crate::tail_bound::TailLease::new(
+                recovered.tail_bound.slot(),
+            )),
             read_only: false,
         });
         // Whatever the options now: a crash of a run that prepared segments can leave one.
         inner.remove_leftover_prepared()?;
+        let bound_file = recovered.tail_bound;
+        let keeps_no_bound =
+            !inner.prepares_segments() && bound_file != crate::tail_bound::Found::Absent;
+        if keeps_no_bound || bound_file == crate::tail_bound::Found::Unreadable {
+            // A bound this writer does not keep would be trusted by a later recovery while
+            // it appends past it; one it cannot read holds generations it cannot continue
+            // (its first slot could lose to an older one). Either goes, durably, first.
+            crate::tail_bound::remove(&inner.fs, &inner.dir)?;
+        }
+        if inner.prepares_segments() {
+            inner.tail_lease.lock().attach(&inner.fs, &inner.dir)?;
+        }
         let active = match active {
             Some(a) => a,
             None => {

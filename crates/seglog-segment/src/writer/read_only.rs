@@ -94,6 +94,7 @@ impl<F: FileSystem> SegmentLog<F> {
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
             prepared: parking_lot::Mutex::new(None),
+            tail_lease: parking_lot::Mutex::new(crate::tail_bound::TailLease::new(None)),
             read_only: true,
         });
         let handles = Arc::new(LastHandle {

@@ -1,0 +1,228 @@
+//! How far the writer may have written into the active segment, kept durable ahead of the
+//! writes (the `TAIL_BOUND` file; layout in `format::tail_bound`, docs/format.md §3.6).
+//!
+//! Why: a segment made from a prepared file holds written zeros to its end (128 MiB by
+//! default), so after a crash the file system cannot say where the written data ends, and
+//! recovery would read every zero to check that nothing follows the end of data. With the
+//! bound durable before any byte past it is written, recovery reads the zeros only up to it
+//! (at most [`BOUND_STEP`] past the data, plus a round).
+//!
+//! Invariants:
+//! - No byte of a segment at or past `bound` is written unless a slot naming that segment
+//!   (number and salt) with a greater bound was made durable first. So the newest valid slot
+//!   that names the last segment bounds everything ever written to it, however the crash
+//!   left the file. A slot whose write was torn is invalid, and the other slot (older, and
+//!   made durable before any byte past it was written) counts.
+//! - A failed write or sync of the file fails the commit round (the log is poisoned): the
+//!   writer never writes past a bound it could not make durable.
+//! - Recovery also distrusts a bound the data it reads runs past (defence in depth: nothing
+//!   this build writes can do that).
+//! - A writer that does not keep the bound (the next segment not prepared) removes the file
+//!   at open, durably, before it appends; so does a writer that could not read it (its
+//!   generations unknown, a new slot could lose to an older one).
+//! - Recovery trusts a bound only for a segment of format version 5 or later
+//!   ([`crate::format::TAIL_BOUND_SEGMENT_VERSION`]): no build that ignores the file can
+//!   append to one.
+
+use crate::format::{TailBound, TAIL_BOUND_FILE_NAME, TAIL_BOUND_SLOT_LEN, TAIL_BOUND_SLOT_STRIDE};
+use crate::io::{FileSystem, SegmentFile};
+use crate::{Error, Result};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How far past the end of a write the bound is moved when it must move: one sync of the
+/// bound file per this many bytes appended, and at most this many zeros read by recovery.
+pub(crate) const BOUND_STEP: u64 = 4 << 20;
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join(TAIL_BOUND_FILE_NAME)
+}
+
+/// What recovery found of the bound file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// No file.
+    Absent,
+    /// A file that could not be read: recovery uses no bound, and a writer removes it
+    /// before it writes (its slots' generations are unknown, so a new slot might lose to an
+    /// old one).
+    Unreadable,
+    /// The file's newest valid slot, if any.
+    Slot(Option<TailBound>),
+}
+
+impl Found {
+    /// The slot recovery may use.
+    pub(crate) fn slot(self) -> Option<TailBound> {
+        match self {
+            Found::Slot(slot) => slot,
+            Found::Absent | Found::Unreadable => None,
+        }
+    }
+}
+
+/// `dir`'s bound file, read (recovery reads to where written bytes end without a slot).
+pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
+    let path = path(dir);
+    let file = match fs.open_read_only(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Found::Absent,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot open the tail bound; reading the last segment to its end");
+            return Found::Unreadable;
+        }
+    };
+    let mut buf = vec![0u8; TAIL_BOUND_SLOT_STRIDE as usize + TAIL_BOUND_SLOT_LEN];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the tail bound; reading the last segment to its end");
+                return Found::Unreadable;
+            }
+        }
+    }
+    Found::Slot(TailBound::newest(&buf[..filled]))
+}
+
+/// Removes `dir`'s bound file durably, if there is one (a writer that keeps no bound).
+pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+    let path = path(dir);
+    match fs.remove(&path) {
+        Ok(()) => fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", &path, e)),
+    }
+}
+
+/// A new bound file with both slots' pages written (zeros), synced, and its name made
+/// durable: so that no later slot write needs space on the disk.
+fn create<F: FileSystem>(fs: &F, dir: &Path, path: &Path) -> Result<F::File> {
+    let file = fs
+        .create_new(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    let pages = vec![0u8; 2 * TAIL_BOUND_SLOT_STRIDE as usize];
+    file.write_all_at(&pages, 0)
+        .map_err(|e| Error::io("write", path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("sync_data", path, e))?;
+    // Once per log, not per slot: without the name durable, a power cut would leave recovery
+    // reading every zero until the next directory fsync (a roll) made it so.
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("sync_dir", dir, e))?;
+    Ok(file)
+}
+
+/// The writer's side: the bound made durable last, and the file it goes to.
+pub(crate) struct TailLease<F: FileSystem> {
+    file: Option<F::File>,
+    /// The newest slot this writer made durable. Not one found at open: that one may sit
+    /// unsynced in the page cache of a process that died.
+    granted: Option<TailBound>,
+    last_generation: u64,
+    /// The file could not be created (a full disk): this writer keeps no bound, and there is
+    /// no file for recovery to trust.
+    disabled: bool,
+}
+
+impl<F: FileSystem> TailLease<F> {
+    /// `found`: the newest valid slot of the file as it is now (its generation is
+    /// continued); `None` only for a file that is absent or holds no valid slot.
+    pub(crate) fn new(found: Option<TailBound>) -> Self {
+        TailLease {
+            file: None,
+            granted: None,
+            last_generation: found.map_or(0, |s| s.generation),
+            disabled: false,
+        }
+    }
+
+    /// Makes sure the bound durably covers `end` in segment `segment` (salt `salt`) before
+    /// the caller writes there: a new slot, written and synced, when it does not yet.
+    pub(crate) fn ensure(
+        &mut self,
+        fs: &F,
+        dir: &Path,
+        segment: u64,
+        salt: u64,
+        end: u64,
+    ) -> Result<()> {
+        if self.disabled
+            || self
+                .granted
+                .is_some_and(|g| g.segment == segment && g.record_salt == salt && end <= g.bound)
+        {
+            return Ok(());
+        }
+        let slot = TailBound {
+            generation: self.last_generation + 1,
+            segment,
+            record_salt: salt,
+            bound: end.saturating_add(BOUND_STEP),
+        };
+        let result = self.write_slot(fs, dir, &slot);
+        if result.is_err() {
+            // Linux reports a failed writeback once: this file is not trusted again.
+            self.file = None;
+            self.granted = None;
+        }
+        result?;
+        if !self.disabled {
+            self.last_generation = slot.generation;
+            self.granted = Some(slot);
+        }
+        Ok(())
+    }
+
+    /// Opens the file, or creates it: at the writer's open, so that a relative log path is
+    /// resolved as the caller meant it (later writes go through the handle). A file that
+    /// cannot be created (a full disk) leaves this writer keeping no bound, and no file.
+    pub(crate) fn attach(&mut self, fs: &F, dir: &Path) -> Result<()> {
+        if self.file.is_some() || self.disabled {
+            return Ok(());
+        }
+        let path = &self::path(dir);
+        let file = match fs.open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match create(fs, dir, path) {
+                Ok(file) => file,
+                Err(e) => {
+                    // A full disk must not stop appends that fit: keep no bound, and leave
+                    // no file (recovery then reads to the end of written bytes).
+                    tracing::warn!(path = %path.display(), error = %e, "cannot create the tail bound; recovery after a crash will read the last segment to its end");
+                    remove(fs, dir)?;
+                    self.disabled = true;
+                    return Ok(());
+                }
+            },
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn write_slot(&mut self, fs: &F, dir: &Path, slot: &TailBound) -> Result<()> {
+        let path = &self::path(dir);
+        self.attach(fs, dir)?;
+        if self.disabled {
+            return Ok(());
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Err(Error::io(
+                "open",
+                path,
+                io::Error::other("the tail bound file is not open"),
+            ));
+        };
+        file.write_all_at(&slot.encode(), slot.slot_offset())
+            .map_err(|e| Error::io("write", path, e))?;
+        if !crate::teeth::skipped(crate::teeth::SyncPoint::TailBoundFsync) {
+            file.sync_data()
+                .map_err(|e| Error::io("sync_data", path, e))?;
+        }
+        Ok(())
+    }
+}
