@@ -17,6 +17,8 @@
 
 mod common;
 
+use common::tail_bound::{last_segment, opts};
+
 use common::prepared::{append, lost};
 use seglog_segment::format::{TailBound, TAIL_BOUND_FILE_NAME};
 use seglog_segment::io::sim::{CrashMode, SimFs};
@@ -24,26 +26,6 @@ use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 16 << 20,
-        max_record_size_bytes: 8 << 10,
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
-    }
-}
-
-fn last_segment(fs: &SimFs) -> std::path::PathBuf {
-    let mut names: Vec<String> = fs
-        .list(Path::new("/log"))
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.ends_with(".seg"))
-        .collect();
-    names.sort();
-    Path::new("/log").join(names.last().unwrap())
-}
 
 #[test]
 fn damage_across_a_bound_an_old_build_wrote_past_is_refused_as_without_the_file() {

@@ -17,6 +17,8 @@
 
 mod common;
 
+use common::tail_bound::opts;
+
 use common::prepared::{append, lost};
 use seglog_segment::format::{TailBound, TAIL_BOUND_FILE_NAME};
 use seglog_segment::io::sim::{CrashMode, SimDirLock, SimFile, SimFs};
@@ -75,15 +77,6 @@ impl FileSystem for Flaky {
     }
     fn zeroes_ahead(&self) -> bool {
         self.inner.zeroes_ahead()
-    }
-}
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 16 << 20,
-        max_record_size_bytes: 8 << 10,
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
     }
 }
 

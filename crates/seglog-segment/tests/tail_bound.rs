@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::tail_bound::{last_segment, opts};
+
 use common::prepared::{append, lost};
 use seglog_segment::format::{EventBatch, TailBound, TAIL_BOUND_FILE_NAME};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
@@ -14,16 +16,6 @@ use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::{RecoveryReport, SegmentLog, SegmentOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// 16 MiB segments, so that a prepared one holds far more zeros than the bound's 4 MiB step.
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 16 << 20,
-        max_record_size_bytes: 8 << 10,
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
-    }
-}
 
 const SEGMENT: u64 = 16 << 20;
 const STEP: u64 = 4 << 20;
@@ -45,17 +37,6 @@ fn crashed_after_a_prepared_roll(records: u64) -> (SimFs, BTreeMap<u64, u64>) {
     assert_eq!(log.stats().prepared_rolls, 1);
     drop(log);
     (fs.crash(CrashMode::KeepUnsynced), acked)
-}
-
-fn last_segment(fs: &SimFs) -> std::path::PathBuf {
-    let mut names: Vec<String> = fs
-        .list(Path::new("/log"))
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.ends_with(".seg"))
-        .collect();
-    names.sort();
-    Path::new("/log").join(names.last().unwrap())
 }
 
 fn reopen(fs: &SimFs) -> seglog_segment::Result<(SegmentLog<SimFs>, RecoveryReport)> {

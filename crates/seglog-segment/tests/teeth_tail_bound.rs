@@ -12,22 +12,15 @@
 
 mod common;
 
+use common::tail_bound::opts;
+
 use common::prepared::{append, lost};
 use seglog_segment::format::{TailBound, TAIL_BOUND_FILE_NAME};
 use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::teeth::{disable, SyncPoint};
-use seglog_segment::{SegmentLog, SegmentOptions};
+use seglog_segment::SegmentLog;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 16 << 20,
-        max_record_size_bytes: 8 << 10,
-        zero_ahead_bytes: 0,
-        ..SegmentOptions::default()
-    }
-}
 
 /// One power cut (`seed`) after ~9 MiB of acknowledged appends, then a damaged byte just
 /// below the bound that survived; true when the reopened log silently lost acknowledged

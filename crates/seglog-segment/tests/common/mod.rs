@@ -3,6 +3,7 @@
 
 pub mod crash;
 pub mod prepared;
+pub mod tail_bound;
 
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::SimFs;
