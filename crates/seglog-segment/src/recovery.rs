@@ -6,7 +6,7 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{
-    decode_record, RecordDefect, RecordScan, SegmentHeader, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
+    decode_record, RecordScan, SegmentHeader, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::scan::{
@@ -431,12 +431,8 @@ pub(crate) fn recover<F: FileSystem>(
                     end = scan.end,
                     "the tail bound does not cover the data; reading the segment to its end"
                 );
-                if scan.defect.is_none()
-                    && crate::zeros::first_nonzero(bytes.get(scan.end..written_end).unwrap_or(&[]))
-                        .is_some()
-                {
-                    scan.defect =
-                        Some(RecordDefect::Layout("non-zero bytes after the end of data"));
+                if scan.defect.is_none() {
+                    scan.defect = crate::scan::stray_bytes_after(&bytes, scan.end, written_end);
                 }
                 written_end
             }

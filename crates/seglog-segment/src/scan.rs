@@ -192,8 +192,7 @@ pub(crate) fn scan_records(
                 at += COMMIT_MARKER_LEN;
             }
             RecordScan::EndOfData => {
-                let defect = first_nonzero(bytes.get(at..written_end.max(at)).unwrap_or(&[]))
-                    .map(|_| RecordDefect::Layout("non-zero bytes after the end of data"));
+                let defect = stray_bytes_after(bytes, at, written_end);
                 return Ok(Scan {
                     end: at,
                     last_lsn,
@@ -249,6 +248,17 @@ pub(crate) fn first_unproven_offset(bytes: &[u8], from: usize, written_end: usiz
         return 0;
     }
     vouching.first_unvouched().unwrap_or(at).max(start)
+}
+
+/// The defect of a clean end of data at `end` when anything but zeros follows it, up to
+/// `written_end` (where written bytes end, or a trusted tail bound).
+pub(crate) fn stray_bytes_after(
+    bytes: &[u8],
+    end: usize,
+    written_end: usize,
+) -> Option<RecordDefect> {
+    first_nonzero(bytes.get(end..written_end.max(end)).unwrap_or(&[]))
+        .map(|_| RecordDefect::Layout("non-zero bytes after the end of data"))
 }
 
 /// Searches `bytes[from..]` for a valid record (or commit marker) that proves the damage

@@ -142,14 +142,7 @@ impl<F: FileSystem> TailLease<F> {
 
     /// Makes sure the bound durably covers `end` in segment `segment` (salt `salt`) before
     /// the caller writes there: a new slot, written and synced, when it does not yet.
-    pub(crate) fn ensure(
-        &mut self,
-        fs: &F,
-        dir: &Path,
-        segment: u64,
-        salt: u64,
-        end: u64,
-    ) -> Result<()> {
+    pub(crate) fn ensure(&mut self, dir: &Path, segment: u64, salt: u64, end: u64) -> Result<()> {
         if self.disabled
             || self
                 .granted
@@ -163,22 +156,22 @@ impl<F: FileSystem> TailLease<F> {
             record_salt: salt,
             bound: end.saturating_add(BOUND_STEP),
         };
-        let result = self.write_slot(fs, dir, &slot);
+        let result = self.write_slot(dir, &slot);
         if result.is_err() {
-            // Linux reports a failed writeback once: this file is not trusted again.
+            // Linux reports a failed writeback once: this file is not trusted again (and
+            // never reopened: every later slot fails).
             self.file = None;
             self.granted = None;
         }
         result?;
-        if !self.disabled {
-            self.last_generation = slot.generation;
-            self.granted = Some(slot);
-        }
+        self.last_generation = slot.generation;
+        self.granted = Some(slot);
         Ok(())
     }
 
-    /// Opens the file, or creates it: at the writer's open, so that a relative log path is
-    /// resolved as the caller meant it (later writes go through the handle). A file that
+    /// Opens the file, or creates it: at the writer's open (before any slot is written), so
+    /// that a relative log path is resolved as the caller meant it (later writes go through
+    /// the handle). A file that
     /// cannot be created (a full disk) leaves this writer keeping no bound, and no file.
     pub(crate) fn attach(&mut self, fs: &F, dir: &Path) -> Result<()> {
         if self.file.is_some() || self.disabled {
@@ -204,12 +197,8 @@ impl<F: FileSystem> TailLease<F> {
         Ok(())
     }
 
-    fn write_slot(&mut self, fs: &F, dir: &Path, slot: &TailBound) -> Result<()> {
+    fn write_slot(&self, dir: &Path, slot: &TailBound) -> Result<()> {
         let path = &self::path(dir);
-        self.attach(fs, dir)?;
-        if self.disabled {
-            return Ok(());
-        }
         let Some(file) = self.file.as_ref() else {
             return Err(Error::io(
                 "open",

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::tail_bound::opts;
+use common::tail_bound::{last_segment, opts};
 
 use common::prepared::{append, lost};
 use seglog_segment::format::{TailBound, TAIL_BOUND_FILE_NAME};
@@ -145,16 +145,7 @@ fn the_durable_bound_covers_the_acknowledged_data_after_an_unreadable_bound_at_o
 #[test]
 fn damage_across_a_stale_bound_is_refused_as_without_the_bound_file() {
     let (fs, acked, stale, _) = scenario();
-    let seg = {
-        let mut names: Vec<String> = fs
-            .list(Path::new("/log"))
-            .unwrap()
-            .into_iter()
-            .filter(|n| n.ends_with(".seg"))
-            .collect();
-        names.sort();
-        Path::new("/log").join(names.last().unwrap())
-    };
+    let seg = last_segment(&fs);
     // Damage (one flipped bit) in the acknowledged record lying across the stale bound;
     // records after it vouch that it was acknowledged.
     let mut bytes = fs.read_file(&seg).unwrap();

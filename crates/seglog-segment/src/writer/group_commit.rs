@@ -838,13 +838,9 @@ impl<F: FileSystem> Inner<F> {
         if !self.prepares_segments() {
             return Ok(());
         }
-        self.tail_lease.lock().ensure(
-            &self.fs,
-            &self.dir,
-            entry.number(),
-            entry.header.record_salt(),
-            end,
-        )
+        self.tail_lease
+            .lock()
+            .ensure(&self.dir, entry.number(), entry.header.record_salt(), end)
     }
 
     /// The active segment with its durable end, for sealing it when a new one is needed.
