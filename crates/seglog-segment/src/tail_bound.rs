@@ -19,7 +19,10 @@
 //!   this build writes can do that).
 //! - A writer that does not keep the bound (the next segment not prepared) removes the file
 //!   at open, durably, before it appends; so does a writer that could not read it (its
-//!   generations unknown, a new slot could lose to an older one).
+//!   generations unknown, a new slot could lose to an older one) or whose newest slot has the
+//!   greatest generation (none could follow it).
+//! - The file always has both slots' pages (filled at open if a power cut left it short), so
+//!   no slot write needs space: a full disk never fails one.
 //! - Recovery trusts a bound only for a segment of format version 5 or later
 //!   ([`crate::format::TAIL_BOUND_SEGMENT_VERSION`]): no build that ignores the file can
 //!   append to one.
@@ -85,7 +88,11 @@ pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
             }
         }
     }
-    Found::Slot(TailBound::newest(&buf[..filled]))
+    match TailBound::newest(&buf[..filled]) {
+        // Valid, but no later generation can beat it: a writer could never move the bound.
+        Some(slot) if slot.generation == u64::MAX => Found::Unreadable,
+        slot => Found::Slot(slot),
+    }
 }
 
 /// Removes `dir`'s bound file durably, if there is one (a writer that keeps no bound).
@@ -98,17 +105,30 @@ pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
     }
 }
 
+/// Both slots' pages, whole: no slot write ever needs space on the disk.
+const FILE_LEN: u64 = 2 * TAIL_BOUND_SLOT_STRIDE;
+
+/// Writes zeros over what `file` lacks of [`FILE_LEN`] (never over a slot it holds) and
+/// syncs them.
+fn fill<F: FileSystem>(file: &F::File, path: &Path) -> Result<()> {
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    if len >= FILE_LEN {
+        return Ok(());
+    }
+    let zeros = vec![0u8; (FILE_LEN - len) as usize];
+    file.write_all_at(&zeros, len)
+        .map_err(|e| Error::io("write", path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("sync_data", path, e))
+}
+
 /// A new bound file with both slots' pages written (zeros), synced, and its name made
-/// durable: so that no later slot write needs space on the disk.
+/// durable.
 fn create<F: FileSystem>(fs: &F, dir: &Path, path: &Path) -> Result<F::File> {
     let file = fs
         .create_new(path)
         .map_err(|e| Error::io("create", path, e))?;
-    let pages = vec![0u8; 2 * TAIL_BOUND_SLOT_STRIDE as usize];
-    file.write_all_at(&pages, 0)
-        .map_err(|e| Error::io("write", path, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("sync_data", path, e))?;
+    fill::<F>(&file, path)?;
     // Once per log, not per slot: without the name durable, a power cut would leave recovery
     // reading every zero until the next directory fsync (a roll) made it so.
     fs.sync_dir(dir)
@@ -150,8 +170,16 @@ impl<F: FileSystem> TailLease<F> {
         {
             return Ok(());
         }
+        // `read` refuses a file whose generation cannot be continued; this never fails.
+        let generation = self.last_generation.checked_add(1).ok_or_else(|| {
+            Error::io(
+                "write",
+                self::path(dir),
+                io::Error::other("the tail bound's generation cannot grow"),
+            )
+        })?;
         let slot = TailBound {
-            generation: self.last_generation + 1,
+            generation,
             segment,
             record_salt: salt,
             bound: end.saturating_add(BOUND_STEP),
@@ -178,22 +206,22 @@ impl<F: FileSystem> TailLease<F> {
             return Ok(());
         }
         let path = &self::path(dir);
-        let file = match fs.open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match create(fs, dir, path) {
-                Ok(file) => file,
-                Err(e) => {
-                    // A full disk must not stop appends that fit: keep no bound, and leave
-                    // no file (recovery then reads to the end of written bytes).
-                    tracing::warn!(path = %path.display(), error = %e, "cannot create the tail bound; recovery after a crash will read the last segment to its end");
-                    remove(fs, dir)?;
-                    self.disabled = true;
-                    return Ok(());
-                }
-            },
+        let made = match fs.open(path) {
+            // A file a power cut left short (created, its pages not yet synced) is filled.
+            Ok(file) => fill::<F>(&file, path).map(|()| file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create(fs, dir, path),
             Err(e) => return Err(Error::io("open", path, e)),
         };
-        self.file = Some(file);
+        match made {
+            Ok(file) => self.file = Some(file),
+            Err(e) => {
+                // A full disk must not stop appends that fit: keep no bound, and leave no
+                // file (recovery then reads to the end of written bytes).
+                tracing::warn!(path = %path.display(), error = %e, "cannot make the tail bound whole; recovery after a crash will read the last segment to its end");
+                remove(fs, dir)?;
+                self.disabled = true;
+            }
+        }
         Ok(())
     }
 
