@@ -6,7 +6,7 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{
-    decode_record, RecordScan, SegmentHeader, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
+    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::scan::{
@@ -17,12 +17,13 @@ use crate::{Error, RecoveryMode, Result, SegmentOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Bytes cut from the end of a segment.
+/// Bytes removed from the end of a segment's data: cut off, or (a torn tail in a file that
+/// holds its reserved space) overwritten with zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailCut {
     /// Segment number.
     pub segment: u64,
-    /// Where the cut was made (the new end of the file).
+    /// Where the data now ends: the file was cut there, or zeroed from there.
     pub offset: u64,
     /// Bytes that were after the cut (excluding zeroed preallocated space).
     pub bytes_dropped: u64,
@@ -115,6 +116,35 @@ fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> 
     sync_file::<F>(file, path)
 }
 
+/// Removes the torn tail of the last segment: the `damaged` bytes from `end` on (zeros
+/// follow them, to the end of what was written).
+///
+/// A file that holds its whole reservation (`reserved` bytes: a prepared segment's written
+/// zeros, or preallocated space) keeps it: the damaged bytes are overwritten with zeros,
+/// which read as the end of data. Cutting it would give back space the writer reserves again
+/// at once and, in a prepared segment, turn written zeros back into unwritten extents (whose
+/// first write costs each commit fsync a block-map update); on ext4, cutting a 128 MiB file
+/// of written zeros took longer than the rest of the open (docs/benchmarks.md, R1). A shorter
+/// file is cut.
+fn remove_torn_tail<F: FileSystem>(
+    file: &F::File,
+    path: &Path,
+    end: u64,
+    damaged: u64,
+    file_len: u64,
+    reserved: u64,
+) -> Result<()> {
+    if file_len < reserved.max(end.saturating_add(damaged)) {
+        return truncate::<F>(file, path, end);
+    }
+    file.write_zeros(end, damaged)
+        .map_err(|e| Error::io("write", path, e))?;
+    // IMPORTANT: durable before any append: a power cut must not bring the damaged bytes
+    // back behind records written after them (they would read as garbage, or as old records,
+    // after the new data).
+    sync_file::<F>(file, path)
+}
+
 /// Makes the page cache of the last segment show what the disk holds wherever nothing in
 /// the file proves its bytes durable, before recovery reads it.
 ///
@@ -129,20 +159,43 @@ fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> 
 /// `proven_through` is where bytes proven durable by other means end (a checkpoint of the
 /// prefix written after a clean close synced it), or `SEGMENT_HEADER_LEN`: the walk starts
 /// there, so that an open after a clean close does not read the prefix.
-fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path, proven_through: usize) -> Result<()> {
+///
+/// The drop stops at the segment's tail bound (format.md §3.6) when one covers the record
+/// headers: recovery reads nothing past it, and nothing was written there since the file's
+/// zeros were synced, so its cache cannot hide a failed writeback. (A prepared segment's
+/// whole 128 MiB is cached after the zeroing; dropping it all took ~6 ms of a ~12 ms open.)
+/// Should the checked scan still go past the bound, it reads there only bytes beyond where
+/// written data ends: never cached, as `written_data_end` counts cached pages as data.
+fn settle_last_segment<F: FileSystem>(
+    fs: &F,
+    path: &Path,
+    proven_through: usize,
+    tail_bound: Option<TailBound>,
+) -> Result<()> {
     let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
-    let from = {
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let (from, until) = {
         let bytes = file.map().map_err(|e| Error::io("map", path, e))?;
         let written_end = file
             .written_data_end(0)
             .map_err(|e| Error::io("seek", path, e))?;
         match SegmentHeader::decode(&bytes) {
-            Ok(_) => first_unproven_offset(&bytes, proven_through, written_end as usize),
-            Err(_) => 0,
+            Ok(header) => {
+                let (from, walked) =
+                    first_unproven_offset(&bytes, proven_through, written_end as usize);
+                // Up to a whole page past the bound (64 KiB covers every page size): the
+                // kernel drops whole pages only, and the one holding the bound's last byte is
+                // read.
+                let until = match bound_for(tail_bound, &header, &bytes) {
+                    Some(b) if walked <= b => (b as u64).saturating_add(64 << 10).min(len),
+                    _ => len,
+                };
+                (from, until)
+            }
+            Err(_) => (0, len),
         }
     };
-    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
-    if from as u64 >= len || crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailEvict) {
+    if from as u64 >= until || crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailEvict) {
         return Ok(());
     }
     // IMPORTANT: the previous process may have written bytes it never synced; they are in
@@ -151,8 +204,21 @@ fn settle_last_segment<F: FileSystem>(fs: &F, path: &Path, proven_through: usize
     if !crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailFsync) {
         sync_file::<F>(&file, path)?;
     }
-    file.evict(from as u64, len - from as u64)
+    file.evict(from as u64, until - from as u64)
         .map_err(|e| Error::io("fadvise", path, e))
+}
+
+/// The tail bound recovery may trust for a segment (format.md §3.6): one naming this very
+/// file, of a format version no build that ignores the bound can append to.
+fn bound_for(bound: Option<TailBound>, header: &SegmentHeader, bytes: &[u8]) -> Option<usize> {
+    bound
+        .filter(|b| {
+            b.segment == header.segment_number
+                && b.record_salt == header.record_salt()
+                && crate::format::le_u16(bytes, crate::format::HDR_VERSION_OFFSET)
+                    >= crate::format::TAIL_BOUND_SEGMENT_VERSION
+        })
+        .map(|b| usize::try_from(b.bound).unwrap_or(usize::MAX))
 }
 
 /// A prefix of the last segment that recovery may take from the layer above's checkpoint.
@@ -278,7 +344,7 @@ pub(crate) fn recover<F: FileSystem>(
     };
     if let Some(last) = found.last() {
         let proven_through = prefix.map_or(SEGMENT_HEADER_LEN, |p| p.end);
-        settle_last_segment(fs, &last.path, proven_through)?;
+        settle_last_segment(fs, &last.path, proven_through, tail_bound.slot())?;
     }
 
     // A last segment whose header never made it to disk was cut mid-creation: nothing in it
@@ -399,15 +465,7 @@ pub(crate) fn recover<F: FileSystem>(
         // Nor was anything written at or past the tail bound of the segment it names (a
         // segment made from a prepared file is written zeros to its end; format.md §3.6).
         // Only for a segment no build that ignores the bound can have appended to.
-        let bound = tail_bound
-            .slot()
-            .filter(|b| {
-                b.segment == header.segment_number
-                    && b.record_salt == header.record_salt()
-                    && crate::format::le_u16(&bytes, crate::format::HDR_VERSION_OFFSET)
-                        >= crate::format::TAIL_BOUND_SEGMENT_VERSION
-            })
-            .map(|b| usize::try_from(b.bound).unwrap_or(usize::MAX));
+        let bound = bound_for(tail_bound.slot(), &header, &bytes);
         let mut scan = scan_records(
             &bytes,
             header.record_salt(),
@@ -447,6 +505,7 @@ pub(crate) fn recover<F: FileSystem>(
         let mut view = Some(bytes);
         if let Some(defect) = scan.defect {
             let bytes: &[u8] = view.as_deref().unwrap_or(&[]);
+            let file_len = bytes.len() as u64;
             let dropped = crate::zeros::last_nonzero(
                 bytes
                     .get(scan.end..written_end.max(scan.end))
@@ -501,9 +560,16 @@ pub(crate) fn recover<F: FileSystem>(
                     ) {
                         return Err(corrupt(end, format!("{defect}, but record LSN {lsn} at offset {at} was written after this one was durable: acknowledged data is damaged")));
                     }
-                    tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "cutting torn tail of the last segment");
+                    tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "removing torn tail of the last segment");
                     view = None; // no map may outlive the cut
-                    truncate::<F>(&file, &f.path, end)?;
+                    remove_torn_tail::<F>(
+                        &file,
+                        &f.path,
+                        end,
+                        cut.bytes_dropped,
+                        file_len,
+                        opts.segment_size_bytes,
+                    )?;
                     report.torn_tail = Some(cut);
                 }
             }

@@ -223,7 +223,14 @@ pub(crate) fn scan_records(
 /// `from` is where the walk starts: `SEGMENT_HEADER_LEN`, or the end of a prefix already
 /// proven durable (a checkpoint of it was written after it was synced); the answer is then
 /// at least `from`.
-pub(crate) fn first_unproven_offset(bytes: &[u8], from: usize, written_end: usize) -> usize {
+///
+/// Also returns where the walk stopped: the end of the last record whose header made sense.
+/// A checksummed scan reads no record further, but for one reaching past `written_end`.
+pub(crate) fn first_unproven_offset(
+    bytes: &[u8],
+    from: usize,
+    written_end: usize,
+) -> (usize, usize) {
     let mut vouching = Vouching::default();
     let start = from.max(SEGMENT_HEADER_LEN);
     let mut at = start;
@@ -245,9 +252,9 @@ pub(crate) fn first_unproven_offset(bytes: &[u8], from: usize, written_end: usiz
         at += len;
     }
     if at == SEGMENT_HEADER_LEN {
-        return 0;
+        return (0, at);
     }
-    vouching.first_unvouched().unwrap_or(at).max(start)
+    (vouching.first_unvouched().unwrap_or(at).max(start), at)
 }
 
 /// The defect of a clean end of data at `end` when anything but zeros follows it, up to

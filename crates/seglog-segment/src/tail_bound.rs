@@ -64,10 +64,17 @@ impl Found {
     }
 }
 
-/// `dir`'s bound file, read (recovery reads to where written bytes end without a slot).
+/// `dir`'s bound file, read as the disk holds it (recovery reads to where written bytes end
+/// without a slot).
+///
+/// Synced, then its cached pages dropped, then read: after a slot's sync failed, the slot
+/// stays in the page cache and never reaches the disk (Linux marks the page clean). Read
+/// from the cache, it would hand the writer a generation the disk never saw, and the
+/// writer's first slot would overwrite the newest *durable* one: a torn write of that slot
+/// would leave only the older one, whose bound may lie below acknowledged data.
 pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
     let path = path(dir);
-    let file = match fs.open_read_only(&path) {
+    let file = match fs.open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Found::Absent,
         Err(e) => {
@@ -75,6 +82,19 @@ pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
             return Found::Unreadable;
         }
     };
+    // A slot a dead process wrote and never synced is dirty, and the eviction leaves dirty
+    // pages: sync first. A failed sync leaves the disk's slots unknown.
+    let settled = sync_unless_skipped(&file).and_then(|()| {
+        if crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailBoundEvict) {
+            return Ok(());
+        }
+        let len = file.len()?;
+        file.evict(0, len)
+    });
+    if let Err(e) = settled {
+        tracing::warn!(path = %path.display(), error = %e, "cannot settle the tail bound on disk; reading the last segment to its end");
+        return Found::Unreadable;
+    }
     let mut buf = vec![0u8; TAIL_BOUND_SLOT_STRIDE as usize + TAIL_BOUND_SLOT_LEN];
     let mut filled = 0;
     while filled < buf.len() {
@@ -93,6 +113,13 @@ pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
         Some(slot) if slot.generation == u64::MAX => Found::Unreadable,
         slot => Found::Slot(slot),
     }
+}
+
+fn sync_unless_skipped<Fl: SegmentFile>(file: &Fl) -> io::Result<()> {
+    if crate::teeth::skipped(crate::teeth::SyncPoint::RecoveredTailBoundFsync) {
+        return Ok(());
+    }
+    file.sync_data()
 }
 
 /// Removes `dir`'s bound file durably, if there is one (a writer that keeps no bound).

@@ -37,6 +37,12 @@ pub enum SyncPoint {
     /// The fdatasync of a new tail bound (`TAIL_BOUND`), before the writer writes past the
     /// old one.
     TailBoundFsync = 14,
+    /// The fdatasync, on open, of `TAIL_BOUND` (a slot a dead process wrote and never
+    /// synced), before its cached pages are dropped.
+    RecoveredTailBoundFsync = 15,
+    /// The eviction, on open, of `TAIL_BOUND`'s cached pages (a slot whose sync failed stays
+    /// there, never on the disk), so that the open reads the disk's slots.
+    RecoveredTailBoundEvict = 16,
 }
 
 #[cfg(seglog_teeth)]

@@ -37,6 +37,17 @@ struct Flaky {
     fail_next_bound_read: Arc<AtomicBool>,
 }
 
+impl Flaky {
+    fn fail_bound_read_once(&self, path: &Path) -> io::Result<()> {
+        if path.file_name().is_some_and(|n| n == TAIL_BOUND_FILE_NAME)
+            && self.fail_next_bound_read.swap(false, Ordering::SeqCst)
+        {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE, once
+        }
+        Ok(())
+    }
+}
+
 impl FileSystem for Flaky {
     type File = SimFile;
     type DirLock = SimDirLock;
@@ -46,15 +57,13 @@ impl FileSystem for Flaky {
     fn create_new(&self, path: &Path) -> io::Result<SimFile> {
         self.inner.create_new(path)
     }
+    // Recovery's open of the bound file (to sync, evict and read it) is the first of it.
     fn open(&self, path: &Path) -> io::Result<SimFile> {
+        self.fail_bound_read_once(path)?;
         self.inner.open(path)
     }
     fn open_read_only(&self, path: &Path) -> io::Result<SimFile> {
-        if path.file_name().is_some_and(|n| n == TAIL_BOUND_FILE_NAME)
-            && self.fail_next_bound_read.swap(false, Ordering::SeqCst)
-        {
-            return Err(io::Error::from_raw_os_error(24)); // EMFILE, once
-        }
+        self.fail_bound_read_once(path)?;
         self.inner.open_read_only(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

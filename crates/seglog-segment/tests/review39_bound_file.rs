@@ -14,37 +14,19 @@
 mod common;
 
 use common::prepared::{append, lost};
-use common::tail_bound::opts;
+use common::tail_bound::{crashed_after_a_prepared_roll, opts};
 use seglog_segment::format::{TailBound, TAIL_BOUND_FILE_NAME};
-use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
+use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op};
 use seglog_segment::SegmentLog;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn bound_path() -> PathBuf {
     Path::new("/log").join(TAIL_BOUND_FILE_NAME)
 }
 
-/// A log with a prepared roll and acknowledged records; the process dies without closing.
-fn crashed() -> (SimFs, BTreeMap<u64, u64>) {
-    let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    let mut acked = BTreeMap::new();
-    for i in 1..=5 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    assert!(log.prepare_next_segment_now());
-    log.roll().unwrap();
-    for i in 6..=20 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    drop(log);
-    (fs.crash(CrashMode::KeepUnsynced), acked)
-}
-
 #[test]
 fn a_short_bound_file_and_a_full_disk_do_not_stop_appends_that_fit() {
-    let (fs, mut acked) = crashed();
+    let (fs, mut acked) = crashed_after_a_prepared_roll(15);
     fs.replace_file(&bound_path(), Vec::new()).unwrap();
     // The next write fails for want of space (once).
     fs.inject(Fault {
@@ -66,7 +48,7 @@ fn a_short_bound_file_and_a_full_disk_do_not_stop_appends_that_fit() {
 
 #[test]
 fn an_open_fills_a_short_bound_file_and_keeps_its_valid_slot() {
-    let (fs, _) = crashed();
+    let (fs, _) = crashed_after_a_prepared_roll(15);
     let whole = fs.read_file(&bound_path()).unwrap();
     let newest = TailBound::newest(&whole).unwrap();
     // Cut after the first slot's page: the second page is gone.
@@ -86,7 +68,7 @@ fn an_open_fills_a_short_bound_file_and_keeps_its_valid_slot() {
 
 #[test]
 fn a_slot_with_the_greatest_generation_does_not_break_the_writer() {
-    let (fs, mut acked) = crashed();
+    let (fs, mut acked) = crashed_after_a_prepared_roll(15);
     let newest = TailBound::newest(&fs.read_file(&bound_path()).unwrap()).unwrap();
     let crafted = TailBound {
         generation: u64::MAX,

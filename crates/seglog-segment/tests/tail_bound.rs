@@ -7,37 +7,17 @@
 
 mod common;
 
-use common::tail_bound::{last_segment, opts};
+use common::tail_bound::{crashed_after_a_prepared_roll, last_segment, opts};
 
 use common::prepared::{append, lost};
 use seglog_segment::format::{EventBatch, TailBound, TAIL_BOUND_FILE_NAME};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::{RecoveryReport, SegmentLog, SegmentOptions};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 const SEGMENT: u64 = 16 << 20;
 const STEP: u64 = 4 << 20;
-
-/// A log whose last segment is made from a prepared file, with `records` acknowledged
-/// records in it; the process dies without closing (every write kept).
-fn crashed_after_a_prepared_roll(records: u64) -> (SimFs, BTreeMap<u64, u64>) {
-    let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    let mut acked = BTreeMap::new();
-    for i in 1..=5 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    assert!(log.prepare_next_segment_now());
-    log.roll().unwrap();
-    for i in 6..6 + records {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    assert_eq!(log.stats().prepared_rolls, 1);
-    drop(log);
-    (fs.crash(CrashMode::KeepUnsynced), acked)
-}
 
 fn reopen(fs: &SimFs) -> seglog_segment::Result<(SegmentLog<SimFs>, RecoveryReport)> {
     SegmentLog::open(fs.clone(), "/log", opts(), &mut ())

@@ -148,16 +148,30 @@ impl SegmentFile for SimFile {
             apply(&mut disk_and_dirty, p);
         }
         disk_and_dirty.resize(inode.data.len(), 0);
-        // Every page the range overlaps.
+        // As `POSIX_FADV_DONTNEED` (mm/fadvise.c): whole pages only. The first page is the
+        // caller's (`StdFs::evict` widens the start to it); the page holding the range's last
+        // byte goes only if that byte ends the page or the file.
         let file_len = inode.data.len() as u64;
+        if len == 0 || file_len == 0 {
+            return Ok(());
+        }
         let first = offset / PAGE;
-        let end = offset.saturating_add(len).min(file_len).div_ceil(PAGE);
+        let last_byte = offset.saturating_add(len - 1);
+        let ends_page = last_byte % PAGE == PAGE - 1 || last_byte == file_len - 1;
+        let end = match last_byte / PAGE {
+            last if ends_page => last + 1,
+            last => last,
+        }
+        .min(file_len.div_ceil(PAGE));
+        let mut dropped = 0;
         for page in first..end {
             let start = (page * PAGE) as usize;
             let stop = (((page + 1) * PAGE) as usize).min(inode.data.len());
             inode.data[start..stop].copy_from_slice(&disk_and_dirty[start..stop]);
             inode.failed_pages.remove(&page);
+            dropped += (stop - start) as u64;
         }
+        st.evicted_bytes += dropped;
         Ok(())
     }
 

@@ -215,6 +215,8 @@ struct State {
     sync_calls: usize,
     /// Whether logs keep written zeros ahead of their tail here (off unless a test asks).
     zeroes_ahead: bool,
+    /// Bytes of cached pages dropped by `evict` so far.
+    evicted_bytes: u64,
 }
 
 impl State {
@@ -367,6 +369,11 @@ impl SimFs {
     /// Mutating operations performed so far.
     pub fn mutating_ops(&self) -> u64 {
         self.state.lock().mutating_ops
+    }
+
+    /// Bytes of pages `evict` has dropped from the cache so far.
+    pub fn evicted_bytes(&self) -> u64 {
+        self.state.lock().evicted_bytes
     }
 
     /// Operations of kind `op` performed so far (what a [`Fault`]'s `nth` counts).
