@@ -97,6 +97,13 @@ impl SegmentHeader {
         b
     }
 
+    /// The format version the header at the start of `buf` was written with, read without
+    /// checking it (call after [`Self::decode`] succeeded on the same bytes); `None` when
+    /// `buf` is too short to hold one.
+    pub fn format_version_of(buf: &[u8]) -> Option<u16> {
+        (buf.len() >= SEGMENT_HEADER_LEN).then(|| le_u16(buf, HDR_VERSION_OFFSET))
+    }
+
     /// Decodes and checks a header from the start of a segment file.
     ///
     /// # Errors

@@ -6,6 +6,7 @@ use crate::output::{
     JsonRecord, Paint, COLUMNS,
 };
 use anyhow::Result;
+use seglog_segment::format::SegmentHeader;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -236,7 +237,8 @@ pub fn dump(path: &Path, args: &DumpOptions) -> Result<i32> {
                         segment: h.segment_number,
                         first_lsn: h.first_lsn,
                         created: timestamp(h.created_unix_nanos),
-                        format_version: seglog_segment::format::FORMAT_VERSION,
+                        format_version: SegmentHeader::format_version_of(&seg.bytes)
+                            .unwrap_or(seglog_segment::format::FORMAT_VERSION),
                         bytes: seg.bytes.len() as u64,
                     };
                     writeln!(out, "{}", json_line(&line)?)?;

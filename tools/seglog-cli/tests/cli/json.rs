@@ -135,3 +135,34 @@ fn damage_is_a_json_line_of_its_own_kind() {
     assert_eq!(rows[0]["health"], "torn_tail");
     assert_eq!(rows[0]["torn_tail"]["offset"], damage["offset"]);
 }
+
+#[test]
+fn a_segment_header_line_reports_the_segments_own_format_version() {
+    // A log an older build wrote (format version 4), next to one this build writes.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v4/checkpoints2");
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    let d = tmp.path().to_str().unwrap();
+    let (rows, _) = json_lines(&["dump", d, "--json", "--header"]);
+    let headers: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "segment_header")
+        .collect();
+    assert_eq!(headers.len(), 3);
+    for h in headers {
+        assert_eq!(h["format_version"], 4, "{h}");
+    }
+    let now = tempfile::tempdir().unwrap();
+    make_log(now.path());
+    let (rows, _) = json_lines(&["dump", now.path().to_str().unwrap(), "--json", "--header"]);
+    let h = rows.iter().find(|r| r["kind"] == "segment_header").unwrap();
+    assert_eq!(
+        h["format_version"],
+        seglog_segment::format::FORMAT_VERSION,
+        "{h}"
+    );
+}
