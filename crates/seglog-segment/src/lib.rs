@@ -68,6 +68,6 @@ pub use scan::{PrefixClaim, RecoveryVisitor};
 pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
 pub use writer::{
-    copy_prefix, create_dir_durably, link_or_copy, prepare_destination, Appended, OrderedQueue,
-    ReloadedView, Replacement, SealListener, SegmentBackup, SegmentLog,
+    absolute_dir, copy_prefix, create_dir_durably, link_or_copy, prepare_destination, Appended,
+    OrderedQueue, ReloadedView, Replacement, SealListener, SegmentBackup, SegmentLog,
 };

@@ -164,7 +164,7 @@ impl<F: FileSystem + Clone> Log<F> {
     /// [`Error::InvalidOptions`].
     pub fn open_with_fs(fs: F, dir: impl Into<PathBuf>, options: Options) -> Result<Self> {
         let started = Instant::now();
-        let dir = dir.into();
+        let dir = seglog_segment::absolute_dir(&fs, dir.into())?;
         // Recovery, the index rebuild and their events are inside it.
         let _span = tracing::info_span!("open", dir = %dir.display()).entered();
         let segment_options = options.segment_options()?;

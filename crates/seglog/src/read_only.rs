@@ -68,7 +68,7 @@ impl<F: FileSystem + Clone> Log<F> {
     /// missing directory among them).
     pub fn open_read_only_with_fs(fs: F, dir: impl Into<PathBuf>) -> Result<Self> {
         let started = Instant::now();
-        let dir = dir.into();
+        let dir = seglog_segment::absolute_dir(&fs, dir.into())?;
         // Offloaded segments enter the index from their checkpoints, between the files, as
         // the writer's open does; their stubs are read at the moment of the snapshot.
         let taken = crate::offloaded::reader_view::take(

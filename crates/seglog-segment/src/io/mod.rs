@@ -11,7 +11,7 @@ pub use std_fs::{StdDirLock, StdFs};
 
 use bytes::Bytes;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Directory-level operations.
 ///
@@ -42,6 +42,13 @@ pub trait FileSystem: Send + Sync + 'static {
     /// Takes the exclusive lock on `dir` (through a `LOCK` file in it).
     /// Fails with [`io::ErrorKind::WouldBlock`] when someone else holds it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock>;
+
+    /// `path` made absolute against the process's working directory, without touching the
+    /// disk: a log keeps the directory it was opened in, whatever the working directory
+    /// becomes later. Default: [`std::path::absolute`].
+    fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
+        std::path::absolute(path)
+    }
 
     /// Makes `to` a second name of the file `from` (a hard link); fails if `to` exists.
     /// Durable only after [`Self::sync_dir`] of `to`'s directory. The default refuses

@@ -118,6 +118,19 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
     }
 }
 
+/// `dir` as an absolute path ([`FileSystem::absolute`]): what a log opened by a relative path
+/// keeps, so that a later change of the process's working directory cannot send its next
+/// segment, checkpoint or tail bound to another directory.
+///
+/// # Errors
+/// I/O errors (the working directory cannot be read).
+pub fn absolute_dir<F: FileSystem>(fs: &F, dir: PathBuf) -> Result<PathBuf> {
+    if dir.is_absolute() {
+        return Ok(dir);
+    }
+    fs.absolute(&dir).map_err(|e| Error::io("getcwd", &dir, e))
+}
+
 /// Creates `dir` (and missing parents) so that a power cut cannot take it away: every
 /// directory created, and `dir` itself, is made durable in its parent. (Also what a restore
 /// into a new directory uses, `seglog-tier`.)
@@ -174,7 +187,7 @@ impl<F: FileSystem> SegmentLog<F> {
         visitor: &mut dyn RecoveryVisitor,
     ) -> Result<(Self, RecoveryReport)> {
         opts.validate()?;
-        let dir = dir.into();
+        let dir = absolute_dir(&fs, dir.into())?;
         create_dir_durably(&fs, &dir)?;
         let dir_lock = fs.lock_dir(&dir).map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },

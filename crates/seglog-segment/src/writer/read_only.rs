@@ -56,7 +56,7 @@ impl<F: FileSystem> SegmentLog<F> {
         dir: impl Into<PathBuf>,
         visitor: &mut dyn RecoveryVisitor,
     ) -> Result<(Self, RecoveryReport)> {
-        let dir = dir.into();
+        let dir = super::absolute_dir(&fs, dir.into())?;
         let view = read_view::load(&fs, &dir, visitor)?;
         let report = view.report.clone();
         let next_segment_number = view.segments.iter().map(|e| e.number()).max().unwrap_or(0) + 1;

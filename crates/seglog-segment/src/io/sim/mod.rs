@@ -648,6 +648,11 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
+    /// The simulated file system has no working directory: a path is a name, kept as given.
+    fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
+        Ok(path.to_path_buf())
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.state.lock();
         st.check_on()?;
