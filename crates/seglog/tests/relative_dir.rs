@@ -30,7 +30,11 @@ fn a_log_opened_by_a_relative_path_survives_a_change_of_working_directory() {
     assert!(log.segments().len() > 3);
     log.close().unwrap();
     reader.refresh().unwrap();
-    assert_eq!(reader.read("e").unwrap().len(), 320, "the reader follows the log it opened");
+    assert_eq!(
+        reader.read("e").unwrap().len(),
+        320,
+        "the reader follows the log it opened"
+    );
     drop(log);
     assert!(
         !second.path().join("log").exists(),

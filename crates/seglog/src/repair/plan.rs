@@ -273,11 +273,7 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
             continue;
         };
         let from = usize::try_from(damage.offset).unwrap_or(bytes.len());
-        let bytes_dropped = bytes
-            .get(from..)
-            .unwrap_or(&[])
-            .iter()
-            .rposition(|&b| b != 0)
+        let bytes_dropped = seglog_segment::inspect::last_nonzero(bytes.get(from..).unwrap_or(&[]))
             .map_or(0, |p| p as u64 + 1);
         let last_good = prev_lsn
             .max(analysis.last_lsn)
