@@ -12,11 +12,12 @@
 mod common;
 
 use common::prepared::{append, lost};
-use common::tail_bound::{crashed_after_a_prepared_roll, opts};
-use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
+use common::tail_bound::{
+    crashed_after_a_prepared_roll, open_and_roll_into_a_prepared_segment, opts,
+};
+use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::SegmentLog;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 const PAGE: u64 = 4096;
@@ -31,12 +32,7 @@ fn file_with_failed_pages() -> (SimFs, <SimFs as FileSystem>::File) {
     file.write_all_at(&vec![b'o'; 3 * PAGE as usize + 100], 0)
         .unwrap();
     file.sync_data().unwrap();
-    fs.inject(Fault {
-        op: Some(Op::SyncData),
-        nth: fs.op_count(Op::SyncData) + 1,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    common::fail_next_sync(&fs);
     file.write_all_at(&vec![b'n'; 3 * PAGE as usize + 100], 0)
         .unwrap();
     assert!(file.sync_data().is_err());
@@ -91,22 +87,11 @@ fn after_a_crash_the_open_drops_the_cache_only_up_to_the_tail_bound() {
 #[test]
 fn a_failed_commit_writeback_under_the_bound_is_read_from_the_disk_after_a_restart() {
     let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    let mut acked = BTreeMap::new();
-    for i in 1..=5 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    assert!(log.prepare_next_segment_now());
-    log.roll().unwrap();
+    let (log, mut acked) = open_and_roll_into_a_prepared_segment(&fs, opts());
     for i in 6..=25 {
         acked.insert(append(&log, i).unwrap(), i);
     }
-    fs.inject(Fault {
-        op: Some(Op::SyncData),
-        nth: fs.op_count(Op::SyncData) + 1,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    common::fail_next_sync(&fs);
     assert!(
         append(&log, 26).is_err(),
         "the failed commit was acknowledged"

@@ -282,16 +282,18 @@ fn a_failed_write_of_zeros_ends_zeroing_but_not_the_log() {
 
     let fs = SimFs::new();
     fs.set_zeroes_ahead(true);
-    // The first write after the open: the test writes nothing, so it is the zeroing thread's.
+    // The second write after the open: the test writes nothing, so both are the zeroing
+    // thread's (first the tail bound's slot, moved before any zero is written past it, then
+    // the zeros).
     fs.inject(Fault {
         op: Some(Op::Write),
-        nth: writes_at_open + 1,
+        nth: writes_at_open + 2,
         kind: FaultKind::Enospc,
         persistent: false,
     });
     let (log, _) = SegmentLog::open(fs.clone(), "/log", opts, &mut ()).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while fs.op_count(Op::Write) <= writes_at_open {
+    while fs.op_count(Op::Write) <= writes_at_open + 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "the zeroing thread never wrote"

@@ -18,6 +18,8 @@
 //!   poisoned: nothing is written after `close` returns.
 //! - Zeros go only into space the file already has: a segment that could not be
 //!   preallocated is never grown by them.
+//! - Zeros are never written past the tail bound (`crate::tail_bound`): the thread moves it
+//!   first, as a commit round does before its records.
 //! - The thread writes and syncs through a handle of its own. A failed sync poisons the log:
 //!   the failed writeback may have covered records (fsyncgate), and the log is never trusted
 //!   after an fsync error. Any other failure (opening the handle, writing zeros) only ends
@@ -197,10 +199,10 @@ impl<F: FileSystem> Inner<F> {
         handle: &mut Option<(u64, std::path::PathBuf, F::File)>,
         claim: ZeroClaim,
     ) -> Result<Option<u64>, ZeroFailure> {
+        let Some(entry) = self.segments.read().get(&claim.segment).cloned() else {
+            return Ok(None);
+        };
         if handle.as_ref().is_none_or(|(n, _, _)| *n != claim.segment) {
-            let Some(entry) = self.segments.read().get(&claim.segment).cloned() else {
-                return Ok(None);
-            };
             // A handle of its own: its syncs report their own errors (and poison the log),
             // never taking one the commit round's fdatasync must see.
             let file = self
@@ -220,6 +222,13 @@ impl<F: FileSystem> Inner<F> {
             .map_err(|e| ZeroFailure::Other(Error::io("stat", path, e)))?;
         let end = claim.end.min(len);
         if claim.start < end {
+            // IMPORTANT: zeros are writes too. Past the tail bound they would sit where
+            // recovery trusts that nothing was ever written, so it would neither read nor drop
+            // their pages, and a failed writeback of them would stay cached under the next
+            // session's records (review 41). The bound moves first; a failure there poisons
+            // the log, as the commit round's own would.
+            self.cover_with_tail_bound(&entry, end)
+                .map_err(ZeroFailure::Sync)?;
             file.write_zeros(claim.start, end - claim.start)
                 .map_err(|e| ZeroFailure::Other(Error::io("write zeros", path, e)))?;
             file.sync_data()

@@ -52,6 +52,16 @@ pub fn contents<F: FileSystem>(log: &SegmentLog<F>) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
+/// Fails the next `sync_data` on `fs` (once) with EIO.
+pub fn fail_next_sync(fs: &SimFs) {
+    fs.inject(seglog_segment::io::sim::Fault {
+        op: Some(seglog_segment::io::sim::Op::SyncData),
+        nth: fs.op_count(seglog_segment::io::sim::Op::SyncData) + 1,
+        kind: seglog_segment::io::sim::FaultKind::Eio,
+        persistent: false,
+    });
+}
+
 /// A fresh directory on a file system: real files in a temp dir, or the simulated one.
 pub trait Backend {
     type Fs: FileSystem + Clone;

@@ -4,7 +4,7 @@ use super::prepared::{append, lost, payload};
 use seglog_segment::format::{
     TailBound, TAIL_BOUND_FILE_NAME, TAIL_BOUND_SLOT_LEN, TAIL_BOUND_SLOT_STRIDE,
 };
-use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
+use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::collections::BTreeMap;
@@ -33,19 +33,26 @@ pub fn last_segment(fs: &SimFs) -> PathBuf {
     Path::new("/log").join(names.last().unwrap())
 }
 
+/// A new log at `/log` on `fs` with 5 acknowledged records (LSN → payload index), rolled
+/// into a prepared segment.
+pub fn open_and_roll_into_a_prepared_segment(
+    fs: &SimFs,
+    opts: SegmentOptions,
+) -> (SegmentLog<SimFs>, BTreeMap<u64, u64>) {
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts, &mut ()).unwrap();
+    let acked = (1..=5).map(|i| (append(&log, i).unwrap(), i)).collect();
+    assert!(log.prepare_next_segment_now());
+    log.roll().unwrap();
+    (log, acked)
+}
+
 /// A log at `/log` whose last segment is made from a prepared file, with `records`
 /// acknowledged records in it after 5 in the first segment; the process dies without closing
 /// (every write kept). Returns the file system after the crash and the acknowledged records
 /// (LSN → payload index).
 pub fn crashed_after_a_prepared_roll(records: u64) -> (SimFs, BTreeMap<u64, u64>) {
     let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    let mut acked = BTreeMap::new();
-    for i in 1..=5 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    assert!(log.prepare_next_segment_now());
-    log.roll().unwrap();
+    let (log, mut acked) = open_and_roll_into_a_prepared_segment(&fs, opts());
     for i in 6..6 + records {
         acked.insert(append(&log, i).unwrap(), i);
     }
@@ -101,13 +108,7 @@ fn newest_cached(fs: &SimFs) -> TailBound {
 /// while it writes its first slot, which the disk keeps torn (half the new bytes).
 pub fn slot_left_in_cache_then_torn(last: LastSlot) -> Aftermath {
     let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts_32mib(), &mut ()).unwrap();
-    let mut acked = BTreeMap::new();
-    for i in 1..=5 {
-        acked.insert(append(&log, i).unwrap(), i);
-    }
-    assert!(log.prepare_next_segment_now());
-    log.roll().unwrap();
+    let (log, mut acked) = open_and_roll_into_a_prepared_segment(&fs, opts_32mib());
     let segment = log.segments().last().unwrap().clone();
     let mut slots: Vec<TailBound> = Vec::new();
     let mut i = 5;
@@ -134,12 +135,7 @@ pub fn slot_left_in_cache_then_torn(last: LastSlot) -> Aftermath {
     };
     match last {
         LastSlot::SyncFailed => {
-            fs.inject(Fault {
-                op: Some(Op::SyncData),
-                nth: fs.op_count(Op::SyncData) + 1,
-                kind: FaultKind::Eio,
-                persistent: false,
-            });
+            super::fail_next_sync(&fs);
             assert!(append(&log, i).is_err(), "the slot's sync failed");
             assert_eq!(newest_cached(&fs).generation, next.generation);
             drop(log);
