@@ -20,7 +20,10 @@
 //! before it writes past it (`writer/zeroing.rs`), so recovery's drop covers them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::{EventBatch, TailBound, TAIL_BOUND_FILE_NAME};
+mod common;
+
+use common::prepared::{append_bytes, stored};
+use seglog_segment::format::{TailBound, TAIL_BOUND_FILE_NAME};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::collections::BTreeMap;
@@ -45,31 +48,12 @@ fn payload(i: u64, len: u64) -> Vec<u8> {
 }
 
 fn append(log: &SegmentLog<SimFs>, i: u64, len: u64) -> seglog_segment::Result<u64> {
-    let p = payload(i, len);
-    Ok(log
-        .append(&EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: 1,
-            timestamp_unix_nanos: 0,
-            payloads: &[p.as_slice()],
-        })?
-        .lsn)
+    append_bytes(log, b"exec", &payload(i, len))
 }
 
 /// The acknowledged records (LSN → (index, length)) that `log` does not hold as appended.
 fn lost(log: &SegmentLog<SimFs>, acked: &BTreeMap<u64, (u64, u64)>) -> Vec<u64> {
-    let stored: BTreeMap<u64, Vec<u8>> = log
-        .records()
-        .unwrap()
-        .map(|r| {
-            let r = r.unwrap();
-            let v = r.view();
-            let first = v.events().next().unwrap().to_vec();
-            (v.lsn(), first)
-        })
-        .collect();
+    let stored = stored(log);
     acked
         .iter()
         .filter(|(lsn, (i, len))| stored.get(lsn) != Some(&payload(*i, *len)))

@@ -27,15 +27,23 @@ pub fn payload(i: u64) -> Vec<u8> {
 
 /// Appends [`payload`] `i`; returns its LSN.
 pub fn append<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<u64> {
-    let p = payload(i);
+    append_bytes(log, format!("exec-{}", i % 5).as_bytes(), &payload(i))
+}
+
+/// Appends one event, `payload`, to `execution`; returns its LSN.
+pub fn append_bytes<F: FileSystem>(
+    log: &SegmentLog<F>,
+    execution: &[u8],
+    payload: &[u8],
+) -> seglog_segment::Result<u64> {
     Ok(log
         .append(&EventBatch {
             encoding: 0,
-            execution_id: format!("exec-{}", i % 5).as_bytes(),
+            execution_id: execution,
             tenant_id: b"tenant",
             first_seq: 1,
             timestamp_unix_nanos: 0,
-            payloads: &[p.as_slice()],
+            payloads: &[payload],
         })?
         .lsn)
 }
