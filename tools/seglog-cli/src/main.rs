@@ -5,8 +5,8 @@
 //! directory, so they are safe on a log another process has open (tail only asks whether a
 //! writer holds the lock). `compact` and `repair` write, so they take the lock and refuse a
 //! log another process has open; `demo` clears only a directory it made, never one in use.
-//! `remote status`, `remote verify` and `remote dump` only read a bucket (the last two
-//! write a temporary copy under `$TMPDIR`); `restore` claims a log in a bucket (fencing its
+//! `remote status`, `remote verify`, `remote dump` and `remote events` only read a bucket
+//! (the last three write a temporary copy under `$TMPDIR`); `restore` claims a log in a bucket (fencing its
 //! owner) and writes only a new or empty directory.
 //! Everything printed goes through `output`, which escapes untrusted strings. Exit statuses
 //! are the same for every command: [`exit`] has them and the table `--help` prints.

@@ -40,6 +40,12 @@ pub enum RemoteCommand {
         after_help = "Reads only: claims nothing, fences nobody. Downloads the segments into a temporary\ndirectory (under $TMPDIR, removed at the end). The options are dump's.\n\nExamples:\n  seglog remote dump s3://my-bucket/logs/partition-7 --execution exec_42 --decode\n  seglog remote dump file:///srv/bucket/logs/partition-7 --from-lsn 100 --json"
     )]
     Dump(super::remote_inspect::RemoteDumpArgs),
+    /// The events of one execution in the segments the newest manifest names, as `seglog
+    /// events` (each object checked against the manifest first).
+    #[command(
+        after_help = "Reads only: claims nothing, fences nobody. Downloads the segments into a temporary\ndirectory (under $TMPDIR, removed at the end). The options are events'. Events only in\nthe active segment's shipped chunks are not shown (as remote dump).\n\nExamples:\n  seglog remote events s3://my-bucket/logs/partition-7 exec_42\n  seglog remote events file:///srv/bucket/logs/partition-7 exec_42 --from-seq 100 --json"
+    )]
+    Events(super::remote_inspect::RemoteEventsArgs),
 }
 
 /// Options of `seglog remote status`.
@@ -95,6 +101,7 @@ pub fn run(args: &RemoteArgs) -> Result<i32> {
         RemoteCommand::Status(a) => status(a),
         RemoteCommand::Verify(a) => super::remote_inspect::verify(a),
         RemoteCommand::Dump(a) => super::remote_inspect::dump(a),
+        RemoteCommand::Events(a) => super::remote_inspect::events(a),
     }
 }
 

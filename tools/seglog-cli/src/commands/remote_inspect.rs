@@ -37,6 +37,21 @@ pub struct RemoteDumpArgs {
     pub show: super::dump::DumpOptions,
 }
 
+/// Options of `seglog remote events`.
+#[derive(clap::Args, Debug)]
+pub struct RemoteEventsArgs {
+    /// The log's location: s3://bucket/prefix or file:///path/prefix.
+    pub url: String,
+    /// The execution id.
+    pub execution: String,
+    /// Only events at this sequence or later (inclusive; sequences start at 1).
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
+    /// JSON lines (one per event, payload decoded, with "schema" and "kind").
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// An object the manifest names that is missing or differs from its entry.
 #[derive(Serialize)]
 struct ObjectProblemLine {
@@ -230,8 +245,39 @@ pub fn verify(args: &RemoteVerifyArgs) -> Result<i32> {
 }
 
 pub fn dump(args: &RemoteDumpArgs) -> Result<i32> {
-    let Some(copy) = runtime()?.block_on(download(&args.url, false))? else {
-        return no_manifest(&args.url);
+    let copy = match whole_copy(&args.url)? {
+        Ok(copy) => copy,
+        Err(code) => return Ok(code),
+    };
+    if copy.manifest.segments.is_empty() {
+        out(format!(
+            "manifest {} names no segment",
+            copy.manifest.manifest_id
+        ))?;
+        return Ok(crate::exit::OK);
+    }
+    Ok(sealed_only(super::dump::dump(copy.dir.path(), &args.show)?))
+}
+
+pub fn events(args: &RemoteEventsArgs) -> Result<i32> {
+    let copy = match whole_copy(&args.url)? {
+        Ok(copy) => copy,
+        Err(code) => return Ok(code),
+    };
+    let local = super::events::EventsArgs {
+        dir: copy.dir.path().to_path_buf(),
+        execution: args.execution.clone(),
+        from_seq: args.from_seq,
+        json: args.json,
+    };
+    Ok(sealed_only(super::events::run(&local)?))
+}
+
+/// The segments of the newest manifest, downloaded and every one checked; else the exit
+/// status, said: no manifest, or an object missing or differing from it.
+fn whole_copy(url: &str) -> Result<Result<Copy, i32>> {
+    let Some(copy) = runtime()?.block_on(download(url, false))? else {
+        return no_manifest(url).map(Err);
     };
     if let Some((key, reason)) = copy.problems.first() {
         eprintln!(
@@ -240,17 +286,15 @@ pub fn dump(args: &RemoteDumpArgs) -> Result<i32> {
             escape_str(key),
             escape_str(reason)
         );
-        return Ok(crate::exit::CORRUPT);
+        return Ok(Err(crate::exit::CORRUPT));
     }
-    if copy.manifest.segments.is_empty() {
-        out(format!(
-            "manifest {} names no segment",
-            copy.manifest.manifest_id
-        ))?;
-        return Ok(crate::exit::OK);
-    }
-    Ok(match super::dump::dump(copy.dir.path(), &args.show)? {
+    Ok(Ok(copy))
+}
+
+/// A shipped segment is sealed: what the local commands call a torn tail is corruption.
+fn sealed_only(code: i32) -> i32 {
+    match code {
         crate::exit::TORN_TAIL => crate::exit::CORRUPT,
         code => code,
-    })
+    }
 }

@@ -414,3 +414,29 @@ fn backup_of_a_lazily_restored_log_downloads_its_offloaded_segments_with_the_buc
         .sum();
     assert_eq!(n, events);
 }
+
+#[test]
+fn remote_events_lists_an_executions_shipped_events_as_events_does_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = shipped(tmp.path());
+    let o = seglog(&["remote", "events", &url, "exec-1", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    let remote = json_lines(&o);
+    // Every event of exec-1 was shipped (the log rolled before the ship).
+    assert_eq!(remote.len(), 33, "{}", text(&o));
+    let local = seglog(&[
+        "events",
+        tmp.path().join("a").to_str().unwrap(),
+        "exec-1",
+        "--json",
+    ]);
+    assert_eq!(remote, json_lines(&local));
+    // events' options apply.
+    let o = seglog(&["remote", "events", &url, "exec-1", "--from-seq", "30"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o).lines().count(), 1 + 4, "{}", text(&o));
+    // An execution the log does not hold: as locally.
+    let remote = seglog(&["remote", "events", &url, "nobody"]);
+    let local = seglog(&["events", tmp.path().join("a").to_str().unwrap(), "nobody"]);
+    assert_eq!(remote.status.code(), local.status.code());
+}
