@@ -46,7 +46,9 @@ pub struct BackupReport {
 impl<F: FileSystem + Clone> Log<F> {
     /// Writes a consistent copy of the log into `dest` (blocking), while appends and reads go
     /// on: every event acknowledged before the call is in it, and it opens with
-    /// [`Log::open`] as a log of its own. `dest` must not exist or be an empty directory.
+    /// [`Log::open`] as a log of its own. `dest` must not exist or be an empty directory; it
+    /// is locked as a log's writer locks its directory until the copy is whole, so a second
+    /// backup into it (or a [`Log::open`] of it) meanwhile is refused.
     /// Sealed segments are hard-linked where `dest` is on the same file system (so the copy
     /// costs little space and time), copied otherwise; the active segment is copied up to
     /// its durable end. The copy is durable when this returns.
@@ -72,7 +74,8 @@ impl<F: FileSystem + Clone> Log<F> {
             self.refuse_offloaded("a backup (no segment source is set to download it)")?;
         }
         let fs = self.shared.segments.file_system();
-        prepare_destination(fs, dest)?;
+        // Held to the end: no other backup or writer in `dest` meanwhile.
+        let _dest_lock = prepare_destination(fs, dest)?;
         // IMPORTANT: no compaction may switch segments while they are linked and copied (a
         // read-only log cannot hold the writer's lock; its handles keep its view whole).
         if self.is_read_only() {

@@ -108,22 +108,42 @@ fn remove_if_present<F: FileSystem>(fs: &F, path: &Path) -> Result<()> {
     crate::replacement::remove_if_present(fs, path).map(|_| ())
 }
 
-/// Checks that `dest` is a new or empty directory and creates it durably.
+/// Checks that `dest` is a new or empty directory, creates it durably and locks it (as a
+/// log's writer does, its `LOCK` file): the caller holds the lock until the copy is whole,
+/// so that two backups into one destination at once cannot mix their files (the second is
+/// refused), nor can a log be opened there meanwhile.
 ///
 /// # Errors
-/// [`Error::DestinationNotEmpty`], I/O errors.
-pub fn prepare_destination<F: FileSystem>(fs: &F, dest: &Path) -> Result<()> {
+/// [`Error::DestinationNotEmpty`] (also when another backup or a writer holds the
+/// destination), I/O errors.
+pub fn prepare_destination<F: FileSystem>(fs: &F, dest: &Path) -> Result<F::DirLock> {
+    // Checked before the lock too, so that no `LOCK` file is left in a directory that was
+    // never a candidate.
+    refuse_unless_empty(fs, dest)?;
+    super::create_dir_durably(fs, dest)?;
+    let lock = fs.lock_dir(dest).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::DestinationNotEmpty {
+            path: dest.to_path_buf(),
+        },
+        _ => Error::io("lock", dest, e),
+    })?;
+    // Another backup may have filled it and let go between the first check and the lock.
+    refuse_unless_empty(fs, dest)?;
+    Ok(lock)
+}
+
+/// Fails with [`Error::DestinationNotEmpty`] when `dest` holds anything but a `LOCK` file.
+fn refuse_unless_empty<F: FileSystem>(fs: &F, dest: &Path) -> Result<()> {
     match fs.list(dest) {
-        Ok(names) if !names.is_empty() => {
-            return Err(Error::DestinationNotEmpty {
+        Ok(names) if names.iter().any(|n| n != crate::format::LOCK_FILE_NAME) => {
+            Err(Error::DestinationNotEmpty {
                 path: dest.to_path_buf(),
             })
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("list", dest, e)),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("list", dest, e)),
     }
-    super::create_dir_durably(fs, dest)
 }
 
 impl<F: FileSystem> SegmentLog<F> {

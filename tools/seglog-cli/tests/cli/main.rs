@@ -112,6 +112,25 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A [`snapshot`] of a log another handle has open, once its background writes (zeros ahead
+/// of the tail, and the tail bound they move) have settled: two snapshots 200 ms apart agree.
+pub fn settled_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut last = snapshot(dir);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = snapshot(dir);
+        if now == last {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log's files never settled"
+        );
+        last = now;
+    }
+}
+
 /// Asserts two snapshots hold the same files with the same bytes, naming the first that
 /// differs.
 pub fn assert_same_files(
