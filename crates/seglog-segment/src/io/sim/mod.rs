@@ -34,7 +34,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Sector size used when tearing a write.
+/// Sector size used when tearing a write (a torn sector may also keep only a prefix).
 const SECTOR: usize = 512;
 /// Page size of the simulated page cache.
 pub(crate) const PAGE: u64 = 4096;
@@ -456,7 +456,20 @@ impl SimFs {
                             let kept =
                                 keep == 1 || rng.as_mut().is_some_and(|r| r.random_bool(0.5));
                             if kept && reachable(at) {
-                                write_into(&mut data, at, sector);
+                                // A sector usually lands whole, but format.md §4 assumes any
+                                // granularity: now and then only a prefix of it lands (a
+                                // 52-byte tail bound slot can tear, too).
+                                let landed = match rng.as_mut() {
+                                    Some(r) if keep == 2 => {
+                                        if r.random_bool(0.125) {
+                                            r.random_range(0..sector.len())
+                                        } else {
+                                            sector.len()
+                                        }
+                                    }
+                                    _ => sector.len(),
+                                };
+                                write_into(&mut data, at, &sector[..landed]);
                             }
                         }
                     }
