@@ -8,14 +8,9 @@ use crate::format::{
 };
 use crate::io::{FileSystem, SegmentFile};
 pub use crate::scan::{later_durable_record, LOOK_AHEAD_BUDGET_FACTOR};
-
-/// The index of the last non-zero byte of `bytes`, found a block at a time, front to back
-/// (a prepared segment's tail is up to 128 MiB of zeros).
-pub fn last_nonzero(bytes: &[u8]) -> Option<usize> {
-    crate::zeros::last_nonzero(bytes)
-}
 use crate::scan::{scan_records, RecoveryVisitor};
 use crate::segment::SegmentInfo;
+pub use crate::zeros::last_nonzero;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 

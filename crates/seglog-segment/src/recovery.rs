@@ -164,7 +164,8 @@ fn remove_torn_tail<F: FileSystem>(
 /// headers: recovery reads nothing past it, and no write of the writer's reached past it —
 /// records, commit markers and the zeroing thread's zeros alike move the bound first
 /// (review 41: the zeros did not) — so its cache cannot hide a failed writeback. (A
-/// prepared segment's whole 128 MiB is cached after the zeroing; dropping it all took ~6 ms of a ~12 ms open.)
+/// prepared segment's whole 128 MiB is cached after the zeroing; dropping it all took ~6 ms
+/// of a ~12 ms open.)
 /// Should the checked scan still go past the bound, it reads there only bytes beyond where
 /// written data ends: never cached, as `written_data_end` counts cached pages as data.
 fn settle_last_segment<F: FileSystem>(

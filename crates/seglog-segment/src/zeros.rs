@@ -29,9 +29,9 @@ pub(crate) fn first_nonzero(bytes: &[u8]) -> Option<usize> {
 }
 
 /// The index of the last non-zero byte of `bytes`. Searched front to back, like
-/// [`first_nonzero`]: a map of a file read backwards faults in one page at a time, without
+/// `first_nonzero`: a map of a file read backwards faults in one page at a time, without
 /// read-ahead (measured: the search took longer than the look-ahead's whole forward pass).
-pub(crate) fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+pub fn last_nonzero(bytes: &[u8]) -> Option<usize> {
     let mut last_set_block = None;
     let mut blocks = bytes.chunks_exact(BLOCK);
     for (i, block) in (&mut blocks).enumerate() {

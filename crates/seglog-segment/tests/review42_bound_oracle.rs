@@ -249,6 +249,37 @@ fn report(fs: &WatchedFs) {
     );
 }
 
+/// `writers` threads of session `session` append `appends` records each (record `i` of
+/// `size(i)` bytes) while another thread rolls `rolls` times, `pause_ms` apart.
+fn appenders_and_rolls(
+    log: &SegmentLog<WatchedFs>,
+    session: u64,
+    writers: u64,
+    appends: u64,
+    size: impl Fn(u64) -> usize + Sync,
+    rolls: usize,
+    pause_ms: u64,
+) {
+    let size = &size;
+    std::thread::scope(|s| {
+        for t in 0..writers {
+            let log = log.clone();
+            s.spawn(move || {
+                for i in 0..appends {
+                    append(&log, session * 100_000 + t * 1000 + i, size(i)).unwrap();
+                }
+            });
+        }
+        let log = log.clone();
+        s.spawn(move || {
+            for _ in 0..rolls {
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                log.roll().unwrap();
+            }
+        });
+    });
+}
+
 /// Appenders, rolls, close, reopen: every write into a segment lies under a durable slot
 /// naming it.
 #[test]
@@ -261,28 +292,15 @@ fn every_write_with_zeroing_and_rolls_lies_under_a_durable_slot() {
     };
     for session in 0..3u64 {
         let log = open(&fs, opts.clone());
-        std::thread::scope(|s| {
-            for t in 0..3u64 {
-                let log = log.clone();
-                s.spawn(move || {
-                    for i in 0..150 {
-                        append(
-                            &log,
-                            session * 100_000 + t * 1000 + i,
-                            2000 + (i as usize * 97) % 9000,
-                        )
-                        .unwrap();
-                    }
-                });
-            }
-            let log = log.clone();
-            s.spawn(move || {
-                for _ in 0..6 {
-                    std::thread::sleep(std::time::Duration::from_millis(15));
-                    log.roll().unwrap();
-                }
-            });
-        });
+        appenders_and_rolls(
+            &log,
+            session,
+            3,
+            150,
+            |i| 2000 + (i as usize * 97) % 9000,
+            6,
+            15,
+        );
         log.close().unwrap();
     }
     report(&fs);
@@ -320,28 +338,15 @@ fn every_write_with_slow_syncs_and_drops_lies_under_a_durable_slot() {
     };
     for session in 0..3u64 {
         let log = open(&fs, opts.clone());
-        std::thread::scope(|s| {
-            for t in 0..4u64 {
-                let log = log.clone();
-                s.spawn(move || {
-                    for i in 0..80 {
-                        append(
-                            &log,
-                            session * 100_000 + t * 1000 + i,
-                            1000 + (i as usize * 311) % 20000,
-                        )
-                        .unwrap();
-                    }
-                });
-            }
-            let log = log.clone();
-            s.spawn(move || {
-                for _ in 0..5 {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    log.roll().unwrap();
-                }
-            });
-        });
+        appenders_and_rolls(
+            &log,
+            session,
+            4,
+            80,
+            |i| 1000 + (i as usize * 311) % 20000,
+            5,
+            10,
+        );
         if session % 2 == 0 {
             drop(log);
         } else {
