@@ -45,7 +45,8 @@ pub trait FileSystem: Send + Sync + 'static {
 
     /// `path` made absolute against the process's working directory, without touching the
     /// disk: a log keeps the directory it was opened in, whatever the working directory
-    /// becomes later. Default: [`std::path::absolute`].
+    /// becomes later. (A path, not a handle: a log whose directory is renamed while it is
+    /// open goes on writing to the old path.) Default: [`std::path::absolute`].
     fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
         std::path::absolute(path)
     }

@@ -120,7 +120,8 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
 
 /// `dir` as an absolute path ([`FileSystem::absolute`]): what a log opened by a relative path
 /// keeps, so that a later change of the process's working directory cannot send its next
-/// segment, checkpoint or tail bound to another directory.
+/// segment, checkpoint or tail bound to another directory. (Renaming the directory under an
+/// open log still does: the log keeps a path, not a directory handle.)
 ///
 /// # Errors
 /// I/O errors (the working directory cannot be read).

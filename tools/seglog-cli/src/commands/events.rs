@@ -21,6 +21,10 @@ pub struct EventsArgs {
     /// JSON lines (one per event, payload decoded, with "schema" and "kind").
     #[arg(long)]
     pub json: bool,
+    /// Every segment is sealed (a copy of a shipped log): no damage is a torn tail, so any is
+    /// corruption, whether or not the execution is found.
+    #[arg(skip)]
+    pub all_sealed: bool,
 }
 
 pub fn run(args: &EventsArgs) -> Result<i32> {
@@ -40,7 +44,10 @@ pub fn run(args: &EventsArgs) -> Result<i32> {
         crate::outln!("{:>6}  {:<27}  event", "seq", "timestamp (UTC)")?;
     }
     for_each_segment(&args.dir, |seg| {
-        worst = worst.max(seg.health());
+        worst = match seg.health() {
+            Health::TornTail if args.all_sealed => Health::Corrupt,
+            health => worst.max(health),
+        };
         for &off in &seg.analysis.record_offsets {
             let Some(r) = seg.analysis.record(&seg.bytes, off) else {
                 continue;

@@ -269,8 +269,9 @@ pub fn events(args: &RemoteEventsArgs) -> Result<i32> {
         execution: args.execution.clone(),
         from_seq: args.from_seq,
         json: args.json,
+        all_sealed: true,
     };
-    Ok(sealed_only(super::events::run(&local)?))
+    super::events::run(&local)
 }
 
 /// The segments of the newest manifest, downloaded and every one checked; else the exit

@@ -17,6 +17,7 @@ mod remote;
 mod repair;
 mod review10_tail_clustered;
 mod review34_offloaded;
+mod review43_remote_events;
 mod tail;
 
 use seglog::{CheckpointMode, Options};
