@@ -120,6 +120,19 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The log's directory was renamed or removed while the log was open: its path no longer
+    /// names the directory the log locked. The change that needed the directory (a roll, a
+    /// checkpoint, a compaction) was refused before touching it, so nothing was written into
+    /// whatever the path names now. Close the log and open it where its directory is.
+    #[error(
+        "log directory {} was moved or removed while the log was open (the path no longer names the directory the log locked); reopen the log where its directory is now",
+        dir.display()
+    )]
+    DirectoryMoved {
+        /// The path the log was opened at.
+        dir: PathBuf,
+    },
+
     /// The directory holds a restore's marker (`RESTORE_IN_PROGRESS`): a restore is writing
     /// it, or one was interrupted and it may hold part of a log. Run the restore again (it
     /// clears what the interrupted one left), or remove the directory.

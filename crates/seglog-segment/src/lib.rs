@@ -38,6 +38,7 @@
 //! sync point at a time, for `tests/teeth.rs`).
 
 mod builder;
+mod dir_guard;
 mod error;
 pub mod format;
 pub mod inspect;
@@ -58,6 +59,7 @@ mod writer;
 mod zeros;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
+pub use dir_guard::DirGuard;
 pub use error::{Error, PoisonCause, Result};
 pub use options::{
     RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES,

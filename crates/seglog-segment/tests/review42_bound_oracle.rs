@@ -107,6 +107,9 @@ impl FileSystem for WatchedFs {
     fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock> {
         self.inner.lock_dir(dir)
     }
+    fn identity(&self, path: &Path) -> io::Result<seglog_segment::io::FileIdentity> {
+        self.inner.identity(path)
+    }
     fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
         self.inner.absolute(path)
     }

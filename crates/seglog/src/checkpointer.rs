@@ -4,8 +4,7 @@ use crate::CheckpointMode;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use seglog_segment::io::FileSystem;
-use seglog_segment::{SealListener, SegmentInfo};
-use std::path::PathBuf;
+use seglog_segment::{DirGuard, SealListener, SegmentInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -29,12 +28,18 @@ pub(crate) struct Checkpointer {
 
 fn write_one<F: FileSystem>(
     fs: &F,
-    dir: &std::path::Path,
+    dir: &DirGuard,
     info: &SegmentInfo,
     bytes: &Bytes,
     written: &AtomicU64,
 ) {
-    match seglog_index::checkpoint::write(fs, dir, info, bytes) {
+    // A checkpoint written by path into another log's directory would describe segments it
+    // does not have.
+    if let Err(e) = dir.check(fs) {
+        tracing::warn!(segment = info.number, error = %e, "index checkpoint not written");
+        return;
+    }
+    match seglog_index::checkpoint::write(fs, dir.dir(), info, bytes) {
         Ok(_) => {
             written.fetch_add(1, Ordering::Relaxed);
         }
@@ -44,7 +49,7 @@ fn write_one<F: FileSystem>(
 }
 
 impl Checkpointer {
-    pub fn start<F: FileSystem + Clone>(fs: F, dir: PathBuf, mode: CheckpointMode) -> Arc<Self> {
+    pub fn start<F: FileSystem + Clone>(fs: F, dir: DirGuard, mode: CheckpointMode) -> Arc<Self> {
         let written = Arc::new(AtomicU64::new(0));
         let (sender, thread) = if mode == CheckpointMode::Background {
             let (tx, rx) = mpsc::channel::<Job>();
@@ -102,7 +107,7 @@ impl Checkpointer {
     pub fn checkpoint<F: FileSystem>(
         &self,
         fs: &F,
-        dir: &std::path::Path,
+        dir: &DirGuard,
         info: &SegmentInfo,
         bytes: &Bytes,
     ) {
@@ -117,7 +122,7 @@ impl Checkpointer {
     pub fn listener<F: FileSystem + Clone>(
         self: &Arc<Self>,
         fs: F,
-        dir: PathBuf,
+        dir: DirGuard,
     ) -> Option<SealListener> {
         if self.mode == CheckpointMode::Off {
             return None;

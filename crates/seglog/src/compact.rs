@@ -522,7 +522,13 @@ impl<F: FileSystem + Clone> Log<F> {
     ) {
         let fs = self.shared.segments.file_system();
         let dir = &self.shared.dir;
+        let guard = self.shared.segments.dir_guard();
         self.shared.checkpointer.barrier();
+        // Removed by path: from another log's directory if this one's moved.
+        if let Err(e) = guard.check(fs) {
+            tracing::warn!(error = %e, "old checkpoints not removed; the next open removes them");
+            return;
+        }
         for lsn in old_first_lsns {
             let path = dir.join(seglog_index::checkpoint::checkpoint_file_name(*lsn));
             if let Err(e) = fs.remove(&path) {
@@ -540,7 +546,9 @@ impl<F: FileSystem + Clone> Log<F> {
             let Ok(bytes) = self.shared.segments.segment_bytes(info.number) else {
                 continue;
             };
-            self.shared.checkpointer.checkpoint(fs, dir, info, &bytes);
+            self.shared
+                .checkpointer
+                .checkpoint(fs, &guard, info, &bytes);
         }
     }
 

@@ -191,7 +191,8 @@ impl<F: FileSystem + Clone> Log<F> {
         index.publish_all();
         index.shrink_to_fit();
         let infos = segments.segments();
-        let checkpointer = Checkpointer::start(fs.clone(), dir.clone(), options.checkpoints);
+        let checkpointer =
+            Checkpointer::start(fs.clone(), segments.dir_guard(), options.checkpoints);
         // IMPORTANT: the offloaded segments' checkpoints are the only record of their
         // records in the directory: never orphans, whatever the checkpoint mode.
         // The same for an offload a crash interrupted: its file goes once the log is
@@ -205,7 +206,7 @@ impl<F: FileSystem + Clone> Log<F> {
             use_checkpoints || !offloaded.is_empty() || !finishing.segments.is_empty(),
         );
         crate::offloaded::remove_temps(&fs, &stub_temps);
-        if let Some(listener) = checkpointer.listener(fs.clone(), dir.clone()) {
+        if let Some(listener) = checkpointer.listener(fs.clone(), segments.dir_guard()) {
             segments.set_seal_listener(listener);
         }
         if options.checkpoints == CheckpointMode::Background {
@@ -432,6 +433,10 @@ impl<F: FileSystem> Log<F> {
         let Some(last) = segments.segments().pop() else {
             return;
         };
+        if let Err(e) = segments.check_dir() {
+            tracing::warn!(error = %e, "prefix checkpoint not written");
+            return;
+        }
         // The prefix checkpoint the open used, if the segment is still the same: only the
         // bytes after it are read.
         let base = self

@@ -96,7 +96,7 @@ impl<F: FileSystem + Clone> Log<F> {
             "opened log read-only"
         );
         // Checkpoints off: a read-only log writes none.
-        let checkpointer = Checkpointer::start(fs, dir.clone(), CheckpointMode::Off);
+        let checkpointer = Checkpointer::start(fs, segments.dir_guard(), CheckpointMode::Off);
         let log = Log::assemble(dir, segments, index, checkpointer, recovery);
         log.shared.offloaded.restore(offloaded);
         Ok(log)

@@ -106,6 +106,9 @@ impl FileSystem for GateFs {
     fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
         self.inner.lock_dir(dir)
     }
+    fn identity(&self, path: &Path) -> io::Result<seglog_segment::io::FileIdentity> {
+        self.inner.identity(path)
+    }
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.hard_link(from, to)
     }

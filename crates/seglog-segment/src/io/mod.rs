@@ -13,6 +13,15 @@ use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// What names one file or directory on one file system: `(st_dev, st_ino)` on a real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// The device (file system) it is on.
+    pub device: u64,
+    /// Its inode number there.
+    pub inode: u64,
+}
+
 /// Directory-level operations.
 ///
 /// Paths are absolute or relative to the process; the engine only passes paths inside the
@@ -42,11 +51,17 @@ pub trait FileSystem: Send + Sync + 'static {
     /// Takes the exclusive lock on `dir` (through a `LOCK` file in it).
     /// Fails with [`io::ErrorKind::WouldBlock`] when someone else holds it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock>;
+    /// Which file or directory `path` names now (following symbolic links). A log records
+    /// its directory's identity at open and checks it before each change to the directory:
+    /// a directory renamed or removed under an open log is then refused, never written into
+    /// at its old path (see `crate::DirGuard`).
+    fn identity(&self, path: &Path) -> io::Result<FileIdentity>;
 
     /// `path` made absolute against the process's working directory, without touching the
     /// disk: a log keeps the directory it was opened in, whatever the working directory
     /// becomes later. (A path, not a handle: a log whose directory is renamed while it is
-    /// open goes on writing to the old path.) Default: [`std::path::absolute`].
+    /// open refuses further changes, see [`Self::identity`].) Default:
+    /// [`std::path::absolute`].
     fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
         std::path::absolute(path)
     }

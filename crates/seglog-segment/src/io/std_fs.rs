@@ -1,6 +1,6 @@
 //! [`FileSystem`] over `std::fs`: the production implementation.
 
-use super::{FileSystem, SegmentFile};
+use super::{FileIdentity, FileSystem, SegmentFile};
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -88,6 +88,15 @@ impl FileSystem for StdFs {
 
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::hard_link(from, to)
+    }
+
+    fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok(FileIdentity {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
     }
 
     fn zeroes_ahead(&self) -> bool {

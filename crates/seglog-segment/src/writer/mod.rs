@@ -64,6 +64,8 @@ pub(crate) struct Inner<F: FileSystem> {
     tail_lease: parking_lot::Mutex<crate::tail_bound::TailLease<F>>,
     /// Opened by `open_read_only`: nothing may be written (see `read_only`).
     read_only: bool,
+    /// The directory as it was at open: checked before each change made to it by path.
+    dir_guard: crate::DirGuard,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -194,6 +196,7 @@ impl<F: FileSystem> SegmentLog<F> {
             io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
             _ => Error::io("lock", &dir, e),
         })?;
+        let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
         let recovered = recover(&fs, &dir, &opts, visitor)?;
         let next_segment_number = recovered
             .segments
@@ -229,6 +232,7 @@ impl<F: FileSystem> SegmentLog<F> {
                 recovered.tail_bound.slot(),
             )),
             read_only: false,
+            dir_guard,
         });
         // Whatever the options now: a crash of a run that prepared segments can leave one.
         inner.remove_leftover_prepared()?;
@@ -496,6 +500,21 @@ impl<F: FileSystem> SegmentLog<F> {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Checks that [`Self::dir`] still names the directory this log opened: call it before
+    /// changing the directory by path (see [`crate::DirGuard`]).
+    ///
+    /// # Errors
+    /// [`Error::DirectoryMoved`], or an I/O error when the path cannot be examined.
+    pub fn check_dir(&self) -> Result<()> {
+        self.inner.check_dir()
+    }
+
+    /// The directory as this log opened it, for checks made by other components that change
+    /// it by path (checkpoints, compaction, offloading).
+    pub fn dir_guard(&self) -> crate::DirGuard {
+        self.inner.dir_guard.clone()
     }
 
     /// The options the log was opened with.

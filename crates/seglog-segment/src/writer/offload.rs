@@ -30,6 +30,7 @@ impl<F: FileSystem> SegmentLog<F> {
             return Err(Error::ReadOnly);
         }
         let _one_switch_at_a_time = self.inner.replace_lock.lock();
+        self.inner.check_dir()?;
         let path = {
             let mut table = self.inner.segments.write();
             // The last segment in log order (not by number: compaction outputs get numbers
@@ -87,6 +88,7 @@ impl<F: FileSystem> SegmentLog<F> {
             return Err(Error::ReadOnly);
         }
         let _one_switch_at_a_time = self.inner.replace_lock.lock();
+        self.inner.check_dir()?;
         let file = self
             .inner
             .fs

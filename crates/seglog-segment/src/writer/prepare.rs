@@ -222,6 +222,7 @@ impl<F: FileSystem> Inner<F> {
 
     /// A new, preallocated prepared file (a failure leaves no file behind).
     fn create_prepared(&self) -> crate::Result<F::File> {
+        self.check_dir()?;
         let path = self.prepared_path();
         let file = match self.fs.create_new(&path) {
             Ok(file) => file,
@@ -269,6 +270,10 @@ impl<F: FileSystem> Inner<F> {
     /// Removes `NEXT_SEGMENT`, if it is there (best effort: the next open removes a file
     /// left behind).
     fn remove_prepared_file(&self) {
+        // The name in a directory that took this one's place is another log's prepared file.
+        if self.check_dir().is_err() {
+            return;
+        }
         let path = self.prepared_path();
         match self.fs.remove(&path) {
             Ok(()) => {}

@@ -58,6 +58,8 @@ impl<F: FileSystem> SegmentLog<F> {
     ) -> Result<(Self, RecoveryReport)> {
         let dir = super::absolute_dir(&fs, dir.into())?;
         let view = read_view::load(&fs, &dir, visitor)?;
+        // After the load, so that a missing directory is reported as the load reports it.
+        let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
         let report = view.report.clone();
         let next_segment_number = view.segments.iter().map(|e| e.number()).max().unwrap_or(0) + 1;
         let tail = view
@@ -96,6 +98,7 @@ impl<F: FileSystem> SegmentLog<F> {
             prepared: parking_lot::Mutex::new(None),
             tail_lease: parking_lot::Mutex::new(crate::tail_bound::TailLease::new(None)),
             read_only: true,
+            dir_guard,
         });
         let handles = Arc::new(LastHandle {
             inner: inner.clone(),
@@ -127,9 +130,12 @@ impl<F: FileSystem> SegmentLog<F> {
                 "reload_read_only: the log is open for writing".into(),
             ));
         }
-        Ok(ReloadedView {
-            view: read_view::load(&self.inner.fs, &self.inner.dir, visitor)?,
-        })
+        // Before and after: a path that names another log now, or did for part of the load,
+        // must not serve that log's records as this one's.
+        self.inner.check_dir()?;
+        let view = read_view::load(&self.inner.fs, &self.inner.dir, visitor)?;
+        self.inner.check_dir()?;
+        Ok(ReloadedView { view })
     }
 
     /// Serves `view` from now on. Records already read keep their bytes; positions taken

@@ -69,6 +69,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
 
     fn new_segment_builder(&self, first_lsn: u64, clustered: bool) -> Result<SegmentBuilder<F>> {
         self.check_writable()?;
+        self.inner.check_dir()?;
         let number = self.inner.reserve_segment_number()?;
         let final_path = self.inner.dir.join(segment_file_name(first_lsn.max(1)));
         let temp_path = temp_path_for(&final_path);
@@ -115,6 +116,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
             .lock()
             .check_usable()
             .and_then(|()| self.check_writable())
+            .and_then(|()| self.inner.check_dir())
             .and_then(|()| self.plan_replacement(inputs, &outputs));
         let manifest = match prepared {
             Ok(m) => m,

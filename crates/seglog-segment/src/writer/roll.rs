@@ -18,6 +18,11 @@ pub(super) fn now_unix_nanos() -> i64 {
 }
 
 impl<F: FileSystem> Inner<F> {
+    /// Ok while the log's path still names the directory it opened (`crate::DirGuard`).
+    pub(crate) fn check_dir(&self) -> Result<()> {
+        self.dir_guard.check(&self.fs)
+    }
+
     /// Creates segment `number` starting at `first_lsn`, its records salted with `salt`, and
     /// makes it durable, name included.
     pub(crate) fn create_segment(
@@ -26,6 +31,9 @@ impl<F: FileSystem> Inner<F> {
         first_lsn: u64,
         salt: u64,
     ) -> Result<Arc<SegmentEntry<F>>> {
+        // IMPORTANT: by path, the new segment goes wherever the path points now: into
+        // another log's directory if this one was renamed and another opened in its place.
+        self.check_dir()?;
         let path = self.dir.join(segment_file_name(first_lsn));
         let header = SegmentHeader {
             segment_number: number,

@@ -125,6 +125,7 @@ impl<F: FileSystem + Clone> Log<F> {
         };
         drop(bytes);
         // Step 3: the commit point.
+        self.shared.segments.check_dir()?;
         stub::write(
             self.shared.segments.file_system(),
             &self.shared.dir,
@@ -143,6 +144,7 @@ impl<F: FileSystem + Clone> Log<F> {
     ) -> Result<DecodedCheckpoint> {
         let fs = self.shared.segments.file_system();
         let dir = &self.shared.dir;
+        self.shared.segments.check_dir()?;
         let load = || seglog_index::checkpoint::load(fs, dir, info);
         if let Some(cp) = load() {
             return Ok(cp);

@@ -92,6 +92,7 @@ impl<F: FileSystem + Clone> Log<F> {
             )));
         };
         let source = self.shared.offloaded.source(number)?;
+        self.shared.segments.check_dir()?;
         let fs = self.shared.segments.file_system();
         let dir = &self.shared.dir;
         let name = seglog_segment::format::segment_file_name(segment.first_lsn);
@@ -111,6 +112,8 @@ impl<F: FileSystem + Clone> Log<F> {
             &temp,
             "a rehydration (the source failed: see the log)",
         )?;
+        // Again after the download, which may have taken long.
+        self.shared.segments.check_dir()?;
         fs.rename(&temp, &path)
             .map_err(|e| Error::io("rename", &path, e))?;
         fs.sync_dir(dir)

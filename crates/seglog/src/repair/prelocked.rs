@@ -53,6 +53,9 @@ impl<F: FileSystem + Clone> FileSystem for PreLocked<F> {
             self.inner.lock_dir(dir).map(Some)
         }
     }
+    fn identity(&self, path: &Path) -> io::Result<seglog_segment::io::FileIdentity> {
+        self.inner.identity(path)
+    }
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.hard_link(from, to)
     }

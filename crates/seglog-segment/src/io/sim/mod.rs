@@ -26,7 +26,7 @@ mod file;
 
 pub use file::SimFile;
 
-use super::FileSystem;
+use super::{FileIdentity, FileSystem};
 use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -678,6 +678,26 @@ impl FileSystem for SimFs {
             .filter(|p| p.parent() == Some(dir))
             .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
             .collect())
+    }
+
+    /// A file is its inode. A directory is its path: the simulator never renames or
+    /// removes one, so a path names the same directory for as long as the machine is on.
+    fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
+        let st = self.state.lock();
+        st.check_on()?;
+        if let Some(&inode) = st.names.get(path) {
+            return Ok(FileIdentity { device: 0, inode });
+        }
+        if !st.dirs.contains(path) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut hasher);
+        Ok(FileIdentity {
+            device: 1,
+            inode: hasher.finish(),
+        })
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
