@@ -17,6 +17,9 @@ const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// clustered segment (header flag `CLUSTERED`), in LSN order per execution.
 pub struct SegmentBuilder<F: FileSystem> {
     pub(crate) fs: F,
+    /// The log's directory as opened: the temp file is removed by path only while the path
+    /// still names it.
+    pub(crate) dir: crate::DirGuard,
     pub(crate) file: F::File,
     pub(crate) temp_path: PathBuf,
     pub(crate) final_path: PathBuf,
@@ -41,6 +44,7 @@ struct ClusteredPushes {
 /// `SegmentLog::replace_segments`.
 pub struct BuiltSegment<F: FileSystem> {
     pub(crate) fs: F,
+    pub(crate) dir: crate::DirGuard,
     pub(crate) file: F::File,
     pub(crate) temp_path: PathBuf,
     pub(crate) final_path: PathBuf,
@@ -70,13 +74,14 @@ impl<F: FileSystem> BuiltSegment<F> {
     }
     /// Gives up on it: removes the temporary file (best effort; recovery removes what is left).
     pub fn abandon(self) {
-        remove_temp(&self.fs, &self.temp_path);
+        remove_temp(&self.fs, &self.dir, &self.temp_path);
     }
 }
 
 impl<F: FileSystem> SegmentBuilder<F> {
     pub(crate) fn new(
         fs: F,
+        dir: crate::DirGuard,
         file: F::File,
         temp_path: PathBuf,
         final_path: PathBuf,
@@ -86,6 +91,7 @@ impl<F: FileSystem> SegmentBuilder<F> {
         buf.extend_from_slice(&header.encode());
         SegmentBuilder {
             fs,
+            dir,
             file,
             temp_path,
             final_path,
@@ -183,6 +189,7 @@ impl<F: FileSystem> SegmentBuilder<F> {
         }
         Ok(BuiltSegment {
             fs: self.fs,
+            dir: self.dir,
             file: self.file,
             temp_path: self.temp_path,
             final_path: self.final_path,
@@ -195,12 +202,18 @@ impl<F: FileSystem> SegmentBuilder<F> {
 
     /// Gives up: removes the temporary file (best effort; recovery removes what is left).
     pub fn abandon(self) {
-        remove_temp(&self.fs, &self.temp_path);
+        remove_temp(&self.fs, &self.dir, &self.temp_path);
     }
 }
 
-/// Removes a temporary segment file, logging (not failing) when it cannot.
-pub(crate) fn remove_temp<F: FileSystem>(fs: &F, path: &std::path::Path) {
+/// Removes a temporary segment file, logging (not failing) when it cannot. Not when the
+/// log's directory has moved: the path may name another log's temp file (every log's first
+/// output is `…0001.seg.compacting`); the next open of the moved log removes this one.
+pub(crate) fn remove_temp<F: FileSystem>(fs: &F, dir: &crate::DirGuard, path: &std::path::Path) {
+    if let Err(e) = dir.check(fs) {
+        tracing::warn!(path = %path.display(), error = %e, "temporary segment left for the next open");
+        return;
+    }
     if let Err(e) = crate::replacement::remove_if_present(fs, path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot remove a temporary segment; recovery will");
     }

@@ -49,7 +49,15 @@ impl DirGuard {
         match fs.identity(&self.dir) {
             Ok(now) if now == self.identity => Ok(()),
             Ok(_) => Err(self.moved()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.moved()),
+            // A component of the path removed, or replaced by a file.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Err(self.moved())
+            }
             Err(e) => Err(Error::io("stat", &self.dir, e)),
         }
     }

@@ -245,8 +245,11 @@ impl Tier {
         }
         let report = result?;
         // The round's work is done and stands: a record that cannot be written is tried
-        // again next round, and fails no acknowledgement.
-        if let Err(e) = self.record_claim_in(log.dir()).await {
+        // again next round, and fails no acknowledgement. Never into a directory that has
+        // taken the log's place at its path (review 44): that is another log's record.
+        if let Err(e) = log.check_dir() {
+            tracing::warn!(dir = %log.dir().display(), error = %e, "the claim is not recorded in the log's directory");
+        } else if let Err(e) = self.record_claim_in(log.dir()).await {
             tracing::warn!(dir = %log.dir().display(), error = %e, "cannot record the claim in the log's directory");
         }
         Ok(report)

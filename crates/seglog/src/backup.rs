@@ -87,6 +87,10 @@ impl<F: FileSystem + Clone> Log<F> {
         let _no_refresh = self.shared.refresh.lock();
         let _no_compaction = self.hold_off_compaction()?;
         self.check_open()?;
+        // Checkpoints are linked by path: from another log's directory if this one's has
+        // moved. Checked before and again once everything is linked (below), so a move at
+        // any moment in between fails the backup.
+        self.shared.segments.check_dir()?;
         let segments = self.shared.segments.backup_segments(dest)?;
         let mut report = BackupReport {
             segments: segments.segments.len(),
@@ -130,6 +134,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 report.checkpoints += 1;
             }
         }
+        self.shared.segments.check_dir()?;
         // IMPORTANT: last, once every file is in place and every copy synced: the names
         // become durable together, so a power cut leaves no name of a file not yet whole.
         fs.sync_dir(dest).map_err(|e| {

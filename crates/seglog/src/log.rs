@@ -309,6 +309,17 @@ impl<F: FileSystem> Log<F> {
         &self.shared.dir
     }
 
+    /// Checks that [`Self::dir`] still names the directory this log opened (it may have been
+    /// renamed or removed since, and another log opened at the path). Components that write
+    /// into the log's directory by path call it first; the log's own writes do.
+    ///
+    /// # Errors
+    /// [`seglog_segment::Error::DirectoryMoved`], or an I/O error when the path cannot be
+    /// examined.
+    pub fn check_dir(&self) -> Result<()> {
+        Ok(self.shared.segments.check_dir()?)
+    }
+
     /// Holds the compaction lock of a writable log (`None` for a read-only one, whose view
     /// no compaction changes), for work that must not see segments switched under it.
     ///

@@ -88,6 +88,7 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
         };
         Ok(SegmentBuilder::new(
             self.inner.fs.clone(),
+            self.inner.dir_guard.clone(),
             file,
             temp_path,
             final_path,
@@ -141,7 +142,9 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
                 Err(e) => {
                     let err = Error::io("map", &o.temp_path, e);
                     drop(entries);
-                    temps.iter().for_each(|p| remove_temp(&self.inner.fs, p));
+                    temps
+                        .iter()
+                        .for_each(|p| remove_temp(&self.inner.fs, &self.inner.dir_guard, p));
                     return Err(err);
                 }
             }
