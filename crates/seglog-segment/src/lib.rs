@@ -43,6 +43,7 @@ mod error;
 pub mod format;
 pub mod inspect;
 pub mod io;
+pub mod log_id;
 mod options;
 mod read_view;
 mod recovery;

@@ -138,6 +138,19 @@ impl Tier {
         if let (Some(record), Some(newest)) = (&record, &latest) {
             record.check_still_ours(&dir, newest)?;
         }
+        // Another log's directory (its identity, if it has one yet) must not fence this
+        // log's owner: the first ship would refuse it, after the claim.
+        if let Some(newest) = &latest {
+            let local = crate::ship::blocking({
+                let dir = dir.clone();
+                move || {
+                    seglog_segment::log_id::read(&seglog_segment::io::StdFs, &dir)
+                        .map_err(|e| Error::Log(seglog::Error::from(e)))
+                }
+            })
+            .await?;
+            crate::divergence::check_identity(newest, local)?;
+        }
         let nonce = record.and_then(|r| r.unconfirmed_nonce(latest.as_ref()));
         Self::claim_recorded(store, prefix, latest, Some((dir, nonce))).await
     }
@@ -158,9 +171,16 @@ impl Tier {
         latest: Option<Manifest>,
         record_in: Option<(std::path::PathBuf, Option<String>)>,
     ) -> Result<Tier> {
-        let (id, epoch, segments, active) = latest.map_or((0, 0, Vec::new(), None), |m| {
-            (m.manifest_id, m.writer_epoch, m.segments, m.active)
-        });
+        let (id, epoch, segments, active, log_id) =
+            latest.map_or((0, 0, Vec::new(), None, None), |m| {
+                (
+                    m.manifest_id,
+                    m.writer_epoch,
+                    m.segments,
+                    m.active,
+                    m.log_id,
+                )
+            });
         let manifest = Manifest {
             format_version: Manifest::version_for(&active),
             manifest_id: next_number(&prefix, id)?,
@@ -172,6 +192,7 @@ impl Tier {
             created_unix_millis: now_unix_millis(),
             segments,
             active,
+            log_id,
         };
         let recorded_in = record_in.as_ref().map(|(dir, _)| dir.clone());
         if let Some((dir, _)) = record_in {

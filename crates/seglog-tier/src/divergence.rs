@@ -21,13 +21,34 @@
 //! a matching segment of another length, or still active — is another log: the ship fails
 //! with [`Error::Diverged`] and commits nothing.
 //!
-//! What it cannot see (the manifest carries no log identity): a wrong local log that was
-//! itself compacted over `e`'s LSNs, or that has no record in `e`'s range at all.
+//! What the segments cannot show (a wrong local log that was itself compacted over `e`'s
+//! LSNs, or that has no record in `e`'s range at all), the identities do: a manifest that
+//! names a log id refuses a local log of another ([`check_identity`]). A manifest written
+//! before identities, or a local log read-only opened without one, is judged by its
+//! segments alone.
 
 use crate::error::{Error, Result};
 use crate::manifest::{ActiveSegment, Manifest};
 use seglog_segment::SegmentInfo;
 use std::collections::HashMap;
+
+/// Fails with [`Error::Diverged`] when the manifest names a log identity and the local
+/// log has another one.
+///
+/// # Errors
+/// [`Error::Diverged`].
+pub(crate) fn check_identity(
+    manifest: &Manifest,
+    local: Option<seglog_segment::format::LogId>,
+) -> Result<()> {
+    match (manifest.log_identity(), local) {
+        (Some(named), Some(local)) if named != local => Err(Error::Diverged(format!(
+            "the bucket's manifest {} describes log {named}, the local directory holds log              {local}: another log's directory, or another log's prefix",
+            manifest.manifest_id
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// What the check found.
 #[derive(Debug, PartialEq, Eq)]

@@ -109,6 +109,12 @@ pub struct Manifest {
     /// The active segment whose chunks are shipped (version 2; `None`: no chunk shipping).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<ActiveSegment>,
+    /// The identity of the log it describes (32 hex digits, docs/format.md §9): a ship, a
+    /// continue and a claim for a directory refuse a local log of another identity. Absent
+    /// from manifests written before identities (the next ship names it); builds before it
+    /// ignore it, so it needs no new format version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_id: Option<String>,
 }
 
 impl Manifest {
@@ -170,8 +176,18 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The identity of the log it describes, parsed; `None` when it names none.
+    pub fn log_identity(&self) -> Option<seglog_segment::format::LogId> {
+        self.log_id.as_deref().and_then(|s| s.parse().ok())
+    }
+
     fn check(&self, key: &Path, prefix: &Path, id: u64) -> Result<()> {
         let bad = |reason: String| Err(Error::corruption(key, reason));
+        if let Some(log_id) = &self.log_id {
+            if log_id.parse::<seglog_segment::format::LogId>().is_err() {
+                return bad(format!("log_id {log_id:?} is not 32 hex digits"));
+            }
+        }
         if self.manifest_id != id {
             return bad(format!("manifest_id {} under id {id}", self.manifest_id));
         }

@@ -295,6 +295,18 @@ async fn restore_task(
         // the manifest names (compaction outputs may be numbered above the active segment), is
         // the last local segment and takes the first append, so no shipped segment changes.
         write_fresh_segment(&dir, fresh_number.saturating_add(1), fresh_first_lsn).await?;
+        // The restored log is the bucket's log: it keeps its identity, so its ships continue
+        // the prefix. (A manifest from before identities names none: the open makes one, and
+        // the first ship names it.)
+        if let Some(id) = manifest.log_identity() {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                seglog_segment::log_id::write(&seglog_segment::io::StdFs, &dir, id)
+                    .map_err(|e| Error::Log(seglog::Error::from(e)))
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        }
         Ok::<_, Error>((tier, manifest, report, lazy, offloaded_numbers, expected))
     }
     .await;

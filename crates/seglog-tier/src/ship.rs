@@ -189,6 +189,7 @@ pub async fn check_continues(
     if let Some(record) = record {
         record.check_still_ours(&dir, &manifest)?;
     }
+    divergence::check_identity(&manifest, log.log_id())?;
     let listed = crate::read_through::shipped_listing(log);
     // `Changed` (a compaction moved a segment meanwhile) is left to the round after the
     // claim, which checks again.
@@ -284,6 +285,12 @@ impl Tier {
     async fn ship_round(&self, log: &seglog::Log, check: ClaimCheck) -> Result<ShipReport> {
         let mut state = self.state.lock().await;
         self.check_not_fenced(&state)?;
+        // Before anything is uploaded: another log's segments must not go under this prefix.
+        divergence::check_identity(&state.latest, log.log_id())?;
+        let log_id = log
+            .log_id()
+            .map(|id| id.to_string())
+            .or_else(|| state.latest.log_id.clone());
         let mut report = ShipReport::default();
         // Offloaded segments (read-through) are sealed segments of the log too.
         let segments = crate::read_through::shipped_listing(log);
@@ -403,7 +410,10 @@ impl Tier {
                 },
             })
             .or(kept_active);
-        if entries == state.latest.segments && active == state.latest.active {
+        if entries == state.latest.segments
+            && active == state.latest.active
+            && log_id == state.latest.log_id
+        {
             // Nothing to name; still learn whether another node took the log, so that a
             // zombie with nothing to ship is fenced as soon as one with something would be.
             if check == ClaimCheck::BeforeChunk {
@@ -411,7 +421,7 @@ impl Tier {
             }
             report.segments_named = entries.len();
         } else {
-            self.commit(&mut state, entries, active, &mut report)
+            self.commit(&mut state, entries, active, log_id, &mut report)
                 .await?;
         }
         // IMPORTANT: after the commit naming the active segment, never before: a chunk of a
@@ -452,8 +462,10 @@ impl Tier {
             return Ok(());
         }
         let entries = state.latest.segments.clone();
+        let log_id = state.latest.log_id.clone();
         let mut report = ShipReport::default();
-        self.commit(&mut state, entries, None, &mut report).await
+        self.commit(&mut state, entries, None, log_id, &mut report)
+            .await
     }
 
     /// Commits a manifest naming `entries` and `active` at the id after the newest.
@@ -462,6 +474,7 @@ impl Tier {
         state: &mut TierState,
         entries: Vec<SegmentEntry>,
         active: Option<ActiveSegment>,
+        log_id: Option<String>,
         report: &mut ShipReport,
     ) -> Result<()> {
         for _ in 0..MAX_OWN_EARLIER {
@@ -473,6 +486,7 @@ impl Tier {
                 created_unix_millis: now_unix_millis(),
                 segments: entries.clone(),
                 active,
+                log_id: log_id.clone(),
             };
             match objects::commit_manifest(self.store.as_ref(), &self.prefix, &next).await? {
                 Commit::Done => {

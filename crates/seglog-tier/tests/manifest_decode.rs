@@ -36,6 +36,7 @@ fn valid() -> Manifest {
             record_salt: 0xdead_beef_0005,
             chunks_epoch: 2,
         }),
+        log_id: Some("0123456789abcdef0123456789abcdef".into()),
     }
 }
 
@@ -107,4 +108,29 @@ fn a_manifest_naming_an_lsn_past_the_limit_is_refused() {
     let mut active_past = valid();
     active_past.active.as_mut().unwrap().first_lsn = limit;
     assert!(decode(&active_past).is_err());
+}
+
+#[test]
+fn a_manifest_whose_log_id_is_not_32_hex_digits_is_refused_and_one_without_is_read() {
+    let prefix = Path::from("p");
+    let key = Path::from("p/manifest/00000000000000000005");
+    for bad in [
+        "",
+        "0123",
+        "0123456789abcdef0123456789abcdeg",
+        "0123456789abcdef0123456789abcdef0",
+    ] {
+        let mut m = valid();
+        m.log_id = Some(bad.into());
+        let bytes = m.encode(&key).unwrap();
+        assert!(
+            Manifest::decode(&bytes, &key, &prefix, 5).is_err(),
+            "log_id {bad:?} was accepted"
+        );
+    }
+    let mut m = valid();
+    m.log_id = None;
+    let bytes = m.encode(&key).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("log_id"));
+    assert_eq!(Manifest::decode(&bytes, &key, &prefix, 5).unwrap(), m);
 }

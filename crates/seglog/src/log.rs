@@ -309,6 +309,14 @@ impl<F: FileSystem> Log<F> {
         &self.shared.dir
     }
 
+    /// The log's identity (docs/format.md §9): 16 random bytes made with the log and kept by
+    /// its backups, restores and bucket manifests. Always `Some` for a log opened for
+    /// writing; `None` for a read-only open of a log that has none yet (made by an older
+    /// build and never opened for writing since) or whose `LOG_ID` file is damaged.
+    pub fn log_id(&self) -> Option<seglog_segment::format::LogId> {
+        self.shared.segments.log_id()
+    }
+
     /// Checks that [`Self::dir`] still names the directory this log opened (it may have been
     /// renamed or removed since, and another log opened at the path). Components that write
     /// into the log's directory by path call it first; the log's own writes do.

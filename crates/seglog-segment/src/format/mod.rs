@@ -5,12 +5,14 @@
 //! Little-endian everywhere. Checksums are CRC32 (IEEE) from `crc32fast`.
 
 pub(crate) mod header;
+mod log_id;
 mod manifest;
 mod record;
 mod tail_bound;
 
 pub(crate) use header::random_salt;
 pub use header::{HeaderDefect, SegmentHeader};
+pub use log_id::{LogId, LOG_ID_FILE_LEN, LOG_ID_FILE_NAME, LOG_ID_MAGIC, LOG_ID_VERSION};
 pub use manifest::{ManifestInput, ManifestOutput, ReplacementManifest};
 pub(crate) use record::resalt;
 pub use record::{

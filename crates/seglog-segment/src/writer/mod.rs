@@ -66,6 +66,9 @@ pub(crate) struct Inner<F: FileSystem> {
     read_only: bool,
     /// The directory as it was at open: checked before each change made to it by path.
     dir_guard: crate::DirGuard,
+    /// The log's identity (`LOG_ID`); `None` only for a read-only open of a log that has
+    /// none yet, or whose file is damaged.
+    log_id: Option<crate::format::LogId>,
 }
 
 /// Called on the commit leader's thread right after a segment is sealed, with the segment
@@ -198,6 +201,7 @@ impl<F: FileSystem> SegmentLog<F> {
         })?;
         let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
         let recovered = recover(&fs, &dir, &opts, visitor)?;
+        let log_id = crate::log_id::ensure(&fs, &dir)?;
         let next_segment_number = recovered
             .segments
             .iter()
@@ -233,6 +237,7 @@ impl<F: FileSystem> SegmentLog<F> {
             )),
             read_only: false,
             dir_guard,
+            log_id: Some(log_id),
         });
         // Whatever the options now: a crash of a run that prepared segments can leave one.
         inner.remove_leftover_prepared()?;
@@ -509,6 +514,13 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::DirectoryMoved`], or an I/O error when the path cannot be examined.
     pub fn check_dir(&self) -> Result<()> {
         self.inner.check_dir()
+    }
+
+    /// The log's identity (docs/format.md §9): always known to a writer (its open makes one
+    /// if the log has none); `None` for a read-only open of a log that has none yet, or
+    /// whose `LOG_ID` is damaged (logged).
+    pub fn log_id(&self) -> Option<crate::format::LogId> {
+        self.inner.log_id
     }
 
     /// The directory as this log opened it, for checks made by other components that change

@@ -60,6 +60,11 @@ impl<F: FileSystem> SegmentLog<F> {
         let view = read_view::load(&fs, &dir, visitor)?;
         // After the load, so that a missing directory is reported as the load reports it.
         let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
+        // A reader does without: a damaged identity must not keep tools from the records.
+        let log_id = crate::log_id::read(&fs, &dir).unwrap_or_else(|e| {
+            tracing::warn!(dir = %dir.display(), error = %e, "the log's identity is unreadable");
+            None
+        });
         let report = view.report.clone();
         let next_segment_number = view.segments.iter().map(|e| e.number()).max().unwrap_or(0) + 1;
         let tail = view
@@ -99,6 +104,7 @@ impl<F: FileSystem> SegmentLog<F> {
             tail_lease: parking_lot::Mutex::new(crate::tail_bound::TailLease::new(None)),
             read_only: true,
             dir_guard,
+            log_id,
         });
         let handles = Arc::new(LastHandle {
             inner: inner.clone(),

@@ -47,6 +47,7 @@ fn entry_of(l: &Local) -> SegmentEntry {
 
 fn manifest(entries: Vec<SegmentEntry>) -> Manifest {
     Manifest {
+        log_id: None,
         format_version: FORMAT_VERSION,
         manifest_id: 2,
         writer_epoch: 1,

@@ -55,6 +55,10 @@ fn is_demo_file(name: &str) -> bool {
         || name == seglog_segment::format::PREPARED_SEGMENT_FILE_NAME
         // The writer's tail bound (docs/format.md §3.6).
         || name == seglog_segment::format::TAIL_BOUND_FILE_NAME
+        // The log's identity (docs/format.md §9), and its temp file if a demo was killed
+        // while making it.
+        || name == seglog_segment::format::LOG_ID_FILE_NAME
+        || name == format!("{}.tmp", seglog_segment::format::LOG_ID_FILE_NAME)
 }
 
 /// Makes `dir` an empty demo directory: creates and marks a new or empty one; clears one the

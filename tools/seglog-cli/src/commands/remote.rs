@@ -129,6 +129,11 @@ fn status(args: &StatusArgs) -> Result<i32> {
             bytes,
             checkpoints
         );
+        // Validated by the manifest's decode: 32 hex digits, nothing to escape.
+        match &m.log_id {
+            Some(id) => println!("log id {id}"),
+            None => println!("log id: none named (written before identities; the next ship names it)"),
+        }
         let mut bad = 0usize;
         let named: Vec<(&str, u64)> = m
             .segments

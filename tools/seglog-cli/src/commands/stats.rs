@@ -55,6 +55,10 @@ struct TornTail {
 /// The whole log's figures.
 #[derive(Serialize)]
 struct StatsLine {
+    /// The log's identity (docs/format.md §9): 32 hex digits; `null` when the log has none
+    /// yet (the next writer's open makes one) or its `LOG_ID` is damaged (`health`
+    /// `corruption`: a writer refuses to open).
+    log_id: Option<String>,
     /// Local and offloaded.
     segments: usize,
     /// Of those, offloaded to object storage (their records counted from their checkpoints).
@@ -166,7 +170,15 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         });
         Ok(())
     })?;
+    let log_id = match seglog_segment::log_id::read(&seglog_segment::io::StdFs, &args.dir) {
+        Ok(id) => Ok(id.map(|id| id.to_string())),
+        Err(e) => {
+            worst = worst.max(Health::Corrupt);
+            Err(e.to_string())
+        }
+    };
     let summary = StatsLine {
+        log_id: log_id.clone().ok().flatten(),
         segments: segments.len(),
         offloaded_segments: offloaded.len(),
         bytes,
@@ -189,6 +201,11 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
     if args.json {
         crate::outln!("{}", json_line(&summary)?)?;
     } else {
+        match &log_id {
+            Ok(Some(id)) => crate::outln!("log id      {id}")?,
+            Ok(None) => crate::outln!("log id      none yet (the next writer's open makes one)")?,
+            Err(e) => crate::outln!("log id      damaged: {e}")?,
+        }
         crate::outln!("segments    {}", summary.segments)?;
         if summary.offloaded_segments > 0 {
             crate::outln!(
