@@ -142,3 +142,57 @@ proptest! {
         }
     }
 }
+
+/// Short records are sealed by hashing them whole, long ones by combining a CRC of the body
+/// taken at encode time: both give the checksum of docs/format.md §3.2 (salt, length, then
+/// every byte from the LSN on), fields set after encoding included.
+#[test]
+fn both_ways_of_sealing_give_the_documented_checksum() {
+    let body_len = |payload: usize| payload + (RECORD_HEADER_LEN - REC_KIND_OFFSET) + 6 + 8 + 4;
+    let threshold_payload = COMBINED_CRC_MIN_BODY - body_len(0);
+    let sizes = [
+        0,
+        1,
+        300,
+        threshold_payload - 1,
+        threshold_payload,
+        threshold_payload + 1,
+        100_000,
+    ];
+    assert_eq!(body_len(threshold_payload), COMBINED_CRC_MIN_BODY);
+    for size in sizes {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+        let payloads: [&[u8]; 1] = [&payload];
+        let batch = EventBatch {
+            encoding: 0,
+            execution_id: b"exec-1",
+            tenant_id: b"tenant-a",
+            first_seq: 10,
+            timestamp_unix_nanos: 42,
+            payloads: &payloads,
+        };
+        let mut record = EncodedRecord::new(&batch, DEFAULT_MAX_RECORD_SIZE).unwrap();
+        assert_eq!(
+            record.body_crc.is_some(),
+            record.len() - REC_KIND_OFFSET >= COMBINED_CRC_MIN_BODY,
+            "payload {size}"
+        );
+        record.set_first_seq(77);
+        record.set_timestamp_unix_nanos(99);
+        let (salt, lsn) = (0x1234_5678_9abc_def0u64, 501);
+        let bytes = record.seal(salt, lsn, 500);
+        let mut reference = Hasher::new();
+        reference.update(&salt.to_le_bytes());
+        reference.update(&bytes[REC_LEN_OFFSET..REC_LEN_OFFSET + 4]);
+        reference.update(&bytes[REC_LSN_OFFSET..]);
+        assert_eq!(
+            bytes[REC_CRC_OFFSET..REC_CRC_OFFSET + 4],
+            reference.finalize().to_le_bytes(),
+            "payload {size}"
+        );
+        let RecordScan::Record(r) = decode_record(&bytes, salt, 1, u64::MAX) else {
+            panic!("payload {size}: the sealed record is refused");
+        };
+        assert_eq!((r.first_seq(), r.timestamp_unix_nanos()), (77, 99));
+    }
+}
