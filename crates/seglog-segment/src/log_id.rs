@@ -23,8 +23,9 @@ pub fn read<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<LogId>> {
         segment: 0,
         offset: 0,
         reason: format!(
-            "{}: {reason} (the log's identity; removing the file gives the log a new one, \
-             which a bucket it was shipped to then refuses)",
+            "{}: {reason}: the log's identity is damaged; `seglog repair <dir> --log-id <id>` \
+             writes it again (the id `seglog remote status <url>` prints for a log shipped to \
+             a bucket), `--new-log-id` gives a log that was never shipped a new one",
             path.display()
         ),
     };
@@ -39,12 +40,13 @@ pub fn read<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<LogId>> {
     LogId::decode(&bytes).map(Some).map_err(damaged)
 }
 
-/// The identity of the log in `dir`, made now (random, durable) if it has none.
+/// `found` (what [`read`] returned before recovery, so that a damaged identity stops an open
+/// before it cuts anything), or a new identity made now (random, durable) if there was none.
 ///
 /// # Errors
-/// As [`read`]; I/O errors making the file.
-pub(crate) fn ensure<F: FileSystem>(fs: &F, dir: &Path) -> Result<LogId> {
-    if let Some(id) = read(fs, dir)? {
+/// I/O errors making the file.
+pub(crate) fn ensure<F: FileSystem>(fs: &F, dir: &Path, found: Option<LogId>) -> Result<LogId> {
+    if let Some(id) = found {
         return Ok(id);
     }
     let id = LogId::random().map_err(|e| Error::io("getrandom", dir, e))?;

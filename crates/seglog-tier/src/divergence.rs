@@ -43,7 +43,8 @@ pub(crate) fn check_identity(
 ) -> Result<()> {
     match (manifest.log_identity(), local) {
         (Some(named), Some(local)) if named != local => Err(Error::Diverged(format!(
-            "the bucket's manifest {} describes log {named}, the local directory holds log              {local}: another log's directory, or another log's prefix",
+            "the bucket's manifest {} describes log {named}, the local directory holds log \
+             {local}: another log's directory, or another log's prefix",
             manifest.manifest_id
         ))),
         _ => Ok(()),

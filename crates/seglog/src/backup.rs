@@ -135,9 +135,11 @@ impl<F: FileSystem + Clone> Log<F> {
             }
         }
         // The copy is the same log: it keeps the identity (a bucket the log ships to accepts
-        // a restore of it).
-        let id_name = seglog_segment::format::LOG_ID_FILE_NAME;
-        link_or_copy(fs, &self.shared.dir.join(id_name), &dest.join(id_name))?;
+        // it). Written from the one the log holds, not linked: the copy gets a file of its
+        // own, whole even if the log's is damaged later (review 45).
+        if let Some(id) = self.log_id() {
+            seglog_segment::log_id::write(fs, dest, id)?;
+        }
         self.shared.segments.check_dir()?;
         // IMPORTANT: last, once every file is in place and every copy synced: the names
         // become durable together, so a power cut leaves no name of a file not yet whole.

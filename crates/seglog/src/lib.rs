@@ -81,8 +81,8 @@ pub use offloaded::{
 pub use options::{CheckpointMode, Options, Retention};
 pub use read::Event;
 pub use repair::{
-    plan_salvage, repair_dir, repair_dir_with_fs, DamagedCheckpoint, KeptSegment, RemovedSegment,
-    RepairReport, SalvagePlan, SegmentCut,
+    mend_log_id, mend_log_id_with_fs, plan_salvage, repair_dir, repair_dir_with_fs,
+    DamagedCheckpoint, KeptSegment, RemovedSegment, RepairReport, SalvagePlan, SegmentCut,
 };
 pub use retention::RetentionStats;
 pub use scrub::{ScrubReport, ScrubbedSegment};

@@ -200,8 +200,11 @@ impl<F: FileSystem> SegmentLog<F> {
             _ => Error::io("lock", &dir, e),
         })?;
         let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
+        // Read before recovery: a damaged identity stops the open before a salvage cuts.
+        let found_id = crate::log_id::read(&fs, &dir)?;
         let recovered = recover(&fs, &dir, &opts, visitor)?;
-        let log_id = crate::log_id::ensure(&fs, &dir)?;
+        // Made after: recovery refuses a directory that is not a log yet (a restore's).
+        let log_id = crate::log_id::ensure(&fs, &dir, found_id)?;
         let next_segment_number = recovered
             .segments
             .iter()

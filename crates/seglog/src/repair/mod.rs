@@ -26,6 +26,7 @@ pub use plan::{
 
 use crate::{CheckpointMode, Error, Log, Options, RecoveryMode, Result, VerifyReport};
 use prelocked::PreLocked;
+use seglog_segment::format::LogId;
 use seglog_segment::io::{FileSystem, StdFs};
 use std::path::Path;
 
@@ -111,6 +112,9 @@ fn repair<F: FileSystem + Clone>(
         }),
         _ => Error::io("lock", dir, e),
     })?;
+    // A damaged identity would stop the salvage open after the question: refused now, before
+    // anything is asked or cut (review 45). `mend_log_id` writes it again.
+    seglog_segment::log_id::read(&fs, dir)?;
     let plan = plan_salvage(&fs, dir)?;
     if let Some(cut) = &plan.cut {
         // A cut truncates the file in place: every other name of it would be cut too.
@@ -239,4 +243,47 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
         }
     }
     Ok(differences)
+}
+
+/// Writes `id` as the identity of the log in `dir` (docs/format.md §9), under the directory's
+/// lock (refused while a writer has the log open): for a log whose `LOG_ID` is damaged (its
+/// writer then refuses to open), with the identity its bucket's manifest names (`seglog
+/// remote status` prints it), or with a new one ([`LogId::random`]) for a log that was never
+/// shipped. A log of another identity than its bucket's manifest is refused by its ships.
+///
+/// # Errors
+/// [`seglog_segment::Error::Locked`] (through [`Error::Segment`]) when another process has
+/// the log open; [`Error::Unrepairable`] for a directory that holds no segment file; I/O
+/// errors.
+pub fn mend_log_id_with_fs<F: FileSystem>(fs: &F, dir: &Path, id: LogId) -> Result<()> {
+    match fs.list(dir) {
+        Ok(names)
+            if names
+                .iter()
+                .any(|n| n.ends_with(seglog_segment::format::SEGMENT_SUFFIX)) => {}
+        Ok(_) => {
+            return Err(Error::Unrepairable(format!(
+                "{} holds no segment files: not a seglog log directory",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(Error::io("list", dir, e)),
+    }
+    let _lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        _ => Error::io("lock", dir, e),
+    })?;
+    seglog_segment::log_id::write(fs, dir, id)?;
+    tracing::info!(dir = %dir.display(), log_id = %id, "wrote the log's identity");
+    Ok(())
+}
+
+/// [`mend_log_id_with_fs`] on real files.
+///
+/// # Errors
+/// As [`mend_log_id_with_fs`].
+pub fn mend_log_id(dir: impl AsRef<Path>, id: LogId) -> Result<()> {
+    mend_log_id_with_fs(&StdFs, dir.as_ref(), id)
 }

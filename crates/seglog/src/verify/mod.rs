@@ -138,6 +138,9 @@ pub struct VerifyReport {
     /// The offloaded segments (their file left the directory, their bytes are in object
     /// storage), in log order: their stub and checkpoint, not their bytes.
     pub offloaded: Vec<VerifiedOffload>,
+    /// Why the log's identity (`LOG_ID`, format.md §9) cannot be read, when it cannot: a
+    /// writer refuses to open such a log (corruption; `seglog repair --log-id` mends it).
+    pub identity_problem: Option<String>,
 }
 
 impl VerifyReport {
@@ -150,7 +153,7 @@ impl VerifyReport {
             .chain(self.offloaded.iter().map(VerifiedOffload::health))
             .max()
             .unwrap_or(Health::Clean);
-        if self.index_problem_count > 0 {
+        if self.index_problem_count > 0 || self.identity_problem.is_some() {
             Health::Corrupt
         } else {
             segments
@@ -258,7 +261,12 @@ pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
 /// I/O errors (a missing directory among them); a `.seg` file whose name is malformed.
 pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyReport> {
     let files = list_segment_files(fs, dir)?;
-    let mut report = VerifyReport::default();
+    let mut report = VerifyReport {
+        identity_problem: seglog_segment::log_id::read(fs, dir)
+            .err()
+            .map(|e| e.to_string()),
+        ..VerifyReport::default()
+    };
     let mut rebuilt = Rebuilt::new();
     let mut prev_lsn = 0u64;
     let mut offloaded = offloaded::Pending::list(fs, dir, &mut rebuilt);

@@ -39,6 +39,14 @@ pub struct RepairArgs {
     /// JSON lines, each with "schema" and "kind" (repair_plan, repair).
     #[arg(long)]
     pub json: bool,
+    /// First write this identity (32 hex digits) into the log's damaged LOG_ID: the one
+    /// `seglog remote status <URL>` prints for a log shipped to a bucket.
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["new_log_id", "dry_run"])]
+    pub log_id: Option<String>,
+    /// First give the log a new random identity, replacing a damaged LOG_ID (for a log that
+    /// was never shipped: a bucket refuses a log whose identity changed).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub new_log_id: bool,
 }
 
 /// The segment cut short.
@@ -223,6 +231,21 @@ fn print_plan(plan: &SalvagePlan, json: bool) -> Result<()> {
 pub fn run(args: &RepairArgs) -> Result<i32> {
     if !args.dir.is_dir() {
         bail!("{} is not a log directory", args.dir.display());
+    }
+    let identity = match (&args.log_id, args.new_log_id) {
+        (Some(hex), _) => Some(
+            hex.parse::<seglog_segment::format::LogId>()
+                .map_err(|e| anyhow::anyhow!("--log-id {hex:?}: {e}"))?,
+        ),
+        (None, true) => Some(
+            seglog_segment::format::LogId::random().context("cannot draw a new log identity")?,
+        ),
+        (None, false) => None,
+    };
+    if let Some(id) = identity {
+        seglog::mend_log_id(&args.dir, id)
+            .with_context(|| format!("cannot write the identity of {}", args.dir.display()))?;
+        eprintln!("seglog repair: the log's identity is now {id}");
     }
     if args.dry_run {
         let plan = seglog::plan_salvage(&seglog::io::StdFs, &args.dir)

@@ -346,6 +346,16 @@ pub fn print(report: &VerifyReport, json: bool) -> Result<Option<String>> {
             out(format!("index: {}", paint.bad(&escape_str(p))))?;
         }
     }
+    if let Some(p) = &report.identity_problem {
+        first_problem.get_or_insert(format!("identity: {p}"));
+        if json {
+            out(json_line(&IndexProblemLine {
+                problem: escape_str(p),
+            })?)?;
+        } else {
+            out(format!("identity: {}", paint.bad(&escape_str(p))))?;
+        }
+    }
     if !json && report.index_problem_count > report.index_problems.len() {
         out(format!(
             "index: {} more problems",

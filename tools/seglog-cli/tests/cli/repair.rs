@@ -162,3 +162,46 @@ fn repair_of_a_directory_without_a_log_creates_nothing() {
     assert_clean_failure(&seglog(&["repair", d, "--yes"]), 3);
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// A damaged `LOG_ID`: `verify` calls it corruption, `stats` says so, a plain repair refuses
+/// (naming `--log-id`) and changes nothing, `repair --log-id <hex>` writes that identity back
+/// and the log opens with it; `--new-log-id` draws a new one.
+#[test]
+fn a_damaged_identity_is_reported_and_repair_log_id_writes_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_log(tmp.path());
+    let d = tmp.path().to_str().unwrap();
+    let id_path = tmp.path().join(seglog_segment::format::LOG_ID_FILE_NAME);
+    let id = seglog_segment::format::LogId::decode(&std::fs::read(&id_path).unwrap()).unwrap();
+    let mut bytes = std::fs::read(&id_path).unwrap();
+    bytes[13] ^= 0x20;
+    std::fs::write(&id_path, &bytes).unwrap();
+
+    let verified = seglog(&["verify", d]);
+    assert_eq!(verified.status.code(), Some(2));
+    assert!(text(&verified).contains("identity:"), "{}", text(&verified));
+    let stats = seglog(&["stats", d]);
+    assert!(text(&stats).contains("log id      damaged"), "{}", text(&stats));
+    let before = snapshot(tmp.path());
+    let refused = seglog(&["repair", d, "--yes"]);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(err(&refused).contains("--log-id"), "{}", err(&refused));
+    assert_eq!(snapshot(tmp.path()), before, "a refused repair changed the log");
+    let bad = seglog(&["repair", d, "--yes", "--log-id", "not-hex"]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert_eq!(snapshot(tmp.path()), before);
+
+    let mended = seglog(&["repair", d, "--yes", "--log-id", &id.to_string()]);
+    assert_eq!(mended.status.code(), Some(0), "{}", err(&mended));
+    assert_eq!(seglog(&["verify", d]).status.code(), Some(0));
+    let log = seglog::Log::open_blocking(tmp.path(), seglog::Options::default()).unwrap();
+    assert_eq!(log.log_id(), Some(id));
+    log.close().unwrap();
+    drop(log);
+
+    let renewed = seglog(&["repair", d, "--yes", "--new-log-id"]);
+    assert_eq!(renewed.status.code(), Some(0), "{}", err(&renewed));
+    let log = seglog::Log::open_blocking(tmp.path(), seglog::Options::default()).unwrap();
+    assert!(log.log_id().is_some_and(|new| new != id));
+    log.close().unwrap();
+}
