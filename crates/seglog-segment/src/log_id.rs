@@ -62,22 +62,11 @@ pub(crate) fn ensure<F: FileSystem>(fs: &F, dir: &Path, found: Option<LogId>) ->
 /// # Errors
 /// I/O errors.
 pub fn write<F: FileSystem>(fs: &F, dir: &Path, id: LogId) -> Result<()> {
-    let path = dir.join(LOG_ID_FILE_NAME);
-    let tmp = dir.join(format!("{LOG_ID_FILE_NAME}.tmp"));
-    match fs.remove(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &tmp, e)),
-    }
-    let file = fs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    file.write_all_at(&id.encode(), 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("sync_data", &tmp, e))?;
-    drop(file);
-    fs.rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &path, e))?;
-    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
+    crate::io::replace_file_durably(
+        fs,
+        dir,
+        LOG_ID_FILE_NAME,
+        &format!("{LOG_ID_FILE_NAME}.tmp"),
+        &id.encode(),
+    )
 }

@@ -176,3 +176,42 @@ pub(crate) fn write_zeros_by_hand<F: SegmentFile + ?Sized>(
     }
     Ok(())
 }
+
+/// Makes `bytes` the contents of `dir/name`, crash-atomically: written under `dir/tmp_name`
+/// (a leftover of that name is removed first), fdatasynced, renamed over `name`, and the
+/// directory fsynced. After it returns the file is durable under its name; after a crash
+/// there is the old file (or none) or the new one, whole, never a torn one (a temp file may
+/// be left behind).
+///
+/// # Errors
+/// I/O errors.
+pub fn replace_file_durably<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    bytes: &[u8],
+) -> crate::Result<()> {
+    use crate::Error;
+    let path = dir.join(name);
+    let tmp = dir.join(tmp_name);
+    match fs.remove(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", &tmp, e)),
+    }
+    let file = fs
+        .create_new(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    // IMPORTANT: the contents are durable before the rename gives them the final name, so a
+    // crash never leaves a torn file under it.
+    file.sync_data()
+        .map_err(|e| Error::io("sync_data", &tmp, e))?;
+    drop(file);
+    fs.rename(&tmp, &path)
+        .map_err(|e| Error::io("rename", &path, e))?;
+    // IMPORTANT: and the rename is durable before the caller relies on the file.
+    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
+}

@@ -164,28 +164,16 @@ pub(crate) fn decode(bytes: &[u8], path: &Path, name_lsn: u64) -> Result<Offload
 /// I/O errors (a temp file may be left behind: the next open removes it).
 pub(crate) fn write<F: FileSystem>(fs: &F, dir: &Path, segment: &OffloadedSegment) -> Result<()> {
     let name = stub_file_name(segment.first_lsn);
-    let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    match fs.remove(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &tmp, e)),
-    }
-    let file = fs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    file.write_all_at(&encode(segment), 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    // IMPORTANT: the contents are durable before the rename gives them the final name, so a
-    // crash never leaves a torn stub under it.
-    file.sync_data()
-        .map_err(|e| Error::io("sync_data", &tmp, e))?;
-    drop(file);
-    fs.rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &path, e))?;
-    // IMPORTANT: the rename is durable before the caller removes the segment's file: a lost
-    // stub with the file gone would lose the segment's records.
-    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
+    // IMPORTANT: durable under its name (contents, then the rename) before the caller removes
+    // the segment's file: a lost or torn stub with the file gone would lose its records.
+    seglog_segment::io::replace_file_durably(
+        fs,
+        dir,
+        &name,
+        &format!("{name}{TEMP_SUFFIX}"),
+        &encode(segment),
+    )
+    .map_err(Error::from)
 }
 
 /// Every stub in `dir`, in log order, and the stale temp files to remove (whoever holds the

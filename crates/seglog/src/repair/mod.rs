@@ -89,29 +89,11 @@ fn repair<F: FileSystem + Clone>(
     confirm: impl FnOnce(&SalvagePlan) -> bool,
     links: &dyn Fn(&Path) -> std::io::Result<u64>,
 ) -> Result<RepairReport> {
-    // Never create a log where there is none: the lock file would be the first write.
-    match fs.list(dir) {
-        Ok(names)
-            if names
-                .iter()
-                .any(|n| n.ends_with(seglog_segment::format::SEGMENT_SUFFIX)) => {}
-        Ok(_) => {
-            return Err(Error::Unrepairable(format!(
-                "{} holds no segment files: not a seglog log directory",
-                dir.display()
-            )))
-        }
-        Err(e) => return Err(Error::io("list", dir, e)),
-    }
+    refuse_unless_a_log(&fs, dir)?;
     // A salvage cuts local segments; with offloaded segments after the cut the result is a
     // log no open accepts (format.md §7). Such a log is restored from its bucket instead.
     crate::offloaded::refuse(&fs, dir, "a repair")?;
-    let _lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        _ => Error::io("lock", dir, e),
-    })?;
+    let _lock = lock(&fs, dir)?;
     // A damaged identity would stop the salvage open after the question: refused now, before
     // anything is asked or cut (review 45). `mend_log_id` writes it again.
     seglog_segment::log_id::read(&fs, dir)?;
@@ -256,25 +238,8 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
 /// the log open; [`Error::Unrepairable`] for a directory that holds no segment file; I/O
 /// errors.
 pub fn mend_log_id_with_fs<F: FileSystem>(fs: &F, dir: &Path, id: LogId) -> Result<()> {
-    match fs.list(dir) {
-        Ok(names)
-            if names
-                .iter()
-                .any(|n| n.ends_with(seglog_segment::format::SEGMENT_SUFFIX)) => {}
-        Ok(_) => {
-            return Err(Error::Unrepairable(format!(
-                "{} holds no segment files: not a seglog log directory",
-                dir.display()
-            )))
-        }
-        Err(e) => return Err(Error::io("list", dir, e)),
-    }
-    let _lock = fs.lock_dir(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        _ => Error::io("lock", dir, e),
-    })?;
+    refuse_unless_a_log(fs, dir)?;
+    let _lock = lock(fs, dir)?;
     seglog_segment::log_id::write(fs, dir, id)?;
     tracing::info!(dir = %dir.display(), log_id = %id, "wrote the log's identity");
     Ok(())
@@ -286,4 +251,33 @@ pub fn mend_log_id_with_fs<F: FileSystem>(fs: &F, dir: &Path, id: LogId) -> Resu
 /// As [`mend_log_id_with_fs`].
 pub fn mend_log_id(dir: impl AsRef<Path>, id: LogId) -> Result<()> {
     mend_log_id_with_fs(&StdFs, dir.as_ref(), id)
+}
+
+/// Never creates a log where there is none (the lock file would be the first write): a
+/// directory without a segment file is refused.
+fn refuse_unless_a_log<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
+    match fs.list(dir) {
+        Ok(names)
+            if names
+                .iter()
+                .any(|n| n.ends_with(seglog_segment::format::SEGMENT_SUFFIX)) =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(Error::Unrepairable(format!(
+            "{} holds no segment files: not a seglog log directory",
+            dir.display()
+        ))),
+        Err(e) => Err(Error::io("list", dir, e)),
+    }
+}
+
+/// The directory's lock, or [`seglog_segment::Error::Locked`] while a writer holds it.
+fn lock<F: FileSystem>(fs: &F, dir: &Path) -> Result<F::DirLock> {
+    fs.lock_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        _ => Error::io("lock", dir, e),
+    })
 }

@@ -181,12 +181,20 @@ fn a_damaged_identity_is_reported_and_repair_log_id_writes_it_back() {
     assert_eq!(verified.status.code(), Some(2));
     assert!(text(&verified).contains("identity:"), "{}", text(&verified));
     let stats = seglog(&["stats", d]);
-    assert!(text(&stats).contains("log id      damaged"), "{}", text(&stats));
+    assert!(
+        text(&stats).contains("log id      damaged"),
+        "{}",
+        text(&stats)
+    );
     let before = snapshot(tmp.path());
     let refused = seglog(&["repair", d, "--yes"]);
     assert_ne!(refused.status.code(), Some(0));
     assert!(err(&refused).contains("--log-id"), "{}", err(&refused));
-    assert_eq!(snapshot(tmp.path()), before, "a refused repair changed the log");
+    assert_eq!(
+        snapshot(tmp.path()),
+        before,
+        "a refused repair changed the log"
+    );
     let bad = seglog(&["repair", d, "--yes", "--log-id", "not-hex"]);
     assert_ne!(bad.status.code(), Some(0));
     assert_eq!(snapshot(tmp.path()), before);
