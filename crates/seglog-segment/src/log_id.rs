@@ -1,7 +1,7 @@
 //! The log directory's `LOG_ID` file (the bytes: `format::LogId`, docs/format.md §9):
 //! read at every open, made once by the first writer's open, copied by backups and restores.
 
-use crate::format::{LogId, LOG_ID_FILE_LEN, LOG_ID_FILE_NAME};
+use crate::format::{LogId, LOG_ID_FILE_LEN, LOG_ID_FILE_NAME, LOG_ID_TEMP_FILE_NAME};
 use crate::io::{FileSystem, SegmentFile};
 use crate::{Error, Result};
 use std::io;
@@ -66,7 +66,7 @@ pub fn write<F: FileSystem>(fs: &F, dir: &Path, id: LogId) -> Result<()> {
         fs,
         dir,
         LOG_ID_FILE_NAME,
-        &format!("{LOG_ID_FILE_NAME}.tmp"),
+        LOG_ID_TEMP_FILE_NAME,
         &id.encode(),
     )
 }

@@ -246,11 +246,8 @@ impl Tier {
         }
         let report = result?;
         // The round's work is done and stands: a record that cannot be written is tried
-        // again next round, and fails no acknowledgement. Never into a directory that has
-        // taken the log's place at its path (review 44): that is another log's record.
-        if let Err(e) = log.check_dir() {
-            tracing::warn!(dir = %log.dir().display(), error = %e, "the claim is not recorded in the log's directory");
-        } else if let Err(e) = self.record_claim_in(log.dir()).await {
+        // again next round, and fails no acknowledgement.
+        if let Err(e) = self.record_claim_in(log).await {
             tracing::warn!(dir = %log.dir().display(), error = %e, "cannot record the claim in the log's directory");
         }
         Ok(report)
@@ -261,11 +258,15 @@ impl Tier {
     /// directory) would otherwise leave an older record there, and the owner's own directory
     /// would look taken over at its next continue (review 28). A record never moves back:
     /// one naming a later epoch is left alone.
-    async fn record_claim_in(&self, dir: &std::path::Path) -> Result<()> {
+    async fn record_claim_in(&self, log: &seglog::Log) -> Result<()> {
+        let dir = log.dir();
         let mut state = self.state.lock().await;
         if state.recorded_in.as_deref() == Some(dir) {
             return Ok(());
         }
+        // Never into a directory that has taken the log's place at its path (review 44):
+        // that is another log's record.
+        log.check_dir()?;
         let ours = crate::claim_record::ClaimRecord {
             epoch: self.epoch,
             nonce: self.nonce.clone(),

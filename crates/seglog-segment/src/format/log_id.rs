@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 /// Name of the file in the log directory.
 pub const LOG_ID_FILE_NAME: &str = "LOG_ID";
+/// The name the file is written under before it is renamed to [`LOG_ID_FILE_NAME`].
+pub const LOG_ID_TEMP_FILE_NAME: &str = "LOG_ID.tmp";
 /// First 8 bytes of the file.
 pub const LOG_ID_MAGIC: [u8; 8] = *b"SEGLOGID";
 /// The version of the file this build writes and reads.

@@ -12,7 +12,9 @@ mod tail_bound;
 
 pub(crate) use header::random_salt;
 pub use header::{HeaderDefect, SegmentHeader};
-pub use log_id::{LogId, LOG_ID_FILE_LEN, LOG_ID_FILE_NAME, LOG_ID_MAGIC, LOG_ID_VERSION};
+pub use log_id::{
+    LogId, LOG_ID_FILE_LEN, LOG_ID_FILE_NAME, LOG_ID_MAGIC, LOG_ID_TEMP_FILE_NAME, LOG_ID_VERSION,
+};
 pub use manifest::{ManifestInput, ManifestOutput, ReplacementManifest};
 pub(crate) use record::resalt;
 pub use record::{

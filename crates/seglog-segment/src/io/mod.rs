@@ -195,11 +195,7 @@ pub fn replace_file_durably<F: FileSystem>(
     use crate::Error;
     let path = dir.join(name);
     let tmp = dir.join(tmp_name);
-    match fs.remove(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &tmp, e)),
-    }
+    crate::replacement::remove_if_present(fs, &tmp)?;
     let file = fs
         .create_new(&tmp)
         .map_err(|e| Error::io("create", &tmp, e))?;

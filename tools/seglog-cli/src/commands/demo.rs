@@ -58,7 +58,7 @@ fn is_demo_file(name: &str) -> bool {
         // The log's identity (docs/format.md §9), and its temp file if a demo was killed
         // while making it.
         || name == seglog_segment::format::LOG_ID_FILE_NAME
-        || name == format!("{}.tmp", seglog_segment::format::LOG_ID_FILE_NAME)
+        || name == seglog_segment::format::LOG_ID_TEMP_FILE_NAME
 }
 
 /// Makes `dir` an empty demo directory: creates and marks a new or empty one; clears one the
