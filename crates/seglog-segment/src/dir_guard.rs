@@ -6,7 +6,9 @@
 //! files. So the log records which directory it locked and, before each change it makes to
 //! the directory by path, checks that the path still names it, as SQLite checks that its
 //! database file has not moved before each write transaction (`SQLITE_READONLY_DBMOVED`).
-//! A move between the check and the change is not caught; the window is one system call.
+//! A move between the check and the change is not caught, so a check sits right before each
+//! step that would do harm in another log's directory: a change made of several steps (the
+//! compaction's manifest: create, sync, rename) is checked again before its commit step.
 //! Writes through handles already open (appends to the active segment) need no check: they
 //! follow the file wherever it went.
 

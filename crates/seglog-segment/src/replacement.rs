@@ -50,13 +50,21 @@ pub(crate) fn remove_if_present<F: FileSystem>(fs: &F, path: &Path) -> Result<bo
 
 /// Steps 2: makes `manifest` the committed manifest of `dir`. When this returns Ok, the
 /// replacement will happen, even if the process dies now.
+///
+/// By path, so `guard` is checked right before the manifest is created and right before its
+/// rename (review 46): a directory moved meanwhile, another log opened at its path, must not
+/// receive this log's committed manifest (that log's next open would carry it out). A temp
+/// manifest created there in the window between check and creation is left to that log's
+/// next open, which discards it as a crashed compaction's.
 pub(crate) fn commit_manifest<F: FileSystem>(
     fs: &F,
-    dir: &Path,
+    guard: &crate::DirGuard,
     manifest: &ReplacementManifest,
 ) -> Result<()> {
+    let dir = guard.dir();
     let tmp = dir.join(MANIFEST_TEMP_FILE_NAME);
     let path = dir.join(MANIFEST_FILE_NAME);
+    guard.check(fs)?;
     remove_if_present(fs, &tmp)?;
     let file = fs
         .create_new(&tmp)
@@ -76,6 +84,7 @@ pub(crate) fn commit_manifest<F: FileSystem>(
         fs.sync_dir(dir)
             .map_err(|e| Error::io("sync_dir", dir, e))?;
     }
+    guard.check(fs)?;
     fs.rename(&tmp, &path)
         .map_err(|e| Error::io("rename", &path, e))?;
     // IMPORTANT: the commit point.

@@ -149,12 +149,17 @@ impl<F: FileSystem + Clone> SegmentLog<F> {
                 }
             }
         }
-        if let Err(e) = commit_manifest(&self.inner.fs, &self.inner.dir, &manifest) {
+        if let Err(e) = commit_manifest(&self.inner.fs, &self.inner.dir_guard, &manifest) {
             // The manifest may or may not be durable: only a reopen can tell (fsyncgate).
             self.inner.poison(&e);
             return Err(e);
         }
-        let finished = apply_manifest(&self.inner.fs, &self.inner.dir, &manifest)
+        // Renames and removals by path: not in a directory that took this one's place (the
+        // poisoned log's reopen, where its directory is, finishes the replacement).
+        let finished = self
+            .inner
+            .check_dir()
+            .and_then(|()| apply_manifest(&self.inner.fs, &self.inner.dir, &manifest))
             .and_then(|()| retire_manifest(&self.inner.fs, &self.inner.dir));
         if let Err(e) = finished {
             self.inner.poison(&e);

@@ -155,7 +155,8 @@ impl<F: FileSystem + Clone> Log<F> {
             return Ok(cp);
         }
         // A write racing an inline seal listener's may lose the rename: the other one's
-        // file is as good.
+        // file is as good. Checked again: the wait above may have been long.
+        self.shared.segments.check_dir()?;
         let written = seglog_index::checkpoint::write(fs, dir, info, bytes);
         match (load(), written) {
             (Some(cp), _) => Ok(cp),
