@@ -251,6 +251,14 @@ enum Workload {
         /// Only the restore figures (whole and lazy), not the append runs.
         #[arg(long)]
         restore_only: bool,
+        /// Chunk rounds of the chunk-restore figure: an active segment shipped as this many
+        /// chunks, restored fetching ahead and one object at a time (0: not run).
+        #[arg(long, default_value_t = 100)]
+        chunks: usize,
+        /// Emulated first-byte latency added to every GET of the restore figures, ms
+        /// (loopback has none; S3's is tens of ms).
+        #[arg(long, default_value_t = 0)]
+        get_latency_ms: u64,
     },
 }
 
@@ -502,6 +510,8 @@ fn main() -> Result<()> {
                 ship_interval_ms,
                 segment_mib,
                 restore_only,
+                chunks,
+                get_latency_ms,
             }),
         ) => {
             let mut shape = tier::Shape {
@@ -515,9 +525,12 @@ fn main() -> Result<()> {
                 ship_interval: Duration::from_millis(ship_interval_ms),
                 segment_size_bytes: segment_mib << 20,
                 restore_only,
+                chunks,
+                get_latency: Duration::from_millis(get_latency_ms),
             };
             if quick {
                 shape.sizes = vec![10_000];
+                shape.chunks = shape.chunks.min(20);
                 shape.restores = 1;
                 shape.seconds = 1.0;
                 shape.rounds = 1;

@@ -27,6 +27,7 @@
 use crate::chunk::{self, Kind};
 use crate::claim::{Tier, TierState};
 use crate::error::{Error, Result};
+use crate::fetch_ahead::{FetchAhead, FetchAheadLimits};
 use crate::keys;
 use crate::manifest::ActiveSegment;
 use crate::objects::{self, Created};
@@ -136,25 +137,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Task(e.to_string()))?
 }
 
-/// The chunks in `folder`: (index, key), ascending; refuses a gap in the numbering.
-async fn list_chunks(store: &dyn ObjectStore, folder: &Path) -> Result<Vec<Path>> {
+/// The chunks in `folder`, ascending, with their sizes as listed; refuses a gap in the
+/// numbering.
+async fn list_chunks(store: &dyn ObjectStore, folder: &Path) -> Result<Vec<(Path, u64)>> {
     let metas: Vec<_> = store
         .list(Some(folder))
         .try_collect()
         .await
         .map_err(|e| Error::store("list", folder, e))?;
-    let mut found: Vec<(u64, Path)> = metas
+    let mut found: Vec<(u64, Path, u64)> = metas
         .into_iter()
         .filter(|m| keys::directly_in(folder, &m.location))
-        .filter_map(|m| keys::parse_chunk_index(&m.location).map(|i| (i, m.location)))
+        .filter_map(|m| keys::parse_chunk_index(&m.location).map(|i| (i, m.location, m.size)))
         .collect();
-    found.sort_by_key(|(i, _)| *i);
-    for (expected, (index, key)) in found.iter().enumerate() {
+    found.sort_by_key(|(i, _, _)| *i);
+    for (expected, (index, key, _)) in found.iter().enumerate() {
         if *index != expected as u64 {
             return Err(Error::corruption(key, "chunk numbering has a gap"));
         }
     }
-    Ok(found.into_iter().map(|(_, k)| k).collect())
+    Ok(found.into_iter().map(|(_, k, size)| (k, size)).collect())
 }
 
 /// Reads and checks chunk `index` of `segment` at `key`; `Ok(None)` when it is not there.
@@ -369,7 +371,11 @@ impl Tier {
         local: Option<&OpenSegment>,
     ) -> Result<Option<ChunkProgress>> {
         let folder = keys::chunk_folder(&self.prefix, &segment);
-        let listed = list_chunks(self.store.as_ref(), &folder).await?;
+        let listed: Vec<Path> = list_chunks(self.store.as_ref(), &folder)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         let mut progress = ChunkProgress {
             segment,
             next_index: listed.len() as u64,
@@ -446,17 +452,35 @@ fn header_is(bytes: &[u8], info: &SegmentInfo) -> bool {
 /// [`Error::Corruption`] for a chunk that does not decode, is another segment's, leaves a
 /// gap, or a prefix whose header is not the segment's; store errors; [`Error::Conflict`]
 /// when the end marker kept colliding.
-pub(crate) async fn rebuild(tier: &Tier, segment: &ActiveSegment) -> Result<Option<Bytes>> {
+pub(crate) async fn rebuild(
+    tier: &Tier,
+    segment: &ActiveSegment,
+    fetch_ahead: FetchAheadLimits,
+) -> Result<Option<Bytes>> {
     let store = tier.store().as_ref();
     let folder = keys::chunk_folder(tier.prefix(), segment);
     for _ in 0..END_MARKER_ATTEMPTS {
         let listed = list_chunks(store, &folder).await?;
+        let chunks = listed.len();
+        // Fetched several at a time (a restore of thousands of chunks is not one round trip
+        // each), read in order.
+        let mut fetched = FetchAhead::new(
+            listed.into_iter().enumerate().map(|(index, (key, size))| {
+                (size, (index as u64, key, tier.store().clone(), *segment))
+            }),
+            fetch_ahead,
+            |(index, key, store, segment)| async move {
+                let chunk = read_chunk(store.as_ref(), &key, &segment, index).await?;
+                let (h, payload) =
+                    chunk.ok_or_else(|| Error::corruption(&key, "listed but gone"))?;
+                Ok((key, h, payload))
+            },
+        );
         let mut bytes = Vec::new();
         let mut ended = false;
-        for (index, key) in listed.iter().enumerate() {
-            let (h, payload) = read_chunk(store, key, segment, index as u64)
-                .await?
-                .ok_or_else(|| Error::corruption(key, "listed but gone"))?;
+        while let Some(chunk) = fetched.next().await {
+            let (key, h, payload) = chunk?;
+            let key = &key;
             if h.kind == Kind::End {
                 ended = true;
                 break;
@@ -479,8 +503,9 @@ pub(crate) async fn rebuild(tier: &Tier, segment: &ActiveSegment) -> Result<Opti
             }
             bytes.extend_from_slice(&payload);
         }
+        drop(fetched);
         if !ended {
-            let index = listed.len() as u64;
+            let index = chunks as u64;
             let key = keys::chunk_key(&folder, index);
             let end = chunk::encode(
                 &chunk::Header {

@@ -40,6 +40,7 @@ mod claim;
 mod claim_record;
 mod divergence;
 mod error;
+mod fetch_ahead;
 mod keys;
 mod manifest;
 mod objects;
@@ -54,6 +55,7 @@ mod staging;
 pub use claim::Tier;
 pub use claim_record::CLAIM_RECORD_FILE_NAME;
 pub use error::{Error, Result};
+pub use fetch_ahead::FetchAheadLimits;
 pub use keys::{checkpoint_key, chunk_folder, chunk_key, manifest_key, segment_key};
 pub use manifest::{
     ActiveSegment, Manifest, ObjectRef, SegmentEntry, FORMAT_VERSION, FORMAT_VERSION_SEALED_ONLY,

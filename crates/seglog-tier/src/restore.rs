@@ -20,6 +20,7 @@
 
 use crate::claim::Tier;
 use crate::error::{Error, Result};
+use crate::fetch_ahead::{FetchAhead, FetchAheadLimits};
 use crate::manifest::{Manifest, ObjectRef, SegmentEntry};
 use crate::objects;
 use crate::read_through::{ReadThrough, ReadThroughOptions};
@@ -68,6 +69,10 @@ pub struct RestoreOptions {
     /// The read-through a lazy restore attaches to the log (its cache and block sizes; its
     /// `keep_local_segments` is for later retention passes).
     pub read_through: ReadThroughOptions,
+    /// How many objects (segments, checkpoints, chunks) are fetched at once, and how many
+    /// bytes of them the restore holds in memory ahead of the one it is writing. Default:
+    /// 16 objects, 256 MiB.
+    pub fetch_ahead: FetchAheadLimits,
 }
 
 impl RestoreOptions {
@@ -82,6 +87,13 @@ impl RestoreOptions {
     #[must_use]
     pub fn read_through(mut self, options: ReadThroughOptions) -> Self {
         self.read_through = options;
+        self
+    }
+
+    /// Sets [`Self::fetch_ahead`].
+    #[must_use]
+    pub fn fetch_ahead(mut self, limits: FetchAheadLimits) -> Self {
+        self.fetch_ahead = limits;
         self
     }
 }
@@ -195,53 +207,57 @@ async fn restore_task(
             .max()
             .unwrap_or(0);
         let mut offloaded_numbers = Vec::new();
-        for entry in &manifest.segments {
-            if lazy {
-                if let Some(checkpoint) = &entry.checkpoint {
-                    let bytes =
-                        restore_lazily(tier.store().as_ref(), &dir, entry, checkpoint).await?;
+        // Fetched (and checked) ahead, several at a time; written here, in order, each write
+        // awaited (an error then removes everything written: nothing lands after it).
+        let store = tier.store().clone();
+        let entries: Vec<(u64, (SegmentEntry, bool))> = manifest
+            .segments
+            .iter()
+            .map(|entry| {
+                let lazily = lazy && entry.checkpoint.is_some();
+                (fetch_size(entry, lazily), (entry.clone(), lazily))
+            })
+            .collect();
+        let mut fetched =
+            FetchAhead::new(entries, restore_options.fetch_ahead, |(entry, lazily)| {
+                fetch_entry(store.clone(), entry, lazily)
+            });
+        while let Some(entry) = fetched.next().await {
+            match entry? {
+                FetchedEntry::Lazily(lazily) => {
+                    report.bytes += lazily.downloaded();
+                    write_lazily(&dir, &lazily).await?;
                     report.segments_offloaded += 1;
                     report.checkpoints += 1;
-                    report.bytes += bytes;
-                    offloaded_numbers.push(entry.number);
-                    continue;
+                    offloaded_numbers.push(lazily.number);
+                }
+                FetchedEntry::Whole {
+                    first_lsn,
+                    bytes,
+                    last_lsn_with_markers,
+                    checkpoint,
+                } => {
+                    // Commit markers included: the fresh segment starts after every LSN the
+                    // segment holds, whatever its manifest entry says.
+                    fresh_first_lsn = fresh_first_lsn.max(last_lsn_with_markers.saturating_add(1));
+                    write_file(
+                        &dir,
+                        &seglog_segment::format::segment_file_name(first_lsn),
+                        &bytes,
+                    )
+                    .await?;
+                    report.segments += 1;
+                    report.bytes += bytes.len() as u64;
+                    if let Some(bytes) = checkpoint {
+                        let name = seglog_index::checkpoint::checkpoint_file_name(first_lsn);
+                        write_file(&dir, &name, &bytes).await?;
+                        report.checkpoints += 1;
+                        report.bytes += bytes.len() as u64;
+                    }
                 }
             }
-            let bytes = fetch_segment(tier.store().as_ref(), entry).await?;
-            // Commit markers included: the fresh segment starts after every LSN the segment
-            // holds, whatever its manifest entry says.
-            let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
-            // A sealed segment is whole records to its last byte: checked here, before the
-            // commit point, not by the open after it (review 23: a segment with zeros after
-            // its records, CRC as the manifest says, failed only the post-open check).
-            if analysis.damage.is_some() || analysis.data_end != bytes.len() as u64 {
-                return Err(Error::corruption(
-                    &Path::from(entry.segment.key.as_str()),
-                    format!(
-                        "not a whole sealed segment: intact to byte {} of {} ({:?})",
-                        analysis.data_end,
-                        bytes.len(),
-                        analysis.damage
-                    ),
-                ));
-            }
-            fresh_first_lsn = fresh_first_lsn.max(analysis.last_lsn_with_markers.saturating_add(1));
-            write_file(
-                &dir,
-                &seglog_segment::format::segment_file_name(entry.first_lsn),
-                &bytes,
-            )
-            .await?;
-            report.segments += 1;
-            report.bytes += bytes.len() as u64;
-            if let Some(checkpoint) = &entry.checkpoint {
-                let bytes = fetch_object(tier.store().as_ref(), checkpoint).await?;
-                let name = seglog_index::checkpoint::checkpoint_file_name(entry.first_lsn);
-                write_file(&dir, &name, &bytes).await?;
-                report.checkpoints += 1;
-                report.bytes += bytes.len() as u64;
-            }
         }
+        drop(fetched);
         // The active segment's durable prefix, from its chunks (after which the previous owner
         // can upload none: an end marker closes them).
         let mut expected: Vec<(u64, u64, u64, u64)> = manifest
@@ -255,7 +271,9 @@ async fn restore_task(
             // chunks hold no record and it is dropped below: never hand them out again
             // (review 21).
             fresh_first_lsn = fresh_first_lsn.max(active.first_lsn);
-            if let Some(bytes) = crate::active::rebuild(&tier, active).await? {
+            if let Some(bytes) =
+                crate::active::rebuild(&tier, active, restore_options.fetch_ahead).await?
+            {
                 // The active segment becomes a sealed local one before the fresh segment: it
                 // must be whole, and the fresh one starts after its last LSN.
                 let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
@@ -509,17 +527,103 @@ async fn sync_dir(dir: &FsPath) -> Result<()> {
     .map_err(|e| Error::Task(e.to_string()))?
 }
 
+/// What a restore fetched for one sealed segment, checked against its manifest entry,
+/// before anything of it is written.
+enum FetchedEntry {
+    /// The segment whole (checked: whole records to its last byte), and its checkpoint.
+    Whole {
+        first_lsn: u64,
+        bytes: Bytes,
+        /// The segment's last LSN, commit markers included.
+        last_lsn_with_markers: u64,
+        checkpoint: Option<Bytes>,
+    },
+    /// A lazy restore's: the checkpoint, and the stub of the segment left in the bucket.
+    Lazily(LazySegment),
+}
+
+/// What a lazy restore writes for a sealed segment left in the bucket.
+struct LazySegment {
+    number: u64,
+    first_lsn: u64,
+    checkpoint: Bytes,
+    stub: seglog::OffloadedSegment,
+}
+
+impl LazySegment {
+    /// Bytes downloaded for it: the checkpoint and the segment's header.
+    fn downloaded(&self) -> u64 {
+        self.checkpoint.len() as u64 + SEGMENT_HEADER_LEN as u64
+    }
+}
+
+/// The bytes fetching `entry` holds in memory (what fetching ahead budgets).
+fn fetch_size(entry: &SegmentEntry, lazily: bool) -> u64 {
+    let checkpoint = entry.checkpoint.as_ref().map_or(0, |c| c.len);
+    if lazily {
+        checkpoint + SEGMENT_HEADER_LEN as u64
+    } else {
+        entry.segment.len + checkpoint
+    }
+}
+
+/// Fetches and checks what a restore writes for `entry`: the segment whole and its
+/// checkpoint, or (`lazily`) the checkpoint and header only. Reads only.
+async fn fetch_entry(
+    store: Arc<dyn ObjectStore>,
+    entry: SegmentEntry,
+    lazily: bool,
+) -> Result<FetchedEntry> {
+    if lazily {
+        if let Some(checkpoint) = &entry.checkpoint {
+            return fetch_lazily(store.as_ref(), &entry, checkpoint)
+                .await
+                .map(FetchedEntry::Lazily);
+        }
+    }
+    let bytes = fetch_segment(store.as_ref(), &entry).await?;
+    // A sealed segment is whole records to its last byte: checked here, before the commit
+    // point, not by the open after it (review 23: a segment with zeros after its records,
+    // CRC as the manifest says, failed only the post-open check). Off the runtime's workers:
+    // it reads every record.
+    let analysis = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || seglog_segment::inspect::analyze_segment(&bytes, 0))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    };
+    if analysis.damage.is_some() || analysis.data_end != bytes.len() as u64 {
+        return Err(Error::corruption(
+            &Path::from(entry.segment.key.as_str()),
+            format!(
+                "not a whole sealed segment: intact to byte {} of {} ({:?})",
+                analysis.data_end,
+                bytes.len(),
+                analysis.damage
+            ),
+        ));
+    }
+    let checkpoint = match &entry.checkpoint {
+        Some(checkpoint) => Some(fetch_object(store.as_ref(), checkpoint).await?),
+        None => None,
+    };
+    Ok(FetchedEntry::Whole {
+        first_lsn: entry.first_lsn,
+        bytes,
+        last_lsn_with_markers: analysis.last_lsn_with_markers,
+        checkpoint,
+    })
+}
+
 /// A lazy restore of sealed segment `entry`: fetches its checkpoint (length and CRC-32 as
 /// the manifest says, then the checkpoint's own checks against the segment) and its header
 /// (a ranged GET of 64 bytes, checked against the entry, of an object of the manifest's
-/// length), then writes the checkpoint and the offload stub, each crash-atomically. Returns
-/// the bytes downloaded.
-async fn restore_lazily(
+/// length), and describes the segment for its offload stub. Reads only.
+async fn fetch_lazily(
     store: &dyn ObjectStore,
-    dir: &FsPath,
     entry: &SegmentEntry,
     checkpoint: &ObjectRef,
-) -> Result<u64> {
+) -> Result<LazySegment> {
     let checkpoint_bytes = fetch_object(store, checkpoint).await?;
     let header_bytes = fetch_header(store, entry).await?;
     let segment_key = Path::from(entry.segment.key.as_str());
@@ -530,7 +634,8 @@ async fn restore_lazily(
         number: entry.number,
         first_lsn: entry.first_lsn,
         last_lsn: entry.last_lsn,
-        path: dir.join(seglog_segment::format::segment_file_name(entry.first_lsn)),
+        // Where it would lie: the checkpoint's checks do not read it.
+        path: PathBuf::from(seglog_segment::format::segment_file_name(entry.first_lsn)),
         data_end: entry.segment.len,
         sealed: true,
         created_unix_nanos: header.created_unix_nanos,
@@ -572,13 +677,24 @@ async fn restore_lazily(
         entry.segment.key.clone(),
     )
     .map_err(|e| Error::corruption(&segment_key, format!("cannot describe it: {e}")))?;
-    let name = seglog_index::checkpoint::checkpoint_file_name(first_lsn);
-    write_file_atomically(dir, &name, checkpoint_bytes.clone()).await?;
+    Ok(LazySegment {
+        number: entry.number,
+        first_lsn,
+        checkpoint: checkpoint_bytes,
+        stub,
+    })
+}
+
+/// Writes a lazily restored segment's checkpoint and offload stub, each crash-atomically.
+async fn write_lazily(dir: &FsPath, segment: &LazySegment) -> Result<()> {
+    let name = seglog_index::checkpoint::checkpoint_file_name(segment.first_lsn);
+    write_file_atomically(dir, &name, segment.checkpoint.clone()).await?;
     let dir_owned = dir.to_path_buf();
+    let stub = segment.stub.clone();
     tokio::task::spawn_blocking(move || seglog::write_offload_stub(&dir_owned, &stub))
         .await
-        .map_err(|e| Error::Task(e.to_string()))??;
-    Ok(checkpoint_bytes.len() as u64 + SEGMENT_HEADER_LEN as u64)
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(Error::from)
 }
 
 /// The first 64 bytes of the segment `entry` names (a ranged GET), refused unless the

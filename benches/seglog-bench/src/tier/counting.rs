@@ -105,13 +105,25 @@ struct Counters {
 pub struct CountingStore {
     inner: Arc<dyn ObjectStore>,
     counters: Arc<Counters>,
+    /// Added before every GET reaches the store: an emulated first-byte latency (loopback
+    /// has none; S3's is tens of milliseconds). Zero: none.
+    get_latency: std::time::Duration,
 }
 
 impl CountingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
+        Self::with_get_latency(inner, std::time::Duration::ZERO)
+    }
+
+    /// A counting store whose GETs wait `get_latency` first.
+    pub fn with_get_latency(
+        inner: Arc<dyn ObjectStore>,
+        get_latency: std::time::Duration,
+    ) -> Arc<Self> {
         Arc::new(CountingStore {
             inner,
             counters: Arc::default(),
+            get_latency,
         })
     }
 
@@ -204,6 +216,9 @@ impl ObjectStore for CountingStore {
             &self.counters.gets
         };
         counter.fetch_add(1, Ordering::SeqCst);
+        if !self.get_latency.is_zero() {
+            tokio::time::sleep(self.get_latency).await;
+        }
         let head = options.head;
         let result = self.inner.get_opts(location, options).await?;
         if !head {

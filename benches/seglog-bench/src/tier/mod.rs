@@ -18,6 +18,7 @@
 //! documented runs: its latency is a loopback Python server's, not S3's).
 
 mod busy;
+mod chunk_restore;
 mod counting;
 mod restore;
 
@@ -60,6 +61,10 @@ pub struct Shape {
     pub segment_size_bytes: u64,
     /// Only the restore figures.
     pub restore_only: bool,
+    /// Chunk rounds of the chunk-restore figure (0: not run).
+    pub chunks: usize,
+    /// Emulated first-byte latency added to every GET of the restore figures.
+    pub get_latency: Duration,
 }
 
 /// A bucket to measure against.
@@ -141,8 +146,18 @@ pub fn run(base: &Path, shape: &Shape) -> Result<()> {
             restore_rows.extend(restore::run(&rt, base, bucket, events, shape)?);
         }
     }
+    let mut chunk_rows = Vec::new();
+    if shape.chunks > 0 {
+        for bucket in &buckets {
+            chunk_rows.extend(chunk_restore::run(&rt, base, bucket, shape)?);
+        }
+    }
     if shape.restore_only {
         print!("{}", restore::markdown(&restore_rows, shape));
+        if !chunk_rows.is_empty() {
+            println!();
+            print!("{}", chunk_restore::markdown(&chunk_rows, shape));
+        }
         return Ok(());
     }
     let busy_rows = busy::run(&rt, base, &buckets, shape)?;
@@ -154,6 +169,10 @@ pub fn run(base: &Path, shape: &Shape) -> Result<()> {
     );
     println!();
     print!("{}", restore::markdown(&restore_rows, shape));
+    if !chunk_rows.is_empty() {
+        println!();
+        print!("{}", chunk_restore::markdown(&chunk_rows, shape));
+    }
     println!();
     print!("{}", busy::latency_markdown(&busy_rows, shape));
     println!();

@@ -46,7 +46,7 @@ pub fn run(
     shape: &Shape,
 ) -> Result<Vec<Row>> {
     let tmp = tempfile::tempdir_in(base)?;
-    let store = CountingStore::new(bucket.store.clone());
+    let store = CountingStore::with_get_latency(bucket.store.clone(), shape.get_latency);
     let prefix = fresh_prefix(&format!("restore-{events}"));
     // Build: batches of 10 to the executions in turn, buffered, one sync, rolled.
     let log = Log::open_blocking(tmp.path().join("source"), Options::default())?;

@@ -57,6 +57,11 @@ pub struct FaultStore {
     /// PUTs of keys containing the fragment in flight now, and the most seen at once.
     pub delayed_in_flight: AtomicU64,
     pub delayed_max_in_flight: AtomicU64,
+    /// GETs of keys containing the fragment take this long (before reaching the store).
+    get_delay: Mutex<Option<(String, std::time::Duration)>>,
+    /// GETs of keys containing the fragment in flight now, and the most seen at once.
+    pub delayed_gets_in_flight: AtomicU64,
+    pub delayed_gets_max_in_flight: AtomicU64,
     /// Each: the `n`-th later PUT of a key containing the fragment fails (remote durability).
     put_faults: Mutex<Vec<PutFault>>,
     /// Each: the `n`-th later GET of a key containing the fragment fails (before the store).
@@ -98,6 +103,9 @@ impl FaultStore {
             put_delay: Mutex::new(None),
             delayed_in_flight: AtomicU64::new(0),
             delayed_max_in_flight: AtomicU64::new(0),
+            get_delay: Mutex::new(None),
+            delayed_gets_in_flight: AtomicU64::new(0),
+            delayed_gets_max_in_flight: AtomicU64::new(0),
             put_faults: Mutex::new(Vec::new()),
             get_faults: Mutex::new(Vec::new()),
             get_log: Mutex::new(Vec::new()),
@@ -152,6 +160,13 @@ impl FaultStore {
     /// and the most of them in flight at once is kept in `delayed_max_in_flight`.
     pub fn delay_puts(&self, fragment: &str, delay: std::time::Duration) {
         *self.put_delay.lock().unwrap() = Some((fragment.to_owned(), delay));
+    }
+
+    /// Every later GET of a key containing `fragment` waits `delay` first (a store with a
+    /// first-byte latency), and the most of them in flight at once is kept in
+    /// `delayed_gets_max_in_flight`.
+    pub fn delay_gets(&self, fragment: &str, delay: std::time::Duration) {
+        *self.get_delay.lock().unwrap() = Some((fragment.to_owned(), delay));
     }
 
     /// The `n`-th later PUT (1 = the next) of a key containing `fragment` fails with
@@ -304,6 +319,19 @@ impl ObjectStore for FaultStore {
         if let Some(gate) = gate {
             gate.reached.notify_one();
             gate.resume.notified().await;
+        }
+        let delay = self
+            .get_delay
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|(f, _)| location.as_ref().contains(f.as_str()));
+        if let Some((_, delay)) = delay {
+            let now = self.delayed_gets_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.delayed_gets_max_in_flight
+                .fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            self.delayed_gets_in_flight.fetch_sub(1, Ordering::SeqCst);
         }
         if Self::take_fault(&self.get_faults, location).is_some() {
             return Err(injected());
