@@ -26,6 +26,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A file of the log other than a segment (its identity, `LOG_ID`) holds bytes a correct
+    /// writer cannot have produced.
+    #[error("damaged file {}: {reason}", path.display())]
+    DamagedFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do about it, for a human.
+        reason: String,
+    },
+
     /// Bytes on disk that a correct writer cannot have produced.
     #[error("corruption in segment {segment} at offset {offset}: {reason}")]
     Corruption {
@@ -190,7 +200,7 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(
             self,
-            Error::Corruption { .. } | Error::ChecksumMismatch { .. }
+            Error::Corruption { .. } | Error::ChecksumMismatch { .. } | Error::DamagedFile { .. }
         )
     }
 }

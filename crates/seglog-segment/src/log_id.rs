@@ -11,7 +11,7 @@ use std::path::Path;
 /// before identities, never opened for writing since).
 ///
 /// # Errors
-/// [`Error::Corruption`] for a file that is not a log id this build reads; I/O errors.
+/// [`Error::DamagedFile`] for a file that is not a log id this build reads; I/O errors.
 pub fn read<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<LogId>> {
     let path = dir.join(LOG_ID_FILE_NAME);
     let file = match fs.open_read_only(&path) {
@@ -19,14 +19,12 @@ pub fn read<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<LogId>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", &path, e)),
     };
-    let damaged = |reason: &str| Error::Corruption {
-        segment: 0,
-        offset: 0,
+    let damaged = |reason: &str| Error::DamagedFile {
+        path: path.clone(),
         reason: format!(
-            "{}: {reason}: the log's identity is damaged; `seglog repair <dir> --log-id <id>` \
+            "{reason}: the log's identity is damaged; `seglog repair <dir> --log-id <id>` \
              writes it again (the id `seglog remote status <url>` prints for a log shipped to \
-             a bucket), `--new-log-id` gives a log that was never shipped a new one",
-            path.display()
+             a bucket), `--new-log-id` gives a log that was never shipped a new one"
         ),
     };
     // Checked before reading: the length is the file's, not ours to trust.

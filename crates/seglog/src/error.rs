@@ -118,7 +118,8 @@ impl From<seglog_segment::Error> for Error {
             seglog_segment::Error::ReadOnly => Error::ReadOnly,
             seglog_segment::Error::Closed => Error::Closed,
             e @ (seglog_segment::Error::Corruption { .. }
-            | seglog_segment::Error::ChecksumMismatch { .. }) => Error::Corruption(e.to_string()),
+            | seglog_segment::Error::ChecksumMismatch { .. }
+            | seglog_segment::Error::DamagedFile { .. }) => Error::Corruption(e.to_string()),
             other => Error::Segment(other),
         }
     }

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 pub struct VerifyArgs {
     /// A log directory.
     pub dir: PathBuf,
-    /// JSON lines, each with "schema" and "kind" (verified_segment, index_problem, verdict).
+    /// JSON lines, each with "schema" and "kind" (verified_segment, offloaded_segment,
+    /// index_problem, identity_problem, verdict).
     #[arg(long)]
     pub json: bool,
 }
@@ -113,6 +114,16 @@ impl JsonRecord for IndexProblemLine {
     const KIND: &'static str = "index_problem";
 }
 
+/// The log's identity file (`LOG_ID`) is damaged.
+#[derive(Serialize)]
+pub struct IdentityProblemLine {
+    problem: String,
+}
+
+impl JsonRecord for IdentityProblemLine {
+    const KIND: &'static str = "identity_problem";
+}
+
 /// The outcome.
 #[derive(Serialize)]
 pub struct VerdictLine {
@@ -122,6 +133,8 @@ pub struct VerdictLine {
     records: u64,
     intact_bytes: u64,
     index_problems: usize,
+    /// The log's identity (`LOG_ID`) is damaged (an `identity_problem` line says how).
+    identity_problem: bool,
 }
 
 impl JsonRecord for VerdictLine {
@@ -349,7 +362,7 @@ pub fn print(report: &VerifyReport, json: bool) -> Result<Option<String>> {
     if let Some(p) = &report.identity_problem {
         first_problem.get_or_insert(format!("identity: {p}"));
         if json {
-            out(json_line(&IndexProblemLine {
+            out(json_line(&IdentityProblemLine {
                 problem: escape_str(p),
             })?)?;
         } else {
@@ -370,6 +383,7 @@ pub fn print(report: &VerifyReport, json: bool) -> Result<Option<String>> {
             records: report.records(),
             intact_bytes: report.intact_bytes(),
             index_problems: report.index_problem_count,
+            identity_problem: report.identity_problem.is_some(),
         })?)?;
     } else {
         let verdict = match health {

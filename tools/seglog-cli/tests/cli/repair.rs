@@ -180,6 +180,28 @@ fn a_damaged_identity_is_reported_and_repair_log_id_writes_it_back() {
     let verified = seglog(&["verify", d]);
     assert_eq!(verified.status.code(), Some(2));
     assert!(text(&verified).contains("identity:"), "{}", text(&verified));
+    // In JSON, the damage is its own kind (not an index problem), and the verdict counts it.
+    let json = seglog(&["verify", d, "--json"]);
+    assert_eq!(json.status.code(), Some(2));
+    let lines: Vec<serde_json::Value> = text(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let identity: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "identity_problem")
+        .collect();
+    assert_eq!(identity.len(), 1, "{}", text(&json));
+    let problem = identity[0]["problem"].as_str().unwrap();
+    assert!(problem.contains("LOG_ID"), "{problem}");
+    assert!(
+        !problem.contains("segment 0"),
+        "not a segment's damage: {problem}"
+    );
+    assert!(!lines.iter().any(|l| l["kind"] == "index_problem"));
+    let verdict = lines.iter().find(|l| l["kind"] == "verdict").unwrap();
+    assert_eq!(verdict["health"], "corruption", "{verdict}");
+    assert_eq!(verdict["identity_problem"], true, "{verdict}");
     let stats = seglog(&["stats", d]);
     assert!(
         text(&stats).contains("log id      damaged"),
