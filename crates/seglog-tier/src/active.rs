@@ -166,7 +166,20 @@ async fn read_chunk(
     segment: &ActiveSegment,
     index: u64,
 ) -> Result<Option<(chunk::Header, Bytes)>> {
-    let Some(bytes) = objects::get_bounded(store, key, MAX_CHUNK_BYTES).await? else {
+    read_chunk_within(store, key, segment, index, MAX_CHUNK_BYTES).await
+}
+
+/// [`read_chunk`] of a chunk known (listed) to be at most `max_len` bytes: a longer one is
+/// refused as corruption (chunks are never overwritten, so a store's listing of one is its
+/// size), so what fetching ahead budgets by the listing is what it holds.
+async fn read_chunk_within(
+    store: &dyn ObjectStore,
+    key: &Path,
+    segment: &ActiveSegment,
+    index: u64,
+    max_len: u64,
+) -> Result<Option<(chunk::Header, Bytes)>> {
+    let Some(bytes) = objects::get_bounded(store, key, max_len.min(MAX_CHUNK_BYTES)).await? else {
         return Ok(None);
     };
     let (header, payload) = chunk::decode(&bytes).map_err(|r| Error::corruption(key, r))?;
@@ -466,11 +479,15 @@ pub(crate) async fn rebuild(
         // each), read in order.
         let mut fetched = FetchAhead::new(
             listed.into_iter().enumerate().map(|(index, (key, size))| {
-                (size, (index as u64, key, tier.store().clone(), *segment))
+                let size = size.min(MAX_CHUNK_BYTES);
+                (
+                    size,
+                    (index as u64, key, size, tier.store().clone(), *segment),
+                )
             }),
             fetch_ahead,
-            |(index, key, store, segment)| async move {
-                let chunk = read_chunk(store.as_ref(), &key, &segment, index).await?;
+            |(index, key, size, store, segment)| async move {
+                let chunk = read_chunk_within(store.as_ref(), &key, &segment, index, size).await?;
                 let (h, payload) =
                     chunk.ok_or_else(|| Error::corruption(&key, "listed but gone"))?;
                 Ok((key, h, payload))

@@ -52,8 +52,9 @@ impl<T> Drop for Fetch<T> {
     }
 }
 
-/// Results of `fetch` over `items` (each with its size in bytes), in the items' order, with
-/// up to [`FetchAheadLimits`] of them in flight.
+/// Results of `fetch` over `items` (each with its size in bytes, which the fetch must not
+/// exceed: the caller bounds each read by it), in the items' order, with up to
+/// [`FetchAheadLimits`] of them in flight.
 pub(crate) struct FetchAhead<I: Iterator, F, T> {
     items: std::iter::Peekable<I>,
     fetch: F,
@@ -92,7 +93,7 @@ where
         let (size, mut fetch) = self.in_flight.pop_front()?;
         // Its budget is freed when the caller asks for the next one: until then, the caller
         // holds it.
-        self.in_flight_bytes -= size;
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
         let result = (&mut fetch.0).await;
         Some(result.unwrap_or_else(|e| Err(Error::Task(e.to_string()))))
     }

@@ -12,7 +12,7 @@ use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, GetResult, ObjectStore, PutMode, PutOptions, PutPayload};
 
 /// How many times a manifest PUT whose outcome stayed unknown (it failed, and reading the key
 /// back found nothing) is sent again, with the same bytes, before giving up.
@@ -41,7 +41,8 @@ pub(crate) async fn put_create(store: &dyn ObjectStore, key: &Path, bytes: Bytes
     }
 }
 
-/// Reads `key` whole, refusing an object longer than `max_len` before reading it.
+/// Reads `key` whole, refusing an object longer than `max_len` before reading it (and, from
+/// a store that sends more than it said, once the body passes `max_len`).
 /// `Ok(None)` when there is no such object.
 pub(crate) async fn get_bounded(
     store: &dyn ObjectStore,
@@ -62,17 +63,39 @@ pub(crate) async fn get_bounded(
             ),
         ));
     }
-    let bytes = result
-        .bytes()
+    read_body(result, key, max_len).await.map(Some)
+}
+
+/// Reads a GET's body, refusing it as soon as it passes `max_len`: what a store sends, not
+/// what it says it sends, bounds the memory a read takes.
+pub(crate) async fn read_body(result: GetResult, key: &Path, max_len: u64) -> Result<Bytes> {
+    let mut body = result.into_stream();
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut len = 0u64;
+    while let Some(piece) = body
+        .try_next()
         .await
-        .map_err(|e| Error::store("get", key, e))?;
-    if bytes.len() as u64 > max_len {
-        return Err(Error::corruption(
-            key,
-            format!("more than the {max_len} bytes expected"),
-        ));
+        .map_err(|e| Error::store("get", key, e))?
+    {
+        len = len.saturating_add(piece.len() as u64);
+        if len > max_len {
+            return Err(Error::corruption(
+                key,
+                format!("more than the {max_len} bytes expected"),
+            ));
+        }
+        pieces.push(piece);
     }
-    Ok(Some(bytes))
+    Ok(match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.swap_remove(0),
+        _ => {
+            // `len` bytes were received: at most `max_len`.
+            let mut whole = bytes::BytesMut::with_capacity(len as usize);
+            pieces.iter().for_each(|p| whole.extend_from_slice(p));
+            whole.freeze()
+        }
+    })
 }
 
 /// The manifests under `prefix` (id and listing entry), ascending by id; with `after`, only
@@ -276,5 +299,69 @@ pub(crate) async fn upload_immutable(
             },
         }),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// A GET result that says it holds `said` bytes and sends `pieces` (then, with
+    /// `endless`, never stops).
+    fn result(said: u64, pieces: Vec<&'static [u8]>, endless: bool) -> GetResult {
+        let sent = futures_util::stream::iter(pieces.into_iter().map(|p| Ok(Bytes::from(p))));
+        let stream = if endless {
+            sent.chain(futures_util::stream::repeat_with(|| {
+                Ok(Bytes::from_static(&[7u8; 4096]))
+            }))
+            .boxed()
+        } else {
+            sent.boxed()
+        };
+        GetResult {
+            payload: object_store::GetResultPayload::Stream(stream),
+            meta: object_store::ObjectMeta {
+                location: Path::from("k"),
+                last_modified: Default::default(),
+                size: said,
+                e_tag: None,
+                version: None,
+            },
+            range: 0..said,
+            attributes: Default::default(),
+            extensions: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_within_its_bound_and_refused_past_it() {
+        let key = Path::from("k");
+        let whole = read_body(result(6, vec![b"ab", b"cd", b"ef"], false), &key, 6)
+            .await
+            .unwrap();
+        assert_eq!(whole.as_ref(), b"abcdef");
+        let one = read_body(result(3, vec![b"abc"], false), &key, 3)
+            .await
+            .unwrap();
+        assert_eq!(one.as_ref(), b"abc");
+        let e = read_body(result(3, vec![b"ab", b"cd"], false), &key, 3)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
+    }
+
+    /// A store that sends more than it said (here: without end) is cut off at the bound; it
+    /// used to be read to its end before the length was checked.
+    #[tokio::test]
+    async fn a_store_that_never_stops_sending_is_cut_off_at_the_bound() {
+        let key = Path::from("k");
+        let read = read_body(result(64, vec![b"header"], true), &key, 64);
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("the read stops at its bound")
+            .unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
     }
 }

@@ -26,6 +26,7 @@ use crate::objects;
 use crate::read_through::{ReadThrough, ReadThroughOptions};
 use crate::staging::Restoring;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use seglog_segment::format::SEGMENT_HEADER_LEN;
@@ -326,8 +327,20 @@ async fn restore_task(
             .map_err(|e| Error::Task(e.to_string()))??;
         }
         Ok::<_, Error>((tier, manifest, report, lazy, offloaded_numbers, expected))
-    }
-    .await;
+    };
+    // A panic on the way is an error like any other: what was written is removed (every
+    // write the restore started was awaited, so none lands after the removal).
+    let staged = std::panic::AssertUnwindSafe(staged)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Task(format!("the restore panicked: {what}")))
+        });
     let (tier, manifest, mut report, lazy, offloaded_numbers, expected) = match staged {
         Ok(staged) => staged,
         Err(e) => {
@@ -732,10 +745,7 @@ async fn fetch_header(
             ),
         ));
     }
-    let bytes = result
-        .bytes()
-        .await
-        .map_err(|e| Error::store("get", &key, e))?;
+    let bytes = objects::read_body(result, &key, SEGMENT_HEADER_LEN as u64).await?;
     let header: [u8; SEGMENT_HEADER_LEN] = bytes.as_ref().try_into().map_err(|_| {
         Error::corruption(&key, format!("{} bytes for a segment header", bytes.len()))
     })?;

@@ -278,10 +278,7 @@ async fn get_exact(store: &dyn ObjectStore, key: &Path, range: Range<u64>) -> Re
             ),
         ));
     }
-    let bytes = result
-        .bytes()
-        .await
-        .map_err(|e| Error::store("get", key, e))?;
+    let bytes = crate::objects::read_body(result, key, range.end - range.start).await?;
     if bytes.len() as u64 != range.end - range.start {
         return Err(Error::corruption(
             key,
