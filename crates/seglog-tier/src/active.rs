@@ -37,6 +37,7 @@ use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use seglog_segment::SegmentInfo;
+use std::sync::Arc;
 
 /// Largest chunk object this build reads: a whole segment and a header.
 const MAX_CHUNK_BYTES: u64 = crate::manifest::MAX_OBJECT_BYTES + chunk::HEADER_LEN as u64;
@@ -457,6 +458,115 @@ fn header_is(bytes: &[u8], info: &SegmentInfo) -> bool {
     })
 }
 
+/// The durable prefix the chunks in `folder` hold, read in order (several fetched at a time:
+/// thousands of chunks are not one round trip each) up to the first end marker or the last
+/// chunk listed, and how many chunks were listed.
+struct ChunkedPrefix {
+    bytes: Vec<u8>,
+    /// An end marker closed the chunks.
+    ended: bool,
+    listed: usize,
+}
+
+async fn read_chunks(
+    store: &Arc<dyn ObjectStore>,
+    folder: &Path,
+    segment: &ActiveSegment,
+    fetch_ahead: FetchAheadLimits,
+) -> Result<ChunkedPrefix> {
+    let listed = list_chunks(store.as_ref(), folder).await?;
+    let count = listed.len();
+    let mut fetched = FetchAhead::new(
+        listed.into_iter().enumerate().map(|(index, (key, size))| {
+            let size = size.min(MAX_CHUNK_BYTES);
+            (size, (index as u64, key, size, store.clone(), *segment))
+        }),
+        fetch_ahead,
+        |(index, key, size, store, segment)| async move {
+            let chunk = read_chunk_within(store.as_ref(), &key, &segment, index, size).await?;
+            let (h, payload) = chunk.ok_or_else(|| Error::corruption(&key, "listed but gone"))?;
+            Ok((key, h, payload))
+        },
+    );
+    let mut bytes = Vec::new();
+    while let Some(chunk) = fetched.next().await {
+        let (key, h, payload) = chunk?;
+        let key = &key;
+        if h.kind == Kind::End {
+            return Ok(ChunkedPrefix {
+                bytes,
+                ended: true,
+                listed: count,
+            });
+        }
+        if h.start != bytes.len() as u64 {
+            return Err(Error::corruption(
+                key,
+                format!(
+                    "starts at {}, the chunks before end at {}",
+                    h.start,
+                    bytes.len()
+                ),
+            ));
+        }
+        if (bytes.len() + payload.len()) as u64 > crate::manifest::MAX_OBJECT_BYTES {
+            return Err(Error::corruption(
+                key,
+                "the chunks add up to more than a segment",
+            ));
+        }
+        bytes.extend_from_slice(&payload);
+    }
+    Ok(ChunkedPrefix {
+        bytes,
+        ended: false,
+        listed: count,
+    })
+}
+
+/// `bytes` as the active segment `segment`: `None` when they hold no record, an error when
+/// their segment header is not the manifest's.
+fn as_active_segment(
+    bytes: Vec<u8>,
+    segment: &ActiveSegment,
+    folder: &Path,
+) -> Result<Option<Bytes>> {
+    if bytes.len() <= seglog_segment::format::SEGMENT_HEADER_LEN {
+        return Ok(None);
+    }
+    let header = seglog_segment::format::SegmentHeader::decode(&bytes)
+        .map_err(|e| Error::corruption(folder, format!("bad segment header: {e:?}")))?;
+    if !segment.same_segment(
+        header.segment_number,
+        header.first_lsn,
+        header.record_salt(),
+    ) {
+        return Err(Error::corruption(
+            folder,
+            "the chunks' segment header differs from the manifest's active segment",
+        ));
+    }
+    Ok(Some(Bytes::from(bytes)))
+}
+
+/// Reads, without changing anything, the durable prefix of the active segment `active` that
+/// its chunks under `prefix` hold now (up to an end marker, or the last chunk listed), and
+/// the number of chunks listed. `None` when they hold no record. For readers that are not
+/// the owner (`seglog remote verify`, `dump`, `events`): the owner may ship more meanwhile.
+///
+/// # Errors
+/// [`Error::Corruption`] for a chunk that does not decode, is another segment's, leaves a
+/// gap, or a prefix whose header is not the segment's; store errors.
+pub async fn fetch_active_segment(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    active: &ActiveSegment,
+) -> Result<(Option<Bytes>, usize)> {
+    let folder = keys::chunk_folder(prefix, active);
+    let read = read_chunks(store, &folder, active, FetchAheadLimits::default()).await?;
+    Ok((as_active_segment(read.bytes, active, &folder)?, read.listed))
+}
+
 /// For a restore by `tier`: the durable prefix of `segment` its chunks hold, up to the
 /// first end marker, or (when there is none) up to the last chunk, after writing an end
 /// marker behind it. `Ok(None)` when the chunks hold no record (nothing to rebuild).
@@ -473,54 +583,11 @@ pub(crate) async fn rebuild(
     let store = tier.store().as_ref();
     let folder = keys::chunk_folder(tier.prefix(), segment);
     for _ in 0..END_MARKER_ATTEMPTS {
-        let listed = list_chunks(store, &folder).await?;
-        let chunks = listed.len();
-        // Fetched several at a time (a restore of thousands of chunks is not one round trip
-        // each), read in order.
-        let mut fetched = FetchAhead::new(
-            listed.into_iter().enumerate().map(|(index, (key, size))| {
-                let size = size.min(MAX_CHUNK_BYTES);
-                (
-                    size,
-                    (index as u64, key, size, tier.store().clone(), *segment),
-                )
-            }),
-            fetch_ahead,
-            |(index, key, size, store, segment)| async move {
-                let chunk = read_chunk_within(store.as_ref(), &key, &segment, index, size).await?;
-                let (h, payload) =
-                    chunk.ok_or_else(|| Error::corruption(&key, "listed but gone"))?;
-                Ok((key, h, payload))
-            },
-        );
-        let mut bytes = Vec::new();
-        let mut ended = false;
-        while let Some(chunk) = fetched.next().await {
-            let (key, h, payload) = chunk?;
-            let key = &key;
-            if h.kind == Kind::End {
-                ended = true;
-                break;
-            }
-            if h.start != bytes.len() as u64 {
-                return Err(Error::corruption(
-                    key,
-                    format!(
-                        "starts at {}, the chunks before end at {}",
-                        h.start,
-                        bytes.len()
-                    ),
-                ));
-            }
-            if (bytes.len() + payload.len()) as u64 > crate::manifest::MAX_OBJECT_BYTES {
-                return Err(Error::corruption(
-                    key,
-                    "the chunks add up to more than a segment",
-                ));
-            }
-            bytes.extend_from_slice(&payload);
-        }
-        drop(fetched);
+        let ChunkedPrefix {
+            bytes,
+            ended,
+            listed: chunks,
+        } = read_chunks(tier.store(), &folder, segment, fetch_ahead).await?;
         if !ended {
             let index = chunks as u64;
             let key = keys::chunk_key(&folder, index);
@@ -555,22 +622,7 @@ pub(crate) async fn rebuild(
                 },
             }
         }
-        if bytes.len() <= seglog_segment::format::SEGMENT_HEADER_LEN {
-            return Ok(None);
-        }
-        let header = seglog_segment::format::SegmentHeader::decode(&bytes)
-            .map_err(|e| Error::corruption(&folder, format!("bad segment header: {e:?}")))?;
-        if !segment.same_segment(
-            header.segment_number,
-            header.first_lsn,
-            header.record_salt(),
-        ) {
-            return Err(Error::corruption(
-                &folder,
-                "the chunks' segment header differs from the manifest's active segment",
-            ));
-        }
-        return Ok(Some(Bytes::from(bytes)));
+        return as_active_segment(bytes, segment, &folder);
     }
     Err(Error::Conflict {
         key: folder.to_string(),

@@ -52,6 +52,7 @@ mod ship;
 mod shipper;
 mod staging;
 
+pub use active::fetch_active_segment;
 pub use claim::Tier;
 pub use claim_record::CLAIM_RECORD_FILE_NAME;
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! `seglog remote verify URL` and `seglog remote dump URL`: a shipped log, read only (no
 //! claim, nobody fenced). Both read the newest manifest and download every segment it names
-//! (and, for verify, every checkpoint), checking each object as a restore does (length and
+//! (and, for verify, every checkpoint; and the active segment's durable prefix from its
+//! chunks, when chunks are shipped), checking each object as a restore does (length and
 //! CRC-32 of the manifest; a segment's header is the segment named), into a temporary
 //! directory (under `$TMPDIR`, removed at the end: it needs the space of the log's
 //! segments); then verify and dump read that copy with the local commands' code. An object
@@ -83,6 +84,8 @@ struct Copy {
     dir: tempfile::TempDir,
     manifest: seglog_tier::Manifest,
     objects: usize,
+    /// Of `objects`: chunks of the active segment.
+    chunks: usize,
     problems: Vec<(String, String)>,
 }
 
@@ -93,9 +96,9 @@ struct Copy {
 async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
     let (store, prefix) = open_store(url)?;
     let newest = seglog_tier::read_newest(store.as_ref(), &prefix, |manifest| {
-        let store = store.clone();
+        let (store, prefix) = (store.clone(), prefix.clone());
         async move {
-            let copy = download_manifest(store.as_ref(), manifest, checkpoints).await?;
+            let copy = download_manifest(&store, &prefix, manifest, checkpoints).await?;
             let bad = !copy.problems.is_empty();
             Ok::<_, anyhow::Error>((copy, bad))
         }
@@ -105,12 +108,16 @@ async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
     Ok(newest.map(|(_, copy)| copy))
 }
 
-/// Downloads what `manifest` names into a new temporary directory.
+/// Downloads what `manifest` names into a new temporary directory: its sealed segments
+/// (and with `checkpoints`, theirs), and the active segment's durable prefix from its chunks
+/// (read only: the owner may ship more meanwhile, and no end marker closes them).
 async fn download_manifest(
-    store: &dyn seglog_tier::object_store::ObjectStore,
+    store_arc: &std::sync::Arc<dyn seglog_tier::object_store::ObjectStore>,
+    prefix: &seglog_tier::object_store::path::Path,
     manifest: seglog_tier::Manifest,
     checkpoints: bool,
 ) -> Result<Copy> {
+    let store = store_arc.as_ref();
     let dir = tempfile::Builder::new()
         .prefix("seglog-remote-")
         .tempdir()
@@ -119,6 +126,7 @@ async fn download_manifest(
         dir,
         manifest,
         objects: 0,
+        chunks: 0,
         problems: Vec::new(),
     };
     for entry in &copy.manifest.segments {
@@ -145,7 +153,33 @@ async fn download_manifest(
             )?;
         }
     }
+    if let Some(active) = copy.manifest.active {
+        let folder = seglog_tier::chunk_folder(prefix, &active);
+        let fetched = seglog_tier::fetch_active_segment(store_arc, prefix, &active).await;
+        if let Ok((_, chunks)) = &fetched {
+            copy.chunks = *chunks;
+            copy.objects += chunks;
+        }
+        if let Ok((Some(_), _)) | Err(_) = &fetched {
+            let name = seglog_segment::format::segment_file_name(active.first_lsn);
+            let fetched = fetched.map(|(bytes, _)| bytes.unwrap_or_default());
+            keep(
+                &mut copy.problems,
+                copy.dir.path(),
+                &name,
+                folder.as_ref(),
+                fetched,
+            )?;
+        }
+    }
     Ok(copy)
+}
+
+/// Whether the copy holds a segment: a sealed one, or the active segment's chunks' records.
+fn holds_segments(copy: &Copy) -> bool {
+    std::fs::read_dir(copy.dir.path())
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false)
 }
 
 /// Writes a checked object into the copy, or lists why it is not there. Store and I/O
@@ -187,8 +221,12 @@ pub fn verify(args: &RemoteVerifyArgs) -> Result<i32> {
     };
     let m = &copy.manifest;
     if !args.json {
+        let active = match m.active {
+            Some(_) => format!(", the active segment in {} chunks", copy.chunks),
+            None => String::new(),
+        };
         out(format!(
-            "manifest {}: owner epoch {}, {} segments, {} objects",
+            "manifest {}: owner epoch {}, {} segments{active}, {} objects",
             m.manifest_id,
             m.writer_epoch,
             m.segments.len(),
@@ -207,7 +245,7 @@ pub fn verify(args: &RemoteVerifyArgs) -> Result<i32> {
     }
     // The records are checked only in a whole copy: a missing segment would show as a gap.
     let mut clean = copy.problems.is_empty();
-    if clean && !m.segments.is_empty() {
+    if clean && holds_segments(&copy) {
         let report = super::verify::report(copy.dir.path())?;
         if let Some(p) = super::verify::print(&report, args.json)? {
             eprintln!("seglog: {}", escape_str(&p));
@@ -249,7 +287,7 @@ pub fn dump(args: &RemoteDumpArgs) -> Result<i32> {
         Ok(copy) => copy,
         Err(code) => return Ok(code),
     };
-    if copy.manifest.segments.is_empty() {
+    if !holds_segments(&copy) {
         out(format!(
             "manifest {} names no segment",
             copy.manifest.manifest_id

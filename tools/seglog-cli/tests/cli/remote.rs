@@ -440,3 +440,113 @@ fn remote_events_lists_an_executions_shipped_events_as_events_does_locally() {
     let local = seglog(&["events", tmp.path().join("a").to_str().unwrap(), "nobody"]);
     assert_eq!(remote.status.code(), local.status.code());
 }
+
+/// Ships a log with chunk shipping (`with_active_chunks`): a few sealed segments, then
+/// `tail_events` more in the active segment, shipped as chunks only. Returns the URL, the
+/// log's directory and the events shipped in all.
+#[allow(clippy::field_reassign_with_default)]
+fn shipped_with_chunks(root: &std::path::Path, tail_events: u32) -> (String, std::path::PathBuf) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let bucket = root.join("bucket");
+        std::fs::create_dir_all(&bucket).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let prefix = ObjectPath::from_absolute_path(bucket.join("p")).unwrap();
+        let mut options = seglog::Options::default();
+        options.segment_size_bytes = 8 * 1024;
+        options.checkpoints = seglog::CheckpointMode::Inline;
+        let dir = root.join("a");
+        let log = seglog::Log::open(&dir, options).await.unwrap();
+        let tier = seglog_tier::Tier::claim(store, prefix)
+            .await
+            .unwrap()
+            .with_active_chunks();
+        let append = |i: u32| {
+            let log = log.clone();
+            async move {
+                log.append(
+                    &format!("exec-{}", i % 3),
+                    "t",
+                    format!("event {i} {}", "x".repeat(100)).as_bytes(),
+                )
+                .await
+                .unwrap();
+            }
+        };
+        for i in 0..100u32 {
+            append(i).await;
+        }
+        log.roll().await.unwrap();
+        tier.ship(&log).await.unwrap();
+        // The active segment, shipped as chunks (two rounds, so two chunks).
+        for i in 100..100 + tail_events {
+            append(i).await;
+            if i == 100 + tail_events / 2 {
+                tier.ship(&log).await.unwrap();
+            }
+        }
+        let shipped = tier.ship(&log).await.unwrap();
+        assert_eq!(shipped.chunks_uploaded, 1, "{shipped:?}");
+        log.close().unwrap();
+        (format!("file://{}", bucket.join("p").display()), dir)
+    })
+}
+
+#[test]
+fn remote_events_dump_and_verify_include_the_active_segments_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, dir) = shipped_with_chunks(tmp.path(), 20);
+    let local_dir = dir.to_str().unwrap();
+    // Every event of exec-1 was shipped: the sealed segments' and the chunks'.
+    let o = seglog(&["remote", "events", &url, "exec-1", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::err(&o));
+    let local = seglog(&["events", local_dir, "exec-1", "--json"]);
+    assert_eq!(json_lines(&o).len(), 40, "{}", text(&o));
+    assert_eq!(json_lines(&o), json_lines(&local));
+    // dump shows every record the bucket holds, the chunks' among them.
+    let remote = seglog(&["remote", "dump", &url, "--json"]);
+    assert_eq!(remote.status.code(), Some(0), "{}", super::err(&remote));
+    let records = |o: &std::process::Output| {
+        json_lines(o)
+            .into_iter()
+            .filter(|l| l["kind"] == "record")
+            .map(|l| l["lsn"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let local = seglog(&["dump", local_dir, "--json"]);
+    assert_eq!(records(&remote), records(&local));
+    assert_eq!(records(&remote).len(), 120);
+    // verify checks the chunks' records too, and says it read them.
+    let verified = seglog(&["remote", "verify", &url]);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+    assert!(text(&verified).contains("chunks"), "{}", text(&verified));
+}
+
+#[test]
+fn remote_verify_reports_a_damaged_chunk_with_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = shipped_with_chunks(tmp.path(), 20);
+    let chunks = tmp.path().join("bucket/p/chunks");
+    let folder = std::fs::read_dir(&chunks)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut first: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    first.sort();
+    let mut bytes = std::fs::read(&first[0]).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x55;
+    std::fs::write(&first[0], &bytes).unwrap();
+    let verified = seglog(&["remote", "verify", &url]);
+    assert_eq!(verified.status.code(), Some(2), "{}", text(&verified));
+    let events = seglog(&["remote", "events", &url, "exec-1"]);
+    assert_eq!(events.status.code(), Some(2), "{}", text(&events));
+}
