@@ -20,8 +20,7 @@ use std::path::PathBuf;
 pub struct VerifyArgs {
     /// A log directory.
     pub dir: PathBuf,
-    /// JSON lines, each with "schema" and "kind" (verified_segment, offloaded_segment,
-    /// index_problem, identity_problem, verdict).
+    /// JSON lines, each with "schema" and "kind" (the README lists every kind).
     #[arg(long)]
     pub json: bool,
 }
