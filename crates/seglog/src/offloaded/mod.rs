@@ -444,18 +444,6 @@ impl<F: FileSystem + Clone> Log<F> {
     }
 }
 
-/// Refuses `what` (an operation that does not know offloaded segments) on a directory that
-/// holds an offload stub.
-pub(crate) fn refuse<F: FileSystem>(fs: &F, dir: &Path, what: &'static str) -> Result<()> {
-    match stub::list(fs, dir)?.0.first() {
-        Some(s) => Err(Error::Offloaded {
-            segment: s.number,
-            what,
-        }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -90,14 +90,12 @@ fn repair<F: FileSystem + Clone>(
     links: &dyn Fn(&Path) -> std::io::Result<u64>,
 ) -> Result<RepairReport> {
     refuse_unless_a_log(&fs, dir)?;
-    // A salvage cuts local segments; with offloaded segments after the cut the result is a
-    // log no open accepts (format.md §7). Such a log is restored from its bucket instead.
-    crate::offloaded::refuse(&fs, dir, "a repair")?;
     let _lock = lock(&fs, dir)?;
     // A damaged identity would stop the salvage open after the question: refused now, before
     // anything is asked or cut (review 45). `mend_log_id` writes it again.
     seglog_segment::log_id::read(&fs, dir)?;
     let plan = plan_salvage(&fs, dir)?;
+    check_offloaded(&fs, dir, &plan)?;
     if let Some(cut) = &plan.cut {
         // A cut truncates the file in place: every other name of it would be cut too.
         let names = links(&cut.path).map_err(|e| Error::io("stat", &cut.path, e))?;
@@ -146,6 +144,63 @@ fn repair<F: FileSystem + Clone>(
         repaired: true,
         differences,
     })
+}
+
+/// A salvage keeps the offloaded segments (their stubs and checkpoints: their bytes are in
+/// the bucket) when the log it leaves still opens (format.md §7): every offloaded segment
+/// lies before the last local segment left, and its checkpoint is valid (the open indexes
+/// its records from it). Anything else is refused here, before anything is asked or cut:
+/// such a log is restored from its bucket instead.
+fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvagePlan) -> Result<()> {
+    let restore = "restore the log from its bucket (`seglog restore`) instead";
+    let (stubs, _) = crate::offloaded::stub::list(fs, dir)
+        .map_err(|e| Error::Unrepairable(format!("{e}; {restore}")))?;
+    if stubs.is_empty() {
+        return Ok(());
+    }
+    let first_lsn = |path: &Path| {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(seglog_segment::format::parse_segment_file_name)
+            .and_then(std::result::Result::ok)
+    };
+    // The first LSN of the last local segment the salvage leaves (`None`: none is left).
+    let last_left = match (&plan.cut, &plan.incomplete_segment) {
+        (Some(cut), _) => first_lsn(&cut.path),
+        (None, Some(_)) => plan.kept.last().and_then(|k| first_lsn(&k.path)),
+        (None, None) => Some(u64::MAX),
+    };
+    if let Some(after) = stubs
+        .iter()
+        .find(|s| last_left.is_none_or(|last| s.first_lsn > last))
+    {
+        return Err(Error::Unrepairable(format!(
+            "segment {} is offloaded and lies after the damage, where the salvage cuts: the log \
+             it would leave does not open (an offloaded segment must come before the last \
+             local one); {restore}",
+            after.number
+        )));
+    }
+    let verified = crate::verify_dir_with_fs(fs, dir)?;
+    if let Some(bad) = verified
+        .offloaded
+        .iter()
+        .find(|o| o.health() != crate::Health::Clean)
+    {
+        let state = match &bad.checkpoint {
+            crate::CheckpointCheck::Missing => "missing".to_owned(),
+            crate::CheckpointCheck::Damaged(r) | crate::CheckpointCheck::Stale(r) => {
+                format!("damaged ({r})")
+            }
+            other => format!("{other:?}"),
+        };
+        return Err(Error::Unrepairable(format!(
+            "offloaded segment {}'s checkpoint is {state}: its records cannot be indexed, and \
+             a salvage cannot rebuild it (its bytes are in the bucket); {restore}",
+            bad.number
+        )));
+    }
+    Ok(())
 }
 
 /// The options of the salvage open. Nothing is appended: no reservation, no zeroing thread;
