@@ -531,7 +531,10 @@ fn as_active_segment(
     segment: &ActiveSegment,
     folder: &Path,
 ) -> Result<Option<Bytes>> {
-    if bytes.len() <= seglog_segment::format::SEGMENT_HEADER_LEN {
+    // No chunk holds a byte: nothing was shipped. Anything shipped starts with the segment's
+    // header, checked even when nothing follows it (review 48: 64 zero bytes passed as an
+    // empty segment).
+    if bytes.is_empty() {
         return Ok(None);
     }
     let header = seglog_segment::format::SegmentHeader::decode(&bytes)
@@ -545,6 +548,9 @@ fn as_active_segment(
             folder,
             "the chunks' segment header differs from the manifest's active segment",
         ));
+    }
+    if bytes.len() <= seglog_segment::format::SEGMENT_HEADER_LEN {
+        return Ok(None);
     }
     Ok(Some(Bytes::from(bytes)))
 }

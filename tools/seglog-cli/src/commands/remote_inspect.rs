@@ -86,6 +86,10 @@ struct Copy {
     objects: usize,
     /// Of `objects`: chunks of the active segment.
     chunks: usize,
+    /// The newest manifest no longer named the active segment after its chunks were read:
+    /// its owner sealed it, and may have collected chunks during the read, which then saw
+    /// only some of them, or none. Read again through the newer manifest (review 48).
+    active_moved: bool,
     problems: Vec<(String, String)>,
 }
 
@@ -99,12 +103,20 @@ async fn download(url: &str, checkpoints: bool) -> Result<Option<Copy>> {
         let (store, prefix) = (store.clone(), prefix.clone());
         async move {
             let copy = download_manifest(&store, &prefix, manifest, checkpoints).await?;
-            let bad = !copy.problems.is_empty();
+            let bad = !copy.problems.is_empty() || copy.active_moved;
             Ok::<_, anyhow::Error>((copy, bad))
         }
     })
     .await
     .context("cannot read the newest manifest")?;
+    if newest.as_ref().is_some_and(|(_, copy)| copy.active_moved) {
+        // Each newer manifest sealed the active segment again while it was read: what was
+        // read of its chunks may be part of them. Never shown as the whole.
+        anyhow::bail!(
+            "the log's owner kept sealing its active segment while it was read; run the \
+             command again"
+        );
+    }
     Ok(newest.map(|(_, copy)| copy))
 }
 
@@ -127,6 +139,7 @@ async fn download_manifest(
         manifest,
         objects: 0,
         chunks: 0,
+        active_moved: false,
         problems: Vec::new(),
     };
     for entry in &copy.manifest.segments {
@@ -160,6 +173,10 @@ async fn download_manifest(
             copy.chunks = *chunks;
             copy.objects += chunks;
         }
+        let newest = seglog_tier::latest_manifest(store, prefix)
+            .await
+            .context("cannot read the newest manifest")?;
+        copy.active_moved = newest.is_some_and(|n| n.active != Some(active));
         if let Ok((Some(_), _)) | Err(_) = &fetched {
             let name = seglog_segment::format::segment_file_name(active.first_lsn);
             let fetched = fetched.map(|(bytes, _)| bytes.unwrap_or_default());

@@ -18,6 +18,7 @@ mod repair;
 mod review10_tail_clustered;
 mod review34_offloaded;
 mod review43_remote_events;
+mod review48;
 mod tail;
 
 use seglog::{CheckpointMode, Options};
