@@ -43,7 +43,7 @@ async fn two_restores_into_one_destination_never_publish_part_of_a_log() {
 
     // Restore A stops at the GET of the last segment: every other segment is staged.
     let gate_a = fault.pause_next_get(&last_key);
-    let a = tokio::spawn(seglog_tier::restore(
+    let a = tokio::spawn(support::restore_in_order(
         store.clone(),
         Path::from("p"),
         dest.clone(),
@@ -53,7 +53,7 @@ async fn two_restores_into_one_destination_never_publish_part_of_a_log() {
     // Restore B (same destination) replaces A's staging directory and stops at its first
     // segment's GET.
     let gate_b = fault.pause_next_get(&first_key);
-    let mut b = tokio::spawn(seglog_tier::restore(
+    let mut b = tokio::spawn(support::restore_in_order(
         store.clone(),
         Path::from("p"),
         dest.clone(),
@@ -119,7 +119,7 @@ async fn a_restore_into_an_existing_directory_keeps_its_permissions() {
     let dest = root.path().join("dest");
     std::fs::create_dir(&dest).unwrap();
     std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o710)).unwrap();
-    let r = seglog_tier::restore(store, Path::from("p"), &dest, support::options())
+    let r = support::restore_in_order(store, Path::from("p"), &dest, support::options())
         .await
         .unwrap();
     r.log.close().unwrap();
@@ -142,7 +142,7 @@ async fn a_destination_with_a_long_valid_name_is_restored_into() {
     let dest = root.path().join("d".repeat(250));
     std::fs::create_dir(&dest).unwrap(); // a valid name
     std::fs::remove_dir(&dest).unwrap();
-    let r = seglog_tier::restore(store, Path::from("p"), &dest, support::options())
+    let r = support::restore_in_order(store, Path::from("p"), &dest, support::options())
         .await
         .unwrap_or_else(|e| panic!("restore into a 250-byte name: {e}"));
     assert_eq!(support::events_of(&r.log, u64::MAX), shipped);
@@ -169,16 +169,17 @@ async fn restores_into_different_destinations_do_not_share_a_staging_directory()
     let dest_2 = root.path().join(std::ffi::OsStr::from_bytes(b"\xfedata"));
 
     let gate = fault.pause_next_get(&m1.segments.last().unwrap().segment.key);
-    let first = tokio::spawn(seglog_tier::restore(
+    let first = tokio::spawn(support::restore_in_order(
         store.clone(),
         Path::from("p1"),
         dest_1.clone(),
         support::options(),
     ));
     gate.reached.notified().await;
-    let second = seglog_tier::restore(store.clone(), Path::from("p2"), &dest_2, support::options())
-        .await
-        .unwrap();
+    let second =
+        support::restore_in_order(store.clone(), Path::from("p2"), &dest_2, support::options())
+            .await
+            .unwrap();
     assert_eq!(support::events_of(&second.log, u64::MAX), shipped_2);
     second.log.close().unwrap();
     gate.resume.notify_one();
@@ -211,7 +212,7 @@ async fn a_staging_directory_left_without_its_marker_does_not_block_every_later_
         .find(|p| p.extension().is_some_and(|x| x == "seg"))
         .unwrap();
     std::fs::copy(&segment, staging.join(segment.file_name().unwrap())).unwrap();
-    let r = seglog_tier::restore(
+    let r = support::restore_in_order(
         store,
         Path::from("p"),
         root.path().join("dest"),
@@ -236,7 +237,7 @@ async fn a_restore_into_the_working_directory_is_found_there() {
     std::fs::create_dir(&cwd).unwrap();
     let previous = std::env::current_dir().unwrap();
     std::env::set_current_dir(&cwd).unwrap();
-    let r = seglog_tier::restore(store, Path::from("p"), ".", support::options()).await;
+    let r = support::restore_in_order(store, Path::from("p"), ".", support::options()).await;
     let here = listing(std::path::Path::new("."));
     std::env::set_current_dir(previous).unwrap();
     r.unwrap().log.close().unwrap();
@@ -299,7 +300,7 @@ fn trace_child(root: &std::path::Path) {
     rt.block_on(async {
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
         let prefix = Path::from_absolute_path(root.join("bucket")).unwrap();
-        let r = seglog_tier::restore(
+        let r = support::restore_in_order(
             store,
             prefix,
             root.join("new1/new2/dest"),
@@ -445,9 +446,10 @@ async fn a_bind_mounted_destination_is_restored_into() {
             .await
             .unwrap(),
     );
-    let outcome = seglog_tier::restore(store.clone(), Path::from("p"), &dest, support::options())
-        .await
-        .map(|r| r.log.close().unwrap());
+    let outcome =
+        support::restore_in_order(store.clone(), Path::from("p"), &dest, support::options())
+            .await
+            .map(|r| r.log.close().unwrap());
     let after = epoch(
         seglog_tier::latest_manifest(store.as_ref(), &Path::from("p"))
             .await
@@ -503,7 +505,7 @@ async fn a_restore_never_gives_out_an_lsn_the_bucket_shows_was_used() {
     assert!(m.segments.is_empty() && active.first_lsn > seen, "{m:?}");
     log.close().unwrap();
 
-    let r = seglog_tier::restore(
+    let r = support::restore_in_order(
         store,
         Path::from("p"),
         root.path().join("b"),

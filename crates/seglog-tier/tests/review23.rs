@@ -35,7 +35,7 @@ fn child_restore(dir: &FsPath, root: &FsPath) {
         .unwrap();
     let outcome = rt.block_on(async {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        match seglog_tier::restore(store, Path::from("q"), dir, support::options()).await {
+        match support::restore_in_order(store, Path::from("q"), dir, support::options()).await {
             Ok(r) => {
                 r.log.close().unwrap();
                 "restored (an empty log of another bucket)".to_string()
@@ -153,7 +153,7 @@ async fn a_restore_begun_while_another_commits_never_deletes_the_committed_log()
 
     // Restore A holds its marker, paused at the GET of its last segment.
     let gate = fault.pause_next_get(&m.segments.last().unwrap().segment.key);
-    let a = tokio::spawn(seglog_tier::restore(
+    let a = tokio::spawn(support::restore_in_order(
         store.clone(),
         Path::from("p"),
         dest.clone(),
@@ -307,7 +307,7 @@ fn a_cancelled_restore_leaves_no_unmarked_part_of_a_log() {
         .unwrap();
     let after_drop = rt.block_on(async {
         let gate = fault.pause_next_get(&m.segments.first().unwrap().segment.key);
-        let mut restore = Box::pin(seglog_tier::restore(
+        let mut restore = Box::pin(support::restore_in_order(
             store.clone(),
             Path::from("p"),
             dest.clone(),
@@ -418,15 +418,16 @@ async fn a_restore_that_fails_its_checks_leaves_the_directory_empty() {
         .await
         .unwrap();
     let dest = root.path().join("dest");
-    let outcome = seglog_tier::restore(store.clone(), Path::from("p"), &dest, support::options())
-        .await
-        .map(|r| r.log.close().unwrap());
+    let outcome =
+        support::restore_in_order(store.clone(), Path::from("p"), &dest, support::options())
+            .await
+            .map(|r| r.log.close().unwrap());
     let err = match outcome {
         Ok(()) => return, // accepted: nothing to check here
         Err(e) => e,
     };
     let left = listing(&dest);
-    let again = seglog_tier::restore(store, Path::from("p"), &dest, support::options())
+    let again = support::restore_in_order(store, Path::from("p"), &dest, support::options())
         .await
         .map(|r| r.log.close().unwrap());
     assert!(

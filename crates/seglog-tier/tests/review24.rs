@@ -51,7 +51,7 @@ fn a_cancelled_restores_write_never_lands_in_the_next_restores_log() {
     let (after_drop, second) = rt.block_on(async {
         // Paused at the GET of its second segment: the first is written, the marker is there.
         let gate = fault.pause_next_get(&m.segments[1].segment.key);
-        let mut restore = Box::pin(seglog_tier::restore(
+        let mut restore = Box::pin(support::restore_in_order(
             store.clone(),
             Path::from("p"),
             dest.clone(),
@@ -90,16 +90,20 @@ fn a_cancelled_restores_write_never_lands_in_the_next_restores_log() {
                 .unwrap();
             rt.block_on(async move {
                 let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-                let restored =
-                    match seglog_tier::restore(store, Path::from("q"), &dest2, support::options())
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(e) => {
-                            ready.send(Err(e.to_string())).unwrap();
-                            return None;
-                        }
-                    };
+                let restored = match support::restore_in_order(
+                    store,
+                    Path::from("q"),
+                    &dest2,
+                    support::options(),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        ready.send(Err(e.to_string())).unwrap();
+                        return None;
+                    }
+                };
                 support::write_events(&restored.log, 0, 10).await;
                 let written = support::events_of(&restored.log, u64::MAX);
                 ready.send(Ok(())).unwrap();
@@ -189,7 +193,7 @@ async fn a_failed_restore_never_lets_two_holders_lock_its_directory() {
     store.put(&key, vec![7u8; 100].into()).await.unwrap();
     let dest = root.path().join("dest");
     let gate = fault.pause_next_get(&m.segments[1].segment.key);
-    let restore = tokio::spawn(seglog_tier::restore(
+    let restore = tokio::spawn(support::restore_in_order(
         store.clone(),
         Path::from("p"),
         dest.clone(),
@@ -251,7 +255,7 @@ async fn a_restore_is_not_refused_its_own_log_by_a_forked_childs_copy_of_its_loc
         .unwrap();
     let dest = root.path().join("dest");
     let gate = fault.pause_next_get(&m.segments[0].segment.key);
-    let restore = tokio::spawn(seglog_tier::restore(
+    let restore = tokio::spawn(support::restore_in_order(
         store.clone(),
         Path::from("p"),
         dest.clone(),
@@ -279,9 +283,10 @@ async fn a_restore_is_not_refused_its_own_log_by_a_forked_childs_copy_of_its_loc
     // The child execs: its copy is closed.
     drop(child_copy);
     let left = listing(&dest);
-    let again = seglog_tier::restore(store.clone(), Path::from("p"), &dest, support::options())
-        .await
-        .map(|r| r.log.close().unwrap());
+    let again =
+        support::restore_in_order(store.clone(), Path::from("p"), &dest, support::options())
+            .await
+            .map(|r| r.log.close().unwrap());
     assert!(
         outcome.is_ok(),
         "the restore committed {dest:?} (it holds {left:?}, unmarked) but failed to open its \

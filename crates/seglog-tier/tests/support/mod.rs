@@ -655,3 +655,23 @@ pub async fn assert_a_restore_holds_what_was_shipped(
         .unwrap();
     assert_eq!(events_of(&restored.log, u64::MAX), expected);
 }
+
+/// A restore that fetches one object at a time, in order (no fetching ahead): for the tests
+/// that pause a restore at one object's GET and rely on every object before it having been
+/// fetched and written by then.
+pub async fn restore_in_order(
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    dir: impl Into<std::path::PathBuf>,
+    options: seglog::Options,
+) -> seglog_tier::Result<seglog_tier::Restored> {
+    seglog_tier::restore_with(
+        store,
+        prefix,
+        dir,
+        options,
+        seglog_tier::RestoreOptions::default()
+            .fetch_ahead(seglog_tier::FetchAheadLimits::ONE_AT_A_TIME),
+    )
+    .await
+}
