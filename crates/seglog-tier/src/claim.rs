@@ -141,15 +141,27 @@ impl Tier {
         // Another log's directory (its identity, if it has one yet) must not fence this
         // log's owner: the first ship would refuse it, after the claim.
         if let Some(newest) = &latest {
-            let local = crate::ship::blocking({
+            let (local, holds_a_log) = crate::ship::blocking({
                 let dir = dir.clone();
                 move || {
-                    seglog_segment::log_id::read(&seglog_segment::io::StdFs, &dir)
-                        .map_err(|e| Error::Log(seglog::Error::from(e)))
+                    let local = seglog_segment::log_id::read(&seglog_segment::io::StdFs, &dir)
+                        .map_err(|e| Error::Log(seglog::Error::from(e)))?;
+                    Ok((local, holds_segments(&dir)?))
                 }
             })
             .await?;
             crate::divergence::check_identity(newest, local)?;
+            // A log with no identity cannot be the bucket's log once the bucket names one:
+            // its writer makes `LOG_ID` before any ship names it. (A directory with no
+            // segment, a restore's destination, has none either, and is claimed.)
+            if let (Some(named), None, true) = (newest.log_identity(), local, holds_a_log) {
+                return Err(Error::Diverged(format!(
+                    "the bucket's manifest {} describes log {named}, the local directory holds \
+                     a log with no identity (made before identities, or its LOG_ID lost): not \
+                     this log's directory",
+                    newest.manifest_id
+                )));
+            }
         }
         let nonce = record.and_then(|r| r.unconfirmed_nonce(latest.as_ref()));
         Self::claim_recorded(store, prefix, latest, Some((dir, nonce))).await
@@ -349,4 +361,33 @@ impl Tier {
         }
         Err(self.fenced_by(state, &newest))
     }
+}
+
+/// Whether `dir` holds a segment, local (`.seg`) or offloaded (`.off`): a log, not a
+/// restore's destination (which holds at most its lock and a claim record).
+fn holds_segments(dir: &std::path::Path) -> Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read_dir",
+                path: dir.to_path_buf(),
+                source: e,
+            })
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::Io {
+            op: "read_dir",
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".seg") || name.ends_with(".off") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

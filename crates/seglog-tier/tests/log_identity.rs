@@ -196,3 +196,50 @@ async fn a_manifest_from_before_identities_gets_the_log_id_at_the_next_ship() {
     assert_eq!(newest.log_identity(), log_a.log_id());
     log_a.close().unwrap();
 }
+
+/// The same, with a directory that holds a log but no identity (made before identities, or
+/// its `LOG_ID` lost), while the bucket's manifest names one: the directory cannot be the
+/// bucket's log (its writer makes `LOG_ID` before any ship names it), and a claim for it
+/// would fence the owner, after which its own first ship would be refused. It used to pass
+/// the identity check (nothing to compare).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_for_a_directory_without_an_identity_is_refused_when_the_bucket_names_one() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = Path::from("p");
+    let root = tempfile::tempdir().unwrap();
+    let (log_a, tier_a) = shipped_log_a(&store, &prefix, root.path()).await;
+    let wrong = seglog::Log::open(root.path().join("wrong"), support::options())
+        .await
+        .unwrap();
+    support::write_events(&wrong, 0, 10).await;
+    let wrong_dir = wrong.dir().to_path_buf();
+    wrong.close().unwrap();
+    drop(wrong);
+    std::fs::remove_file(wrong_dir.join(seglog_segment::format::LOG_ID_FILE_NAME)).unwrap();
+    let ids_before = support::manifest_ids(store.as_ref(), &prefix).await;
+    let refused = Tier::claim_for_directory(store.clone(), prefix.clone(), &wrong_dir).await;
+    assert!(
+        matches!(refused, Err(Error::Diverged(_))),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    assert_eq!(
+        support::manifest_ids(store.as_ref(), &prefix).await,
+        ids_before,
+        "the refused claim wrote a manifest"
+    );
+    // A is still the owner; and a restore into an empty directory still claims.
+    support::write_events(&log_a, 150, 200).await;
+    log_a.roll().await.unwrap();
+    tier_a.ship(&log_a).await.unwrap();
+    log_a.close().unwrap();
+    let restored = seglog_tier::restore(
+        store.clone(),
+        prefix.clone(),
+        root.path().join("empty"),
+        support::options(),
+    )
+    .await
+    .unwrap();
+    restored.log.close().unwrap();
+}
