@@ -117,6 +117,12 @@ fn a_repair_that_would_leave_an_offloaded_segment_after_the_cut_is_refused_uncha
     drop(log);
     damage_record(&fs, &local.path, 1);
     let before = files(&fs);
+    // The plan alone (`seglog repair --dry-run`) says so too, not a plan the run refuses.
+    let planned = seglog::plan_salvage(&fs, dir()).unwrap_err();
+    assert!(
+        matches!(planned, seglog::Error::Unrepairable(_)),
+        "{planned:?}"
+    );
     let e = seglog::repair_dir_with_fs(fs.clone(), dir(), |_| true).unwrap_err();
     assert!(
         matches!(e, seglog::Error::Unrepairable(_)),

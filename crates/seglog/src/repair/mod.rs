@@ -23,6 +23,7 @@ mod prelocked;
 pub use plan::{
     plan_salvage, DamagedCheckpoint, KeptSegment, RemovedSegment, SalvagePlan, SegmentCut,
 };
+use seglog_segment::format::SEGMENT_HEADER_LEN;
 
 use crate::{CheckpointMode, Error, Log, Options, RecoveryMode, Result, VerifyReport};
 use prelocked::PreLocked;
@@ -95,7 +96,6 @@ fn repair<F: FileSystem + Clone>(
     // anything is asked or cut (review 45). `mend_log_id` writes it again.
     seglog_segment::log_id::read(&fs, dir)?;
     let plan = plan_salvage(&fs, dir)?;
-    check_offloaded(&fs, dir, &plan)?;
     if let Some(cut) = &plan.cut {
         // A cut truncates the file in place: every other name of it would be cut too.
         let names = links(&cut.path).map_err(|e| Error::io("stat", &cut.path, e))?;
@@ -148,40 +148,91 @@ fn repair<F: FileSystem + Clone>(
 
 /// A salvage keeps the offloaded segments (their stubs and checkpoints: their bytes are in
 /// the bucket) when the log it leaves still opens (format.md §7): every offloaded segment
-/// lies before the last local segment left, and its checkpoint is valid (the open indexes
-/// its records from it). Anything else is refused here, before anything is asked or cut:
-/// such a log is restored from its bucket instead.
-fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvagePlan) -> Result<()> {
+/// lies before the last local segment left and is numbered below the highest of them and
+/// as none of them, and its checkpoint is valid (the open indexes its records from it). An
+/// interrupted offload (stub and file both here) is the open's to finish: its stub must
+/// describe the very file, and the salvage must not cut or remove that file (the bucket
+/// holds its bytes; the open removes it). Anything else is refused here, before anything
+/// is asked or cut: such a log is restored from its bucket instead.
+pub(super) fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvagePlan) -> Result<()> {
     let restore = "restore the log from its bucket (`seglog restore`) instead";
     let (stubs, _) = crate::offloaded::stub::list(fs, dir)
         .map_err(|e| Error::Unrepairable(format!("{e}; {restore}")))?;
     if stubs.is_empty() {
         return Ok(());
     }
-    let first_lsn = |path: &Path| {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(seglog_segment::format::parse_segment_file_name)
-            .and_then(std::result::Result::ok)
-    };
-    // The first LSN of the last local segment the salvage leaves (`None`: none is left).
-    let last_left = match (&plan.cut, &plan.incomplete_segment) {
-        (Some(cut), _) => first_lsn(&cut.path),
-        (None, Some(_)) => plan.kept.last().and_then(|k| first_lsn(&k.path)),
-        (None, None) => Some(u64::MAX),
-    };
-    if let Some(after) = stubs
-        .iter()
-        .find(|s| last_left.is_none_or(|last| s.first_lsn > last))
-    {
-        return Err(Error::Unrepairable(format!(
-            "segment {} is offloaded and lies after the damage, where the salvage cuts: the log \
-             it would leave does not open (an offloaded segment must come before the last \
-             local one); {restore}",
-            after.number
-        )));
-    }
     let verified = crate::verify_dir_with_fs(fs, dir)?;
+    let changed_by_salvage = |path: &Path| {
+        plan.cut.as_ref().is_some_and(|c| c.path == path)
+            || plan.removed.iter().any(|r| r.path == path)
+            || plan.incomplete_segment.as_deref() == Some(path)
+    };
+    let mut interrupted = Vec::new();
+    for stub in &stubs {
+        let Some(local) = verified
+            .segments
+            .iter()
+            .find(|l| l.first_lsn == Some(stub.first_lsn))
+        else {
+            continue;
+        };
+        let head = seglog_segment::inspect::read_file(fs, &local.path)?;
+        if head.get(..SEGMENT_HEADER_LEN) != Some(&stub.header_bytes[..]) {
+            return Err(Error::Unrepairable(format!(
+                "the offload stub of first LSN {} describes another segment than the file {} \
+                 (an offload of another copy of the log?); {restore}",
+                stub.first_lsn,
+                local.path.display()
+            )));
+        }
+        if changed_by_salvage(&local.path) {
+            return Err(Error::Unrepairable(format!(
+                "segment {} was being offloaded (its stub is committed, its file still here) \
+                 and the salvage would cut or remove that file: open the log normally first \
+                 (the open finishes the offload and removes the file; its bytes are in the \
+                 bucket), then repair again if needed",
+                stub.number
+            )));
+        }
+        interrupted.push(local.path.clone());
+    }
+    // The local segments the salvage leaves (the cut one among them), less the files of
+    // interrupted offloads the open removes (unless one is the last: then it stays local).
+    let kept: Vec<&crate::VerifiedSegment> = verified
+        .segments
+        .iter()
+        .filter(|s| plan.kept.iter().any(|k| k.path == s.path))
+        .collect();
+    let last_kept = kept.last().map(|k| k.path.clone());
+    let local_left: Vec<&crate::VerifiedSegment> = kept
+        .into_iter()
+        .filter(|k| !interrupted.contains(&k.path) || Some(&k.path) == last_kept.as_ref())
+        .collect();
+    let last_first_lsn = local_left.iter().filter_map(|k| k.first_lsn).max();
+    let highest_number = local_left.iter().filter_map(|k| k.number).max();
+    for stub in stubs.iter().filter(|s| {
+        !verified
+            .segments
+            .iter()
+            .any(|l| l.first_lsn == Some(s.first_lsn))
+    }) {
+        let after = last_first_lsn.is_none_or(|last| stub.first_lsn > last);
+        let numbered_above = highest_number.is_none_or(|high| stub.number >= high)
+            || local_left.iter().any(|k| k.number == Some(stub.number));
+        if after || numbered_above {
+            return Err(Error::Unrepairable(format!(
+                "segment {} is offloaded and the salvage would leave it {}: the log it leaves \
+                 would not open (an offloaded segment must come before the last local one and \
+                 be numbered below it); {restore}",
+                stub.number,
+                if after {
+                    "after the last local segment"
+                } else {
+                    "numbered at or above the local segments it keeps"
+                }
+            )));
+        }
+    }
     if let Some(bad) = verified
         .offloaded
         .iter()

@@ -196,7 +196,9 @@ pub(crate) fn whole_records_after(
 /// # Errors
 /// I/O errors; [`Error::Segment`] corruption that salvage cannot repair (a header that does
 /// not decode outside an interrupted creation, a header that contradicts its file name or
-/// the segment before it); [`Error::Unrepairable`] when a compaction's switch is pending.
+/// the segment before it); [`Error::Unrepairable`] when a compaction's switch is pending,
+/// or when the log the salvage would leave does not open for its offloaded segments
+/// (`check_offloaded`).
 pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
     if fs
         .list(dir)
@@ -308,6 +310,7 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
             });
         }
     }
+    super::check_offloaded(fs, dir, &plan)?;
     Ok(plan)
 }
 
