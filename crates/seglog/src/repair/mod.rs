@@ -176,8 +176,7 @@ pub(super) fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvageP
         else {
             continue;
         };
-        let head = seglog_segment::inspect::read_file(fs, &local.path)?;
-        if head.get(..SEGMENT_HEADER_LEN) != Some(&stub.header_bytes[..]) {
+        if read_header(fs, &local.path)? != Some(stub.header_bytes) {
             return Err(Error::Unrepairable(format!(
                 "the offload stub of first LSN {} describes another segment than the file {} \
                  (an offload of another copy of the log?); {restore}",
@@ -252,6 +251,21 @@ pub(super) fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvageP
         )));
     }
     Ok(())
+}
+
+/// The first [`SEGMENT_HEADER_LEN`] bytes of the file at `path` (`None` when it is shorter).
+fn read_header<F: FileSystem>(fs: &F, path: &Path) -> Result<Option<[u8; SEGMENT_HEADER_LEN]>> {
+    use seglog_segment::io::SegmentFile;
+    let file = fs
+        .open_read_only(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    if file.len().map_err(|e| Error::io("stat", path, e))? < SEGMENT_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    let mut header = [0u8; SEGMENT_HEADER_LEN];
+    file.read_exact_at(&mut header, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(header))
 }
 
 /// The options of the salvage open. Nothing is appended: no reservation, no zeroing thread;
