@@ -68,71 +68,50 @@ async fn shipped_log(root: &std::path::Path, rounds: usize) -> (Arc<FaultStore>,
     (store, expected)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_fetches_the_chunks_of_the_active_segment_several_at_a_time() {
+/// Restores the log of [`shipped_log`] (`rounds` chunk rounds) with every GET of a key
+/// containing `fragment` slowed by [`GET_LATENCY`], fetching `fetch`; checks every event came
+/// back and returns the report and the most such GETs seen in flight at once.
+async fn restore_slowed(
+    rounds: usize,
+    fragment: &str,
+    fetch: FetchSegments,
+) -> (seglog_tier::RestoreReport, u64) {
     let root = tempfile::tempdir().unwrap();
-    let (store, expected) = shipped_log(root.path(), 24).await;
-    store.delay_gets("/chunks/", GET_LATENCY);
-    let b = seglog_tier::restore(
-        store.clone() as Arc<dyn ObjectStore>,
-        prefix(),
-        root.path().join("b"),
-        options(),
-    )
-    .await
-    .unwrap();
-    assert!(b.report.active_bytes > 0, "{:?}", b.report);
-    assert_eq!(all_events(&b.log).await, expected);
-    let most = store.delayed_gets_max_in_flight.load(Ordering::SeqCst);
-    assert!(
-        most >= 4,
-        "the chunks were fetched {most} at a time: one round trip each"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whole_restore_fetches_sealed_segments_several_at_a_time() {
-    let root = tempfile::tempdir().unwrap();
-    let (store, expected) = shipped_log(root.path(), 1).await;
-    store.delay_gets("/segments/", GET_LATENCY);
-    let b = seglog_tier::restore(
-        store.clone() as Arc<dyn ObjectStore>,
-        prefix(),
-        root.path().join("b"),
-        options(),
-    )
-    .await
-    .unwrap();
-    assert!(b.report.segments >= 4, "{:?}", b.report);
-    assert_eq!(all_events(&b.log).await, expected);
-    let most = store.delayed_gets_max_in_flight.load(Ordering::SeqCst);
-    assert!(
-        most >= 2,
-        "the segments were fetched {most} at a time: one round trip each"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lazy_restore_fetches_checkpoints_several_at_a_time() {
-    let root = tempfile::tempdir().unwrap();
-    let (store, expected) = shipped_log(root.path(), 1).await;
-    store.delay_gets("/checkpoints/", GET_LATENCY);
+    let (store, expected) = shipped_log(root.path(), rounds).await;
+    store.delay_gets(fragment, GET_LATENCY);
     let b = seglog_tier::restore_with(
         store.clone() as Arc<dyn ObjectStore>,
         prefix(),
         root.path().join("b"),
         options(),
-        RestoreOptions::default().fetch_segments(FetchSegments::Lazily),
+        RestoreOptions::default().fetch_segments(fetch),
     )
     .await
     .unwrap();
-    assert!(b.report.segments_offloaded >= 4, "{:?}", b.report);
     assert_eq!(all_events(&b.log).await, expected);
     let most = store.delayed_gets_max_in_flight.load(Ordering::SeqCst);
-    assert!(
-        most >= 4,
-        "the checkpoints were fetched {most} at a time: one round trip each"
-    );
+    (b.report, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_fetches_the_chunks_of_the_active_segment_several_at_a_time() {
+    let (report, most) = restore_slowed(24, "/chunks/", FetchSegments::Whole).await;
+    assert!(report.active_bytes > 0, "{report:?}");
+    assert!(most >= 4, "the chunks were fetched {most} at a time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_restore_fetches_sealed_segments_several_at_a_time() {
+    let (report, most) = restore_slowed(1, "/segments/", FetchSegments::Whole).await;
+    assert!(report.segments >= 4, "{report:?}");
+    assert!(most >= 2, "the segments were fetched {most} at a time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_restore_fetches_checkpoints_several_at_a_time() {
+    let (report, most) = restore_slowed(1, "/checkpoints/", FetchSegments::Lazily).await;
+    assert!(report.segments_offloaded >= 4, "{report:?}");
+    assert!(most >= 4, "the checkpoints were fetched {most} at a time");
 }
 
 /// Files in `dir` other than the restore's own lock (the directory may be gone).

@@ -28,9 +28,7 @@ pub struct Row {
 
 impl Row {
     fn median(&self) -> Duration {
-        let mut v = self.times.clone();
-        v.sort();
-        v.get(v.len() / 2).copied().unwrap_or_default()
+        super::median(&self.times)
     }
 }
 

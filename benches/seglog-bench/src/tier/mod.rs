@@ -128,6 +128,13 @@ fn fresh_prefix(what: &str) -> object_store::path::Path {
     ))
 }
 
+/// The median of restore times (0 for none).
+fn median(times: &[Duration]) -> Duration {
+    let mut v = times.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -31,9 +31,7 @@ pub struct Row {
 
 impl Row {
     pub fn median(&self) -> Duration {
-        let mut v = self.times.clone();
-        v.sort();
-        v.get(v.len() / 2).copied().unwrap_or_default()
+        super::median(&self.times)
     }
 }
 
