@@ -458,9 +458,7 @@ fn header_is(bytes: &[u8], info: &SegmentInfo) -> bool {
     })
 }
 
-/// The durable prefix the chunks in `folder` hold, read in order (several fetched at a time:
-/// thousands of chunks are not one round trip each) up to the first end marker or the last
-/// chunk listed, and how many chunks were listed.
+/// What the chunks of an active segment hold: their durable prefix, and how many were listed.
 struct ChunkedPrefix {
     bytes: Vec<u8>,
     /// An end marker closed the chunks.
@@ -468,6 +466,9 @@ struct ChunkedPrefix {
     listed: usize,
 }
 
+/// The durable prefix the chunks in `folder` hold, read in order (several fetched at a time:
+/// thousands of chunks are not one round trip each) up to the first end marker or the last
+/// chunk listed.
 async fn read_chunks(
     store: &Arc<dyn ObjectStore>,
     folder: &Path,

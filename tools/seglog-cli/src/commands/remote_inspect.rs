@@ -86,6 +86,8 @@ struct Copy {
     objects: usize,
     /// Of `objects`: chunks of the active segment.
     chunks: usize,
+    /// The active segment's chunks held records, written into the copy as a segment.
+    active_written: bool,
     /// The newest manifest no longer named the active segment after its chunks were read:
     /// its owner sealed it, and may have collected chunks during the read, which then saw
     /// only some of them, or none. Read again through the newer manifest (review 48).
@@ -139,6 +141,7 @@ async fn download_manifest(
         manifest,
         objects: 0,
         chunks: 0,
+        active_written: false,
         active_moved: false,
         problems: Vec::new(),
     };
@@ -177,6 +180,7 @@ async fn download_manifest(
             .await
             .context("cannot read the newest manifest")?;
         copy.active_moved = newest.is_some_and(|n| n.active != Some(active));
+        copy.active_written = matches!(fetched, Ok((Some(_), _)));
         if let Ok((Some(_), _)) | Err(_) = &fetched {
             let name = seglog_segment::format::segment_file_name(active.first_lsn);
             let fetched = fetched.map(|(bytes, _)| bytes.unwrap_or_default());
@@ -194,9 +198,7 @@ async fn download_manifest(
 
 /// Whether the copy holds a segment: a sealed one, or the active segment's chunks' records.
 fn holds_segments(copy: &Copy) -> bool {
-    std::fs::read_dir(copy.dir.path())
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false)
+    !copy.manifest.segments.is_empty() || copy.active_written
 }
 
 /// Writes a checked object into the copy, or lists why it is not there. Store and I/O
