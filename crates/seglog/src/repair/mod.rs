@@ -124,7 +124,20 @@ fn repair<F: FileSystem + Clone>(
     };
     let log = Log::open_with_fs(held, dir.to_path_buf(), options)?;
     log.close()?;
-    for cp in &plan.damaged_checkpoints {
+    // The open finished any interrupted offload: it wrote the segment's checkpoint again
+    // from the file, then removed the file. An offloaded segment's checkpoint is its only
+    // index, and the open that just succeeded checked it: never removed (review 51).
+    let offloaded = offloaded_first_lsns(&fs, dir)?;
+    let offloaded_checkpoint = |path: &Path| {
+        offloaded
+            .iter()
+            .any(|&lsn| dir.join(seglog_index::checkpoint::checkpoint_file_name(lsn)) == path)
+    };
+    for cp in plan
+        .damaged_checkpoints
+        .iter()
+        .filter(|cp| !offloaded_checkpoint(&cp.path))
+    {
         match fs.remove(&cp.path) {
             Ok(()) => {}
             // Removed by the open already (it no longer described its segment).
@@ -137,7 +150,7 @@ fn repair<F: FileSystem + Clone>(
         fs.sync_dir(dir)
             .map_err(|e| Error::io("sync_dir", dir, e))?;
     }
-    let differences = compare(&fs, &plan)?;
+    let differences = compare(&fs, &plan, &offloaded)?;
     Ok(RepairReport {
         verified: crate::verify_dir_with_fs(&fs, dir)?,
         plan,
@@ -253,6 +266,20 @@ pub(super) fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvageP
     Ok(())
 }
 
+/// The first LSNs of the offloaded segments of `dir` (their stubs).
+fn offloaded_first_lsns<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<u64>> {
+    Ok(crate::offloaded::stub::list(fs, dir)?
+        .0
+        .iter()
+        .map(|s| s.first_lsn)
+        .collect())
+}
+
+/// The directory a segment file lies in.
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
 /// The first [`SEGMENT_HEADER_LEN`] bytes of the file at `path` (`None` when it is shorter).
 fn read_header<F: FileSystem>(fs: &F, path: &Path) -> Result<Option<[u8; SEGMENT_HEADER_LEN]>> {
     use seglog_segment::io::SegmentFile;
@@ -288,7 +315,7 @@ fn salvage_options() -> Options {
 /// Where the directory after the salvage differs from the plan: a removed segment still
 /// there, a kept segment gone, damaged, or holding another number of records, a cut segment
 /// that does not end where the plan cut it (a commit marker after the cut is the close's).
-fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
+fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan, offloaded: &[u64]) -> Result<Vec<String>> {
     let mut differences = Vec::new();
     let gone = plan
         .removed
@@ -308,6 +335,13 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan) -> Result<Vec<String>> {
             Err(seglog_segment::Error::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
+                // An interrupted offload the open finished: the segment is kept, offloaded.
+                if offloaded.iter().any(|&lsn| {
+                    dir_of(&kept.path).join(seglog_segment::format::segment_file_name(lsn))
+                        == kept.path
+                }) {
+                    continue;
+                }
                 differences.push(format!(
                     "{} was to be kept but is gone",
                     kept.path.display()
