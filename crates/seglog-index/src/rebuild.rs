@@ -112,13 +112,28 @@ impl<'a, F: FileSystem> IndexRebuilder<'a, F> {
         Ok(cp.records.len())
     }
 
-    fn apply_checkpoint(&mut self, segment: &SegmentInfo) -> bool {
+    fn apply_checkpoint(&mut self, segment: &SegmentInfo, next_first_lsn: Option<u64>) -> bool {
         let Ok(number) = u32::try_from(segment.number) else {
             return false;
         };
         let Some(cp) = checkpoint::load(self.fs, self.dir, segment) else {
             return false;
         };
+        // A record outside the segment's LSN range (format.md §1) is not one of its records:
+        // trusted, it would make the next segment look out of order, and the log not open.
+        if let Some(r) = cp
+            .records
+            .iter()
+            .find(|r| r.lsn < segment.first_lsn || next_first_lsn.is_some_and(|next| r.lsn >= next))
+        {
+            tracing::warn!(
+                segment = segment.number,
+                lsn = r.lsn,
+                ?next_first_lsn,
+                "index checkpoint names an LSN outside its segment; scanning the segment"
+            );
+            return false;
+        }
         // All or nothing: a checkpoint that does not fit the index is ignored whole.
         if let Err(e) = self
             .index
@@ -199,9 +214,9 @@ impl<F: FileSystem> RecoveryVisitor for IndexRebuilder<'_, F> {
         self.last_checkpoint_lsn
     }
 
-    fn wants_scan(&mut self, segment: &SegmentInfo) -> bool {
+    fn wants_scan(&mut self, segment: &SegmentInfo, next_first_lsn: Option<u64>) -> bool {
         self.last_checkpoint_lsn = None;
-        let loaded = self.use_checkpoints && self.apply_checkpoint(segment);
+        let loaded = self.use_checkpoints && self.apply_checkpoint(segment, next_first_lsn);
         if !loaded {
             self.stats.segments_scanned += 1;
             self.unchecked.push(segment.number);

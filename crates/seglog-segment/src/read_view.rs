@@ -55,9 +55,17 @@ pub(crate) fn load<F: FileSystem>(
     let mut segments = Vec::with_capacity(count);
     let mut prev_lsn = 0u64;
     let mut numbers = BTreeSet::new();
-    for (i, opened) in snap.segments.into_iter().enumerate() {
+    let next_first_lsns: Vec<Option<u64>> = (0..count)
+        .map(|i| snap.segments.get(i + 1).map(|next| next.header.first_lsn))
+        .collect();
+    for ((i, opened), next_first_lsn) in snap.segments.into_iter().enumerate().zip(next_first_lsns)
+    {
         let sealed = i + 1 < count || snap.last_is_sealed;
-        let entry = load_segment(opened, sealed, prev_lsn, &mut numbers, visitor, &mut report)?;
+        let bounds = Bounds {
+            prev_lsn,
+            next_first_lsn,
+        };
+        let entry = load_segment(opened, sealed, bounds, &mut numbers, visitor, &mut report)?;
         prev_lsn = entry.info().last_lsn;
         segments.push(Arc::new(entry));
     }
@@ -71,10 +79,20 @@ pub(crate) fn load<F: FileSystem>(
     })
 }
 
+/// The LSNs around a segment: its records lie above `prev_lsn` (the previous segment's last)
+/// and below `next_first_lsn` (the next segment's first, when there is one).
+struct Bounds {
+    prev_lsn: u64,
+    next_first_lsn: Option<u64>,
+}
+
 fn load_segment<F: FileSystem>(
     opened: OpenedSegment<F>,
     sealed: bool,
-    prev_lsn: u64,
+    Bounds {
+        prev_lsn,
+        next_first_lsn,
+    }: Bounds,
     numbers: &mut BTreeSet<u64>,
     visitor: &mut dyn RecoveryVisitor,
     report: &mut RecoveryReport,
@@ -110,7 +128,7 @@ fn load_segment<F: FileSystem>(
         clustered: header.clustered,
     };
     let prev = prev_lsn.max(header.first_lsn - 1);
-    if sealed && !visitor.wants_scan(&info) {
+    if sealed && !visitor.wants_scan(&info, next_first_lsn) {
         let last_lsn = visitor
             .skipped_last_lsn()
             .unwrap_or(info.last_lsn)

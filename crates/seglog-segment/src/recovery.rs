@@ -436,7 +436,11 @@ pub(crate) fn recover<F: FileSystem>(
             clustered: header.clustered,
         };
         // Salvage reads every record: damage hidden behind a checkpoint is damage too.
-        if !is_last && opts.recovery_mode != RecoveryMode::Salvage && !visitor.wants_scan(&info) {
+        let next_first_lsn = found.get(i + 1).map(|next| next.first_lsn);
+        if !is_last
+            && opts.recovery_mode != RecoveryMode::Salvage
+            && !visitor.wants_scan(&info, next_first_lsn)
+        {
             // Trusted by the layer above (its checkpoint covers it); its records are not read,
             // but its last LSN is known, so the next segment must start after it.
             let last_lsn = visitor

@@ -17,8 +17,10 @@ use crate::Result;
 pub trait RecoveryVisitor {
     /// Asked for each sealed segment before it is read; `false` skips reading it (for
     /// example because an index checkpoint already describes it). The last segment is
-    /// always read.
-    fn wants_scan(&mut self, _segment: &SegmentInfo) -> bool {
+    /// always read. `next_first_lsn` is the first LSN of the segment after it: every record
+    /// of this one lies below it (format.md §1), so a description that says otherwise does
+    /// not describe this segment and must not stand in for reading it.
+    fn wants_scan(&mut self, _segment: &SegmentInfo, _next_first_lsn: Option<u64>) -> bool {
         true
     }
 

@@ -158,8 +158,9 @@ impl<F: FileSystem> Log<F> {
         // The newest segment with a record; the last one may be a fresh, empty one.
         // Offloaded segments (all before the last local one) count by their stubs.
         let offloaded = self.offloaded_last_event_lsn();
-        for segment in segments.iter().rev() {
-            let records = self.records_after(segment, 0, usize::MAX, true)?;
+        for (i, segment) in segments.iter().enumerate().rev() {
+            let next_first = segments.get(i + 1).map(|s| s.first_lsn);
+            let records = self.records_after(segment, next_first, 0, usize::MAX, true)?;
             if let Some(last) = records.last() {
                 return Ok(last.lsn.max(offloaded));
             }
@@ -177,12 +178,13 @@ impl<F: FileSystem> Log<F> {
             .partition_point(|s| s.first_lsn <= after_lsn.saturating_add(1))
             .saturating_sub(1);
         let mut out = Vec::new();
-        for segment in &segments[first..] {
+        for (i, segment) in segments.iter().enumerate().skip(first) {
             if out.len() >= limit {
                 break;
             }
             let wanted = limit - out.len();
-            out.extend(self.records_after(segment, after_lsn, wanted, false)?);
+            let next_first = segments.get(i + 1).map(|s| s.first_lsn);
+            out.extend(self.records_after(segment, next_first, after_lsn, wanted, false)?);
         }
         // Records of offloaded segments are not walked here: a read that passes over one
         // fails rather than skip them.
@@ -195,16 +197,18 @@ impl<F: FileSystem> Log<F> {
     }
 
     /// Up to `limit` records of `segment` with an LSN above `after_lsn`; with `last_only`,
-    /// only the last record of the segment (walked to from the last sample).
+    /// only the last record of the segment (walked to from the last sample). `next_first`
+    /// is the first LSN of the segment after it (none for the last).
     fn records_after(
         &self,
         segment: &SegmentInfo,
+        next_first: Option<u64>,
         after_lsn: u64,
         limit: usize,
         last_only: bool,
     ) -> Result<Vec<LogRecord>> {
         if segment.clustered {
-            return self.clustered_records_after(segment, after_lsn, limit, last_only);
+            return self.clustered_records_after(segment, next_first, after_lsn, limit, last_only);
         }
         let samples = &self.shared.lsn_samples;
         let log = &self.shared.segments;
@@ -213,6 +217,7 @@ impl<F: FileSystem> Log<F> {
         let walk = |start: u64| -> Result<Vec<LogRecord>> {
             let mut out: Vec<LogRecord> = Vec::new();
             let mut last: Option<Record> = None;
+            let mut previous_lsn = segment.first_lsn.saturating_sub(1);
             let mut walked = 0;
             let counted = |walked| samples.walked_records.fetch_add(walked, Ordering::Relaxed);
             for record in log.records_from(RecordPosition {
@@ -223,6 +228,8 @@ impl<F: FileSystem> Log<F> {
                     counted(walked);
                 })?;
                 walked += 1;
+                check_in_order(record.view().lsn(), previous_lsn, segment, next_first)?;
+                previous_lsn = record.view().lsn();
                 if last_only {
                     last = Some(record);
                     continue;
@@ -258,6 +265,7 @@ impl<F: FileSystem> Log<F> {
     fn clustered_records_after(
         &self,
         segment: &SegmentInfo,
+        next_first: Option<u64>,
         after_lsn: u64,
         limit: usize,
         last_only: bool,
@@ -285,6 +293,12 @@ impl<F: FileSystem> Log<F> {
                         record.view().lsn()
                     )));
                 }
+                check_in_order(
+                    lsn,
+                    segment.first_lsn.saturating_sub(1),
+                    segment,
+                    next_first,
+                )?;
                 out.push(LogRecord::from_record(&record)?);
             }
             samples
@@ -299,9 +313,32 @@ impl<F: FileSystem> Log<F> {
             Err(e) if order.from_checkpoint => {
                 tracing::warn!(segment = segment.number, error = %e, "LSN table from the index checkpoint does not match the clustered segment; scanning it");
                 samples.forget(segment.number);
-                read(&*samples.clustered_order(log, &self.shared.dir, segment)?)
+                read(&*samples.scan_clustered_order(log, segment)?)
             }
             done => done,
         }
     }
+}
+
+/// A record's LSN lies between its segment's first LSN and the next segment's (format.md
+/// §1), and above the record before it in the segment's file order (but in a clustered
+/// segment, whose order is by execution: its records come here sorted by LSN, each checked
+/// against the segment's start alone). The global order rests on it: a record out of order
+/// (written by a faulty writer, or edited with its checksum made to match) would come out of
+/// order, and a reader paging by position would skip what lies between.
+fn check_in_order(
+    lsn: u64,
+    after: u64,
+    segment: &SegmentInfo,
+    next_first: Option<u64>,
+) -> Result<()> {
+    if lsn <= after || next_first.is_some_and(|next| lsn >= next) {
+        return Err(Error::Corruption(format!(
+            "segment {} (first LSN {}) holds a record of LSN {lsn} out of order: it must lie above LSN {after} and below {}",
+            segment.number,
+            segment.first_lsn,
+            next_first.map_or_else(|| "the end of the log".to_owned(), |n| format!("the next segment's first LSN {n}"))
+        )));
+    }
+    Ok(())
 }

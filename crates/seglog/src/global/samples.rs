@@ -144,8 +144,34 @@ impl LsnSamples {
         if let Some(known) = self.clustered.lock().get(&segment.number) {
             return Ok(known.clone());
         }
+        self.build_clustered_order(log, Some(dir), segment)
+    }
+
+    /// [`Self::clustered_order`] from the segment's records alone: for a read that failed
+    /// from the checkpoint's order (loading the checkpoint again would fail it again).
+    ///
+    /// # Errors
+    /// Errors reading the segment.
+    pub fn scan_clustered_order<F: FileSystem>(
+        &self,
+        log: &SegmentLog<F>,
+        segment: &SegmentInfo,
+    ) -> Result<Arc<ClusteredOrder>> {
+        self.build_clustered_order(log, None, segment)
+    }
+
+    /// Builds and keeps the order of `segment`: from the checkpoint in `checkpoint_dir` when
+    /// given and valid, else by one scan.
+    fn build_clustered_order<F: FileSystem>(
+        &self,
+        log: &SegmentLog<F>,
+        checkpoint_dir: Option<&Path>,
+        segment: &SegmentInfo,
+    ) -> Result<Arc<ClusteredOrder>> {
         let mut order = ClusteredOrder::default();
-        if let Some(cp) = seglog_index::checkpoint::load(log.file_system(), dir, segment) {
+        if let Some(cp) = checkpoint_dir
+            .and_then(|dir| seglog_index::checkpoint::load(log.file_system(), dir, segment))
+        {
             order.by_lsn = cp
                 .records
                 .iter()

@@ -149,13 +149,13 @@ fn to_segment_error(segment: &SegmentInfo, e: Error) -> seglog_segment::Error {
 }
 
 impl<F: FileSystem> RecoveryVisitor for OffloadedRecovery<'_, '_, F> {
-    fn wants_scan(&mut self, segment: &SegmentInfo) -> bool {
+    fn wants_scan(&mut self, segment: &SegmentInfo, next_first_lsn: Option<u64>) -> bool {
         // On failure the error is kept and reported by `finish`; the scan it asks for then
         // fails at the first record (`record` sees the error).
         if self.reach(segment).is_err() {
             return true;
         }
-        self.inner.wants_scan(segment)
+        self.inner.wants_scan(segment, next_first_lsn)
     }
 
     fn skipped_last_lsn(&self) -> Option<u64> {
