@@ -135,7 +135,10 @@ fn repair_changes_nothing_without_confirmation() {
 fn repair_refuses_a_log_a_writer_holds_without_reading_or_asking() {
     let tmp = tempfile::tempdir().unwrap();
     let segs = make_log(tmp.path());
-    let writer = Log::open_blocking(tmp.path(), opts()).unwrap();
+    // Nothing in the background (no prepared next segment, no zeros ahead), so that the
+    // directory only changes if the repair changes it.
+    let quiet = opts().prepare_next_segment(false).zero_ahead_bytes(0);
+    let writer = Log::open_blocking(tmp.path(), quiet).unwrap();
     // Damage the writer cannot see (a sealed segment it does not reread).
     damage_record(&segs[1], 2);
     let before = files(tmp.path());

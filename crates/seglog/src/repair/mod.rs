@@ -120,7 +120,8 @@ fn repair<F: FileSystem + Clone>(
     let options = salvage_options();
     let held = PreLocked {
         inner: fs.clone(),
-        locked: dir.to_path_buf(),
+        // As the open names it: a log opened by a relative path works by its absolute one.
+        locked: fs.absolute(dir).map_err(|e| Error::io("getcwd", dir, e))?,
     };
     let log = Log::open_with_fs(held, dir.to_path_buf(), options)?;
     log.close()?;
@@ -315,6 +316,25 @@ fn salvage_options() -> Options {
 /// Where the directory after the salvage differs from the plan: a removed segment still
 /// there, a kept segment gone, damaged, or holding another number of records, a cut segment
 /// that does not end where the plan cut it (a commit marker after the cut is the close's).
+/// True when `bytes`, found at a path the plan removed, are a segment the salvage open
+/// started afresh under the same name (the log's next LSN is the removed segment's first,
+/// as after a cut that kept a clustered segment's greatest LSN): a whole header, of another
+/// segment file than the removed one, and no event record.
+fn started_again(bytes: &[u8], path: &Path, plan: &SalvagePlan) -> bool {
+    let analysis = seglog_segment::inspect::analyze_segment(bytes, 0);
+    let Ok(header) = &analysis.header else {
+        return false;
+    };
+    // The incomplete segment had no whole header; a removed one is known by its salt (its
+    // number may be given out again).
+    let another = plan.incomplete_segment.as_deref() == Some(path)
+        || plan
+            .removed
+            .iter()
+            .any(|r| r.path == path && r.record_salt != Some(header.record_salt()));
+    another && analysis.record_offsets.is_empty() && analysis.damage.is_none()
+}
+
 fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan, offloaded: &[u64]) -> Result<Vec<String>> {
     let mut differences = Vec::new();
     let gone = plan
@@ -323,9 +343,11 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan, offloaded: &[u64]) -> Resu
         .map(|r| &r.path)
         .chain(plan.incomplete_segment.as_ref());
     for path in gone {
-        match fs.open_read_only(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("open", path, e)),
+        match seglog_segment::inspect::read_file(fs, path) {
+            Err(seglog_segment::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+            Ok(bytes) if started_again(&bytes, path, plan) => {}
             Ok(_) => differences.push(format!("{} was to be removed but is there", path.display())),
         }
     }

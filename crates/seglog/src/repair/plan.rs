@@ -55,6 +55,10 @@ pub struct RemovedSegment {
     pub path: PathBuf,
     /// Its segment number (`None` when its header does not decode).
     pub segment: Option<u64>,
+    /// Its header's record salt (random per segment file, format.md §2; `None` when its
+    /// header does not decode): tells it from a segment the salvage open starts under the
+    /// same name (and possibly the same number, numbers of removed segments come back).
+    pub record_salt: Option<u64>,
     /// Its written bytes.
     pub bytes: u64,
     /// Its valid records.
@@ -305,6 +309,7 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
             plan.removed.push(RemovedSegment {
                 path: later,
                 segment: analysis.header.as_ref().ok().map(|h| h.segment_number),
+                record_salt: analysis.header.as_ref().ok().map(|h| h.record_salt()),
                 bytes: bytes.len() as u64,
                 records: analysis.record_offsets.len() as u64,
             });

@@ -10,7 +10,7 @@ use seglog_segment::io::FileSystem;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// `F`, with the lock of `locked` already held by whoever made this.
+/// `F`, with the lock of `locked` (an absolute path) already held by whoever made this.
 #[derive(Clone)]
 pub(super) struct PreLocked<F> {
     pub(super) inner: F,
@@ -47,7 +47,7 @@ impl<F: FileSystem + Clone> FileSystem for PreLocked<F> {
         self.inner.list(dir)
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock> {
-        if dir == self.locked {
+        if self.inner.absolute(dir)? == self.locked {
             Ok(None)
         } else {
             self.inner.lock_dir(dir).map(Some)
