@@ -213,8 +213,8 @@ impl<F: FileSystem> Log<F> {
         let samples = &self.shared.lsn_samples;
         let log = &self.shared.segments;
         let from_lsn = if last_only { u64::MAX } else { after_lsn };
-        let (start, hinted) = samples.start_for(log, &self.shared.dir, segment, from_lsn)?;
-        let walk = |start: u64| -> Result<Vec<LogRecord>> {
+        let (start, hinted_lsn) = samples.start_for(log, &self.shared.dir, segment, from_lsn)?;
+        let walk = |start: u64, expected_lsn: Option<u64>| -> Result<Vec<LogRecord>> {
             let mut out: Vec<LogRecord> = Vec::new();
             let mut last: Option<Record> = None;
             let mut previous_lsn = segment.first_lsn.saturating_sub(1);
@@ -227,6 +227,16 @@ impl<F: FileSystem> Log<F> {
                 let record = record.inspect_err(|_| {
                     counted(walked);
                 })?;
+                if let Some(expected) = expected_lsn.filter(|_| walked == 0) {
+                    if record.view().lsn() != expected {
+                        counted(walked);
+                        return Err(Error::Corruption(format!(
+                            "segment {} offset {start}: LSN {} where its checkpoint says {expected}",
+                            segment.number,
+                            record.view().lsn()
+                        )));
+                    }
+                }
                 walked += 1;
                 check_in_order(record.view().lsn(), previous_lsn, segment, next_first)?;
                 previous_lsn = record.view().lsn();
@@ -248,13 +258,13 @@ impl<F: FileSystem> Log<F> {
             }
             Ok(out)
         };
-        match walk(start) {
+        match walk(start, hinted_lsn) {
             // The sample came from an index checkpoint that does not match the records (it
             // is a hint, never the truth): walk the segment itself.
-            Err(e) if hinted => {
+            Err(e) if hinted_lsn.is_some() => {
                 tracing::warn!(segment = segment.number, error = %e, "LSN samples from the index checkpoint do not match the segment; scanning it");
                 samples.forget(segment.number);
-                walk(SEGMENT_HEADER_LEN as u64)
+                walk(SEGMENT_HEADER_LEN as u64, None)
             }
             done => done,
         }

@@ -56,13 +56,11 @@ impl SegmentSamples {
     }
 
     /// Where to start walking for the first record with an LSN above `after_lsn`: the last
-    /// sample at or below it, else the first record.
-    fn start_for(&self, after_lsn: u64) -> u64 {
+    /// sample at or below it (its offset and LSN), else the first record.
+    fn start_for(&self, after_lsn: u64) -> Option<(u64, u64)> {
         let i = self.points.partition_point(|&(lsn, _)| lsn <= after_lsn);
-        match i.checked_sub(1) {
-            Some(i) => self.points[i].1,
-            None => SEGMENT_HEADER_LEN as u64,
-        }
+        i.checked_sub(1)
+            .map(|i| (self.points[i].1, self.points[i].0))
     }
 }
 
@@ -86,8 +84,11 @@ pub(crate) struct LsnSamples {
 
 impl LsnSamples {
     /// The offset in `segment` from which to walk to the first record with an LSN above
-    /// `after_lsn`, and whether that offset came from a checkpoint (to [`Self::forget`] it if
-    /// the walk fails there). Builds or extends the segment's samples as needed.
+    /// `after_lsn`, and, when that offset came from a checkpoint, the LSN the checkpoint says
+    /// the record there has: the walk checks it (a checkpoint is a hint: one naming smaller
+    /// LSNs than its records hold would start the walk past records it must return) and, if
+    /// it fails there, [`Self::forget`]s the samples. Builds or extends the segment's samples
+    /// as needed.
     ///
     /// # Errors
     /// Reading the segment: I/O, corruption.
@@ -97,7 +98,7 @@ impl LsnSamples {
         dir: &Path,
         segment: &SegmentInfo,
         after_lsn: u64,
-    ) -> Result<(u64, bool)> {
+    ) -> Result<(u64, Option<u64>)> {
         let known = self.by_segment.lock().get(&segment.number).cloned();
         let samples = match known {
             Some(s) if s.covered_to >= segment.data_end => s,
@@ -115,11 +116,11 @@ impl LsnSamples {
                 built
             }
         };
-        let start = samples.start_for(after_lsn);
-        Ok((
-            start,
-            samples.from_checkpoint && start != SEGMENT_HEADER_LEN as u64,
-        ))
+        Ok(match samples.start_for(after_lsn) {
+            Some((offset, lsn)) if samples.from_checkpoint => (offset, Some(lsn)),
+            Some((offset, _)) => (offset, None),
+            None => (SEGMENT_HEADER_LEN as u64, None),
+        })
     }
 
     /// Drops the samples of `segment` (a walk from one of them failed), so the next lookup
@@ -273,18 +274,14 @@ mod tests {
             .windows(2)
             .all(|w| w[1].1 - w[0].1 >= SAMPLE_EVERY_BYTES && w[1].0 > w[0].0));
         assert_eq!(s.points.len(), 1000usize.div_ceil(64));
-        assert_eq!(
-            s.start_for(0),
-            SEGMENT_HEADER_LEN as u64,
-            "before the first record"
-        );
+        assert_eq!(s.start_for(0), None, "before the first record");
         for after in [9, 10, 11, 500, 1000, 2007, 5000] {
-            let start = s.start_for(after);
-            // The first record's offset is the header's end: starting there is always safe.
-            let lsn = match s.points.iter().find(|p| p.1 == start) {
-                Some(&(lsn, _)) if start != SEGMENT_HEADER_LEN as u64 => lsn,
-                _ => 0,
-            };
+            // None: from the first record (the header's end), always safe.
+            let (start, lsn) = s.start_for(after).unwrap_or((SEGMENT_HEADER_LEN as u64, 0));
+            assert!(
+                lsn == 0 || s.points.contains(&(lsn, start)),
+                "{after}: ({lsn}, {start}) is not a sample"
+            );
             assert!(lsn <= after, "sample {lsn} past {after}");
             // The walk from there is at most one sample interval long.
             let i = if after < 10 {
