@@ -65,7 +65,9 @@ impl Kind {
     async fn open(self, dir: &Path) -> Result<(Arc<dyn EventStore>, Option<SeglogStreamStore>)> {
         Ok(match self {
             Kind::Seglog => {
-                let s = SeglogStreamStore::open(dir).await?;
+                let mut options = seglog::Options::default();
+                crate::peers::apply_engine_knobs!(crate::peers::EngineKnobs::from_env()?, options);
+                let s = SeglogStreamStore::open_with(dir, options).await?;
                 (Arc::new(s.clone()), Some(s))
             }
             Kind::Jsonl => (
@@ -265,6 +267,13 @@ pub fn run(base: &Path, shape: &Shape) -> Result<String> {
                 let (store, seglog) = kind.open(&dir(label, kind)).await?;
                 let (rate, [p50, p99, p999]) = appends(store, writers, shape.seconds).await?;
                 if let Some(s) = seglog {
+                    if std::env::var_os("SEGLOG_BENCH_STATS").is_some() {
+                        let st = s.log().stats();
+                        eprintln!(
+                            "{label} seglog: {} commit rounds, mean group {:.1} (p50 {}, largest {}), fdatasync mean {} µs",
+                            st.commits, st.mean_group_size, st.group_size.p50, st.largest_group, st.fsync_mean_us
+                        );
+                    }
                     s.close()?;
                 }
                 writeln!(out, "| {label} {writers} writer(s) | {} | {rate:.0} | {p50} | {p99} | {p999} |", kind.name())?;

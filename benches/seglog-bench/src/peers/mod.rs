@@ -67,8 +67,10 @@ pub fn all() -> Vec<PeerKind> {
     ]
 }
 
-/// Settings of the seglog peers taken from the environment, for A/B runs
-/// (docs/benchmarks.md): each is `None` when its variable is unset.
+/// Settings of the seglog peers (and of the streaming store's log, `streaming`) taken from
+/// the environment, for A/B runs (docs/benchmarks.md): each is `None` when its variable is
+/// unset. (`SEGLOG_BENCH_STATS`, set to anything, makes `streaming` print each seglog
+/// append workload's commit rounds, group sizes and fdatasync time to stderr.)
 /// - `SEGLOG_BENCH_ZERO_AHEAD`: `zero_ahead_bytes` (0 turns the zeroed window off);
 /// - `SEGLOG_BENCH_OVERLAP`: `overlap_min_records` (0 turns overlapping rounds off);
 /// - `SEGLOG_BENCH_PREPARE`: `prepare_next_segment` (0 turns the prepared segment off);
