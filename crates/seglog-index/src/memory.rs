@@ -107,6 +107,14 @@ impl Execution {
     pub fn last_timestamp_unix_nanos(&self) -> i64 {
         self.last_timestamp_unix_nanos
     }
+    /// The first sequence of its `i`-th record (in log order), `None` past the last.
+    pub fn record_first_seq(&self, i: usize) -> Option<u64> {
+        match &self.record_first_seqs {
+            None => (i < self.records.len()).then_some(i as u64 + 1),
+            Some(firsts) => firsts.get(i).map(|&f| u64::from(f)),
+        }
+    }
+
     /// Where its records are, in log order.
     pub fn records(&self) -> &[Location] {
         &self.records

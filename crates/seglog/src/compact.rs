@@ -480,32 +480,78 @@ impl<F: FileSystem + Clone> Log<F> {
     }
 
     /// Fails, naming segment and offset, when a record of an execution that stays sits in
-    /// a rewritten segment but was not copied.
+    /// a rewritten segment but was not copied, or is not the record the index says is there
+    /// (another execution or first sequence: the open took its segment from a checkpoint
+    /// and never read it). Copied as it is, such a record would put a sequence out of line
+    /// into the outputs, which the next open reads, and the log would not open.
     fn check_every_survivor_moved(
         &self,
         rewritten: &BTreeSet<u64>,
         doomed: &[String],
         moves: &seglog_compact::Moves,
     ) -> Result<()> {
-        let index = self.shared.index.read();
-        for e in index.executions() {
-            if doomed.iter().any(|d| d == e.id()) {
-                continue;
+        let corrupt = |position: seglog_segment::RecordPosition, reason: String| -> Error {
+            seglog_segment::Error::Corruption {
+                segment: position.segment,
+                offset: position.offset,
+                reason,
             }
-            for l in e.records() {
-                let position = l.position();
-                if rewritten.contains(&position.segment) && moves.moved_to(position).is_none() {
-                    return Err(seglog_segment::Error::Corruption {
-                        segment: position.segment,
-                        offset: position.offset,
-                        reason: format!(
-                            "a record of execution {:?} could not be read for compaction; \
-                             nothing was changed",
-                            e.id()
-                        ),
-                    }
-                    .into());
+            .into()
+        };
+        // Noted under the index's lock, checked against the records after it: appenders
+        // need the lock, and reading every record kept takes a while. The rewritten (sealed)
+        // segments do not change, nor do their records' entries: compactions take turns.
+        // (where, which execution, first sequence; 0 when unknown: sequences start at 1).
+        let mut kept: Vec<(Location, u32, u64)> = Vec::new();
+        let mut executions: Vec<String> = Vec::new();
+        {
+            let index = self.shared.index.read();
+            for e in index.executions() {
+                if doomed.iter().any(|d| d == e.id()) {
+                    continue;
                 }
+                let mut noted = false;
+                for (i, l) in e.records().iter().enumerate() {
+                    let position = l.position();
+                    if !rewritten.contains(&position.segment) {
+                        continue;
+                    }
+                    if moves.moved_to(position).is_none() {
+                        return Err(corrupt(
+                            position,
+                            format!(
+                                "a record of execution {:?} could not be read for compaction; \
+                                 nothing was changed",
+                                e.id()
+                            ),
+                        ));
+                    }
+                    if !noted {
+                        executions.push(e.id().to_owned());
+                        noted = true;
+                    }
+                    let execution = u32::try_from(executions.len() - 1).unwrap_or(u32::MAX);
+                    kept.push((*l, execution, e.record_first_seq(i).unwrap_or(0)));
+                }
+            }
+        }
+        // In file order: the reads follow each other through the (just read) inputs.
+        kept.sort_unstable_by_key(|&(l, _, _)| (l.segment, l.offset));
+        for (location, execution, first_seq) in kept {
+            let position = location.position();
+            let record = self.shared.segments.read(position)?;
+            let view = record.view();
+            let execution = executions
+                .get(execution as usize)
+                .map_or("", String::as_str);
+            if view.execution_id() != execution.as_bytes() || view.first_seq() != first_seq {
+                return Err(corrupt(
+                    position,
+                    format!(
+                        "the record there is not the one of execution {execution:?} (first \
+                         sequence {first_seq}) the index holds; nothing was changed"
+                    ),
+                ));
             }
         }
         Ok(())

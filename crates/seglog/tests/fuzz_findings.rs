@@ -75,6 +75,12 @@ enum Which {
 /// Sets the LSN of the first or last record of `segment` and makes its checksum match again
 /// (docs/format.md §3.1, §3.2).
 fn forge_lsn(fs: &SimFs, segment: &Path, which: Which, lsn: u64) {
+    forge_u64(fs, segment, which, 8, lsn);
+}
+
+/// Sets the u64 at `field` (a byte offset in the record, format.md §3.1) of the first or
+/// last record of `segment` and makes the record's checksum match again.
+fn forge_u64(fs: &SimFs, segment: &Path, which: Which, field: usize, value: u64) {
     let mut bytes = fs.read_file(segment).unwrap();
     let salt = u64::from_le_bytes(bytes[40..48].try_into().unwrap());
     let mut at = 64;
@@ -88,7 +94,7 @@ fn forge_lsn(fs: &SimFs, segment: &Path, which: Which, lsn: u64) {
         Which::Last => last,
     };
     let len = u32_at(&bytes, at);
-    bytes[at + 8..at + 16].copy_from_slice(&lsn.to_le_bytes());
+    bytes[at + field..at + field + 8].copy_from_slice(&value.to_le_bytes());
     let mut h = crc32fast::Hasher::new();
     h.update(&salt.to_le_bytes());
     h.update(&bytes[at..at + 4]);
@@ -306,4 +312,42 @@ fn a_checkpoint_with_shifted_lsns_does_not_make_a_global_read_skip_records() {
         .collect();
     assert_eq!(lsns, (201..=400).collect::<Vec<u64>>());
     view.close().unwrap();
+}
+
+/// Found by the fuzzer once compactions ran in it: a sealed segment's record (its checksum
+/// matching) claims another first sequence than the index, which took the segment from its
+/// checkpoint, holds for it. Compaction copied the record as it is into its output, whose
+/// next scan met a sequence out of line, so the log that had opened (and acknowledged an
+/// append after the compaction) did not open again. A compaction now checks each record
+/// it keeps against the index (execution, first sequence) and changes nothing when one
+/// does not match.
+#[test]
+fn a_compaction_refuses_a_record_that_contradicts_the_index() {
+    use seglog::compaction::policy;
+    use seglog::CompactOptions;
+    let (fs, segments) = closed_log();
+    // The first record of the first segment: execution e0, sequence 1.
+    forge_u64(&fs, &segments[0], Which::First, 24, 1 << 40);
+    let log = Log::open_with_fs(fs.clone(), DIR, options()).unwrap();
+    let view = log.compaction_view(true).unwrap();
+    let outcome = log.compact_blocking(
+        &policy::cluster_sealed_segments(&view),
+        CompactOptions::default(),
+        &mut |_, _| {},
+    );
+    assert!(matches!(outcome, Err(Error::Corruption(_))), "{outcome:?}");
+    log.append_blocking("e1", "t", b"after").unwrap();
+    log.close().unwrap();
+    let log = Log::open_with_fs(fs.clone(), DIR, options()).expect("the log opens again");
+    assert_eq!(
+        log.read("e1").unwrap().last().unwrap().payload.as_ref(),
+        b"after"
+    );
+    log.close().unwrap();
+    let leftovers: Vec<String> = fs
+        .file_names(Path::new(DIR))
+        .into_iter()
+        .filter(|n| n.contains("compacting") || n.starts_with("REPLACE"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
