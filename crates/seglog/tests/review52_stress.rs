@@ -32,7 +32,7 @@ fn global_reader(log: Log, stop: Arc<AtomicBool>, done: Arc<AtomicU64>, who: &st
     let mut n = 0u64;
     let mut k = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        if log.is_read_only() && k % 3 == 0 {
+        if log.is_read_only() && k.is_multiple_of(3) {
             log.refresh()
                 .unwrap_or_else(|e| panic!("{who}: refresh: {e}"));
         }
@@ -90,7 +90,7 @@ fn run(checkpoints: CheckpointMode) {
                 .unwrap();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let t = if (i + w) % 3 == 0 { "gone" } else { "keep" };
+                let t = if (i + w).is_multiple_of(3) { "gone" } else { "keep" };
                 let exec = format!("{t}-w{w}-{}", i % 5);
                 let body = format!("{exec} {i} {}", "p".repeat(((i * 13 + w) % 300) as usize));
                 let r = match (i + w) % 6 {
@@ -106,7 +106,7 @@ fn run(checkpoints: CheckpointMode) {
                         .map(|_| ()),
                     4 => log.sync_blocking(),
                     _ => {
-                        if i % 11 == 0 {
+                        if i.is_multiple_of(11) {
                             log.roll_blocking().map(|_| ())
                         } else {
                             log.append_blocking(&exec, t, body.as_bytes()).map(|_| ())
