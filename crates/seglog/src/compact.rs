@@ -501,9 +501,11 @@ impl<F: FileSystem + Clone> Log<F> {
         // Noted under the index's lock, checked against the records after it: appenders
         // need the lock, and reading every record kept takes a while. The rewritten (sealed)
         // segments do not change, nor do their records' entries: compactions take turns.
-        // (where, which execution, first sequence; 0 when unknown: sequences start at 1).
-        let mut kept: Vec<(Location, u32, u64)> = Vec::new();
-        let mut executions: Vec<String> = Vec::new();
+        // (where, which execution, first sequence and events; a first sequence of 0 is
+        // unknown: sequences start at 1).
+        let mut kept: Vec<(Location, u32, u64, u64)> = Vec::new();
+        // (execution, tenant) of the executions noted.
+        let mut executions: Vec<(String, String)> = Vec::new();
         {
             let index = self.shared.index.read();
             for e in index.executions() {
@@ -527,29 +529,41 @@ impl<F: FileSystem + Clone> Log<F> {
                         ));
                     }
                     if !noted {
-                        executions.push(e.id().to_owned());
+                        let tenant = index.tenant_of(e.id()).unwrap_or_default().to_owned();
+                        executions.push((e.id().to_owned(), tenant));
                         noted = true;
                     }
                     let execution = u32::try_from(executions.len() - 1).unwrap_or(u32::MAX);
-                    kept.push((*l, execution, e.record_first_seq(i).unwrap_or(0)));
+                    let first_seq = e.record_first_seq(i).unwrap_or(0);
+                    // Up to the next record's first sequence, or the execution's last.
+                    let next = e
+                        .record_first_seq(i + 1)
+                        .unwrap_or(e.last_seq().saturating_add(1));
+                    kept.push((*l, execution, first_seq, next.saturating_sub(first_seq)));
                 }
             }
         }
         // In file order: the reads follow each other through the (just read) inputs.
-        kept.sort_unstable_by_key(|&(l, _, _)| (l.segment, l.offset));
-        for (location, execution, first_seq) in kept {
+        kept.sort_unstable_by_key(|&(l, _, _, _)| (l.segment, l.offset));
+        for (location, execution, first_seq, events) in kept {
             let position = location.position();
             let record = self.shared.segments.read(position)?;
             let view = record.view();
-            let execution = executions
+            let (execution, tenant) = executions
                 .get(execution as usize)
-                .map_or("", String::as_str);
-            if view.execution_id() != execution.as_bytes() || view.first_seq() != first_seq {
+                .map_or(("", ""), |(e, t)| (e.as_str(), t.as_str()));
+            if view.execution_id() != execution.as_bytes()
+                || view.tenant_id() != tenant.as_bytes()
+                || view.first_seq() != first_seq
+                || u64::from(view.event_count()) != events
+            {
                 return Err(corrupt(
                     position,
                     format!(
-                        "the record there is not the one of execution {execution:?} (first \
-                         sequence {first_seq}) the index holds; nothing was changed"
+                        "the record there is not the one of execution {execution:?} (tenant \
+                         {tenant:?}, events {first_seq}..{}) the index holds; nothing was \
+                         changed",
+                        first_seq + events.saturating_sub(1)
                     ),
                 ));
             }

@@ -81,6 +81,12 @@ fn forge_lsn(fs: &SimFs, segment: &Path, which: Which, lsn: u64) {
 /// Sets the u64 at `field` (a byte offset in the record, format.md §3.1) of the first or
 /// last record of `segment` and makes the record's checksum match again.
 fn forge_u64(fs: &SimFs, segment: &Path, which: Which, field: usize, value: u64) {
+    forge_bytes(fs, segment, which, field, &value.to_le_bytes());
+}
+
+/// Writes `value` at `field` (a byte offset in the record) of the first or last record of
+/// `segment` and makes the record's checksum match again.
+fn forge_bytes(fs: &SimFs, segment: &Path, which: Which, field: usize, value: &[u8]) {
     let mut bytes = fs.read_file(segment).unwrap();
     let salt = u64::from_le_bytes(bytes[40..48].try_into().unwrap());
     let mut at = 64;
@@ -94,7 +100,7 @@ fn forge_u64(fs: &SimFs, segment: &Path, which: Which, field: usize, value: u64)
         Which::Last => last,
     };
     let len = u32_at(&bytes, at);
-    bytes[at + field..at + field + 8].copy_from_slice(&value.to_le_bytes());
+    bytes[at + field..at + field + value.len()].copy_from_slice(value);
     let mut h = crc32fast::Hasher::new();
     h.update(&salt.to_le_bytes());
     h.update(&bytes[at..at + 4]);
@@ -323,11 +329,17 @@ fn a_checkpoint_with_shifted_lsns_does_not_make_a_global_read_skip_records() {
 /// does not match.
 #[test]
 fn a_compaction_refuses_a_record_that_contradicts_the_index() {
+    // The first record of the first segment (execution e0, tenant t, sequence 1): its
+    // sequence; then, the fuzzer's next find, its tenant.
+    compaction_refuses(|fs, segment| forge_u64(fs, segment, Which::First, 24, 1 << 40));
+    compaction_refuses(|fs, segment| forge_bytes(fs, segment, Which::First, 48 + 2, b"u"));
+}
+
+fn compaction_refuses(forge: impl Fn(&SimFs, &Path)) {
     use seglog::compaction::policy;
     use seglog::CompactOptions;
     let (fs, segments) = closed_log();
-    // The first record of the first segment: execution e0, sequence 1.
-    forge_u64(&fs, &segments[0], Which::First, 24, 1 << 40);
+    forge(&fs, &segments[0]);
     let log = Log::open_with_fs(fs.clone(), DIR, options()).unwrap();
     let view = log.compaction_view(true).unwrap();
     let outcome = log.compact_blocking(
