@@ -466,9 +466,14 @@ impl<F: FileSystem + Clone> Log<F> {
             // IMPORTANT: the epoch moves before the new segments are installed: a reader
             // that looked positions up before this and reads in the new table must see the
             // epoch moved when it checks after its read, and retry, instead of returning
-            // `NoSuchRecord` (the table's lock orders the two).
-            let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            // `NoSuchRecord` (the table's lock orders the two). And it moves again after
+            // them, as a read-only refresh does: a global read takes the segment table
+            // without the index lock, so it may load the first move and still list the old
+            // table; when a segment it listed is gone, it must find the epoch moved (review
+            // 53's stress test: "no record at segment 1", 1 run in 5).
+            self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel);
             let outputs = segments.install(replacement);
+            let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             // The read-ahead handles may name the old segments: they go, so that their space
             // comes back once the last map of them is dropped.
             self.shared.read_ahead.forget(epoch);
