@@ -90,7 +90,11 @@ fn run(checkpoints: CheckpointMode) {
                 .unwrap();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let t = if (i + w).is_multiple_of(3) { "gone" } else { "keep" };
+                let t = if (i + w).is_multiple_of(3) {
+                    "gone"
+                } else {
+                    "keep"
+                };
                 let exec = format!("{t}-w{w}-{}", i % 5);
                 let body = format!("{exec} {i} {}", "p".repeat(((i * 13 + w) % 300) as usize));
                 let r = match (i + w) % 6 {

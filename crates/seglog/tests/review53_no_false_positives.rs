@@ -45,7 +45,11 @@ fn run_phase(dir: &Path, phase: u64, retention: bool) {
         threads.push(std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let tenant = if (i + w) % 4 == 0 { "gone" } else { "keep" };
+                let tenant = if (i + w).is_multiple_of(4) {
+                    "gone"
+                } else {
+                    "keep"
+                };
                 let exec = format!("{tenant}-{}", (i * 7 + w) % 9);
                 let body = format!(
                     "{exec} {phase} {i} {}",
@@ -71,7 +75,7 @@ fn run_phase(dir: &Path, phase: u64, retention: bool) {
                     Ok(()) | Err(Error::Erasing { .. }) => {}
                     Err(e) => panic!("writer {w}: {e}"),
                 }
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     match log.read_global(0, usize::MAX) {
                         Ok(_) => {}
                         Err(e) => panic!("writer {w}: read_global: {e}"),
@@ -93,7 +97,7 @@ fn run_phase(dir: &Path, phase: u64, retention: bool) {
             std::thread::yield_now();
         }
         let view = log.compaction_view(true).unwrap();
-        let finished = |e: &seglog::compaction::ExecutionSummary| e.events % 2 == 0;
+        let finished = |e: &seglog::compaction::ExecutionSummary| e.events.is_multiple_of(2);
         let plan = match (round + phase) % 10 {
             0 => policy::cluster_sealed_segments(&view),
             1 => policy::merge_small_segments(&view, 8 * 1024, 16 * 1024),
