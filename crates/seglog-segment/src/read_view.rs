@@ -55,17 +55,18 @@ pub(crate) fn load<F: FileSystem>(
     let mut segments = Vec::with_capacity(count);
     let mut prev_lsn = 0u64;
     let mut numbers = BTreeSet::new();
-    let next_first_lsns: Vec<Option<u64>> = (0..count)
-        .map(|i| snap.segments.get(i + 1).map(|next| next.header.first_lsn))
-        .collect();
-    for ((i, opened), next_first_lsn) in snap.segments.into_iter().enumerate().zip(next_first_lsns)
-    {
+    let first_lsns: Vec<u64> = snap.segments.iter().map(|s| s.header.first_lsn).collect();
+    for (i, opened) in snap.segments.into_iter().enumerate() {
         let sealed = i + 1 < count || snap.last_is_sealed;
-        let bounds = Bounds {
-            prev_lsn,
-            next_first_lsn,
-        };
-        let entry = load_segment(opened, sealed, bounds, &mut numbers, visitor, &mut report)?;
+        let next_first_lsn = first_lsns.get(i + 1).copied();
+        let entry = load_segment(
+            opened,
+            sealed,
+            (prev_lsn, next_first_lsn),
+            &mut numbers,
+            visitor,
+            &mut report,
+        )?;
         prev_lsn = entry.info().last_lsn;
         segments.push(Arc::new(entry));
     }
@@ -79,20 +80,12 @@ pub(crate) fn load<F: FileSystem>(
     })
 }
 
-/// The LSNs around a segment: its records lie above `prev_lsn` (the previous segment's last)
-/// and below `next_first_lsn` (the next segment's first, when there is one).
-struct Bounds {
-    prev_lsn: u64,
-    next_first_lsn: Option<u64>,
-}
-
+/// `(prev_lsn, next_first_lsn)`: the segment's records lie above the previous segment's last
+/// LSN and below the next segment's first, when there is one.
 fn load_segment<F: FileSystem>(
     opened: OpenedSegment<F>,
     sealed: bool,
-    Bounds {
-        prev_lsn,
-        next_first_lsn,
-    }: Bounds,
+    (prev_lsn, next_first_lsn): (u64, Option<u64>),
     numbers: &mut BTreeSet<u64>,
     visitor: &mut dyn RecoveryVisitor,
     report: &mut RecoveryReport,

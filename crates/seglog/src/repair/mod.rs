@@ -313,9 +313,6 @@ fn salvage_options() -> Options {
     options
 }
 
-/// Where the directory after the salvage differs from the plan: a removed segment still
-/// there, a kept segment gone, damaged, or holding another number of records, a cut segment
-/// that does not end where the plan cut it (a commit marker after the cut is the close's).
 /// True when `bytes`, found at a path the plan removed, are a segment the salvage open
 /// started afresh under the same name (the log's next LSN is the removed segment's first,
 /// as after a cut that kept a clustered segment's greatest LSN): a whole header, of another
@@ -335,6 +332,9 @@ fn started_again(bytes: &[u8], path: &Path, plan: &SalvagePlan) -> bool {
     another && analysis.record_offsets.is_empty() && analysis.damage.is_none()
 }
 
+/// Where the directory after the salvage differs from the plan: a removed segment still
+/// there, a kept segment gone, damaged, or holding another number of records, a cut segment
+/// that does not end where the plan cut it (a commit marker after the cut is the close's).
 fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan, offloaded: &[u64]) -> Result<Vec<String>> {
     let mut differences = Vec::new();
     let gone = plan
