@@ -190,7 +190,7 @@ fn check_repair(fs: &seglog::io::sim::SimFs, dir: &std::path::Path, options: &se
 /// A bucket, as a restore reads it: the input is an archive of objects ([`dir_archive::
 /// parse_keys`]: key and bytes) put under the prefix `log/` of an in-memory object store.
 /// A whole and a lazy restore into a fresh directory each succeed or fail with an error;
-/// a restored log reads consistently ([`check_reads`]) and opens again after a close.
+/// a restored log reads consistently (`check_reads`) and opens again after a close.
 pub fn bucket(data: &[u8]) {
     use seglog_tier::object_store::memory::InMemory;
     use seglog_tier::object_store::path::Path as Key;
