@@ -472,6 +472,10 @@ impl<F: FileSystem + Clone> Log<F> {
             // table; when a segment it listed is gone, it must find the epoch moved (review
             // 53's stress test: "no record at segment 1", 1 run in 5).
             self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel);
+            #[cfg(test)]
+            if let Some(hook) = self.shared.between_epoch_moves.lock().as_ref() {
+                hook(self);
+            }
             let outputs = segments.install(replacement);
             let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             // The read-ahead handles may name the old segments: they go, so that their space

@@ -86,7 +86,15 @@ pub(crate) struct Shared<F: FileSystem> {
     /// Sealed segments whose file left the directory (their bytes are in object storage),
     /// and the source reads of them go through (`offloaded`).
     pub offloaded: crate::offloaded::Offloaded,
+    /// Tests only: run by a compaction between its two moves of `layout_epoch` (the index's
+    /// write lock held, the new segments not installed yet), so a test can put a reader there.
+    #[cfg(test)]
+    pub between_epoch_moves: parking_lot::Mutex<Option<EpochMoveHook<F>>>,
 }
+
+/// See `Shared::between_epoch_moves`.
+#[cfg(test)]
+pub type EpochMoveHook<F> = Box<dyn Fn(&Log<F>) + Send + Sync>;
 
 /// An open seglog: per-execution event streams in one segmented, group-committed log.
 ///
@@ -298,6 +306,8 @@ impl<F: FileSystem> Log<F> {
                 lsn_samples: crate::global::LsnSamples::default(),
                 refresh: parking_lot::Mutex::new(()),
                 retention: parking_lot::Mutex::new(None),
+                #[cfg(test)]
+                between_epoch_moves: parking_lot::Mutex::new(None),
                 consumed_prefix: parking_lot::Mutex::new(None),
                 offloaded: crate::offloaded::Offloaded::default(),
             }),

@@ -84,3 +84,73 @@ fn a_read_from_the_middle_walks_one_sample_interval_and_scans_at_most_one_segmen
     assert!(scanned > 0);
     log.close().unwrap();
 }
+
+/// Review 53's race, made deterministic. A global read lists the segment table without the
+/// index's lock; a compaction moves `layout_epoch` under that lock. A read that loads the
+/// epoch after the compaction's first move and lists the table before the new segments are
+/// installed has read a table that is gone when it finishes: it must find the epoch moved
+/// then, and read again, instead of returning what it read (there: "no record at segment 1
+/// offset 64", 1 run in 5). The compaction's second move, after the install, is what it sees.
+#[test]
+fn a_global_read_that_listed_the_table_a_compaction_replaces_sees_the_epoch_move() {
+    use std::sync::{Arc, Mutex};
+    type Seen = (u64, Vec<u64>, crate::Result<Vec<crate::LogRecord>>);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open_blocking(dir.path(), opts()).unwrap();
+    let payload = vec![b'x'; 150];
+    for i in 0..10_000u32 {
+        log.append_blocking(&format!("exec-{}", i % 50), "t", &payload)
+            .unwrap();
+    }
+    assert!(log.segments().len() >= 2, "nothing sealed to compact");
+    let before: Vec<u64> = log
+        .read_global(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.lsn)
+        .collect();
+
+    let seen: Arc<Mutex<Option<Seen>>> = Arc::default();
+    let slot = seen.clone();
+    *log.shared.between_epoch_moves.lock() = Some(Box::new(move |log: &Log| {
+        // What `read_global` does on another thread at this moment: load the epoch, then
+        // read (it lists the segment table first).
+        let epoch = log.layout_epoch();
+        let listed = log
+            .shared
+            .segments
+            .segments()
+            .iter()
+            .map(|s| s.number)
+            .collect();
+        let read = log.try_read_global(0, usize::MAX);
+        *slot.lock().unwrap() = Some((epoch, listed, read));
+    }));
+    let view = log.compaction_view(true).unwrap();
+    log.compact_blocking(
+        &crate::compaction::policy::cluster_sealed_segments(&view),
+        crate::CompactOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+
+    let (epoch, listed, _read) = seen.lock().unwrap().take().expect("the hook ran");
+    let now: Vec<u64> = log.segments().iter().map(|s| s.number).collect();
+    assert!(
+        listed.iter().any(|n| !now.contains(n)),
+        "the read listed {listed:?}; the compaction left {now:?}: nothing was replaced"
+    );
+    assert_ne!(
+        log.layout_epoch(),
+        epoch,
+        "a read that listed the replaced table would return what it read without retrying"
+    );
+    let after: Vec<u64> = log
+        .read_global(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.lsn)
+        .collect();
+    assert_eq!(after, before);
+    log.close().unwrap();
+}
