@@ -12,7 +12,9 @@
 //!   none returns Ok, none hangs;
 //! - with rounds overlapping, one failed fsync (and later ones succeeding) still fails every
 //!   appender: the later round's fsync goes through a second handle, which hears of the
-//!   failure too, and its result publishes only after the failed round's (in order).
+//!   failure too, and its result publishes only after the failed round's (in order);
+//! - root futures (`block_on`) relay wake-ups like threads: with async and blocking appenders
+//!   mixed, none is stranded, and none is acknowledged before durable.
 //!
 //! Rounds may overlap from one queued record on (`overlap_min_records: 1`), so the models
 //! explore two fsyncs in flight.
@@ -46,6 +48,43 @@ fn append(log: &SegmentLog<SimFs>, i: u64) -> seglog_segment::Result<u64> {
         payloads: &[payload.as_bytes()],
     })?;
     Ok(appended.lsn)
+}
+
+/// Polls `future` on this loom thread until it is ready, parking in between (a `block_on`).
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    struct Unpark(loom::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(loom::thread::current())));
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+        {
+            std::task::Poll::Ready(value) => return value,
+            std::task::Poll::Pending => loom::thread::park(),
+        }
+    }
+}
+
+/// Like [`append`], through the async API, driven by [`block_on`] (a root future: it relays
+/// its group's wake-ups).
+fn append_root_future(log: &SegmentLog<SimFs>, i: u64) -> seglog_segment::Result<u64> {
+    let payload = format!("appender {i}");
+    let execution = format!("exec-{i}");
+    let batch = EventBatch {
+        encoding: 0,
+        execution_id: execution.as_bytes(),
+        tenant_id: b"tenant",
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads: &[payload.as_bytes()],
+    };
+    Ok(block_on(log.append_async(&batch))?.lsn)
 }
 
 /// A loom thread with room for opening and recovering a log (loom's default stack is small).
@@ -208,6 +247,34 @@ fn durable_appenders_racing_a_buffered_round_are_acknowledged_only_once_durable(
         drop(log);
         let survived = fs.crash(CrashMode::LoseUnsynced);
         let (log, _) = SegmentLog::open(survived, "/log", opts, &mut ()).unwrap();
+        assert_eq!(log.records().unwrap().count() as u64, APPENDERS);
+    });
+    assert!(runs > 100, "only {runs} interleavings explored");
+}
+
+#[test]
+fn root_futures_relaying_wake_ups_strand_nobody() {
+    let runs = model(|| {
+        let fs = SimFs::new();
+        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+        let log = Arc::new(log);
+        let threads: Vec<_> = (1..APPENDERS)
+            .map(|i| {
+                let log = log.clone();
+                spawn(move || {
+                    let lsn = append_root_future(&log, i).unwrap();
+                    assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
+                })
+            })
+            .collect();
+        let lsn = append(&log, 0).unwrap();
+        assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(log);
+        let survived = fs.crash(CrashMode::LoseUnsynced);
+        let (log, _) = SegmentLog::open(survived, "/log", opts(), &mut ()).unwrap();
         assert_eq!(log.records().unwrap().count() as u64, APPENDERS);
     });
     assert!(runs > 100, "only {runs} interleavings explored");

@@ -50,7 +50,9 @@ impl<F: FileSystem> Inner<F> {
             let mut st = self.commit.lock();
             st.writes_stopped = true;
             let all = st.waiters.len();
-            super::waiters::Wakeups::acknowledge(&mut st, all)
+            let mut wakeups = super::waiters::Wakeups::acknowledge(&mut st, all);
+            wakeups.end_relays(&mut st);
+            wakeups
         };
         wakeups.wake();
         self.closed

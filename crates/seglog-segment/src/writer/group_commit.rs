@@ -127,6 +127,9 @@ pub(crate) struct CommitState {
     pub prepared_through: u64,
     /// Blocked waiters in LSN order.
     pub(super) waiters: std::collections::VecDeque<Arc<Waiter>>,
+    /// The last acknowledged group that relies on a root future to relay wake-ups: swept
+    /// by the next acknowledgement, or when a leader stops (`waiters` module).
+    pub(super) relayed_group: Option<super::waiters::AckedGroup>,
 }
 
 impl CommitState {
@@ -161,6 +164,7 @@ impl CommitState {
             prepare_failed_in: None,
             prepared_through: 0,
             waiters: std::collections::VecDeque::new(),
+            relayed_group: None,
         }
     }
 
@@ -727,10 +731,14 @@ impl<F: FileSystem> Inner<F> {
             let leads_again = seat_free && may_start && keep_leading;
             if leads_again {
                 st.leader_active = true;
-            } else if seat_free {
-                st.leader_active = false;
-                if may_start {
-                    wakeups.hand_leadership(&mut st);
+            } else {
+                // This thread leads no more rounds: it sweeps the last group now.
+                wakeups.end_relays(&mut st);
+                if seat_free {
+                    st.leader_active = false;
+                    if may_start {
+                        wakeups.hand_leadership(&mut st);
+                    }
                 }
             }
             (st.durable_lsn, wakeups, leads_again)
@@ -893,6 +901,7 @@ impl<F: FileSystem> Inner<F> {
             }
             let still_leading = keep_leading && st.has_round_work();
             if !still_leading {
+                wakeups.end_relays(&mut st);
                 st.leader_active = false;
                 if st.has_round_work() {
                     wakeups.hand_leadership(&mut st);
@@ -939,6 +948,7 @@ impl<F: FileSystem> Inner<F> {
             // Records are queued (or written, unsynced) and nobody leads: hand the next round
             // on.
             let mut wakeups = Wakeups::default();
+            wakeups.end_relays(&mut st);
             if st.has_round_work() && st.poisoned.is_none() {
                 wakeups.hand_leadership(&mut st);
             }

@@ -9,6 +9,15 @@
 //! thundering herd. Woken waiters read the atomic watermark and return without retaking the
 //! commit lock.
 //!
+//! Who may relay: a blocked thread, and a future polled by a thread of its own (the root
+//! future of a `block_on`, or one polled outside tokio). Such a future runs when woken, like
+//! a thread, unless its own code holds its thread up (or it is never polled again): so a
+//! group that relies on one is swept at the group's next acknowledgement, and whenever a
+//! leader stops leading, waking whoever was not woken yet. A stalled relay delays its group
+//! by one round at most, and strands nobody. Spawned tasks never relay (their runtime polls
+//! them when it likes): the leader wakes them itself (a waker call, no system call on a busy
+//! runtime).
+//!
 //! A waiter is `WAITING` (in the queue), `WOKEN` (taken out: durable or poisoned, look again)
 //! or `LEAD` (taken out: records are queued and nobody leads, try to lead). States change only
 //! under the commit lock, and a waiter leaves the queue only by such a change — or, for an
@@ -37,8 +46,11 @@ pub(crate) type AckedGroup = Arc<[Arc<Waiter>]>;
 enum Wake {
     /// A blocked thread, parked.
     Thread(Thread),
-    /// An async task: its latest waker.
+    /// A spawned async task: its latest waker.
     Task(crate::sync::Mutex<Waker>),
+    /// A future polled by a thread of its own ([`may_lead_in_place`]): its latest waker. It
+    /// relays its group's wake-ups, under the sweep (see the module's documentation).
+    Root(crate::sync::Mutex<Waker>),
 }
 
 /// A waiter, asleep until its LSN is durable or it is asked to lead.
@@ -51,6 +63,9 @@ pub(crate) struct Waiter {
     /// whole acknowledged group and this waiter's place in it. The waiter wakes its two
     /// children in that group (a binary heap) before it returns; see [`fan_out`].
     pub(super) fan_out: crate::sync::Mutex<Option<(AckedGroup, usize)>>,
+    /// 1 once it has been woken for its acknowledgement (by its parent, the leader or a
+    /// sweep): a sweep wakes only the others, so it costs nothing when the relays ran.
+    acknowledged_wake: crate::sync::AtomicU8,
 }
 
 impl Waiter {
@@ -60,51 +75,72 @@ impl Waiter {
             wake,
             state: crate::sync::AtomicU8::new(WAITING),
             fan_out: crate::sync::Mutex::new(None),
+            acknowledged_wake: crate::sync::AtomicU8::new(0),
         })
+    }
+
+    /// Wakes an acknowledged waiter, unless somebody already did.
+    fn wake_acknowledged(&self) {
+        if self.acknowledged_wake.swap(1, Ordering::AcqRel) == 0 {
+            self.wake();
+        }
+    }
+
+    /// True when it relays wake-ups only if its own code lets it (see [`Wake::Root`]).
+    fn relays_at_will(&self) -> bool {
+        matches!(self.wake, Wake::Root(_))
     }
 
     /// Wakes the waiter (its state was set first).
     pub(super) fn wake(&self) {
         match &self.wake {
             Wake::Thread(t) => t.unpark(),
-            Wake::Task(waker) => waker.lock().wake_by_ref(),
+            Wake::Task(waker) | Wake::Root(waker) => waker.lock().wake_by_ref(),
         }
     }
 }
 
 /// Whom the end of a round wakes, gathered under the commit lock and woken after it.
 ///
-/// Only blocked threads pass wake-ups on (the heap fan-out): a thread that is unparked runs.
-/// A task runs only when its runtime polls it, which its owner may put off for as long as it
-/// likes, so a task is never anybody's parent in the heap, and never the only one asked to
-/// lead: the leader wakes tasks itself (a waker call, no system call on a busy runtime).
+/// Blocked threads and root futures pass wake-ups on (the heap fan-out; see the module's
+/// documentation). A spawned task runs only when its runtime polls it, which its owner may
+/// put off for as long as it likes, so a task is never anybody's parent in the heap: the
+/// leader wakes tasks itself. Only a blocked thread is ever asked alone to lead (a root
+/// future's own code could hold the round up); when none waits, every waiter is asked.
 #[derive(Default)]
 pub(super) struct Wakeups {
     /// Asked to lead, woken first so that the next round starts as early as possible.
     leaders: Vec<Arc<Waiter>>,
-    /// Acknowledged blocked threads, woken through each other (see [`Waiter::fan_out`]).
-    threads: Option<AckedGroup>,
-    /// Acknowledged async waiters, woken one by one.
+    /// Acknowledged blocked threads and root futures, woken through each other (see
+    /// [`Waiter::fan_out`]).
+    relays: Option<AckedGroup>,
+    /// Acknowledged spawned tasks, woken one by one.
     tasks: Vec<Arc<Waiter>>,
+    /// Earlier groups that relied on a root future: whoever in them is not woken yet.
+    sweep: Vec<AckedGroup>,
 }
 
 impl Wakeups {
     /// Takes the first `done` waiters out of the queue and marks them woken. The commit lock
     /// is held (`st`), and the watermark that acknowledges them is already stored.
+    ///
+    /// The group before it that relied on a root future is swept now (a round later), and
+    /// this one, if it does, is left to the next acknowledgement or to [`Self::end_relays`].
     pub(super) fn acknowledge(st: &mut CommitState, done: usize) -> Self {
-        let mut threads = Vec::new();
+        let mut relays = Vec::new();
         let mut tasks = Vec::new();
         for w in st.waiters.drain(..done) {
             match w.wake {
-                Wake::Thread(_) => threads.push(w),
+                Wake::Thread(_) | Wake::Root(_) => relays.push(w),
                 Wake::Task(_) => tasks.push(w),
             }
         }
         for w in &tasks {
             w.state.store(WOKEN, Ordering::Release);
         }
-        let threads: Option<AckedGroup> = (!threads.is_empty()).then(|| threads.into());
-        if let Some(group) = &threads {
+        let sweep: Vec<AckedGroup> = st.relayed_group.take().into_iter().collect();
+        let relays: Option<AckedGroup> = (!relays.is_empty()).then(|| relays.into());
+        if let Some(group) = &relays {
             // IMPORTANT: children before parents (higher indices first). A waiter that has
             // not parked yet may see `WOKEN` at once and wake its children: they must already
             // read `WOKEN` too, or they take the wake-up, park again, and sleep for good
@@ -113,16 +149,27 @@ impl Wakeups {
                 *w.fan_out.lock() = Some((group.clone(), i));
                 w.state.store(WOKEN, Ordering::Release);
             }
+            // Only a parent relays: the first half of the heap.
+            if group[..group.len() / 2].iter().any(|w| w.relays_at_will()) {
+                st.relayed_group = Some(group.clone());
+            }
         }
         Wakeups {
             leaders: Vec::new(),
-            threads,
+            relays,
             tasks,
+            sweep,
         }
     }
 
-    /// Nobody leads and work is queued: asks the oldest blocked thread to lead, or, when only
-    /// tasks wait, every task (the first to run leads; the others queue again). The commit
+    /// The caller stops leading (or no round may run again): nobody would sweep the last
+    /// group that relied on a root future, so this wake-up does. The commit lock is held.
+    pub(super) fn end_relays(&mut self, st: &mut CommitState) {
+        self.sweep.extend(st.relayed_group.take());
+    }
+
+    /// Nobody leads and work is queued: asks the oldest blocked thread to lead, or, when no
+    /// thread waits, every waiter (the first to run leads; the others queue again). The commit
     /// lock is held (`st`).
     pub(super) fn hand_leadership(&mut self, st: &mut CommitState) {
         let leaders: Vec<Arc<Waiter>> = match st
@@ -144,11 +191,14 @@ impl Wakeups {
         for w in &self.leaders {
             w.wake();
         }
-        if let Some(first) = self.threads.as_ref().and_then(|group| group.first()) {
-            first.wake();
+        if let Some(first) = self.relays.as_ref().and_then(|group| group.first()) {
+            first.wake_acknowledged();
         }
         for w in &self.tasks {
             w.wake();
+        }
+        for w in self.sweep.iter().flat_map(|group| group.iter()) {
+            w.wake_acknowledged();
         }
     }
 }
@@ -159,7 +209,7 @@ fn wake_children(me: &Waiter) {
     if let Some((group, i)) = slot {
         for child in [2 * i + 1, 2 * i + 2] {
             if let Some(w) = group.get(child) {
-                w.wake();
+                w.wake_acknowledged();
             }
         }
     }
@@ -282,9 +332,14 @@ impl<F: FileSystem> DurableWait<F> {
                     return Poll::Ready(outcome);
                 }
             }
+            let waker = crate::sync::Mutex::new(cx.waker().clone());
             let me = Waiter::new(
                 self.lsn,
-                Wake::Task(crate::sync::Mutex::new(cx.waker().clone())),
+                if may_lead_in_place() {
+                    Wake::Root(waker)
+                } else {
+                    Wake::Task(waker)
+                },
             );
             enqueue(&mut st, me.clone());
             self.registered = Some(me);
@@ -300,7 +355,7 @@ impl<F: FileSystem> Future for DurableWait<F> {
         if let Some(me) = self.registered.clone() {
             let mut state = me.state.load(Ordering::Acquire);
             if state == WAITING {
-                if let Wake::Task(waker) = &me.wake {
+                if let Wake::Task(waker) | Wake::Root(waker) = &me.wake {
                     let mut current = waker.lock();
                     if !current.will_wake(cx.waker()) {
                         current.clone_from(cx.waker());
