@@ -57,7 +57,7 @@ impl<F: FileSystem> Inner<F> {
         wakeups.wake();
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
-        self.durable_tx.send_modify(|_| {});
+        self.notify_followers(|_| {});
         marked
     }
 

@@ -581,6 +581,18 @@ impl<F: FileSystem> Inner<F> {
         self.commit.lock().next_lsn - 1
     }
 
+    /// Tells the followers of the durable watermark (`durable_watch`) that it moved (or that
+    /// the log changed state). Their wakers are their callers' code, run here on a leader's
+    /// thread: a panic in one stays here (as in `Waiter::wake`), so that it fails no round.
+    pub(crate) fn notify_followers(&self, modify: impl FnOnce(&mut u64)) {
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.durable_tx.send_modify(modify)
+        }));
+        if sent.is_err() {
+            tracing::error!("a follower's waker panicked when told of the durable watermark");
+        }
+    }
+
     /// Poisons the log from outside a commit round (a failed step of a segment replacement):
     /// every waiter and every later submit fails until the log is reopened.
     pub(crate) fn poison(&self, cause: &Error) {
@@ -597,7 +609,7 @@ impl<F: FileSystem> Inner<F> {
             w.state.store(WOKEN, Ordering::Release);
             w.wake();
         }
-        self.durable_tx.send_modify(|_| {});
+        self.notify_followers(|_| {});
     }
 
     /// Claims the writer's seat if nobody holds it, and, while a round's fsync is in flight,
@@ -743,7 +755,7 @@ impl<F: FileSystem> Inner<F> {
             }
             (st.durable_lsn, wakeups, leads_again)
         };
-        self.durable_tx.send_modify(|v| *v = (*v).max(durable));
+        self.notify_followers(|v| *v = (*v).max(durable));
         (wakeups, leads_again)
     }
 
@@ -909,7 +921,7 @@ impl<F: FileSystem> Inner<F> {
             }
             (st.durable_lsn, wakeups, still_leading)
         };
-        self.durable_tx.send_modify(|v| *v = (*v).max(durable));
+        self.notify_followers(|v| *v = (*v).max(durable));
         (wakeups, still_leading)
     }
 
@@ -959,6 +971,6 @@ impl<F: FileSystem> Inner<F> {
             w.wake();
         }
         wakeups.wake();
-        self.durable_tx.send_modify(|v| *v = (*v).max(durable));
+        self.notify_followers(|v| *v = (*v).max(durable));
     }
 }

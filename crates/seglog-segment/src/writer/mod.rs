@@ -602,7 +602,7 @@ impl<F: FileSystem> SegmentLog<F> {
             // Nothing was written, so there is nothing to drain and no marker to write.
             self.inner.commit.lock().closed = true;
             self.inner.closed.store(true, Ordering::Release);
-            self.inner.durable_tx.send_modify(|_| {});
+            self.inner.notify_followers(|_| {});
             return Ok(());
         }
         self.inner.stop_writes()

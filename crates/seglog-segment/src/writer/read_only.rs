@@ -153,7 +153,7 @@ impl<F: FileSystem> SegmentLog<F> {
         } = view.view;
         *self.inner.segments.write() = segments.into_iter().map(|e| (e.number(), e)).collect();
         self.inner.durable_lsn.store(last_lsn, Ordering::Release);
-        self.inner.durable_tx.send_replace(last_lsn);
+        self.inner.notify_followers(|v| *v = last_lsn);
     }
 
     /// [`Error::ReadOnly`] on a read-only log.

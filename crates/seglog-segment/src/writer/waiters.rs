@@ -92,10 +92,24 @@ impl Waiter {
     }
 
     /// Wakes the waiter (its state was set first).
+    ///
+    /// A waker is the caller's code, and this may run on another caller's thread (a leader, a
+    /// relay): if it panics, the panic stays here. Unwound out of a leader, it would leave the
+    /// rest of the group asleep and the leader's seat taken for good (`tests/panicking_waker.rs`).
     pub(super) fn wake(&self) {
         match &self.wake {
             Wake::Thread(t) => t.unpark(),
-            Wake::Task(waker) | Wake::Root(waker) => waker.lock().wake_by_ref(),
+            Wake::Task(waker) | Wake::Root(waker) => {
+                let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    waker.lock().wake_by_ref()
+                }));
+                if woke.is_err() {
+                    tracing::error!(
+                        lsn = self.lsn,
+                        "an async waiter's waker panicked when woken; its task may never run again"
+                    );
+                }
+            }
         }
     }
 }
