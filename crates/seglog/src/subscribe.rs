@@ -7,6 +7,8 @@ use futures_core::Stream;
 use seglog_segment::io::FileSystem;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
 use tokio::sync::watch;
 
 /// How many events one catch-up read fetches.
@@ -46,12 +48,15 @@ impl<F: FileSystem> Drop for Cursor<F> {
 /// subscription from the last item's position continues without gap or duplicate.
 pub struct Subscription<T> {
     stream: std::pin::Pin<Box<dyn Stream<Item = Result<T>> + Send + 'static>>,
+    /// The caller's latest waker, and the one the log's channels get in its place.
+    waker: Option<(Waker, Waker)>,
 }
 
 impl<T> Subscription<T> {
     pub(crate) fn new(stream: impl Stream<Item = Result<T>> + Send + 'static) -> Self {
         Subscription {
             stream: Box::pin(stream),
+            waker: None,
         }
     }
 }
@@ -60,10 +65,40 @@ impl<T> Stream for Subscription<T> {
     type Item = Result<T>;
 
     fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<T>>> {
-        self.stream.as_mut().poll_next(cx)
+        let this = self.get_mut();
+        let caller = cx.waker();
+        let contained = match &this.waker {
+            Some((last, contained)) if last.will_wake(caller) => contained,
+            _ => {
+                let contained = Waker::from(Arc::new(Contained(caller.clone())));
+                &this.waker.insert((caller.clone(), contained)).1
+            }
+        };
+        this.stream
+            .as_mut()
+            .poll_next(&mut std::task::Context::from_waker(contained))
+    }
+}
+
+/// The caller's waker, as the log's channels see it: a panic in it stays here. Those channels
+/// are tokio's `watch`, whose wake-up loop a panicking waker ends: the wakers of every
+/// subscriber queued after it would be dropped unwoken, and those subscribers would wait for
+/// good on events that are durable and visible (review 55).
+struct Contained(Waker);
+
+impl Wake for Contained {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.wake_by_ref()));
+        if woke.is_err() {
+            tracing::error!("a subscriber's waker panicked when woken");
+        }
     }
 }
 
