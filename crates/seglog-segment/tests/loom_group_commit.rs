@@ -114,9 +114,12 @@ fn model(f: impl Fn() + Sync + Send + 'static) -> usize {
     runs
 }
 
-#[test]
-fn every_appender_is_acknowledged_only_once_durable_and_none_is_stranded() {
-    let runs = model(|| {
+/// Appender 0 appends blocking, the others through `others`: every append returns (no lost
+/// wake-up), none before its record is durable, and every record survives a power cut.
+fn every_appender_acknowledged_once_durable(
+    others: fn(&SegmentLog<SimFs>, u64) -> seglog_segment::Result<u64>,
+) -> usize {
+    model(move || {
         let fs = SimFs::new();
         let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
         let log = Arc::new(log);
@@ -124,7 +127,7 @@ fn every_appender_is_acknowledged_only_once_durable_and_none_is_stranded() {
             .map(|i| {
                 let log = log.clone();
                 spawn(move || {
-                    let lsn = append(&log, i).unwrap();
+                    let lsn = others(&log, i).unwrap();
                     assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
                 })
             })
@@ -138,7 +141,12 @@ fn every_appender_is_acknowledged_only_once_durable_and_none_is_stranded() {
         let survived = fs.crash(CrashMode::LoseUnsynced);
         let (log, _) = SegmentLog::open(survived, "/log", opts(), &mut ()).unwrap();
         assert_eq!(log.records().unwrap().count() as u64, APPENDERS);
-    });
+    })
+}
+
+#[test]
+fn every_appender_is_acknowledged_only_once_durable_and_none_is_stranded() {
+    let runs = every_appender_acknowledged_once_durable(append);
     assert!(runs > 100, "only {runs} interleavings explored");
 }
 
@@ -254,28 +262,6 @@ fn durable_appenders_racing_a_buffered_round_are_acknowledged_only_once_durable(
 
 #[test]
 fn root_futures_relaying_wake_ups_strand_nobody() {
-    let runs = model(|| {
-        let fs = SimFs::new();
-        let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-        let log = Arc::new(log);
-        let threads: Vec<_> = (1..APPENDERS)
-            .map(|i| {
-                let log = log.clone();
-                spawn(move || {
-                    let lsn = append_root_future(&log, i).unwrap();
-                    assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
-                })
-            })
-            .collect();
-        let lsn = append(&log, 0).unwrap();
-        assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
-        for t in threads {
-            t.join().unwrap();
-        }
-        drop(log);
-        let survived = fs.crash(CrashMode::LoseUnsynced);
-        let (log, _) = SegmentLog::open(survived, "/log", opts(), &mut ()).unwrap();
-        assert_eq!(log.records().unwrap().count() as u64, APPENDERS);
-    });
+    let runs = every_appender_acknowledged_once_durable(append_root_future);
     assert!(runs > 100, "only {runs} interleavings explored");
 }

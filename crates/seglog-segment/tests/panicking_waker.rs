@@ -6,32 +6,18 @@
 //! (another caller's) panicked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::EventBatch;
+mod common;
+
+use common::waiting::{wait_for_a_write, Panics};
 use seglog_segment::io::sim::{Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::future::Future;
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 fn record(log: &SegmentLog<SimFs>) -> seglog_segment::format::EncodedRecord {
-    log.encode(&EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"tenant",
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads: &[b"event".as_slice()],
-    })
-    .unwrap()
-}
-
-struct Panics;
-
-impl Wake for Panics {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics when woken");
-    }
+    common::waiting::record(log, 5)
 }
 
 #[test]
@@ -59,9 +45,7 @@ fn a_panicking_waker_strands_no_other_caller_and_keeps_the_log_usable() {
             leader_tx.send(outcome.map_err(|_| ())).unwrap();
         });
     }
-    while fs.op_count(Op::Write) == writes_before {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_a_write(&fs, writes_before);
     // Behind it: an async wait whose waker panics, then another caller's blocking append.
     let mine = log.submit(record(&log)).unwrap();
     let mut wait = Box::pin(log.wait_durable_async(mine.lsn));

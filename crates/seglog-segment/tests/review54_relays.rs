@@ -3,13 +3,15 @@
 //! (stall, leak, drop), and the wait a stalled relay adds must stay bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::EventBatch;
+mod common;
+
+use common::waiting::{Noop, Unpark};
 use seglog_segment::io::sim::{Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 fn opts(overlap: usize) -> SegmentOptions {
@@ -28,23 +30,7 @@ fn open(fs: &SimFs, overlap: usize) -> SegmentLog<SimFs> {
 }
 
 fn record(log: &SegmentLog<SimFs>) -> seglog_segment::format::EncodedRecord {
-    let payload = vec![7u8; 200];
-    log.encode(&EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"tenant",
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads: std::slice::from_ref(&payload),
-    })
-    .unwrap()
-}
-
-struct Unpark(std::thread::Thread);
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
+    common::waiting::record(log, 200)
 }
 
 /// A plain `block_on` (thread-unpark waker), which may hold its thread up for `stall` after
@@ -61,12 +47,6 @@ fn block_on_stalling<T>(f: impl Future<Output = T>, stall: Duration) -> T {
         }
         std::thread::park_timeout(Duration::from_millis(500));
     }
-}
-
-#[derive(Default)]
-struct Noop;
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
 }
 
 /// A root future polled once and then leaked heads a group with a blocking appender: the

@@ -3,6 +3,8 @@
 //! failed write or fsync (or a panic inside a commit round) may poison the log.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::SimFs;
 use seglog_segment::{Error, SegmentLog, SegmentOptions};
@@ -29,16 +31,7 @@ fn open(fs: &SimFs, buffered_write_bytes: u64) -> SegmentLog<SimFs> {
 }
 
 fn record(log: &SegmentLog<SimFs>) -> seglog_segment::format::EncodedRecord {
-    let payload = vec![7u8; 1000];
-    log.encode(&EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"tenant",
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads: std::slice::from_ref(&payload),
-    })
-    .unwrap()
+    common::waiting::record(log, 1000)
 }
 
 /// A waker that remembers it was woken.
@@ -161,9 +154,7 @@ fn a_blocking_appender_does_not_wait_for_another_callers_unpolled_future() {
     };
     // Wait until it has written its record (it is in its fsync now): no sleep, a loaded
     // machine may not have scheduled it yet.
-    while fs.op_count(seglog_segment::io::sim::Op::Write) == writes_before {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::waiting::wait_for_a_write(&fs, writes_before);
     // Our async wait queues behind it, polled once.
     let mine = log.submit(record(&log)).unwrap();
     let mut wait = Box::pin(log.wait_durable_async(mine.lsn));

@@ -4,6 +4,7 @@
 pub mod crash;
 pub mod prepared;
 pub mod tail_bound;
+pub mod waiting;
 
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::SimFs;

@@ -1,0 +1,57 @@
+//! Helpers of the tests of waiting for durability: records to submit, and the wakers the
+//! async waits are polled with.
+
+use seglog_segment::format::{EncodedRecord, EventBatch};
+use seglog_segment::io::sim::{Op, SimFs};
+use seglog_segment::SegmentLog;
+use std::sync::Arc;
+use std::task::Wake;
+use std::time::Duration;
+
+/// A record of one `payload_bytes`-byte event, to `submit`.
+pub fn record(log: &SegmentLog<SimFs>, payload_bytes: usize) -> EncodedRecord {
+    let payload = vec![7u8; payload_bytes];
+    log.encode(&EventBatch {
+        encoding: 0,
+        execution_id: b"exec",
+        tenant_id: b"tenant",
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads: std::slice::from_ref(&payload),
+    })
+    .unwrap()
+}
+
+/// Waits until `fs` has seen a write more than it had seen when `writes_before` was read:
+/// a leader started on another thread is in its round (no sleep: a loaded machine may not
+/// have scheduled it yet).
+pub fn wait_for_a_write(fs: &SimFs, writes_before: u64) {
+    while fs.op_count(Op::Write) == writes_before {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A waker that unparks a thread (a plain `block_on`'s).
+pub struct Unpark(pub std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A waker that does nothing (a future that is never polled again).
+pub struct Noop;
+
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A waker that panics when woken (a bug in some executor or in the caller's own code).
+pub struct Panics;
+
+impl Wake for Panics {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics when woken");
+    }
+}
