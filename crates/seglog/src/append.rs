@@ -206,7 +206,7 @@ impl<F: FileSystem> Log<F> {
         visibility.publish(last_seq);
         // Global subscribers follow every publish; one execution's, only its own.
         if self.shared.visible_tx.receiver_count() > 0 {
-            crate::watchers::bump(&self.shared.visible_tx);
+            self.shared.visible_tx.send_modify(|v| *v += 1);
         }
         self.shared.watchers.notify(execution);
     }
@@ -223,7 +223,7 @@ impl<F: FileSystem> Log<F> {
         if !self.shared.has_unpublished.swap(true, Ordering::AcqRel) {
             // Subscribers waiting for new events look again: from now on they also follow
             // the durable watermark, so that this append wakes them when it is durable.
-            crate::watchers::bump(&self.shared.visible_tx);
+            self.shared.visible_tx.send_modify(|v| *v += 1);
             self.shared.watchers.notify_all();
         }
         // The watermark may have passed this append before it was queued here.

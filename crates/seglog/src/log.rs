@@ -401,7 +401,7 @@ impl<F: FileSystem> Log<F> {
             self.shared.segments.release_lock();
         }
         self.shared.read_ahead.forget(u64::MAX);
-        crate::watchers::bump(&self.shared.visible_tx);
+        self.shared.visible_tx.send_modify(|v| *v += 1);
         self.shared.watchers.notify_all();
         flushed.map_err(Error::from)
     }

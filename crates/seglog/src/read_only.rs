@@ -153,7 +153,7 @@ impl<F: FileSystem + Clone> Log<F> {
             // later open may give a number to another file. They are rebuilt on next use.
             self.shared.lsn_samples.retain(&[]);
         }
-        crate::watchers::bump(&self.shared.visible_tx);
+        self.shared.visible_tx.send_modify(|v| *v += 1);
         self.shared.watchers.notify_all();
         Ok(())
     }

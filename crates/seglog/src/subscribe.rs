@@ -86,7 +86,9 @@ impl<T> Stream for Subscription<T> {
 /// The caller's waker, as the log's channels see it: a panic in it stays here. Those channels
 /// are tokio's `watch`, whose wake-up loop a panicking waker ends: the wakers of every
 /// subscriber queued after it would be dropped unwoken, and those subscribers would wait for
-/// good on events that are durable and visible (review 55).
+/// good on events that are durable and visible (review 55). Every receiver of those channels
+/// sits behind a `Subscription`, so this is also what keeps such a panic out of the appender
+/// that publishes (`tests/panicking_subscriber.rs`).
 struct Contained(Waker);
 
 impl Wake for Contained {

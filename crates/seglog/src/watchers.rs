@@ -8,17 +8,6 @@ use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Bumps a subscribers' channel. The wakers it runs are the subscribers' code, on the
-/// publishing caller's thread: a panic in one stays here, so that it fails no other caller's
-/// append (`tests/panicking_subscriber.rs`).
-pub(crate) fn bump(tx: &watch::Sender<u64>) {
-    let bumped =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.send_modify(|v| *v += 1)));
-    if bumped.is_err() {
-        tracing::error!("a subscriber's waker panicked when woken");
-    }
-}
-
 /// The channels of the executions that have subscribers.
 #[derive(Default)]
 pub(crate) struct ExecutionWatchers {
@@ -91,7 +80,7 @@ impl ExecutionWatchers {
             .get(execution)
             .map(|w| w.tx.clone());
         if let Some(tx) = tx {
-            bump(&tx);
+            tx.send_modify(|v| *v += 1);
         }
     }
 
@@ -108,7 +97,7 @@ impl ExecutionWatchers {
             .map(|w| w.tx.clone())
             .collect();
         for tx in all {
-            bump(&tx);
+            tx.send_modify(|v| *v += 1);
         }
     }
 }

@@ -585,12 +585,9 @@ impl<F: FileSystem> Inner<F> {
     /// the log changed state). Their wakers are their callers' code, run here on a leader's
     /// thread: a panic in one stays here (as in `Waiter::wake`), so that it fails no round.
     pub(crate) fn notify_followers(&self, modify: impl FnOnce(&mut u64)) {
-        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        super::waiters::run_callers_wakers("a durable-watermark follower's", || {
             self.durable_tx.send_modify(modify)
-        }));
-        if sent.is_err() {
-            tracing::error!("a follower's waker panicked when told of the durable watermark");
-        }
+        });
     }
 
     /// Poisons the log from outside a commit round (a failed step of a segment replacement):

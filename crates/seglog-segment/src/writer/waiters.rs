@@ -100,17 +100,18 @@ impl Waiter {
         match &self.wake {
             Wake::Thread(t) => t.unpark(),
             Wake::Task(waker) | Wake::Root(waker) => {
-                let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    waker.lock().wake_by_ref()
-                }));
-                if woke.is_err() {
-                    tracing::error!(
-                        lsn = self.lsn,
-                        "an async waiter's waker panicked when woken; its task may never run again"
-                    );
-                }
+                run_callers_wakers("an async waiter's", || waker.lock().wake_by_ref());
             }
         }
+    }
+}
+
+/// Runs `wake`, which runs callers' wakers (`whose`, for the log line), on whatever thread
+/// wakes them: a leader, a relay. A panic in one stays here, logged; that caller's task may
+/// never run again, but the round goes on and nobody else's call fails.
+pub(super) fn run_callers_wakers(whose: &str, wake: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake)).is_err() {
+        tracing::error!("{whose} waker panicked when woken; its task may never run again");
     }
 }
 
