@@ -8,7 +8,7 @@ mod common;
 
 use common::prepared::{append, lost, opts, payload, prepared_exists, stored};
 
-use seglog_segment::format::{PREPARED_SEGMENT_FILE_NAME, SEGMENT_HEADER_LEN};
+use seglog_segment::format::{segment_file_name, PREPARED_SEGMENT_FILE_NAME, SEGMENT_HEADER_LEN};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::io::{FileSystem, SegmentFile, StdFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
@@ -307,4 +307,65 @@ fn a_closed_logs_late_drop_leaves_the_next_owners_prepared_file_alone() {
     new.roll().unwrap();
     assert_eq!(new.poisoned(), None);
     assert_eq!(new.stats().prepared_rolls, 1);
+}
+
+/// A file that already holds the next segment's name (a stray copy, another tool's output)
+/// is never replaced by a roll: a roll onto a prepared file refuses it, as a roll that
+/// creates its file does (`create_new`). On the real kernel and in the simulation.
+#[test]
+fn a_roll_never_replaces_a_file_that_holds_the_next_segments_name() {
+    const STRAY: &[u8] = b"not this log's segment";
+    fn check<F: FileSystem + Clone>(fs: F, dir: &Path, prepared: bool) {
+        let options = SegmentOptions {
+            prepare_next_segment: prepared,
+            ..opts()
+        };
+        let (log, _) = SegmentLog::open(fs.clone(), dir, options, &mut ()).unwrap();
+        let lsn = append(&log, 1).unwrap();
+        if prepared {
+            assert!(log.prepare_next_segment_now());
+        }
+        // The next segment's first LSN depends on the roll's own bookkeeping: every
+        // candidate name is taken.
+        let strays: Vec<_> = (lsn + 1..=lsn + 4)
+            .map(|first| dir.join(segment_file_name(first)))
+            .collect();
+        for stray_path in &strays {
+            let stray = fs.create_new(stray_path).unwrap();
+            stray.write_all_at(STRAY, 0).unwrap();
+            stray.sync_data().unwrap();
+        }
+        // The roll seals the active segment and starts the next one.
+        let err = match log.roll() {
+            Err(e) => e,
+            Ok(sealed) => {
+                let segments = log.segments();
+                panic!("prepared {prepared}: the roll of {sealed:?} took the name of a file that was there: {segments:?}")
+            }
+        };
+        for stray_path in &strays {
+            let file = fs.open(stray_path).unwrap();
+            let mut kept = vec![0; STRAY.len()];
+            assert_eq!(
+                file.len().unwrap(),
+                STRAY.len() as u64,
+                "prepared {prepared}: {err}"
+            );
+            file.read_exact_at(&mut kept, 0).unwrap();
+            assert_eq!(kept, STRAY, "prepared {prepared}: {err}");
+        }
+        assert!(
+            strays
+                .iter()
+                .any(|p| err.to_string().contains(&*p.to_string_lossy())),
+            "the error names the file: {err}"
+        );
+        // The acknowledged record is untouched.
+        check_acked(&log, &BTreeMap::from([(lsn, 1)]), "after the refused roll");
+    }
+    for prepared in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        check(StdFs, &tmp.path().join("log"), prepared);
+        check(SimFs::new(), Path::new("/log"), prepared);
+    }
 }

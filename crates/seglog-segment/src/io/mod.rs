@@ -42,6 +42,16 @@ pub trait FileSystem: Send + Sync + 'static {
     fn open_read_only(&self, path: &Path) -> io::Result<Self::File>;
     /// Renames `from` to `to`, replacing `to`. Durable only after [`Self::sync_dir`].
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`; fails with [`io::ErrorKind::AlreadyExists`] if `to` exists
+    /// (`RENAME_NOREPLACE`). Durable only after [`Self::sync_dir`]. The default checks,
+    /// then renames: atomic only against this process, which holds the directory lock.
+    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match self.identity(to) {
+            Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.rename(from, to),
+            Err(e) => Err(e),
+        }
+    }
     /// Removes a file. Durable only after [`Self::sync_dir`].
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creates, renames, removes) durable.

@@ -330,8 +330,10 @@ impl<F: FileSystem> Inner<F> {
                 .sync_data()
                 .map_err(|e| Error::io("sync_data", &from, e))?;
         }
+        // Never over a file that holds the name already (a stray copy, another tool's
+        // output): a roll that creates its file refuses one too (`create_new`).
         self.fs
-            .rename(&from, path)
+            .rename_no_replace(&from, path)
             .map_err(|e| Error::io("rename", path, e))?;
         // IMPORTANT: and so is the new name: without this fsync a power cut can undo the
         // rename, and the file, with every acknowledged record in it, leaves the log.

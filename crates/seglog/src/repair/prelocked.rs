@@ -37,6 +37,9 @@ impl<F: FileSystem + Clone> FileSystem for PreLocked<F> {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)
     }
+    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename_no_replace(from, to)
+    }
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.inner.remove(path)
     }

@@ -328,6 +328,28 @@ impl SimFs {
         Self::default()
     }
 
+    /// `rename(2)`; with `replace` false, `RENAME_NOREPLACE`: an existing `to` is refused
+    /// before anything changes.
+    fn rename_inner(&self, from: &Path, to: &Path, replace: bool) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        if !st.names.contains_key(from) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if !replace && st.names.contains_key(to) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        if let Some(kind) = st.begin(Op::Rename)? {
+            return Err(errno(kind));
+        }
+        if let Some(id) = st.names.remove(from) {
+            st.names.insert(to.to_path_buf(), id);
+        }
+        st.unsynced_dir_ops
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+
     /// Plans a fault.
     pub fn inject(&self, fault: Fault) {
         self.state.lock().faults.push(fault);
@@ -606,20 +628,11 @@ impl FileSystem for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut st = self.state.lock();
-        st.check_on()?;
-        if !st.names.contains_key(from) {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        if let Some(kind) = st.begin(Op::Rename)? {
-            return Err(errno(kind));
-        }
-        if let Some(id) = st.names.remove(from) {
-            st.names.insert(to.to_path_buf(), id);
-        }
-        st.unsynced_dir_ops
-            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
-        Ok(())
+        self.rename_inner(from, to, true)
+    }
+
+    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.rename_inner(from, to, false)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
