@@ -347,7 +347,14 @@ async fn run_rounds(
             }
         }
         for waiter in waiters {
-            let _ = waiter.send(outcome.clone());
+            // The send runs the caller's waker here: a panic in it must not end this task
+            // (every later append would fail `RemoteStopped`) nor skip the waiters after it.
+            let sent = std::panic::AssertUnwindSafe(|| {
+                let _ = waiter.send(outcome.clone());
+            });
+            if std::panic::catch_unwind(sent).is_err() {
+                tracing::error!("a remote durability waiter's waker panicked when woken; its task may never run again");
+            }
         }
     }
 }

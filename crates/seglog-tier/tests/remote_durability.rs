@@ -403,3 +403,45 @@ async fn a_round_stalled_past_a_takeover_and_an_orphan_collection_acknowledges_n
     assert_eq!(c.log.read("exec-1").unwrap().len(), 0);
     assert_eq!(c.log.read("exec-0").unwrap().len(), 1);
 }
+
+/// A caller's waker that panics when the round's outcome wakes it (a bug of the caller's
+/// executor) fails nobody else: the rounds go on for every other waiter and later appends,
+/// and the panicking caller's own future still resolves when polled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waker_that_panics_does_not_stop_the_rounds_for_everyone_else() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("the caller's waker panicked");
+        }
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let root = tempfile::tempdir().unwrap();
+    let (remote, log) = remote_writer(store.clone(), &root.path().join("a")).await;
+    let seq = log.append("exec-0", "tenant-a", b"first").await.unwrap();
+    // Polled once with the panicking waker: queued for a round, which wakes it.
+    let mut waiting = Box::pin(remote.wait_in_bucket());
+    let waker = Waker::from(Arc::new(Panics));
+    assert!(waiting
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while remote.stats().rounds == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no round ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The round's outcome reached the future before its waker panicked.
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the polled-again future resolves")
+        .unwrap();
+    // Everyone else goes on being acknowledged.
+    let later = remote.append("exec-0", "tenant-a", b"later").await.unwrap();
+    let restored = restored_events(snapshot(store.as_ref()).await, root.path()).await;
+    assert!(restored["exec-0"].contains(&(seq, b"first".to_vec())));
+    assert!(restored["exec-0"].contains(&(later, b"later".to_vec())));
+    remote.stop().await.unwrap();
+}
