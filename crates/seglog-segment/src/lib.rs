@@ -38,6 +38,7 @@
 //! sync point at a time, for `tests/teeth.rs`).
 
 mod builder;
+mod caller_waker;
 mod dir_guard;
 mod error;
 pub mod format;
@@ -60,6 +61,7 @@ mod writer;
 mod zeros;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
+pub use caller_waker::CallerWaker;
 pub use dir_guard::DirGuard;
 pub use error::{Error, PoisonCause, Result};
 pub use options::{

@@ -114,11 +114,42 @@ fn model(f: impl Fn() + Sync + Send + 'static) -> usize {
     runs
 }
 
+/// A root future whose owner stalls (review 56): the append's wait is polled once with a
+/// waker that does nothing, then its thread blocks on the same LSN; the future goes last.
+/// It relays nothing it is handed: the sweep must strand nobody.
+fn append_stalled_root_then_blocking(
+    log: &SegmentLog<SimFs>,
+    i: u64,
+) -> seglog_segment::Result<u64> {
+    use std::future::Future;
+    let payload = format!("appender {i}");
+    let appended = log.submit(log.encode(&EventBatch {
+        encoding: 0,
+        execution_id: format!("exec-{i}").as_bytes(),
+        tenant_id: b"tenant",
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads: &[payload.as_bytes()],
+    })?)?;
+    let mut wait = Box::pin(log.wait_durable_async(appended.lsn));
+    let _ = wait
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+    log.wait_durable(appended.lsn)?;
+    drop(wait);
+    Ok(appended.lsn)
+}
+
+type Appender = fn(&SegmentLog<SimFs>, u64) -> seglog_segment::Result<u64>;
+
 /// Appender 0 appends blocking, the others through `others`: every append returns (no lost
 /// wake-up), none before its record is durable, and every record survives a power cut.
-fn every_appender_acknowledged_once_durable(
-    others: fn(&SegmentLog<SimFs>, u64) -> seglog_segment::Result<u64>,
-) -> usize {
+fn every_appender_acknowledged_once_durable(others: Appender) -> usize {
+    appenders_acknowledged_once_durable(append, others)
+}
+
+/// As [`every_appender_acknowledged_once_durable`], appender 0 through `first`.
+fn appenders_acknowledged_once_durable(first: Appender, others: Appender) -> usize {
     model(move || {
         let fs = SimFs::new();
         let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
@@ -132,7 +163,7 @@ fn every_appender_acknowledged_once_durable(
                 })
             })
             .collect();
-        let lsn = append(&log, 0).unwrap();
+        let lsn = first(&log, 0).unwrap();
         assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
         for t in threads {
             t.join().unwrap();
@@ -263,5 +294,20 @@ fn durable_appenders_racing_a_buffered_round_are_acknowledged_only_once_durable(
 #[test]
 fn root_futures_relaying_wake_ups_strand_nobody() {
     let runs = every_appender_acknowledged_once_durable(append_root_future);
+    assert!(runs > 100, "only {runs} interleavings explored");
+}
+
+#[test]
+fn stalled_roots_blocking_on_their_own_thread_strand_nobody() {
+    let runs = every_appender_acknowledged_once_durable(append_stalled_root_then_blocking);
+    assert!(runs > 100, "only {runs} interleavings explored");
+}
+
+#[test]
+fn all_stalled_roots_strand_nobody() {
+    let runs = appenders_acknowledged_once_durable(
+        append_stalled_root_then_blocking,
+        append_stalled_root_then_blocking,
+    );
     assert!(runs > 100, "only {runs} interleavings explored");
 }

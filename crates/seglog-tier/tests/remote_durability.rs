@@ -410,7 +410,7 @@ async fn a_round_stalled_past_a_takeover_and_an_orphan_collection_acknowledges_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waker_that_panics_does_not_stop_the_rounds_for_everyone_else() {
     use std::future::Future;
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Wake, Waker};
     struct Panics;
     impl Wake for Panics {
         fn wake(self: Arc<Self>) {

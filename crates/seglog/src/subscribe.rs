@@ -73,7 +73,10 @@ impl<T> Stream for Subscription<T> {
         let contained = match &this.waker {
             Some((last, contained)) if last.will_wake(caller) => contained,
             _ => {
-                let contained = Waker::from(Arc::new(Contained(caller.clone())));
+                let contained = Waker::from(Arc::new(Contained(seglog_segment::CallerWaker::new(
+                    caller.clone(),
+                    "a subscriber's",
+                ))));
                 &this.waker.insert((caller.clone(), contained)).1
             }
         };
@@ -83,13 +86,15 @@ impl<T> Stream for Subscription<T> {
     }
 }
 
-/// The caller's waker, as the log's channels see it: a panic in it stays here. Those channels
-/// are tokio's `watch`, whose wake-up loop a panicking waker ends: the wakers of every
-/// subscriber queued after it would be dropped unwoken, and those subscribers would wait for
-/// good on events that are durable and visible (review 55). Every receiver of those channels
-/// sits behind a `Subscription`, so this is also what keeps such a panic out of the appender
-/// that publishes (`tests/panicking_subscriber.rs`).
-struct Contained(Waker);
+/// The caller's waker, as the log's channels see it: a panic in its wake or its drop stays
+/// here ([`seglog_segment::CallerWaker`]). Those channels are tokio's `watch`, whose wake-up
+/// loop a panicking waker ends: the wakers of every subscriber queued after it would be
+/// dropped unwoken, and those subscribers would wait for good on events that are durable and
+/// visible (review 55). Every receiver of those channels sits behind a `Subscription`, so
+/// this is also what keeps such a panic out of the appender that publishes, including when
+/// that appender's wake-up loop holds the last reference to a dropped subscription's waker
+/// (`tests/panicking_subscriber.rs`, `tests/review56_subscriber_waker_drop.rs`).
+struct Contained(seglog_segment::CallerWaker);
 
 impl Wake for Contained {
     fn wake(self: Arc<Self>) {
@@ -97,10 +102,7 @@ impl Wake for Contained {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.wake_by_ref()));
-        if woke.is_err() {
-            tracing::error!("a subscriber's waker panicked when woken");
-        }
+        self.0.wake_by_ref();
     }
 }
 

@@ -582,10 +582,11 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// Tells the followers of the durable watermark (`durable_watch`) that it moved (or that
-    /// the log changed state). Their wakers are their callers' code, run here on a leader's
-    /// thread: a panic in one stays here (as in `Waiter::wake`), so that it fails no round.
+    /// the log changed state). Their wakers are their callers' code, woken (and maybe
+    /// dropped) here on a leader's thread: a panic in one stays here, so that it fails no
+    /// round (see [`crate::CallerWaker`]).
     pub(crate) fn notify_followers(&self, modify: impl FnOnce(&mut u64)) {
-        super::waiters::run_callers_wakers("a durable-watermark follower's", || {
+        crate::caller_waker::contain("a durable-watermark follower's", "woken", || {
             self.durable_tx.send_modify(modify)
         });
     }

@@ -28,12 +28,13 @@ use super::group_commit::CommitState;
 use super::Inner;
 use crate::io::FileSystem;
 use crate::sync::thread::Thread;
+use crate::CallerWaker;
 use crate::Result;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 pub(crate) const WAITING: u8 = 0;
 pub(crate) const WOKEN: u8 = 1;
@@ -47,10 +48,10 @@ enum Wake {
     /// A blocked thread, parked.
     Thread(Thread),
     /// A spawned async task: its latest waker.
-    Task(crate::sync::Mutex<Waker>),
+    Task(crate::sync::Mutex<CallerWaker>),
     /// A future polled by a thread of its own ([`may_lead_in_place`]): its latest waker. It
     /// relays its group's wake-ups, under the sweep (see the module's documentation).
-    Root(crate::sync::Mutex<Waker>),
+    Root(crate::sync::Mutex<CallerWaker>),
 }
 
 /// A waiter, asleep until its LSN is durable or it is asked to lead.
@@ -91,27 +92,14 @@ impl Waiter {
         matches!(self.wake, Wake::Root(_))
     }
 
-    /// Wakes the waiter (its state was set first).
-    ///
-    /// A waker is the caller's code, and this may run on another caller's thread (a leader, a
-    /// relay): if it panics, the panic stays here. Unwound out of a leader, it would leave the
-    /// rest of the group asleep and the leader's seat taken for good (`tests/panicking_waker.rs`).
+    /// Wakes the waiter (its state was set first). This may run on another caller's thread
+    /// (a leader, a relay), and so may the drop of the waiter's last reference: an async
+    /// waiter's waker is kept as a [`CallerWaker`], whose panics stay where they happen.
     pub(super) fn wake(&self) {
         match &self.wake {
             Wake::Thread(t) => t.unpark(),
-            Wake::Task(waker) | Wake::Root(waker) => {
-                run_callers_wakers("an async waiter's", || waker.lock().wake_by_ref());
-            }
+            Wake::Task(waker) | Wake::Root(waker) => waker.lock().wake_by_ref(),
         }
-    }
-}
-
-/// Runs `wake`, which runs callers' wakers (`whose`, for the log line), on whatever thread
-/// wakes them: a leader, a relay. A panic in one stays here, logged; that caller's task may
-/// never run again, but the round goes on and nobody else's call fails.
-pub(super) fn run_callers_wakers(whose: &str, wake: impl FnOnce()) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake)).is_err() {
-        tracing::error!("{whose} waker panicked when woken; its task may never run again");
     }
 }
 
@@ -347,7 +335,8 @@ impl<F: FileSystem> DurableWait<F> {
                     return Poll::Ready(outcome);
                 }
             }
-            let waker = crate::sync::Mutex::new(cx.waker().clone());
+            let waker =
+                crate::sync::Mutex::new(CallerWaker::new(cx.waker().clone(), "an async waiter's"));
             let me = Waiter::new(
                 self.lsn,
                 if may_lead_in_place() {
@@ -371,10 +360,7 @@ impl<F: FileSystem> Future for DurableWait<F> {
             let mut state = me.state.load(Ordering::Acquire);
             if state == WAITING {
                 if let Wake::Task(waker) | Wake::Root(waker) = &me.wake {
-                    let mut current = waker.lock();
-                    if !current.will_wake(cx.waker()) {
-                        current.clone_from(cx.waker());
-                    }
+                    waker.lock().update(cx.waker());
                 }
                 // A wake-up between the first look and the new waker went to the old one:
                 // look again.

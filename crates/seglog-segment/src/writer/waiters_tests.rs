@@ -9,6 +9,7 @@ use crate::format::EventBatch;
 use crate::io::sim::SimFs;
 use crate::{SegmentLog, SegmentOptions};
 use std::sync::mpsc;
+use std::task::Waker;
 use std::time::Duration;
 
 fn open() -> SegmentLog<SimFs> {
