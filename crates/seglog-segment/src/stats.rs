@@ -47,6 +47,7 @@ pub(crate) struct WriterCounters {
     largest_group: AtomicU64,
     poisonings: AtomicU64,
     zeroed_bytes: AtomicU64,
+    zero_syncs: AtomicU64,
     prepared_bytes: AtomicU64,
     prepared_rolls: AtomicU64,
     buffered_rounds: AtomicU64,
@@ -70,6 +71,7 @@ impl Default for WriterCounters {
             largest_group: AtomicU64::new(0),
             poisonings: AtomicU64::new(0),
             zeroed_bytes: AtomicU64::new(0),
+            zero_syncs: AtomicU64::new(0),
             prepared_bytes: AtomicU64::new(0),
             prepared_rolls: AtomicU64::new(0),
             buffered_rounds: AtomicU64::new(0),
@@ -107,6 +109,8 @@ pub struct WriterStats {
     /// Bytes written (and synced) as zeros ahead of the tail
     /// ([`crate::SegmentOptions::zero_ahead_bytes`]).
     pub zeroed_bytes: u64,
+    /// Steps that wrote and synced those zeros (one `fdatasync` each).
+    pub zero_syncs: u64,
     /// Bytes of zeros written (and synced) into the next segment before its roll
     /// ([`crate::SegmentOptions::prepare_next_segment`]).
     pub prepared_bytes: u64,
@@ -148,7 +152,10 @@ impl WriterCounters {
     }
 
     pub fn record_zeroed(&self, bytes: u64) {
-        self.zeroed_bytes.fetch_add(bytes, Relaxed);
+        if bytes > 0 {
+            self.zeroed_bytes.fetch_add(bytes, Relaxed);
+            self.zero_syncs.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn record_prepared(&self, bytes: u64) {
@@ -176,6 +183,7 @@ impl WriterCounters {
             largest_group: self.largest_group.load(Relaxed),
             poisonings: self.poisonings.load(Relaxed),
             zeroed_bytes: self.zeroed_bytes.load(Relaxed),
+            zero_syncs: self.zero_syncs.load(Relaxed),
             prepared_bytes: self.prepared_bytes.load(Relaxed),
             prepared_rolls: self.prepared_rolls.load(Relaxed),
             buffered_rounds: self.buffered_rounds.load(Relaxed),

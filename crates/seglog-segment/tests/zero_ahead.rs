@@ -311,3 +311,31 @@ fn a_failed_write_of_zeros_ends_zeroing_but_not_the_log() {
         "zeroing went on after its write failed"
     );
 }
+
+/// A busy log's zeros come in whole steps, one fdatasync per chunk, not one per few KiB the
+/// tail moved while the last step ran (docs/design.md, "Zeros ahead of the tail").
+#[test]
+fn zeros_ahead_of_a_busy_log_are_synced_once_per_whole_chunk_on_real_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SegmentOptions {
+        segment_size_bytes: 64 << 20,
+        max_record_size_bytes: 8 << 10,
+        prepare_next_segment: false,
+        ..SegmentOptions::default()
+    };
+    let (log, _) = SegmentLog::open(StdFs, dir.path().join("log"), opts, &mut ()).unwrap();
+    // ~4 MiB from 16 threads: the 2 MiB window is refilled while rounds run.
+    let acked = concurrent_appends(&log, 16, 128);
+    assert_eq!(acked.len(), 16 * 128);
+    let stats = log.stats();
+    assert!(stats.zero_syncs >= 8, "{stats:?}");
+    // Every step zeroed one whole 256 KiB chunk (the segment's end, where a shorter last
+    // piece is allowed, is far away).
+    assert_eq!(
+        stats.zeroed_bytes,
+        stats.zero_syncs * (256 << 10),
+        "{} zeroing syncs for {} bytes: {stats:?}",
+        stats.zero_syncs,
+        stats.zeroed_bytes
+    );
+}
