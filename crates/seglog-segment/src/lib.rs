@@ -61,7 +61,7 @@ mod writer;
 mod zeros;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
-pub use caller_waker::CallerWaker;
+pub use caller_waker::{shielded, CallerWaker, DurableWatch, Shield, ShieldedWaker};
 pub use dir_guard::DirGuard;
 pub use error::{Error, PoisonCause, Result};
 pub use options::{

@@ -240,7 +240,7 @@ fn durable_watch_run() {
             let mut last = 0u64;
             let mut regressions = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let now = *rx.borrow();
+                let now = rx.current();
                 if now < last {
                     regressions.push((last, now));
                 }

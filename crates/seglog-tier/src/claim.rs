@@ -27,6 +27,7 @@ pub struct Tier {
     pub(crate) claim_manifest_id: u64,
     /// Ship the active segment's durable bytes as chunks ([`Tier::with_active_chunks`]).
     pub(crate) ship_active: bool,
+    /// Taken through [`Tier::lock_state`] only.
     pub(crate) state: tokio::sync::Mutex<TierState>,
     /// The keys an orphan collection is deleting now (outside the state lock): a round
     /// waits before reusing one (`orphans.rs`).
@@ -285,7 +286,15 @@ impl Tier {
 
     /// The newest manifest this writer wrote.
     pub async fn manifest(&self) -> Manifest {
-        self.state.lock().await.latest.clone()
+        self.lock_state().await.latest.clone()
+    }
+
+    /// The state lock. Whoever releases it runs the next waiter's waker, often a ship round
+    /// on the remote-durability task: waiters queue a shielded waker, never their caller's,
+    /// so that a caller's waker that panics fails nobody else's round and leaves the lock's
+    /// hand-over intact (review 57; `seglog_segment::shielded`).
+    pub(crate) async fn lock_state(&self) -> tokio::sync::MutexGuard<'_, TierState> {
+        seglog_segment::shielded(self.state.lock(), "a tier caller's").await
     }
 
     /// The error of a writer that `found` (at the id it tried to write) fenced, or a

@@ -158,7 +158,8 @@ impl Deleting {
             if !self.keys.lock().contains_key(key.as_ref()) {
                 return;
             }
-            done.await;
+            // Shielded: `unmark` wakes every waiter at once, on the collector's task.
+            seglog_segment::shielded(done, "a ship round's").await;
         }
     }
 }
@@ -307,7 +308,7 @@ impl Tier {
     /// still land would let a round name an object about to vanish).
     async fn delete_batch(&self, batch: Vec<Candidate>, report: &mut OrphanReport) -> Result<()> {
         let doomed: Vec<Candidate> = {
-            let mut state = self.state.lock().await;
+            let mut state = self.lock_state().await;
             self.check_not_fenced(&state)?;
             self.check_next_id_free(&mut state).await?;
             let kept = Kept::by(self, &state.latest);
@@ -369,7 +370,7 @@ impl Tier {
     /// deleted before stays deleted; running again is safe).
     pub async fn collect_orphans(&self, grace: Duration) -> Result<OrphanReport> {
         let newest = {
-            let mut state = self.state.lock().await;
+            let mut state = self.lock_state().await;
             self.confirm_ownership(&mut state).await?;
             state.latest.clone()
         };

@@ -285,7 +285,10 @@ impl RemoteDurable {
             queued.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::RemoteStopped);
         }
-        match outcome.await {
+        // IMPORTANT: shielded. The send runs this waiter's waker on the rounds task: a panic
+        // in the caller's waker there would end the task (every later append would fail
+        // `RemoteStopped`) and skip the waiters after it.
+        match seglog_segment::shielded(outcome, "a remote durability waiter's").await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(match *e {
                 Error::Fenced {
@@ -347,14 +350,7 @@ async fn run_rounds(
             }
         }
         for waiter in waiters {
-            // The send runs the caller's waker here: a panic in it must not end this task
-            // (every later append would fail `RemoteStopped`) nor skip the waiters after it.
-            let sent = std::panic::AssertUnwindSafe(|| {
-                let _ = waiter.send(outcome.clone());
-            });
-            if std::panic::catch_unwind(sent).is_err() {
-                tracing::error!("a remote durability waiter's waker panicked when woken; its task may never run again");
-            }
+            let _ = waiter.send(outcome.clone());
         }
     }
 }

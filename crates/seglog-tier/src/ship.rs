@@ -260,7 +260,7 @@ impl Tier {
     /// one naming a later epoch is left alone.
     async fn record_claim_in(&self, log: &seglog::Log) -> Result<()> {
         let dir = log.dir();
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_state().await;
         if state.recorded_in.as_deref() == Some(dir) {
             return Ok(());
         }
@@ -284,7 +284,7 @@ impl Tier {
     }
 
     async fn ship_round(&self, log: &seglog::Log, check: ClaimCheck) -> Result<ShipReport> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_state().await;
         self.check_not_fenced(&state)?;
         // Before anything is uploaded: another log's segments must not go under this prefix.
         divergence::check_identity(&state.latest, log.log_id())?;
@@ -457,7 +457,7 @@ impl Tier {
     /// # Errors
     /// As [`Tier::ship`]'s commit: `Fenced`, `Conflict`, store errors.
     pub(crate) async fn forget_empty_active(&self, segment: &ActiveSegment) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_state().await;
         self.check_not_fenced(&state)?;
         if state.latest.active.as_ref() != Some(segment) {
             return Ok(());

@@ -7,8 +7,6 @@ use futures_core::Stream;
 use seglog_segment::io::FileSystem;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::task::{Wake, Waker};
 use tokio::sync::watch;
 
 /// How many events one catch-up read fetches.
@@ -25,7 +23,7 @@ struct Cursor<F: FileSystem> {
     visible: watch::Receiver<u64>,
     /// The segment layer's durable watermark: followed while cancelled or buffered appends
     /// wait to be published, since nothing else would wake us when they become durable.
-    durable: watch::Receiver<u64>,
+    durable: seglog_segment::DurableWatch,
     done: bool,
     /// The creation LSN of the execution's incarnation this subscription follows, once it
     /// has seen the execution.
@@ -48,15 +46,21 @@ impl<F: FileSystem> Drop for Cursor<F> {
 /// subscription from the last item's position continues without gap or duplicate.
 pub struct Subscription<T> {
     stream: std::pin::Pin<Box<dyn Stream<Item = Result<T>> + Send + 'static>>,
-    /// The caller's latest waker, and the one the log's channels get in its place.
-    waker: Option<(Waker, Waker)>,
+    /// What the log's channels get in place of the caller's waker. Those channels are
+    /// tokio's `watch`, whose wake-up loop a panicking waker ends: the wakers of every
+    /// subscriber queued after it would be dropped unwoken, and those subscribers would wait
+    /// for good on durable, visible events (review 55). Every receiver of those channels sits
+    /// behind a `Subscription`, so this is also what keeps such a panic (in the caller's
+    /// waker's wake or drop) out of the appender that publishes (`tests/panicking_subscriber.rs`,
+    /// `tests/review56_subscriber_waker_drop.rs`).
+    waker: seglog_segment::ShieldedWaker,
 }
 
 impl<T> Subscription<T> {
     pub(crate) fn new(stream: impl Stream<Item = Result<T>> + Send + 'static) -> Self {
         Subscription {
             stream: Box::pin(stream),
-            waker: None,
+            waker: seglog_segment::ShieldedWaker::new("a subscriber's"),
         }
     }
 }
@@ -69,40 +73,10 @@ impl<T> Stream for Subscription<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<T>>> {
         let this = self.get_mut();
-        let caller = cx.waker();
-        let contained = match &this.waker {
-            Some((last, contained)) if last.will_wake(caller) => contained,
-            _ => {
-                let contained = Waker::from(Arc::new(Contained(seglog_segment::CallerWaker::new(
-                    caller.clone(),
-                    "a subscriber's",
-                ))));
-                &this.waker.insert((caller.clone(), contained)).1
-            }
-        };
+        let waker = this.waker.for_caller(cx.waker());
         this.stream
             .as_mut()
-            .poll_next(&mut std::task::Context::from_waker(contained))
-    }
-}
-
-/// The caller's waker, as the log's channels see it: a panic in its wake or its drop stays
-/// here ([`seglog_segment::CallerWaker`]). Those channels are tokio's `watch`, whose wake-up
-/// loop a panicking waker ends: the wakers of every subscriber queued after it would be
-/// dropped unwoken, and those subscribers would wait for good on events that are durable and
-/// visible (review 55). Every receiver of those channels sits behind a `Subscription`, so
-/// this is also what keeps such a panic out of the appender that publishes, including when
-/// that appender's wake-up loop holds the last reference to a dropped subscription's waker
-/// (`tests/panicking_subscriber.rs`, `tests/review56_subscriber_waker_drop.rs`).
-struct Contained(seglog_segment::CallerWaker);
-
-impl Wake for Contained {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.wake_by_ref();
+            .poll_next(&mut std::task::Context::from_waker(waker))
     }
 }
 

@@ -433,14 +433,10 @@ impl<F: FileSystem> SegmentLog<F> {
         self.inner.durable_lsn.load(Ordering::Acquire)
     }
 
-    /// A receiver that changes whenever [`Self::durable_lsn`] advances (or the log is
-    /// poisoned or closed), for followers of the log.
-    ///
-    /// It is tokio's: poll its futures with wakers that do not panic. A waker that panics when
-    /// woken ends tokio's wake-up loop, and receivers queued after it may then never be woken
-    /// (the panic itself stays in the log's round, which goes on).
-    pub fn durable_watch(&self) -> watch::Receiver<u64> {
-        self.inner.durable_tx.subscribe()
+    /// Follows [`Self::durable_lsn`]: changes whenever it advances (or the log is poisoned or
+    /// closed), for followers of the log.
+    pub fn durable_watch(&self) -> crate::DurableWatch {
+        crate::DurableWatch::new(self.inner.durable_tx.subscribe())
     }
 
     /// Reads the record at `position` (durable records only).

@@ -141,9 +141,10 @@ impl ReadThrough {
     /// errors (`seglog::Error::Corruption` when the local file's CRC differs from the
     /// manifest's). Segments offloaded before an error stay offloaded.
     pub async fn offload(&self, tier: &Tier, log: &seglog::Log) -> Result<OffloadReport> {
-        let _one_pass_at_a_time = self.pass.lock().await;
+        let _one_pass_at_a_time =
+            seglog_segment::shielded(self.pass.lock(), "an offloading caller's").await;
         let manifest = {
-            let state = tier.state.lock().await;
+            let state = tier.lock_state().await;
             tier.check_not_fenced(&state)?;
             state.latest.clone()
         };

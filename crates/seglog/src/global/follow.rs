@@ -25,7 +25,7 @@ struct GlobalCursor<F: FileSystem> {
     /// moved records since, the buffer may hold records it erased, and is read again.
     buffered_epoch: u64,
     /// The segment layer's durable watermark: moves after every commit round.
-    durable: watch::Receiver<u64>,
+    durable: seglog_segment::DurableWatch,
     /// Bumped by the engine when it closes (among other things).
     visible: watch::Receiver<u64>,
     done: bool,

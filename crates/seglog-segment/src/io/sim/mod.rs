@@ -336,8 +336,13 @@ impl SimFs {
         if !st.names.contains_key(from) {
             return Err(io::ErrorKind::NotFound.into());
         }
-        if !replace && st.names.contains_key(to) {
+        // As the kernel: NOREPLACE refuses any entry at `to` (EEXIST); a plain rename of a
+        // file onto a directory is EISDIR.
+        if !replace && (st.names.contains_key(to) || st.dirs.contains(to)) {
             return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        if st.dirs.contains(to) {
+            return Err(io::ErrorKind::IsADirectory.into());
         }
         if let Some(kind) = st.begin(Op::Rename)? {
             return Err(errno(kind));
@@ -584,7 +589,8 @@ impl FileSystem for SimFs {
     fn create_new(&self, path: &Path) -> io::Result<SimFile> {
         let mut st = self.state.lock();
         st.check_on()?;
-        if st.names.contains_key(path) {
+        // As `open(O_CREAT | O_EXCL)`: any entry of that name, file or directory, is EEXIST.
+        if st.names.contains_key(path) || st.dirs.contains(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
         if !path.parent().is_some_and(|p| st.dirs.contains(p)) {
