@@ -181,7 +181,13 @@ impl DurableWatch {
 
 /// Runs `run` (a caller's waker being `what`), keeping a panic in it here.
 pub(crate) fn contain(whose: &str, what: &str, run: impl FnOnce()) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).is_err() {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         tracing::error!("{whose} waker panicked when {what}; its task may never run again");
+        // The payload is the caller's too: its drop may panic as well (review 58). Dropped
+        // under a catch; a payload of that one is leaked rather than dropped.
+        if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload)))
+        {
+            std::mem::forget(again);
+        }
     }
 }

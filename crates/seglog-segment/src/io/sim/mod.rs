@@ -338,6 +338,9 @@ impl SimFs {
         }
         // As the kernel: NOREPLACE refuses any entry at `to` (EEXIST); a plain rename of a
         // file onto a directory is EISDIR.
+        if !to.parent().is_some_and(|p| st.dirs.contains(p)) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         if !replace && (st.names.contains_key(to) || st.dirs.contains(to)) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
@@ -569,6 +572,10 @@ impl FileSystem for SimFs {
         st.check_on()?;
         // A new directory's entry is durable only after its parent is dir-fsynced, as on a
         // real file system. The root always exists.
+        // As the kernel: a file in the way of any component is EEXIST (ENOTDIR further up).
+        if dir.ancestors().any(|a| st.names.contains_key(a)) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
         let mut created: Vec<PathBuf> = dir
             .ancestors()
             .filter(|a| !st.dirs.contains(*a))
@@ -616,6 +623,10 @@ impl FileSystem for SimFs {
     fn open(&self, path: &Path) -> io::Result<SimFile> {
         let mut st = self.state.lock();
         st.check_on()?;
+        // Opened for writing, a directory is EISDIR.
+        if st.dirs.contains(path) {
+            return Err(io::ErrorKind::IsADirectory.into());
+        }
         let id = *st.names.get(path).ok_or(io::ErrorKind::NotFound)?;
         // A new handle reports only the writeback errors that happen after it was opened.
         let seen = st.inode(id).map_or(0, |i| i.writeback_errors);
@@ -644,6 +655,10 @@ impl FileSystem for SimFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        // `unlink` of a directory: EISDIR on Linux.
+        if st.dirs.contains(path) {
+            return Err(io::ErrorKind::IsADirectory.into());
+        }
         if !st.names.contains_key(path) {
             return Err(io::ErrorKind::NotFound.into());
         }
