@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
+/// Where the zeroing thread starts (the first page after the header, once the first round
+/// has created the segment), and its step.
+const ZEROS_FROM: u64 = 4 * KIB;
+const ZERO_STEP: u64 = 256 * KIB;
 
 /// Defaults (zeros 2 MiB ahead, next segment prepared, so a tail bound is kept), with
 /// 32 MiB segments (the next one is not prepared below 16 MiB) and records up to 1 MiB.
@@ -108,18 +112,44 @@ fn a_failed_zeroing_sync_then_a_restart_then_a_power_cut(nth_sync: u64) {
         r
     };
     push(&log, 1000, &mut acked).unwrap();
+    // The segment exists from the first round on: the thread's first step starts at the
+    // first page after the header, and its window fills in whole steps from there.
+    zeroing_idle(&log);
+    assert_eq!(
+        ZEROS_FROM + log.stats().zeroed_bytes,
+        ZEROS_FROM + 2 * MIB,
+        "setup: the zeros did not start at the first page"
+    );
     let bound = newest_bound(&fs);
     let b = bound.bound;
     assert_eq!(bound.segment, log.segments().last().unwrap().number);
-    // The tail ~2 MiB + 50 KiB below the bound: the zeros reach to ~50 KiB short of it.
-    while tail(&log) + 64 * KIB < b - 2 * MIB - 50 * KIB {
+    // The zeroing thread zeroes whole 256 KiB steps from the first page after the header:
+    // the step that crosses the bound starts at `crossing`. The tail goes where the window
+    // (2 MiB past it) reaches `crossing` but not the end of that step: the zeros stop there.
+    let crossing = ZEROS_FROM + (b - ZEROS_FROM - 1) / ZERO_STEP * ZERO_STEP;
+    while tail(&log).next_multiple_of(4 * KIB) + 2 * MIB < crossing {
         push(&log, 60 * KIB, &mut acked).unwrap();
+    }
+    // (The last step may wait for the thread's idle wake-up: the window is more than half
+    // full, so no round wakes it.)
+    let started = Instant::now();
+    while ZEROS_FROM + log.stats().zeroed_bytes < crossing {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "setup: the zeros never reached the step across the bound"
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
     zeroing_idle(&log);
     assert_eq!(newest_bound(&fs).bound, b, "the bound moved");
+    assert_eq!(
+        ZEROS_FROM + log.stats().zeroed_bytes,
+        crossing,
+        "setup: the zeros do not stop where the step across the bound starts"
+    );
 
-    // The next commit's fdatasync is fine; the zeroing thread's next chunk (256 KiB, from
-    // ~50 KiB below the bound) fails its fdatasync.
+    // The next commit's fdatasync is fine; the zeroing thread's next step (256 KiB, from
+    // below the bound to past it) fails its fdatasync.
     fs.inject(Fault {
         op: Some(Op::SyncData),
         nth: fs.op_count(Op::SyncData) + 1 + nth_sync,

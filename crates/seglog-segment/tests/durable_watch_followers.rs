@@ -1,13 +1,18 @@
-//! Review 57: `notify_followers` only *contained* a panic of a durable-watermark follower's
-//! waker. The followers' wakers were still raw callers' wakers inside tokio's `watch`
-//! (`SegmentLog::durable_watch` handed out the receiver), and tokio's
-//! `Notify::notify_waiters` takes up to 32 wakers out of the list, marks their waiters
-//! notified, then wakes them one by one: a panic in one ended that loop, and every waker
-//! after it in the batch was dropped *unwoken*. One follower's panicking waker stranded other
-//! followers, whose watermark had moved, for good (review 55's defect, fixed then for
-//! `Subscription`s only). `durable_watch` now returns a `DurableWatch`, whose waits queue a
-//! shielded waker. (On the old code the test could pass by luck, about once in 500 runs:
-//! tokio spreads followers over 8 queues at random.)
+//! Followers of the durable watermark (`SegmentLog::durable_watch`): one follower's waker
+//! that panics strands no other follower.
+//!
+//! Review 57: `durable_watch` handed out tokio's `watch` receiver, so followers' wakers were
+//! raw callers' wakers inside it. tokio's `Notify::notify_waiters` takes up to 32 wakers out
+//! of its list, marks their waiters notified, then wakes them one by one: a panic in one
+//! ended that loop, and every waker after it in the batch was dropped *unwoken*, for good
+//! (review 55's defect, fixed then for `Subscription`s only). `durable_watch` now returns a
+//! `DurableWatch`, whose waits queue a shielded waker. (On the old code the test could pass
+//! by luck about once in 500 runs: tokio spreads followers over 8 queues at random.)
+//!
+//! Review 58: the shield kept the panic but dropped its *payload* outside the catch. The
+//! payload is the caller's value (`std::panic::panic_any`) and its `Drop` the caller's code:
+//! a payload whose drop panicked unwound through the shield into tokio's loop (3–11 of 48
+//! stranded). It is now dropped under a catch too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -33,11 +38,29 @@ impl Wake for Flag {
     }
 }
 
+/// A panic payload whose drop panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the caller's panic payload panicked when dropped");
+    }
+}
+
+struct PanicsWithBomb;
+
+impl Wake for PanicsWithBomb {
+    fn wake(self: Arc<Self>) {
+        std::panic::panic_any(Bomb);
+    }
+}
+
 type Changed =
     Pin<Box<dyn Future<Output = Result<(), tokio::sync::watch::error::RecvError>> + Send>>;
 
-#[test]
-fn a_followers_panicking_waker_strands_no_other_follower() {
+/// A follower polled with `bad` first, 48 well-behaved ones behind it, three commits: every
+/// well-behaved follower is woken.
+fn no_follower_is_stranded_behind(bad: Waker) {
     let fs = SimFs::new();
     let opts = SegmentOptions {
         segment_size_bytes: 1 << 20,
@@ -46,17 +69,15 @@ fn a_followers_panicking_waker_strands_no_other_follower() {
     };
     let log = SegmentLog::open(fs, "/log", opts, &mut ()).unwrap().0;
 
-    // First in line: a follower whose waker panics when woken.
     let mut bad_rx = log.durable_watch();
-    let mut bad: Changed = Box::pin(async move { bad_rx.changed().await });
-    let panics = Waker::from(Arc::new(Panics));
-    assert!(bad
+    let mut first: Changed = Box::pin(async move { bad_rx.changed().await });
+    assert!(first
         .as_mut()
-        .poll(&mut Context::from_waker(&panics))
+        .poll(&mut Context::from_waker(&bad))
         .is_pending());
 
     // Behind it: well-behaved followers (tokio spreads them over its 8 `Notify`s at random;
-    // with 48 of them some share the panicking one's).
+    // with 48 of them some share the bad one's).
     let mut good: Vec<(Changed, Arc<Flag>)> = Vec::new();
     for _ in 0..48 {
         let mut rx = log.durable_watch();
@@ -92,7 +113,17 @@ fn a_followers_panicking_waker_strands_no_other_follower() {
     assert_eq!(
         stranded, 0,
         "{stranded} of 48 followers of durable_watch() were never woken although the \
-         watermark moved: another follower's panicking waker ended tokio's wake-up loop"
+         watermark moved: another follower's waker ended tokio's wake-up loop"
     );
     assert_eq!(log.poisoned(), None);
+}
+
+#[test]
+fn a_followers_panicking_waker_strands_no_other_follower() {
+    no_follower_is_stranded_behind(Waker::from(Arc::new(Panics)));
+}
+
+#[test]
+fn a_followers_panic_payload_strands_no_other_follower() {
+    no_follower_is_stranded_behind(Waker::from(Arc::new(PanicsWithBomb)));
 }
