@@ -71,10 +71,12 @@ fn align_up(offset: u64) -> u64 {
 /// commit round's fdatasync racing the zeroer's own then wrote too (an inode write).
 fn next_claim(from: u64, tail: u64, window: u64, segment_size: u64) -> Option<(u64, u64)> {
     let target = tail.saturating_add(window).min(segment_size);
+    if from >= target {
+        return None;
+    }
     let step = CHUNK_BYTES.min(window / 2 / PAGE * PAGE).max(PAGE);
     let end = from.saturating_add(step).min(target);
-    let whole = end - from.min(end) == step || end == segment_size;
-    (from < target && whole).then_some((from, end))
+    (end - from == step || end == segment_size).then_some((from, end))
 }
 
 /// Why zeroing failed: only a failed sync concerns the records.
