@@ -77,8 +77,8 @@ pub struct SegmentOptions {
     /// space whose blocks are already mapped, so their fdatasync is a pure data flush instead
     /// of also writing the file's block map (measured on ext4: about half the latency).
     /// Zeros read as the end of data, so the format does not change; recovery reads at most
-    /// this many zeros more. 0 turns it off; more than a segment means up to the segment's
-    /// end. Default: 2 MiB.
+    /// this many zeros more. 0 turns it off; less than a page means a page; more than a
+    /// segment means up to the segment's end. Default: 2 MiB.
     pub zero_ahead_bytes: u64,
     /// Prepare the next segment in the background: a file beside the log
     /// (`NEXT_SEGMENT`), preallocated and written with zeros a little ahead of how far the

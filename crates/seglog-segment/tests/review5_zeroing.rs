@@ -119,3 +119,25 @@ fn a_huge_zero_ahead_window_neither_panics_nor_is_silently_ignored() {
         assert!(zeroed > 0, "the window was silently ignored");
     }
 }
+
+/// A window shorter than a page is a page, not "off" (only 0 turns zeroing off): it used to
+/// zero nothing, since zeroing goes in whole pages.
+#[test]
+fn a_window_shorter_than_a_page_still_zeroes_a_page() {
+    let fs = SimFs::new();
+    fs.set_zeroes_ahead(true);
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(1000), &mut ()).unwrap();
+    for i in 0..5 {
+        append_one(&log, i).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.stats().zeroed_bytes == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a 1000-byte window was silently ignored"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    log.close().unwrap();
+    assert_eq!(log.stats().zeroed_bytes % 4096, 0, "{:?}", log.stats());
+}

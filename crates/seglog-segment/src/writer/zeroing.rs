@@ -70,6 +70,9 @@ fn align_up(offset: u64) -> u64 {
 /// and on ext4 each of those writes into unwritten space changed the block map, which a
 /// commit round's fdatasync racing the zeroer's own then wrote too (an inode write).
 fn next_claim(from: u64, tail: u64, window: u64, segment_size: u64) -> Option<(u64, u64)> {
+    // A window shorter than a page is a page (only 0 turns zeroing off): zeroing is done in
+    // whole pages, and a shorter window never holds one.
+    let window = if window == 0 { 0 } else { window.max(PAGE) };
     let target = tail.saturating_add(window).min(segment_size);
     if from >= target {
         return None;
@@ -344,5 +347,17 @@ mod tests {
         );
         // No window: nothing (the thread only prepares the next segment then).
         assert_eq!(next_claim(tail, tail, 0, SEGMENT), None);
+        // A window shorter than a page is a page: it used to zero nothing at all, while the
+        // options promise that only 0 turns zeroing off.
+        assert_eq!(
+            next_claim(tail, tail, 1000, SEGMENT),
+            Some((tail, tail + PAGE))
+        );
+        assert_eq!(next_claim(tail + PAGE, tail, 1000, SEGMENT), None);
+        // The largest window neither overflows nor stops at the page before the end.
+        assert_eq!(
+            next_claim(SEGMENT - PAGE, SEGMENT - 2 * PAGE, u64::MAX, SEGMENT),
+            Some((SEGMENT - PAGE, SEGMENT))
+        );
     }
 }
