@@ -7,6 +7,18 @@ use seglog_segment::{Appended, SegmentLog, SegmentOptions};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long round A's failing fsync takes: the test thread submits the next records while
+/// it runs, and must not miss it on a loaded machine.
+const A_SYNC: Duration = Duration::from_millis(1500);
+
+/// Waits until round A, led on its own thread, has written (it is in its fsync then): no
+/// fixed sleep, which a thread scheduled late outlasts.
+fn a_in_its_round(fs: &SimFs, writes_before: u64) {
+    while fs.op_count(Op::Write) == writes_before {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// `R13_OVERLAP=0` runs every test with overlapping rounds off: the control (they pass).
 fn overlap_min_records(default: usize) -> usize {
     std::env::var("R13_OVERLAP").map_or(default, |v| v.parse().unwrap())
@@ -68,14 +80,15 @@ fn failed_round_then_rolling_round() -> Scenario {
         kind: FaultKind::Eio,
         persistent: false,
     });
-    fs.set_sync_latency_cycle(&[Duration::from_millis(400), Duration::from_millis(1)]);
+    fs.set_sync_latency_cycle(&[A_SYNC, Duration::from_millis(1)]);
+    let writes_before = fs.op_count(Op::Write);
     let r1 = log.submit(record(&log, 1, 100)).unwrap();
     let first = {
         let log = log.clone();
         std::thread::spawn(move || log.wait_durable(r1.lsn))
     };
-    // A is in its fsync now (400 ms).
-    std::thread::sleep(Duration::from_millis(100));
+    // A is in its fsync now.
+    a_in_its_round(&fs, writes_before);
     let _r2 = log.submit(record(&log, 2, 100)).unwrap();
     let _r3 = log.submit(record(&log, 3, 3000)).unwrap();
     let _r4 = log.submit(record(&log, 4, 3000)).unwrap();
@@ -174,13 +187,14 @@ fn records_after_a_failed_round_never_survive_it() {
         kind: FaultKind::Eio,
         persistent: false,
     });
-    fs.set_sync_latency_cycle(&[Duration::from_millis(400), Duration::from_millis(1)]);
+    fs.set_sync_latency_cycle(&[A_SYNC, Duration::from_millis(1)]);
+    let writes_before = fs.op_count(Op::Write);
     let r1 = log.submit(record(&log, 1, 4020)).unwrap();
     let first = {
         let log = log.clone();
         std::thread::spawn(move || log.wait_durable(r1.lsn))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    a_in_its_round(&fs, writes_before);
     let r2 = log.submit(record(&log, 2, 4020)).unwrap();
     let r3 = log.submit(record(&log, 3, 3000)).unwrap();
     assert_ne!(

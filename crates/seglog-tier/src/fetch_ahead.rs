@@ -173,13 +173,26 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_fetcher_aborts_what_is_in_flight() {
+        /// Counts its drops: an aborted fetch drops its future, and so this.
+        struct Dropped(Arc<AtomicUsize>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         let finished = Arc::new(AtomicUsize::new(0));
+        let made = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
         let items = (0..8).map(|i| (1u64, i));
         let mut ahead = FetchAhead::new(items, FetchAheadLimits::default(), |i: usize| {
+            made.fetch_add(1, Ordering::SeqCst);
             let finished = finished.clone();
+            let guard = Dropped(dropped.clone());
             async move {
+                let _guard = guard;
                 if i > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // Far longer than any test: only an abort ends it.
+                    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
                 }
                 finished.fetch_add(1, Ordering::SeqCst);
                 Ok(i)
@@ -187,7 +200,19 @@ mod tests {
         });
         assert_eq!(ahead.next().await.unwrap().unwrap(), 0);
         drop(ahead);
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        // Every fetch made is dropped: the finished one, and each one in flight (which, left
+        // running, would sleep for ten minutes).
+        assert!(made.load(Ordering::SeqCst) > 1, "nothing was fetched ahead");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while dropped.load(Ordering::SeqCst) < made.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fetches in flight were not aborted: {} made, {} dropped",
+                made.load(Ordering::SeqCst),
+                dropped.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         assert_eq!(finished.load(Ordering::SeqCst), 1);
     }
 }

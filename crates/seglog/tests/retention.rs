@@ -31,14 +31,18 @@ fn wait_for(log: &Log, done: impl Fn(&seglog::Stats) -> bool) -> seglog::Stats {
 #[test]
 fn executions_idle_for_longer_than_max_age_are_dropped_and_recent_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
+    // The age is long enough that "recent" (stamped before its fdatasync) stays young from
+    // its append to the close below on a loaded machine: at 400 ms a slow sync and a stalled
+    // test thread could let a pass drop it.
+    let max_age = Duration::from_secs(3);
     let retention = Retention::default()
-        .max_age(Duration::from_millis(400))
+        .max_age(max_age)
         .interval(Duration::from_millis(50));
     let log = Log::open_blocking(dir.path(), options(retention.clone())).unwrap();
     for i in 0..5 {
         log.append_blocking(&format!("old-{i}"), "t", b"x").unwrap();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(max_age + Duration::from_millis(100));
     let stats = wait_for(&log, |s| s.retention.executions_dropped >= 5);
     // "recent" is appended only now: it may not go in the same pass.
     log.append_blocking("recent", "t", b"y").unwrap();
