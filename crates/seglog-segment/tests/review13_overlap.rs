@@ -14,7 +14,12 @@ const A_SYNC: Duration = Duration::from_millis(1500);
 /// Waits until round A, led on its own thread, has written (it is in its fsync then): no
 /// fixed sleep, which a thread scheduled late outlasts.
 fn a_in_its_round(fs: &SimFs, writes_before: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while fs.op_count(Op::Write) == writes_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "setup: round A never wrote"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
