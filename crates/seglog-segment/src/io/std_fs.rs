@@ -69,9 +69,12 @@ impl FileSystem for StdFs {
         use rustix::fs::{renameat_with, RenameFlags, CWD};
         match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
             Ok(()) => Ok(()),
-            // File systems without RENAME_NOREPLACE: check, then rename (the directory lock
-            // keeps other writers of this log out of the window).
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            // File systems without RENAME_NOREPLACE (EINVAL), kernels without renameat2
+            // (ENOSYS), and sandboxes whose seccomp filter refuses it (EPERM: older container
+            // runtimes, systemd's `SystemCallFilter=`): check, then rename (the directory lock
+            // keeps other writers of this log out of the window). A real permission error
+            // comes back from the rename itself.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
                 match std::fs::symlink_metadata(to) {
                     Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::rename(from, to),
