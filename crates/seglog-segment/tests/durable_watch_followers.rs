@@ -17,9 +17,8 @@
 
 mod common;
 
-use common::waiting::Panics;
+use common::waiting::{open_small_log, Panics, PanicsWithBomb};
 use seglog_segment::io::sim::SimFs;
-use seglog_segment::{SegmentLog, SegmentOptions};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,23 +37,6 @@ impl Wake for Flag {
     }
 }
 
-/// A panic payload whose drop panics.
-struct Bomb;
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        panic!("the caller's panic payload panicked when dropped");
-    }
-}
-
-struct PanicsWithBomb;
-
-impl Wake for PanicsWithBomb {
-    fn wake(self: Arc<Self>) {
-        std::panic::panic_any(Bomb);
-    }
-}
-
 type Changed =
     Pin<Box<dyn Future<Output = Result<(), tokio::sync::watch::error::RecvError>> + Send>>;
 
@@ -62,12 +44,7 @@ type Changed =
 /// well-behaved follower is woken.
 fn no_follower_is_stranded_behind(bad: Waker) {
     let fs = SimFs::new();
-    let opts = SegmentOptions {
-        segment_size_bytes: 1 << 20,
-        max_record_size_bytes: 4096,
-        ..SegmentOptions::default()
-    };
-    let log = SegmentLog::open(fs, "/log", opts, &mut ()).unwrap().0;
+    let log = open_small_log(&fs);
 
     let mut bad_rx = log.durable_watch();
     let mut first: Changed = Box::pin(async move { bad_rx.changed().await });

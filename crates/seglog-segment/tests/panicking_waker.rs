@@ -8,9 +8,9 @@
 
 mod common;
 
-use common::waiting::{wait_for_a_write, Panics};
+use common::waiting::{open_small_log, wait_for_a_write, Panics};
 use seglog_segment::io::sim::{Op, SimFs};
-use seglog_segment::{SegmentLog, SegmentOptions};
+use seglog_segment::SegmentLog;
 use std::future::Future;
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Waker};
@@ -23,14 +23,7 @@ fn record(log: &SegmentLog<SimFs>) -> seglog_segment::format::EncodedRecord {
 #[test]
 fn a_panicking_waker_strands_no_other_caller_and_keeps_the_log_usable() {
     let fs = SimFs::new();
-    let opts = SegmentOptions {
-        segment_size_bytes: 1 << 20,
-        max_record_size_bytes: 4096,
-        ..SegmentOptions::default()
-    };
-    let log = SegmentLog::open(fs.clone(), "/log", opts, &mut ())
-        .unwrap()
-        .0;
+    let log = open_small_log(&fs);
     fs.set_sync_latency(Duration::from_millis(200));
     // A leader in a slow fsync.
     let writes_before = fs.op_count(Op::Write);
@@ -97,12 +90,7 @@ fn a_panicking_waker_strands_no_other_caller_and_keeps_the_log_usable() {
 #[test]
 fn a_follower_with_a_panicking_waker_does_not_fail_the_rounds_that_notify_it() {
     let fs = SimFs::new();
-    let opts = SegmentOptions {
-        segment_size_bytes: 1 << 20,
-        max_record_size_bytes: 4096,
-        ..SegmentOptions::default()
-    };
-    let log = SegmentLog::open(fs, "/log", opts, &mut ()).unwrap().0;
+    let log = open_small_log(&fs);
     let mut watch = log.durable_watch();
     let mut changed = Box::pin(watch.changed());
     let waker = Waker::from(Arc::new(Panics));

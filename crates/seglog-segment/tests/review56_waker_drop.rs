@@ -11,8 +11,9 @@
 
 mod common;
 
+use common::waiting::open_small_log;
 use seglog_segment::io::sim::SimFs;
-use seglog_segment::{SegmentLog, SegmentOptions};
+use seglog_segment::SegmentLog;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -77,14 +78,7 @@ fn blocking_appender(
 #[test]
 fn a_root_futures_waker_dropped_by_the_sweep_strands_nobody() {
     let fs = SimFs::new();
-    let opts = SegmentOptions {
-        segment_size_bytes: 1 << 20,
-        max_record_size_bytes: 4096,
-        ..SegmentOptions::default()
-    };
-    let log = SegmentLog::open(fs.clone(), "/log", opts, &mut ())
-        .unwrap()
-        .0;
+    let log = open_small_log(&fs);
     fs.set_sync_latency(Duration::from_millis(300));
 
     // Round 1: L leads it (a blocking appender), and keeps leading while records queue.

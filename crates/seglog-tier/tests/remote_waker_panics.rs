@@ -85,6 +85,27 @@ async fn a_round_held_at_its_put() -> Held {
     }
 }
 
+/// The held append's outcome, then (`pause` later) a new append's: each must return
+/// within 30 s.
+async fn held_then_a_later_append(
+    remote: &RemoteDurable,
+    held: tokio::task::JoinHandle<seglog_tier::Result<u64>>,
+    pause: Duration,
+) -> (seglog_tier::Result<u64>, seglog_tier::Result<u64>) {
+    let held = tokio::time::timeout(Duration::from_secs(30), held)
+        .await
+        .expect("the held append never returned")
+        .unwrap();
+    tokio::time::sleep(pause).await;
+    let later = tokio::time::timeout(
+        Duration::from_secs(30),
+        remote.append("exec-0", "tenant-a", b"later"),
+    )
+    .await
+    .expect("a later append hung");
+    (held, later)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waker_queued_on_the_claim_lock_does_not_stop_the_rounds_for_everyone_else() {
     // A round is held at its chunk PUT, holding the claim's state lock.
@@ -109,16 +130,7 @@ async fn a_waker_queued_on_the_claim_lock_does_not_stop_the_rounds_for_everyone_
     // never polls its future again; its owner drops it a little later.
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(manifest);
-    let held = tokio::time::timeout(Duration::from_secs(30), held)
-        .await
-        .expect("the held append never returned")
-        .unwrap();
-    let later = tokio::time::timeout(
-        Duration::from_secs(30),
-        remote.append("exec-0", "tenant-a", b"later"),
-    )
-    .await
-    .expect("a later append hung");
+    let (held, later) = held_then_a_later_append(&remote, held, Duration::ZERO).await;
     assert!(
         held.is_ok() && later.is_ok(),
         "another caller's panicking waker, woken when the round released the claim's lock, \
@@ -146,17 +158,7 @@ async fn a_waiters_panic_payload_does_not_end_the_rounds_task() {
         .poll(&mut Context::from_waker(&bomb))
         .is_pending());
     gate.resume.notify_one();
-    let held = tokio::time::timeout(Duration::from_secs(30), held)
-        .await
-        .expect("the held append never returned")
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let later = tokio::time::timeout(
-        Duration::from_secs(30),
-        remote.append("exec-0", "tenant-a", b"later"),
-    )
-    .await
-    .expect("a later append hung");
+    let (held, later) = held_then_a_later_append(&remote, held, Duration::from_millis(500)).await;
     assert!(
         held.is_ok() && later.is_ok(),
         "a caller's waker's panic payload, dropped outside contain's catch, ended the rounds \

@@ -3,10 +3,22 @@
 
 use seglog_segment::format::{EncodedRecord, EventBatch};
 use seglog_segment::io::sim::{Op, SimFs};
-use seglog_segment::SegmentLog;
+use seglog_segment::{SegmentLog, SegmentOptions};
 use std::sync::Arc;
 use std::task::Wake;
 use std::time::Duration;
+
+/// A log on `fs` at `/log` with 1 MiB segments and records up to 4 KiB.
+pub fn open_small_log(fs: &SimFs) -> SegmentLog<SimFs> {
+    let opts = SegmentOptions {
+        segment_size_bytes: 1 << 20,
+        max_record_size_bytes: 4096,
+        ..SegmentOptions::default()
+    };
+    SegmentLog::open(fs.clone(), "/log", opts, &mut ())
+        .unwrap()
+        .0
+}
 
 /// A record of one `payload_bytes`-byte event, to `submit`.
 pub fn record(log: &SegmentLog<SimFs>, payload_bytes: usize) -> EncodedRecord {
@@ -53,5 +65,23 @@ pub struct Panics;
 impl Wake for Panics {
     fn wake(self: Arc<Self>) {
         panic!("this waker panics when woken");
+    }
+}
+
+/// A panic payload whose drop panics (the caller's value, and its `Drop` the caller's code).
+pub struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the caller's panic payload panicked when dropped");
+    }
+}
+
+/// A waker that panics with a [`Bomb`] when woken.
+pub struct PanicsWithBomb;
+
+impl Wake for PanicsWithBomb {
+    fn wake(self: Arc<Self>) {
+        std::panic::panic_any(Bomb);
     }
 }
