@@ -90,7 +90,13 @@ impl FileSystem for StdFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        // O_DIRECTORY: a file at `dir` is ENOTDIR, not a sync of the wrong thing that says Ok.
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::DIRECTORY.bits() as i32)
+            .open(dir)?
+            .sync_all()
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -79,7 +79,7 @@ pub fn copy_prefix<F: FileSystem>(
 pub fn link_or_copy<F: FileSystem>(fs: &F, from: &Path, to: &Path) -> Result<Option<bool>> {
     match fs.hard_link(from, to) {
         Ok(()) => return Ok(Some(true)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // ENOENT is also `to`'s directory missing: the copy below tells the two apart.
         Err(e) => tracing::debug!(from = %from.display(), error = %e, "cannot link; copying"),
     }
     let file = match fs.open_read_only(from) {

@@ -58,6 +58,8 @@ pub enum Op {
     Remove,
     /// `sync_dir`.
     SyncDir,
+    /// `hard_link`.
+    Link,
 }
 
 /// How an injected fault fails.
@@ -257,6 +259,10 @@ fn powered_off() -> io::Error {
     io::Error::other("simulated power loss: the machine is off")
 }
 
+fn not_a_directory() -> io::Error {
+    io::Error::from(rustix::io::Errno::NOTDIR)
+}
+
 fn errno(kind: FaultKind) -> io::Error {
     match kind {
         FaultKind::Eio | FaultKind::ShortWrite => io::Error::from(rustix::io::Errno::IO),
@@ -298,6 +304,15 @@ impl State {
         }
     }
 
+    /// As the kernel's path walk: a file where a directory must be, above `path`, is
+    /// ENOTDIR (before any question about `path` itself).
+    fn walk(&self, path: &Path) -> io::Result<()> {
+        if path.ancestors().skip(1).any(|a| self.names.contains_key(a)) {
+            return Err(not_a_directory());
+        }
+        Ok(())
+    }
+
     fn inode(&mut self, id: u64) -> io::Result<&mut Inode> {
         self.inodes
             .get_mut(&id)
@@ -333,9 +348,11 @@ impl SimFs {
     fn rename_inner(&self, from: &Path, to: &Path, replace: bool) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        st.walk(from)?;
         if !st.names.contains_key(from) {
             return Err(io::ErrorKind::NotFound.into());
         }
+        st.walk(to)?;
         // As the kernel: NOREPLACE refuses any entry at `to` (EEXIST); a plain rename of a
         // file onto a directory is EISDIR.
         if !to.parent().is_some_and(|p| st.dirs.contains(p)) {
@@ -572,8 +589,10 @@ impl FileSystem for SimFs {
         st.check_on()?;
         // A new directory's entry is durable only after its parent is dir-fsynced, as on a
         // real file system. The root always exists.
-        // As the kernel: a file in the way of any component is EEXIST (ENOTDIR further up).
-        if dir.ancestors().any(|a| st.names.contains_key(a)) {
+        // As the kernel: a file in the way above the last component is ENOTDIR, a file at
+        // the last component EEXIST.
+        st.walk(dir)?;
+        if st.names.contains_key(dir) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
         let mut created: Vec<PathBuf> = dir
@@ -596,6 +615,7 @@ impl FileSystem for SimFs {
     fn create_new(&self, path: &Path) -> io::Result<SimFile> {
         let mut st = self.state.lock();
         st.check_on()?;
+        st.walk(path)?;
         // As `open(O_CREAT | O_EXCL)`: any entry of that name, file or directory, is EEXIST.
         if st.names.contains_key(path) || st.dirs.contains(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
@@ -623,7 +643,9 @@ impl FileSystem for SimFs {
     fn open(&self, path: &Path) -> io::Result<SimFile> {
         let mut st = self.state.lock();
         st.check_on()?;
-        // Opened for writing, a directory is EISDIR.
+        st.walk(path)?;
+        // Opened for writing, a directory is EISDIR. (Read-only, the kernel opens it and
+        // fails its reads; the simulator refuses it here already: it has no directory files.)
         if st.dirs.contains(path) {
             return Err(io::ErrorKind::IsADirectory.into());
         }
@@ -655,6 +677,7 @@ impl FileSystem for SimFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        st.walk(path)?;
         // `unlink` of a directory: EISDIR on Linux.
         if st.dirs.contains(path) {
             return Err(io::ErrorKind::IsADirectory.into());
@@ -673,6 +696,10 @@ impl FileSystem for SimFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        st.walk(dir)?;
+        if st.names.contains_key(dir) {
+            return Err(not_a_directory());
+        }
         if !st.dirs.contains(dir) {
             return Err(io::ErrorKind::NotFound.into());
         }
@@ -703,6 +730,10 @@ impl FileSystem for SimFs {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.state.lock();
         st.check_on()?;
+        st.walk(dir)?;
+        if st.names.contains_key(dir) {
+            return Err(not_a_directory());
+        }
         if !st.dirs.contains(dir) {
             return Err(io::ErrorKind::NotFound.into());
         }
@@ -719,6 +750,7 @@ impl FileSystem for SimFs {
     fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
         let st = self.state.lock();
         st.check_on()?;
+        st.walk(path)?;
         if let Some(&inode) = st.names.get(path) {
             return Ok(FileIdentity { device: 0, inode });
         }
@@ -732,6 +764,32 @@ impl FileSystem for SimFs {
             device: 1,
             inode: hasher.finish(),
         })
+    }
+
+    /// A second name of the same inode, as `link(2)`: durable once `to`'s directory is
+    /// synced; the file's bytes are shared, whichever name writes them.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        st.walk(from)?;
+        // Linux refuses a hard link to a directory with EPERM.
+        if st.dirs.contains(from) {
+            return Err(io::Error::from(rustix::io::Errno::PERM));
+        }
+        let id = *st.names.get(from).ok_or(io::ErrorKind::NotFound)?;
+        st.walk(to)?;
+        if !to.parent().is_some_and(|p| st.dirs.contains(p)) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if st.names.contains_key(to) || st.dirs.contains(to) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        if let Some(kind) = st.begin(Op::Link)? {
+            return Err(errno(kind));
+        }
+        st.names.insert(to.to_path_buf(), id);
+        st.unsynced_dir_ops.push(DirOp::Link(to.to_path_buf(), id));
+        Ok(())
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
