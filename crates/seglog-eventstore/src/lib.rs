@@ -30,6 +30,19 @@
 //! store.shutdown().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Calling the stores from plain threads
+//!
+//! An append's future waits for durability with no help from a runtime: polled by a thread
+//! of its own (the root future of a `block_on`, or any future polled outside tokio), it runs
+//! the commit round on that thread when nobody else does, as [`seglog::Log`]'s blocking
+//! appends do; spawned on a runtime, it hands the round to tokio's blocking pool. Each
+//! wake-up then costs what the caller's `block_on` costs to wake: tokio's `Handle::block_on`
+//! parks on a mutex and a condition variable where the blocking API parks on one futex. In
+//! the 64-thread benchmark (docs/benchmarks.md, "W2 and W3 through the EventStore, measured
+//! again") the trait path ran at 0.94× the blocking `Log` appends, with building the
+//! `ExecutionEventData` included; a caller that does not need the trait can use `Log`'s
+//! blocking appends ([`SeglogEventStore::log`]).
 
 #[cfg(feature = "tier")]
 mod bucket;

@@ -84,6 +84,14 @@ pub trait FileSystem: Send + Sync + 'static {
         Err(io::ErrorKind::Unsupported.into())
     }
 
+    /// How many names the file at `path` has (its hard links, `st_nlink`): a file changed in
+    /// place changes under every one of them. A file system that implements
+    /// [`Self::hard_link`] must implement this too; the default, for one that cannot link,
+    /// answers 1 for any file that exists.
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        self.identity(path).map(|_| 1)
+    }
+
     /// Whether appends gain from written zeros ahead of the tail (see
     /// [`crate::SegmentOptions::zero_ahead_bytes`]). True for real files: a write into
     /// preallocated, unwritten space makes its fdatasync also write the file's block map.

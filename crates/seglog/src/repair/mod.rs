@@ -47,21 +47,15 @@ pub struct RepairReport {
     pub verified: VerifyReport,
 }
 
-/// [`repair_dir_with_fs`] on real files, where it also refuses to cut a segment file that
-/// has other names.
+/// [`repair_dir_with_fs`] on real files.
 ///
 /// # Errors
-/// As [`repair_dir_with_fs`], and [`Error::Unrepairable`] when the segment to cut has other
-/// hard links (a backup made by [`crate::Log::backup`] links sealed segments): cutting it
-/// would cut them too. Nothing is asked or changed then.
+/// As [`repair_dir_with_fs`].
 pub fn repair_dir(
     dir: impl AsRef<Path>,
     confirm: impl FnOnce(&SalvagePlan) -> bool,
 ) -> Result<RepairReport> {
-    repair(StdFs, dir.as_ref(), confirm, &|path| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).map(|m| m.nlink())
-    })
+    repair_dir_with_fs(StdFs, dir.as_ref(), confirm)
 }
 
 /// Repairs the log in `dir`: takes its lock, plans the salvage ([`plan_salvage`]), and if
@@ -74,21 +68,14 @@ pub fn repair_dir(
 /// [`seglog_segment::Error::Locked`] (through [`Error::Segment`]) when another process has
 /// the log open: nothing was read or changed; a missing directory; damage salvage cannot
 /// repair (see [`plan_salvage`]), refused before any change; I/O errors; errors of the
-/// salvage open (records that contradict each other before the damage: nothing was cut).
+/// salvage open (records that contradict each other before the damage: nothing was cut);
+/// [`Error::Unrepairable`] when the segment to cut has other names
+/// ([`FileSystem::link_count`]; a backup made by [`crate::Log::backup`] links sealed
+/// segments): cutting it in place would cut them too. Nothing is asked or changed then.
 pub fn repair_dir_with_fs<F: FileSystem + Clone>(
     fs: F,
     dir: &Path,
     confirm: impl FnOnce(&SalvagePlan) -> bool,
-) -> Result<RepairReport> {
-    repair(fs, dir, confirm, &|_| Ok(1))
-}
-
-/// [`repair_dir_with_fs`], with `links` telling how many names a file has.
-fn repair<F: FileSystem + Clone>(
-    fs: F,
-    dir: &Path,
-    confirm: impl FnOnce(&SalvagePlan) -> bool,
-    links: &dyn Fn(&Path) -> std::io::Result<u64>,
 ) -> Result<RepairReport> {
     refuse_unless_a_log(&fs, dir)?;
     let _lock = lock(&fs, dir)?;
@@ -98,7 +85,9 @@ fn repair<F: FileSystem + Clone>(
     let plan = plan_salvage(&fs, dir)?;
     if let Some(cut) = &plan.cut {
         // A cut truncates the file in place: every other name of it would be cut too.
-        let names = links(&cut.path).map_err(|e| Error::io("stat", &cut.path, e))?;
+        let names = fs
+            .link_count(&cut.path)
+            .map_err(|e| Error::io("stat", &cut.path, e))?;
         if names > 1 {
             return Err(Error::Unrepairable(format!(
                 "{} has {} other names (hard links, as a backup makes): cutting it would cut \

@@ -159,7 +159,8 @@ impl Inode {
 #[derive(Debug, Clone)]
 enum DirOp {
     Link(PathBuf, u64),
-    Rename(PathBuf, PathBuf),
+    /// From, to, and the inode moved.
+    Rename(PathBuf, PathBuf, u64),
     Unlink(PathBuf),
     /// A new directory's entry in its parent.
     MakeDir(PathBuf),
@@ -169,7 +170,7 @@ impl DirOp {
     fn dir(&self) -> Option<&Path> {
         match self {
             DirOp::Link(p, _) | DirOp::Unlink(p) | DirOp::MakeDir(p) => p.parent(),
-            DirOp::Rename(_, to) => to.parent(),
+            DirOp::Rename(_, to, _) => to.parent(),
         }
     }
 
@@ -178,7 +179,7 @@ impl DirOp {
             DirOp::Link(p, id) => {
                 names.insert(p.clone(), *id);
             }
-            DirOp::Rename(from, to) => {
+            DirOp::Rename(from, to, _) => {
                 if let Some(id) = names.remove(from) {
                     names.insert(to.clone(), id);
                 }
@@ -348,30 +349,36 @@ impl SimFs {
     fn rename_inner(&self, from: &Path, to: &Path, replace: bool) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        // As the kernel: both parents are looked up first, then the old name, then the new.
         st.walk(from)?;
-        if !st.names.contains_key(from) {
-            return Err(io::ErrorKind::NotFound.into());
-        }
         st.walk(to)?;
-        // As the kernel: NOREPLACE refuses any entry at `to` (EEXIST); a plain rename of a
-        // file onto a directory is EISDIR.
-        if !to.parent().is_some_and(|p| st.dirs.contains(p)) {
+        let parent_is_dir = |p: &Path| p.parent().is_some_and(|d| st.dirs.contains(d));
+        if !parent_is_dir(from) || !parent_is_dir(to) {
             return Err(io::ErrorKind::NotFound.into());
         }
+        let Some(&id) = st.names.get(from) else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        // NOREPLACE refuses any entry at `to` (EEXIST); a plain rename of a file onto a
+        // directory is EISDIR.
         if !replace && (st.names.contains_key(to) || st.dirs.contains(to)) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
         if st.dirs.contains(to) {
             return Err(io::ErrorKind::IsADirectory.into());
         }
+        // rename(2): "If oldpath and newpath are existing hard links referring to the same
+        // file, then rename() does nothing".
+        if st.names.get(to) == Some(&id) {
+            return Ok(());
+        }
         if let Some(kind) = st.begin(Op::Rename)? {
             return Err(errno(kind));
         }
-        if let Some(id) = st.names.remove(from) {
-            st.names.insert(to.to_path_buf(), id);
-        }
+        st.names.remove(from);
+        st.names.insert(to.to_path_buf(), id);
         st.unsynced_dir_ops
-            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf(), id));
         Ok(())
     }
 
@@ -718,6 +725,23 @@ impl FileSystem for SimFs {
         let subdirs: Vec<PathBuf> = st.dirs.iter().filter(|d| in_dir(d)).cloned().collect();
         st.durable_dirs.retain(|d| !in_dir(d));
         st.durable_dirs.extend(subdirs);
+        // A rename into this directory from another is one journal transaction on ext4 and
+        // XFS: made durable here, its old name goes durably too.
+        let moved_out: Vec<(PathBuf, u64)> = st
+            .unsynced_dir_ops
+            .iter()
+            .filter_map(|op| match op {
+                DirOp::Rename(from, to, id) if in_dir(to) && !in_dir(from) => {
+                    Some((from.clone(), *id))
+                }
+                _ => None,
+            })
+            .collect();
+        for (from, id) in moved_out {
+            if st.durable_names.get(&from) == Some(&id) {
+                st.durable_names.remove(&from);
+            }
+        }
         st.unsynced_dir_ops.retain(|op| op.dir() != Some(dir));
         Ok(())
     }
@@ -771,12 +795,13 @@ impl FileSystem for SimFs {
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
+        // As the kernel: the old name is looked up, then the new one is made (ENOENT,
+        // ENOTDIR, EEXIST), and only then is a directory refused (EPERM).
         st.walk(from)?;
-        // Linux refuses a hard link to a directory with EPERM.
-        if st.dirs.contains(from) {
-            return Err(io::Error::from(rustix::io::Errno::PERM));
+        let id = st.names.get(from).copied();
+        if id.is_none() && !st.dirs.contains(from) {
+            return Err(io::ErrorKind::NotFound.into());
         }
-        let id = *st.names.get(from).ok_or(io::ErrorKind::NotFound)?;
         st.walk(to)?;
         if !to.parent().is_some_and(|p| st.dirs.contains(p)) {
             return Err(io::ErrorKind::NotFound.into());
@@ -784,12 +809,29 @@ impl FileSystem for SimFs {
         if st.names.contains_key(to) || st.dirs.contains(to) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
+        let Some(id) = id else {
+            return Err(io::Error::from(rustix::io::Errno::PERM));
+        };
         if let Some(kind) = st.begin(Op::Link)? {
             return Err(errno(kind));
         }
         st.names.insert(to.to_path_buf(), id);
         st.unsynced_dir_ops.push(DirOp::Link(to.to_path_buf(), id));
         Ok(())
+    }
+
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        let st = self.state.lock();
+        st.check_on()?;
+        st.walk(path)?;
+        if let Some(&id) = st.names.get(path) {
+            return Ok(st.names.values().filter(|&&i| i == id).count() as u64);
+        }
+        if !st.dirs.contains(path) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        // A directory: its own entry, its `.`, and each subdirectory's `..`.
+        Ok(2 + st.dirs.iter().filter(|d| d.parent() == Some(path)).count() as u64)
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
