@@ -44,7 +44,9 @@ pub enum RecoveryMode {
     /// later segment is removed, the loss is logged and reported
     /// ([`crate::RecoveryReport::salvaged`], [`crate::RecoveryReport::salvage_removed`]), and
     /// the log opens — and opens again later in the default mode. May drop acknowledged data;
-    /// the price of opening a damaged log at all.
+    /// the price of opening a damaged log at all. A segment to cut that has other names (a
+    /// backup's hard links) is refused, [`crate::Error::SharedSegment`], before anything
+    /// changes.
     Salvage,
 }
 

@@ -526,6 +526,18 @@ pub(crate) fn recover<F: FileSystem>(
             };
             match opts.recovery_mode {
                 RecoveryMode::Salvage => {
+                    // IMPORTANT: before anything is removed or cut. A cut truncates the file
+                    // in place, so every other name of it (a linked backup's) would be cut
+                    // too (review 63).
+                    let names = fs
+                        .link_count(&f.path)
+                        .map_err(|e| Error::io("stat", &f.path, e))?;
+                    if names > 1 {
+                        return Err(Error::SharedSegment {
+                            path: f.path.clone(),
+                            other_names: names - 1,
+                        });
+                    }
                     tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
                     if !is_last {
                         // Point-in-time salvage: the log keeps its longest undamaged prefix.

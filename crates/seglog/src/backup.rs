@@ -54,8 +54,9 @@ impl<F: FileSystem + Clone> Log<F> {
     /// its durable end. The copy is durable when this returns.
     ///
     /// A linked file is shared with the log: neither the log nor the copy ever writes it
-    /// again, except a [`crate::RecoveryMode::Salvage`] open, which cuts damaged segments in
-    /// place (salvage a copy made with `cp`, not a linked backup).
+    /// again. A [`crate::RecoveryMode::Salvage`] open (and [`crate::repair_dir`]) would cut a
+    /// damaged segment in place: it refuses one that has other names
+    /// ([`seglog_segment::Error::SharedSegment`]); replace it with a copy of itself first.
     ///
     /// Compactions of a writable log wait until the backup is done. On a read-only log the
     /// view is refreshed first.

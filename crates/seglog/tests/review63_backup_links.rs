@@ -158,3 +158,58 @@ fn ok_power_cut_at_every_step_of_a_linking_backup() {
     }
     assert!(k > 5, "{k}");
 }
+
+/// The repair refuses to cut a segment with other names; a `Salvage` open cut it all the
+/// same (it was documented: "salvage a copy made with `cp`, not a linked backup"). It now
+/// refuses too, before it removes or cuts anything, on SimFs and on the kernel.
+fn salvage_open_of_a_log_a_backup_linked<F: seglog::io::FileSystem + Clone>(
+    fs: F,
+    dir: &Path,
+    dest: &Path,
+    read: impl Fn(&Path) -> Vec<u8>,
+    write: impl Fn(&Path, Vec<u8>),
+) {
+    let log = Log::open_with_fs(fs.clone(), dir, opts()).unwrap();
+    let segs = fill(&log);
+    let report = log.backup_blocking(dest).unwrap();
+    assert!(report.segments_linked >= 2, "{report:?}");
+    log.close().unwrap();
+    let mut bytes = read(&segs[1]);
+    flip(&mut bytes, 2);
+    write(&segs[1], bytes); // the inode both names share
+    let linked = dest.join(segs[1].file_name().unwrap());
+    let before = read(&linked);
+    let salvage = opts().recovery_mode(seglog::RecoveryMode::Salvage);
+    let opened = Log::open_with_fs(fs.clone(), dir, salvage).map(|_| ());
+    let err = opened.expect_err("a salvage open cut a segment a backup links");
+    assert!(err.to_string().contains("other names"), "{err}");
+    assert_eq!(read(&linked), before, "the backup's segment changed");
+    for seg in &segs {
+        assert!(fs.identity(seg).is_ok(), "{} was removed", seg.display());
+    }
+}
+
+#[test]
+fn a_salvage_open_refuses_to_cut_a_segment_a_backup_links_on_simfs() {
+    let fs = SimFs::new();
+    let (r, w) = (fs.clone(), fs.clone());
+    salvage_open_of_a_log_a_backup_linked(
+        fs,
+        Path::new("/log"),
+        Path::new("/backup"),
+        move |p| r.read_file(p).unwrap(),
+        move |p, b| w.replace_file(p, b).unwrap(),
+    );
+}
+
+#[test]
+fn a_salvage_open_refuses_to_cut_a_segment_a_backup_links_on_the_kernel() {
+    let tmp = tempfile::tempdir().unwrap();
+    salvage_open_of_a_log_a_backup_linked(
+        seglog::io::StdFs,
+        &tmp.path().join("log"),
+        &tmp.path().join("backup"),
+        |p| std::fs::read(p).unwrap(),
+        |p, b| std::fs::write(p, b).unwrap(),
+    );
+}
