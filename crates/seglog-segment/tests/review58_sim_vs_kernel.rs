@@ -107,6 +107,20 @@ fn cases<F: FileSystem>(fs: &F, dir: &Path) -> Vec<(&'static str, Result<(), io:
             "identity of a missing file",
             kind(fs.identity(&dir.join("missing"))),
         ),
+        // Review 63: the kernel resolves both parents and makes the new name (ENOENT,
+        // ENOTDIR, EEXIST) before it asks what the old one is.
+        (
+            "hard_link a directory over a file",
+            kind(fs.hard_link(&sub, &file)),
+        ),
+        (
+            "hard_link a directory into a missing directory",
+            kind(fs.hard_link(&sub, &dir.join("missing").join("x"))),
+        ),
+        (
+            "rename a missing file into a file's child",
+            kind(fs.rename(&dir.join("missing"), &file.join("x"))),
+        ),
     ]
 }
 

@@ -119,10 +119,10 @@ fn kernel_repair_dir_with_fs_leaves_a_linked_backup_alone() {
     );
 }
 
-/// Checked, passes: a power cut after every operation of a linking backup on SimFs leaves
-/// the source whole, and a backup that returned whole.
+/// Checked by the review (passes): a power cut after every operation of a linking backup on
+/// SimFs leaves the source whole, and a backup that returned whole.
 #[test]
-fn ok_power_cut_at_every_step_of_a_linking_backup() {
+fn a_power_cut_at_every_step_of_a_linking_backup_loses_nothing() {
     use seglog::io::sim::CrashMode;
     let mut k = 1;
     loop {
