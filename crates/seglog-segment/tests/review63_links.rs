@@ -52,23 +52,25 @@ fn durable_file(fs: &SimFs, path: &Path, bytes: &[u8]) {
     fs.sync_dir(path.parent().unwrap()).unwrap();
 }
 
-#[test]
-fn a_link_is_lost_without_its_directory_fsync_and_outlives_the_removed_original_with_it() {
+/// `/a/x` durable with "hello", and an empty directory `/b`, both durable.
+fn durable_a_x_and_empty_b() -> SimFs {
     let fs = SimFs::new();
     fs.create_dir_all(Path::new("/b")).unwrap();
     fs.sync_dir(Path::new("/")).unwrap();
     durable_file(&fs, Path::new("/a/x"), b"hello");
     fs.sync_dir(Path::new("/")).unwrap();
+    fs
+}
+
+#[test]
+fn a_link_is_lost_without_its_directory_fsync_and_outlives_the_removed_original_with_it() {
+    let fs = durable_a_x_and_empty_b();
     fs.hard_link(Path::new("/a/x"), Path::new("/b/y")).unwrap();
     let lost = fs.crash(CrashMode::LoseUnsynced);
     assert_eq!(lost.read_file(Path::new("/b/y")), None);
     assert_eq!(lost.read_file(Path::new("/a/x")).unwrap(), b"hello");
 
-    let fs = SimFs::new();
-    fs.create_dir_all(Path::new("/b")).unwrap();
-    fs.sync_dir(Path::new("/")).unwrap();
-    durable_file(&fs, Path::new("/a/x"), b"hello");
-    fs.sync_dir(Path::new("/")).unwrap();
+    let fs = durable_a_x_and_empty_b();
     fs.hard_link(Path::new("/a/x"), Path::new("/b/y")).unwrap();
     fs.sync_dir(Path::new("/b")).unwrap();
     // The original name goes, durably: the inode lives on through the second name.
@@ -87,11 +89,7 @@ fn a_link_is_lost_without_its_directory_fsync_and_outlives_the_removed_original_
 
 #[test]
 fn writes_through_one_name_are_seen_through_the_other_and_share_durability() {
-    let fs = SimFs::new();
-    fs.create_dir_all(Path::new("/b")).unwrap();
-    fs.sync_dir(Path::new("/")).unwrap();
-    durable_file(&fs, Path::new("/a/x"), b"hello");
-    fs.sync_dir(Path::new("/")).unwrap();
+    let fs = durable_a_x_and_empty_b();
     fs.hard_link(Path::new("/a/x"), Path::new("/b/y")).unwrap();
     fs.sync_dir(Path::new("/b")).unwrap();
     let via_b = fs.open(Path::new("/b/y")).unwrap();
@@ -149,11 +147,7 @@ fn fork_remove_and_fault_counting_with_two_names() {
 /// ext4 a rename is one journal transaction, committed whole by that fsync.
 #[test]
 fn cross_directory_rename_after_a_power_cut_has_one_name() {
-    let fs = SimFs::new();
-    fs.create_dir_all(Path::new("/b")).unwrap();
-    fs.sync_dir(Path::new("/")).unwrap();
-    durable_file(&fs, Path::new("/a/x"), b"hello");
-    fs.sync_dir(Path::new("/")).unwrap();
+    let fs = durable_a_x_and_empty_b();
     fs.rename(Path::new("/a/x"), Path::new("/b/x")).unwrap();
     fs.sync_dir(Path::new("/b")).unwrap();
     let c = fs.crash(CrashMode::LoseUnsynced);

@@ -4,19 +4,17 @@
 //! too), where `repair_dir` asked the kernel and refused ("other names"). Both now ask
 //! `FileSystem::link_count`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![allow(clippy::field_reassign_with_default)]
+
+mod common;
 
 use seglog::io::sim::SimFs;
-use seglog::{CheckpointMode, Log, Options};
+use seglog::{Log, Options, RecoveryMode};
 use seglog_segment::inspect::analyze_segment;
 use std::path::{Path, PathBuf};
 
+/// Small segments, checkpoints written inline.
 fn opts() -> Options {
-    let mut o = Options::default();
-    o.segment_size_bytes = 4096;
-    o.max_record_size_bytes = Some(2048);
-    o.checkpoints = CheckpointMode::Inline;
-    o
+    common::small_inline_opts(RecoveryMode::TolerateTornTail)
 }
 
 fn fill<F: seglog::io::FileSystem + Clone>(log: &Log<F>) -> Vec<PathBuf> {
@@ -179,7 +177,7 @@ fn salvage_open_of_a_log_a_backup_linked<F: seglog::io::FileSystem + Clone>(
     write(&segs[1], bytes); // the inode both names share
     let linked = dest.join(segs[1].file_name().unwrap());
     let before = read(&linked);
-    let salvage = opts().recovery_mode(seglog::RecoveryMode::Salvage);
+    let salvage = common::small_inline_opts(RecoveryMode::Salvage);
     let opened = Log::open_with_fs(fs.clone(), dir, salvage).map(|_| ());
     let err = opened.expect_err("a salvage open cut a segment a backup links");
     assert!(err.to_string().contains("other names"), "{err}");
