@@ -121,6 +121,11 @@ fn cases<F: FileSystem>(fs: &F, dir: &Path) -> Vec<(&'static str, Result<(), io:
             "rename a missing file into a file's child",
             kind(fs.rename(&dir.join("missing"), &file.join("x"))),
         ),
+        // Review 64: the old name's parent is resolved before the new name's.
+        (
+            "rename from a missing directory into a file's child",
+            kind(fs.rename(&dir.join("missing").join("x"), &file.join("y"))),
+        ),
     ]
 }
 

@@ -3,7 +3,8 @@
 //! kernel does nothing); link and rename answered in another order than the kernel (those
 //! cases are in `review58_sim_vs_kernel.rs`); a rename
 //! across directories made durable by the destination's fsync kept both names at a power
-//! cut (ext4 and XFS commit a rename as one transaction).
+//! cut (ext4 and XFS commit a rename as one transaction); and (review 64) that rule lost a
+//! file moved away and back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
@@ -179,4 +180,25 @@ fn stdfs_sync_dir_follows_symlinks_and_refuses_files() {
             .raw_os_error(),
         Some(20)
     );
+}
+
+/// Review 64: the rule above removed the old name even when a later rename had moved the
+/// file back: `/a/x → /b/x → /a/x`, both directories fsynced, and the file was in neither
+/// after the power cut.
+#[test]
+fn a_file_moved_away_and_back_with_both_directories_fsynced_survives_a_power_cut() {
+    for (first, second) in [("/a", "/b"), ("/b", "/a")] {
+        let fs = durable_a_x_and_empty_b();
+        fs.rename(Path::new("/a/x"), Path::new("/b/x")).unwrap();
+        fs.rename(Path::new("/b/x"), Path::new("/a/x")).unwrap();
+        fs.sync_dir(Path::new(first)).unwrap();
+        fs.sync_dir(Path::new(second)).unwrap();
+        let c = fs.crash(CrashMode::LoseUnsynced);
+        let names = [c.file_names(Path::new("/a")), c.file_names(Path::new("/b"))];
+        assert_eq!(
+            names,
+            [vec!["x".to_owned()], vec![]],
+            "fsync {first} then {second}"
+        );
+    }
 }

@@ -349,11 +349,15 @@ impl SimFs {
     fn rename_inner(&self, from: &Path, to: &Path, replace: bool) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check_on()?;
-        // As the kernel: both parents are looked up first, then the old name, then the new.
-        st.walk(from)?;
-        st.walk(to)?;
+        // As the kernel: the old name's parent is looked up, then the new name's, then the
+        // old name, then the new.
         let parent_is_dir = |p: &Path| p.parent().is_some_and(|d| st.dirs.contains(d));
-        if !parent_is_dir(from) || !parent_is_dir(to) {
+        st.walk(from)?;
+        if !parent_is_dir(from) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        st.walk(to)?;
+        if !parent_is_dir(to) {
             return Err(io::ErrorKind::NotFound.into());
         }
         let Some(&id) = st.names.get(from) else {
@@ -738,7 +742,8 @@ impl FileSystem for SimFs {
             })
             .collect();
         for (from, id) in moved_out {
-            if st.durable_names.get(&from) == Some(&id) {
+            // Unless a later rename moved it back (review 64).
+            if st.durable_names.get(&from) == Some(&id) && st.names.get(&from) != Some(&id) {
                 st.durable_names.remove(&from);
             }
         }
