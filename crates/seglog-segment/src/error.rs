@@ -166,22 +166,6 @@ pub enum Error {
     /// segments which are not sealed segments of this log. Nothing was changed.
     #[error("invalid segment replacement: {0}")]
     InvalidReplacement(String),
-
-    /// A [`crate::RecoveryMode::Salvage`] open would cut a damaged segment in place, and the
-    /// file has other names (hard links, as a backup makes): they would be cut too. Nothing
-    /// was removed or cut.
-    #[error(
-        "salvage would cut {} in place, and it has {other_names} other name(s) (hard links, \
-         as a backup makes) that would be cut too: replace the segment with a copy of itself \
-         (cp), or remove the other names, then open again; nothing was changed",
-        path.display()
-    )]
-    SharedSegment {
-        /// The segment to cut.
-        path: PathBuf,
-        /// How many other names it has.
-        other_names: u64,
-    },
 }
 
 impl Error {

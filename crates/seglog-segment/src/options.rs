@@ -44,9 +44,8 @@ pub enum RecoveryMode {
     /// later segment is removed, the loss is logged and reported
     /// ([`crate::RecoveryReport::salvaged`], [`crate::RecoveryReport::salvage_removed`]), and
     /// the log opens — and opens again later in the default mode. May drop acknowledged data;
-    /// the price of opening a damaged log at all. A segment to cut that has other names (a
-    /// backup's hard links) is refused, [`crate::Error::SharedSegment`], before anything
-    /// changes.
+    /// the price of opening a damaged log at all. The cut is made by copy and rename, never
+    /// in place: other names of the segment (a backup's hard links) keep their bytes.
     Salvage,
 }
 

@@ -6,7 +6,8 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{
-    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, SEGMENT_HEADER_LEN,
+    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, SALVAGE_TEMP_FILE_NAME,
+    SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::scan::{
@@ -108,6 +109,29 @@ fn header_error(path: &Path, defect: crate::format::HeaderDefect) -> Error {
 fn sync_file<F: FileSystem>(file: &F::File, path: &Path) -> Result<()> {
     file.sync_data()
         .map_err(|e| Error::io("sync_data", path, e))
+}
+
+/// Cuts the segment at `path` to its first `len` bytes by copy, never in place: the prefix
+/// goes into [`SALVAGE_TEMP_FILE_NAME`], is fdatasynced, and is renamed over the segment,
+/// then the directory is synced. Every other name of the old file (a backup's hard link,
+/// even one made while this runs) keeps all of its bytes (reviews 63 and 64). Returns the cut
+/// segment, open. A crash before the rename leaves the damaged segment as it was (the next
+/// salvage cuts it again) and the temporary file, which that salvage removes first.
+fn cut_by_copy<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    file: &F::File,
+    path: &Path,
+    len: u64,
+) -> Result<F::File> {
+    let tmp = dir.join(SALVAGE_TEMP_FILE_NAME);
+    crate::replacement::remove_if_present(fs, &tmp)?;
+    crate::writer::copy_prefix(fs, file, path, &tmp, len)?;
+    fs.rename(&tmp, path)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("sync_dir", dir, e))?;
+    fs.open(path).map_err(|e| Error::io("open", path, e))
 }
 
 fn truncate<F: FileSystem>(file: &F::File, path: &Path, len: u64) -> Result<()> {
@@ -388,7 +412,7 @@ pub(crate) fn recover<F: FileSystem>(
     let mut salvage_stop = false;
     for (i, f) in found.iter().enumerate() {
         let mut is_last = i + 1 == count;
-        let file = fs
+        let mut file = fs
             .open(&f.path)
             .map_err(|e| Error::io("open", &f.path, e))?;
         if !is_last {
@@ -526,18 +550,6 @@ pub(crate) fn recover<F: FileSystem>(
             };
             match opts.recovery_mode {
                 RecoveryMode::Salvage => {
-                    // IMPORTANT: before anything is removed or cut. A cut truncates the file
-                    // in place, so every other name of it (a linked backup's) would be cut
-                    // too (review 63).
-                    let names = fs
-                        .link_count(&f.path)
-                        .map_err(|e| Error::io("stat", &f.path, e))?;
-                    if names > 1 {
-                        return Err(Error::SharedSegment {
-                            path: f.path.clone(),
-                            other_names: names - 1,
-                        });
-                    }
                     tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
                     if !is_last {
                         // Point-in-time salvage: the log keeps its longest undamaged prefix.
@@ -559,7 +571,7 @@ pub(crate) fn recover<F: FileSystem>(
                             .map_err(|e| Error::io("sync_dir", dir, e))?;
                     }
                     view = None; // no map may outlive the cut
-                    truncate::<F>(&file, &f.path, end)?;
+                    file = cut_by_copy(fs, dir, &file, &f.path, end)?;
                     report.salvaged.push(cut);
                 }
                 RecoveryMode::AbsoluteConsistency => return Err(corrupt(end, defect.to_string())),

@@ -54,9 +54,8 @@ impl<F: FileSystem + Clone> Log<F> {
     /// its durable end. The copy is durable when this returns.
     ///
     /// A linked file is shared with the log: neither the log nor the copy ever writes it
-    /// again. A [`crate::RecoveryMode::Salvage`] open (and [`crate::repair_dir`]) would cut a
-    /// damaged segment in place: it refuses one that has other names
-    /// ([`seglog_segment::Error::SharedSegment`]); replace it with a copy of itself first.
+    /// again. A [`crate::RecoveryMode::Salvage`] open (or [`crate::repair_dir`]) cuts a
+    /// damaged segment by copy and rename, never in place, so the other name keeps its bytes.
     ///
     /// Compactions of a writable log wait until the backup is done. On a read-only log the
     /// view is refreshed first.

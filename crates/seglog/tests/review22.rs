@@ -109,9 +109,6 @@ impl FileSystem for GateFs {
     fn identity(&self, path: &Path) -> io::Result<seglog_segment::io::FileIdentity> {
         self.inner.identity(path)
     }
-    fn link_count(&self, path: &Path) -> io::Result<u64> {
-        self.inner.link_count(path)
-    }
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.hard_link(from, to)
     }

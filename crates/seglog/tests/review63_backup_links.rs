@@ -1,8 +1,10 @@
 //! Review 63 (commit 77b8161): now that SimFs hard-links a backup's sealed segments, a
 //! repair of the source log on SimFs cut the backup's linked segment in place:
 //! `repair_dir_with_fs` assumed every file has one name, on any file system (the real one
-//! too), where `repair_dir` asked the kernel and refused ("other names"). Both now ask
-//! `FileSystem::link_count`.
+//! too), where `repair_dir` asked the kernel and refused ("other names"); a `Salvage` open
+//! never asked. Checking link counts left a window (review 64: a read-only process's backup
+//! linking the segment between the check and the cut), so a salvage now cuts by copy and
+//! rename, never in place, and a backup's names keep every byte whenever they were made.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,7 +12,9 @@ mod common;
 use seglog::io::sim::SimFs;
 use seglog::{Log, Options, RecoveryMode};
 use seglog_segment::inspect::analyze_segment;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Small segments, checkpoints written inline.
 fn opts() -> Options {
@@ -51,9 +55,10 @@ fn kernel_repair_of_a_log_whose_damaged_segment_a_backup_linked_leaves_the_backu
     std::fs::write(&segs[1], &bytes).unwrap(); // in place: the inode both names share
     let linked = dest.join(segs[1].file_name().unwrap());
     let before = std::fs::read(&linked).unwrap();
-    let err = seglog::repair_dir(&dir, |_| true).unwrap_err();
-    assert!(err.to_string().contains("other names"), "{err}");
+    let report = seglog::repair_dir(&dir, |_| true).unwrap();
+    assert!(report.repaired, "{report:?}");
     assert_eq!(std::fs::read(&linked).unwrap(), before);
+    assert!(std::fs::read(&segs[1]).unwrap().len() < before.len());
 }
 
 #[test]
@@ -157,9 +162,9 @@ fn a_power_cut_at_every_step_of_a_linking_backup_loses_nothing() {
     assert!(k > 5, "{k}");
 }
 
-/// The repair refuses to cut a segment with other names; a `Salvage` open cut it all the
-/// same (it was documented: "salvage a copy made with `cp`, not a linked backup"). It now
-/// refuses too, before it removes or cuts anything, on SimFs and on the kernel.
+/// A `Salvage` open cut a backup's linked segment in place (it was documented: "salvage a
+/// copy made with `cp`, not a linked backup"). It cuts by copy and rename now: the log is
+/// salvaged and the backup keeps every byte and event.
 fn salvage_open_of_a_log_a_backup_linked<F: seglog::io::FileSystem + Clone>(
     fs: F,
     dir: &Path,
@@ -178,17 +183,20 @@ fn salvage_open_of_a_log_a_backup_linked<F: seglog::io::FileSystem + Clone>(
     let linked = dest.join(segs[1].file_name().unwrap());
     let before = read(&linked);
     let salvage = common::small_inline_opts(RecoveryMode::Salvage);
-    let opened = Log::open_with_fs(fs.clone(), dir, salvage).map(|_| ());
-    let err = opened.expect_err("a salvage open cut a segment a backup links");
-    assert!(err.to_string().contains("other names"), "{err}");
+    let salvaged = Log::open_with_fs(fs.clone(), dir, salvage).unwrap();
+    assert!(count(&salvaged) < 120, "the salvage cut nothing");
+    salvaged.close().unwrap();
+    assert!(
+        read(&segs[1]).len() < before.len(),
+        "the log's segment was not cut"
+    );
     assert_eq!(read(&linked), before, "the backup's segment changed");
-    for seg in &segs {
-        assert!(fs.identity(seg).is_ok(), "{} was removed", seg.display());
-    }
+    let copy = Log::open_with_fs(fs, dest, opts()).unwrap();
+    assert_eq!(count(&copy), 120);
 }
 
 #[test]
-fn a_salvage_open_refuses_to_cut_a_segment_a_backup_links_on_simfs() {
+fn a_salvage_open_leaves_a_linked_backup_whole_on_simfs() {
     let fs = SimFs::new();
     let (r, w) = (fs.clone(), fs.clone());
     salvage_open_of_a_log_a_backup_linked(
@@ -201,7 +209,7 @@ fn a_salvage_open_refuses_to_cut_a_segment_a_backup_links_on_simfs() {
 }
 
 #[test]
-fn a_salvage_open_refuses_to_cut_a_segment_a_backup_links_on_the_kernel() {
+fn a_salvage_open_leaves_a_linked_backup_whole_on_the_kernel() {
     let tmp = tempfile::tempdir().unwrap();
     salvage_open_of_a_log_a_backup_linked(
         seglog::io::StdFs,
@@ -210,4 +218,112 @@ fn a_salvage_open_refuses_to_cut_a_segment_a_backup_links_on_the_kernel() {
         |p| std::fs::read(p).unwrap(),
         |p, b| std::fs::write(p, b).unwrap(),
     );
+}
+
+/// Run once, from inside a file-system call.
+type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+/// SimFs, running `hook` once, when a salvage makes its first change (after it has read and
+/// judged the segments, before it removes or cuts any).
+#[derive(Clone)]
+struct DuringTheCut {
+    inner: SimFs,
+    hook: Hook,
+}
+
+impl seglog::io::FileSystem for DuringTheCut {
+    type File = <SimFs as seglog::io::FileSystem>::File;
+    type DirLock = <SimFs as seglog::io::FileSystem>::DirLock;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Self::File> {
+        self.inner.create_new(path)
+    }
+    fn open(&self, path: &Path) -> io::Result<Self::File> {
+        self.inner.open(path)
+    }
+    fn open_read_only(&self, path: &Path) -> io::Result<Self::File> {
+        self.inner.open_read_only(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename_no_replace(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        // The salvage's first change: the segments after the cut go first.
+        if path.extension().is_some_and(|e| e == "seg") {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock> {
+        self.inner.lock_dir(dir)
+    }
+    fn identity(&self, path: &Path) -> io::Result<seglog::io::FileIdentity> {
+        self.inner.identity(path)
+    }
+    fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.absolute(path)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.hard_link(from, to)
+    }
+}
+
+/// Review 64: a read-only process (it takes no lock) backs the log up while a salvage runs;
+/// its backup links the damaged segment after the salvage looked at it and before the cut
+/// (here: right before the salvage removes the segments after the damage).
+/// With a check of link counts and a cut in place, the backup that had returned whole was
+/// cut ("jumps from sequence 9 to 18" at its open). The cut is a copy now.
+#[test]
+fn a_read_only_backup_taken_during_a_salvage_keeps_its_linked_segment_whole() {
+    let fs = SimFs::new();
+    let (dir, dest) = (Path::new("/log"), Path::new("/backup"));
+    let log = Log::open_with_fs(fs.clone(), dir, opts()).unwrap();
+    let segs = fill(&log);
+    log.close().unwrap();
+    let mut bytes = fs.read_file(&segs[1]).unwrap();
+    flip(&mut bytes, 2);
+    fs.replace_file(&segs[1], bytes).unwrap();
+    let linked = dest.join(segs[1].file_name().unwrap());
+    let taken = Arc::new(Mutex::new(None));
+    let hook = {
+        let (fs, taken, linked) = (fs.clone(), taken.clone(), linked.clone());
+        Box::new(move || {
+            let reader = Log::open_read_only_with_fs(fs.clone(), dir).unwrap();
+            let report = reader.backup_blocking(dest).unwrap();
+            *taken.lock().unwrap() = Some((report.segments_linked, fs.read_file(&linked)));
+        }) as Box<dyn FnOnce() + Send>
+    };
+    let during = DuringTheCut {
+        inner: fs.clone(),
+        hook: Arc::new(Mutex::new(Some(hook))),
+    };
+    let salvage = common::small_inline_opts(RecoveryMode::Salvage);
+    Log::open_with_fs(during, dir, salvage)
+        .unwrap()
+        .close()
+        .unwrap();
+    let (segments_linked, before) = taken.lock().unwrap().take().expect("the backup ran");
+    assert!(segments_linked >= 2, "{segments_linked}");
+    let before = before.expect("the backup linked the damaged segment");
+    assert_eq!(
+        fs.read_file(&linked).unwrap(),
+        before,
+        "the backup's segment was cut"
+    );
+    let copy = Log::open_with_fs(fs, dest, opts()).unwrap();
+    assert_eq!(count(&copy), 120);
 }

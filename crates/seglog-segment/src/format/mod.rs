@@ -138,6 +138,10 @@ pub const RESTORE_MARKER_FILE_NAME: &str = "RESTORE_IN_PROGRESS";
 /// The next segment, prepared ahead by the writer (zeros, no header) and renamed to a
 /// segment's name at the roll (docs/format.md §1); not part of the log.
 pub const PREPARED_SEGMENT_FILE_NAME: &str = "NEXT_SEGMENT";
+/// The prefix of a segment a salvage cuts, written beside it and renamed over it (the cut is
+/// never made in place: other names of the segment, a backup's hard links, keep their
+/// bytes); a leftover is removed by the next salvage (docs/format.md §1).
+pub const SALVAGE_TEMP_FILE_NAME: &str = "SALVAGE.tmp";
 /// Suffix added to a segment's file name while compaction writes it; such a file is not part
 /// of the log until a committed replacement manifest renames it.
 pub const REPLACEMENT_TEMP_SUFFIX: &str = ".compacting";

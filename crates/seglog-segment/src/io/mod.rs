@@ -84,13 +84,6 @@ pub trait FileSystem: Send + Sync + 'static {
         Err(io::ErrorKind::Unsupported.into())
     }
 
-    /// How many names the file at `path` has (its hard links, `st_nlink`): a file changed in
-    /// place changes under every one of them, so a salvage or repair refuses to cut a file
-    /// with more than one. No default: a wrapper that forgot to forward it would answer 1
-    /// for a file another process linked (review 64). A file system that cannot link
-    /// answers 1 for any file that exists.
-    fn link_count(&self, path: &Path) -> io::Result<u64>;
-
     /// Whether appends gain from written zeros ahead of the tail (see
     /// [`crate::SegmentOptions::zero_ahead_bytes`]). True for real files: a write into
     /// preallocated, unwritten space makes its fdatasync also write the file's block map.

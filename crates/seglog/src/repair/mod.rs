@@ -68,10 +68,10 @@ pub fn repair_dir(
 /// [`seglog_segment::Error::Locked`] (through [`Error::Segment`]) when another process has
 /// the log open: nothing was read or changed; a missing directory; damage salvage cannot
 /// repair (see [`plan_salvage`]), refused before any change; I/O errors; errors of the
-/// salvage open (records that contradict each other before the damage: nothing was cut);
-/// [`Error::Unrepairable`] when the segment to cut has other names
-/// ([`FileSystem::link_count`]; a backup made by [`crate::Log::backup`] links sealed
-/// segments): cutting it in place would cut them too. Nothing is asked or changed then.
+/// salvage open (records that contradict each other before the damage: nothing was cut).
+///
+/// The cut is made by copy and rename, never in place: a backup made by
+/// [`crate::Log::backup`], which hard-links sealed segments, keeps every byte.
 pub fn repair_dir_with_fs<F: FileSystem + Clone>(
     fs: F,
     dir: &Path,
@@ -83,21 +83,6 @@ pub fn repair_dir_with_fs<F: FileSystem + Clone>(
     // anything is asked or cut (review 45). `mend_log_id` writes it again.
     seglog_segment::log_id::read(&fs, dir)?;
     let plan = plan_salvage(&fs, dir)?;
-    if let Some(cut) = &plan.cut {
-        // A cut truncates the file in place: every other name of it would be cut too.
-        let names = fs
-            .link_count(&cut.path)
-            .map_err(|e| Error::io("stat", &cut.path, e))?;
-        if names > 1 {
-            return Err(Error::Unrepairable(format!(
-                "{} has {} other names (hard links, as a backup makes): cutting it would cut \
-                 them too; remove them, or replace the segment with a copy of itself, then \
-                 repair again",
-                cut.path.display(),
-                names - 1
-            )));
-        }
-    }
     if plan.is_empty() || !confirm(&plan) {
         return Ok(RepairReport {
             verified: crate::verify_dir_with_fs(&fs, dir)?,
