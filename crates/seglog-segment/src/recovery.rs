@@ -114,9 +114,10 @@ fn sync_file<F: FileSystem>(file: &F::File, path: &Path) -> Result<()> {
 /// Cuts the segment at `path` to its first `len` bytes by copy, never in place: the prefix
 /// goes into [`SALVAGE_TEMP_FILE_NAME`], is fdatasynced, and is renamed over the segment,
 /// then the directory is synced. Every other name of the old file (a backup's hard link,
-/// even one made while this runs) keeps all of its bytes (reviews 63 and 64). Returns the cut
-/// segment, open. A crash before the rename leaves the damaged segment as it was (the next
-/// salvage cuts it again) and the temporary file, which that salvage removes first.
+/// even one made while this runs) keeps all of its bytes (reviews 63 to 65). Returns the cut
+/// segment, open. A crash before the rename leaves the segment as it was and the temporary
+/// file, which the next writer's open removes. With `len` the file's length, it gives the
+/// segment a file of its own.
 fn cut_by_copy<F: FileSystem>(
     fs: &F,
     dir: &Path,
@@ -552,6 +553,14 @@ pub(crate) fn recover<F: FileSystem>(
                 RecoveryMode::Salvage => {
                     tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
                     if !is_last {
+                        // IMPORTANT: first, before anything is removed or cut, the sealed
+                        // segment gets a file of its own (a whole copy renamed over it). A
+                        // salvage cut short after the removals below leaves it the last
+                        // segment, whose damage the next open cuts in place as a torn tail:
+                        // that must never reach another name of it, a backup's hard link
+                        // (review 65). A full disk fails the salvage here, before any change.
+                        view = None;
+                        file = cut_by_copy(fs, dir, &file, &f.path, file_len)?;
                         // Point-in-time salvage: the log keeps its longest undamaged prefix.
                         // Later segments go (their records would continue executions past
                         // the records this cut drops), and this segment becomes the active one.

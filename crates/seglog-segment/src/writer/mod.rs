@@ -244,6 +244,11 @@ impl<F: FileSystem> SegmentLog<F> {
         });
         // Whatever the options now: a crash of a run that prepared segments can leave one.
         inner.remove_leftover_prepared()?;
+        // A salvage cut short leaves its copy (format.md §1): never part of the log.
+        crate::replacement::remove_if_present(
+            &inner.fs,
+            &inner.dir.join(crate::format::SALVAGE_TEMP_FILE_NAME),
+        )?;
         let bound_file = recovered.tail_bound;
         let keeps_no_bound =
             !inner.prepares_segments() && bound_file != crate::tail_bound::Found::Absent;

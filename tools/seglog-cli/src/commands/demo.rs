@@ -53,6 +53,8 @@ fn is_demo_file(name: &str) -> bool {
         || name.ends_with(".idx.tmp")
         // The writer's next segment, left by a demo that was killed (docs/format.md §1).
         || name == seglog_segment::format::PREPARED_SEGMENT_FILE_NAME
+        // A salvage's copy, left by a repair that was cut short (docs/format.md §1).
+        || name == seglog_segment::format::SALVAGE_TEMP_FILE_NAME
         // The writer's tail bound (docs/format.md §3.6).
         || name == seglog_segment::format::TAIL_BOUND_FILE_NAME
         // The log's identity (docs/format.md §9), and its temp file if a demo was killed
