@@ -559,7 +559,6 @@ pub(crate) fn recover<F: FileSystem>(
                         // segment, whose damage the next open cuts in place as a torn tail:
                         // that must never reach another name of it, a backup's hard link
                         // (review 65). A full disk fails the salvage here, before any change.
-                        view = None;
                         file = cut_by_copy(fs, dir, &file, &f.path, file_len)?;
                         // Point-in-time salvage: the log keeps its longest undamaged prefix.
                         // Later segments go (their records would continue executions past
