@@ -600,14 +600,25 @@ pub(crate) fn recover<F: FileSystem>(
                     }
                     tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "removing torn tail of the last segment");
                     view = None; // no map may outlive the cut
-                    remove_torn_tail::<F>(
-                        &file,
-                        &f.path,
-                        end,
-                        cut.bytes_dropped,
-                        file_len,
-                        opts.segment_size_bytes,
-                    )?;
+                                 // A last segment with other names is cut by copy: in place, they would
+                                 // be cut too. A backup never links the last segment, but a salvage cut
+                                 // short after its removals leaves last a segment that a read-only
+                                 // process's backup may have linked while it ran (review 66).
+                    let names = fs
+                        .link_count(&f.path)
+                        .map_err(|e| Error::io("stat", &f.path, e))?;
+                    if names > 1 {
+                        file = cut_by_copy(fs, dir, &file, &f.path, end)?;
+                    } else {
+                        remove_torn_tail::<F>(
+                            &file,
+                            &f.path,
+                            end,
+                            cut.bytes_dropped,
+                            file_len,
+                            opts.segment_size_bytes,
+                        )?;
+                    }
                     report.torn_tail = Some(cut);
                 }
             }

@@ -87,6 +87,9 @@ impl FileSystem for Flaky {
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.hard_link(from, to)
     }
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        self.inner.link_count(path)
+    }
     fn zeroes_ahead(&self) -> bool {
         self.inner.zeroes_ahead()
     }

@@ -110,6 +110,9 @@ impl FileSystem for WatchedFs {
     fn identity(&self, path: &Path) -> io::Result<seglog_segment::io::FileIdentity> {
         self.inner.identity(path)
     }
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        self.inner.link_count(path)
+    }
     fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
         self.inner.absolute(path)
     }

@@ -280,6 +280,9 @@ impl seglog::io::FileSystem for DuringTheCut {
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.hard_link(from, to)
     }
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        self.inner.link_count(path)
+    }
 }
 
 /// Review 64: a read-only process (it takes no lock) backs the log up while a salvage runs;

@@ -84,6 +84,12 @@ pub trait FileSystem: Send + Sync + 'static {
         Err(io::ErrorKind::Unsupported.into())
     }
 
+    /// How many names the file at `path` has (`st_nlink`): a recovery that must cut a file
+    /// with other names cuts by copy, not in place. No default: a wrapper that forgot to
+    /// forward it would answer for the wrong file system (review 64). A file system that
+    /// cannot link answers 1 for any file that exists.
+    fn link_count(&self, path: &Path) -> io::Result<u64>;
+
     /// Whether appends gain from written zeros ahead of the tail (see
     /// [`crate::SegmentOptions::zero_ahead_bytes`]). True for real files: a write into
     /// preallocated, unwritten space makes its fdatasync also write the file's block map.

@@ -116,6 +116,11 @@ impl FileSystem for StdFs {
         std::fs::hard_link(from, to)
     }
 
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(std::fs::metadata(path)?.nlink())
+    }
+
     fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(path)?;

@@ -825,6 +825,20 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        let st = self.state.lock();
+        st.check_on()?;
+        st.walk(path)?;
+        if let Some(&id) = st.names.get(path) {
+            return Ok(st.names.values().filter(|&&i| i == id).count() as u64);
+        }
+        if !st.dirs.contains(path) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        // A directory: its own entry, its `.`, and each subdirectory's `..`.
+        Ok(2 + st.dirs.iter().filter(|d| d.parent() == Some(path)).count() as u64)
+    }
+
     fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
         let mut st = self.state.lock();
         st.check_on()?;
