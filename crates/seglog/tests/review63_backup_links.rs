@@ -9,7 +9,7 @@
 
 mod common;
 
-use seglog::io::sim::SimFs;
+use seglog::io::sim::{Fault, FaultKind, Op, SimFs};
 use seglog::{Log, Options, RecoveryMode};
 use seglog_segment::inspect::analyze_segment;
 use std::io;
@@ -329,4 +329,87 @@ fn a_read_only_backup_taken_during_a_salvage_keeps_its_linked_segment_whole() {
     );
     let copy = Log::open_with_fs(fs, dest, opts()).unwrap();
     assert_eq!(count(&copy), 120);
+}
+
+/// Review 66: the salvage first renames a whole copy of the damaged sealed segment over it,
+/// then removes the later segments, then cuts by copy. A read-only process's backup taken
+/// between the first rename and the cut links the *copy* (it still has two later segments).
+/// If the cut then fails (EIO here; a power cut after the removals' directory fsync does the
+/// same), the copy is the log's last segment, and the next default open cut its damaged tail
+/// in place, the backup's file with it. A last segment with other names is cut by copy now.
+#[test]
+fn a_backup_linking_the_whole_copy_then_a_failed_cut_then_a_default_open_leaves_the_backup_whole() {
+    let fs = SimFs::new();
+    let (dir, dest) = (Path::new("/log"), Path::new("/backup"));
+    let opts = opts();
+    let log = Log::open_with_fs(fs.clone(), dir, opts.clone()).unwrap();
+    for i in 0..120u64 {
+        let body = format!("event {i} {}", "z".repeat((i * 11 % 90) as usize));
+        log.append_blocking(&format!("exec-{}", i % 4), "tenant", body.as_bytes())
+            .unwrap();
+    }
+    let segs: Vec<PathBuf> = log.segments().into_iter().map(|s| s.path).collect();
+    log.close().unwrap();
+    // Damage in the last record of the second segment: a torn tail once it is last.
+    let mut bytes = fs.read_file(&segs[1]).unwrap();
+    let a = analyze_segment(&bytes, 0);
+    let last = *a.record_offsets.last().unwrap() as usize;
+    bytes[last + (a.data_end as usize - last) / 2] ^= 0x04;
+    fs.replace_file(&segs[1], bytes).unwrap();
+    let linked = dest.join(segs[1].file_name().unwrap());
+
+    let taken = Arc::new(Mutex::new(None));
+    let hook = {
+        let (fs, taken, linked) = (fs.clone(), taken.clone(), linked.clone());
+        Box::new(move || {
+            let reader = Log::open_read_only_with_fs(fs.clone(), dir).unwrap();
+            let report = reader.backup_blocking(dest).unwrap();
+            *taken.lock().unwrap() = Some((report.segments_linked, fs.read_file(&linked)));
+            drop(reader);
+            // The salvage's cut fails: its create of SALVAGE.tmp.
+            fs.inject(Fault {
+                op: Some(Op::Create),
+                nth: fs.op_count(Op::Create) + 1,
+                kind: FaultKind::Eio,
+                persistent: false,
+            });
+        }) as Box<dyn FnOnce() + Send>
+    };
+    let during = DuringTheCut {
+        inner: fs.clone(),
+        hook: Arc::new(Mutex::new(Some(hook))),
+    };
+    let salvage = Log::open_with_fs(
+        during,
+        dir,
+        common::small_inline_opts(RecoveryMode::Salvage),
+    );
+    eprintln!(
+        "salvage: {:?}",
+        salvage.as_ref().map(|_| ()).map_err(|e| e.to_string())
+    );
+    drop(salvage);
+    fs.clear_faults();
+    let (segments_linked, before) = taken.lock().unwrap().take().expect("the backup ran");
+    let before = before.expect("the backup linked the damaged segment");
+    eprintln!(
+        "backup linked {segments_linked}; /log: {:?}",
+        fs.file_names(dir)
+    );
+
+    let opened = Log::open_with_fs(fs.clone(), dir, opts.clone());
+    eprintln!(
+        "default open: {:?}",
+        opened.as_ref().map(|_| ()).map_err(|e| e.to_string())
+    );
+    if let Ok(log) = opened {
+        log.close().unwrap();
+    }
+    let after = fs.read_file(&linked).unwrap();
+    assert_eq!(
+        (after.len(), after == before),
+        (before.len(), true),
+        "the backup's linked segment {} changed in place",
+        linked.display()
+    );
 }
