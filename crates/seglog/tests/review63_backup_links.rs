@@ -343,12 +343,7 @@ fn a_backup_linking_the_whole_copy_then_a_failed_cut_then_a_default_open_leaves_
     let (dir, dest) = (Path::new("/log"), Path::new("/backup"));
     let opts = opts();
     let log = Log::open_with_fs(fs.clone(), dir, opts.clone()).unwrap();
-    for i in 0..120u64 {
-        let body = format!("event {i} {}", "z".repeat((i * 11 % 90) as usize));
-        log.append_blocking(&format!("exec-{}", i % 4), "tenant", body.as_bytes())
-            .unwrap();
-    }
-    let segs: Vec<PathBuf> = log.segments().into_iter().map(|s| s.path).collect();
+    let segs = fill(&log);
     log.close().unwrap();
     // Damage in the last record of the second segment: a torn tail once it is last.
     let mut bytes = fs.read_file(&segs[1]).unwrap();
