@@ -553,13 +553,19 @@ pub(crate) fn recover<F: FileSystem>(
                 RecoveryMode::Salvage => {
                     tracing::error!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "salvage: cutting damaged segment");
                     if !is_last {
-                        // IMPORTANT: first, before anything is removed or cut, the sealed
-                        // segment gets a file of its own (a whole copy renamed over it). A
-                        // salvage cut short after the removals below leaves it the last
-                        // segment, whose damage the next open cuts in place as a torn tail:
-                        // that must never reach another name of it, a backup's hard link
-                        // (review 65). A full disk fails the salvage here, before any change.
-                        file = cut_by_copy(fs, dir, &file, &f.path, file_len)?;
+                        // First, before anything is removed or cut: a sealed segment with
+                        // other names (a backup's hard links) gets a file of its own (a whole
+                        // copy renamed over it), so that a full disk fails the salvage here,
+                        // before any change, and not the next open, which would have to cut
+                        // by copy the last segment a salvage cut short left (review 65). A
+                        // name linked after this check is safe all the same: every cut of a
+                        // salvage, and of a last segment with other names, is a copy.
+                        let names = fs
+                            .link_count(&f.path)
+                            .map_err(|e| Error::io("stat", &f.path, e))?;
+                        if names > 1 {
+                            file = cut_by_copy(fs, dir, &file, &f.path, file_len)?;
+                        }
                         // Point-in-time salvage: the log keeps its longest undamaged prefix.
                         // Later segments go (their records would continue executions past
                         // the records this cut drops), and this segment becomes the active one.
@@ -600,10 +606,11 @@ pub(crate) fn recover<F: FileSystem>(
                     }
                     tracing::warn!(segment = cut.segment, offset = cut.offset, bytes = cut.bytes_dropped, reason = %cut.reason, "removing torn tail of the last segment");
                     view = None; // no map may outlive the cut
-                                 // A last segment with other names is cut by copy: in place, they would
-                                 // be cut too. A backup never links the last segment, but a salvage cut
-                                 // short after its removals leaves last a segment that a read-only
-                                 // process's backup may have linked while it ran (review 66).
+
+                    // A last segment with other names is cut by copy: in place, they would be
+                    // cut too. A backup never links the last segment, but a salvage cut short
+                    // after its removals leaves last a segment that a read-only process's
+                    // backup may have linked while it ran (review 66).
                     let names = fs
                         .link_count(&f.path)
                         .map_err(|e| Error::io("stat", &f.path, e))?;

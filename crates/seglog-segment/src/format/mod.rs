@@ -140,7 +140,7 @@ pub const RESTORE_MARKER_FILE_NAME: &str = "RESTORE_IN_PROGRESS";
 pub const PREPARED_SEGMENT_FILE_NAME: &str = "NEXT_SEGMENT";
 /// The prefix of a segment a salvage cuts, written beside it and renamed over it (the cut is
 /// never made in place: other names of the segment, a backup's hard links, keep their
-/// bytes); a leftover is removed by the next salvage (docs/format.md §1).
+/// bytes); a leftover is removed by the next writer's open (docs/format.md §1).
 pub const SALVAGE_TEMP_FILE_NAME: &str = "SALVAGE.tmp";
 /// Suffix added to a segment's file name while compaction writes it; such a file is not part
 /// of the log until a committed replacement manifest renames it.
