@@ -35,6 +35,7 @@ mod report;
 mod streaming;
 mod tier;
 mod usage;
+mod wakeup;
 mod workload;
 
 use anyhow::Result;
@@ -64,9 +65,10 @@ use std::time::Duration;
 ///      log (file:// bucket; plus S3 when SEGLOG_BENCH_S3_ENDPOINT is set)
 ///
 /// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
-/// process CPU µs per append (user, sys), and the block device's writes, flushes, MB and
-/// jbd2 commits per second; and write SVG figures (throughput, latency per workload) to
-/// --plots.
+/// process CPU µs per append (user, sys) and context switches per append (against the
+/// wake-up floor: what one sleep + wake-up of a blocked thread costs, no I/O), and the
+/// block device's writes, flushes, MB and jbd2 commits per second; and write SVG figures
+/// (throughput, latency per workload) to --plots.
 ///
 /// Examples:
 ///   seglog-bench all                     # the documented full run (~16 minutes)
@@ -299,6 +301,17 @@ fn appends(
         before.as_secs_f64() * 1e6,
         after.as_secs_f64() * 1e6
     );
+    let mut writer_counts: Vec<usize> = specs.iter().map(|s| s.writers).collect();
+    writer_counts.sort_unstable();
+    writer_counts.dedup();
+    for threads in writer_counts.into_iter().filter(|&n| n > 1) {
+        let f = wakeup::measure(threads, 2000)?;
+        println!(
+            "wake-up floor ({} threads parked and woken by another, no I/O): {:.1} µs CPU and \
+             {:.2} voluntary switches per sleep + wake-up, {:.0} wake-ups/s",
+            f.threads, f.cpu_us, f.voluntary_switches, f.wakeups_per_sec
+        );
+    }
     if bandwidth {
         println!(
             "disk sequential write bandwidth (512 MiB, 1 MiB writes, one fdatasync): {:.0} MB/s",

@@ -51,18 +51,19 @@ pub fn payload(bytes: usize) -> String {
 
 /// One line per peer and workload. "vs floor": see [`vs_floor`]; "vs raft-engine": see
 /// [`vs_raft_engine`]. CPU: the whole process's user + sys time per append (the harness's
-/// writer threads included). dev: the block device's write requests, flushes and megabytes
+/// writer threads included); switches: its voluntary (a thread waits) and involuntary (a
+/// thread is preempted) context switches per append. dev: the block device's write requests, flushes and megabytes
 /// written per second of run, and jbd2 (ext4 journal) commits per second; "–" where the
 /// kernel does not tell. The device is the whole disk's: anything else writing to it counts.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| workload | writers | batch | payload | peer | appends/s (median) | events/s | MB/s | vs floor | vs raft-engine | p50 µs | p99 µs | p99.9 µs | CPU µs/append | user µs | sys µs | dev writes/s | dev flushes/s | dev MB/s | jbd2 commits/s |"
+        "| workload | writers | batch | payload | peer | appends/s (median) | events/s | MB/s | vs floor | vs raft-engine | p50 µs | p99 µs | p99.9 µs | CPU µs/append | user µs | sys µs | switches/append (vol.) | switches/append (invol.) | dev writes/s | dev flushes/s | dev MB/s | jbd2 commits/s |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for group in workloads(rows) {
         for r in group {
@@ -72,9 +73,13 @@ pub fn markdown(rows: &[Row]) -> String {
             let cpu_col = |f: fn((f64, f64, f64)) -> f64| {
                 cpu.map_or_else(|| "–".to_owned(), |c| format!("{:.1}", f(c)))
             };
+            let switches = r.switches_per_append();
+            let switch_col = |f: fn((f64, f64)) -> f64| {
+                switches.map_or_else(|| "–".to_owned(), |c| format!("{:.2}", f(c)))
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.workload,
                 r.writers,
                 r.batch,
@@ -91,6 +96,8 @@ pub fn markdown(rows: &[Row]) -> String {
                 cpu_col(|c| c.0),
                 cpu_col(|c| c.1),
                 cpu_col(|c| c.2),
+                switch_col(|c| c.0),
+                switch_col(|c| c.1),
                 rate(r.dev_per_sec(|d| d.write_ios)),
                 rate(r.dev_per_sec(|d| d.flush_ios)),
                 r.dev_per_sec(|d| d.write_sectors)

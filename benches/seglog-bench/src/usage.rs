@@ -1,5 +1,6 @@
-//! What a run costs besides time: the process's CPU (`getrusage(RUSAGE_SELF)`: every thread,
-//! the peer's background threads and the harness's writers alike), and the block device's
+//! What a run costs besides time: the process's CPU and context switches
+//! (`getrusage(RUSAGE_SELF)`: every thread, the peer's background threads and the harness's
+//! writers alike), and the block device's
 //! request counters (`/sys/dev/block/MAJ:MIN/stat`) and ext4 journal commits
 //! (`/proc/fs/jbd2/<dev>-8/info`), read before and after each run as evidence of mechanism:
 //! how many writes and flushes the disk saw for the appends acknowledged.
@@ -7,20 +8,28 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Process CPU time so far.
+/// Process CPU time and context switches so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu {
     pub user: Duration,
     pub sys: Duration,
+    /// A thread gave up its CPU to wait (a futex sleep, an fsync): `ru_nvcsw`.
+    pub voluntary_switches: u64,
+    /// A thread was preempted while it could still run: `ru_nivcsw`.
+    pub involuntary_switches: u64,
 }
 
 impl Cpu {
-    /// The process's user and system CPU time so far, every thread included.
+    /// The process's user and system CPU time and context switches so far, every thread
+    /// included (Linux sums every thread's counts for `RUSAGE_SELF`).
     pub fn now() -> std::io::Result<Cpu> {
         let u = rusage_self()?;
+        let count = |n: libc::c_long| u64::try_from(n).unwrap_or(0);
         Ok(Cpu {
             user: timeval(u.ru_utime),
             sys: timeval(u.ru_stime),
+            voluntary_switches: count(u.ru_nvcsw),
+            involuntary_switches: count(u.ru_nivcsw),
         })
     }
 
@@ -29,6 +38,12 @@ impl Cpu {
         Cpu {
             user: self.user.saturating_sub(earlier.user),
             sys: self.sys.saturating_sub(earlier.sys),
+            voluntary_switches: self
+                .voluntary_switches
+                .saturating_sub(earlier.voluntary_switches),
+            involuntary_switches: self
+                .involuntary_switches
+                .saturating_sub(earlier.involuntary_switches),
         }
     }
 
@@ -37,6 +52,8 @@ impl Cpu {
         Cpu {
             user: self.user + other.user,
             sys: self.sys + other.sys,
+            voluntary_switches: self.voluntary_switches + other.voluntary_switches,
+            involuntary_switches: self.involuntary_switches + other.involuntary_switches,
         }
     }
 }
@@ -211,6 +228,16 @@ mod tests {
         std::hint::black_box(x);
         let b = Cpu::now().unwrap();
         assert!(b.since(a).user + b.since(a).sys > Duration::ZERO);
+    }
+
+    #[test]
+    fn sleeping_counts_voluntary_switches() {
+        let a = Cpu::now().unwrap();
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let d = Cpu::now().unwrap().since(a);
+        assert!(d.voluntary_switches >= 5, "{d:?}");
     }
 
     #[test]

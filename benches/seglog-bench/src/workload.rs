@@ -101,6 +101,17 @@ impl Row {
         ))
     }
 
+    /// Context switches per append, over the whole process: (voluntary, involuntary).
+    pub fn switches_per_append(&self) -> Option<(f64, f64)> {
+        let n = self.appends as f64;
+        (self.appends > 0).then(|| {
+            (
+                self.cpu.voluntary_switches as f64 / n,
+                self.cpu.involuntary_switches as f64 / n,
+            )
+        })
+    }
+
     /// A device counter's change per second of run time (`None` where not counted).
     pub fn dev_per_sec(&self, counter: impl Fn(&DevCounters) -> Option<u64>) -> Option<f64> {
         let secs = self.elapsed.as_secs_f64();
