@@ -16,8 +16,9 @@ pub enum SyncMode {
     #[default]
     Always,
     /// Appends return once their bytes are handed to the OS; nothing is synced until the
-    /// segment is sealed or the log is closed. A process crash loses nothing, a power cut
-    /// may lose any unsealed append. For bulk loads and tests that say so.
+    /// segment is sealed, the log is closed, or `sync` is called (which still makes what it
+    /// returns for stable). A process crash loses nothing, a power cut may lose any unsealed
+    /// append that no `sync` covered. For bulk loads and tests that say so.
     Never,
 }
 

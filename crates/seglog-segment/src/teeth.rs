@@ -43,6 +43,9 @@ pub enum SyncPoint {
     /// The eviction, on open, of `TAIL_BOUND`'s cached pages (a slot whose sync failed stays
     /// there, never on the disk), so that the open reads the disk's slots.
     RecoveredTailBoundEvict = 16,
+    /// The fdatasync `sync` makes itself under `SyncMode::Never`, where the commit rounds
+    /// it waited for only wrote.
+    ExplicitSyncFsync = 17,
 }
 
 #[cfg(seglog_teeth)]

@@ -57,7 +57,9 @@ impl<F: FileSystem> Log<F> {
 
     /// Makes every append submitted before the call durable — buffered ones included — and
     /// visible to readers: one commit round (one write of what is queued and one fdatasync),
-    /// shared with concurrent appends. Cheap when nothing is pending.
+    /// shared with concurrent appends. Cheap when nothing is pending. Under
+    /// [`crate::SyncMode::Never`] as well: appends are acknowledged unsynced in that mode,
+    /// and `sync` fdatasyncs the active segment itself once they are written.
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future loses nothing. What it would have made durable

@@ -862,7 +862,7 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// The active segment with its durable end, for sealing it when a new one is needed.
-    fn active_entry_with_end(&self) -> Option<(Arc<SegmentEntry<F>>, u64, u64)> {
+    pub(super) fn active_entry_with_end(&self) -> Option<(Arc<SegmentEntry<F>>, u64, u64)> {
         let segments = self.segments.read();
         let entry = segments
             .values()

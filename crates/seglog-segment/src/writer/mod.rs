@@ -12,6 +12,7 @@ mod prepare;
 mod read_only;
 mod replace;
 mod roll;
+mod sync_written;
 mod waiters;
 mod zeroing;
 
@@ -387,6 +388,9 @@ impl<F: FileSystem> SegmentLog<F> {
 
     /// Makes every record submitted before the call durable (buffered ones included): one
     /// commit round, shared with concurrent appends. Returns the LSN it made durable through.
+    /// Under [`crate::SyncMode::Never`] too: there the round only writes, and `sync` then
+    /// fsyncs the active segment itself (appends are acknowledged unsynced in that mode;
+    /// `sync` is the request for stable storage).
     ///
     /// # Errors
     /// [`Error::Closed`]; [`Error::Poisoned`] if a write or fsync failed.
@@ -395,6 +399,7 @@ impl<F: FileSystem> SegmentLog<F> {
         self.check_writable()?;
         let last = self.inner.last_submitted_lsn();
         self.wait_durable(last)?;
+        self.inner.sync_written_through(last)?;
         Ok(last)
     }
 
@@ -407,6 +412,7 @@ impl<F: FileSystem> SegmentLog<F> {
         self.check_writable()?;
         let last = self.inner.last_submitted_lsn();
         self.wait_durable_async(last).await?;
+        self.inner.sync_written_through_async(last).await?;
         Ok(last)
     }
 

@@ -224,7 +224,7 @@ fn wake_children(me: &Waiter) {
 /// there is no blocking pool). Tasks hand the round to tokio's blocking pool instead.
 /// (`block_in_place` is not used: tokio refuses it, by panicking, in places a caller cannot
 /// see, such as a `LocalSet`.)
-fn may_lead_in_place() -> bool {
+pub(super) fn may_lead_in_place() -> bool {
     tokio::runtime::Handle::try_current().is_err() || tokio::task::try_id().is_none()
 }
 
