@@ -43,6 +43,10 @@ pub const NO_TENANT: &str = "~no-tenant";
 ///   its tenant (such an append is refused).
 /// - Execution and tenant ids must be 1 to 255 bytes (seglog's limit; enact-core's stores
 ///   take any string); an append with another id fails and writes nothing.
+/// - Reads fail on a record `append` would not have written (through [`Self::log`], a tool,
+///   a crafted file): one holding more than one event, or an event whose context names
+///   another execution or tenant than the record's. They never hand it out under a sequence
+///   it shares, or as another execution's or tenant's event.
 ///
 /// Give it a log directory of its own: the kernel store ([`crate::SeglogEventStore`]) numbers
 /// each execution's events densely, and the two kinds of event would share (and break) that
@@ -123,7 +127,8 @@ impl<F: FileSystem> SeglogStreamStore<F> {
     }
 }
 
-/// The entry of a record the streaming store wrote: one event.
+/// The entry of a record the streaming store wrote: one event, of the record's execution
+/// and tenant.
 fn entry(record: &LogRecord) -> anyhow::Result<EventLogEntry> {
     let [payload] = record.payloads.as_slice() else {
         anyhow::bail!(
@@ -133,7 +138,34 @@ fn entry(record: &LogRecord) -> anyhow::Result<EventLogEntry> {
         );
     };
     let event = codec::decode_execution_event(record.encoding, payload, record.lsn)?;
+    check_context(&event, record.lsn, &record.execution, Some(&record.tenant))?;
     Ok(EventLogEntry::new(record.lsn, event))
+}
+
+/// Refuses an event whose context names another execution than the record it sits in, or
+/// another tenant (an event without one joins its execution's, see the type's
+/// documentation). `append` never writes one; a record written otherwise (through
+/// [`SeglogStreamStore::log`], a tool, a crafted file) is refused rather than read back as
+/// another execution's or another tenant's event. `tenant`: the record's, where known.
+fn check_context(
+    event: &ExecutionEvent,
+    lsn: u64,
+    execution: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<()> {
+    let named = event.context.execution_id.as_str();
+    anyhow::ensure!(
+        named == execution,
+        "the event at global position {lsn} names execution {named:?} but is stored under {execution:?}"
+    );
+    if let (Some(named), Some(stored)) = (&event.context.tenant_id, tenant) {
+        anyhow::ensure!(
+            named.as_str() == stored,
+            "the event at global position {lsn} names tenant {:?} but is stored under {stored:?}",
+            named.as_str()
+        );
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -158,11 +190,25 @@ impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
         &self,
         execution_id: &ExecutionId,
     ) -> anyhow::Result<Vec<EventLogEntry>> {
-        self.log
-            .read(execution_id.as_str())?
+        let execution = execution_id.as_str();
+        let events = self.log.read(execution)?;
+        // Events of one record share its position: the store writes one event per record,
+        // and the trait's sequence must not repeat (as `get_after` refuses such a record).
+        if let Some(pair) = events.windows(2).find(|w| w[0].lsn == w[1].lsn) {
+            anyhow::bail!(
+                "the record at global position {} holds more than one event; the streaming store writes one per record",
+                pair[0].lsn
+            );
+        }
+        let tenant = match events.is_empty() {
+            true => None,
+            false => self.log.tenant_of(execution)?,
+        };
+        events
             .into_iter()
             .map(|e| {
                 let event = codec::decode_execution_event(e.encoding, &e.payload, e.lsn)?;
+                check_context(&event, e.lsn, execution, tenant.as_deref())?;
                 Ok(EventLogEntry::new(e.lsn, event))
             })
             .collect()
