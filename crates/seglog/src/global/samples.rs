@@ -19,7 +19,7 @@
 //! `(lsn, offset)` sorted by LSN ([`LsnSamples::clustered_order`]), 16 bytes per record while
 //! global reads use the segment. Built the same way (checkpoint, else one scan).
 
-use crate::Result;
+use crate::{Error, Result};
 use seglog_segment::format::SEGMENT_HEADER_LEN;
 use seglog_segment::io::FileSystem;
 use seglog_segment::{RecordPosition, SegmentInfo, SegmentLog};
@@ -169,30 +169,50 @@ impl LsnSamples {
         checkpoint_dir: Option<&Path>,
         segment: &SegmentInfo,
     ) -> Result<Arc<ClusteredOrder>> {
-        let mut order = ClusteredOrder::default();
-        if let Some(cp) = checkpoint_dir
+        // The checkpoint's table is a hint: one that names an LSN twice is not used.
+        let from_checkpoint = checkpoint_dir
             .and_then(|dir| seglog_index::checkpoint::load(log.file_system(), dir, segment))
-        {
-            order.by_lsn = cp
-                .records
-                .iter()
-                .map(|r| (r.lsn, u64::from(r.offset)))
-                .collect();
-            order.from_checkpoint = true;
-        } else {
-            for record in log.records_from(RecordPosition {
-                segment: segment.number,
-                offset: SEGMENT_HEADER_LEN as u64,
-            })? {
-                let record = record?;
-                order
-                    .by_lsn
-                    .push((record.view().lsn(), record.position().offset));
+            .map(|cp| {
+                let mut by_lsn: Vec<(u64, u64)> = cp
+                    .records
+                    .iter()
+                    .map(|r| (r.lsn, u64::from(r.offset)))
+                    .collect();
+                by_lsn.sort_unstable();
+                by_lsn
+            })
+            .filter(|by_lsn| shared_lsn(by_lsn).is_none());
+        let order = match from_checkpoint {
+            Some(by_lsn) => ClusteredOrder {
+                by_lsn,
+                from_checkpoint: true,
+            },
+            None => {
+                let mut by_lsn = Vec::new();
+                for record in log.records_from(RecordPosition {
+                    segment: segment.number,
+                    offset: SEGMENT_HEADER_LEN as u64,
+                })? {
+                    let record = record?;
+                    by_lsn.push((record.view().lsn(), record.position().offset));
+                }
+                self.scanned_records
+                    .fetch_add(by_lsn.len() as u64, Ordering::Relaxed);
+                by_lsn.sort_unstable();
+                // A global position is never shared (each record checks only against the
+                // segment's bounds when read, so two of one LSN would both come out).
+                if let Some((lsn, a, b)) = shared_lsn(&by_lsn) {
+                    return Err(Error::Corruption(format!(
+                        "segment {} holds two records of LSN {lsn} (offsets {a} and {b})",
+                        segment.number
+                    )));
+                }
+                ClusteredOrder {
+                    by_lsn,
+                    from_checkpoint: false,
+                }
             }
-            self.scanned_records
-                .fetch_add(order.by_lsn.len() as u64, Ordering::Relaxed);
-        }
-        order.by_lsn.sort_unstable();
+        };
         let order = Arc::new(order);
         self.clustered.lock().insert(segment.number, order.clone());
         Ok(order)
@@ -210,6 +230,14 @@ impl LsnSamples {
             clustered.retain(|n, _| segments.iter().any(|s| s.number == *n && s.clustered));
         }
     }
+}
+
+/// Two neighbours of an LSN-sorted table with one LSN: `(lsn, offset, offset)`.
+fn shared_lsn(by_lsn: &[(u64, u64)]) -> Option<(u64, u64, u64)> {
+    by_lsn
+        .windows(2)
+        .find(|w| w[0].0 == w[1].0)
+        .map(|w| (w[0].0, w[0].1, w[1].1))
 }
 
 /// The samples of `segment`: `known` extended over its records after `known.covered_to`, or
