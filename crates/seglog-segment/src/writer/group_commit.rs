@@ -308,7 +308,7 @@ impl<F: FileSystem> Drop for LeaderClaim<F> {
 /// One step of waiting for another round's fsync to end (rare, at most one fsync long):
 /// a few yields, then short sleeps, so that on few cores the wait does not take the CPU
 /// from the threads it waits for. Returns the steps taken so far.
-fn back_off(spins: u32) -> u32 {
+pub(super) fn back_off(spins: u32) -> u32 {
     if cfg!(seglog_loom) || spins < 4 {
         crate::sync::thread::yield_now();
     } else {
@@ -416,6 +416,13 @@ impl<F: FileSystem> LeaderClaim<F> {
     pub(crate) fn release(mut self) {
         self.phase = Phase::Finished;
         self.inner.finish_round(None);
+    }
+
+    /// Gives the seat back after a failure of work done in it outside a round (an explicit
+    /// sync): the log is poisoned first, as by a failed round.
+    pub(super) fn fail(mut self, error: Error) {
+        self.phase = Phase::Finished;
+        self.inner.finish_round(Some(Err(error)));
     }
 }
 
