@@ -23,27 +23,44 @@ fn event(exec: &str, tenant: &str) -> ExecutionEvent {
     ExecutionEvent::new(ExecutionEventType::StepStart, c)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_of_two_streaming_events_never_gives_two_entries_one_sequence() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SeglogStreamStore::open(dir.path()).await.unwrap();
-    store.append(event("a", "acme")).await.unwrap();
-    // Two streaming events of execution "a" in one record.
-    let payloads = [
-        encode_execution_event(&event("a", "acme")).unwrap(),
-        encode_execution_event(&event("a", "acme")).unwrap(),
-    ];
+/// Writes one record of `events` under `execution` and `tenant` straight into the store's
+/// log, as `append` never would.
+async fn append_raw(
+    store: &SeglogStreamStore,
+    execution: &str,
+    tenant: &str,
+    events: &[ExecutionEvent],
+) {
+    let payloads: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| encode_execution_event(e).unwrap())
+        .collect();
     store
         .log()
         .append_encoded(
-            "a",
-            "acme",
+            execution,
+            tenant,
             None,
             ENCODING_EXECUTION_EVENT_MSGPACK,
             &payloads,
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_two_streaming_events_never_gives_two_entries_one_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SeglogStreamStore::open(dir.path()).await.unwrap();
+    store.append(event("a", "acme")).await.unwrap();
+    // Two streaming events of execution "a" in one record.
+    append_raw(
+        &store,
+        "a",
+        "acme",
+        &[event("a", "acme"), event("a", "acme")],
+    )
+    .await;
 
     let after = store.get_after(0, 10).await;
     assert!(
@@ -79,18 +96,7 @@ async fn an_event_is_never_read_back_under_an_execution_other_than_its_records()
     let store = SeglogStreamStore::open(dir.path()).await.unwrap();
     store.append(event("a", "acme")).await.unwrap();
     store.append(event("b", "bolt")).await.unwrap();
-    let forged = encode_execution_event(&event("a", "acme")).unwrap();
-    store
-        .log()
-        .append_encoded(
-            "b",
-            "bolt",
-            None,
-            ENCODING_EXECUTION_EVENT_MSGPACK,
-            &[forged],
-        )
-        .await
-        .unwrap();
+    append_raw(&store, "b", "bolt", &[event("a", "acme")]).await;
     let b = store.get_by_execution(&ExecutionId::from_string("b")).await;
     if let Ok(entries) = &b {
         for e in entries {
@@ -117,18 +123,7 @@ async fn an_event_is_never_read_back_under_a_tenant_other_than_its_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = SeglogStreamStore::open(dir.path()).await.unwrap();
     store.append(event("b", "bolt")).await.unwrap();
-    let forged = encode_execution_event(&event("b", "acme")).unwrap();
-    store
-        .log()
-        .append_encoded(
-            "b",
-            "bolt",
-            None,
-            ENCODING_EXECUTION_EVENT_MSGPACK,
-            &[forged],
-        )
-        .await
-        .unwrap();
+    append_raw(&store, "b", "bolt", &[event("b", "acme")]).await;
     let acme = |entries: &[enact_core::streaming::EventLogEntry]| {
         entries
             .iter()

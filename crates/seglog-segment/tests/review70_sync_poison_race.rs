@@ -12,37 +12,13 @@
 //! it takes the lock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::EventBatch;
+mod common;
+
+use common::never::{batch, opts, payload, recovered};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
-use seglog_segment::{SegmentLog, SegmentOptions, SyncMode};
+use seglog_segment::SegmentLog;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 64 * 1024,
-        max_record_size_bytes: 16 * 1024,
-        sync_mode: SyncMode::Never,
-        ..SegmentOptions::default()
-    }
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    let mut p = format!("record-{i}-").into_bytes();
-    p.resize(3000, b'a' + (i % 26) as u8);
-    p
-}
-
-fn batch(i: u64, payload: &Vec<u8>) -> EventBatch<'_, Vec<u8>> {
-    EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"tenant",
-        first_seq: i,
-        timestamp_unix_nanos: 0,
-        payloads: std::slice::from_ref(payload),
-    }
-}
 
 /// A subscriber that takes its time over error events (and ignores everything else).
 struct SlowOnErrors;
@@ -63,15 +39,6 @@ impl tracing::Subscriber for SlowOnErrors {
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
-}
-
-fn recovered_lsns(fs: &SimFs) -> Vec<u64> {
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ())
-        .unwrap_or_else(|e| panic!("recovery failed: {e}"));
-    log.records()
-        .unwrap()
-        .map(|r| r.unwrap().view().lsn())
-        .collect()
 }
 
 #[test]
@@ -114,7 +81,10 @@ fn a_sync_racing_a_failed_sync_never_returns_ok_for_lost_records() {
         .iter()
         .filter_map(|r| r.as_ref().ok().copied())
         .collect();
-    let after_cut = recovered_lsns(&fs.crash(CrashMode::LoseUnsynced));
+    let after_cut: Vec<u64> = recovered(&fs.crash(CrashMode::LoseUnsynced))
+        .into_iter()
+        .map(|(lsn, _)| lsn)
+        .collect();
     for through in returned_ok {
         assert!(
             (1..=through).all(|lsn| after_cut.contains(&lsn)),

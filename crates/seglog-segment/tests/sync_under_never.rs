@@ -7,36 +7,9 @@
 mod common;
 
 use common::crash::{check, Outcome};
-use seglog_segment::format::EventBatch;
+use common::never::{batch, opts, payload, recovered};
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
-use seglog_segment::{Error, SegmentLog, SegmentOptions, SyncMode};
-
-/// Small segments, so that an import rolls (sealing syncs a segment whatever the mode).
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 64 * 1024,
-        max_record_size_bytes: 16 * 1024,
-        sync_mode: SyncMode::Never,
-        ..SegmentOptions::default()
-    }
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    let mut p = format!("record-{i}-").into_bytes();
-    p.resize(3000, b'a' + (i % 26) as u8);
-    p
-}
-
-fn batch(i: u64, payload: &Vec<u8>) -> EventBatch<'_, Vec<u8>> {
-    EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"tenant",
-        first_seq: i,
-        timestamp_unix_nanos: 0,
-        payloads: std::slice::from_ref(payload),
-    }
-}
+use seglog_segment::{Error, SegmentLog};
 
 /// Appends (every third one waited for, the rest buffered) with a `sync` every `sync_every`;
 /// stops at the first error. Under `Never` only what a returned `sync` covered is promised.
@@ -71,21 +44,6 @@ fn import(fs: &SimFs, records: u64, sync_every: u64) -> Outcome {
         }
     }
     out
-}
-
-fn recovered(fs: &SimFs) -> Vec<(u64, Vec<Vec<u8>>)> {
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ())
-        .unwrap_or_else(|e| panic!("recovery failed: {e}"));
-    log.records()
-        .unwrap()
-        .map(|r| {
-            let r = r.unwrap();
-            (
-                r.view().lsn(),
-                r.view().events().map(<[u8]>::to_vec).collect(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -7,38 +7,24 @@
 #![cfg(seglog_teeth)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::EventBatch;
+mod common;
+
+use common::never::{batch, opts, payload, recovered};
 use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::teeth::{disable, SyncPoint};
-use seglog_segment::{SegmentLog, SegmentOptions, SyncMode};
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        sync_mode: SyncMode::Never,
-        ..SegmentOptions::default()
-    }
-}
+use seglog_segment::SegmentLog;
 
 /// Records kept by a power cut right after `sync` returned for 10 buffered ones.
 fn kept_after_sync() -> usize {
     let fs = SimFs::new();
     let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
     for i in 1..=10u64 {
-        let payload = vec![i.to_le_bytes().to_vec()];
-        let batch = EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: 0,
-            payloads: &payload,
-        };
-        log.submit_buffered(log.encode(&batch).unwrap()).unwrap();
+        let p = payload(i);
+        log.submit_buffered(log.encode(&batch(i, &p)).unwrap())
+            .unwrap();
     }
     assert_eq!(log.sync().unwrap(), 10);
-    let crashed = fs.crash(CrashMode::LoseUnsynced);
-    let (log, _) = SegmentLog::open(crashed, "/log", opts(), &mut ()).unwrap();
-    log.records().unwrap().count()
+    recovered(&fs.crash(CrashMode::LoseUnsynced)).len()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod crash;
+pub mod never;
 pub mod prepared;
 pub mod tail_bound;
 pub mod waiting;
