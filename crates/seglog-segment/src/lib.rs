@@ -40,6 +40,7 @@
 mod builder;
 mod caller_waker;
 mod dir_guard;
+mod durable_queue;
 mod error;
 pub mod format;
 pub mod inspect;
@@ -63,6 +64,7 @@ mod zeros;
 pub use builder::{BuiltSegment, SegmentBuilder};
 pub use caller_waker::{shielded, CallerWaker, DurableWatch, Shield, ShieldedWaker};
 pub use dir_guard::DirGuard;
+pub use durable_queue::DurableQueue;
 pub use error::{Error, PoisonCause, Result};
 pub use options::{
     RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES,

@@ -1,13 +1,14 @@
 //! The synchronization primitives of the commit path — the commit lock, the durable
-//! watermark, the waiters' state and their parking — in one place, so that the `seglog_loom`
-//! cfg flag can swap in loom's model-checked versions (`tests/loom_group_commit.rs`).
+//! watermark, the waiters' state and their parking — and of the queue of appends waiting to
+//! be published (`DurableQueue`), in one place, so that the `seglog_loom` cfg flag can swap in
+//! loom's model-checked versions (`tests/loom_group_commit.rs`, `tests/loom_durable_queue.rs`).
 //! Everything else keeps parking_lot and std: only the coordinator's own interleavings are
 //! explored.
 
 #[cfg(not(seglog_loom))]
 mod imp {
     pub use parking_lot::Mutex;
-    pub use std::sync::atomic::{AtomicU64, AtomicU8};
+    pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 
     pub mod thread {
         pub use std::thread::{current, park, yield_now, Thread};
@@ -16,7 +17,7 @@ mod imp {
 
 #[cfg(seglog_loom)]
 mod imp {
-    pub use loom::sync::atomic::{AtomicU64, AtomicU8};
+    pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 
     pub mod thread {
         pub use loom::thread::{current, park, yield_now, Thread};

@@ -214,13 +214,15 @@ impl<F: FileSystem> Log<F> {
     /// Leaves a submitted append that nobody waits on (cancelled, or buffered) to be
     /// published once durable, by [`Self::publish_if_due`].
     pub(crate) fn publish_when_durable(&self, s: &Submitted, execution: &str) {
-        self.shared.unpublished.lock().push(PendingVisibility {
-            lsn: s.lsn,
-            execution: execution.into(),
-            visibility: s.visibility.clone(),
-            last_seq: s.last_seq,
-        });
-        if !self.shared.has_unpublished.swap(true, Ordering::AcqRel) {
+        let first = self.shared.unpublished.push(
+            s.lsn,
+            PendingVisibility {
+                execution: execution.into(),
+                visibility: s.visibility.clone(),
+                last_seq: s.last_seq,
+            },
+        );
+        if first {
             // Subscribers waiting for new events look again: from now on they also follow
             // the durable watermark, so that this append wakes them when it is durable.
             self.shared.visible_tx.send_modify(|v| *v += 1);
@@ -233,21 +235,11 @@ impl<F: FileSystem> Log<F> {
     /// Publishes the appends left to [`Self::publish_when_durable`] that have become
     /// durable (called by readers and `sync`).
     pub(crate) fn publish_if_due(&self) {
-        if !self.shared.has_unpublished.load(Ordering::Acquire) {
+        if !self.shared.unpublished.is_waiting() {
             return;
         }
         let durable = self.shared.segments.durable_lsn();
-        let mut due = Vec::new();
-        {
-            let mut unpublished = self.shared.unpublished.lock();
-            while unpublished.peek().is_some_and(|p| p.lsn <= durable) {
-                due.extend(unpublished.pop());
-            }
-            self.shared
-                .has_unpublished
-                .store(!unpublished.is_empty(), Ordering::Release);
-        }
-        for p in due {
+        for p in self.shared.unpublished.take_through(durable) {
             self.publish(&p.visibility, p.last_seq, &p.execution);
         }
     }

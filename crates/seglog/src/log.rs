@@ -14,30 +14,12 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 /// An append nobody waits on to publish it (a cancelled async append, or a buffered one):
-/// once `lsn` is durable, readers may see the execution's events through `last_seq`.
+/// once its LSN is durable (the queue keeps it), readers may see the execution's events
+/// through `last_seq`.
 pub(crate) struct PendingVisibility {
-    pub lsn: u64,
     pub execution: Box<str>,
     pub visibility: Visibility,
     pub last_seq: u64,
-}
-
-// Ordered by LSN alone (reversed, for a min-heap): what becomes visible next is on top.
-impl PartialEq for PendingVisibility {
-    fn eq(&self, other: &Self) -> bool {
-        self.lsn == other.lsn
-    }
-}
-impl Eq for PendingVisibility {}
-impl PartialOrd for PendingVisibility {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for PendingVisibility {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.lsn.cmp(&self.lsn)
-    }
 }
 
 pub(crate) struct Shared<F: FileSystem> {
@@ -45,9 +27,8 @@ pub(crate) struct Shared<F: FileSystem> {
     pub segments: SegmentLog<F>,
     pub index: RwLock<ExecutionIndex>,
     /// Appends submitted but not published by their caller (cancelled, or buffered);
-    /// published once durable, by the next reader or `sync`. Lowest LSN on top.
-    pub unpublished: parking_lot::Mutex<std::collections::BinaryHeap<PendingVisibility>>,
-    pub has_unpublished: AtomicBool,
+    /// published once durable, by the next reader or `sync`.
+    pub unpublished: seglog_segment::DurableQueue<PendingVisibility>,
     /// Bumped whenever events become visible (or the log closes): subscribers wait on it.
     pub visible_tx: watch::Sender<u64>,
     /// Per-execution wake-ups of subscriptions to one execution (`subscribe`).
@@ -288,8 +269,7 @@ impl<F: FileSystem> Log<F> {
                 dir,
                 segments,
                 index: RwLock::new(index),
-                unpublished: parking_lot::Mutex::new(std::collections::BinaryHeap::new()),
-                has_unpublished: AtomicBool::new(false),
+                unpublished: seglog_segment::DurableQueue::default(),
                 visible_tx: watch::Sender::new(0),
                 watchers: crate::watchers::ExecutionWatchers::default(),
                 closed: AtomicBool::new(false),

@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use futures_core::Stream;
 use seglog_segment::io::FileSystem;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+
 use tokio::sync::watch;
 
 /// How many events one catch-up read fetches.
@@ -142,7 +142,7 @@ impl<F: FileSystem> Log<F> {
                 match read {
                     Ok(events) if !events.is_empty() => c.buffered.extend(events),
                     Ok(_) => {
-                        let changed = if c.log.shared.has_unpublished.load(Ordering::Acquire) {
+                        let changed = if c.log.shared.unpublished.is_waiting() {
                             tokio::select! {
                                 r = c.visible.changed() => r,
                                 r = c.durable.changed() => r,
