@@ -70,16 +70,25 @@ impl<T> DurableQueue<T> {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Takes the items whose LSN is at most `durable`, lowest LSN first.
-    pub fn take_through(&self, durable: u64) -> Vec<T> {
+    /// Takes the items whose LSN is at most `durable`, lowest LSN first, and calls `publish`
+    /// on each before the queue lets go of it: once a `take_through` returns — or once
+    /// [`Self::is_waiting`] reads false — every item taken through `durable`, by it or by a
+    /// concurrent one, has been published (a `sync` reads its own writes; review 95,
+    /// tests/loom_durable_queue.rs). `publish` runs under the queue's lock: keep it short and
+    /// lock-free (an atomic), and wake anyone afterwards, from the returned items.
+    pub fn take_through(&self, durable: u64, mut publish: impl FnMut(&T)) -> Vec<T> {
         if !self.is_waiting() {
             return Vec::new();
         }
         let mut due = Vec::new();
         let mut queue = self.queue.lock();
         while queue.peek().is_some_and(|e| e.lsn <= durable) {
-            due.extend(queue.pop().map(|e| e.item));
+            if let Some(entry) = queue.pop() {
+                publish(&entry.item);
+                due.push(entry.item);
+            }
         }
+        // After the publishes: a reader that sees false sees them too.
         self.waiting.store(!queue.is_empty(), Ordering::Release);
         due
     }
@@ -95,10 +104,12 @@ mod tests {
         assert!(q.push(7, "c"));
         assert!(!q.push(3, "a"));
         assert!(!q.push(5, "b"));
-        assert!(q.take_through(2).is_empty());
-        assert_eq!(q.take_through(5), ["a", "b"]);
+        let mut published = Vec::new();
+        assert!(q.take_through(2, |i| published.push(*i)).is_empty());
+        assert_eq!(q.take_through(5, |i| published.push(*i)), ["a", "b"]);
         assert!(q.is_waiting());
-        assert_eq!(q.take_through(u64::MAX), ["c"]);
+        assert_eq!(q.take_through(u64::MAX, |i| published.push(*i)), ["c"]);
+        assert_eq!(published, ["a", "b", "c"]);
         assert!(!q.is_waiting());
         assert!(q.push(9, "d"), "a push into an emptied queue reports it");
     }

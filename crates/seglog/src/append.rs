@@ -204,6 +204,11 @@ impl<F: FileSystem> Log<F> {
     /// up to my last sequence takes no lock on the index (the execution's shared counter).
     fn publish(&self, visibility: &seglog_index::Visibility, last_seq: u64, execution: &str) {
         visibility.publish(last_seq);
+        self.notify_published(execution);
+    }
+
+    /// Wakes the subscribers of what was just published.
+    fn notify_published(&self, execution: &str) {
         // Global subscribers follow every publish; one execution's, only its own.
         if self.shared.visible_tx.receiver_count() > 0 {
             self.shared.visible_tx.send_modify(|v| *v += 1);
@@ -239,8 +244,14 @@ impl<F: FileSystem> Log<F> {
             return;
         }
         let durable = self.shared.segments.durable_lsn();
-        for p in self.shared.unpublished.take_through(durable) {
-            self.publish(&p.visibility, p.last_seq, &p.execution);
+        // Visible before the queue lets go of them (a `sync` that finds them taken returns
+        // knowing they are); the wake-ups after.
+        let published = self
+            .shared
+            .unpublished
+            .take_through(durable, |p| p.visibility.publish(p.last_seq));
+        for p in published {
+            self.notify_published(&p.execution);
         }
     }
 
