@@ -52,9 +52,10 @@ pub fn payload(bytes: usize) -> String {
 /// One line per peer and workload. "vs floor": see [`vs_floor`]; "vs raft-engine": see
 /// [`vs_raft_engine`]. CPU: the whole process's user + sys time per append (the harness's
 /// writer threads included); switches: its voluntary (a thread waits) and involuntary (a
-/// thread is preempted) context switches per append. dev: the block device's write requests, flushes and megabytes
-/// written per second of run, and jbd2 (ext4 journal) commits per second; "–" where the
-/// kernel does not tell. The device is the whole disk's: anything else writing to it counts.
+/// thread is preempted) context switches per append. dev: the block device's write
+/// requests, flushes and megabytes written per second of run, and jbd2 (ext4 journal)
+/// commits per second; "–" where the kernel does not tell. The device is the whole disk's:
+/// anything else writing to it counts.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(

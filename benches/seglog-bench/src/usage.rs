@@ -1,9 +1,9 @@
 //! What a run costs besides time: the process's CPU and context switches
 //! (`getrusage(RUSAGE_SELF)`: every thread, the peer's background threads and the harness's
-//! writers alike), and the block device's
-//! request counters (`/sys/dev/block/MAJ:MIN/stat`) and ext4 journal commits
-//! (`/proc/fs/jbd2/<dev>-8/info`), read before and after each run as evidence of mechanism:
-//! how many writes and flushes the disk saw for the appends acknowledged.
+//! writers alike), and the block device's request counters (`/sys/dev/block/MAJ:MIN/stat`)
+//! and ext4 journal commits (`/proc/fs/jbd2/<dev>-8/info`), read before and after each run
+//! as evidence of mechanism: how many writes and flushes the disk saw for the appends
+//! acknowledged.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -200,9 +200,10 @@ impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
                 pair[0].lsn
             );
         }
-        let tenant = match events.is_empty() {
-            true => None,
-            false => self.log.tenant_of(execution)?,
+        let tenant = if events.is_empty() {
+            None
+        } else {
+            self.log.tenant_of(execution)?
         };
         events
             .into_iter()

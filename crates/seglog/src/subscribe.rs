@@ -6,7 +6,6 @@ use crate::{Error, Result};
 use futures_core::Stream;
 use seglog_segment::io::FileSystem;
 use std::collections::VecDeque;
-
 use tokio::sync::watch;
 
 /// How many events one catch-up read fetches.
