@@ -38,7 +38,7 @@ mod usage;
 mod wakeup;
 mod workload;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,7 +86,7 @@ struct Args {
     /// Every workload, briefly (seconds in all).
     #[arg(long)]
     quick: bool,
-    /// Directory for the temporary logs (default: the system temp dir).
+    /// Directory for the temporary logs (default: the system temp dir; created if missing).
     #[arg(long, global = true)]
     dir: Option<PathBuf>,
     /// Directory for the SVG figures of append runs (created if missing).
@@ -414,6 +414,8 @@ fn streaming_shape(seconds: f64, events: u64) -> streaming::Shape {
 fn main() -> Result<()> {
     let args = Args::parse();
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("cannot create the bench directory {}", base.display()))?;
     match (args.quick, args.workload) {
         (
             false,

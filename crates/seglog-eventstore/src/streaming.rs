@@ -38,7 +38,8 @@ pub const NO_TENANT: &str = "~no-tenant";
 ///   in global order; `get_after(0, n)` starts at the beginning.
 /// - `latest_sequence`: the position of the last durable event, 0 when there is none.
 /// - An execution belongs to the tenant of its first event. A later event without a tenant
-///   joins it; one naming another tenant is refused (nothing is written). An execution whose
+///   joins it (also while the first is still on its way to disk); one naming another tenant
+///   is refused (nothing is written). An execution whose
 ///   first event has no tenant is kept under [`NO_TENANT`], a name no event may give as
 ///   its tenant (such an append is refused).
 /// - Execution and tenant ids must be 1 to 255 bytes (seglog's limit; enact-core's stores
@@ -107,24 +108,6 @@ impl<F: FileSystem> SeglogStreamStore<F> {
             .close()
             .context("seglog streaming store did not close cleanly")
     }
-
-    /// The seglog tenant an event is stored under (see the type's documentation).
-    fn tenant_for(&self, event: &ExecutionEvent) -> anyhow::Result<String> {
-        if let Some(t) = &event.context.tenant_id {
-            // The name is reserved for executions without a tenant: an event naming it would
-            // join (and a retention policy for it would erase) every such execution.
-            anyhow::ensure!(
-                t.as_str() != NO_TENANT,
-                "the tenant id {NO_TENANT:?} is reserved for executions without a tenant"
-            );
-            return Ok(t.as_str().to_owned());
-        }
-        let execution = event.context.execution_id.as_str();
-        Ok(self
-            .log
-            .tenant_of(execution)?
-            .unwrap_or_else(|| NO_TENANT.to_owned()))
-    }
 }
 
 /// The entry of a record the streaming store wrote: one event, of the record's execution
@@ -172,17 +155,38 @@ fn check_context(
 impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
     async fn append(&self, event: ExecutionEvent) -> anyhow::Result<EventLogEntry> {
         let payload = codec::encode_execution_event(&event)?;
-        let tenant = self.tenant_for(&event)?;
-        let receipt = self
-            .log
-            .append_encoded_at(
-                event.context.execution_id.as_str(),
-                &tenant,
-                None,
-                ENCODING_EXECUTION_EVENT_MSGPACK,
-                &[payload],
-            )
-            .await?;
+        let execution = event.context.execution_id.as_str();
+        let receipt = match &event.context.tenant_id {
+            Some(tenant) => {
+                // The name is reserved for executions without a tenant: an event naming it
+                // would join (and a retention policy for it would erase) every such execution.
+                anyhow::ensure!(
+                    tenant.as_str() != NO_TENANT,
+                    "the tenant id {NO_TENANT:?} is reserved for executions without a tenant"
+                );
+                self.log
+                    .append_encoded_at(
+                        execution,
+                        tenant.as_str(),
+                        None,
+                        ENCODING_EXECUTION_EVENT_MSGPACK,
+                        &[payload],
+                    )
+                    .await?
+            }
+            // Joins its execution's tenant, also while that execution's first event is on
+            // its way to disk.
+            None => {
+                self.log
+                    .append_encoded_joining_at(
+                        execution,
+                        NO_TENANT,
+                        ENCODING_EXECUTION_EVENT_MSGPACK,
+                        &[payload],
+                    )
+                    .await?
+            }
+        };
         Ok(EventLogEntry::new(receipt.lsn, event))
     }
 

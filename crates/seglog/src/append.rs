@@ -286,16 +286,21 @@ impl<F: FileSystem> Log<F> {
         payloads: &[P],
     ) -> Result<crate::AppendReceipt> {
         let s = self.submit_append(execution, tenant, expected, encoding, payloads)?;
+        self.wait_submitted(&s, execution).await
+    }
+
+    /// Waits until a submitted append is durable, and makes it visible.
+    async fn wait_submitted(&self, s: &Submitted, execution: &str) -> Result<crate::AppendReceipt> {
         // If this future is dropped while waiting, the append may still become durable: hand
         // it to the readers to publish.
         let mut guard = AbandonGuard {
             log: self,
             execution,
-            submitted: Some(&s),
+            submitted: Some(s),
         };
         self.shared.segments.wait_durable_async(s.lsn).await?;
         guard.submitted = None;
-        let first_seq = self.finish(&s, execution);
+        let first_seq = self.finish(s, execution);
         Ok(crate::AppendReceipt {
             lsn: s.lsn,
             first_seq,
@@ -449,6 +454,55 @@ impl<F: FileSystem> Log<F> {
     ) -> Result<crate::AppendReceipt> {
         self.append_async_at(execution, tenant, expected_last_seq, encoding, payloads)
             .await
+    }
+
+    /// As [`Self::append_encoded_at`] without an expected sequence, for a caller that does
+    /// not know the execution's tenant: the record joins the tenant `execution` has — also
+    /// one whose first append is not durable yet — and only a new execution is created for
+    /// `tenant_if_new`. (Looking the tenant up with [`Self::tenant_of`] first races the
+    /// execution's first append: `tenant_of` knows only durable events, so the append that
+    /// follows it could fail with [`Error::TenantMismatch`].)
+    ///
+    /// # Errors
+    /// As [`Self::append_encoded`]; [`Error::TenantMismatch`] only when the execution was
+    /// erased and created again under other tenants while this append was trying to join it.
+    pub async fn append_encoded_joining_at<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant_if_new: &str,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<crate::AppendReceipt> {
+        let s = self.submit_joining(execution, tenant_if_new, encoding, payloads)?;
+        self.wait_submitted(&s, execution).await
+    }
+
+    /// Submits an append under the tenant `execution` has, or `tenant_if_new`. The record
+    /// carries its tenant, so the tenant is read before the record is laid out and checked
+    /// again under the index lock by the submit; only an erasure and re-creation in between
+    /// changes it, hence a few attempts.
+    fn submit_joining<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant_if_new: &str,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<Submitted> {
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tenant = self
+                .shared
+                .index
+                .read()
+                .tenant_of(execution)
+                .map_or_else(|| tenant_if_new.to_owned(), str::to_owned);
+            match self.submit_append(execution, &tenant, None, encoding, payloads) {
+                Err(Error::TenantMismatch { .. }) if attempt < ATTEMPTS => continue,
+                submitted => return submitted,
+            }
+        }
     }
 }
 
