@@ -105,11 +105,14 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
     }
 }
 
-/// Every execution with a visible event, as policies see it (no last events).
+/// Every execution of the index, as policies see it (no last events): also one whose
+/// appends are not all durable or published yet. A buffered append returned before the
+/// view was taken, so an erasure planned from the view must cover it (a commit round makes
+/// it durable at any time, the compaction's roll at the latest); `events` counts it.
 fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
     index
         .executions()
-        .filter(|e| e.visible_seq() > 0)
+        .filter(|e| e.last_seq() > 0)
         .map(|e| {
             let mut segs: Vec<u64> = e.records().iter().map(|l| u64::from(l.segment)).collect();
             segs.sort_unstable();
@@ -117,7 +120,7 @@ fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
             ExecutionSummary {
                 id: e.id().to_owned(),
                 tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
-                events: e.visible_seq(),
+                events: e.last_seq(),
                 last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
                 segments: segs,
                 last_event: None,
@@ -151,13 +154,18 @@ impl<F: FileSystem + Clone> Log<F> {
             .collect()
     }
 
-    /// A snapshot of the index for compaction policies. With `with_last_events`, each
-    /// execution's last event is read too (for predicates such as "finished").
+    /// A snapshot of the index for compaction policies: every execution, also one whose
+    /// appends are not durable yet (a buffered append, or one in flight, is counted in its
+    /// `events`), so that an erasure planned from it covers every append that returned
+    /// before. With `with_last_events`, each execution's last event is read too (for
+    /// predicates such as "finished"); it is `None` while that event is not durable yet.
     ///
     /// # Errors
     /// [`Error::Closed`]; with `with_last_events`, errors reading the events.
     pub fn compaction_view(&self, with_last_events: bool) -> Result<IndexView> {
         self.check_open()?;
+        // Durable appends nobody has published yet, visible first (for the last events).
+        self.publish_if_due();
         let segments = self.segment_summaries();
         let mut executions = summaries(&self.shared.index.read());
         if with_last_events {
