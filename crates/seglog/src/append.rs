@@ -16,6 +16,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 struct PlannedAppend<'a> {
     execution: &'a str,
     tenant: &'a str,
+    /// For an append that joins its execution's tenant: the tenant of a new execution.
+    /// `tenant` must then be the one the index holds (this one, if none), checked under the
+    /// index lock.
+    tenant_if_new: Option<&'a str>,
     expected_last_seq: Option<u64>,
     events: u64,
 }
@@ -77,6 +81,27 @@ impl<F: FileSystem> Log<F> {
         encoding: u8,
         payloads: &[P],
     ) -> Result<Submitted> {
+        self.submit_planned(
+            execution,
+            tenant,
+            None,
+            expected_last_seq,
+            encoding,
+            payloads,
+        )
+    }
+
+    /// [`Self::submit_append`], and for a joining append (`tenant_if_new`) the check that
+    /// `tenant` is the one the execution has (or `tenant_if_new`, when there is none).
+    fn submit_planned<P: AsRef<[u8]>>(
+        &self,
+        execution: &str,
+        tenant: &str,
+        tenant_if_new: Option<&str>,
+        expected_last_seq: Option<u64>,
+        encoding: u8,
+        payloads: &[P],
+    ) -> Result<Submitted> {
         self.check_open()?;
         let started = Instant::now();
         check_id(execution, "execution")?;
@@ -98,6 +123,7 @@ impl<F: FileSystem> Log<F> {
         let append = PlannedAppend {
             execution,
             tenant,
+            tenant_if_new,
             expected_last_seq,
             events,
         };
@@ -152,6 +178,7 @@ impl<F: FileSystem> Log<F> {
         let PlannedAppend {
             execution,
             tenant,
+            tenant_if_new,
             expected_last_seq,
             events,
         } = *append;
@@ -161,6 +188,15 @@ impl<F: FileSystem> Log<F> {
             return Err(Error::Erasing {
                 execution: execution.to_owned(),
             });
+        }
+        if let Some(if_new) = tenant_if_new {
+            // The tenant was read before the record was laid out; an erasure (with or
+            // without a new incarnation) may have changed it since. The caller reads again.
+            if index.tenant_of(execution).unwrap_or(if_new) != tenant {
+                return Err(Error::TenantMismatch {
+                    execution: execution.to_owned(),
+                });
+            }
         }
         let plan = index
             .plan_append(execution, tenant, expected_last_seq, now_unix_nanos())
@@ -464,8 +500,9 @@ impl<F: FileSystem> Log<F> {
     /// follows it could fail with [`Error::TenantMismatch`].)
     ///
     /// # Errors
-    /// As [`Self::append_encoded`]; [`Error::TenantMismatch`] only when the execution was
-    /// erased and created again under other tenants while this append was trying to join it.
+    /// As [`Self::append_encoded`]; [`Error::TenantMismatch`] only when erasures kept
+    /// changing the execution's tenant (removing it, creating it again) through every one of
+    /// a few attempts to join it.
     pub async fn append_encoded_joining_at<P: AsRef<[u8]>>(
         &self,
         execution: &str,
@@ -479,8 +516,8 @@ impl<F: FileSystem> Log<F> {
 
     /// Submits an append under the tenant `execution` has, or `tenant_if_new`. The record
     /// carries its tenant, so the tenant is read before the record is laid out and checked
-    /// again under the index lock by the submit; only an erasure and re-creation in between
-    /// changes it, hence a few attempts.
+    /// again under the index lock by the submit; only an erasure in between changes it
+    /// (the execution is gone, or created again), hence a few attempts.
     fn submit_joining<P: AsRef<[u8]>>(
         &self,
         execution: &str,
@@ -498,7 +535,14 @@ impl<F: FileSystem> Log<F> {
                 .read()
                 .tenant_of(execution)
                 .map_or_else(|| tenant_if_new.to_owned(), str::to_owned);
-            match self.submit_append(execution, &tenant, None, encoding, payloads) {
+            match self.submit_planned(
+                execution,
+                &tenant,
+                Some(tenant_if_new),
+                None,
+                encoding,
+                payloads,
+            ) {
                 Err(Error::TenantMismatch { .. }) if attempt < ATTEMPTS => continue,
                 submitted => return submitted,
             }
