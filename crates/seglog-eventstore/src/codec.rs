@@ -20,7 +20,8 @@ pub const ENCODING_EXECUTION_EVENT_MSGPACK: u8 = 2;
 /// Encodes one event.
 ///
 /// # Errors
-/// If serialization fails (it does not for well-formed enact-core values).
+/// If serialization fails (it does not for well-formed enact-core values), or the event
+/// nests deeper than [`MAX_NESTING`].
 pub fn encode(event: &ExecutionEventData) -> anyhow::Result<Vec<u8>> {
     encode_named(event)
 }
@@ -29,12 +30,35 @@ pub fn encode(event: &ExecutionEventData) -> anyhow::Result<Vec<u8>> {
 /// not the half dozen a growing empty buffer takes (each append encodes one).
 const ENCODE_CAPACITY: usize = 512;
 
-/// MessagePack with field names, as `rmp_serde::to_vec_named` writes it.
+/// How deeply an event may nest arrays and maps (objects), its envelope included. Payloads
+/// are caller-given JSON; serde_json itself parses JSON text at most 128 levels deep, so any
+/// payload parsed from text fits, with room for the envelope.
+pub const MAX_NESTING: usize = 160;
+
+/// The nesting the decoder accepts: above [`MAX_NESTING`] (so that every event `encode` let
+/// through reads back, however the decoder counts its levels) and far below what overflows a
+/// thread's stack (the decoder recurses per level: ~2 KiB each in a debug build, against the
+/// 2 MiB of a default thread). A crafted record nested deeper is an error, not an abort.
+const MAX_DECODE_DEPTH: usize = 256;
+
+/// MessagePack with field names, as `rmp_serde::to_vec_named` writes it; refused when it
+/// nests deeper than [`MAX_NESTING`] (it would not read back).
 fn encode_named<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(ENCODE_CAPACITY);
     rmp_serde::encode::write_named(&mut out, value)
         .map_err(|e| anyhow::anyhow!("cannot encode event: {e}"))?;
+    crate::nesting::check(&out, MAX_NESTING)
+        .map_err(|e| anyhow::anyhow!("event refused, nothing was written: {e}"))?;
     Ok(out)
+}
+
+/// Decodes MessagePack with the depth limit [`MAX_DECODE_DEPTH`].
+fn decode_named<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, rmp_serde::decode::Error> {
+    let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
+    decoder.set_max_depth(MAX_DECODE_DEPTH);
+    T::deserialize(&mut decoder)
 }
 
 /// Decodes one stored event; the error names the execution and sequence.
@@ -53,14 +77,15 @@ pub fn decode(
             "event {seq} of execution {execution:?} uses payload encoding {encoding}, which this version of seglog-eventstore cannot read"
         );
     }
-    rmp_serde::from_slice(bytes)
+    decode_named(bytes)
         .map_err(|e| anyhow::anyhow!("cannot decode event {seq} of execution {execution:?}: {e}"))
 }
 
 /// Encodes one streaming event (context, type, timestamp, payload: all of it).
 ///
 /// # Errors
-/// If serialization fails (it does not for well-formed enact-core values).
+/// If serialization fails (it does not for well-formed enact-core values), or the event
+/// nests deeper than [`MAX_NESTING`].
 pub fn encode_execution_event(event: &ExecutionEvent) -> anyhow::Result<Vec<u8>> {
     encode_named(event)
 }
@@ -80,7 +105,7 @@ pub fn decode_execution_event(
             "the record at global position {position} uses payload encoding {encoding}, not a streaming event's ({ENCODING_EXECUTION_EVENT_MSGPACK}): give the streaming store a log directory of its own"
         );
     }
-    rmp_serde::from_slice(bytes)
+    decode_named(bytes)
         .map_err(|e| anyhow::anyhow!("cannot decode the event at global position {position}: {e}"))
 }
 
