@@ -55,7 +55,7 @@ impl SegmentFile for SimFile {
                 Some(kind) => (&buf[..0], Err(errno(kind))),
             };
             write_into(&mut inode.data, offset, bytes);
-            inode.unsynced.push(Pending::Write {
+            inode.queue(Pending::Write {
                 offset,
                 bytes: bytes.to_vec(),
             });
@@ -64,13 +64,19 @@ impl SegmentFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let latency = self.state.lock().next_sync_latency();
+        // Like fdatasync(2), it writes back what was dirty when it began: a change made while
+        // it is in flight (its latency) stays unsynced.
+        let (latency, dirty_through) = {
+            let mut st = self.state.lock();
+            let latency = st.next_sync_latency();
+            (latency, st.inode(self.inode).map_or(u64::MAX, |i| i.queued))
+        };
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
         self.mutate(Op::SyncData, |inode, fault| {
             use std::sync::atomic::Ordering;
-            let pending = std::mem::take(&mut inode.unsynced);
+            let pending = inode.take_queued_before(dirty_through);
             if fault.is_some() {
                 inode.writeback_errors += 1;
             }
@@ -113,7 +119,7 @@ impl SegmentFile for SimFile {
             }
             inode.failed_pages.retain(|&p| p * PAGE < len);
             inode.data.resize(len as usize, 0);
-            inode.unsynced.push(Pending::SetLen(len));
+            inode.queue(Pending::SetLen(len));
             Ok(())
         })
     }
@@ -125,7 +131,7 @@ impl SegmentFile for SimFile {
             }
             if (inode.data.len() as u64) < len {
                 inode.data.resize(len as usize, 0);
-                inode.unsynced.push(Pending::SetLen(len));
+                inode.queue(Pending::SetLen(len));
             }
             Ok(())
         })

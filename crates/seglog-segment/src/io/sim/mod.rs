@@ -121,7 +121,10 @@ struct Inode {
     data: Vec<u8>,
     /// The disk.
     durable: Vec<u8>,
+    /// Changes not yet on the disk, oldest first (queued through [`Inode::queue`]).
     unsynced: Vec<Pending>,
+    /// Changes ever queued: the last of `unsynced` is change `queued - 1`.
+    queued: u64,
     /// Pages whose writeback failed and that are still cached: writes into them never reach
     /// the disk until they are evicted or truncated away.
     failed_pages: BTreeSet<u64>,
@@ -131,6 +134,20 @@ struct Inode {
 }
 
 impl Inode {
+    /// Queues a change for the disk (it is in the page cache already).
+    fn queue(&mut self, change: Pending) {
+        self.unsynced.push(change);
+        self.queued += 1;
+    }
+
+    /// Takes the unsynced changes queued before change number `end` (what an fsync that
+    /// began when `queued` was `end` writes back), leaving later ones unsynced.
+    fn take_queued_before(&mut self, end: u64) -> Vec<Pending> {
+        let first = self.queued - self.unsynced.len() as u64;
+        let n = end.saturating_sub(first).min(self.unsynced.len() as u64) as usize;
+        self.unsynced.drain(..n).collect()
+    }
+
     /// The pages a write touches.
     fn pages(offset: u64, len: usize) -> std::ops::Range<u64> {
         offset / PAGE..(offset + len as u64).div_ceil(PAGE)
@@ -539,6 +556,7 @@ impl SimFs {
                     durable: data.clone(),
                     data,
                     unsynced: Vec::new(),
+                    queued: 0,
                     failed_pages: BTreeSet::new(),
                     writeback_errors: 0,
                 },
