@@ -52,6 +52,15 @@ fn encode_named<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<Vec<u
     Ok(out)
 }
 
+/// Decodes an event's MessagePack bytes (either encoding) as plain JSON, for tools that show
+/// records, with the stores' depth limit: a crafted record nested deeper is an error.
+///
+/// # Errors
+/// Bytes that do not decode, or nest deeper than the limit.
+pub fn decode_json(bytes: &[u8]) -> Result<serde_json::Value, rmp_serde::decode::Error> {
+    decode_named(bytes)
+}
+
 /// Decodes MessagePack with the depth limit [`MAX_DECODE_DEPTH`].
 fn decode_named<'a, T: serde::Deserialize<'a>>(
     bytes: &'a [u8],
@@ -113,6 +122,18 @@ pub fn decode_execution_event(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Tools decode with the stores' limit: 100,000 nested arrays are an error on a test
+    /// thread's stack, and what an event may hold decodes.
+    #[test]
+    fn json_for_tools_decodes_with_the_depth_limit() {
+        let mut deep = vec![0x91; 100_000];
+        deep.push(0xc0);
+        assert!(decode_json(&deep).is_err());
+        let mut fits = vec![0x91; MAX_NESTING];
+        fits.push(0xc0);
+        assert!(decode_json(&fits).is_ok());
+    }
 
     /// The buffer given room up front writes the bytes `to_vec_named` writes, for events
     /// smaller and larger than that room.

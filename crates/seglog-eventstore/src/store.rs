@@ -17,7 +17,9 @@ use std::path::PathBuf;
 /// Every guarantee of the trait holds: an append is durable (fdatasync) when it returns;
 /// sequences are dense per execution from 1; a batch is atomic with consecutive sequences;
 /// an execution belongs to the tenant of its first append and other tenants cannot append
-/// to it or see it in their listing. Cheap to clone; `Arc<dyn EventStore>` works.
+/// to it or see it in their listing. An event nesting arrays and objects deeper than
+/// [`crate::codec::MAX_NESTING`] levels is refused (it would not read back); nothing is
+/// written. Cheap to clone; `Arc<dyn EventStore>` works.
 #[derive(Debug)]
 pub struct SeglogEventStore<F: FileSystem = StdFs> {
     log: Log<F>,

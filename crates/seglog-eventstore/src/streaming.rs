@@ -39,11 +39,13 @@ pub const NO_TENANT: &str = "~no-tenant";
 /// - `latest_sequence`: the position of the last durable event, 0 when there is none.
 /// - An execution belongs to the tenant of its first event. A later event without a tenant
 ///   joins it (also while the first is still on its way to disk); one naming another tenant
-///   is refused (nothing is written). An execution whose
-///   first event has no tenant is kept under [`NO_TENANT`], a name no event may give as
-///   its tenant (such an append is refused).
+///   is refused (nothing is written). An execution whose first event has no tenant is kept
+///   under [`NO_TENANT`], a name no event may give as its tenant (such an append is
+///   refused).
 /// - Execution and tenant ids must be 1 to 255 bytes (seglog's limit; enact-core's stores
-///   take any string); an append with another id fails and writes nothing.
+///   take any string), and an event may nest arrays and objects at most
+///   [`codec::MAX_NESTING`] levels deep (deeper ones would not read back); another append
+///   fails and writes nothing.
 /// - Reads fail on a record `append` would not have written (through [`Self::log`], a tool,
 ///   a crafted file): one holding more than one event, or an event whose context names
 ///   another execution or tenant than the record's. They never hand it out under a sequence

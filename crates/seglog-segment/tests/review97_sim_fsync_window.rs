@@ -26,8 +26,10 @@ fn an_fsync_does_not_cover_a_write_made_after_it_began() {
     fs.set_sync_latency(Duration::from_millis(200));
     std::thread::scope(|s| {
         let syncing = s.spawn(|| file.sync_data().unwrap());
-        // Well inside the fsync's 200 ms.
-        std::thread::sleep(Duration::from_millis(50));
+        // Once the fsync has begun (and long before its 200 ms are over).
+        while fs.syncs_started() == 0 {
+            std::thread::yield_now();
+        }
         file.write_all_at(b"AFTER!", 6).unwrap();
         syncing.join().unwrap();
     });
@@ -37,7 +39,7 @@ fn an_fsync_does_not_cover_a_write_made_after_it_began() {
     assert_eq!(
         bytes,
         b"before".to_vec(),
-        "a write made 50 ms into a 200 ms fsync was made durable by that fsync (the disk \
+        "a write made while a 200 ms fsync was in flight was made durable by that fsync (the disk \
          holds {:?}); the kernel's fdatasync covers the pages dirty when it starts",
         String::from_utf8_lossy(&bytes)
     );

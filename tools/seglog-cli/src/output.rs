@@ -206,7 +206,7 @@ pub fn date_time(nanos: i64) -> String {
 pub fn payload_json(encoding: u8, payload: &[u8]) -> serde_json::Value {
     use seglog_eventstore::codec::{ENCODING_EXECUTION_EVENT_MSGPACK, ENCODING_MSGPACK_NAMED};
     if encoding == ENCODING_MSGPACK_NAMED || encoding == ENCODING_EXECUTION_EVENT_MSGPACK {
-        match rmp_serde::from_slice::<serde_json::Value>(payload) {
+        match seglog_eventstore::codec::decode_json(payload) {
             Ok(v) => v,
             Err(e) => serde_json::json!({ "undecodable": e.to_string(), "bytes": payload.len() }),
         }

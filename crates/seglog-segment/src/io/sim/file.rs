@@ -68,6 +68,7 @@ impl SegmentFile for SimFile {
         // it is in flight (its latency) stays unsynced.
         let (latency, dirty_through) = {
             let mut st = self.state.lock();
+            st.syncs_started += 1;
             let latency = st.next_sync_latency();
             (latency, st.inode(self.inode).map_or(u64::MAX, |i| i.queued))
         };

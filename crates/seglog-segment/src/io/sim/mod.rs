@@ -233,6 +233,8 @@ struct State {
     /// `sync_latency`: overlapping fsyncs then finish out of order, as on a real device.
     sync_latency_cycle: Vec<std::time::Duration>,
     sync_calls: usize,
+    /// `sync_data` calls begun so far (before their latency).
+    syncs_started: u64,
     /// Whether logs keep written zeros ahead of their tail here (off unless a test asks).
     zeroes_ahead: bool,
     /// Bytes of cached pages dropped by `evict` so far.
@@ -439,6 +441,12 @@ impl SimFs {
     /// flight, as happens on real devices.
     pub fn set_sync_latency_cycle(&self, latencies: &[std::time::Duration]) {
         self.state.lock().sync_latency_cycle = latencies.to_vec();
+    }
+
+    /// `sync_data` calls begun so far, counted as each begins (before its latency): a test
+    /// waits on it to act while an fsync is in flight.
+    pub fn syncs_started(&self) -> u64 {
+        self.state.lock().syncs_started
     }
 
     /// Mutating operations performed so far.
