@@ -62,6 +62,21 @@ fn record_err(seen: &Mutex<Seen>, e: &seglog_segment::Error) {
     seen.lock().unwrap().errors.push(format!("{e:?}"));
 }
 
+/// Records what a `sync` returned; false when it failed (the caller stops).
+fn record_sync(seen: &Mutex<Seen>, synced: seglog_segment::Result<u64>) -> bool {
+    match synced {
+        Ok(through) => {
+            let mut s = seen.lock().unwrap();
+            s.synced_through = s.synced_through.max(through);
+            true
+        }
+        Err(e) => {
+            record_err(seen, &e);
+            false
+        }
+    }
+}
+
 /// Runs the workload on `fs` (the fault already planned). Returns what the threads saw.
 fn workload(fs: &SimFs, mode: SyncMode, arm: impl FnOnce(&SimFs)) -> Seen {
     let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(mode), &mut ()).unwrap();
@@ -129,17 +144,8 @@ fn workload(fs: &SimFs, mode: SyncMode, arm: impl FnOnce(&SimFs)) -> Seen {
                         return;
                     }
                 }
-                if k % 4 == 3 {
-                    match log.sync() {
-                        Ok(through) => {
-                            let mut s = seen.lock().unwrap();
-                            s.synced_through = s.synced_through.max(through);
-                        }
-                        Err(e) => {
-                            record_err(&seen, &e);
-                            return;
-                        }
-                    }
+                if k % 4 == 3 && !record_sync(&seen, log.sync()) {
+                    return;
                 }
             }
         }));
@@ -182,17 +188,9 @@ fn workload(fs: &SimFs, mode: SyncMode, arm: impl FnOnce(&SimFs)) -> Seen {
                                             return;
                                         }
                                     }
-                                } else if k % 3 == 2 {
-                                    match log.sync_async().await {
-                                        Ok(through) => {
-                                            let mut s = seen.lock().unwrap();
-                                            s.synced_through = s.synced_through.max(through);
-                                        }
-                                        Err(e) => {
-                                            record_err(&seen, &e);
-                                            return;
-                                        }
-                                    }
+                                } else if k % 3 == 2 && !record_sync(&seen, log.sync_async().await)
+                                {
+                                    return;
                                 }
                             }
                         })
