@@ -9,6 +9,9 @@
 use enact_core::kernel::persistence::ExecutionEventData;
 use enact_core::kernel::ExecutionEvent;
 
+use crate::deep_json;
+use crate::nesting::NestingError;
+
 /// Encoding tag of MessagePack with field names (the record header's `encoding` byte).
 pub const ENCODING_MSGPACK_NAMED: u8 = 1;
 
@@ -23,6 +26,7 @@ pub const ENCODING_EXECUTION_EVENT_MSGPACK: u8 = 2;
 /// If serialization fails (it does not for well-formed enact-core values), or the event
 /// nests deeper than [`MAX_NESTING`].
 pub fn encode(event: &ExecutionEventData) -> anyhow::Result<Vec<u8>> {
+    check_json(deep_json::json_of(event))?;
     encode_named(event)
 }
 
@@ -50,6 +54,19 @@ fn encode_named<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<Vec<u
     crate::nesting::check(&out, MAX_NESTING)
         .map_err(|e| anyhow::anyhow!("event refused, nothing was written: {e}"))?;
     Ok(out)
+}
+
+/// Refuses an event's caller-given JSON before it is serialized when it nests deeper than
+/// [`MAX_NESTING`] (the encoded event would be refused anyway): serializing recurses once per
+/// level, and a deep enough value would overflow the stack.
+fn check_json(json: Option<&serde_json::Value>) -> anyhow::Result<()> {
+    if json.is_some_and(|json| deep_json::deeper_than(json, MAX_NESTING)) {
+        anyhow::bail!(
+            "event refused, nothing was written: {}",
+            NestingError::TooDeep { max: MAX_NESTING }
+        );
+    }
+    Ok(())
 }
 
 /// Decodes an event's MessagePack bytes (either encoding) as plain JSON, for tools that show
@@ -96,6 +113,7 @@ pub fn decode(
 /// If serialization fails (it does not for well-formed enact-core values), or the event
 /// nests deeper than [`MAX_NESTING`].
 pub fn encode_execution_event(event: &ExecutionEvent) -> anyhow::Result<Vec<u8>> {
+    check_json(event.payload.as_ref())?;
     encode_named(event)
 }
 

@@ -47,6 +47,7 @@
 #[cfg(feature = "tier")]
 mod bucket;
 pub mod codec;
+mod deep_json;
 mod nesting;
 pub mod retention;
 pub mod sample;

@@ -1,6 +1,7 @@
 //! [`SeglogEventStore`]: enact-core's `EventStore` and `StorageBackend` over `seglog::Log`.
 
 use crate::codec::{self, ENCODING_MSGPACK_NAMED};
+use crate::deep_json;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -205,7 +206,15 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
         tenant_id: &TenantId,
         event: ExecutionEventData,
     ) -> anyhow::Result<u64> {
-        self.append_encoded(execution_id, tenant_id, vec![codec::encode(&event)?])
+        let payload = match codec::encode(&event) {
+            Ok(payload) => payload,
+            Err(refused) => {
+                // It may nest too deep to drop recursively.
+                deep_json::dispose(event);
+                return Err(refused);
+            }
+        };
+        self.append_encoded(execution_id, tenant_id, vec![payload])
             .await
     }
 
@@ -218,10 +227,14 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
         if events.is_empty() {
             anyhow::bail!("append_batch needs at least one event; nothing was written");
         }
-        let payloads = events
-            .iter()
-            .map(codec::encode)
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let payloads = match events.iter().map(codec::encode).collect() {
+            Ok(payloads) => payloads,
+            Err(refused) => {
+                // One may nest too deep to drop recursively.
+                events.into_iter().for_each(deep_json::dispose);
+                return Err(refused);
+            }
+        };
         self.append_encoded(execution_id, tenant_id, payloads).await
     }
 

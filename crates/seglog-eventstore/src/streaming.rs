@@ -13,6 +13,7 @@
 //! Invariants: an append returns only once durable; readers see only durable events.
 
 use crate::codec::{self, ENCODING_EXECUTION_EVENT_MSGPACK};
+use crate::deep_json;
 use anyhow::Context;
 use async_trait::async_trait;
 use enact_core::kernel::{ExecutionEvent, ExecutionId};
@@ -155,8 +156,17 @@ fn check_context(
 
 #[async_trait]
 impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
-    async fn append(&self, event: ExecutionEvent) -> anyhow::Result<EventLogEntry> {
-        let payload = codec::encode_execution_event(&event)?;
+    async fn append(&self, mut event: ExecutionEvent) -> anyhow::Result<EventLogEntry> {
+        let payload = match codec::encode_execution_event(&event) {
+            Ok(payload) => payload,
+            Err(refused) => {
+                // The payload may nest too deep to drop recursively.
+                if let Some(json) = event.payload.take() {
+                    deep_json::drop_flat(json);
+                }
+                return Err(refused);
+            }
+        };
         let execution = event.context.execution_id.as_str();
         let receipt = match &event.context.tenant_id {
             Some(tenant) => {
