@@ -21,6 +21,8 @@
 //!         id: "run-1".into(),
 //!         tenant: "acme".into(),
 //!         events: 3,
+//!         durable_events: 3,
+//!         created_lsn: 1,
 //!         last_timestamp_unix_nanos: 5_000,
 //!         segments: vec![1],
 //!         last_event: None,

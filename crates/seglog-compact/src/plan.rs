@@ -1,6 +1,6 @@
 //! [`Plan`]: what one compaction will do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The outcome of one or more policies: executions to drop and segments to rewrite.
 ///
@@ -10,6 +10,12 @@ use std::collections::BTreeSet;
 pub struct Plan {
     /// Executions whose every event goes, from the index and from the bytes on disk.
     pub drop_executions: BTreeSet<String>,
+    /// For executions of `drop_executions` named from a view (every policy does): the
+    /// incarnation the view saw ([`crate::ExecutionSummary::created_lsn`]). An execution
+    /// erased since (by another compaction) and created again under the same id, perhaps by
+    /// another tenant, is another execution: it is kept. An id without an entry (a plan
+    /// written by hand) is dropped whatever incarnation it is.
+    pub drop_incarnations: BTreeMap<String, u64>,
     /// Sealed segments to rewrite even without anything to drop (merging small segments).
     pub rewrite_segments: BTreeSet<u64>,
     /// Locality: every segment rewritten comes out *clustered* (docs/format.md §3.5): each
@@ -30,6 +36,7 @@ impl Plan {
     #[must_use]
     pub fn and(mut self, other: Plan) -> Plan {
         self.drop_executions.extend(other.drop_executions);
+        self.drop_incarnations.extend(other.drop_incarnations);
         self.rewrite_segments.extend(other.rewrite_segments);
         self.cluster_by_execution |= other.cluster_by_execution;
         self

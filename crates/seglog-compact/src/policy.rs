@@ -3,6 +3,7 @@
 //! with [`Plan::and`].
 
 use crate::{ExecutionSummary, IndexView, Plan};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn age_limit(view: &IndexView, age: Duration) -> i64 {
@@ -11,8 +12,11 @@ fn age_limit(view: &IndexView, age: Duration) -> i64 {
 }
 
 fn dropping<'a>(executions: impl Iterator<Item = &'a ExecutionSummary>) -> Plan {
+    let drop_incarnations: BTreeMap<String, u64> =
+        executions.map(|e| (e.id.clone(), e.created_lsn)).collect();
     Plan {
-        drop_executions: executions.map(|e| e.id.clone()).collect(),
+        drop_executions: drop_incarnations.keys().cloned().collect(),
+        drop_incarnations,
         ..Plan::default()
     }
 }
@@ -60,21 +64,26 @@ pub fn drop_finished_before(
 
 /// Retention by size: when the log's segments add up to more than `max_bytes`, drops
 /// executions, the one whose last event is oldest first, until what they are estimated to
-/// hold brings the log under the limit. An execution's share is estimated from its events
-/// at the log's mean bytes per event (the index keeps no sizes), so a pass may leave the
-/// log somewhat over the limit; the next pass, on the compacted log, drops more. It never
-/// drops more than the estimate asks for.
+/// hold brings the log under the limit. An execution's share is estimated from its durable
+/// events at the log's mean bytes per durable event (the index keeps no sizes; the
+/// segments' bytes hold durable records only), so a pass may leave the log somewhat over the
+/// limit; the next pass, on the compacted log, drops more. It never drops more than the
+/// estimate asks for, nor an execution with nothing durable (dropping it frees nothing).
 pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
     let total: u64 = view.segments.iter().map(|s| s.bytes).sum();
     if total <= max_bytes {
         return Plan::default();
     }
-    let events: u64 = view.executions.iter().map(|e| e.events).sum();
+    let events: u64 = view.executions.iter().map(|e| e.durable_events).sum();
     if events == 0 {
         return Plan::default();
     }
     let bytes_per_event = total as f64 / events as f64;
-    let mut oldest_first: Vec<&ExecutionSummary> = view.executions.iter().collect();
+    let mut oldest_first: Vec<&ExecutionSummary> = view
+        .executions
+        .iter()
+        .filter(|e| e.durable_events > 0)
+        .collect();
     // Ties by creation order: the view lists executions in it.
     oldest_first.sort_by_key(|e| e.last_timestamp_unix_nanos);
     let mut excess = (total - max_bytes) as f64;
@@ -82,7 +91,7 @@ pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
         if excess <= 0.0 {
             return false;
         }
-        excess -= e.events as f64 * bytes_per_event;
+        excess -= e.durable_events as f64 * bytes_per_event;
         true
     }))
 }

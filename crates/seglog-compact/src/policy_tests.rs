@@ -8,6 +8,8 @@ fn exec(id: &str, tenant: &str, last_day: i64, last: &str) -> ExecutionSummary {
         id: id.into(),
         tenant: tenant.into(),
         events: 3,
+        durable_events: 3,
+        created_lsn: 1,
         last_timestamp_unix_nanos: last_day * DAY,
         segments: vec![1],
         last_event: Some(LastEvent {

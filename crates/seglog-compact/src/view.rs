@@ -12,6 +12,12 @@ pub struct ExecutionSummary {
     pub tenant: String,
     /// Number of events.
     pub events: u64,
+    /// Of `events`, those durable and readable when the view was taken. The rest (buffered
+    /// appends, appends on their way to disk) are not in the segments' `bytes` yet.
+    pub durable_events: u64,
+    /// The LSN of its first record: which incarnation of the id this is. An execution
+    /// erased and created again under the same id has a later one.
+    pub created_lsn: u64,
     /// Timestamp of its last event, nanoseconds since the Unix epoch.
     pub last_timestamp_unix_nanos: i64,
     /// Numbers of the segments holding its records, ascending, without repeats.

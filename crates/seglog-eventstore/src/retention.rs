@@ -57,6 +57,8 @@ mod tests {
             id: id.into(),
             tenant: "t".into(),
             events: 5,
+            durable_events: 5,
+            created_lsn: 1,
             last_timestamp_unix_nanos: last_day * 86_400_000_000_000,
             segments: vec![1],
             last_event: last.map(|(encoding, payload)| LastEvent {

@@ -108,7 +108,8 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
 /// Every execution of the index, as policies see it (no last events): also one whose
 /// appends are not all durable or published yet. A buffered append returned before the
 /// view was taken, so an erasure planned from the view must cover it (a commit round makes
-/// it durable at any time, the compaction's roll at the latest); `events` counts it.
+/// it durable at any time, the compaction's roll at the latest); `events` counts it,
+/// `durable_events` (what the segments' sizes hold, for retention by size) does not.
 fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
     index
         .executions()
@@ -121,6 +122,8 @@ fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
                 id: e.id().to_owned(),
                 tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
                 events: e.last_seq(),
+                durable_events: e.visible_seq(),
+                created_lsn: e.created_lsn(),
                 last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
                 segments: segs,
                 last_event: None,
@@ -275,10 +278,18 @@ impl<F: FileSystem + Clone> Log<F> {
                 .filter(|s| s.sealed)
                 .map(|s| s.number)
                 .collect();
+            // Only the incarnation the plan saw: an id erased by another compaction since and
+            // created again (perhaps by another tenant) names another execution (review 101).
             let mut doomed: Vec<String> = plan
                 .drop_executions
                 .iter()
-                .filter(|id| index.get(id).is_some())
+                .filter(|id| {
+                    index.get(id).is_some_and(|e| {
+                        plan.drop_incarnations
+                            .get(*id)
+                            .is_none_or(|&created| created == e.created_lsn())
+                    })
+                })
                 .cloned()
                 .collect();
             // Offloaded segments are never rewritten: an execution with records in one is

@@ -125,6 +125,8 @@ impl ReadOnlyLog {
                         id: id.to_owned(),
                         tenant: tenant.to_owned(),
                         events: 0,
+                        durable_events: 0,
+                        created_lsn: r.lsn(),
                         last_timestamp_unix_nanos: i64::MIN,
                         segments: Vec::new(),
                         last_event: None,
@@ -151,6 +153,8 @@ impl ReadOnlyLog {
                     ));
                 }
                 e.events = r.first_seq() + u64::from(r.event_count()) - 1;
+                // A closed log: every record read is durable.
+                e.durable_events = e.events;
                 e.last_timestamp_unix_nanos =
                     e.last_timestamp_unix_nanos.max(r.timestamp_unix_nanos());
                 if e.segments.last() != Some(&number) {
