@@ -11,11 +11,13 @@ pub struct Plan {
     /// Executions whose every event goes, from the index and from the bytes on disk.
     pub drop_executions: BTreeSet<String>,
     /// For executions of `drop_executions` named from a view (every policy does): the
-    /// incarnation the view saw ([`crate::ExecutionSummary::created_lsn`]). An execution
-    /// erased since (by another compaction) and created again under the same id, perhaps by
-    /// another tenant, is another execution: it is kept. An id without an entry (a plan
-    /// written by hand) is dropped whatever incarnation it is.
-    pub drop_incarnations: BTreeMap<String, u64>,
+    /// incarnations the plan asks for ([`crate::ExecutionSummary::created_lsn`]; more than
+    /// one when plans from views of different times were combined). An execution erased
+    /// since (by another compaction) and created again under the same id, perhaps by another
+    /// tenant, is another execution: it is kept. An id of `drop_executions` without an entry
+    /// (a plan written by hand) is dropped whatever incarnation it is; entries for ids not in
+    /// `drop_executions` mean nothing.
+    pub drop_incarnations: BTreeMap<String, BTreeSet<u64>>,
     /// Sealed segments to rewrite even without anything to drop (merging small segments).
     pub rewrite_segments: BTreeSet<u64>,
     /// Locality: every segment rewritten comes out *clustered* (docs/format.md §3.5): each
@@ -27,16 +29,34 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The incarnations of `id` this plan drops: `None` for "whatever incarnation" (named
+    /// without an entry), none when it does not name `id`.
+    fn incarnations_of(&self, id: &str) -> Option<BTreeSet<u64>> {
+        if !self.drop_executions.contains(id) {
+            return Some(BTreeSet::new());
+        }
+        self.drop_incarnations.get(id).cloned()
+    }
+
     /// True when carrying it out would change nothing.
     pub fn is_empty(&self) -> bool {
         self.drop_executions.is_empty() && self.rewrite_segments.is_empty()
     }
 
-    /// Both plans at once.
+    /// Both plans at once: an execution either drops is dropped (an id one of them drops
+    /// whatever its incarnation stays so; otherwise the incarnations of both count).
     #[must_use]
     pub fn and(mut self, other: Plan) -> Plan {
+        let mut incarnations = BTreeMap::new();
+        for id in self.drop_executions.union(&other.drop_executions) {
+            let (mine, theirs) = (self.incarnations_of(id), other.incarnations_of(id));
+            if let (Some(mut mine), Some(theirs)) = (mine, theirs) {
+                mine.extend(theirs);
+                incarnations.insert(id.clone(), mine);
+            }
+        }
+        self.drop_incarnations = incarnations;
         self.drop_executions.extend(other.drop_executions);
-        self.drop_incarnations.extend(other.drop_incarnations);
         self.rewrite_segments.extend(other.rewrite_segments);
         self.cluster_by_execution |= other.cluster_by_execution;
         self

@@ -3,7 +3,7 @@
 //! with [`Plan::and`].
 
 use crate::{ExecutionSummary, IndexView, Plan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 fn age_limit(view: &IndexView, age: Duration) -> i64 {
@@ -12,8 +12,9 @@ fn age_limit(view: &IndexView, age: Duration) -> i64 {
 }
 
 fn dropping<'a>(executions: impl Iterator<Item = &'a ExecutionSummary>) -> Plan {
-    let drop_incarnations: BTreeMap<String, u64> =
-        executions.map(|e| (e.id.clone(), e.created_lsn)).collect();
+    let drop_incarnations: BTreeMap<String, BTreeSet<u64>> = executions
+        .map(|e| (e.id.clone(), BTreeSet::from([e.created_lsn])))
+        .collect();
     Plan {
         drop_executions: drop_incarnations.keys().cloned().collect(),
         drop_incarnations,

@@ -203,3 +203,36 @@ fn clustering_finished_executions_takes_only_their_sealed_unclustered_segments()
             .cluster_by_execution
     );
 }
+
+/// `a1` of acme as a view saw it, created at `created_lsn`.
+fn acme_plan(created_lsn: u64) -> Plan {
+    let mut v = view();
+    v.executions[0].created_lsn = created_lsn;
+    v.executions.truncate(1);
+    drop_tenant(&v, "acme")
+}
+
+#[test]
+fn plans_name_the_incarnations_their_view_saw_and_and_keeps_every_one() {
+    let old = acme_plan(1);
+    assert_eq!(old.drop_incarnations["a1"], [1].into());
+    // Plans from views of different times: both incarnations are asked for, either order.
+    let both = acme_plan(7).and(old.clone());
+    assert_eq!(both.drop_incarnations["a1"], [1, 7].into());
+    assert_eq!(old.clone().and(acme_plan(7)), both);
+    // A plan written by hand drops whatever incarnation, combined or not.
+    let mut by_hand = Plan::default();
+    by_hand.drop_executions.insert("a1".into());
+    for combined in [by_hand.clone().and(old.clone()), old.clone().and(by_hand)] {
+        assert!(combined.drop_executions.contains("a1"));
+        assert!(
+            !combined.drop_incarnations.contains_key("a1"),
+            "{combined:?}"
+        );
+    }
+    // A plan that does not name the id leaves the other's incarnations as they are.
+    let other = drop_tenant(&view(), "bolt");
+    let combined = old.clone().and(other);
+    assert_eq!(combined.drop_incarnations["a1"], [1].into());
+    assert_eq!(combined.drop_incarnations["b1"], [1].into());
+}

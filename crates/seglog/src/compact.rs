@@ -256,6 +256,12 @@ impl<F: FileSystem + Clone> Log<F> {
                 self.rehydrate_for(&plan.drop_executions)?;
             }
         }
+        // A plan made at the start counts durable events by what is published (the
+        // segments' sizes count what is durable): publish what has become durable first, or
+        // a log only appended to would look as if it held nothing droppable (review 102).
+        if automatic {
+            self.publish_if_due();
+        }
         // Step 1: fix the set of executions to drop, and stop appends to them.
         let (plan, doomed, needs_roll) = {
             let index = self.shared.index.write();
@@ -287,7 +293,7 @@ impl<F: FileSystem + Clone> Log<F> {
                     index.get(id).is_some_and(|e| {
                         plan.drop_incarnations
                             .get(*id)
-                            .is_none_or(|&created| created == e.created_lsn())
+                            .is_none_or(|created| created.contains(&e.created_lsn()))
                     })
                 })
                 .cloned()
