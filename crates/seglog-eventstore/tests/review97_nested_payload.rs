@@ -112,15 +112,16 @@ async fn every_payload_json_text_can_hold_reads_back() {
     store.close().unwrap();
 }
 
-/// A record nested 100,000 levels deep, written past the store (through its log, as a tool
-/// or a crafted file could): the reads fail with an error on a default thread stack; the
-/// process does not abort.
-#[tokio::test]
-async fn a_crafted_record_nested_past_the_decoders_limit_is_an_error_not_an_abort() {
+/// A store holding one real event of execution "crafted" (tenant "acme") whose payload, the
+/// string "HOLE", is replaced by `levels` nested one-element containers around a nil (each
+/// opened by the bytes `level`), written past the store (through its log, as a tool or a
+/// crafted file could).
+async fn store_with_crafted_record(
+    levels: usize,
+    level: &[u8],
+) -> (tempfile::TempDir, SeglogStreamStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SeglogStreamStore::open(dir.path()).await.unwrap();
-    // A real event whose payload is the string "HOLE", with the string's bytes replaced by
-    // 100,000 nested one-element arrays around a nil.
     let encoded = seglog_eventstore::codec::encode_execution_event(&event(
         "crafted",
         "acme",
@@ -129,7 +130,9 @@ async fn a_crafted_record_nested_past_the_decoders_limit_is_an_error_not_an_abor
     .unwrap();
     let hole = encoded.windows(5).position(|w| w == b"\xa4HOLE").unwrap();
     let mut bytes = encoded[..hole].to_vec();
-    bytes.extend(std::iter::repeat_n(0x91, 100_000));
+    for _ in 0..levels {
+        bytes.extend(level);
+    }
     bytes.push(0xc0);
     bytes.extend(&encoded[hole + 5..]);
     store
@@ -143,6 +146,14 @@ async fn a_crafted_record_nested_past_the_decoders_limit_is_an_error_not_an_abor
         )
         .await
         .unwrap();
+    (dir, store)
+}
+
+/// A record nested 100,000 levels deep: the reads fail with an error on a default thread
+/// stack; the process does not abort.
+#[tokio::test]
+async fn a_crafted_record_nested_past_the_decoders_limit_is_an_error_not_an_abort() {
+    let (_dir, store) = store_with_crafted_record(100_000, &[0x91]).await;
     let err = store.get_after(0, 10).await.unwrap_err();
     assert!(format!("{err:#}").contains("depth"), "{err:#}");
     store
@@ -150,6 +161,40 @@ async fn a_crafted_record_nested_past_the_decoders_limit_is_an_error_not_an_abor
         .await
         .unwrap_err();
     store.close().unwrap();
+}
+
+/// Review 100: a record nested 250 levels (under the decoder's cap of 256), arrays or maps,
+/// reads back whole through both streaming reads on an ordinary (debug, 2 MiB) stack: the
+/// nesting limit must not cost a valid, if odd, record.
+#[tokio::test]
+async fn a_crafted_record_just_under_the_decoders_limit_reads_back_whole() {
+    for level in [&[0x91][..], &[0x81, 0xa1, b'a'][..]] {
+        let (_dir, store) = store_with_crafted_record(250, level).await;
+        let after = store.get_after(0, 10).await.unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(depth(after[0].event.payload.as_ref().unwrap()), 250);
+        let by_execution = store
+            .get_by_execution(&ExecutionId::from_string("crafted"))
+            .await
+            .unwrap();
+        assert_eq!(by_execution.len(), 1);
+        store.close().unwrap();
+    }
+}
+
+/// How many one-element arrays or maps enclose the innermost value (iterative: the value
+/// is deep).
+fn depth(value: &serde_json::Value) -> usize {
+    let mut levels = 0;
+    let mut current = value;
+    loop {
+        current = match current {
+            serde_json::Value::Array(items) if items.len() == 1 => &items[0],
+            serde_json::Value::Object(map) if map.len() == 1 => map.values().next().unwrap(),
+            _ => return levels,
+        };
+        levels += 1;
+    }
 }
 
 /// The kernel store's events too: a `Custom` event whose data nests past the limit is
