@@ -3,7 +3,7 @@
 //! with [`Plan::and`].
 
 use crate::{ExecutionSummary, IndexView, Plan};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 fn age_limit(view: &IndexView, age: Duration) -> i64 {
@@ -70,12 +70,24 @@ pub fn drop_finished_before(
 /// segments' bytes hold durable records only), so a pass may leave the log somewhat over the
 /// limit; the next pass, on the compacted log, drops more. It never drops more than the
 /// estimate asks for, nor an execution with nothing durable (dropping it frees nothing).
+///
+/// Only the segments the view lists count: a log's local segments. An execution with
+/// records in a segment the view does not list (offloaded to a bucket, which compaction
+/// never rewrites, or not created yet) is neither counted nor dropped: dropping it would
+/// free no local byte, and a pass spending its budget on it would drop nothing, pass after
+/// pass (review 103).
 pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
     let total: u64 = view.segments.iter().map(|s| s.bytes).sum();
     if total <= max_bytes {
         return Plan::default();
     }
-    let events: u64 = view.executions.iter().map(|e| e.durable_events).sum();
+    let listed: HashSet<u64> = view.segments.iter().map(|s| s.number).collect();
+    let events: u64 = view
+        .executions
+        .iter()
+        .filter(|e| e.segments.iter().any(|s| listed.contains(s)))
+        .map(|e| e.durable_events)
+        .sum();
     if events == 0 {
         return Plan::default();
     }
@@ -83,7 +95,7 @@ pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
     let mut oldest_first: Vec<&ExecutionSummary> = view
         .executions
         .iter()
-        .filter(|e| e.durable_events > 0)
+        .filter(|e| e.durable_events > 0 && e.segments.iter().all(|s| listed.contains(s)))
         .collect();
     // Ties by creation order: the view lists executions in it.
     oldest_first.sort_by_key(|e| e.last_timestamp_unix_nanos);

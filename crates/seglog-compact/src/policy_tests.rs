@@ -148,6 +148,26 @@ fn keep_log_under_drops_the_least_recently_active_until_the_estimate_fits() {
 }
 
 #[test]
+fn keep_log_under_counts_and_drops_only_what_the_listed_segments_hold() {
+    // Segment 1 is not listed (offloaded): a1 (the oldest) is only there, b1 partly. The
+    // 600 local bytes hold a2, b1 and b2's 9 events: ~67 bytes each, ~200 per execution.
+    let mut v = view();
+    v.segments = vec![seg(2, 400, true), seg(3, 200, false)];
+    v.executions[0].segments = vec![1];
+    v.executions[1].segments = vec![2];
+    v.executions[2].segments = vec![1, 2];
+    v.executions[3].segments = vec![3];
+    // 100 over: not a1 nor b1 (they free no local byte), but a2, the oldest held locally.
+    assert_eq!(ids(&keep_log_under(&v, 500)), vec!["a2"]);
+    assert_eq!(ids(&keep_log_under(&v, 0)), vec!["a2", "b2"]);
+    // Nothing held locally: nothing to drop.
+    for e in &mut v.executions {
+        e.segments = vec![1];
+    }
+    assert!(keep_log_under(&v, 0).is_empty());
+}
+
+#[test]
 fn clustering_takes_sealed_unclustered_segments_and_asks_for_clustering() {
     let mut done = seg(2, 9_000, true);
     done.clustered = true;
