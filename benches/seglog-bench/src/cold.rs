@@ -226,19 +226,20 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn median<T: Ord + Copy>(v: &[T]) -> T {
+/// The median of `v` (the upper one of an even count).
+pub fn median_of<T: Ord + Copy>(v: &[T]) -> T {
     let mut v = v.to_vec();
     v.sort_unstable();
     v[v.len() / 2]
 }
 
 fn dev(v: &[(u64, u64)]) -> String {
-    let (ios, bytes) = median(v);
+    let (ios, bytes) = median_of(v);
     format!("{ios} reads, {:.1} MiB", bytes as f64 / 1048576.0)
 }
 
 fn ratio(a: &[Duration], b: &[Duration]) -> f64 {
-    median(a).as_secs_f64() / median(b).as_secs_f64()
+    median_of(a).as_secs_f64() / median_of(b).as_secs_f64()
 }
 
 /// The cold figures as a markdown table: medians over the rounds, the device's reads during
@@ -258,17 +259,17 @@ pub fn table(cold: &Cold, rounds: usize) -> String {
     let _ = writeln!(
         out,
         "| W6 open, cold | {} | {} | {} | {:.2} | |",
-        ms(median(&cold.log.open)),
-        ms(median(&cold.store.open)),
-        ms(median(&cold.sqlite.open)),
+        ms(median_of(&cold.log.open)),
+        ms(median_of(&cold.store.open)),
+        ms(median_of(&cold.sqlite.open)),
         ratio(&cold.log.open, &cold.sqlite.open)
     );
     let _ = writeln!(
         out,
         "| W7 read, cold (after the cold open) | {} | {} | {} | {:.2} | {:.2} |",
-        ms(median(&cold.log.read)),
-        ms(median(&cold.store.read)),
-        ms(median(&cold.sqlite.read)),
+        ms(median_of(&cold.log.read)),
+        ms(median_of(&cold.store.read)),
+        ms(median_of(&cold.sqlite.read)),
         ratio(&cold.log.read, &cold.sqlite.read),
         ratio(&cold.store.read, &cold.log.read)
     );

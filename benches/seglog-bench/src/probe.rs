@@ -52,3 +52,70 @@ pub fn sequential_write_mb_s(dir: &Path) -> Result<f64> {
     rates.sort_by(f64::total_cmp);
     Ok(rates[1])
 }
+
+/// The disk's floor for a scattered read: `reads` random 4 KiB reads (`O_DIRECT`, so the
+/// page cache plays no part) from `threads` threads, spread over `files` (a log's segment
+/// files: the same disk, the same extents). The time of the whole batch, median of 3: no
+/// read of that many scattered records can be faster on this disk, whatever it issues.
+pub fn random_read_floor(
+    files: &[std::path::PathBuf],
+    reads: usize,
+    threads: usize,
+) -> Result<Duration> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const BLOCK: u64 = 4096;
+    let opened = files
+        .iter()
+        .map(|path| {
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(path)?;
+            let blocks = file.metadata()?.len() / BLOCK;
+            Ok((file, blocks))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let opened: Vec<_> = opened
+        .into_iter()
+        .filter(|(_, blocks)| *blocks > 0)
+        .collect();
+    anyhow::ensure!(!opened.is_empty(), "no file to read the floor from");
+    let threads = threads.clamp(1, reads.max(1));
+    let mut times = Vec::new();
+    for round in 0..3u64 {
+        let t = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let workers: Vec<_> = (0..threads)
+                .map(|w| {
+                    let opened = &opened;
+                    scope.spawn(move || -> Result<()> {
+                        // O_DIRECT wants a block-aligned buffer.
+                        let mut buffer = vec![0u8; 2 * BLOCK as usize];
+                        let skip = buffer.as_ptr().align_offset(BLOCK as usize);
+                        let block = &mut buffer[skip..skip + BLOCK as usize];
+                        let mut state =
+                            ((round << 32) | w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                        for _ in (w..reads).step_by(threads) {
+                            // xorshift64: a spread of offsets, no more.
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            let (file, blocks) = &opened[(state % opened.len() as u64) as usize];
+                            file.read_exact_at(block, (state >> 8) % blocks * BLOCK)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a floor reader panicked"))??;
+            }
+            Ok(())
+        })?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[1])
+}
