@@ -207,7 +207,13 @@ impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
         execution_id: &ExecutionId,
     ) -> anyhow::Result<Vec<EventLogEntry>> {
         let execution = execution_id.as_str();
-        let events = self.log.read(execution)?;
+        // The tenant from the same records (never looked up apart: the execution may be
+        // erased and created again in between), and off the runtime's threads when
+        // offloaded segments are read through their (blocking) source.
+        let (events, tenant) = self
+            .log
+            .read_range_with_tenant_async(execution, 1, usize::MAX)
+            .await?;
         // Events of one record share its position: the store writes one event per record,
         // and the trait's sequence must not repeat (as `get_after` refuses such a record).
         if let Some(pair) = events.windows(2).find(|w| w[0].lsn == w[1].lsn) {
@@ -216,11 +222,6 @@ impl<F: FileSystem> EventStore for SeglogStreamStore<F> {
                 pair[0].lsn
             );
         }
-        let tenant = if events.is_empty() {
-            None
-        } else {
-            self.log.tenant_of(execution)?
-        };
         events
             .into_iter()
             .map(|e| {
