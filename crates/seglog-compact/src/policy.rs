@@ -75,28 +75,26 @@ pub fn drop_finished_before(
 /// records in a segment the view does not list (offloaded to a bucket, which compaction
 /// never rewrites, or not created yet) is neither counted nor dropped: dropping it would
 /// free no local byte, and a pass spending its budget on it would drop nothing, pass after
-/// pass (review 103).
+/// pass (review 103); counting its events, most of them perhaps in the bucket, would make
+/// every local event look tiny and drop every local execution (review 104). Its local
+/// records still weigh in the segments' bytes, so the estimate errs high, and a pass drops
+/// fewer executions than it would otherwise; the next pass drops more.
 pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
     let total: u64 = view.segments.iter().map(|s| s.bytes).sum();
     if total <= max_bytes {
         return Plan::default();
     }
     let listed: HashSet<u64> = view.segments.iter().map(|s| s.number).collect();
-    let events: u64 = view
-        .executions
-        .iter()
-        .filter(|e| e.segments.iter().any(|s| listed.contains(s)))
-        .map(|e| e.durable_events)
-        .sum();
-    if events == 0 {
-        return Plan::default();
-    }
-    let bytes_per_event = total as f64 / events as f64;
     let mut oldest_first: Vec<&ExecutionSummary> = view
         .executions
         .iter()
         .filter(|e| e.durable_events > 0 && e.segments.iter().all(|s| listed.contains(s)))
         .collect();
+    let events: u64 = oldest_first.iter().map(|e| e.durable_events).sum();
+    if events == 0 {
+        return Plan::default();
+    }
+    let bytes_per_event = total as f64 / events as f64;
     // Ties by creation order: the view lists executions in it.
     oldest_first.sort_by_key(|e| e.last_timestamp_unix_nanos);
     let mut excess = (total - max_bytes) as f64;
