@@ -25,6 +25,7 @@
 //!         created_lsn: 1,
 //!         last_timestamp_unix_nanos: 5_000,
 //!         segments: vec![1],
+//!         segment_records: vec![3],
 //!         last_event: None,
 //!     }],
 //!     segments: vec![],

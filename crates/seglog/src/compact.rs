@@ -115,9 +115,27 @@ fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
         .executions()
         .filter(|e| e.last_seq() > 0)
         .map(|e| {
-            let mut segs: Vec<u64> = e.records().iter().map(|l| u64::from(l.segment)).collect();
-            segs.sort_unstable();
-            segs.dedup();
+            // (segment, durable records in it); records come in log order, so mostly in
+            // runs of one segment.
+            let visible = e.visible_seq();
+            let mut per_segment: Vec<(u64, u64)> = Vec::new();
+            for (i, l) in e.records().iter().enumerate() {
+                let segment = u64::from(l.segment);
+                let durable = u64::from(e.record_first_seq(i).is_some_and(|f| f <= visible));
+                match per_segment.last_mut() {
+                    Some((last, n)) if *last == segment => *n += durable,
+                    _ => per_segment.push((segment, durable)),
+                }
+            }
+            per_segment.sort_unstable();
+            per_segment.dedup_by(|next, kept| {
+                let same = next.0 == kept.0;
+                if same {
+                    kept.1 += next.1;
+                }
+                same
+            });
+            let (segs, segment_records) = per_segment.into_iter().unzip();
             ExecutionSummary {
                 id: e.id().to_owned(),
                 tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
@@ -126,6 +144,7 @@ fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
                 created_lsn: e.created_lsn(),
                 last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
                 segments: segs,
+                segment_records,
                 last_event: None,
             }
         })
