@@ -25,7 +25,7 @@
 //!         created_lsn: 1,
 //!         last_timestamp_unix_nanos: 5_000,
 //!         segments: vec![1],
-//!         segment_records: vec![3],
+//!         bytes: 300,
 //!         last_event: None,
 //!     }],
 //!     segments: vec![],

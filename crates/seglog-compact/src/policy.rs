@@ -3,7 +3,7 @@
 //! with [`Plan::and`].
 
 use crate::{ExecutionSummary, IndexView, Plan};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 fn age_limit(view: &IndexView, age: Duration) -> i64 {
@@ -64,79 +64,41 @@ pub fn drop_finished_before(
 }
 
 /// Retention by size: when the log's segments add up to more than `max_bytes`, drops
-/// executions, the one whose last event is oldest first, until what they are estimated to
-/// hold brings the log under the limit.
+/// executions, the one whose last event is oldest first, until the bytes they hold
+/// ([`ExecutionSummary::bytes`]) bring the log under the limit. It never drops more than
+/// that; the log's size after the compaction may differ a little (what was appended
+/// meanwhile, a segment's header when the rewrite empties it).
 ///
-/// The index keeps no record sizes, so an execution's bytes are estimated per segment: each
-/// of its durable records in a segment weighs that segment's bytes over the durable records
-/// the view counts in it. Records of one era and size sit in the same segments, so an
-/// execution of large old events weighs what it holds, not the log's mean (review 105: a
-/// mean dropped 20 times more than a limit asked for); within one segment sizes are
-/// averaged, so a pass may drop a little too much or leave the log somewhat over the limit
-/// (the next pass, on the compacted log, drops more). Never dropped: an execution with
-/// nothing durable (dropping it frees nothing), and one with records in a segment the view
-/// does not list (offloaded to a bucket, which compaction never rewrites, or not created
-/// yet: dropping it frees no local byte, and a pass spending its budget on it would drop
-/// nothing, pass after pass; review 103).
+/// Never dropped for size: an execution with nothing durable or no bytes (dropping it frees
+/// nothing), and one with records in a segment the view does not list (offloaded to a
+/// bucket, which compaction never rewrites, or not created yet: dropping it frees no local
+/// byte, and a pass spending its budget on it would drop nothing, pass after pass; review
+/// 103). Weighing executions by their exact bytes, not by events at a mean size, is what
+/// keeps a pass from dropping many times what the limit asks for when event sizes differ
+/// (reviews 104–106).
 pub fn keep_log_under(view: &IndexView, max_bytes: u64) -> Plan {
     let total: u64 = view.segments.iter().map(|s| s.bytes).sum();
     if total <= max_bytes {
         return Plan::default();
     }
-    let bytes_per_record = bytes_per_durable_record(view);
-    let estimate = |e: &ExecutionSummary| -> Option<f64> {
-        if e.durable_events == 0 || e.segment_records.len() != e.segments.len() {
-            return None;
-        }
-        e.segments
-            .iter()
-            .zip(&e.segment_records)
-            .map(|(s, &n)| bytes_per_record.get(s).map(|per| per * n as f64))
-            .sum()
-    };
-    let mut oldest_first: Vec<(&ExecutionSummary, f64)> = view
+    let listed: HashSet<u64> = view.segments.iter().map(|s| s.number).collect();
+    let mut oldest_first: Vec<&ExecutionSummary> = view
         .executions
         .iter()
-        .filter_map(|e| estimate(e).map(|bytes| (e, bytes)))
+        .filter(|e| {
+            e.durable_events > 0 && e.bytes > 0 && e.segments.iter().all(|s| listed.contains(s))
+        })
         .collect();
     // Ties by creation order: the view lists executions in it.
-    oldest_first.sort_by_key(|(e, _)| e.last_timestamp_unix_nanos);
-    let mut excess = (total - max_bytes) as f64;
-    dropping(
-        oldest_first
-            .into_iter()
-            .take_while(|(_, bytes)| {
-                if excess <= 0.0 {
-                    return false;
-                }
-                excess -= bytes;
-                true
-            })
-            .map(|(e, _)| e),
-    )
-}
-
-/// Each listed segment's bytes over the durable records the view counts in it (0 for a
-/// segment the view counts none in).
-fn bytes_per_durable_record(view: &IndexView) -> HashMap<u64, f64> {
-    let mut records: HashMap<u64, u64> = view.segments.iter().map(|s| (s.number, 0)).collect();
-    for e in &view.executions {
-        for (s, &n) in e.segments.iter().zip(&e.segment_records) {
-            if let Some(count) = records.get_mut(s) {
-                *count += n;
-            }
+    oldest_first.sort_by_key(|e| e.last_timestamp_unix_nanos);
+    let mut excess = total - max_bytes;
+    dropping(oldest_first.into_iter().take_while(|e| {
+        if excess == 0 {
+            return false;
         }
-    }
-    view.segments
-        .iter()
-        .map(|s| {
-            let per = match records.get(&s.number).copied().unwrap_or(0) {
-                0 => 0.0,
-                n => s.bytes as f64 / n as f64,
-            };
-            (s.number, per)
-        })
-        .collect()
+        excess = excess.saturating_sub(e.bytes);
+        true
+    }))
 }
 
 /// Rewrites every sealed segment (merging them up to the target size): a full compaction.

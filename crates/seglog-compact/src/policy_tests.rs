@@ -12,7 +12,7 @@ fn exec(id: &str, tenant: &str, last_day: i64, last: &str) -> ExecutionSummary {
         created_lsn: 1,
         last_timestamp_unix_nanos: last_day * DAY,
         segments: vec![1],
-        segment_records: vec![3],
+        bytes: 300,
         last_event: Some(LastEvent {
             encoding: 0,
             payload: bytes::Bytes::copy_from_slice(last.as_bytes()),
@@ -150,54 +150,39 @@ fn keep_log_under_drops_the_least_recently_active_until_the_estimate_fits() {
 
 #[test]
 fn keep_log_under_counts_and_drops_only_what_the_listed_segments_hold() {
-    // Segment 1 is not listed (offloaded): a1 (the oldest) is only there, b1 partly (one
-    // record local). Segment 2: a2's 3 records and b1's 1 in 400 bytes; segment 3: b2's 3
-    // in 300. 100 bytes a record: a2 and b2 weigh 300 each.
+    // Segment 1 is not listed (offloaded): a1 (the oldest) is only there, b1 partly.
     let mut v = view();
     v.segments = vec![seg(2, 400, true), seg(3, 300, false)];
-    let place = [
-        (vec![1], vec![3]),
-        (vec![2], vec![3]),
-        (vec![1, 2], vec![2, 1]),
-        (vec![3], vec![3]),
-    ];
-    for (e, (segments, records)) in v.executions.iter_mut().zip(place) {
+    let place = [vec![1], vec![2], vec![1, 2], vec![3]];
+    for (e, segments) in v.executions.iter_mut().zip(place) {
         e.segments = segments;
-        e.segment_records = records;
     }
     // 100 over: not a1 nor b1 (they free no local byte), but a2, the oldest held locally.
     assert_eq!(ids(&keep_log_under(&v, 600)), vec!["a2"]);
     assert_eq!(ids(&keep_log_under(&v, 0)), vec!["a2", "b2"]);
-    // b1's events mostly in the bucket do not shrink the estimate (review 104): 100 over
-    // still costs a2 alone.
-    v.executions[2].durable_events = 10_000;
-    assert_eq!(ids(&keep_log_under(&v, 600)), vec!["a2"]);
     // Nothing held locally: nothing to drop.
     for e in &mut v.executions {
         e.segments = vec![1];
-        e.segment_records = vec![3];
     }
     assert!(keep_log_under(&v, 0).is_empty());
 }
 
-/// Review 105: large old events and small new ones. A log-wide mean weighed each old
-/// execution at a fraction of its bytes and dropped newer executions to cover the rest.
+/// Reviews 105 and 106: executions of large events and of small ones, in the same
+/// segments. An estimate at a mean size (per event, or per record of a segment) weighed
+/// the large ones at a fraction of their bytes and dropped newer executions to cover the
+/// rest; their exact bytes do not.
 #[test]
-fn keep_log_under_weighs_executions_by_the_segments_they_are_in() {
+fn keep_log_under_weighs_executions_by_their_bytes() {
     let mut v = view();
-    // a1 (oldest): 3 records of 100,000 bytes in segment 1; the other three: 3 records of
-    // 100 bytes each in segment 2.
-    v.segments = vec![seg(1, 300_000, true), seg(2, 900, false)];
-    for (i, e) in v.executions.iter_mut().enumerate() {
-        e.segments = vec![if i == 0 { 1 } else { 2 }];
-    }
-    // 150,000 over: a1 alone covers it.
+    v.segments = vec![seg(1, 300_900, false)];
+    v.executions[0].bytes = 300_000; // a1, the oldest: 3 events of 100,000 bytes
+                                     // 150,000 over: a1 alone covers it.
     assert_eq!(ids(&keep_log_under(&v, 150_900)), vec!["a1"]);
     // 300,100 over: a1 and one small execution (b1, day 50).
     assert_eq!(ids(&keep_log_under(&v, 800)), vec!["a1", "b1"]);
-    // A view built without per-segment counts drops nothing for size.
+    // Executions without bytes (a view built by hand without them) free nothing: kept.
     for e in &mut v.executions {
-        e.segment_records.clear();
+        e.bytes = 0;
     }
     assert!(keep_log_under(&v, 0).is_empty());
 }

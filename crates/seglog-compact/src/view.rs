@@ -22,11 +22,10 @@ pub struct ExecutionSummary {
     pub last_timestamp_unix_nanos: i64,
     /// Numbers of the segments holding its records, ascending, without repeats.
     pub segments: Vec<u64>,
-    /// How many of its durable records each of `segments` holds, in the same order (0 for
-    /// a segment holding only records not durable yet). Retention by size weighs an
-    /// execution by these; an execution whose list does not match `segments` (a view built
-    /// by hand without it) is never dropped for size.
-    pub segment_records: Vec<u64>,
+    /// The bytes its durable records hold in the segments the view lists (exact: each
+    /// record, framing included). What dropping it frees there; retention by size weighs
+    /// executions by it, and never drops one at 0 (a view built by hand without it).
+    pub bytes: u64,
     /// Its last event, when the view was built with them (for "finished" predicates).
     pub last_event: Option<LastEvent>,
 }

@@ -61,7 +61,7 @@ mod tests {
             created_lsn: 1,
             last_timestamp_unix_nanos: last_day * 86_400_000_000_000,
             segments: vec![1],
-            segment_records: vec![5],
+            bytes: 500,
             last_event: last.map(|(encoding, payload)| LastEvent {
                 encoding,
                 payload: payload.into(),

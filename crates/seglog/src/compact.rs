@@ -23,7 +23,7 @@ use seglog_compact::{group_into_runs, rewrite_runs, ExecutionSummary, IndexView,
 use seglog_compact::{Plan, RewriteStats, SegmentSummary};
 use seglog_index::Location;
 use seglog_segment::io::FileSystem;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -110,32 +110,20 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
 /// view was taken, so an erasure planned from the view must cover it (a commit round makes
 /// it durable at any time, the compaction's roll at the latest); `events` counts it,
 /// `durable_events` (what the segments' sizes hold, for retention by size) does not.
-fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
-    index
-        .executions()
-        .filter(|e| e.last_seq() > 0)
-        .map(|e| {
-            // (segment, durable records in it); records come in log order, so mostly in
-            // runs of one segment.
-            let visible = e.visible_seq();
-            let mut per_segment: Vec<(u64, u64)> = Vec::new();
-            for (i, l) in e.records().iter().enumerate() {
-                let segment = u64::from(l.segment);
-                let durable = u64::from(e.record_first_seq(i).is_some_and(|f| f <= visible));
-                match per_segment.last_mut() {
-                    Some((last, n)) if *last == segment => *n += durable,
-                    _ => per_segment.push((segment, durable)),
-                }
-            }
-            per_segment.sort_unstable();
-            per_segment.dedup_by(|next, kept| {
-                let same = next.0 == kept.0;
-                if same {
-                    kept.1 += next.1;
-                }
-                same
-            });
-            let (segs, segment_records) = per_segment.into_iter().unzip();
+fn summaries(
+    index: &seglog_index::ExecutionIndex,
+    segments: &[SegmentSummary],
+) -> Vec<ExecutionSummary> {
+    let executions: Vec<&seglog_index::Execution> =
+        index.executions().filter(|e| e.last_seq() > 0).collect();
+    let bytes = durable_bytes(&executions, segments);
+    executions
+        .iter()
+        .zip(bytes)
+        .map(|(e, bytes)| {
+            let mut segs: Vec<u64> = e.records().iter().map(|l| u64::from(l.segment)).collect();
+            segs.sort_unstable();
+            segs.dedup();
             ExecutionSummary {
                 id: e.id().to_owned(),
                 tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
@@ -144,11 +132,41 @@ fn summaries(index: &seglog_index::ExecutionIndex) -> Vec<ExecutionSummary> {
                 created_lsn: e.created_lsn(),
                 last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
                 segments: segs,
-                segment_records,
+                bytes,
                 last_event: None,
             }
         })
         .collect()
+}
+
+/// The durable bytes each of `executions`' records hold in `segments`, exactly, from where
+/// records start (the index keeps no sizes): a record runs to the next record of its
+/// segment, whatever execution that is, and the last to the segment's end of durable data;
+/// a record starting past that end is not durable yet and counts nothing. One sort of every
+/// record's position (~16 B each, transient).
+fn durable_bytes(executions: &[&seglog_index::Execution], segments: &[SegmentSummary]) -> Vec<u64> {
+    let ends: HashMap<u64, u64> = segments.iter().map(|s| (s.number, s.bytes)).collect();
+    // (segment << 32 | offset, which execution): sorted, each segment's records in file order.
+    let mut starts: Vec<(u64, usize)> = Vec::new();
+    for (i, e) in executions.iter().enumerate() {
+        for l in e.records() {
+            if ends.contains_key(&u64::from(l.segment)) {
+                starts.push(((u64::from(l.segment) << 32) | u64::from(l.offset), i));
+            }
+        }
+    }
+    starts.sort_unstable();
+    let mut bytes = vec![0u64; executions.len()];
+    for (k, &(at, i)) in starts.iter().enumerate() {
+        let (segment, offset) = (at >> 32, at & u64::from(u32::MAX));
+        let end = ends.get(&segment).copied().unwrap_or(0);
+        let next = starts
+            .get(k + 1)
+            .filter(|(next, _)| next >> 32 == segment)
+            .map_or(end, |(next, _)| next & u64::from(u32::MAX));
+        bytes[i] += next.min(end).saturating_sub(offset);
+    }
+    bytes
 }
 
 /// Where a compaction's plan comes from.
@@ -189,7 +207,7 @@ impl<F: FileSystem + Clone> Log<F> {
         // Durable appends nobody has published yet, visible first (for the last events).
         self.publish_if_due();
         let segments = self.segment_summaries();
-        let mut executions = summaries(&self.shared.index.read());
+        let mut executions = summaries(&self.shared.index.read(), &segments);
         if with_last_events {
             for e in &mut executions {
                 e.last_event = self
@@ -287,10 +305,11 @@ impl<F: FileSystem + Clone> Log<F> {
             let plan = match source {
                 PlanSource::Given(plan) => plan,
                 PlanSource::AtStart(make) => {
+                    let segments = self.segment_summaries();
                     planned_at_start = make(&IndexView {
                         now_unix_nanos: now_unix_nanos(),
-                        executions: summaries(&index),
-                        segments: self.segment_summaries(),
+                        executions: summaries(&index, &segments),
+                        segments,
                     });
                     &planned_at_start
                 }

@@ -129,7 +129,7 @@ impl ReadOnlyLog {
                         created_lsn: r.lsn(),
                         last_timestamp_unix_nanos: i64::MIN,
                         segments: Vec::new(),
-                        segment_records: Vec::new(),
+                        bytes: 0,
                         last_event: None,
                     });
                     executions.len() - 1
@@ -160,11 +160,8 @@ impl ReadOnlyLog {
                     e.last_timestamp_unix_nanos.max(r.timestamp_unix_nanos());
                 if e.segments.last() != Some(&number) {
                     e.segments.push(number);
-                    e.segment_records.push(0);
                 }
-                if let Some(records) = e.segment_records.last_mut() {
-                    *records += 1;
-                }
+                e.bytes += r.len() as u64;
                 if with_last_events {
                     e.last_event = r.events().last().map(|p| LastEvent {
                         encoding: r.encoding(),
