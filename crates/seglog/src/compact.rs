@@ -147,7 +147,8 @@ fn summaries(
 fn durable_bytes(executions: &[&seglog_index::Execution], segments: &[SegmentSummary]) -> Vec<u64> {
     let ends: HashMap<u64, u64> = segments.iter().map(|s| (s.number, s.bytes)).collect();
     // (segment << 32 | offset, which execution): sorted, each segment's records in file order.
-    let mut starts: Vec<(u64, usize)> = Vec::new();
+    let mut starts: Vec<(u64, usize)> =
+        Vec::with_capacity(executions.iter().map(|e| e.records().len()).sum());
     for (i, e) in executions.iter().enumerate() {
         for l in e.records() {
             if ends.contains_key(&u64::from(l.segment)) {
@@ -206,8 +207,16 @@ impl<F: FileSystem + Clone> Log<F> {
         self.check_open()?;
         // Durable appends nobody has published yet, visible first (for the last events).
         self.publish_if_due();
-        let segments = self.segment_summaries();
-        let mut executions = summaries(&self.shared.index.read(), &segments);
+        // The segment table read under the index lock: a compaction relocates the records
+        // and installs its segments under the write lock, so the view pairs the table with
+        // the index it belongs to (review 107: a table from before a merge with an index from
+        // after it left every relocated execution at 0 bytes, seemingly offloaded).
+        let (segments, mut executions) = {
+            let index = self.shared.index.read();
+            let segments = self.segment_summaries();
+            let executions = summaries(&index, &segments);
+            (segments, executions)
+        };
         if with_last_events {
             for e in &mut executions {
                 e.last_event = self
