@@ -13,14 +13,11 @@ mod common;
 
 use bytes::Bytes;
 use common::offload::*;
+use common::sizes::local_bytes;
 use seglog::io::sim::SimFs;
 use seglog::{Log, Retention};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn local_bytes(log: &Log<SimFs>) -> u64 {
-    log.segments().iter().map(|s| s.data_end).sum()
-}
 
 fn fill(log: &Log<SimFs>, prefix: &str) {
     let payload = vec![b'x'; 150];

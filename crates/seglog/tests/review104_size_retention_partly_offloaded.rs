@@ -14,15 +14,12 @@ mod common;
 
 use bytes::Bytes;
 use common::offload::*;
+use common::sizes::local_bytes;
 use seglog::compaction::policy;
 use seglog::io::sim::SimFs;
 use seglog::{CompactOptions, Log, Retention};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn local_bytes(log: &Log<SimFs>) -> u64 {
-    log.segments().iter().map(|s| s.data_end).sum()
-}
 
 /// The log of both tests: `long`'s 10,000 events offloaded but its latest event local, and
 /// ten local-only executions of 20 events of 150 bytes. Returns the local bytes.

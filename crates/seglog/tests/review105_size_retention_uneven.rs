@@ -7,29 +7,13 @@
 //! with acknowledged executions gone that no limit asked to drop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog::compaction::{policy, Plan};
+mod common;
+
+use common::sizes::{exact_bytes, local_bytes};
+use seglog::compaction::policy;
 use seglog::io::sim::SimFs;
 use seglog::{CompactOptions, Log, Options, Retention};
 use std::time::{Duration, Instant};
-
-fn local_bytes(log: &Log<SimFs>) -> u64 {
-    log.segments().iter().map(|s| s.data_end).sum()
-}
-
-/// Exact bytes the records of `ids` hold (a dry run's `bytes_reclaimed`).
-fn exact_bytes(log: &Log<SimFs>, ids: &[String]) -> u64 {
-    let plan = Plan {
-        drop_executions: ids.iter().cloned().collect(),
-        ..Plan::default()
-    };
-    log.compact_blocking(
-        &plan,
-        CompactOptions::default().dry_run(true),
-        &mut |_, _| {},
-    )
-    .unwrap()
-    .bytes_reclaimed
-}
 
 /// 10 old executions of 10 events of 100 KB (about 10 MB), then 1,000 newer ones of 100
 /// events of 100 bytes (about 16 MB with framing), all durable and sealed.

@@ -7,28 +7,12 @@
 //! "cover" an excess the first execution alone covered.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog::compaction::{policy, Plan};
+mod common;
+
+use common::sizes::{exact_bytes, local_bytes};
+use seglog::compaction::policy;
 use seglog::io::sim::SimFs;
 use seglog::{CompactOptions, Log, Options};
-
-fn local_bytes(log: &Log<SimFs>) -> u64 {
-    log.segments().iter().map(|s| s.data_end).sum()
-}
-
-/// Exact bytes the records of `ids` hold (a dry run's `bytes_reclaimed`).
-fn exact_bytes(log: &Log<SimFs>, ids: &[&str]) -> u64 {
-    let plan = Plan {
-        drop_executions: ids.iter().map(|s| s.to_string()).collect(),
-        ..Plan::default()
-    };
-    log.compact_blocking(
-        &plan,
-        CompactOptions::default().dry_run(true),
-        &mut |_, _| {},
-    )
-    .unwrap()
-    .bytes_reclaimed
-}
 
 /// Sets the limit half of `old-00` under the log's size, runs one pass of
 /// `keep_log_under` and checks it freed at most 3x what dropping `old-00` alone (the exact

@@ -14,6 +14,9 @@
 //! (2 merges); should it never hit, the test passes without showing anything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::sizes::{exact_bytes, local_bytes};
 use seglog::compaction::{policy, IndexView, Plan};
 use seglog::io::sim::SimFs;
 use seglog::{CompactOptions, Log, Options};
@@ -21,24 +24,6 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn local_bytes(log: &Log<SimFs>) -> u64 {
-    log.segments().iter().map(|s| s.data_end).sum()
-}
-
-fn exact_bytes(log: &Log<SimFs>, ids: &[&str]) -> u64 {
-    let plan = Plan {
-        drop_executions: ids.iter().map(|s| s.to_string()).collect(),
-        ..Plan::default()
-    };
-    log.compact_blocking(
-        &plan,
-        CompactOptions::default().dry_run(true),
-        &mut |_, _| {},
-    )
-    .unwrap()
-    .bytes_reclaimed
-}
 
 /// Executions listed with a durable event but a record in a segment the view does not list
 /// (this log offloads nothing).

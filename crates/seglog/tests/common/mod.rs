@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod offload;
+pub mod sizes;
 
 use seglog::io::FileSystem;
 use seglog::{CheckpointMode, Log, Options, RecoveryMode};
