@@ -1,5 +1,6 @@
 //! [`Plan`]: what one compaction will do.
 
+use crate::Incarnation;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The outcome of one or more policies: executions to drop and segments to rewrite.
@@ -11,13 +12,13 @@ pub struct Plan {
     /// Executions whose every event goes, from the index and from the bytes on disk.
     pub drop_executions: BTreeSet<String>,
     /// For executions of `drop_executions` named from a view (every policy does): the
-    /// incarnations the plan asks for ([`crate::ExecutionSummary::created_lsn`]; more than
+    /// incarnations the plan asks for ([`crate::ExecutionSummary::incarnation`]; more than
     /// one when plans from views of different times were combined). An execution erased
     /// since (by another compaction) and created again under the same id, perhaps by another
     /// tenant, is another execution: it is kept. An id of `drop_executions` without an entry
     /// (a plan written by hand) is dropped whatever incarnation it is; entries for ids not in
     /// `drop_executions` mean nothing.
-    pub drop_incarnations: BTreeMap<String, BTreeSet<u64>>,
+    pub drop_incarnations: BTreeMap<String, BTreeSet<Incarnation>>,
     /// Sealed segments to rewrite even without anything to drop (merging small segments).
     pub rewrite_segments: BTreeSet<u64>,
     /// Locality: every segment rewritten comes out *clustered* (docs/format.md §3.5): each
@@ -31,7 +32,7 @@ pub struct Plan {
 impl Plan {
     /// The incarnations of `id` this plan drops: `None` for "whatever incarnation" (named
     /// without an entry), none when it does not name `id`.
-    fn incarnations_of(&self, id: &str) -> Option<BTreeSet<u64>> {
+    fn incarnations_of(&self, id: &str) -> Option<BTreeSet<Incarnation>> {
         if !self.drop_executions.contains(id) {
             return Some(BTreeSet::new());
         }

@@ -2,7 +2,7 @@
 //! clock (the view carries "now"), so each is unit-tested on hand-made views. Combine them
 //! with [`Plan::and`].
 
-use crate::{ExecutionSummary, IndexView, Plan};
+use crate::{ExecutionSummary, Incarnation, IndexView, Plan};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
@@ -12,8 +12,8 @@ fn age_limit(view: &IndexView, age: Duration) -> i64 {
 }
 
 fn dropping<'a>(executions: impl Iterator<Item = &'a ExecutionSummary>) -> Plan {
-    let drop_incarnations: BTreeMap<String, BTreeSet<u64>> = executions
-        .map(|e| (e.id.clone(), BTreeSet::from([e.created_lsn])))
+    let drop_incarnations: BTreeMap<String, BTreeSet<Incarnation>> = executions
+        .map(|e| (e.id.clone(), BTreeSet::from([e.incarnation])))
         .collect();
     Plan {
         drop_executions: drop_incarnations.keys().cloned().collect(),

@@ -102,7 +102,8 @@ pub use verify::{
 /// out with [`Log::compact`].
 pub mod compaction {
     pub use seglog_compact::{
-        policy, ExecutionSummary, IndexView, LastEvent, Plan, RewriteStats, SegmentSummary,
+        policy, ExecutionSummary, Incarnation, IndexView, LastEvent, Plan, RewriteStats,
+        SegmentSummary,
     };
 }
 
