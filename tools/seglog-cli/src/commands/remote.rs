@@ -105,20 +105,23 @@ pub fn run(args: &RemoteArgs) -> Result<i32> {
     }
 }
 
+/// The newest manifest and whether every object it names is there; the exit status is the
+/// verdict, and stands even if the reader of stdout went away.
 fn status(args: &StatusArgs) -> Result<i32> {
+    use super::remote_inspect::out;
     let (store, prefix) = open_store(&args.url)?;
     runtime()?.block_on(async move {
         let manifest = seglog_tier::latest_manifest(store.as_ref(), &prefix)
             .await
             .context("cannot read the newest manifest")?;
         let Some(m) = manifest else {
-            println!("no manifest under {}: nothing was shipped there", escape_str(prefix.as_ref()));
+            out(format!("no manifest under {}: nothing was shipped there", escape_str(prefix.as_ref())))?;
             return Ok(crate::exit::ERROR);
         };
         let bytes: u64 = m.segments.iter().map(|s| s.segment.len).sum();
         let checkpoints = m.segments.iter().filter(|s| s.checkpoint.is_some()).count();
         let first = m.segments.first().map_or(0, |s| s.first_lsn);
-        println!(
+        out(format!(
             "manifest {}: owner epoch {} (nonce {}), {} segments, LSNs {}..={}, {} bytes, {} checkpoints",
             m.manifest_id,
             m.writer_epoch,
@@ -128,11 +131,11 @@ fn status(args: &StatusArgs) -> Result<i32> {
             m.last_lsn(),
             bytes,
             checkpoints
-        );
+        ))?;
         // Validated by the manifest's decode: 32 hex digits, nothing to escape.
         match &m.log_id {
-            Some(id) => println!("log id {id}"),
-            None => println!("log id: none named (written before identities; the next ship names it)"),
+            Some(id) => out(format!("log id {id}"))?,
+            None => out("log id: none named (written before identities; the next ship names it)".to_owned())?,
         }
         let mut bad = 0usize;
         let named: Vec<(&str, u64)> = m
@@ -146,20 +149,20 @@ fn status(args: &StatusArgs) -> Result<i32> {
                 Ok(meta) if meta.size == *len => {}
                 Ok(meta) => {
                     bad += 1;
-                    println!("  {}: {} bytes, the manifest says {len}", escape_str(key), meta.size);
+                    out(format!("  {}: {} bytes, the manifest says {len}", escape_str(key), meta.size))?;
                 }
                 Err(object_store::Error::NotFound { .. }) => {
                     bad += 1;
-                    println!("  {}: missing", escape_str(key));
+                    out(format!("  {}: missing", escape_str(key)))?;
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot check {}", escape_str(key))),
             }
         }
         if bad == 0 {
-            println!("all {} objects it names are present", named.len());
+            out(format!("all {} objects it names are present", named.len()))?;
             Ok(crate::exit::OK)
         } else {
-            println!("{bad} of {} objects it names are missing or of the wrong length", named.len());
+            out(format!("{bad} of {} objects it names are missing or of the wrong length", named.len()))?;
             Ok(crate::exit::CORRUPT)
         }
     })
@@ -185,7 +188,8 @@ pub fn restore(args: &RestoreArgs) -> Result<i32> {
         .await
         .with_context(|| format!("cannot restore into {}", escape_path(&dir)))?;
         let r = &restored.report;
-        println!(
+        // The restore is done: a reader of stdout gone away must not skip the close.
+        let printed = crate::outln!(
             "restored manifest {} into {}: {} segments, {} checkpoints, {} bytes, through LSN {}; claimed with epoch {}",
             r.manifest_id,
             escape_path(&dir),
@@ -194,14 +198,19 @@ pub fn restore(args: &RestoreArgs) -> Result<i32> {
             r.bytes,
             r.last_lsn,
             restored.tier.epoch()
-        );
-        if lazy {
-            println!(
-                "{} segments left in the bucket (offload stubs written)",
-                r.segments_offloaded
-            );
-        }
+        )
+        .and_then(|()| {
+            if lazy {
+                crate::outln!(
+                    "{} segments left in the bucket (offload stubs written)",
+                    r.segments_offloaded
+                )
+            } else {
+                Ok(())
+            }
+        });
         restored.log.close().context("cannot close the restored log")?;
+        crate::output::ignore_broken_pipe(printed)?;
         Ok(crate::exit::OK)
     })
 }

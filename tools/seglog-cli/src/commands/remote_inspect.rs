@@ -222,7 +222,7 @@ fn keep(
 }
 
 /// One line on stdout; a reader that went away is no error (the exit status stands).
-fn out(line: String) -> Result<()> {
+pub(super) fn out(line: String) -> Result<()> {
     Ok(crate::output::ignore_broken_pipe(crate::outln!("{line}"))?)
 }
 

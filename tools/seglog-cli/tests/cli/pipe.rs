@@ -46,6 +46,32 @@ fn commands_end_quietly_with_status_0_when_the_reader_of_stdout_goes_away() {
     assert_quiet_success(&["repair", d, "--dry-run"]);
 }
 
+/// `remote status` (review 108: it printed with `println!`, which panics on EPIPE), whose
+/// exit status is its verdict, and `restore`, which must still finish and leave a log that
+/// verifies.
+#[test]
+fn remote_commands_end_quietly_when_the_reader_of_stdout_goes_away() {
+    let root = tempfile::tempdir().unwrap();
+    let (url, _) = crate::remote::shipped(root.path());
+    assert_quiet_success(&["remote", "status", &url]);
+    let empty = root.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let no_manifest = format!("file://{}", empty.display());
+    // Its exit status is a verdict ("nothing shipped there"): it stands without a reader.
+    let o = run_into_closed_pipe(&["remote", "status", &no_manifest]);
+    assert!(!err(&o).contains("panicked"), "{}", err(&o));
+    assert_eq!(
+        o.status.code(),
+        seglog(&["remote", "status", &no_manifest]).status.code()
+    );
+    let dest = root.path().join("restored");
+    assert_quiet_success(&["restore", &url, dest.to_str().unwrap()]);
+    assert_eq!(
+        seglog(&["verify", dest.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+}
+
 #[test]
 fn repair_goes_on_when_the_reader_of_stdout_goes_away() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// number of events shipped.
 // Options are set field by field: they are about to become #[non_exhaustive].
 #[allow(clippy::field_reassign_with_default)]
-fn shipped(root: &std::path::Path) -> (String, usize) {
+pub(crate) fn shipped(root: &std::path::Path) -> (String, usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
