@@ -13,7 +13,7 @@
 //! on a closed one.
 //!
 //! ```
-//! use seglog_compact::{policy, ExecutionSummary, Incarnation, IndexView, Plan};
+//! use seglog_compact::{policy, ExecutionSummary, IndexView, Plan};
 //!
 //! let view = IndexView {
 //!     now_unix_nanos: 10_000,
@@ -22,7 +22,7 @@
 //!         tenant: "acme".into(),
 //!         events: 3,
 //!         durable_events: 3,
-//!         incarnation: Incarnation::settled(1),
+//!         created_lsn: 1,
 //!         last_timestamp_unix_nanos: 5_000,
 //!         segments: vec![1],
 //!         bytes: 300,
@@ -41,6 +41,6 @@ mod rewrite;
 mod view;
 
 pub use error::{Error, Result};
-pub use plan::Plan;
+pub use plan::{Incarnation, Plan};
 pub use rewrite::{group_into_runs, rewrite_runs, Moves, RewriteStats, Rewritten};
-pub use view::{ExecutionSummary, Incarnation, IndexView, LastEvent, SegmentSummary};
+pub use view::{ExecutionSummary, IndexView, LastEvent, SegmentSummary};

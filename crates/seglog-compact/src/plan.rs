@@ -1,7 +1,23 @@
 //! [`Plan`]: what one compaction will do.
 
-use crate::Incarnation;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// One incarnation of an execution id, as a view saw it: the execution its tenant created
+/// with the record at `created_lsn`.
+///
+/// The LSN alone does not name it for good: a record lost before it was synced (buffered,
+/// then a power cut; a failed write; a salvage that cuts the tail) gives its LSN back, and
+/// after a reopen the next append takes it again, perhaps another tenant's creating the same
+/// id (review 108). The tenant keeps a stale plan from ever reaching another tenant's
+/// execution; the same tenant re-creating the same id at the very LSN its lost record had is
+/// not told apart (docs/design.md, "Compaction").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Incarnation {
+    /// The LSN of the execution's first record.
+    pub created_lsn: u64,
+    /// Its tenant.
+    pub tenant: String,
+}
 
 /// The outcome of one or more policies: executions to drop and segments to rewrite.
 ///
@@ -12,8 +28,8 @@ pub struct Plan {
     /// Executions whose every event goes, from the index and from the bytes on disk.
     pub drop_executions: BTreeSet<String>,
     /// For executions of `drop_executions` named from a view (every policy does): the
-    /// incarnations the plan asks for ([`crate::ExecutionSummary::incarnation`]; more than
-    /// one when plans from views of different times were combined). An execution erased
+    /// incarnations the plan asks for ([`crate::ExecutionSummary::created_lsn`] and
+    /// `tenant`; more than one when plans from views of different times were combined). An execution erased
     /// since (by another compaction) and created again under the same id, perhaps by another
     /// tenant, is another execution: it is kept. An id of `drop_executions` without an entry
     /// (a plan written by hand) is dropped whatever incarnation it is; entries for ids not in

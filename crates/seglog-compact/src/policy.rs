@@ -13,7 +13,13 @@ fn age_limit(view: &IndexView, age: Duration) -> i64 {
 
 fn dropping<'a>(executions: impl Iterator<Item = &'a ExecutionSummary>) -> Plan {
     let drop_incarnations: BTreeMap<String, BTreeSet<Incarnation>> = executions
-        .map(|e| (e.id.clone(), BTreeSet::from([e.incarnation])))
+        .map(|e| {
+            let seen = Incarnation {
+                created_lsn: e.created_lsn,
+                tenant: e.tenant.clone(),
+            };
+            (e.id.clone(), BTreeSet::from([seen]))
+        })
         .collect();
     Plan {
         drop_executions: drop_incarnations.keys().cloned().collect(),

@@ -9,7 +9,7 @@ fn exec(id: &str, tenant: &str, last_day: i64, last: &str) -> ExecutionSummary {
         tenant: tenant.into(),
         events: 3,
         durable_events: 3,
-        incarnation: Incarnation::settled(1),
+        created_lsn: 1,
         last_timestamp_unix_nanos: last_day * DAY,
         segments: vec![1],
         bytes: 300,
@@ -244,31 +244,20 @@ fn clustering_finished_executions_takes_only_their_sealed_unclustered_segments()
     );
 }
 
-fn settled(lsns: &[u64]) -> std::collections::BTreeSet<Incarnation> {
-    lsns.iter().map(|&l| Incarnation::settled(l)).collect()
-}
-
-/// An incarnation whose first record was durable names that execution on any open of the
-/// log; one that was not, only on the open whose view saw it (review 108: its LSN may be
-/// handed out again after a reopen).
-#[test]
-fn an_unsettled_incarnation_names_nothing_on_another_open_of_the_log() {
-    let settled = Incarnation::settled(2);
-    assert!(settled.is(2, 1) && settled.is(2, 9));
-    assert!(!settled.is(3, 1));
-    let unsettled = Incarnation {
-        created_lsn: 2,
-        unsettled_in: Some(1),
-    };
-    assert!(unsettled.is(2, 1));
-    assert!(!unsettled.is(2, 9), "another open of the log");
-    assert!(!unsettled.is(3, 1));
+/// The incarnations of `tenant` created at `lsns`.
+fn seen(tenant: &str, lsns: &[u64]) -> std::collections::BTreeSet<Incarnation> {
+    lsns.iter()
+        .map(|&created_lsn| Incarnation {
+            created_lsn,
+            tenant: tenant.into(),
+        })
+        .collect()
 }
 
 /// `a1` of acme as a view saw it, created at `created_lsn`.
 fn acme_plan(created_lsn: u64) -> Plan {
     let mut v = view();
-    v.executions[0].incarnation = Incarnation::settled(created_lsn);
+    v.executions[0].created_lsn = created_lsn;
     v.executions.truncate(1);
     drop_tenant(&v, "acme")
 }
@@ -276,10 +265,10 @@ fn acme_plan(created_lsn: u64) -> Plan {
 #[test]
 fn plans_name_the_incarnations_their_view_saw_and_and_keeps_every_one() {
     let old = acme_plan(1);
-    assert_eq!(old.drop_incarnations["a1"], settled(&[1]));
+    assert_eq!(old.drop_incarnations["a1"], seen("acme", &[1]));
     // Plans from views of different times: both incarnations are asked for, either order.
     let both = acme_plan(7).and(old.clone());
-    assert_eq!(both.drop_incarnations["a1"], settled(&[1, 7]));
+    assert_eq!(both.drop_incarnations["a1"], seen("acme", &[1, 7]));
     assert_eq!(old.clone().and(acme_plan(7)), both);
     // A plan written by hand drops whatever incarnation, combined or not.
     let mut by_hand = Plan::default();
@@ -294,6 +283,6 @@ fn plans_name_the_incarnations_their_view_saw_and_and_keeps_every_one() {
     // A plan that does not name the id leaves the other's incarnations as they are.
     let other = drop_tenant(&view(), "bolt");
     let combined = old.clone().and(other);
-    assert_eq!(combined.drop_incarnations["a1"], settled(&[1]));
-    assert_eq!(combined.drop_incarnations["b1"], settled(&[1]));
+    assert_eq!(combined.drop_incarnations["a1"], seen("acme", &[1]));
+    assert_eq!(combined.drop_incarnations["b1"], seen("bolt", &[1]));
 }

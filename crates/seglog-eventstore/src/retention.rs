@@ -58,7 +58,7 @@ mod tests {
             tenant: "t".into(),
             events: 5,
             durable_events: 5,
-            incarnation: seglog::compaction::Incarnation::settled(1),
+            created_lsn: 1,
             last_timestamp_unix_nanos: last_day * 86_400_000_000_000,
             segments: vec![1],
             bytes: 500,

@@ -20,7 +20,7 @@ use crate::append::now_unix_nanos;
 use crate::log::Log;
 use crate::{Error, Result};
 use seglog_compact::{group_into_runs, rewrite_runs, ExecutionSummary, IndexView, LastEvent};
-use seglog_compact::{Incarnation, Plan, RewriteStats, SegmentSummary};
+use seglog_compact::{Plan, RewriteStats, SegmentSummary};
 use seglog_index::Location;
 use seglog_segment::io::FileSystem;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -113,7 +113,6 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
 fn summaries(
     index: &seglog_index::ExecutionIndex,
     segments: &[SegmentSummary],
-    settled: Settled,
 ) -> Vec<ExecutionSummary> {
     let executions: Vec<&seglog_index::Execution> =
         index.executions().filter(|e| e.last_seq() > 0).collect();
@@ -130,7 +129,7 @@ fn summaries(
                 tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
                 events: e.last_seq(),
                 durable_events: e.visible_seq(),
-                incarnation: settled.incarnation(e.created_lsn()),
+                created_lsn: e.created_lsn(),
                 last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
                 segments: segs,
                 bytes,
@@ -138,26 +137,6 @@ fn summaries(
             }
         })
         .collect()
-}
-
-/// What a view needs to name incarnations: the LSN through which records are on stable
-/// storage, and which open of the log the view is of.
-#[derive(Clone, Copy)]
-struct Settled {
-    through_lsn: u64,
-    open_number: u64,
-}
-
-impl Settled {
-    /// The incarnation created at `created_lsn`: bound to this open of the log unless its
-    /// first record is on stable storage (review 108: a record lost before it was gives its
-    /// LSN to the next append after a reopen, perhaps another tenant's).
-    fn incarnation(self, created_lsn: u64) -> Incarnation {
-        Incarnation {
-            created_lsn,
-            unsettled_in: (created_lsn > self.through_lsn).then_some(self.open_number),
-        }
-    }
 }
 
 /// The durable bytes each of `executions`' records hold in `segments`, exactly, from where
@@ -216,19 +195,6 @@ impl<F: FileSystem + Clone> Log<F> {
             .collect()
     }
 
-    /// How this open of the log names incarnations in a view (called under the index lock).
-    /// A read-only log's records may not be synced by their writer yet: none is settled.
-    fn settled(&self) -> Settled {
-        Settled {
-            through_lsn: if self.is_read_only() {
-                0
-            } else {
-                self.shared.segments.synced_lsn()
-            },
-            open_number: self.shared.open_number,
-        }
-    }
-
     /// A snapshot of the index for compaction policies: every execution, also one whose
     /// appends are not durable yet (a buffered append, or one in flight, is counted in its
     /// `events`), so that an erasure planned from it covers every append that returned
@@ -248,7 +214,7 @@ impl<F: FileSystem + Clone> Log<F> {
         let (segments, mut executions) = {
             let index = self.shared.index.read();
             let segments = self.segment_summaries();
-            let executions = summaries(&index, &segments, self.settled());
+            let executions = summaries(&index, &segments);
             (segments, executions)
         };
         if with_last_events {
@@ -351,7 +317,7 @@ impl<F: FileSystem + Clone> Log<F> {
                     let segments = self.segment_summaries();
                     planned_at_start = make(&IndexView {
                         now_unix_nanos: now_unix_nanos(),
-                        executions: summaries(&index, &segments, self.settled()),
+                        executions: summaries(&index, &segments),
                         segments,
                     });
                     &planned_at_start
@@ -366,15 +332,18 @@ impl<F: FileSystem + Clone> Log<F> {
                 .map(|s| s.number)
                 .collect();
             // Only the incarnation the plan saw: an id erased by another compaction since and
-            // created again (perhaps by another tenant) names another execution (review 101).
+            // created again (perhaps by another tenant) names another execution (review 101),
+            // and so does one created by another tenant at an LSN a lost record gave back
+            // (review 108).
             let mut doomed: Vec<String> = plan
                 .drop_executions
                 .iter()
                 .filter(|id| {
                     index.get(id).is_some_and(|e| {
                         plan.drop_incarnations.get(*id).is_none_or(|seen| {
+                            let tenant = index.tenant_of(id).unwrap_or_default();
                             seen.iter()
-                                .any(|i| i.is(e.created_lsn(), self.shared.open_number))
+                                .any(|i| i.created_lsn == e.created_lsn() && i.tenant == tenant)
                         })
                     })
                 })

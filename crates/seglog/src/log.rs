@@ -8,7 +8,7 @@ use seglog_index::{ExecutionIndex, IndexRebuilder, Visibility};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentLog;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -64,8 +64,6 @@ pub(crate) struct Shared<F: FileSystem> {
     /// bytes, ~10 bytes a record): the close extends it instead of listing the whole segment
     /// again (format.md §5.1).
     pub consumed_prefix: parking_lot::Mutex<Option<(u64, bytes::Bytes)>>,
-    /// Which open of a log this is, unique in the process ([`Log::open_number`]).
-    pub open_number: u64,
     /// Sealed segments whose file left the directory (their bytes are in object storage),
     /// and the source reads of them go through (`offloaded`).
     pub offloaded: crate::offloaded::Offloaded,
@@ -74,9 +72,6 @@ pub(crate) struct Shared<F: FileSystem> {
     #[cfg(test)]
     pub between_epoch_moves: parking_lot::Mutex<Option<EpochMoveHook<F>>>,
 }
-
-/// The next [`Log::open_number`].
-static NEXT_OPEN_NUMBER: AtomicU64 = AtomicU64::new(1);
 
 /// See `Shared::between_epoch_moves`.
 #[cfg(test)]
@@ -295,7 +290,6 @@ impl<F: FileSystem> Log<F> {
                 between_epoch_moves: parking_lot::Mutex::new(None),
                 consumed_prefix: parking_lot::Mutex::new(None),
                 offloaded: crate::offloaded::Offloaded::default(),
-                open_number: NEXT_OPEN_NUMBER.fetch_add(1, Ordering::Relaxed),
             }),
         }
     }
@@ -303,14 +297,6 @@ impl<F: FileSystem> Log<F> {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
-    }
-
-    /// A number telling this open of the log from every other open, of any log, in this
-    /// process (its clones share it). A compaction plan trusts an incarnation whose first
-    /// record was not yet on stable storage when its view was taken only on the open whose
-    /// view it was ([`seglog_compact::Incarnation`]).
-    pub fn open_number(&self) -> u64 {
-        self.shared.open_number
     }
 
     /// The log's identity (docs/format.md §9): 16 random bytes made with the log and kept by

@@ -1,16 +1,24 @@
 //! Review 108: plans made before a reopen. A plan names the incarnations it drops
-//! (`Plan::drop_incarnations`): the LSN of each execution's first record. LSNs are not unique
-//! across a reopen while a record is not durable: the writer resumes after the last *durable*
-//! LSN, so an LSN handed to an append lost before it was synced (buffered, then a power cut
-//! or a failed write) is handed out again. The view lists such appends on purpose (an erasure
-//! must cover them), and a plan made from it erased, after the reopen, another tenant's new
-//! execution that had the same id and took the same LSN. Such incarnations are now bound to
-//! the open of the log whose view saw them (`Incarnation::unsettled_in`).
+//! (`Plan::drop_incarnations`). It used to name them by the LSN of each execution's first
+//! record, and LSNs are not unique across a reopen while a record is not durable: the writer
+//! resumes after the last *durable* LSN, so an LSN handed to an append lost before it was
+//! synced (buffered, then a power cut or a failed write; or cut by a salvage) is handed out
+//! again. The view lists such appends on purpose (an erasure must cover them), and a plan
+//! made from it erased, after the reopen, another tenant's new execution that had the same
+//! id and took the same LSN. An incarnation now carries its tenant too. (A first fix bound
+//! unsynced incarnations to the open of the log that saw them; review 109 showed that this
+//! made plans from before a clean reopen, or from a read-only open, erase nothing, and
+//! missed salvages: those cases are here too.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::compaction::{policy, Plan};
 use seglog::io::sim::{CrashMode, SimFs};
-use seglog::{CompactOptions, Log, Options};
+use seglog::{CompactOptions, Log, Options, SyncMode};
+use std::time::Duration;
+
+fn never() -> Options {
+    Options::default().sync_mode(SyncMode::Never)
+}
 
 fn compact(log: &Log<SimFs>, plan: &Plan) -> seglog::CompactionReport {
     log.compact_blocking(plan, CompactOptions::default(), &mut |_, _| {})
@@ -41,7 +49,6 @@ fn stale_tenant_erasure_after_an_erasure_and_reopen_keeps_another_tenants_execut
         .iter()
         .find(|e| e.id == "run-1")
         .unwrap()
-        .incarnation
         .created_lsn;
     eprintln!(
         "plan's incarnations {:?}, beta's run-1 created at {created}",
@@ -79,7 +86,7 @@ fn stale_tenant_erasure_after_a_crash_keeps_another_tenants_execution() {
     eprintln!(
         "acme's plan names run-1 at {:?}; beta's run-1 was created at LSN {}",
         acme_erasure.drop_incarnations.get("run-1"),
-        beta.incarnation.created_lsn
+        beta.created_lsn
     );
     let report = compact(&log, &acme_erasure);
     assert_eq!(
@@ -150,7 +157,7 @@ fn stale_tenant_erasure_after_a_failed_write_keeps_another_tenants_execution() {
     eprintln!(
         "acme's plan names run-1 at {:?}; beta's run-1 was created at LSN {}",
         acme_erasure.drop_incarnations.get("run-1"),
-        beta.incarnation.created_lsn
+        beta.created_lsn
     );
     let report = compact(&log, &acme_erasure);
     assert_eq!(
@@ -175,13 +182,6 @@ fn plans_still_erase_buffered_executions_on_their_open_and_durable_ones_after_a_
     log.append_batch_buffered("synced", "acme", &[b"synced later".as_slice()])
         .unwrap();
     let view = log.compaction_view(false).unwrap();
-    let unsettled: Vec<_> = view
-        .executions
-        .iter()
-        .filter(|e| e.incarnation.unsettled_in.is_some())
-        .map(|e| e.id.as_str())
-        .collect();
-    assert_eq!(unsettled, ["buffered", "synced"], "{view:?}");
     let erasure = policy::drop_tenant(&view, "acme");
     log.sync_blocking().unwrap();
     let report = compact(&log, &erasure);
@@ -191,9 +191,6 @@ fn plans_still_erase_buffered_executions_on_their_open_and_durable_ones_after_a_
     log.append_blocking("durable", "acme", b"acknowledged")
         .unwrap();
     let erasure = policy::drop_tenant(&log.compaction_view(false).unwrap(), "acme");
-    assert!(erasure.drop_incarnations["durable"]
-        .iter()
-        .all(|i| i.unsettled_in.is_none()));
     log.close().unwrap();
     let log = Log::open_with_fs(fs, "/log", Options::default()).unwrap();
     let report = compact(&log, &erasure);
@@ -201,6 +198,221 @@ fn plans_still_erase_buffered_executions_on_their_open_and_durable_ones_after_a_
     assert!(!log.exists("durable").unwrap());
     assert_eq!(log.tenant_of("kept").unwrap().as_deref(), Some("gamma"));
     log.close().unwrap();
+}
+
+/// Review 109 (on the first fix, which bound unsynced incarnations to their open): under `SyncMode::Never` an append that returned from `append_blocking` is "durable"
+/// (the view counts it in `durable_events`). A tenant erasure planned from that view, carried
+/// out after a *clean* close and reopen (close syncs everything), must still erase it.
+#[test]
+fn never_mode_acknowledged_execution_is_erased_by_a_plan_from_before_a_clean_reopen() {
+    let fs = SimFs::new();
+    let log = Log::open_with_fs(fs.clone(), "/log", never()).unwrap();
+    log.append_blocking("kept", "gamma", b"unrelated").unwrap();
+    log.append_blocking("run-1", "acme", b"acme's, acknowledged")
+        .unwrap();
+    let view = log.compaction_view(false).unwrap();
+    let erasure = policy::drop_tenant(&view, "acme");
+    log.close().unwrap();
+    drop(log);
+    let log = Log::open_with_fs(fs, "/log", never()).unwrap();
+    let report = compact(&log, &erasure);
+    assert!(
+        !log.exists("run-1").unwrap(),
+        "acme's erasure, planned when run-1 was acknowledged durable, left it in place after a clean reopen ({report:?})"
+    );
+    log.close().unwrap();
+}
+
+/// Review 109: a plan made from a read-only open of a cleanly closed log (every record on stable
+/// storage) must erase those executions when carried out on a writer's open.
+#[test]
+fn plan_from_a_read_only_view_of_a_closed_log_erases_on_the_writer() {
+    let fs = SimFs::new();
+    let log = Log::open_with_fs(fs.clone(), "/log", Options::default()).unwrap();
+    log.append_blocking("kept", "gamma", b"unrelated").unwrap();
+    log.append_blocking("run-1", "acme", b"acme's").unwrap();
+    log.close().unwrap();
+    drop(log);
+    let ro = Log::open_read_only_with_fs(fs.clone(), "/log").unwrap();
+    let view = ro.compaction_view(false).unwrap();
+    let erasure = policy::drop_tenant(&view, "acme");
+    eprintln!("read-only plan: {:?}", erasure.drop_incarnations);
+    drop(ro);
+    let log = Log::open_with_fs(fs, "/log", Options::default()).unwrap();
+    let report = compact(&log, &erasure);
+    assert!(
+        !log.exists("run-1").unwrap(),
+        "an erasure planned on a read-only open of a closed log erased nothing on the writer ({report:?})"
+    );
+    log.close().unwrap();
+}
+
+/// `SyncMode::Never`: acme's acknowledged (unsynced) append is lost in a power cut; after
+/// the reopen beta's first append takes its LSN. acme's stale plan must keep beta's run-1.
+#[test]
+fn never_mode_lost_acknowledged_append_keeps_another_tenants_execution() {
+    let fs = SimFs::new();
+    let log = Log::open_with_fs(fs.clone(), "/log", never()).unwrap();
+    log.append_blocking("other", "gamma", b"unrelated").unwrap();
+    log.sync_blocking().unwrap();
+    log.append_blocking("run-1", "acme", b"acme's, acknowledged unsynced")
+        .unwrap();
+    let view = log.compaction_view(false).unwrap();
+    let erasure = policy::drop_tenant(&view, "acme");
+    let crashed = fs.crash(CrashMode::LoseUnsynced);
+    drop(log);
+    let log = Log::open_with_fs(crashed, "/log", never()).unwrap();
+    log.append_blocking("run-1", "beta", b"beta's").unwrap();
+    log.sync_blocking().unwrap();
+    compact(&log, &erasure);
+    assert_eq!(log.tenant_of("run-1").unwrap().as_deref(), Some("beta"));
+    log.close().unwrap();
+}
+
+/// Review 109: a salvage (`RecoveryMode::Salvage`, `seglog repair`) cuts durable records too,
+/// so their LSNs are handed out again: acme's stale erasure, planned when its run-1 was
+/// durable, must keep tenant beta's new run-1.
+#[test]
+fn stale_plan_after_a_salvage_keeps_another_tenants_execution() {
+    use seglog::RecoveryMode;
+    let fs = SimFs::new();
+    let log = Log::open_with_fs(fs.clone(), "/log", Options::default()).unwrap();
+    log.append_blocking("other", "gamma", b"unrelated").unwrap();
+    log.append_blocking(
+        "run-1",
+        "acme",
+        b"acme's acknowledged record, damaged later",
+    )
+    .unwrap();
+    let view = log.compaction_view(false).unwrap();
+    let erasure = policy::drop_tenant(&view, "acme");
+    eprintln!("acme's plan: {:?}", erasure.drop_incarnations);
+    log.close().unwrap();
+    drop(log);
+    // Bit rot in acme's record.
+    let seg = fs
+        .file_names(std::path::Path::new("/log"))
+        .into_iter()
+        .find(|n| n.ends_with(".seg"))
+        .unwrap();
+    let path = std::path::Path::new("/log").join(&seg);
+    let mut bytes = fs.read_file(&path).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"damaged ").unwrap();
+    bytes[at] ^= 0xff;
+    fs.replace_file(&path, bytes).unwrap();
+    let salvaged = Log::open_with_fs(
+        fs.clone(),
+        "/log",
+        Options::default().recovery_mode(RecoveryMode::Salvage),
+    )
+    .unwrap();
+    assert!(!salvaged.exists("run-1").unwrap());
+    let log = salvaged;
+    log.append_blocking("run-1", "beta", b"beta's, acknowledged")
+        .unwrap();
+    let beta = log.compaction_view(false).unwrap();
+    let beta = beta.executions.iter().find(|e| e.id == "run-1").unwrap();
+    eprintln!("beta's run-1 was created at LSN {}", beta.created_lsn);
+    let report = compact(&log, &erasure);
+    assert_eq!(
+        log.tenant_of("run-1").unwrap().as_deref(),
+        Some("beta"),
+        "acme's erasure from before the salvage erased beta's run-1 ({report:?})"
+    );
+    log.close().unwrap();
+}
+/// Views racing appends (durable and buffered), sync, roll, retention passes, compactions and
+/// finally close, in both sync modes: nothing may hang.
+#[test]
+fn views_racing_appends_sync_roll_compaction_and_close_do_not_deadlock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mode in [SyncMode::Always, SyncMode::Never] {
+            let fs = SimFs::new();
+            let opts = Options::default()
+                .sync_mode(mode)
+                .segment_size_bytes(8192)
+                .max_record_size_bytes(Some(2048))
+                .retention(
+                    seglog::Retention::default()
+                        .max_age(Duration::from_secs(3600))
+                        .interval(Duration::from_millis(1)),
+                );
+            let log = Log::open_with_fs(fs, "/log", opts).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut threads = Vec::new();
+            for w in 0..2 {
+                let (log, stop) = (log.clone(), stop.clone());
+                threads.push(std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Acquire) {
+                        let id = format!("w{w}-{}", i % 5);
+                        let r = if i.is_multiple_of(3) {
+                            log.append_batch_buffered(&id, "t", &[[b'p'; 200].as_slice()])
+                                .map(|_| ())
+                        } else {
+                            log.append_blocking(&id, "t", &[b'p'; 200]).map(|_| ())
+                        };
+                        if r.is_err() {
+                            break;
+                        }
+                        i += 1;
+                    }
+                }));
+            }
+            {
+                let (log, stop) = (log.clone(), stop.clone());
+                threads.push(std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Acquire) {
+                        let Ok(view) = log.compaction_view(false) else {
+                            break;
+                        };
+                        if i.is_multiple_of(7) {
+                            let plan = policy::drop_tenant(&view, "nobody")
+                                .and(policy::merge_small_segments(&view, 8192, 16384));
+                            let _ = log.compact_blocking(
+                                &plan,
+                                CompactOptions::default(),
+                                &mut |_, _| {},
+                            );
+                        }
+                        i += 1;
+                    }
+                }));
+            }
+            {
+                let (log, stop) = (log.clone(), stop.clone());
+                threads.push(std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Acquire) {
+                        let r = if i.is_multiple_of(2) {
+                            log.sync_blocking()
+                        } else {
+                            log.roll_blocking().map(|_| ())
+                        };
+                        if r.is_err() {
+                            break;
+                        }
+                        i += 1;
+                    }
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(700));
+            // Close while everything still runs.
+            log.close().unwrap();
+            stop.store(true, Ordering::Release);
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("views racing appends, sync, roll, compaction and close hung");
 }
 
 /// Stress: retention passes every millisecond (by age, an hour: they must drop nothing),
@@ -212,7 +424,7 @@ fn retention_passes_racing_erasures_merges_and_appends_lose_nothing() {
     use seglog::{CheckpointMode, Retention};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
     let fs = SimFs::new();
     let opts = Options::default()
         .segment_size_bytes(8192)

@@ -444,13 +444,6 @@ impl<F: FileSystem> SegmentLog<F> {
         self.inner.durable_lsn.load(Ordering::Acquire)
     }
 
-    /// LSN through which every record is on stable storage: [`Self::durable_lsn`] under
-    /// [`crate::SyncMode::Always`]; under [`crate::SyncMode::Never`], what the last sync
-    /// covered. No record up to it can be lost, so its LSN is never handed out again.
-    pub fn synced_lsn(&self) -> u64 {
-        self.inner.commit.lock().synced_lsn
-    }
-
     /// Follows [`Self::durable_lsn`]: changes whenever it advances (or the log is poisoned or
     /// closed), for followers of the log.
     pub fn durable_watch(&self) -> crate::DurableWatch {

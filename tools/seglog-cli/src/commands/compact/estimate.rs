@@ -16,9 +16,7 @@
 
 use crate::logdir::{read_segment, segment_paths, Health, SegmentView};
 use anyhow::{bail, Context, Result};
-use seglog::compaction::{
-    ExecutionSummary, Incarnation, IndexView, LastEvent, Plan, SegmentSummary,
-};
+use seglog::compaction::{ExecutionSummary, IndexView, LastEvent, Plan, SegmentSummary};
 use seglog::CompactionReport;
 use seglog_segment::format::{parse_segment_file_name, MANIFEST_FILE_NAME, SEGMENT_HEADER_LEN};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -128,7 +126,7 @@ impl ReadOnlyLog {
                         tenant: tenant.to_owned(),
                         events: 0,
                         durable_events: 0,
-                        incarnation: Incarnation::settled(r.lsn()),
+                        created_lsn: r.lsn(),
                         last_timestamp_unix_nanos: i64::MIN,
                         segments: Vec::new(),
                         bytes: 0,
