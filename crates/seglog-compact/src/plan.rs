@@ -55,6 +55,17 @@ impl Plan {
         self.drop_incarnations.get(id).cloned()
     }
 
+    /// True when this plan drops the execution `id` that `tenant` created with the record
+    /// at `created_lsn`: it names `id`, by hand (whatever incarnation) or with that
+    /// incarnation among those its views saw.
+    pub fn drops(&self, id: &str, created_lsn: u64, tenant: &str) -> bool {
+        self.drop_executions.contains(id)
+            && self.drop_incarnations.get(id).is_none_or(|seen| {
+                seen.iter()
+                    .any(|i| i.created_lsn == created_lsn && i.tenant == tenant)
+            })
+    }
+
     /// True when carrying it out would change nothing.
     pub fn is_empty(&self) -> bool {
         self.drop_executions.is_empty() && self.rewrite_segments.is_empty()

@@ -286,3 +286,20 @@ fn plans_name_the_incarnations_their_view_saw_and_and_keeps_every_one() {
     assert_eq!(combined.drop_incarnations["a1"], seen("acme", &[1]));
     assert_eq!(combined.drop_incarnations["b1"], seen("bolt", &[1]));
 }
+
+/// `Plan::drops`: an id named by hand drops any incarnation; one named from a view only the
+/// incarnations (LSN and tenant) the view saw.
+#[test]
+fn a_plan_drops_only_the_incarnations_it_saw() {
+    let plan = acme_plan(7);
+    assert!(plan.drops("a1", 7, "acme"));
+    assert!(!plan.drops("a1", 8, "acme"), "created again since");
+    assert!(
+        !plan.drops("a1", 7, "bolt"),
+        "another tenant at a reused LSN"
+    );
+    assert!(!plan.drops("b1", 7, "acme"), "not named");
+    let mut by_hand = Plan::default();
+    by_hand.drop_executions.insert("a1".into());
+    assert!(by_hand.drops("a1", 99, "anyone"));
+}

@@ -170,6 +170,16 @@ fn durable_bytes(executions: &[&seglog_index::Execution], segments: &[SegmentSum
     bytes
 }
 
+/// True when `plan` drops the execution `index` holds under `id`: only the incarnation the
+/// plan saw. An id erased by another compaction since and created again (perhaps by another
+/// tenant) names another execution (review 101), and so does one another tenant created at
+/// an LSN a lost record gave back (review 108).
+fn drops(plan: &Plan, index: &seglog_index::ExecutionIndex, id: &str) -> bool {
+    index
+        .get(id)
+        .is_some_and(|e| plan.drops(id, e.created_lsn(), index.tenant_of(id).unwrap_or_default()))
+}
+
 /// Where a compaction's plan comes from.
 pub(crate) enum PlanSource<'a> {
     /// Made by the caller beforehand ([`Log::compact_blocking`]).
@@ -299,7 +309,17 @@ impl<F: FileSystem + Clone> Log<F> {
         // Automatic retention never downloads: it skips such executions (below).
         if let PlanSource::Given(plan) = &source {
             if !automatic && !options.dry_run {
-                self.rehydrate_for(&plan.drop_executions)?;
+                // Only what the plan drops: another tenant's execution of a named id (made
+                // since the plan's view) is neither downloaded nor read (review 110).
+                let named: BTreeSet<String> = {
+                    let index = self.shared.index.read();
+                    plan.drop_executions
+                        .iter()
+                        .filter(|id| drops(plan, &index, id))
+                        .cloned()
+                        .collect()
+                };
+                self.rehydrate_for(&named)?;
             }
         }
         // A plan made at the start counts durable events by what is published (the
@@ -331,22 +351,10 @@ impl<F: FileSystem + Clone> Log<F> {
                 .filter(|s| s.sealed)
                 .map(|s| s.number)
                 .collect();
-            // Only the incarnation the plan saw: an id erased by another compaction since and
-            // created again (perhaps by another tenant) names another execution (review 101),
-            // and so does one created by another tenant at an LSN a lost record gave back
-            // (review 108).
             let mut doomed: Vec<String> = plan
                 .drop_executions
                 .iter()
-                .filter(|id| {
-                    index.get(id).is_some_and(|e| {
-                        plan.drop_incarnations.get(*id).is_none_or(|seen| {
-                            let tenant = index.tenant_of(id).unwrap_or_default();
-                            seen.iter()
-                                .any(|i| i.created_lsn == e.created_lsn() && i.tenant == tenant)
-                        })
-                    })
-                })
+                .filter(|id| drops(plan, &index, id))
                 .cloned()
                 .collect();
             // Offloaded segments are never rewritten: an execution with records in one is
