@@ -32,6 +32,7 @@ mod plots;
 mod probe;
 mod recovery;
 mod report;
+mod retention_stall;
 mod streaming;
 mod tier;
 mod usage;
@@ -185,6 +186,29 @@ enum Workload {
         /// Runs per shape (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+    },
+    /// C2: what automatic retention's passes cost the appends beside them: one writer's
+    /// buffered appends to a log of `events` events, retention by size on (a limit far above
+    /// the log, so passes plan and drop nothing) and off, in alternating rounds.
+    RetentionStall {
+        /// Events in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 256)]
+        payload_bytes: usize,
+        /// Seconds per round.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Rounds (each runs retention on and off).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Retention's interval, ms.
+        #[arg(long, default_value_t = 250)]
+        interval_ms: u64,
+        /// Appends per second of the writer.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
     },
     /// R1: opening a log after its process died, with a prepared (zeroed) last segment and
     /// without, the tail clean and torn; warm and cold page cache.
@@ -466,6 +490,28 @@ fn main() -> Result<()> {
                 runs,
             }),
         ) => compactions(&base, mib, payload_bytes, runs),
+        (
+            false,
+            Some(Workload::RetentionStall {
+                events,
+                payload_bytes,
+                seconds,
+                rounds,
+                interval_ms,
+                rate,
+            }),
+        ) => {
+            let shape = retention_stall::Shape {
+                events,
+                payload_bytes,
+                seconds,
+                rounds,
+                interval: Duration::from_millis(interval_ms),
+                rate,
+            };
+            print!("{}", retention_stall::run(&base, &shape)?);
+            Ok(())
+        }
         (false, Some(Workload::CrashOpen { runs })) => {
             print!("{}", crash_open::run(&base, runs)?);
             Ok(())

@@ -16,10 +16,10 @@
 //!    Readers that looked positions up before this retry (`layout_epoch`).
 //! 6. The new segments get index checkpoints; the old segments' checkpoints go.
 
-use crate::append::now_unix_nanos;
 use crate::log::Log;
+use crate::policy_view::Gathered;
 use crate::{Error, Result};
-use seglog_compact::{group_into_runs, rewrite_runs, ExecutionSummary, IndexView, LastEvent};
+use seglog_compact::{group_into_runs, rewrite_runs, IndexView, LastEvent};
 use seglog_compact::{Plan, RewriteStats, SegmentSummary};
 use seglog_index::Location;
 use seglog_segment::io::FileSystem;
@@ -105,71 +105,6 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
     }
 }
 
-/// Every execution of the index, as policies see it (no last events): also one whose
-/// appends are not all durable or published yet. A buffered append returned before the
-/// view was taken, so an erasure planned from the view must cover it (a commit round makes
-/// it durable at any time, the compaction's roll at the latest); `events` counts it,
-/// `durable_events` (what the segments' sizes hold, for retention by size) does not.
-fn summaries(
-    index: &seglog_index::ExecutionIndex,
-    segments: &[SegmentSummary],
-) -> Vec<ExecutionSummary> {
-    let executions: Vec<&seglog_index::Execution> =
-        index.executions().filter(|e| e.last_seq() > 0).collect();
-    let bytes = durable_bytes(&executions, segments);
-    executions
-        .iter()
-        .zip(bytes)
-        .map(|(e, bytes)| {
-            let mut segs: Vec<u64> = e.records().iter().map(|l| u64::from(l.segment)).collect();
-            segs.sort_unstable();
-            segs.dedup();
-            ExecutionSummary {
-                id: e.id().to_owned(),
-                tenant: index.tenant_of(e.id()).unwrap_or_default().to_owned(),
-                events: e.last_seq(),
-                durable_events: e.visible_seq(),
-                created_lsn: e.created_lsn(),
-                last_timestamp_unix_nanos: e.last_timestamp_unix_nanos(),
-                segments: segs,
-                bytes,
-                last_event: None,
-            }
-        })
-        .collect()
-}
-
-/// The durable bytes each of `executions`' records hold in `segments`, exactly, from where
-/// records start (the index keeps no sizes): a record runs to the next record of its
-/// segment, whatever execution that is, and the last to the segment's end of durable data;
-/// a record starting past that end is not durable yet and counts nothing. One sort of every
-/// record's position (~16 B each, transient).
-fn durable_bytes(executions: &[&seglog_index::Execution], segments: &[SegmentSummary]) -> Vec<u64> {
-    let ends: HashMap<u64, u64> = segments.iter().map(|s| (s.number, s.bytes)).collect();
-    // (segment << 32 | offset, which execution): sorted, each segment's records in file order.
-    let mut starts: Vec<(u64, usize)> =
-        Vec::with_capacity(executions.iter().map(|e| e.records().len()).sum());
-    for (i, e) in executions.iter().enumerate() {
-        for l in e.records() {
-            if ends.contains_key(&u64::from(l.segment)) {
-                starts.push(((u64::from(l.segment) << 32) | u64::from(l.offset), i));
-            }
-        }
-    }
-    starts.sort_unstable();
-    let mut bytes = vec![0u64; executions.len()];
-    for (k, &(at, i)) in starts.iter().enumerate() {
-        let (segment, offset) = (at >> 32, at & u64::from(u32::MAX));
-        let end = ends.get(&segment).copied().unwrap_or(0);
-        let next = starts
-            .get(k + 1)
-            .filter(|(next, _)| next >> 32 == segment)
-            .map_or(end, |(next, _)| next & u64::from(u32::MAX));
-        bytes[i] += next.min(end).saturating_sub(offset);
-    }
-    bytes
-}
-
 /// True when `plan` drops the execution `index` holds under `id`: only the incarnation the
 /// plan saw. An id erased by another compaction since and created again (perhaps by another
 /// tenant) names another execution (review 101), and so does one another tenant created at
@@ -184,10 +119,51 @@ fn drops(plan: &Plan, index: &seglog_index::ExecutionIndex, id: &str) -> bool {
 pub(crate) enum PlanSource<'a> {
     /// Made by the caller beforehand ([`Log::compact_blocking`]).
     Given(&'a Plan),
-    /// Made at step 1, from a view taken under the index's write lock, so that no append
-    /// lands between the view and the marking of what the plan drops (automatic retention:
-    /// an execution an append has just made recent must not be dropped as old).
+    /// Made by the compaction, so that no append lands between the view and the marking of
+    /// what the plan drops (automatic retention: an execution an append has just made
+    /// recent must not be dropped as old). Made from a view taken before step 1
+    /// ([`EarlyPlan`]) when nothing it drops has changed by step 1; else made again at step
+    /// 1 from a view taken under the index's write lock.
     AtStart(&'a dyn Fn(&IndexView) -> Plan),
+}
+
+/// A plan made at the start, before step 1, and what it rests on.
+///
+/// Why it may be carried out at step 1 when no execution it drops has had an append since:
+/// the compaction lock is held throughout, so nothing but appends (their publication, rolls,
+/// new executions) changed the log in between, and the plan is the one the pass would have
+/// made had it taken its view under the write lock at that earlier moment. What it drops is
+/// exactly as old and as large as its view said, so it drops nothing appended after the
+/// view; the log has only grown since, so retention by size frees no more than it needs
+/// (a later pass frees the rest).
+struct EarlyPlan {
+    plan: Plan,
+    /// The events (`ExecutionSummary::events`) each execution the plan drops had in its view.
+    events_seen: HashMap<String, u64>,
+}
+
+impl EarlyPlan {
+    fn new(view: IndexView, make: &dyn Fn(&IndexView) -> Plan) -> Self {
+        let plan = make(&view);
+        let events_seen = view
+            .executions
+            .into_iter()
+            .filter(|e| plan.drop_executions.contains(&e.id))
+            .map(|e| (e.id, e.events))
+            .collect();
+        EarlyPlan { plan, events_seen }
+    }
+
+    /// True when no execution the plan drops has had an append since its view (call under
+    /// the index's write lock). One erased and created again is left to step 1's
+    /// incarnation check, which keeps it.
+    fn still_holds(&self, index: &seglog_index::ExecutionIndex) -> bool {
+        self.plan.drop_executions.iter().all(|id| {
+            index
+                .get(id)
+                .is_none_or(|e| self.events_seen.get(id) == Some(&e.last_seq()))
+        })
+    }
 }
 
 impl<F: FileSystem + Clone> Log<F> {
@@ -221,14 +197,9 @@ impl<F: FileSystem + Clone> Log<F> {
         // and installs its segments under the write lock, so the view pairs the table with
         // the index it belongs to (review 107: a table from before a merge with an index from
         // after it left every relocated execution at 0 bytes, seemingly offloaded).
-        let (segments, mut executions) = {
-            let index = self.shared.index.read();
-            let segments = self.segment_summaries();
-            let executions = summaries(&index, &segments);
-            (segments, executions)
-        };
+        let mut view = self.gather().finish();
         if with_last_events {
-            for e in &mut executions {
+            for e in &mut view.executions {
                 e.last_event = self
                     .read_range(&e.id, e.events, 1)?
                     .pop()
@@ -238,11 +209,13 @@ impl<F: FileSystem + Clone> Log<F> {
                     });
             }
         }
-        Ok(IndexView {
-            now_unix_nanos: now_unix_nanos(),
-            executions,
-            segments,
-        })
+        Ok(view)
+    }
+
+    /// A view's raw material (`policy_view`), taken under the index's read lock.
+    fn gather(&self) -> Gathered {
+        let index = self.shared.index.read();
+        Gathered::take(&index, self.segment_summaries())
     }
 
     /// Carries out `plan` on the live log (blocking): drops its executions from the index
@@ -328,18 +301,24 @@ impl<F: FileSystem + Clone> Log<F> {
         if automatic {
             self.publish_if_due();
         }
+        // A plan made at the start is first made outside the write lock, from a view whose
+        // sort appends do not wait for, with the events each execution it drops had then.
+        let early = match &source {
+            PlanSource::AtStart(make) => Some(EarlyPlan::new(self.gather().finish(), *make)),
+            PlanSource::Given(_) => None,
+        };
         // Step 1: fix the set of executions to drop, and stop appends to them.
         let (plan, doomed, needs_roll) = {
             let index = self.shared.index.write();
             let plan = match source {
                 PlanSource::Given(plan) => plan,
                 PlanSource::AtStart(make) => {
-                    let segments = self.segment_summaries();
-                    planned_at_start = make(&IndexView {
-                        now_unix_nanos: now_unix_nanos(),
-                        executions: summaries(&index, &segments),
-                        segments,
-                    });
+                    planned_at_start = match early {
+                        Some(early) if early.still_holds(&index) => early.plan,
+                        // An execution it drops was appended to since: plan again, from a
+                        // view taken under this lock, where no append can land.
+                        _ => make(&Gathered::take(&index, self.segment_summaries()).finish()),
+                    };
                     &planned_at_start
                 }
             };
@@ -723,3 +702,7 @@ impl<F: FileSystem + Clone> Log<F> {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod tests;

@@ -54,6 +54,7 @@ mod log;
 mod offload;
 mod offloaded;
 mod options;
+mod policy_view;
 mod read;
 mod read_ahead;
 mod read_only;
