@@ -25,6 +25,28 @@ fn compact(log: &Log<SimFs>, plan: &Plan) -> seglog::CompactionReport {
         .unwrap()
 }
 
+/// Tenant beta creates `run-1` (taking the LSN a lost or erased record of acme's had, when
+/// one did), then acme's stale erasure runs: beta's execution must stay.
+fn beta_keeps_run_1_through(log: Log<SimFs>, acme_erasure: &Plan, what: &str) {
+    log.append_blocking("run-1", "beta", b"beta's, acknowledged")
+        .unwrap();
+    let view = log.compaction_view(false).unwrap();
+    let beta = view.executions.iter().find(|e| e.id == "run-1").unwrap();
+    eprintln!(
+        "{what}: acme's plan names run-1 at {:?}; beta's run-1 was created at LSN {}",
+        acme_erasure.drop_incarnations.get("run-1"),
+        beta.created_lsn
+    );
+    let report = compact(&log, acme_erasure);
+    assert_eq!(
+        log.tenant_of("run-1").unwrap().as_deref(),
+        Some("beta"),
+        "{what}: erasing tenant acme erased tenant beta's execution run-1 ({} events dropped)",
+        report.events_dropped
+    );
+    log.close().unwrap();
+}
+
 /// Durable throughout: an erasure removes the log's last record, the log is closed and
 /// reopened, and another tenant creates the same id. The erased record's LSN was durable, so
 /// it is never handed out again, and the stale plan names nothing the log holds.
@@ -40,28 +62,7 @@ fn stale_tenant_erasure_after_an_erasure_and_reopen_keeps_another_tenants_execut
     compact(&log, &retention);
     log.close().unwrap();
     let log = Log::open_with_fs(fs.clone(), "/log", Options::default()).unwrap();
-    log.append_blocking("run-1", "beta", b"beta's, acknowledged")
-        .unwrap();
-    let created = log
-        .compaction_view(false)
-        .unwrap()
-        .executions
-        .iter()
-        .find(|e| e.id == "run-1")
-        .unwrap()
-        .created_lsn;
-    eprintln!(
-        "plan's incarnations {:?}, beta's run-1 created at {created}",
-        acme_erasure.drop_incarnations
-    );
-    let report = compact(&log, &acme_erasure);
-    assert_eq!(
-        log.tenant_of("run-1").unwrap().as_deref(),
-        Some("beta"),
-        "erasing tenant acme erased tenant beta's execution run-1 ({} events dropped)",
-        report.events_dropped
-    );
-    log.close().unwrap();
+    beta_keeps_run_1_through(log, &acme_erasure, "clean reopen");
 }
 
 /// As above, through a crash: acme's buffered (not yet durable) append is in the view, so a
@@ -79,23 +80,7 @@ fn stale_tenant_erasure_after_a_crash_keeps_another_tenants_execution() {
     let crashed = fs.crash(CrashMode::LoseUnsynced);
     drop(log);
     let log = Log::open_with_fs(crashed, "/log", Options::default()).unwrap();
-    log.append_blocking("run-1", "beta", b"beta's, acknowledged")
-        .unwrap();
-    let beta = log.compaction_view(false).unwrap();
-    let beta = beta.executions.iter().find(|e| e.id == "run-1").unwrap();
-    eprintln!(
-        "acme's plan names run-1 at {:?}; beta's run-1 was created at LSN {}",
-        acme_erasure.drop_incarnations.get("run-1"),
-        beta.created_lsn
-    );
-    let report = compact(&log, &acme_erasure);
-    assert_eq!(
-        log.tenant_of("run-1").unwrap().as_deref(),
-        Some("beta"),
-        "erasing tenant acme erased tenant beta's execution run-1 ({} events dropped)",
-        report.events_dropped
-    );
-    log.close().unwrap();
+    beta_keeps_run_1_through(log, &acme_erasure, "power cut");
 }
 
 /// Durable throughout: acme's run-1 (the log's last record) is erased by a retention plan,
@@ -114,16 +99,7 @@ fn stale_tenant_erasure_after_an_erasure_and_power_cut_keeps_another_tenants_exe
         drop(log);
         let log = Log::open_with_fs(crashed, "/log", Options::default()).unwrap();
         assert!(!log.exists("run-1").unwrap());
-        log.append_blocking("run-1", "beta", b"beta's, acknowledged")
-            .unwrap();
-        let report = compact(&log, &acme_erasure);
-        assert_eq!(
-            log.tenant_of("run-1").unwrap().as_deref(),
-            Some("beta"),
-            "{mode:?}: erasing tenant acme erased tenant beta's execution run-1 ({} events dropped)",
-            report.events_dropped
-        );
-        log.close().unwrap();
+        beta_keeps_run_1_through(log, &acme_erasure, &format!("{mode:?}"));
     }
 }
 
@@ -150,28 +126,12 @@ fn stale_tenant_erasure_after_a_failed_write_keeps_another_tenants_execution() {
     drop(log);
     fs.clear_faults();
     let log = Log::open_with_fs(fs.clone(), "/log", Options::default()).unwrap();
-    log.append_blocking("run-1", "beta", b"beta's, acknowledged")
-        .unwrap();
-    let beta = log.compaction_view(false).unwrap();
-    let beta = beta.executions.iter().find(|e| e.id == "run-1").unwrap();
-    eprintln!(
-        "acme's plan names run-1 at {:?}; beta's run-1 was created at LSN {}",
-        acme_erasure.drop_incarnations.get("run-1"),
-        beta.created_lsn
-    );
-    let report = compact(&log, &acme_erasure);
-    assert_eq!(
-        log.tenant_of("run-1").unwrap().as_deref(),
-        Some("beta"),
-        "erasing tenant acme erased tenant beta's execution run-1 ({} events dropped)",
-        report.events_dropped
-    );
-    log.close().unwrap();
+    beta_keeps_run_1_through(log, &acme_erasure, "failed write");
 }
 
-/// What the binding must not take away: on the open whose view saw it, a plan erases an
-/// execution whose first append was buffered (synced since or not); and a plan from before a
-/// clean reopen still erases an execution that was durable when its view was taken.
+/// What the incarnation check must not take away: a plan erases an execution whose first
+/// append was buffered (synced since or not); and a plan from before a clean reopen still
+/// erases an execution that was durable when its view was taken.
 #[test]
 fn plans_still_erase_buffered_executions_on_their_open_and_durable_ones_after_a_reopen() {
     let fs = SimFs::new();
@@ -262,11 +222,7 @@ fn never_mode_lost_acknowledged_append_keeps_another_tenants_execution() {
     let crashed = fs.crash(CrashMode::LoseUnsynced);
     drop(log);
     let log = Log::open_with_fs(crashed, "/log", never()).unwrap();
-    log.append_blocking("run-1", "beta", b"beta's").unwrap();
-    log.sync_blocking().unwrap();
-    compact(&log, &erasure);
-    assert_eq!(log.tenant_of("run-1").unwrap().as_deref(), Some("beta"));
-    log.close().unwrap();
+    beta_keeps_run_1_through(log, &erasure, "SyncMode::Never, power cut");
 }
 
 /// Review 109: a salvage (`RecoveryMode::Salvage`, `seglog repair`) cuts durable records too,
@@ -307,20 +263,9 @@ fn stale_plan_after_a_salvage_keeps_another_tenants_execution() {
     )
     .unwrap();
     assert!(!salvaged.exists("run-1").unwrap());
-    let log = salvaged;
-    log.append_blocking("run-1", "beta", b"beta's, acknowledged")
-        .unwrap();
-    let beta = log.compaction_view(false).unwrap();
-    let beta = beta.executions.iter().find(|e| e.id == "run-1").unwrap();
-    eprintln!("beta's run-1 was created at LSN {}", beta.created_lsn);
-    let report = compact(&log, &erasure);
-    assert_eq!(
-        log.tenant_of("run-1").unwrap().as_deref(),
-        Some("beta"),
-        "acme's erasure from before the salvage erased beta's run-1 ({report:?})"
-    );
-    log.close().unwrap();
+    beta_keeps_run_1_through(salvaged, &erasure, "salvage");
 }
+
 /// Views racing appends (durable and buffered), sync, roll, retention passes, compactions and
 /// finally close, in both sync modes: nothing may hang.
 #[test]
