@@ -105,14 +105,20 @@ impl<F: FileSystem> Drop for CompactionThread<'_, F> {
     }
 }
 
-/// True when `plan` drops the execution `index` holds under `id`: only the incarnation the
-/// plan saw. An id erased by another compaction since and created again (perhaps by another
-/// tenant) names another execution (review 101), and so does one another tenant created at
-/// an LSN a lost record gave back (review 108).
-fn drops(plan: &Plan, index: &seglog_index::ExecutionIndex, id: &str) -> bool {
-    index
-        .get(id)
-        .is_some_and(|e| plan.drops(id, e.created_lsn(), index.tenant_of(id).unwrap_or_default()))
+/// The executions of `index` that `plan` drops: only the incarnations the plan saw. An id
+/// erased by another compaction since and created again (perhaps by another tenant) names
+/// another execution (review 101), and so does one another tenant created at an LSN a lost
+/// record gave back (review 108).
+fn dropped_by(plan: &Plan, index: &seglog_index::ExecutionIndex) -> Vec<String> {
+    plan.drop_executions
+        .iter()
+        .filter(|id| {
+            index.get(id).is_some_and(|e| {
+                plan.drops(id, e.created_lsn(), index.tenant_of(id).unwrap_or_default())
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// Where a compaction's plan comes from.
@@ -284,15 +290,8 @@ impl<F: FileSystem + Clone> Log<F> {
             if !automatic && !options.dry_run {
                 // Only what the plan drops: another tenant's execution of a named id (made
                 // since the plan's view) is neither downloaded nor read (review 110).
-                let named: BTreeSet<String> = {
-                    let index = self.shared.index.read();
-                    plan.drop_executions
-                        .iter()
-                        .filter(|id| drops(plan, &index, id))
-                        .cloned()
-                        .collect()
-                };
-                self.rehydrate_for(&named)?;
+                let dropped = dropped_by(plan, &self.shared.index.read());
+                self.rehydrate_for(&dropped)?;
             }
         }
         // A plan made at the start counts durable events by what is published (the
@@ -330,12 +329,7 @@ impl<F: FileSystem + Clone> Log<F> {
                 .filter(|s| s.sealed)
                 .map(|s| s.number)
                 .collect();
-            let mut doomed: Vec<String> = plan
-                .drop_executions
-                .iter()
-                .filter(|id| drops(plan, &index, id))
-                .cloned()
-                .collect();
+            let mut doomed = dropped_by(plan, &index);
             // Offloaded segments are never rewritten: an execution with records in one is
             // skipped by automatic retention, and an explicit plan that drops it is refused
             // (docs/scale-out.md, "Read-through").

@@ -60,10 +60,7 @@ impl<F: FileSystem + Clone> Log<F> {
     /// For an erasure of `executions` (the compaction lock held): rehydrates every
     /// offloaded segment holding a record of one of them, when a source is set (without
     /// one, the compaction refuses the erasure).
-    pub(crate) fn rehydrate_for(
-        &self,
-        executions: &std::collections::BTreeSet<String>,
-    ) -> Result<()> {
+    pub(crate) fn rehydrate_for(&self, executions: &[String]) -> Result<()> {
         if self.shared.offloaded.is_empty() || !self.shared.offloaded.has_source() {
             return Ok(());
         }
