@@ -67,7 +67,8 @@ use std::time::Duration;
 ///
 /// Append runs report per peer: appends/s, MB/s, vs floor, vs raft-engine, p50/p99/p99.9,
 /// process CPU µs per append (user, sys) and context switches per append (against the
-/// wake-up floor: what one sleep + wake-up of a blocked thread costs, no I/O), and the
+/// wake-up floors: what one sleep + wake-up of a blocked thread costs, no I/O, woken alone
+/// or with its group by one call), and the
 /// block device's writes, flushes, MB and jbd2 commits per second; and write SVG figures
 /// (throughput, latency per workload) to --plots.
 ///
@@ -329,12 +330,17 @@ fn appends(
     writer_counts.sort_unstable();
     writer_counts.dedup();
     for threads in writer_counts.into_iter().filter(|&n| n > 1) {
-        let f = wakeup::measure(threads, 2000)?;
-        println!(
-            "wake-up floor ({} threads parked and woken by another, no I/O): {:.1} µs CPU and \
-             {:.2} voluntary switches per sleep + wake-up, {:.0} wake-ups/s",
-            f.threads, f.cpu_us, f.voluntary_switches, f.wakeups_per_sec
-        );
+        for (by, how) in [
+            (wakeup::WakeBy::EachThread, "each unparked by another"),
+            (wakeup::WakeBy::OneCall, "woken together by one call"),
+        ] {
+            let f = wakeup::measure(threads, 2000, by)?;
+            println!(
+                "wake-up floor ({} threads, {how}, no I/O): {:.1} µs CPU and \
+                 {:.2} voluntary switches per sleep + wake-up, {:.0} wake-ups/s",
+                f.threads, f.cpu_us, f.voluntary_switches, f.wakeups_per_sec
+            );
+        }
     }
     if bandwidth {
         println!(

@@ -1,5 +1,5 @@
 //! The synchronization primitives of the commit path — the commit lock, the durable
-//! watermark, the waiters' state and their parking — and of the queue of appends waiting to
+//! watermark, the waiters' state (their bell is in `writer::bell`) — and of the queue of appends waiting to
 //! be published (`DurableQueue`), in one place, so that the `seglog_loom` cfg flag can swap in
 //! loom's model-checked versions (`tests/loom_group_commit.rs`, `tests/loom_durable_queue.rs`).
 //! Everything else keeps parking_lot and std: only the coordinator's own interleavings are
@@ -11,7 +11,7 @@ mod imp {
     pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 
     pub mod thread {
-        pub use std::thread::{current, park, yield_now, Thread};
+        pub use std::thread::yield_now;
     }
 }
 
@@ -20,7 +20,7 @@ mod imp {
     pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 
     pub mod thread {
-        pub use loom::thread::{current, park, yield_now, Thread};
+        pub use loom::thread::yield_now;
     }
 
     /// loom's mutex with parking_lot's signature (no lock poisoning).

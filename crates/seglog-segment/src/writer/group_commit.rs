@@ -110,6 +110,10 @@ pub(crate) struct CommitState {
     pending: Vec<PendingChunk>,
     /// Records in `pending`.
     pending_records: usize,
+    /// Rounds that have taken records from `pending`, ever, and the last LSN submitted when
+    /// the latest did: which round a waiter expects to acknowledge it (its bell's bucket).
+    rounds_taken: u64,
+    last_taken_lsn: u64,
     /// Where records written by a buffered round (`write_queued_if_large`) end: written to
     /// the file, not yet synced, not yet readable. The next commit round syncs them.
     unsynced: Option<UnsyncedTail>,
@@ -156,6 +160,8 @@ impl CommitState {
             next_segment_number,
             pending: Vec::new(),
             pending_records: 0,
+            rounds_taken: 0,
+            last_taken_lsn: next_lsn - 1,
             unsynced: None,
             zeroed: super::zeroing::ZeroedSpace::default(),
             zeroing: None,
@@ -206,6 +212,18 @@ impl CommitState {
             .iter()
             .map(|c| c.end_offset - c.start_offset)
             .sum()
+    }
+
+    /// The number of the round expected to write `lsn` (counted as rounds take their
+    /// records): the next to take when `lsn` is still queued, else the latest. A guess that
+    /// only groups waiters (a round may take fewer records, or `lsn` be in an earlier round
+    /// still syncing): a waiter is woken by whoever acknowledges it, whatever its round.
+    pub(super) fn round_expected_for(&self, lsn: u64) -> u64 {
+        if lsn > self.last_taken_lsn {
+            self.rounds_taken
+        } else {
+            self.rounds_taken.saturating_sub(1)
+        }
     }
 
     /// `Some(result)` once the wait for `lsn` is over.
@@ -550,6 +568,8 @@ impl<F: FileSystem> Inner<F> {
                     st.syncing > 0 && st.pending.iter().any(PendingChunk::creates_segment);
                 if !rolls_early && !Self::round_collides(st.zeroing, &st.pending) {
                     st.pending_records = 0;
+                    st.rounds_taken += 1;
+                    st.last_taken_lsn = st.next_lsn - 1;
                     return Some(RoundWork {
                         chunks: std::mem::take(&mut st.pending),
                         unsynced: st.unsynced.take(),

@@ -4,6 +4,7 @@
 //! `roll`; reads go straight to a segment's bytes and never wait for a commit.
 
 mod backup;
+mod bell;
 mod close;
 mod group_commit;
 mod offload;
@@ -44,6 +45,8 @@ pub(crate) struct Inner<F: FileSystem> {
     dir: PathBuf,
     opts: SegmentOptions,
     commit: Mutex<CommitState>,
+    /// Where blocked waiters sleep (`bell`).
+    bell: Arc<bell::Bell>,
     durable_tx: watch::Sender<u64>,
     /// Mirror of `CommitState::durable_lsn`, stored under the commit lock at the same moment,
     /// so a caller whose wait just ended never reads an older value.
@@ -226,6 +229,7 @@ impl<F: FileSystem> SegmentLog<F> {
             dir,
             opts,
             commit: Mutex::new(CommitState::new(next_lsn, (0, 0), 0, next_segment_number)),
+            bell: Arc::default(),
             durable_tx: watch::Sender::new(recovered.last_lsn),
             durable_lsn: AtomicU64::new(recovered.last_lsn),
             segments: RwLock::new(segments),

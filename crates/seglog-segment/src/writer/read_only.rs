@@ -91,6 +91,7 @@ impl<F: FileSystem> SegmentLog<F> {
                 tail_offset,
                 next_segment_number,
             )),
+            bell: Arc::default(),
             durable_tx: watch::Sender::new(view.last_lsn),
             durable_lsn: AtomicU64::new(view.last_lsn),
             segments: RwLock::new(segments),

@@ -1,22 +1,23 @@
 //! Waiting for durability: the queue of waiters and how a round wakes them.
 //!
-//! Waiters do not share one condition variable or channel: each — a blocked thread or an
-//! async task — registers in the commit state's queue with its LSN (kept in LSN order), and
-//! sleeps. When a round ends, the leader takes the prefix of the queue its round made
-//! durable and does not wake it one by one either: it wakes the first, and each woken waiter
-//! wakes two more (a binary heap over the group) before it returns. The leader is back at its
-//! next write after one wake-up, and with many writers on few cores no round pays for a
-//! thundering herd. Woken waiters read the atomic watermark and return without retaking the
-//! commit lock.
+//! Each waiter — a blocked thread or an async task — registers in the commit state's queue
+//! with its LSN (kept in LSN order), and sleeps. When a round ends, the leader takes the
+//! prefix of the queue its round made durable. Woken waiters read the atomic watermark and
+//! return without retaking the commit lock.
 //!
-//! Who may relay: a blocked thread, and a future polled by a thread of its own (the root
-//! future of a `block_on`, or one polled outside tokio). Such a future runs when woken, like
-//! a thread, unless its own code holds its thread up (or it is never polled again): so a
-//! group that relies on one is swept at the group's next acknowledgement, and whenever a
-//! leader stops leading, waking whoever was not woken yet. A stalled relay delays its group
-//! by one round at most, and strands nobody. Spawned tasks never relay (their runtime polls
-//! them when it likes): the leader wakes them itself (a waker call, no system call on a busy
-//! runtime).
+//! Blocked threads sleep on the writer's bell (`bell` module) with a mask naming the round
+//! expected to acknowledge them: the leader wakes all the threads a round acknowledged with
+//! one ring, one system call, and can still ask a single thread to lead.
+//!
+//! Futures are woken through their wakers. A future polled by a thread of its own (the root
+//! future of a `block_on`, or one polled outside tokio) relays: the leader wakes the first
+//! of the group's root futures, and each woken one wakes two more (a binary heap over the
+//! group) before it returns. Such a future runs when woken, like a thread, unless its own
+//! code holds its thread up (or it is never polled again): so a group that relies on one is
+//! swept at the group's next acknowledgement, and whenever a leader stops leading, waking
+//! whoever was not woken yet. A stalled relay delays its group by one round at most, and
+//! strands nobody. Spawned tasks never relay (their runtime polls them when it likes): the
+//! leader wakes them itself (a waker call, no system call on a busy runtime).
 //!
 //! A waiter is `WAITING` (in the queue), `WOKEN` (taken out: durable or poisoned, look again)
 //! or `LEAD` (taken out: records are queued and nobody leads, try to lead). States change only
@@ -24,10 +25,10 @@
 //! async waiter whose future is dropped, by removing itself, which then passes on what it was
 //! handed: its group's wake-ups, or the chance to lead.
 
+use super::bell::{Bell, Mask};
 use super::group_commit::CommitState;
 use super::Inner;
 use crate::io::FileSystem;
-use crate::sync::thread::Thread;
 use crate::CallerWaker;
 use crate::Result;
 use std::future::Future;
@@ -40,13 +41,14 @@ pub(crate) const WAITING: u8 = 0;
 pub(crate) const WOKEN: u8 = 1;
 pub(crate) const LEAD: u8 = 2;
 
-/// The waiters one round acknowledged, in LSN order, woken through each other.
+/// The root futures one round acknowledged, in LSN order, woken through each other.
 pub(crate) type AckedGroup = Arc<[Arc<Waiter>]>;
 
 /// How to wake a waiter.
 enum Wake {
-    /// A blocked thread, parked.
-    Thread(Thread),
+    /// A blocked thread, asleep on the writer's bell with this mask: the bucket of the round
+    /// expected to acknowledge it, and its thread's slot.
+    Thread(Arc<Bell>, Mask),
     /// A spawned async task: its latest waker.
     Task(crate::sync::Mutex<CallerWaker>),
     /// A future polled by a thread of its own ([`may_lead_in_place`]): its latest waker. It
@@ -60,9 +62,9 @@ pub(crate) struct Waiter {
     wake: Wake,
     /// `WAITING`, `WOKEN` or `LEAD` (see the module's documentation).
     pub(super) state: crate::sync::AtomicU8,
-    /// Set before `state` turns `WOKEN` when the waiter was acknowledged with others: the
+    /// Set before `state` turns `WOKEN` when a root future was acknowledged with others: the
     /// whole acknowledged group and this waiter's place in it. The waiter wakes its two
-    /// children in that group (a binary heap) before it returns; see [`fan_out`].
+    /// children in that group (a binary heap) before it returns; see [`wake_children`].
     pub(super) fan_out: crate::sync::Mutex<Option<(AckedGroup, usize)>>,
     /// 1 once it has been woken for its acknowledgement (by its parent, the leader or a
     /// sweep): a sweep wakes only the others, so it costs nothing when the relays ran.
@@ -97,7 +99,7 @@ impl Waiter {
     /// waiter's waker is kept as a [`CallerWaker`], whose panics stay where they happen.
     pub(super) fn wake(&self) {
         match &self.wake {
-            Wake::Thread(t) => t.unpark(),
+            Wake::Thread(bell, mask) => bell.ring(*mask),
             Wake::Task(waker) | Wake::Root(waker) => waker.lock().wake_by_ref(),
         }
     }
@@ -105,17 +107,19 @@ impl Waiter {
 
 /// Whom the end of a round wakes, gathered under the commit lock and woken after it.
 ///
-/// Blocked threads and root futures pass wake-ups on (the heap fan-out; see the module's
-/// documentation). A spawned task runs only when its runtime polls it, which its owner may
-/// put off for as long as it likes, so a task is never anybody's parent in the heap: the
-/// leader wakes tasks itself. Only a blocked thread is ever asked alone to lead (a root
-/// future's own code could hold the round up); when none waits, every waiter is asked.
+/// Blocked threads are woken by one ring of the bell. Root futures pass wake-ups on (the
+/// heap fan-out; see the module's documentation). A spawned task runs only when its runtime
+/// polls it, which its owner may put off for as long as it likes, so a task is never
+/// anybody's parent in the heap: the leader wakes tasks itself. Only a blocked thread is ever
+/// asked alone to lead (a root future's own code could hold the round up); when none waits,
+/// every waiter is asked.
 #[derive(Default)]
 pub(super) struct Wakeups {
-    /// Asked to lead, woken first so that the next round starts as early as possible.
+    /// The blocked threads acknowledged or asked to lead: one ring of these bits.
+    ring: Option<(Arc<Bell>, Mask)>,
+    /// Futures asked to lead, woken first so that the next round starts as early as possible.
     leaders: Vec<Arc<Waiter>>,
-    /// Acknowledged blocked threads and root futures, woken through each other (see
-    /// [`Waiter::fan_out`]).
+    /// Acknowledged root futures, woken through each other (see [`Waiter::fan_out`]).
     relays: Option<AckedGroup>,
     /// Acknowledged spawned tasks, woken one by one.
     tasks: Vec<Arc<Waiter>>,
@@ -130,11 +134,18 @@ impl Wakeups {
     /// The group before it that relied on a root future is swept now (a round later), and
     /// this one, if it does, is left to the next acknowledgement or to [`Self::end_relays`].
     pub(super) fn acknowledge(st: &mut CommitState, done: usize) -> Self {
+        let mut ring = None;
         let mut relays = Vec::new();
         let mut tasks = Vec::new();
         for w in st.waiters.drain(..done) {
-            match w.wake {
-                Wake::Thread(_) | Wake::Root(_) => relays.push(w),
+            match &w.wake {
+                Wake::Thread(bell, mask) => {
+                    w.state.store(WOKEN, Ordering::Release);
+                    // Its round's bucket: the whole group in one ring (the slot bits would
+                    // wake threads of later rounds too).
+                    add_ring(&mut ring, bell, mask.bucket_bits().unwrap_or(*mask));
+                }
+                Wake::Root(_) => relays.push(w),
                 Wake::Task(_) => tasks.push(w),
             }
         }
@@ -158,6 +169,7 @@ impl Wakeups {
             }
         }
         Wakeups {
+            ring,
             leaders: Vec::new(),
             relays,
             tasks,
@@ -178,19 +190,28 @@ impl Wakeups {
         let leaders: Vec<Arc<Waiter>> = match st
             .waiters
             .iter()
-            .position(|w| matches!(w.wake, Wake::Thread(_)))
+            .position(|w| matches!(w.wake, Wake::Thread(..)))
         {
             Some(i) => st.waiters.remove(i).into_iter().collect(),
             None => st.waiters.drain(..).collect(),
         };
-        for w in &leaders {
+        for w in leaders {
             w.state.store(LEAD, Ordering::Release);
+            match &w.wake {
+                // Its slot: the one thread, and the few that share the slot.
+                Wake::Thread(bell, mask) => {
+                    add_ring(&mut self.ring, bell, mask.slot_bits().unwrap_or(*mask))
+                }
+                Wake::Task(_) | Wake::Root(_) => self.leaders.push(w),
+            }
         }
-        self.leaders.extend(leaders);
     }
 
     /// Wakes them all (after the commit lock is released).
     pub(super) fn wake(self) {
+        if let Some((bell, mask)) = &self.ring {
+            bell.ring(*mask);
+        }
         for w in &self.leaders {
             w.wake();
         }
@@ -206,7 +227,15 @@ impl Wakeups {
     }
 }
 
-/// Called by a woken waiter before anything else: wakes its children in its group.
+/// Adds `mask` to the bits one ring of `bell` wakes.
+fn add_ring(ring: &mut Option<(Arc<Bell>, Mask)>, bell: &Arc<Bell>, mask: Mask) {
+    match ring {
+        Some((_, bits)) => *bits = bits.or(mask),
+        None => *ring = Some((bell.clone(), mask)),
+    }
+}
+
+/// Called by a woken root future before anything else: wakes its children in its group.
 fn wake_children(me: &Waiter) {
     let slot = me.fan_out.lock().take();
     if let Some((group, i)) = slot {
@@ -248,18 +277,20 @@ impl<F: FileSystem> Inner<F> {
                 st = self.commit.lock();
                 continue;
             }
-            let me = Waiter::new(lsn, Wake::Thread(crate::sync::thread::current()));
+            let mask = Mask::bucket(st.round_expected_for(lsn)).or(Mask::slot_of_this_thread());
+            let me = Waiter::new(lsn, Wake::Thread(self.bell.clone(), mask));
             enqueue(&mut st, me.clone());
             drop(st);
-            // park() may return spuriously; the state says whether we were really woken.
-            let mut state = me.state.load(Ordering::Acquire);
-            while state == WAITING {
-                crate::sync::thread::park();
-                state = me.state.load(Ordering::Acquire);
-            }
-            // IMPORTANT: before anything else (returning included), wake the rest of the
-            // group this waiter was acknowledged with: they wait for it.
-            wake_children(&me);
+            // The bell may wake us spuriously (a ring for others); the state says whether we
+            // were really woken. IMPORTANT: read the bell before the state (see `bell`).
+            let state = loop {
+                let seen = self.bell.seen();
+                let state = me.state.load(Ordering::Acquire);
+                if state != WAITING {
+                    break state;
+                }
+                self.bell.wait(seen, mask);
+            };
             // The watermark is stored before any waiter is marked woken: a woken waiter whose
             // LSN it covers is done without the commit lock.
             if state == WOKEN && self.durable_lsn.load(Ordering::Acquire) >= lsn {
