@@ -116,6 +116,15 @@ pub enum Error {
         offset: u64,
     },
 
+    /// A wait for a record that was never submitted: no round would ever make it durable.
+    #[error("no record with LSN {lsn} was submitted (the next LSN is {next_lsn})")]
+    NotSubmitted {
+        /// The LSN waited for.
+        lsn: u64,
+        /// The LSN the next submit takes.
+        next_lsn: u64,
+    },
+
     /// The log is open read-only ([`crate::SegmentLog::open_read_only`]): appends, syncs,
     /// rolls and replacements are refused, and nothing was written.
     #[error("the log is open read-only")]

@@ -231,6 +231,14 @@ impl CommitState {
         if self.durable_lsn >= lsn {
             return Some(Ok(()));
         }
+        // Nothing would ever make it durable: without this, the waiter would lead empty
+        // rounds forever.
+        if lsn >= self.next_lsn {
+            return Some(Err(Error::NotSubmitted {
+                lsn,
+                next_lsn: self.next_lsn,
+            }));
+        }
         if let Some(cause) = &self.poisoned {
             return Some(Err(Error::Poisoned {
                 cause: cause.clone(),

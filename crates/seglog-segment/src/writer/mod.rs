@@ -349,7 +349,9 @@ impl<F: FileSystem> SegmentLog<F> {
     /// Blocks until the record with `lsn` is durable (leading a commit round if needed).
     ///
     /// # Errors
-    /// [`Error::Poisoned`] if a write or fsync failed before `lsn` became durable.
+    /// [`Error::Poisoned`] if a write or fsync failed before `lsn` became durable;
+    /// [`Error::NotSubmitted`] if no record with `lsn` was submitted (the wait would never
+    /// end); [`Error::Closed`] if the log stopped writing before `lsn` became durable.
     pub fn wait_durable(&self, lsn: u64) -> Result<()> {
         self.inner.wait_durable(lsn)
     }
