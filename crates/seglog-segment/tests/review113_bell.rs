@@ -342,7 +342,11 @@ fn a_panicking_round_reaches_every_blocked_waiter() {
     // Let them all fall asleep on the bell behind the stuck round.
     std::thread::sleep(Duration::from_millis(300));
     go_tx.send(()).unwrap();
-    assert_eq!(join_all(rx, n, Duration::from_secs(30)), 0, "every waiter failed");
+    assert_eq!(
+        join_all(rx, n, Duration::from_secs(30)),
+        0,
+        "every waiter failed"
+    );
     assert!(roller.join().unwrap(), "the roll's round panicked");
 }
 
@@ -419,14 +423,18 @@ fn a_wait_for_an_lsn_never_submitted_ends() {
     });
     let l = log.clone();
     ends_not_submitted("async, past the last submit", move || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(l.wait_durable_async(last + 5))
     });
     let next = log.append_record_for_test().unwrap();
     assert_eq!(next, last + 1);
     log.wait_durable(next).unwrap();
     Arc::try_unwrap(log).ok().unwrap().close().unwrap();
-    let ro = SegmentLog::open_read_only(fs.clone(), "/log", &mut ()).unwrap().0;
+    let ro = SegmentLog::open_read_only(fs.clone(), "/log", &mut ())
+        .unwrap()
+        .0;
     ro.wait_durable(next).unwrap();
     ends_not_submitted("read-only", move || ro.wait_durable(next + 5));
 }
