@@ -153,7 +153,16 @@ impl<F: FileSystem> SegmentLog<F> {
             segments, last_lsn, ..
         } = view.view;
         *self.inner.segments.write() = segments.into_iter().map(|e| (e.number(), e)).collect();
-        self.inner.durable_lsn.store(last_lsn, Ordering::Release);
+        {
+            // The commit state answers waits (`wait_outcome`): it must say what the view
+            // serves, or a wait for a record the view holds would be told it was never
+            // submitted (and one the view no longer holds that it is durable).
+            let mut st = self.inner.commit.lock();
+            st.next_lsn = last_lsn + 1;
+            st.durable_lsn = last_lsn;
+            st.synced_lsn = last_lsn;
+            self.inner.durable_lsn.store(last_lsn, Ordering::Release);
+        }
         self.inner.notify_followers(|v| *v = last_lsn);
     }
 
