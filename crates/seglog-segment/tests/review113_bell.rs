@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::waiting::Unpark;
+use common::waiting::{BusyAppenders, Unpark};
 use seglog_segment::io::sim::{Fault, FaultKind, Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::future::Future;
@@ -372,17 +372,7 @@ fn a_wait_from_a_thread_local_destructor_works() {
     let fs = SimFs::new();
     let log = open(&fs, opts(0, 1 << 20));
     fs.set_sync_latency(Duration::from_millis(1));
-    let stop = Arc::new(AtomicBool::new(false));
-    let busy: Vec<_> = (0..3)
-        .map(|_| {
-            let (log, stop) = (log.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    log.append_record_for_test().unwrap();
-                }
-            })
-        })
-        .collect();
+    let busy = BusyAppenders::start(&log, 3, 100);
     let (tx, rx) = mpsc::channel();
     let n = 8;
     for _ in 0..n {
@@ -392,8 +382,7 @@ fn a_wait_from_a_thread_local_destructor_works() {
         });
     }
     let ok = join_all(rx, n, Duration::from_secs(30));
-    stop.store(true, Ordering::Relaxed);
-    busy.into_iter().for_each(|h| h.join().unwrap());
+    drop(busy);
     assert_eq!(ok, n);
 }
 

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::waiting::{Noop, Unpark};
+use common::waiting::{BusyAppenders, Noop, Unpark};
 use seglog_segment::io::sim::{Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -56,19 +56,8 @@ fn leaked_root_parents_strand_nobody_on_a_busy_log() {
     let fs = SimFs::new();
     let log = open(&fs, 0);
     fs.set_sync_latency(Duration::from_millis(20));
-    let stop = Arc::new(AtomicBool::new(false));
     // Busy appenders: the leader keeps leading.
-    let busy: Vec<_> = (0..3)
-        .map(|_| {
-            let (log, stop) = (log.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let a = log.submit(record(&log)).unwrap();
-                    log.wait_durable(a.lsn).unwrap();
-                }
-            })
-        })
-        .collect();
+    let busy = BusyAppenders::start(&log, 3, 200);
     let noop = Waker::from(Arc::new(Noop));
     for _ in 0..40 {
         let mine = log.submit(record(&log)).unwrap();
@@ -99,10 +88,7 @@ fn leaked_root_parents_strand_nobody_on_a_busy_log() {
             assert!(log.durable_lsn() >= lsn);
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for b in busy {
-        b.join().unwrap();
-    }
+    drop(busy);
 }
 
 /// Mixed callers — blocking threads, plain `block_on` roots that stall (their own code holds

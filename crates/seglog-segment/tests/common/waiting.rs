@@ -85,3 +85,44 @@ impl Wake for PanicsWithBomb {
         std::panic::panic_any(Bomb);
     }
 }
+
+/// Threads that keep appending to a log until dropped (then they are stopped and joined):
+/// a busy log, whose leader keeps leading.
+pub struct BusyAppenders {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyAppenders {
+    /// Starts `threads` appenders on `log`, each submitting records of `payload_bytes` and
+    /// waiting for them in a loop.
+    pub fn start(log: &SegmentLog<SimFs>, threads: usize, payload_bytes: usize) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let (log, stop) = (log.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let a = log.submit(record(&log, payload_bytes)).unwrap();
+                        log.wait_durable(a.lsn).unwrap();
+                    }
+                })
+            })
+            .collect();
+        BusyAppenders { stop, threads }
+    }
+}
+
+impl Drop for BusyAppenders {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            // An appender's failure fails the test, unless the test is failing already.
+            if let Err(panic) = t.join() {
+                if !std::thread::panicking() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+    }
+}
