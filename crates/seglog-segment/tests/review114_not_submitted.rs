@@ -41,7 +41,7 @@ fn a_wait_on_a_reloaded_read_only_view_for_a_record_it_serves_succeeds() {
     log.append_record_sync(&log);
     log.roll().unwrap();
     let view = ro.reload_read_only(&mut ()).unwrap();
-    ro.install_view(view);
+    ro.install_view(view).unwrap();
     let second = ro.durable_lsn();
     assert!(second > first, "the new view serves the new record");
 

@@ -28,6 +28,8 @@ use super::group_commit::CommitState;
 #[must_use = "a reloaded view must be installed to be served"]
 pub struct ReloadedView<F: FileSystem> {
     view: ReadView<F>,
+    /// The directory it was loaded from: only that log's reader may serve it.
+    dir: PathBuf,
 }
 
 impl<F: FileSystem> ReloadedView<F> {
@@ -142,13 +144,20 @@ impl<F: FileSystem> SegmentLog<F> {
         self.inner.check_dir()?;
         let view = read_view::load(&self.inner.fs, &self.inner.dir, visitor)?;
         self.inner.check_dir()?;
-        Ok(ReloadedView { view })
+        Ok(ReloadedView {
+            view,
+            dir: self.inner.dir.clone(),
+        })
     }
 
     /// Serves `view` from now on. Records already read keep their bytes; positions taken
     /// from the previous view may fail to read (or, where a writer reused a segment number
     /// across its reopens, name another record: callers check what they read).
-    pub fn install_view(&self, view: ReloadedView<F>) {
+    ///
+    /// # Errors
+    /// As [`Self::check_view`], changing nothing.
+    pub fn install_view(&self, view: ReloadedView<F>) -> Result<()> {
+        self.check_view(&view)?;
         let ReadView {
             segments, last_lsn, ..
         } = view.view;
@@ -164,6 +173,29 @@ impl<F: FileSystem> SegmentLog<F> {
             self.inner.durable_lsn.store(last_lsn, Ordering::Release);
         }
         self.inner.notify_followers(|v| *v = last_lsn);
+        Ok(())
+    }
+
+    /// Whether [`Self::install_view`] would take `view`: only a read-only log of the directory
+    /// it was loaded from does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] on a log open for writing (a view would replace its writer's
+    /// files and rewind its LSNs) and for a view of another directory.
+    pub fn check_view(&self, view: &ReloadedView<F>) -> Result<()> {
+        if !self.inner.read_only {
+            return Err(Error::InvalidOptions(
+                "install_view: the log is open for writing".into(),
+            ));
+        }
+        if view.dir != self.inner.dir {
+            return Err(Error::InvalidOptions(format!(
+                "install_view: the view is of {}, not of this log ({})",
+                view.dir.display(),
+                self.inner.dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// [`Error::ReadOnly`] on a read-only log.
