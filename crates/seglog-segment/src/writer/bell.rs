@@ -19,6 +19,9 @@
 //! while it still holds that value, so a ring between the look and the sleep is never lost.
 //! Elsewhere than Linux (and under loom) the bell is a mutex and a condition variable with
 //! the same contract, ringing everyone.
+//!
+//! A wait may carry a [`Deadline`]: the root future of a `block_on` sleeps here like a thread,
+//! but only for a while (see `waiters`).
 
 /// Bits of a mask that name a bucket; the rest name slots.
 const BUCKETS: u32 = 4;
@@ -80,13 +83,33 @@ fn this_thread_slot() -> u32 {
     }
 }
 
-pub(crate) use imp::Bell;
+pub(crate) use imp::{Bell, Deadline};
 
 #[cfg(all(target_os = "linux", not(seglog_loom)))]
 mod imp {
     use super::Mask;
     use rustix::thread::futex;
+    use rustix::time::{clock_gettime, ClockId, Timespec};
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// When a timed wait gives up: a time on the monotonic clock, which is what
+    /// `FUTEX_WAIT_BITSET` measures its (absolute) timeout against.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Deadline(Option<Timespec>);
+
+    impl Deadline {
+        /// `after` from now.
+        pub(crate) fn after(after: Duration) -> Deadline {
+            let now = clock_gettime(ClockId::Monotonic);
+            // An unrepresentable deadline (it would take centuries) is no deadline.
+            Deadline(
+                Timespec::try_from(after)
+                    .ok()
+                    .and_then(|after| now.checked_add(after)),
+            )
+        }
+    }
 
     /// The shared word; see the module's documentation.
     #[derive(Debug, Default)]
@@ -103,12 +126,30 @@ mod imp {
         /// Sleeps until a ring that meets `mask` after `seen` was read (returns at once if
         /// any ring came since), or spuriously. The caller looks at its state again.
         pub(crate) fn wait(&self, seen: u32, mask: Mask) {
-            match futex::wait_bitset(&self.rings, futex::Flags::PRIVATE, seen, None, mask.0) {
+            self.sleep(seen, mask, None);
+        }
+
+        /// Like [`Bell::wait`], giving up at `deadline`: false once it has passed (and the
+        /// caller, still not rung, stops waiting).
+        pub(crate) fn wait_until(&self, seen: u32, mask: Mask, deadline: &Deadline) -> bool {
+            match deadline.0 {
+                Some(at) => self.sleep(seen, mask, Some(&at)),
+                None => self.sleep(seen, mask, None),
+            }
+        }
+
+        /// One sleep; false when `deadline` has passed.
+        fn sleep(&self, seen: u32, mask: Mask, deadline: Option<&Timespec>) -> bool {
+            match futex::wait_bitset(&self.rings, futex::Flags::PRIVATE, seen, deadline, mask.0) {
+                Err(rustix::io::Errno::TIMEDOUT) => false,
                 // Woken, rung since `seen` (EAGAIN), or interrupted (EINTR): look again.
-                Ok(()) | Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                Ok(()) | Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => true,
                 // Anything else means the call cannot sleep here: look again, without
                 // taking the CPU from the threads that will change the state.
-                Err(_) => std::thread::yield_now(),
+                Err(_) => {
+                    std::thread::yield_now();
+                    true
+                }
             }
         }
 
@@ -136,6 +177,26 @@ mod imp {
     #[cfg(not(seglog_loom))]
     use std::sync::{Condvar, Mutex};
 
+    /// When a timed wait gives up.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Deadline(#[cfg(not(seglog_loom))] Option<std::time::Instant>);
+
+    impl Deadline {
+        /// `after` from now. (Under loom, whose condition variables never time out, a timed
+        /// wait gives up at once unless it was rung: the model explores a deadline that passes
+        /// at any point of the waiter's look.)
+        pub(crate) fn after(_after: std::time::Duration) -> Deadline {
+            #[cfg(not(seglog_loom))]
+            {
+                Deadline(std::time::Instant::now().checked_add(_after))
+            }
+            #[cfg(seglog_loom)]
+            {
+                Deadline()
+            }
+        }
+    }
+
     /// The shared word behind a mutex; every ring wakes every sleeper.
     #[derive(Debug, Default)]
     pub(crate) struct Bell {
@@ -154,6 +215,31 @@ mod imp {
             let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
             while *rings == seen {
                 rings = self.rung.wait(rings).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+
+        /// Like [`Bell::wait`], giving up at `deadline`: false once it has passed.
+        pub(crate) fn wait_until(&self, seen: u32, _mask: Mask, _deadline: &Deadline) -> bool {
+            let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+            if *rings != seen {
+                return true;
+            }
+            #[cfg(seglog_loom)]
+            {
+                false
+            }
+            #[cfg(not(seglog_loom))]
+            {
+                let Some(at) = _deadline.0 else {
+                    drop(self.rung.wait(rings));
+                    return true;
+                };
+                let left = at.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                drop(self.rung.wait_timeout(rings, left));
+                true
             }
         }
 

@@ -9,6 +9,10 @@
 //! expected to acknowledge them: the leader wakes all the threads a round acknowledged with
 //! one ring, one system call, and can still ask a single thread to lead.
 //!
+//! The root future of a `block_on` on a multi-threaded tokio runtime first sleeps on the bell
+//! too, like a thread, inside `poll` — for a couple of milliseconds at most, then it leaves the
+//! queue and registers its waker (see [`may_sleep_in_poll`]).
+//!
 //! Futures are woken through their wakers. A future polled by a thread of its own (the root
 //! future of a `block_on`, or one polled outside tokio) relays: the leader wakes the first
 //! of the group's root futures, and each woken one wakes two more (a binary heap over the
@@ -25,7 +29,7 @@
 //! async waiter whose future is dropped, by removing itself, which then passes on what it was
 //! handed: its group's wake-ups, or the chance to lead.
 
-use super::bell::{Bell, Mask};
+use super::bell::{Bell, Deadline, Mask};
 use super::group_commit::CommitState;
 use super::Inner;
 use crate::io::FileSystem;
@@ -247,6 +251,39 @@ fn wake_children(me: &Waiter) {
     }
 }
 
+/// How long the root future of a `block_on` sleeps on the bell inside `poll` before it
+/// registers its waker instead: a round or two when the disk is healthy (an fdatasync takes
+/// 0.1–0.5 ms), and about a tick of tokio's timer, so a `timeout` around the append fires at
+/// most this late.
+#[cfg(not(test))]
+const ROOT_SLEEP_ON_BELL: std::time::Duration = std::time::Duration::from_millis(2);
+/// Long enough for a unit test to see the sleeper in the queue every time.
+#[cfg(test)]
+const ROOT_SLEEP_ON_BELL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// True when an async caller may sleep on the bell, inside `poll`, for a while
+/// ([`ROOT_SLEEP_ON_BELL`]): it is the root future of a `block_on` on a multi-threaded tokio
+/// runtime, a thread that blocks in any case and runs no task. Woken by the round's one ring,
+/// it costs a fraction of a waker's wake-up (one `unpark` per thread: with 64 appenders
+/// calling the EventStore through `block_on`, half the CPU went to waking them). What it
+/// delays: the future's siblings in a `join!` or `select!` and timers, by one sleep at most.
+/// A current-thread runtime runs its tasks on the thread of its `block_on`, and a future
+/// polled outside tokio may share its thread with others: those register their wakers at once.
+fn may_sleep_in_poll() -> bool {
+    // Under loom (outside any runtime) every root future sleeps first, and its deadline
+    // passes at once unless it is rung: the models explore both ways of waiting.
+    if cfg!(seglog_loom) {
+        return true;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            tokio::task::try_id().is_none()
+                && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        }
+        Err(_) => false,
+    }
+}
+
 /// True when an async caller may run its commit round on its own thread: it is not a task
 /// on a runtime's worker (which other tasks need), but the root future of a `block_on` (the
 /// caller's own thread, blocked in any case) or polled outside any tokio runtime (where
@@ -266,10 +303,21 @@ fn enqueue(st: &mut CommitState, waiter: Arc<Waiter>) {
 impl<F: FileSystem> Inner<F> {
     /// Blocks until `lsn` is durable, leading commit rounds when nobody else does.
     pub(crate) fn wait_durable(self: &Arc<Self>, lsn: u64) -> Result<()> {
+        loop {
+            if let Some(outcome) = self.wait_on_bell(lsn, None) {
+                return outcome;
+            }
+        }
+    }
+
+    /// Sleeps on the bell until `lsn` is durable (or its wait fails), leading commit rounds
+    /// when nobody else does — or, given a deadline, until it passes: then `None`, with the
+    /// waiter out of the queue (unless it was woken meanwhile: then it looks, as usual).
+    fn wait_on_bell(self: &Arc<Self>, lsn: u64, deadline: Option<&Deadline>) -> Option<Result<()>> {
         let mut st = self.commit.lock();
         loop {
             if let Some(outcome) = st.wait_outcome(lsn) {
-                return outcome;
+                return Some(outcome);
             }
             if let Some(claim) = self.try_claim(&mut st) {
                 drop(st);
@@ -289,14 +337,27 @@ impl<F: FileSystem> Inner<F> {
                 if state != WAITING {
                     break state;
                 }
-                self.bell.wait(seen, mask);
+                match deadline {
+                    None => self.bell.wait(seen, mask),
+                    Some(deadline) => {
+                        if !self.bell.wait_until(seen, mask, deadline) {
+                            break WAITING;
+                        }
+                    }
+                }
             };
             // The watermark is stored before any waiter is marked woken: a woken waiter whose
             // LSN it covers is done without the commit lock.
             if state == WOKEN && self.durable_lsn.load(Ordering::Acquire) >= lsn {
-                return Ok(());
+                return Some(Ok(()));
             }
             st = self.commit.lock();
+            if state == WAITING && me.state.load(Ordering::Acquire) == WAITING {
+                // The deadline passed, and nobody changed our state (that happens only under
+                // the commit lock, now ours): leave the queue.
+                st.waiters.retain(|w| !Arc::ptr_eq(w, &me));
+                return None;
+            }
         }
     }
 
@@ -311,6 +372,7 @@ impl<F: FileSystem> Inner<F> {
             inner: self.clone(),
             lsn,
             registered: None,
+            slept_on_bell: false,
         }
     }
 
@@ -344,11 +406,21 @@ pub(crate) struct DurableWait<F: FileSystem> {
     lsn: u64,
     /// Our entry in the queue, while we are in it (or were taken out and have not looked).
     registered: Option<Arc<Waiter>>,
+    /// True once this future has slept on the bell in `poll` ([`may_sleep_in_poll`]): it
+    /// does so once at most.
+    slept_on_bell: bool,
 }
 
 impl<F: FileSystem> DurableWait<F> {
     /// One look at the commit state: done, lead, or (re)register and sleep.
     fn look(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if !self.slept_on_bell && may_sleep_in_poll() {
+            self.slept_on_bell = true;
+            let deadline = Deadline::after(ROOT_SLEEP_ON_BELL);
+            if let Some(outcome) = self.inner.wait_on_bell(self.lsn, Some(&deadline)) {
+                return Poll::Ready(outcome);
+            }
+        }
         loop {
             let mut st = self.inner.commit.lock();
             if let Some(outcome) = st.wait_outcome(self.lsn) {

@@ -204,3 +204,184 @@ fn a_leader_that_stops_sweeps_the_group_it_acknowledged_last() {
     assert!(log.inner.commit.lock().relayed_group.is_none());
     log.inner.commit.lock().leader_active = false;
 }
+
+/// Which kind of waiter is first in the queue, if any.
+fn first_waiter_kind(log: &SegmentLog<SimFs>) -> Option<&'static str> {
+    log.inner
+        .commit
+        .lock()
+        .waiters
+        .front()
+        .map(|w| match w.wake {
+            Wake::Thread(..) => "thread",
+            Wake::Task(_) => "task",
+            Wake::Root(_) => "root",
+        })
+}
+
+/// Waits until the first waiter in the queue is of `kind`.
+fn wait_for_first_waiter(log: &SegmentLog<SimFs>, kind: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first_waiter_kind(log) != Some(kind) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} waiter came: {:?}",
+            first_waiter_kind(log)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Acknowledges every waiter, as the end of a round that made everything durable does.
+fn acknowledge_all(log: &SegmentLog<SimFs>) {
+    let wakeups = {
+        let mut st = log.inner.commit.lock();
+        st.durable_lsn = st.next_lsn - 1;
+        log.inner
+            .durable_lsn
+            .store(st.durable_lsn, Ordering::Release);
+        let all = st.waiters.len();
+        st.leader_active = false;
+        Wakeups::acknowledge(&mut st, all)
+    };
+    wakeups.wake();
+}
+
+/// `block_on(wait)` on its own thread, on `runtime`; the receiver hears when it returns.
+fn block_on_waiter(
+    log: &SegmentLog<SimFs>,
+    runtime: &tokio::runtime::Runtime,
+    lsn: u64,
+) -> mpsc::Receiver<Result<()>> {
+    let (tx, rx) = mpsc::channel();
+    let (log, handle) = (log.clone(), runtime.handle().clone());
+    std::thread::spawn(move || tx.send(handle.block_on(log.inner.wait_durable_async(lsn))));
+    rx
+}
+
+/// The root future of a `block_on` on a multi-threaded runtime first sleeps on the bell, as a
+/// blocked thread does (one ring wakes a whole group of those, where each waker costs its own
+/// system call), but only for a while: behind a round that does not end, it leaves the queue
+/// and registers its waker, which the acknowledgement then wakes.
+#[test]
+fn a_block_on_root_sleeps_on_the_bell_for_a_while_then_registers_its_waker() {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let done = block_on_waiter(&log, &runtime, lsn);
+    wait_for_queue(&log, 1);
+    assert_eq!(
+        first_waiter_kind(&log),
+        Some("thread"),
+        "it did not sleep on the bell"
+    );
+    wait_for_first_waiter(&log, "root");
+    assert_eq!(
+        log.inner.commit.lock().waiters.len(),
+        1,
+        "it left its bell entry behind"
+    );
+    assert!(
+        done.try_recv().is_err(),
+        "it returned before it was durable"
+    );
+    acknowledge_all(&log);
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the acknowledged root future was stranded")
+        .unwrap();
+}
+
+/// Rung while it sleeps on the bell, the root future returns.
+#[test]
+fn a_block_on_root_asleep_on_the_bell_is_acknowledged_by_the_ring() {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let done = block_on_waiter(&log, &runtime, lsn);
+    wait_for_first_waiter(&log, "thread");
+    acknowledge_all(&log);
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the rung root future was stranded")
+        .unwrap();
+    assert!(log.inner.commit.lock().waiters.is_empty());
+}
+
+/// Asked to lead while it sleeps on the bell (the round before ended with records queued),
+/// the root future leads in place and returns once its record is durable.
+#[test]
+fn a_block_on_root_asleep_on_the_bell_leads_when_asked() {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let done = block_on_waiter(&log, &runtime, lsn);
+    wait_for_first_waiter(&log, "thread");
+    let wakeups = {
+        let mut st = log.inner.commit.lock();
+        st.leader_active = false;
+        let mut wakeups = Wakeups::default();
+        wakeups.hand_leadership(&mut st);
+        wakeups
+    };
+    wakeups.wake();
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the root future asked to lead was stranded")
+        .unwrap();
+    assert!(log.durable_lsn() >= lsn);
+}
+
+/// A current-thread runtime runs its tasks on the thread of its `block_on`: the root future
+/// must not sleep there, it registers its waker at once.
+#[test]
+fn a_current_thread_root_never_sleeps_on_the_bell() {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let done = block_on_waiter(&log, &runtime, lsn);
+    wait_for_queue(&log, 1);
+    assert_eq!(first_waiter_kind(&log), Some("root"));
+    acknowledge_all(&log);
+    done.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+}
+
+/// After its sleep on the bell, the root future is in the queue once, by its waker: when the
+/// round ahead ends with its record still queued, asking it to lead reaches it (an entry left
+/// from its sleep would be asked first, ring a bell nobody sleeps on, and strand it).
+#[test]
+fn a_block_on_root_past_its_sleep_is_asked_to_lead_through_its_waker() {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let done = block_on_waiter(&log, &runtime, lsn);
+    wait_for_first_waiter(&log, "root");
+    let wakeups = {
+        let mut st = log.inner.commit.lock();
+        st.leader_active = false;
+        let mut wakeups = Wakeups::default();
+        wakeups.hand_leadership(&mut st);
+        wakeups
+    };
+    wakeups.wake();
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the root future was never asked to lead")
+        .unwrap();
+    assert!(log.durable_lsn() >= lsn);
+}
