@@ -42,6 +42,12 @@ impl DirGuard {
         &self.dir
     }
 
+    /// True when both recorded the same directory at their opens (by its identity, not its
+    /// path: a path may name another directory since, and two paths the same one).
+    pub fn same_directory(&self, other: &DirGuard) -> bool {
+        self.identity == other.identity
+    }
+
     /// Ok when the path still names the directory recorded at open.
     ///
     /// # Errors

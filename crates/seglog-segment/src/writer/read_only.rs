@@ -28,8 +28,9 @@ use super::group_commit::CommitState;
 #[must_use = "a reloaded view must be installed to be served"]
 pub struct ReloadedView<F: FileSystem> {
     view: ReadView<F>,
-    /// The directory it was loaded from: only that log's reader may serve it.
-    dir: PathBuf,
+    /// The directory it was loaded from, as the loading log opened it: only a reader of
+    /// that directory may serve it.
+    dir: crate::DirGuard,
 }
 
 impl<F: FileSystem> ReloadedView<F> {
@@ -146,7 +147,7 @@ impl<F: FileSystem> SegmentLog<F> {
         self.inner.check_dir()?;
         Ok(ReloadedView {
             view,
-            dir: self.inner.dir.clone(),
+            dir: self.inner.dir_guard.clone(),
         })
     }
 
@@ -177,7 +178,7 @@ impl<F: FileSystem> SegmentLog<F> {
     }
 
     /// Whether [`Self::install_view`] would take `view`: only a read-only log of the directory
-    /// it was loaded from does.
+    /// it was loaded from does (the directory itself, whatever path names it now).
     ///
     /// # Errors
     /// [`Error::InvalidOptions`] on a log open for writing (a view would replace its writer's
@@ -188,10 +189,11 @@ impl<F: FileSystem> SegmentLog<F> {
                 "install_view: the log is open for writing".into(),
             ));
         }
-        if view.dir != self.inner.dir {
+        // By identity: a directory moved away and replaced by another log's keeps the path.
+        if !view.dir.same_directory(&self.inner.dir_guard) {
             return Err(Error::InvalidOptions(format!(
-                "install_view: the view is of {}, not of this log ({})",
-                view.dir.display(),
+                "install_view: the view is of the directory {} opened, not of this log's ({})",
+                view.dir.dir().display(),
                 self.inner.dir.display()
             )));
         }

@@ -261,27 +261,59 @@ const ROOT_SLEEP_ON_BELL: std::time::Duration = std::time::Duration::from_millis
 #[cfg(test)]
 const ROOT_SLEEP_ON_BELL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// After a sleep on the bell ran out, how long the thread's root futures register their
+/// wakers at once. A sleep runs out when rounds take longer than the sleep (a slow disk):
+/// then a waker's wake-up is small beside a round, and one poll that joins many waits must
+/// not sleep once per wait (review 116).
+const ROOT_SLEEP_PAUSE: std::time::Duration = ROOT_SLEEP_ON_BELL.saturating_mul(10);
+
+thread_local! {
+    /// When a sleep on the bell of a root future on this thread last ran out.
+    static ROOT_SLEEP_RAN_OUT: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// True when a root future's sleep on the bell ran out on this thread less than
+/// [`ROOT_SLEEP_PAUSE`] ago; `ran_out` records one now.
+fn root_sleep_paused(ran_out: bool) -> bool {
+    ROOT_SLEEP_RAN_OUT
+        .try_with(|last| {
+            let now = std::time::Instant::now();
+            if ran_out {
+                last.set(Some(now));
+            }
+            last.get()
+                .is_some_and(|at| now.saturating_duration_since(at) < ROOT_SLEEP_PAUSE)
+        })
+        .unwrap_or(true)
+}
+
 /// True when an async caller may sleep on the bell, inside `poll`, for a while
 /// ([`ROOT_SLEEP_ON_BELL`]): it is the root future of a `block_on` on a multi-threaded tokio
-/// runtime, a thread that blocks in any case and runs no task. Woken by the round's one ring,
+/// runtime, a thread that blocks in any case and runs no task (a `LocalSet`'s root is the
+/// exception tokio does not let us see: its local tasks wait too), and no sleep ran out on
+/// this thread lately ([`ROOT_SLEEP_PAUSE`]). Woken by the round's one ring,
 /// it costs a fraction of a waker's wake-up (one `unpark` per thread: with 64 appenders
 /// calling the EventStore through `block_on`, half the CPU went to waking them). What it
-/// delays: the future's siblings in a `join!` or `select!` and timers, by one sleep at most.
-/// A current-thread runtime runs its tasks on the thread of its `block_on`, and a future
-/// polled outside tokio may share its thread with others: those register their wakers at once.
+/// delays: the future's siblings in a `join!` or `select!` and timers, by one sleep that runs
+/// out at most (then the pause), or by the rounds that end its sleeps (the waits a poll joins
+/// were submitted together, and end in a round or two). A current-thread runtime runs its
+/// tasks on the thread of its `block_on`, and a future polled outside tokio may share its
+/// thread with others: those register their wakers at once.
 fn may_sleep_in_poll() -> bool {
     // Under loom (outside any runtime) every root future sleeps first, and its deadline
     // passes at once unless it is rung: the models explore both ways of waiting.
     if cfg!(seglog_loom) {
         return true;
     }
-    match tokio::runtime::Handle::try_current() {
+    let root_of_multi_thread = match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             tokio::task::try_id().is_none()
                 && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         }
         Err(_) => false,
-    }
+    };
+    root_of_multi_thread && !root_sleep_paused(false)
 }
 
 /// True when an async caller may run its commit round on its own thread: it is not a task
@@ -420,6 +452,7 @@ impl<F: FileSystem> DurableWait<F> {
             if let Some(outcome) = self.inner.wait_on_bell(self.lsn, Some(&deadline)) {
                 return Poll::Ready(outcome);
             }
+            root_sleep_paused(true);
         }
         loop {
             let mut st = self.inner.commit.lock();

@@ -385,3 +385,53 @@ fn a_block_on_root_past_its_sleep_is_asked_to_lead_through_its_waker() {
         .unwrap();
     assert!(log.durable_lsn() >= lsn);
 }
+
+/// Review 116: a `LocalSet` driven by the `block_on` of a multi-threaded runtime runs its
+/// tasks on the thread of that `block_on`, as a current-thread runtime does, but tokio gives
+/// no way to tell its root future from a `block_on`'s (no task id, a multi-threaded handle):
+/// it sleeps on the bell, and the set's ready tasks wait. They wait one sleep at most (1 s
+/// under `cfg(test)`, 2 ms in a build): the sleep runs out, the root registers its waker, and
+/// the tasks run before the round ends.
+#[test]
+fn a_local_set_root_holds_its_tasks_up_for_one_sleep_at_most() {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    {
+        let (log, handle) = (log.clone(), runtime.handle().clone());
+        std::thread::spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            let outcome = handle.block_on(local.run_until(async move {
+                // A task of the set, ready to run before the wait is polled.
+                drop(tokio::task::spawn_local(async move {
+                    let _ = ran_tx.send(());
+                }));
+                log.inner.wait_durable_async(lsn).await
+            }));
+            let _ = done_tx.send(outcome);
+        });
+    }
+    let ran = ran_rx.recv_timeout(ROOT_SLEEP_ON_BELL * 5);
+    let kind_then = first_waiter_kind(&log);
+    acknowledge_all(&log);
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the LocalSet's wait was stranded")
+        .unwrap();
+    assert!(
+        ran.is_ok(),
+        "the LocalSet's ready task did not run while the round did not end (first waiter: \
+         {kind_then:?})"
+    );
+    assert_eq!(
+        kind_then,
+        Some("root"),
+        "after the sleep, the root waits by its waker"
+    );
+}
