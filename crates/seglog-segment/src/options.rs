@@ -95,9 +95,10 @@ pub struct SegmentOptions {
     /// bulk import holds in memory; larger values mean fewer, bigger writes. Default: 1 MiB.
     pub buffered_write_bytes: u64,
     /// Records that must be queued before a commit round starts while the previous round's
-    /// fsync is still in flight (two rounds in flight at most, acknowledged in order). Many
-    /// devices complete two overlapping flushes in much less than twice the time of one;
-    /// a lone appender never waits for this. With [`SyncMode::Always`] only. 0 turns
+    /// fsync is still in flight (two rounds in flight at most, acknowledged in order); fewer
+    /// do, down to a quarter of it, when they are at least as many as that round carries.
+    /// Many devices complete two overlapping flushes in much less than twice the time of
+    /// one; a lone appender never waits for this. With [`SyncMode::Always`] only. 0 turns
     /// overlapping rounds off (one round in flight, as rounds were before). Default: 32.
     pub overlap_min_records: usize,
 }

@@ -161,3 +161,61 @@ fn a_failed_fsync_among_overlapping_rounds_loses_no_acknowledged_record() {
         );
     }
 }
+
+/// `threads` writers appending `per_thread` records each with the default options, every
+/// fsync taking 2 ms; returns the writer's stats, after checking that a power cut keeps every
+/// acknowledged record.
+fn default_threshold_run(threads: u64, per_thread: u64) -> seglog_segment::WriterStats {
+    let fs = SimFs::new();
+    fs.set_sync_latency(Duration::from_millis(2));
+    let opts = SegmentOptions {
+        segment_size_bytes: 1 << 20,
+        max_record_size_bytes: 4096,
+        ..SegmentOptions::default()
+    };
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts.clone(), &mut ()).unwrap();
+    let log = Arc::new(log);
+    let acked: BTreeSet<u64> = (0..threads)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|i| append(&log, t, i).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let stats = log.stats();
+    drop(log);
+    let survived = fs.crash(CrashMode::LoseUnsynced);
+    let (log, _) = SegmentLog::open(survived, "/log", opts, &mut ()).unwrap();
+    let kept: BTreeSet<u64> = log
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap().view().lsn())
+        .collect();
+    assert!(acked.is_subset(&kept), "acknowledged records lost");
+    stats
+}
+
+/// 16 writers never queue the default 32 records behind a round in flight, but two rounds of
+/// about 8 do overlap: each writer then waits about one round, not one and a half.
+#[test]
+fn sixteen_writers_overlap_rounds_as_large_as_the_one_in_flight() {
+    let stats = default_threshold_run(16, 25);
+    assert!(
+        stats.overlapped_rounds > 0,
+        "16 writers never overlapped a round ({stats:?})"
+    );
+}
+
+/// A few writers do not: a second fsync for a round of one or two records costs more CPU
+/// than the wait it saves.
+#[test]
+fn four_writers_never_overlap_tiny_rounds() {
+    let stats = default_threshold_run(4, 25);
+    assert_eq!(stats.overlapped_rounds, 0, "{stats:?}");
+}
