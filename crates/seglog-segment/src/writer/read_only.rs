@@ -28,9 +28,10 @@ use super::group_commit::CommitState;
 #[must_use = "a reloaded view must be installed to be served"]
 pub struct ReloadedView<F: FileSystem> {
     view: ReadView<F>,
-    /// The directory it was loaded from, as the loading log opened it: only a reader of
-    /// that directory may serve it.
+    /// The directory it was loaded from, as the loading log opened it, and that log's
+    /// identity: only a reader of that directory and that log may serve it.
     dir: crate::DirGuard,
+    log_id: Option<crate::format::LogId>,
 }
 
 impl<F: FileSystem> ReloadedView<F> {
@@ -148,6 +149,7 @@ impl<F: FileSystem> SegmentLog<F> {
         Ok(ReloadedView {
             view,
             dir: self.inner.dir_guard.clone(),
+            log_id: self.inner.log_id,
         })
     }
 
@@ -182,7 +184,8 @@ impl<F: FileSystem> SegmentLog<F> {
     ///
     /// # Errors
     /// [`Error::InvalidOptions`] on a log open for writing (a view would replace its writer's
-    /// files and rewind its LSNs) and for a view of another directory.
+    /// files and rewind its LSNs) and for a view of another directory or log;
+    /// [`Error::DirectoryMoved`] when this log's path no longer names its directory.
     pub fn check_view(&self, view: &ReloadedView<F>) -> Result<()> {
         if !self.inner.read_only {
             return Err(Error::InvalidOptions(
@@ -190,13 +193,18 @@ impl<F: FileSystem> SegmentLog<F> {
             ));
         }
         // By identity: a directory moved away and replaced by another log's keeps the path.
-        if !view.dir.same_directory(&self.inner.dir_guard) {
+        // And the identity names this log's directory only while the path still does (a
+        // removed directory's inode number is given to the next one made, review 117), and
+        // where both logs know their ids, they must agree.
+        let other_log = matches!((view.log_id, self.inner.log_id), (Some(a), Some(b)) if a != b);
+        if !view.dir.same_directory(&self.inner.dir_guard) || other_log {
             return Err(Error::InvalidOptions(format!(
-                "install_view: the view is of the directory {} opened, not of this log's ({})",
+                "install_view: the view is of the log {} opened, not of this log ({})",
                 view.dir.dir().display(),
                 self.inner.dir.display()
             )));
         }
+        self.inner.check_dir()?;
         Ok(())
     }
 
