@@ -5,11 +5,14 @@
 //! later round, and rolls (which seal a segment) never overtake a round in flight.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::growth::{append_checked, GrowthWatcher};
+
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,52 +46,11 @@ fn append(log: &SegmentLog<SimFs>, thread: u64, i: u64) -> seglog_segment::Resul
 /// Runs the appenders, with a watcher checking that the watermark never moves back; returns
 /// the acknowledged LSNs and how many appends failed.
 fn run(log: &Arc<SegmentLog<SimFs>>) -> (BTreeSet<u64>, u64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (log, stop) = (log.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut last = 0;
-            let mut ends = std::collections::BTreeMap::new();
-            while !stop.load(Ordering::Relaxed) {
-                let now = log.durable_lsn();
-                assert!(
-                    now >= last,
-                    "the durable watermark moved back: {last} -> {now}"
-                );
-                last = now;
-                // What readers see of each segment only grows.
-                for s in log.segments() {
-                    let seen = ends.entry(s.number).or_insert(0);
-                    assert!(
-                        s.data_end >= *seen,
-                        "segment {} shrank for readers: {} -> {}",
-                        s.number,
-                        *seen,
-                        s.data_end
-                    );
-                    *seen = s.data_end;
-                }
-                std::thread::yield_now();
-            }
-        })
-    };
+    let watcher = GrowthWatcher::start(log);
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let log = log.clone();
-            std::thread::spawn(move || {
-                let mut acked = Vec::new();
-                let mut failed = 0;
-                for i in 0..PER_THREAD {
-                    match append(&log, t, i) {
-                        Ok(lsn) => {
-                            assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
-                            acked.push(lsn);
-                        }
-                        Err(_) => failed += 1,
-                    }
-                }
-                (acked, failed)
-            })
+            std::thread::spawn(move || append_checked(&log, PER_THREAD, |i| append(&log, t, i)))
         })
         .collect();
     let mut acked = BTreeSet::new();
@@ -98,8 +60,7 @@ fn run(log: &Arc<SegmentLog<SimFs>>) -> (BTreeSet<u64>, u64) {
         acked.extend(a);
         failed += f;
     }
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
+    watcher.finish();
     (acked, failed)
 }
 

@@ -10,43 +10,12 @@
 //! directory identities.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::EventBatch;
+mod common;
+
+use common::tenant_logs::{tenants, write_log};
+
 use seglog_segment::io::StdFs;
-use seglog_segment::{Error, SegmentLog, SegmentOptions};
-use std::path::Path;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 1 << 20,
-        max_record_size_bytes: 4096,
-        ..SegmentOptions::default()
-    }
-}
-
-/// Creates a log at `dir` holding `records` records of `tenant`, and closes it.
-fn write_log(dir: &Path, tenant: &[u8], records: usize) {
-    let (log, _) = SegmentLog::open(StdFs, dir, opts(), &mut ()).unwrap();
-    for i in 0..records {
-        log.append(&EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: tenant,
-            first_seq: i as u64 + 1,
-            timestamp_unix_nanos: 0,
-            payloads: &[b"event".as_slice()],
-        })
-        .unwrap();
-    }
-    log.roll().unwrap();
-    log.close().unwrap();
-}
-
-fn tenants(log: &SegmentLog<StdFs>) -> Vec<Vec<u8>> {
-    log.records()
-        .unwrap()
-        .map(|r| r.unwrap().view().tenant_id().to_vec())
-        .collect()
-}
+use seglog_segment::{Error, SegmentLog};
 
 #[test]
 fn a_reader_of_a_replaced_directory_refuses_a_view_of_the_log_now_at_its_path() {
@@ -54,7 +23,7 @@ fn a_reader_of_a_replaced_directory_refuses_a_view_of_the_log_now_at_its_path() 
     let a = tmp.path().join("a");
     write_log(&a, b"tenant-a", 1);
     let reader_of_a = SegmentLog::open_read_only(StdFs, &a, &mut ()).unwrap().0;
-    assert_eq!(tenants(&reader_of_a), [b"tenant-a".to_vec()]);
+    assert_eq!(tenants(&reader_of_a), ["tenant-a"]);
 
     // The directory moves away; another tenant's log is created at the same path.
     std::fs::rename(&a, tmp.path().join("a-moved")).unwrap();
@@ -77,11 +46,7 @@ fn a_reader_of_a_replaced_directory_refuses_a_view_of_the_log_now_at_its_path() 
     assert!(
         taken.is_err(),
         "install_view took a view of another log (path equal, directory not): the reader of \
-         tenant-a's log now serves {:?}",
-        served
-            .iter()
-            .map(|t| String::from_utf8_lossy(t).into_owned())
-            .collect::<Vec<_>>()
+         tenant-a's log now serves {served:?}"
     );
-    assert_eq!(served, [b"tenant-a".to_vec()]);
+    assert_eq!(served, ["tenant-a"]);
 }

@@ -16,43 +16,13 @@
 //! the two logs' ids (where both are known) agree.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use seglog_segment::format::EventBatch;
+mod common;
+
+use common::tenant_logs::{tenants, write_log};
+
 use seglog_segment::io::StdFs;
-use seglog_segment::{Error, SegmentLog, SegmentOptions};
+use seglog_segment::{Error, SegmentLog};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-
-fn opts() -> SegmentOptions {
-    SegmentOptions {
-        segment_size_bytes: 1 << 20,
-        max_record_size_bytes: 4096,
-        ..SegmentOptions::default()
-    }
-}
-
-fn write_log(dir: &Path, tenant: &[u8], records: usize) {
-    let (log, _) = SegmentLog::open(StdFs, dir, opts(), &mut ()).unwrap();
-    for i in 0..records {
-        log.append(&EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: tenant,
-            first_seq: i as u64 + 1,
-            timestamp_unix_nanos: 0,
-            payloads: &[b"event".as_slice()],
-        })
-        .unwrap();
-    }
-    log.roll().unwrap();
-    log.close().unwrap();
-}
-
-fn tenants(log: &SegmentLog<StdFs>) -> Vec<String> {
-    log.records()
-        .unwrap()
-        .map(|r| String::from_utf8_lossy(r.unwrap().view().tenant_id()).into_owned())
-        .collect()
-}
 
 #[test]
 fn a_reader_of_a_removed_empty_directory_refuses_a_view_of_a_directory_that_reused_its_inode() {

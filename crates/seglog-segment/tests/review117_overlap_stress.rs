@@ -7,11 +7,14 @@
 //! durable when acknowledged and survives a power cut.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::growth::{append_checked, GrowthWatcher};
+
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -72,51 +75,13 @@ fn run(fs: &SimFs, fault: Option<u64>, close_early: bool) -> Outcome {
         });
     }
     let log = Arc::new(log);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (log, stop) = (log.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut last = 0;
-            let mut ends = std::collections::BTreeMap::new();
-            while !stop.load(Ordering::Relaxed) {
-                let now = log.durable_lsn();
-                assert!(
-                    now >= last,
-                    "the durable watermark moved back: {last} -> {now}"
-                );
-                last = now;
-                for s in log.segments() {
-                    let seen = ends.entry(s.number).or_insert(0);
-                    assert!(
-                        s.data_end >= *seen,
-                        "segment {} shrank for readers: {} -> {}",
-                        s.number,
-                        *seen,
-                        s.data_end
-                    );
-                    *seen = s.data_end;
-                }
-                std::thread::yield_now();
-            }
-        })
-    };
+    let watcher = GrowthWatcher::start(&log);
     let mut handles = Vec::new();
     // 16 blocking writers.
     for t in 0..16u64 {
         let log = log.clone();
         handles.push(std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            let mut failed = 0;
-            for i in 0..40 {
-                match append(&log, t, i) {
-                    Ok(lsn) => {
-                        assert!(log.durable_lsn() >= lsn, "acknowledged before durable");
-                        acked.push(lsn);
-                    }
-                    Err(_) => failed += 1,
-                }
-            }
-            (acked, failed)
+            append_checked(&log, 40, |i| append(&log, t, i))
         }));
     }
     // 4 `block_on` roots of a multi-threaded runtime.
@@ -129,31 +94,20 @@ fn run(fs: &SimFs, fault: Option<u64>, close_early: bool) -> Outcome {
     for t in 100..104u64 {
         let (log, runtime) = (log.clone(), runtime.clone());
         handles.push(std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            let mut failed = 0;
-            for i in 0..40 {
+            append_checked(&log, 40, |i| {
                 let payload = vec![9u8; 150];
                 let id = format!("async-{t}-{i}");
-                let r = runtime.block_on(log.append_async(&EventBatch {
-                    encoding: 0,
-                    execution_id: id.as_bytes(),
-                    tenant_id: b"tenant",
-                    first_seq: i + 1,
-                    timestamp_unix_nanos: 0,
-                    payloads: std::slice::from_ref(&payload),
-                }));
-                match r {
-                    Ok(a) => {
-                        assert!(
-                            log.durable_lsn() >= a.lsn,
-                            "async: acknowledged before durable"
-                        );
-                        acked.push(a.lsn);
-                    }
-                    Err(_) => failed += 1,
-                }
-            }
-            (acked, failed)
+                runtime
+                    .block_on(log.append_async(&EventBatch {
+                        encoding: 0,
+                        execution_id: id.as_bytes(),
+                        tenant_id: b"tenant",
+                        first_seq: i + 1,
+                        timestamp_unix_nanos: 0,
+                        payloads: std::slice::from_ref(&payload),
+                    }))
+                    .map(|a| a.lsn)
+            })
         }));
     }
     // A buffered importer, syncing now and then.
@@ -212,8 +166,7 @@ fn run(fs: &SimFs, fault: Option<u64>, close_early: bool) -> Outcome {
         acked.extend(a);
         failed += f;
     }
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
+    watcher.finish();
     let overlapped = log.stats().overlapped_rounds;
     let _ = log.close();
     drop(log);
@@ -246,18 +199,28 @@ fn with_watchdog(what: String, f: impl FnOnce() -> String + Send + 'static) {
     }
 }
 
+/// [`run`] on a simulated file system whose fsyncs take 2 ms and 300 µs in turn, then a
+/// power cut: every acknowledged record must survive it.
+fn run_and_cut_power(fail_fsync: Option<u64>, close_midway: bool) -> Outcome {
+    let fs = SimFs::new();
+    fs.set_sync_latency_cycle(&[Duration::from_millis(2), Duration::from_micros(300)]);
+    let o = run(&fs, fail_fsync, close_midway);
+    let survived = survivors(&fs);
+    let lost: Vec<_> = o.acked.difference(&survived).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged records lost (failed fsync: {fail_fsync:?}): {lost:?}"
+    );
+    o
+}
+
 #[test]
 fn default_threshold_overlap_with_rolls_buffered_and_roots() {
     let mut overlapped = 0;
     for iter in 0..6 {
         let (tx, rx) = mpsc::channel();
         with_watchdog(format!("run {iter}"), move || {
-            let fs = SimFs::new();
-            fs.set_sync_latency_cycle(&[Duration::from_millis(2), Duration::from_micros(300)]);
-            let o = run(&fs, None, false);
-            let survived = survivors(&fs);
-            let lost: Vec<_> = o.acked.difference(&survived).collect();
-            assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+            let o = run_and_cut_power(None, false);
             assert_eq!(o.failed, 0);
             let _ = tx.send(o.overlapped);
             format!("{} acked, {} overlapped", o.acked.len(), o.overlapped)
@@ -271,15 +234,7 @@ fn default_threshold_overlap_with_rolls_buffered_and_roots() {
 fn default_threshold_overlap_with_a_failed_fsync() {
     for nth in [2u64, 5, 9, 14, 20, 27, 35] {
         with_watchdog(format!("fault {nth}"), move || {
-            let fs = SimFs::new();
-            fs.set_sync_latency_cycle(&[Duration::from_millis(2), Duration::from_micros(300)]);
-            let o = run(&fs, Some(nth), false);
-            let survived = survivors(&fs);
-            let lost: Vec<_> = o.acked.difference(&survived).collect();
-            assert!(
-                lost.is_empty(),
-                "fault {nth}: acknowledged records lost: {lost:?}"
-            );
+            let o = run_and_cut_power(Some(nth), false);
             format!(
                 "{} acked, {} failed, {} overlapped",
                 o.acked.len(),
@@ -294,12 +249,7 @@ fn default_threshold_overlap_with_a_failed_fsync() {
 fn default_threshold_overlap_with_a_close_midway() {
     for iter in 0..6 {
         with_watchdog(format!("close run {iter}"), move || {
-            let fs = SimFs::new();
-            fs.set_sync_latency_cycle(&[Duration::from_millis(2), Duration::from_micros(300)]);
-            let o = run(&fs, None, true);
-            let survived = survivors(&fs);
-            let lost: Vec<_> = o.acked.difference(&survived).collect();
-            assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+            let o = run_and_cut_power(None, true);
             format!(
                 "{} acked, {} failed, {} overlapped",
                 o.acked.len(),

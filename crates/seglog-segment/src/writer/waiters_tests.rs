@@ -247,6 +247,40 @@ fn acknowledge_all(log: &SegmentLog<SimFs>) {
     wakeups.wake();
 }
 
+/// A multi-threaded runtime with one worker.
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap()
+}
+
+/// A log with one record submitted and a fake leader busy; `block_on(wait)` for the record on
+/// its own thread, on `runtime`. Returns the log, the record's LSN, and the receiver that
+/// hears when the wait returns.
+fn root_behind_a_leader(
+    runtime: &tokio::runtime::Runtime,
+) -> (SegmentLog<SimFs>, u64, mpsc::Receiver<Result<()>>) {
+    let log = open();
+    let lsn = submit(&log);
+    log.inner.commit.lock().leader_active = true;
+    let done = block_on_waiter(&log, runtime, lsn);
+    (log, lsn, done)
+}
+
+/// The fake leader ends with records still queued, and asks a waiter to lead, as a real one
+/// does.
+fn end_the_leader_asking_a_waiter_to_lead(log: &SegmentLog<SimFs>) {
+    let wakeups = {
+        let mut st = log.inner.commit.lock();
+        st.leader_active = false;
+        let mut wakeups = Wakeups::default();
+        wakeups.hand_leadership(&mut st);
+        wakeups
+    };
+    wakeups.wake();
+}
+
 /// `block_on(wait)` on its own thread, on `runtime`; the receiver hears when it returns.
 fn block_on_waiter(
     log: &SegmentLog<SimFs>,
@@ -265,14 +299,8 @@ fn block_on_waiter(
 /// and registers its waker, which the acknowledgement then wakes.
 #[test]
 fn a_block_on_root_sleeps_on_the_bell_for_a_while_then_registers_its_waker() {
-    let log = open();
-    let lsn = submit(&log);
-    log.inner.commit.lock().leader_active = true;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let done = block_on_waiter(&log, &runtime, lsn);
+    let runtime = multi_thread();
+    let (log, _, done) = root_behind_a_leader(&runtime);
     wait_for_queue(&log, 1);
     assert_eq!(
         first_waiter_kind(&log),
@@ -298,14 +326,8 @@ fn a_block_on_root_sleeps_on_the_bell_for_a_while_then_registers_its_waker() {
 /// Rung while it sleeps on the bell, the root future returns.
 #[test]
 fn a_block_on_root_asleep_on_the_bell_is_acknowledged_by_the_ring() {
-    let log = open();
-    let lsn = submit(&log);
-    log.inner.commit.lock().leader_active = true;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let done = block_on_waiter(&log, &runtime, lsn);
+    let runtime = multi_thread();
+    let (log, _, done) = root_behind_a_leader(&runtime);
     wait_for_first_waiter(&log, "thread");
     acknowledge_all(&log);
     done.recv_timeout(Duration::from_secs(10))
@@ -318,25 +340,19 @@ fn a_block_on_root_asleep_on_the_bell_is_acknowledged_by_the_ring() {
 /// the root future leads in place and returns once its record is durable.
 #[test]
 fn a_block_on_root_asleep_on_the_bell_leads_when_asked() {
-    let log = open();
-    let lsn = submit(&log);
-    log.inner.commit.lock().leader_active = true;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let done = block_on_waiter(&log, &runtime, lsn);
-    wait_for_first_waiter(&log, "thread");
-    let wakeups = {
-        let mut st = log.inner.commit.lock();
-        st.leader_active = false;
-        let mut wakeups = Wakeups::default();
-        wakeups.hand_leadership(&mut st);
-        wakeups
-    };
-    wakeups.wake();
+    a_block_on_root_asked_to_lead_as_a("thread");
+}
+
+/// The root future of a `block_on` on a multi-threaded runtime, waiting as a waiter of
+/// `kind` behind a fake leader, is asked to lead when that leader ends: it leads, and returns
+/// once its record is durable.
+fn a_block_on_root_asked_to_lead_as_a(kind: &str) {
+    let runtime = multi_thread();
+    let (log, lsn, done) = root_behind_a_leader(&runtime);
+    wait_for_first_waiter(&log, kind);
+    end_the_leader_asking_a_waiter_to_lead(&log);
     done.recv_timeout(Duration::from_secs(10))
-        .expect("the root future asked to lead was stranded")
+        .unwrap_or_else(|_| panic!("the root future waiting as a {kind} was never asked to lead"))
         .unwrap();
     assert!(log.durable_lsn() >= lsn);
 }
@@ -345,13 +361,10 @@ fn a_block_on_root_asleep_on_the_bell_leads_when_asked() {
 /// must not sleep there, it registers its waker at once.
 #[test]
 fn a_current_thread_root_never_sleeps_on_the_bell() {
-    let log = open();
-    let lsn = submit(&log);
-    log.inner.commit.lock().leader_active = true;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let done = block_on_waiter(&log, &runtime, lsn);
+    let (log, _, done) = root_behind_a_leader(&runtime);
     wait_for_queue(&log, 1);
     assert_eq!(first_waiter_kind(&log), Some("root"));
     acknowledge_all(&log);
@@ -363,27 +376,7 @@ fn a_current_thread_root_never_sleeps_on_the_bell() {
 /// from its sleep would be asked first, ring a bell nobody sleeps on, and strand it).
 #[test]
 fn a_block_on_root_past_its_sleep_is_asked_to_lead_through_its_waker() {
-    let log = open();
-    let lsn = submit(&log);
-    log.inner.commit.lock().leader_active = true;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
-    let done = block_on_waiter(&log, &runtime, lsn);
-    wait_for_first_waiter(&log, "root");
-    let wakeups = {
-        let mut st = log.inner.commit.lock();
-        st.leader_active = false;
-        let mut wakeups = Wakeups::default();
-        wakeups.hand_leadership(&mut st);
-        wakeups
-    };
-    wakeups.wake();
-    done.recv_timeout(Duration::from_secs(10))
-        .expect("the root future was never asked to lead")
-        .unwrap();
-    assert!(log.durable_lsn() >= lsn);
+    a_block_on_root_asked_to_lead_as_a("root");
 }
 
 /// Review 116: a `LocalSet` driven by the `block_on` of a multi-threaded runtime runs its
@@ -397,10 +390,7 @@ fn a_local_set_root_holds_its_tasks_up_for_one_sleep_at_most() {
     let log = open();
     let lsn = submit(&log);
     log.inner.commit.lock().leader_active = true;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
+    let runtime = multi_thread();
     let (ran_tx, ran_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
     {

@@ -2,9 +2,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod crash;
+pub mod growth;
 pub mod never;
 pub mod prepared;
 pub mod tail_bound;
+pub mod tenant_logs;
 pub mod waiting;
 
 use seglog_segment::format::EventBatch;
