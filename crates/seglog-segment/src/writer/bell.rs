@@ -132,10 +132,7 @@ mod imp {
         /// Like [`Bell::wait`], giving up at `deadline`: false once it has passed (and the
         /// caller, still not rung, stops waiting).
         pub(crate) fn wait_until(&self, seen: u32, mask: Mask, deadline: &Deadline) -> bool {
-            match deadline.0 {
-                Some(at) => self.sleep(seen, mask, Some(&at)),
-                None => self.sleep(seen, mask, None),
-            }
+            self.sleep(seen, mask, deadline.0.as_ref())
         }
 
         /// One sleep; false when `deadline` has passed.

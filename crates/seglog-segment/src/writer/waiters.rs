@@ -274,18 +274,16 @@ thread_local! {
 }
 
 /// True when a root future's sleep on the bell ran out on this thread less than
-/// [`ROOT_SLEEP_PAUSE`] ago; `ran_out` records one now.
-fn root_sleep_paused(ran_out: bool) -> bool {
+/// [`ROOT_SLEEP_PAUSE`] ago.
+fn root_sleep_paused() -> bool {
     ROOT_SLEEP_RAN_OUT
-        .try_with(|last| {
-            let now = std::time::Instant::now();
-            if ran_out {
-                last.set(Some(now));
-            }
-            last.get()
-                .is_some_and(|at| now.saturating_duration_since(at) < ROOT_SLEEP_PAUSE)
-        })
+        .try_with(|last| last.get().is_some_and(|at| at.elapsed() < ROOT_SLEEP_PAUSE))
         .unwrap_or(true)
+}
+
+/// Records that a root future's sleep on the bell ran out on this thread now.
+fn note_root_sleep_ran_out() {
+    let _ = ROOT_SLEEP_RAN_OUT.try_with(|last| last.set(Some(std::time::Instant::now())));
 }
 
 /// True when an async caller may sleep on the bell, inside `poll`, for a while
@@ -313,7 +311,7 @@ fn may_sleep_in_poll() -> bool {
         }
         Err(_) => false,
     };
-    root_of_multi_thread && !root_sleep_paused(false)
+    root_of_multi_thread && !root_sleep_paused()
 }
 
 /// True when an async caller may run its commit round on its own thread: it is not a task
@@ -452,7 +450,7 @@ impl<F: FileSystem> DurableWait<F> {
             if let Some(outcome) = self.inner.wait_on_bell(self.lsn, Some(&deadline)) {
                 return Poll::Ready(outcome);
             }
-            root_sleep_paused(true);
+            note_root_sleep_ran_out();
         }
         loop {
             let mut st = self.inner.commit.lock();
