@@ -76,5 +76,5 @@ pub use segment::{Record, RecordPosition, SegmentInfo, SegmentRecords};
 pub use stats::{Percentiles, WriterStats};
 pub use writer::{
     absolute_dir, copy_prefix, create_dir_durably, link_or_copy, prepare_destination, Appended,
-    OrderedQueue, ReloadedView, Replacement, SealListener, SegmentBackup, SegmentLog,
+    CheckedView, OrderedQueue, ReloadedView, Replacement, SealListener, SegmentBackup, SegmentLog,
 };

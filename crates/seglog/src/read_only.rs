@@ -130,9 +130,9 @@ impl<F: FileSystem + Clone> Log<F> {
         index.shrink_to_fit();
         {
             let mut current = self.shared.index.write();
-            // Before anything moves: the install below then cannot fail (what it checks does
-            // not change), and a refusal leaves the old view whole.
-            self.shared.segments.check_view(&view)?;
+            // Before anything moves, and only here: the install below does not look at the
+            // directory again, so a refusal leaves the old view whole (review 118).
+            let view = self.shared.segments.check_view(view)?;
             *current = index;
             // IMPORTANT: a segment the writer offloaded or brought back since the last view
             // moves between the two tables; at no moment may it be in neither, with the
@@ -148,7 +148,7 @@ impl<F: FileSystem + Clone> Log<F> {
             // moved when it checks after the read (the table's lock orders the two), or it
             // would return the failure (or a record of another file) as its answer.
             self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel);
-            self.shared.segments.install_view(view)?;
+            self.shared.segments.install_checked_view(view);
             let epoch = self.shared.layout_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             self.shared.read_ahead.forget(epoch);
             self.shared.offloaded.replace(offloaded);

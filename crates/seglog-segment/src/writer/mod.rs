@@ -20,7 +20,7 @@ mod zeroing;
 pub use backup::{copy_prefix, link_or_copy, prepare_destination, SegmentBackup};
 pub use group_commit::Appended;
 pub use ordered_submit::OrderedQueue;
-pub use read_only::ReloadedView;
+pub use read_only::{CheckedView, ReloadedView};
 pub use replace::Replacement;
 
 use crate::format::{EncodedRecord, EventBatch};

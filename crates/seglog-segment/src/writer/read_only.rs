@@ -34,6 +34,11 @@ pub struct ReloadedView<F: FileSystem> {
     log_id: Option<crate::format::LogId>,
 }
 
+/// A reloaded view that [`SegmentLog::check_view`] accepted for its log: hand it to
+/// [`SegmentLog::install_checked_view`].
+#[must_use = "a checked view must be installed to be served"]
+pub struct CheckedView<F: FileSystem>(ReloadedView<F>);
+
 impl<F: FileSystem> ReloadedView<F> {
     /// The segments of the new view, in log order.
     pub fn segments(&self) -> Vec<SegmentInfo> {
@@ -160,10 +165,18 @@ impl<F: FileSystem> SegmentLog<F> {
     /// # Errors
     /// As [`Self::check_view`], changing nothing.
     pub fn install_view(&self, view: ReloadedView<F>) -> Result<()> {
-        self.check_view(&view)?;
+        let checked = self.check_view(view)?;
+        self.install_checked_view(checked);
+        Ok(())
+    }
+
+    /// Serves a view [`Self::check_view`] accepted, without checking again: a caller that
+    /// changes state of its own around the install checks first, and then cannot fail
+    /// halfway (review 118: a second look at the directory could).
+    pub fn install_checked_view(&self, checked: CheckedView<F>) {
         let ReadView {
             segments, last_lsn, ..
-        } = view.view;
+        } = checked.0.view;
         *self.inner.segments.write() = segments.into_iter().map(|e| (e.number(), e)).collect();
         {
             // The commit state answers waits (`wait_outcome`): it must say what the view
@@ -176,17 +189,16 @@ impl<F: FileSystem> SegmentLog<F> {
             self.inner.durable_lsn.store(last_lsn, Ordering::Release);
         }
         self.inner.notify_followers(|v| *v = last_lsn);
-        Ok(())
     }
 
-    /// Whether [`Self::install_view`] would take `view`: only a read-only log of the directory
-    /// it was loaded from does (the directory itself, whatever path names it now).
+    /// `view`, once this log may serve it: only a read-only log of the directory it was
+    /// loaded from may (the directory itself, whatever path names it now).
     ///
     /// # Errors
     /// [`Error::InvalidOptions`] on a log open for writing (a view would replace its writer's
     /// files and rewind its LSNs) and for a view of another directory or log;
     /// [`Error::DirectoryMoved`] when this log's path no longer names its directory.
-    pub fn check_view(&self, view: &ReloadedView<F>) -> Result<()> {
+    pub fn check_view(&self, view: ReloadedView<F>) -> Result<CheckedView<F>> {
         if !self.inner.read_only {
             return Err(Error::InvalidOptions(
                 "install_view: the log is open for writing".into(),
@@ -205,7 +217,7 @@ impl<F: FileSystem> SegmentLog<F> {
             )));
         }
         self.inner.check_dir()?;
-        Ok(())
+        Ok(CheckedView(view))
     }
 
     /// [`Error::ReadOnly`] on a read-only log.
