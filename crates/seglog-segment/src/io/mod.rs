@@ -106,6 +106,18 @@ pub trait SegmentFile: Send + Sync + 'static {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Writes all of `buf` at `offset`.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Writes `parts` back to back from `offset`, as one `pwritev` where the file system
+    /// has it: a round of large records is written without first being copied into one
+    /// buffer. Like any write, it may stop partway on an error. Default: one
+    /// [`write_all_at`](Self::write_all_at) per part.
+    fn write_all_vectored_at(&self, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+        let mut at = offset;
+        for part in parts {
+            self.write_all_at(part, at)?;
+            at += part.len() as u64;
+        }
+        Ok(())
+    }
     /// Makes the file's data and size durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
     /// Truncates or extends (with zeros) the file to `len` bytes.

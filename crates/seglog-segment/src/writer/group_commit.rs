@@ -45,6 +45,33 @@ pub(crate) struct PendingChunk {
     parts: Vec<Vec<u8>>,
 }
 
+/// From this many bytes, a chunk of several records is written with one vectored write
+/// rather than gathered into one buffer first: copying megabytes of large records twice
+/// costs more than the kernel walking a list of slices, a few kilobytes of small ones less.
+const VECTORED_WRITE_MIN_BYTES: u64 = 64 * 1024;
+
+/// A chunk's records (`len` bytes in all) in one write at its start offset: a lone record
+/// as it is, a group as one vectored write or gathered into `gathered` first.
+fn write_chunk<F: SegmentFile>(
+    file: &F,
+    chunk: &PendingChunk,
+    len: u64,
+    gathered: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    match chunk.parts.as_slice() {
+        [only] => file.write_all_at(only, chunk.start_offset),
+        parts if len >= VECTORED_WRITE_MIN_BYTES => {
+            let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            file.write_all_vectored_at(&slices, chunk.start_offset)
+        }
+        parts => {
+            gathered.clear();
+            parts.iter().for_each(|p| gathered.extend_from_slice(p));
+            file.write_all_at(gathered, chunk.start_offset)
+        }
+    }
+}
+
 /// The end of what a buffered round wrote without syncing: a segment, the offset its
 /// written records end at, and their last LSN.
 #[derive(Debug, Clone, Copy)]
@@ -810,13 +837,7 @@ impl<F: FileSystem> Inner<F> {
     /// ([`Written::NeedsSync`]).
     fn write_round(&self, work: RoundWork, kind: RoundKind) -> Result<Written<F>> {
         let chunks = &work.chunks;
-        let mut buf = Vec::with_capacity(
-            chunks
-                .iter()
-                .map(|c| (c.end_offset - c.start_offset) as usize)
-                .max()
-                .unwrap_or(0),
-        );
+        let mut gathered = Vec::new();
         // The segment last written to, where its written records end, and their last LSN.
         // A buffered round's unwritten-to-disk records come first: they are the log's tail.
         let mut touched: Option<(Arc<SegmentEntry<F>>, u64, u64)> = match work.unsynced {
@@ -840,22 +861,12 @@ impl<F: FileSystem> Inner<F> {
                 self.create_segment(chunk.segment, first_lsn, salt)?;
             }
             let entry = self.entry(chunk.segment)?;
-            // One write per chunk: a lone record goes as it is, a group is gathered first.
-            let bytes: &[u8] = match chunk.parts.as_slice() {
-                [only] => only,
-                parts => {
-                    buf.clear();
-                    parts.iter().for_each(|p| buf.extend_from_slice(p));
-                    &buf
-                }
-            };
+            let len: u64 = chunk.parts.iter().map(|p| p.len() as u64).sum();
             records += chunk.parts.len();
-            written += bytes.len() as u64;
-            if !bytes.is_empty() {
+            written += len;
+            if len > 0 {
                 self.cover_with_tail_bound(&entry, chunk.end_offset)?;
-                entry
-                    .file
-                    .write_all_at(bytes, chunk.start_offset)
+                write_chunk(&entry.file, chunk, len, &mut gathered)
                     .map_err(|e| Error::io("write", &entry.path, e))?;
             }
             touched = Some((entry, chunk.end_offset, chunk.last_lsn));

@@ -341,6 +341,10 @@ impl State {
 }
 
 fn write_into(data: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
+    if bytes.is_empty() {
+        // A write that wrote nothing (one refused by a fault) never extends a file.
+        return;
+    }
     let start = offset as usize;
     let end = start + bytes.len();
     if data.len() < end {
