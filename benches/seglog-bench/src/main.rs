@@ -9,7 +9,7 @@
 //! - W6–W8: open after 1M events, read a 1,000-event execution, index memory; W6 and W7 warm
 //!   and cold (every file evicted from the page cache before the open), SQLite the cold peer.
 //! - W9: 256 KiB records, 16 writers (MB/s), against the durable-bandwidth floor (one thread,
-//!   1 MiB `pwrite` + `fdatasync` in a loop into a preallocated file) measured in the same run.
+//!   1 MiB `pwrite` + `fdatasync` in a loop into a file of written zeros) measured in the same run.
 //! - W10: bulk import of 1M events in batches of 10 with one sync at the end (seglog's
 //!   buffered appends against raft-engine's `write(sync = false)`).
 //! - C1: compaction rewrite throughput.
