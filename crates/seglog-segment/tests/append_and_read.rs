@@ -71,24 +71,22 @@ fn rollover_spreads_records_over_segments_in_order<B: Backend>() {
 }
 on_both_backends!(rollover_spreads_records_over_segments_in_order);
 
-fn concurrent_appenders_are_all_durable_and_readable<B: Backend>() {
-    let b = B::new();
-    let opts = SegmentOptions {
-        segment_size_bytes: 64 << 10,
-        ..small_opts()
-    };
-    let (log, _) = SegmentLog::open(b.fs(), b.dir(), opts.clone(), &mut ()).unwrap();
-    let threads = 32u64;
-    let per_thread = 40u64;
-    let acked: Vec<(u64, u64)> = std::thread::scope(|s| {
+/// `threads` threads each call `append(i)` for `per_thread` distinct numbers `i`;
+/// returns every (LSN acknowledged, `i`).
+fn append_from_threads(
+    threads: u64,
+    per_thread: u64,
+    append: impl Fn(u64) -> u64 + Sync,
+) -> Vec<(u64, u64)> {
+    let append = &append;
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let log = log.clone();
                 s.spawn(move || {
                     (0..per_thread)
                         .map(|k| {
                             let i = t * 1000 + k;
-                            (append_one(&log, i).unwrap(), i)
+                            (append(i), i)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -98,7 +96,19 @@ fn concurrent_appenders_are_all_durable_and_readable<B: Backend>() {
             .into_iter()
             .flat_map(|h| h.join().unwrap())
             .collect()
-    });
+    })
+}
+
+fn concurrent_appenders_are_all_durable_and_readable<B: Backend>() {
+    let b = B::new();
+    let opts = SegmentOptions {
+        segment_size_bytes: 64 << 10,
+        ..small_opts()
+    };
+    let (log, _) = SegmentLog::open(b.fs(), b.dir(), opts.clone(), &mut ()).unwrap();
+    let threads = 32u64;
+    let per_thread = 40u64;
+    let acked = append_from_threads(threads, per_thread, |i| append_one(&log, i).unwrap());
     let stats = log.stats();
     assert_eq!(stats.records, threads * per_thread);
     drop(log);
@@ -132,35 +142,18 @@ fn concurrent_large_records_are_all_durable_and_readable<B: Backend>() {
     };
     let threads = 8u64;
     let per_thread = 12u64;
-    let acked: Vec<(u64, u64)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let log = log.clone();
-                s.spawn(move || {
-                    (0..per_thread)
-                        .map(|k| {
-                            let i = t * 1000 + k;
-                            let p = large(i);
-                            let a = log
-                                .append(&EventBatch {
-                                    encoding: 0,
-                                    execution_id: b"exec",
-                                    tenant_id: b"tenant",
-                                    first_seq: i,
-                                    timestamp_unix_nanos: 0,
-                                    payloads: &[&p[..]],
-                                })
-                                .unwrap();
-                            (a.lsn, i)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    let acked = append_from_threads(threads, per_thread, |i| {
+        let p = large(i);
+        log.append(&EventBatch {
+            encoding: 0,
+            execution_id: b"exec",
+            tenant_id: b"tenant",
+            first_seq: i,
+            timestamp_unix_nanos: 0,
+            payloads: &[&p[..]],
+        })
+        .unwrap()
+        .lsn
     });
     assert!(log.segments().len() >= 3, "the records span segment rolls");
     drop(log);
