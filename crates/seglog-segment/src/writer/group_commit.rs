@@ -140,6 +140,9 @@ pub(crate) struct CommitState {
     /// Records of the last round that took from `pending`: while a round's fsync is in
     /// flight, the newest such round (`may_overlap` weighs a second round against it).
     last_round_records: usize,
+    /// Bytes the rounds take, as a moving average (each round weighs a quarter): whether
+    /// zeros ahead of the tail pay (`zeroing` module).
+    pub round_bytes_avg: u64,
     /// Rounds that have taken records from `pending`, ever, and the last LSN submitted when
     /// the latest did: which round a waiter expects to acknowledge it (its bell's bucket).
     rounds_taken: u64,
@@ -191,6 +194,7 @@ impl CommitState {
             pending: Vec::new(),
             pending_records: 0,
             last_round_records: 0,
+            round_bytes_avg: 0,
             rounds_taken: 0,
             last_taken_lsn: next_lsn - 1,
             unsynced: None,
@@ -607,6 +611,9 @@ impl<F: FileSystem> Inner<F> {
                     st.syncing > 0 && st.pending.iter().any(PendingChunk::creates_segment);
                 if !rolls_early && !Self::round_collides(st.zeroing, &st.pending) {
                     st.last_round_records = std::mem::take(&mut st.pending_records);
+                    st.round_bytes_avg = (st.round_bytes_avg.saturating_mul(3))
+                        .saturating_add(st.pending_bytes())
+                        / 4;
                     st.rounds_taken += 1;
                     st.last_taken_lsn = st.next_lsn - 1;
                     return Some(RoundWork {
