@@ -135,6 +135,11 @@ impl<F: FileSystem> Inner<F> {
     /// One step of the zeroing thread's second job: create the prepared file, or zero the
     /// next chunk of it when it is behind the lead (`whole`: up to the segment's end).
     pub(super) fn prepare_step(&self, whole: bool) -> PrepareStep {
+        if !self.prepares_segments() {
+            // The zeroing thread comes here whenever it has no zeros to write: a log that
+            // turned preparation off must not get a file no roll takes (review 120).
+            return PrepareStep::Idle;
+        }
         let (target, segment) = {
             let mut st = self.commit.lock();
             if st.closed || st.zeroing_stopped || st.poisoned.is_some() {
