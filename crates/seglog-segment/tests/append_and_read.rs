@@ -142,19 +142,7 @@ fn concurrent_large_records_are_all_durable_and_readable<B: Backend>() {
     };
     let threads = 8u64;
     let per_thread = 12u64;
-    let acked = append_from_threads(threads, per_thread, |i| {
-        let p = large(i);
-        log.append(&EventBatch {
-            encoding: 0,
-            execution_id: b"exec",
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: 0,
-            payloads: &[&p[..]],
-        })
-        .unwrap()
-        .lsn
-    });
+    let acked = append_from_threads(threads, per_thread, |i| append_payload(&log, &large(i)));
     assert!(log.segments().len() >= 3, "the records span segment rolls");
     drop(log);
     let (log, report) = SegmentLog::open(b.fs(), b.dir(), opts, &mut ()).unwrap();

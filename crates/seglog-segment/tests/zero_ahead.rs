@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::append_payload;
 use common::crash::{check, recovered};
 use seglog_segment::format::EventBatch;
 use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
@@ -44,20 +45,6 @@ fn append<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment::Result<
             payloads: &[p.as_slice()],
         })?
         .lsn)
-}
-
-/// Appends one event of `payload`; returns its LSN.
-fn append_bytes<F: FileSystem>(log: &SegmentLog<F>, payload: &[u8]) -> u64 {
-    log.append(&EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"tenant",
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads: &[payload],
-    })
-    .unwrap()
-    .lsn
 }
 
 /// Appends from `threads` threads, `per_thread` each; returns LSN → payload index acked.
@@ -385,7 +372,7 @@ fn rounds_of_large_records_skip_the_zeros_ahead_and_small_ones_bring_them_back()
     let mut expected = BTreeMap::new();
     for i in 0..40 {
         let p = large(i);
-        expected.insert(append_bytes(&log, &p), p);
+        expected.insert(append_payload(&log, &p), p);
     }
     let appended: u64 = expected.values().map(|p| p.len() as u64).sum();
     let zeroed = log.stats().zeroed_bytes;
@@ -426,7 +413,7 @@ fn next_segment_appears_without_preparation(len: usize) -> Option<String> {
     let (log, _) = SegmentLog::open(fs.clone(), "/log", opts, &mut ()).unwrap();
     let mut i = 0;
     while log.segments().last().unwrap().data_end < (6 << 20) {
-        append_bytes(&log, &vec![(1 + i % 250) as u8; len]);
+        append_payload(&log, &vec![(1 + i % 250) as u8; len]);
         i += 1;
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);

@@ -611,7 +611,9 @@ impl<F: FileSystem> Inner<F> {
                     st.syncing > 0 && st.pending.iter().any(PendingChunk::creates_segment);
                 if !rolls_early && !Self::round_collides(st.zeroing, &st.pending) {
                     st.last_round_records = std::mem::take(&mut st.pending_records);
-                    st.round_bytes_avg = (st.round_bytes_avg.saturating_mul(3))
+                    st.round_bytes_avg = st
+                        .round_bytes_avg
+                        .saturating_mul(3)
                         .saturating_add(st.pending_bytes())
                         / 4;
                     st.rounds_taken += 1;

@@ -45,6 +45,20 @@ pub fn append_one<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> seglog_segment:
     .map(|a| a.lsn)
 }
 
+/// Appends one event of `payload` (execution "exec", tenant "tenant"); returns its LSN.
+pub fn append_payload<F: FileSystem>(log: &SegmentLog<F>, payload: &[u8]) -> u64 {
+    log.append(&EventBatch {
+        encoding: 0,
+        execution_id: b"exec",
+        tenant_id: b"tenant",
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads: &[payload],
+    })
+    .unwrap()
+    .lsn
+}
+
 /// (lsn, first payload) of every record, in log order.
 pub fn contents<F: FileSystem>(log: &SegmentLog<F>) -> Vec<(u64, Vec<u8>)> {
     log.records()
