@@ -246,6 +246,11 @@ impl<F: FileSystem> Inner<F> {
         if handle.as_ref().is_none_or(|(n, _, _)| *n != claim.segment) {
             // A handle of its own: its syncs report their own errors (and poison the log),
             // never taking one the commit round's fdatasync must see.
+            // IMPORTANT: by path, as a roll creates a segment: if the directory was moved and
+            // another log opened in its place, the path names that log's file, and zeros
+            // there would overwrite its records (review 121: while rounds are large this
+            // open may come long after the roll). Zeroing ends; the log goes on.
+            self.check_dir().map_err(ZeroFailure::Other)?;
             let file = self
                 .fs
                 .open(&entry.path)
