@@ -68,7 +68,7 @@ pub use durable_queue::DurableQueue;
 pub use error::{Error, PoisonCause, Result};
 pub use options::{
     RecoveryMode, SegmentOptions, SyncMode, DEFAULT_BUFFERED_WRITE_BYTES,
-    DEFAULT_OVERLAP_MIN_RECORDS,
+    DEFAULT_CACHED_SEALED_SEGMENTS, DEFAULT_OVERLAP_MIN_RECORDS,
 };
 pub use recovery::{RecoveryReport, TailCut};
 pub use scan::{PrefixClaim, RecoveryVisitor};

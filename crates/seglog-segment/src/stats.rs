@@ -53,6 +53,7 @@ pub(crate) struct WriterCounters {
     buffered_rounds: AtomicU64,
     buffered_bytes: AtomicU64,
     overlapped_rounds: AtomicU64,
+    cache_dropped_bytes: AtomicU64,
     /// fdatasync time in microseconds (`None` only if hdrhistogram refused constant bounds).
     sync_us: Mutex<Option<Histogram<u64>>>,
     /// Records per commit round.
@@ -77,6 +78,7 @@ impl Default for WriterCounters {
             buffered_rounds: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
             overlapped_rounds: AtomicU64::new(0),
+            cache_dropped_bytes: AtomicU64::new(0),
             sync_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 2).ok()),
             group_size: Mutex::new(Histogram::new_with_bounds(1, 1 << 24, 2).ok()),
         }
@@ -123,6 +125,9 @@ pub struct WriterStats {
     /// Commit rounds whose fsync began while the previous round's was still in flight
     /// ([`crate::SegmentOptions::overlap_min_records`]).
     pub overlapped_rounds: u64,
+    /// Bytes of sealed segments asked to leave the page cache behind the tail
+    /// ([`crate::SegmentOptions::cached_sealed_segments`]; pages a map still holds stay).
+    pub cache_dropped_bytes: u64,
 }
 
 impl WriterCounters {
@@ -166,6 +171,10 @@ impl WriterCounters {
         self.prepared_rolls.fetch_add(1, Relaxed);
     }
 
+    pub fn record_cache_dropped(&self, bytes: u64) {
+        self.cache_dropped_bytes.fetch_add(bytes, Relaxed);
+    }
+
     pub fn record_poisoned(&self) {
         self.poisonings.fetch_add(1, Relaxed);
     }
@@ -189,6 +198,7 @@ impl WriterCounters {
             buffered_rounds: self.buffered_rounds.load(Relaxed),
             buffered_bytes: self.buffered_bytes.load(Relaxed),
             overlapped_rounds: self.overlapped_rounds.load(Relaxed),
+            cache_dropped_bytes: self.cache_dropped_bytes.load(Relaxed),
         }
     }
 }

@@ -376,8 +376,12 @@ fn rounds_of_large_records_skip_the_zeros_ahead_and_small_ones_bring_them_back()
     }
     let appended: u64 = expected.values().map(|p| p.len() as u64).sum();
     let zeroed = log.stats().zeroed_bytes;
+    // Zeros ahead stop once the round average reaches 512 KiB (the seventh round): up to
+    // ~4 MB of rounds plus a 2 MiB window may be zeroed before, more than a quarter of the
+    // ~25 MB appended when the zeroer runs ahead (seen once under a loaded CI run). Without
+    // the pause the zeros cover all of it and the window (~26 MB).
     assert!(
-        zeroed < appended / 4,
+        zeroed < appended / 2,
         "{zeroed} bytes zeroed ahead of {appended} bytes of large records"
     );
     // Small rounds again: the zeros come back.

@@ -147,6 +147,12 @@ pub struct Options {
     /// fsync is still in flight (at most two in flight, acknowledged in order; see
     /// [`SegmentOptions::overlap_min_records`]). 0 turns overlapping rounds off. Default: 32.
     pub overlap_min_records: usize,
+    /// How many of the newest sealed segments stay in the page cache; older segments this
+    /// log sealed are dropped from it in the background, so that streaming writes hold a
+    /// bounded share of memory and reuse it (see
+    /// [`SegmentOptions::cached_sealed_segments`]). `None` leaves every page to the kernel.
+    /// Default: 2.
+    pub cached_sealed_segments: Option<usize>,
     /// Automatic retention in the background. Default: off.
     pub retention: Retention,
 }
@@ -165,6 +171,7 @@ impl Default for Options {
             prepare_next_segment: s.prepare_next_segment,
             buffered_write_bytes: s.buffered_write_bytes,
             overlap_min_records: s.overlap_min_records,
+            cached_sealed_segments: s.cached_sealed_segments,
             retention: Retention::default(),
         }
     }
@@ -221,6 +228,13 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::cached_sealed_segments`].
+    #[must_use]
+    pub fn cached_sealed_segments(mut self, segments: Option<usize>) -> Self {
+        self.cached_sealed_segments = segments;
+        self
+    }
+
     /// Sets [`Options::prepare_next_segment`].
     #[must_use]
     pub fn prepare_next_segment(mut self, prepare: bool) -> Self {
@@ -274,6 +288,7 @@ impl Options {
             prepare_next_segment: self.prepare_next_segment,
             buffered_write_bytes: self.buffered_write_bytes,
             overlap_min_records: self.overlap_min_records,
+            cached_sealed_segments: self.cached_sealed_segments,
         })
     }
 }

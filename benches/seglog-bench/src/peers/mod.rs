@@ -75,7 +75,9 @@ pub fn all() -> Vec<PeerKind> {
 /// - `SEGLOG_BENCH_OVERLAP`: `overlap_min_records` (0 turns overlapping rounds off);
 /// - `SEGLOG_BENCH_PREPARE`: `prepare_next_segment` (0 turns the prepared segment off);
 /// - `SEGLOG_BENCH_SEGMENT_BYTES`: `segment_size_bytes`;
-/// - `SEGLOG_BENCH_PREALLOCATE`: `preallocate` (0 lets segments grow with their records).
+/// - `SEGLOG_BENCH_PREALLOCATE`: `preallocate` (0 lets segments grow with their records);
+/// - `SEGLOG_BENCH_CACHED_SEALED`: `cached_sealed_segments` (a number, or `all`: sealed
+///   segments stay in the page cache).
 #[derive(Debug, Default)]
 pub struct EngineKnobs {
     pub zero_ahead_bytes: Option<u64>,
@@ -83,6 +85,7 @@ pub struct EngineKnobs {
     pub prepare_next_segment: Option<bool>,
     pub segment_size_bytes: Option<u64>,
     pub preallocate: Option<bool>,
+    pub cached_sealed_segments: Option<Option<usize>>,
 }
 
 /// Applies the knobs that are set to `$options` (a `seglog::Options` or a
@@ -105,6 +108,9 @@ macro_rules! apply_engine_knobs {
         if let Some(v) = knobs.preallocate {
             options.preallocate = v;
         }
+        if let Some(v) = knobs.cached_sealed_segments {
+            options.cached_sealed_segments = v;
+        }
     }};
 }
 pub(crate) use apply_engine_knobs;
@@ -126,6 +132,11 @@ impl EngineKnobs {
             prepare_next_segment: var::<u8>("SEGLOG_BENCH_PREPARE")?.map(|v| v != 0),
             segment_size_bytes: var("SEGLOG_BENCH_SEGMENT_BYTES")?,
             preallocate: var::<u8>("SEGLOG_BENCH_PREALLOCATE")?.map(|v| v != 0),
+            cached_sealed_segments: match std::env::var("SEGLOG_BENCH_CACHED_SEALED") {
+                Ok(v) if v == "all" => Some(None),
+                Ok(v) => Some(Some(v.parse()?)),
+                Err(_) => None,
+            },
         })
     }
 }

@@ -156,6 +156,14 @@ pub(crate) struct CommitState {
     pub zeroing: Option<super::zeroing::ZeroClaim>,
     /// Set when the last handle is dropped: no zeroing claim starts any more.
     pub zeroing_stopped: bool,
+    /// Writing zeros ahead failed (not a sync): no more zeros ahead in this session.
+    pub zeros_failed: bool,
+    /// Segments sealed by this writer's rolls and still in the page cache, oldest first
+    /// (`drop_behind`).
+    pub rolled: std::collections::VecDeque<u64>,
+    /// Sealed segments are being dropped from the page cache (`drop_behind`); `close`
+    /// waits for it.
+    pub dropping: bool,
     /// A step of preparing the next segment runs (`prepare`); `close` waits for it.
     pub preparing: bool,
     /// The tail segment during which preparing failed: not tried again until the next.
@@ -201,6 +209,9 @@ impl CommitState {
             zeroed: super::zeroing::ZeroedSpace::default(),
             zeroing: None,
             zeroing_stopped: false,
+            zeros_failed: false,
+            rolled: std::collections::VecDeque::new(),
+            dropping: false,
             preparing: false,
             prepare_failed_in: None,
             prepared_through: 0,

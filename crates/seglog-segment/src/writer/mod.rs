@@ -6,6 +6,7 @@
 mod backup;
 mod bell;
 mod close;
+mod drop_behind;
 mod group_commit;
 mod offload;
 mod ordered_submit;

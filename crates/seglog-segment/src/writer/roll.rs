@@ -87,6 +87,10 @@ impl<F: FileSystem> Inner<F> {
             );
         }
         self.segments.write().insert(number, entry.clone());
+        if self.opts.cached_sealed_segments.is_some() {
+            // The segment before it is sealed now: one more may leave the page cache.
+            self.wake_zeroer();
+        }
         Ok(entry)
     }
 
@@ -167,6 +171,10 @@ impl<F: FileSystem> Inner<F> {
                 .map_err(|e| Error::io("sync_data", &entry.path, e))?;
         }
         entry.publish_durable(data_end, last_lsn);
+        if self.opts.cached_sealed_segments.is_some() && self.zeroer.get().is_some() {
+            // Synced above: its pages are clean, and it may leave the page cache later.
+            self.commit.lock().rolled.push_back(entry.number());
+        }
         entry.drop_overlap_file();
         let view = entry
             .file

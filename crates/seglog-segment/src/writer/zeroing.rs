@@ -109,10 +109,12 @@ enum Step {
 
 impl<F: FileSystem> Inner<F> {
     /// Starts the zeroing thread, when a log with these options on this file system keeps
-    /// zeros ahead of its tail or prepares its next segment (never under loom, which models
-    /// the commit path alone).
+    /// zeros ahead of its tail, prepares its next segment or drops sealed segments from the
+    /// page cache (never under loom, which models the commit path alone).
     pub(crate) fn start_zeroing(self: &Arc<Self>) -> crate::Result<()> {
-        let wanted = (self.opts.zero_ahead_bytes > 0 || self.prepares_segments())
+        let wanted = (self.opts.zero_ahead_bytes > 0
+            || self.prepares_segments()
+            || self.opts.cached_sealed_segments.is_some())
             && self.opts.preallocate
             && self.opts.sync_mode == SyncMode::Always
             && self.fs.zeroes_ahead();
@@ -135,7 +137,8 @@ impl<F: FileSystem> Inner<F> {
             return false;
         }
         self.prepare_wanted(st)
-            || (zeros_pay(st)
+            || (!st.zeros_failed
+                && zeros_pay(st)
                 && (st.zeroed.segment != st.tail_segment
                     || st.zeroed.through
                         < align_up(st.tail_offset).saturating_add(self.opts.zero_ahead_bytes / 2)))
@@ -148,7 +151,7 @@ impl<F: FileSystem> Inner<F> {
             {
                 let mut st = self.commit.lock();
                 st.zeroing_stopped = true;
-                if st.zeroing.is_none() && !st.preparing {
+                if st.zeroing.is_none() && !st.preparing && !st.dropping {
                     break;
                 }
             }
@@ -172,7 +175,7 @@ impl<F: FileSystem> Inner<F> {
             if st.closed || st.zeroing_stopped || st.poisoned.is_some() {
                 return Step::Stop;
             }
-            if !zeros_pay(&st) {
+            if st.zeros_failed || !zeros_pay(&st) {
                 // Rounds write into unwritten space meanwhile; a round's wake-up brings the
                 // zeros back once rounds are small again (`wants_zeros`).
                 return Step::Idle;
@@ -225,10 +228,12 @@ impl<F: FileSystem> Inner<F> {
                 Step::Stop
             }
             // Opening the handle or writing zeros failed: no record is touched by that; zeroing
-            // ends, the log goes on (commit fsyncs then also write the block map).
+            // ends, the log goes on (commit fsyncs then also write the block map), and so does
+            // the thread's other work (review 122: it used to end the thread).
             Err(ZeroFailure::Other(e)) => {
                 tracing::warn!(error = %e, "cannot keep zeros ahead of the tail; appends continue without");
-                Step::Stop
+                st.zeros_failed = true;
+                Step::Idle
             }
         }
     }
@@ -304,6 +309,8 @@ fn zeroing_thread<F: FileSystem>(log: &Weak<Inner<F>>) {
         let Some(inner) = log.upgrade() else {
             return;
         };
+        // First: the memory it frees is what the zeros and the next rounds write into.
+        inner.drop_cache_behind();
         match inner.zero_step(&mut handle) {
             Step::Zeroed => {}
             // The active segment's window is zeroed: prepare the next segment.

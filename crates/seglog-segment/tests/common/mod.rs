@@ -4,6 +4,7 @@
 pub mod crash;
 pub mod growth;
 pub mod never;
+pub mod page_cache;
 pub mod prepared;
 pub mod tail_bound;
 pub mod tenant_logs;
