@@ -162,3 +162,40 @@ fn dropped_segments_read_back_and_survive_a_power_cut_on_the_simulator() {
         "acknowledged records lost after a power cut"
     );
 }
+
+/// A segment that left the disk (`forget_sealed_segment`: offloaded) and came back
+/// (`adopt_sealed_segment`: rehydrated) under its old number is not this writer's roll any
+/// more: it is left to the kernel (review 123: its number stayed queued, and the adopted
+/// file was dropped at the next roll).
+#[test]
+fn a_segment_adopted_back_under_its_number_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let (log, _) = SegmentLog::open(StdFs, &path, opts(Some(1)), &mut ()).unwrap();
+    let mut next = 0;
+    let mut written = fill(&log, &mut next, 1);
+    let first = log.segments().into_iter().find(|s| s.sealed).unwrap();
+    // Offload and rehydrate it: the file leaves the directory and comes back whole.
+    let bytes = std::fs::read(&first.path).unwrap();
+    log.forget_sealed_segment(first.number).unwrap();
+    std::fs::write(&first.path, &bytes).unwrap();
+    std::fs::File::open(&first.path)
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let adopted = log
+        .adopt_sealed_segment(&first.path, first.last_lsn)
+        .unwrap();
+    assert_eq!(adopted.number, first.number);
+    // The next roll: the newest sealed segment stays, and the adopted one is not ours.
+    written.extend(fill(&log, &mut next, 2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        log.stats().cache_dropped_bytes,
+        0,
+        "the adopted segment {} was dropped",
+        first.number
+    );
+    assert!(payloads(&log) == written);
+    log.close().unwrap();
+}

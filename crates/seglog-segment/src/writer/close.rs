@@ -28,11 +28,12 @@ impl<F: FileSystem> Inner<F> {
         // Take the leader's seat for good: once it is ours, no round runs, and none starts.
         // (A round can still be finishing: the one that made `last` durable hands the seat
         // back only after it publishes.) A zeroing claim must end too: no claim starts once
-        // the log is closed, and the zeros must not follow the commit marker.
+        // the log is closed, and the zeros must not follow the commit marker. So must a drop
+        // of sealed segments from the page cache (none starts once the log is closed).
         loop {
             {
                 let mut st = self.commit.lock();
-                if st.rounds_idle() && st.zeroing.is_none() && !st.preparing {
+                if st.rounds_idle() && st.zeroing.is_none() && !st.preparing && !st.dropping {
                     st.leader_active = true;
                     break;
                 }

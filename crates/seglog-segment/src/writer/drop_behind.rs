@@ -36,7 +36,7 @@ impl<F: FileSystem> Inner<F> {
         let numbers: Vec<u64> = {
             let mut st = self.commit.lock();
             let older = st.rolled.len().saturating_sub(keep);
-            if st.zeroing_stopped || older == 0 {
+            if st.closed || st.zeroing_stopped || st.poisoned.is_some() || older == 0 {
                 return false;
             }
             st.dropping = true;

@@ -53,6 +53,8 @@ impl<F: FileSystem> SegmentLog<F> {
             table.remove(&number);
             path
         };
+        // A segment adopted back under this number later is not this writer's roll.
+        self.inner.commit.lock().rolled.retain(|&n| n != number);
         match self.inner.fs.remove(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -171,16 +171,17 @@ impl<F: FileSystem> Inner<F> {
                 .map_err(|e| Error::io("sync_data", &entry.path, e))?;
         }
         entry.publish_durable(data_end, last_lsn);
-        if self.opts.cached_sealed_segments.is_some() && self.zeroer.get().is_some() {
-            // Synced above: its pages are clean, and it may leave the page cache later.
-            self.commit.lock().rolled.push_back(entry.number());
-        }
         entry.drop_overlap_file();
         let view = entry
             .file
             .map()
             .map_err(|e| Error::io("map", &entry.path, e))?;
         entry.seal(Some(view.clone()));
+        if self.opts.cached_sealed_segments.is_some() && self.zeroer.get().is_some() {
+            // Synced above: its pages are clean, and it may leave the page cache later.
+            // After `seal`: a drop replaces the map sealing keeps (review 123).
+            self.commit.lock().rolled.push_back(entry.number());
+        }
         tracing::info!(
             segment = entry.number(),
             bytes = data_end,

@@ -137,7 +137,8 @@ impl<F: FileSystem> Inner<F> {
             return false;
         }
         self.prepare_wanted(st)
-            || (!st.zeros_failed
+            || (self.opts.zero_ahead_bytes > 0
+                && !st.zeros_failed
                 && zeros_pay(st)
                 && (st.zeroed.segment != st.tail_segment
                     || st.zeroed.through
