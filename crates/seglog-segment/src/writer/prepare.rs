@@ -124,12 +124,18 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// Called under the commit lock after a round: true when the prepared file has fallen
-    /// half the lead behind (or is missing), so the zeroing thread should be woken.
+    /// half the lead behind (or is missing), or falls short of a target that is the
+    /// segment's end, so the zeroing thread should be woken. (Without the second case a
+    /// segment smaller than half the lead never asked for its prepared file: it came only
+    /// from the wake-ups for zeros ahead, which every round of a log without a zero window
+    /// used to make by mistake, review 123.)
     pub(super) fn prepare_wanted(&self, st: &super::group_commit::CommitState) -> bool {
+        let target = self.prepare_target(st);
         self.prepares_segments()
             && !st.preparing
             && st.prepare_failed_in != Some(st.tail_segment)
-            && st.prepared_through.saturating_add(LEAD_BYTES / 2) < self.prepare_target(st)
+            && (st.prepared_through.saturating_add(LEAD_BYTES / 2) < target
+                || (target == self.opts.segment_size_bytes && st.prepared_through < target))
     }
 
     /// One step of the zeroing thread's second job: create the prepared file, or zero the
