@@ -159,18 +159,13 @@ impl<F: FileSystem> SegmentEntry<F> {
         }
     }
 
-    /// True once the segment is sealed (whole, synced, never written again).
-    pub fn is_sealed(&self) -> bool {
-        self.sealed.load(Ordering::Acquire)
-    }
-
     /// Gives a sealed segment a new map of its file in place of the one it keeps, so that the
     /// pages the old map faulted in (a checkpoint's scan, reads) are no longer mapped once its
     /// last reader lets go of it: the kernel drops no mapped page from the page cache. The
     /// file never changes once sealed, so both maps show the same bytes. Nothing to do for a
     /// segment read positionally.
     pub fn remap_sealed(&self) -> std::io::Result<()> {
-        if !self.is_sealed()
+        if !self.sealed.load(Ordering::Acquire)
             || self.positional_only.load(Ordering::Acquire)
             || self.view.read().is_none()
         {

@@ -27,17 +27,16 @@ use std::sync::Arc;
 
 impl<F: FileSystem> Inner<F> {
     /// Drops from the page cache the segments sealed by this writer's rolls, but for the
-    /// newest [`crate::SegmentOptions::cached_sealed_segments`] of them. Returns whether it
-    /// dropped any.
-    pub(super) fn drop_cache_behind(&self) -> bool {
+    /// newest [`crate::SegmentOptions::cached_sealed_segments`] of them.
+    pub(super) fn drop_cache_behind(&self) {
         let Some(keep) = self.opts.cached_sealed_segments else {
-            return false;
+            return;
         };
         let numbers: Vec<u64> = {
             let mut st = self.commit.lock();
             let older = st.rolled.len().saturating_sub(keep);
             if st.closed || st.zeroing_stopped || st.poisoned.is_some() || older == 0 {
-                return false;
+                return;
             }
             st.dropping = true;
             st.rolled.drain(..older).collect()
@@ -62,6 +61,5 @@ impl<F: FileSystem> Inner<F> {
             }
         }
         self.commit.lock().dropping = false;
-        !behind.is_empty()
     }
 }

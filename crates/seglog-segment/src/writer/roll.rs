@@ -87,10 +87,6 @@ impl<F: FileSystem> Inner<F> {
             );
         }
         self.segments.write().insert(number, entry.clone());
-        if self.opts.cached_sealed_segments.is_some() {
-            // The segment before it is sealed now: one more may leave the page cache.
-            self.wake_zeroer();
-        }
         Ok(entry)
     }
 
@@ -181,6 +177,7 @@ impl<F: FileSystem> Inner<F> {
             // Synced above: its pages are clean, and it may leave the page cache later.
             // After `seal`: a drop replaces the map sealing keeps (review 123).
             self.commit.lock().rolled.push_back(entry.number());
+            self.wake_zeroer();
         }
         tracing::info!(
             segment = entry.number(),
