@@ -122,6 +122,9 @@ impl FileSystem for WatchedFs {
 }
 
 impl SegmentFile for WatchedFile {
+    fn identity(&self) -> io::Result<seglog_segment::io::FileIdentity> {
+        self.inner.identity()
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.inner.read_at(buf, offset)
     }

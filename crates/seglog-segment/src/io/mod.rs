@@ -126,6 +126,9 @@ pub trait SegmentFile: Send + Sync + 'static {
     fn allocate(&self, len: u64) -> io::Result<()>;
     /// The file's current size.
     fn len(&self) -> io::Result<u64>;
+    /// Which file this handle is open on (`fstat`'s device and inode): what tells whether a
+    /// file opened by path is the one the path named before.
+    fn identity(&self) -> io::Result<FileIdentity>;
     /// A read-only view of the file's current contents (a memory map for real files).
     /// The view must not be used on a file that can still shrink.
     fn map(&self) -> io::Result<Bytes>;

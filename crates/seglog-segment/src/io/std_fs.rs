@@ -188,6 +188,15 @@ impl SegmentFile for StdFile {
         Ok(self.0.metadata()?.len())
     }
 
+    fn identity(&self) -> io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.0.metadata()?;
+        Ok(FileIdentity {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+
     fn write_zeros(&self, offset: u64, len: u64) -> io::Result<()> {
         use std::sync::atomic::{AtomicBool, Ordering};
         // FALLOC_FL_WRITE_ZEROES (Linux 6.17): written zeros made by the device, with no

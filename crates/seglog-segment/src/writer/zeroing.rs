@@ -255,12 +255,20 @@ impl<F: FileSystem> Inner<F> {
             // IMPORTANT: by path, as a roll creates a segment: if the directory was moved and
             // another log opened in its place, the path names that log's file, and zeros
             // there would overwrite its records (review 121: while rounds are large this
-            // open may come long after the roll). Zeroing ends; the log goes on.
+            // open may come long after the roll). So the directory is checked first, and the
+            // file opened must be the segment's own: a move between the check and the open
+            // (review 124) is caught there. Zeroing ends; the log goes on.
             self.check_dir().map_err(ZeroFailure::Other)?;
             let file = self
                 .fs
                 .open(&entry.path)
                 .map_err(|e| ZeroFailure::Other(Error::io("open", &entry.path, e)))?;
+            let stat = |e| ZeroFailure::Other(Error::io("stat", &entry.path, e));
+            if file.identity().map_err(stat)? != entry.file.identity().map_err(stat)? {
+                return Err(ZeroFailure::Other(Error::DirectoryMoved {
+                    dir: self.dir.clone(),
+                }));
+            }
             *handle = Some((claim.segment, entry.path.clone(), file));
         }
         let Some((_, path, file)) = handle.as_ref() else {

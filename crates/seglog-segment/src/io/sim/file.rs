@@ -1,7 +1,7 @@
 //! A handle to a file of the simulated file system.
 
 use super::{apply, errno, write_into, FaultKind, Inode, Op, Pending, State, PAGE};
-use crate::io::SegmentFile;
+use crate::io::{FileIdentity, SegmentFile};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::io;
@@ -148,6 +148,17 @@ impl SegmentFile for SimFile {
         let mut st = self.state.lock();
         st.check_on()?;
         Ok(st.inode(self.inode)?.data.len() as u64)
+    }
+
+    /// As `SimFs::identity` names a file: its inode.
+    fn identity(&self) -> io::Result<FileIdentity> {
+        let mut st = self.state.lock();
+        st.check_on()?;
+        st.inode(self.inode)?;
+        Ok(FileIdentity {
+            device: 0,
+            inode: self.inode,
+        })
     }
 
     fn evict(&self, offset: u64, len: u64) -> io::Result<()> {
