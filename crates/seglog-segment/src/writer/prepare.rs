@@ -328,7 +328,7 @@ impl<F: FileSystem> Inner<F> {
     ) -> crate::Result<(F::File, Option<F::File>, u64)> {
         let from = self.prepared_path();
         // Opened before anything is written, so that it hears of every failed writeback.
-        let overlap_file = self.open_overlap_file(&from);
+        let overlap_file = self.open_overlap_file(&from, &prepared.file);
         prepared
             .file
             .write_all_at(header_bytes, 0)
@@ -341,11 +341,31 @@ impl<F: FileSystem> Inner<F> {
                 .sync_data()
                 .map_err(|e| Error::io("sync_data", &from, e))?;
         }
+        // IMPORTANT: by path, the rename takes whatever file the prepared path names now:
+        // another log's prepared file if this directory was moved (after `create_segment`
+        // checked it) and another log opened in its place. This log's records would then go
+        // into its own prepared file, which its next open discards.
+        let named = self
+            .fs
+            .identity(&from)
+            .map_err(|e| Error::io("stat", &from, e))?;
+        let own = prepared
+            .file
+            .identity()
+            .map_err(|e| Error::io("stat", &from, e))?;
+        if named != own {
+            self.check_dir()?;
+            return Err(Error::DirectoryMoved {
+                dir: self.dir.clone(),
+            });
+        }
         // Never over a file that holds the name already (a stray copy, another tool's
         // output): a roll that creates its file refuses one too (`create_new`).
         self.fs
             .rename_no_replace(&from, path)
             .map_err(|e| Error::io("rename", path, e))?;
+        // A move between the comparison and the rename.
+        self.check_dir()?;
         // IMPORTANT: and so is the new name: without this fsync a power cut can undo the
         // rename, and the file, with every acknowledged record in it, leaves the log.
         if !crate::teeth::skipped(crate::teeth::SyncPoint::PreparedRenameDirFsync) {

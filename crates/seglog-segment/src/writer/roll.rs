@@ -100,8 +100,9 @@ impl<F: FileSystem> Inner<F> {
             .fs
             .create_new(path)
             .map_err(|e| Error::io("create", path, e))?;
+        self.check_created_here(path, &file)?;
         // Opened before anything is written, so that it hears of every failed writeback.
-        let overlap_file = self.open_overlap_file(path);
+        let overlap_file = self.open_overlap_file(path, &file);
         file.write_all_at(&header.encode(), 0)
             .map_err(|e| Error::io("write", path, e))?;
         if self.opts.preallocate {
@@ -124,15 +125,54 @@ impl<F: FileSystem> Inner<F> {
         Ok((file, overlap_file))
     }
 
-    /// The second handle of a new active segment, for overlapping commit rounds
-    /// (`group_commit`); `None` when rounds never overlap in this log, or when it cannot be
-    /// opened (say, at the descriptor limit: then rounds in that segment simply do not
-    /// overlap).
-    pub(crate) fn open_overlap_file(&self, path: &std::path::Path) -> Option<F::File> {
+    /// Ok when `file`, just created at `path`, went into this log's directory.
+    ///
+    /// `create_segment` checked the directory before it named the file by path; a move in
+    /// between (another log opened at the old path) put the file into that log's directory,
+    /// where every record acknowledged from now on would be lost to this log. The file is
+    /// taken out of that directory again when the path still names it.
+    fn check_created_here(&self, path: &std::path::Path, file: &F::File) -> Result<()> {
+        let Err(e) = self.check_dir() else {
+            return Ok(());
+        };
+        let ours = matches!(
+            (self.fs.identity(path), file.identity()),
+            (Ok(named), Ok(own)) if named == own
+        );
+        if ours {
+            if let Err(re) = self.fs.remove(path) {
+                tracing::warn!(path = %path.display(), error = %re, "cannot remove a segment file created in another directory");
+            }
+        }
+        Err(e)
+    }
+
+    /// The second handle of the active segment whose own handle is `own`, for overlapping
+    /// commit rounds (`group_commit`); `None` when rounds never overlap in this log, or when
+    /// it cannot be opened (say, at the descriptor limit: then rounds in that segment simply
+    /// do not overlap).
+    pub(crate) fn open_overlap_file(
+        &self,
+        path: &std::path::Path,
+        own: &F::File,
+    ) -> Option<F::File> {
         if self.opts.overlap_min_records == 0 || self.opts.sync_mode != crate::SyncMode::Always {
             return None;
         }
-        match self.fs.open(path) {
+        let opened = self.fs.open(path).and_then(|file| {
+            // IMPORTANT: by path, the open takes whatever file the path names now: another
+            // log's segment of the same name if this directory was moved and another log
+            // opened in its place. Rounds synced through that handle would acknowledge
+            // records whose bytes were never synced.
+            if file.identity()? == own.identity()? {
+                Ok(file)
+            } else {
+                Err(std::io::Error::other(
+                    "the path names another file than the segment's own (directory moved?)",
+                ))
+            }
+        });
+        match opened {
             Ok(file) => Some(file),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open a second handle of the active segment; commit rounds will not overlap in it");

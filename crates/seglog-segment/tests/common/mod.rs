@@ -8,6 +8,7 @@ pub mod page_cache;
 pub mod prepared;
 pub mod tail_bound;
 pub mod tenant_logs;
+pub mod trap_fs;
 pub mod waiting;
 
 use seglog_segment::format::EventBatch;
@@ -134,4 +135,43 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// The segment files of `dir`, by name, oldest first.
+pub fn segment_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(seglog_segment::format::SEGMENT_SUFFIX))
+        .collect::<Vec<_>>();
+    names.sort();
+    names
+}
+
+/// The file name of the second segment of a fresh log (`opts`, real files in `dir`) that
+/// appends `payloads` again and again: where any log of these records rolls first.
+pub fn first_roll_name(
+    dir: &std::path::Path,
+    opts: SegmentOptions,
+    payloads: &[Vec<u8>],
+) -> String {
+    let (log, _) = SegmentLog::open(StdFs, dir, opts, &mut ()).unwrap();
+    for _ in 0..10_000 {
+        if segment_names(dir).len() > 1 {
+            break;
+        }
+        log.append(&EventBatch {
+            encoding: 0,
+            execution_id: b"probe",
+            tenant_id: b"probe",
+            first_seq: 1,
+            timestamp_unix_nanos: 0,
+            payloads,
+        })
+        .unwrap();
+    }
+    log.close().unwrap();
+    let names = segment_names(dir);
+    assert_eq!(names.len(), 2, "{names:?}");
+    names[1].clone()
 }

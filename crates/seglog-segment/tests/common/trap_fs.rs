@@ -1,0 +1,108 @@
+//! `TrapFs`: real files (`StdFs`) with a one-shot action sprung just before a chosen call on
+//! a chosen path, for making a race (a directory moved between two system calls of the log)
+//! happen at one exact point.
+
+use seglog_segment::io::{FileIdentity, FileSystem, StdFs};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The calls a trap can be set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    CreateNew,
+    Open,
+    RenameNoReplace,
+}
+
+pub type Action = Box<dyn FnOnce() + Send>;
+
+#[derive(Clone)]
+pub struct TrapFs {
+    inner: StdFs,
+    call: Call,
+    path: PathBuf,
+    action: Arc<Mutex<Option<Action>>>,
+    fired: Arc<AtomicBool>,
+}
+
+impl TrapFs {
+    /// Springs `action` once, just before the first `call` on `path` (for a rename: to it).
+    pub fn new(call: Call, path: PathBuf, action: Action) -> Self {
+        TrapFs {
+            inner: StdFs,
+            call,
+            path,
+            action: Arc::new(Mutex::new(Some(action))),
+            fired: Arc::default(),
+        }
+    }
+
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    fn spring(&self, call: Call, path: &Path) {
+        if call == self.call && path == self.path {
+            if let Some(action) = self.action.lock().unwrap().take() {
+                action();
+                self.fired.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl FileSystem for TrapFs {
+    type File = <StdFs as FileSystem>::File;
+    type DirLock = <StdFs as FileSystem>::DirLock;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Self::File> {
+        self.spring(Call::CreateNew, path);
+        self.inner.create_new(path)
+    }
+    fn open(&self, path: &Path) -> io::Result<Self::File> {
+        self.spring(Call::Open, path);
+        self.inner.open(path)
+    }
+    fn open_read_only(&self, path: &Path) -> io::Result<Self::File> {
+        self.inner.open_read_only(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.spring(Call::RenameNoReplace, to);
+        self.inner.rename_no_replace(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock> {
+        self.inner.lock_dir(dir)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.hard_link(from, to)
+    }
+    fn link_count(&self, path: &Path) -> io::Result<u64> {
+        self.inner.link_count(path)
+    }
+    fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.absolute(path)
+    }
+    fn zeroes_ahead(&self) -> bool {
+        self.inner.zeroes_ahead()
+    }
+    fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
+        self.inner.identity(path)
+    }
+}

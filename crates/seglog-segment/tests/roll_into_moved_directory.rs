@@ -1,0 +1,180 @@
+//! A roll checks that the log's path still names its directory (`check_dir`) and *then*
+//! names the new segment by path: `create_new`, or the rename of the prepared file. A move
+//! of the directory between the two, with another log (tenant B) opened at the old path,
+//! put the new segment into B's directory:
+//! - created there, it took A's records from then on, acknowledged; reopened from where the
+//!   directory went, A had lost them (and B's directory held a file of A's);
+//! - renamed there, it was B's prepared file that took A's segment's name, while A wrote its
+//!   records into its own prepared file, which A's next open discards.
+//!
+//! Fixed: the rename goes only when the prepared path still names A's own prepared file, a
+//! created file is checked against the directory once it exists (and removed from B's
+//! directory when it went there), and the roll fails with `DirectoryMoved` either way.
+//!
+//! The race is made deterministic with `TrapFs`: real Linux files, the move done just
+//! before the call that names the second segment.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::trap_fs::{Action, Call, TrapFs};
+use seglog_segment::format::{EventBatch, PREPARED_SEGMENT_FILE_NAME};
+use seglog_segment::io::StdFs;
+use seglog_segment::{Error, SegmentLog, SegmentOptions};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// (LSN, payload) of each acknowledged record.
+type Acked = Vec<(u64, Vec<u8>)>;
+
+fn batch<'a>(tenant: &'a [u8], payloads: &'a [Vec<u8>]) -> EventBatch<'a, Vec<u8>> {
+    EventBatch {
+        encoding: 0,
+        execution_id: b"exec",
+        tenant_id: tenant,
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads,
+    }
+}
+
+fn record(i: u8) -> Vec<Vec<u8>> {
+    vec![vec![i.max(1); 16 << 10]]
+}
+
+fn options(prepare: bool) -> SegmentOptions {
+    SegmentOptions {
+        segment_size_bytes: 256 << 10,
+        max_record_size_bytes: 64 << 10,
+        zero_ahead_bytes: 0,
+        prepare_next_segment: prepare,
+        ..SegmentOptions::default()
+    }
+}
+
+/// Appends to A until the trap has fired and three more appends were tried; returns what
+/// was acknowledged and the first error.
+fn append_through_the_trap(a: &SegmentLog<TrapFs>, fs: &TrapFs) -> (Acked, Option<Error>) {
+    let (mut acked, mut error, mut after) = (Vec::new(), None, 0);
+    for i in 0..10_000u32 {
+        if fs.fired() {
+            after += 1;
+            if after > 3 {
+                break;
+            }
+        }
+        let p = record(i as u8);
+        match a.append(&batch(b"tenant-a", &p)) {
+            Ok(r) => acked.push((r.lsn, p[0].clone())),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    assert!(fs.fired(), "A never rolled");
+    (acked, error)
+}
+
+/// Reopens A where its directory went and B where A's was: every record each acknowledged
+/// reads back, and B's directory holds only B's files.
+fn assert_both_logs_whole(moved: &Path, path: &Path, a_acked: &Acked, b_acked: &Acked) {
+    let (a, _) =
+        SegmentLog::open(StdFs, moved, options(false), &mut ()).expect("A's log no longer opens");
+    let got = common::contents(&a);
+    assert!(
+        got == *a_acked,
+        "A acknowledged {} records, {} read back from its directory: a roll put the new \
+         segment into tenant B's directory (checked, then moved, then named by path)",
+        a_acked.len(),
+        got.len()
+    );
+    let (b, _) = SegmentLog::open(StdFs, path, options(false), &mut ())
+        .expect("tenant B's log no longer opens");
+    assert_eq!(common::contents(&b), *b_acked, "tenant B's records");
+}
+
+#[test]
+fn a_move_just_before_a_roll_creates_its_segment_loses_no_acknowledged_record() {
+    let root = tempfile::tempdir().unwrap();
+    let (path, moved) = (root.path().join("log"), root.path().join("moved"));
+    let name = common::first_roll_name(&root.path().join("probe"), options(false), &record(1));
+    let b_acked: Arc<Mutex<Acked>> = Arc::default();
+
+    let action: Action = {
+        let (path, moved, b_acked) = (path.clone(), moved.clone(), b_acked.clone());
+        Box::new(move || {
+            std::fs::rename(&path, &moved).unwrap();
+            let (b, _) = SegmentLog::open(StdFs, &path, options(false), &mut ()).unwrap();
+            let p = vec![b"b's record".to_vec()];
+            let lsn = b.append(&batch(b"tenant-b", &p)).unwrap().lsn;
+            b_acked.lock().unwrap().push((lsn, p[0].clone()));
+            b.close().unwrap();
+        })
+    };
+    let fs = TrapFs::new(Call::CreateNew, path.join(&name), action);
+    let (a, _) = SegmentLog::open(fs.clone(), &path, options(false), &mut ()).unwrap();
+    let (a_acked, error) = append_through_the_trap(&a, &fs);
+    let _ = a.close();
+    drop(a);
+    let b_acked = b_acked.lock().unwrap().clone();
+    assert_both_logs_whole(&moved, &path, &a_acked, &b_acked);
+    assert_eq!(
+        common::segment_names(&path),
+        vec![seglog_segment::format::segment_file_name(1)],
+        "A's segment file stayed in B's directory"
+    );
+    // The failed roll poisons the log, naming the move.
+    assert!(
+        error.as_ref().is_some_and(|e| e.to_string().contains("was moved")),
+        "the roll went on into another directory: {error:?}"
+    );
+}
+
+#[test]
+fn a_move_just_before_a_roll_renames_the_prepared_file_loses_no_acknowledged_record() {
+    let root = tempfile::tempdir().unwrap();
+    let (path, moved) = (root.path().join("log"), root.path().join("moved"));
+    let name = common::first_roll_name(&root.path().join("probe"), options(true), &record(1));
+    let b_acked: Arc<Mutex<Acked>> = Arc::default();
+    let b_log: Arc<Mutex<Option<SegmentLog<StdFs>>>> = Arc::default();
+
+    let action: Action = {
+        let (path, moved) = (path.clone(), moved.clone());
+        let (b_acked, b_log) = (b_acked.clone(), b_log.clone());
+        Box::new(move || {
+            std::fs::rename(&path, &moved).unwrap();
+            // B stays open with its prepared file ready, the file A's rename would take.
+            let (b, _) = SegmentLog::open(StdFs, &path, options(true), &mut ()).unwrap();
+            // (Preparation starts as B's tail nears the end of its segment.)
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !path.join(PREPARED_SEGMENT_FILE_NAME).exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "B never prepared: {:?}",
+                    b.stats()
+                );
+                let p = vec![vec![b'b'; 4 << 10]];
+                let lsn = b.append(&batch(b"tenant-b", &p)).unwrap().lsn;
+                b_acked.lock().unwrap().push((lsn, p[0].clone()));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            *b_log.lock().unwrap() = Some(b);
+        })
+    };
+    let fs = TrapFs::new(Call::RenameNoReplace, path.join(&name), action);
+    let (a, _) = SegmentLog::open(fs.clone(), &path, options(true), &mut ()).unwrap();
+    let (a_acked, error) = append_through_the_trap(&a, &fs);
+    let _ = a.close();
+    drop(a);
+    if let Some(b) = b_log.lock().unwrap().take() {
+        b.close().unwrap();
+    }
+    let b_acked = b_acked.lock().unwrap().clone();
+    assert_both_logs_whole(&moved, &path, &a_acked, &b_acked);
+    // The failed roll poisons the log, naming the move.
+    assert!(
+        error.as_ref().is_some_and(|e| e.to_string().contains("was moved")),
+        "the roll went on into another directory: {error:?}"
+    );
+}
