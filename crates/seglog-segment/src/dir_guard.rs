@@ -70,7 +70,8 @@ impl DirGuard {
         }
     }
 
-    fn moved(&self) -> Error {
+    /// The error of a change refused because the path names another directory (or file).
+    pub(crate) fn moved(&self) -> Error {
         tracing::error!(dir = %self.dir.display(), "the log directory was moved or removed while the log was open; changes to it are refused");
         Error::DirectoryMoved {
             dir: self.dir.clone(),

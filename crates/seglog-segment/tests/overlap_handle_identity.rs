@@ -7,8 +7,8 @@
 //! records would be acknowledged without their bytes being on stable storage.
 //!
 //! Fixed: the second handle is kept only when its identity (`SegmentFile::identity`,
-//! `fstat`) is the segment file's own; otherwise the segment gets none and its rounds do
-//! not overlap.
+//! `fstat`) is the segment file's own; otherwise the roll fails with `DirectoryMoved` (its
+//! other steps by path, the directory fsync, went astray too: review 125).
 //!
 //! The race is made deterministic with a file system that, on the `open` of the second
 //! segment's file (a roll: at open, a later directory check catches the move), moves the
@@ -101,11 +101,13 @@ fn a_move_between_creating_the_active_segment_and_opening_its_second_handle_does
     };
     let fs = TrapFs::new(Call::Open, path.join(&name), action);
     let (a, _) = SegmentLog::open(fs.clone(), &path, options(), &mut ()).unwrap();
-    let mut a_acked = Vec::new();
+    let (mut a_acked, mut refused) = (Vec::new(), None);
     while !fs.fired() {
         assert!(a_acked.len() < 1000, "A never rolled: {:?}", a.stats());
-        let lsn = a.append(&batch(b"tenant-a", &record())).unwrap().lsn;
-        a_acked.push((lsn, record()[0].clone()));
+        match a.append(&batch(b"tenant-a", &record())) {
+            Ok(r) => a_acked.push((r.lsn, record()[0].clone())),
+            Err(e) => refused = Some(e),
+        }
     }
     let b_segment = std::fs::metadata(path.join(&name)).unwrap();
     let a_segment = std::fs::metadata(moved.join(&name)).unwrap();
@@ -122,9 +124,11 @@ fn a_move_between_creating_the_active_segment_and_opening_its_second_handle_does
          unsynced"
     );
 
-    // A still works, from the moved directory, without a second handle.
-    let lsn = a.append(&batch(b"tenant-a", &record())).unwrap().lsn;
-    a_acked.push((lsn, record()[0].clone()));
+    // The roll that found the move failed (its directory fsync, by path, went astray too:
+    // review 125), and with it the append that rolled; the log acknowledges nothing more.
+    let refused = refused.expect("the roll went on after its second handle named another file");
+    assert!(refused.to_string().contains("was moved"), "{refused}");
+    assert!(a.append(&batch(b"tenant-a", &record())).is_err());
     let _ = a.close();
     drop(a);
     let (a, _) = SegmentLog::open(StdFs, &moved, options(), &mut ()).unwrap();

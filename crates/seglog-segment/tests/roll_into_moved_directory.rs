@@ -7,9 +7,11 @@
 //! - renamed there, it was B's prepared file that took A's segment's name, while A wrote its
 //!   records into its own prepared file, which A's next open discards.
 //!
-//! Fixed: the rename goes only when the prepared path still names A's own prepared file, a
-//! created file is checked against the directory once it exists (and removed from B's
-//! directory when it went there), and the roll fails with `DirectoryMoved` either way.
+//! Fixed: the rename goes only when the prepared path still names A's own prepared file
+//! (else A creates the segment instead), a file the rename took from another log gets its
+//! name back at once (review 125), a created file is checked against the directory once it
+//! exists (and removed from B's directory when it went there), the directory is checked
+//! again after the roll's directory fsync, and the roll fails with `DirectoryMoved`.
 //!
 //! The race is made deterministic with `TrapFs`: real Linux files, the move done just
 //! before the call that names the second segment.
@@ -126,13 +128,21 @@ fn a_move_just_before_a_roll_creates_its_segment_loses_no_acknowledged_record() 
     );
     // The failed roll poisons the log, naming the move.
     assert!(
-        error.as_ref().is_some_and(|e| e.to_string().contains("was moved")),
+        error
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("was moved")),
         "the roll went on into another directory: {error:?}"
     );
 }
 
-#[test]
-fn a_move_just_before_a_roll_renames_the_prepared_file_loses_no_acknowledged_record() {
+/// A moved while it rolls into its prepared file, at the `call` on `trap_at` (a name in
+/// its directory, given by its segment's name), while tenant B, opened at the old path,
+/// has a prepared file of its own.
+fn roll_into_the_prepared_file_with_a_move_at(
+    call: Call,
+    trap_at: fn(&str) -> String,
+    a_opts: SegmentOptions,
+) {
     let root = tempfile::tempdir().unwrap();
     let (path, moved) = (root.path().join("log"), root.path().join("moved"));
     let name = common::first_roll_name(&root.path().join("probe"), options(true), &record(1));
@@ -162,19 +172,98 @@ fn a_move_just_before_a_roll_renames_the_prepared_file_loses_no_acknowledged_rec
             *b_log.lock().unwrap() = Some(b);
         })
     };
-    let fs = TrapFs::new(Call::RenameNoReplace, path.join(&name), action);
-    let (a, _) = SegmentLog::open(fs.clone(), &path, options(true), &mut ()).unwrap();
+    let fs = TrapFs::new(call, path.join(trap_at(&name)), action);
+    let (a, _) = SegmentLog::open(fs.clone(), &path, a_opts, &mut ()).unwrap();
     let (a_acked, error) = append_through_the_trap(&a, &fs);
     let _ = a.close();
     drop(a);
-    if let Some(b) = b_log.lock().unwrap().take() {
-        b.close().unwrap();
+    // B goes on as a tenant would, through its own roll into its prepared file.
+    let b = b_log
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the trap never opened B");
+    for i in 0..100u8 {
+        let p = vec![vec![i.max(1); 4 << 10]];
+        match b.append(&batch(b"tenant-b", &p)) {
+            Ok(r) => b_acked.lock().unwrap().push((r.lsn, p[0].clone())),
+            Err(e) => panic!("tenant B's append failed after A's roll: {e}"),
+        }
     }
+    b.close().unwrap();
     let b_acked = b_acked.lock().unwrap().clone();
     assert_both_logs_whole(&moved, &path, &a_acked, &b_acked);
     // The failed roll poisons the log, naming the move.
     assert!(
-        error.as_ref().is_some_and(|e| e.to_string().contains("was moved")),
+        error
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("was moved")),
         "the roll went on into another directory: {error:?}"
     );
+}
+
+#[test]
+fn a_move_just_before_a_roll_renames_the_prepared_file_loses_no_acknowledged_record() {
+    // The rename itself takes B's prepared file: A gives it its name back (review 125).
+    roll_into_the_prepared_file_with_a_move_at(
+        Call::RenameNoReplace,
+        |segment| segment.to_string(),
+        options(true),
+    );
+}
+
+#[test]
+fn a_move_just_before_a_roll_looks_at_the_prepared_file_loses_no_acknowledged_record() {
+    // The prepared path names B's file: A leaves it alone and creates its segment instead
+    // (which finds the move). Without overlapping rounds, so that no second handle's open
+    // finds the move first.
+    roll_into_the_prepared_file_with_a_move_at(
+        Call::Identity,
+        |_| PREPARED_SEGMENT_FILE_NAME.to_string(),
+        SegmentOptions {
+            overlap_min_records: 0,
+            ..options(true)
+        },
+    );
+}
+
+#[test]
+fn a_log_whose_prepared_file_was_taken_creates_its_next_segment_instead() {
+    // What B meets when another log's rename took its prepared file and could not give it
+    // back (it crashed in between): B must neither write its header into the file that now
+    // carries another name nor fail its roll.
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("log");
+    let (b, _) = SegmentLog::open(StdFs, &path, options(true), &mut ()).unwrap();
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.join(PREPARED_SEGMENT_FILE_NAME).exists() {
+        assert!(Instant::now() < deadline, "never prepared: {:?}", b.stats());
+        let p = vec![vec![b'b'; 4 << 10]];
+        acked.push((b.append(&batch(b"b", &p)).unwrap().lsn, p[0].clone()));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let taken = root.path().join("taken");
+    std::fs::rename(path.join(PREPARED_SEGMENT_FILE_NAME), &taken).unwrap();
+    let before = std::fs::read(&taken).unwrap();
+    for i in 0..100u8 {
+        let p = vec![vec![i.max(1); 4 << 10]];
+        match b.append(&batch(b"b", &p)) {
+            Ok(r) => acked.push((r.lsn, p[0].clone())),
+            Err(e) => panic!("the roll failed when the prepared file was gone: {e}"),
+        }
+    }
+    b.close().unwrap();
+    drop(b);
+    assert!(
+        common::segment_names(&path).len() > 1,
+        "the log never rolled"
+    );
+    let after = std::fs::read(&taken).unwrap();
+    assert!(
+        before[..64] == after[..64],
+        "the log wrote a segment header into its prepared file after the file was taken"
+    );
+    let (b, _) = SegmentLog::open(StdFs, &path, options(false), &mut ()).unwrap();
+    assert_eq!(common::contents(&b), acked);
 }

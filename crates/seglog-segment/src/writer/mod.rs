@@ -276,7 +276,7 @@ impl<F: FileSystem> SegmentLog<F> {
             }
         };
         if !active.can_overlap() {
-            if let Some(file) = inner.open_overlap_file(&active.path, &active.file) {
+            if let Some(file) = inner.open_overlap_file(&active.path, &active.file)? {
                 active.set_overlap_file(file);
             }
         }

@@ -319,16 +319,34 @@ impl<F: FileSystem> Inner<F> {
 
     /// Turns the prepared file into segment `path`: the header written into it and synced,
     /// then the rename, made durable. Returns the file, its second handle (overlapping
-    /// rounds) and how far it holds synced zeros. The caller holds the prepared slot's lock.
+    /// rounds) and how far it holds synced zeros; `None`, with nothing changed, when the
+    /// prepared path no longer names the prepared file (the caller creates the segment
+    /// instead). The caller holds the prepared slot's lock.
     pub(super) fn install_prepared(
         &self,
         prepared: PreparedSegment<F>,
         header_bytes: &[u8],
         path: &std::path::Path,
-    ) -> crate::Result<(F::File, Option<F::File>, u64)> {
+    ) -> crate::Result<Option<Installed<F>>> {
         let from = self.prepared_path();
+        // IMPORTANT: the rename below goes by path, and takes whatever file the prepared
+        // path names: another log's prepared file if this directory was moved and another
+        // log opened in its place. This log's records would go into its own prepared file,
+        // which its next open discards. Before anything is written: a log whose prepared
+        // file was taken from it (by such a log's rename) must not write a header into a
+        // file that carries another segment's name.
+        let own = prepared
+            .file
+            .identity()
+            .map_err(|e| Error::io("stat", &from, e))?;
+        match self.fs.identity(&from) {
+            Ok(named) if named == own => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("stat", &from, e)),
+        }
         // Opened before anything is written, so that it hears of every failed writeback.
-        let overlap_file = self.open_overlap_file(&from, &prepared.file);
+        let overlap_file = self.open_overlap_file(&from, &prepared.file)?;
         prepared
             .file
             .write_all_at(header_bytes, 0)
@@ -341,31 +359,19 @@ impl<F: FileSystem> Inner<F> {
                 .sync_data()
                 .map_err(|e| Error::io("sync_data", &from, e))?;
         }
-        // IMPORTANT: by path, the rename takes whatever file the prepared path names now:
-        // another log's prepared file if this directory was moved (after `create_segment`
-        // checked it) and another log opened in its place. This log's records would then go
-        // into its own prepared file, which its next open discards.
-        let named = self
-            .fs
-            .identity(&from)
-            .map_err(|e| Error::io("stat", &from, e))?;
-        let own = prepared
-            .file
-            .identity()
-            .map_err(|e| Error::io("stat", &from, e))?;
-        if named != own {
-            self.check_dir()?;
-            return Err(Error::DirectoryMoved {
-                dir: self.dir.clone(),
-            });
-        }
         // Never over a file that holds the name already (a stray copy, another tool's
         // output): a roll that creates its file refuses one too (`create_new`).
         self.fs
             .rename_no_replace(&from, path)
             .map_err(|e| Error::io("rename", path, e))?;
-        // A move between the comparison and the rename.
-        self.check_dir()?;
+        // A move between the comparison and the rename renamed another log's file: give it
+        // its name back at once (nothing can have taken that name since: it was just freed).
+        if !self.named_here(path, own) {
+            if let Err(e) = self.fs.rename_no_replace(path, &from) {
+                tracing::error!(path = %path.display(), error = %e, "cannot give a file renamed in a moved log's place its name back");
+            }
+            return Err(self.check_dir().err().unwrap_or_else(|| self.moved()));
+        }
         // IMPORTANT: and so is the new name: without this fsync a power cut can undo the
         // rename, and the file, with every acknowledged record in it, leaves the log.
         if !crate::teeth::skipped(crate::teeth::SyncPoint::PreparedRenameDirFsync) {
@@ -373,7 +379,27 @@ impl<F: FileSystem> Inner<F> {
                 .sync_dir(&self.dir)
                 .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
         }
+        // By path too: after a move, the fsync went to whatever directory the path names.
+        self.check_dir()?;
         self.stats.record_prepared_roll();
-        Ok((prepared.file, overlap_file, prepared.zeroed_through))
+        Ok(Some(Installed {
+            file: prepared.file,
+            overlap_file,
+            zeroed_through: prepared.zeroed_through,
+        }))
     }
+
+    /// True when `path` names the file `own`.
+    fn named_here(&self, path: &std::path::Path, own: crate::io::FileIdentity) -> bool {
+        self.fs.identity(path).is_ok_and(|named| named == own)
+    }
+}
+
+/// The prepared file, installed as a new segment.
+pub(super) struct Installed<F: FileSystem> {
+    pub(super) file: F::File,
+    /// Its second handle, for overlapping rounds.
+    pub(super) overlap_file: Option<F::File>,
+    /// How far it holds synced zeros.
+    pub(super) zeroed_through: u64,
 }

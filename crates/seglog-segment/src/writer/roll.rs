@@ -48,10 +48,16 @@ impl<F: FileSystem> Inner<F> {
         // zeros) is waited for rather than creating a second file: that would need a second
         // segment's worth of space while the prepared file holds one.
         let mut slot = self.prepares_segments().then(|| self.prepared.lock());
-        let (file, overlap_file) = match slot.as_mut().and_then(|s| s.take()) {
-            Some(prepared) => {
-                let (file, overlap_file, zeroed_through) =
-                    self.install_prepared(prepared, &header.encode(), &path)?;
+        let installed = match slot.as_mut().and_then(|s| s.take()) {
+            Some(prepared) => self.install_prepared(prepared, &header.encode(), &path)?,
+            None => None,
+        };
+        let (file, overlap_file) = match installed {
+            Some(super::prepare::Installed {
+                file,
+                overlap_file,
+                zeroed_through,
+            }) => {
                 // Before the segment is in the table, so the zeroing thread never claims a
                 // window of it that is zeroed already.
                 let mut st = self.commit.lock();
@@ -102,7 +108,7 @@ impl<F: FileSystem> Inner<F> {
             .map_err(|e| Error::io("create", path, e))?;
         self.check_created_here(path, &file)?;
         // Opened before anything is written, so that it hears of every failed writeback.
-        let overlap_file = self.open_overlap_file(path, &file);
+        let overlap_file = self.open_overlap_file(path, &file)?;
         file.write_all_at(&header.encode(), 0)
             .map_err(|e| Error::io("write", path, e))?;
         if self.opts.preallocate {
@@ -122,6 +128,8 @@ impl<F: FileSystem> Inner<F> {
                 .sync_dir(&self.dir)
                 .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
         }
+        // By path too: after a move, the fsync went to whatever directory the path names.
+        self.check_dir()?;
         Ok((file, overlap_file))
     }
 
@@ -151,34 +159,41 @@ impl<F: FileSystem> Inner<F> {
     /// commit rounds (`group_commit`); `None` when rounds never overlap in this log, or when
     /// it cannot be opened (say, at the descriptor limit: then rounds in that segment simply
     /// do not overlap).
+    ///
+    /// # Errors
+    /// [`Error::DirectoryMoved`] when the path names another file than `own`.
     pub(crate) fn open_overlap_file(
         &self,
         path: &std::path::Path,
         own: &F::File,
-    ) -> Option<F::File> {
+    ) -> Result<Option<F::File>> {
         if self.opts.overlap_min_records == 0 || self.opts.sync_mode != crate::SyncMode::Always {
-            return None;
+            return Ok(None);
         }
-        let opened = self.fs.open(path).and_then(|file| {
-            // IMPORTANT: by path, the open takes whatever file the path names now: another
-            // log's segment of the same name if this directory was moved and another log
-            // opened in its place. Rounds synced through that handle would acknowledge
-            // records whose bytes were never synced.
-            if file.identity()? == own.identity()? {
-                Ok(file)
-            } else {
-                Err(std::io::Error::other(
-                    "the path names another file than the segment's own (directory moved?)",
-                ))
-            }
-        });
-        match opened {
-            Ok(file) => Some(file),
+        let file = match self.fs.open(path) {
+            Ok(file) => file,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open a second handle of the active segment; commit rounds will not overlap in it");
-                None
+                return Ok(None);
             }
+        };
+        // IMPORTANT: by path, the open takes whatever file the path names now: another
+        // log's segment of the same name if this directory was moved and another log opened
+        // in its place. Rounds synced through that handle would acknowledge records whose
+        // bytes were never synced; and the move means the roll's other steps by path (the
+        // directory fsync) went astray too.
+        let same = (file.identity(), own.identity());
+        match same {
+            (Ok(opened), Ok(own)) if opened == own => Ok(Some(file)),
+            (Ok(_), Ok(_)) => Err(self.check_dir().err().unwrap_or_else(|| self.moved())),
+            (Err(e), _) | (_, Err(e)) => Err(Error::io("stat", path, e)),
         }
+    }
+
+    /// The error of a change refused because the log's path names another directory or
+    /// file than the log's own.
+    pub(crate) fn moved(&self) -> Error {
+        self.dir_guard.moved()
     }
 
     /// Seals `entry`: cuts its preallocated tail at `data_end` and makes it durable.

@@ -14,6 +14,7 @@ pub enum Call {
     CreateNew,
     Open,
     RenameNoReplace,
+    Identity,
 }
 
 pub type Action = Box<dyn FnOnce() + Send>;
@@ -103,6 +104,7 @@ impl FileSystem for TrapFs {
         self.inner.zeroes_ahead()
     }
     fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
+        self.spring(Call::Identity, path);
         self.inner.identity(path)
     }
 }
