@@ -9,7 +9,9 @@
 //! - W6–W8: open after 1M events, read a 1,000-event execution, index memory; W6 and W7 warm
 //!   and cold (every file evicted from the page cache before the open), SQLite the cold peer.
 //! - W9: 256 KiB records, 16 writers (MB/s), against the durable-bandwidth floor (one thread,
-//!   1 MiB `pwrite` + `fdatasync` in a loop into a file of written zeros) measured in the same run.
+//!   1 MiB `pwrite` + `fdatasync` in a loop into a file of written zeros) measured in the same run,
+//!   and beside the appending floor (the same loop writing new data at a file's end, its pages
+//!   dropped 256 MiB behind).
 //! - W10: bulk import of 1M events in batches of 10 with one sync at the end (seglog's
 //!   buffered appends against raft-engine's `write(sync = false)`).
 //! - C1: compaction rewrite throughput.
@@ -53,7 +55,8 @@ use std::time::Duration;
 ///      (W6/W7 warm, then cold: every file evicted from the page cache before the open,
 ///      against SQLite evicted the same way)
 ///   W9 256 KiB records, 16 writers (MB/s, vs. the durable-bandwidth floor: one thread
-///      looping 1 MiB pwrite + fdatasync, measured in the same rounds)
+///      looping 1 MiB pwrite + fdatasync, measured in the same rounds; beside it the
+///      appending floor, the same loop writing new data at a file's end)
 ///   W10 bulk import, 1M events in batches of 10, one sync at the end (vs. raft-engine)
 ///   C1 compaction rewrite throughput (MB/s, vs. the disk's sequential bandwidth)
 ///   R1 open after the writing process died, the last segment prepared (zeroed throughout)
@@ -137,7 +140,8 @@ enum Workload {
         #[arg(long, value_delimiter = ',')]
         peers: Vec<String>,
         /// Also run the durable-bandwidth floor (1 writer looping 1 MiB pwrite + fdatasync)
-        /// in every round, and compare MB/s with it, as W9 does.
+        /// in every round, and compare MB/s with it, as W9 does; and the appending floor
+        /// (the same loop writing new data at a file's end).
         #[arg(long)]
         bandwidth_floor: bool,
     },

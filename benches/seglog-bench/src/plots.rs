@@ -46,7 +46,7 @@ pub fn write(dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>> {
 fn workload_row(group: &[Row]) -> Option<&Row> {
     group
         .iter()
-        .find(|r| r.peer != peers::BANDWIDTH_FLOOR)
+        .find(|r| r.peer != peers::BANDWIDTH_FLOOR && r.peer != peers::APPENDING_FLOOR)
         .or(group.first())
 }
 

@@ -50,11 +50,12 @@ impl Row {
     /// An empty row, to which rounds are added.
     pub fn new(spec: &Spec, peer: &'static str) -> Result<Row> {
         // The bandwidth floor's "appends" are single 1 MiB writes from one thread.
-        let (writers, batch, payload_bytes) = if peer == peers::BANDWIDTH_FLOOR {
-            (1, 1, peers::BANDWIDTH_WRITE_BYTES)
-        } else {
-            (spec.writers, spec.batch.max(1), spec.payload_bytes)
-        };
+        let (writers, batch, payload_bytes) =
+            if peer == peers::BANDWIDTH_FLOOR || peer == peers::APPENDING_FLOOR {
+                (1, 1, peers::BANDWIDTH_WRITE_BYTES)
+            } else {
+                (spec.writers, spec.batch.max(1), spec.payload_bytes)
+            };
         Ok(Row {
             workload: spec.name.clone(),
             peer,
@@ -205,6 +206,8 @@ pub fn set_peer_filter(names: Vec<String>) {
 enum Contestant {
     /// The durable-bandwidth floor: not a peer, a loop of its own (1 writer, 1 MiB writes).
     BandwidthFloor,
+    /// The same loop writing new data at the end of a file (`peers::appending_floor`).
+    AppendingFloor,
     Peer(PeerKind),
 }
 
@@ -212,6 +215,7 @@ impl Contestant {
     fn name(&self) -> &'static str {
         match self {
             Contestant::BandwidthFloor => peers::BANDWIDTH_FLOOR,
+            Contestant::AppendingFloor => peers::APPENDING_FLOOR,
             Contestant::Peer(k) => k.name,
         }
     }
@@ -219,14 +223,15 @@ impl Contestant {
     /// Opens a fresh instance in `dir`, runs it for the spec's duration, measures.
     fn run(&self, dir: &Path, spec: &Spec, device: &Device) -> Result<Run> {
         let peer = match self {
-            Contestant::BandwidthFloor => None,
+            Contestant::BandwidthFloor | Contestant::AppendingFloor => None,
             Contestant::Peer(k) => Some((k.open)(dir)?),
         };
         let cpu0 = Cpu::now()?;
         let dev0 = device.sample();
-        let (appends, elapsed, latency_us) = match &peer {
-            None => peers::bandwidth_floor(dir, spec.duration)?,
-            Some(p) => run_once(p.as_ref(), spec)?,
+        let (appends, elapsed, latency_us) = match (self, &peer) {
+            (_, Some(p)) => run_once(p.as_ref(), spec)?,
+            (Contestant::AppendingFloor, None) => peers::appending_floor(dir, spec.duration)?,
+            (_, None) => peers::bandwidth_floor(dir, spec.duration)?,
         };
         let dev = device.sample().since(dev0);
         let cpu = Cpu::now()?.since(cpu0);
@@ -254,6 +259,7 @@ pub fn run_alternating(
     let mut contestants: Vec<Contestant> = Vec::new();
     if spec.bandwidth_floor {
         contestants.push(Contestant::BandwidthFloor);
+        contestants.push(Contestant::AppendingFloor);
     }
     contestants.extend(
         peers::all()

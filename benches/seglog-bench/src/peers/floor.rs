@@ -11,7 +11,9 @@
 use super::Peer;
 use anyhow::Result;
 use hdrhistogram::Histogram;
+use rustix::fs::Advice;
 use std::fs::{File, OpenOptions};
+use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -92,6 +94,44 @@ pub fn bandwidth(dir: &Path, duration: Duration) -> Result<(u64, Duration, Histo
         let t0 = Instant::now();
         file.write_all_at(&block, (n % slots) * BANDWIDTH_WRITE_BYTES as u64)?;
         file.sync_data()?;
+        hist.saturating_record(t0.elapsed().as_micros() as u64);
+        n += 1;
+    }
+    Ok((n, started.elapsed(), hist))
+}
+
+/// How far behind its end the appending floor drops its pages from the page cache: what
+/// seglog keeps cached by default (two sealed 128 MiB segments).
+const APPENDING_FLOOR_CACHED_BYTES: u64 = 256 << 20;
+
+/// The appending floor (W9's second reference): one thread looping `pwrite` of 1 MiB at the
+/// end of a new file + `fdatasync`, dropping its pages from the page cache
+/// [`APPENDING_FLOOR_CACHED_BYTES`] behind the end (`POSIX_FADV_DONTNEED`). What a log must
+/// do for new data, which [`bandwidth`] (rewriting cached pages of blocks written before)
+/// never pays: on a guest whose free memory goes back to the host (`page_reporting`), new
+/// pages cost several times the copy into them. Returns as [`bandwidth`].
+pub fn appending_bandwidth(
+    dir: &Path,
+    duration: Duration,
+) -> Result<(u64, Duration, Histogram<u64>)> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(dir.join("appending-floor.dat"))?;
+    let block = vec![0x5Au8; BANDWIDTH_WRITE_BYTES];
+    let len = BANDWIDTH_WRITE_BYTES as u64;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let t0 = Instant::now();
+        file.write_all_at(&block, n * len)?;
+        file.sync_data()?;
+        if let Some(behind) = (n * len).checked_sub(APPENDING_FLOOR_CACHED_BYTES) {
+            rustix::fs::fadvise(&file, behind, NonZeroU64::new(len), Advice::DontNeed)?;
+        }
         hist.saturating_record(t0.elapsed().as_micros() as u64);
         n += 1;
     }

@@ -10,12 +10,16 @@ mod sqlite;
 use anyhow::Result;
 use std::path::Path;
 
-pub use floor::{bandwidth as bandwidth_floor, BANDWIDTH_WRITE_BYTES};
+pub use floor::{
+    appending_bandwidth as appending_floor, bandwidth as bandwidth_floor, BANDWIDTH_WRITE_BYTES,
+};
 
 /// Name of the per-append floor peer: the reference of "vs floor".
 pub const FLOOR: &str = "floor (write+fdatasync)";
 /// Name of the durable-bandwidth floor: the reference of "vs floor" where it runs (W9).
 pub const BANDWIDTH_FLOOR: &str = "bandwidth floor (1 MiB write+fdatasync)";
+/// Name of the appending floor, W9's second reference (new data, dropped behind).
+pub const APPENDING_FLOOR: &str = "appending floor (1 MiB append+fdatasync, dropped behind)";
 /// Name of the raft-engine peer: the reference of "vs raft-engine".
 pub const RAFT_ENGINE: &str = "raft-engine";
 
