@@ -364,14 +364,14 @@ impl<F: FileSystem> Inner<F> {
         self.fs
             .rename_no_replace(&from, path)
             .map_err(|e| Error::io("rename", path, e))?;
-        // A move between the comparison and the rename renamed another log's file: give it
-        // its name back at once (nothing can have taken that name since: it was just freed).
-        if !self.named_here(path, own) {
-            if let Err(e) = self.fs.rename_no_replace(path, &from) {
-                tracing::error!(path = %path.display(), error = %e, "cannot give a file renamed in a moved log's place its name back");
-            }
-            return Err(self.check_dir().err().unwrap_or_else(|| self.moved()));
-        }
+        // A move between the comparison and the rename is not caught here: the rename then
+        // took another log's prepared file (giving it this segment's name in that log's
+        // directory), and this log's file stays where its directory went, under the prepared
+        // name. The check after the directory fsync fails the roll; the other log keeps a
+        // stray file. Telling afterwards which directory the rename went to is not possible
+        // by path (a give-back rename was tried and could take the other log's segment:
+        // review 126); renaming relative to a held directory descriptor would close it.
+
         // IMPORTANT: and so is the new name: without this fsync a power cut can undo the
         // rename, and the file, with every acknowledged record in it, leaves the log.
         if !crate::teeth::skipped(crate::teeth::SyncPoint::PreparedRenameDirFsync) {
@@ -387,11 +387,6 @@ impl<F: FileSystem> Inner<F> {
             overlap_file,
             zeroed_through: prepared.zeroed_through,
         }))
-    }
-
-    /// True when `path` names the file `own`.
-    fn named_here(&self, path: &std::path::Path, own: crate::io::FileIdentity) -> bool {
-        self.fs.identity(path).is_ok_and(|named| named == own)
     }
 }
 
