@@ -20,22 +20,12 @@
 
 mod common;
 
+use common::tenant_batch;
+
 use common::trap_fs::{Action, Call, TrapFs};
-use seglog_segment::format::EventBatch;
 use seglog_segment::io::StdFs;
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::os::unix::fs::MetadataExt;
-
-fn batch<'a>(tenant: &'a [u8], payloads: &'a [Vec<u8>]) -> EventBatch<'a, Vec<u8>> {
-    EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: tenant,
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads,
-    }
-}
 
 /// Same size for both logs, so that both roll at the same LSN and name their second
 /// segments alike.
@@ -93,7 +83,7 @@ fn a_move_between_creating_the_active_segment_and_opening_its_second_handle_does
                 if path.join(&name).exists() {
                     break;
                 }
-                b.append(&batch(b"tenant-b", &record())).unwrap();
+                b.append(&tenant_batch(b"tenant-b", &record())).unwrap();
             }
             b.close().unwrap();
             drop(b);
@@ -104,7 +94,7 @@ fn a_move_between_creating_the_active_segment_and_opening_its_second_handle_does
     let (mut a_acked, mut refused) = (Vec::new(), None);
     while !fs.fired() {
         assert!(a_acked.len() < 1000, "A never rolled: {:?}", a.stats());
-        match a.append(&batch(b"tenant-a", &record())) {
+        match a.append(&tenant_batch(b"tenant-a", &record())) {
             Ok(r) => a_acked.push((r.lsn, record()[0].clone())),
             Err(e) => refused = Some(e),
         }
@@ -128,7 +118,7 @@ fn a_move_between_creating_the_active_segment_and_opening_its_second_handle_does
     // review 125), and with it the append that rolled; the log acknowledges nothing more.
     let refused = refused.expect("the roll went on after its second handle named another file");
     assert!(refused.to_string().contains("was moved"), "{refused}");
-    assert!(a.append(&batch(b"tenant-a", &record())).is_err());
+    assert!(a.append(&tenant_batch(b"tenant-a", &record())).is_err());
     let _ = a.close();
     drop(a);
     let (a, _) = SegmentLog::open(StdFs, &moved, options(), &mut ()).unwrap();

@@ -16,7 +16,8 @@
 
 mod common;
 
-use seglog_segment::format::EventBatch;
+use common::tenant_batch;
+
 use seglog_segment::io::{FileIdentity, FileSystem, StdFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::io;
@@ -96,17 +97,6 @@ impl FileSystem for Trap {
     }
 }
 
-fn batch<'a>(tenant: &'a [u8], payloads: &'a [Vec<u8>]) -> EventBatch<'a, Vec<u8>> {
-    EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: tenant,
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads,
-    }
-}
-
 fn payload(i: u64) -> Vec<u8> {
     (0..8192)
         .map(|k| 1 + ((i as usize * 7 + k) % 251) as u8)
@@ -133,7 +123,7 @@ fn a_move_between_the_zeroers_check_and_its_open_puts_zeros_into_another_tenants
             let (b, _) = SegmentLog::open(StdFs, &path, opts, &mut ()).unwrap();
             for i in 0..40 {
                 let p = vec![payload(i)];
-                let lsn = b.append(&batch(b"tenant-b", &p)).unwrap().lsn;
+                let lsn = b.append(&tenant_batch(b"tenant-b", &p)).unwrap().lsn;
                 b_acked.lock().unwrap().push((lsn, p[0].clone()));
             }
             b.close().unwrap();

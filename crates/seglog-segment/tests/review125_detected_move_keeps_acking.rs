@@ -15,7 +15,8 @@
 
 mod common;
 
-use seglog_segment::format::EventBatch;
+use common::tenant_batch;
+
 use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::io::{FileIdentity, FileSystem};
 use seglog_segment::{SegmentLog, SegmentOptions};
@@ -115,17 +116,6 @@ impl FileSystem for MoveFs {
     }
 }
 
-fn batch<'a>(tenant: &'a [u8], payloads: &'a [Vec<u8>]) -> EventBatch<'a, Vec<u8>> {
-    EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: tenant,
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads,
-    }
-}
-
 fn record(i: u8) -> Vec<Vec<u8>> {
     vec![vec![i.max(1); 64 << 10]]
 }
@@ -156,7 +146,8 @@ fn first_roll_name() -> String {
         if segs.len() > 1 {
             return segs[1].clone();
         }
-        log.append(&batch(b"probe", &record(i as u8))).unwrap();
+        log.append(&tenant_batch(b"probe", &record(i as u8)))
+            .unwrap();
     }
     panic!("the probe never rolled");
 }
@@ -188,7 +179,7 @@ fn a_roll_that_sees_its_second_handle_is_another_logs_file_keeps_acknowledging_r
                     break;
                 }
                 let p = record(200u8.wrapping_add(i as u8));
-                let lsn = b.append(&batch(b"tenant-b", &p)).unwrap().lsn;
+                let lsn = b.append(&tenant_batch(b"tenant-b", &p)).unwrap().lsn;
                 b_acked.lock().unwrap().push((lsn, p[0].clone()));
             }
             b.close().unwrap();
@@ -207,7 +198,7 @@ fn a_roll_that_sees_its_second_handle_is_another_logs_file_keeps_acknowledging_r
             }
         }
         let p = record(i as u8);
-        match a.append(&batch(b"tenant-a", &p)) {
+        match a.append(&tenant_batch(b"tenant-a", &p)) {
             Ok(r) => a_acked.push((r.lsn, p[0].clone())),
             Err(e) => {
                 eprintln!("A's append failed after the move (as it should): {e}");

@@ -20,8 +20,10 @@
 
 mod common;
 
+use common::tenant_batch;
+
 use common::trap_fs::{Action, Call, TrapFs};
-use seglog_segment::format::{EventBatch, PREPARED_SEGMENT_FILE_NAME};
+use seglog_segment::format::PREPARED_SEGMENT_FILE_NAME;
 use seglog_segment::io::StdFs;
 use seglog_segment::{Error, SegmentLog, SegmentOptions};
 use std::path::Path;
@@ -30,17 +32,6 @@ use std::time::{Duration, Instant};
 
 /// (LSN, payload) of each acknowledged record.
 type Acked = Vec<(u64, Vec<u8>)>;
-
-fn batch<'a>(tenant: &'a [u8], payloads: &'a [Vec<u8>]) -> EventBatch<'a, Vec<u8>> {
-    EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: tenant,
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads,
-    }
-}
 
 fn record(i: u8) -> Vec<Vec<u8>> {
     vec![vec![i.max(1); 16 << 10]]
@@ -68,7 +59,7 @@ fn append_through_the_trap(a: &SegmentLog<TrapFs>, fs: &TrapFs) -> (Acked, Optio
             }
         }
         let p = record(i as u8);
-        match a.append(&batch(b"tenant-a", &p)) {
+        match a.append(&tenant_batch(b"tenant-a", &p)) {
             Ok(r) => acked.push((r.lsn, p[0].clone())),
             Err(e) => {
                 error.get_or_insert(e);
@@ -115,7 +106,7 @@ fn a_move_just_before_a_roll_creates_its_segment_loses_no_acknowledged_record() 
             std::fs::rename(&path, &moved).unwrap();
             let (b, _) = SegmentLog::open(StdFs, &path, options(false), &mut ()).unwrap();
             let p = vec![b"b's record".to_vec()];
-            let lsn = b.append(&batch(b"tenant-b", &p)).unwrap().lsn;
+            let lsn = b.append(&tenant_batch(b"tenant-b", &p)).unwrap().lsn;
             b_acked.lock().unwrap().push((lsn, p[0].clone()));
             b.close().unwrap();
         })
@@ -175,7 +166,7 @@ fn roll_into_the_prepared_file_with_a_move_at(
                     b.stats()
                 );
                 let p = vec![vec![b'b'; 4 << 10]];
-                let lsn = b.append(&batch(b"tenant-b", &p)).unwrap().lsn;
+                let lsn = b.append(&tenant_batch(b"tenant-b", &p)).unwrap().lsn;
                 b_acked.lock().unwrap().push((lsn, p[0].clone()));
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -195,7 +186,7 @@ fn roll_into_the_prepared_file_with_a_move_at(
         .expect("the trap never opened B");
     for i in 0..100u8 {
         let p = vec![vec![i.max(1); 4 << 10]];
-        match b.append(&batch(b"tenant-b", &p)) {
+        match b.append(&tenant_batch(b"tenant-b", &p)) {
             Ok(r) => b_acked.lock().unwrap().push((r.lsn, p[0].clone())),
             Err(e) => panic!("tenant B's append failed after A's roll: {e}"),
         }
@@ -260,7 +251,7 @@ fn a_log_whose_prepared_file_was_taken_creates_its_next_segment_instead() {
     while !path.join(PREPARED_SEGMENT_FILE_NAME).exists() {
         assert!(Instant::now() < deadline, "never prepared: {:?}", b.stats());
         let p = vec![vec![b'b'; 4 << 10]];
-        acked.push((b.append(&batch(b"b", &p)).unwrap().lsn, p[0].clone()));
+        acked.push((b.append(&tenant_batch(b"b", &p)).unwrap().lsn, p[0].clone()));
         std::thread::sleep(Duration::from_millis(1));
     }
     let taken = root.path().join("taken");
@@ -268,7 +259,7 @@ fn a_log_whose_prepared_file_was_taken_creates_its_next_segment_instead() {
     let before = std::fs::read(&taken).unwrap();
     for i in 0..100u8 {
         let p = vec![vec![i.max(1); 4 << 10]];
-        match b.append(&batch(b"b", &p)) {
+        match b.append(&tenant_batch(b"b", &p)) {
             Ok(r) => acked.push((r.lsn, p[0].clone())),
             Err(e) => panic!("the roll failed when the prepared file was gone: {e}"),
         }

@@ -78,26 +78,37 @@ impl Peer for Floor {
 /// Size of one write of the durable-bandwidth floor.
 pub const BANDWIDTH_WRITE_BYTES: usize = 1 << 20;
 
-/// The durable-bandwidth floor (W9's reference): one thread looping `pwrite` of 1 MiB +
-/// `fdatasync` into a file of 256 MiB of written zeros (wrapping around) for `duration`. What the disk
-/// can make durable per second when no format, no index and no group commit stands in the
-/// way. Returns (writes, elapsed, latency of each write + fdatasync in µs).
-pub fn bandwidth(dir: &Path, duration: Duration) -> Result<(u64, Duration, Histogram<u64>)> {
-    let file = zeroed_file(&dir.join("bandwidth-floor.dat"), BANDWIDTH_FLOOR_BYTES)?;
-    let block = vec![0x5Au8; BANDWIDTH_WRITE_BYTES];
-    let slots = BANDWIDTH_FLOOR_BYTES / BANDWIDTH_WRITE_BYTES as u64;
+/// What a floor loop measured: its writes, the time they took, and each one's latency (µs).
+type LoopResult = (u64, Duration, Histogram<u64>);
+
+/// Runs `step(n)` for n = 0, 1, … until `duration` has passed, timing each.
+fn timed_loop(duration: Duration, mut step: impl FnMut(u64) -> Result<()>) -> Result<LoopResult> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let started = Instant::now();
     let deadline = started + duration;
     let mut n = 0u64;
     while Instant::now() < deadline {
         let t0 = Instant::now();
-        file.write_all_at(&block, (n % slots) * BANDWIDTH_WRITE_BYTES as u64)?;
-        file.sync_data()?;
+        step(n)?;
         hist.saturating_record(t0.elapsed().as_micros() as u64);
         n += 1;
     }
     Ok((n, started.elapsed(), hist))
+}
+
+/// The durable-bandwidth floor (W9's reference): one thread looping `pwrite` of 1 MiB +
+/// `fdatasync` into a file of 256 MiB of written zeros (wrapping around) for `duration`. What the disk
+/// can make durable per second when no format, no index and no group commit stands in the
+/// way. Returns (writes, elapsed, latency of each write + fdatasync in µs).
+pub fn bandwidth(dir: &Path, duration: Duration) -> Result<LoopResult> {
+    let file = zeroed_file(&dir.join("bandwidth-floor.dat"), BANDWIDTH_FLOOR_BYTES)?;
+    let block = vec![0x5Au8; BANDWIDTH_WRITE_BYTES];
+    let slots = BANDWIDTH_FLOOR_BYTES / BANDWIDTH_WRITE_BYTES as u64;
+    timed_loop(duration, |n| {
+        file.write_all_at(&block, (n % slots) * BANDWIDTH_WRITE_BYTES as u64)?;
+        file.sync_data()?;
+        Ok(())
+    })
 }
 
 /// How far behind its end the appending floor drops its pages from the page cache: what
@@ -110,10 +121,7 @@ const APPENDING_FLOOR_CACHED_BYTES: u64 = 256 << 20;
 /// do for new data, which [`bandwidth`] (rewriting cached pages of blocks written before)
 /// never pays: on a guest whose free memory goes back to the host (`page_reporting`), new
 /// pages cost several times the copy into them. Returns as [`bandwidth`].
-pub fn appending_bandwidth(
-    dir: &Path,
-    duration: Duration,
-) -> Result<(u64, Duration, Histogram<u64>)> {
+pub fn appending_bandwidth(dir: &Path, duration: Duration) -> Result<LoopResult> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -121,19 +129,12 @@ pub fn appending_bandwidth(
         .open(dir.join("appending-floor.dat"))?;
     let block = vec![0x5Au8; BANDWIDTH_WRITE_BYTES];
     let len = BANDWIDTH_WRITE_BYTES as u64;
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        let t0 = Instant::now();
+    timed_loop(duration, |n| {
         file.write_all_at(&block, n * len)?;
         file.sync_data()?;
         if let Some(behind) = (n * len).checked_sub(APPENDING_FLOOR_CACHED_BYTES) {
             rustix::fs::fadvise(&file, behind, NonZeroU64::new(len), Advice::DontNeed)?;
         }
-        hist.saturating_record(t0.elapsed().as_micros() as u64);
-        n += 1;
-    }
-    Ok((n, started.elapsed(), hist))
+        Ok(())
+    })
 }

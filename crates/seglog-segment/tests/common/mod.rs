@@ -175,3 +175,16 @@ pub fn first_roll_name(
     assert_eq!(names.len(), 2, "{names:?}");
     names[1].clone()
 }
+
+/// One record of `payloads` for `tenant`, in execution `exec` (sequence 1: the writer
+/// does not check sequences).
+pub fn tenant_batch<'a>(tenant: &'a [u8], payloads: &'a [Vec<u8>]) -> EventBatch<'a, Vec<u8>> {
+    EventBatch {
+        encoding: 0,
+        execution_id: b"exec",
+        tenant_id: tenant,
+        first_seq: 1,
+        timestamp_unix_nanos: 0,
+        payloads,
+    }
+}
