@@ -62,7 +62,7 @@ impl Peer for Floor {
             .offset
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned mutex"))?;
-        let at = *offset % (APPEND_FLOOR_BYTES - payload.len() as u64);
+        let at = wrapped_offset(*offset, payload.len() as u64, APPEND_FLOOR_BYTES);
         self.file.write_all_at(payload, at)?;
         self.file.sync_data()?;
         *offset = at + payload.len() as u64;
@@ -72,6 +72,16 @@ impl Peer for Floor {
     fn append_batch(&self, execution: u64, payloads: &[&[u8]]) -> Result<()> {
         // The floor's batch: one write of the concatenation, one fdatasync.
         self.append(execution, &payloads.concat())
+    }
+}
+
+/// Where the append floor writes `len` bytes next, given where the last write ended: at
+/// `next`, wrapped around so the write stays inside the `file_len` bytes written before
+/// the clock started; at 0 when no write that long fits (it then grows the file).
+fn wrapped_offset(next: u64, len: u64, file_len: u64) -> u64 {
+    match file_len.checked_sub(len) {
+        Some(room) if room > 0 => next % room,
+        _ => 0,
     }
 }
 
@@ -137,4 +147,21 @@ pub fn appending_bandwidth(dir: &Path, duration: Duration) -> Result<LoopResult>
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_offset;
+
+    #[test]
+    fn append_floor_offsets_wrap_inside_the_file_and_never_underflow() {
+        assert_eq!(wrapped_offset(0, 256, 1 << 20), 0);
+        assert_eq!(wrapped_offset(1000, 256, 1 << 20), 1000);
+        // A write that would pass the end starts again at the front.
+        let at = wrapped_offset((1 << 20) - 100, 256, 1 << 20);
+        assert!(at + 256 <= 1 << 20, "{at}");
+        // Payloads as large as the file, or larger (64 MiB and up): no underflow.
+        assert_eq!(wrapped_offset(5, 1 << 20, 1 << 20), 0);
+        assert_eq!(wrapped_offset(5, 2 << 20, 1 << 20), 0);
+    }
 }
