@@ -150,8 +150,10 @@ pub struct Options {
     /// How many of the newest sealed segments stay in the page cache; older segments this
     /// log sealed are dropped from it in the background, so that streaming writes hold a
     /// bounded share of memory and reuse it (see
-    /// [`SegmentOptions::cached_sealed_segments`]). `None` leaves every page to the kernel.
-    /// Default: 2.
+    /// [`SegmentOptions::cached_sealed_segments`]). `None` leaves every page to the kernel
+    /// (in a configuration file: `"all"`, which formats without a null, such as TOML, can
+    /// write too). Default: 2.
+    #[cfg_attr(feature = "serde", serde(with = "cached_segments_written"))]
     pub cached_sealed_segments: Option<usize>,
     /// Automatic retention in the background. Default: off.
     pub retention: Retention,
@@ -290,5 +292,47 @@ impl Options {
             overlap_min_records: self.overlap_min_records,
             cached_sealed_segments: self.cached_sealed_segments,
         })
+    }
+}
+
+/// [`Options::cached_sealed_segments`] in a configuration file: a number of segments, or
+/// `"all"` for `None` (every page stays cached). `None` is written as `"all"`, not as a
+/// null: a format without one (TOML) would leave the field out, and it would read back as
+/// the default.
+#[cfg(feature = "serde")]
+mod cached_segments_written {
+    use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+    const EVERY_PAGE: &str = "all";
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Count(usize),
+        Word(String),
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        segments: &Option<usize>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match segments {
+            Some(n) => n.serialize(serializer),
+            None => serializer.serialize_str(EVERY_PAGE),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<usize>, D::Error> {
+        match Option::<Written>::deserialize(deserializer)? {
+            Some(Written::Count(n)) => Ok(Some(n)),
+            Some(Written::Word(w)) if w == EVERY_PAGE => Ok(None),
+            Some(Written::Word(w)) => Err(de::Error::custom(format!(
+                "cached_sealed_segments: {w:?} is neither a number of segments nor \"{EVERY_PAGE}\""
+            ))),
+            // A null, where the format has one.
+            None => Ok(None),
+        }
     }
 }

@@ -85,3 +85,23 @@ fn retention_reads_durations_and_sizes_readably() {
     let text = serde_json::to_string(&options).unwrap();
     assert_eq!(serde_json::from_str::<Options>(&text).unwrap(), options);
 }
+
+#[test]
+fn keeping_every_sealed_segment_cached_can_be_written_without_a_null() {
+    // TOML has no null: `None` must have a value of its own, or a written configuration
+    // would leave the field out and read back with the default (2).
+    let options = Options::default().cached_sealed_segments(None);
+    let text = serde_json::to_string(&options).unwrap();
+    assert!(text.contains(r#""cached_sealed_segments":"all""#), "{text}");
+    assert_eq!(serde_json::from_str::<Options>(&text).unwrap(), options);
+    let read: Options = serde_json::from_str(r#"{"cached_sealed_segments": "all"}"#).unwrap();
+    assert_eq!(read.cached_sealed_segments, None);
+    let read: Options = serde_json::from_str(r#"{"cached_sealed_segments": 5}"#).unwrap();
+    assert_eq!(read.cached_sealed_segments, Some(5));
+    let read: Options = serde_json::from_str(r#"{"cached_sealed_segments": null}"#).unwrap();
+    assert_eq!(read.cached_sealed_segments, None);
+    let err = serde_json::from_str::<Options>(r#"{"cached_sealed_segments": "many"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("neither a number of segments"), "{err}");
+}
