@@ -1,17 +1,19 @@
-//! Review 127: review 126 made a handle whose `SegmentFile::identity` cannot be read
-//! (`Unsupported`) a reason to go without the second handle, not an error: "a `FileSystem`
-//! whose handles cannot tell their identity ... could open and roll logs before, with
-//! default options". But `install_prepared` (new in this change) also asks the prepared
-//! file's handle for its identity, and makes a failure a hard error (`Error::io("stat")`):
-//! on such a file system that zeroes ahead (so that the zeroing thread prepares the next
-//! segment, as default options do on real files), the first roll into the prepared file
-//! fails and poisons the log, with nothing moved. Review 126's test did not see it: its
-//! wrapper did not forward `zeroes_ahead`, so no segment was ever prepared.
+//! A file system whose handles cannot tell which file they are open on
+//! (`SegmentFile::identity` fails: `Unsupported`) still opens logs and rolls them, into
+//! prepared segments too. The identity only serves the checks against a directory moved
+//! under an open log (a second handle that may be another file is dropped; a prepared file
+//! is renamed unchecked, as before those checks).
+//! - Review 126: a failed identity of either handle of the active segment was a hard
+//!   error, so such a file system could no longer open a log.
+//! - Review 127: the prepared file's failed identity poisoned the log at its first roll
+//!   into it (review 126's wrapper did not forward `zeroes_ahead`, so its log never
+//!   prepared a segment).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use bytes::Bytes;
+use common::tenant_batch;
 use seglog_segment::io::sim::{SimFile, SimFs};
 use seglog_segment::io::{FileIdentity, FileSystem, SegmentFile};
 use seglog_segment::{SegmentLog, SegmentOptions};
@@ -65,8 +67,7 @@ impl FileSystem for NoFstat {
     fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
         self.0.absolute(path)
     }
-    /// Forwarded (review 126's wrapper left it at the default, `false`, so its log never
-    /// started the zeroing thread and never prepared a segment).
+    /// Forwarded: a log on SimFs prepares segments only when the simulator zeroes ahead.
     fn zeroes_ahead(&self) -> bool {
         self.0.zeroes_ahead()
     }
@@ -113,6 +114,29 @@ impl SegmentFile for File {
 }
 
 #[test]
+fn a_file_system_whose_handles_cannot_fstat_still_opens_and_rolls_a_log() {
+    let fs = NoFstat(SimFs::new());
+    let opts = SegmentOptions {
+        segment_size_bytes: 256 << 10,
+        max_record_size_bytes: 64 << 10,
+        ..SegmentOptions::default()
+    };
+    // A first open creates the first segment (a roll), a second finds it (open).
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts.clone(), &mut ())
+        .expect("a fresh log no longer opens");
+    let p = vec![vec![7u8; 16 << 10]];
+    for _ in 0..40 {
+        log.append(&tenant_batch(b"t", &p))
+            .expect("an append through a roll failed");
+    }
+    log.close().unwrap();
+    drop(log);
+    let (log, _) =
+        SegmentLog::open(fs, "/log", opts, &mut ()).expect("an existing log no longer opens");
+    assert_eq!(common::contents(&log).len(), 40);
+}
+
+#[test]
 fn a_file_system_whose_handles_cannot_fstat_still_rolls_into_its_prepared_segment() {
     let sim = SimFs::new();
     sim.set_zeroes_ahead(true);
@@ -128,7 +152,7 @@ fn a_file_system_whose_handles_cannot_fstat_still_rolls_into_its_prepared_segmen
     for i in 0..200 {
         // Time for the zeroing thread to prepare the next segment.
         std::thread::sleep(std::time::Duration::from_millis(2));
-        if let Err(e) = log.append(&batch(&p)) {
+        if let Err(e) = log.append(&tenant_batch(b"t", &p)) {
             panic!(
                 "append {i} failed ({acked} acknowledged), nothing moved: {e}; {:?}",
                 log.stats()
@@ -145,15 +169,4 @@ fn a_file_system_whose_handles_cannot_fstat_still_rolls_into_its_prepared_segmen
     drop(log);
     let (log, _) = SegmentLog::open(fs, "/log", opts, &mut ()).unwrap();
     assert_eq!(common::contents(&log).len(), acked);
-}
-
-fn batch(p: &[Vec<u8>]) -> seglog_segment::format::EventBatch<'_, Vec<u8>> {
-    seglog_segment::format::EventBatch {
-        encoding: 0,
-        execution_id: b"exec",
-        tenant_id: b"t",
-        first_seq: 1,
-        timestamp_unix_nanos: 0,
-        payloads: p,
-    }
 }
