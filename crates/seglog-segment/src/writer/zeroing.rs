@@ -265,9 +265,7 @@ impl<F: FileSystem> Inner<F> {
                 .map_err(|e| ZeroFailure::Other(Error::io("open", &entry.path, e)))?;
             let stat = |e| ZeroFailure::Other(Error::io("stat", &entry.path, e));
             if file.identity().map_err(stat)? != entry.file.identity().map_err(stat)? {
-                return Err(ZeroFailure::Other(Error::DirectoryMoved {
-                    dir: self.dir.clone(),
-                }));
+                return Err(ZeroFailure::Other(self.moved()));
             }
             *handle = Some((claim.segment, entry.path.clone(), file));
         }
