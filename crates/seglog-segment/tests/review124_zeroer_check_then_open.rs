@@ -17,85 +17,14 @@
 mod common;
 
 use common::tenant_batch;
-
-use seglog_segment::io::{FileIdentity, FileSystem, StdFs};
+use common::trap_fs::{Action, Call, TrapFs};
+use seglog_segment::io::StdFs;
 use seglog_segment::{SegmentLog, SegmentOptions};
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Action = Box<dyn FnOnce() + Send>;
 /// (LSN, payload) of each acknowledged record.
 type Acked = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
-
-#[derive(Clone)]
-struct Trap {
-    inner: StdFs,
-    dir: PathBuf,
-    action: Arc<Mutex<Option<Action>>>,
-    fired: Arc<AtomicBool>,
-}
-
-impl FileSystem for Trap {
-    type File = <StdFs as FileSystem>::File;
-    type DirLock = <StdFs as FileSystem>::DirLock;
-
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Self::File> {
-        self.inner.create_new(path)
-    }
-    fn open(&self, path: &Path) -> io::Result<Self::File> {
-        self.inner.open(path)
-    }
-    fn open_read_only(&self, path: &Path) -> io::Result<Self::File> {
-        self.inner.open_read_only(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename_no_replace(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock> {
-        self.inner.lock_dir(dir)
-    }
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.hard_link(from, to)
-    }
-    fn link_count(&self, path: &Path) -> io::Result<u64> {
-        self.inner.link_count(path)
-    }
-    fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
-        self.inner.absolute(path)
-    }
-    fn zeroes_ahead(&self) -> bool {
-        self.inner.zeroes_ahead()
-    }
-    fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
-        let answer = self.inner.identity(path);
-        // The zeroer's `check_dir` passed: the move lands right after it, before its open.
-        if path == self.dir && std::thread::current().name() == Some("seglog-zeroer") {
-            if let Some(action) = self.action.lock().unwrap().take() {
-                action();
-                self.fired.store(true, Ordering::SeqCst);
-            }
-        }
-        answer
-    }
-}
 
 fn payload(i: u64) -> Vec<u8> {
     (0..8192)
@@ -130,12 +59,8 @@ fn a_move_between_the_zeroers_check_and_its_open_puts_zeros_into_another_tenants
             drop(b);
         })
     };
-    let fs = Trap {
-        inner: StdFs,
-        dir: path.clone(),
-        action: Arc::new(Mutex::new(Some(action))),
-        fired: Arc::default(),
-    };
+    // The zeroer's `check_dir` passed: the move lands right after it, before its open.
+    let fs = TrapFs::new(Call::AfterIdentity, path.clone(), action).on_thread("seglog-zeroer");
     let opts_a = SegmentOptions {
         segment_size_bytes: 4 << 20,
         max_record_size_bytes: 1 << 20,
@@ -145,7 +70,7 @@ fn a_move_between_the_zeroers_check_and_its_open_puts_zeros_into_another_tenants
     };
     let (a, _) = SegmentLog::open(fs.clone(), &path, opts_a, &mut ()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !fs.fired.load(Ordering::SeqCst) {
+    while !fs.fired() {
         assert!(
             Instant::now() < deadline,
             "the zeroer never checked the directory: {:?}",

@@ -1,6 +1,6 @@
 //! `TrapFs`: real files (`StdFs`) with a one-shot action sprung just before a chosen call on
-//! a chosen path, for making a race (a directory moved between two system calls of the log)
-//! happen at one exact point.
+//! a chosen path (or just after its answer, and only on a chosen thread), for making a race
+//! (a directory moved between two system calls of the log) happen at one exact point.
 
 use seglog_segment::io::{FileIdentity, FileSystem, StdFs};
 use std::io;
@@ -15,6 +15,8 @@ pub enum Call {
     Open,
     RenameNoReplace,
     Identity,
+    /// After `identity` has answered (the check it serves has passed).
+    AfterIdentity,
 }
 
 pub type Action = Box<dyn FnOnce() + Send>;
@@ -24,6 +26,8 @@ pub struct TrapFs {
     inner: StdFs,
     call: Call,
     path: PathBuf,
+    /// Only on the thread of this name, where set.
+    thread: Option<&'static str>,
     action: Arc<Mutex<Option<Action>>>,
     fired: Arc<AtomicBool>,
 }
@@ -35,9 +39,16 @@ impl TrapFs {
             inner: StdFs,
             call,
             path,
+            thread: None,
             action: Arc::new(Mutex::new(Some(action))),
             fired: Arc::default(),
         }
+    }
+
+    /// The same trap, sprung only on the thread named `name`.
+    pub fn on_thread(mut self, name: &'static str) -> Self {
+        self.thread = Some(name);
+        self
     }
 
     pub fn fired(&self) -> bool {
@@ -45,7 +56,10 @@ impl TrapFs {
     }
 
     fn spring(&self, call: Call, path: &Path) {
-        if call == self.call && path == self.path {
+        let on_thread = self
+            .thread
+            .is_none_or(|name| std::thread::current().name() == Some(name));
+        if call == self.call && path == self.path && on_thread {
             if let Some(action) = self.action.lock().unwrap().take() {
                 action();
                 self.fired.store(true, Ordering::SeqCst);
@@ -105,6 +119,8 @@ impl FileSystem for TrapFs {
     }
     fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
         self.spring(Call::Identity, path);
-        self.inner.identity(path)
+        let answer = self.inner.identity(path);
+        self.spring(Call::AfterIdentity, path);
+        answer
     }
 }
