@@ -60,6 +60,11 @@ pub struct RecoveryReport {
     pub salvage_removed: Vec<PathBuf>,
     /// A last segment whose creation a crash interrupted, removed.
     pub removed_incomplete_segment: Option<PathBuf>,
+    /// Files under segment names that hold no segment header and nothing but zeros, found
+    /// where no record of the log is missing (format.md §4, step 1), removed: never segments
+    /// of this log (another log's prepared file that a roll racing a move of its directory
+    /// renamed here: design.md, "The directory moved under an open log").
+    pub removed_empty_files: Vec<PathBuf>,
     /// A compaction that a crash interrupted after its commit point, finished.
     pub finished_replacement: bool,
     /// Files of a compaction that a crash interrupted before its commit point, removed.
@@ -345,6 +350,68 @@ fn check_claim(bytes: &[u8], header: &SegmentHeader, claim: PrefixClaim) -> Opti
     }
 }
 
+/// Removes the last segment file, settled (step 0: read from the disk), when its header never
+/// made it to disk while nothing else in it is written: its creation was cut by a crash (records are written only after the
+/// header and the directory entry are durable), so nothing in it was acknowledged. `false`
+/// when it has a header; an error when it is anything else (format.md §4, step 1).
+fn remove_if_creation_was_cut<F: FileSystem>(
+    fs: &F,
+    path: &Path,
+    opts: &SegmentOptions,
+) -> Result<bool> {
+    let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
+    let bytes = file.map().map_err(|e| Error::io("map", path, e))?;
+    let Err(defect) = SegmentHeader::decode(&bytes) else {
+        return Ok(false);
+    };
+    let written_end = file
+        .written_data_end(0)
+        .map_err(|e| Error::io("seek", path, e))?;
+    let rest = bytes
+        .get(SEGMENT_HEADER_LEN..(written_end as usize).min(bytes.len()))
+        .unwrap_or(&[]);
+    if !rest.iter().all(|&b| b == 0) || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+        return Err(header_error(path, defect));
+    }
+    tracing::warn!(path = %path.display(), %defect, "removing a segment whose creation was interrupted");
+    drop(bytes);
+    drop(file);
+    fs.remove(path).map_err(|e| Error::io("remove", path, e))?;
+    Ok(true)
+}
+
+/// Looks at a file inside the log, under a segment name, whose header does not decode: what
+/// stops recovery from removing it, or `None` when it may go. It may go only when it holds
+/// nothing at all (every byte written is a zero, the header's too: a prepared file another
+/// log's roll renamed here never had one) and no record of the log is missing around it:
+/// the greatest LSN before it (`prev_lsn`) is right before the next segment's first. A
+/// segment of this log whose contents a disk lost reads as zeros too, but its records are
+/// missing there.
+fn stray_file_check<F: SegmentFile>(
+    file: &F,
+    bytes: &[u8],
+    path: &Path,
+    prev_lsn: u64,
+    next_first_lsn: u64,
+) -> Result<Option<String>> {
+    let written_end = file
+        .written_data_end(0)
+        .map_err(|e| Error::io("seek", path, e))?;
+    let written = bytes
+        .get(..(written_end as usize).min(bytes.len()))
+        .unwrap_or(&[]);
+    if crate::zeros::first_nonzero(written).is_some() {
+        return Ok(Some("and it holds data".into()));
+    }
+    if prev_lsn.checked_add(1) != Some(next_first_lsn) {
+        return Ok(Some(format!(
+            "nothing but zeros, and records are missing around it (the log's LSN {prev_lsn} \
+             before it, {next_first_lsn} after it): a segment whose contents were lost?"
+        )));
+    }
+    Ok(None)
+}
+
 /// Opens and checks every segment in `dir`.
 pub(crate) fn recover<F: FileSystem>(
     fs: &F,
@@ -362,48 +429,29 @@ pub(crate) fn recover<F: FileSystem>(
     let mut found = list_segments(fs, dir)?;
     let tail_bound = crate::tail_bound::read(fs, dir);
     let mut dir_changed = false;
-    // Salvage reads every record: damage hidden behind a checkpoint is damage too.
-    let prefix = match found.last() {
-        Some(last) if opts.recovery_mode != RecoveryMode::Salvage => {
-            checked_prefix(fs, last, visitor)?
-        }
-        _ => None,
-    };
-    if let Some(last) = found.last() {
+    // The last segment is settled (step 0), and then, when its header is not on the disk, it
+    // is a segment whose creation was cut, removed: the one before it is the last one then,
+    // and that one must be settled too (a zeroed file named after the last
+    // segment hid the real one from step 0).
+    let mut prefix = None;
+    while let Some(last) = found.last() {
+        // Salvage reads every record: damage hidden behind a checkpoint is damage too.
+        prefix = match opts.recovery_mode {
+            RecoveryMode::Salvage => None,
+            _ => checked_prefix(fs, last, visitor)?,
+        };
         let proven_through = prefix.map_or(SEGMENT_HEADER_LEN, |p| p.end);
         settle_last_segment(fs, &last.path, proven_through, tail_bound.slot())?;
-    }
-
-    // A last segment whose header never made it to disk was cut mid-creation: nothing in it
-    // was acknowledged (records are written only after the header and the directory entry are
-    // durable), so it goes.
-    if let Some(last) = found.last() {
-        let file = fs
-            .open(&last.path)
-            .map_err(|e| Error::io("open", &last.path, e))?;
-        let bytes = file.map().map_err(|e| Error::io("map", &last.path, e))?;
-        if let Err(defect) = SegmentHeader::decode(&bytes) {
-            let written_end = file
-                .written_data_end(0)
-                .map_err(|e| Error::io("seek", &last.path, e))?;
-            let rest = bytes
-                .get(SEGMENT_HEADER_LEN..(written_end as usize).min(bytes.len()))
-                .unwrap_or(&[]);
-            if rest.iter().all(|&b| b == 0)
-                && opts.recovery_mode != RecoveryMode::AbsoluteConsistency
-            {
-                tracing::warn!(path = %last.path.display(), %defect, "removing a segment whose creation was interrupted");
-                drop(bytes);
-                drop(file);
-                fs.remove(&last.path)
-                    .map_err(|e| Error::io("remove", &last.path, e))?;
-                report.removed_incomplete_segment = Some(last.path.clone());
-                dir_changed = true;
-                found.pop();
-            } else {
-                return Err(header_error(&last.path, defect));
-            }
+        if !remove_if_creation_was_cut(fs, &last.path, opts)? {
+            break;
         }
+        if report.removed_incomplete_segment.is_none() {
+            report.removed_incomplete_segment = Some(last.path.clone());
+        } else {
+            report.removed_empty_files.push(last.path.clone());
+        }
+        dir_changed = true;
+        found.pop();
     }
 
     let count = found.len();
@@ -422,7 +470,43 @@ pub(crate) fn recover<F: FileSystem>(
             let _ = file.will_need(&[(0, SEGMENT_HEADER_LEN as u64)]);
         }
         let bytes = file.map().map_err(|e| Error::io("map", &f.path, e))?;
-        let header = SegmentHeader::decode(&bytes).map_err(|d| header_error(&f.path, d))?;
+        let header = match SegmentHeader::decode(&bytes) {
+            Ok(header) => header,
+            Err(defect) => {
+                let next_first_lsn = found.get(i + 1).map_or(u64::MAX, |n| n.first_lsn);
+                let cause = stray_file_check(&file, &bytes, &f.path, prev_lsn, next_first_lsn)?;
+                match cause {
+                    Some(reason) => {
+                        return Err(Error::Corruption {
+                            segment: 0,
+                            offset: 0,
+                            reason: format!("{}: {defect}, {reason}", f.path.display()),
+                        })
+                    }
+                    None if opts.recovery_mode == RecoveryMode::AbsoluteConsistency => {
+                        return Err(Error::Corruption {
+                            segment: 0,
+                            offset: 0,
+                            reason: format!(
+                                "{}: no segment header and nothing but zeros (no record is \
+                                 missing around it: it is no segment of this log, and an open \
+                                 in another recovery mode removes it)",
+                                f.path.display()
+                            ),
+                        })
+                    }
+                    None => {
+                        tracing::warn!(path = %f.path.display(), "removing a file under a segment name that holds nothing but zeros and no record of the log");
+                        drop(bytes);
+                        drop(file);
+                        fs.remove(&f.path)
+                            .map_err(|e| Error::io("remove", &f.path, e))?;
+                        report.removed_empty_files.push(f.path.clone());
+                        continue;
+                    }
+                }
+            }
+        };
         let corrupt = |offset: u64, reason: String| Error::Corruption {
             segment: header.segment_number,
             offset,

@@ -59,6 +59,10 @@ pub struct RecoveryStats {
     pub salvage_removed: Vec<std::path::PathBuf>,
     /// A last segment whose creation a crash interrupted, removed by the open.
     pub removed_incomplete_segment: Option<std::path::PathBuf>,
+    /// Files under segment names with no header and nothing but zeros, where no record of
+    /// the log is missing, removed by the open (see
+    /// [`seglog_segment::RecoveryReport::removed_empty_files`]).
+    pub removed_empty_files: Vec<std::path::PathBuf>,
     /// A compaction that a crash interrupted after its commit point, finished by the open.
     pub finished_replacement: bool,
     /// Files of a compaction that a crash interrupted before its commit point, removed.

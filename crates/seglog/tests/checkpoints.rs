@@ -165,3 +165,38 @@ fn orphan_checkpoints_and_temp_files_are_removed() {
         "{names:?}"
     );
 }
+
+/// A file of zeros under a segment name between two sealed segments (another log's prepared
+/// file that a roll racing a move of its directory renamed here: design.md) holds no record.
+/// The open removes it, and the index answers as before: the segment before the file is
+/// read instead of taken from its checkpoint (the checkpoint cannot vouch for where the next
+/// segment starts), the others still come from theirs.
+#[test]
+fn a_zeroed_file_between_sealed_segments_is_removed_and_the_answers_stay() {
+    use seglog::io::{FileSystem, SegmentFile};
+    let (fs, expected, sealed) = build();
+    let mut segments: Vec<u64> = fs
+        .file_names(std::path::Path::new("/log"))
+        .iter()
+        .filter_map(|n| seglog_segment::format::parse_segment_file_name(n)?.ok())
+        .collect();
+    segments.sort();
+    let stray =
+        PathBuf::from("/log").join(seglog_segment::format::segment_file_name(segments[4] - 1));
+    let file = fs.create_new(&stray).unwrap();
+    file.write_all_at(&vec![0u8; 64 << 10], 0).unwrap();
+    file.sync_data().unwrap();
+    fs.sync_dir(std::path::Path::new("/log")).unwrap();
+
+    let (d, r) = reopen(&fs, CheckpointMode::Inline);
+    assert_eq!(d, expected);
+    assert_eq!(r.removed_empty_files, vec![stray.clone()]);
+    assert!(!fs
+        .file_names(std::path::Path::new("/log"))
+        .iter()
+        .any(|n| stray.ends_with(n)));
+    assert_eq!(r.checkpoints_loaded, sealed - 1);
+    let (d, r) = reopen(&fs, CheckpointMode::Inline);
+    assert_eq!(d, expected);
+    assert!(r.removed_empty_files.is_empty());
+}
