@@ -380,20 +380,22 @@ fn remove_if_creation_was_cut<F: FileSystem>(
     Ok(true)
 }
 
-/// Looks at a file inside the log, under a segment name, whose header does not decode: what
-/// stops recovery from removing it, or `None` when it may go. It may go only when it holds
-/// nothing at all (every byte written is a zero, the header's too: a prepared file another
-/// log's roll renamed here never had one) and no record of the log is missing around it:
-/// the greatest LSN before it (`prev_lsn`) is right before the next segment's first. A
-/// segment of this log whose contents a disk lost reads as zeros too, but its records are
-/// missing there.
-fn stray_file_check<F: SegmentFile>(
+/// Looks at a file inside the log, under a segment name, whose header does not decode
+/// (`defect`): `Ok` when recovery may remove it, else the error the open fails with. It may
+/// go only when it holds nothing at all (every byte written is a zero, the header's too: a
+/// prepared file another log's roll renamed here never had one) and no record of the log is
+/// missing around it: the greatest LSN before it (`prev_lsn`) is right before the next
+/// segment's first. A segment of this log whose contents a disk lost reads as zeros too, but
+/// its records are missing there. Never in `AbsoluteConsistency`.
+fn check_stray_file<F: SegmentFile>(
     file: &F,
     bytes: &[u8],
     path: &Path,
+    defect: crate::format::HeaderDefect,
     prev_lsn: u64,
     next_first_lsn: u64,
-) -> Result<Option<String>> {
+    opts: &SegmentOptions,
+) -> Result<()> {
     let written_end = file
         .written_data_end(0)
         .map_err(|e| Error::io("seek", path, e))?;
@@ -401,15 +403,30 @@ fn stray_file_check<F: SegmentFile>(
         .get(..(written_end as usize).min(bytes.len()))
         .unwrap_or(&[]);
     if crate::zeros::first_nonzero(written).is_some() {
-        return Ok(Some("and it holds data".into()));
+        return Err(header_error(path, defect));
     }
+    let refuse = |why: String| Error::Corruption {
+        segment: 0,
+        offset: 0,
+        reason: format!(
+            "{}: no segment header and nothing but zeros, {why}",
+            path.display()
+        ),
+    };
     if prev_lsn.checked_add(1) != Some(next_first_lsn) {
-        return Ok(Some(format!(
-            "nothing but zeros, and records are missing around it (the log's LSN {prev_lsn} \
-             before it, {next_first_lsn} after it): a segment whose contents were lost?"
+        return Err(refuse(format!(
+            "where records are missing (the log's LSN {prev_lsn} before it, \
+             {next_first_lsn} after it): a segment whose contents were lost?"
         )));
     }
-    Ok(None)
+    if opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+        return Err(refuse(
+            "where no record is missing: no segment of this log (an open in another \
+             recovery mode removes it)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens and checks every segment in `dir`.
@@ -431,9 +448,11 @@ pub(crate) fn recover<F: FileSystem>(
     let mut dir_changed = false;
     // The last segment is settled (step 0), and then, when its header is not on the disk, it
     // is a segment whose creation was cut, removed: the one before it is the last one then,
-    // and that one must be settled too (a zeroed file named after the last
-    // segment hid the real one from step 0).
+    // and that one is settled too (a zeroed file named after the last segment hid the real
+    // one from step 0). Only one: a crash cuts one creation, and a file before it with no
+    // header is something else (review 129: a sealed segment whose contents were lost).
     let mut prefix = None;
+    let mut removed_one = false;
     while let Some(last) = found.last() {
         // Salvage reads every record: damage hidden behind a checkpoint is damage too.
         prefix = match opts.recovery_mode {
@@ -442,14 +461,11 @@ pub(crate) fn recover<F: FileSystem>(
         };
         let proven_through = prefix.map_or(SEGMENT_HEADER_LEN, |p| p.end);
         settle_last_segment(fs, &last.path, proven_through, tail_bound.slot())?;
-        if !remove_if_creation_was_cut(fs, &last.path, opts)? {
+        if removed_one || !remove_if_creation_was_cut(fs, &last.path, opts)? {
             break;
         }
-        if report.removed_incomplete_segment.is_none() {
-            report.removed_incomplete_segment = Some(last.path.clone());
-        } else {
-            report.removed_empty_files.push(last.path.clone());
-        }
+        report.removed_incomplete_segment = Some(last.path.clone());
+        removed_one = true;
         dir_changed = true;
         found.pop();
     }
@@ -474,37 +490,22 @@ pub(crate) fn recover<F: FileSystem>(
             Ok(header) => header,
             Err(defect) => {
                 let next_first_lsn = found.get(i + 1).map_or(u64::MAX, |n| n.first_lsn);
-                let cause = stray_file_check(&file, &bytes, &f.path, prev_lsn, next_first_lsn)?;
-                match cause {
-                    Some(reason) => {
-                        return Err(Error::Corruption {
-                            segment: 0,
-                            offset: 0,
-                            reason: format!("{}: {defect}, {reason}", f.path.display()),
-                        })
-                    }
-                    None if opts.recovery_mode == RecoveryMode::AbsoluteConsistency => {
-                        return Err(Error::Corruption {
-                            segment: 0,
-                            offset: 0,
-                            reason: format!(
-                                "{}: no segment header and nothing but zeros (no record is \
-                                 missing around it: it is no segment of this log, and an open \
-                                 in another recovery mode removes it)",
-                                f.path.display()
-                            ),
-                        })
-                    }
-                    None => {
-                        tracing::warn!(path = %f.path.display(), "removing a file under a segment name that holds nothing but zeros and no record of the log");
-                        drop(bytes);
-                        drop(file);
-                        fs.remove(&f.path)
-                            .map_err(|e| Error::io("remove", &f.path, e))?;
-                        report.removed_empty_files.push(f.path.clone());
-                        continue;
-                    }
-                }
+                check_stray_file(
+                    &file,
+                    &bytes,
+                    &f.path,
+                    defect,
+                    prev_lsn,
+                    next_first_lsn,
+                    opts,
+                )?;
+                tracing::warn!(path = %f.path.display(), "removing a file under a segment name that holds nothing but zeros and no record of the log");
+                drop(bytes);
+                drop(file);
+                fs.remove(&f.path)
+                    .map_err(|e| Error::io("remove", &f.path, e))?;
+                report.removed_empty_files.push(f.path.clone());
+                continue;
             }
         };
         let corrupt = |offset: u64, reason: String| Error::Corruption {

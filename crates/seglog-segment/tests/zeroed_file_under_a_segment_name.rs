@@ -19,8 +19,11 @@ use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::{RecoveryMode, SegmentLog, SegmentOptions};
 use std::path::{Path, PathBuf};
 
-/// A closed log of several segments; its records (LSN, payload) and segment paths.
-fn closed_log<B: Backend>(b: &B) -> (Vec<(u64, Vec<u8>)>, Vec<(u64, PathBuf)>) {
+/// (LSN, first payload) of each record.
+type Records = Vec<(u64, Vec<u8>)>;
+
+/// A closed log of several segments; its records and (first LSN, path) of its segments.
+fn closed_log<B: Backend>(b: &B) -> (Records, Vec<(u64, PathBuf)>) {
     let (log, _) = SegmentLog::open(b.fs(), b.dir(), small_opts(), &mut ()).unwrap();
     for i in 1..=80 {
         append_one(&log, i).unwrap();
@@ -184,3 +187,26 @@ fn the_segment_before_a_zeroed_last_file_is_read_from_the_disk_after_a_restart()
         .unwrap_or_else(|e| panic!("open after the power cut: {e}"));
     assert!(lost(&log, &acked).is_empty());
 }
+
+fn a_lost_segment_before_a_cut_creation_is_refused_not_removed<B: Backend>() {
+    // Review 129: the roll after the last segment created its file and a crash cut that
+    // creation (a segment name, no header); then the disk lost the sealed segment's
+    // contents. The cut creation goes, as ever, but the lost segment is not taken for a
+    // second one: a crash cuts one creation, and the lost segment's records are missing.
+    let b = B::new();
+    let (records, segs) = closed_log(&b);
+    let cut = place(
+        &b.fs(),
+        &b.dir(),
+        &segment_file_name(records.last().unwrap().0 + 1),
+        &[],
+    );
+    let (_, lost) = segs.last().unwrap();
+    let len = b.fs().open(lost).unwrap().len().unwrap();
+    let file = b.fs().open(lost).unwrap();
+    file.write_all_at(&vec![0u8; len as usize], 0).unwrap();
+    file.sync_data().unwrap();
+    assert_refused(&b, small_opts(), lost, "records are missing");
+    assert!(!exists(&b.fs(), &cut), "the cut creation is still there");
+}
+on_both_backends!(a_lost_segment_before_a_cut_creation_is_refused_not_removed);
