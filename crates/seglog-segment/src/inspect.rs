@@ -98,6 +98,56 @@ pub(crate) fn read_prefix<F: crate::io::SegmentFile>(
     Ok(buf)
 }
 
+/// A file under a segment name that holds no record, which a writer's open removes without
+/// loss (format.md §4, step 1): tools report it as such, not as corruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftover {
+    /// The last file: no header, and nothing written after where it would be. A segment
+    /// whose creation a crash cut.
+    CutCreation,
+    /// Inside the log: nothing but zeros, where its header would be too, and no record is
+    /// missing around it. No segment of this log (another log's prepared file that a roll
+    /// racing a move of its directory renamed here).
+    Zeros,
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Leftover::CutCreation => {
+                "no header and nothing after it: a segment whose creation a crash cut (the \
+                 next open removes it)"
+            }
+            Leftover::Zeros => {
+                "no header, nothing but zeros, and no record missing around it: no segment \
+                 of this log (the next open removes it)"
+            }
+        })
+    }
+}
+
+/// What a file under a segment name is to the open when it is a [`Leftover`]. `bytes` are
+/// its written bytes ([`read_file`]); `prev_lsn` the greatest LSN of the segments before it,
+/// commit markers included ([`SegmentAnalysis::last_lsn_with_markers`]); `next_first_lsn`
+/// the first LSN the next segment file's name gives, `None` for the last file.
+///
+/// The open removes one cut creation only, and then finds nothing after a file of zeros
+/// right before it: such a file is no leftover, which the caller decides, as it knows
+/// whether the last file is a cut creation.
+pub fn leftover(bytes: &[u8], prev_lsn: u64, next_first_lsn: Option<u64>) -> Option<Leftover> {
+    if SegmentHeader::decode(bytes).is_ok() {
+        return None;
+    }
+    match next_first_lsn {
+        None => crate::zeros::first_nonzero(bytes.get(SEGMENT_HEADER_LEN..).unwrap_or(&[]))
+            .is_none()
+            .then_some(Leftover::CutCreation),
+        Some(next) => (crate::zeros::first_nonzero(bytes).is_none()
+            && prev_lsn.checked_add(1) == Some(next))
+        .then_some(Leftover::Zeros),
+    }
+}
+
 /// Damage found in a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {

@@ -6,7 +6,8 @@
 use seglog::compaction::policy;
 use seglog::io::sim::SimFs;
 use seglog::{
-    verify_dir, CheckpointCheck, CheckpointMode, CompactOptions, Damage, Health, Log, Options,
+    verify_dir, CheckpointCheck, CheckpointMode, CompactOptions, Damage, Health, Leftover, Log,
+    Options,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,4 +161,86 @@ fn verify_on_the_simulated_file_system() {
     log.close().unwrap();
     let report = seglog::verify_dir_with_fs(&fs, Path::new("/log")).unwrap();
     assert!(report.is_clean(), "{report:?}");
+}
+
+/// Files under segment names that hold no record and that the next open removes without
+/// loss (format.md §4, step 1) are what the open makes of them, not corruption: a last
+/// segment whose creation a crash cut (a segment name, no header: normal after a crash in a
+/// roll), and a file of zeros inside the log where no record is missing (what a roll racing
+/// a move of its directory leaves in another log's directory). A segment whose contents
+/// were lost still is corruption.
+#[test]
+fn files_the_next_open_removes_without_loss_are_leftovers_not_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open_blocking(dir.path(), small()).unwrap();
+    fill(&log, 200);
+    log.close().unwrap();
+    let last_lsn = log.segments().iter().map(|s| s.last_lsn).max().unwrap();
+    let files = segment_files(dir.path());
+    let name = |lsn: u64| {
+        dir.path()
+            .join(seglog_segment::format::segment_file_name(lsn))
+    };
+    let first_lsn = |p: &Path| {
+        seglog_segment::format::parse_segment_file_name(p.file_name().unwrap().to_str().unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    let cut = name(last_lsn + 1);
+    std::fs::write(&cut, []).unwrap();
+    let stray = name(first_lsn(&files[2]) - 1);
+    std::fs::write(&stray, vec![0u8; 64 << 10]).unwrap();
+
+    let report = verify_dir(dir.path()).unwrap();
+    assert_eq!(report.health(), Health::TornTail, "{report:?}");
+    for (path, what) in [(&cut, Leftover::CutCreation), (&stray, Leftover::Zeros)] {
+        let seg = report.segments.iter().find(|s| &s.path == path).unwrap();
+        assert_eq!(seg.damage, Some(Damage::Leftover(what)), "{seg:?}");
+    }
+    assert_eq!(report.records(), 200);
+    // The open agrees: it removes both, and every record is there.
+    let log = Log::open_blocking(dir.path(), small()).unwrap();
+    let removed = log.stats().recovery;
+    assert_eq!(removed.removed_incomplete_segment.as_ref(), Some(&cut));
+    assert_eq!(removed.removed_empty_files, vec![stray]);
+    log.close().unwrap();
+    assert!(verify_dir(dir.path()).unwrap().is_clean());
+
+    // A sealed segment whose contents were lost reads as zeros too: records are missing.
+    let lost = &files[3];
+    let len = std::fs::metadata(lost).unwrap().len();
+    std::fs::write(lost, vec![0u8; len as usize]).unwrap();
+    let report = verify_dir(dir.path()).unwrap();
+    assert_eq!(report.health(), Health::Corrupt, "{report:?}");
+    let seg = report.segments.iter().find(|s| &s.path == lost).unwrap();
+    assert!(matches!(seg.damage, Some(Damage::Header(_))), "{seg:?}");
+    assert!(Log::open_blocking(dir.path(), small()).is_err());
+}
+
+/// The open removes one cut creation at the end of the log, and then finds nothing after a
+/// file of zeros before it to show that no record is missing: that file is corruption to
+/// the open, and to verify.
+#[test]
+fn a_file_of_zeros_right_before_a_cut_creation_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open_blocking(dir.path(), small()).unwrap();
+    fill(&log, 100);
+    log.close().unwrap();
+    // Named right after the greatest LSN (a commit marker's, at a close) and right before.
+    let last = segment_files(dir.path()).pop().unwrap();
+    let greatest = seglog_segment::inspect::analyze_segment(&std::fs::read(&last).unwrap(), 0)
+        .last_lsn_with_markers;
+    let name = |lsn: u64| {
+        dir.path()
+            .join(seglog_segment::format::segment_file_name(lsn))
+    };
+    std::fs::write(name(greatest + 1), []).unwrap();
+    let zeros = name(greatest);
+    std::fs::write(&zeros, vec![0u8; 4096]).unwrap();
+
+    let report = verify_dir(dir.path()).unwrap();
+    assert_eq!(report.health(), Health::Corrupt, "{report:?}");
+    let seg = report.segments.iter().find(|s| s.path == zeros).unwrap();
+    assert!(matches!(seg.damage, Some(Damage::Header(_))), "{seg:?}");
+    assert!(Log::open_blocking(dir.path(), small()).is_err());
 }

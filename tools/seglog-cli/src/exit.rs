@@ -4,7 +4,9 @@
 /// Done; the log (or the part read) is clean.
 pub const OK: i32 = 0;
 /// Only a torn tail: bytes of appends that were never acknowledged, at the end of the last
-/// segment (dump, verify, stats, events; the next open cuts them). What was shown is whole.
+/// segment, or a file with no record under a segment name that the next open removes
+/// (dump, verify, stats, events; the next open cuts or removes them). What was shown is
+/// whole.
 pub const TORN_TAIL: i32 = 1;
 /// Corruption: acknowledged data damaged, a file that is not a readable segment, a damaged
 /// checkpoint, records that contradict each other; or a repair that did not end clean.
@@ -22,8 +24,9 @@ pub const USAGE: i32 = 64;
 pub const TABLE: &str = "\
 Exit status (the same for every command):
   0   done; the log is clean
-  1   torn tail only: unacknowledged bytes at the end of the last segment (dump, verify,
-      stats, events); everything shown is whole, and the next open cuts them
+  1   torn tail only: unacknowledged bytes at the end of the last segment, or a file with
+      no record under a segment name (dump, verify, stats, events); everything shown is
+      whole, and the next open cuts or removes them
   2   corruption: acknowledged data damaged, an unreadable segment or checkpoint, records
       that contradict each other; repair: damage it cannot cut, or not clean afterwards
   3   other errors: I/O, a missing path, a log another process has open (compact, repair)

@@ -2,7 +2,10 @@
 //! Safe on a log another process is appending to.
 
 use anyhow::{bail, Context, Result};
-use seglog_segment::inspect::{analyze_segment, list_segment_files, read_file, SegmentAnalysis};
+use seglog_segment::format::parse_segment_file_name;
+use seglog_segment::inspect::{
+    analyze_segment, leftover, list_segment_files, read_file, Leftover, SegmentAnalysis,
+};
 use seglog_segment::io::StdFs;
 use seglog_segment::SegmentInfo;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,8 @@ pub struct SegmentView {
     pub analysis: SegmentAnalysis,
     /// Whether it is the last segment of its directory (only its tail may be torn).
     pub is_last: bool,
+    /// A file with no record that the next open removes without loss (no header).
+    pub leftover: Option<Leftover>,
 }
 
 /// How bad the worst damage is.
@@ -29,10 +34,14 @@ impl SegmentView {
         self.analysis.header.as_ref().ok().map(|h| h.segment_number)
     }
 
-    /// Clean, a torn tail (only possible in the last segment), or corruption.
+    /// Clean, a torn tail (only possible in the last segment) or a leftover the next open
+    /// removes, or corruption.
     pub fn health(&self) -> Health {
         if self.analysis.header.is_err() {
-            return Health::Corrupt;
+            return match self.leftover {
+                Some(_) => Health::TornTail,
+                None => Health::Corrupt,
+            };
         }
         match &self.analysis.damage {
             None => Health::Clean,
@@ -87,7 +96,13 @@ pub fn read_segment(path: &Path, prev_lsn: u64, is_last: bool) -> Result<Segment
         bytes,
         analysis,
         is_last,
+        leftover: None,
     })
+}
+
+/// The first LSN a segment file's name gives.
+fn name_lsn(path: &Path) -> Option<u64> {
+    parse_segment_file_name(path.file_name()?.to_str()?)?.ok()
 }
 
 /// Visits every segment at `path` in log order, reading one at a time (memory: one segment).
@@ -95,9 +110,31 @@ pub fn for_each_segment(path: &Path, mut f: impl FnMut(&SegmentView) -> Result<(
     let paths = segment_paths(path)?;
     let single_file = paths.len() == 1 && !path.is_dir();
     let mut prev_lsn = 0;
+    // The greatest LSN so far, commit markers included: where the open's check of a file of
+    // zeros looks (format.md §4, step 1).
+    let mut greatest_lsn = 0;
     for (i, p) in paths.iter().enumerate() {
-        let view = read_segment(p, prev_lsn, single_file || i + 1 == paths.len())?;
+        let is_last = single_file || i + 1 == paths.len();
+        let mut view = read_segment(p, prev_lsn, is_last)?;
+        if !single_file {
+            let next = if is_last {
+                None
+            } else {
+                paths.get(i + 1).and_then(|n| name_lsn(n))
+            };
+            view.leftover = leftover(&view.bytes, greatest_lsn.max(prev_lsn), next);
+            // The open removes one cut creation only, and then finds nothing after a file of
+            // zeros right before it.
+            if view.leftover == Some(Leftover::Zeros) && i + 2 == paths.len() {
+                let last = read_file(&StdFs, &paths[i + 1])
+                    .with_context(|| format!("cannot read {}", paths[i + 1].display()))?;
+                if leftover(&last, 0, None).is_some() {
+                    view.leftover = None;
+                }
+            }
+        }
         prev_lsn = prev_lsn.max(view.analysis.last_lsn);
+        greatest_lsn = greatest_lsn.max(view.analysis.last_lsn_with_markers);
         f(&view)?;
     }
     Ok(())

@@ -14,12 +14,15 @@ pub(crate) mod checks;
 mod offloaded;
 
 pub use offloaded::VerifiedOffload;
+pub use seglog_segment::inspect::Leftover;
 
 use crate::log::Log;
 use crate::Result;
 use checks::{check_checkpoint, Rebuilt};
 use seglog_segment::format::RecordDefect;
-use seglog_segment::inspect::{analyze_segment, list_segment_files, read_file, SegmentAnalysis};
+use seglog_segment::inspect::{
+    analyze_segment, leftover, list_segment_files, read_file, SegmentAnalysis,
+};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentInfo;
 use std::collections::HashMap;
@@ -32,7 +35,8 @@ pub enum Health {
     /// Nothing wrong.
     Clean,
     /// Only a torn tail: bytes of appends that were never acknowledged (normal after a
-    /// crash, and in a log being appended to); the next open cuts them.
+    /// crash, and in a log being appended to); the next open cuts them. Or a
+    /// [`Damage::Leftover`], which the next open removes.
     TornTail,
     /// Acknowledged data is damaged, or a header, a checkpoint or the index contradicts the
     /// records.
@@ -45,6 +49,11 @@ pub enum Health {
 pub enum Damage {
     /// Its header does not decode: the segment cannot be read.
     Header(String),
+    /// A file under a segment name that holds no record, which the next open removes
+    /// without loss (format.md §4, step 1): the last segment, whose creation a crash cut (no
+    /// header, nothing written after where it would be), or a file of zeros inside the log
+    /// where no record is missing. Counted as [`Health::TornTail`].
+    Leftover(Leftover),
     /// The last segment's records stop being valid at `offset`, and nothing after proves the
     /// bytes there were acknowledged.
     TornTail {
@@ -115,7 +124,7 @@ impl VerifiedSegment {
     pub fn health(&self) -> Health {
         let bytes = match &self.damage {
             None => Health::Clean,
-            Some(Damage::TornTail { .. }) => Health::TornTail,
+            Some(Damage::TornTail { .. } | Damage::Leftover(_)) => Health::TornTail,
             Some(_) => Health::Corrupt,
         };
         match self.checkpoint {
@@ -269,9 +278,15 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
     };
     let mut rebuilt = Rebuilt::new();
     let mut prev_lsn = 0u64;
+    // The greatest LSN so far, commit markers included: where the open's check of a file of
+    // zeros looks (format.md §4, step 1).
+    let mut greatest_lsn = 0u64;
     let mut offloaded = offloaded::Pending::list(fs, dir, &mut rebuilt);
     let count = files.len();
     let mut local_numbers = Vec::with_capacity(count);
+    let next_names: Vec<Option<u64>> = (0..count)
+        .map(|i| files.get(i + 1).map(|(lsn, _)| *lsn))
+        .collect();
     for (i, (name_lsn, path)) in files.into_iter().enumerate() {
         let is_last = i + 1 == count;
         prev_lsn = prev_lsn.max(offloaded.verify_before(
@@ -284,6 +299,12 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
         let bytes = read_file(fs, &path)?;
         let analysis = analyze_segment(&bytes, prev_lsn);
         let mut seg = describe(path.clone(), &analysis, is_last, false);
+        if analysis.header.is_err() {
+            let before = greatest_lsn.max(prev_lsn);
+            if let Some(what) = leftover(&bytes, before, next_names[i]) {
+                seg.damage = Some(Damage::Leftover(what));
+            }
+        }
         if let Ok(h) = analysis.header.as_ref() {
             if h.first_lsn != name_lsn {
                 rebuilt.problem(format!(
@@ -307,7 +328,21 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
             }
         }
         prev_lsn = prev_lsn.max(analysis.last_lsn);
+        greatest_lsn = greatest_lsn.max(analysis.last_lsn_with_markers);
         report.segments.push(seg);
+    }
+    // The open removes one cut creation at the end, and then judges a file of zeros before
+    // it as the log's last file, where nothing follows to show that no record is missing.
+    if let [.., before, last] = report.segments.as_mut_slice() {
+        if matches!(last.damage, Some(Damage::Leftover(_))) {
+            if let Some(Damage::Leftover(Leftover::Zeros)) = &before.damage {
+                before.damage = Some(Damage::Header(
+                    "no header and nothing but zeros, right before a segment whose creation \
+                     was cut: the open finds nothing after it to show no record is missing"
+                        .into(),
+                ));
+            }
+        }
     }
     offloaded.verify_rest(fs, dir, &mut rebuilt, &mut report.offloaded);
     offloaded::check_numbers(&local_numbers, &report.offloaded, &mut rebuilt);

@@ -210,23 +210,25 @@ pub fn dump(path: &Path, args: &DumpOptions) -> Result<i32> {
         let number = seg.segment_number().unwrap_or(0);
         match &seg.analysis.header {
             Err(defect) => {
-                worst = worst.max(Health::Corrupt);
-                first_damage.get_or_insert_with(|| format!("{file}: unreadable header: {defect}"));
+                worst = worst.max(seg.health());
+                let (status, reason) = match seg.leftover {
+                    Some(what) => ("leftover", format!("no record: {what}")),
+                    None => ("corruption", format!("unreadable header: {defect}")),
+                };
+                first_damage.get_or_insert_with(|| format!("{file}: {reason}"));
                 if args.json {
                     let line = DamageLine {
                         file,
                         segment: None,
                         offset: 0,
-                        status: "corruption",
-                        reason: format!("unreadable header: {defect}"),
+                        status,
+                        reason,
                     };
                     writeln!(out, "{}", json_line(&line)?)?;
+                } else if seg.leftover.is_some() {
+                    writeln!(out, "{}", paint.warn(&format!("{file}: {reason}")))?;
                 } else {
-                    writeln!(
-                        out,
-                        "{}",
-                        paint.bad(&format!("{file}: unreadable header: {defect}"))
-                    )?;
+                    writeln!(out, "{}", paint.bad(&format!("{file}: {reason}")))?;
                 }
                 return Ok(());
             }

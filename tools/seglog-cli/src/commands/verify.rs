@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// Options of `seglog verify`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only (normal after a crash: opening the log cuts it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\nA damaged log can be salvaged with `seglog repair`.\n\nExamples:\n  seglog verify ./log && echo intact\n  seglog verify ./log --json | jq 'select(.kind == \"verdict\")'"
+    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only, or a file with no record (normal after a crash: opening the log cuts or removes it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\nA damaged log can be salvaged with `seglog repair`.\n\nExamples:\n  seglog verify ./log && echo intact\n  seglog verify ./log --json | jq 'select(.kind == \"verdict\")'"
 )]
 pub struct VerifyArgs {
     /// A log directory.
@@ -177,6 +177,12 @@ fn segment_json(seg: &VerifiedSegment) -> VerifiedSegmentLine {
             reason: escape_str(h),
             proven_by: None,
         },
+        Damage::Leftover(what) => DamageJson {
+            status: "leftover",
+            offset: 0,
+            reason: escape_str(&what.to_string()),
+            proven_by: None,
+        },
         Damage::TornTail { offset, reason } => DamageJson {
             status: "torn_tail",
             offset: *offset,
@@ -231,6 +237,10 @@ fn status(paint: &Paint, seg: &VerifiedSegment) -> (String, Option<String>) {
         Some(Damage::Header(h)) => (
             paint.bad(&format!("CORRUPT: header: {h}")),
             Some(format!("unreadable header: {h}")),
+        ),
+        Some(Damage::Leftover(what)) => (
+            paint.warn(&format!("no record: {what}")),
+            Some(format!("a file with no record: {what}")),
         ),
         Some(Damage::TornTail { offset, reason }) => (
             paint.warn(&format!("torn tail at {offset} ({reason})")),

@@ -76,6 +76,42 @@ fn status_1_for_a_torn_tail_from_dump_verify_stats_and_events() {
     }
 }
 
+/// Files under segment names that hold no record and that the next open removes without
+/// loss (format.md §4, step 1): a last segment whose creation a crash cut, and a file of
+/// zeros inside the log where no record is missing. Not corruption; the open agrees.
+#[test]
+fn status_1_for_files_the_next_open_removes_without_loss() {
+    use seglog_segment::format::{parse_segment_file_name, segment_file_name};
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = make_log(tmp.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    let lsn_of = |p: &std::path::Path| {
+        parse_segment_file_name(p.file_name().unwrap().to_str().unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    std::fs::write(tmp.path().join(segment_file_name(1 << 40)), []).unwrap();
+    let zeros = tmp.path().join(segment_file_name(lsn_of(&segs[1]) - 1));
+    std::fs::write(&zeros, vec![0u8; 8192]).unwrap();
+    let d = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["dump", d],
+        vec!["dump", d, "--json"],
+        vec!["verify", d],
+        vec!["verify", d, "--json"],
+        vec!["stats", d],
+        vec!["events", d, "exec-1"],
+    ] {
+        assert_eq!(code(&args), Some(1), "{args:?}");
+    }
+    // The same zeros where records are missing (a segment whose contents were lost):
+    // corruption.
+    std::fs::write(&segs[1], vec![0u8; 4096]).unwrap();
+    for args in [vec!["dump", d], vec!["verify", d], vec!["stats", d]] {
+        assert_eq!(code(&args), Some(2), "{args:?}");
+    }
+}
+
 #[test]
 fn status_2_for_corruption_from_every_reader() {
     let tmp = tempfile::tempdir().unwrap();
