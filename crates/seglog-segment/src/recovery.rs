@@ -380,6 +380,16 @@ fn remove_if_creation_was_cut<F: FileSystem>(
     Ok(true)
 }
 
+/// The greatest LSN of a sealed segment recovery did not read (its checkpoint stood in for
+/// it), commit markers included: a checkpoint lists records only (review 130).
+fn greatest_lsn_of<F: FileSystem>(entry: &SegmentEntry<F>) -> Result<u64> {
+    let bytes = entry
+        .file
+        .map()
+        .map_err(|e| Error::io("map", &entry.path, e))?;
+    Ok(crate::inspect::analyze_segment(&bytes, 0).last_lsn_with_markers)
+}
+
 /// Looks at a file inside the log, under a segment name, whose header does not decode
 /// (`defect`): `Ok` when recovery may remove it, else the error the open fails with. It may
 /// go only when it holds nothing at all (every byte written is a zero, the header's too: a
@@ -475,6 +485,8 @@ pub(crate) fn recover<F: FileSystem>(
     let mut prev_lsn = 0u64;
     let mut numbers = std::collections::BTreeSet::new();
     let mut salvage_stop = false;
+    // The segment before was taken from its checkpoint, not read.
+    let mut prev_skipped = false;
     for (i, f) in found.iter().enumerate() {
         let mut is_last = i + 1 == count;
         let mut file = fs
@@ -490,12 +502,18 @@ pub(crate) fn recover<F: FileSystem>(
             Ok(header) => header,
             Err(defect) => {
                 let next_first_lsn = found.get(i + 1).map_or(u64::MAX, |n| n.first_lsn);
+                let mut greatest = prev_lsn;
+                if prev_skipped && greatest.checked_add(1) != Some(next_first_lsn) {
+                    if let Some(prev) = segments.last() {
+                        greatest = greatest.max(greatest_lsn_of(prev)?);
+                    }
+                }
                 check_stray_file(
                     &file,
                     &bytes,
                     &f.path,
                     defect,
-                    prev_lsn,
+                    greatest,
                     next_first_lsn,
                     opts,
                 )?;
@@ -562,6 +580,7 @@ pub(crate) fn recover<F: FileSystem>(
             entry.seal(Some(bytes));
             segments.push(entry);
             prev_lsn = last_lsn;
+            prev_skipped = true;
             continue;
         }
         // The last segment's prefix, from the checkpoint written when the log was closed:
@@ -730,6 +749,7 @@ pub(crate) fn recover<F: FileSystem>(
             entry.seal(Some(view));
         }
         prev_lsn = info.last_lsn;
+        prev_skipped = false;
         segments.push(entry);
         if salvage_stop {
             break;

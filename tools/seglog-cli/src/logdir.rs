@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use seglog_segment::format::parse_segment_file_name;
 use seglog_segment::inspect::{
-    analyze_segment, leftover, list_segment_files, read_file, Leftover, SegmentAnalysis,
+    analyze_segment, list_segment_files, read_file, Leftover, SegmentAnalysis,
 };
 use seglog_segment::io::StdFs;
 use seglog_segment::SegmentInfo;
@@ -109,6 +109,15 @@ fn name_lsn(path: &Path) -> Option<u64> {
 pub fn for_each_segment(path: &Path, mut f: impl FnMut(&SegmentView) -> Result<()>) -> Result<()> {
     let paths = segment_paths(path)?;
     let single_file = paths.len() == 1 && !path.is_dir();
+    // For the files with no header: the directory's listing, by first LSN.
+    let listing: Vec<(u64, PathBuf)> = if single_file {
+        Vec::new()
+    } else {
+        paths
+            .iter()
+            .filter_map(|p| Some((name_lsn(p)?, p.clone())))
+            .collect()
+    };
     let mut prev_lsn = 0;
     // The greatest LSN so far, commit markers included: where the open's check of a file of
     // zeros looks (format.md §4, step 1).
@@ -116,22 +125,9 @@ pub fn for_each_segment(path: &Path, mut f: impl FnMut(&SegmentView) -> Result<(
     for (i, p) in paths.iter().enumerate() {
         let is_last = single_file || i + 1 == paths.len();
         let mut view = read_segment(p, prev_lsn, is_last)?;
-        if !single_file {
-            let next = if is_last {
-                None
-            } else {
-                paths.get(i + 1).and_then(|n| name_lsn(n))
-            };
-            view.leftover = leftover(&view.bytes, greatest_lsn.max(prev_lsn), next);
-            // The open removes one cut creation only, and then finds nothing after a file of
-            // zeros right before it.
-            if view.leftover == Some(Leftover::Zeros) && i + 2 == paths.len() {
-                let last = read_file(&StdFs, &paths[i + 1])
-                    .with_context(|| format!("cannot read {}", paths[i + 1].display()))?;
-                if leftover(&last, 0, None).is_some() {
-                    view.leftover = None;
-                }
-            }
+        if view.analysis.header.is_err() && listing.len() == paths.len() {
+            view.leftover = seglog::judge_leftover(&StdFs, &listing, i, &view.bytes, greatest_lsn)
+                .with_context(|| format!("cannot read {}", path.display()))?;
         }
         prev_lsn = prev_lsn.max(view.analysis.last_lsn);
         greatest_lsn = greatest_lsn.max(view.analysis.last_lsn_with_markers);

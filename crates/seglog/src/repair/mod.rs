@@ -154,6 +154,7 @@ pub(super) fn check_offloaded<F: FileSystem>(fs: &F, dir: &Path, plan: &SalvageP
         plan.cut.as_ref().is_some_and(|c| c.path == path)
             || plan.removed.iter().any(|r| r.path == path)
             || plan.incomplete_segment.as_deref() == Some(path)
+            || plan.empty_files.iter().any(|e| e == path)
     };
     let mut interrupted = Vec::new();
     for stub in &stubs {
@@ -299,6 +300,7 @@ fn started_again(bytes: &[u8], path: &Path, plan: &SalvagePlan) -> bool {
     // The incomplete segment had no whole header; a removed one is known by its salt (its
     // number may be given out again).
     let another = plan.incomplete_segment.as_deref() == Some(path)
+        || plan.empty_files.iter().any(|e| e == path)
         || plan
             .removed
             .iter()
@@ -315,7 +317,8 @@ fn compare<F: FileSystem>(fs: &F, plan: &SalvagePlan, offloaded: &[u64]) -> Resu
         .removed
         .iter()
         .map(|r| &r.path)
-        .chain(plan.incomplete_segment.as_ref());
+        .chain(plan.incomplete_segment.as_ref())
+        .chain(plan.empty_files.iter());
     for path in gone {
         match seglog_segment::inspect::read_file(fs, path) {
             Err(seglog_segment::Error::Io { source, .. })

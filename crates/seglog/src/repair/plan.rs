@@ -8,10 +8,11 @@
 //! library's salvage open, and `repair` checks the files afterwards against this plan.
 
 use crate::verify::checks::check_checkpoint;
-use crate::{CheckpointCheck, Error, Result};
+use crate::verify::judge_leftover;
+use crate::{CheckpointCheck, Error, Leftover, Result};
 use seglog_segment::format::{
     decode_record, RecordScan, SegmentHeader, KIND_COMMIT, KIND_EVENTS, MANIFEST_FILE_NAME,
-    RECORD_HEADER_LEN, REC_KIND_OFFSET, REC_LEN_OFFSET, SEGMENT_HEADER_LEN,
+    RECORD_HEADER_LEN, REC_KIND_OFFSET, REC_LEN_OFFSET,
 };
 use seglog_segment::inspect::{analyze_segment, list_segment_files, read_file};
 use seglog_segment::io::FileSystem;
@@ -97,6 +98,9 @@ pub struct SalvagePlan {
     /// A last segment whose creation a crash interrupted (its header never reached the
     /// disk; no records): removed, as any open does.
     pub incomplete_segment: Option<PathBuf>,
+    /// Files of zeros under segment names, no header, inside the log where no record is
+    /// missing around them (format.md §4, step 1): removed, as any open does.
+    pub empty_files: Vec<PathBuf>,
     /// Damaged index checkpoints of kept segments, removed.
     pub damaged_checkpoints: Vec<DamagedCheckpoint>,
     /// Segments kept (the cut one included), in log order.
@@ -109,6 +113,7 @@ impl SalvagePlan {
         self.cut.is_none()
             && self.removed.is_empty()
             && self.incomplete_segment.is_none()
+            && self.empty_files.is_empty()
             && self.damaged_checkpoints.is_empty()
     }
 
@@ -217,9 +222,12 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
             dir.display()
         )));
     }
-    let files = list_segment_files(fs, dir)?;
+    let listing = list_segment_files(fs, dir)?;
+    let files = listing.clone();
     let mut plan = SalvagePlan::default();
     let mut prev_lsn = 0u64;
+    // The greatest LSN so far, commit markers included (for `judge_leftover`).
+    let mut greatest_lsn = 0u64;
     let mut numbers = std::collections::BTreeSet::new();
     let count = files.len();
     let mut files = files.into_iter().enumerate();
@@ -229,21 +237,20 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
         let analysis = analyze_segment(&bytes, prev_lsn);
         let header = match &analysis.header {
             Ok(h) => *h,
-            // As recovery: a last segment with no header and nothing but zeros after it was
-            // being created when a crash came; nothing in it was acknowledged.
-            Err(_)
-                if is_last
-                    && bytes
-                        .get(SEGMENT_HEADER_LEN..)
-                        .unwrap_or(&[])
-                        .iter()
-                        .all(|&b| b == 0) =>
-            {
-                plan.incomplete_segment = Some(path);
-                break;
-            }
-            Err(defect) => return Err(unrepairable(&path, format!("unreadable header: {defect}"))),
+            // As recovery: no record in it, and the open removes it.
+            Err(defect) => match judge_leftover(fs, &listing, i, &bytes, greatest_lsn)? {
+                Some(Leftover::CutCreation) => {
+                    plan.incomplete_segment = Some(path);
+                    break;
+                }
+                Some(Leftover::Zeros) => {
+                    plan.empty_files.push(path);
+                    continue;
+                }
+                None => return Err(unrepairable(&path, format!("unreadable header: {defect}"))),
+            },
         };
+        greatest_lsn = greatest_lsn.max(analysis.last_lsn_with_markers);
         check_header(&path, &header, name_lsn, prev_lsn, &mut numbers)?;
         plan.kept.push(KeptSegment {
             path: path.clone(),

@@ -11,8 +11,10 @@
 //! for what prevents the check (I/O).
 
 pub(crate) mod checks;
+mod leftover;
 mod offloaded;
 
+pub use leftover::judge_leftover;
 pub use offloaded::VerifiedOffload;
 pub use seglog_segment::inspect::Leftover;
 
@@ -20,9 +22,7 @@ use crate::log::Log;
 use crate::Result;
 use checks::{check_checkpoint, Rebuilt};
 use seglog_segment::format::RecordDefect;
-use seglog_segment::inspect::{
-    analyze_segment, leftover, list_segment_files, read_file, SegmentAnalysis,
-};
+use seglog_segment::inspect::{analyze_segment, list_segment_files, read_file, SegmentAnalysis};
 use seglog_segment::io::{FileSystem, StdFs};
 use seglog_segment::SegmentInfo;
 use std::collections::HashMap;
@@ -278,16 +278,14 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
     };
     let mut rebuilt = Rebuilt::new();
     let mut prev_lsn = 0u64;
-    // The greatest LSN so far, commit markers included: where the open's check of a file of
-    // zeros looks (format.md §4, step 1).
+    // The greatest LSN of the local files so far, commit markers included: where the open's
+    // check of a file of zeros looks (format.md §4, step 1).
     let mut greatest_lsn = 0u64;
     let mut offloaded = offloaded::Pending::list(fs, dir, &mut rebuilt);
     let count = files.len();
     let mut local_numbers = Vec::with_capacity(count);
-    let next_names: Vec<Option<u64>> = (0..count)
-        .map(|i| files.get(i + 1).map(|(lsn, _)| *lsn))
-        .collect();
-    for (i, (name_lsn, path)) in files.into_iter().enumerate() {
+    for (i, (name_lsn, path)) in files.iter().enumerate() {
+        let (name_lsn, path) = (*name_lsn, path.clone());
         let is_last = i + 1 == count;
         prev_lsn = prev_lsn.max(offloaded.verify_before(
             fs,
@@ -300,8 +298,7 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
         let analysis = analyze_segment(&bytes, prev_lsn);
         let mut seg = describe(path.clone(), &analysis, is_last, false);
         if analysis.header.is_err() {
-            let before = greatest_lsn.max(prev_lsn);
-            if let Some(what) = leftover(&bytes, before, next_names[i]) {
+            if let Some(what) = judge_leftover(fs, &files, i, &bytes, greatest_lsn)? {
                 seg.damage = Some(Damage::Leftover(what));
             }
         }
@@ -330,19 +327,6 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
         prev_lsn = prev_lsn.max(analysis.last_lsn);
         greatest_lsn = greatest_lsn.max(analysis.last_lsn_with_markers);
         report.segments.push(seg);
-    }
-    // The open removes one cut creation at the end, and then judges a file of zeros before
-    // it as the log's last file, where nothing follows to show that no record is missing.
-    if let [.., before, last] = report.segments.as_mut_slice() {
-        if matches!(last.damage, Some(Damage::Leftover(_))) {
-            if let Some(Damage::Leftover(Leftover::Zeros)) = &before.damage {
-                before.damage = Some(Damage::Header(
-                    "no header and nothing but zeros, right before a segment whose creation \
-                     was cut: the open finds nothing after it to show no record is missing"
-                        .into(),
-                ));
-            }
-        }
     }
     offloaded.verify_rest(fs, dir, &mut rebuilt, &mut report.offloaded);
     offloaded::check_numbers(&local_numbers, &report.offloaded, &mut rebuilt);

@@ -85,6 +85,7 @@ struct PlanLine {
     cut: Option<CutJson>,
     removed: Vec<RemovedJson>,
     incomplete_segment: Option<String>,
+    empty_files: Vec<String>,
     damaged_checkpoints: Vec<CheckpointJson>,
     segments_kept: usize,
     records_kept: u64,
@@ -142,6 +143,7 @@ fn plan_line(plan: &SalvagePlan) -> PlanLine {
             })
             .collect(),
         incomplete_segment: plan.incomplete_segment.as_deref().map(name),
+        empty_files: plan.empty_files.iter().map(|p| name(p)).collect(),
         damaged_checkpoints: plan
             .damaged_checkpoints
             .iter()
@@ -192,6 +194,13 @@ fn plan_text(plan: &SalvagePlan) -> Vec<String> {
     if let Some(p) = &plan.incomplete_segment {
         lines.push(format!(
             "remove {}: its creation was interrupted (no header, no records)",
+            name(p)
+        ));
+    }
+    for p in &plan.empty_files {
+        lines.push(format!(
+            "remove {}: no header, nothing but zeros, and no record missing around it (no \
+             segment of this log)",
             name(p)
         ));
     }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// Options of `seglog verify`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only, or a file with no record (normal after a crash: opening the log cuts or removes it);\n2 corruption (acknowledged data damaged, or a damaged checkpoint or header).\nA damaged log can be salvaged with `seglog repair`.\n\nExamples:\n  seglog verify ./log && echo intact\n  seglog verify ./log --json | jq 'select(.kind == \"verdict\")'"
+    after_help = "Reads every record of every segment and compares each checkpoint with its segment's records.\n\nExit status: 0 clean; 1 torn tail only, or a file with no record (normal after a crash:\nopening the log cuts or removes it); 2 corruption (acknowledged data damaged, or a\ndamaged checkpoint or header).\nA damaged log can be salvaged with `seglog repair`.\n\nExamples:\n  seglog verify ./log && echo intact\n  seglog verify ./log --json | jq 'select(.kind == \"verdict\")'"
 )]
 pub struct VerifyArgs {
     /// A log directory.

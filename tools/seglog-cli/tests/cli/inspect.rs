@@ -228,8 +228,14 @@ fn hostile_files_fail_cleanly() {
         text(&o)
     );
     assert!(text(&o).contains("impossible record length"));
-    // Truncated inside the header.
+    // Truncated inside the header: a segment whose creation a crash cut, which the next
+    // open removes (a leftover, as a torn tail)...
     std::fs::write(&f, &header[..30]).unwrap();
+    assert_clean_failure(&seglog(&["verify", tmp.path().to_str().unwrap()]), 1);
+    // ...but not with data after where the header would be.
+    let mut b = header[..30].to_vec();
+    b.resize(200, 7);
+    std::fs::write(&f, &b).unwrap();
     assert_clean_failure(&seglog(&["verify", tmp.path().to_str().unwrap()]), 2);
     // Not there at all; not a log directory.
     assert_clean_failure(&seglog(&["dump", "/nonexistent/seglog"]), 3);

@@ -16,6 +16,7 @@ mod pipe;
 mod remote;
 mod repair;
 mod review10_tail_clustered;
+mod review130_leftovers;
 mod review34_offloaded;
 mod review43_remote_events;
 mod review48;
