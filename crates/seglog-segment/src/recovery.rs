@@ -350,15 +350,12 @@ fn check_claim(bytes: &[u8], header: &SegmentHeader, claim: PrefixClaim) -> Opti
     }
 }
 
-/// Removes the last segment file, settled (step 0: read from the disk), when its header never
-/// made it to disk while nothing else in it is written: its creation was cut by a crash (records are written only after the
-/// header and the directory entry are durable), so nothing in it was acknowledged. `false`
-/// when it has a header; an error when it is anything else (format.md §4, step 1).
-fn remove_if_creation_was_cut<F: FileSystem>(
-    fs: &F,
-    path: &Path,
-    opts: &SegmentOptions,
-) -> Result<bool> {
+/// Whether the last segment file, settled (step 0: read from the disk), is one whose creation
+/// a crash cut: its header never made it to disk and nothing else in it is written (records
+/// are written only after the header and the directory entry are durable), so nothing in it
+/// was acknowledged, and recovery removes it. `false` when it has a header; an error when it
+/// is anything else (format.md §4, step 1).
+fn creation_was_cut<F: FileSystem>(fs: &F, path: &Path, opts: &SegmentOptions) -> Result<bool> {
     let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
     let bytes = file.map().map_err(|e| Error::io("map", path, e))?;
     let Err(defect) = SegmentHeader::decode(&bytes) else {
@@ -374,9 +371,6 @@ fn remove_if_creation_was_cut<F: FileSystem>(
         return Err(header_error(path, defect));
     }
     tracing::warn!(path = %path.display(), %defect, "removing a segment whose creation was interrupted");
-    drop(bytes);
-    drop(file);
-    fs.remove(path).map_err(|e| Error::io("remove", path, e))?;
     Ok(true)
 }
 
@@ -455,7 +449,11 @@ pub(crate) fn recover<F: FileSystem>(
     report.discarded_replacement_files = replacement.discarded_files;
     let mut found = list_segments(fs, dir)?;
     let tail_bound = crate::tail_bound::read(fs, dir);
-    let mut dir_changed = false;
+    // Files recovery removes (no record in them): only once the rest of the log has passed
+    // its checks, so that an open that fails leaves the directory as it found it (review
+    // 131: after a refused open, the next one took the segment it had refused for a cut
+    // creation, as the cut creation before it was gone).
+    let mut doomed: Vec<PathBuf> = Vec::new();
     // The last segment is settled (step 0), and then, when its header is not on the disk, it
     // is a segment whose creation was cut, removed: the one before it is the last one then,
     // and that one is settled too (a zeroed file named after the last segment hid the real
@@ -471,12 +469,12 @@ pub(crate) fn recover<F: FileSystem>(
         };
         let proven_through = prefix.map_or(SEGMENT_HEADER_LEN, |p| p.end);
         settle_last_segment(fs, &last.path, proven_through, tail_bound.slot())?;
-        if removed_one || !remove_if_creation_was_cut(fs, &last.path, opts)? {
+        if removed_one || !creation_was_cut(fs, &last.path, opts)? {
             break;
         }
         report.removed_incomplete_segment = Some(last.path.clone());
+        doomed.push(last.path.clone());
         removed_one = true;
-        dir_changed = true;
         found.pop();
     }
 
@@ -518,11 +516,8 @@ pub(crate) fn recover<F: FileSystem>(
                     opts,
                 )?;
                 tracing::warn!(path = %f.path.display(), "removing a file under a segment name that holds nothing but zeros and no record of the log");
-                drop(bytes);
-                drop(file);
-                fs.remove(&f.path)
-                    .map_err(|e| Error::io("remove", &f.path, e))?;
                 report.removed_empty_files.push(f.path.clone());
+                doomed.push(f.path.clone());
                 continue;
             }
         };
@@ -696,6 +691,18 @@ pub(crate) fn recover<F: FileSystem>(
                 RecoveryMode::TolerateTornTail if !is_last => {
                     return Err(corrupt(end, format!("{defect} in a sealed segment")));
                 }
+                // The last segment only because the cut creation after it is removed: that
+                // creation began after this segment was sealed, whole and synced (review
+                // 131: its damage was cut as a torn tail, acknowledged records with it).
+                RecoveryMode::TolerateTornTail if removed_one => {
+                    return Err(corrupt(
+                        end,
+                        format!(
+                            "{defect} in a segment sealed before the next one's creation began \
+                             (a crash cut that creation)"
+                        ),
+                    ));
+                }
                 RecoveryMode::TolerateTornTail if !header.tail_may_be_torn() => {
                     return Err(corrupt(end, format!("{defect} in a clustered segment")));
                 }
@@ -756,6 +763,9 @@ pub(crate) fn recover<F: FileSystem>(
         }
     }
 
+    for path in &doomed {
+        crate::replacement::remove_if_present(fs, path)?;
+    }
     if !segments.is_empty() {
         // IMPORTANT: the active segment's name may never have been made durable (a roll that
         // failed after creating the file, a removal above): appends go into it from now on.
@@ -766,7 +776,7 @@ pub(crate) fn recover<F: FileSystem>(
             fs.sync_dir(dir)
                 .map_err(|e| Error::io("sync_dir", dir, e))?;
         }
-    } else if dir_changed {
+    } else if !doomed.is_empty() {
         // IMPORTANT: make the removal of an incomplete segment durable before new segments
         // with the same first LSN can be created.
         fs.sync_dir(dir)
