@@ -54,7 +54,7 @@ fn verify_and_the_open_agree_on_damage_before_a_cut_creation() {
     // Then a roll's creation of the next segment, cut by a crash.
     let next = dir.join(segment_file_name(a.last_lsn_with_markers + 1));
     let c = fs.create_new(&next).unwrap();
-    c.write_all_at(&vec![0u8; 64], 0).unwrap();
+    c.write_all_at(&[0u8; 64], 0).unwrap();
     c.sync_data().unwrap();
     fs.sync_dir(dir).unwrap();
 
