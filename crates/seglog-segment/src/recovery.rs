@@ -6,8 +6,8 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{
-    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, SALVAGE_TEMP_FILE_NAME,
-    SEGMENT_HEADER_LEN,
+    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, RECORD_HEADER_LEN,
+    SALVAGE_TEMP_FILE_NAME, SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::scan::{
@@ -374,6 +374,17 @@ fn creation_was_cut<F: FileSystem>(fs: &F, path: &Path, opts: &SegmentOptions) -
     Ok(true)
 }
 
+/// Whether a segment named `next_first_lsn` can be the one a roll created right after a
+/// segment whose valid records end at LSN `last_good_lsn`, followed by `bytes_after` bytes
+/// that do not read: at most one LSN per record header's worth of those bytes (the look-ahead's
+/// bound, `scan::later_durable_record`), then the next segment's first.
+fn successor_fits(next_first_lsn: u64, last_good_lsn: u64, bytes_after: usize) -> bool {
+    next_first_lsn
+        <= last_good_lsn
+            .saturating_add(bytes_after as u64 / RECORD_HEADER_LEN as u64)
+            .saturating_add(3)
+}
+
 /// The greatest LSN of a sealed segment recovery did not read (its checkpoint stood in for
 /// it), commit markers included: a checkpoint lists records only (review 130).
 fn greatest_lsn_of<F: FileSystem>(entry: &SegmentEntry<F>) -> Result<u64> {
@@ -460,7 +471,8 @@ pub(crate) fn recover<F: FileSystem>(
     // one from step 0). Only one: a crash cuts one creation, and a file before it with no
     // header is something else (review 129: a sealed segment whose contents were lost).
     let mut prefix = None;
-    let mut removed_one = false;
+    // The first LSN of the cut creation removed, if one was.
+    let mut removed_cut: Option<u64> = None;
     while let Some(last) = found.last() {
         // Salvage reads every record: damage hidden behind a checkpoint is damage too.
         prefix = match opts.recovery_mode {
@@ -469,12 +481,12 @@ pub(crate) fn recover<F: FileSystem>(
         };
         let proven_through = prefix.map_or(SEGMENT_HEADER_LEN, |p| p.end);
         settle_last_segment(fs, &last.path, proven_through, tail_bound.slot())?;
-        if removed_one || !creation_was_cut(fs, &last.path, opts)? {
+        if removed_cut.is_some() || !creation_was_cut(fs, &last.path, opts)? {
             break;
         }
         report.removed_incomplete_segment = Some(last.path.clone());
         doomed.push(last.path.clone());
-        removed_one = true;
+        removed_cut = Some(last.first_lsn);
         found.pop();
     }
 
@@ -691,10 +703,18 @@ pub(crate) fn recover<F: FileSystem>(
                 RecoveryMode::TolerateTornTail if !is_last => {
                     return Err(corrupt(end, format!("{defect} in a sealed segment")));
                 }
-                // The last segment only because the cut creation after it is removed: that
-                // creation began after this segment was sealed, whole and synced (review
-                // 131: its damage was cut as a torn tail, acknowledged records with it).
-                RecoveryMode::TolerateTornTail if removed_one => {
+                // The last segment only because the cut creation after it is removed, and
+                // that file's name is where this segment's records would end: its creation
+                // began after this segment was sealed, whole and synced (review 131: its
+                // damage was cut as a torn tail, acknowledged records with it). A file named
+                // far beyond is no roll of this segment's (review 132: another log's prepared
+                // file, put here by a roll that raced a move of its directory, after an
+                // active segment whose tail a crash really tore).
+                RecoveryMode::TolerateTornTail
+                    if removed_cut.is_some_and(|next| {
+                        successor_fits(next, scan.last_lsn, written_end.saturating_sub(scan.end))
+                    }) =>
+                {
                     return Err(corrupt(
                         end,
                         format!(
