@@ -364,10 +364,12 @@ fn creation_was_cut<F: FileSystem>(fs: &F, path: &Path, opts: &SegmentOptions) -
     let written_end = file
         .written_data_end(0)
         .map_err(|e| Error::io("seek", path, e))?;
-    let rest = bytes
-        .get(SEGMENT_HEADER_LEN..(written_end as usize).min(bytes.len()))
+    let written = bytes
+        .get(..(written_end as usize).min(bytes.len()))
         .unwrap_or(&[]);
-    if !rest.iter().all(|&b| b == 0) || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+    let cut =
+        crate::inspect::leftover(written, 0, None) == Some(crate::inspect::Leftover::CutCreation);
+    if !cut || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
         return Err(header_error(path, defect));
     }
     tracing::warn!(path = %path.display(), %defect, "removing a segment whose creation was interrupted");
