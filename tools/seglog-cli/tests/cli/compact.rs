@@ -172,40 +172,107 @@ fn compact_dry_run_estimates_what_the_library_would_reclaim() {
             .concat(),
         );
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", err(&o));
-        // The library's own dry run, on a copy (opening the log writes to it).
-        let copy = tmp.path().join("copy");
-        let _ = std::fs::remove_dir_all(&copy);
-        std::fs::create_dir(&copy).unwrap();
-        for (name, bytes) in snapshot(&dir) {
-            std::fs::write(copy.join(name), bytes).unwrap();
-        }
-        let log = Log::open_blocking(&copy, Options::default().segment_size_bytes(4096)).unwrap();
-        let view = log.compaction_view(true).unwrap();
-        let plan = plan(&view);
-        let r = log
-            .compact_blocking(
-                &plan,
-                seglog::CompactOptions::default()
-                    .dry_run(true)
-                    .target_segment_bytes(16384),
-                &mut |_, _| {},
-            )
-            .unwrap();
-        log.close().unwrap();
-        let expected = format!(
-            "would reclaim: {} executions, {} events, {} (segments: {} read, {} written)",
-            r.executions_dropped,
-            r.events_dropped,
-            size(r.bytes_reclaimed),
-            r.rewrite.input_segments,
-            r.rewrite.output_segments,
-        );
+        let (expected, dropped) = library_dry_run(&dir, &tmp.path().join("copy"), plan);
         assert_eq!(text(&o).trim_end(), expected, "{args:?}");
         assert!(
-            r.executions_dropped > 0 || args.contains(&"--older-than"),
+            dropped > 0 || args.contains(&"--older-than"),
             "{args:?}: a case that drops nothing"
         );
     }
+}
+
+/// The library's own dry run of `plan` on a copy of `dir` (opening the log writes to it), as
+/// `seglog compact --dry-run --segment-size 16384` prints it, and the executions it drops.
+fn library_dry_run(dir: &Path, copy: &Path, plan: PlanOf) -> (String, u64) {
+    let _ = std::fs::remove_dir_all(copy);
+    std::fs::create_dir(copy).unwrap();
+    for (name, bytes) in snapshot(dir) {
+        std::fs::write(copy.join(name), bytes).unwrap();
+    }
+    let log = Log::open_blocking(copy, Options::default().segment_size_bytes(4096)).unwrap();
+    let view = log.compaction_view(true).unwrap();
+    let plan = plan(&view);
+    let r = log
+        .compact_blocking(
+            &plan,
+            seglog::CompactOptions::default()
+                .dry_run(true)
+                .target_segment_bytes(16384),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    log.close().unwrap();
+    let printed = format!(
+        "would reclaim: {} executions, {} events, {} (segments: {} read, {} written)",
+        r.executions_dropped,
+        r.events_dropped,
+        size(r.bytes_reclaimed),
+        r.rewrite.input_segments,
+        r.rewrite.output_segments,
+    );
+    (printed, r.executions_dropped)
+}
+
+/// Files the next open removes without loss (format.md §4, step 1): a file of zeros inside
+/// the log where no LSN is missing, and a last segment whose creation a crash cut. The dry
+/// run leaves them out as the open does, instead of calling the log corrupt, and counts what
+/// the library counts; the segment before a removed cut creation is the active one.
+#[test]
+fn compact_dry_run_leaves_out_the_files_the_open_removes() {
+    use seglog::compaction::policy;
+    use seglog_segment::format::{parse_segment_file_name, segment_file_name};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let segs = make_log(&dir);
+    assert!(segs.len() >= 4, "{segs:?}");
+    let lsn_of = |p: &Path| {
+        parse_segment_file_name(p.file_name().unwrap().to_str().unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    // Named right before the next segment: the segment before it ends below that LSN.
+    let inside = dir.join(segment_file_name(lsn_of(&segs[2]) - 1));
+    std::fs::write(&inside, vec![0u8; 8192]).unwrap();
+    let d = dir.to_str().unwrap();
+    let verify = seglog(&["verify", d]);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+
+    let plans: [(&[&str], PlanOf); 2] = [
+        (&["--drop-tenant", "tenant-1"], |v| {
+            policy::drop_tenant(v, "tenant-1")
+        }),
+        (&["--merge-small"], |v| {
+            policy::merge_small_segments(v, 16384 / 4, 16384)
+        }),
+    ];
+    let check = |case: &str| {
+        for (args, plan) in plans {
+            let o = seglog(
+                &[
+                    &["compact", d, "--segment-size", "16384"][..],
+                    args,
+                    &["--dry-run"],
+                ]
+                .concat(),
+            );
+            assert_eq!(o.status.code(), Some(0), "{case}, {args:?}: {}", err(&o));
+            let (expected, _) = library_dry_run(&dir, &tmp.path().join("copy"), plan);
+            assert_eq!(text(&o).trim_end(), expected, "{case}, {args:?}");
+        }
+    };
+    check("a file of zeros inside the log");
+
+    // And a roll whose creation a crash cut: a last file with nothing but zeros.
+    let last_lsn = analyze_last_lsn(segs.last().unwrap());
+    std::fs::write(dir.join(segment_file_name(last_lsn + 1)), vec![0u8; 4096]).unwrap();
+    check("and a cut creation at the end");
+    assert!(inside.exists(), "the dry run removed nothing");
+}
+
+/// The greatest LSN in a segment file, commit markers included.
+fn analyze_last_lsn(segment: &Path) -> u64 {
+    let bytes = std::fs::read(segment).unwrap();
+    seglog_segment::inspect::analyze_segment(&bytes, 0).last_lsn_with_markers
 }
 
 #[test]

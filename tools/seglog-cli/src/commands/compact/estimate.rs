@@ -12,13 +12,15 @@
 //! What opening would refuse, this refuses too, as corruption: damage in a sealed segment or
 //! proven acknowledged, a header that does not fit its file name or follow the segment
 //! before it, ids that are not UTF-8, an execution whose sequence jumps or whose tenant
-//! changes. A torn tail is left out, as opening would cut it.
+//! changes. A torn tail is left out, as opening would cut it, and so are the files opening
+//! removes without loss (a cut creation, a file of zeros where no LSN is missing), judged as
+//! `seglog verify` judges them.
 
-use crate::logdir::{read_segment, segment_paths, Health, SegmentView};
+use crate::logdir::{for_each_segment, read_segment, Health};
 use anyhow::{bail, Context, Result};
 use seglog::compaction::{ExecutionSummary, IndexView, LastEvent, Plan, SegmentSummary};
 use seglog::CompactionReport;
-use seglog_segment::format::{parse_segment_file_name, MANIFEST_FILE_NAME, SEGMENT_HEADER_LEN};
+use seglog_segment::format::{parse_segment_file_name, MANIFEST_FILE_NAME};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -57,21 +59,24 @@ impl ReadOnlyLog {
                 dir.display()
             );
         }
-        let paths = segment_paths(dir)?;
-        let mut views = Vec::with_capacity(paths.len());
+        let mut views = Vec::new();
+        let mut kept_paths = Vec::new();
         let mut executions: Vec<ExecutionSummary> = Vec::new();
         let mut by_id: HashMap<String, usize> = HashMap::new();
         let mut numbers = BTreeSet::new();
         let mut prev_lsn = 0u64;
-        let count = paths.len();
-        let mut kept_paths = Vec::with_capacity(count);
-        for (i, path) in paths.into_iter().enumerate() {
-            let is_last = i + 1 == count;
-            let seg = read_segment(&path, prev_lsn, is_last)?;
+        // Whether the last file is one the open removes (a cut creation).
+        let mut last_removed = false;
+        for_each_segment(dir, |seg| {
+            // A file the open removes without loss (format.md §4, step 1): a file of zeros
+            // inside the log where no LSN is missing, or a last one whose creation a crash cut.
+            if seg.leftover.is_some() {
+                last_removed = seg.is_last;
+                return Ok(());
+            }
+            let path = &seg.path;
             let header = match &seg.analysis.header {
                 Ok(h) => *h,
-                // A last segment whose creation a crash cut: opening removes it.
-                Err(_) if is_last && interrupted_creation(&seg) => break,
                 Err(defect) => {
                     return Err(corruption(0, 0, format!("{}: {defect}", path.display())))
                 }
@@ -174,13 +179,14 @@ impl ReadOnlyLog {
                 number,
                 first_lsn: header.first_lsn,
                 bytes: seg.analysis.data_end,
-                sealed: !is_last,
+                sealed: !seg.is_last,
                 clustered: header.clustered,
             });
-            kept_paths.push(path);
-        }
-        // Opening removed an interrupted last segment: the one before it is the active one.
-        if views.len() < count {
+            kept_paths.push(path.clone());
+            Ok(())
+        })?;
+        // Opening removes an interrupted last segment: the one before it is the active one.
+        if last_removed {
             if let Some(last) = views.last_mut() {
                 last.sealed = false;
             }
@@ -259,16 +265,6 @@ impl ReadOnlyLog {
         report.duration = started.elapsed();
         Ok(report)
     }
-}
-
-/// A segment with an unreadable header and nothing but zeros after it: a crash cut its
-/// creation before anything was written in it (opening the log removes it).
-fn interrupted_creation(seg: &SegmentView) -> bool {
-    seg.bytes
-        .get(SEGMENT_HEADER_LEN..)
-        .unwrap_or(&[])
-        .iter()
-        .all(|&b| b == 0)
 }
 
 fn now_unix_nanos() -> i64 {
