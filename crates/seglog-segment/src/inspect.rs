@@ -84,10 +84,20 @@ pub(crate) fn read_prefix<F: crate::io::SegmentFile>(
 ) -> Result<Vec<u8>> {
     let len = usize::try_from(len)
         .map_err(|_| Error::InvalidRecord("file too large for this platform"))?;
+    read_range(file, path, 0, len)
+}
+
+/// Up to `len` bytes of `file` from `offset`, positionally (fewer where the file ends).
+pub(crate) fn read_range<F: crate::io::SegmentFile>(
+    file: &F,
+    path: &Path,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut at = 0;
     while at < len {
-        match file.read_at(&mut buf[at..], at as u64) {
+        match file.read_at(&mut buf[at..], offset + at as u64) {
             Ok(0) => break,
             Ok(n) => at += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

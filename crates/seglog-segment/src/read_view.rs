@@ -21,7 +21,7 @@ use crate::io::{FileSystem, SegmentFile};
 use crate::recovery::RecoveryReport;
 use crate::scan::{proven_end, scan_records, RecoveryVisitor};
 use crate::segment::{SegmentEntry, SegmentInfo};
-use crate::snapshot::{self, OpenedSegment};
+use crate::snapshot::{self, HeaderlessFile, OpenedSegment};
 use crate::{Error, Result};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -56,10 +56,18 @@ pub(crate) fn load<F: FileSystem>(
     let mut prev_lsn = 0u64;
     let mut numbers = BTreeSet::new();
     let first_lsns: Vec<u64> = snap.segments.iter().map(|s| s.header.first_lsn).collect();
+    let mut headerless = snap.headerless.into_iter().peekable();
+    // The segment before was taken from its checkpoint, not read.
+    let mut prev_skipped = false;
     for (i, opened) in snap.segments.into_iter().enumerate() {
+        if let Some(file) = headerless.next_if(|h| h.before == i) {
+            let prev = segments.last().filter(|_| prev_skipped).map(AsRef::as_ref);
+            check_headerless_file(&file, prev, prev_lsn, opened.header.first_lsn)?;
+            report.empty_files_read_past.push(file.path);
+        }
         let sealed = i + 1 < count || snap.last_is_sealed;
         let next_first_lsn = first_lsns.get(i + 1).copied();
-        let entry = load_segment(
+        let (entry, skipped) = load_segment(
             opened,
             sealed,
             (prev_lsn, next_first_lsn),
@@ -68,6 +76,7 @@ pub(crate) fn load<F: FileSystem>(
             &mut report,
         )?;
         prev_lsn = entry.info().last_lsn;
+        prev_skipped = skipped;
         segments.push(Arc::new(entry));
     }
     report.segments = segments.len();
@@ -80,8 +89,60 @@ pub(crate) fn load<F: FileSystem>(
     })
 }
 
+/// Reads past a file without a header (`file`) only where a writer's open would remove it:
+/// nothing but zeros, and no LSN missing between the segment before it and the next one's
+/// first (`next_first_lsn`). The greatest LSN before it is `prev_lsn`, or, where `prev` was
+/// taken from its checkpoint (which lists records, not commit markers), read from `prev`.
+///
+/// # Errors
+/// The error a writer's open would fail with; I/O errors.
+fn check_headerless_file<F: FileSystem>(
+    file: &HeaderlessFile<F>,
+    prev: Option<&SegmentEntry<F>>,
+    prev_lsn: u64,
+    next_first_lsn: u64,
+) -> Result<()> {
+    let mut greatest = prev_lsn;
+    if let Some(prev) = prev.filter(|_| prev_lsn.checked_add(1) != Some(next_first_lsn)) {
+        let info = prev.info();
+        let bytes = crate::inspect::read_prefix(&prev.file, &info.path, info.data_end)?;
+        greatest = greatest.max(crate::inspect::analyze_segment(&bytes, 0).last_lsn_with_markers);
+    }
+    crate::recovery::judge_headerless_file(
+        &file.path,
+        file.defect.clone(),
+        written_bytes_are_zero(&file.file, &file.path)?,
+        greatest,
+        next_first_lsn,
+        false,
+    )
+}
+
+/// Whether every byte `file` holds, up to where its written data ends, is a zero: read a
+/// block at a time (it may be as large as a segment).
+fn written_bytes_are_zero<F: SegmentFile>(file: &F, path: &Path) -> Result<bool> {
+    const BLOCK: u64 = 1 << 20;
+    let end = file
+        .written_data_end(0)
+        .map_err(|e| Error::io("seek", path, e))?;
+    let mut at = 0;
+    while at < end {
+        let n = usize::try_from((end - at).min(BLOCK)).unwrap_or(BLOCK as usize);
+        let block = crate::inspect::read_range(file, path, at, n)?;
+        if crate::zeros::first_nonzero(&block).is_some() {
+            return Ok(false);
+        }
+        if block.len() < n {
+            break; // the file ends here
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 /// `(prev_lsn, next_first_lsn)`: the segment's records lie above the previous segment's last
-/// LSN and below the next segment's first, when there is one.
+/// LSN and below the next segment's first, when there is one. Also says whether the segment
+/// was taken from its checkpoint (not read).
 fn load_segment<F: FileSystem>(
     opened: OpenedSegment<F>,
     sealed: bool,
@@ -89,7 +150,7 @@ fn load_segment<F: FileSystem>(
     numbers: &mut BTreeSet<u64>,
     visitor: &mut dyn RecoveryVisitor,
     report: &mut RecoveryReport,
-) -> Result<SegmentEntry<F>> {
+) -> Result<(SegmentEntry<F>, bool)> {
     let OpenedSegment { path, file, header } = opened;
     let corrupt = |offset: u64, reason: String| Error::Corruption {
         segment: header.segment_number,
@@ -129,7 +190,7 @@ fn load_segment<F: FileSystem>(
         let entry = SegmentEntry::new(header, path, file, len, last_lsn);
         entry.read_positionally();
         entry.seal(None);
-        return Ok(entry);
+        return Ok((entry, true));
     }
     let read_len = if sealed {
         len
@@ -180,7 +241,7 @@ fn load_segment<F: FileSystem>(
     if sealed {
         entry.seal(None);
     }
-    Ok(entry)
+    Ok((entry, false))
 }
 
 /// Where the valid records of `bytes` end (no durability proof asked).

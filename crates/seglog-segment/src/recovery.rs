@@ -65,6 +65,9 @@ pub struct RecoveryReport {
     /// of this log (another log's prepared file that a roll racing a move of its directory
     /// renamed here: design.md, "The directory moved under an open log").
     pub removed_empty_files: Vec<PathBuf>,
+    /// Such files found by a read-only open (or its reload), which never removes anything:
+    /// it reads past them, and the next writer's open removes them.
+    pub empty_files_read_past: Vec<PathBuf>,
     /// A compaction that a crash interrupted after its commit point, finished.
     pub finished_replacement: bool,
     /// Files of a compaction that a crash interrupted before its commit point, removed.
@@ -398,12 +401,8 @@ fn greatest_lsn_of<F: FileSystem>(entry: &SegmentEntry<F>) -> Result<u64> {
 }
 
 /// Looks at a file inside the log, under a segment name, whose header does not decode
-/// (`defect`): `Ok` when recovery may remove it, else the error the open fails with. It may
-/// go only when it holds nothing at all (every byte written is a zero, the header's too: a
-/// prepared file another log's roll renamed here never had one) and no record of the log is
-/// missing around it: the greatest LSN before it (`prev_lsn`) is right before the next
-/// segment's first. A segment of this log whose contents a disk lost reads as zeros too, but
-/// its records are missing there. Never in `AbsoluteConsistency`.
+/// (`defect`): `Ok` when recovery may remove it, else the error the open fails with. `bytes`
+/// are the file's (mapped); see [`judge_headerless_file`].
 fn check_stray_file<F: SegmentFile>(
     file: &F,
     bytes: &[u8],
@@ -419,7 +418,34 @@ fn check_stray_file<F: SegmentFile>(
     let written = bytes
         .get(..(written_end as usize).min(bytes.len()))
         .unwrap_or(&[]);
-    if crate::zeros::first_nonzero(written).is_some() {
+    judge_headerless_file(
+        path,
+        defect,
+        crate::zeros::first_nonzero(written).is_none(),
+        prev_lsn,
+        next_first_lsn,
+        opts.recovery_mode == RecoveryMode::AbsoluteConsistency,
+    )
+}
+
+/// What a writer's open (which removes it) and a read-only one (which reads past it) make of
+/// a file inside the log, under a segment name, whose header does not decode (`defect`):
+/// `Ok` when it holds no record of the log, else the error the open fails with. It holds
+/// none only when it holds nothing at all (`all_zero`: every byte written is a zero, the
+/// header's too: a prepared file another log's roll renamed here never had one) and no
+/// record of the log is missing around it: the greatest LSN before it (`prev_lsn`, commit
+/// markers included) is right before the next segment's first. A segment of this log whose
+/// contents a disk lost reads as zeros too, but its records are missing there. Never with
+/// `absolute` (`AbsoluteConsistency`).
+pub(crate) fn judge_headerless_file(
+    path: &Path,
+    defect: crate::format::HeaderDefect,
+    all_zero: bool,
+    prev_lsn: u64,
+    next_first_lsn: u64,
+    absolute: bool,
+) -> Result<()> {
+    if !all_zero {
         return Err(header_error(path, defect));
     }
     let refuse = |why: String| Error::Corruption {
@@ -436,7 +462,7 @@ fn check_stray_file<F: SegmentFile>(
              {next_first_lsn} after it): a segment whose contents were lost?"
         )));
     }
-    if opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+    if absolute {
         return Err(refuse(
             "where no record is missing: no segment of this log (an open in another \
              recovery mode removes it)"

@@ -19,7 +19,7 @@
 //!   removal), so a set taken in the middle of one fails the check.
 //! - Otherwise the attempt is thrown away and made again, a bounded number of times.
 
-use crate::format::{SegmentHeader, MANIFEST_FILE_NAME, SEGMENT_HEADER_LEN};
+use crate::format::{HeaderDefect, SegmentHeader, MANIFEST_FILE_NAME, SEGMENT_HEADER_LEN};
 use crate::inspect::list_segment_files;
 use crate::io::{FileSystem, SegmentFile};
 use crate::{Error, Result};
@@ -37,6 +37,17 @@ pub(crate) struct OpenedSegment<F: FileSystem> {
     pub header: SegmentHeader,
 }
 
+/// A file inside the log, under a segment name, whose header does not decode. A writer's
+/// open removes it when it holds no record (format.md §4, step 1); `read_view` judges it as
+/// that open does, and reads past it or refuses the log.
+pub(crate) struct HeaderlessFile<F: FileSystem> {
+    pub path: PathBuf,
+    pub file: F::File,
+    pub defect: HeaderDefect,
+    /// The index in `Snapshot::segments` of the segment that follows it.
+    pub before: usize,
+}
+
 /// The segments of a directory at one moment.
 pub(crate) struct Snapshot<F: FileSystem> {
     /// In log order.
@@ -44,14 +55,20 @@ pub(crate) struct Snapshot<F: FileSystem> {
     /// A later segment file exists whose header is not readable yet (it is being created):
     /// every segment in `segments` is sealed, the last one included.
     pub last_is_sealed: bool,
+    /// Files inside the log without a header, each followed by a segment (at most one per
+    /// gap between two segments).
+    pub headerless: Vec<HeaderlessFile<F>>,
 }
 
-/// The header at the start of `file`; `None` when it is short or does not decode.
-fn read_header<F: SegmentFile>(file: &F, path: &Path) -> Result<Option<SegmentHeader>> {
+/// The header at the start of `file`, or why it does not decode.
+fn read_header<F: SegmentFile>(
+    file: &F,
+    path: &Path,
+) -> Result<std::result::Result<SegmentHeader, HeaderDefect>> {
     let mut buf = [0u8; SEGMENT_HEADER_LEN];
     match file.read_exact_at(&mut buf, 0) {
-        Ok(()) => Ok(SegmentHeader::decode(&buf).ok()),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Ok(()) => Ok(SegmentHeader::decode(&buf)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Err(HeaderDefect::Short)),
         Err(e) => Err(Error::io("read", path, e)),
     }
 }
@@ -93,6 +110,7 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
     let listed = list_segment_files(fs, dir)?;
     let mut segments: Vec<OpenedSegment<F>> = Vec::with_capacity(listed.len());
     let mut last_is_sealed = false;
+    let mut headerless: Vec<HeaderlessFile<F>> = Vec::new();
     for (i, (first_lsn, path)) in listed.iter().enumerate() {
         let file = match fs.open_read_only(path) {
             Ok(f) => f,
@@ -100,12 +118,12 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
             Err(e) => return Err(Error::io("open", path, e)),
         };
         match read_header(&file, path)? {
-            Some(header) if header.first_lsn == *first_lsn => segments.push(OpenedSegment {
+            Ok(header) if header.first_lsn == *first_lsn => segments.push(OpenedSegment {
                 path: path.clone(),
                 file,
                 header,
             }),
-            Some(header) => {
+            Ok(header) => {
                 return Err(Error::Corruption {
                     segment: header.segment_number,
                     offset: 0,
@@ -118,15 +136,25 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
             }
             // The writer is creating the last segment: nothing in it is acknowledged yet,
             // and the one before it is sealed.
-            None if i + 1 == listed.len() => last_is_sealed = !segments.is_empty(),
-            None => {
-                return Err(Error::Corruption {
-                    segment: 0,
-                    offset: 0,
-                    reason: format!("{}: unreadable header in a sealed segment", path.display()),
-                })
+            Err(_) if i + 1 == listed.len() => last_is_sealed = !segments.is_empty(),
+            Err(defect) => {
+                let before = segments.len();
+                if headerless.last().is_some_and(|h| h.before == before) {
+                    return Err(unreadable_header(path));
+                }
+                headerless.push(HeaderlessFile {
+                    path: path.clone(),
+                    file,
+                    defect,
+                    before,
+                });
             }
         }
+    }
+    // Nothing follows a file without a header but one being created: once that is gone (a
+    // writer's open removes a cut creation), the file would be the last one.
+    if let Some(h) = headerless.iter().find(|h| h.before == segments.len()) {
+        return Err(unreadable_header(&h.path));
     }
     // IMPORTANT: checked after every open and before the names are checked again: a
     // replacement switching files between our opens either still holds `REPLACE` here, or
@@ -158,12 +186,21 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", &s.path, e)),
         };
-        if read_header(&file, &s.path)? != Some(s.header) {
+        if read_header(&file, &s.path)? != Ok(s.header) {
             return Ok(None);
         }
     }
     Ok(Some(Snapshot {
         segments,
         last_is_sealed,
+        headerless,
     }))
+}
+
+fn unreadable_header(path: &Path) -> Error {
+    Error::Corruption {
+        segment: 0,
+        offset: 0,
+        reason: format!("{}: unreadable header in a sealed segment", path.display()),
+    }
 }

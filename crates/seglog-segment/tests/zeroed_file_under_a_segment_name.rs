@@ -216,3 +216,65 @@ fn a_lost_segment_before_a_cut_creation_is_refused_not_removed<B: Backend>() {
     assert_refused(&b, small_opts(), lost, "records are missing");
 }
 on_both_backends!(a_lost_segment_before_a_cut_creation_is_refused_not_removed);
+
+/// The read-only open fails, naming `path` and saying what is wrong with it.
+fn assert_read_only_refused<B: Backend>(b: &B, path: &Path, says: &str) {
+    match SegmentLog::open_read_only(b.fs(), b.dir(), &mut ()) {
+        Ok(_) => panic!("the read-only open took {} for nothing", path.display()),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains(says), "{msg}");
+        }
+    }
+}
+
+fn a_read_only_open_reads_past_a_zeroed_file_where_no_record_is_missing<B: Backend>() {
+    // Until a writer's open removes it, readers that do not own the log (read-only opens,
+    // their reloads) judge the file as that open will, instead of refusing the whole log.
+    let b = B::new();
+    let (records, segs) = closed_log(&b);
+    let stray = stray_between_segments(&b, &segs, &vec![0u8; 64 << 10]);
+    let (reader, _) = SegmentLog::open_read_only(b.fs(), b.dir(), &mut ())
+        .unwrap_or_else(|e| panic!("the read-only open refused a file with no record: {e}"));
+    assert_eq!(contents(&reader), records, "the reader's records");
+    assert!(exists(&b.fs(), &stray), "a read-only open removed a file");
+    let view = reader.reload_read_only(&mut ()).unwrap();
+    reader.install_view(view).unwrap();
+    assert_eq!(contents(&reader), records, "the reloaded records");
+
+    // Not a lost segment, though: its records are missing. (The first: a lost last segment
+    // reads as a cut creation, to a writer's open as well.)
+    let (_, lost) = &segs[0];
+    let len = b.fs().open(lost).unwrap().len().unwrap();
+    b.fs()
+        .open(lost)
+        .unwrap()
+        .write_all_at(&vec![0u8; len as usize], 0)
+        .unwrap();
+    assert_read_only_refused(&b, lost, "records are missing");
+}
+on_both_backends!(a_read_only_open_reads_past_a_zeroed_file_where_no_record_is_missing);
+
+fn a_read_only_open_refuses_a_zeroed_file_with_a_byte_set_or_before_a_cut_creation<B: Backend>() {
+    let b = B::new();
+    let (records, segs) = closed_log(&b);
+    let mut bytes = vec![0u8; 64 << 10];
+    bytes[40_000] = 1;
+    let stray = stray_between_segments(&b, &segs, &bytes);
+    assert_read_only_refused(&b, &stray, "bad magic");
+    b.fs().remove(&stray).unwrap();
+
+    // Zeros named right after the last segment, then a cut creation: once the writer's open
+    // removed the cut creation, nothing would follow the zeros (as the open, refused).
+    let last = records.last().unwrap().0;
+    let zeros = place(
+        &b.fs(),
+        &b.dir(),
+        &segment_file_name(last + 1),
+        &[0u8; 4096],
+    );
+    place(&b.fs(), &b.dir(), &segment_file_name(last + 2), &[]);
+    assert_read_only_refused(&b, &zeros, "");
+}
+on_both_backends!(a_read_only_open_refuses_a_zeroed_file_with_a_byte_set_or_before_a_cut_creation);

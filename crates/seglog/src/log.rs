@@ -223,6 +223,7 @@ impl<F: FileSystem + Clone> Log<F> {
             salvage_removed: report.salvage_removed.clone(),
             removed_incomplete_segment: report.removed_incomplete_segment.clone(),
             removed_empty_files: report.removed_empty_files.clone(),
+            empty_files_read_past: Vec::new(),
             finished_replacement: report.finished_replacement,
             discarded_replacement_files: report.discarded_replacement_files,
         };

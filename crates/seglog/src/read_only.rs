@@ -75,7 +75,7 @@ impl<F: FileSystem + Clone> Log<F> {
             &fs,
             &dir,
             |visitor| SegmentLog::open_read_only(fs.clone(), dir.clone(), visitor),
-            |(segments, _)| segments.segments(),
+            |(segments, report)| (segments.segments(), report.empty_files_read_past.clone()),
         )?;
         let ((segments, report), mut index, offloaded, rebuild) =
             (taken.view, taken.index, taken.offloaded, taken.rebuild);
@@ -87,6 +87,7 @@ impl<F: FileSystem + Clone> Log<F> {
             records_scanned: report.records_scanned,
             checkpoints_loaded: rebuild.checkpoints_loaded,
             segments_scanned: report.segments_scanned,
+            empty_files_read_past: report.empty_files_read_past.clone(),
             ..RecoveryStats::default()
         };
         tracing::debug!(
@@ -123,7 +124,7 @@ impl<F: FileSystem + Clone> Log<F> {
             fs,
             &self.shared.dir,
             |visitor| segments.reload_read_only(visitor),
-            |view| view.segments(),
+            |view| (view.segments(), view.report().empty_files_read_past.clone()),
         )?;
         let (view, mut index, offloaded) = (taken.view, taken.index, taken.offloaded);
         index.publish_all();

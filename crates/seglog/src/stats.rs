@@ -63,6 +63,9 @@ pub struct RecoveryStats {
     /// the log is missing, removed by the open (see
     /// [`seglog_segment::RecoveryReport::removed_empty_files`]).
     pub removed_empty_files: Vec<std::path::PathBuf>,
+    /// Such files that a read-only open read past (it removes nothing; the next writer's
+    /// open removes them).
+    pub empty_files_read_past: Vec<std::path::PathBuf>,
     /// A compaction that a crash interrupted after its commit point, finished by the open.
     pub finished_replacement: bool,
     /// Files of a compaction that a crash interrupted before its commit point, removed.

@@ -9,6 +9,9 @@
 //! with no header follows it; the tools and the open agree.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::dump;
 use seglog::{verify_dir, CheckpointMode, Damage, Health, Leftover, Log, Options};
 use seglog_segment::format::{parse_segment_file_name, segment_file_name};
 use seglog_segment::inspect::analyze_segment;
@@ -114,4 +117,26 @@ fn verify_and_the_open_agree_on_a_file_of_zeros_after_a_checkpointed_segment_end
         (Ok(_), false) => panic!("the open removed a file verify calls corruption"),
         (Err(_), false) => {}
     }
+}
+
+/// A read-only open judges the file as the writer's open does: it reads past it (and keeps
+/// it) where no LSN is missing, reading the checkpointed segment before it for its marker.
+#[test]
+fn a_read_only_open_reads_past_a_file_of_zeros_after_a_checkpointed_segment_ending_in_a_marker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (sealed, marker) = log_with_a_sealed_segment_ending_in_a_marker(dir);
+    assert!(sealed.with_extension("idx").exists());
+    let expected = dump(&Log::open_read_only_blocking(dir).unwrap(), &["t"]);
+    let stray = dir.join(segment_file_name(marker));
+    std::fs::write(&stray, vec![0u8; 64 << 10]).unwrap();
+
+    let reader = Log::open_read_only_blocking(dir)
+        .unwrap_or_else(|e| panic!("the read-only open refused a file with no record: {e}"));
+    assert!(
+        reader.stats().recovery.checkpoints_loaded > 0,
+        "the sealed segment was read, not taken from its checkpoint"
+    );
+    assert_eq!(dump(&reader, &["t"]), expected);
+    assert!(stray.exists(), "a read-only open removed a file");
 }

@@ -23,7 +23,7 @@ use seglog_index::{ExecutionIndex, IndexRebuilder, RebuildStats};
 use seglog_segment::io::FileSystem;
 use seglog_segment::{RecoveryVisitor, SegmentInfo};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Attempts before a directory that keeps changing is reported.
 const ATTEMPTS: u32 = 20;
@@ -37,8 +37,8 @@ pub(crate) struct ReaderView<V> {
 }
 
 /// Takes a view with `take` (the segment layer's read-only open or reload, feeding the
-/// visitor every record it serves; `local` lists the view's segments) together with the
-/// stubs of the same moment.
+/// visitor every record it serves; `local` lists the view's segments and the files without
+/// a record it read past) together with the stubs of the same moment.
 ///
 /// # Errors
 /// [`seglog_segment::Error::DirectoryChanging`] after [`ATTEMPTS`] views spoiled by a writer;
@@ -47,7 +47,7 @@ pub(crate) fn take<F: FileSystem, V>(
     fs: &F,
     dir: &Path,
     mut take: impl FnMut(&mut dyn RecoveryVisitor) -> seglog_segment::Result<V>,
-    local: impl Fn(&V) -> Vec<SegmentInfo>,
+    local: impl Fn(&V) -> (Vec<SegmentInfo>, Vec<PathBuf>),
 ) -> Result<ReaderView<V>> {
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
@@ -61,8 +61,8 @@ pub(crate) fn take<F: FileSystem, V>(
         let mut rebuilder = IndexRebuilder::new(fs, dir, &mut index, true);
         let mut visitor = OffloadedRecovery::new(&mut rebuilder, dir, before.clone());
         let taken = take(&mut visitor);
-        let infos = taken.as_ref().ok().map(&local);
-        let finished = visitor.finish(infos.as_deref());
+        let local = taken.as_ref().ok().map(&local);
+        let finished = visitor.finish(local.as_ref().map(|(infos, _)| infos.as_slice()));
         let rebuild = rebuilder.stats();
         let Some(after) = list_stubs(fs, dir)? else {
             continue;
@@ -70,8 +70,8 @@ pub(crate) fn take<F: FileSystem, V>(
         if after != before {
             continue;
         }
-        if let Some(infos) = &infos {
-            if !names_covered(fs, dir, infos, &after)? {
+        if let Some((infos, read_past)) = &local {
+            if !names_covered(fs, dir, infos, read_past, &after)? {
                 continue;
             }
         }
@@ -105,11 +105,13 @@ fn list_stubs<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Vec<OffloadedS
 }
 
 /// True when every segment file the directory names now, before the view's last segment,
-/// is in the view or stands for a stub of it.
+/// is in the view, stands for a stub of it, or is a file without a record the view read
+/// past (`read_past`).
 fn names_covered<F: FileSystem>(
     fs: &F,
     dir: &Path,
     local: &[SegmentInfo],
+    read_past: &[PathBuf],
     stubs: &[OffloadedSegment],
 ) -> Result<bool> {
     let Some(last) = local.iter().map(|s| s.first_lsn).max() else {
@@ -121,7 +123,7 @@ fn names_covered<F: FileSystem>(
         .chain(stubs.iter().map(|s| s.first_lsn))
         .collect();
     let now = seglog_segment::inspect::list_segment_files(fs, dir)?;
-    Ok(now
-        .iter()
-        .all(|(first_lsn, _)| *first_lsn > last || known.contains(first_lsn)))
+    Ok(now.iter().all(|(first_lsn, path)| {
+        *first_lsn > last || known.contains(first_lsn) || read_past.contains(path)
+    }))
 }
