@@ -4,7 +4,7 @@
 
 use crate::format::{
     decode_record, parse_segment_file_name, HeaderDefect, RecordDefect, RecordRef, RecordScan,
-    SegmentHeader, SEGMENT_HEADER_LEN,
+    SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 pub use crate::scan::{later_durable_record, LOOK_AHEAD_BUDGET_FACTOR};
@@ -134,6 +134,20 @@ impl std::fmt::Display for Leftover {
             }
         })
     }
+}
+
+/// Whether a segment named `next_first_lsn` can be the one a roll created right after a
+/// segment whose valid records end at LSN `last_good_lsn`, followed by `bytes_after` bytes
+/// that do not read: at most one LSN per record header's worth of those bytes (the
+/// look-ahead's bound, `scan::later_durable_record`), then the next segment's first. Where
+/// it can, damage in that segment before a cut creation named `next_first_lsn` is damage
+/// to a sealed segment (format.md §4, step 3); where it cannot, the file is no roll of this
+/// segment's, which stays the active one, its damage a torn tail.
+pub fn successor_fits(next_first_lsn: u64, last_good_lsn: u64, bytes_after: u64) -> bool {
+    next_first_lsn
+        <= last_good_lsn
+            .saturating_add(bytes_after / RECORD_HEADER_LEN as u64)
+            .saturating_add(3)
 }
 
 /// What a file under a segment name is to the open when it is a [`Leftover`]. `bytes` are

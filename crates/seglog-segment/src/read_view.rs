@@ -65,7 +65,13 @@ pub(crate) fn load<F: FileSystem>(
             check_headerless_file(&file, prev, prev_lsn, opened.header.first_lsn)?;
             report.empty_files_read_past.push(file.path);
         }
-        let sealed = i + 1 < count || snap.last_is_sealed;
+        let sealed = if i + 1 < count {
+            true
+        } else if let Some(next) = snap.being_created {
+            sealed_before_creation(&opened, prev_lsn, next)?
+        } else {
+            false
+        };
         let next_first_lsn = first_lsns.get(i + 1).copied();
         let (entry, skipped) = load_segment(
             opened,
@@ -87,6 +93,48 @@ pub(crate) fn load<F: FileSystem>(
         last_lsn: prev_lsn,
         report,
     })
+}
+
+/// Whether the last segment (`opened`) was sealed before the file after it, which has no
+/// header yet and is named `next_first_lsn`, was created: what a roll does (it seals the
+/// segment whole and synced, then creates the next one, named the LSN after the sealed
+/// segment's greatest, commit markers included). Read whole, the segment must then end
+/// right before that name. Else the file is no roll of this log's (another log's file that a
+/// roll racing a move of its directory put here: design.md, "The directory moved under an
+/// open log"), and the segment is the active one: only what is proven durable is served
+/// (review 134: its unsynced records were served as sealed ones). Damage where that name
+/// fits the segment's records is damage to a sealed segment, as for the writer's open
+/// (format.md §4, step 3).
+///
+/// # Errors
+/// That damage; I/O errors.
+fn sealed_before_creation<F: FileSystem>(
+    opened: &OpenedSegment<F>,
+    prev_lsn: u64,
+    next_first_lsn: u64,
+) -> Result<bool> {
+    let written_end = opened
+        .file
+        .written_data_end(SEGMENT_HEADER_LEN as u64)
+        .map_err(|e| Error::io("seek", &opened.path, e))?;
+    let bytes = crate::inspect::read_prefix(&opened.file, &opened.path, written_end)?;
+    let analysis = crate::inspect::analyze_segment(&bytes, prev_lsn);
+    let Some(damage) = analysis.damage else {
+        return Ok(analysis.last_lsn_with_markers.checked_add(1) == Some(next_first_lsn));
+    };
+    let bytes_after = (bytes.len() as u64).saturating_sub(analysis.data_end);
+    let last_good = analysis.last_lsn_with_markers;
+    if crate::inspect::successor_fits(next_first_lsn, last_good, bytes_after) {
+        return Err(Error::Corruption {
+            segment: opened.header.segment_number,
+            offset: damage.offset,
+            reason: format!(
+                "{} in a segment sealed before the next one's creation began",
+                damage.defect
+            ),
+        });
+    }
+    Ok(false)
 }
 
 /// Reads past a file without a header (`file`) only where a writer's open would remove it:

@@ -6,8 +6,8 @@
 //! written, so nothing a reader saw at open can later vanish.
 
 use crate::format::{
-    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, RECORD_HEADER_LEN,
-    SALVAGE_TEMP_FILE_NAME, SEGMENT_HEADER_LEN,
+    decode_record, RecordScan, SegmentHeader, TailBound, COMMIT_MARKER_LEN, SALVAGE_TEMP_FILE_NAME,
+    SEGMENT_HEADER_LEN,
 };
 use crate::io::{FileSystem, SegmentFile};
 use crate::scan::{
@@ -379,17 +379,6 @@ fn creation_was_cut<F: FileSystem>(fs: &F, path: &Path, opts: &SegmentOptions) -
     Ok(true)
 }
 
-/// Whether a segment named `next_first_lsn` can be the one a roll created right after a
-/// segment whose valid records end at LSN `last_good_lsn`, followed by `bytes_after` bytes
-/// that do not read: at most one LSN per record header's worth of those bytes (the look-ahead's
-/// bound, `scan::later_durable_record`), then the next segment's first.
-fn successor_fits(next_first_lsn: u64, last_good_lsn: u64, bytes_after: usize) -> bool {
-    next_first_lsn
-        <= last_good_lsn
-            .saturating_add(bytes_after as u64 / RECORD_HEADER_LEN as u64)
-            .saturating_add(3)
-}
-
 /// The greatest LSN of a sealed segment recovery did not read (its checkpoint stood in for
 /// it), commit markers included: a checkpoint lists records only (review 130).
 fn greatest_lsn_of<F: FileSystem>(entry: &SegmentEntry<F>) -> Result<u64> {
@@ -740,7 +729,11 @@ pub(crate) fn recover<F: FileSystem>(
                 // active segment whose tail a crash really tore).
                 RecoveryMode::TolerateTornTail
                     if removed_cut.is_some_and(|next| {
-                        successor_fits(next, scan.last_lsn, written_end.saturating_sub(scan.end))
+                        crate::inspect::successor_fits(
+                            next,
+                            scan.last_lsn,
+                            written_end.saturating_sub(scan.end) as u64,
+                        )
                     }) =>
                 {
                     return Err(corrupt(

@@ -52,9 +52,10 @@ pub(crate) struct HeaderlessFile<F: FileSystem> {
 pub(crate) struct Snapshot<F: FileSystem> {
     /// In log order.
     pub segments: Vec<OpenedSegment<F>>,
-    /// A later segment file exists whose header is not readable yet (it is being created):
-    /// every segment in `segments` is sealed, the last one included.
-    pub last_is_sealed: bool,
+    /// The first LSN (by its name) of a last file whose header is not readable: a segment
+    /// being created, when its name is where the last segment's records end (`read_view`
+    /// checks), and then every segment in `segments` is sealed, the last one included.
+    pub being_created: Option<u64>,
     /// Files inside the log without a header, each followed by a segment (at most one per
     /// gap between two segments).
     pub headerless: Vec<HeaderlessFile<F>>,
@@ -109,7 +110,7 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
     }
     let listed = list_segment_files(fs, dir)?;
     let mut segments: Vec<OpenedSegment<F>> = Vec::with_capacity(listed.len());
-    let mut last_is_sealed = false;
+    let mut being_created = None;
     let mut headerless: Vec<HeaderlessFile<F>> = Vec::new();
     for (i, (first_lsn, path)) in listed.iter().enumerate() {
         let file = match fs.open_read_only(path) {
@@ -134,9 +135,10 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
                     ),
                 })
             }
-            // The writer is creating the last segment: nothing in it is acknowledged yet,
-            // and the one before it is sealed.
-            Err(_) if i + 1 == listed.len() => last_is_sealed = !segments.is_empty(),
+            // The writer may be creating the last segment: nothing in it is acknowledged yet.
+            Err(_) if i + 1 == listed.len() => {
+                being_created = Some(*first_lsn).filter(|_| !segments.is_empty());
+            }
             Err(defect) => {
                 let before = segments.len();
                 if headerless.last().is_some_and(|h| h.before == before) {
@@ -170,7 +172,7 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
             return Ok(None); // a new name inside the log: a replacement output
         }
     }
-    if last_is_sealed {
+    if being_created.is_some() {
         // The segment being created must still be there: had it been removed (a writer's
         // recovery found its creation cut short), the segment before it is active again.
         let still_there = listed
@@ -192,7 +194,7 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
     }
     Ok(Some(Snapshot {
         segments,
-        last_is_sealed,
+        being_created,
         headerless,
     }))
 }

@@ -96,8 +96,8 @@ pub use seglog_segment::{
 pub use stats::{LatencySummary, RecoveryStats, Stats};
 pub use subscribe::Subscription;
 pub use verify::{
-    judge_leftover, verify_dir, verify_dir_with_fs, CheckpointCheck, Damage, Health, Leftover,
-    VerifiedSegment, VerifyReport,
+    judge_leftover, tail_may_be_torn, verify_dir, verify_dir_with_fs, CheckpointCheck, Damage,
+    Health, Leftover, VerifiedSegment, VerifyReport,
 };
 
 /// Compaction plans and the policies that make them (from `seglog-compact`); carry a plan

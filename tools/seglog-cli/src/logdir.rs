@@ -19,6 +19,9 @@ pub struct SegmentView {
     pub is_last: bool,
     /// A file with no record that the next open removes without loss (no header).
     pub leftover: Option<Leftover>,
+    /// Whether the next open cuts damage in it as a torn tail (`seglog::tail_may_be_torn`):
+    /// in the last segment, or in the one before a cut creation named far from its records.
+    pub may_be_torn: bool,
 }
 
 /// How bad the worst damage is.
@@ -45,7 +48,7 @@ impl SegmentView {
         }
         match &self.analysis.damage {
             None => Health::Clean,
-            Some(d) if self.is_last && d.later_durable_record.is_none() => Health::TornTail,
+            Some(d) if self.may_be_torn && d.later_durable_record.is_none() => Health::TornTail,
             Some(_) => Health::Corrupt,
         }
     }
@@ -97,6 +100,7 @@ pub fn read_segment(path: &Path, prev_lsn: u64, is_last: bool) -> Result<Segment
         analysis,
         is_last,
         leftover: None,
+        may_be_torn: is_last,
     })
 }
 
@@ -125,9 +129,15 @@ pub fn for_each_segment(path: &Path, mut f: impl FnMut(&SegmentView) -> Result<(
     for (i, p) in paths.iter().enumerate() {
         let is_last = single_file || i + 1 == paths.len();
         let mut view = read_segment(p, prev_lsn, is_last)?;
-        if view.analysis.header.is_err() && listing.len() == paths.len() {
-            view.leftover = seglog::judge_leftover(&StdFs, &listing, i, &view.bytes, greatest_lsn)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+        if listing.len() == paths.len() {
+            let read = || format!("cannot read {}", path.display());
+            if view.analysis.header.is_err() {
+                view.leftover =
+                    seglog::judge_leftover(&StdFs, &listing, i, &view.bytes, greatest_lsn)
+                        .with_context(read)?;
+            }
+            view.may_be_torn =
+                seglog::tail_may_be_torn(&StdFs, &listing, i, &view.analysis).with_context(read)?;
         }
         prev_lsn = prev_lsn.max(view.analysis.last_lsn);
         greatest_lsn = greatest_lsn.max(view.analysis.last_lsn_with_markers);

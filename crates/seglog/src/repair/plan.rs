@@ -8,7 +8,7 @@
 //! library's salvage open, and `repair` checks the files afterwards against this plan.
 
 use crate::verify::checks::check_checkpoint;
-use crate::verify::judge_leftover;
+use crate::verify::{judge_leftover, tail_may_be_torn};
 use crate::{CheckpointCheck, Error, Leftover, Result};
 use seglog_segment::format::{
     decode_record, RecordScan, SegmentHeader, KIND_COMMIT, KIND_EVENTS, MANIFEST_FILE_NAME,
@@ -306,7 +306,7 @@ pub fn plan_salvage<F: FileSystem>(fs: &F, dir: &Path) -> Result<SalvagePlan> {
             records_dropped,
             records_dropped_exact: exact,
             reason: damage.defect.to_string(),
-            acknowledged: !is_last
+            acknowledged: !tail_may_be_torn(fs, &listing, i, &analysis)?
                 || !header.tail_may_be_torn()
                 || damage.later_durable_record.is_some(),
         });

@@ -3,7 +3,7 @@
 //! a log directory: [`crate::verify_dir`], the repair's plan, and the CLI's readers.
 
 use crate::Result;
-use seglog_segment::inspect::{leftover, read_file, Leftover};
+use seglog_segment::inspect::{leftover, read_file, successor_fits, Leftover, SegmentAnalysis};
 use seglog_segment::io::FileSystem;
 use std::path::PathBuf;
 
@@ -41,4 +41,39 @@ pub fn judge_leftover<F: FileSystem>(
         }
     }
     Ok(Some(what))
+}
+
+/// Whether the open takes damage in `files[i]` (`analysis`: its written bytes analysed) for
+/// a torn tail it cuts: in the last file; and in the one before a last file that is a cut
+/// creation (which the open removes first, making this one the last), unless that file's
+/// name is where this segment's records could end
+/// ([`seglog_segment::inspect::successor_fits`]): the roll that created it began after this
+/// segment was sealed, whole and synced, so its damage is damage to a sealed segment
+/// (format.md §4, step 3; review 132). Reads the last file only when `analysis` shows damage.
+///
+/// # Errors
+/// I/O errors.
+pub fn tail_may_be_torn<F: FileSystem>(
+    fs: &F,
+    files: &[(u64, PathBuf)],
+    i: usize,
+    analysis: &SegmentAnalysis,
+) -> Result<bool> {
+    if i + 1 == files.len() {
+        return Ok(true);
+    }
+    let (Some(_), Some((next_first_lsn, last)), true) =
+        (&analysis.damage, files.get(i + 1), i + 2 == files.len())
+    else {
+        return Ok(false);
+    };
+    if leftover(&read_file(fs, last)?, 0, None) != Some(Leftover::CutCreation) {
+        return Ok(false);
+    }
+    let bytes_after = analysis.file_bytes.saturating_sub(analysis.data_end);
+    Ok(!successor_fits(
+        *next_first_lsn,
+        analysis.last_lsn_with_markers,
+        bytes_after,
+    ))
 }

@@ -14,7 +14,7 @@ pub(crate) mod checks;
 mod leftover;
 mod offloaded;
 
-pub use leftover::judge_leftover;
+pub use leftover::{judge_leftover, tail_may_be_torn};
 pub use offloaded::VerifiedOffload;
 pub use seglog_segment::inspect::Leftover;
 
@@ -185,12 +185,13 @@ impl VerifyReport {
     }
 }
 
-/// Describes one segment's analysis. `durable`: the bytes are an open log's durable part, in
+/// Describes one segment's analysis. `may_be_torn`: the open takes its damage for a torn
+/// tail ([`tail_may_be_torn`]); `durable`: the bytes are an open log's durable part, in
 /// which any damage is damage to acknowledged data.
 fn describe(
     path: PathBuf,
     analysis: &SegmentAnalysis,
-    is_last: bool,
+    (is_last, may_be_torn): (bool, bool),
     durable: bool,
 ) -> VerifiedSegment {
     let header = analysis.header.as_ref().ok();
@@ -198,7 +199,10 @@ fn describe(
         (Err(h), _) => Some(Damage::Header(h.to_string())),
         (Ok(_), None) => None,
         (Ok(h), Some(d))
-            if is_last && !durable && h.tail_may_be_torn() && d.later_durable_record.is_none() =>
+            if may_be_torn
+                && !durable
+                && h.tail_may_be_torn()
+                && d.later_durable_record.is_none() =>
         {
             Some(Damage::TornTail {
                 offset: d.offset,
@@ -296,7 +300,8 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
         ));
         let bytes = read_file(fs, &path)?;
         let analysis = analyze_segment(&bytes, prev_lsn);
-        let mut seg = describe(path.clone(), &analysis, is_last, false);
+        let may_be_torn = tail_may_be_torn(fs, &files, i, &analysis)?;
+        let mut seg = describe(path.clone(), &analysis, (is_last, may_be_torn), false);
         if analysis.header.is_err() {
             if let Some(what) = judge_leftover(fs, &files, i, &bytes, greatest_lsn)? {
                 seg.damage = Some(Damage::Leftover(what));
@@ -374,7 +379,7 @@ impl<F: FileSystem + Clone> Log<F> {
             }
             let bytes = self.shared.segments.segment_bytes(info.number)?;
             let analysis = analyze_segment(&bytes, prev_lsn);
-            let mut seg = describe(info.path.clone(), &analysis, is_last, true);
+            let mut seg = describe(info.path.clone(), &analysis, (is_last, is_last), true);
             rebuilt.add_segment(info.number, &bytes, &analysis);
             if info.sealed && !is_last {
                 seg.checkpoint = check_checkpoint(fs, &self.shared.dir, &info, &bytes, &analysis);

@@ -1,0 +1,199 @@
+//! Review 134: a file of zeros under a segment name *after* the active segment of a log
+//! whose writer is still running (design.md, "The directory moved under an open log": the
+//! other log "goes on appending", and its directory keeps a segment-named file of zeros with
+//! no header; its name is this log's LSN, so it sorts after the other log's segments about
+//! half the time).
+//!
+//! The snapshot took any header-less last file for "a segment the writer is creating" and
+//! then called every segment before it sealed, the live active one included: read whole,
+//! with no durability proof asked, where without the file only what a later record vouches
+//! for is served. It served records the writer never acknowledged (lost at the next power
+//! cut), and refused a torn tail (an append in flight) as damage to a sealed segment.
+//! Fixed: the segment before such a file is sealed only when, read whole, it ends right
+//! before the file's name, as a roll names the next segment; damage where the name fits its
+//! records is corruption, as for the writer's open (`successor_fits`, review 132).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{append_one, contents, payload, small_opts};
+use seglog_segment::format::{segment_file_name, EventBatch};
+use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
+use seglog_segment::io::{FileSystem, SegmentFile};
+use seglog_segment::{SegmentLog, SegmentOptions};
+use std::path::Path;
+
+fn opts() -> SegmentOptions {
+    SegmentOptions {
+        segment_size_bytes: 64 << 10,
+        // Every buffered submit writes its record to the file at once (no fsync).
+        buffered_write_bytes: 1,
+        ..small_opts()
+    }
+}
+
+/// Another log's prepared file (zeros, no header), renamed here under a segment name after
+/// every segment of this log, durably.
+fn place_stray<F: FileSystem>(fs: &F, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join(segment_file_name(1 << 40));
+    let file = fs.create_new(&path).unwrap();
+    file.write_all_at(&vec![0u8; 64 << 10], 0).unwrap();
+    file.sync_data().unwrap();
+    fs.sync_dir(dir).unwrap();
+    path
+}
+
+fn submit_buffered<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> u64 {
+    let p = payload(i);
+    let record = log
+        .encode(&EventBatch {
+            encoding: 0,
+            execution_id: format!("exec-{}", i % 7).as_bytes(),
+            tenant_id: b"tenant",
+            first_seq: i,
+            timestamp_unix_nanos: i as i64,
+            payloads: &[&p[..]],
+        })
+        .unwrap();
+    log.submit_buffered(record).unwrap().lsn
+}
+
+fn served_through<F: FileSystem + Clone>(fs: &F, dir: &str) -> u64 {
+    let (reader, _) = SegmentLog::open_read_only(fs.clone(), dir, &mut ()).unwrap();
+    contents(&reader).last().map_or(0, |r| r.0)
+}
+
+/// A writer goes on appending; some of its records are buffered (written to the file, not
+/// synced, not acknowledged). A reader serves only what is durable; with the stray file
+/// after the log, it serves the unsynced records too, and a power cut then takes them.
+#[test]
+fn a_reader_serves_unsynced_records_when_a_stray_file_follows_the_active_segment() {
+    let fs = SimFs::new();
+    let (writer, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+    for i in 1..=10 {
+        append_one(&writer, i).unwrap();
+    }
+    let mut buffered = Vec::new();
+    for i in 11..=15 {
+        buffered.push(submit_buffered(&writer, i));
+    }
+    let durable = writer.durable_lsn();
+    assert!(durable < buffered[0], "the buffered records were synced");
+    let baseline = served_through(&fs, "/log");
+    assert!(
+        baseline <= durable,
+        "without the stray file the reader serves LSN {baseline} > durable {durable}"
+    );
+
+    place_stray(&fs, Path::new("/log"));
+    let with_stray = served_through(&fs, "/log");
+
+    // The power goes: unsynced writes are lost.
+    let after = fs.crash(CrashMode::LoseUnsynced);
+    drop(writer);
+    let (reopened, _) = SegmentLog::open(after, "/log", opts(), &mut ()).unwrap();
+    let kept = contents(&reopened).last().map_or(0, |r| r.0);
+    assert!(
+        with_stray <= durable,
+        "with a stray file after the log, the reader served through LSN {with_stray}: \
+         records the writer never acknowledged (durable through {durable}); after a power \
+         cut the log holds through {kept}"
+    );
+}
+
+/// A log of 10 acknowledged records whose 11th append was cut short by a short write (the
+/// log is poisoned); `stray`: whether another log's file arrived meanwhile (review 132's
+/// state). The writer's open cuts the torn tail in both cases.
+fn torn_log(stray: bool) -> (SimFs, Vec<(u64, Vec<u8>)>) {
+    let fs = SimFs::new();
+    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+    for i in 1..=10 {
+        append_one(&log, i).unwrap();
+    }
+    let acked = contents(&log);
+    if stray {
+        place_stray(&fs, Path::new("/log"));
+    }
+    fs.inject(Fault {
+        op: Some(Op::Write),
+        nth: fs.op_count(Op::Write) + 1,
+        kind: FaultKind::ShortWrite,
+        persistent: false,
+    });
+    assert!(
+        append_one(&log, 11).is_err(),
+        "the short write was acknowledged"
+    );
+    drop(log);
+    fs.clear_faults();
+    (fs, acked)
+}
+
+#[test]
+fn a_reader_without_the_stray_file_serves_the_acknowledged_records() {
+    let (fs, acked) = torn_log(false);
+    let (reader, _) = SegmentLog::open_read_only(fs.clone(), "/log", &mut ())
+        .unwrap_or_else(|e| panic!("the reader refuses: {e}"));
+    let served = contents(&reader);
+    assert!(
+        acked.starts_with(&served),
+        "not a prefix of the acknowledged records"
+    );
+}
+
+/// The writer's open reads the same state fine (review 132's test); the reader calls the
+/// torn tail (an append in flight, to a live writer) corruption in a sealed segment.
+#[test]
+fn a_reader_refuses_a_torn_tail_before_a_stray_file_the_writers_open_accepts() {
+    let (fs, acked) = torn_log(true);
+    let read_only = SegmentLog::open_read_only(fs.clone(), "/log", &mut ())
+        .map(|(reader, _)| contents(&reader));
+    let (writer, report) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ())
+        .unwrap_or_else(|e| panic!("the writer's open refuses: {e}"));
+    assert!(report.torn_tail.is_some(), "{report:?}");
+    assert_eq!(contents(&writer), acked);
+    match read_only {
+        Ok(records) => assert!(acked.starts_with(&records)),
+        Err(e) => panic!("the read-only open refuses what the writer's open accepts: {e}"),
+    }
+}
+
+/// What the rule must keep: a roll under way. The writer sealed the segment (whole, synced)
+/// and created the next file, named the LSN after the segment's greatest, whose header is
+/// not written yet. A reader serves the sealed segment whole, its newest commit group too,
+/// which nothing after it vouches for yet. Named anywhere else, the file is no roll of this
+/// log's, and only what is proven durable is served.
+#[test]
+fn a_reader_serves_a_segment_sealed_by_a_roll_whose_next_file_has_no_header_yet() {
+    let fs = SimFs::new();
+    let (writer, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
+    for i in 1..=10 {
+        append_one(&writer, i).unwrap();
+    }
+    let records = contents(&writer);
+    let last = records.last().unwrap().0;
+    // The next segment's file, being created: no header yet (the writer seals first).
+    let dir = Path::new("/log");
+    drop(writer);
+    let next = dir.join(segment_file_name(last + 1));
+    fs.create_new(&next).unwrap();
+
+    let (reader, _) = SegmentLog::open_read_only(fs.clone(), "/log", &mut ()).unwrap();
+    assert_eq!(
+        contents(&reader),
+        records,
+        "the sealed segment is served whole"
+    );
+    // The same file named elsewhere: the segment is the active one.
+    fs.remove(&next).unwrap();
+    fs.create_new(&dir.join(segment_file_name(last + 5)))
+        .unwrap();
+    let (reader, _) = SegmentLog::open_read_only(fs.clone(), "/log", &mut ()).unwrap();
+    let served = contents(&reader);
+    assert!(
+        served.len() < records.len() && records.starts_with(&served),
+        "the active segment's newest commit group, which nothing vouches for, was served: {} of {}",
+        served.len(),
+        records.len()
+    );
+}
