@@ -150,6 +150,29 @@ pub fn successor_fits(next_first_lsn: u64, last_good_lsn: u64, bytes_after: u64)
             .saturating_add(3)
 }
 
+/// The bytes after the intact part of a segment (`analysis` of its written bytes, `bytes`)
+/// that may hold records, as recovery counts them for [`successor_fits`]: up to where the
+/// written bytes end, or to the log's tail bound (format.md §3.6) when a slot names this
+/// segment and the intact part lies within it (a segment made from a prepared file holds
+/// written zeros to its end). Reads the bound file of `dir` without writing anything.
+pub fn bytes_after_intact<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    bytes: &[u8],
+    analysis: &SegmentAnalysis,
+) -> u64 {
+    let written = bytes.len() as u64;
+    let end = analysis
+        .header
+        .as_ref()
+        .ok()
+        .and_then(|h| crate::tail_bound::bound_for(crate::tail_bound::peek(fs, dir), h, bytes))
+        .map(|b| b as u64)
+        .filter(|&b| analysis.data_end <= b)
+        .map_or(written, |b| written.min(b));
+    end.saturating_sub(analysis.data_end)
+}
+
 /// What a file under a segment name is to the open when it is a [`Leftover`]. `bytes` are
 /// its written bytes ([`read_file`]); `prev_lsn` the greatest LSN of the segments before it,
 /// commit markers included ([`SegmentAnalysis::last_lsn_with_markers`]); `next_first_lsn`

@@ -68,7 +68,7 @@ pub(crate) fn load<F: FileSystem>(
         let sealed = if i + 1 < count {
             true
         } else if let Some(next) = snap.being_created {
-            sealed_before_creation(&opened, prev_lsn, next)?
+            sealed_before_creation(fs, dir, &opened, prev_lsn, next)?
         } else {
             false
         };
@@ -98,17 +98,20 @@ pub(crate) fn load<F: FileSystem>(
 /// Whether the last segment (`opened`) was sealed before the file after it, which has no
 /// header yet and is named `next_first_lsn`, was created: what a roll does (it seals the
 /// segment whole and synced, then creates the next one, named the LSN after the sealed
-/// segment's greatest, commit markers included). Read whole, the segment must then end
-/// right before that name. Else the file is no roll of this log's (another log's file that a
-/// roll racing a move of its directory put here: design.md, "The directory moved under an
-/// open log"), and the segment is the active one: only what is proven durable is served
-/// (review 134: its unsynced records were served as sealed ones). Damage where that name
-/// fits the segment's records is damage to a sealed segment, as for the writer's open
-/// (format.md §4, step 3).
+/// segment's greatest, commit markers included; an explicit roll takes an LSN of its own
+/// and names it the one after: review 135). Read whole, the segment must then end right
+/// before that name, or one LSN earlier. Else the file is no roll of this log's (another
+/// log's file that a roll racing a move of its directory put here: design.md, "The
+/// directory moved under an open log"), and the segment is the active one: only what is
+/// proven durable is served (review 134: its unsynced records were served as sealed ones).
+/// Damage where that name fits the segment's records is damage to a sealed segment, as for
+/// the writer's open (format.md §4, step 3), which counts the bytes after it as it does.
 ///
 /// # Errors
 /// That damage; I/O errors.
 fn sealed_before_creation<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
     opened: &OpenedSegment<F>,
     prev_lsn: u64,
     next_first_lsn: u64,
@@ -119,11 +122,12 @@ fn sealed_before_creation<F: FileSystem>(
         .map_err(|e| Error::io("seek", &opened.path, e))?;
     let bytes = crate::inspect::read_prefix(&opened.file, &opened.path, written_end)?;
     let analysis = crate::inspect::analyze_segment(&bytes, prev_lsn);
-    let Some(damage) = analysis.damage else {
-        return Ok(analysis.last_lsn_with_markers.checked_add(1) == Some(next_first_lsn));
-    };
-    let bytes_after = (bytes.len() as u64).saturating_sub(analysis.data_end);
     let last_good = analysis.last_lsn_with_markers;
+    let Some(damage) = &analysis.damage else {
+        let roll_names = [last_good.checked_add(1), last_good.checked_add(2)];
+        return Ok(roll_names.contains(&Some(next_first_lsn)));
+    };
+    let bytes_after = crate::inspect::bytes_after_intact(fs, dir, &bytes, &analysis);
     if crate::inspect::successor_fits(next_first_lsn, last_good, bytes_after) {
         return Err(Error::Corruption {
             segment: opened.header.segment_number,

@@ -221,7 +221,7 @@ fn settle_last_segment<F: FileSystem>(
                 // Up to a whole page past the bound (64 KiB covers every page size): the
                 // kernel drops whole pages only, and the one holding the bound's last byte is
                 // read.
-                let until = match bound_for(tail_bound, &header, &bytes) {
+                let until = match crate::tail_bound::bound_for(tail_bound, &header, &bytes) {
                     Some(b) if walked <= b => (b as u64).saturating_add(64 << 10).min(len),
                     _ => len,
                 };
@@ -241,19 +241,6 @@ fn settle_last_segment<F: FileSystem>(
     }
     file.evict(from as u64, until - from as u64)
         .map_err(|e| Error::io("fadvise", path, e))
-}
-
-/// The tail bound recovery may trust for a segment (format.md §3.6): one naming this very
-/// file, of a format version no build that ignores the bound can append to.
-fn bound_for(bound: Option<TailBound>, header: &SegmentHeader, bytes: &[u8]) -> Option<usize> {
-    bound
-        .filter(|b| {
-            b.segment == header.segment_number
-                && b.record_salt == header.record_salt()
-                && crate::format::le_u16(bytes, crate::format::HDR_VERSION_OFFSET)
-                    >= crate::format::TAIL_BOUND_SEGMENT_VERSION
-        })
-        .map(|b| usize::try_from(b.bound).unwrap_or(usize::MAX))
 }
 
 /// A prefix of the last segment that recovery may take from the layer above's checkpoint.
@@ -624,7 +611,7 @@ pub(crate) fn recover<F: FileSystem>(
         // Nor was anything written at or past the tail bound of the segment it names (a
         // segment made from a prepared file is written zeros to its end; format.md §3.6).
         // Only for a segment no build that ignores the bound can have appended to.
-        let bound = bound_for(tail_bound.slot(), &header, &bytes);
+        let bound = crate::tail_bound::bound_for(tail_bound.slot(), &header, &bytes);
         let mut scan = scan_records(
             &bytes,
             header.record_salt(),

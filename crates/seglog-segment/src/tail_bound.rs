@@ -95,6 +95,22 @@ pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
         tracing::warn!(path = %path.display(), error = %e, "cannot settle the tail bound on disk; reading the last segment to its end");
         return Found::Unreadable;
     }
+    let buf = match read_slots(&file) {
+        Ok(buf) => buf,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the tail bound; reading the last segment to its end");
+            return Found::Unreadable;
+        }
+    };
+    match TailBound::newest(&buf) {
+        // Valid, but no later generation can beat it: a writer could never move the bound.
+        Some(slot) if slot.generation == u64::MAX => Found::Unreadable,
+        slot => Found::Slot(slot),
+    }
+}
+
+/// The bytes of both slots (fewer where the file is short).
+fn read_slots<Fl: SegmentFile>(file: &Fl) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; TAIL_BOUND_SLOT_STRIDE as usize + TAIL_BOUND_SLOT_LEN];
     let mut filled = 0;
     while filled < buf.len() {
@@ -102,17 +118,37 @@ pub(crate) fn read<F: FileSystem>(fs: &F, dir: &Path) -> Found {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read the tail bound; reading the last segment to its end");
-                return Found::Unreadable;
-            }
+            Err(e) => return Err(e),
         }
     }
-    match TailBound::newest(&buf[..filled]) {
-        // Valid, but no later generation can beat it: a writer could never move the bound.
-        Some(slot) if slot.generation == u64::MAX => Found::Unreadable,
-        slot => Found::Slot(slot),
-    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// The newest valid slot of `dir`'s bound file, read without writing anything (for readers
+/// that do not own the log, and the tools): as the page cache shows it, unlike [`read`],
+/// which settles the file first. `None` without a file or a slot recovery could use.
+pub(crate) fn peek<F: FileSystem>(fs: &F, dir: &Path) -> Option<TailBound> {
+    let file = fs.open_read_only(&path(dir)).ok()?;
+    let buf = read_slots(&file).ok()?;
+    TailBound::newest(&buf).filter(|slot| slot.generation != u64::MAX)
+}
+
+/// The bound `slot` puts on the segment whose header is at the start of `bytes`: only a slot
+/// naming it (number and salt), and only for a segment of a format whose writers keep the
+/// bound (no build that ignores the file can have appended to it).
+pub(crate) fn bound_for(
+    slot: Option<TailBound>,
+    header: &crate::format::SegmentHeader,
+    bytes: &[u8],
+) -> Option<usize> {
+    slot.filter(|b| {
+        b.segment == header.segment_number
+            && b.record_salt == header.record_salt()
+            && crate::format::SegmentHeader::format_version_of(bytes)
+                .is_some_and(|v| v >= crate::format::TAIL_BOUND_SEGMENT_VERSION)
+    })
+    .map(|b| usize::try_from(b.bound).unwrap_or(usize::MAX))
 }
 
 fn sync_unless_skipped<Fl: SegmentFile>(file: &Fl) -> io::Result<()> {

@@ -137,7 +137,8 @@ pub fn for_each_segment(path: &Path, mut f: impl FnMut(&SegmentView) -> Result<(
                         .with_context(read)?;
             }
             view.may_be_torn =
-                seglog::tail_may_be_torn(&StdFs, &listing, i, &view.analysis).with_context(read)?;
+                seglog::tail_may_be_torn(&StdFs, &listing, i, &view.bytes, &view.analysis)
+                    .with_context(read)?;
         }
         prev_lsn = prev_lsn.max(view.analysis.last_lsn);
         greatest_lsn = greatest_lsn.max(view.analysis.last_lsn_with_markers);

@@ -3,7 +3,9 @@
 //! a log directory: [`crate::verify_dir`], the repair's plan, and the CLI's readers.
 
 use crate::Result;
-use seglog_segment::inspect::{leftover, read_file, successor_fits, Leftover, SegmentAnalysis};
+use seglog_segment::inspect::{
+    bytes_after_intact, leftover, read_file, successor_fits, Leftover, SegmentAnalysis,
+};
 use seglog_segment::io::FileSystem;
 use std::path::PathBuf;
 
@@ -49,7 +51,8 @@ pub fn judge_leftover<F: FileSystem>(
 /// name is where this segment's records could end
 /// ([`seglog_segment::inspect::successor_fits`]): the roll that created it began after this
 /// segment was sealed, whole and synced, so its damage is damage to a sealed segment
-/// (format.md §4, step 3; review 132). Reads the last file only when `analysis` shows damage.
+/// (format.md §4, step 3; review 132). `bytes`: the written bytes `analysis` describes.
+/// Reads the last file (and the log's tail bound) only when `analysis` shows damage.
 ///
 /// # Errors
 /// I/O errors.
@@ -57,6 +60,7 @@ pub fn tail_may_be_torn<F: FileSystem>(
     fs: &F,
     files: &[(u64, PathBuf)],
     i: usize,
+    bytes: &[u8],
     analysis: &SegmentAnalysis,
 ) -> Result<bool> {
     if i + 1 == files.len() {
@@ -70,7 +74,8 @@ pub fn tail_may_be_torn<F: FileSystem>(
     if leftover(&read_file(fs, last)?, 0, None) != Some(Leftover::CutCreation) {
         return Ok(false);
     }
-    let bytes_after = analysis.file_bytes.saturating_sub(analysis.data_end);
+    let dir = last.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let bytes_after = bytes_after_intact(fs, dir, bytes, analysis);
     Ok(!successor_fits(
         *next_first_lsn,
         analysis.last_lsn_with_markers,

@@ -300,7 +300,7 @@ pub fn verify_dir_with_fs<F: FileSystem>(fs: &F, dir: &Path) -> Result<VerifyRep
         ));
         let bytes = read_file(fs, &path)?;
         let analysis = analyze_segment(&bytes, prev_lsn);
-        let may_be_torn = tail_may_be_torn(fs, &files, i, &analysis)?;
+        let may_be_torn = tail_may_be_torn(fs, &files, i, &bytes, &analysis)?;
         let mut seg = describe(path.clone(), &analysis, (is_last, may_be_torn), false);
         if analysis.header.is_err() {
             if let Some(what) = judge_leftover(fs, &files, i, &bytes, greatest_lsn)? {
