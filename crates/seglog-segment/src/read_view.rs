@@ -6,7 +6,10 @@
 //! - A segment followed by another one is sealed: the writer made it whole and durable
 //!   before it created the next (format.md §4). All of it must read back; damage is
 //!   corruption, as in recovery. An index checkpoint may stand in for reading it
-//!   (`RecoveryVisitor::wants_scan`).
+//!   (`RecoveryVisitor::wants_scan`). A file without a header counts as no segment here: a
+//!   last one (a segment being created, a cut creation, or another log's file of zeros,
+//!   which a reader cannot tell apart: reviews 134 to 136) leaves the segment before it the
+//!   last one; one inside the log is read past where a writer's open would remove it.
 //! - In the last segment, a record is trusted only once a later checksummed record or
 //!   commit marker vouches for it (`durable_through_lsn`), or the segment is a compaction
 //!   output (written whole and synced before it was named). The view ends at the first
@@ -65,13 +68,7 @@ pub(crate) fn load<F: FileSystem>(
             check_headerless_file(&file, prev, prev_lsn, opened.header.first_lsn)?;
             report.empty_files_read_past.push(file.path);
         }
-        let sealed = if i + 1 < count {
-            true
-        } else if let Some(next) = snap.being_created {
-            sealed_before_creation(fs, dir, &opened, prev_lsn, next)?
-        } else {
-            false
-        };
+        let sealed = i + 1 < count;
         let next_first_lsn = first_lsns.get(i + 1).copied();
         let (entry, skipped) = load_segment(
             opened,
@@ -93,52 +90,6 @@ pub(crate) fn load<F: FileSystem>(
         last_lsn: prev_lsn,
         report,
     })
-}
-
-/// Whether the last segment (`opened`) was sealed before the file after it, which has no
-/// header yet and is named `next_first_lsn`, was created: what a roll does (it seals the
-/// segment whole and synced, then creates the next one, named the LSN after the sealed
-/// segment's greatest, commit markers included; an explicit roll takes an LSN of its own
-/// and names it the one after: review 135). Read whole, the segment must then end right
-/// before that name, or one LSN earlier. Else the file is no roll of this log's (another
-/// log's file that a roll racing a move of its directory put here: design.md, "The
-/// directory moved under an open log"), and the segment is the active one: only what is
-/// proven durable is served (review 134: its unsynced records were served as sealed ones).
-/// Damage where that name fits the segment's records is damage to a sealed segment, as for
-/// the writer's open (format.md §4, step 3), which counts the bytes after it as it does.
-///
-/// # Errors
-/// That damage; I/O errors.
-fn sealed_before_creation<F: FileSystem>(
-    fs: &F,
-    dir: &Path,
-    opened: &OpenedSegment<F>,
-    prev_lsn: u64,
-    next_first_lsn: u64,
-) -> Result<bool> {
-    let written_end = opened
-        .file
-        .written_data_end(SEGMENT_HEADER_LEN as u64)
-        .map_err(|e| Error::io("seek", &opened.path, e))?;
-    let bytes = crate::inspect::read_prefix(&opened.file, &opened.path, written_end)?;
-    let analysis = crate::inspect::analyze_segment(&bytes, prev_lsn);
-    let last_good = analysis.last_lsn_with_markers;
-    let Some(damage) = &analysis.damage else {
-        let roll_names = [last_good.checked_add(1), last_good.checked_add(2)];
-        return Ok(roll_names.contains(&Some(next_first_lsn)));
-    };
-    let bytes_after = crate::inspect::bytes_after_intact(fs, dir, &bytes, &analysis);
-    if crate::inspect::successor_fits(next_first_lsn, last_good, bytes_after) {
-        return Err(Error::Corruption {
-            segment: opened.header.segment_number,
-            offset: damage.offset,
-            reason: format!(
-                "{} in a segment sealed before the next one's creation began",
-                damage.defect
-            ),
-        });
-    }
-    Ok(false)
 }
 
 /// Reads past a file without a header (`file`) only where a writer's open would remove it:

@@ -52,10 +52,6 @@ pub(crate) struct HeaderlessFile<F: FileSystem> {
 pub(crate) struct Snapshot<F: FileSystem> {
     /// In log order.
     pub segments: Vec<OpenedSegment<F>>,
-    /// The first LSN (by its name) of a last file whose header is not readable: a segment
-    /// being created, when its name is where the last segment's records end (`read_view`
-    /// checks), and then every segment in `segments` is sealed, the last one included.
-    pub being_created: Option<u64>,
     /// Files inside the log without a header, each followed by a segment (at most one per
     /// gap between two segments).
     pub headerless: Vec<HeaderlessFile<F>>,
@@ -110,7 +106,6 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
     }
     let listed = list_segment_files(fs, dir)?;
     let mut segments: Vec<OpenedSegment<F>> = Vec::with_capacity(listed.len());
-    let mut being_created = None;
     let mut headerless: Vec<HeaderlessFile<F>> = Vec::new();
     for (i, (first_lsn, path)) in listed.iter().enumerate() {
         let file = match fs.open_read_only(path) {
@@ -135,10 +130,12 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
                     ),
                 })
             }
-            // The writer may be creating the last segment: nothing in it is acknowledged yet.
-            Err(_) if i + 1 == listed.len() => {
-                being_created = Some(*first_lsn).filter(|_| !segments.is_empty());
-            }
+            // A last file without a header holds nothing acknowledged: a segment the writer
+            // is creating, one whose creation a crash cut, or another log's file of zeros
+            // (design.md, "The directory moved under an open log"). Which, a reader cannot
+            // tell for sure (review 136), so the segment before it is served as the active
+            // one: what a later record proves durable, a prefix of what was acknowledged.
+            Err(_) if i + 1 == listed.len() => {}
             Err(defect) => {
                 let before = segments.len();
                 if headerless.last().is_some_and(|h| h.before == before) {
@@ -172,16 +169,6 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
             return Ok(None); // a new name inside the log: a replacement output
         }
     }
-    if being_created.is_some() {
-        // The segment being created must still be there: had it been removed (a writer's
-        // recovery found its creation cut short), the segment before it is active again.
-        let still_there = listed
-            .last()
-            .is_some_and(|(lsn, _)| relisted.iter().any(|(l, _)| l == lsn));
-        if !still_there {
-            return Ok(None);
-        }
-    }
     for s in &segments {
         let file = match fs.open_read_only(&s.path) {
             Ok(f) => f,
@@ -194,7 +181,6 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
     }
     Ok(Some(Snapshot {
         segments,
-        being_created,
         headerless,
     }))
 }

@@ -15,7 +15,7 @@ fn files_containing(dir: &Path, needle: &[u8]) -> usize {
 
 /// Cuts the last record of the last segment short (and the commit marker a clean close put
 /// after it): a torn tail, as a crash leaves it.
-fn tear_tail(last_segment: &Path) {
+pub(super) fn tear_tail(last_segment: &Path) {
     let bytes = std::fs::read(last_segment).unwrap();
     let analysis = seglog_segment::inspect::analyze_segment(&bytes, 0);
     let last = *analysis.record_offsets.last().unwrap();
@@ -128,7 +128,7 @@ fn size(bytes: u64) -> String {
 }
 
 /// The plan the library makes from a view.
-type PlanOf = fn(&seglog::compaction::IndexView) -> seglog::compaction::Plan;
+pub(super) type PlanOf = fn(&seglog::compaction::IndexView) -> seglog::compaction::Plan;
 
 #[test]
 fn compact_dry_run_estimates_what_the_library_would_reclaim() {
@@ -183,7 +183,7 @@ fn compact_dry_run_estimates_what_the_library_would_reclaim() {
 
 /// The library's own dry run of `plan` on a copy of `dir` (opening the log writes to it), as
 /// `seglog compact --dry-run --segment-size 16384` prints it, and the executions it drops.
-fn library_dry_run(dir: &Path, copy: &Path, plan: PlanOf) -> (String, u64) {
+pub(super) fn library_dry_run(dir: &Path, copy: &Path, plan: PlanOf) -> (String, u64) {
     let _ = std::fs::remove_dir_all(copy);
     std::fs::create_dir(copy).unwrap();
     for (name, bytes) in snapshot(dir) {

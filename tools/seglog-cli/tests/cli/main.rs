@@ -27,6 +27,21 @@ use seglog::{CheckpointMode, Options};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// (first LSN, path) of each segment file in `dir`, in log order.
+pub fn segment_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let lsn = seglog_segment::format::parse_segment_file_name(name)?.ok()?;
+            Some((lsn, p))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Runs the `seglog` binary with `args`, colour off.
 pub fn seglog(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_seglog"))

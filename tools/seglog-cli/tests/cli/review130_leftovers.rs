@@ -17,19 +17,6 @@ fn opts() -> Options {
         .checkpoints(CheckpointMode::Inline)
 }
 
-fn segment_files(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter_map(|p| {
-            let lsn = parse_segment_file_name(p.file_name()?.to_str()?)?.ok()?;
-            Some((lsn, p))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn status_1_for_a_file_of_zeros_the_open_refuses() {
     let tmp = tempfile::tempdir().unwrap();
