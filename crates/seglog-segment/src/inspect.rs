@@ -108,6 +108,32 @@ pub(crate) fn read_range<F: crate::io::SegmentFile>(
     Ok(buf)
 }
 
+/// Whether every byte `file` holds from `from` up to where its written data ends is a zero,
+/// read positionally a block at a time (the file may be as large as a segment).
+pub(crate) fn written_zeros_from<F: crate::io::SegmentFile>(
+    file: &F,
+    path: &Path,
+    from: u64,
+) -> Result<bool> {
+    const BLOCK: u64 = 1 << 20;
+    let end = file
+        .written_data_end(from)
+        .map_err(|e| Error::io("seek", path, e))?;
+    let mut at = from;
+    while at < end {
+        let n = usize::try_from((end - at).min(BLOCK)).unwrap_or(BLOCK as usize);
+        let block = read_range(file, path, at, n)?;
+        if crate::zeros::first_nonzero(&block).is_some() {
+            return Ok(false);
+        }
+        if block.len() < n {
+            break; // the file ends here
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 /// A file under a segment name that holds no record, which a writer's open removes without
 /// loss (format.md §4, step 1): tools report it as such, not as corruption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -114,33 +114,11 @@ fn check_headerless_file<F: FileSystem>(
     crate::recovery::judge_headerless_file(
         &file.path,
         file.defect.clone(),
-        written_bytes_are_zero(&file.file, &file.path)?,
+        crate::inspect::written_zeros_from(&file.file, &file.path, 0)?,
         greatest,
         next_first_lsn,
         false,
     )
-}
-
-/// Whether every byte `file` holds, up to where its written data ends, is a zero: read a
-/// block at a time (it may be as large as a segment).
-fn written_bytes_are_zero<F: SegmentFile>(file: &F, path: &Path) -> Result<bool> {
-    const BLOCK: u64 = 1 << 20;
-    let end = file
-        .written_data_end(0)
-        .map_err(|e| Error::io("seek", path, e))?;
-    let mut at = 0;
-    while at < end {
-        let n = usize::try_from((end - at).min(BLOCK)).unwrap_or(BLOCK as usize);
-        let block = crate::inspect::read_range(file, path, at, n)?;
-        if crate::zeros::first_nonzero(&block).is_some() {
-            return Ok(false);
-        }
-        if block.len() < n {
-            break; // the file ends here
-        }
-        at += n as u64;
-    }
-    Ok(true)
 }
 
 /// `(prev_lsn, next_first_lsn)`: the segment's records lie above the previous segment's last

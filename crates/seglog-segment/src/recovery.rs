@@ -99,7 +99,8 @@ fn list_segments<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<Found>> {
         .collect())
 }
 
-fn header_error(path: &Path, defect: crate::format::HeaderDefect) -> Error {
+/// The error an open fails with for a segment file whose header does not decode.
+pub(crate) fn header_error(path: &Path, defect: crate::format::HeaderDefect) -> Error {
     match defect {
         crate::format::HeaderDefect::Version(found) => Error::UnsupportedVersion {
             path: path.to_path_buf(),

@@ -130,12 +130,21 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
                     ),
                 })
             }
-            // A last file without a header holds nothing acknowledged: a segment the writer
-            // is creating, one whose creation a crash cut, or another log's file of zeros
-            // (design.md, "The directory moved under an open log"). Which, a reader cannot
-            // tell for sure (review 136), so the segment before it is served as the active
-            // one: what a later record proves durable, a prefix of what was acknowledged.
-            Err(_) if i + 1 == listed.len() => {}
+            // A last file without a header and nothing written after the header's place
+            // holds nothing acknowledged: a segment the writer is creating, one whose
+            // creation a crash cut, or another log's file of zeros (design.md, "The
+            // directory moved under an open log"). Which, a reader cannot tell for sure
+            // (review 136), so the segment before it is served as the active one: what a
+            // later record proves durable, a prefix of what was acknowledged. With anything
+            // written after it, it is a segment whose header was damaged: refused, as the
+            // writer's open refuses it (review 137: its records were hidden, and a backup
+            // of the view was a clean log without them).
+            Err(defect) if i + 1 == listed.len() => {
+                let from = SEGMENT_HEADER_LEN as u64;
+                if !crate::inspect::written_zeros_from(&file, path, from)? {
+                    return Err(crate::recovery::header_error(path, defect));
+                }
+            }
             Err(defect) => {
                 let before = segments.len();
                 if headerless.last().is_some_and(|h| h.before == before) {

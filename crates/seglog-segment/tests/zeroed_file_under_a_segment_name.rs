@@ -278,3 +278,20 @@ fn a_read_only_open_refuses_a_zeroed_file_with_a_byte_set_or_before_a_cut_creati
     assert_read_only_refused(&b, &zeros, "");
 }
 on_both_backends!(a_read_only_open_refuses_a_zeroed_file_with_a_byte_set_or_before_a_cut_creation);
+
+fn a_read_only_open_refuses_a_last_segment_whose_header_was_damaged<B: Backend>() {
+    // Review 137: records after a header that does not decode: no creation in progress, but
+    // a segment whose header a disk damaged. Refused, as the writer's open refuses it, not
+    // left out with its acknowledged records.
+    let b = B::new();
+    let (_, segs) = closed_log(&b);
+    let (_, last) = segs.last().unwrap();
+    let file = b.fs().open(last).unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, 20).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x10], 20).unwrap();
+    file.sync_data().unwrap();
+    assert_read_only_refused(&b, last, "");
+    assert_refused(&b, small_opts(), last, "");
+}
+on_both_backends!(a_read_only_open_refuses_a_last_segment_whose_header_was_damaged);
