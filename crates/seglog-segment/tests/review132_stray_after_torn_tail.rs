@@ -14,57 +14,16 @@
 
 mod common;
 
-use common::{append_one, contents, small_opts};
-use seglog_segment::format::segment_file_name;
-use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
-use seglog_segment::io::{FileSystem, SegmentFile};
+use common::stray::torn_log;
+use common::{contents, small_opts};
+use seglog_segment::io::sim::{CrashMode, SimFs};
 use seglog_segment::{SegmentLog, SegmentOptions};
-use std::path::Path;
 
 fn opts() -> SegmentOptions {
     SegmentOptions {
         segment_size_bytes: 64 << 10,
         ..small_opts()
     }
-}
-
-/// Another log's prepared file (zeros, no header), renamed here under a segment name after
-/// every segment of this log, durably.
-fn place_stray(fs: &SimFs) -> std::path::PathBuf {
-    let dir = Path::new("/log");
-    let path = dir.join(segment_file_name(1 << 40));
-    let file = fs.create_new(&path).unwrap();
-    file.write_all_at(&vec![0u8; 64 << 10], 0).unwrap();
-    file.sync_data().unwrap();
-    fs.sync_dir(dir).unwrap();
-    path
-}
-
-/// A log of 10 acknowledged records whose 11th append was cut short by a short write (the
-/// log is poisoned); `stray`: whether the other log's file arrived meanwhile.
-fn torn_log(stray: bool) -> (SimFs, Vec<(u64, Vec<u8>)>) {
-    let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    for i in 1..=10 {
-        append_one(&log, i).unwrap();
-    }
-    let acked = contents(&log);
-    if stray {
-        place_stray(&fs);
-    }
-    fs.inject(Fault {
-        op: Some(Op::Write),
-        nth: fs.op_count(Op::Write) + 1,
-        kind: FaultKind::ShortWrite,
-        persistent: false,
-    });
-    assert!(
-        append_one(&log, 11).is_err(),
-        "the short write was acknowledged"
-    );
-    drop(log);
-    fs.clear_faults();
-    (fs, acked)
 }
 
 fn open(fs: &SimFs, what: &str, acked: &[(u64, Vec<u8>)]) {
@@ -86,19 +45,19 @@ fn open(fs: &SimFs, what: &str, acked: &[(u64, Vec<u8>)]) {
 
 #[test]
 fn a_short_write_then_a_restart_opens_without_a_stray_file() {
-    let (fs, acked) = torn_log(false);
+    let (fs, acked) = torn_log(opts(), false);
     open(&fs, "restart, no stray file", &acked);
 }
 
 #[test]
 fn a_short_write_then_a_restart_opens_with_a_stray_file_after_the_log() {
-    let (fs, acked) = torn_log(true);
+    let (fs, acked) = torn_log(opts(), true);
     open(&fs, "restart, stray file after the log", &acked);
 }
 
 #[test]
 fn a_power_cut_after_a_short_write_opens_with_a_stray_file_after_the_log() {
-    let (fs, acked) = torn_log(true);
+    let (fs, acked) = torn_log(opts(), true);
     // The half record was in the page cache; the power cut keeps it.
     let fs = fs.crash(CrashMode::KeepUnsynced);
     open(&fs, "power cut, stray file after the log", &acked);

@@ -16,10 +16,11 @@
 
 mod common;
 
-use common::{append_one, contents, payload, small_opts};
-use seglog_segment::format::{segment_file_name, EventBatch};
-use seglog_segment::io::sim::{CrashMode, Fault, FaultKind, Op, SimFs};
-use seglog_segment::io::{FileSystem, SegmentFile};
+use common::stray::{place_stray, served_through, submit_buffered, torn_log};
+use common::{append_one, contents, small_opts};
+use seglog_segment::format::segment_file_name;
+use seglog_segment::io::sim::{CrashMode, SimFs};
+use seglog_segment::io::FileSystem;
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::path::Path;
 
@@ -30,37 +31,6 @@ fn opts() -> SegmentOptions {
         buffered_write_bytes: 1,
         ..small_opts()
     }
-}
-
-/// Another log's prepared file (zeros, no header), renamed here under a segment name after
-/// every segment of this log, durably.
-fn place_stray<F: FileSystem>(fs: &F, dir: &Path) -> std::path::PathBuf {
-    let path = dir.join(segment_file_name(1 << 40));
-    let file = fs.create_new(&path).unwrap();
-    file.write_all_at(&vec![0u8; 64 << 10], 0).unwrap();
-    file.sync_data().unwrap();
-    fs.sync_dir(dir).unwrap();
-    path
-}
-
-fn submit_buffered<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> u64 {
-    let p = payload(i);
-    let record = log
-        .encode(&EventBatch {
-            encoding: 0,
-            execution_id: format!("exec-{}", i % 7).as_bytes(),
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: i as i64,
-            payloads: &[&p[..]],
-        })
-        .unwrap();
-    log.submit_buffered(record).unwrap().lsn
-}
-
-fn served_through<F: FileSystem + Clone>(fs: &F, dir: &str) -> u64 {
-    let (reader, _) = SegmentLog::open_read_only(fs.clone(), dir, &mut ()).unwrap();
-    contents(&reader).last().map_or(0, |r| r.0)
 }
 
 /// A writer goes on appending; some of its records are buffered (written to the file, not
@@ -85,7 +55,7 @@ fn a_reader_serves_unsynced_records_when_a_stray_file_follows_the_active_segment
         "without the stray file the reader serves LSN {baseline} > durable {durable}"
     );
 
-    place_stray(&fs, Path::new("/log"));
+    place_stray(&fs, Path::new("/log"), 1 << 40);
     let with_stray = served_through(&fs, "/log");
 
     // The power goes: unsynced writes are lost.
@@ -101,37 +71,9 @@ fn a_reader_serves_unsynced_records_when_a_stray_file_follows_the_active_segment
     );
 }
 
-/// A log of 10 acknowledged records whose 11th append was cut short by a short write (the
-/// log is poisoned); `stray`: whether another log's file arrived meanwhile (review 132's
-/// state). The writer's open cuts the torn tail in both cases.
-fn torn_log(stray: bool) -> (SimFs, Vec<(u64, Vec<u8>)>) {
-    let fs = SimFs::new();
-    let (log, _) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ()).unwrap();
-    for i in 1..=10 {
-        append_one(&log, i).unwrap();
-    }
-    let acked = contents(&log);
-    if stray {
-        place_stray(&fs, Path::new("/log"));
-    }
-    fs.inject(Fault {
-        op: Some(Op::Write),
-        nth: fs.op_count(Op::Write) + 1,
-        kind: FaultKind::ShortWrite,
-        persistent: false,
-    });
-    assert!(
-        append_one(&log, 11).is_err(),
-        "the short write was acknowledged"
-    );
-    drop(log);
-    fs.clear_faults();
-    (fs, acked)
-}
-
 #[test]
 fn a_reader_without_the_stray_file_serves_the_acknowledged_records() {
-    let (fs, acked) = torn_log(false);
+    let (fs, acked) = torn_log(opts(), false);
     let (reader, _) = SegmentLog::open_read_only(fs.clone(), "/log", &mut ())
         .unwrap_or_else(|e| panic!("the reader refuses: {e}"));
     let served = contents(&reader);
@@ -145,7 +87,7 @@ fn a_reader_without_the_stray_file_serves_the_acknowledged_records() {
 /// torn tail (an append in flight, to a live writer) corruption in a sealed segment.
 #[test]
 fn a_reader_refuses_a_torn_tail_before_a_stray_file_the_writers_open_accepts() {
-    let (fs, acked) = torn_log(true);
+    let (fs, acked) = torn_log(opts(), true);
     let read_only = SegmentLog::open_read_only(fs.clone(), "/log", &mut ())
         .map(|(reader, _)| contents(&reader));
     let (writer, report) = SegmentLog::open(fs.clone(), "/log", opts(), &mut ())

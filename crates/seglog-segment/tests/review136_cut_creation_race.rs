@@ -8,13 +8,14 @@
 
 mod common;
 
-use common::{append_one, contents, payload, small_opts};
-use seglog_segment::format::{segment_file_name, EventBatch};
+use common::stray::submit_buffered;
+use common::trap_fs::{Call, TrapFs};
+use common::{append_one, contents, small_opts};
+use seglog_segment::format::segment_file_name;
 use seglog_segment::io::sim::{CrashMode, SimFs};
-use seglog_segment::io::{FileIdentity, FileSystem};
+use seglog_segment::io::FileSystem;
 use seglog_segment::{SegmentLog, SegmentOptions};
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,88 +26,6 @@ fn opts() -> SegmentOptions {
         buffered_write_bytes: 1,
         ..small_opts()
     }
-}
-
-type Action = Box<dyn FnOnce() + Send>;
-
-/// SimFs with an action sprung at the `nth` read-only open of `path`.
-#[derive(Clone)]
-struct HookFs {
-    inner: SimFs,
-    path: PathBuf,
-    nth: u32,
-    seen: Arc<AtomicU32>,
-    action: Arc<Mutex<Option<Action>>>,
-}
-
-impl FileSystem for HookFs {
-    type File = <SimFs as FileSystem>::File;
-    type DirLock = <SimFs as FileSystem>::DirLock;
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Self::File> {
-        self.inner.create_new(path)
-    }
-    fn open(&self, path: &Path) -> io::Result<Self::File> {
-        self.inner.open(path)
-    }
-    fn open_read_only(&self, path: &Path) -> io::Result<Self::File> {
-        if path == self.path && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
-            if let Some(a) = self.action.lock().unwrap().take() {
-                a();
-            }
-        }
-        self.inner.open_read_only(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn rename_no_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename_no_replace(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn lock_dir(&self, dir: &Path) -> io::Result<Self::DirLock> {
-        self.inner.lock_dir(dir)
-    }
-    fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
-        self.inner.identity(path)
-    }
-    fn absolute(&self, path: &Path) -> io::Result<PathBuf> {
-        self.inner.absolute(path)
-    }
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.hard_link(from, to)
-    }
-    fn link_count(&self, path: &Path) -> io::Result<u64> {
-        self.inner.link_count(path)
-    }
-    fn zeroes_ahead(&self) -> bool {
-        self.inner.zeroes_ahead()
-    }
-}
-
-fn submit_buffered<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> u64 {
-    let p = payload(i);
-    let record = log
-        .encode(&EventBatch {
-            encoding: 0,
-            execution_id: format!("exec-{}", i % 7).as_bytes(),
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: i as i64,
-            payloads: &[&p[..]],
-        })
-        .unwrap();
-    log.submit_buffered(record).unwrap().lsn
 }
 
 #[test]
@@ -132,20 +51,20 @@ fn reader_serves_unsynced_records_after_a_writer_removed_a_cut_creation() {
     let live: Arc<Mutex<Option<SegmentLog<SimFs>>>> = Arc::default();
     let unsynced = Arc::new(AtomicU32::new(0));
     let (live2, unsynced2, fs2) = (live.clone(), unsynced.clone(), fs.clone());
-    let hook = HookFs {
-        inner: fs.clone(),
-        path: first.clone(),
-        nth: 2,
-        seen: Arc::default(),
-        action: Arc::new(Mutex::new(Some(Box::new(move || {
+    let hook = TrapFs::over(
+        fs.clone(),
+        Call::OpenReadOnly,
+        first.clone(),
+        Box::new(move || {
             let (w, report) = SegmentLog::open(fs2, "/log", opts(), &mut ()).unwrap();
             assert!(report.removed_incomplete_segment.is_some(), "{report:?}");
             let lsn = submit_buffered(&w, 11);
             assert!(w.durable_lsn() < lsn);
             unsynced2.store(lsn as u32, Ordering::SeqCst);
             *live2.lock().unwrap() = Some(w);
-        }) as Action))),
-    };
+        }),
+    )
+    .at_nth(2);
     let (reader, _) = SegmentLog::open_read_only(hook, "/log", &mut ()).unwrap();
     let served = contents(&reader).last().map_or(0, |r| r.0);
     let unsynced = u64::from(unsynced.load(Ordering::SeqCst));
@@ -187,12 +106,11 @@ fn reader_calls_an_append_in_flight_corruption_after_a_writer_removed_a_cut_crea
     fs.sync_dir(dir).unwrap();
     let first = dir.join(segment_file_name(1));
     let (fs2, o2) = (fs.clone(), o.clone());
-    let hook = HookFs {
-        inner: fs.clone(),
-        path: first,
-        nth: 2,
-        seen: Arc::default(),
-        action: Arc::new(Mutex::new(Some(Box::new(move || {
+    let hook = TrapFs::over(
+        fs.clone(),
+        Call::OpenReadOnly,
+        first,
+        Box::new(move || {
             let (w, report) = SegmentLog::open(fs2.clone(), "/log", o2, &mut ()).unwrap();
             assert!(report.removed_incomplete_segment.is_some(), "{report:?}");
             fs2.inject(Fault {
@@ -204,8 +122,9 @@ fn reader_calls_an_append_in_flight_corruption_after_a_writer_removed_a_cut_crea
             assert!(append_one(&w, 11).is_err());
             drop(w);
             fs2.clear_faults();
-        }) as Action))),
-    };
+        }),
+    )
+    .at_nth(2);
     let read = SegmentLog::open_read_only(hook, "/log", &mut ()).map(|(r, _)| contents(&r));
     let (writer, report) = SegmentLog::open(fs.clone(), "/log", o, &mut ()).unwrap();
     assert!(report.torn_tail.is_some(), "{report:?}");

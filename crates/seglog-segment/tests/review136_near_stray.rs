@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::{append_one, contents, payload, small_opts};
-use seglog_segment::format::{segment_file_name, EventBatch};
+use common::stray::{place_stray, served_through, submit_buffered};
+use common::{append_one, contents, small_opts};
 use seglog_segment::io::sim::{CrashMode, SimFs};
-use seglog_segment::io::{FileSystem, SegmentFile};
 use seglog_segment::{SegmentLog, SegmentOptions};
 use std::path::Path;
 
@@ -21,35 +20,6 @@ fn opts() -> SegmentOptions {
         buffered_write_bytes: 1,
         ..small_opts()
     }
-}
-
-fn place_stray<F: FileSystem>(fs: &F, dir: &Path, name_lsn: u64) -> std::path::PathBuf {
-    let path = dir.join(segment_file_name(name_lsn));
-    let file = fs.create_new(&path).unwrap();
-    file.write_all_at(&vec![0u8; 64 << 10], 0).unwrap();
-    file.sync_data().unwrap();
-    fs.sync_dir(dir).unwrap();
-    path
-}
-
-fn submit_buffered<F: FileSystem>(log: &SegmentLog<F>, i: u64) -> u64 {
-    let p = payload(i);
-    let record = log
-        .encode(&EventBatch {
-            encoding: 0,
-            execution_id: format!("exec-{}", i % 7).as_bytes(),
-            tenant_id: b"tenant",
-            first_seq: i,
-            timestamp_unix_nanos: i as i64,
-            payloads: &[&p[..]],
-        })
-        .unwrap();
-    log.submit_buffered(record).unwrap().lsn
-}
-
-fn served_through<F: FileSystem + Clone>(fs: &F, dir: &str) -> u64 {
-    let (reader, _) = SegmentLog::open_read_only(fs.clone(), dir, &mut ()).unwrap();
-    contents(&reader).last().map_or(0, |r| r.0)
 }
 
 /// Another log's file of zeros, named a few LSNs ahead of this log (its LSN: design.md,

@@ -6,6 +6,7 @@ pub mod growth;
 pub mod never;
 pub mod page_cache;
 pub mod prepared;
+pub mod stray;
 pub mod tail_bound;
 pub mod tenant_logs;
 pub mod trap_fs;

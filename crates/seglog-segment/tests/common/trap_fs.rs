@@ -1,11 +1,13 @@
-//! `TrapFs`: real files (`StdFs`) with a one-shot action sprung just before a chosen call on
-//! a chosen path (or just after its answer, and only on a chosen thread), for making a race
-//! (a directory moved between two system calls of the log) happen at one exact point.
+//! `TrapFs`: a file system (real files, `StdFs`, unless told otherwise) with a one-shot
+//! action sprung just before a chosen call on a chosen path (or just after its answer, only
+//! on a chosen thread, or only at the call's nth time), for making a race (a directory moved
+//! between two system calls of the log, a writer's open while a reader loads) happen at one
+//! exact point.
 
 use seglog_segment::io::{FileIdentity, FileSystem, StdFs};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The calls a trap can be set on.
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 pub enum Call {
     CreateNew,
     Open,
+    OpenReadOnly,
     RenameNoReplace,
     Identity,
     /// After `identity` has answered (the check it serves has passed).
@@ -22,12 +25,15 @@ pub enum Call {
 pub type Action = Box<dyn FnOnce() + Send>;
 
 #[derive(Clone)]
-pub struct TrapFs {
-    inner: StdFs,
+pub struct TrapFs<F = StdFs> {
+    inner: F,
     call: Call,
     path: PathBuf,
     /// Only on the thread of this name, where set.
     thread: Option<&'static str>,
+    /// Only at this matching call (1 for the first).
+    nth: u32,
+    seen: Arc<AtomicU32>,
     action: Arc<Mutex<Option<Action>>>,
     fired: Arc<AtomicBool>,
 }
@@ -35,14 +41,29 @@ pub struct TrapFs {
 impl TrapFs {
     /// Springs `action` once, just before the first `call` on `path` (for a rename: to it).
     pub fn new(call: Call, path: PathBuf, action: Action) -> Self {
+        TrapFs::over(StdFs, call, path, action)
+    }
+}
+
+impl<F: FileSystem> TrapFs<F> {
+    /// The same trap over another file system (the simulated one).
+    pub fn over(inner: F, call: Call, path: PathBuf, action: Action) -> Self {
         TrapFs {
-            inner: StdFs,
+            inner,
             call,
             path,
             thread: None,
+            nth: 1,
+            seen: Arc::default(),
             action: Arc::new(Mutex::new(Some(action))),
             fired: Arc::default(),
         }
+    }
+
+    /// The same trap, sprung at the `nth` matching call instead of the first.
+    pub fn at_nth(mut self, nth: u32) -> Self {
+        self.nth = nth;
+        self
     }
 
     /// The same trap, sprung only on the thread named `name`.
@@ -59,7 +80,11 @@ impl TrapFs {
         let on_thread = self
             .thread
             .is_none_or(|name| std::thread::current().name() == Some(name));
-        if call == self.call && path == self.path && on_thread {
+        if call == self.call
+            && path == self.path
+            && on_thread
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+        {
             if let Some(action) = self.action.lock().unwrap().take() {
                 action();
                 self.fired.store(true, Ordering::SeqCst);
@@ -68,9 +93,9 @@ impl TrapFs {
     }
 }
 
-impl FileSystem for TrapFs {
-    type File = <StdFs as FileSystem>::File;
-    type DirLock = <StdFs as FileSystem>::DirLock;
+impl<F: FileSystem> FileSystem for TrapFs<F> {
+    type File = F::File;
+    type DirLock = F::DirLock;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         self.inner.create_dir_all(dir)
@@ -84,6 +109,7 @@ impl FileSystem for TrapFs {
         self.inner.open(path)
     }
     fn open_read_only(&self, path: &Path) -> io::Result<Self::File> {
+        self.spring(Call::OpenReadOnly, path);
         self.inner.open_read_only(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
