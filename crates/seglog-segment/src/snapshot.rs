@@ -138,10 +138,15 @@ fn attempt_once<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot<F>>
             // later record proves durable, a prefix of what was acknowledged. With anything
             // written after it, it is a segment whose header was damaged: refused, as the
             // writer's open refuses it (review 137: its records were hidden, and a backup
-            // of the view was a clean log without them).
+            // of the view was a clean log without them); unless the header decodes when
+            // read again: a roll wrote it and appended between the two reads (review 138),
+            // and the directory changed under this attempt.
             Err(defect) if i + 1 == listed.len() => {
                 let from = SEGMENT_HEADER_LEN as u64;
                 if !crate::inspect::written_zeros_from(&file, path, from)? {
+                    if read_header(&file, path)?.is_ok() {
+                        return Ok(None);
+                    }
                     return Err(crate::recovery::header_error(path, defect));
                 }
             }
