@@ -7,8 +7,11 @@
 //! what was written but not synced. The proofs:
 //! - a later record's `durable_through_lsn` covers its LSN (the writer stamps each record
 //!   with the highest LSN whose fsync had returned);
-//! - a later segment exists: the writer seals (truncates and fsyncs) a segment before it
-//!   creates the next one;
+//! - a later segment with a header exists: the writer seals (truncates and fsyncs) a
+//!   segment before it creates the next one. A later file without a header proves nothing:
+//!   it may be another log's file of zeros named after this one (design.md, "The directory
+//!   moved under an open log"; reviews 134 and 136 found readers serving a live writer's
+//!   unsynced records on that proof);
 //! - a commit marker follows it: `close` writes one after syncing everything. (A free `LOCK`
 //!   proves nothing: a writer that crashed, or closed a poisoned log, leaves records that were
 //!   never synced, and the next open may drop them.)
@@ -103,7 +106,29 @@ impl Follower<'_> {
         // Listed before any segment is read: a segment that is not the last one here was
         // sealed, and so durable, before the reads below.
         let listed = list_segment_files(&StdFs, dir)?;
-        let last_first_lsn = listed.last().map(|(lsn, _)| *lsn);
+        // Headers read before any segment's records: a segment before one with a header
+        // was sealed before these reads.
+        let mut sealed_below = 0;
+        for (lsn, path) in &listed {
+            let known = self.cursors.get(lsn).is_some_and(|c| c.salt.is_some());
+            let probe = if known {
+                HeaderProbe::Valid
+            } else {
+                probe_header(path, *lsn)?
+            };
+            match probe {
+                HeaderProbe::Valid => sealed_below = *lsn,
+                HeaderProbe::Damaged(defect) if !self.corrupt => {
+                    self.corrupt = true;
+                    eprintln!(
+                        "seglog tail: {}: the segment's header is damaged ({defect}) and data \
+                         follows it; its events are not shown (run seglog verify)",
+                        path.display()
+                    );
+                }
+                HeaderProbe::Damaged(_) | HeaderProbe::NotYet => {}
+            }
+        }
         for (lsn, path) in listed {
             self.cursors.entry(lsn).or_insert(Cursor {
                 path,
@@ -113,7 +138,7 @@ impl Follower<'_> {
         }
         let mut printed = 0;
         for (&first_lsn, cursor) in &mut self.cursors {
-            let sealed = last_first_lsn.is_some_and(|last| first_lsn < last);
+            let sealed = first_lsn < sealed_below;
             let Some(buf) = read_new_bytes(cursor)? else {
                 continue;
             };
@@ -238,6 +263,48 @@ fn print_record(r: &RecordRef<'_>, json: bool, limit: Option<u64>) -> Result<u64
         printed += 1;
     }
     Ok(printed)
+}
+
+/// What the start of a file under a segment name holds.
+enum HeaderProbe {
+    /// A header naming the file's first LSN.
+    Valid,
+    /// No header and nothing written after its place: a roll creating the file, a creation
+    /// a crash cut, another log's file of zeros, or a file gone. Looked at again next poll.
+    NotYet,
+    /// No valid header, with data after its place (read twice: a roll may write the header
+    /// and append between two reads): a damaged segment, which the writer's open refuses.
+    Damaged(String),
+}
+
+/// Reads the header of the file at `path`, named for first LSN `first_lsn`.
+fn probe_header(path: &std::path::Path, first_lsn: u64) -> Result<HeaderProbe> {
+    let Ok(file) = StdFs.open_read_only(path) else {
+        return Ok(HeaderProbe::NotYet); // removed (by compaction, or a writer's open)
+    };
+    let decode = |file: &<StdFs as FileSystem>::File| -> Result<Result<(), String>> {
+        let mut header = vec![0u8; SEGMENT_HEADER_LEN];
+        let n = file.read_at(&mut header, 0)?;
+        Ok(match SegmentHeader::decode(&header[..n]) {
+            Ok(h) if h.first_lsn == first_lsn => Ok(()),
+            Ok(h) => Err(format!("it names first LSN {}", h.first_lsn)),
+            Err(defect) => Err(defect.to_string()),
+        })
+    };
+    let Err(defect) = decode(&file)? else {
+        return Ok(HeaderProbe::Valid);
+    };
+    let from = SEGMENT_HEADER_LEN as u64;
+    let end = file.written_data_end(from)?;
+    let mut after = vec![0u8; end.saturating_sub(from) as usize];
+    let n = file.read_at(&mut after, from)?;
+    if after[..n].iter().all(|&b| b == 0) {
+        return Ok(HeaderProbe::NotYet);
+    }
+    Ok(match decode(&file)? {
+        Ok(()) => HeaderProbe::Valid,
+        Err(_) => HeaderProbe::Damaged(defect),
+    })
 }
 
 /// The bytes of `cursor`'s segment from its offset to the end of written data, reading the

@@ -18,6 +18,7 @@ mod repair;
 mod review10_tail_clustered;
 mod review130_leftovers;
 mod review134_torn_tail_before_a_far_stray;
+mod review140_tail_headerless;
 mod review34_offloaded;
 mod review43_remote_events;
 mod review48;
