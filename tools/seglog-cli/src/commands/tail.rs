@@ -121,8 +121,8 @@ impl Follower<'_> {
                 HeaderProbe::Damaged(defect) if !self.corrupt => {
                     self.corrupt = true;
                     eprintln!(
-                        "seglog tail: {}: the segment's header is damaged ({defect}) and data \
-                         follows it; its events are not shown (run seglog verify)",
+                        "seglog tail: {}: no valid segment header ({defect}), and data follows \
+                         its place; the file's events are not shown (run seglog verify)",
                         path.display()
                     );
                 }
