@@ -12,27 +12,7 @@ use super::*;
 use seglog::{Log, Options};
 
 fn tail_seqs(dir: &str) -> (Output, Vec<u64>) {
-    let o = seglog(&[
-        "tail",
-        dir,
-        "e",
-        "--from-seq",
-        "0",
-        "--json",
-        "--poll",
-        "10ms",
-        "--timeout",
-        "1s",
-    ]);
-    let seqs = text(&o)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    (o, seqs)
+    super::tail::tail_output(&[dir, "e", "--from-seq", "0", "--timeout", "1s"])
 }
 
 #[test]

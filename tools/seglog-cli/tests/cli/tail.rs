@@ -89,18 +89,25 @@ impl Drop for Tail {
     }
 }
 
-/// The seqs `seglog tail --json` prints for `args` before it stops.
-fn tail_seqs(args: &[&str]) -> Vec<u64> {
+/// What `seglog tail --json` prints for `args` before it stops, and the seqs of its lines.
+pub(super) fn tail_output(args: &[&str]) -> (Output, Vec<u64>) {
     let o = seglog(&[&["tail"][..], args, &["--json", "--poll", "10ms"]].concat());
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    text(&o)
+    let seqs = text(&o)
         .lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
                 .as_u64()
                 .unwrap()
         })
-        .collect()
+        .collect();
+    (o, seqs)
+}
+
+/// The seqs `seglog tail --json` prints for `args` before it stops (exit status 0).
+fn tail_seqs(args: &[&str]) -> Vec<u64> {
+    let (o, seqs) = tail_output(args);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    seqs
 }
 
 #[test]
