@@ -139,7 +139,7 @@ impl Follower<'_> {
         let mut printed = 0;
         for (&first_lsn, cursor) in &mut self.cursors {
             let sealed = first_lsn < sealed_below;
-            let Some(buf) = read_new_bytes(cursor)? else {
+            let Some(buf) = read_new_bytes(cursor, first_lsn)? else {
                 continue;
             };
             let start = if cursor.offset == 0 {
@@ -309,7 +309,7 @@ fn probe_header(path: &std::path::Path, first_lsn: u64) -> Result<HeaderProbe> {
 
 /// The bytes of `cursor`'s segment from its offset to the end of written data, reading the
 /// header first if it has not been read; `None` when the file is gone or has no header yet.
-fn read_new_bytes(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
+fn read_new_bytes(cursor: &mut Cursor, first_lsn: u64) -> Result<Option<Vec<u8>>> {
     let Ok(file) = StdFs.open_read_only(&cursor.path) else {
         return Ok(None); // removed (by compaction): nothing more to show from it
     };
@@ -330,8 +330,9 @@ fn read_new_bytes(cursor: &mut Cursor) -> Result<Option<Vec<u8>>> {
     buf.truncate(n);
     if cursor.salt.is_none() {
         match SegmentHeader::decode(&buf) {
-            Ok(h) => cursor.salt = Some(h.record_salt()),
-            Err(_) => return Ok(None), // being created: try again next poll
+            // A header naming another first LSN is no segment of this log (review 142).
+            Ok(h) if h.first_lsn == first_lsn => cursor.salt = Some(h.record_salt()),
+            _ => return Ok(None), // being created (or not this log's): try again next poll
         }
     }
     Ok(Some(buf))

@@ -19,6 +19,7 @@ mod review10_tail_clustered;
 mod review130_leftovers;
 mod review134_torn_tail_before_a_far_stray;
 mod review140_tail_headerless;
+mod review142_tail_header_of_another_lsn;
 mod review34_offloaded;
 mod review43_remote_events;
 mod review48;
