@@ -181,7 +181,9 @@ impl DurableWatch {
 
 /// Runs `run` (a caller's waker being `what`), keeping a panic in it here.
 pub(crate) fn contain(whose: &str, what: &str, run: impl FnOnce()) {
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+    if let Err(payload) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| calling_back(run)))
+    {
         tracing::error!("{whose} waker panicked when {what}; its task may never run again");
         // The payload is the caller's too: its drop may panic as well (review 58). Dropped
         // under a catch; a payload of that one is leaked rather than dropped.
@@ -190,4 +192,30 @@ pub(crate) fn contain(whose: &str, what: &str, run: impl FnOnce()) {
             std::mem::forget(again);
         }
     }
+}
+
+std::thread_local! {
+    /// How deep this thread is in caller code that the log runs (`calling_back`).
+    static CALLBACK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs caller code that the log calls back on whatever thread it is working on (a waker, a
+/// seal listener), marking the thread as inside it for [`inside_callback`].
+pub(crate) fn calling_back<R>(run: impl FnOnce() -> R) -> R {
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            CALLBACK_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    CALLBACK_DEPTH.with(|d| d.set(d.get().saturating_add(1)));
+    let _depth = Depth;
+    run()
+}
+
+/// True while this thread runs caller code that the log called back (a waker, a seal
+/// listener). Such code may run inside a commit round that a close waits for, so a close
+/// from there cannot wait for anything: it is refused (review 144).
+pub fn inside_callback() -> bool {
+    CALLBACK_DEPTH.with(|d| d.get() > 0)
 }

@@ -39,6 +39,7 @@
 
 mod builder;
 mod caller_waker;
+mod close_gate;
 mod dir_guard;
 mod durable_queue;
 mod error;
@@ -62,7 +63,10 @@ mod writer;
 mod zeros;
 
 pub use builder::{BuiltSegment, SegmentBuilder};
-pub use caller_waker::{shielded, CallerWaker, DurableWatch, Shield, ShieldedWaker};
+pub use caller_waker::{
+    inside_callback, shielded, CallerWaker, DurableWatch, Shield, ShieldedWaker,
+};
+pub use close_gate::{CloseGate, CloseTurn, FirstClose};
 pub use dir_guard::DirGuard;
 pub use durable_queue::DurableQueue;
 pub use error::{Error, PoisonCause, Result};

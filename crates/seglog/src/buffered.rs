@@ -50,9 +50,12 @@ impl<F: FileSystem> Log<F> {
         let s = self.submit_append(execution, tenant, expected_last_seq, encoding, payloads)?;
         self.publish_when_durable(&s, execution);
         self.shared.counters.record_buffered_append();
-        // Outside the index lock: this may write.
-        self.shared.segments.write_queued_if_large()?;
-        Ok(s.first_seq())
+        // Outside the index lock: this may write. A close that began after the submit drains
+        // the queue, this batch included: it is not refused now (review 143).
+        match self.shared.segments.write_queued_if_large() {
+            Ok(()) | Err(seglog_segment::Error::Closed) => Ok(s.first_seq()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Makes every append submitted before the call durable — buffered ones included — and

@@ -6,7 +6,7 @@ use crate::{CheckpointMode, Error, Options, Result};
 use parking_lot::RwLock;
 use seglog_index::{ExecutionIndex, IndexRebuilder, Visibility};
 use seglog_segment::io::{FileSystem, StdFs};
-use seglog_segment::SegmentLog;
+use seglog_segment::{CloseTurn, SegmentLog};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +34,8 @@ pub(crate) struct Shared<F: FileSystem> {
     /// Per-execution wake-ups of subscriptions to one execution (`subscribe`).
     pub watchers: crate::watchers::ExecutionWatchers,
     pub closed: AtomicBool,
+    /// One close at a time; a second waits for the first (`Log::close`).
+    pub close_gate: seglog_segment::CloseGate<()>,
     pub checkpointer: Arc<Checkpointer>,
     pub counters: EngineCounters,
     pub recovery: RecoveryStats,
@@ -275,6 +277,7 @@ impl<F: FileSystem> Log<F> {
                 visible_tx: watch::Sender::new(0),
                 watchers: crate::watchers::ExecutionWatchers::default(),
                 closed: AtomicBool::new(false),
+                close_gate: seglog_segment::CloseGate::default(),
                 checkpointer,
                 counters,
                 recovery,
@@ -346,19 +349,39 @@ impl<F: FileSystem> Log<F> {
     }
 
     /// Flushes everything appended, writes pending checkpoints, releases the directory lock.
-    /// Later calls fail with [`Error::Closed`]; closing twice is a no-op.
+    /// Later calls (appends, reads) fail with [`Error::Closed`]. A second close waits for
+    /// the first and reports the flush's outcome: when any close returns Ok, everything
+    /// appended before it is durable.
     ///
     /// # Errors
-    /// A poisoned log reports its poisoning here (it is closed anyway).
+    /// A poisoned log reports its poisoning here (it is closed anyway). [`Error::Closed`]
+    /// for a close that cannot wait for the running one: from a compaction's progress
+    /// callback while another thread's close waits for that compaction.
+    /// [`Error::InvalidOptions`] for a close from a waker the log runs (nothing is done: it
+    /// may run inside a commit round that a close waits for).
     pub fn close(&self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
+        if seglog_segment::inside_callback() {
+            return Err(Error::InvalidOptions(
+                "close cannot be called from a waker the log runs: \
+                 it would wait for the commit round that runs it"
+                    .into(),
+            ));
         }
         // A running compaction writes in the directory: it finishes first. Unless this is
         // its own thread (a close from its progress callback): then it releases the lock
         // itself when it ends.
         let on_compaction_thread =
             *self.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        // One close at a time (review 143: a second returned Ok at once, before the first
+        // had flushed). The segment layer keeps the flush's outcome for the later ones.
+        let turn = match self.shared.close_gate.enter(!on_compaction_thread) {
+            CloseTurn::First(turn) => turn,
+            CloseTurn::Done(Some(())) => {
+                return self.shared.segments.stop_writes().map_err(Error::from)
+            }
+            CloseTurn::Done(None) | CloseTurn::Busy => return Err(Error::Closed),
+        };
+        self.shared.closed.store(true, Ordering::Release);
         // Retention runs compactions: it stops (a pass in progress ends) first.
         // (Taken out first: the mutex is not held while the thread is joined, since
         // `stats` takes it.)
@@ -385,6 +408,7 @@ impl<F: FileSystem> Log<F> {
         self.shared.read_ahead.forget(u64::MAX);
         self.shared.visible_tx.send_modify(|v| *v += 1);
         self.shared.watchers.notify_all();
+        turn.finish(());
         flushed.map_err(Error::from)
     }
 
@@ -414,7 +438,7 @@ impl<F: FileSystem> Log<F> {
                 Ok(closing) => match closing.await {
                     Ok(result) => result,
                     // The runtime is shutting down and cancelled the task before it ran (or
-                    // it panicked): close here. Closing twice is a no-op.
+                    // it panicked): close here. A close that ran reports its outcome again.
                     Err(_) => log.close(),
                 },
                 Err(closed_in_place) => closed_in_place,

@@ -5,21 +5,38 @@
 use super::Inner;
 use crate::format::{encode_commit_marker, COMMIT_MARKER_LEN};
 use crate::io::{FileSystem, SegmentFile};
-use crate::{Error, Result};
+use crate::{CloseTurn, Error, PoisonCause, Result};
 use std::sync::Arc;
 
 impl<F: FileSystem> Inner<F> {
     /// Stops appends and drains them; writes and syncs the commit marker. Leaves the
-    /// directory lock alone. Returns Ok once, on the first call; later calls do nothing.
+    /// directory lock alone. The first call does the work; a later one waits for it and
+    /// reports its outcome (review 143: it returned Ok at once, before the drain). A call
+    /// from code the log calls back (a seal listener, a waker) is refused with
+    /// [`Error::InvalidOptions`]: it may run inside the very round a close waits for
+    /// (review 144). A call from inside the running close fails with [`Error::Closed`].
     ///
-    /// When it returns, no commit round is running or can start: nothing writes to the log
-    /// again in this process.
+    /// When it returns Ok, no commit round is running or can start: nothing writes to the
+    /// log again in this process.
     pub(crate) fn stop_writes(self: &Arc<Self>) -> Result<()> {
+        if crate::inside_callback() {
+            return Err(close_in_callback());
+        }
+        let turn = match self.close_gate.enter(true) {
+            CloseTurn::First(turn) => turn,
+            CloseTurn::Done(Some(outcome)) => {
+                return outcome.map_err(|cause| Error::Poisoned { cause })
+            }
+            CloseTurn::Done(None) | CloseTurn::Busy => return Err(Error::Closed),
+        };
+        let stopped = self.stop_writes_once();
+        turn.finish(stopped.as_ref().map(|_| ()).map_err(PoisonCause::of));
+        stopped
+    }
+
+    fn stop_writes_once(self: &Arc<Self>) -> Result<()> {
         let last = {
             let mut st = self.commit.lock();
-            if st.closed {
-                return Ok(());
-            }
             // Submits fail from here on; rounds already queued still run.
             st.closed = true;
             st.next_lsn - 1
@@ -138,4 +155,13 @@ impl<F: FileSystem> Inner<F> {
             }
         }
     }
+}
+
+/// A close from code the log calls back: it would wait for the round running that code.
+pub(crate) fn close_in_callback() -> Error {
+    Error::InvalidOptions(
+        "close cannot be called from a seal listener or a waker the log runs: \
+         it would wait for the commit round that runs it"
+            .into(),
+    )
 }

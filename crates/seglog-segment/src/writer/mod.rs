@@ -54,6 +54,8 @@ pub(crate) struct Inner<F: FileSystem> {
     durable_lsn: AtomicU64,
     segments: RwLock<BTreeMap<u64, Arc<SegmentEntry<F>>>>,
     closed: AtomicBool,
+    /// One close at a time; a second waits for the first (`close`, review 143).
+    close_gate: crate::CloseGate<std::result::Result<(), crate::PoisonCause>>,
     dir_lock: parking_lot::Mutex<Option<F::DirLock>>,
     stats: WriterCounters,
     seal_listener: RwLock<Option<SealListener>>,
@@ -235,6 +237,7 @@ impl<F: FileSystem> SegmentLog<F> {
             durable_lsn: AtomicU64::new(recovered.last_lsn),
             segments: RwLock::new(segments),
             closed: AtomicBool::new(false),
+            close_gate: crate::CloseGate::default(),
             dir_lock: parking_lot::Mutex::new(Some(dir_lock)),
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
@@ -377,8 +380,12 @@ impl<F: FileSystem> SegmentLog<F> {
     pub fn submit_buffered(&self, record: EncodedRecord) -> Result<Appended> {
         self.check_writable()?;
         let appended = self.inner.submit(record)?;
-        self.write_queued_if_large()?;
-        Ok(appended)
+        match self.write_queued_if_large() {
+            // A close that began after the submit drains the queue, this record included: an
+            // error here would have the caller retry a record the log keeps (review 143).
+            Ok(()) | Err(Error::Closed) => Ok(appended),
+            Err(e) => Err(e),
+        }
     }
 
     /// The second half of [`Self::submit_buffered`], for a caller that submits under a lock
@@ -591,13 +598,21 @@ impl<F: FileSystem> SegmentLog<F> {
     /// [`Error::Closed`] and the directory lock is released. Appends submitted before the
     /// call are made durable (or fail) before it returns; appends after it fail. The last
     /// thing written is a commit marker that vouches for every record, so that the next open
-    /// tells damage to them from a torn tail. Closing twice is a no-op.
+    /// tells damage to them from a torn tail. A second close waits for the first and
+    /// reports its outcome.
     ///
     /// # Errors
-    /// [`Error::Poisoned`] when the final flush fails (the log is closed anyway).
+    /// [`Error::Poisoned`] when the final flush fails (the log is closed anyway);
+    /// [`Error::InvalidOptions`] for a close from a seal listener or a waker the log runs
+    /// (nothing is done: such code may run inside the round a close waits for);
+    /// [`Error::Closed`] for a close from inside the running one, which cannot wait for it.
     pub fn close(&self) -> Result<()> {
         let stopped = self.stop_writes();
-        self.release_lock();
+        // A close that did not end a close leaves the lock to the one that will, which may
+        // still write.
+        if !matches!(stopped, Err(Error::Closed | Error::InvalidOptions(_))) {
+            self.release_lock();
+        }
         stopped
     }
 

@@ -105,6 +105,7 @@ impl<F: FileSystem> SegmentLog<F> {
             durable_lsn: AtomicU64::new(view.last_lsn),
             segments: RwLock::new(segments),
             closed: AtomicBool::new(false),
+            close_gate: crate::CloseGate::default(),
             dir_lock: parking_lot::Mutex::new(None),
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),

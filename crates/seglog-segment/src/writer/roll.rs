@@ -245,10 +245,12 @@ impl<F: FileSystem> Inner<F> {
             "sealed segment"
         );
         if let Some(listener) = self.seal_listener.read().as_ref() {
-            listener(
-                &entry.info(),
-                &view.slice(..(data_end as usize).min(view.len())),
-            );
+            crate::caller_waker::calling_back(|| {
+                listener(
+                    &entry.info(),
+                    &view.slice(..(data_end as usize).min(view.len())),
+                )
+            });
         }
         Ok(())
     }
