@@ -18,7 +18,9 @@ use std::thread::ThreadId;
 
 enum State<T> {
     Open,
-    Closing(ThreadId),
+    /// By this thread; `None`: claimed for a close that another thread will run
+    /// ([`CloseGate::claim`]).
+    Closing(Option<ThreadId>),
     /// `None`: the first close ended without an outcome (it panicked).
     Closed(Option<T>),
 }
@@ -27,6 +29,8 @@ enum State<T> {
 pub struct CloseGate<T> {
     state: Mutex<State<T>>,
     done: Condvar,
+    /// True once a close ended: for async callers, who wait without holding a thread.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 /// What [`CloseGate::enter`] tells a caller.
@@ -51,6 +55,7 @@ impl<T: Clone> Default for CloseGate<T> {
         CloseGate {
             state: Mutex::new(State::Open),
             done: Condvar::new(),
+            ended: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -64,17 +69,58 @@ impl<T: Clone> CloseGate<T> {
         loop {
             match &*state {
                 State::Open => {
-                    *state = State::Closing(me);
+                    *state = State::Closing(Some(me));
                     return CloseTurn::First(FirstClose {
                         gate: self,
                         finished: false,
                     });
                 }
                 State::Closed(outcome) => return CloseTurn::Done(outcome.clone()),
-                State::Closing(closer) if *closer == me || !may_wait => return CloseTurn::Busy,
+                State::Closing(closer) if *closer == Some(me) || !may_wait => {
+                    return CloseTurn::Busy
+                }
                 State::Closing(_) => self.done.wait(&mut state),
             }
         }
+    }
+
+    /// Claims the close for a thread that will run it later (an async close on a blocking
+    /// pool): true when no close had begun. The runner then calls [`Self::run_claimed`], or
+    /// [`Self::release_claim`] if it never runs. Claimed at once, so that a second async close
+    /// waits without a thread of its own (review 145: waiting on a blocking pool's thread, it
+    /// starved the round the first close waited for).
+    pub fn claim(&self) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Open) {
+            *state = State::Closing(None);
+            return true;
+        }
+        false
+    }
+
+    /// The running close's hold, for the thread that runs a close claimed by [`Self::claim`].
+    pub fn run_claimed(&self) -> FirstClose<'_, T> {
+        *self.state.lock() = State::Closing(Some(std::thread::current().id()));
+        FirstClose {
+            gate: self,
+            finished: false,
+        }
+    }
+
+    /// Gives back a claim whose close never ran: the gate is open again.
+    pub fn release_claim(&self) {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Closing(None)) {
+            *state = State::Open;
+            self.done.notify_all();
+        }
+    }
+
+    /// Waits, without blocking a thread, until a close has ended.
+    pub async fn ended(&self) {
+        let mut ended = self.ended.subscribe();
+        // The sender lives as long as the gate, which outlives this borrow.
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 }
 
@@ -88,6 +134,7 @@ impl<T> FirstClose<'_, T> {
         self.finished = true;
         *self.gate.state.lock() = State::Closed(outcome);
         self.gate.done.notify_all();
+        self.gate.ended.send_replace(true);
     }
 }
 
@@ -143,6 +190,30 @@ mod tests {
         assert!(other.join().unwrap());
         first.finish(());
         assert!(matches!(gate.enter(false), CloseTurn::Done(Some(()))));
+    }
+
+    #[test]
+    fn a_claimed_close_makes_others_wait_and_a_released_claim_opens_the_gate() {
+        let gate = Arc::new(CloseGate::<u32>::default());
+        assert!(gate.claim());
+        assert!(!gate.claim(), "one claim at a time");
+        assert!(matches!(gate.enter(false), CloseTurn::Busy));
+        gate.release_claim();
+        assert!(gate.claim(), "a released claim opens the gate again");
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || match gate.enter(true) {
+                CloseTurn::Done(outcome) => outcome,
+                _ => panic!("the waiter must wait for the claimed close"),
+            })
+        };
+        let runner = gate.run_claimed();
+        runner.finish(3);
+        assert_eq!(waiter.join().unwrap(), Some(3));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(gate.ended());
     }
 
     #[test]

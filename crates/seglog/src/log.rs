@@ -381,6 +381,15 @@ impl<F: FileSystem> Log<F> {
             }
             CloseTurn::Done(None) | CloseTurn::Busy => return Err(Error::Closed),
         };
+        self.close_holding(turn, on_compaction_thread)
+    }
+
+    /// The close itself, by the holder of the close gate's turn.
+    fn close_holding(
+        &self,
+        turn: seglog_segment::FirstClose<'_, ()>,
+        on_compaction_thread: bool,
+    ) -> Result<()> {
         self.shared.closed.store(true, Ordering::Release);
         // Retention runs compactions: it stops (a pass in progress ends) first.
         // (Taken out first: the mutex is not held while the thread is joined, since
@@ -426,22 +435,34 @@ impl<F: FileSystem> Log<F> {
     /// As [`Self::close`].
     pub fn close_async(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let log = self.clone();
-        let started = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let closing = log.clone();
-                Ok(runtime.spawn_blocking(move || closing.close()))
+        let runtime = tokio::runtime::Handle::try_current();
+        // The close is claimed now, on the caller's thread: a close already under way is
+        // waited for below without a thread (review 145: a second close waiting on a blocking
+        // pool's thread starved the commit round that the first close waited for).
+        let claimed = !seglog_segment::inside_callback() && log.shared.close_gate.claim();
+        let started = match (claimed, runtime) {
+            (true, Ok(runtime)) => {
+                let claim = ClaimedClose { log: log.clone() };
+                Started::OnPool(runtime.spawn_blocking(move || claim.run()))
             }
-            Err(_) => Err(log.close()),
+            (true, Err(_)) => Started::Ended(ClaimedClose { log: log.clone() }.run()),
+            (false, _) => Started::Elsewhere,
         };
         async move {
             match started {
-                Ok(closing) => match closing.await {
+                Started::OnPool(closing) => match closing.await {
                     Ok(result) => result,
-                    // The runtime is shutting down and cancelled the task before it ran (or
-                    // it panicked): close here. A close that ran reports its outcome again.
+                    // The runtime is shutting down and cancelled the task before it ran (the
+                    // claim was given back), or it panicked: close here.
                     Err(_) => log.close(),
                 },
-                Err(closed_in_place) => closed_in_place,
+                Started::Ended(result) => result,
+                Started::Elsewhere => {
+                    if !seglog_segment::inside_callback() {
+                        log.shared.close_gate.ended().await;
+                    }
+                    log.close()
+                }
             }
         }
     }
@@ -568,6 +589,34 @@ impl<F: FileSystem> Log<F> {
     pub fn segments(&self) -> Vec<seglog_segment::SegmentInfo> {
         self.shared.segments.segments()
     }
+}
+
+/// A close claimed by [`Log::close_async`] for the thread that runs it. Dropped unrun (a
+/// runtime that shuts down before the task starts), it gives the claim back.
+struct ClaimedClose<F: FileSystem> {
+    log: Log<F>,
+}
+
+impl<F: FileSystem> ClaimedClose<F> {
+    fn run(self) -> Result<()> {
+        // Finished, the drop below finds the gate closed and leaves it so.
+        let turn = self.log.shared.close_gate.run_claimed();
+        self.log.close_holding(turn, false)
+    }
+}
+
+impl<F: FileSystem> Drop for ClaimedClose<F> {
+    fn drop(&mut self) {
+        self.log.shared.close_gate.release_claim();
+    }
+}
+
+/// Where [`Log::close_async`]'s close runs.
+enum Started {
+    OnPool(tokio::task::JoinHandle<Result<()>>),
+    Ended(Result<()>),
+    /// Claimed by another call: wait for it.
+    Elsewhere,
 }
 
 impl<F: FileSystem> Drop for Shared<F> {

@@ -27,11 +27,47 @@ impl<F: FileSystem> Inner<F> {
             CloseTurn::Done(Some(outcome)) => {
                 return outcome.map_err(|cause| Error::Poisoned { cause })
             }
-            CloseTurn::Done(None) | CloseTurn::Busy => return Err(Error::Closed),
+            CloseTurn::Done(None) => return Err(self.settle_after_a_panicked_close()),
+            CloseTurn::Busy => return Err(Error::Closed),
         };
         let stopped = self.stop_writes_once();
         turn.finish(stopped.as_ref().map(|_| ()).map_err(PoisonCause::of));
         stopped
+    }
+
+    /// A close that panicked (say, in a seal listener of its drain's round) left its work
+    /// half done, and nothing of it runs any more. So that a later close can give up the
+    /// directory lock (review 145: none ever did), this one ends what could still write:
+    /// the log is poisoned (its waiters get an error rather than a round that never comes),
+    /// the background threads stop, and the leader's seat is taken for good once no round
+    /// runs. Returns the poisoning.
+    fn settle_after_a_panicked_close(self: &Arc<Self>) -> Error {
+        self.poison(&Error::Poisoned {
+            cause: PoisonCause::other("a close panicked before it finished"),
+        });
+        self.stop_background_writes();
+        loop {
+            {
+                let mut st = self.commit.lock();
+                if st.close_holds_seat {
+                    break;
+                }
+                if st.rounds_idle() {
+                    st.leader_active = true;
+                    st.close_holds_seat = true;
+                    st.writes_stopped = true;
+                    break;
+                }
+            }
+            crate::sync::thread::yield_now();
+        }
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let st = self.commit.lock();
+        match st.check_usable_while_closing() {
+            Err(e) => e,
+            Ok(()) => Error::Closed,
+        }
     }
 
     fn stop_writes_once(self: &Arc<Self>) -> Result<()> {
@@ -52,6 +88,7 @@ impl<F: FileSystem> Inner<F> {
                 let mut st = self.commit.lock();
                 if st.rounds_idle() && st.zeroing.is_none() && !st.preparing && !st.dropping {
                     st.leader_active = true;
+                    st.close_holds_seat = true;
                     break;
                 }
             }

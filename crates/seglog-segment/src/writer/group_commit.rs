@@ -129,6 +129,8 @@ pub(crate) struct CommitState {
     /// Set when `close` has drained the log and holds the leader's seat for good: no round
     /// runs again, so a wait beyond `durable_lsn` ends with `Closed`.
     pub writes_stopped: bool,
+    /// A close took the leader's seat for good: no round runs or starts again.
+    pub close_holds_seat: bool,
     /// Where the next submitted record goes, and that segment's record salt.
     pub tail_segment: u64,
     pub tail_salt: u64,
@@ -195,6 +197,7 @@ impl CommitState {
             poisoned: None,
             closed: false,
             writes_stopped: false,
+            close_holds_seat: false,
             tail_segment,
             tail_salt,
             tail_offset,
