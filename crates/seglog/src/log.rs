@@ -439,14 +439,19 @@ impl<F: FileSystem> Log<F> {
         // The close is claimed now, on the caller's thread: a close already under way is
         // waited for below without a thread (review 145: a second close waiting on a blocking
         // pool's thread starved the commit round that the first close waited for).
-        let claimed = !seglog_segment::inside_callback() && log.shared.close_gate.claim();
-        let started = match (claimed, runtime) {
-            (true, Ok(runtime)) => {
-                let claim = ClaimedClose { log: log.clone() };
-                Started::OnPool(runtime.spawn_blocking(move || claim.run()))
+        let started = if seglog_segment::inside_callback() {
+            // Refused at once, as `close` refuses it: a future that waited here would wait
+            // for a close nobody started (review 146).
+            Started::Ended(log.close())
+        } else {
+            match (log.shared.close_gate.claim(), runtime) {
+                (true, Ok(runtime)) => {
+                    let claim = ClaimedClose { log: log.clone() };
+                    Started::OnPool(runtime.spawn_blocking(move || claim.run()))
+                }
+                (true, Err(_)) => Started::Ended(ClaimedClose { log: log.clone() }.run()),
+                (false, _) => Started::Elsewhere,
             }
-            (true, Err(_)) => Started::Ended(ClaimedClose { log: log.clone() }.run()),
-            (false, _) => Started::Elsewhere,
         };
         async move {
             match started {
@@ -458,9 +463,7 @@ impl<F: FileSystem> Log<F> {
                 },
                 Started::Ended(result) => result,
                 Started::Elsewhere => {
-                    if !seglog_segment::inside_callback() {
-                        log.shared.close_gate.ended().await;
-                    }
+                    log.shared.close_gate.ended().await;
                     log.close()
                 }
             }
@@ -599,9 +602,13 @@ struct ClaimedClose<F: FileSystem> {
 
 impl<F: FileSystem> ClaimedClose<F> {
     fn run(self) -> Result<()> {
+        // Run in place (outside a runtime), this may be a compaction's own thread, from its
+        // progress callback: the close must not wait for that compaction (review 146).
+        let on_compaction_thread =
+            *self.log.shared.compaction_thread.lock() == Some(std::thread::current().id());
         // Finished, the drop below finds the gate closed and leaves it so.
         let turn = self.log.shared.close_gate.run_claimed();
-        self.log.close_holding(turn, false)
+        self.log.close_holding(turn, on_compaction_thread)
     }
 }
 
