@@ -439,9 +439,12 @@ impl<F: FileSystem> Log<F> {
         // The close is claimed now, on the caller's thread: a close already under way is
         // waited for below without a thread (review 145: a second close waiting on a blocking
         // pool's thread starved the commit round that the first close waited for).
-        let started = if seglog_segment::inside_callback() {
-            // Refused at once, as `close` refuses it: a future that waited here would wait
-            // for a close nobody started (review 146).
+        let on_compaction_thread =
+            *log.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        let started = if seglog_segment::inside_callback() || on_compaction_thread {
+            // As `close` does it, at once: from a waker, a future that waited here would wait
+            // for a close nobody started (review 146); from a compaction's progress callback,
+            // for a close that waits for that compaction (review 147).
             Started::Ended(log.close())
         } else {
             match (log.shared.close_gate.claim(), runtime) {
