@@ -84,8 +84,8 @@ impl<T: Clone> CloseGate<T> {
         }
     }
 
-    /// Claims the close for a thread that will run it later (an async close on a blocking
-    /// pool): true when no close had begun. The runner then calls [`Self::run_claimed`], or
+    /// Claims the close for a thread that will run it later (an async close, on a thread of
+    /// its own): true when no close had begun. The runner then calls [`Self::run_claimed`], or
     /// [`Self::release_claim`] if it never runs. Claimed at once, so that a second async close
     /// waits without a thread of its own (review 145: waiting on a blocking pool's thread, it
     /// starved the round the first close waited for).

@@ -428,7 +428,7 @@ impl<F: FileSystem> Log<F> {
     ///
     /// # Cancel safety
     /// Dropping the future, polled or not, does not stop the close, which runs to its end on
-    /// tokio's blocking pool: the log is closed either way (later calls fail with
+    /// a thread of its own: the log is closed either way (later calls fail with
     /// [`Error::Closed`]); only the flush's result is lost.
     ///
     /// # Errors
@@ -448,10 +448,7 @@ impl<F: FileSystem> Log<F> {
             Started::Ended(log.close())
         } else {
             match (log.shared.close_gate.claim(), runtime) {
-                (true, Ok(runtime)) => {
-                    let claim = ClaimedClose { log: log.clone() };
-                    Started::OnPool(runtime.spawn_blocking(move || claim.run()))
-                }
+                (true, Ok(runtime)) => ClaimedClose { log: log.clone() }.start(runtime),
                 (true, Err(_)) => Started::Ended(ClaimedClose { log: log.clone() }.run()),
                 (false, _) => Started::Elsewhere,
             }
@@ -460,8 +457,8 @@ impl<F: FileSystem> Log<F> {
             match started {
                 Started::OnPool(closing) => match closing.await {
                     Ok(result) => result,
-                    // The runtime is shutting down and cancelled the task before it ran (the
-                    // claim was given back), or it panicked: close here.
+                    // The runtime is shutting down and cancelled the task (the close itself
+                    // runs on), or it panicked: close here, which waits for that close.
                     Err(_) => log.close(),
                 },
                 Started::Ended(result) => result,
@@ -613,16 +610,52 @@ impl<F: FileSystem> ClaimedClose<F> {
         let turn = self.log.shared.close_gate.run_claimed();
         self.log.close_holding(turn, on_compaction_thread)
     }
+
+    /// Runs the claimed close on a thread of its own, in `runtime`'s context (a seal listener
+    /// in the drain's rounds may spawn tasks), and joins it from the blocking pool. The close
+    /// is not run *on* the pool: from the claim on, every other close waits for this one, and
+    /// a sync close holding the pool's last thread (a drop guard run with `spawn_blocking`)
+    /// would wait for a task queued behind it (review 148). The join is: a runtime's drop
+    /// waits for its blocking tasks, so a program that drops this future and exits still
+    /// lets the close end (review 150). If no thread can be started, a plain close goes to
+    /// the pool.
+    fn start(self, runtime: tokio::runtime::Handle) -> Started {
+        let log = self.log.clone();
+        let context = runtime.clone();
+        let job = move || {
+            let _context = context.enter();
+            self.run()
+        };
+        match std::thread::Builder::new()
+            .name("seglog-close".into())
+            .spawn(job)
+        {
+            Ok(closing) => Started::OnPool(runtime.spawn_blocking(move || {
+                // The close's thread panicked: a close here reports what it left (the
+                // gate's outcome, or `Closed` after a close that panicked half done).
+                closing.join().unwrap_or_else(|_| log.close())
+            })),
+            // The job, claim and all, was dropped: the claim is given back.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a thread for the close; closing on tokio's blocking pool");
+                Started::OnPool(runtime.spawn_blocking(move || log.close()))
+            }
+        }
+    }
 }
 
 impl<F: FileSystem> Drop for ClaimedClose<F> {
     fn drop(&mut self) {
+        // A claim that never ran (its thread could not start) is given back; after `run`,
+        // this finds the gate closed and leaves it so.
         self.log.shared.close_gate.release_claim();
     }
 }
 
 /// Where [`Log::close_async`]'s close runs.
 enum Started {
+    /// The claimed close, on its own thread joined from the blocking pool (or, when no
+    /// thread could be started, a plain close on the pool).
     OnPool(tokio::task::JoinHandle<Result<()>>),
     Ended(Result<()>),
     /// Claimed by another call: wait for it.

@@ -14,6 +14,7 @@ mod prepare;
 mod read_only;
 mod replace;
 mod roll;
+mod round_runner;
 mod sync_written;
 mod waiters;
 mod zeroing;
@@ -64,6 +65,8 @@ pub(crate) struct Inner<F: FileSystem> {
     /// The thread keeping zeros ahead of the tail (`zeroing`), to wake; unset when the log
     /// keeps none.
     zeroer: std::sync::OnceLock<std::thread::Thread>,
+    /// Where a round a spawned async task wins runs (`round_runner`).
+    round_runner: round_runner::RoundRunner<F>,
     /// The next segment's file, being zeroed ahead of the roll (`prepare`).
     prepared: parking_lot::Mutex<Option<prepare::PreparedSegment<F>>>,
     /// How far this writer may have written into the active segment, kept durable ahead of
@@ -113,7 +116,7 @@ impl<F: FileSystem> Drop for LastHandle<F> {
     fn drop(&mut self) {
         self.inner.stop_background_writes();
         // IMPORTANT: a commit round may still be running (a cancelled async append's round
-        // on the blocking pool holds the log, not a handle): it writes where the next owner
+        // on the round runner holds the log, not a handle): it writes where the next owner
         // of the directory would. Then the lock goes only with the log itself, when that
         // round lets go of it. No round can start once no handle is left.
         if self.inner.commit.lock().rounds_idle() {
@@ -243,6 +246,7 @@ impl<F: FileSystem> SegmentLog<F> {
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
+            round_runner: Default::default(),
             prepared: parking_lot::Mutex::new(None),
             tail_lease: parking_lot::Mutex::new(crate::tail_bound::TailLease::new(
                 recovered.tail_bound.slot(),

@@ -111,6 +111,7 @@ impl<F: FileSystem> SegmentLog<F> {
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),
             zeroer: std::sync::OnceLock::new(),
+            round_runner: Default::default(),
             prepared: parking_lot::Mutex::new(None),
             tail_lease: parking_lot::Mutex::new(crate::tail_bound::TailLease::new(None)),
             read_only: true,

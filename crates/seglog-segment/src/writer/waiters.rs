@@ -317,7 +317,9 @@ fn may_sleep_in_poll() -> bool {
 /// True when an async caller may run its commit round on its own thread: it is not a task
 /// on a runtime's worker (which other tasks need), but the root future of a `block_on` (the
 /// caller's own thread, blocked in any case) or polled outside any tokio runtime (where
-/// there is no blocking pool). Tasks hand the round to tokio's blocking pool instead.
+/// there is no blocking pool). Tasks hand the round to the log's round runner instead
+/// (`round_runner`; not tokio's blocking pool, which may be full of threads waiting for
+/// that very round).
 /// (`block_in_place` is not used: tokio refuses it, by panicking, in places a caller cannot
 /// see, such as a `LocalSet`.)
 pub(super) fn may_lead_in_place() -> bool {
@@ -392,8 +394,8 @@ impl<F: FileSystem> Inner<F> {
     }
 
     /// Like [`Self::wait_durable`], for async callers: the task registers its waker in the
-    /// queue and is woken like a thread. A round a spawned task leads runs on tokio's
-    /// blocking pool; a round the root future of a `block_on` leads (or a future polled
+    /// queue and is woken like a thread. A round a spawned task leads runs on the log's
+    /// round runner (`round_runner`); a round the root future of a `block_on` leads (or a future polled
     /// outside tokio) runs in place, with no thread hop (see [`may_lead_in_place`]).
     ///
     /// Dropping the future gives up the wait, never the record: it stays submitted.
@@ -463,7 +465,7 @@ impl<F: FileSystem> DurableWait<F> {
                     claim.lead();
                     continue;
                 }
-                tokio::task::spawn_blocking(move || claim.lead());
+                self.inner.round_runner.run(claim);
                 st = self.inner.commit.lock();
                 if let Some(outcome) = st.wait_outcome(self.lsn) {
                     return Poll::Ready(outcome);
