@@ -323,6 +323,11 @@ impl<F: FileSystem> Log<F> {
         Ok(self.shared.segments.check_dir()?)
     }
 
+    /// True on a running compaction's own thread (in its progress callback).
+    fn on_compaction_thread(&self) -> bool {
+        *self.shared.compaction_thread.lock() == Some(std::thread::current().id())
+    }
+
     /// Holds the compaction lock of a writable log (`None` for a read-only one, whose view
     /// no compaction changes), for work that must not see segments switched under it.
     ///
@@ -333,7 +338,7 @@ impl<F: FileSystem> Log<F> {
         if self.shared.segments.is_read_only() {
             return Ok(None);
         }
-        if *self.shared.compaction_thread.lock() == Some(std::thread::current().id()) {
+        if self.on_compaction_thread() {
             return Err(Error::InvalidOptions(
                 "cannot be called from a compaction's progress callback".into(),
             ));
@@ -370,8 +375,7 @@ impl<F: FileSystem> Log<F> {
         // A running compaction writes in the directory: it finishes first. Unless this is
         // its own thread (a close from its progress callback): then it releases the lock
         // itself when it ends.
-        let on_compaction_thread =
-            *self.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        let on_compaction_thread = self.on_compaction_thread();
         // One close at a time (review 143: a second returned Ok at once, before the first
         // had flushed). The segment layer keeps the flush's outcome for the later ones.
         let turn = match self.shared.close_gate.enter(!on_compaction_thread) {
@@ -439,8 +443,7 @@ impl<F: FileSystem> Log<F> {
         // The close is claimed now, on the caller's thread: a close already under way is
         // waited for below without a thread (review 145: a second close waiting on a blocking
         // pool's thread starved the commit round that the first close waited for).
-        let on_compaction_thread =
-            *log.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        let on_compaction_thread = log.on_compaction_thread();
         let started = if seglog_segment::inside_callback() || on_compaction_thread {
             // As `close` does it, at once: from a waker, a future that waited here would wait
             // for a close nobody started (review 146); from a compaction's progress callback,
@@ -594,8 +597,8 @@ impl<F: FileSystem> Log<F> {
     }
 }
 
-/// A close claimed by [`Log::close_async`] for the thread that runs it. Dropped unrun (a
-/// runtime that shuts down before the task starts), it gives the claim back.
+/// A close claimed by [`Log::close_async`] for the thread that runs it. Dropped unrun (no
+/// thread could be started for it), it gives the claim back.
 struct ClaimedClose<F: FileSystem> {
     log: Log<F>,
 }
@@ -604,8 +607,7 @@ impl<F: FileSystem> ClaimedClose<F> {
     fn run(self) -> Result<()> {
         // Run in place (outside a runtime), this may be a compaction's own thread, from its
         // progress callback: the close must not wait for that compaction (review 146).
-        let on_compaction_thread =
-            *self.log.shared.compaction_thread.lock() == Some(std::thread::current().id());
+        let on_compaction_thread = self.log.on_compaction_thread();
         // Finished, the drop below finds the gate closed and leaves it so.
         let turn = self.log.shared.close_gate.run_claimed();
         self.log.close_holding(turn, on_compaction_thread)

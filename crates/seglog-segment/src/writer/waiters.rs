@@ -395,8 +395,9 @@ impl<F: FileSystem> Inner<F> {
 
     /// Like [`Self::wait_durable`], for async callers: the task registers its waker in the
     /// queue and is woken like a thread. A round a spawned task leads runs on the log's
-    /// round runner (`round_runner`); a round the root future of a `block_on` leads (or a future polled
-    /// outside tokio) runs in place, with no thread hop (see [`may_lead_in_place`]).
+    /// round runner (`round_runner`); a round the root future of a `block_on` leads (or a
+    /// future polled outside tokio) runs in place, with no thread hop (see
+    /// [`may_lead_in_place`]).
     ///
     /// Dropping the future gives up the wait, never the record: it stays submitted.
     pub(crate) fn wait_durable_async(self: &Arc<Self>, lsn: u64) -> DurableWait<F> {
