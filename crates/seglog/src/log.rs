@@ -433,7 +433,11 @@ impl<F: FileSystem> Log<F> {
     /// # Cancel safety
     /// Dropping the future, polled or not, does not stop the close, which runs to its end on
     /// a thread of its own: the log is closed either way (later calls fail with
-    /// [`Error::Closed`]); only the flush's result is lost.
+    /// [`Error::Closed`]); only the flush's result is lost. A runtime's drop waits for that
+    /// close once the blocking-pool task that joins it has started (microseconds after the
+    /// call on a pool with a free thread); a runtime shut down before then drops the task
+    /// unrun, and a process that exits right away may cut the close short. Await the future
+    /// before exiting to know the close ended.
     ///
     /// # Errors
     /// As [`Self::close`].
