@@ -6,7 +6,8 @@
 //! waits at `CloseGate::enter(true)` for a close nobody runs, and the `close_async` future
 //! never resolves (and the pool thread is held for good). Thread creation fails in
 //! practice under thread or address-space exhaustion; here an `RLIMIT_AS` just above the
-//! process's current size makes it fail (root ignores `RLIMIT_NPROC`).
+//! process's current size makes it fail (root ignores `RLIMIT_NPROC`): a thread's 2 MiB
+//! stack does not fit, the close's few small allocations do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::{Log, Options};
@@ -19,18 +20,19 @@ fn vm_size_bytes() -> u64 {
     kib * 1024
 }
 
+/// Sets this process's soft address-space limit in place, with no helper process: a
+/// `prlimit` child had to be started while the limit was in force, and that spawn itself
+/// could fail for want of memory (seen in CI).
 fn set_as_limit(soft: Option<u64>) {
-    let value = match soft {
-        Some(bytes) => format!("--as={bytes}:unlimited"),
-        None => "--as=unlimited:unlimited".to_string(),
-    };
-    let status = std::process::Command::new("prlimit")
-        .arg("--pid")
-        .arg(std::process::id().to_string())
-        .arg(value)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    setrlimit(
+        Resource::As,
+        Rlimit {
+            current: soft,
+            maximum: None,
+        },
+    )
+    .unwrap();
 }
 
 #[test]
