@@ -94,7 +94,7 @@ impl<F: FileSystem> SeglogEventStore<F> {
         &self,
         execution_id: &ExecutionId,
         tenant_id: &TenantId,
-        payloads: Vec<Vec<u8>>,
+        payloads: &[Vec<u8>],
     ) -> anyhow::Result<u64> {
         #[cfg(feature = "tier")]
         if let Some(remote) = self.bucket().and_then(|b| b.remote.as_ref()) {
@@ -105,7 +105,7 @@ impl<F: FileSystem> SeglogEventStore<F> {
                     tenant_id.as_str(),
                     None,
                     ENCODING_MSGPACK_NAMED,
-                    &payloads,
+                    payloads,
                 )
                 .await?);
         }
@@ -116,7 +116,7 @@ impl<F: FileSystem> SeglogEventStore<F> {
                 tenant_id.as_str(),
                 None,
                 ENCODING_MSGPACK_NAMED,
-                &payloads,
+                payloads,
             )
             .await?;
         Ok(first)
@@ -214,7 +214,7 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
                 return Err(refused);
             }
         };
-        self.append_encoded(execution_id, tenant_id, vec![payload])
+        self.append_encoded(execution_id, tenant_id, &[payload])
             .await
     }
 
@@ -227,7 +227,7 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
         if events.is_empty() {
             anyhow::bail!("append_batch needs at least one event; nothing was written");
         }
-        let payloads = match events.iter().map(codec::encode).collect() {
+        let payloads: Vec<Vec<u8>> = match events.iter().map(codec::encode).collect() {
             Ok(payloads) => payloads,
             Err(refused) => {
                 // One may nest too deep to drop recursively.
@@ -235,7 +235,8 @@ impl<F: FileSystem> EventStore for SeglogEventStore<F> {
                 return Err(refused);
             }
         };
-        self.append_encoded(execution_id, tenant_id, payloads).await
+        self.append_encoded(execution_id, tenant_id, &payloads)
+            .await
     }
 
     async fn load_events(&self, execution_id: &ExecutionId) -> anyhow::Result<Vec<StoredEvent>> {
