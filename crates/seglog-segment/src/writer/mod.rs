@@ -121,6 +121,8 @@ impl<F: FileSystem> Drop for LastHandle<F> {
         // round lets go of it. No round can start once no handle is left.
         if self.inner.commit.lock().rounds_idle() {
             self.inner.dir_lock.lock().take();
+        } else {
+            self.inner.round_runner.hold_runtime_until_led();
         }
     }
 }

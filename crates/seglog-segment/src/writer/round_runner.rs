@@ -20,6 +20,12 @@
 //!
 //! A round runs inside the runtime context of the task that handed it over (a seal listener
 //! in it may spawn tasks, as it could on the blocking pool; review 149).
+//!
+//! A runtime's drop waits for its blocking tasks, not for these threads. When the log's last
+//! handle goes while handed rounds are under way (a cancelled append's), the directory lock
+//! goes only when they end; so that a program which drops its log and its runtime and
+//! reopens the directory finds it unlocked, as it did when rounds ran on the pool, a
+//! blocking task on the handing runtime waits for them (review 153).
 
 use super::group_commit::LeaderClaim;
 use crate::io::FileSystem;
@@ -39,6 +45,8 @@ pub(crate) struct RoundRunner<F: FileSystem> {
 struct Shared<F: FileSystem> {
     state: Mutex<State<F>>,
     handed: Condvar,
+    /// Rung when the last claim under way has been led.
+    all_led: Condvar,
 }
 
 /// A claim handed over, with the runtime of the task that handed it.
@@ -52,6 +60,10 @@ struct State<F: FileSystem> {
     /// Notifications sent and not yet taken by a waking thread. A hand-off that notifies
     /// counts its thread out of `idle`; whichever thread wakes takes one of these.
     notified: usize,
+    /// Claims handed over and not yet led to their end (queued or leading).
+    under_way: usize,
+    /// The runtime of the latest hand-off, while claims are under way.
+    handing_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<F: FileSystem> Default for RoundRunner<F> {
@@ -62,8 +74,11 @@ impl<F: FileSystem> Default for RoundRunner<F> {
                     claims: VecDeque::new(),
                     idle: 0,
                     notified: 0,
+                    under_way: 0,
+                    handing_runtime: None,
                 }),
                 handed: Condvar::new(),
+                all_led: Condvar::new(),
             }),
         }
     }
@@ -76,6 +91,10 @@ impl<F: FileSystem> RoundRunner<F> {
     pub(crate) fn run(&self, claim: LeaderClaim<F>) {
         let runtime = tokio::runtime::Handle::try_current().ok();
         let mut state = self.shared.state.lock();
+        state.under_way += 1;
+        if runtime.is_some() {
+            state.handing_runtime.clone_from(&runtime);
+        }
         state.claims.push_back((claim, runtime));
         if state.idle > 0 {
             state.idle -= 1;
@@ -95,6 +114,24 @@ impl<F: FileSystem> RoundRunner<F> {
             if let Some((claim, _)) = claim {
                 claim.lead();
             }
+            self.shared.led_one();
+        }
+    }
+
+    /// Called when the log's last handle goes: while claims are under way, a blocking task on
+    /// the runtime that handed the latest one waits for them, so that the runtime's drop
+    /// waits too (see the module's documentation).
+    pub(crate) fn hold_runtime_until_led(&self) {
+        let runtime = {
+            let state = self.shared.state.lock();
+            if state.under_way == 0 {
+                return;
+            }
+            state.handing_runtime.clone()
+        };
+        if let Some(runtime) = runtime {
+            let shared = self.shared.clone();
+            drop(runtime.spawn_blocking(move || shared.wait_all_led()));
         }
     }
 }
@@ -131,6 +168,25 @@ impl<F: FileSystem> Shared<F> {
             if led.is_err() {
                 tracing::error!("a commit round panicked on the round runner's thread");
             }
+            self.led_one();
+        }
+    }
+
+    /// Counts a claim led to its end (its hold on the log gone with it).
+    fn led_one(&self) {
+        let mut state = self.state.lock();
+        state.under_way = state.under_way.saturating_sub(1);
+        if state.under_way == 0 {
+            state.handing_runtime = None;
+            self.all_led.notify_all();
+        }
+    }
+
+    /// Blocks until no claim is under way.
+    fn wait_all_led(&self) {
+        let mut state = self.state.lock();
+        while state.under_way > 0 {
+            self.all_led.wait(&mut state);
         }
     }
 }
