@@ -7,6 +7,10 @@
 //! unreadable record would fail every global read whose window holds it.
 
 use rmp::Marker;
+use smallvec::{smallvec, SmallVec};
+
+/// Open containers [`check`] tracks without allocating.
+const INLINE_DEPTH: usize = 16;
 
 /// Why [`check`] refused a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +35,9 @@ pub(crate) enum NestingError {
 pub(crate) fn check(bytes: &[u8], max: usize) -> Result<(), NestingError> {
     let mut reader = Reader { bytes, pos: 0 };
     // Items still to read in each open container; the first entry is the top-level value.
-    let mut left: Vec<u64> = vec![1];
+    // An event nests a few levels (the envelope, then its payload), so the stack lives on
+    // the thread's stack and takes no allocation per append unless a value nests deeper.
+    let mut left: SmallVec<[u64; INLINE_DEPTH]> = smallvec![1];
     while let Some(top) = left.last_mut() {
         if *top == 0 {
             left.pop();
@@ -151,6 +157,23 @@ mod tests {
             depth_ok(&deep_map, 4),
             Err(NestingError::TooDeep { max: 4 })
         );
+    }
+
+    #[test]
+    fn depths_past_the_inline_stack_count_the_same() {
+        for depth in [
+            INLINE_DEPTH - 1,
+            INLINE_DEPTH,
+            INLINE_DEPTH + 1,
+            3 * INLINE_DEPTH,
+        ] {
+            assert_eq!(depth_ok(&nested(depth), depth), Ok(()), "{depth}");
+            assert_eq!(
+                depth_ok(&nested(depth + 1), depth),
+                Err(NestingError::TooDeep { max: depth }),
+                "{depth}"
+            );
+        }
     }
 
     #[test]
