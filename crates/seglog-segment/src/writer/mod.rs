@@ -117,12 +117,15 @@ impl<F: FileSystem> Drop for LastHandle<F> {
         self.inner.stop_background_writes();
         // IMPORTANT: a commit round may still be running (a cancelled async append's round
         // on the round runner holds the log, not a handle): it writes where the next owner
-        // of the directory would. Then the lock goes only with the log itself, when that
-        // round lets go of it. No round can start once no handle is left.
+        // of the directory would. The drop waits for the runner's rounds where it can; if a
+        // round is still under way after that, the lock goes only with the log itself, when
+        // that round lets go of it. No round can start once no handle is left.
+        let idle = self.inner.commit.lock().rounds_idle();
+        if !idle && !self.inner.round_runner.wait_until_led() {
+            return;
+        }
         if self.inner.commit.lock().rounds_idle() {
             self.inner.dir_lock.lock().take();
-        } else {
-            self.inner.round_runner.hold_runtime_until_led();
         }
     }
 }

@@ -23,9 +23,17 @@
 //!
 //! A runtime's drop waits for its blocking tasks, not for these threads. When the log's last
 //! handle goes while handed rounds are under way (a cancelled append's), the directory lock
-//! goes only when they end; so that a program which drops its log and its runtime and
-//! reopens the directory finds it unlocked, as it did when rounds ran on the pool, a
-//! blocking task on the handing runtime waits for them (review 153).
+//! goes only when they end; so that a program which drops its log (and its runtime) and
+//! reopens the directory finds it unlocked, the last handle's drop waits for them
+//! ([`RoundRunner::wait_until_led`]), as a close would: one write and one fdatasync, rarely
+//! more, and never longer than [`LAST_HANDLE_WAIT`]. It does not wait where it would wait
+//! for itself: on a runner thread, or in code the log calls back (a seal listener, a waker),
+//! which may run inside the very round. There the lock goes when the round ends, a moment
+//! later. (A blocking task left on the handing runtime, which that runtime's drop would
+//! wait for, was tried first, review 153: tokio refuses it silently once the runtime shuts
+//! down, which is where `#[tokio::main]` drops a task that owns the log, review 156; it
+//! panics when no thread can start, review 157; and the handing runtime need not be the one
+//! the program drops last, review 158.)
 
 use super::group_commit::LeaderClaim;
 use crate::io::FileSystem;
@@ -36,6 +44,11 @@ use std::time::Duration;
 
 /// How long a runner thread waits for the next claim before it leaves.
 const IDLE_EXIT: Duration = Duration::from_secs(1);
+
+/// How long the last handle's drop waits for the rounds under way: one write and one
+/// fdatasync take far less, but a drop must not hang for good, say when a round's seal
+/// listener waits for a lock the dropping thread holds.
+const LAST_HANDLE_WAIT: Duration = Duration::from_secs(5);
 
 /// The log's round runner (see the module's documentation).
 pub(crate) struct RoundRunner<F: FileSystem> {
@@ -52,6 +65,11 @@ struct Shared<F: FileSystem> {
 /// A claim handed over, with the runtime of the task that handed it.
 type Handed<F> = (LeaderClaim<F>, Option<tokio::runtime::Handle>);
 
+std::thread_local! {
+    /// True on a runner thread (of any log).
+    static ON_RUNNER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 struct State<F: FileSystem> {
     /// Claims handed over and not yet taken.
     claims: VecDeque<Handed<F>>,
@@ -62,8 +80,6 @@ struct State<F: FileSystem> {
     notified: usize,
     /// Claims handed over and not yet led to their end (queued or leading).
     under_way: usize,
-    /// The runtime of the latest hand-off, while claims are under way.
-    handing_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<F: FileSystem> Default for RoundRunner<F> {
@@ -75,7 +91,6 @@ impl<F: FileSystem> Default for RoundRunner<F> {
                     idle: 0,
                     notified: 0,
                     under_way: 0,
-                    handing_runtime: None,
                 }),
                 handed: Condvar::new(),
                 all_led: Condvar::new(),
@@ -92,9 +107,6 @@ impl<F: FileSystem> RoundRunner<F> {
         let runtime = tokio::runtime::Handle::try_current().ok();
         let mut state = self.shared.state.lock();
         state.under_way += 1;
-        if runtime.is_some() {
-            state.handing_runtime.clone_from(&runtime);
-        }
         state.claims.push_back((claim, runtime));
         if state.idle > 0 {
             state.idle -= 1;
@@ -111,34 +123,51 @@ impl<F: FileSystem> RoundRunner<F> {
             let claim = state.claims.pop_back();
             drop(state);
             tracing::warn!(error = %e, "cannot start a thread for async appends' commit rounds; leading the round on the caller's thread");
+            // Counted as led even if the round panics (a seal listener's), or a last
+            // handle's drop would wait for it forever.
+            let _led = LedOnDrop(&self.shared);
             if let Some((claim, _)) = claim {
                 claim.lead();
             }
-            self.shared.led_one();
         }
     }
 
-    /// Called when the log's last handle goes: while claims are under way, a blocking task on
-    /// the runtime that handed the latest one waits for them, so that the runtime's drop
-    /// waits too (see the module's documentation).
-    pub(crate) fn hold_runtime_until_led(&self) {
-        let runtime = {
-            let state = self.shared.state.lock();
-            if state.under_way == 0 {
-                return;
+    /// Called when the log's last handle goes: blocks until every claim handed over has been
+    /// led to its end, for at most [`LAST_HANDLE_WAIT`], unless this thread could be inside
+    /// one of those rounds (a runner thread, or code the log calls back), where it returns at
+    /// once. True when nothing is under way any more.
+    pub(crate) fn wait_until_led(&self) -> bool {
+        let inside_a_round =
+            ON_RUNNER_THREAD.with(std::cell::Cell::get) || crate::caller_waker::inside_callback();
+        let deadline = std::time::Instant::now() + LAST_HANDLE_WAIT;
+        let mut state = self.shared.state.lock();
+        while state.under_way > 0 && !inside_a_round {
+            if self
+                .shared
+                .all_led
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                break;
             }
-            state.handing_runtime.clone()
-        };
-        if let Some(runtime) = runtime {
-            let shared = self.shared.clone();
-            drop(runtime.spawn_blocking(move || shared.wait_all_led()));
         }
+        state.under_way == 0
+    }
+}
+
+/// Counts a claim led when dropped.
+struct LedOnDrop<'a, F: FileSystem>(&'a Shared<F>);
+
+impl<F: FileSystem> Drop for LedOnDrop<'_, F> {
+    fn drop(&mut self) {
+        self.0.led_one();
     }
 }
 
 impl<F: FileSystem> Shared<F> {
     /// A thread's body: lead each claim handed over; leave after [`IDLE_EXIT`] without one.
     fn serve(&self) {
+        ON_RUNNER_THREAD.with(|on| on.set(true));
         loop {
             let (claim, runtime) = {
                 let mut state = self.state.lock();
@@ -177,16 +206,7 @@ impl<F: FileSystem> Shared<F> {
         let mut state = self.state.lock();
         state.under_way = state.under_way.saturating_sub(1);
         if state.under_way == 0 {
-            state.handing_runtime = None;
             self.all_led.notify_all();
-        }
-    }
-
-    /// Blocks until no claim is under way.
-    fn wait_all_led(&self) {
-        let mut state = self.state.lock();
-        while state.under_way > 0 {
-            self.all_led.wait(&mut state);
         }
     }
 }
