@@ -40,6 +40,7 @@
 mod builder;
 mod caller_waker;
 mod close_gate;
+mod departing;
 mod dir_guard;
 mod durable_queue;
 mod error;

@@ -15,8 +15,9 @@
 //! fails with `Locked`, the very thing review 153's fix promised cannot happen after
 //! "a program drops its log and its runtime".
 //!
-//! Fixed (2026-12-08): the last handle's drop no longer leaves a blocking task; it waits for
-//! the runner's rounds itself, bounded (`RoundRunner::wait_until_led`).
+//! Fixed (2026-12-08): the last handle's drop no longer leaves a blocking task, nor waits;
+//! an open of the directory in this process waits for the departing log instead
+//! (`seglog-segment`'s `departing.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog_segment::format::EventBatch;

@@ -21,8 +21,9 @@
 //!
 //! The append in flight is never acknowledged, so nothing is lost; the failure is the lock.
 //!
-//! Fixed (2026-12-08): the last handle's drop no longer leaves a blocking task; it waits for
-//! the runner's rounds itself, bounded (`RoundRunner::wait_until_led`).
+//! Fixed (2026-12-08): the last handle's drop no longer leaves a blocking task, nor waits;
+//! an open of the directory in this process waits for the departing log instead
+//! (`seglog-segment`'s `departing.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::io::sim::SimFs;

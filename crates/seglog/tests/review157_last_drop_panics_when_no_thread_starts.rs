@@ -22,8 +22,9 @@
 //! latency — handed to the runner), then `RLIMIT_AS` just above the process's size, so that a
 //! thread's stack does not fit, and `drop(log)`.
 //!
-//! Fixed (2026-12-08): the last handle's drop no longer leaves a blocking task; it waits for
-//! the runner's rounds itself, bounded (`RoundRunner::wait_until_led`).
+//! Fixed (2026-12-08): the last handle's drop no longer leaves a blocking task, nor waits;
+//! an open of the directory in this process waits for the departing log instead
+//! (`seglog-segment`'s `departing.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use seglog::io::sim::SimFs;

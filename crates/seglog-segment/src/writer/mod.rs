@@ -58,6 +58,10 @@ pub(crate) struct Inner<F: FileSystem> {
     /// One close at a time; a second waits for the first (`close`, review 143).
     close_gate: crate::CloseGate<std::result::Result<(), crate::PoisonCause>>,
     dir_lock: parking_lot::Mutex<Option<F::DirLock>>,
+    /// Set when the last handle went while a round still wrote (`crate::departing`).
+    /// IMPORTANT: declared after `dir_lock`, so dropped after it: an open waiting for the
+    /// departure to end must find the lock gone.
+    departure: parking_lot::Mutex<Option<crate::departing::Departure>>,
     stats: WriterCounters,
     seal_listener: RwLock<Option<SealListener>>,
     /// Held for the whole of a segment replacement: one at a time.
@@ -117,15 +121,15 @@ impl<F: FileSystem> Drop for LastHandle<F> {
         self.inner.stop_background_writes();
         // IMPORTANT: a commit round may still be running (a cancelled async append's round
         // on the round runner holds the log, not a handle): it writes where the next owner
-        // of the directory would. The drop waits for the runner's rounds where it can; if a
-        // round is still under way after that, the lock goes only with the log itself, when
-        // that round lets go of it. No round can start once no handle is left.
+        // of the directory would. Then the lock goes only with the log itself, when that
+        // round lets go of it; the drop does not wait for it (the round may be waiting for
+        // this thread), and an open of the directory in this process waits for the
+        // departure instead (`crate::departing`). No round can start once no handle is left.
         let idle = self.inner.commit.lock().rounds_idle();
-        if !idle && !self.inner.round_runner.wait_until_led() {
-            return;
-        }
-        if self.inner.commit.lock().rounds_idle() {
+        if idle {
             self.inner.dir_lock.lock().take();
+        } else if self.inner.dir_lock.lock().is_some() {
+            *self.inner.departure.lock() = Some(crate::departing::Departure::new(&self.inner.dir));
         }
     }
 }
@@ -135,6 +139,25 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
         f.debug_struct("SegmentLog")
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// Locks `dir` for a writer. When it is locked by a log of this process that is letting go
+/// of it (its last handle gone, a round still writing: `crate::departing`), waits for that
+/// first.
+fn lock_dir<F: FileSystem>(fs: &F, dir: &Path) -> Result<F::DirLock> {
+    loop {
+        match fs.lock_dir(dir) {
+            Ok(lock) => return Ok(lock),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !crate::departing::wait_for(dir, crate::departing::DEPARTURE_WAIT) {
+                    return Err(Error::Locked {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io("lock", dir, e)),
+        }
     }
 }
 
@@ -198,7 +221,9 @@ impl<F: FileSystem> SegmentLog<F> {
     /// recovered tail durable. `visitor` sees every record recovery reads.
     ///
     /// # Errors
-    /// [`Error::Locked`] if another writer holds the directory, [`Error::Corruption`] /
+    /// [`Error::Locked`] if another writer holds the directory (a log of this process whose
+    /// last handle is gone while a commit round still writes is waited for first, at most
+    /// 10 s), [`Error::Corruption`] /
     /// [`Error::UnsupportedVersion`] for damage the [`crate::RecoveryMode`] does not accept,
     /// [`Error::InvalidOptions`], and I/O errors.
     pub fn open(
@@ -210,10 +235,7 @@ impl<F: FileSystem> SegmentLog<F> {
         opts.validate()?;
         let dir = absolute_dir(&fs, dir.into())?;
         create_dir_durably(&fs, &dir)?;
-        let dir_lock = fs.lock_dir(&dir).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
-            _ => Error::io("lock", &dir, e),
-        })?;
+        let dir_lock = lock_dir(&fs, &dir)?;
         let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
         // Read before recovery: a damaged identity stops the open before a salvage cuts.
         let found_id = crate::log_id::read(&fs, &dir)?;
@@ -247,6 +269,7 @@ impl<F: FileSystem> SegmentLog<F> {
             closed: AtomicBool::new(false),
             close_gate: crate::CloseGate::default(),
             dir_lock: parking_lot::Mutex::new(Some(dir_lock)),
+            departure: parking_lot::Mutex::new(None),
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),

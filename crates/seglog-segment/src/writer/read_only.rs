@@ -107,6 +107,7 @@ impl<F: FileSystem> SegmentLog<F> {
             closed: AtomicBool::new(false),
             close_gate: crate::CloseGate::default(),
             dir_lock: parking_lot::Mutex::new(None),
+            departure: parking_lot::Mutex::new(None),
             stats: WriterCounters::default(),
             seal_listener: RwLock::new(None),
             replace_lock: parking_lot::Mutex::new(()),

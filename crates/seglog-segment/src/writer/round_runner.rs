@@ -21,19 +21,10 @@
 //! A round runs inside the runtime context of the task that handed it over (a seal listener
 //! in it may spawn tasks, as it could on the blocking pool; review 149).
 //!
-//! A runtime's drop waits for its blocking tasks, not for these threads. When the log's last
-//! handle goes while handed rounds are under way (a cancelled append's), the directory lock
-//! goes only when they end; so that a program which drops its log (and its runtime) and
-//! reopens the directory finds it unlocked, the last handle's drop waits for them
-//! ([`RoundRunner::wait_until_led`]), as a close would: one write and one fdatasync, rarely
-//! more, and never longer than [`LAST_HANDLE_WAIT`]. It does not wait where it would wait
-//! for itself: on a runner thread, or in code the log calls back (a seal listener, a waker),
-//! which may run inside the very round. There the lock goes when the round ends, a moment
-//! later. (A blocking task left on the handing runtime, which that runtime's drop would
-//! wait for, was tried first, review 153: tokio refuses it silently once the runtime shuts
-//! down, which is where `#[tokio::main]` drops a task that owns the log, review 156; it
-//! panics when no thread can start, review 157; and the handing runtime need not be the one
-//! the program drops last, review 158.)
+//! A runtime's drop waits for its blocking tasks, not for these threads: when the log's last
+//! handle goes while a handed round is under way (a cancelled append's), the directory lock
+//! goes only when that round ends, and the log's drop does not wait for it (see
+//! `crate::departing` for how an open of the same directory in this process does).
 
 use super::group_commit::LeaderClaim;
 use crate::io::FileSystem;
@@ -45,11 +36,6 @@ use std::time::Duration;
 /// How long a runner thread waits for the next claim before it leaves.
 const IDLE_EXIT: Duration = Duration::from_secs(1);
 
-/// How long the last handle's drop waits for the rounds under way: one write and one
-/// fdatasync take far less, but a drop must not hang for good, say when a round's seal
-/// listener waits for a lock the dropping thread holds.
-const LAST_HANDLE_WAIT: Duration = Duration::from_secs(5);
-
 /// The log's round runner (see the module's documentation).
 pub(crate) struct RoundRunner<F: FileSystem> {
     shared: Arc<Shared<F>>,
@@ -58,17 +44,10 @@ pub(crate) struct RoundRunner<F: FileSystem> {
 struct Shared<F: FileSystem> {
     state: Mutex<State<F>>,
     handed: Condvar,
-    /// Rung when the last claim under way has been led.
-    all_led: Condvar,
 }
 
 /// A claim handed over, with the runtime of the task that handed it.
 type Handed<F> = (LeaderClaim<F>, Option<tokio::runtime::Handle>);
-
-std::thread_local! {
-    /// True on a runner thread (of any log).
-    static ON_RUNNER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 
 struct State<F: FileSystem> {
     /// Claims handed over and not yet taken.
@@ -78,8 +57,6 @@ struct State<F: FileSystem> {
     /// Notifications sent and not yet taken by a waking thread. A hand-off that notifies
     /// counts its thread out of `idle`; whichever thread wakes takes one of these.
     notified: usize,
-    /// Claims handed over and not yet led to their end (queued or leading).
-    under_way: usize,
 }
 
 impl<F: FileSystem> Default for RoundRunner<F> {
@@ -90,10 +67,8 @@ impl<F: FileSystem> Default for RoundRunner<F> {
                     claims: VecDeque::new(),
                     idle: 0,
                     notified: 0,
-                    under_way: 0,
                 }),
                 handed: Condvar::new(),
-                all_led: Condvar::new(),
             }),
         }
     }
@@ -106,7 +81,6 @@ impl<F: FileSystem> RoundRunner<F> {
     pub(crate) fn run(&self, claim: LeaderClaim<F>) {
         let runtime = tokio::runtime::Handle::try_current().ok();
         let mut state = self.shared.state.lock();
-        state.under_way += 1;
         state.claims.push_back((claim, runtime));
         if state.idle > 0 {
             state.idle -= 1;
@@ -123,51 +97,16 @@ impl<F: FileSystem> RoundRunner<F> {
             let claim = state.claims.pop_back();
             drop(state);
             tracing::warn!(error = %e, "cannot start a thread for async appends' commit rounds; leading the round on the caller's thread");
-            // Counted as led even if the round panics (a seal listener's), or a last
-            // handle's drop would wait for it forever.
-            let _led = LedOnDrop(&self.shared);
             if let Some((claim, _)) = claim {
                 claim.lead();
             }
         }
-    }
-
-    /// Called when the log's last handle goes: blocks until every claim handed over has been
-    /// led to its end, for at most [`LAST_HANDLE_WAIT`], unless this thread could be inside
-    /// one of those rounds (a runner thread, or code the log calls back), where it returns at
-    /// once. True when nothing is under way any more.
-    pub(crate) fn wait_until_led(&self) -> bool {
-        let inside_a_round =
-            ON_RUNNER_THREAD.with(std::cell::Cell::get) || crate::caller_waker::inside_callback();
-        let deadline = std::time::Instant::now() + LAST_HANDLE_WAIT;
-        let mut state = self.shared.state.lock();
-        while state.under_way > 0 && !inside_a_round {
-            if self
-                .shared
-                .all_led
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                break;
-            }
-        }
-        state.under_way == 0
-    }
-}
-
-/// Counts a claim led when dropped.
-struct LedOnDrop<'a, F: FileSystem>(&'a Shared<F>);
-
-impl<F: FileSystem> Drop for LedOnDrop<'_, F> {
-    fn drop(&mut self) {
-        self.0.led_one();
     }
 }
 
 impl<F: FileSystem> Shared<F> {
     /// A thread's body: lead each claim handed over; leave after [`IDLE_EXIT`] without one.
     fn serve(&self) {
-        ON_RUNNER_THREAD.with(|on| on.set(true));
         loop {
             let (claim, runtime) = {
                 let mut state = self.state.lock();
@@ -197,16 +136,6 @@ impl<F: FileSystem> Shared<F> {
             if led.is_err() {
                 tracing::error!("a commit round panicked on the round runner's thread");
             }
-            self.led_one();
-        }
-    }
-
-    /// Counts a claim led to its end (its hold on the log gone with it).
-    fn led_one(&self) {
-        let mut state = self.state.lock();
-        state.under_way = state.under_way.saturating_sub(1);
-        if state.under_way == 0 {
-            self.all_led.notify_all();
         }
     }
 }

@@ -1,0 +1,106 @@
+//! Logs of this process that are letting go of their directory: the last handle is gone
+//! while a commit round a cancelled async append left behind still writes (on the log's
+//! round runner), so the directory lock goes only when that round ends, a write and an
+//! fdatasync later.
+//!
+//! The drop of the last handle does not wait for that round: the round may be waiting for
+//! the dropping thread (a seal listener that takes a lock the dropper holds, or that waits
+//! for a task of a current-thread runtime whose only thread is dropping; reviews 162–164),
+//! and a drop that blocks on it stalls a program. Instead the log is registered here as
+//! departing from its directory, until the lock is gone; an open of the same directory in
+//! this process that finds it locked waits for the departure to end (at most
+//! [`DEPARTURE_WAIT`]) and tries again. So a program that drops its log (and its runtime)
+//! and reopens the directory finds it unlocked (reviews 153, 156–158), and nothing writes
+//! into the directory for the new owner while the old round still does.
+//!
+//! Directories are told apart by their absolute paths, as the logs hold them.
+
+use parking_lot::{Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long an open waits for a departing log of this process to let go of its directory:
+/// a round is one write and one fdatasync, far shorter, unless the disk stalls; then the
+/// open reports the directory locked, as it is.
+pub(crate) const DEPARTURE_WAIT: Duration = Duration::from_secs(10);
+
+/// Directories that departing logs of this process still lock (one entry per log).
+static DEPARTING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Rung whenever a departure ends.
+static DEPARTED: Condvar = Condvar::new();
+
+/// Marks a log as departing from `dir` until dropped: drop it only once the log's directory
+/// lock is gone.
+pub(crate) struct Departure {
+    dir: PathBuf,
+}
+
+impl Departure {
+    pub(crate) fn new(dir: &Path) -> Departure {
+        DEPARTING.lock().push(dir.to_path_buf());
+        Departure {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        let mut departing = DEPARTING.lock();
+        if let Some(at) = departing.iter().position(|d| *d == self.dir) {
+            departing.swap_remove(at);
+        }
+        drop(departing);
+        DEPARTED.notify_all();
+    }
+}
+
+/// Waits, at most `within`, for the logs of this process departing from `dir` to let go of
+/// it. True when some were departing and none is any more (the lock may be free now); false
+/// when none was, or one still is when the time is up.
+pub(crate) fn wait_for(dir: &Path, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut departing = DEPARTING.lock();
+    if !departing.iter().any(|d| d == dir) {
+        return false;
+    }
+    while departing.iter().any(|d| d == dir) {
+        if DEPARTED.wait_until(&mut departing, deadline).timed_out() {
+            return !departing.iter().any(|d| d == dir);
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_waits_only_for_departures_from_its_own_directory() {
+        let here = Path::new("/departing-test/a");
+        let there = Path::new("/departing-test/b");
+        assert!(
+            !wait_for(here, Duration::from_secs(5)),
+            "nothing departs yet"
+        );
+        let departure = Departure::new(here);
+        let started = Instant::now();
+        assert!(!wait_for(there, Duration::from_secs(5)));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited for another directory"
+        );
+        assert!(
+            !wait_for(here, Duration::from_millis(50)),
+            "still departing"
+        );
+        let ended = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(departure);
+        });
+        assert!(wait_for(here, Duration::from_secs(5)));
+        ended.join().ok();
+        assert!(!wait_for(here, Duration::from_secs(5)), "departed");
+    }
+}
