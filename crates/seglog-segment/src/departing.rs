@@ -13,10 +13,14 @@
 //! and reopens the directory finds it unlocked (reviews 153, 156–158), and nothing writes
 //! into the directory for the new owner while the old round still does.
 //!
-//! Directories are told apart by their absolute paths, as the logs hold them.
+//! Directories are told apart by their identity (device and inode, as `crate::DirGuard`
+//! records it at open), so another spelling of the same directory (a symbolic link, `..`)
+//! waits too.
 
+use crate::io::{FileIdentity, FileSystem};
 use parking_lot::{Condvar, Mutex};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long an open waits for a departing log of this process to let go of its directory:
@@ -25,22 +29,20 @@ use std::time::{Duration, Instant};
 pub(crate) const DEPARTURE_WAIT: Duration = Duration::from_secs(10);
 
 /// Directories that departing logs of this process still lock (one entry per log).
-static DEPARTING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static DEPARTING: Mutex<Vec<FileIdentity>> = Mutex::new(Vec::new());
 /// Rung whenever a departure ends.
 static DEPARTED: Condvar = Condvar::new();
 
-/// Marks a log as departing from `dir` until dropped: drop it only once the log's directory
-/// lock is gone.
+/// Marks a log as departing from its directory until dropped: drop it only once the log's
+/// directory lock is gone.
 pub(crate) struct Departure {
-    dir: PathBuf,
+    dir: FileIdentity,
 }
 
 impl Departure {
-    pub(crate) fn new(dir: &Path) -> Departure {
-        DEPARTING.lock().push(dir.to_path_buf());
-        Departure {
-            dir: dir.to_path_buf(),
-        }
+    pub(crate) fn new(dir: FileIdentity) -> Departure {
+        DEPARTING.lock().push(dir);
+        Departure { dir }
     }
 }
 
@@ -58,18 +60,42 @@ impl Drop for Departure {
 /// Waits, at most `within`, for the logs of this process departing from `dir` to let go of
 /// it. True when some were departing and none is any more (the lock may be free now); false
 /// when none was, or one still is when the time is up.
-pub(crate) fn wait_for(dir: &Path, within: Duration) -> bool {
+pub(crate) fn wait_for(dir: FileIdentity, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     let mut departing = DEPARTING.lock();
-    if !departing.iter().any(|d| d == dir) {
+    if !departing.contains(&dir) {
         return false;
     }
-    while departing.iter().any(|d| d == dir) {
+    while departing.contains(&dir) {
         if DEPARTED.wait_until(&mut departing, deadline).timed_out() {
-            return !departing.iter().any(|d| d == dir);
+            return !departing.contains(&dir);
         }
     }
     true
+}
+
+/// Takes the writer's lock on the log directory `dir` ([`FileSystem::lock_dir`]). When a
+/// log of this process that is letting go of the directory holds it (its last handle gone
+/// while a commit round still writes), waits for that first, at most 10 s. Fails with
+/// [`io::ErrorKind::WouldBlock`] while another writer holds it.
+///
+/// # Errors
+/// As [`FileSystem::lock_dir`].
+pub fn lock_log_dir<F: FileSystem + ?Sized>(fs: &F, dir: &Path) -> io::Result<F::DirLock> {
+    loop {
+        let refused = match fs.lock_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => e,
+            locked => return locked,
+        };
+        let Ok(identity) = fs.identity(dir) else {
+            return Err(refused);
+        };
+        if !wait_for(identity, DEPARTURE_WAIT) {
+            // No departure (any more): one that ended after the refusal and before this
+            // look let go of the lock first, so one more try tells.
+            return fs.lock_dir(dir);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -78,8 +104,14 @@ mod tests {
 
     #[test]
     fn an_open_waits_only_for_departures_from_its_own_directory() {
-        let here = Path::new("/departing-test/a");
-        let there = Path::new("/departing-test/b");
+        let here = FileIdentity {
+            device: u64::MAX,
+            inode: 1,
+        };
+        let there = FileIdentity {
+            device: u64::MAX,
+            inode: 2,
+        };
         assert!(
             !wait_for(here, Duration::from_secs(5)),
             "nothing departs yet"

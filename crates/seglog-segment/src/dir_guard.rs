@@ -42,6 +42,11 @@ impl DirGuard {
         &self.dir
     }
 
+    /// The directory's identity at open.
+    pub(crate) fn identity(&self) -> FileIdentity {
+        self.identity
+    }
+
     /// True when both recorded the same directory at their opens (by its identity, not its
     /// path: a path may name another directory since, and two paths the same one).
     pub fn same_directory(&self, other: &DirGuard) -> bool {

@@ -68,6 +68,7 @@ pub use caller_waker::{
     inside_callback, shielded, CallerWaker, DurableWatch, Shield, ShieldedWaker,
 };
 pub use close_gate::{CloseGate, CloseTurn, FirstClose};
+pub use departing::lock_log_dir;
 pub use dir_guard::DirGuard;
 pub use durable_queue::DurableQueue;
 pub use error::{Error, PoisonCause, Result};

@@ -129,7 +129,9 @@ impl<F: FileSystem> Drop for LastHandle<F> {
         if idle {
             self.inner.dir_lock.lock().take();
         } else if self.inner.dir_lock.lock().is_some() {
-            *self.inner.departure.lock() = Some(crate::departing::Departure::new(&self.inner.dir));
+            *self.inner.departure.lock() = Some(crate::departing::Departure::new(
+                self.inner.dir_guard.identity(),
+            ));
         }
     }
 }
@@ -139,25 +141,6 @@ impl<F: FileSystem> std::fmt::Debug for SegmentLog<F> {
         f.debug_struct("SegmentLog")
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
-    }
-}
-
-/// Locks `dir` for a writer. When it is locked by a log of this process that is letting go
-/// of it (its last handle gone, a round still writing: `crate::departing`), waits for that
-/// first.
-fn lock_dir<F: FileSystem>(fs: &F, dir: &Path) -> Result<F::DirLock> {
-    loop {
-        match fs.lock_dir(dir) {
-            Ok(lock) => return Ok(lock),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !crate::departing::wait_for(dir, crate::departing::DEPARTURE_WAIT) {
-                    return Err(Error::Locked {
-                        dir: dir.to_path_buf(),
-                    });
-                }
-            }
-            Err(e) => return Err(Error::io("lock", dir, e)),
-        }
     }
 }
 
@@ -235,7 +218,10 @@ impl<F: FileSystem> SegmentLog<F> {
         opts.validate()?;
         let dir = absolute_dir(&fs, dir.into())?;
         create_dir_durably(&fs, &dir)?;
-        let dir_lock = lock_dir(&fs, &dir)?;
+        let dir_lock = crate::lock_log_dir(&fs, &dir).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
+            _ => Error::io("lock", &dir, e),
+        })?;
         let dir_guard = crate::DirGuard::capture(&fs, &dir)?;
         // Read before recovery: a damaged identity stops the open before a salvage cuts.
         let found_id = crate::log_id::read(&fs, &dir)?;

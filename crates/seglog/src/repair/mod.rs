@@ -425,9 +425,10 @@ fn refuse_unless_a_log<F: FileSystem>(fs: &F, dir: &Path) -> Result<()> {
     }
 }
 
-/// The directory's lock, or [`seglog_segment::Error::Locked`] while a writer holds it.
+/// The directory's lock, or [`seglog_segment::Error::Locked`] while a writer holds it (a
+/// log of this process letting go of it is waited for, as an open does).
 fn lock<F: FileSystem>(fs: &F, dir: &Path) -> Result<F::DirLock> {
-    fs.lock_dir(dir).map_err(|e| match e.kind() {
+    seglog_segment::lock_log_dir(fs, dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => Error::Segment(seglog_segment::Error::Locked {
             dir: dir.to_path_buf(),
         }),
